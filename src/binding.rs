@@ -1,0 +1,118 @@
+//! Service bindings: the immutable description of one service agent.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::inbox::Inbox;
+use crate::names::{AgentId, Audience, ProcessId, ServiceName};
+
+/// Where a service lives, seen from this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Location {
+    /// In this process.
+    Local,
+    /// In another process, reached through an exchange bridge.
+    Remote,
+}
+
+/// The route to a service from this node. A remote route is added by the exchange layer;
+/// the service API never looks inside.
+#[derive(Clone)]
+pub(crate) enum Address {
+    Local(Inbox),
+}
+
+/// Immutable description of one service: name, agent identity, audience, process identity,
+/// location and the route to reach it. Cheap to clone; compares and hashes by agent identity.
+///
+/// A binding may outlive its service: messages sent along a stale binding fail cleanly.
+#[derive(Clone)]
+pub struct Binding(Arc<BindingInner>);
+
+struct BindingInner {
+    name: ServiceName,
+    agent: AgentId,
+    audience: Audience,
+    process: ProcessId,
+    location: Location,
+    address: Address,
+}
+
+impl Binding {
+    pub(crate) fn new(
+        name: ServiceName,
+        agent: AgentId,
+        audience: Audience,
+        process: ProcessId,
+        location: Location,
+        address: Address,
+    ) -> Self {
+        Binding(Arc::new(BindingInner { name, agent, audience, process, location, address }))
+    }
+
+    /// The service name (empty for an anonymous service).
+    pub fn name(&self) -> &ServiceName {
+        &self.0.name
+    }
+
+    /// The unique, stable identity of this agent.
+    pub fn agent(&self) -> AgentId {
+        self.0.agent
+    }
+
+    /// Who may see this service.
+    pub fn audience(&self) -> &Audience {
+        &self.0.audience
+    }
+
+    /// The identity of the process hosting the service.
+    pub fn process(&self) -> ProcessId {
+        self.0.process
+    }
+
+    /// Local or remote, seen from this node.
+    pub fn location(&self) -> Location {
+        self.0.location
+    }
+
+    /// The local inbox, when the service lives in this process.
+    pub(crate) fn inbox(&self) -> &Inbox {
+        match &self.0.address {
+            Address::Local(inbox) => inbox,
+        }
+    }
+}
+
+impl PartialEq for Binding {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.agent == other.0.agent
+    }
+}
+impl Eq for Binding {}
+impl std::hash::Hash for Binding {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.agent.hash(state)
+    }
+}
+
+impl fmt::Debug for Binding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Binding")
+            .field("name", &self.0.name)
+            .field("agent", &self.0.agent)
+            .field("audience", &self.0.audience)
+            .field("location", &self.0.location)
+            .finish()
+    }
+}
+
+impl fmt::Display for Binding {
+    /// `name/agent`, or `(anonymous)/agent`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.name.is_anonymous() {
+            write!(f, "(anonymous)/{}", self.0.agent)
+        } else {
+            write!(f, "{}/{}", self.0.name, self.0.agent)
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! # netsvc — a service-agent mesh on actix
+//!
+//! netsvc brings the model of OSE's `netsvc` to Rust. Every service is an actix actor whose
+//! mailbox receives reports, requests, availability announcements, notices and timer ticks.
+//! Services find each other through a per-node **registry** that announces when services
+//! become available or are withdrawn and which groups they are in; they talk by publishing
+//! **reports** on subjects (with wildcard subscriptions and cached last values for late
+//! subscribers) and by sending **requests** to exported methods (responses, failures with
+//! OSE's numeric codes, timeouts, delayed replies).
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use netsvc::prelude::*;
+//!
+//! #[derive(Service)]
+//! #[service(name = "publisher")]
+//! struct Publisher;
+//!
+//! impl Service for Publisher {
+//!     fn started(&mut self, ctx: &mut ServiceContext<Self>) {
+//!         ctx.publish_report("system.ctime", "now".to_string(), Lifetime::Forever);
+//!         ctx.start_timer("heartbeat", Duration::from_secs(10));
+//!     }
+//!     fn timer(&mut self, _name: &str, ctx: &mut ServiceContext<Self>) {
+//!         ctx.publish_report("system.time", "later".to_string(), Lifetime::None);
+//!         ctx.start_timer("heartbeat", Duration::from_secs(10));
+//!     }
+//! }
+//!
+//! #[derive(Service)]
+//! #[service(name = "calculator")]
+//! struct Calculator;
+//! impl Service for Calculator {}
+//!
+//! #[netsvc::methods]
+//! impl Calculator {
+//!     fn multiply(&mut self, a: i64, b: i64) -> i64 {
+//!         a * b
+//!     }
+//! }
+//!
+//! #[actix::main]
+//! async fn main() {
+//!     let node = Node::new("example");
+//!     node.spawn(Publisher);
+//!     let calc = node.spawn(Calculator);
+//!     let client = CalculatorClient::new(node.endpoint(&calc.binding));
+//!     assert_eq!(client.multiply(6, 7).await.unwrap(), 42);
+//!     node.monitor_signals();
+//!     node.shutdown_complete().await;
+//! }
+//! ```
+//!
+//! ## Architecture: concepts and modules
+//!
+//! | concept | module |
+//! |---|---|
+//! | node (a process's runtime), spawning services | [`Node`] (`node.rs`) |
+//! | service trait, its actix context, lifecycle | [`Service`], [`ServiceContext`] (`service.rs`) |
+//! | per-service broker: subscriptions both ways, report cache, groups | `service/broker.rs`, `report/cache.rs` |
+//! | timers, alarms, recurring actions (interval, cron) | `service/timers.rs`, [`Schedule`] |
+//! | two-phase shutdown, signals | [`ShutdownPhase`], `event.rs` |
+//! | registry actor: bindings, groups, availability subscriptions | [`RegistryEvent`], `registry.rs` |
+//! | the inbox: ordered deliveries, slow-consumer policy | `inbox.rs` |
+//! | reports, lifetimes, notices | [`Report`], [`Lifetime`], `report.rs` |
+//! | requests, endpoints, failures and codes, delayed responses | [`Endpoint`], [`Failure`], `request.rs` |
+//! | type-erased payloads (in-process values or encoded bytes) | [`Payload`], `payload.rs` |
+//! | names and identities | [`ServiceName`], [`SubjectPattern`], [`AgentId`], `names.rs` |
+//!
+//! In-process, nothing is serialized: report content travels as a shared value, request
+//! arguments and responses move as values. Every netsvc message to a service goes through its
+//! inbox (a FIFO drained by the actor), so messages from one service to another arrive in the
+//! order sent.
+//!
+//! ## Decisions where OSE left things open
+//!
+//! * Report callbacks receive a [`Report`] carrying the publisher's binding, the subject, the
+//!   matched pattern and the content.
+//! * Requests by name go to a local service first, else the one known longest.
+//! * A panic in a hook is caught and logged; the service keeps running. A panic in an exported
+//!   method fails that request with `SERVER_APPLICATION_ERROR`.
+//! * Invalid names, groups, subjects and patterns given as strings to fire-and-forget
+//!   operations are logged as errors naming the service and nothing is done; build them with
+//!   [`ServiceName::new`], [`Subject::new`], [`SubjectPattern::new`] to get the error value.
+
+mod binding;
+mod error;
+mod event;
+mod inbox;
+mod names;
+mod node;
+mod payload;
+mod registry;
+mod report;
+mod request;
+mod service;
+
+pub use binding::{Binding, Location};
+pub use error::Error;
+pub use event::{CronSchedule, Schedule, ShutdownPhase};
+pub use names::{
+    AgentId, Audience, ConversationId, GroupName, IntoName, InvalidName, ProcessId, ServiceName, Subject,
+    SubjectPattern,
+};
+pub use netsvc_derive::{methods, Service};
+pub use node::{Node, NodeConfig, Spawned, DEFAULT_INBOX_CAPACITY, DEFAULT_SHUTDOWN_DELAY};
+pub use payload::{Content, Format, Payload, PayloadError};
+pub use registry::{RegistryEvent, Status, Watch};
+pub use report::{
+    IntoTarget, Lifetime, PublisherNotice, Report, ReportTypeError, SubscriptionNotice, SubscriptionStatus, Target,
+};
+pub use request::failure::NETSVC_ORIGIN;
+pub use request::{
+    Call, Delayed, Endpoint, ErrorCode, Failure, IntoRequestTarget, RequestInfo, RequestTarget, Responder,
+};
+pub use service::{Service, ServiceContext, ServiceOptions};
+
+/// The usual imports: `use netsvc::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        Binding, Endpoint, ErrorCode, Failure, Lifetime, Node, Report, Service, ServiceContext, ShutdownPhase, Status,
+    };
+    pub use actix::{ActorContext, AsyncContext};
+    pub use netsvc_derive::methods;
+}
+
+/// Paths used by the macros. Not public API.
+#[doc(hidden)]
+pub mod __private {
+    use std::marker::PhantomData;
+
+    pub use crate::inbox::Drain;
+    pub use crate::request::{decode_args, method_unavailable, IntoReply, Plain, Reply};
+    pub use crate::service::ServiceOptions;
+    pub use crate::{Audience, Endpoint, GroupName, Payload, ServiceContext, ServiceName};
+    pub use actix;
+
+    /// What `#[derive(Service)]` generates besides the actix impls.
+    pub trait Descriptor: actix::Actor<Context = ServiceContext<Self>> {
+        /// Name, audience and groups from the attribute.
+        fn options() -> ServiceOptions;
+        /// Serves one request.
+        fn dispatch(service: &mut Self, ctx: &mut ServiceContext<Self>, method: &str, args: Payload) -> Reply;
+    }
+
+    /// What `#[netsvc::methods]` generates.
+    pub trait Exports: crate::Service {
+        /// Serves one request by method name.
+        fn dispatch(service: &mut Self, ctx: &mut ServiceContext<Self>, method: &str, args: Payload) -> Reply;
+    }
+
+    pub type DispatchFn<S> = fn(&mut S, &mut ServiceContext<S>, &str, Payload) -> Reply;
+
+    /// Autoref specialization: `(&&Tag::<S>::new()).dispatcher()` picks the exported methods
+    /// when `S: Exports`, else a dispatcher that answers "method unavailable".
+    pub struct Tag<S>(PhantomData<S>);
+    impl<S> Tag<S> {
+        pub fn new() -> Self {
+            Tag(PhantomData)
+        }
+    }
+    impl<S> Default for Tag<S> {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+    pub trait ViaExports<S: crate::Service> {
+        fn dispatcher(&self) -> DispatchFn<S>;
+    }
+    impl<S: Exports> ViaExports<S> for &Tag<S> {
+        fn dispatcher(&self) -> DispatchFn<S> {
+            <S as Exports>::dispatch
+        }
+    }
+    pub trait ViaNothing<S: crate::Service> {
+        fn dispatcher(&self) -> DispatchFn<S>;
+    }
+    impl<S: crate::Service> ViaNothing<S> for Tag<S> {
+        fn dispatcher(&self) -> DispatchFn<S> {
+            |_, ctx, method, _| Reply::Now(Err(method_unavailable(ctx.binding().name().as_str(), method)))
+        }
+    }
+
+    pub fn started<S: crate::Service>(service: &mut S, ctx: &mut ServiceContext<S>) {
+        crate::service::started(service, ctx)
+    }
+    pub fn stopping<S: crate::Service>(service: &mut S, ctx: &mut ServiceContext<S>) -> actix::Running {
+        crate::service::stopping(service, ctx)
+    }
+    pub fn drain<S: crate::Service>(service: &mut S, ctx: &mut ServiceContext<S>) {
+        crate::service::drain(service, ctx)
+    }
+
+    /// A name the macro validated at compile time.
+    pub fn service_name(name: &'static str) -> ServiceName {
+        ServiceName::new(name).unwrap_or_else(|_| ServiceName::anonymous())
+    }
+    /// A group the macro validated at compile time.
+    pub fn group_name(name: &'static str) -> Option<GroupName> {
+        GroupName::new(name).ok()
+    }
+    /// An audience the macro validated at compile time.
+    pub fn audience(value: &'static str) -> Audience {
+        Audience::parse(value).unwrap_or(Audience::Process)
+    }
+}

@@ -1,0 +1,561 @@
+//! Newtypes for names and identities, with validation.
+//!
+//! Names are cheap to clone (`Arc<str>` inside) because they travel with every report and
+//! request. Validation rules (decided here, the reference only says "avoid whitespace and
+//! non-printable characters"):
+//!
+//! * service names may be empty (an anonymous service), otherwise they must not contain
+//!   whitespace or control characters;
+//! * group names must be non-empty and contain no whitespace or control characters;
+//! * subjects must be non-empty and contain no control characters (a newline in particular);
+//! * subject patterns follow the subject rules; `*` and `?` are wildcards.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// Why a name, group, subject or pattern was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidName {
+    /// The value is empty where a value is required.
+    #[error("invalid {kind}: must not be empty")]
+    Empty {
+        /// What kind of name it was (`service name`, `group name`, `subject`, ...).
+        kind: &'static str,
+    },
+    /// The value contains a character that is not allowed.
+    #[error("invalid {kind} {value:?}: contains {what} at byte {at}")]
+    BadCharacter {
+        /// What kind of name it was.
+        kind: &'static str,
+        /// The offending value.
+        value: String,
+        /// `whitespace` or `a control character`.
+        what: &'static str,
+        /// Byte offset of the offending character.
+        at: usize,
+    },
+}
+
+fn check(kind: &'static str, value: &str, allow_empty: bool, allow_space: bool) -> Result<(), InvalidName> {
+    if value.is_empty() && !allow_empty {
+        return Err(InvalidName::Empty { kind });
+    }
+    for (at, c) in value.char_indices() {
+        let what = if c.is_control() {
+            "a control character"
+        } else if c.is_whitespace() && !allow_space {
+            "whitespace"
+        } else {
+            continue;
+        };
+        return Err(InvalidName::BadCharacter { kind, value: value.to_owned(), what, at });
+    }
+    Ok(())
+}
+
+macro_rules! name_type {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, allow_empty = $empty:expr, allow_space = $space:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(Arc<str>);
+
+        impl $name {
+            /// Validates `value` and wraps it.
+            pub fn new(value: impl AsRef<str>) -> Result<Self, InvalidName> {
+                let value = value.as_ref();
+                check($kind, value, $empty, $space)?;
+                Ok(Self(Arc::from(value)))
+            }
+
+            /// The name as a string slice.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&*self.0, f)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = InvalidName;
+            fn try_from(value: String) -> Result<Self, InvalidName> {
+                Self::new(value)
+            }
+        }
+
+        impl TryFrom<&str> for $name {
+            type Error = InvalidName;
+            fn try_from(value: &str) -> Result<Self, InvalidName> {
+                Self::new(value)
+            }
+        }
+
+        impl TryFrom<&String> for $name {
+            type Error = InvalidName;
+            fn try_from(value: &String) -> Result<Self, InvalidName> {
+                Self::new(value)
+            }
+        }
+
+        impl TryFrom<&$name> for $name {
+            type Error = InvalidName;
+            fn try_from(value: &$name) -> Result<Self, InvalidName> {
+                Ok(value.clone())
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0.to_string()
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                &*self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                &*self.0 == *other
+            }
+        }
+    };
+}
+
+name_type!(
+    /// A service name. Not unique; empty for an anonymous service.
+    ServiceName, "service name", allow_empty = true, allow_space = false
+);
+name_type!(
+    /// A service group name (never empty).
+    GroupName, "group name", allow_empty = false, allow_space = false
+);
+name_type!(
+    /// The subject of a report. Free-form; dots have no special meaning.
+    Subject, "subject", allow_empty = false, allow_space = true
+);
+
+impl ServiceName {
+    /// The empty name of an anonymous service.
+    pub fn anonymous() -> Self {
+        Self(Arc::from(""))
+    }
+
+    /// Whether this is the empty name of an anonymous service.
+    pub fn is_anonymous(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Who may see a service: everyone (`*`), this process only (`""`), or one exchange group.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Audience {
+    /// `*`: as widely as possible.
+    Everyone,
+    /// `""`: this process only.
+    Process,
+    /// One exchange group, by name.
+    Group(GroupName),
+}
+
+impl Audience {
+    /// Parses OSE's spelling: `*`, the empty string, or an exchange-group name.
+    pub fn parse(value: &str) -> Result<Self, InvalidName> {
+        match value {
+            "*" => Ok(Audience::Everyone),
+            "" => Ok(Audience::Process),
+            other => Ok(Audience::Group(GroupName::new(other)?)),
+        }
+    }
+
+    /// OSE's spelling of this audience.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Audience::Everyone => "*",
+            Audience::Process => "",
+            Audience::Group(g) => g.as_str(),
+        }
+    }
+}
+
+impl fmt::Debug for Audience {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Audience {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A subject pattern: `*` matches any run of characters (including dots), `?` exactly one
+/// character, everything else matches itself.
+///
+/// The pattern is analysed once when it is built, so matching the common shapes
+/// (`*`, `prefix*`, an exact subject) is a single comparison.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SubjectPattern {
+    text: Arc<str>,
+    #[serde(skip)]
+    shape: Shape,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+enum Shape {
+    #[default]
+    General,
+    Any,
+    Exact,
+    Prefix,
+}
+
+impl SubjectPattern {
+    /// Validates `pattern` and analyses its shape.
+    pub fn new(pattern: impl AsRef<str>) -> Result<Self, InvalidName> {
+        let text = pattern.as_ref();
+        check("subject pattern", text, false, true)?;
+        let wild = |c: char| c == '*' || c == '?';
+        let shape = if text.chars().all(|c| c == '*') {
+            Shape::Any
+        } else if !text.contains(wild) {
+            Shape::Exact
+        } else if text.ends_with('*') && !text[..text.len() - 1].contains(wild) {
+            Shape::Prefix
+        } else {
+            Shape::General
+        };
+        Ok(Self { text: Arc::from(text), shape })
+    }
+
+    /// The pattern text.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether `subject` matches this pattern.
+    pub fn matches(&self, subject: &str) -> bool {
+        match self.shape {
+            Shape::Any => true,
+            Shape::Exact => subject == &*self.text,
+            Shape::Prefix => subject.starts_with(&self.text[..self.text.len() - 1]),
+            Shape::General => glob_match(&self.text, subject),
+        }
+    }
+}
+
+/// Matches `subject` against a glob with `*` and `?`, iteratively with one backtrack point
+/// (no recursion, no allocation for ASCII). `?` consumes one character, not one byte.
+fn glob_match(pattern: &str, subject: &str) -> bool {
+    if pattern.is_ascii() && subject.is_ascii() {
+        glob(pattern.as_bytes(), subject.as_bytes())
+    } else {
+        let p: Vec<char> = pattern.chars().collect();
+        let s: Vec<char> = subject.chars().collect();
+        glob(&p, &s)
+    }
+}
+
+trait GlobUnit: Copy + PartialEq {
+    const STAR: Self;
+    const ONE: Self;
+}
+impl GlobUnit for u8 {
+    const STAR: u8 = b'*';
+    const ONE: u8 = b'?';
+}
+impl GlobUnit for char {
+    const STAR: char = '*';
+    const ONE: char = '?';
+}
+
+fn glob<T: GlobUnit>(p: &[T], s: &[T]) -> bool {
+    let (mut pi, mut si) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        if pi < p.len() && (p[pi] == T::ONE || (p[pi] != T::STAR && p[pi] == s[si])) {
+            pi += 1;
+            si += 1;
+        } else if pi < p.len() && p[pi] == T::STAR {
+            star = Some((pi, si));
+            pi += 1;
+        } else if let Some((sp, ss)) = star {
+            pi = sp + 1;
+            si = ss + 1;
+            star = Some((sp, ss + 1));
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == T::STAR {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+impl PartialEq for SubjectPattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+impl Eq for SubjectPattern {}
+impl std::hash::Hash for SubjectPattern {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.text.hash(state)
+    }
+}
+impl PartialOrd for SubjectPattern {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for SubjectPattern {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.text.cmp(&other.text)
+    }
+}
+impl fmt::Display for SubjectPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+impl fmt::Debug for SubjectPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.text, f)
+    }
+}
+impl TryFrom<String> for SubjectPattern {
+    type Error = InvalidName;
+    fn try_from(value: String) -> Result<Self, InvalidName> {
+        Self::new(value)
+    }
+}
+impl TryFrom<&str> for SubjectPattern {
+    type Error = InvalidName;
+    fn try_from(value: &str) -> Result<Self, InvalidName> {
+        Self::new(value)
+    }
+}
+impl TryFrom<&SubjectPattern> for SubjectPattern {
+    type Error = InvalidName;
+    fn try_from(value: &SubjectPattern) -> Result<Self, InvalidName> {
+        Ok(value.clone())
+    }
+}
+impl From<SubjectPattern> for String {
+    fn from(value: SubjectPattern) -> String {
+        value.text.to_string()
+    }
+}
+
+/// A value that can be turned into a validated name: the name type itself (infallible), or a
+/// string (validated). Lets operations take `"system.*"` or a pre-validated
+/// [`SubjectPattern`] alike.
+pub trait IntoName<T> {
+    /// Converts, or explains why the value is invalid.
+    fn into_name(self) -> Result<T, InvalidName>;
+}
+
+macro_rules! into_name {
+    ($($t:ty),*) => {$(
+        impl IntoName<$t> for $t {
+            fn into_name(self) -> Result<$t, InvalidName> {
+                Ok(self)
+            }
+        }
+        impl IntoName<$t> for &$t {
+            fn into_name(self) -> Result<$t, InvalidName> {
+                Ok(self.clone())
+            }
+        }
+        impl IntoName<$t> for &str {
+            fn into_name(self) -> Result<$t, InvalidName> {
+                <$t>::new(self)
+            }
+        }
+        impl IntoName<$t> for String {
+            fn into_name(self) -> Result<$t, InvalidName> {
+                <$t>::new(self)
+            }
+        }
+        impl IntoName<$t> for &String {
+            fn into_name(self) -> Result<$t, InvalidName> {
+                <$t>::new(self)
+            }
+        }
+    )*};
+}
+
+into_name!(ServiceName, GroupName, Subject, SubjectPattern);
+
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub struct $name(uuid::Uuid);
+
+        impl $name {
+            /// A fresh random identity.
+            pub fn random() -> Self {
+                Self(uuid::Uuid::new_v4())
+            }
+
+            /// The identity as a UUID.
+            pub fn as_uuid(&self) -> uuid::Uuid {
+                self.0
+            }
+
+            /// Wraps an existing UUID (for identities that arrive from elsewhere).
+            pub fn from_uuid(id: uuid::Uuid) -> Self {
+                Self(id)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.0, f)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.0, f)
+            }
+        }
+    };
+}
+
+uuid_id!(
+    /// The unique identity of one service agent; stable across reconnections.
+    AgentId
+);
+uuid_id!(
+    /// The unique identity of one process (node).
+    ProcessId
+);
+
+/// Correlates a request with its response or failure. Unique within the requesting node.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]
+pub struct ConversationId(pub(crate) u64);
+
+impl ConversationId {
+    /// The numeric value.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for ConversationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// Hands out conversation ids, one counter per node.
+#[derive(Debug, Default)]
+pub(crate) struct ConversationIds(AtomicU64);
+
+impl ConversationIds {
+    pub(crate) fn next(&self) -> ConversationId {
+        ConversationId(self.0.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(p: &str, s: &str) -> bool {
+        SubjectPattern::new(p).unwrap().matches(s)
+    }
+
+    #[test]
+    fn star_crosses_dots_and_needs_the_literal_prefix() {
+        assert!(m("system.*", "system.time"));
+        assert!(m("system.*", "system.statistics.users"));
+        assert!(m("system.*", "system."));
+        assert!(!m("system.*", "system"));
+        assert!(!m("system.*", "other.time"));
+        assert!(m("*", "anything at all"));
+        assert!(m("**", "x"));
+    }
+
+    #[test]
+    fn question_mark_is_exactly_one_character() {
+        assert!(m("a?c", "abc"));
+        assert!(!m("a?c", "ac"));
+        assert!(!m("a?c", "abbc"));
+        assert!(m("temp.?", "temp.é"));
+        assert!(m("??", "éx"));
+    }
+
+    #[test]
+    fn general_patterns_backtrack() {
+        assert!(m("*.time", "system.time"));
+        assert!(m("*.time", "a.b.time"));
+        assert!(!m("*.time", "system.times"));
+        assert!(m("a*b*c", "axxbyyc"));
+        assert!(m("a*b*c", "abc"));
+        assert!(!m("a*b*c", "acb"));
+        assert!(m("*a?", "banana"));
+        assert!(m("x*", "x"));
+        assert!(!m("exact", "exact."));
+        assert!(m("exact", "exact"));
+    }
+
+    #[test]
+    fn names_are_validated() {
+        assert!(ServiceName::new("").unwrap().is_anonymous());
+        assert!(ServiceName::new("publisher").is_ok());
+        let err = ServiceName::new("bad name").unwrap_err();
+        assert_eq!(err.to_string(), "invalid service name \"bad name\": contains whitespace at byte 3");
+        assert!(matches!(
+            ServiceName::new("a\u{7}"),
+            Err(InvalidName::BadCharacter { what: "a control character", .. })
+        ));
+        assert_eq!(GroupName::new("").unwrap_err(), InvalidName::Empty { kind: "group name" });
+        assert!(GroupName::new("tab\there").is_err());
+        assert!(Subject::new("with space").is_ok());
+        assert!(Subject::new("line\nbreak").is_err());
+        assert!(Subject::new("").is_err());
+        assert!(SubjectPattern::new("").is_err());
+        assert!(SubjectPattern::new("a\nb*").is_err());
+    }
+
+    #[test]
+    fn audience_spelling_round_trips() {
+        assert_eq!(Audience::parse("*").unwrap(), Audience::Everyone);
+        assert_eq!(Audience::parse("").unwrap(), Audience::Process);
+        assert_eq!(Audience::parse("backend").unwrap().as_str(), "backend");
+        assert!(Audience::parse("two words").is_err());
+    }
+}

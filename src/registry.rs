@@ -1,0 +1,371 @@
+//! The registry: one actor per node holding every visible service binding, group membership,
+//! and the subscriptions to availability.
+//!
+//! Subscriptions come in four kinds ([`Watch`]): the whole registry, a service name, one agent,
+//! and a group. Each first replays the current state to the new subscriber (every service
+//! followed by its groups, the services of that name, the agent and its groups, the members
+//! of the group), then streams changes. A subscription to an agent that is not known gives an
+//! immediate `Withdrawn` so the subscriber can give up on it.
+//!
+//! Anonymous services are tracked (so others can watch them and so shutdown reaches them) but
+//! never announced, never listed by lookups and cannot join groups.
+//!
+//! Order of announcements on removal: "left group" for each group, then "withdrawn".
+//! Lookup order (used for requests by name): local services first, then the one known longest.
+
+use std::collections::{BTreeSet, HashMap};
+
+use actix::{Actor, Context, Handler, Message, MessageResult};
+
+use crate::binding::{Binding, Location};
+use crate::inbox::{Delivery, Inbox};
+use crate::names::{AgentId, GroupName, ServiceName};
+
+/// Available or withdrawn (for a group event: joined or left).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// The service is available, or joined the group.
+    Available,
+    /// The service was withdrawn, or left the group.
+    Withdrawn,
+}
+
+/// What a registry subscription watches.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Watch {
+    /// Every service and every group change.
+    Registry,
+    /// Services with this name (service events only, never group events).
+    Name(ServiceName),
+    /// One agent: its service events and its group events.
+    Agent(AgentId),
+    /// Services joining and leaving this group (a withdrawal implies leaving).
+    Group(GroupName),
+}
+
+/// An availability announcement delivered to a subscriber.
+#[derive(Debug, Clone)]
+pub struct RegistryEvent {
+    /// The service concerned.
+    pub binding: Binding,
+    /// `None` for a service event, the group for a join or leave event.
+    pub group: Option<GroupName>,
+    /// Available / joined, or withdrawn / left.
+    pub status: Status,
+    /// Which subscription produced this event.
+    pub watch: Watch,
+}
+
+struct Entry {
+    binding: Binding,
+    groups: BTreeSet<GroupName>,
+    announced: bool,
+    seq: u64,
+}
+
+#[derive(Clone)]
+struct Sub {
+    subscriber: AgentId,
+    inbox: Inbox,
+    internal: bool,
+}
+
+/// The registry actor of one node. Reached through [`Node`](crate::Node) and
+/// [`ServiceContext`](crate::ServiceContext); its messages are crate-private.
+pub(crate) struct Registry {
+    agents: HashMap<AgentId, Entry>,
+    groups: HashMap<GroupName, BTreeSet<AgentId>>,
+    subs: HashMap<Watch, Vec<Sub>>,
+    seq: u64,
+}
+
+impl Actor for Registry {
+    type Context = Context<Self>;
+}
+
+impl Registry {
+    pub(crate) fn new() -> Self {
+        Registry { agents: HashMap::new(), groups: HashMap::new(), subs: HashMap::new(), seq: 0 }
+    }
+
+    fn notify(&self, watch: &Watch, binding: &Binding, group: Option<&GroupName>, status: Status) {
+        let Some(subs) = self.subs.get(watch) else { return };
+        for sub in subs {
+            send_event(sub, watch, binding, group, status);
+        }
+    }
+
+    /// Announces a service event or a group event to every subscription that covers it.
+    fn announce(&self, binding: &Binding, group: Option<&GroupName>, status: Status) {
+        self.notify(&Watch::Registry, binding, group, status);
+        self.notify(&Watch::Agent(binding.agent()), binding, group, status);
+        match group {
+            None => self.notify(&Watch::Name(binding.name().clone()), binding, None, status),
+            Some(g) => self.notify(&Watch::Group(g.clone()), binding, Some(g), status),
+        }
+    }
+
+    fn sorted(&self, mut entries: Vec<&Entry>) -> Vec<Binding> {
+        entries.sort_by_key(|e| (e.binding.location() != Location::Local, e.seq));
+        entries.into_iter().map(|e| e.binding.clone()).collect()
+    }
+
+    fn replay(&self, sub: &Sub, watch: &Watch) {
+        let entries: Vec<&Entry> = match watch {
+            Watch::Registry => self.agents.values().filter(|e| e.announced).collect(),
+            Watch::Name(n) => self.agents.values().filter(|e| e.announced && e.binding.name() == n).collect(),
+            Watch::Agent(a) => match self.agents.get(a) {
+                Some(e) => vec![e],
+                None => {
+                    return;
+                }
+            },
+            Watch::Group(g) => self.groups.get(g).into_iter().flatten().filter_map(|a| self.agents.get(a)).collect(),
+        };
+        for binding in self.sorted(entries) {
+            let entry = &self.agents[&binding.agent()];
+            match watch {
+                Watch::Name(_) => send_event(sub, watch, &binding, None, Status::Available),
+                Watch::Group(g) => send_event(sub, watch, &binding, Some(g), Status::Available),
+                Watch::Registry | Watch::Agent(_) => {
+                    send_event(sub, watch, &binding, None, Status::Available);
+                    for g in &entry.groups {
+                        send_event(sub, watch, &binding, Some(g), Status::Available);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn send_event(sub: &Sub, watch: &Watch, binding: &Binding, group: Option<&GroupName>, status: Status) {
+    let event = RegistryEvent { binding: binding.clone(), group: group.cloned(), status, watch: watch.clone() };
+    sub.inbox.send(Delivery::Registry { event, internal: sub.internal });
+}
+
+macro_rules! message {
+    ($name:ident => $result:ty) => {
+        impl Message for $name {
+            type Result = $result;
+        }
+    };
+}
+
+pub(crate) struct Register {
+    pub(crate) binding: Binding,
+    pub(crate) groups: Vec<GroupName>,
+}
+message!(Register => ());
+
+impl Handler<Register> for Registry {
+    type Result = ();
+    fn handle(&mut self, msg: Register, _: &mut Context<Self>) {
+        let binding = msg.binding;
+        let announced = !binding.name().is_anonymous();
+        self.seq += 1;
+        let agent = binding.agent();
+        self.agents
+            .insert(agent, Entry { binding: binding.clone(), groups: BTreeSet::new(), announced, seq: self.seq });
+        if announced {
+            self.announce(&binding, None, Status::Available);
+            for group in msg.groups {
+                self.join(agent, group);
+            }
+        } else if !msg.groups.is_empty() {
+            tracing::error!(service = %binding, "anonymous services cannot join groups; groups ignored");
+        }
+    }
+}
+
+impl Registry {
+    fn join(&mut self, agent: AgentId, group: GroupName) {
+        let Some(entry) = self.agents.get_mut(&agent) else { return };
+        if !entry.announced {
+            tracing::error!(service = %entry.binding, group = %group, "anonymous services cannot join groups");
+            return;
+        }
+        if entry.groups.insert(group.clone()) {
+            let binding = entry.binding.clone();
+            self.groups.entry(group.clone()).or_default().insert(agent);
+            self.announce(&binding, Some(&group), Status::Available);
+        }
+    }
+
+    fn leave(&mut self, agent: AgentId, group: &GroupName) {
+        let Some(entry) = self.agents.get_mut(&agent) else { return };
+        if entry.groups.remove(group) {
+            let binding = entry.binding.clone();
+            if let Some(members) = self.groups.get_mut(group) {
+                members.remove(&agent);
+                if members.is_empty() {
+                    self.groups.remove(group);
+                }
+            }
+            self.announce(&binding, Some(group), Status::Withdrawn);
+        }
+    }
+}
+
+pub(crate) struct Withdraw(pub(crate) AgentId);
+message!(Withdraw => ());
+
+impl Handler<Withdraw> for Registry {
+    type Result = ();
+    fn handle(&mut self, msg: Withdraw, _: &mut Context<Self>) {
+        let agent = msg.0;
+        // The withdrawn agent's own subscriptions end with it.
+        for subs in self.subs.values_mut() {
+            subs.retain(|s| s.subscriber != agent);
+        }
+        self.subs.retain(|_, subs| !subs.is_empty());
+        let Some(entry) = self.agents.get(&agent) else { return };
+        let groups: Vec<GroupName> = entry.groups.iter().cloned().collect();
+        for g in &groups {
+            self.leave(agent, g);
+        }
+        if let Some(entry) = self.agents.remove(&agent) {
+            if entry.announced {
+                self.announce(&entry.binding, None, Status::Withdrawn);
+            } else {
+                // Anonymous agents are only ever watched by agent (internally).
+                self.notify(&Watch::Agent(agent), &entry.binding, None, Status::Withdrawn);
+            }
+        }
+    }
+}
+
+pub(crate) struct JoinGroup(pub(crate) AgentId, pub(crate) GroupName);
+message!(JoinGroup => ());
+
+impl Handler<JoinGroup> for Registry {
+    type Result = ();
+    fn handle(&mut self, msg: JoinGroup, _: &mut Context<Self>) {
+        self.join(msg.0, msg.1);
+    }
+}
+
+pub(crate) struct LeaveGroup(pub(crate) AgentId, pub(crate) GroupName);
+message!(LeaveGroup => ());
+
+impl Handler<LeaveGroup> for Registry {
+    type Result = ();
+    fn handle(&mut self, msg: LeaveGroup, _: &mut Context<Self>) {
+        self.leave(msg.0, &msg.1);
+    }
+}
+
+pub(crate) struct Subscribe {
+    pub(crate) subscriber: AgentId,
+    pub(crate) inbox: Inbox,
+    pub(crate) watch: Watch,
+    pub(crate) internal: bool,
+    /// For a subscription by agent: the binding the subscriber holds, used to answer
+    /// `Withdrawn` at once when the agent is not (or no longer) known.
+    pub(crate) known: Option<Binding>,
+}
+message!(Subscribe => ());
+
+impl Handler<Subscribe> for Registry {
+    type Result = ();
+    fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
+        let sub = Sub { subscriber: msg.subscriber, inbox: msg.inbox, internal: msg.internal };
+        let subs = self.subs.entry(msg.watch.clone()).or_default();
+        // Subscribing again replaces the subscription (and replays the current state again).
+        subs.retain(|s| !(s.subscriber == sub.subscriber && s.internal == sub.internal));
+        subs.push(sub.clone());
+        if let Watch::Agent(agent) = &msg.watch {
+            if !self.agents.contains_key(agent) {
+                // Unknown agent: say so at once, so the subscriber can give up on it.
+                if let Some(binding) = &msg.known {
+                    send_event(&sub, &msg.watch, binding, None, Status::Withdrawn);
+                }
+                return;
+            }
+        }
+        self.replay(&sub, &msg.watch);
+    }
+}
+
+pub(crate) struct Unsubscribe {
+    pub(crate) subscriber: AgentId,
+    pub(crate) watch: Watch,
+    pub(crate) internal: bool,
+}
+message!(Unsubscribe => ());
+
+impl Handler<Unsubscribe> for Registry {
+    type Result = ();
+    fn handle(&mut self, msg: Unsubscribe, _: &mut Context<Self>) {
+        if let Some(subs) = self.subs.get_mut(&msg.watch) {
+            subs.retain(|s| !(s.subscriber == msg.subscriber && s.internal == msg.internal));
+            if subs.is_empty() {
+                self.subs.remove(&msg.watch);
+            }
+        }
+    }
+}
+
+/// A synchronous question to the registry.
+pub(crate) enum Lookup {
+    Name(ServiceName),
+    Group(GroupName),
+    All,
+}
+message!(Lookup => Vec<Binding>);
+
+impl Handler<Lookup> for Registry {
+    type Result = MessageResult<Lookup>;
+    fn handle(&mut self, msg: Lookup, _: &mut Context<Self>) -> Self::Result {
+        let entries: Vec<&Entry> = match &msg {
+            Lookup::Name(n) => self.agents.values().filter(|e| e.announced && e.binding.name() == n).collect(),
+            Lookup::Group(g) => self.groups.get(g).into_iter().flatten().filter_map(|a| self.agents.get(a)).collect(),
+            Lookup::All => self.agents.values().filter(|e| e.announced).collect(),
+        };
+        MessageResult(self.sorted(entries))
+    }
+}
+
+pub(crate) struct LookupAgent(pub(crate) AgentId);
+message!(LookupAgent => Option<Binding>);
+
+impl Handler<LookupAgent> for Registry {
+    type Result = Option<Binding>;
+    fn handle(&mut self, msg: LookupAgent, _: &mut Context<Self>) -> Option<Binding> {
+        self.agents.get(&msg.0).filter(|e| e.announced).map(|e| e.binding.clone())
+    }
+}
+
+/// Groups of one agent, or every group with at least one member.
+pub(crate) struct Groups(pub(crate) Option<AgentId>);
+message!(Groups => Vec<GroupName>);
+
+impl Handler<Groups> for Registry {
+    type Result = MessageResult<Groups>;
+    fn handle(&mut self, msg: Groups, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(match msg.0 {
+            Some(agent) => self.agents.get(&agent).map(|e| e.groups.iter().cloned().collect()).unwrap_or_default(),
+            None => {
+                let mut all: Vec<GroupName> = self.groups.keys().cloned().collect();
+                all.sort();
+                all
+            }
+        })
+    }
+}
+
+/// Inboxes of every local service, named or anonymous (for shutdown).
+pub(crate) struct LocalInboxes;
+message!(LocalInboxes => Vec<Inbox>);
+
+impl Handler<LocalInboxes> for Registry {
+    type Result = MessageResult<LocalInboxes>;
+    fn handle(&mut self, _: LocalInboxes, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(
+            self.agents
+                .values()
+                .filter(|e| e.binding.location() == Location::Local)
+                .map(|e| e.binding.inbox().clone())
+                .collect(),
+        )
+    }
+}

@@ -1,0 +1,190 @@
+//! Failures and OSE's numeric error codes.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::names::ConversationId;
+
+/// A numeric failure code. netsvc uses OSE's codes: 40–48 for client-side and 50–58 for
+/// server-side errors; applications may use any other value for their own failures.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ErrorCode(pub u32);
+
+macro_rules! codes {
+    ($($name:ident = $value:literal, $message:literal;)*) => {
+        impl ErrorCode {
+            $(
+                #[doc = $message]
+                pub const $name: ErrorCode = ErrorCode($value);
+            )*
+
+            /// OSE's name of the code (`CLIENT_REQUEST_TIMEOUT`), if it is one of OSE's.
+            pub fn name(self) -> Option<&'static str> {
+                match self.0 {
+                    $($value => Some(stringify!($name)),)*
+                    _ => None,
+                }
+            }
+
+            /// OSE's standard description of the code, if it is one of OSE's.
+            pub fn message(self) -> Option<&'static str> {
+                match self.0 {
+                    $($value => Some($message),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    CLIENT_UNKNOWN_ERROR = 40, "Unknown client error";
+    CLIENT_RESOURCE_UNAVAILABLE = 41, "Client resource unavailable";
+    CLIENT_REQUEST_ENCODING_ERROR = 42, "Request encoding error";
+    CLIENT_RESPONSE_HEADERS_INVALID = 43, "Response headers invalid";
+    CLIENT_RESPONSE_DECODING_ERROR = 44, "Response decoding error";
+    CLIENT_SERVICE_ADDRESS_INVALID = 45, "Service address invalid";
+    CLIENT_SERVICE_UNAVAILABLE = 46, "Service unavailable";
+    CLIENT_REQUEST_TIMEOUT = 47, "Request timeout";
+    CLIENT_REQUEST_ABORTED = 48, "Request aborted";
+    SERVER_UNKNOWN_ERROR = 50, "Unknown server error";
+    SERVER_RESOURCE_UNAVAILABLE = 51, "Server resource unavailable";
+    SERVER_RESPONSE_ENCODING_ERROR = 52, "Response encoding error";
+    SERVER_REQUEST_HEADERS_INVALID = 53, "Request headers invalid";
+    SERVER_REQUEST_DECODING_ERROR = 54, "Request decoding error";
+    SERVER_METHOD_UNAVAILABLE = 55, "Method unavailable";
+    SERVER_PARAMETERS_INCORRECT = 56, "Parameters incorrect";
+    SERVER_APPLICATION_ERROR = 57, "Application error";
+    SERVER_RESPONSE_ABORTED = 58, "Response aborted";
+}
+
+impl ErrorCode {
+    /// Whether the code is one of OSE's client-side codes (40–48).
+    pub fn is_client(self) -> bool {
+        (40..=48).contains(&self.0)
+    }
+
+    /// Whether the code is one of OSE's server-side codes (50–58).
+    pub fn is_server(self) -> bool {
+        (50..=58).contains(&self.0)
+    }
+}
+
+impl fmt::Debug for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(name) => write!(f, "{name}({})", self.0),
+            None => write!(f, "ErrorCode({})", self.0),
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(name) => write!(f, "{} {name}", self.0),
+            None => write!(f, "{}", self.0),
+        }
+    }
+}
+
+/// The origin of failures that netsvc itself produces.
+pub const NETSVC_ORIGIN: &str = "netsvc";
+
+/// A request that failed: a code, a description, who produced it (`"netsvc"` for the
+/// framework, the service name for application failures) and free-form details.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("request failed ({code}): {description}")]
+pub struct Failure {
+    /// The numeric code.
+    pub code: ErrorCode,
+    /// Short human-readable description.
+    pub description: String,
+    /// Who produced the failure.
+    pub origin: String,
+    /// Further details (a panic message, for instance).
+    pub details: String,
+    /// The conversation this failure answers, once known.
+    pub conversation: Option<ConversationId>,
+}
+
+impl Failure {
+    /// An application failure; its origin is filled in with the service name when it is
+    /// returned from a method.
+    pub fn new(code: ErrorCode, description: impl Into<String>) -> Self {
+        Failure {
+            code,
+            description: description.into(),
+            origin: String::new(),
+            details: String::new(),
+            conversation: None,
+        }
+    }
+
+    /// A failure produced by netsvc itself.
+    pub(crate) fn netsvc(code: ErrorCode, description: impl Into<String>) -> Self {
+        Failure { origin: NETSVC_ORIGIN.to_owned(), ..Failure::new(code, description) }
+    }
+
+    /// The same failure with `details`.
+    pub fn with_details(mut self, details: impl Into<String>) -> Self {
+        self.details = details.into();
+        self
+    }
+
+    /// The same failure with `origin`.
+    pub fn with_origin(mut self, origin: impl Into<String>) -> Self {
+        self.origin = origin.into();
+        self
+    }
+
+    pub(crate) fn with_default_origin(mut self, origin: &str) -> Self {
+        if self.origin.is_empty() {
+            self.origin = origin.to_owned();
+        }
+        self
+    }
+
+    pub(crate) fn with_conversation(mut self, conversation: ConversationId) -> Self {
+        self.conversation.get_or_insert(conversation);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_have_ose_values_and_names() {
+        assert_eq!(ErrorCode::CLIENT_UNKNOWN_ERROR.0, 40);
+        assert_eq!(ErrorCode::CLIENT_SERVICE_UNAVAILABLE.0, 46);
+        assert_eq!(ErrorCode::CLIENT_REQUEST_TIMEOUT.0, 47);
+        assert_eq!(ErrorCode::CLIENT_REQUEST_ABORTED.0, 48);
+        assert_eq!(ErrorCode::SERVER_UNKNOWN_ERROR.0, 50);
+        assert_eq!(ErrorCode::SERVER_REQUEST_DECODING_ERROR.0, 54);
+        assert_eq!(ErrorCode::SERVER_METHOD_UNAVAILABLE.0, 55);
+        assert_eq!(ErrorCode::SERVER_PARAMETERS_INCORRECT.0, 56);
+        assert_eq!(ErrorCode::SERVER_APPLICATION_ERROR.0, 57);
+        assert_eq!(ErrorCode::SERVER_RESPONSE_ABORTED.0, 58);
+        assert_eq!(ErrorCode(47).name(), Some("CLIENT_REQUEST_TIMEOUT"));
+        assert_eq!(ErrorCode(55).message(), Some("Method unavailable"));
+        assert_eq!(ErrorCode(49).name(), None);
+        assert!(ErrorCode(44).is_client() && !ErrorCode(44).is_server());
+        assert!(ErrorCode(58).is_server() && !ErrorCode(59).is_server());
+        assert_eq!(ErrorCode(57).to_string(), "57 SERVER_APPLICATION_ERROR");
+        assert_eq!(ErrorCode(1001).to_string(), "1001");
+    }
+
+    #[test]
+    fn application_failures_take_the_service_as_origin_unless_given() {
+        let f = Failure::new(ErrorCode(100), "out of range").with_default_origin("calculator");
+        assert_eq!(f.origin, "calculator");
+        let f = Failure::new(ErrorCode(100), "x").with_origin("mine").with_default_origin("calculator");
+        assert_eq!(f.origin, "mine");
+        let f = Failure::netsvc(ErrorCode::CLIENT_REQUEST_TIMEOUT, "slow").with_details("1s");
+        assert_eq!((f.origin.as_str(), f.details.as_str()), ("netsvc", "1s"));
+        assert_eq!(f.to_string(), "request failed (47 CLIENT_REQUEST_TIMEOUT): slow");
+    }
+}

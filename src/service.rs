@@ -1,0 +1,471 @@
+//! Services: actix actors with a name, an inbox and a broker for reports and requests.
+//!
+//! `#[derive(Service)]` makes a struct an actix [`Actor`] whose context is a
+//! [`ServiceContext`]; the user implements [`Service`], whose hooks all have defaults.
+//! [`ServiceContext`] is a full actix context (`spawn`, `run_later`, `notify`, `address`,
+//! `stop`, ... all work, and the user's own `Handler`s receive it), plus every netsvc
+//! operation: groups, registry subscriptions, reports, requests, timers and shutdown.
+//!
+//! Lifecycle: a service is announced when it is spawned; it runs until it stops itself
+//! (`ctx.stop()`), is stopped with [`Spawned::stop`](crate::Spawned::stop), shutdown arrives,
+//! or the actix System ends. On stop it leaves its groups (announced first), is withdrawn,
+//! requests queued for it or suspended by it fail, and publishers it subscribed to see
+//! their subscriptions withdrawn.
+//!
+//! A panic in a hook is caught and logged with the service's name; the service keeps
+//! running. A panic in an exported method fails that request with
+//! `SERVER_APPLICATION_ERROR` (the panic message as details).
+
+mod broker;
+mod timers;
+
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
+
+use actix::dev::channel::AddressReceiver;
+use actix::dev::{AsyncContextParts, ContextFut, ContextParts, Envelope, Mailbox, ToEnvelope};
+use actix::{Actor, ActorContext, ActorFuture, ActorState, Addr, AsyncContext, Handler, Message, Running, SpawnHandle};
+
+use crate::binding::Binding;
+use crate::event::ShutdownPhase;
+use crate::inbox::{Delivery, Drain, Inbox};
+use crate::names::{Audience, GroupName, ServiceName};
+use crate::node::Node;
+use crate::registry::RegistryEvent;
+use crate::report::{PublisherNotice, Report, SubscriptionNotice};
+use crate::request::{take_slot, ErrorCode, Failure, IncomingRequest, Reply, ReplyTo, RequestInfo};
+
+use broker::Broker;
+pub(crate) use broker::Notice;
+use timers::Timers;
+
+/// A netsvc service. Implement it on a struct that derives `Service`; every hook has a
+/// default that does nothing.
+pub trait Service: Actor<Context = ServiceContext<Self>> + Handler<Drain> + crate::__private::Descriptor {
+    /// Called once the service has started (it is already announced).
+    fn started(&mut self, ctx: &mut ServiceContext<Self>) {
+        let _ = ctx;
+    }
+
+    /// Called when the service is stopping, before it is withdrawn.
+    fn stopping(&mut self, ctx: &mut ServiceContext<Self>) {
+        let _ = ctx;
+    }
+
+    /// A report matching one of this service's subscriptions (once per matching pattern).
+    fn report(&mut self, report: Report, ctx: &mut ServiceContext<Self>) {
+        let _ = (report, ctx);
+    }
+
+    /// An availability announcement from one of this service's registry subscriptions.
+    fn availability(&mut self, event: RegistryEvent, ctx: &mut ServiceContext<Self>) {
+        let _ = (event, ctx);
+    }
+
+    /// A subscriber subscribed to, or stopped subscribing to, this service's reports.
+    fn subscription(&mut self, notice: SubscriptionNotice, ctx: &mut ServiceContext<Self>) {
+        let _ = (notice, ctx);
+    }
+
+    /// A publisher accepted this service's first subscription, its last one was withdrawn, or
+    /// the publisher was withdrawn.
+    fn publisher(&mut self, notice: PublisherNotice, ctx: &mut ServiceContext<Self>) {
+        let _ = (notice, ctx);
+    }
+
+    /// A one-shot timer, an alarm or a recurring action of this name fired.
+    fn timer(&mut self, name: &str, ctx: &mut ServiceContext<Self>) {
+        let _ = (name, ctx);
+    }
+
+    /// The node's shutdown reached `phase`.
+    fn shutdown(&mut self, phase: ShutdownPhase, ctx: &mut ServiceContext<Self>) {
+        let _ = (phase, ctx);
+    }
+}
+
+/// How a service is registered: its name (empty for anonymous), audience and initial groups.
+#[derive(Debug, Clone)]
+pub struct ServiceOptions {
+    /// The service name; empty for an anonymous service.
+    pub name: ServiceName,
+    /// Who may see it.
+    pub audience: Audience,
+    /// Groups it joins when spawned.
+    pub groups: Vec<GroupName>,
+}
+
+impl ServiceOptions {
+    /// A service of this name, audience `*`, no groups.
+    pub fn named(name: ServiceName) -> Self {
+        ServiceOptions { name, audience: Audience::Everyone, groups: Vec::new() }
+    }
+
+    /// An anonymous, process-local service.
+    pub fn anonymous() -> Self {
+        ServiceOptions { name: ServiceName::anonymous(), audience: Audience::Process, groups: Vec::new() }
+    }
+}
+
+/// The actix context of a service, with every netsvc operation. See the module docs.
+pub struct ServiceContext<S: Actor<Context = ServiceContext<S>>> {
+    parts: ContextParts<S>,
+    mb: Option<Mailbox<S>>,
+    pub(crate) core: Core,
+}
+
+/// The non-generic state of a service.
+pub(crate) struct Core {
+    pub(crate) node: Node,
+    pub(crate) binding: Binding,
+    pub(crate) inbox: Inbox,
+    spare: VecDeque<Delivery>,
+    pub(crate) broker: Broker,
+    pub(crate) timers: Timers,
+    /// The request being served, and its reply while not yet sent or suspended.
+    pub(crate) current: Option<(RequestInfo, Option<ReplyTo>)>,
+    pub(crate) suspended: Vec<crate::request::ReplySlot>,
+    withdrawn: bool,
+}
+
+const DRAIN_BUDGET: usize = 1024;
+
+impl<S: Service> ServiceContext<S> {
+    pub(crate) fn start(rx: AddressReceiver<S>, node: Node, binding: Binding, inbox: Inbox, service: S) {
+        let mb = Mailbox::new(rx);
+        let ctx = ServiceContext {
+            parts: ContextParts::new(mb.sender_producer()),
+            mb: None,
+            core: Core {
+                node,
+                binding,
+                inbox,
+                spare: VecDeque::new(),
+                broker: Broker::default(),
+                timers: Timers::default(),
+                current: None,
+                suspended: Vec::new(),
+                withdrawn: false,
+            },
+        };
+        actix_rt::spawn(ContextFut::new(ctx, service, mb));
+    }
+
+    /// This service's binding.
+    pub fn binding(&self) -> &Binding {
+        &self.core.binding
+    }
+
+    /// The node this service runs on.
+    pub fn node(&self) -> &Node {
+        &self.core.node
+    }
+
+    /// Handles everything in the inbox, up to a budget, then yields to other actors.
+    fn drain(&mut self, service: &mut S) {
+        let mut batch = std::mem::take(&mut self.core.spare);
+        let mut handled = 0;
+        while self.core.inbox.take_batch(&mut batch) {
+            while let Some(delivery) = batch.pop_front() {
+                self.deliver(service, delivery);
+                handled += 1;
+                if self.parts.state() != ActorState::Running {
+                    self.core.inbox.put_back(&mut batch);
+                    self.core.spare = batch;
+                    return;
+                }
+            }
+            if handled >= DRAIN_BUDGET {
+                self.core.inbox.reschedule();
+                break;
+            }
+        }
+        self.core.spare = batch;
+    }
+
+    fn deliver(&mut self, service: &mut S, delivery: Delivery) {
+        match delivery {
+            Delivery::Report(report) => self.guarded(service, "report", |s, c| s.report(report, c)),
+            Delivery::Request(request) => self.serve(service, request),
+            Delivery::Registry { event, internal: false } => {
+                self.guarded(service, "availability", |s, c| s.availability(event, c))
+            }
+            Delivery::Registry { event, internal: true } => {
+                let notices = self.core.broker.on_registry_event(&self.core.node, &self.core.binding, event);
+                self.notify_hooks(service, notices);
+            }
+            Delivery::SubscriptionRequested { subscriber, pattern } => {
+                let notices = self.core.broker.on_subscription_requested(
+                    &self.core.node,
+                    &self.core.binding,
+                    &self.core.inbox,
+                    subscriber,
+                    pattern,
+                );
+                self.notify_hooks(service, notices);
+            }
+            Delivery::SubscriptionWithdrawn { subscriber, pattern } => {
+                let notices = self.core.broker.on_subscription_withdrawn(
+                    &self.core.node,
+                    &self.core.binding,
+                    subscriber,
+                    pattern,
+                );
+                self.notify_hooks(service, notices);
+            }
+            Delivery::Publisher(notice) => {
+                self.guarded(service, "publisher", |s, c| s.publisher(notice, c));
+            }
+            Delivery::Shutdown(phase) => self.guarded(service, "shutdown", |s, c| s.shutdown(phase, c)),
+            Delivery::Stop => self.stop(),
+        }
+    }
+
+    fn notify_hooks(&mut self, service: &mut S, notices: Vec<Notice>) {
+        for notice in notices {
+            match notice {
+                Notice::Subscription(n) => self.guarded(service, "subscription", |s, c| s.subscription(n, c)),
+                Notice::Publisher(n) => self.guarded(service, "publisher", |s, c| s.publisher(n, c)),
+            }
+        }
+    }
+
+    /// Runs a user hook, catching and logging a panic so the service keeps running.
+    pub(crate) fn guarded(&mut self, service: &mut S, hook: &str, f: impl FnOnce(&mut S, &mut Self)) {
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| f(service, self))) {
+            tracing::error!(service = %self.core.binding, hook, "panic in hook: {}", panic_message(&panic));
+        }
+    }
+
+    fn serve(&mut self, service: &mut S, request: IncomingRequest) {
+        let IncomingRequest { conversation, method, args, sender, reply } = request;
+        let info = RequestInfo { conversation, method, sender };
+        let method = info.method.clone();
+        self.core.current = Some((info, Some(reply)));
+        let result = catch_unwind(AssertUnwindSafe(|| S::dispatch(service, self, &method, args)));
+        let reply = self.core.current.take().and_then(|(_, reply)| reply);
+        let origin = || self.core.binding.name().to_string();
+        let outcome = match result {
+            Ok(Reply::Now(outcome)) => outcome.map_err(|f| f.with_default_origin(&origin())),
+            Ok(Reply::Suspended) => {
+                if reply.is_some() {
+                    // Returned `Delayed` without having suspended this request.
+                    Err(Failure::netsvc(
+                        ErrorCode::SERVER_APPLICATION_ERROR,
+                        format!("{method} returned Delayed without suspending its response"),
+                    ))
+                } else {
+                    return;
+                }
+            }
+            Err(panic) => {
+                let message = panic_message(&panic);
+                tracing::error!(service = %self.core.binding, method = %method, "panic in method: {message}");
+                Err(Failure::netsvc(ErrorCode::SERVER_APPLICATION_ERROR, format!("{method} panicked"))
+                    .with_details(message))
+            }
+        };
+        if let Some(reply) = reply {
+            reply.send(outcome.map_err(|f| f.with_conversation(conversation)));
+        }
+    }
+
+    /// Withdraws the service: idempotent; run when the actor stops or its context is dropped.
+    fn withdraw(&mut self) {
+        if self.core.withdrawn {
+            return;
+        }
+        self.core.withdrawn = true;
+        // Queued deliveries are dropped: queued requests fail as "withdrawn before response".
+        drop(self.core.inbox.close());
+        for slot in self.core.suspended.drain(..) {
+            if let Some(reply) = take_slot(&slot) {
+                reply.send(Err(Failure::netsvc(
+                    ErrorCode::SERVER_APPLICATION_ERROR,
+                    format!("service {} stopped before responding", self.core.binding),
+                )));
+            }
+        }
+        self.core.node.registry().do_send(crate::registry::Withdraw(self.core.binding.agent()));
+    }
+}
+
+pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_owned()
+    }
+}
+
+impl<S: Actor<Context = ServiceContext<S>>> Drop for ServiceContext<S> {
+    fn drop(&mut self) {
+        // The System ended without stopping the actor: still release what is pending.
+        if !self.core.withdrawn {
+            self.core.withdrawn = true;
+            drop(self.core.inbox.close());
+            for slot in self.core.suspended.drain(..) {
+                if let Some(reply) = take_slot(&slot) {
+                    reply.send(Err(Failure::netsvc(
+                        ErrorCode::SERVER_APPLICATION_ERROR,
+                        "service stopped before responding",
+                    )));
+                }
+            }
+            self.core.node.registry().do_send(crate::registry::Withdraw(self.core.binding.agent()));
+        }
+    }
+}
+
+// ---- actix context plumbing (mirrors actix's own `Context`) ----
+
+impl<S: Actor<Context = Self>> ActorContext for ServiceContext<S> {
+    fn stop(&mut self) {
+        self.parts.stop()
+    }
+    fn terminate(&mut self) {
+        self.parts.terminate()
+    }
+    fn state(&self) -> ActorState {
+        self.parts.state()
+    }
+}
+
+impl<S: Actor<Context = Self>> AsyncContext<S> for ServiceContext<S> {
+    fn spawn<F>(&mut self, fut: F) -> SpawnHandle
+    where
+        F: ActorFuture<S, Output = ()> + 'static,
+    {
+        self.parts.spawn(fut)
+    }
+    fn wait<F>(&mut self, fut: F)
+    where
+        F: ActorFuture<S, Output = ()> + 'static,
+    {
+        self.parts.wait(fut)
+    }
+    fn waiting(&self) -> bool {
+        self.parts.waiting()
+    }
+    fn cancel_future(&mut self, handle: SpawnHandle) -> bool {
+        self.parts.cancel_future(handle)
+    }
+    fn address(&self) -> Addr<S> {
+        self.parts.address()
+    }
+}
+
+impl<S: Actor<Context = Self>> AsyncContextParts<S> for ServiceContext<S> {
+    fn parts(&mut self) -> &mut ContextParts<S> {
+        &mut self.parts
+    }
+}
+
+impl<S, M> ToEnvelope<S, M> for ServiceContext<S>
+where
+    S: Actor<Context = Self> + Handler<M>,
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    fn pack(msg: M, tx: Option<actix::dev::OneshotSender<M::Result>>) -> Envelope<S> {
+        Envelope::new(msg, tx)
+    }
+}
+
+impl<S: Actor<Context = ServiceContext<S>>> std::fmt::Debug for ServiceContext<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceContext").field("binding", &self.core.binding).finish()
+    }
+}
+
+// ---- entry points used by the derive macro ----
+
+pub(crate) fn started<S: Service>(service: &mut S, ctx: &mut ServiceContext<S>) {
+    let _ = ctx.mb.take();
+    ctx.guarded(service, "started", |s, c| Service::started(s, c));
+}
+
+pub(crate) fn stopping<S: Service>(service: &mut S, ctx: &mut ServiceContext<S>) -> Running {
+    ctx.guarded(service, "stopping", |s, c| Service::stopping(s, c));
+    ctx.core.timers.cancel_everything(&mut ctx.parts);
+    ctx.withdraw();
+    Running::Stop
+}
+
+pub(crate) fn drain<S: Service>(service: &mut S, ctx: &mut ServiceContext<S>) {
+    ctx.drain(service)
+}
+
+// ---- the public operations ----
+
+impl<S: Service> ServiceContext<S> {
+    /// The request being served, while inside an exported method: its conversation id,
+    /// method name and the requesting service's binding.
+    pub fn current_request(&self) -> Option<&RequestInfo> {
+        self.core.current.as_ref().map(|(info, _)| info)
+    }
+
+    /// Suspends the response to the request being served: return the [`Delayed`] from the
+    /// method and answer later with the [`Responder`] (from a spawned future, after your own
+    /// downstream requests, ...). Called outside a method, or twice, the responder is inert
+    /// and an error is logged.
+    ///
+    /// [`Delayed`]: crate::Delayed
+    /// [`Responder`]: crate::Responder
+    pub fn suspend_response<T: crate::payload::Content>(&mut self) -> (crate::Responder<T>, crate::Delayed<T>) {
+        let origin = self.core.binding.name().to_string();
+        let (conversation, reply) = match self.core.current.as_mut() {
+            Some((info, reply)) => (info.conversation, reply.take()),
+            None => (crate::names::ConversationId(0), None),
+        };
+        if reply.is_none() {
+            tracing::error!(service = %self.core.binding, "suspend_response called outside an exported method or twice");
+        }
+        let slot = std::sync::Arc::new(std::sync::Mutex::new(reply));
+        self.core.suspended.retain(|s| s.lock().map(|g| g.is_some()).unwrap_or(false));
+        self.core.suspended.push(slot.clone());
+        crate::Responder::new(slot, conversation, origin)
+    }
+
+    /// Runs `then` on this service when `call` completes, without blocking the mailbox.
+    pub fn on_response<R: 'static>(
+        &mut self,
+        call: crate::Call<R>,
+        then: impl FnOnce(&mut S, Result<R, Failure>, &mut Self) + 'static,
+    ) -> SpawnHandle {
+        use actix::ActorFutureExt;
+        self.spawn(actix::fut::wrap_future::<_, S>(call).map(move |outcome, service, ctx| then(service, outcome, ctx)))
+    }
+
+    /// An endpoint for calling a service by name or by binding, with this service as the
+    /// requester.
+    pub fn endpoint(&self, target: impl crate::request::IntoRequestTarget) -> crate::Endpoint {
+        let target = target.into_request_target().unwrap_or_else(|e| {
+            tracing::error!(service = %self.core.binding, "endpoint: {e}");
+            crate::request::RequestTarget::Name(ServiceName::anonymous())
+        });
+        crate::Endpoint::new(self.core.node.clone(), self.core.binding.clone(), target)
+    }
+
+    /// Starts the node's shutdown (see [`Node::schedule_shutdown`]).
+    pub fn schedule_shutdown(&self, delay: Option<Duration>) {
+        self.core.node.schedule_shutdown(delay)
+    }
+
+    /// Takes a hold on the node's shutdown.
+    pub fn suspend_shutdown(&self) {
+        self.core.node.suspend_shutdown()
+    }
+
+    /// Releases a hold on the node's shutdown.
+    pub fn resume_shutdown(&self) {
+        self.core.node.resume_shutdown()
+    }
+
+    pub(crate) fn parts_mut(&mut self) -> &mut ContextParts<S> {
+        &mut self.parts
+    }
+}
