@@ -118,7 +118,8 @@ pub use service::{Service, ServiceContext, ServiceOptions};
 /// The usual imports: `use netsvc::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Binding, Endpoint, ErrorCode, Failure, Lifetime, Node, Report, Service, ServiceContext, ShutdownPhase, Status,
+        Binding, Delayed, Endpoint, ErrorCode, Failure, Lifetime, Node, PublisherNotice, RegistryEvent, Report,
+        Responder, Schedule, Service, ServiceContext, ShutdownPhase, Status, SubscriptionNotice, SubscriptionStatus,
     };
     pub use actix::{ActorContext, AsyncContext};
     pub use netsvc_derive::methods;

@@ -148,8 +148,8 @@ impl Node {
             Location::Local,
             Address::Local(inbox.clone()),
         );
-        self.0.registry.do_send(Register { binding: binding.clone(), groups: options.groups });
-        ServiceContext::start(rx, self.clone(), binding.clone(), inbox, service);
+        self.0.registry.do_send(Register { binding: binding.clone(), groups: options.groups.clone() });
+        ServiceContext::start(rx, self.clone(), binding.clone(), inbox, options.groups, service);
         Spawned { addr, binding }
     }
 

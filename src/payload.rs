@@ -7,8 +7,9 @@
 //! always be encoded when it has to leave the process.
 //!
 //! Type rules: in-process, the receiver must ask for exactly the type that was sent (a
-//! mismatch is a [`PayloadError::TypeMismatch`] naming both types). The one exception is a
-//! `serde_json::Value`, sent by tools that have no Rust types: it is converted structurally.
+//! mismatch is a [`PayloadError::TypeMismatch`] naming both types). The exceptions serve tools
+//! that have no Rust types: a `serde_json::Value` that was sent converts structurally into the
+//! requested type, and any value can be received as a `serde_json::Value`.
 
 use std::any::Any;
 use std::fmt;
@@ -193,9 +194,18 @@ impl Payload {
         }
     }
 
-    /// A `serde_json::Value` sent in-process converts structurally; anything else mismatches.
+    /// A `serde_json::Value` sent in-process converts structurally, and any value can be
+    /// viewed as a `serde_json::Value` (for tools); anything else mismatches.
     fn convert_json<T: DeserializeOwned + 'static>(&self) -> Result<T, PayloadError> {
         let found = self.type_name().to_owned();
+        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<serde_json::Value>() {
+            let json = self.to_json()?;
+            return serde_json::from_value(json).map_err(|e| PayloadError::Decode {
+                expected: std::any::type_name::<T>(),
+                found,
+                reason: e.to_string(),
+            });
+        }
         match self.get::<serde_json::Value>() {
             Some(json) => serde_json::from_value(json.clone()).map_err(|e| PayloadError::Decode {
                 expected: std::any::type_name::<T>(),

@@ -132,7 +132,14 @@ pub(crate) struct Core {
 const DRAIN_BUDGET: usize = 1024;
 
 impl<S: Service> ServiceContext<S> {
-    pub(crate) fn start(rx: AddressReceiver<S>, node: Node, binding: Binding, inbox: Inbox, service: S) {
+    pub(crate) fn start(
+        rx: AddressReceiver<S>,
+        node: Node,
+        binding: Binding,
+        inbox: Inbox,
+        groups: Vec<GroupName>,
+        service: S,
+    ) {
         let mb = Mailbox::new(rx);
         let ctx = ServiceContext {
             parts: ContextParts::new(mb.sender_producer()),
@@ -142,7 +149,7 @@ impl<S: Service> ServiceContext<S> {
                 binding,
                 inbox,
                 spare: VecDeque::new(),
-                broker: Broker::default(),
+                broker: Broker::with_groups(groups),
                 timers: Timers::default(),
                 current: None,
                 suspended: Vec::new(),

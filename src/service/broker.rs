@@ -56,6 +56,10 @@ pub(crate) struct Broker {
 }
 
 impl Broker {
+    pub(crate) fn with_groups(groups: Vec<GroupName>) -> Self {
+        Broker { groups: groups.into_iter().collect(), ..Broker::default() }
+    }
+
     fn watch(&mut self, node: &Node, me: &Binding, inbox: &Inbox, target: &Binding) {
         let count = self.watches.entry(target.agent()).or_insert(0);
         *count += 1;
@@ -248,7 +252,7 @@ impl<S: Service> ServiceContext<S> {
         }
     }
 
-    /// Groups this service joined (with `join_group`; initial groups are in the registry).
+    /// Groups this service is in (its initial groups and those it joined).
     pub fn joined_groups(&self) -> impl Iterator<Item = &GroupName> {
         self.core.broker.groups.iter()
     }

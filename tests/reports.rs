@@ -1,0 +1,367 @@
+//! Reports through the public API: caching, patterns, sticky and per-agent subscriptions,
+//! notices to both sides, targeted reports, expiry, type mismatches.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{probe, settle, Probe};
+use netsvc::prelude::*;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc::UnboundedSender;
+
+/// A publisher driven by actix messages from the test.
+#[derive(Service)]
+#[service(name = "publisher")]
+struct Publisher {
+    log: UnboundedSender<String>,
+}
+
+impl Service for Publisher {
+    fn subscription(&mut self, n: SubscriptionNotice, _ctx: &mut ServiceContext<Self>) {
+        let _ = self.log.send(format!("sub {:?} {} {}", n.status, n.pattern, n.subscriber.name()));
+    }
+}
+
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+enum Do {
+    Publish(&'static str, u32, Lifetime),
+    PublishText(&'static str, &'static str),
+    Targeted(Binding, &'static str, u32),
+    Expire(&'static str, Duration),
+    ExpireAll,
+    Purge,
+    Stop,
+}
+
+impl actix::Handler<Do> for Publisher {
+    type Result = ();
+    fn handle(&mut self, msg: Do, ctx: &mut ServiceContext<Self>) {
+        match msg {
+            Do::Publish(subject, value, lifetime) => ctx.publish_report(subject, value, lifetime),
+            Do::PublishText(subject, text) => ctx.publish_report(subject, text.to_string(), Lifetime::Forever),
+            Do::Targeted(to, subject, value) => ctx.send_report(&to, subject, value),
+            Do::Expire(pattern, age) => ctx.expire_reports(pattern, age),
+            Do::ExpireAll => ctx.expire_all_reports(Duration::ZERO),
+            Do::Purge => ctx.purge_reports(),
+            Do::Stop => ctx.stop(),
+        }
+        let _ = self.log.send("done".into());
+    }
+}
+
+/// A subscriber whose subscriptions are set by the test.
+#[derive(Service)]
+#[service(name = "subscriber")]
+struct Subscriber {
+    log: UnboundedSender<String>,
+}
+
+impl Service for Subscriber {
+    fn report(&mut self, r: Report, _ctx: &mut ServiceContext<Self>) {
+        let content = match r.decode::<u32>() {
+            Ok(v) => v.to_string(),
+            Err(e) => format!("error: {e}"),
+        };
+        let pattern = r.pattern().map(|p| p.to_string()).unwrap_or_else(|| "-".into());
+        let targeted = if r.is_targeted() { " targeted" } else { "" };
+        let _ = self.log.send(format!("report {} {} {}{}", r.subject(), pattern, content, targeted));
+    }
+    fn publisher(&mut self, n: PublisherNotice, _ctx: &mut ServiceContext<Self>) {
+        let _ = self.log.send(format!("publisher {:?} {}", n.status, n.publisher.name()));
+    }
+}
+
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+enum Sub {
+    ByName(&'static str, &'static str),
+    ByBinding(Binding, &'static str),
+    Ignore(&'static str, &'static str),
+    IgnoreAll(&'static str),
+    IgnoreBinding(Binding, &'static str),
+}
+
+impl actix::Handler<Sub> for Subscriber {
+    type Result = ();
+    fn handle(&mut self, msg: Sub, ctx: &mut ServiceContext<Self>) {
+        match msg {
+            Sub::ByName(name, pattern) => ctx.monitor_reports(name, pattern),
+            Sub::ByBinding(b, pattern) => ctx.monitor_reports(&b, pattern),
+            Sub::Ignore(name, pattern) => ctx.ignore_reports(name, pattern),
+            Sub::IgnoreAll(name) => ctx.ignore_all_reports(name),
+            Sub::IgnoreBinding(b, pattern) => ctx.ignore_reports(&b, pattern),
+        }
+    }
+}
+
+fn publisher(node: &Node) -> (netsvc::Spawned<Publisher>, Probe) {
+    let (tx, rx) = probe();
+    (node.spawn(Publisher { log: tx }), rx)
+}
+
+fn subscriber(node: &Node) -> (netsvc::Spawned<Subscriber>, Probe) {
+    let (tx, rx) = probe();
+    (node.spawn(Subscriber { log: tx }), rx)
+}
+
+#[actix::test]
+async fn late_subscribers_get_the_cached_report_and_only_the_last_per_subject() {
+    let node = Node::new("test");
+    let (publ, mut plog) = publisher(&node);
+    publ.addr.send(Do::Publish("system.ctime", 1, Lifetime::Forever)).await.unwrap();
+    publ.addr.send(Do::Publish("system.ctime", 2, Lifetime::Forever)).await.unwrap();
+    publ.addr.send(Do::Publish("system.volatile", 3, Lifetime::None)).await.unwrap();
+    publ.addr.send(Do::Publish("system.brief", 4, Lifetime::For(Duration::from_millis(100)))).await.unwrap();
+    plog.take(4).await;
+
+    let (sub, mut slog) = subscriber(&node);
+    sub.addr.send(Sub::ByName("publisher", "system.*")).await.unwrap();
+    assert_eq!(slog.next().await, "publisher Available publisher");
+    assert_eq!(slog.take_sorted(2).await, ["report system.brief system.* 4", "report system.ctime system.* 2"]);
+    assert_eq!(plog.next().await, "sub Requested system.* subscriber");
+
+    // After the lifetime, a new subscriber no longer gets the brief one.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let (sub2, mut slog2) = subscriber(&node);
+    sub2.addr.send(Sub::ByName("publisher", "system.*")).await.unwrap();
+    assert_eq!(slog2.take(2).await, ["publisher Available publisher", "report system.ctime system.* 2"]);
+    slog2.silent_for(Duration::from_millis(100)).await;
+}
+
+#[actix::test]
+async fn a_repeated_subscription_does_not_resend_cached_reports() {
+    let node = Node::new("test");
+    let (publ, mut plog) = publisher(&node);
+    publ.addr.send(Do::Publish("a", 1, Lifetime::Forever)).await.unwrap();
+    plog.next().await;
+    let (sub, mut slog) = subscriber(&node);
+    sub.addr.send(Sub::ByName("publisher", "*")).await.unwrap();
+    assert_eq!(slog.take(2).await, ["publisher Available publisher", "report a * 1"]);
+    sub.addr.send(Sub::ByName("publisher", "*")).await.unwrap();
+    slog.silent_for(Duration::from_millis(100)).await;
+}
+
+#[actix::test]
+async fn one_delivery_per_matching_pattern_carrying_the_pattern() {
+    let node = Node::new("test");
+    let (publ, mut plog) = publisher(&node);
+    let (sub, mut slog) = subscriber(&node);
+    sub.addr.send(Sub::ByName("publisher", "temp.*")).await.unwrap();
+    sub.addr.send(Sub::ByName("publisher", "temp.?")).await.unwrap();
+    sub.addr.send(Sub::ByName("publisher", "other")).await.unwrap();
+    plog.take(3).await;
+    slog.next().await; // publisher available
+    publ.addr.send(Do::Publish("temp.1", 20, Lifetime::None)).await.unwrap();
+    assert_eq!(slog.take_sorted(2).await, ["report temp.1 temp.* 20", "report temp.1 temp.? 20"]);
+    publ.addr.send(Do::Publish("temp.10", 21, Lifetime::None)).await.unwrap();
+    assert_eq!(slog.next().await, "report temp.10 temp.* 21");
+    slog.silent_for(Duration::from_millis(100)).await;
+}
+
+#[actix::test]
+async fn subscriptions_by_name_are_sticky_and_cover_every_service_of_that_name() {
+    let node = Node::new("test");
+    let (sub, mut slog) = subscriber(&node);
+    sub.addr.send(Sub::ByName("publisher", "*")).await.unwrap();
+    settle().await;
+    // Publishers that appear later, two of the same name, are both subscribed to.
+    let (p1, mut l1) = publisher(&node);
+    let (p2, mut l2) = publisher(&node);
+    assert_eq!(l1.next().await, "sub Requested * subscriber");
+    assert_eq!(l2.next().await, "sub Requested * subscriber");
+    slog.take(2).await;
+    p1.addr.send(Do::Publish("x", 1, Lifetime::None)).await.unwrap();
+    p2.addr.send(Do::Publish("x", 2, Lifetime::None)).await.unwrap();
+    assert_eq!(slog.take_sorted(2).await, ["report x * 1", "report x * 2"]);
+
+    // A publisher that goes away is reported withdrawn; a new one is subscribed to again.
+    p1.addr.send(Do::Stop).await.unwrap();
+    assert_eq!(slog.next().await, "publisher Withdrawn publisher");
+    let (_p3, mut l3) = publisher(&node);
+    assert_eq!(l3.next().await, "sub Requested * subscriber");
+}
+
+#[actix::test]
+async fn subscriptions_by_binding_follow_one_agent() {
+    let node = Node::new("test");
+    let (p1, mut l1) = publisher(&node);
+    let (p2, _l2) = publisher(&node);
+    let (sub, mut slog) = subscriber(&node);
+    sub.addr.send(Sub::ByBinding(p1.binding.clone(), "*")).await.unwrap();
+    assert_eq!(l1.next().await, "sub Requested * subscriber");
+    slog.next().await;
+    p1.addr.send(Do::Publish("x", 1, Lifetime::None)).await.unwrap();
+    p2.addr.send(Do::Publish("x", 2, Lifetime::None)).await.unwrap();
+    assert_eq!(slog.next().await, "report x * 1");
+    slog.silent_for(Duration::from_millis(100)).await;
+
+    sub.addr.send(Sub::IgnoreBinding(p1.binding.clone(), "*")).await.unwrap();
+    l1.until("sub Withdrawn * subscriber").await;
+    assert_eq!(slog.next().await, "publisher Withdrawn publisher");
+    p1.addr.send(Do::Publish("x", 3, Lifetime::None)).await.unwrap();
+    slog.silent_for(Duration::from_millis(100)).await;
+}
+
+#[actix::test]
+async fn ignore_one_pattern_or_all_and_the_publisher_is_told() {
+    let node = Node::new("test");
+    let (publ, mut plog) = publisher(&node);
+    let (sub, mut slog) = subscriber(&node);
+    sub.addr.send(Sub::ByName("publisher", "a.*")).await.unwrap();
+    sub.addr.send(Sub::ByName("publisher", "b.*")).await.unwrap();
+    sub.addr.send(Sub::ByName("publisher", "c.*")).await.unwrap();
+    assert_eq!(
+        plog.take_sorted(3).await,
+        ["sub Requested a.* subscriber", "sub Requested b.* subscriber", "sub Requested c.* subscriber"]
+    );
+    assert_eq!(slog.next().await, "publisher Available publisher");
+
+    sub.addr.send(Sub::Ignore("publisher", "a.*")).await.unwrap();
+    assert_eq!(plog.next().await, "sub Withdrawn a.* subscriber");
+    publ.addr.send(Do::Publish("a.1", 1, Lifetime::None)).await.unwrap();
+    publ.addr.send(Do::Publish("b.1", 2, Lifetime::None)).await.unwrap();
+    plog.take(2).await;
+    assert_eq!(slog.next().await, "report b.1 b.* 2");
+
+    sub.addr.send(Sub::IgnoreAll("publisher")).await.unwrap();
+    assert_eq!(plog.take_sorted(2).await, ["sub Withdrawn b.* subscriber", "sub Withdrawn c.* subscriber"]);
+    // The last withdrawal is acknowledged to the subscriber.
+    assert_eq!(slog.next().await, "publisher Withdrawn publisher");
+    publ.addr.send(Do::Publish("b.2", 3, Lifetime::None)).await.unwrap();
+    slog.silent_for(Duration::from_millis(100)).await;
+}
+
+#[actix::test]
+async fn a_subscriber_that_goes_away_is_withdrawn_automatically() {
+    let node = Node::new("test");
+    let (_publ, mut plog) = publisher(&node);
+    let (sub, _slog) = subscriber(&node);
+    sub.addr.send(Sub::ByName("publisher", "x")).await.unwrap();
+    sub.addr.send(Sub::ByName("publisher", "y")).await.unwrap();
+    plog.take(2).await;
+    sub.stop();
+    assert_eq!(plog.take_sorted(2).await, ["sub Withdrawn x subscriber", "sub Withdrawn y subscriber"]);
+}
+
+#[actix::test]
+async fn targeted_reports_reach_one_subscriber_and_are_never_cached() {
+    let node = Node::new("test");
+    let (publ, mut plog) = publisher(&node);
+    let (s1, mut l1) = subscriber(&node);
+    let (s2, mut l2) = subscriber(&node);
+    let (s3, mut l3) = subscriber(&node);
+    s1.addr.send(Sub::ByName("publisher", "alarm.*")).await.unwrap();
+    s2.addr.send(Sub::ByName("publisher", "alarm.*")).await.unwrap();
+    plog.take(2).await;
+    l1.next().await;
+    l2.next().await;
+    publ.addr.send(Do::Targeted(s1.binding.clone(), "alarm.high", 9)).await.unwrap();
+    assert_eq!(l1.next().await, "report alarm.high alarm.* 9 targeted");
+    // A subject none of its patterns match still reaches a subscriber, without a pattern.
+    publ.addr.send(Do::Targeted(s1.binding.clone(), "status", 1)).await.unwrap();
+    assert_eq!(l1.next().await, "report status - 1 targeted");
+    // Nothing for non-subscribers.
+    publ.addr.send(Do::Targeted(s3.binding.clone(), "alarm.high", 9)).await.unwrap();
+    l2.silent_for(Duration::from_millis(100)).await;
+    l3.silent_for(Duration::from_millis(10)).await;
+    // Not cached: a late subscriber gets nothing.
+    let (s4, mut l4) = subscriber(&node);
+    s4.addr.send(Sub::ByName("publisher", "alarm.*")).await.unwrap();
+    assert_eq!(l4.next().await, "publisher Available publisher");
+    l4.silent_for(Duration::from_millis(100)).await;
+}
+
+#[actix::test]
+async fn expire_and_purge_cached_reports() {
+    let node = Node::new("test");
+    let (publ, mut plog) = publisher(&node);
+    for (subject, v) in [("sys.a", 1), ("sys.b", 2), ("app.a", 3)] {
+        publ.addr.send(Do::Publish(subject, v, Lifetime::Forever)).await.unwrap();
+    }
+    publ.addr.send(Do::Publish("brief", 4, Lifetime::For(Duration::from_millis(10)))).await.unwrap();
+    publ.addr.send(Do::Expire("sys.*", Duration::ZERO)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    publ.addr.send(Do::Purge).await.unwrap();
+    plog.take(6).await;
+    let (sub, mut slog) = subscriber(&node);
+    sub.addr.send(Sub::ByName("publisher", "*")).await.unwrap();
+    assert_eq!(slog.take(2).await, ["publisher Available publisher", "report app.a * 3"]);
+    publ.addr.send(Do::ExpireAll).await.unwrap();
+    let (sub2, mut slog2) = subscriber(&node);
+    sub2.addr.send(Sub::ByName("publisher", "*")).await.unwrap();
+    assert_eq!(slog2.next().await, "publisher Available publisher");
+    slog2.silent_for(Duration::from_millis(100)).await;
+}
+
+#[actix::test]
+async fn a_content_type_mismatch_is_a_clear_error_naming_both_types() {
+    let node = Node::new("test");
+    let (publ, mut plog) = publisher(&node);
+    publ.addr.send(Do::PublishText("greeting", "hello")).await.unwrap();
+    plog.next().await;
+    let (sub, mut slog) = subscriber(&node);
+    sub.addr.send(Sub::ByName("publisher", "greeting")).await.unwrap();
+    slog.next().await;
+    let line = slog.next().await;
+    assert!(line.starts_with("report greeting greeting error: report \"greeting\" from publisher/"), "{line}");
+    assert!(line.ends_with("type mismatch: expected u32, found alloc::string::String"), "{line}");
+}
+
+#[actix::test]
+async fn invalid_subjects_and_patterns_are_refused_without_harm() {
+    let node = Node::new("test");
+    let (publ, mut plog) = publisher(&node);
+    let (sub, mut slog) = subscriber(&node);
+    sub.addr.send(Sub::ByName("publisher", "")).await.unwrap();
+    sub.addr.send(Sub::ByName("bad name", "*")).await.unwrap();
+    sub.addr.send(Sub::ByName("publisher", "ok")).await.unwrap();
+    assert_eq!(plog.next().await, "sub Requested ok subscriber");
+    publ.addr.send(Do::Publish("bad\nsubject", 1, Lifetime::Forever)).await.unwrap();
+    publ.addr.send(Do::Publish("ok", 2, Lifetime::None)).await.unwrap();
+    plog.take(2).await;
+    assert_eq!(slog.take(2).await, ["publisher Available publisher", "report ok ok 2"]);
+    assert!(netsvc::SubjectPattern::new("").is_err());
+    assert!(netsvc::Subject::new("bad\nsubject").is_err());
+}
+
+/// Reports with a user type, shared without serialization.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Reading {
+    sensor: String,
+    celsius: f64,
+}
+
+#[derive(Service)]
+#[service(name = "sensor")]
+struct Sensor;
+impl Service for Sensor {
+    fn started(&mut self, ctx: &mut ServiceContext<Self>) {
+        ctx.publish_report("reading", Reading { sensor: "t1".into(), celsius: 21.5 }, Lifetime::Forever);
+    }
+}
+
+#[derive(Service)]
+struct Display {
+    log: UnboundedSender<String>,
+}
+impl Service for Display {
+    fn started(&mut self, ctx: &mut ServiceContext<Self>) {
+        ctx.monitor_reports("sensor", "*");
+    }
+    fn report(&mut self, r: Report, _ctx: &mut ServiceContext<Self>) {
+        let shared = r.content().get::<Reading>().is_some();
+        let reading: Reading = r.decode().unwrap();
+        let _ = self.log.send(format!("{} {} shared={shared}", reading.sensor, reading.celsius));
+    }
+}
+
+#[actix::test]
+async fn user_types_travel_in_process_without_serialization_to_anonymous_subscribers() {
+    let node = Node::new("test");
+    node.spawn(Sensor);
+    let (tx, mut log) = probe();
+    node.spawn(Display { log: tx });
+    assert_eq!(log.next().await, "t1 21.5 shared=true");
+}
