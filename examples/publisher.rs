@@ -1,0 +1,61 @@
+//! The seed's publisher: a cached `system.ctime` report published forever at start, and
+//! `system.time` every `--interval` seconds on a timer named "heartbeat".
+//!
+//! ```text
+//! cargo run --example publisher -- --interval 2
+//! ```
+//!
+//! Runs until Ctrl-C (a second Ctrl-C exits at once). Subscribers in this process see its
+//! reports; `examples/subscriber.rs` runs one next to it.
+
+use std::time::Duration;
+
+use clap::Parser;
+use netsvc::prelude::*;
+
+/// Publishes the current time.
+#[derive(Service)]
+#[service(name = "publisher")]
+pub(crate) struct Publisher {
+    /// Time between `system.time` reports.
+    pub(crate) interval: Duration,
+}
+
+/// Now, as `YYYY-MM-DDThh:mm:ss` (local time), OSE's DateTime text format.
+pub(crate) fn now() -> String {
+    chrono::Local::now().format("%Y-%m-%dT%H:%M:%S").to_string()
+}
+
+impl Service for Publisher {
+    fn started(&mut self, ctx: &mut ServiceContext<Self>) {
+        ctx.publish_report("system.ctime", now(), Lifetime::Forever);
+        ctx.start_timer("heartbeat", self.interval);
+    }
+
+    fn timer(&mut self, _name: &str, ctx: &mut ServiceContext<Self>) {
+        let time = now();
+        println!("publisher: system.time {time}");
+        ctx.publish_report("system.time", time, Lifetime::None);
+        ctx.start_timer("heartbeat", self.interval);
+    }
+}
+
+/// Command line of the publisher example.
+#[derive(Parser)]
+struct Args {
+    /// Seconds between `system.time` reports.
+    #[arg(long, default_value_t = 10.0)]
+    interval: f64,
+}
+
+#[allow(dead_code)]
+#[actix::main]
+async fn main() {
+    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
+    let args = Args::parse();
+    let node = Node::new("publisher");
+    node.monitor_signals();
+    let publisher = node.spawn(Publisher { interval: Duration::from_secs_f64(args.interval.max(0.01)) });
+    println!("publisher: running as {}", publisher.binding);
+    node.shutdown_complete().await;
+}
