@@ -46,7 +46,7 @@ pub enum Schedule {
     /// At the times a five-field cron expression names (minute, hour, day of month, month,
     /// day of week with 0 = Sunday; ranges, lists, steps, three-letter names; when both day
     /// fields are restricted either may match), in local time.
-    Cron(CronSchedule),
+    Cron(Box<CronSchedule>),
 }
 
 /// A parsed cron expression.
@@ -71,7 +71,7 @@ impl Schedule {
             .build()
             .parse(expression)
             .map_err(|e| Error::Cron { expression: expression.to_owned(), reason: e.to_string() })?;
-        Ok(Schedule::Cron(CronSchedule { cron, text: expression.to_owned() }))
+        Ok(Schedule::Cron(Box::new(CronSchedule { cron, text: expression.to_owned() })))
     }
 }
 

@@ -21,7 +21,7 @@ use serde::Serialize;
 /// How encoded bytes are to be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Format {
-    /// bincode 2 with netsvc's one configuration (see [`bincode_config`]).
+    /// bincode 2, `standard()` configuration (varint integers, little endian).
     Bincode,
     /// JSON (serde_json), used by tools without Rust types.
     Json,
