@@ -5,7 +5,7 @@
 //! error pointing at the offending token.
 
 use proc_macro::TokenStream;
-use proc_macro2::{Span, TokenStream as TokenStream2};
+use proc_macro2::TokenStream as TokenStream2;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{
@@ -32,6 +32,7 @@ pub fn derive_service(input: TokenStream) -> TokenStream {
     }
 }
 
+#[derive(Default)]
 struct ServiceAttr {
     name: Option<LitStr>,
     audience: Option<LitStr>,
@@ -69,7 +70,7 @@ fn parse_service_attr(input: &DeriveInput) -> syn::Result<ServiceAttr> {
             } else if meta.path.is_ident("groups") {
                 let expr: Expr = meta.value()?.parse()?;
                 let Expr::Array(array) = expr else {
-                    return Err(syn::Error::new(expr.span(), "expected `groups = [\"a\", \"b\"]`"));
+                    return Err(syn::Error::new_spanned(expr, "expected `groups = [\"a\", \"b\"]`"));
                 };
                 for elem in array.elems {
                     match elem {
@@ -77,7 +78,12 @@ fn parse_service_attr(input: &DeriveInput) -> syn::Result<ServiceAttr> {
                             check_name("group name", &s, false)?;
                             attr.groups.push(s);
                         }
-                        other => return Err(syn::Error::new(other.span(), "group names must be string literals")),
+                        other => {
+                            return Err(syn::Error::new_spanned(
+                                other,
+                                "group names must be string literals, as in `groups = [\"a\", \"b\"]`",
+                            ))
+                        }
                     }
                 }
             } else {
@@ -91,51 +97,90 @@ fn parse_service_attr(input: &DeriveInput) -> syn::Result<ServiceAttr> {
 
 fn expand_service(input: &DeriveInput) -> syn::Result<TokenStream2> {
     if !input.generics.params.is_empty() {
-        return Err(syn::Error::new(input.generics.span(), "#[derive(Service)] does not support generic types"));
+        return Err(syn::Error::new_spanned(&input.generics, "#[derive(Service)] does not support generic types"));
     }
-    let attr = parse_service_attr(input)?;
+    // An invalid attribute still expands (with the default options), so that its error is the
+    // only one: `impl Service for T {}` would otherwise fail too for lack of the derived impls.
+    let (attr, attr_error) = match parse_service_attr(input) {
+        Ok(attr) => (attr, None),
+        Err(err) => (ServiceAttr::default(), Some(err.to_compile_error())),
+    };
     let ty = &input.ident;
     let name = attr.name.map(|l| l.value()).unwrap_or_default();
     let audience = attr.audience.map(|l| l.value()).unwrap_or_else(|| "*".to_owned());
     let groups = attr.groups.iter().map(|g| g.value());
     let p = quote!(::netsvc::__private);
+    // Without `impl Service for T`, the one error is the check below, pointing at the type:
+    // - the `Handler<Drain>` and `Descriptor` impls hold only if `T: Service` (`for<'a>` keeps
+    //   rustc from rejecting a bound that is trivially false for a concrete type), so they are
+    //   absent rather than failing;
+    // - `Actor` cannot have that bound (it would make its `Context` ambiguous), so its hooks
+    //   call the functions requiring `T: Service` through pointers taken once, by the check.
+    let bound = quote!(where for<'__netsvc> #ty: ::netsvc::Service);
+    // Spanned at the type, not at the derive: rustc would suggest implementing the helper trait.
+    let check = quote_spanned! {ty.span()=>
+        impl<S: ::netsvc::Service> ImplementsNetsvcService for S {
+            const HOOKS: __NetsvcHooks<S> = (#p::started::<S>, #p::stopping::<S>);
+        }
+        const __NETSVC_HOOKS: __NetsvcHooks<#ty> = <#ty as ImplementsNetsvcService>::HOOKS;
+    };
     Ok(quote! {
-        impl #p::actix::Actor for #ty {
-            type Context = ::netsvc::ServiceContext<Self>;
-            fn started(&mut self, ctx: &mut Self::Context) {
-                #p::started(self, ctx)
-            }
-            fn stopping(&mut self, ctx: &mut Self::Context) -> #p::actix::Running {
-                #p::stopping(self, ctx)
-            }
-        }
+        #attr_error
 
-        impl #p::actix::Handler<#p::Drain> for #ty {
-            type Result = ();
-            fn handle(&mut self, _: #p::Drain, ctx: &mut Self::Context) {
-                #p::drain(self, ctx)
-            }
-        }
+        const _: () = {
+            type __NetsvcHooks<S> = (
+                fn(&mut S, &mut ::netsvc::ServiceContext<S>),
+                fn(&mut S, &mut ::netsvc::ServiceContext<S>) -> #p::actix::Running,
+            );
 
-        impl #p::Descriptor for #ty {
-            fn options() -> #p::ServiceOptions {
-                #p::ServiceOptions {
-                    name: #p::service_name(#name),
-                    audience: #p::audience(#audience),
-                    groups: [#(#groups),*].into_iter().filter_map(#p::group_name).collect(),
+            #[diagnostic::on_unimplemented(
+                message = "`{Self}` derives `Service` but does not implement `netsvc::Service`",
+                label = "`#[derive(Service)]` needs `impl Service for {Self} {{}}`",
+                note = "the hooks of `Service` (`started`, `report`, ...) all have default bodies"
+            )]
+            trait ImplementsNetsvcService: #p::actix::Actor<Context = ::netsvc::ServiceContext<Self>> {
+                const HOOKS: __NetsvcHooks<Self>;
+            }
+
+            #check
+
+            impl #p::actix::Actor for #ty {
+                type Context = ::netsvc::ServiceContext<Self>;
+                fn started(&mut self, ctx: &mut Self::Context) {
+                    (__NETSVC_HOOKS.0)(self, ctx)
+                }
+                fn stopping(&mut self, ctx: &mut Self::Context) -> #p::actix::Running {
+                    (__NETSVC_HOOKS.1)(self, ctx)
                 }
             }
-            fn dispatch(
-                service: &mut Self,
-                ctx: &mut ::netsvc::ServiceContext<Self>,
-                method: &str,
-                args: #p::Payload,
-            ) -> #p::Reply {
-                #[allow(unused_imports)]
-                use #p::{ViaExports as _, ViaNothing as _};
-                (&&#p::Tag::<Self>::new()).dispatcher()(service, ctx, method, args)
+
+            impl #p::actix::Handler<#p::Drain> for #ty #bound {
+                type Result = ();
+                fn handle(&mut self, _: #p::Drain, ctx: &mut Self::Context) {
+                    #p::drain(self, ctx)
+                }
             }
-        }
+
+            impl #p::Descriptor for #ty #bound {
+                fn options() -> #p::ServiceOptions {
+                    #p::ServiceOptions {
+                        name: #p::service_name(#name),
+                        audience: #p::audience(#audience),
+                        groups: [#(#groups),*].into_iter().filter_map(#p::group_name).collect(),
+                    }
+                }
+                fn dispatch(
+                    service: &mut Self,
+                    ctx: &mut ::netsvc::ServiceContext<Self>,
+                    method: &str,
+                    args: #p::Payload,
+                ) -> #p::Reply {
+                    #[allow(unused_imports)]
+                    use #p::{ViaExports as _, ViaNothing as _};
+                    (&&#p::Tag::<Self>::new()).dispatcher()(service, ctx, method, args)
+                }
+            }
+        };
     })
 }
 
@@ -159,18 +204,14 @@ fn expand_service(input: &DeriveInput) -> syn::Result<TokenStream2> {
 /// `ctx.suspend_response()`.
 #[proc_macro_attribute]
 pub fn methods(args: TokenStream, input: TokenStream) -> TokenStream {
-    if !args.is_empty() {
-        let err = syn::Error::new(Span::call_site(), "#[netsvc::methods] takes no arguments");
-        return err.to_compile_error().into();
-    }
+    let args = TokenStream2::from(args);
+    let args_error = (!args.is_empty()).then(|| {
+        syn::Error::new_spanned(&args, "#[netsvc::methods] takes no arguments; write `#[netsvc::methods]`")
+            .to_compile_error()
+    });
     let item = parse_macro_input!(input as ItemImpl);
-    match expand_methods(&item) {
-        Ok(tokens) => quote!(#item #tokens).into(),
-        Err(err) => {
-            let err = err.to_compile_error();
-            quote!(#item #err).into()
-        }
-    }
+    let expansion = expand_methods(&item).unwrap_or_else(|err| err.to_compile_error());
+    quote!(#item #args_error #expansion).into()
 }
 
 enum Returns {
@@ -200,10 +241,11 @@ fn first_type_arg(args: &syn::PathArguments) -> Option<Type> {
     })
 }
 
-fn is_service_context(ty: &Type) -> bool {
+/// `&ServiceContext<..>` or `&mut ServiceContext<..>`.
+fn service_context_ref(ty: &Type) -> Option<&syn::TypeReference> {
     match ty {
-        Type::Reference(r) => r.mutability.is_some() && last_segment_args(&r.elem, "ServiceContext").is_some(),
-        _ => false,
+        Type::Reference(r) if last_segment_args(&r.elem, "ServiceContext").is_some() => Some(r),
+        _ => None,
     }
 }
 
@@ -216,15 +258,25 @@ fn parse_method(f: &syn::ImplItemFn) -> syn::Result<Method> {
         ));
     }
     if !sig.generics.params.is_empty() {
-        return Err(syn::Error::new(sig.generics.span(), "exported methods cannot be generic"));
+        return Err(syn::Error::new_spanned(&sig.generics, "exported methods cannot be generic"));
     }
     let mut inputs = sig.inputs.iter();
     match inputs.next() {
         Some(FnArg::Receiver(r)) if r.reference.is_some() => {}
+        Some(FnArg::Receiver(r)) => {
+            return Err(syn::Error::new_spanned(
+                r,
+                format!("exported method `{}` must take `&mut self` or `&self`", sig.ident),
+            ))
+        }
         _ => {
             return Err(syn::Error::new(
                 sig.ident.span(),
-                format!("exported method `{}` must take `&mut self` or `&self`", sig.ident),
+                format!(
+                    "exported method `{}` must take `&mut self` or `&self` (every fn in a \
+                     #[netsvc::methods] block is exported: put other functions in another impl block)",
+                    sig.ident
+                ),
             ))
         }
     }
@@ -232,14 +284,24 @@ fn parse_method(f: &syn::ImplItemFn) -> syn::Result<Method> {
     let mut params = Vec::new();
     for (i, arg) in inputs.enumerate() {
         let FnArg::Typed(pt) = arg else { unreachable!("receiver only comes first") };
-        if i == 0 && is_service_context(&pt.ty) {
+        if let Some(r) = service_context_ref(&pt.ty) {
+            if i != 0 {
+                return Err(syn::Error::new_spanned(
+                    pt,
+                    "the `ctx: &mut ServiceContext<Self>` parameter must come right after the receiver",
+                ));
+            }
+            if r.mutability.is_none() {
+                return Err(syn::Error::new_spanned(r, "take the context as `ctx: &mut ServiceContext<Self>`"));
+            }
             with_ctx = true;
             continue;
         }
         if let Type::Reference(r) = &*pt.ty {
-            return Err(syn::Error::new(
-                r.span(),
-                "parameters of exported methods must be owned types (they arrive in a request), not references",
+            return Err(syn::Error::new_spanned(
+                r,
+                "parameters of exported methods must be owned types (they arrive in a request), not references: \
+                 take `String` for `&str`, `Vec<T>` for `&[T]`, `T` for `&T`",
             ));
         }
         let ident = match &*pt.pat {
@@ -253,51 +315,70 @@ fn parse_method(f: &syn::ImplItemFn) -> syn::Result<Method> {
         ReturnType::Type(_, ty) => {
             if let Some(args) = last_segment_args(ty, "Result") {
                 let ok = first_type_arg(args)
-                    .ok_or_else(|| syn::Error::new(ty.span(), "expected Result<T, E> with E: Into<Failure>"))?;
+                    .ok_or_else(|| syn::Error::new_spanned(ty, "expected Result<T, E> with E: Into<Failure>"))?;
                 Returns::Result(ok)
             } else if let Some(args) = last_segment_args(ty, "Delayed") {
-                let t = first_type_arg(args).ok_or_else(|| syn::Error::new(ty.span(), "expected Delayed<T>"))?;
+                let t = first_type_arg(args).ok_or_else(|| syn::Error::new_spanned(ty, "expected Delayed<T>"))?;
                 Returns::Delayed(t)
             } else {
                 Returns::Plain((**ty).clone())
             }
         }
     };
-    if matches!(returns, Returns::Delayed(_)) && !with_ctx {
-        return Err(syn::Error::new(
-            sig.output.span(),
-            "a method returning Delayed<T> must take `ctx: &mut ServiceContext<Self>` to suspend its response",
-        ));
+    if let (Returns::Delayed(_), ReturnType::Type(_, ty)) = (&returns, &sig.output) {
+        if !with_ctx {
+            return Err(syn::Error::new_spanned(
+                ty,
+                "a method returning Delayed<T> must take `ctx: &mut ServiceContext<Self>` (right after the \
+                 receiver) to suspend its response with `ctx.suspend_response()`",
+            ));
+        }
     }
     Ok(Method { ident: sig.ident.clone(), with_ctx, params, returns })
 }
 
 fn expand_methods(item: &ItemImpl) -> syn::Result<TokenStream2> {
     if !item.generics.params.is_empty() {
-        return Err(syn::Error::new(item.generics.span(), "#[netsvc::methods] does not support generic impls"));
+        return Err(syn::Error::new_spanned(&item.generics, "#[netsvc::methods] does not support generic impls"));
     }
     if let Some((_, path, _)) = &item.trait_ {
-        return Err(syn::Error::new(
-            path.span(),
+        return Err(syn::Error::new_spanned(
+            path,
             "#[netsvc::methods] goes on an inherent impl block, not a trait impl",
         ));
     }
     let self_ty = &item.self_ty;
     let Type::Path(type_path) = &**self_ty else {
-        return Err(syn::Error::new(self_ty.span(), "#[netsvc::methods] expects `impl SomeService { ... }`"));
+        return Err(syn::Error::new_spanned(self_ty, "#[netsvc::methods] expects `impl SomeService { ... }`"));
     };
     let type_ident = &type_path.path.segments.last().expect("a path has a segment").ident;
     let client = format_ident!("{}Client", type_ident);
 
+    // Every invalid method is reported; the valid ones are still exported (and the client
+    // generated) so that the errors are only the methods' own.
     let mut methods = Vec::new();
+    let mut errors: Option<syn::Error> = None;
+    let mut found = false;
     for impl_item in &item.items {
         if let ImplItem::Fn(f) = impl_item {
-            methods.push(parse_method(f)?);
+            found = true;
+            match parse_method(f) {
+                Ok(m) => methods.push(m),
+                Err(err) => match &mut errors {
+                    Some(all) => all.combine(err),
+                    None => errors = Some(err),
+                },
+            }
         }
     }
-    if methods.is_empty() {
-        return Err(syn::Error::new(item.self_ty.span(), "#[netsvc::methods] found no methods to export"));
+    if !found {
+        return Err(syn::Error::new_spanned(
+            &item.self_ty,
+            "#[netsvc::methods] found no methods to export: add a `fn` taking `&mut self` or `&self`, \
+             or remove the attribute",
+        ));
     }
+    let errors = errors.map(|e| e.to_compile_error());
 
     let p = quote!(::netsvc::__private);
     let arms = methods.iter().map(|m| {
@@ -341,8 +422,27 @@ fn expand_methods(item: &ItemImpl) -> syn::Result<TokenStream2> {
     });
 
     let client_doc = format!("Typed client for the exported methods of [`{type_ident}`].");
+    // A type that is not a service gets one error, from the assertion, rather than several
+    // from the `Exports` impl: that impl holds only if the type is a service (`for<'a>` keeps
+    // rustc from rejecting a bound that is trivially false for a concrete type).
+    let assertion = quote_spanned! {self_ty.span()=>
+        const _: () = {
+            #[diagnostic::on_unimplemented(
+                message = "`{Self}` is not a netsvc service",
+                label = "#[netsvc::methods] needs a service here",
+                note = "a service has `#[derive(Service)]` and `impl Service for {Self} {{}}`"
+            )]
+            trait IsNetsvcService {}
+            impl<T: ::netsvc::Service> IsNetsvcService for T {}
+            fn is_netsvc_service<T: IsNetsvcService>() {}
+            let _ = is_netsvc_service::<#self_ty>;
+        };
+    };
     Ok(quote! {
-        impl #p::Exports for #self_ty {
+        #errors
+        #assertion
+
+        impl #p::Exports for #self_ty where for<'__netsvc> #self_ty: ::netsvc::Service {
             fn dispatch(
                 service: &mut Self,
                 ctx: &mut ::netsvc::ServiceContext<Self>,

@@ -1,0 +1,11 @@
+#![allow(missing_docs)]
+use netsvc::prelude::*;
+
+#[derive(Service)]
+struct Calculator;
+impl Service for Calculator {}
+
+#[netsvc::methods]
+impl Calculator {}
+
+fn main() {}

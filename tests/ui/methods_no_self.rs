@@ -1,0 +1,15 @@
+#![allow(missing_docs)]
+use netsvc::prelude::*;
+
+#[derive(Service)]
+struct Calculator;
+impl Service for Calculator {}
+
+#[netsvc::methods]
+impl Calculator {
+    fn square(x: i64) -> i64 {
+        x * x
+    }
+}
+
+fn main() {}

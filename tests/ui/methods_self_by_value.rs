@@ -1,0 +1,15 @@
+#![allow(missing_docs)]
+use netsvc::prelude::*;
+
+#[derive(Service)]
+struct Calculator;
+impl Service for Calculator {}
+
+#[netsvc::methods]
+impl Calculator {
+    fn zero(self) -> i64 {
+        0
+    }
+}
+
+fn main() {}
