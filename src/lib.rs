@@ -94,6 +94,7 @@ mod registry;
 mod report;
 mod request;
 mod service;
+pub mod wire;
 
 pub use binding::{Binding, Location};
 pub use error::Error;

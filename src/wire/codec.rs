@@ -1,0 +1,317 @@
+//! Frames to bytes and back: `LengthDelimitedCodec` framing with bincode inside.
+
+use bytes::{BufMut, BytesMut};
+use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
+
+use super::frame::Frame;
+
+/// Default cap on one frame's size: 16 MiB.
+pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
+
+const HEADER: usize = 4;
+
+/// Why bytes could not become a frame, or a frame bytes.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    /// The length prefix announces a frame larger than the cap (checked before allocating).
+    #[error("frame of {len} bytes exceeds the maximum of {max} bytes")]
+    TooLarge {
+        /// The announced or encoded length.
+        len: usize,
+        /// The cap.
+        max: usize,
+    },
+    /// The frame's bytes are not a valid `Frame` (garbage, truncated, unknown variant, ...).
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+    /// The socket failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn config() -> bincode::config::Configuration {
+    crate::payload::bincode_config()
+}
+
+/// Appends one length-prefixed frame to `buf`. On error `buf` is left as it was.
+pub(crate) fn encode_frame(frame: &Frame, buf: &mut BytesMut, max: usize) -> Result<(), CodecError> {
+    let start = buf.len();
+    buf.put_u32(0);
+    let result = bincode::serde::encode_into_std_write(frame, &mut buf.writer(), config());
+    let len = buf.len() - start - HEADER;
+    match result {
+        Ok(_) if len <= max => {
+            buf[start..start + HEADER].copy_from_slice(&(len as u32).to_be_bytes());
+            Ok(())
+        }
+        Ok(_) => {
+            buf.truncate(start);
+            Err(CodecError::TooLarge { len, max })
+        }
+        Err(e) => {
+            buf.truncate(start);
+            Err(CodecError::Malformed(e.to_string()))
+        }
+    }
+}
+
+/// Decodes one frame's body (without its length prefix). The whole body must be used.
+pub(crate) fn decode_frame(body: &[u8]) -> Result<Frame, CodecError> {
+    let (frame, used): (Frame, usize) =
+        bincode::serde::decode_from_slice(body, config()).map_err(|e| CodecError::Malformed(e.to_string()))?;
+    if used != body.len() {
+        return Err(CodecError::Malformed(format!(
+            "{} trailing bytes after a {} frame",
+            body.len() - used,
+            frame.kind()
+        )));
+    }
+    Ok(frame)
+}
+
+/// A tokio-util codec for [`Frame`]s with a size cap.
+#[derive(Debug)]
+pub struct FrameCodec {
+    inner: LengthDelimitedCodec,
+    max: usize,
+    /// The inner codec has consumed a header and waits for the body.
+    in_body: bool,
+}
+
+impl FrameCodec {
+    /// A codec refusing frames larger than `max` bytes.
+    pub fn new(max: usize) -> Self {
+        let inner = LengthDelimitedCodec::builder().length_field_length(HEADER).max_frame_length(max).new_codec();
+        FrameCodec { inner, max, in_body: false }
+    }
+}
+
+impl Default for FrameCodec {
+    fn default() -> Self {
+        FrameCodec::new(DEFAULT_MAX_FRAME)
+    }
+}
+
+impl Decoder for FrameCodec {
+    type Item = Frame;
+    type Error = CodecError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
+        // Check the announced length ourselves for a precise error (the inner codec checks it
+        // too, before reserving any space).
+        if !self.in_body && src.len() >= HEADER {
+            let len = u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize;
+            if len > self.max {
+                return Err(CodecError::TooLarge { len, max: self.max });
+            }
+        }
+        let before = src.len();
+        match self.inner.decode(src) {
+            Ok(Some(body)) => {
+                self.in_body = false;
+                decode_frame(&body).map(Some)
+            }
+            Ok(None) => {
+                if src.len() < before {
+                    self.in_body = true;
+                }
+                Ok(None)
+            }
+            Err(e) => Err(CodecError::Io(e)),
+        }
+    }
+}
+
+impl Encoder<&Frame> for FrameCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, frame: &Frame, dst: &mut BytesMut) -> Result<(), CodecError> {
+        encode_frame(frame, dst, self.max)
+    }
+}
+
+impl Encoder<Frame> for FrameCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, frame: Frame, dst: &mut BytesMut) -> Result<(), CodecError> {
+        encode_frame(&frame, dst, self.max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::{AgentId, ProcessId};
+    use crate::payload::Format;
+    use crate::wire::{Hello, ReportFrame, ReportTarget, RequestFrame, ServiceInfo, WireFailure, WirePayload};
+
+    fn agent(n: u8) -> AgentId {
+        AgentId::from_uuid(uuid::Uuid::from_bytes([n; 16]))
+    }
+
+    fn encoded(frame: &Frame) -> Vec<u8> {
+        let mut buf = BytesMut::new();
+        encode_frame(frame, &mut buf, DEFAULT_MAX_FRAME).unwrap();
+        buf.to_vec()
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn samples() -> Vec<Frame> {
+        let payload = WirePayload { format: Format::Bincode, type_name: "u8".into(), bytes: vec![7] };
+        vec![
+            Frame::Hello(Hello {
+                version: 1,
+                process: ProcessId::from_uuid(uuid::Uuid::from_bytes([9; 16])),
+                node: "n".into(),
+                group: "".into(),
+                hub: true,
+            }),
+            Frame::Refused { reason: "x".into() },
+            Frame::ServiceAvailable(ServiceInfo {
+                agent: agent(1),
+                name: "s".into(),
+                audience: "*".into(),
+                process: ProcessId::from_uuid(uuid::Uuid::from_bytes([9; 16])),
+                groups: vec!["g".into()],
+            }),
+            Frame::ServiceWithdrawn { agent: agent(1) },
+            Frame::GroupJoined { agent: agent(1), group: "g".into() },
+            Frame::GroupLeft { agent: agent(1), group: "g".into() },
+            Frame::SubscriptionRequested { publisher: agent(1), subscriber: agent(2), pattern: "*".into() },
+            Frame::SubscriptionWithdrawn { publisher: agent(1), subscriber: agent(2), pattern: "*".into() },
+            Frame::Report(ReportFrame {
+                publisher: agent(1),
+                subject: "t".into(),
+                content: payload.clone(),
+                targets: vec![ReportTarget { subscriber: agent(2), pattern: Some("*".into()) }],
+            }),
+            Frame::TargetedReport(ReportFrame {
+                publisher: agent(1),
+                subject: "t".into(),
+                content: payload.clone(),
+                targets: vec![ReportTarget { subscriber: agent(2), pattern: None }],
+            }),
+            Frame::PublisherNotice { publisher: agent(1), subscriber: agent(2), available: true },
+            Frame::Request(RequestFrame {
+                conversation: 300,
+                requester: agent(2),
+                target: agent(1),
+                method: "m".into(),
+                args: payload.clone(),
+            }),
+            Frame::Response { conversation: 300, requester: agent(2), content: payload },
+            Frame::Failure {
+                conversation: 300,
+                requester: agent(2),
+                failure: WireFailure { code: 57, description: "d".into(), origin: "o".into(), details: "".into() },
+            },
+            Frame::Heartbeat,
+            Frame::Goodbye { reason: "bye".into() },
+        ]
+    }
+
+    #[test]
+    fn every_variant_round_trips() {
+        for frame in samples() {
+            let mut codec = FrameCodec::default();
+            let mut buf = BytesMut::from(&encoded(&frame)[..]);
+            assert_eq!(codec.decode(&mut buf).unwrap(), Some(frame));
+            assert!(buf.is_empty());
+        }
+    }
+
+    #[test]
+    fn golden_bytes_pin_the_format() {
+        let golden: Vec<String> = samples().iter().map(|f| hex(&encoded(f))).collect();
+        // Length prefix (4 bytes, big endian), variant index (varint), then the fields in
+        // order: identities as 16 length-prefixed bytes, strings and byte strings
+        // length-prefixed, integers as varints (300 = fb2c01), booleans as one byte.
+        let expected = [
+            "0000001700011009090909090909090909090909090909016e0001",
+            "00000003010178",
+            "0000002a0210010101010101010101010101010101010173012a1009090909090909090909090909090909010167",
+            "00000012031001010101010101010101010101010101",
+            "000000140410010101010101010101010101010101010167",
+            "000000140510010101010101010101010101010101010167",
+            "000000250610010101010101010101010101010101011002020202020202020202020202020202012a",
+            "000000250710010101010101010101010101010101011002020202020202020202020202020202012a",
+            "0000002f081001010101010101010101010101010101017400027538010701100202020202020202020202020202020201012a",
+            "0000002d091001010101010101010101010101010101017400027538010701100202020202020202020202020202020200",
+            "000000240a1001010101010101010101010101010101100202020202020202020202020202020201",
+            "0000002e0bfb2c0110020202020202020202020202020202021001010101010101010101010101010101016d000275380107",
+            "0000001b0cfb2c011002020202020202020202020202020202000275380107",
+            "0000001b0dfb2c011002020202020202020202020202020202390164016f00",
+            "000000010e",
+            "000000050f03627965",
+        ];
+        assert_eq!(golden, expected);
+        // Variant indexes are the declaration order; new variants are only appended.
+        for (i, g) in golden.iter().enumerate() {
+            assert_eq!(g[8..10], format!("{i:02x}"), "variant {i}");
+        }
+    }
+
+    #[test]
+    fn frames_at_the_limit_pass_and_one_byte_over_fails_before_allocating() {
+        let frame = Frame::Goodbye { reason: "x".repeat(100) };
+        let len = encoded(&frame).len() - HEADER;
+        let mut at_limit = FrameCodec::new(len);
+        let mut buf = BytesMut::from(&encoded(&frame)[..]);
+        assert_eq!(at_limit.decode(&mut buf).unwrap(), Some(frame.clone()));
+
+        let mut below = FrameCodec::new(len - 1);
+        let mut buf = BytesMut::from(&encoded(&frame)[..]);
+        assert!(matches!(below.decode(&mut buf), Err(CodecError::TooLarge { .. })));
+        let mut out = BytesMut::new();
+        assert!(matches!(below.encode(&frame, &mut out), Err(CodecError::TooLarge { .. })));
+        assert!(out.is_empty());
+
+        // A huge announced length is refused from the header alone.
+        let mut codec = FrameCodec::default();
+        let mut buf = BytesMut::from(&[0xff, 0xff, 0xff, 0xff, 0][..]);
+        let err = codec.decode(&mut buf).unwrap_err();
+        assert_eq!(err.to_string(), "frame of 4294967295 bytes exceeds the maximum of 16777216 bytes");
+        assert!(buf.capacity() < 1024);
+    }
+
+    #[test]
+    fn partial_frames_wait_for_more_bytes_split_anywhere() {
+        let frame = samples()[8].clone();
+        let bytes = encoded(&frame);
+        for split in 0..bytes.len() {
+            let mut codec = FrameCodec::default();
+            let mut buf = BytesMut::from(&bytes[..split]);
+            assert_eq!(codec.decode(&mut buf).unwrap(), None, "split at {split}");
+            buf.extend_from_slice(&bytes[split..]);
+            assert_eq!(codec.decode(&mut buf).unwrap(), Some(frame.clone()));
+        }
+    }
+
+    #[test]
+    fn garbage_truncated_bodies_and_unknown_variants_are_malformed() {
+        let mut codec = FrameCodec::default();
+        let mut garbage = BytesMut::from(&[0, 0, 0, 3, 0xde, 0xad, 0xbe][..]);
+        assert!(matches!(codec.decode(&mut garbage), Err(CodecError::Malformed(_))));
+
+        // A body cut short but with a consistent length prefix.
+        let full = encoded(&samples()[2]);
+        let body = &full[HEADER..full.len() - 3];
+        let mut truncated = BytesMut::new();
+        truncated.put_u32(body.len() as u32);
+        truncated.extend_from_slice(body);
+        assert!(matches!(codec.decode(&mut truncated), Err(CodecError::Malformed(_))));
+
+        // Variant 200 does not exist.
+        let mut unknown = BytesMut::from(&[0, 0, 0, 2, 0xc8, 0][..]);
+        let err = codec.decode(&mut unknown).unwrap_err();
+        assert!(matches!(err, CodecError::Malformed(_)), "{err}");
+
+        // Trailing bytes after a valid frame body.
+        let mut trailing = BytesMut::from(&[0, 0, 0, 2, 14, 0][..]);
+        let err = codec.decode(&mut trailing).unwrap_err();
+        assert!(err.to_string().contains("trailing"), "{err}");
+    }
+}

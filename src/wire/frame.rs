@@ -1,0 +1,218 @@
+//! The frames. Variants are only ever appended; field order within a variant never changes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::names::{AgentId, ProcessId};
+use crate::payload::Format;
+
+/// The protocol version carried in the handshake.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// One message between two netsvc processes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Frame {
+    /// The handshake; the first frame each side sends.
+    Hello(Hello),
+    /// The handshake was refused; the connection closes after this frame.
+    Refused {
+        /// Why, for the peer's log.
+        reason: String,
+    },
+    /// A service is available through the sender.
+    ServiceAvailable(ServiceInfo),
+    /// A service is no longer available through the sender.
+    ServiceWithdrawn {
+        /// The agent concerned.
+        agent: AgentId,
+    },
+    /// A service joined a group.
+    GroupJoined {
+        /// The agent concerned.
+        agent: AgentId,
+        /// The group.
+        group: String,
+    },
+    /// A service left a group.
+    GroupLeft {
+        /// The agent concerned.
+        agent: AgentId,
+        /// The group.
+        group: String,
+    },
+    /// A subscriber asks a publisher for reports matching a pattern.
+    SubscriptionRequested {
+        /// The publishing agent (the frame's destination).
+        publisher: AgentId,
+        /// The subscribing agent.
+        subscriber: AgentId,
+        /// The subscription pattern.
+        pattern: String,
+    },
+    /// A subscriber no longer wants reports matching a pattern.
+    SubscriptionWithdrawn {
+        /// The publishing agent (the frame's destination).
+        publisher: AgentId,
+        /// The subscribing agent.
+        subscriber: AgentId,
+        /// The subscription pattern.
+        pattern: String,
+    },
+    /// A published report, for the listed subscribers behind the receiving link.
+    Report(ReportFrame),
+    /// A report sent to one subscriber (never cached).
+    TargetedReport(ReportFrame),
+    /// A publisher accepted a subscriber's first subscription, or acknowledged its last
+    /// withdrawal.
+    PublisherNotice {
+        /// The publishing agent.
+        publisher: AgentId,
+        /// The subscribing agent (the frame's destination).
+        subscriber: AgentId,
+        /// `true`: available; `false`: withdrawn.
+        available: bool,
+    },
+    /// A request.
+    Request(RequestFrame),
+    /// The response to a request.
+    Response {
+        /// The requester's conversation id.
+        conversation: u64,
+        /// The requesting agent (the frame's destination).
+        requester: AgentId,
+        /// The response value.
+        content: WirePayload,
+    },
+    /// The failure of a request.
+    Failure {
+        /// The requester's conversation id.
+        conversation: u64,
+        /// The requesting agent (the frame's destination).
+        requester: AgentId,
+        /// What went wrong.
+        failure: WireFailure,
+    },
+    /// Liveness: sent when a link has been quiet for a while.
+    Heartbeat,
+    /// The sender is closing the connection.
+    Goodbye {
+        /// Why, for the peer's log.
+        reason: String,
+    },
+}
+
+impl Frame {
+    /// A short name of the variant, for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Frame::Hello(_) => "Hello",
+            Frame::Refused { .. } => "Refused",
+            Frame::ServiceAvailable(_) => "ServiceAvailable",
+            Frame::ServiceWithdrawn { .. } => "ServiceWithdrawn",
+            Frame::GroupJoined { .. } => "GroupJoined",
+            Frame::GroupLeft { .. } => "GroupLeft",
+            Frame::SubscriptionRequested { .. } => "SubscriptionRequested",
+            Frame::SubscriptionWithdrawn { .. } => "SubscriptionWithdrawn",
+            Frame::Report(_) => "Report",
+            Frame::TargetedReport(_) => "TargetedReport",
+            Frame::PublisherNotice { .. } => "PublisherNotice",
+            Frame::Request(_) => "Request",
+            Frame::Response { .. } => "Response",
+            Frame::Failure { .. } => "Failure",
+            Frame::Heartbeat => "Heartbeat",
+            Frame::Goodbye { .. } => "Goodbye",
+        }
+    }
+}
+
+/// The handshake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// [`PROTOCOL_VERSION`] of the sender.
+    pub version: u32,
+    /// The sender's process identity.
+    pub process: ProcessId,
+    /// The sender's node name (for logs).
+    pub node: String,
+    /// The exchange group of this connection; both sides must agree.
+    pub group: String,
+    /// Whether the sender is an exchange server (a hub that relays between its links).
+    pub hub: bool,
+}
+
+/// A service as announced across a link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceInfo {
+    /// Agent identity.
+    pub agent: AgentId,
+    /// Service name (empty: anonymous, tracked but never announced by the receiver).
+    pub name: String,
+    /// Audience, in OSE's spelling (`*`, or an exchange-group name).
+    pub audience: String,
+    /// The hosting process.
+    pub process: ProcessId,
+    /// Groups the service is in.
+    pub groups: Vec<String>,
+}
+
+/// Encoded content: its format, the sender's type name, and the bytes, which relays forward
+/// without decoding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WirePayload {
+    /// How the bytes are encoded.
+    pub format: Format,
+    /// The sender's Rust type name, for error messages.
+    pub type_name: String,
+    /// The encoded value.
+    #[serde(with = "serde_bytes")]
+    pub bytes: Vec<u8>,
+}
+
+/// One subscriber a report is for, and the pattern it matched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportTarget {
+    /// The subscribing agent.
+    pub subscriber: AgentId,
+    /// The matched pattern (`None` for a targeted report matching none).
+    pub pattern: Option<String>,
+}
+
+/// A report and the subscribers it is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportFrame {
+    /// The publishing agent.
+    pub publisher: AgentId,
+    /// The subject.
+    pub subject: String,
+    /// The content, encoded once by the publisher's process.
+    pub content: WirePayload,
+    /// The subscribers behind the receiving link, one entry per matching pattern.
+    pub targets: Vec<ReportTarget>,
+}
+
+/// A request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestFrame {
+    /// The requester's conversation id.
+    pub conversation: u64,
+    /// The requesting agent.
+    pub requester: AgentId,
+    /// The target agent (the frame's destination).
+    pub target: AgentId,
+    /// The method name.
+    pub method: String,
+    /// The arguments (a tuple, or a JSON array).
+    pub args: WirePayload,
+}
+
+/// A failure as it crosses a link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireFailure {
+    /// The numeric code.
+    pub code: u32,
+    /// Description.
+    pub description: String,
+    /// Origin.
+    pub origin: String,
+    /// Details.
+    pub details: String,
+}
