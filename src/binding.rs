@@ -3,7 +3,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::inbox::Inbox;
+use crate::exchange::Link;
+use crate::inbox::{Delivery, Inbox, Refused};
 use crate::names::{AgentId, Audience, ProcessId, ServiceName};
 
 /// Where a service lives, seen from this node.
@@ -15,11 +16,12 @@ pub enum Location {
     Remote,
 }
 
-/// The route to a service from this node. A remote route is added by the exchange layer;
-/// the service API never looks inside.
+/// The route to a service from this node: its inbox, or the link of the exchange bridge it
+/// was learned through. The service API never looks inside.
 #[derive(Clone)]
 pub(crate) enum Address {
     Local(Inbox),
+    Remote(Link),
 }
 
 /// Immutable description of one service: name, agent identity, audience, process identity,
@@ -76,10 +78,32 @@ impl Binding {
     }
 
     /// The local inbox, when the service lives in this process.
-    pub(crate) fn inbox(&self) -> &Inbox {
+    pub(crate) fn local_inbox(&self) -> Option<&Inbox> {
         match &self.0.address {
-            Address::Local(inbox) => inbox,
+            Address::Local(inbox) => Some(inbox),
+            Address::Remote(_) => None,
         }
+    }
+
+    /// The link the service is reached through, when it is remote.
+    pub(crate) fn link(&self) -> Option<&Link> {
+        match &self.0.address {
+            Address::Local(_) => None,
+            Address::Remote(link) => Some(link),
+        }
+    }
+
+    /// Delivers to the service: into its inbox, or across its link.
+    pub(crate) fn push(&self, delivery: Delivery) -> Result<(), Refused> {
+        match &self.0.address {
+            Address::Local(inbox) => inbox.push(delivery),
+            Address::Remote(link) => link.deliver(self, delivery),
+        }
+    }
+
+    /// Delivers when refusal needs no handling (the service is gone or slow).
+    pub(crate) fn send(&self, delivery: Delivery) {
+        let _ = self.push(delivery);
     }
 }
 

@@ -86,6 +86,7 @@
 mod binding;
 mod error;
 mod event;
+mod exchange;
 mod inbox;
 mod names;
 mod node;
@@ -99,6 +100,10 @@ pub mod wire;
 pub use binding::{Binding, Location};
 pub use error::Error;
 pub use event::{CronSchedule, Schedule, ShutdownPhase};
+pub use exchange::{
+    Authorise, ConnectionEvent, ConnectionState, Connector, Exchange, ExchangeConfig, ExchangeError,
+    DEFAULT_DEAD_AFTER, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HEARTBEAT, DEFAULT_OUTBOUND_LIMIT,
+};
 pub use names::{
     AgentId, Audience, ConversationId, GroupName, IntoName, InvalidName, ProcessId, ServiceName, Subject,
     SubjectPattern,

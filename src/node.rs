@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use crate::binding::{Address, Binding, Location};
 use crate::event::{ShutdownControl, ShutdownCoordinator};
+use crate::exchange::{Net, Router};
 use crate::inbox::{Delivery, Inbox};
 use crate::names::IntoName;
 use crate::names::{AgentId, ConversationId, ConversationIds, GroupName, ProcessId, ServiceName};
@@ -56,6 +57,10 @@ struct NodeInner {
     conversations: ConversationIds,
     /// The node's own anonymous service: the requester of calls made with [`Node::endpoint`].
     agent: OnceLock<Binding>,
+    /// Every agent this node can reach, and requests waiting for remote answers.
+    net: Arc<Net>,
+    /// The exchange router, spawned with the first exchange.
+    router: OnceLock<Addr<Router>>,
 }
 
 impl std::fmt::Debug for Node {
@@ -82,7 +87,7 @@ impl<S: Service> Spawned<S> {
     /// Asks the service to stop (after what is already in its inbox): left-group notices,
     /// then withdrawn; pending requests to it fail.
     pub fn stop(&self) {
-        self.binding.inbox().send(Delivery::Stop);
+        self.binding.send(Delivery::Stop);
     }
 }
 
@@ -105,8 +110,13 @@ impl Node {
             shutdown_done,
             conversations: ConversationIds::default(),
             agent: OnceLock::new(),
+            net: Net::new(),
+            router: OnceLock::new(),
         }));
-        let agent = node.spawn_with(NodeAgent, ServiceOptions::anonymous());
+        // Anonymous but visible to other processes (never announced), so that answers to
+        // requests made with `Node::endpoint` can find their way back.
+        let options = ServiceOptions { audience: crate::Audience::Everyone, ..ServiceOptions::anonymous() };
+        let agent = node.spawn_with(NodeAgent, options);
         let _ = node.0.agent.set(agent.binding);
         node
     }
@@ -123,6 +133,18 @@ impl Node {
 
     pub(crate) fn registry(&self) -> &Addr<Registry> {
         &self.0.registry
+    }
+
+    pub(crate) fn net(&self) -> &Arc<Net> {
+        &self.0.net
+    }
+
+    /// The exchange router, spawned on first use.
+    pub(crate) fn router(&self) -> Addr<Router> {
+        self.0
+            .router
+            .get_or_init(|| self.spawn_with(Router::new(self.0.process), ServiceOptions::anonymous()).addr)
+            .clone()
     }
 
     pub(crate) fn next_conversation(&self) -> ConversationId {
@@ -148,6 +170,7 @@ impl Node {
             Location::Local,
             Address::Local(inbox.clone()),
         );
+        self.0.net.insert(binding.clone());
         self.0.registry.do_send(Register { binding: binding.clone(), groups: options.groups.clone() });
         ServiceContext::start(rx, self.clone(), binding.clone(), inbox, options.groups, service);
         Spawned { addr, binding }

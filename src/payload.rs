@@ -15,8 +15,11 @@ use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+
+use crate::wire::WirePayload;
 
 /// How encoded bytes are to be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -102,7 +105,7 @@ pub struct Payload(Repr);
 #[derive(Clone)]
 enum Repr {
     Value(Arc<dyn Content>),
-    Encoded { format: Format, bytes: Arc<[u8]>, type_name: Arc<str> },
+    Encoded { format: Format, bytes: Bytes, type_name: Arc<str> },
 }
 
 impl Payload {
@@ -112,7 +115,7 @@ impl Payload {
     }
 
     /// Wraps bytes encoded in `format` by a sender whose type was `type_name`.
-    pub fn encoded(format: Format, bytes: impl Into<Arc<[u8]>>, type_name: impl Into<Arc<str>>) -> Self {
+    pub fn encoded(format: Format, bytes: impl Into<Bytes>, type_name: impl Into<Arc<str>>) -> Self {
         Payload(Repr::Encoded { format, bytes: bytes.into(), type_name: type_name.into() })
     }
 
@@ -169,15 +172,43 @@ impl Payload {
     }
 
     /// Encodes the payload (in-process values) or returns its bytes when already in `format`.
-    pub fn to_bytes(&self, format: Format) -> Result<Arc<[u8]>, PayloadError> {
+    pub fn to_bytes(&self, format: Format) -> Result<Bytes, PayloadError> {
         match &self.0 {
-            Repr::Value(v) => v.encode(format).map(Arc::from),
+            Repr::Value(v) => v.encode(format).map(Bytes::from),
             Repr::Encoded { format: f, bytes, .. } if *f == format => Ok(bytes.clone()),
             Repr::Encoded { format: f, bytes, type_name } => {
                 let value: serde_json::Value = decode_bytes(*f, bytes, type_name)?;
                 Payload::new(value).to_bytes(format)
             }
         }
+    }
+
+    /// The format this payload travels in across processes: JSON for a `serde_json::Value` (it
+    /// has no bincode decoding) and for bytes that are already JSON, bincode otherwise.
+    pub fn wire_format(&self) -> Format {
+        match &self.0 {
+            Repr::Value(v) if v.as_any().is::<serde_json::Value>() => Format::Json,
+            Repr::Value(_) => Format::Bincode,
+            Repr::Encoded { format, .. } => *format,
+        }
+    }
+
+    /// The payload as it crosses a link: encoded bytes are passed on as they are, an
+    /// in-process value is encoded (once; callers share the result).
+    pub(crate) fn to_wire(&self) -> Result<WirePayload, PayloadError> {
+        let format = self.wire_format();
+        Ok(WirePayload { format, type_name: self.type_name().to_owned(), bytes: self.to_bytes(format)?.to_vec() })
+    }
+
+    /// The payload as it crosses a link, in `format`: encoded bytes already in that format are
+    /// passed on as they are (relays never decode), a value is encoded in it.
+    pub(crate) fn to_wire_as(&self, format: Format) -> Result<WirePayload, PayloadError> {
+        Ok(WirePayload { format, type_name: self.type_name().to_owned(), bytes: self.to_bytes(format)?.to_vec() })
+    }
+
+    /// A payload received from a link.
+    pub(crate) fn from_wire(wire: WirePayload) -> Self {
+        Payload::encoded(wire.format, wire.bytes, wire.type_name)
     }
 
     /// The payload as JSON, for tools and logs.

@@ -40,13 +40,16 @@ use crate::binding::Binding;
 use crate::inbox::{Delivery, Refused};
 use crate::names::{ConversationId, ServiceName};
 use crate::node::Node;
-use crate::payload::{Content, Payload};
+use crate::payload::{Content, Format, Payload};
 
 pub(crate) type Outcome = Result<Payload, Failure>;
 
 /// Where a reply goes.
 pub(crate) enum ReplyTo {
+    /// The requester is in this process.
     Local(oneshot::Sender<Outcome>),
+    /// The requester is behind a link; the answer is routed to it by agent.
+    Remote { requester: Binding, conversation: u64, format: Format },
 }
 
 impl ReplyTo {
@@ -54,6 +57,9 @@ impl ReplyTo {
         match self {
             // The requester may have given up (timeout): a late response is dropped.
             ReplyTo::Local(tx) => drop(tx.send(outcome)),
+            ReplyTo::Remote { requester, conversation, format } => {
+                crate::exchange::send_outcome(&requester, conversation, format, outcome)
+            }
         }
     }
 }
@@ -65,6 +71,8 @@ pub(crate) struct IncomingRequest {
     pub(crate) args: Payload,
     pub(crate) sender: Binding,
     pub(crate) reply: ReplyTo,
+    /// The format a remote requester wants the response in (JSON for dynamic calls).
+    pub(crate) reply_format: Format,
 }
 
 /// What the requester's side knows while a request is being served.
@@ -149,19 +157,20 @@ impl Endpoint {
         method: impl Into<Cow<'static, str>>,
         args: A,
     ) -> Call<R> {
-        self.call_payload(method.into(), Payload::new(args))
+        self.call_payload(method.into(), Payload::new(args), Format::Bincode)
     }
 
     /// Calls `method` with JSON arguments (an array, one element per parameter) and returns
     /// the response as JSON. For tools without Rust types.
     pub fn call_dynamic(&self, method: &str, args: serde_json::Value) -> Call<serde_json::Value> {
-        self.call_payload(Cow::Owned(method.to_owned()), Payload::new(args))
+        self.call_payload(Cow::Owned(method.to_owned()), Payload::new(args), Format::Json)
     }
 
     fn call_payload<R: DeserializeOwned + Send + Sync + 'static>(
         &self,
         method: Cow<'static, str>,
         args: Payload,
+        reply_format: Format,
     ) -> Call<R> {
         let conversation = self.node.next_conversation();
         let sender = self.sender.clone();
@@ -183,8 +192,9 @@ impl Endpoint {
             };
             let method_name = method.clone();
             let (tx, rx) = oneshot::channel();
-            let request = IncomingRequest { conversation, method, args, sender, reply: ReplyTo::Local(tx) };
-            if let Err(refused) = binding.inbox().push(Delivery::Request(request)) {
+            let request =
+                IncomingRequest { conversation, method, args, sender, reply: ReplyTo::Local(tx), reply_format };
+            if let Err(refused) = binding.push(Delivery::Request(request)) {
                 return Err(match refused {
                     Refused::Closed => Failure::netsvc(
                         ErrorCode::CLIENT_SERVICE_UNAVAILABLE,
@@ -379,6 +389,21 @@ pub fn decode_args<A: DeserializeOwned + Send + Sync + 'static>(
     arity: usize,
     method: &str,
 ) -> Result<A, Failure> {
+    // JSON arguments that crossed a link arrive as bytes: view them as a JSON value first so
+    // the argument count can be checked.
+    let args = if args.get::<serde_json::Value>().is_none() && args.wire_format() == crate::payload::Format::Json {
+        match args.to_json() {
+            Ok(value) => Payload::new(value),
+            Err(e) => {
+                return Err(Failure::netsvc(
+                    ErrorCode::SERVER_REQUEST_DECODING_ERROR,
+                    format!("arguments of {method}: {e}"),
+                ))
+            }
+        }
+    } else {
+        args
+    };
     if let Some(serde_json::Value::Array(items)) = args.get::<serde_json::Value>() {
         if items.len() != arity {
             return Err(Failure::netsvc(

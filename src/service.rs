@@ -246,7 +246,7 @@ impl<S: Service> ServiceContext<S> {
     }
 
     fn serve(&mut self, service: &mut S, request: IncomingRequest) {
-        let IncomingRequest { conversation, method, args, sender, reply } = request;
+        let IncomingRequest { conversation, method, args, sender, reply, .. } = request;
         let info = RequestInfo { conversation, method, sender };
         let method = info.method.clone();
         self.core.current = Some((info, Some(reply)));
@@ -294,6 +294,7 @@ impl<S: Service> ServiceContext<S> {
                 )));
             }
         }
+        self.core.node.net().remove(&self.core.binding);
         self.core.node.registry().do_send(crate::registry::Withdraw(self.core.binding.agent()));
     }
 }
@@ -322,6 +323,7 @@ impl<S: Actor<Context = ServiceContext<S>>> Drop for ServiceContext<S> {
                     )));
                 }
             }
+            self.core.node.net().remove(&self.core.binding);
             self.core.node.registry().do_send(crate::registry::Withdraw(self.core.binding.agent()));
         }
     }

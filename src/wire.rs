@@ -18,4 +18,4 @@ pub use frame::{
     Frame, Hello, ReportFrame, ReportTarget, RequestFrame, ServiceInfo, WireFailure, WirePayload, PROTOCOL_VERSION,
 };
 
-pub(crate) use codec::{decode_frame, encode_frame};
+pub(crate) use codec::encode_frame;

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use super::{Service, ServiceContext};
 use crate::binding::Binding;
+use crate::exchange::ReportFanout;
 use crate::inbox::{Delivery, Inbox};
 use crate::names::{AgentId, GroupName, IntoName, ServiceName, Subject, SubjectPattern};
 use crate::node::Node;
@@ -116,12 +117,12 @@ impl Broker {
         entry.binding = publisher.clone();
         for p in desired.difference(&entry.patterns.clone()) {
             entry.patterns.insert(p.clone());
-            publisher.inbox().send(Delivery::SubscriptionRequested { subscriber: me.clone(), pattern: p.clone() });
+            publisher.send(Delivery::SubscriptionRequested { subscriber: me.clone(), pattern: p.clone() });
         }
         let stale: Vec<SubjectPattern> = entry.patterns.difference(&desired).cloned().collect();
         for p in stale {
             entry.patterns.remove(&p);
-            publisher.inbox().send(Delivery::SubscriptionWithdrawn { subscriber: me.agent(), pattern: p });
+            publisher.send(Delivery::SubscriptionWithdrawn { subscriber: me.agent(), pattern: p });
         }
         if entry.patterns.is_empty() {
             self.publishers.remove(&agent);
@@ -182,7 +183,7 @@ impl Broker {
         entry.patterns.push(pattern.clone());
         if first {
             self.watch(node, me, inbox, &subscriber);
-            subscriber.inbox().send(Delivery::Publisher(PublisherNotice {
+            subscriber.send(Delivery::Publisher(PublisherNotice {
                 publisher: me.clone(),
                 subscriber: subscriber.clone(),
                 status: Status::Available,
@@ -190,7 +191,7 @@ impl Broker {
         }
         for (subject, content) in self.cache.matching(&pattern, Instant::now()) {
             let data = Arc::new(ReportData { publisher: me.clone(), subject, content, targeted: false });
-            subscriber.inbox().send(Delivery::Report(Report { data, pattern: Some(pattern.clone()) }));
+            subscriber.send(Delivery::Report(Report { data, pattern: Some(pattern.clone()) }));
         }
         vec![Notice::Subscription(SubscriptionNotice { subscriber, pattern, status: SubscriptionStatus::Requested })]
     }
@@ -209,7 +210,7 @@ impl Broker {
         if entry.patterns.is_empty() {
             self.subscribers.remove(&agent);
             self.unwatch(node, me, agent);
-            subscriber.inbox().send(Delivery::Publisher(PublisherNotice {
+            subscriber.send(Delivery::Publisher(PublisherNotice {
                 publisher: me.clone(),
                 subscriber: subscriber.clone(),
                 status: Status::Withdrawn,
@@ -351,16 +352,15 @@ impl<S: Service> ServiceContext<S> {
             return;
         }
         let data = Arc::new(ReportData { publisher: self.core.binding.clone(), subject, content, targeted: false });
+        let mut fanout = ReportFanout::new(&data, None);
         for entry in broker.subscribers.values() {
             for pattern in &entry.patterns {
                 if pattern.matches(data.subject.as_str()) {
-                    entry
-                        .binding
-                        .inbox()
-                        .send(Delivery::Report(Report { data: data.clone(), pattern: Some(pattern.clone()) }));
+                    fanout.add(&entry.binding, Some(pattern));
                 }
             }
         }
+        fanout.finish();
     }
 
     /// Sends a report to one subscriber only; never cached. Nothing is sent if `subscriber`
@@ -381,19 +381,14 @@ impl<S: Service> ServiceContext<S> {
             content: Payload::new(content),
             targeted: true,
         });
-        let mut matched = false;
-        for pattern in &entry.patterns {
-            if pattern.matches(data.subject.as_str()) {
-                matched = true;
-                entry
-                    .binding
-                    .inbox()
-                    .send(Delivery::Report(Report { data: data.clone(), pattern: Some(pattern.clone()) }));
-            }
+        let mut fanout = ReportFanout::new(&data, None);
+        for pattern in entry.patterns.iter().filter(|p| p.matches(data.subject.as_str())) {
+            fanout.add(&entry.binding, Some(pattern));
         }
-        if !matched {
-            entry.binding.inbox().send(Delivery::Report(Report { data, pattern: None }));
+        if fanout.is_empty() {
+            fanout.add(&entry.binding, None);
         }
+        fanout.finish();
     }
 
     /// Drops cached reports whose subject matches `pattern` and that were published at least

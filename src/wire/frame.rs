@@ -202,6 +202,8 @@ pub struct RequestFrame {
     pub method: String,
     /// The arguments (a tuple, or a JSON array).
     pub args: WirePayload,
+    /// The format the requester wants the response in (JSON for tools without Rust types).
+    pub reply_format: Format,
 }
 
 /// A failure as it crosses a link.

@@ -1,0 +1,48 @@
+//! The exchange: connecting netsvc processes over TCP.
+//!
+//! An [`Exchange`] belongs to a node and an exchange group. It can listen (an exchange
+//! server, a hub relaying between its links) and connect (an exchange client, with a retry
+//! delay to keep trying and reconnect, or a single attempt), both at once. Each connection is
+//! served by one `Bridge` actor with explicit states (handshaking → ready → closing) and one
+//! `Link`: a bounded outbound buffer drained by a writer task that writes everything ready in
+//! one go.
+//!
+//! What crosses a link:
+//!
+//! * services (named and anonymous; anonymous ones are tracked but never announced) whose
+//!   audience is `*` or the link's exchange group, with their groups, except those learned
+//!   through that same link, and — in a mesh of exchange servers — except those one server
+//!   learned from another server (each server hears them directly), so a triangle of servers
+//!   has neither loops nor duplicate announcements;
+//! * subscriptions, reports, notices, requests, responses and failures addressed to agents
+//!   behind the link. A report crosses a link only when a subscriber behind it matches; its
+//!   content is encoded once per report in the publishing process and relays forward it
+//!   without decoding it.
+//!
+//! When a link drops, everything learned through it is withdrawn: pending requests to those
+//! services fail at once, publishers see their subscriptions withdrawn, subscribers see
+//! their publishers withdrawn. After a reconnection the services are announced again with the
+//! same agent identities; subscriptions form again and cached reports are delivered again.
+//!
+//! Slow-consumer policy per link: the outbound buffer holds at most
+//! [`ExchangeConfig::outbound_limit`] bytes. When it is full, reports for that link are dropped
+//! (counted and logged); any other frame means the peer has stopped reading while the
+//! protocol needs it to, and the connection is closed (the peer's services are withdrawn and a
+//! client reconnects later).
+//!
+//! Bad input never panics: garbage, truncated or oversized frames, unknown variants, frames
+//! before the handshake, a wrong protocol version or exchange group, and a peer that never
+//! speaks each close that connection with a logged error; every other link keeps working.
+
+mod bridge;
+mod endpoint;
+mod link;
+mod net;
+mod router;
+
+pub use endpoint::{Authorise, ConnectionEvent, ConnectionState, Connector, Exchange, ExchangeConfig, ExchangeError};
+pub use endpoint::{DEFAULT_DEAD_AFTER, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HEARTBEAT, DEFAULT_OUTBOUND_LIMIT};
+
+pub(crate) use link::{send_outcome, Link, ReportFanout};
+pub(crate) use net::Net;
+pub(crate) use router::Router;

@@ -1,0 +1,438 @@
+//! The bridge: one actor per connection, reading frames and giving them meaning.
+//!
+//! States: `Handshaking` (both sides send `Hello`; anything else is a protocol error; silence
+//! past the handshake timeout closes the connection) → `Ready` (announcements update the
+//! routing table and the registry; data frames are routed to local services or relayed over
+//! another link) → `Closing` (everything learned through the link is withdrawn).
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message, StreamHandler};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio_util::codec::FramedRead;
+
+use super::endpoint::{ConnectionEvent, ConnectionState, ExchangeShared};
+use super::link::Peer;
+use super::router::{LinkDown, LinkUp};
+use super::Link;
+use crate::binding::{Address, Binding, Location};
+use crate::inbox::{Delivery, Refused};
+use crate::names::{AgentId, Audience, ConversationId, GroupName, ServiceName, Subject, SubjectPattern};
+use crate::payload::Payload;
+use crate::registry::{JoinGroup, LeaveGroup, Register, Status, Withdraw};
+use crate::report::{PublisherNotice, ReportData};
+use crate::request::{ErrorCode, Failure, IncomingRequest, ReplyTo};
+use crate::wire::{CodecError, Frame, FrameCodec, Hello, ReportFrame, RequestFrame, ServiceInfo, PROTOCOL_VERSION};
+
+use super::link::send_outcome;
+use super::ReportFanout;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Handshaking,
+    Ready,
+    Closing,
+}
+
+/// One connection's actor.
+pub(crate) struct Bridge {
+    shared: Arc<ExchangeShared>,
+    link: Link,
+    peer_addr: SocketAddr,
+    local_addr: SocketAddr,
+    state: State,
+    last_heard: Instant,
+    agents: HashSet<AgentId>,
+    closed: Option<oneshot::Sender<()>>,
+}
+
+/// The writer task ended.
+struct WriterDone(Option<std::io::Error>);
+impl Message for WriterDone {
+    type Result = ();
+}
+
+impl Bridge {
+    /// Starts a bridge for an accepted or connected socket. The receiver fires when the
+    /// connection has closed.
+    pub(crate) fn start(stream: TcpStream, shared: Arc<ExchangeShared>, initiated: bool) -> oneshot::Receiver<()> {
+        let (closed_tx, closed_rx) = oneshot::channel();
+        let (Ok(peer_addr), Ok(local_addr)) = (stream.peer_addr(), stream.local_addr()) else {
+            tracing::warn!("connection lost before it could be served");
+            return closed_rx;
+        };
+        let _ = stream.set_nodelay(true);
+        let (reader, writer) = stream.into_split();
+        let config = &shared.config;
+        let link = Link::new(
+            shared.node.net().clone(),
+            shared.group.clone(),
+            initiated,
+            config.outbound_limit,
+            config.max_frame,
+        );
+        let max_frame = config.max_frame;
+        Bridge::create(move |ctx| {
+            ctx.add_stream(FramedRead::with_capacity(reader, FrameCodec::new(max_frame), 64 * 1024));
+            let writer_link = link.clone();
+            let addr = ctx.address();
+            actix::spawn(async move {
+                let result = writer_link.write_loop(writer).await;
+                addr.do_send(WriterDone(result.err()));
+            });
+            Bridge {
+                shared,
+                link,
+                peer_addr,
+                local_addr,
+                state: State::Handshaking,
+                last_heard: Instant::now(),
+                agents: HashSet::new(),
+                closed: Some(closed_tx),
+            }
+        });
+        closed_rx
+    }
+
+    fn hello(&self) -> Hello {
+        Hello {
+            version: PROTOCOL_VERSION,
+            process: self.shared.node.process(),
+            node: self.shared.node.name().to_owned(),
+            group: self.shared.group_name().to_owned(),
+            hub: self.shared.is_hub(),
+        }
+    }
+
+    /// Closes the connection once; withdraws what was learned through it.
+    fn close(&mut self, ctx: &mut Context<Self>, reason: &str, error: bool) {
+        if self.state == State::Closing {
+            return;
+        }
+        if error {
+            tracing::error!(peer = %self.peer_addr, "closing connection: {reason}");
+        } else {
+            tracing::info!(peer = %self.peer_addr, "connection closed: {reason}");
+        }
+        let was_ready = self.state == State::Ready;
+        self.state = State::Closing;
+        self.link.close();
+        if was_ready {
+            for agent in std::mem::take(&mut self.agents) {
+                self.withdraw(agent);
+            }
+            self.shared.router.do_send(LinkDown(self.link.clone()));
+            if let Some(peer) = self.link.peer() {
+                self.shared.announce(ConnectionEvent {
+                    state: ConnectionState::Inactive,
+                    local_addr: self.local_addr,
+                    remote_addr: self.peer_addr,
+                    remote_process: peer.process,
+                    remote_node: peer.node.clone(),
+                    group: self.shared.group_name().to_owned(),
+                });
+            }
+        }
+        ctx.stop();
+    }
+
+    fn refuse(&mut self, ctx: &mut Context<Self>, reason: String) {
+        let _ = self.link.send_frame(&Frame::Refused { reason: reason.clone() });
+        self.close(ctx, &format!("handshake refused: {reason}"), true);
+    }
+
+    fn handshake(&mut self, ctx: &mut Context<Self>, hello: Hello) {
+        if hello.version != PROTOCOL_VERSION {
+            let reason = format!(
+                "protocol version {} is not supported (this side speaks version {PROTOCOL_VERSION})",
+                hello.version
+            );
+            return self.refuse(ctx, reason);
+        }
+        if hello.group != self.shared.group_name() {
+            let reason = format!(
+                "exchange group mismatch: peer is in {:?}, this side in {:?}",
+                hello.group,
+                self.shared.group_name()
+            );
+            return self.refuse(ctx, reason);
+        }
+        if hello.process == self.shared.node.process() {
+            return self.refuse(ctx, "connected to itself".to_owned());
+        }
+        self.state = State::Ready;
+        let peer = Peer { process: hello.process, node: hello.node.clone(), hub: hello.hub };
+        self.link.set_peer(peer);
+        tracing::info!(peer = %self.peer_addr, node = %hello.node, process = %hello.process, "connection active");
+        self.shared.router.do_send(LinkUp(self.link.clone()));
+        self.shared.announce(ConnectionEvent {
+            state: ConnectionState::Active,
+            local_addr: self.local_addr,
+            remote_addr: self.peer_addr,
+            remote_process: hello.process,
+            remote_node: hello.node,
+            group: self.shared.group_name().to_owned(),
+        });
+    }
+
+    fn service_available(&mut self, info: ServiceInfo) -> Result<(), String> {
+        let name = ServiceName::new(&info.name).map_err(|e| e.to_string())?;
+        let audience = Audience::parse(&info.audience).map_err(|e| e.to_string())?;
+        let groups =
+            info.groups.iter().map(GroupName::new).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
+        let binding = Binding::new(
+            name,
+            info.agent,
+            audience,
+            info.process,
+            Location::Remote,
+            Address::Remote(self.link.clone()),
+        );
+        if !self.shared.node.net().insert(binding.clone()) {
+            tracing::debug!(agent = %info.agent, "service already known through another route; announcement ignored");
+            return Ok(());
+        }
+        self.agents.insert(info.agent);
+        self.shared.node.registry().do_send(Register { binding, groups });
+        Ok(())
+    }
+
+    /// The binding of `agent` if it is known through this link.
+    fn via_here(&self, agent: AgentId) -> Option<Binding> {
+        let binding = self.shared.node.net().lookup(agent)?;
+        binding.link().filter(|l| l.same(&self.link)).map(|_| binding.clone())
+    }
+
+    fn withdraw(&mut self, agent: AgentId) {
+        self.agents.remove(&agent);
+        let Some(binding) = self.via_here(agent) else { return };
+        let net = self.shared.node.net();
+        net.remove(&binding);
+        self.shared.node.registry().do_send(Withdraw(agent));
+        net.fail_pending_for(&binding);
+    }
+
+    fn group_change(&mut self, agent: AgentId, group: &str, join: bool) -> Result<(), String> {
+        let group = GroupName::new(group).map_err(|e| e.to_string())?;
+        if self.via_here(agent).is_some() {
+            let registry = self.shared.node.registry();
+            if join {
+                registry.do_send(JoinGroup(agent, group));
+            } else {
+                registry.do_send(LeaveGroup(agent, group));
+            }
+        }
+        Ok(())
+    }
+
+    fn on_frame(&mut self, ctx: &mut Context<Self>, frame: Frame) -> Result<(), String> {
+        match (self.state, frame) {
+            (State::Closing, _) => Ok(()),
+            (State::Handshaking, Frame::Hello(hello)) => {
+                self.handshake(ctx, hello);
+                Ok(())
+            }
+            (State::Handshaking, Frame::Refused { reason }) => {
+                self.close(ctx, &format!("refused by peer: {reason}"), true);
+                Ok(())
+            }
+            (State::Handshaking, other) => Err(format!("{} frame before the handshake", other.kind())),
+            (State::Ready, Frame::Hello(_)) => Err("second Hello".to_owned()),
+            (State::Ready, Frame::Refused { reason }) => {
+                self.close(ctx, &format!("refused by peer: {reason}"), true);
+                Ok(())
+            }
+            (State::Ready, Frame::Goodbye { reason }) => {
+                self.close(ctx, &format!("peer said goodbye: {reason}"), false);
+                Ok(())
+            }
+            (State::Ready, Frame::Heartbeat) => Ok(()),
+            (State::Ready, Frame::ServiceAvailable(info)) => self.service_available(info),
+            (State::Ready, Frame::ServiceWithdrawn { agent }) => {
+                self.withdraw(agent);
+                Ok(())
+            }
+            (State::Ready, Frame::GroupJoined { agent, group }) => self.group_change(agent, &group, true),
+            (State::Ready, Frame::GroupLeft { agent, group }) => self.group_change(agent, &group, false),
+            (State::Ready, data) => route(self.shared.node.net(), data),
+        }
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        if self.state != State::Ready {
+            return;
+        }
+        let silent = self.last_heard.elapsed();
+        if silent > self.shared.config.dead_after {
+            let reason = format!("peer silent for {:.1} s", silent.as_secs_f64());
+            return self.close(ctx, &reason, true);
+        }
+        if !self.link.take_sent_flag() {
+            let _ = self.link.send_frame(&Frame::Heartbeat);
+        }
+    }
+}
+
+impl Actor for Bridge {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let _ = self.link.send_frame(&Frame::Hello(self.hello()));
+        let config = &self.shared.config;
+        let timeout = config.handshake_timeout;
+        ctx.run_later(timeout, move |bridge, ctx| {
+            if bridge.state == State::Handshaking {
+                bridge.close(ctx, &format!("no handshake within {:.1} s", timeout.as_secs_f64()), true);
+            }
+        });
+        ctx.run_interval(config.heartbeat, |bridge, ctx| bridge.tick(ctx));
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.link.close();
+        if let Some(tx) = self.closed.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl StreamHandler<Result<Frame, CodecError>> for Bridge {
+    fn handle(&mut self, item: Result<Frame, CodecError>, ctx: &mut Context<Self>) {
+        self.last_heard = Instant::now();
+        let result = match item {
+            Ok(frame) => self.on_frame(ctx, frame),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(reason) = result {
+            self.close(ctx, &format!("protocol error: {reason}"), true);
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        self.close(ctx, "peer closed the connection", false);
+    }
+}
+
+impl Handler<WriterDone> for Bridge {
+    type Result = ();
+    fn handle(&mut self, msg: WriterDone, ctx: &mut Context<Self>) {
+        match msg.0 {
+            Some(e) => self.close(ctx, &format!("write failed: {e}"), true),
+            None => self.close(ctx, "link closed", self.link.is_closed() && self.state == State::Ready),
+        }
+    }
+}
+
+/// Gives a data frame its meaning: delivers it to local services, or relays it over the
+/// link its destination is reached through. Frames for agents this node does not know are
+/// dropped (the agent was just withdrawn); frames with invalid contents are protocol errors.
+fn route(net: &super::Net, frame: Frame) -> Result<(), String> {
+    match frame {
+        Frame::Report(report) => route_report(net, report, false),
+        Frame::TargetedReport(report) => route_report(net, report, true),
+        Frame::SubscriptionRequested { publisher, subscriber, pattern } => {
+            let pattern = SubjectPattern::new(pattern).map_err(|e| e.to_string())?;
+            if let (Some(publisher), Some(subscriber)) = (net.lookup(publisher), net.lookup(subscriber)) {
+                publisher.send(Delivery::SubscriptionRequested { subscriber, pattern });
+            }
+            Ok(())
+        }
+        Frame::SubscriptionWithdrawn { publisher, subscriber, pattern } => {
+            let pattern = SubjectPattern::new(pattern).map_err(|e| e.to_string())?;
+            if let Some(publisher) = net.lookup(publisher) {
+                publisher.send(Delivery::SubscriptionWithdrawn { subscriber, pattern });
+            }
+            Ok(())
+        }
+        Frame::PublisherNotice { publisher, subscriber, available } => {
+            if let (Some(publisher), Some(subscriber)) = (net.lookup(publisher), net.lookup(subscriber)) {
+                let status = if available { Status::Available } else { Status::Withdrawn };
+                subscriber.send(Delivery::Publisher(PublisherNotice {
+                    publisher,
+                    subscriber: subscriber.clone(),
+                    status,
+                }));
+            }
+            Ok(())
+        }
+        Frame::Request(request) => route_request(net, request),
+        Frame::Response { conversation, requester, content } => {
+            match net.lookup(requester) {
+                Some(r) if r.link().is_none() => {
+                    net.complete(ConversationId(conversation), Ok(Payload::from_wire(content)))
+                }
+                Some(r) => r.link().map_or((), |l| l.forward(&Frame::Response { conversation, requester, content })),
+                None => {}
+            }
+            Ok(())
+        }
+        Frame::Failure { conversation, requester, failure } => {
+            match net.lookup(requester) {
+                Some(r) if r.link().is_none() => {
+                    let failure = failure.into_failure().with_conversation(ConversationId(conversation));
+                    net.complete(ConversationId(conversation), Err(failure))
+                }
+                Some(r) => r.link().map_or((), |l| l.forward(&Frame::Failure { conversation, requester, failure })),
+                None => {}
+            }
+            Ok(())
+        }
+        other => Err(format!("unexpected {} frame", other.kind())),
+    }
+}
+
+fn route_report(net: &super::Net, report: ReportFrame, targeted: bool) -> Result<(), String> {
+    let ReportFrame { publisher, subject, content, targets } = report;
+    let subject = Subject::new(subject).map_err(|e| e.to_string())?;
+    let Some(publisher) = net.lookup(publisher) else { return Ok(()) };
+    let data = Arc::new(ReportData { publisher, subject, content: Payload::from_wire(content.clone()), targeted });
+    let mut fanout = ReportFanout::new(&data, Some(content));
+    for target in targets {
+        let pattern = target.pattern.map(SubjectPattern::new).transpose().map_err(|e| e.to_string())?;
+        if let Some(subscriber) = net.lookup(target.subscriber) {
+            fanout.add(&subscriber, pattern.as_ref());
+        }
+    }
+    fanout.finish();
+    Ok(())
+}
+
+fn route_request(net: &super::Net, request: RequestFrame) -> Result<(), String> {
+    let RequestFrame { conversation, requester, target, method, args, reply_format } = request;
+    let Some(requester) = net.lookup(requester) else {
+        tracing::warn!(%requester, method, "request from an unknown agent (not announced here); dropped");
+        return Ok(());
+    };
+    let Some(target) = net.lookup(target) else {
+        let failure =
+            Failure::netsvc(ErrorCode::CLIENT_SERVICE_UNAVAILABLE, format!("service {target} is not available"));
+        send_outcome(&requester, conversation, reply_format, Err(failure));
+        return Ok(());
+    };
+    let incoming = IncomingRequest {
+        conversation: ConversationId(conversation),
+        method: method.into(),
+        args: Payload::from_wire(args),
+        sender: requester.clone(),
+        reply: ReplyTo::Remote { requester: requester.clone(), conversation, format: reply_format },
+        reply_format,
+    };
+    if let Err(refused) = target.push(Delivery::Request(incoming)) {
+        let failure = match refused {
+            Refused::Closed => Failure::netsvc(
+                ErrorCode::CLIENT_SERVICE_UNAVAILABLE,
+                format!("service {target} is no longer available"),
+            ),
+            Refused::Full => Failure::netsvc(
+                ErrorCode::SERVER_RESOURCE_UNAVAILABLE,
+                format!("service {target} is overloaded: its inbox is full"),
+            ),
+        };
+        send_outcome(&requester, conversation, reply_format, Err(failure));
+    }
+    Ok(())
+}

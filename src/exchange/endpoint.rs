@@ -1,0 +1,260 @@
+//! The public face of the exchange: listen, connect, connection announcements.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Addr;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, oneshot};
+
+use super::bridge::Bridge;
+use super::Router;
+use crate::names::{GroupName, ProcessId};
+use crate::node::Node;
+use crate::wire::DEFAULT_MAX_FRAME;
+
+/// Default interval of heartbeats on a quiet link.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_millis(500);
+/// Default silence after which a peer is considered dead.
+pub const DEFAULT_DEAD_AFTER: Duration = Duration::from_secs(3);
+/// Default time a new connection has to complete its handshake.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default cap of a link's outbound buffer: 32 MiB.
+pub const DEFAULT_OUTBOUND_LIMIT: usize = 32 * 1024 * 1024;
+
+/// Decides whether a server accepts a peer, by address.
+pub type Authorise = Arc<dyn Fn(SocketAddr) -> bool + Send + Sync>;
+
+/// Tunables of an exchange.
+#[derive(Clone)]
+pub struct ExchangeConfig {
+    /// The exchange group: `""` (default) or the name of a separate exchange network. Only
+    /// services with audience `*` or this group cross its links; both ends must agree.
+    pub group: String,
+    /// Largest frame accepted or sent (checked from the length prefix, before allocating).
+    pub max_frame: usize,
+    /// Heartbeat interval on a quiet link.
+    pub heartbeat: Duration,
+    /// A peer silent for this long is considered dead and its connection closed.
+    pub dead_after: Duration,
+    /// Time a connection has to complete its handshake.
+    pub handshake_timeout: Duration,
+    /// Cap of each link's outbound buffer, in bytes (see the slow-consumer policy).
+    pub outbound_limit: usize,
+    /// Called by a server for every incoming connection; `false` refuses it.
+    pub authorise: Option<Authorise>,
+}
+
+impl Default for ExchangeConfig {
+    fn default() -> Self {
+        ExchangeConfig {
+            group: String::new(),
+            max_frame: DEFAULT_MAX_FRAME,
+            heartbeat: DEFAULT_HEARTBEAT,
+            dead_after: DEFAULT_DEAD_AFTER,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            outbound_limit: DEFAULT_OUTBOUND_LIMIT,
+            authorise: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for ExchangeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExchangeConfig")
+            .field("group", &self.group)
+            .field("max_frame", &self.max_frame)
+            .field("heartbeat", &self.heartbeat)
+            .field("dead_after", &self.dead_after)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("outbound_limit", &self.outbound_limit)
+            .field("authorise", &self.authorise.is_some())
+            .finish()
+    }
+}
+
+/// Whether a connection became active or inactive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// The handshake completed; services are being exchanged.
+    Active,
+    /// The connection was lost or closed; what it brought is withdrawn.
+    Inactive,
+}
+
+/// A connection announcement. Failed attempts produce none.
+#[derive(Debug, Clone)]
+pub struct ConnectionEvent {
+    /// Active or inactive.
+    pub state: ConnectionState,
+    /// This side's socket address.
+    pub local_addr: SocketAddr,
+    /// The peer's socket address.
+    pub remote_addr: SocketAddr,
+    /// The peer's process identity.
+    pub remote_process: ProcessId,
+    /// The peer's node name.
+    pub remote_node: String,
+    /// The exchange group of the connection.
+    pub group: String,
+}
+
+/// Errors of the exchange's own operations.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    /// The exchange group name is invalid.
+    #[error("invalid exchange group: {0}")]
+    Group(#[from] crate::names::InvalidName),
+    /// Binding or connecting failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub(crate) struct ExchangeShared {
+    pub(crate) node: Node,
+    pub(crate) config: ExchangeConfig,
+    pub(crate) group: Option<GroupName>,
+    pub(crate) router: Addr<Router>,
+    events: broadcast::Sender<ConnectionEvent>,
+    hub: AtomicBool,
+}
+
+impl ExchangeShared {
+    pub(crate) fn group_name(&self) -> &str {
+        &self.config.group
+    }
+
+    pub(crate) fn is_hub(&self) -> bool {
+        self.hub.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn announce(&self, event: ConnectionEvent) {
+        let _ = self.events.send(event);
+    }
+}
+
+/// One node's endpoint in one exchange group: a server (`listen`), a client (`connect`), or
+/// both. Cheap to clone. Create it inside the actix System.
+#[derive(Clone)]
+pub struct Exchange(Arc<ExchangeShared>);
+
+impl std::fmt::Debug for Exchange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exchange").field("group", &self.0.config.group).field("hub", &self.0.is_hub()).finish()
+    }
+}
+
+impl Exchange {
+    /// An exchange for `node` in the default group with default settings.
+    pub fn new(node: &Node) -> Exchange {
+        Exchange::with_config(node, ExchangeConfig::default()).expect("the default group is valid")
+    }
+
+    /// An exchange with explicit settings; fails on an invalid group name.
+    pub fn with_config(node: &Node, config: ExchangeConfig) -> Result<Exchange, ExchangeError> {
+        let group = if config.group.is_empty() { None } else { Some(GroupName::new(&config.group)?) };
+        let router = node.router();
+        let (events, _) = broadcast::channel(256);
+        Ok(Exchange(Arc::new(ExchangeShared {
+            node: node.clone(),
+            config,
+            group,
+            router,
+            events,
+            hub: AtomicBool::new(false),
+        })))
+    }
+
+    /// Connection announcements from now on (active / inactive, with the peer's identity).
+    pub fn connections(&self) -> broadcast::Receiver<ConnectionEvent> {
+        self.0.events.subscribe()
+    }
+
+    /// Listens on `addr` (e.g. `"127.0.0.1:0"`) and serves every peer that connects; this
+    /// node becomes a hub that relays between its links. Returns the bound address.
+    pub async fn listen(&self, addr: &str) -> Result<SocketAddr, ExchangeError> {
+        let listener = TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        self.0.hub.store(true, Ordering::Relaxed);
+        tracing::info!(%local, group = %self.0.config.group, "exchange server listening");
+        let shared = self.0.clone();
+        actix::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, peer)) => {
+                        if let Some(authorise) = &shared.config.authorise {
+                            if !authorise(peer) {
+                                tracing::warn!(%peer, "connection refused by the authorise hook");
+                                drop(stream);
+                                continue;
+                            }
+                        }
+                        tracing::debug!(%peer, "accepted connection");
+                        drop(Bridge::start(stream, shared.clone(), false));
+                    }
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        });
+        Ok(local)
+    }
+
+    /// Connects to an exchange server at `addr`. With a retry delay the client keeps trying
+    /// until connected and reconnects after a loss; without one it makes a single attempt.
+    /// Watch [`Exchange::connections`] to learn when the connection is active.
+    pub fn connect(&self, addr: &str, retry: Option<Duration>) -> Connector {
+        let shared = self.0.clone();
+        let addr = addr.to_owned();
+        let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
+        actix::spawn(async move {
+            loop {
+                let attempt = tokio::select! {
+                    r = TcpStream::connect(&addr) => r,
+                    _ = &mut stop_rx => return,
+                };
+                match attempt {
+                    Ok(stream) => {
+                        let closed = Bridge::start(stream, shared.clone(), true);
+                        tokio::select! {
+                            _ = closed => {}
+                            _ = &mut stop_rx => return,
+                        }
+                    }
+                    Err(e) => tracing::warn!(%addr, "cannot connect: {e}"),
+                }
+                let Some(delay) = retry else { return };
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = &mut stop_rx => return,
+                }
+            }
+        });
+        Connector { _stop: stop_tx }
+    }
+}
+
+/// Keeps a client connection (and its retries) going; dropping it stops retrying after the
+/// current connection ends... Call [`Connector::forget`] to keep it running for the life of
+/// the process without holding the handle.
+#[must_use = "dropping the connector stops reconnecting; call .forget() to keep it running"]
+pub struct Connector {
+    _stop: oneshot::Sender<()>,
+}
+
+impl Connector {
+    /// Keeps connecting (and reconnecting) for as long as the System runs.
+    pub fn forget(self) {
+        std::mem::forget(self._stop);
+    }
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Connector")
+    }
+}

@@ -1,0 +1,365 @@
+//! A link: the sending side of one connection. Frames are encoded straight into a bounded
+//! outbound buffer; a writer task writes whatever has accumulated in one `write_all`.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::BytesMut;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
+
+use super::Net;
+use crate::binding::Binding;
+use crate::inbox::{Delivery, Refused};
+use crate::names::{GroupName, ProcessId};
+use crate::payload::Format;
+use crate::registry::Status;
+use crate::report::{Report, ReportData};
+use crate::request::{ErrorCode, Failure, IncomingRequest, ReplyTo};
+use crate::wire::{encode_frame, Frame, ReportFrame, ReportTarget, RequestFrame, WireFailure, WirePayload};
+
+/// What the handshake told about the peer.
+#[derive(Debug, Clone)]
+pub(crate) struct Peer {
+    pub(crate) process: ProcessId,
+    pub(crate) node: String,
+    pub(crate) hub: bool,
+}
+
+struct Outbound {
+    buf: BytesMut,
+    closed: bool,
+}
+
+struct Shared {
+    id: u64,
+    group: Option<GroupName>,
+    initiated: bool,
+    peer: OnceLock<Peer>,
+    net: Arc<Net>,
+    out: Mutex<Outbound>,
+    wake: Notify,
+    limit: usize,
+    max_frame: usize,
+    dropped_reports: AtomicU64,
+    sent_since_tick: AtomicBool,
+}
+
+/// The sending side of one connection. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Link(Arc<Shared>);
+
+static NEXT_LINK: AtomicU64 = AtomicU64::new(1);
+
+impl Link {
+    pub(crate) fn new(
+        net: Arc<Net>,
+        group: Option<GroupName>,
+        initiated: bool,
+        limit: usize,
+        max_frame: usize,
+    ) -> Link {
+        Link(Arc::new(Shared {
+            id: NEXT_LINK.fetch_add(1, Ordering::Relaxed),
+            group,
+            initiated,
+            peer: OnceLock::new(),
+            net,
+            out: Mutex::new(Outbound { buf: BytesMut::with_capacity(64 * 1024), closed: false }),
+            wake: Notify::new(),
+            limit,
+            max_frame,
+            dropped_reports: AtomicU64::new(0),
+            sent_since_tick: AtomicBool::new(false),
+        }))
+    }
+
+    pub(crate) fn same(&self, other: &Link) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// The exchange group of the link (`None`: the default, empty-named group).
+    pub(crate) fn group(&self) -> Option<&GroupName> {
+        self.0.group.as_ref()
+    }
+
+    /// Whether this side opened the connection.
+    pub(crate) fn initiated(&self) -> bool {
+        self.0.initiated
+    }
+
+    pub(crate) fn set_peer(&self, peer: Peer) {
+        let _ = self.0.peer.set(peer);
+    }
+
+    pub(crate) fn peer(&self) -> Option<&Peer> {
+        self.0.peer.get()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Outbound> {
+        self.0.out.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// Closes the link: nothing more is queued; the writer flushes what is there and stops.
+    pub(crate) fn close(&self) {
+        self.lock().closed = true;
+        self.0.wake.notify_one();
+    }
+
+    /// Whether anything was sent since the last call (for heartbeats).
+    pub(crate) fn take_sent_flag(&self) -> bool {
+        self.0.sent_since_tick.swap(false, Ordering::Relaxed)
+    }
+
+    /// Queues one frame. A report that does not fit is dropped; any other frame that does not
+    /// fit closes the link (the peer stopped reading).
+    pub(crate) fn send_frame(&self, frame: &Frame) -> Result<(), Refused> {
+        let is_report = matches!(frame, Frame::Report(_) | Frame::TargetedReport(_));
+        {
+            let mut out = self.lock();
+            if out.closed {
+                return Err(Refused::Closed);
+            }
+            if out.buf.len() >= self.0.limit {
+                if is_report {
+                    let dropped = self.0.dropped_reports.fetch_add(1, Ordering::Relaxed) + 1;
+                    if dropped.is_power_of_two() {
+                        tracing::warn!(
+                            link = self.0.id,
+                            dropped,
+                            limit = self.0.limit,
+                            "outbound buffer full: dropping reports for a slow peer"
+                        );
+                    }
+                    return Err(Refused::Full);
+                }
+                tracing::error!(
+                    link = self.0.id,
+                    limit = self.0.limit,
+                    frame = frame.kind(),
+                    "peer is not reading: outbound buffer over its limit; closing the connection"
+                );
+                out.closed = true;
+                drop(out);
+                self.0.wake.notify_one();
+                return Err(Refused::Closed);
+            }
+            let was_empty = out.buf.is_empty();
+            if let Err(e) = encode_frame(frame, &mut out.buf, self.0.max_frame) {
+                tracing::error!(link = self.0.id, frame = frame.kind(), "cannot send frame: {e}");
+                return Err(Refused::Full);
+            }
+            if !was_empty {
+                return Ok(());
+            }
+        }
+        self.0.sent_since_tick.store(true, Ordering::Relaxed);
+        self.0.wake.notify_one();
+        Ok(())
+    }
+
+    /// Writes queued frames until the link is closed (after a final flush) or the socket fails.
+    pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(&self, mut sink: W) -> std::io::Result<()> {
+        loop {
+            let (chunk, closed) = {
+                let mut out = self.lock();
+                (out.buf.split(), out.closed)
+            };
+            if !chunk.is_empty() {
+                sink.write_all(&chunk).await?;
+                continue;
+            }
+            if closed {
+                let _ = sink.shutdown().await;
+                return Ok(());
+            }
+            self.0.wake.notified().await;
+        }
+    }
+
+    /// Relays a frame as it is.
+    pub(crate) fn forward(&self, frame: &Frame) {
+        let _ = self.send_frame(frame);
+    }
+
+    /// Sends a delivery for `target` (a binding reached through this link) as a frame.
+    pub(crate) fn deliver(&self, target: &Binding, delivery: Delivery) -> Result<(), Refused> {
+        let frame = match delivery {
+            Delivery::Report(report) => {
+                let content = match report.data.content.to_wire() {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::error!(publisher = %report.data.publisher, subject = %report.data.subject, "report not sent: {e}");
+                        return Ok(());
+                    }
+                };
+                let targets = vec![ReportTarget {
+                    subscriber: target.agent(),
+                    pattern: report.pattern.as_ref().map(|p| p.to_string()),
+                }];
+                return self.send_report(&report.data, &content, targets);
+            }
+            Delivery::Request(request) => return self.send_request(target, request),
+            Delivery::SubscriptionRequested { subscriber, pattern } => Frame::SubscriptionRequested {
+                publisher: target.agent(),
+                subscriber: subscriber.agent(),
+                pattern: pattern.to_string(),
+            },
+            Delivery::SubscriptionWithdrawn { subscriber, pattern } => {
+                Frame::SubscriptionWithdrawn { publisher: target.agent(), subscriber, pattern: pattern.to_string() }
+            }
+            Delivery::Publisher(notice) => Frame::PublisherNotice {
+                publisher: notice.publisher.agent(),
+                subscriber: target.agent(),
+                available: notice.status == Status::Available,
+            },
+            // Registry events, shutdown and stop are local matters.
+            Delivery::Registry { .. } | Delivery::Shutdown(_) | Delivery::Stop => return Ok(()),
+        };
+        self.send_frame(&frame)
+    }
+
+    pub(crate) fn send_report(
+        &self,
+        data: &ReportData,
+        content: &WirePayload,
+        targets: Vec<ReportTarget>,
+    ) -> Result<(), Refused> {
+        let report = ReportFrame {
+            publisher: data.publisher.agent(),
+            subject: data.subject.to_string(),
+            content: content.clone(),
+            targets,
+        };
+        let frame = if data.targeted { Frame::TargetedReport(report) } else { Frame::Report(report) };
+        self.send_frame(&frame)
+    }
+
+    fn send_request(&self, target: &Binding, request: IncomingRequest) -> Result<(), Refused> {
+        let IncomingRequest { conversation, method, args, sender, reply, reply_format } = request;
+        let args = match args.to_wire() {
+            Ok(args) => args,
+            Err(e) => {
+                reply.send(Err(Failure::netsvc(
+                    ErrorCode::CLIENT_REQUEST_ENCODING_ERROR,
+                    format!("arguments of {method}: {e}"),
+                )));
+                return Ok(());
+            }
+        };
+        let frame = Frame::Request(RequestFrame {
+            conversation: conversation.get(),
+            requester: sender.agent(),
+            target: target.agent(),
+            method: method.into_owned(),
+            args,
+            reply_format,
+        });
+        match reply {
+            ReplyTo::Local(tx) => {
+                self.0.net.add_pending(conversation, target.agent(), tx);
+                let sent = self.send_frame(&frame);
+                if sent.is_err() {
+                    self.0.net.forget_pending(conversation);
+                }
+                sent
+            }
+            // Relaying someone else's request: the answer is routed back by requester agent.
+            ReplyTo::Remote { .. } => self.send_frame(&frame),
+        }
+    }
+}
+
+/// Sends a request's outcome back across the link the requester is reached through.
+pub(crate) fn send_outcome(
+    requester: &Binding,
+    conversation: u64,
+    format: Format,
+    outcome: Result<crate::Payload, Failure>,
+) {
+    let frame = match outcome.and_then(|p| {
+        p.to_wire_as(format).map_err(|e| Failure::netsvc(ErrorCode::SERVER_RESPONSE_ENCODING_ERROR, e.to_string()))
+    }) {
+        Ok(content) => Frame::Response { conversation, requester: requester.agent(), content },
+        Err(f) => Frame::Failure {
+            conversation,
+            requester: requester.agent(),
+            failure: WireFailure { code: f.code.0, description: f.description, origin: f.origin, details: f.details },
+        },
+    };
+    match requester.link() {
+        Some(link) => {
+            let _ = link.send_frame(&frame);
+        }
+        None => tracing::debug!(requester = %requester, "answer for a requester that is now local; dropped"),
+    }
+}
+
+/// Routes one report to its subscribers: each local subscriber gets a delivery sharing the
+/// content; remote subscribers are gathered per link, and each link gets one frame listing
+/// them, with the content encoded once for all links (or passed on as received).
+pub(crate) struct ReportFanout<'a> {
+    data: &'a Arc<ReportData>,
+    wire: Option<WirePayload>,
+    delivered: usize,
+    remote: Vec<(Link, Vec<ReportTarget>)>,
+}
+
+impl<'a> ReportFanout<'a> {
+    pub(crate) fn new(data: &'a Arc<ReportData>, wire: Option<WirePayload>) -> Self {
+        ReportFanout { data, wire, delivered: 0, remote: Vec::new() }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.delivered == 0
+    }
+
+    pub(crate) fn add(&mut self, subscriber: &Binding, pattern: Option<&crate::SubjectPattern>) {
+        self.delivered += 1;
+        match subscriber.link() {
+            None => subscriber.send(Delivery::Report(Report { data: self.data.clone(), pattern: pattern.cloned() })),
+            Some(link) => {
+                let target = ReportTarget { subscriber: subscriber.agent(), pattern: pattern.map(|p| p.to_string()) };
+                match self.remote.iter_mut().find(|(l, _)| l.same(link)) {
+                    Some((_, targets)) => targets.push(target),
+                    None => self.remote.push((link.clone(), vec![target])),
+                }
+            }
+        }
+    }
+
+    pub(crate) fn finish(self) {
+        if self.remote.is_empty() {
+            return;
+        }
+        let content = match self.wire {
+            Some(wire) => wire,
+            None => match self.data.content.to_wire() {
+                Ok(content) => content,
+                Err(e) => {
+                    tracing::error!(publisher = %self.data.publisher, subject = %self.data.subject, "report not sent to remote subscribers: {e}");
+                    return;
+                }
+            },
+        };
+        for (link, targets) in self.remote {
+            let _ = link.send_report(self.data, &content, targets);
+        }
+    }
+}
+
+impl WireFailure {
+    pub(crate) fn into_failure(self) -> Failure {
+        Failure {
+            code: ErrorCode(self.code),
+            description: self.description,
+            origin: self.origin,
+            details: self.details,
+            conversation: None,
+        }
+    }
+}
