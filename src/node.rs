@@ -161,7 +161,7 @@ impl Node {
     pub fn spawn_with<S: Service>(&self, service: S, options: ServiceOptions) -> Spawned<S> {
         let (tx, rx) = channel::channel::<S>(16);
         let addr = Addr::new(tx);
-        let inbox = Inbox::new(addr.clone().recipient(), self.0.config.inbox_capacity);
+        let inbox = Inbox::new(self.0.config.inbox_capacity);
         let binding = Binding::new(
             options.name,
             AgentId::random(),

@@ -173,75 +173,93 @@ impl Endpoint {
         reply_format: Format,
     ) -> Call<R> {
         let conversation = self.node.next_conversation();
-        let sender = self.sender.clone();
-        let timeout = self.timeout;
-        let target = self.target.clone();
-        let node = self.node.clone();
-        let fut = async move {
-            let binding = match target {
-                RequestTarget::Binding(b) => b,
-                RequestTarget::Name(name) => match node.lookup_name(name.clone()).await.into_iter().next() {
-                    Some(b) => b,
-                    None => {
-                        return Err(Failure::netsvc(
+        let timeout = self.timeout.map(|limit| (limit, Box::pin(tokio::time::sleep(limit))));
+        let state = match &self.target {
+            // The usual, fast case: the request is sent now, nothing is boxed but the timer.
+            RequestTarget::Binding(binding) => {
+                let request = Outgoing { conversation, method, args, sender: self.sender.clone(), reply_format };
+                match request.send(binding) {
+                    Ok(waiting) => State::Waiting(waiting),
+                    Err(failure) => State::Failed(Some(failure)),
+                }
+            }
+            RequestTarget::Name(name) => {
+                let (node, name) = (self.node.clone(), name.clone());
+                let request = Outgoing { conversation, method, args, sender: self.sender.clone(), reply_format };
+                State::Resolving(Box::pin(async move {
+                    match node.lookup_name(name.clone()).await.into_iter().next() {
+                        Some(binding) => request.send(&binding),
+                        None => Err(Failure::netsvc(
                             ErrorCode::CLIENT_SERVICE_UNAVAILABLE,
                             format!("no service named {name:?}"),
-                        ))
+                        )),
                     }
-                },
-            };
-            let method_name = method.clone();
-            let (tx, rx) = oneshot::channel();
-            let request =
-                IncomingRequest { conversation, method, args, sender, reply: ReplyTo::Local(tx), reply_format };
-            if let Err(refused) = binding.push(Delivery::Request(request)) {
-                return Err(match refused {
-                    Refused::Closed => Failure::netsvc(
-                        ErrorCode::CLIENT_SERVICE_UNAVAILABLE,
-                        format!("service {binding} is no longer available"),
-                    ),
-                    Refused::Full => Failure::netsvc(
-                        ErrorCode::SERVER_RESOURCE_UNAVAILABLE,
-                        format!("service {binding} is overloaded: its inbox is full"),
-                    ),
-                });
-            }
-            let outcome = match timeout {
-                None => rx.await,
-                Some(limit) => match tokio::time::timeout(limit, rx).await {
-                    Ok(r) => r,
-                    Err(_) => {
-                        return Err(Failure::netsvc(
-                            ErrorCode::CLIENT_REQUEST_TIMEOUT,
-                            format!("no response from {binding} to {method_name} within {limit:?}"),
-                        ))
-                    }
-                },
-            };
-            match outcome {
-                Ok(Ok(payload)) => payload.take::<R>().map_err(|e| {
-                    Failure::netsvc(
-                        ErrorCode::CLIENT_RESPONSE_DECODING_ERROR,
-                        format!("response of {binding} to {method_name}: {e}"),
-                    )
-                }),
-                Ok(Err(failure)) => Err(failure),
-                Err(_) => Err(Failure::netsvc(
-                    ErrorCode::SERVER_APPLICATION_ERROR,
-                    format!("service {binding} was withdrawn before responding to {method_name}"),
-                )),
+                }))
             }
         };
-        Call { conversation, fut: Box::pin(async move { fut.await.map_err(|f| f.with_conversation(conversation)) }) }
+        Call { conversation, state, timeout, _response: PhantomData }
     }
 }
 
-/// The outcome of one request, as a future. Dropping it abandons the request (its response
-/// will be dropped).
-#[must_use = "a call does nothing unless awaited or spawned"]
+/// A request about to be sent.
+struct Outgoing {
+    conversation: ConversationId,
+    method: Cow<'static, str>,
+    args: Payload,
+    sender: Binding,
+    reply_format: Format,
+}
+
+/// A request sent, waiting for its outcome.
+struct Waiting {
+    rx: oneshot::Receiver<Outcome>,
+    target: Binding,
+    method: Cow<'static, str>,
+}
+
+impl Outgoing {
+    fn send(self, target: &Binding) -> Result<Waiting, Failure> {
+        let Outgoing { conversation, method, args, sender, reply_format } = self;
+        let (tx, rx) = oneshot::channel();
+        let request = IncomingRequest {
+            conversation,
+            method: method.clone(),
+            args,
+            sender,
+            reply: ReplyTo::Local(tx),
+            reply_format,
+        };
+        match target.push(Delivery::Request(request)) {
+            Ok(()) => Ok(Waiting { rx, target: target.clone(), method }),
+            Err(Refused::Closed) => Err(Failure::netsvc(
+                ErrorCode::CLIENT_SERVICE_UNAVAILABLE,
+                format!("service {target} is no longer available"),
+            )),
+            Err(Refused::Full) => Err(Failure::netsvc(
+                ErrorCode::SERVER_RESOURCE_UNAVAILABLE,
+                format!("service {target} is overloaded: its inbox is full"),
+            )),
+        }
+    }
+}
+
+type Resolving = Pin<Box<dyn Future<Output = Result<Waiting, Failure>> + Send>>;
+
+enum State {
+    Resolving(Resolving),
+    Waiting(Waiting),
+    Failed(Option<Failure>),
+}
+
+/// The outcome of one request, as a future. A request to a binding is sent when the call is
+/// made; a request to a name is sent once the name is resolved, when the call is first
+/// polled. Dropping the call abandons the request (its response will be dropped).
+#[must_use = "a call's outcome is lost unless it is awaited or spawned"]
 pub struct Call<R> {
     conversation: ConversationId,
-    fut: Pin<Box<dyn Future<Output = Result<R, Failure>> + Send>>,
+    state: State,
+    timeout: Option<(Duration, Pin<Box<tokio::time::Sleep>>)>,
+    _response: PhantomData<fn() -> R>,
 }
 
 impl<R> Call<R> {
@@ -251,10 +269,61 @@ impl<R> Call<R> {
     }
 }
 
-impl<R> Future for Call<R> {
+impl<R: DeserializeOwned + Send + Sync + 'static> Future for Call<R> {
     type Output = Result<R, Failure>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        self.fut.as_mut().poll(cx)
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let conversation = this.conversation;
+        let done = |r: Result<R, Failure>| Poll::Ready(r.map_err(|f| f.with_conversation(conversation)));
+        loop {
+            match &mut this.state {
+                State::Failed(failure) => {
+                    let failure = failure.take().unwrap_or_else(|| {
+                        Failure::netsvc(ErrorCode::CLIENT_UNKNOWN_ERROR, "call polled after completion")
+                    });
+                    return done(Err(failure));
+                }
+                State::Resolving(fut) => match fut.as_mut().poll(cx) {
+                    Poll::Ready(Ok(waiting)) => this.state = State::Waiting(waiting),
+                    Poll::Ready(Err(failure)) => this.state = State::Failed(Some(failure)),
+                    Poll::Pending => break,
+                },
+                State::Waiting(waiting) => {
+                    let outcome = match Pin::new(&mut waiting.rx).poll(cx) {
+                        Poll::Ready(outcome) => outcome,
+                        Poll::Pending => break,
+                    };
+                    let (target, method) = (&waiting.target, &waiting.method);
+                    let result = match outcome {
+                        Ok(Ok(payload)) => payload.take::<R>().map_err(|e| {
+                            Failure::netsvc(
+                                ErrorCode::CLIENT_RESPONSE_DECODING_ERROR,
+                                format!("response of {target} to {method}: {e}"),
+                            )
+                        }),
+                        Ok(Err(failure)) => Err(failure),
+                        Err(_) => Err(Failure::netsvc(
+                            ErrorCode::SERVER_APPLICATION_ERROR,
+                            format!("service {target} was withdrawn before responding to {method}"),
+                        )),
+                    };
+                    this.state = State::Failed(None);
+                    return done(result);
+                }
+            }
+        }
+        if let Some((limit, sleep)) = &mut this.timeout {
+            if sleep.as_mut().poll(cx).is_ready() {
+                let what = match &this.state {
+                    State::Waiting(w) => format!("no response from {} to {} within {limit:?}", w.target, w.method),
+                    _ => format!("no response within {limit:?}"),
+                };
+                this.state = State::Failed(None);
+                return done(Err(Failure::netsvc(ErrorCode::CLIENT_REQUEST_TIMEOUT, what)));
+            }
+        }
+        Poll::Pending
     }
 }
 
@@ -389,6 +458,12 @@ pub fn decode_args<A: DeserializeOwned + Send + Sync + 'static>(
     arity: usize,
     method: &str,
 ) -> Result<A, Failure> {
+    // The usual case, a typed client in this process: the tuple itself, moved out.
+    if args.get::<A>().is_some() {
+        return args.take::<A>().map_err(|e| {
+            Failure::netsvc(ErrorCode::SERVER_REQUEST_DECODING_ERROR, format!("arguments of {method}: {e}"))
+        });
+    }
     // JSON arguments that crossed a link arrive as bytes: view them as a JSON value first so
     // the argument count can be checked.
     let args = if args.get::<serde_json::Value>().is_none() && args.wire_format() == crate::payload::Format::Json {

@@ -21,6 +21,7 @@ mod timers;
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::task::Waker;
 use std::time::Duration;
 
 use actix::dev::channel::AddressReceiver;
@@ -169,26 +170,29 @@ impl<S: Service> ServiceContext<S> {
         &self.core.node
     }
 
-    /// Handles everything in the inbox, up to a budget, then yields to other actors.
-    fn drain(&mut self, service: &mut S) {
+    /// Handles everything in the inbox, up to a budget. Returns `true` when work is left
+    /// (the budget ran out and the caller should yield, then come back).
+    fn drain(&mut self, service: &mut S, waker: &Waker) -> bool {
         let mut batch = std::mem::take(&mut self.core.spare);
         let mut handled = 0;
-        while self.core.inbox.take_batch(&mut batch) {
+        let mut more = false;
+        while self.core.inbox.take_batch(&mut batch, waker) {
             while let Some(delivery) = batch.pop_front() {
                 self.deliver(service, delivery);
                 handled += 1;
                 if self.parts.state() != ActorState::Running {
                     self.core.inbox.put_back(&mut batch);
                     self.core.spare = batch;
-                    return;
+                    return false;
                 }
             }
             if handled >= DRAIN_BUDGET {
-                self.core.inbox.reschedule();
+                more = true;
                 break;
             }
         }
         self.core.spare = batch;
+        more
     }
 
     fn deliver(&mut self, service: &mut S, delivery: Delivery) {
@@ -394,7 +398,36 @@ impl<S: Actor<Context = ServiceContext<S>>> std::fmt::Debug for ServiceContext<S
 
 pub(crate) fn started<S: Service>(service: &mut S, ctx: &mut ServiceContext<S>) {
     let _ = ctx.mb.take();
+    ctx.spawn(InboxDriver);
     ctx.guarded(service, "started", |s, c| Service::started(s, c));
+}
+
+/// The long-lived future that drains a service's inbox whenever a push wakes it.
+struct InboxDriver;
+
+impl<S: Service> ActorFuture<S> for InboxDriver {
+    type Output = ();
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        service: &mut S,
+        ctx: &mut ServiceContext<S>,
+        task: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if ctx.core.withdrawn {
+            return std::task::Poll::Ready(());
+        }
+        // The actor's task wakes for many reasons (its own futures, its mailbox); only drain
+        // when a push said there is work. The waker parked at the last drain stays valid.
+        if !ctx.core.inbox.ready() {
+            return std::task::Poll::Pending;
+        }
+        if ctx.drain(service, task.waker()) {
+            // Budget spent: let the other actors of this arbiter run, then continue.
+            task.waker().wake_by_ref();
+        }
+        std::task::Poll::Pending
+    }
 }
 
 pub(crate) fn stopping<S: Service>(service: &mut S, ctx: &mut ServiceContext<S>) -> Running {
@@ -404,8 +437,8 @@ pub(crate) fn stopping<S: Service>(service: &mut S, ctx: &mut ServiceContext<S>)
     Running::Stop
 }
 
-pub(crate) fn drain<S: Service>(service: &mut S, ctx: &mut ServiceContext<S>) {
-    ctx.drain(service)
+pub(crate) fn drain<S: Service>(_service: &mut S, ctx: &mut ServiceContext<S>) {
+    ctx.core.inbox.wake_drainer();
 }
 
 // ---- the public operations ----
@@ -440,7 +473,7 @@ impl<S: Service> ServiceContext<S> {
     }
 
     /// Runs `then` on this service when `call` completes, without blocking the mailbox.
-    pub fn on_response<R: 'static>(
+    pub fn on_response<R: serde::de::DeserializeOwned + Send + Sync + 'static>(
         &mut self,
         call: crate::Call<R>,
         then: impl FnOnce(&mut S, Result<R, Failure>, &mut Self) + 'static,
