@@ -2,8 +2,13 @@
 //! a failure with an application code, a delayed response and a timeout.
 //!
 //! ```text
-//! cargo run --example calculator
+//! cargo run --example calculator                                        # both in one process
+//! cargo run --example calculator -- --connect 127.0.0.1:11111 --serve  # the service only
+//! cargo run --example calculator -- --connect 127.0.0.1:11111           # the client only
 //! ```
+//!
+//! The client runs its round of requests when a calculator becomes available (here or in
+//! another process), then shuts down. `--serve` runs until Ctrl-C.
 
 use std::time::Duration;
 
@@ -74,12 +79,33 @@ impl Service for Client {
     }
 }
 
+/// Command line of the calculator example.
+#[derive(clap::Parser)]
+struct Args {
+    /// An exchange server to join, e.g. 127.0.0.1:11111.
+    #[arg(long, value_name = "HOST:PORT")]
+    connect: Option<String>,
+    /// Run only the calculator service (until Ctrl-C); with `--connect` and without this flag,
+    /// only the client runs.
+    #[arg(long)]
+    serve: bool,
+}
+
 #[actix::main]
 async fn main() {
+    use clap::Parser;
     tracing_subscriber::fmt().with_writer(std::io::stderr).init();
+    let args = Args::parse();
     let node = Node::new("calculator");
     node.monitor_signals();
-    node.spawn(Calculator);
-    node.spawn(Client);
+    if let Some(addr) = &args.connect {
+        netsvc::Exchange::new(&node).connect(addr, Some(Duration::from_secs(1))).forget();
+    }
+    if args.serve || args.connect.is_none() {
+        node.spawn(Calculator);
+    }
+    if !args.serve {
+        node.spawn(Client);
+    }
     node.shutdown_complete().await;
 }

@@ -2,11 +2,12 @@
 //! `system.time` every `--interval` seconds on a timer named "heartbeat".
 //!
 //! ```text
-//! cargo run --example publisher -- --interval 2
+//! cargo run --example publisher -- --connect 127.0.0.1:11111 --interval 2
 //! ```
 //!
-//! Runs until Ctrl-C (a second Ctrl-C exits at once). Subscribers in this process see its
-//! reports; `examples/subscriber.rs` runs one next to it.
+//! With `--connect`, joins the exchange server there (retrying every second, reconnecting
+//! after a loss), so subscribers in other processes see it. Runs until Ctrl-C (a second Ctrl-C
+//! exits at once).
 
 use std::time::Duration;
 
@@ -46,6 +47,9 @@ struct Args {
     /// Seconds between `system.time` reports.
     #[arg(long, default_value_t = 10.0)]
     interval: f64,
+    /// An exchange server to join, e.g. 127.0.0.1:11111.
+    #[arg(long, value_name = "HOST:PORT")]
+    connect: Option<String>,
 }
 
 #[allow(dead_code)]
@@ -55,6 +59,9 @@ async fn main() {
     let args = Args::parse();
     let node = Node::new("publisher");
     node.monitor_signals();
+    if let Some(addr) = &args.connect {
+        netsvc::Exchange::new(&node).connect(addr, Some(Duration::from_secs(1))).forget();
+    }
     let publisher = node.spawn(Publisher { interval: Duration::from_secs_f64(args.interval.max(0.01)) });
     println!("publisher: running as {}", publisher.binding);
     node.shutdown_complete().await;

@@ -2,12 +2,13 @@
 //! `<publisher> became available at <time>` when it receives `system.ctime`.
 //!
 //! ```text
-//! cargo run --example subscriber
+//! cargo run --example subscriber -- --connect 127.0.0.1:11111
 //! ```
 //!
-//! Until processes can be connected, the publisher of `examples/publisher.rs` runs in this
-//! same process (started a second after the subscriber, so the subscription by name is seen
-//! to be sticky and the cached `system.ctime` reaches the late pair).
+//! With `--connect`, joins the exchange server there and finds publishers in other processes.
+//! Without it, the publisher of `examples/publisher.rs` runs in this same process (started a
+//! second after the subscriber, so the subscription by name is seen to be sticky and the
+//! cached `system.ctime` reaches the late pair).
 
 #[path = "publisher.rs"]
 mod publisher;
@@ -51,6 +52,9 @@ struct Args {
     /// Seconds between the in-process publisher's `system.time` reports.
     #[arg(long, default_value_t = 10.0)]
     interval: f64,
+    /// An exchange server to join, e.g. 127.0.0.1:11111.
+    #[arg(long, value_name = "HOST:PORT")]
+    connect: Option<String>,
 }
 
 #[actix::main]
@@ -60,7 +64,12 @@ async fn main() {
     let node = Node::new("subscriber");
     node.monitor_signals();
     node.spawn(Subscriber);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    node.spawn(publisher::Publisher { interval: Duration::from_secs_f64(args.interval.max(0.01)) });
+    match &args.connect {
+        Some(addr) => netsvc::Exchange::new(&node).connect(addr, Some(Duration::from_secs(1))).forget(),
+        None => {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            node.spawn(publisher::Publisher { interval: Duration::from_secs_f64(args.interval.max(0.01)) });
+        }
+    }
     node.shutdown_complete().await;
 }

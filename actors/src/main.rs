@@ -3,8 +3,11 @@
 //! * `netsvc demo [--duration SECONDS]` — the seed scenario (a publisher of the time, a
 //!   subscriber that notices it) plus a round of requests to a calculator, in one process,
 //!   printed as it happens. Runs until Ctrl-C, or for `--duration` seconds.
+//! * `netsvc exchange --listen HOST:PORT [--connect HOST:PORT ...]` — a standalone exchange
+//!   server (optionally part of a distributed exchange); logs connections; stops on Ctrl-C.
 
 mod demo;
+mod exchange;
 
 use clap::{Parser, Subcommand};
 
@@ -20,6 +23,8 @@ struct Cli {
 enum Command {
     /// Run the seed scenario and a round of requests in one process.
     Demo(demo::DemoArgs),
+    /// Run a standalone exchange server.
+    Exchange(exchange::ExchangeArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -33,5 +38,6 @@ fn main() -> std::process::ExitCode {
         .init();
     match cli.command {
         Command::Demo(args) => actix::System::new().block_on(demo::run(args)),
+        Command::Exchange(args) => actix::System::new().block_on(exchange::run(args)),
     }
 }
