@@ -97,7 +97,12 @@ impl Binding {
     pub(crate) fn push(&self, delivery: Delivery) -> Result<(), Refused> {
         match &self.0.address {
             Address::Local(inbox) => inbox.push(delivery),
-            Address::Remote(link) => link.deliver(self, delivery),
+            Address::Remote(link) if !link.is_closed() => link.deliver(self, delivery),
+            // The route this binding was made with went down: use the agent's current route.
+            Address::Remote(link) => match link.reroute(self.agent()) {
+                Some(current) => current.push(delivery),
+                None => Err(Refused::Closed),
+            },
         }
     }
 

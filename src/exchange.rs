@@ -40,9 +40,11 @@ mod link;
 mod net;
 mod router;
 
-pub use endpoint::{Authorise, ConnectionEvent, ConnectionState, Connector, Exchange, ExchangeConfig, ExchangeError};
+pub use endpoint::{
+    Authorise, ConnectionEvent, ConnectionState, Connector, Exchange, ExchangeConfig, ExchangeError, ExchangeStats,
+};
 pub use endpoint::{DEFAULT_DEAD_AFTER, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HEARTBEAT, DEFAULT_OUTBOUND_LIMIT};
 
 pub(crate) use link::{send_outcome, Link, ReportFanout};
-pub(crate) use net::Net;
+pub(crate) use net::{Net, RouteRemoved};
 pub(crate) use router::Router;

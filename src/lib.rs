@@ -101,7 +101,7 @@ pub use binding::{Binding, Location};
 pub use error::Error;
 pub use event::{CronSchedule, Schedule, ShutdownPhase};
 pub use exchange::{
-    Authorise, ConnectionEvent, ConnectionState, Connector, Exchange, ExchangeConfig, ExchangeError,
+    Authorise, ConnectionEvent, ConnectionState, Connector, Exchange, ExchangeConfig, ExchangeError, ExchangeStats,
     DEFAULT_DEAD_AFTER, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HEARTBEAT, DEFAULT_OUTBOUND_LIMIT,
 };
 pub use names::{

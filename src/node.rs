@@ -59,8 +59,8 @@ struct NodeInner {
     agent: OnceLock<Binding>,
     /// Every agent this node can reach, and requests waiting for remote answers.
     net: Arc<Net>,
-    /// The exchange router, spawned with the first exchange.
-    router: OnceLock<Addr<Router>>,
+    /// Decides what is announced on which exchange link.
+    router: Router,
 }
 
 impl std::fmt::Debug for Node {
@@ -102,16 +102,17 @@ impl Node {
         let registry = Registry::new().start();
         let (coordinator, shutdown_done) = ShutdownCoordinator::new(registry.clone(), config.shutdown_delay);
         let shutdown = coordinator.start();
+        let process = ProcessId::random();
         let node = Node(Arc::new(NodeInner {
             config,
-            process: ProcessId::random(),
+            process,
             registry,
             shutdown,
             shutdown_done,
             conversations: ConversationIds::default(),
             agent: OnceLock::new(),
             net: Net::new(),
-            router: OnceLock::new(),
+            router: Router::new(process),
         }));
         // Anonymous but visible to other processes (never announced), so that answers to
         // requests made with `Node::endpoint` can find their way back.
@@ -139,12 +140,8 @@ impl Node {
         &self.0.net
     }
 
-    /// The exchange router, spawned on first use.
-    pub(crate) fn router(&self) -> Addr<Router> {
-        self.0
-            .router
-            .get_or_init(|| self.spawn_with(Router::new(self.0.process), ServiceOptions::anonymous()).addr)
-            .clone()
+    pub(crate) fn router(&self) -> &Router {
+        &self.0.router
     }
 
     pub(crate) fn next_conversation(&self) -> ConversationId {
@@ -171,6 +168,7 @@ impl Node {
             Address::Local(inbox.clone()),
         );
         self.0.net.insert(binding.clone());
+        self.0.router.service_available(&binding, &options.groups);
         self.0.registry.do_send(Register { binding: binding.clone(), groups: options.groups.clone() });
         ServiceContext::start(rx, self.clone(), binding.clone(), inbox, options.groups, service);
         Spawned { addr, binding }

@@ -76,8 +76,6 @@ pub(crate) struct Registry {
     agents: HashMap<AgentId, Entry>,
     groups: HashMap<GroupName, BTreeSet<AgentId>>,
     subs: HashMap<Watch, Vec<Sub>>,
-    /// Subscriptions to every agent, anonymous ones included (the exchange router's).
-    everything: Vec<Sub>,
     seq: u64,
 }
 
@@ -87,13 +85,7 @@ impl Actor for Registry {
 
 impl Registry {
     pub(crate) fn new() -> Self {
-        Registry {
-            agents: HashMap::new(),
-            groups: HashMap::new(),
-            subs: HashMap::new(),
-            everything: Vec::new(),
-            seq: 0,
-        }
+        Registry { agents: HashMap::new(), groups: HashMap::new(), subs: HashMap::new(), seq: 0 }
     }
 
     fn notify(&self, watch: &Watch, binding: &Binding, group: Option<&GroupName>, status: Status) {
@@ -105,18 +97,11 @@ impl Registry {
 
     /// Announces a service event or a group event to every subscription that covers it.
     fn announce(&self, binding: &Binding, group: Option<&GroupName>, status: Status) {
-        self.notify_everything(binding, group, status);
         self.notify(&Watch::Registry, binding, group, status);
         self.notify(&Watch::Agent(binding.agent()), binding, group, status);
         match group {
             None => self.notify(&Watch::Name(binding.name().clone()), binding, None, status),
             Some(g) => self.notify(&Watch::Group(g.clone()), binding, Some(g), status),
-        }
-    }
-
-    fn notify_everything(&self, binding: &Binding, group: Option<&GroupName>, status: Status) {
-        for sub in &self.everything {
-            send_event(sub, &Watch::Registry, binding, group, status);
         }
     }
 
@@ -186,11 +171,8 @@ impl Handler<Register> for Registry {
             for group in msg.groups {
                 self.join(agent, group);
             }
-        } else {
-            self.notify_everything(&binding, None, Status::Available);
-            if !msg.groups.is_empty() {
-                tracing::error!(service = %binding, "anonymous services cannot join groups; groups ignored");
-            }
+        } else if !msg.groups.is_empty() {
+            tracing::error!(service = %binding, "anonymous services cannot join groups; groups ignored");
         }
     }
 }
@@ -235,7 +217,6 @@ impl Handler<Withdraw> for Registry {
         for subs in self.subs.values_mut() {
             subs.retain(|s| s.subscriber != agent);
         }
-        self.everything.retain(|s| s.subscriber != agent);
         self.subs.retain(|_, subs| !subs.is_empty());
         let Some(entry) = self.agents.get(&agent) else { return };
         let groups: Vec<GroupName> = entry.groups.iter().cloned().collect();
@@ -246,8 +227,7 @@ impl Handler<Withdraw> for Registry {
             if entry.announced {
                 self.announce(&entry.binding, None, Status::Withdrawn);
             } else {
-                // Anonymous agents are only ever watched by agent, or by the exchange router.
-                self.notify_everything(&entry.binding, None, Status::Withdrawn);
+                // Anonymous agents are only ever watched by agent.
                 self.notify(&Watch::Agent(agent), &entry.binding, None, Status::Withdrawn);
             }
         }
@@ -384,24 +364,15 @@ impl Handler<LocalInboxes> for Registry {
     }
 }
 
-/// Subscribes to every agent, anonymous ones included; the current state is replayed.
-pub(crate) struct SubscribeEverything {
-    pub(crate) subscriber: AgentId,
-    pub(crate) inbox: Inbox,
-}
-message!(SubscribeEverything => ());
+/// Replaces the binding of a known agent (its route changed) without announcing anything.
+pub(crate) struct Reroute(pub(crate) Binding);
+message!(Reroute => ());
 
-impl Handler<SubscribeEverything> for Registry {
+impl Handler<Reroute> for Registry {
     type Result = ();
-    fn handle(&mut self, msg: SubscribeEverything, _: &mut Context<Self>) {
-        let sub = Sub { subscriber: msg.subscriber, inbox: msg.inbox, internal: false };
-        let entries: Vec<&Entry> = self.agents.values().collect();
-        for binding in self.sorted(entries) {
-            send_event(&sub, &Watch::Registry, &binding, None, Status::Available);
-            for g in &self.agents[&binding.agent()].groups {
-                send_event(&sub, &Watch::Registry, &binding, Some(g), Status::Available);
-            }
+    fn handle(&mut self, msg: Reroute, _: &mut Context<Self>) {
+        if let Some(entry) = self.agents.get_mut(&msg.0.agent()) {
+            entry.binding = msg.0;
         }
-        self.everything.push(sub);
     }
 }

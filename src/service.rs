@@ -298,7 +298,8 @@ impl<S: Service> ServiceContext<S> {
                 )));
             }
         }
-        self.core.node.net().remove(&self.core.binding);
+        let _ = self.core.node.net().remove(&self.core.binding);
+        self.core.node.router().service_withdrawn(self.core.binding.agent());
         self.core.node.registry().do_send(crate::registry::Withdraw(self.core.binding.agent()));
     }
 }
@@ -328,6 +329,8 @@ impl<S: Actor<Context = ServiceContext<S>>> Drop for ServiceContext<S> {
                 }
             }
             self.core.node.net().remove(&self.core.binding);
+            let _ = self.core.node.net().remove(&self.core.binding);
+            self.core.node.router().service_withdrawn(self.core.binding.agent());
             self.core.node.registry().do_send(crate::registry::Withdraw(self.core.binding.agent()));
         }
     }

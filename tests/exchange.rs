@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{probe, settle, WAIT};
 use netsvc::prelude::*;
-use netsvc::{ConnectionState, Exchange};
+use netsvc::{ConnectionState, Exchange, SubscriptionStatus};
 use tokio::sync::mpsc::UnboundedSender;
 
 #[derive(Service)]
@@ -125,4 +125,270 @@ async fn services_reports_and_requests_cross_a_connection() {
     assert_eq!(log.next().await, "system.ctime then Remote");
     log.until("system.time now Remote").await;
     settle().await;
+}
+
+/// Watches everything a node's registry says about one service name, and reports.
+#[derive(Service)]
+struct Observer {
+    log: UnboundedSender<String>,
+    name: &'static str,
+}
+impl Service for Observer {
+    fn started(&mut self, ctx: &mut ServiceContext<Self>) {
+        ctx.subscribe_name(self.name);
+    }
+    fn availability(&mut self, e: RegistryEvent, _: &mut ServiceContext<Self>) {
+        let _ = self.log.send(format!("{} {:?} {}", e.binding.name(), e.status, e.binding.agent()));
+    }
+}
+
+#[actix::test]
+async fn a_dropped_link_withdraws_fails_pending_requests_and_everything_forms_again_on_reconnect() {
+    let server = Node::new("server");
+    let server_x = Exchange::new(&server);
+    let addr = server_x.listen("127.0.0.1:0").await.unwrap();
+    let calc = server.spawn(Calculator);
+    let (stx, mut sublog) = probe();
+    server.spawn(SubscriptionWatcher { log: stx });
+
+    let client = Node::new("client");
+    let client_x = Exchange::new(&client);
+    let mut events = client_x.connections();
+    client_x.connect(&addr.to_string(), Some(Duration::from_millis(50))).forget();
+    active(&mut events).await;
+
+    let (otx, mut observed) = probe();
+    client.spawn(Observer { log: otx, name: "calculator" });
+    assert_eq!(observed.next().await, format!("calculator Available {}", calc.binding.agent()));
+    let (tx, mut log) = probe();
+    client.spawn(Subscriber { log: tx });
+    assert_eq!(log.next().await, "publisher Available");
+    assert_eq!(log.next().await, "system.ctime then Remote");
+    sublog.until("requested system.*").await;
+
+    let remote_calc = wait_for(&client, "calculator").await;
+    let pending = CalculatorClient::new(client.endpoint(&remote_calc)).slow(10_000);
+    let pending = actix::spawn(pending);
+    settle().await;
+
+    let started = std::time::Instant::now();
+    server_x.disconnect_all();
+    // The pending request fails at once, not after its 10 s.
+    let failure = tokio::time::timeout(WAIT, pending).await.unwrap().unwrap().unwrap_err();
+    assert_eq!(failure.code, ErrorCode::SERVER_APPLICATION_ERROR);
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert_eq!(observed.next().await, format!("calculator Withdrawn {}", calc.binding.agent()));
+    log.until("publisher Withdrawn").await;
+    sublog.until("withdrawn system.*").await;
+
+    // The client reconnects: same agent identities, subscriptions and cached reports again.
+    assert_eq!(observed.next().await, format!("calculator Available {}", calc.binding.agent()));
+    log.until("publisher Available").await;
+    log.until("system.ctime then Remote").await;
+    sublog.until("requested system.*").await;
+    let again = wait_for(&client, "calculator").await;
+    assert_eq!(again.agent(), remote_calc.agent());
+    assert_eq!(CalculatorClient::new(client.endpoint(&again)).multiply(3, 3).await, Ok(9));
+}
+
+/// Logs subscription notices of the publisher's node.
+#[derive(Service)]
+#[service(name = "publisher")]
+struct SubscriptionWatcher {
+    log: UnboundedSender<String>,
+}
+impl Service for SubscriptionWatcher {
+    fn started(&mut self, ctx: &mut ServiceContext<Self>) {
+        ctx.publish_report("system.ctime", "then".to_string(), Lifetime::Forever);
+    }
+    fn subscription(&mut self, n: SubscriptionNotice, _: &mut ServiceContext<Self>) {
+        let what = match n.status {
+            SubscriptionStatus::Requested => "requested",
+            SubscriptionStatus::Withdrawn => "withdrawn",
+        };
+        let _ = self.log.send(format!("{what} {}", n.pattern));
+    }
+}
+
+#[derive(Service)]
+#[service(name = "chatty")]
+struct Chatty;
+impl Service for Chatty {}
+
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+struct Burst(u32);
+
+impl actix::Handler<Burst> for Chatty {
+    type Result = ();
+    fn handle(&mut self, msg: Burst, ctx: &mut ServiceContext<Self>) {
+        for i in 0..msg.0 {
+            ctx.publish_report("chatter", i, Lifetime::None);
+        }
+    }
+}
+
+#[derive(Service)]
+struct Listener {
+    log: UnboundedSender<String>,
+    pattern: &'static str,
+}
+impl Service for Listener {
+    fn started(&mut self, ctx: &mut ServiceContext<Self>) {
+        ctx.monitor_reports("chatty", self.pattern);
+    }
+    fn report(&mut self, r: Report, _: &mut ServiceContext<Self>) {
+        let _ = self.log.send(format!("{} {}", r.pattern().unwrap(), r.decode::<u32>().unwrap()));
+    }
+    fn publisher(&mut self, _: PublisherNotice, _: &mut ServiceContext<Self>) {
+        let _ = self.log.send("accepted".into());
+    }
+}
+
+#[actix::test]
+async fn reports_cross_a_link_only_for_subscribers_behind_it_once_per_link() {
+    let server = Node::new("server");
+    let server_x = Exchange::new(&server);
+    let addr = server_x.listen("127.0.0.1:0").await.unwrap();
+    let chatty = server.spawn(Chatty);
+
+    let client = Node::new("client");
+    let client_x = Exchange::new(&client);
+    let mut events = client_x.connections();
+    client_x.connect(&addr.to_string(), None).forget();
+    active(&mut events).await;
+    wait_for(&client, "chatty").await;
+
+    // No subscriber behind the link: nothing crosses.
+    chatty.addr.send(Burst(100)).await.unwrap();
+    settle().await;
+    assert_eq!(server_x.stats().reports_sent, 0);
+
+    // Three subscriptions behind the link (two services, one with two matching patterns):
+    // each report crosses once, and is delivered once per matching pattern.
+    let (tx, mut log) = probe();
+    client.spawn(Listener { log: tx.clone(), pattern: "chat*" });
+    client.spawn(Listener { log: tx.clone(), pattern: "chatter" });
+    client.spawn(Listener { log: tx, pattern: "*" });
+    assert_eq!(log.take(3).await, ["accepted", "accepted", "accepted"]);
+    chatty.addr.send(Burst(10)).await.unwrap();
+    let lines = log.take_sorted(30).await;
+    assert_eq!(lines.iter().filter(|l| l.starts_with("chat* ")).count(), 10);
+    assert_eq!(lines.iter().filter(|l| l.starts_with("* ")).count(), 10);
+    settle().await;
+    assert_eq!(server_x.stats().reports_sent, 10);
+}
+
+#[actix::test]
+async fn exchange_groups_decide_what_crosses() {
+    // front: a client of the default exchange and the server of the "backend" group.
+    let hub = Node::new("hub");
+    let hub_x = Exchange::new(&hub);
+    let hub_addr = hub_x.listen("127.0.0.1:0").await.unwrap();
+
+    let front = Node::new("front");
+    let front_default = Exchange::new(&front);
+    let mut front_events = front_default.connections();
+    front_default.connect(&hub_addr.to_string(), None).forget();
+    let backend_cfg = netsvc::ExchangeConfig { group: "backend".into(), ..Default::default() };
+    let front_backend = Exchange::with_config(&front, backend_cfg.clone()).unwrap();
+    let backend_addr = front_backend.listen("127.0.0.1:0").await.unwrap();
+    active(&mut front_events).await;
+
+    let back = Node::new("back");
+    let back_x = Exchange::with_config(&back, backend_cfg).unwrap();
+    let mut back_events = back_x.connections();
+    back_x.connect(&backend_addr.to_string(), None).forget();
+    active(&mut back_events).await;
+    let options = netsvc::ServiceOptions {
+        name: netsvc::ServiceName::new("calculator").unwrap(),
+        audience: netsvc::Audience::parse("backend").unwrap(),
+        groups: vec![],
+    };
+    back.spawn_with(Calculator, options);
+    hub.spawn(Publisher);
+
+    // The front end sees the back-end service; the back end sees the default group's `*`.
+    let calc = wait_for(&front, "calculator").await;
+    assert_eq!(calc.audience().as_str(), "backend");
+    assert_eq!(CalculatorClient::new(front.endpoint(&calc)).multiply(2, 21).await, Ok(42));
+    wait_for(&back, "publisher").await;
+    // The default-group hub never hears of it.
+    settle().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(hub.lookup_name("calculator").await.is_empty());
+
+    // A peer of another group is refused at the handshake.
+    let stranger = Node::new("stranger");
+    let stranger_x = Exchange::new(&stranger);
+    let mut stranger_events = stranger_x.connections();
+    stranger_x.connect(&backend_addr.to_string(), None).forget();
+    assert!(tokio::time::timeout(Duration::from_millis(500), stranger_events.recv()).await.is_err());
+}
+
+#[actix::test]
+async fn a_triangle_of_exchange_servers_has_no_loops_and_no_duplicate_announcements() {
+    let mut servers = Vec::new();
+    let mut addrs = Vec::new();
+    for name in ["a", "b", "c"] {
+        let node = Node::new(name);
+        let x = Exchange::new(&node);
+        addrs.push(x.listen("127.0.0.1:0").await.unwrap().to_string());
+        servers.push((node, x));
+    }
+    let retry = Some(Duration::from_millis(100));
+    let _ = probe();
+    let mut mesh_events = servers[2].1.connections();
+    servers[0].1.connect(&addrs[1], retry).forget();
+    servers[0].1.connect(&addrs[2], retry).forget();
+    servers[1].1.connect(&addrs[2], retry).forget();
+    // Also a duplicate link, c -> a, that must be detected and dropped.
+    servers[2].1.connect(&addrs[0], None).forget();
+    for _ in 0..2 {
+        active(&mut mesh_events).await;
+    }
+
+    let mut clients = Vec::new();
+    for (i, name) in ["client-a", "client-b", "client-c"].into_iter().enumerate() {
+        let node = Node::new(name);
+        let x = Exchange::new(&node);
+        let mut events = x.connections();
+        x.connect(&addrs[i], retry).forget();
+        active(&mut events).await;
+        clients.push((node, x));
+    }
+    let (otx_b, mut seen_b) = probe();
+    clients[1].0.spawn(Observer { log: otx_b, name: "calculator" });
+    let (otx_c, mut seen_c) = probe();
+    clients[2].0.spawn(Observer { log: otx_c, name: "calculator" });
+    let calc = clients[0].0.spawn(Calculator);
+    clients[0].0.spawn(Publisher);
+
+    let expected = format!("calculator Available {}", calc.binding.agent());
+    assert_eq!(seen_b.next().await, expected);
+    assert_eq!(seen_c.next().await, expected);
+    // Requests from c's client reach a's client through two servers.
+    let remote = wait_for(&clients[2].0, "calculator").await;
+    assert_eq!(CalculatorClient::new(clients[2].0.endpoint(&remote)).multiply(7, 6).await, Ok(42));
+    // Reports arrive exactly once per subscription.
+    let (tx, mut log) = probe();
+    clients[1].0.spawn(Subscriber { log: tx });
+    assert_eq!(log.next().await, "publisher Available");
+    assert_eq!(log.next().await, "system.ctime then Remote");
+    let mut ticks = 0;
+    while ticks < 5 {
+        let line = log.next().await;
+        assert_eq!(line, "system.time now Remote");
+        ticks += 1;
+    }
+    // No duplicate announcements anywhere, even after things settle.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    seen_b.silent_for(Duration::from_millis(100)).await;
+    seen_c.silent_for(Duration::from_millis(100)).await;
+    for (node, _) in servers.iter().chain(clients.iter()) {
+        assert_eq!(node.lookup_name("calculator").await.len(), 1, "{node:?}");
+    }
+    // One link per pair of servers, the duplicate dropped.
+    assert_eq!(servers[0].1.stats().connections, 3, "a: b, c and its client");
+    assert_eq!(servers[2].1.stats().connections, 3, "c: a, b and its client");
 }

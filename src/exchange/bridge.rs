@@ -17,13 +17,12 @@ use tokio_util::codec::FramedRead;
 
 use super::endpoint::{ConnectionEvent, ConnectionState, ExchangeShared};
 use super::link::Peer;
-use super::router::{LinkDown, LinkUp};
-use super::Link;
+use super::{Link, RouteRemoved};
 use crate::binding::{Address, Binding, Location};
 use crate::inbox::{Delivery, Refused};
 use crate::names::{AgentId, Audience, ConversationId, GroupName, ServiceName, Subject, SubjectPattern};
 use crate::payload::Payload;
-use crate::registry::{JoinGroup, LeaveGroup, Register, Status, Withdraw};
+use crate::registry::{JoinGroup, LeaveGroup, Register, Reroute, Status, Withdraw};
 use crate::report::{PublisherNotice, ReportData};
 use crate::request::{ErrorCode, Failure, IncomingRequest, ReplyTo};
 use crate::wire::{CodecError, Frame, FrameCodec, Hello, ReportFrame, RequestFrame, ServiceInfo, PROTOCOL_VERSION};
@@ -47,7 +46,14 @@ pub(crate) struct Bridge {
     state: State,
     last_heard: Instant,
     agents: HashSet<AgentId>,
-    closed: Option<oneshot::Sender<()>>,
+    closed: Option<oneshot::Sender<Closed>>,
+}
+
+/// How a connection ended, for its connector.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Closed {
+    /// Set when the link was dropped as a duplicate of another link to this process.
+    pub(crate) duplicate_of: Option<crate::names::ProcessId>,
 }
 
 /// The writer task ended.
@@ -59,7 +65,7 @@ impl Message for WriterDone {
 impl Bridge {
     /// Starts a bridge for an accepted or connected socket. The receiver fires when the
     /// connection has closed.
-    pub(crate) fn start(stream: TcpStream, shared: Arc<ExchangeShared>, initiated: bool) -> oneshot::Receiver<()> {
+    pub(crate) fn start(stream: TcpStream, shared: Arc<ExchangeShared>, initiated: bool) -> oneshot::Receiver<Closed> {
         let (closed_tx, closed_rx) = oneshot::channel();
         let (Ok(peer_addr), Ok(local_addr)) = (stream.peer_addr(), stream.local_addr()) else {
             tracing::warn!("connection lost before it could be served");
@@ -72,8 +78,8 @@ impl Bridge {
             shared.node.net().clone(),
             shared.group.clone(),
             initiated,
-            config.outbound_limit,
-            config.max_frame,
+            (config.outbound_limit, config.max_frame, config.dead_after),
+            shared.counters.clone(),
         );
         let max_frame = config.max_frame;
         Bridge::create(move |ctx| {
@@ -121,11 +127,14 @@ impl Bridge {
         let was_ready = self.state == State::Ready;
         self.state = State::Closing;
         self.link.close();
+        self.shared.forget_link(&self.link);
         if was_ready {
-            for agent in std::mem::take(&mut self.agents) {
-                self.withdraw(agent);
+            let agents: Vec<AgentId> = self.agents.iter().copied().collect();
+            for agent in agents {
+                self.withdraw(agent, false);
             }
-            self.shared.router.do_send(LinkDown(self.link.clone()));
+            self.shared.node.net().fail_pending_via(&self.link);
+            self.shared.node.router().link_down(&self.link);
             if let Some(peer) = self.link.peer() {
                 self.shared.announce(ConnectionEvent {
                     state: ConnectionState::Inactive,
@@ -167,8 +176,12 @@ impl Bridge {
         self.state = State::Ready;
         let peer = Peer { process: hello.process, node: hello.node.clone(), hub: hello.hub };
         self.link.set_peer(peer);
+        if !self.shared.node.router().link_up(&self.link) {
+            // A duplicate of another link to the same process: the link is already closed.
+            return;
+        }
+        self.shared.remember_link(&self.link);
         tracing::info!(peer = %self.peer_addr, node = %hello.node, process = %hello.process, "connection active");
-        self.shared.router.do_send(LinkUp(self.link.clone()));
         self.shared.announce(ConnectionEvent {
             state: ConnectionState::Active,
             local_addr: self.local_addr,
@@ -192,33 +205,60 @@ impl Bridge {
             Location::Remote,
             Address::Remote(self.link.clone()),
         );
+        self.agents.insert(info.agent);
         if !self.shared.node.net().insert(binding.clone()) {
-            tracing::debug!(agent = %info.agent, "service already known through another route; announcement ignored");
+            tracing::debug!(agent = %info.agent, "service already known through another route; kept as an alternate");
             return Ok(());
         }
-        self.agents.insert(info.agent);
+        self.shared.node.router().service_available(&binding, &groups);
         self.shared.node.registry().do_send(Register { binding, groups });
         Ok(())
     }
 
-    /// The binding of `agent` if it is known through this link.
+    /// The binding of `agent` if it is currently reached through this link.
     fn via_here(&self, agent: AgentId) -> Option<Binding> {
         let binding = self.shared.node.net().lookup(agent)?;
         binding.link().filter(|l| l.same(&self.link)).map(|_| binding.clone())
     }
 
-    fn withdraw(&mut self, agent: AgentId) {
-        self.agents.remove(&agent);
-        let Some(binding) = self.via_here(agent) else { return };
+    /// This link no longer leads to `agent`: withdraw it, or switch it to another route.
+    fn withdraw(&mut self, agent: AgentId, service_gone: bool) {
+        if !self.agents.remove(&agent) {
+            return;
+        }
         let net = self.shared.node.net();
-        net.remove(&binding);
-        self.shared.node.registry().do_send(Withdraw(agent));
-        net.fail_pending_for(&binding);
+        // A binding describing "agent through this link" (name and audience do not matter
+        // for removing a route).
+        let route = Binding::new(
+            ServiceName::anonymous(),
+            agent,
+            Audience::Process,
+            self.shared.node.process(),
+            Location::Remote,
+            Address::Remote(self.link.clone()),
+        );
+        match net.remove(&route) {
+            RouteRemoved::Gone => {
+                self.shared.node.router().service_withdrawn(agent);
+                self.shared.node.registry().do_send(Withdraw(agent));
+                net.fail_pending_for(&route);
+            }
+            RouteRemoved::Rerouted(current) => {
+                tracing::debug!(%agent, "route lost; another link takes over");
+                self.shared.node.router().service_available(&current, &[]);
+                self.shared.node.registry().do_send(Reroute(current.clone()));
+                if service_gone {
+                    net.fail_pending_for(&current);
+                }
+            }
+            RouteRemoved::Unchanged => {}
+        }
     }
 
     fn group_change(&mut self, agent: AgentId, group: &str, join: bool) -> Result<(), String> {
         let group = GroupName::new(group).map_err(|e| e.to_string())?;
         if self.via_here(agent).is_some() {
+            self.shared.node.router().group_changed(agent, &group, join);
             let registry = self.shared.node.registry();
             if join {
                 registry.do_send(JoinGroup(agent, group));
@@ -253,7 +293,7 @@ impl Bridge {
             (State::Ready, Frame::Heartbeat) => Ok(()),
             (State::Ready, Frame::ServiceAvailable(info)) => self.service_available(info),
             (State::Ready, Frame::ServiceWithdrawn { agent }) => {
-                self.withdraw(agent);
+                self.withdraw(agent, true);
                 Ok(())
             }
             (State::Ready, Frame::GroupJoined { agent, group }) => self.group_change(agent, &group, true),
@@ -295,7 +335,8 @@ impl Actor for Bridge {
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
         self.link.close();
         if let Some(tx) = self.closed.take() {
-            let _ = tx.send(());
+            let duplicate_of = self.link.peer().filter(|_| self.link.is_duplicate()).map(|p| p.process);
+            let _ = tx.send(Closed { duplicate_of });
         }
     }
 }
@@ -322,7 +363,8 @@ impl Handler<WriterDone> for Bridge {
     fn handle(&mut self, msg: WriterDone, ctx: &mut Context<Self>) {
         match msg.0 {
             Some(e) => self.close(ctx, &format!("write failed: {e}"), true),
-            None => self.close(ctx, "link closed", self.link.is_closed() && self.state == State::Ready),
+            None if self.link.is_duplicate() => self.close(ctx, "duplicate link dropped", false),
+            None => self.close(ctx, "link closed", self.state == State::Ready && !self.link.is_duplicate()),
         }
     }
 }

@@ -2,15 +2,15 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix::Addr;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, oneshot};
 
 use super::bridge::Bridge;
-use super::Router;
+use super::link::Counters;
+use super::Link;
 use crate::names::{GroupName, ProcessId};
 use crate::node::Node;
 use crate::wire::DEFAULT_MAX_FRAME;
@@ -101,6 +101,22 @@ pub struct ConnectionEvent {
     pub group: String,
 }
 
+/// Traffic counters of one exchange (all its links).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExchangeStats {
+    /// Frames queued for sending.
+    pub frames_sent: u64,
+    /// Report frames queued for sending (one per report per link, whatever the number of
+    /// subscribers behind the link).
+    pub reports_sent: u64,
+    /// Reports dropped because a peer's outbound buffer was full.
+    pub reports_dropped: u64,
+    /// Bytes written to sockets.
+    pub bytes_written: u64,
+    /// Connections currently active.
+    pub connections: usize,
+}
+
 /// Errors of the exchange's own operations.
 #[derive(Debug, thiserror::Error)]
 pub enum ExchangeError {
@@ -116,9 +132,10 @@ pub(crate) struct ExchangeShared {
     pub(crate) node: Node,
     pub(crate) config: ExchangeConfig,
     pub(crate) group: Option<GroupName>,
-    pub(crate) router: Addr<Router>,
     events: broadcast::Sender<ConnectionEvent>,
     hub: AtomicBool,
+    pub(crate) counters: Arc<Counters>,
+    links: Mutex<Vec<Link>>,
 }
 
 impl ExchangeShared {
@@ -132,6 +149,14 @@ impl ExchangeShared {
 
     pub(crate) fn announce(&self, event: ConnectionEvent) {
         let _ = self.events.send(event);
+    }
+
+    pub(crate) fn remember_link(&self, link: &Link) {
+        self.links.lock().unwrap_or_else(|p| p.into_inner()).push(link.clone());
+    }
+
+    pub(crate) fn forget_link(&self, link: &Link) {
+        self.links.lock().unwrap_or_else(|p| p.into_inner()).retain(|l| !l.same(link));
     }
 }
 
@@ -155,16 +180,38 @@ impl Exchange {
     /// An exchange with explicit settings; fails on an invalid group name.
     pub fn with_config(node: &Node, config: ExchangeConfig) -> Result<Exchange, ExchangeError> {
         let group = if config.group.is_empty() { None } else { Some(GroupName::new(&config.group)?) };
-        let router = node.router();
         let (events, _) = broadcast::channel(256);
         Ok(Exchange(Arc::new(ExchangeShared {
             node: node.clone(),
             config,
             group,
-            router,
             events,
             hub: AtomicBool::new(false),
+            counters: Arc::default(),
+            links: Mutex::new(Vec::new()),
         })))
+    }
+
+    /// Closes every connection of this exchange now (with a goodbye); listeners keep
+    /// listening and clients with a retry delay reconnect.
+    pub fn disconnect_all(&self) {
+        let links: Vec<Link> = self.0.links.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for link in links {
+            let _ = link.send_frame(&crate::wire::Frame::Goodbye { reason: "disconnected by request".into() });
+            link.close();
+        }
+    }
+
+    /// Traffic counters of this exchange since it was created.
+    pub fn stats(&self) -> ExchangeStats {
+        let c = &self.0.counters;
+        ExchangeStats {
+            frames_sent: c.frames_sent.load(Ordering::Relaxed),
+            reports_sent: c.reports_sent.load(Ordering::Relaxed),
+            reports_dropped: c.reports_dropped.load(Ordering::Relaxed),
+            bytes_written: c.bytes_written.load(Ordering::Relaxed),
+            connections: self.0.links.lock().unwrap_or_else(|p| p.into_inner()).len(),
+        }
     }
 
     /// Connection announcements from now on (active / inactive, with the peer's identity).
@@ -211,6 +258,7 @@ impl Exchange {
         let shared = self.0.clone();
         let addr = addr.to_owned();
         let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
+        let mut events = shared.events.subscribe();
         actix::spawn(async move {
             loop {
                 let attempt = tokio::select! {
@@ -220,9 +268,24 @@ impl Exchange {
                 match attempt {
                     Ok(stream) => {
                         let closed = Bridge::start(stream, shared.clone(), true);
-                        tokio::select! {
-                            _ = closed => {}
+                        let closed = tokio::select! {
+                            closed = closed => closed.ok(),
                             _ = &mut stop_rx => return,
+                        };
+                        if let Some(peer) = closed.and_then(|c| c.duplicate_of) {
+                            // The peer is already linked through another connection: stand by
+                            // until that one is lost, then connect again.
+                            tracing::info!(%addr, "already linked to this peer; standing by");
+                            loop {
+                                tokio::select! {
+                                    event = events.recv() => match event {
+                                        Ok(e) if e.state == ConnectionState::Inactive && e.remote_process == peer => break,
+                                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                                        Err(broadcast::error::RecvError::Closed) => return,
+                                    },
+                                    _ = &mut stop_rx => return,
+                                }
+                            }
                         }
                     }
                     Err(e) => tracing::warn!(%addr, "cannot connect: {e}"),

@@ -31,8 +31,19 @@ struct Outbound {
     closed: bool,
 }
 
+/// Counters of one exchange, shared by its links.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) frames_sent: AtomicU64,
+    pub(crate) reports_sent: AtomicU64,
+    pub(crate) reports_dropped: AtomicU64,
+    pub(crate) bytes_written: AtomicU64,
+}
+
 struct Shared {
     id: u64,
+    counters: Arc<Counters>,
+    stall_limit: std::time::Duration,
     group: Option<GroupName>,
     initiated: bool,
     peer: OnceLock<Peer>,
@@ -43,6 +54,7 @@ struct Shared {
     max_frame: usize,
     dropped_reports: AtomicU64,
     sent_since_tick: AtomicBool,
+    duplicate: AtomicBool,
 }
 
 /// The sending side of one connection. Cheap to clone.
@@ -56,11 +68,14 @@ impl Link {
         net: Arc<Net>,
         group: Option<GroupName>,
         initiated: bool,
-        limit: usize,
-        max_frame: usize,
+        limits: (usize, usize, std::time::Duration),
+        counters: Arc<Counters>,
     ) -> Link {
+        let (limit, max_frame, stall_limit) = limits;
         Link(Arc::new(Shared {
             id: NEXT_LINK.fetch_add(1, Ordering::Relaxed),
+            counters,
+            stall_limit,
             group,
             initiated,
             peer: OnceLock::new(),
@@ -71,6 +86,7 @@ impl Link {
             max_frame,
             dropped_reports: AtomicU64::new(0),
             sent_since_tick: AtomicBool::new(false),
+            duplicate: AtomicBool::new(false),
         }))
     }
 
@@ -110,6 +126,16 @@ impl Link {
         self.0.wake.notify_one();
     }
 
+    /// Marks the link as the dropped one of two links to the same process.
+    pub(crate) fn mark_duplicate(&self) {
+        self.0.duplicate.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the link was dropped as a duplicate.
+    pub(crate) fn is_duplicate(&self) -> bool {
+        self.0.duplicate.load(Ordering::Relaxed)
+    }
+
     /// Whether anything was sent since the last call (for heartbeats).
     pub(crate) fn take_sent_flag(&self) -> bool {
         self.0.sent_since_tick.swap(false, Ordering::Relaxed)
@@ -126,6 +152,7 @@ impl Link {
             }
             if out.buf.len() >= self.0.limit {
                 if is_report {
+                    self.0.counters.reports_dropped.fetch_add(1, Ordering::Relaxed);
                     let dropped = self.0.dropped_reports.fetch_add(1, Ordering::Relaxed) + 1;
                     if dropped.is_power_of_two() {
                         tracing::warn!(
@@ -153,6 +180,10 @@ impl Link {
                 tracing::error!(link = self.0.id, frame = frame.kind(), "cannot send frame: {e}");
                 return Err(Refused::Full);
             }
+            self.0.counters.frames_sent.fetch_add(1, Ordering::Relaxed);
+            if is_report {
+                self.0.counters.reports_sent.fetch_add(1, Ordering::Relaxed);
+            }
             if !was_empty {
                 return Ok(());
             }
@@ -163,6 +194,8 @@ impl Link {
     }
 
     /// Writes queued frames until the link is closed (after a final flush) or the socket fails.
+    /// A write that makes no progress for the stall limit means the peer stopped reading: the
+    /// link fails (memory stays bounded by the outbound limit meanwhile).
     pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(&self, mut sink: W) -> std::io::Result<()> {
         loop {
             let (chunk, closed) = {
@@ -170,7 +203,17 @@ impl Link {
                 (out.buf.split(), out.closed)
             };
             if !chunk.is_empty() {
-                sink.write_all(&chunk).await?;
+                match tokio::time::timeout(self.0.stall_limit, sink.write_all(&chunk)).await {
+                    Ok(written) => written?,
+                    Err(_) => {
+                        self.close();
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!("peer stopped reading: no write progress for {:?}", self.0.stall_limit),
+                        ));
+                    }
+                }
+                self.0.counters.bytes_written.fetch_add(chunk.len() as u64, Ordering::Relaxed);
                 continue;
             }
             if closed {
@@ -179,6 +222,11 @@ impl Link {
             }
             self.0.wake.notified().await;
         }
+    }
+
+    /// The current binding of `agent` if it is now reached through another, open link.
+    pub(crate) fn reroute(&self, agent: crate::names::AgentId) -> Option<Binding> {
+        self.0.net.lookup(agent).filter(|b| b.link().is_none_or(|l| !l.same(self) && !l.is_closed()))
     }
 
     /// Relays a frame as it is.
@@ -261,7 +309,7 @@ impl Link {
         });
         match reply {
             ReplyTo::Local(tx) => {
-                self.0.net.add_pending(conversation, target.agent(), tx);
+                self.0.net.add_pending(conversation, target.agent(), self, tx);
                 let sent = self.send_frame(&frame);
                 if sent.is_err() {
                     self.0.net.forget_pending(conversation);

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::oneshot;
 
+use super::Link;
 use crate::binding::Binding;
 use crate::names::{AgentId, ConversationId};
 use crate::request::{ErrorCode, Failure, Outcome};
@@ -13,14 +14,36 @@ use crate::request::{ErrorCode, Failure, Outcome};
 struct Pending {
     reply: oneshot::Sender<Outcome>,
     target: AgentId,
+    /// The link the request went out on.
+    link: Link,
+}
+
+/// What removing one route of an agent did.
+pub(crate) enum RouteRemoved {
+    /// That was the agent's only route: it is gone from this node.
+    Gone,
+    /// Another route took over; here is the new binding.
+    Rerouted(Binding),
+    /// The route was not the one in use (an alternate, or unknown): nothing visible changed.
+    Unchanged,
 }
 
 /// Every agent this node can reach (local ones from spawn to withdrawal, remote ones from
 /// their announcement to their withdrawal) and the pending remote requests.
+///
+/// A remote agent announced through several links (a client of two servers, a link being
+/// replaced by a duplicate) has one route in use and alternates; when the route in use goes
+/// down an alternate takes over without the agent being withdrawn.
 #[derive(Default)]
 pub(crate) struct Net {
-    table: RwLock<HashMap<AgentId, Binding>>,
+    table: RwLock<Routes>,
     pending: Mutex<HashMap<ConversationId, Pending>>,
+}
+
+#[derive(Default)]
+struct Routes {
+    current: HashMap<AgentId, Binding>,
+    alternates: HashMap<AgentId, Vec<Binding>>,
 }
 
 impl Net {
@@ -29,40 +52,76 @@ impl Net {
     }
 
     pub(crate) fn lookup(&self, agent: AgentId) -> Option<Binding> {
-        self.table.read().unwrap_or_else(|p| p.into_inner()).get(&agent).cloned()
+        self.table.read().unwrap_or_else(|p| p.into_inner()).current.get(&agent).cloned()
     }
 
-    /// Adds a binding unless the agent is already known (first route wins). Returns whether
-    /// it was added.
+    /// Adds a route. Returns `true` when the agent was not known (it is new to this node);
+    /// a further remote route of a known agent becomes an alternate.
     pub(crate) fn insert(&self, binding: Binding) -> bool {
-        let mut table = self.table.write().unwrap_or_else(|p| p.into_inner());
-        if table.contains_key(&binding.agent()) {
-            return false;
-        }
-        table.insert(binding.agent(), binding);
-        true
-    }
-
-    /// Removes an agent, but only if it is still reached the way `binding` says.
-    pub(crate) fn remove(&self, binding: &Binding) -> bool {
-        let mut table = self.table.write().unwrap_or_else(|p| p.into_inner());
-        match table.get(&binding.agent()) {
-            Some(known) if same_route(known, binding) => {
-                table.remove(&binding.agent());
+        let mut routes = self.table.write().unwrap_or_else(|p| p.into_inner());
+        let agent = binding.agent();
+        match routes.current.get(&agent) {
+            None => {
+                routes.current.insert(agent, binding);
                 true
             }
-            _ => false,
+            // A local agent is never reached through a link.
+            Some(current) if current.link().is_none() => false,
+            Some(current) => {
+                if !same_route(current, &binding) {
+                    let alternates = routes.alternates.entry(agent).or_default();
+                    if !alternates.iter().any(|b| same_route(b, &binding)) {
+                        alternates.push(binding);
+                    }
+                }
+                false
+            }
+        }
+    }
+
+    /// Removes the route `binding` describes.
+    pub(crate) fn remove(&self, binding: &Binding) -> RouteRemoved {
+        let mut routes = self.table.write().unwrap_or_else(|p| p.into_inner());
+        let agent = binding.agent();
+        let in_use = routes.current.get(&agent).is_some_and(|c| same_route(c, binding));
+        if !in_use {
+            if let Some(alternates) = routes.alternates.get_mut(&agent) {
+                alternates.retain(|b| !same_route(b, binding));
+                if alternates.is_empty() {
+                    routes.alternates.remove(&agent);
+                }
+            }
+            return RouteRemoved::Unchanged;
+        }
+        match routes.alternates.get_mut(&agent).and_then(|a| if a.is_empty() { None } else { Some(a.remove(0)) }) {
+            Some(next) => {
+                if routes.alternates.get(&agent).is_some_and(|a| a.is_empty()) {
+                    routes.alternates.remove(&agent);
+                }
+                routes.current.insert(agent, next.clone());
+                RouteRemoved::Rerouted(next)
+            }
+            None => {
+                routes.current.remove(&agent);
+                RouteRemoved::Gone
+            }
         }
     }
 
     /// Remembers a request sent across a link.
-    pub(crate) fn add_pending(&self, conversation: ConversationId, target: AgentId, reply: oneshot::Sender<Outcome>) {
+    pub(crate) fn add_pending(
+        &self,
+        conversation: ConversationId,
+        target: AgentId,
+        link: &Link,
+        reply: oneshot::Sender<Outcome>,
+    ) {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         if pending.len() >= 1024 && pending.len().is_power_of_two() {
             // Requesters that gave up (timeouts) leave closed senders behind.
             pending.retain(|_, p| !p.reply.is_closed());
         }
-        pending.insert(conversation, Pending { reply, target });
+        pending.insert(conversation, Pending { reply, target, link: link.clone() });
     }
 
     pub(crate) fn forget_pending(&self, conversation: ConversationId) {
@@ -80,18 +139,24 @@ impl Net {
 
     /// Fails every pending request to `agent` (it was withdrawn).
     pub(crate) fn fail_pending_for(&self, agent: &Binding) {
+        let description = format!("service {agent} was withdrawn before responding");
+        self.fail_pending(|p| p.target == agent.agent(), &description);
+    }
+
+    /// Fails every pending request sent on `link` (it went down; answers cannot come back).
+    pub(crate) fn fail_pending_via(&self, link: &Link) {
+        self.fail_pending(|p| p.link.same(link), "the connection to the service was lost before it responded");
+    }
+
+    fn fail_pending(&self, which: impl Fn(&Pending) -> bool, description: &str) {
         let failed: Vec<(ConversationId, Pending)> = {
             let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            let ids: Vec<ConversationId> =
-                pending.iter().filter(|(_, p)| p.target == agent.agent()).map(|(id, _)| *id).collect();
+            let ids: Vec<ConversationId> = pending.iter().filter(|(_, p)| which(p)).map(|(id, _)| *id).collect();
             ids.into_iter().filter_map(|id| pending.remove(&id).map(|p| (id, p))).collect()
         };
         for (conversation, p) in failed {
-            let failure = Failure::netsvc(
-                ErrorCode::SERVER_APPLICATION_ERROR,
-                format!("service {agent} was withdrawn before responding"),
-            )
-            .with_conversation(conversation);
+            let failure =
+                Failure::netsvc(ErrorCode::SERVER_APPLICATION_ERROR, description).with_conversation(conversation);
             let _ = p.reply.send(Err(failure));
         }
     }

@@ -1,18 +1,18 @@
-//! The router: one internal service per node deciding which services are announced on which
-//! link. It follows every agent the registry knows (anonymous ones included) and every ready
-//! link, and keeps, per link, the set of agents announced on it so that joins, leaves and
-//! withdrawals go exactly where the announcement went.
+//! The router: decides which services are announced on which link.
+//!
+//! It is called synchronously — when a local service is spawned, joins or leaves a group or
+//! stops, and when a bridge learns of a remote service — so an announcement always goes out
+//! on every link before anything that service sends: a subscription or request never
+//! overtakes the announcement of its sender, at any hop. It keeps, per link, the set of agents
+//! announced on it so that joins, leaves and withdrawals go exactly where the announcement
+//! went.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-
-use actix::{Actor, Handler, Message};
+use std::sync::{Mutex, MutexGuard};
 
 use super::Link;
 use crate::binding::Binding;
 use crate::names::{AgentId, Audience, GroupName, ProcessId};
-use crate::registry::{RegistryEvent, Status, SubscribeEverything};
-use crate::request::Reply;
-use crate::service::{Service, ServiceContext, ServiceOptions};
 use crate::wire::{Frame, ServiceInfo};
 
 struct Known {
@@ -25,11 +25,16 @@ struct LinkEntry {
     announced: HashSet<AgentId>,
 }
 
-/// Decides what crosses each link. Spawned by the first [`Exchange`](super::Exchange) of a node.
-pub(crate) struct Router {
-    my_process: ProcessId,
+#[derive(Default)]
+struct State {
     known: HashMap<AgentId, Known>,
     links: Vec<LinkEntry>,
+}
+
+/// One per node.
+pub(crate) struct Router {
+    my_process: ProcessId,
+    state: Mutex<State>,
 }
 
 /// Whether `binding` may be announced on `link`.
@@ -64,150 +69,102 @@ fn info(known: &Known) -> ServiceInfo {
 }
 
 impl Router {
-    fn announce_all(entry: &mut LinkEntry, known: &HashMap<AgentId, Known>) {
-        for k in known.values() {
+    pub(crate) fn new(my_process: ProcessId) -> Self {
+        Router { my_process, state: Mutex::new(State::default()) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A service became reachable (spawned here, or learned through a link), or reachable by
+    /// another route: announce it where it is now eligible, withdraw it where it no longer is.
+    pub(crate) fn service_available(&self, binding: &Binding, groups: &[GroupName]) {
+        let mut state = self.lock();
+        let agent = binding.agent();
+        let mut known_groups = state.known.remove(&agent).map(|k| k.groups).unwrap_or_default();
+        if !binding.name().is_anonymous() {
+            known_groups.extend(groups.iter().cloned());
+        }
+        let known = Known { binding: binding.clone(), groups: known_groups };
+        for entry in &mut state.links {
+            let eligible = eligible(&known.binding, &entry.link);
+            if eligible && entry.announced.insert(agent) {
+                let _ = entry.link.send_frame(&Frame::ServiceAvailable(info(&known)));
+            } else if !eligible && entry.announced.remove(&agent) {
+                let _ = entry.link.send_frame(&Frame::ServiceWithdrawn { agent });
+            }
+        }
+        state.known.insert(agent, known);
+    }
+
+    /// A service is no longer reachable from here.
+    pub(crate) fn service_withdrawn(&self, agent: AgentId) {
+        let mut state = self.lock();
+        state.known.remove(&agent);
+        for entry in &mut state.links {
+            if entry.announced.remove(&agent) {
+                let _ = entry.link.send_frame(&Frame::ServiceWithdrawn { agent });
+            }
+        }
+    }
+
+    /// A service joined (`true`) or left a group.
+    pub(crate) fn group_changed(&self, agent: AgentId, group: &GroupName, joined: bool) {
+        let mut state = self.lock();
+        let Some(known) = state.known.get_mut(&agent) else { return };
+        if known.binding.name().is_anonymous() {
+            return;
+        }
+        let changed = if joined { known.groups.insert(group.clone()) } else { known.groups.remove(group) };
+        if !changed {
+            return;
+        }
+        let frame = if joined {
+            Frame::GroupJoined { agent, group: group.to_string() }
+        } else {
+            Frame::GroupLeft { agent, group: group.to_string() }
+        };
+        for entry in &state.links {
+            if entry.announced.contains(&agent) {
+                let _ = entry.link.send_frame(&frame);
+            }
+        }
+    }
+
+    /// A link finished its handshake. Returns `false` when it duplicates a link to the same
+    /// process and was dropped (it has been marked and closed).
+    pub(crate) fn link_up(&self, link: &Link) -> bool {
+        let Some(peer) = link.peer().cloned() else { return false };
+        let mut state = self.lock();
+        // A second link to the same process: keep the one opened by the process with the
+        // smaller identity (both sides decide the same), else the older one.
+        if let Some(at) = state.links.iter().position(|e| e.link.peer().is_some_and(|p| p.process == peer.process)) {
+            let opened_by_smaller = |initiated: bool| initiated == (self.my_process < peer.process);
+            let existing = state.links[at].link.clone();
+            let new_wins = opened_by_smaller(link.initiated()) && !opened_by_smaller(existing.initiated());
+            let loser = if new_wins { existing } else { link.clone() };
+            tracing::info!(peer = %peer.node, process = %peer.process, "duplicate link to the same process; dropping one");
+            let _ = loser.send_frame(&Frame::Goodbye { reason: "duplicate link".into() });
+            loser.mark_duplicate();
+            loser.close();
+            if !new_wins {
+                return false;
+            }
+            state.links.remove(at);
+        }
+        let mut entry = LinkEntry { link: link.clone(), announced: HashSet::new() };
+        for k in state.known.values() {
             if eligible(&k.binding, &entry.link) && entry.announced.insert(k.binding.agent()) {
                 let _ = entry.link.send_frame(&Frame::ServiceAvailable(info(k)));
             }
         }
+        state.links.push(entry);
+        true
     }
 
-    fn on_event(&mut self, event: RegistryEvent) {
-        let agent = event.binding.agent();
-        match (event.group, event.status) {
-            (None, Status::Available) => {
-                let known = Known { binding: event.binding, groups: BTreeSet::new() };
-                for entry in &mut self.links {
-                    if eligible(&known.binding, &entry.link) && entry.announced.insert(agent) {
-                        let _ = entry.link.send_frame(&Frame::ServiceAvailable(info(&known)));
-                    }
-                }
-                self.known.insert(agent, known);
-            }
-            (None, Status::Withdrawn) => {
-                self.known.remove(&agent);
-                for entry in &mut self.links {
-                    if entry.announced.remove(&agent) {
-                        let _ = entry.link.send_frame(&Frame::ServiceWithdrawn { agent });
-                    }
-                }
-            }
-            (Some(group), status) => {
-                let Some(known) = self.known.get_mut(&agent) else { return };
-                let changed = match status {
-                    Status::Available => known.groups.insert(group.clone()),
-                    Status::Withdrawn => known.groups.remove(&group),
-                };
-                if !changed {
-                    return;
-                }
-                let frame = match status {
-                    Status::Available => Frame::GroupJoined { agent, group: group.to_string() },
-                    Status::Withdrawn => Frame::GroupLeft { agent, group: group.to_string() },
-                };
-                for entry in &self.links {
-                    if entry.announced.contains(&agent) {
-                        let _ = entry.link.send_frame(&frame);
-                    }
-                }
-            }
-        }
-    }
-
-    fn link_up(&mut self, link: Link) {
-        let Some(peer) = link.peer().cloned() else { return };
-        // A second link to the same process: keep the one opened by the process with the
-        // smaller identity (both sides decide the same), else the older one.
-        if let Some(at) = self.links.iter().position(|e| e.link.peer().is_some_and(|p| p.process == peer.process)) {
-            let existing = &self.links[at].link;
-            let me_smaller = |initiated: bool, peer_id| initiated == (self.my_process < peer_id);
-            let new_wins =
-                me_smaller(link.initiated(), peer.process) && !me_smaller(existing.initiated(), peer.process);
-            let (drop_link, keep_new) = if new_wins { (existing.clone(), true) } else { (link.clone(), false) };
-            tracing::info!(peer = %peer.node, process = %peer.process, "duplicate link to the same process; dropping one");
-            let _ = drop_link.send_frame(&Frame::Goodbye { reason: "duplicate link".into() });
-            drop_link.close();
-            if !keep_new {
-                return;
-            }
-            self.links.remove(at);
-        }
-        let mut entry = LinkEntry { link, announced: HashSet::new() };
-        Self::announce_all(&mut entry, &self.known);
-        self.links.push(entry);
-    }
-
-    fn link_down(&mut self, link: &Link) {
-        self.links.retain(|e| !e.link.same(link));
-    }
-}
-
-/// A link finished its handshake.
-pub(crate) struct LinkUp(pub(crate) Link);
-impl Message for LinkUp {
-    type Result = ();
-}
-
-/// A link closed.
-pub(crate) struct LinkDown(pub(crate) Link);
-impl Message for LinkDown {
-    type Result = ();
-}
-
-impl Handler<LinkUp> for Router {
-    type Result = ();
-    fn handle(&mut self, msg: LinkUp, _: &mut ServiceContext<Self>) {
-        self.link_up(msg.0);
-    }
-}
-
-impl Handler<LinkDown> for Router {
-    type Result = ();
-    fn handle(&mut self, msg: LinkDown, _: &mut ServiceContext<Self>) {
-        self.link_down(&msg.0);
-    }
-}
-
-impl Router {
-    pub(crate) fn new(my_process: ProcessId) -> Self {
-        Router { my_process, known: HashMap::new(), links: Vec::new() }
-    }
-}
-
-impl Service for Router {
-    fn started(&mut self, ctx: &mut ServiceContext<Self>) {
-        ctx.node()
-            .registry()
-            .do_send(SubscribeEverything { subscriber: ctx.binding().agent(), inbox: ctx.core.inbox.clone() });
-    }
-
-    fn availability(&mut self, event: RegistryEvent, _ctx: &mut ServiceContext<Self>) {
-        self.on_event(event);
-    }
-}
-
-impl Actor for Router {
-    type Context = ServiceContext<Self>;
-    fn started(&mut self, ctx: &mut Self::Context) {
-        crate::service::started(self, ctx)
-    }
-    fn stopping(&mut self, ctx: &mut Self::Context) -> actix::Running {
-        crate::service::stopping(self, ctx)
-    }
-}
-
-impl Handler<crate::inbox::Drain> for Router {
-    type Result = ();
-    fn handle(&mut self, _: crate::inbox::Drain, ctx: &mut Self::Context) {
-        crate::service::drain(self, ctx)
-    }
-}
-
-impl crate::__private::Descriptor for Router {
-    fn options() -> ServiceOptions {
-        ServiceOptions::anonymous()
-    }
-    fn dispatch(_: &mut Self, _: &mut ServiceContext<Self>, method: &str, _: crate::Payload) -> Reply {
-        Reply::Now(Err(crate::request::method_unavailable("", method)))
+    /// A link closed.
+    pub(crate) fn link_down(&self, link: &Link) {
+        self.lock().links.retain(|e| !e.link.same(link));
     }
 }

@@ -234,6 +234,7 @@ impl<S: Service> ServiceContext<S> {
         match group.into_name() {
             Ok(group) => {
                 if self.core.broker.groups.insert(group.clone()) {
+                    self.core.node.router().group_changed(self.core.binding.agent(), &group, true);
                     self.core.node.registry().do_send(JoinGroup(self.core.binding.agent(), group));
                 }
             }
@@ -246,6 +247,7 @@ impl<S: Service> ServiceContext<S> {
         match group.into_name() {
             Ok(group) => {
                 if self.core.broker.groups.remove(&group) {
+                    self.core.node.router().group_changed(self.core.binding.agent(), &group, false);
                     self.core.node.registry().do_send(LeaveGroup(self.core.binding.agent(), group));
                 }
             }

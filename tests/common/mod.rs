@@ -10,6 +10,11 @@ pub const WAIT: Duration = Duration::from_secs(5);
 
 /// A sink services write lines into, and the test reads from.
 pub fn probe() -> (UnboundedSender<String>, Probe) {
+    // Logs for failing tests: RUST_LOG=netsvc=debug cargo test ...
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let (tx, rx) = unbounded_channel();
     (tx, Probe(rx))
 }
