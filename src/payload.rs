@@ -197,13 +197,13 @@ impl Payload {
     /// in-process value is encoded (once; callers share the result).
     pub(crate) fn to_wire(&self) -> Result<WirePayload, PayloadError> {
         let format = self.wire_format();
-        Ok(WirePayload { format, type_name: self.type_name().to_owned(), bytes: self.to_bytes(format)?.to_vec() })
+        Ok(WirePayload { format, type_name: self.type_name().to_owned(), bytes: self.to_bytes(format)? })
     }
 
     /// The payload as it crosses a link, in `format`: encoded bytes already in that format are
     /// passed on as they are (relays never decode), a value is encoded in it.
     pub(crate) fn to_wire_as(&self, format: Format) -> Result<WirePayload, PayloadError> {
-        Ok(WirePayload { format, type_name: self.type_name().to_owned(), bytes: self.to_bytes(format)?.to_vec() })
+        Ok(WirePayload { format, type_name: self.type_name().to_owned(), bytes: self.to_bytes(format)? })
     }
 
     /// A payload received from a link.

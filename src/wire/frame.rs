@@ -163,8 +163,7 @@ pub struct WirePayload {
     /// The sender's Rust type name, for error messages.
     pub type_name: String,
     /// The encoded value.
-    #[serde(with = "serde_bytes")]
-    pub bytes: Vec<u8>,
+    pub bytes: bytes::Bytes,
 }
 
 /// One subscriber a report is for, and the pattern it matched.
