@@ -66,9 +66,12 @@
 //! | requests, endpoints, failures and codes, delayed responses | [`Endpoint`], [`Failure`], `request.rs` |
 //! | type-erased payloads (in-process values or encoded bytes) | [`Payload`], `payload.rs` |
 //! | names and identities | [`ServiceName`], [`SubjectPattern`], [`AgentId`], `names.rs` |
+//! | the wire format: frames, handshake, codec (pure) | [`wire`] |
+//! | connecting processes: exchange servers and clients, bridges, links, routing | [`Exchange`], `exchange.rs` |
 //!
 //! In-process, nothing is serialized: report content travels as a shared value, request
-//! arguments and responses move as values. Every netsvc message to a service goes through its
+//! arguments and responses move as values. Across processes (see [`Exchange`]) a remote
+//! service is just a binding whose route is a link: the service API is the same. Every netsvc message to a service goes through its
 //! inbox (a FIFO drained by the actor), so messages from one service to another arrive in the
 //! order sent.
 //!
