@@ -392,3 +392,34 @@ async fn a_triangle_of_exchange_servers_has_no_loops_and_no_duplicate_announceme
     assert_eq!(servers[0].1.stats().connections, 3, "a: b, c and its client");
     assert_eq!(servers[2].1.stats().connections, 3, "c: a, b and its client");
 }
+
+#[derive(Service)]
+#[service(name = "hermit", audience = "")]
+struct Hermit {
+    target: Binding,
+    log: UnboundedSender<String>,
+}
+impl Service for Hermit {
+    fn started(&mut self, ctx: &mut ServiceContext<Self>) {
+        let call = CalculatorClient::new(ctx.endpoint(&self.target)).multiply(1, 2);
+        ctx.on_response(call, |me, r, _| {
+            let _ = me.log.send(format!("{:?}", r.map_err(|f| f.code)));
+        });
+    }
+}
+
+#[actix::test]
+async fn a_process_local_service_cannot_call_across_and_is_told_at_once() {
+    let server = Node::new("server");
+    let addr = Exchange::new(&server).listen("127.0.0.1:0").await.unwrap();
+    server.spawn(Calculator);
+    let client = Node::new("client");
+    let x = Exchange::new(&client);
+    let mut events = x.connections();
+    x.connect(&addr.to_string(), None).forget();
+    active(&mut events).await;
+    let calc = wait_for(&client, "calculator").await;
+    let (tx, mut log) = probe();
+    client.spawn(Hermit { target: calc, log: tx });
+    assert_eq!(log.next().await, "Err(CLIENT_SERVICE_ADDRESS_INVALID(45))");
+}

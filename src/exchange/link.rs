@@ -252,11 +252,22 @@ impl Link {
                 return self.send_report(&report.data, &content, targets);
             }
             Delivery::Request(request) => return self.send_request(target, request),
-            Delivery::SubscriptionRequested { subscriber, pattern } => Frame::SubscriptionRequested {
-                publisher: target.agent(),
-                subscriber: subscriber.agent(),
-                pattern: pattern.to_string(),
-            },
+            Delivery::SubscriptionRequested { subscriber, pattern } => {
+                if subscriber.link().is_none() && !self.carries(&subscriber) {
+                    tracing::error!(
+                        subscriber = %subscriber,
+                        publisher = %target,
+                        "a service with audience {:?} cannot subscribe to a service in another process",
+                        subscriber.audience().as_str()
+                    );
+                    return Ok(());
+                }
+                Frame::SubscriptionRequested {
+                    publisher: target.agent(),
+                    subscriber: subscriber.agent(),
+                    pattern: pattern.to_string(),
+                }
+            }
             Delivery::SubscriptionWithdrawn { subscriber, pattern } => {
                 Frame::SubscriptionWithdrawn { publisher: target.agent(), subscriber, pattern: pattern.to_string() }
             }
@@ -287,8 +298,29 @@ impl Link {
         self.send_frame(&frame)
     }
 
+    /// Whether `agent` is visible on the far side of this link (its audience allows it), so
+    /// that answers can find their way back to it.
+    fn carries(&self, agent: &Binding) -> bool {
+        match agent.audience() {
+            crate::names::Audience::Everyone => true,
+            crate::names::Audience::Process => false,
+            crate::names::Audience::Group(g) => self.group() == Some(g),
+        }
+    }
+
     fn send_request(&self, target: &Binding, request: IncomingRequest) -> Result<(), Refused> {
         let IncomingRequest { conversation, method, args, sender, reply, reply_format } = request;
+        if matches!(reply, ReplyTo::Local(_)) && !self.carries(&sender) {
+            reply.send(Err(Failure::netsvc(
+                ErrorCode::CLIENT_SERVICE_ADDRESS_INVALID,
+                format!(
+                    "{sender} has audience {:?} and cannot be answered from another process; \
+                     give it audience \"*\" to call {target}",
+                    sender.audience().as_str()
+                ),
+            )));
+            return Ok(());
+        }
         let args = match args.to_wire() {
             Ok(args) => args,
             Err(e) => {

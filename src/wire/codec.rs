@@ -160,7 +160,8 @@ mod tests {
     }
 
     fn samples() -> Vec<Frame> {
-        let payload = WirePayload { format: Format::Bincode, type_name: "u8".into(), bytes: bytes::Bytes::from_static(&[7]) };
+        let payload =
+            WirePayload { format: Format::Bincode, type_name: "u8".into(), bytes: bytes::Bytes::from_static(&[7]) };
         vec![
             Frame::Hello(Hello {
                 version: 1,
