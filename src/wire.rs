@@ -19,3 +19,4 @@ pub use frame::{
 };
 
 pub(crate) use codec::encode_frame;
+pub(crate) use frame::ReportRef;

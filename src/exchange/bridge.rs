@@ -5,7 +5,7 @@
 //! routing table and the registry; data frames are routed to local services or relayed over
 //! another link) → `Closing` (everything learned through the link is withdrawn).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -47,6 +47,47 @@ pub(crate) struct Bridge {
     last_heard: Instant,
     agents: HashSet<AgentId>,
     closed: Option<oneshot::Sender<Closed>>,
+    names: Names,
+}
+
+/// Validated names seen on this connection, so that the subjects, patterns and type names
+/// repeated in every report are checked and allocated once, not per frame.
+#[derive(Default)]
+struct Names {
+    subjects: HashMap<String, Subject>,
+    patterns: HashMap<String, SubjectPattern>,
+    types: HashMap<String, Arc<str>>,
+}
+
+/// Most entries kept per kind; beyond that the cache starts over (subjects may be unbounded).
+const NAMES_LIMIT: usize = 4096;
+
+fn interned<T: Clone>(
+    map: &mut HashMap<String, T>,
+    key: &str,
+    make: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, String> {
+    if let Some(v) = map.get(key) {
+        return Ok(v.clone());
+    }
+    let v = make(key)?;
+    if map.len() >= NAMES_LIMIT {
+        map.clear();
+    }
+    map.insert(key.to_owned(), v.clone());
+    Ok(v)
+}
+
+impl Names {
+    fn subject(&mut self, s: &str) -> Result<Subject, String> {
+        interned(&mut self.subjects, s, |s| Subject::new(s).map_err(|e| e.to_string()))
+    }
+    fn pattern(&mut self, s: &str) -> Result<SubjectPattern, String> {
+        interned(&mut self.patterns, s, |s| SubjectPattern::new(s).map_err(|e| e.to_string()))
+    }
+    fn type_name(&mut self, s: &str) -> Arc<str> {
+        interned(&mut self.types, s, |s| Ok(Arc::from(s))).unwrap_or_else(|_| Arc::from(s))
+    }
 }
 
 /// How a connection ended, for its connector.
@@ -99,6 +140,7 @@ impl Bridge {
                 last_heard: Instant::now(),
                 agents: HashSet::new(),
                 closed: Some(closed_tx),
+                names: Names::default(),
             }
         });
         closed_rx
@@ -298,7 +340,7 @@ impl Bridge {
             }
             (State::Ready, Frame::GroupJoined { agent, group }) => self.group_change(agent, &group, true),
             (State::Ready, Frame::GroupLeft { agent, group }) => self.group_change(agent, &group, false),
-            (State::Ready, data) => route(self.shared.node.net(), data),
+            (State::Ready, data) => route(self.shared.node.net(), &mut self.names, data),
         }
     }
 
@@ -372,19 +414,19 @@ impl Handler<WriterDone> for Bridge {
 /// Gives a data frame its meaning: delivers it to local services, or relays it over the
 /// link its destination is reached through. Frames for agents this node does not know are
 /// dropped (the agent was just withdrawn); frames with invalid contents are protocol errors.
-fn route(net: &super::Net, frame: Frame) -> Result<(), String> {
+fn route(net: &super::Net, names: &mut Names, frame: Frame) -> Result<(), String> {
     match frame {
-        Frame::Report(report) => route_report(net, report, false),
-        Frame::TargetedReport(report) => route_report(net, report, true),
+        Frame::Report(report) => route_report(net, names, report, false),
+        Frame::TargetedReport(report) => route_report(net, names, report, true),
         Frame::SubscriptionRequested { publisher, subscriber, pattern } => {
-            let pattern = SubjectPattern::new(pattern).map_err(|e| e.to_string())?;
+            let pattern = names.pattern(&pattern)?;
             if let (Some(publisher), Some(subscriber)) = (net.lookup(publisher), net.lookup(subscriber)) {
                 publisher.send(Delivery::SubscriptionRequested { subscriber, pattern });
             }
             Ok(())
         }
         Frame::SubscriptionWithdrawn { publisher, subscriber, pattern } => {
-            let pattern = SubjectPattern::new(pattern).map_err(|e| e.to_string())?;
+            let pattern = names.pattern(&pattern)?;
             if let Some(publisher) = net.lookup(publisher) {
                 publisher.send(Delivery::SubscriptionWithdrawn { subscriber, pattern });
             }
@@ -427,14 +469,15 @@ fn route(net: &super::Net, frame: Frame) -> Result<(), String> {
     }
 }
 
-fn route_report(net: &super::Net, report: ReportFrame, targeted: bool) -> Result<(), String> {
+fn route_report(net: &super::Net, names: &mut Names, report: ReportFrame, targeted: bool) -> Result<(), String> {
     let ReportFrame { publisher, subject, content, targets } = report;
-    let subject = Subject::new(subject).map_err(|e| e.to_string())?;
+    let subject = names.subject(&subject)?;
     let Some(publisher) = net.lookup(publisher) else { return Ok(()) };
-    let data = Arc::new(ReportData { publisher, subject, content: Payload::from_wire(content.clone()), targeted });
+    let payload = Payload::encoded(content.format, content.bytes.clone(), names.type_name(&content.type_name));
+    let data = Arc::new(ReportData { publisher, subject, content: payload, targeted });
     let mut fanout = ReportFanout::new(&data, Some(content));
     for target in targets {
-        let pattern = target.pattern.map(SubjectPattern::new).transpose().map_err(|e| e.to_string())?;
+        let pattern = target.pattern.as_deref().map(|p| names.pattern(p)).transpose()?;
         if let Some(subscriber) = net.lookup(target.subscriber) {
             fanout.add(&subscriber, pattern.as_ref());
         }

@@ -11,12 +11,12 @@ use tokio::sync::Notify;
 use super::Net;
 use crate::binding::Binding;
 use crate::inbox::{Delivery, Refused};
-use crate::names::{GroupName, ProcessId};
+use crate::names::{AgentId, GroupName, ProcessId, SubjectPattern};
 use crate::payload::Format;
 use crate::registry::Status;
 use crate::report::{Report, ReportData};
 use crate::request::{ErrorCode, Failure, IncomingRequest, ReplyTo};
-use crate::wire::{encode_frame, Frame, ReportFrame, ReportTarget, RequestFrame, WireFailure, WirePayload};
+use crate::wire::{encode_frame, Frame, ReportRef, RequestFrame, WireFailure, WirePayload};
 
 /// What the handshake told about the peer.
 #[derive(Debug, Clone)]
@@ -145,6 +145,15 @@ impl Link {
     /// fit closes the link (the peer stopped reading).
     pub(crate) fn send_frame(&self, frame: &Frame) -> Result<(), Refused> {
         let is_report = matches!(frame, Frame::Report(_) | Frame::TargetedReport(_));
+        self.send_encoded(is_report, frame.kind(), frame)
+    }
+
+    fn send_encoded<F: serde::Serialize + ?Sized>(
+        &self,
+        is_report: bool,
+        kind: &str,
+        frame: &F,
+    ) -> Result<(), Refused> {
         {
             let mut out = self.lock();
             if out.closed {
@@ -167,7 +176,7 @@ impl Link {
                 tracing::error!(
                     link = self.0.id,
                     limit = self.0.limit,
-                    frame = frame.kind(),
+                    frame = kind,
                     "peer is not reading: outbound buffer over its limit; closing the connection"
                 );
                 out.closed = true;
@@ -177,7 +186,7 @@ impl Link {
             }
             let was_empty = out.buf.is_empty();
             if let Err(e) = encode_frame(frame, &mut out.buf, self.0.max_frame) {
-                tracing::error!(link = self.0.id, frame = frame.kind(), "cannot send frame: {e}");
+                tracing::error!(link = self.0.id, frame = kind, "cannot send frame: {e}");
                 return Err(Refused::Full);
             }
             self.0.counters.frames_sent.fetch_add(1, Ordering::Relaxed);
@@ -225,7 +234,7 @@ impl Link {
     }
 
     /// The current binding of `agent` if it is now reached through another, open link.
-    pub(crate) fn reroute(&self, agent: crate::names::AgentId) -> Option<Binding> {
+    pub(crate) fn reroute(&self, agent: AgentId) -> Option<Binding> {
         self.0.net.lookup(agent).filter(|b| b.link().is_none_or(|l| !l.same(self) && !l.is_closed()))
     }
 
@@ -245,11 +254,7 @@ impl Link {
                         return Ok(());
                     }
                 };
-                let targets = vec![ReportTarget {
-                    subscriber: target.agent(),
-                    pattern: report.pattern.as_ref().map(|p| p.to_string()),
-                }];
-                return self.send_report(&report.data, &content, targets);
+                return self.send_report(&report.data, &content, &[(target.agent(), report.pattern.clone())]);
             }
             Delivery::Request(request) => return self.send_request(target, request),
             Delivery::SubscriptionRequested { subscriber, pattern } => {
@@ -282,20 +287,22 @@ impl Link {
         self.send_frame(&frame)
     }
 
+    /// Sends one report frame for the listed subscribers behind this link, encoded straight
+    /// from borrowed parts.
     pub(crate) fn send_report(
         &self,
         data: &ReportData,
         content: &WirePayload,
-        targets: Vec<ReportTarget>,
+        targets: &[Target],
     ) -> Result<(), Refused> {
-        let report = ReportFrame {
+        let report = ReportRef {
+            targeted: data.targeted,
             publisher: data.publisher.agent(),
-            subject: data.subject.to_string(),
-            content: content.clone(),
+            subject: data.subject.as_str(),
+            content,
             targets,
         };
-        let frame = if data.targeted { Frame::TargetedReport(report) } else { Frame::Report(report) };
-        self.send_frame(&frame)
+        self.send_encoded(true, "Report", &report)
     }
 
     /// Whether `agent` is visible on the far side of this link (its audience allows it), so
@@ -382,11 +389,14 @@ pub(crate) fn send_outcome(
 /// Routes one report to its subscribers: each local subscriber gets a delivery sharing the
 /// content; remote subscribers are gathered per link, and each link gets one frame listing
 /// them, with the content encoded once for all links (or passed on as received).
+/// One subscriber behind a link and the pattern it matched.
+type Target = (AgentId, Option<SubjectPattern>);
+
 pub(crate) struct ReportFanout<'a> {
     data: &'a Arc<ReportData>,
     wire: Option<WirePayload>,
     delivered: usize,
-    remote: Vec<(Link, Vec<ReportTarget>)>,
+    remote: Vec<(Link, Vec<Target>)>,
 }
 
 impl<'a> ReportFanout<'a> {
@@ -398,12 +408,12 @@ impl<'a> ReportFanout<'a> {
         self.delivered == 0
     }
 
-    pub(crate) fn add(&mut self, subscriber: &Binding, pattern: Option<&crate::SubjectPattern>) {
+    pub(crate) fn add(&mut self, subscriber: &Binding, pattern: Option<&SubjectPattern>) {
         self.delivered += 1;
         match subscriber.link() {
             None => subscriber.send(Delivery::Report(Report { data: self.data.clone(), pattern: pattern.cloned() })),
             Some(link) => {
-                let target = ReportTarget { subscriber: subscriber.agent(), pattern: pattern.map(|p| p.to_string()) };
+                let target = (subscriber.agent(), pattern.cloned());
                 match self.remote.iter_mut().find(|(l, _)| l.same(link)) {
                     Some((_, targets)) => targets.push(target),
                     None => self.remote.push((link.clone(), vec![target])),
@@ -427,7 +437,7 @@ impl<'a> ReportFanout<'a> {
             },
         };
         for (link, targets) in self.remote {
-            let _ = link.send_report(self.data, &content, targets);
+            let _ = link.send_report(self.data, &content, &targets);
         }
     }
 }

@@ -34,7 +34,11 @@ fn config() -> bincode::config::Configuration {
 }
 
 /// Appends one length-prefixed frame to `buf`. On error `buf` is left as it was.
-pub(crate) fn encode_frame(frame: &Frame, buf: &mut BytesMut, max: usize) -> Result<(), CodecError> {
+pub(crate) fn encode_frame<F: serde::Serialize + ?Sized>(
+    frame: &F,
+    buf: &mut BytesMut,
+    max: usize,
+) -> Result<(), CodecError> {
     let start = buf.len();
     buf.put_u32(0);
     let result = bincode::serde::encode_into_std_write(frame, &mut buf.writer(), config());
@@ -213,6 +217,32 @@ mod tests {
             Frame::Heartbeat,
             Frame::Goodbye { reason: "bye".into() },
         ]
+    }
+
+    #[test]
+    fn borrowed_report_frames_encode_exactly_as_owned_ones() {
+        use crate::names::SubjectPattern;
+        use crate::wire::frame::ReportRef;
+        let content =
+            WirePayload { format: Format::Json, type_name: "t".into(), bytes: bytes::Bytes::from_static(b"[1]") };
+        let targets = vec![(agent(2), Some(SubjectPattern::new("a.*").unwrap())), (agent(3), None)];
+        for targeted in [false, true] {
+            let owned = ReportFrame {
+                publisher: agent(1),
+                subject: "a.b".into(),
+                content: content.clone(),
+                targets: vec![
+                    ReportTarget { subscriber: agent(2), pattern: Some("a.*".into()) },
+                    ReportTarget { subscriber: agent(3), pattern: None },
+                ],
+            };
+            let owned = if targeted { Frame::TargetedReport(owned) } else { Frame::Report(owned) };
+            let borrowed =
+                ReportRef { targeted, publisher: agent(1), subject: "a.b", content: &content, targets: &targets };
+            let mut buf = BytesMut::new();
+            encode_frame(&borrowed, &mut buf, DEFAULT_MAX_FRAME).unwrap();
+            assert_eq!(buf.to_vec(), encoded(&owned));
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::names::{AgentId, ProcessId};
+use crate::names::{AgentId, ProcessId, SubjectPattern};
 use crate::payload::Format;
 
 /// The protocol version carried in the handshake.
@@ -216,4 +216,53 @@ pub struct WireFailure {
     pub origin: String,
     /// Details.
     pub details: String,
+}
+
+/// A report frame made of borrowed parts, for sending without building a [`ReportFrame`]:
+/// it encodes exactly as `Frame::Report` (or `Frame::TargetedReport`) with the same fields.
+pub(crate) struct ReportRef<'a> {
+    pub(crate) targeted: bool,
+    pub(crate) publisher: AgentId,
+    pub(crate) subject: &'a str,
+    pub(crate) content: &'a WirePayload,
+    pub(crate) targets: &'a [(AgentId, Option<SubjectPattern>)],
+}
+
+#[derive(Serialize)]
+struct ReportBody<'a> {
+    publisher: AgentId,
+    subject: &'a str,
+    content: &'a WirePayload,
+    targets: Targets<'a>,
+}
+
+struct Targets<'a>(&'a [(AgentId, Option<SubjectPattern>)]);
+
+#[derive(Serialize)]
+struct TargetRef<'a> {
+    subscriber: AgentId,
+    pattern: Option<&'a str>,
+}
+
+impl Serialize for Targets<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|(subscriber, pattern)| TargetRef {
+            subscriber: *subscriber,
+            pattern: pattern.as_ref().map(|p| p.as_str()),
+        }))
+    }
+}
+
+impl Serialize for ReportRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // Variant indexes of `Frame::Report` and `Frame::TargetedReport`.
+        let (index, name) = if self.targeted { (9, "TargetedReport") } else { (8, "Report") };
+        let body = ReportBody {
+            publisher: self.publisher,
+            subject: self.subject,
+            content: self.content,
+            targets: Targets(self.targets),
+        };
+        s.serialize_newtype_variant("Frame", index, name, &body)
+    }
 }
