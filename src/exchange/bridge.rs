@@ -388,6 +388,11 @@ impl StreamHandler<Result<Frame, CodecError>> for Bridge {
         self.last_heard = Instant::now();
         let result = match item {
             Ok(frame) => self.on_frame(ctx, frame),
+            // The socket failed (a reset when the peer died): a lost connection, not bad input.
+            Err(CodecError::Io(e)) if e.kind() != std::io::ErrorKind::InvalidData => {
+                self.close(ctx, &format!("connection lost: {e}"), false);
+                Ok(())
+            }
             Err(e) => Err(e.to_string()),
         };
         if let Err(reason) = result {
