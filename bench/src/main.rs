@@ -1,15 +1,22 @@
 //! `netsvc-bench`: the benchmark harness of netsvc.
 //!
-//! Every workload runs netsvc and a baseline doing the same work with bare actix, side by
-//! side in the same process run, and prints both rates and their ratio.
+//! Every workload runs netsvc and a baseline doing the same work, side by side in the same
+//! invocation, and prints both figures and their ratio. `local`: in-process workloads against
+//! bare actix. `compare`: cross-process workloads over TCP against NATS (the processes are
+//! this binary again, started with the hidden `role` subcommand).
 //!
 //! ```text
 //! cargo run --release -p netsvc-bench -- local            # readable table
 //! cargo run --release -p netsvc-bench -- local --json     # one JSON object per workload
 //! cargo run --release -p netsvc-bench -- local --quick    # small counts, for smoke tests
+//! cargo run --release -p netsvc-bench -- compare [--json] [--quick]
 //! ```
 
+mod compare;
 mod local;
+mod nats;
+mod procs;
+mod roles;
 
 use std::process::ExitCode;
 
@@ -17,7 +24,7 @@ use clap::{Parser, Subcommand};
 
 /// Command line of the benchmark harness.
 #[derive(Debug, Parser)]
-#[command(name = "netsvc-bench", about = "Benchmarks netsvc against bare actix baselines")]
+#[command(name = "netsvc-bench", about = "Benchmarks netsvc against bare actix (local) and NATS (compare)")]
 struct Cli {
     /// What to run.
     #[command(subcommand)]
@@ -29,6 +36,11 @@ struct Cli {
 enum Command {
     /// In-process workloads: netsvc and a bare actix baseline, side by side.
     Local(local::LocalArgs),
+    /// Cross-process workloads over TCP: netsvc and NATS, side by side.
+    Compare(compare::CompareArgs),
+    /// One process of a `compare` workload (started by `compare` itself).
+    #[command(hide = true)]
+    Role(roles::RoleArgs),
 }
 
 /// Parses the command line and runs the chosen subcommand.
@@ -36,5 +48,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Local(args) => local::run(&args),
+        Command::Compare(args) => compare::run(&args),
+        Command::Role(args) => roles::run(&args),
     }
 }
