@@ -480,6 +480,35 @@ impl fmt::Display for ConversationId {
     }
 }
 
+/// A hasher for maps keyed by identities. Agent and process identities are random UUIDs and
+/// conversation ids are distinct counters, so their bits need no mixing beyond a multiply:
+/// this avoids SipHash on every routed frame. Not for keys an outsider can choose freely
+/// (names), which keep the default hasher.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64)
+    }
+}
+
+/// A `HashMap` keyed by identities, with [`IdHasher`].
+pub(crate) type IdMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;
+
 /// Hands out conversation ids, one counter per node.
 #[derive(Debug, Default)]
 pub(crate) struct ConversationIds(AtomicU64);

@@ -124,7 +124,7 @@ impl Bridge {
         );
         let max_frame = config.max_frame;
         Bridge::create(move |ctx| {
-            ctx.add_stream(FramedRead::with_capacity(reader, FrameCodec::new(max_frame), 64 * 1024));
+            ctx.add_stream(Batches(FramedRead::with_capacity(reader, FrameCodec::new(max_frame), 64 * 1024)));
             let writer_link = link.clone();
             let addr = ctx.address();
             actix::spawn(async move {
@@ -383,20 +383,25 @@ impl Actor for Bridge {
     }
 }
 
-impl StreamHandler<Result<Frame, CodecError>> for Bridge {
-    fn handle(&mut self, item: Result<Frame, CodecError>, ctx: &mut Context<Self>) {
+impl StreamHandler<Vec<Result<Frame, CodecError>>> for Bridge {
+    fn handle(&mut self, batch: Vec<Result<Frame, CodecError>>, ctx: &mut Context<Self>) {
         self.last_heard = Instant::now();
-        let result = match item {
-            Ok(frame) => self.on_frame(ctx, frame),
-            // The socket failed (a reset when the peer died): a lost connection, not bad input.
-            Err(CodecError::Io(e)) if e.kind() != std::io::ErrorKind::InvalidData => {
-                self.close(ctx, &format!("connection lost: {e}"), false);
-                Ok(())
+        for item in batch {
+            if self.state == State::Closing {
+                return;
             }
-            Err(e) => Err(e.to_string()),
-        };
-        if let Err(reason) = result {
-            self.close(ctx, &format!("protocol error: {reason}"), true);
+            let result = match item {
+                Ok(frame) => self.on_frame(ctx, frame),
+                // The socket failed (a reset when the peer died): a lost connection, not bad input.
+                Err(CodecError::Io(e)) if e.kind() != std::io::ErrorKind::InvalidData => {
+                    self.close(ctx, &format!("connection lost: {e}"), false);
+                    Ok(())
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(reason) = result {
+                self.close(ctx, &format!("protocol error: {reason}"), true);
+            }
         }
     }
 
@@ -525,4 +530,51 @@ fn route_request(net: &super::Net, request: RequestFrame) -> Result<(), String> 
         send_outcome(&requester, conversation, reply_format, Err(failure));
     }
     Ok(())
+}
+
+/// Frames in batches: everything already received, handled in one go, so that a burst of
+/// reports costs one wake-up of the bridge (and one write on each outgoing link) rather than
+/// one per few frames. A batch ends at a request or answer, whose sender waits on it: passing
+/// it on at once keeps pipelined requests flowing (measured: 64 requests in flight lose a
+/// fifth of their throughput when calls wait for a batch of 16).
+struct Batches<S>(S);
+
+/// Most frames handled per batch.
+const BATCH: usize = 512;
+/// A batch holding requests or answers ends at this size.
+const BATCH_WITH_CALLS: usize = 1;
+
+impl<S> futures_core::Stream for Batches<S>
+where
+    S: futures_core::Stream<Item = Result<Frame, CodecError>> + Unpin,
+{
+    type Item = Vec<Result<Frame, CodecError>>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let mut batch = Vec::new();
+        let mut calls = false;
+        while batch.len() < BATCH && !(calls && batch.len() >= BATCH_WITH_CALLS) {
+            match std::pin::Pin::new(&mut self.0).poll_next(cx) {
+                Poll::Ready(Some(item)) => {
+                    let failed = item.is_err();
+                    calls |= matches!(item, Ok(Frame::Request(_) | Frame::Response { .. } | Frame::Failure { .. }));
+                    batch.push(item);
+                    if failed {
+                        break;
+                    }
+                }
+                Poll::Ready(None) if batch.is_empty() => return Poll::Ready(None),
+                Poll::Ready(None) | Poll::Pending => break,
+            }
+        }
+        if batch.is_empty() {
+            Poll::Pending
+        } else {
+            Poll::Ready(Some(batch))
+        }
+    }
 }

@@ -1,14 +1,13 @@
 //! The node's routing state shared by every bridge: which agent is reached how, and the
 //! requests sent across links that wait for an answer.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::oneshot;
 
 use super::Link;
 use crate::binding::Binding;
-use crate::names::{AgentId, ConversationId};
+use crate::names::{AgentId, ConversationId, IdMap};
 use crate::request::{ErrorCode, Failure, Outcome};
 
 struct Pending {
@@ -37,13 +36,13 @@ pub(crate) enum RouteRemoved {
 #[derive(Default)]
 pub(crate) struct Net {
     table: RwLock<Routes>,
-    pending: Mutex<HashMap<ConversationId, Pending>>,
+    pending: Mutex<IdMap<ConversationId, Pending>>,
 }
 
 #[derive(Default)]
 struct Routes {
-    current: HashMap<AgentId, Binding>,
-    alternates: HashMap<AgentId, Vec<Binding>>,
+    current: IdMap<AgentId, Binding>,
+    alternates: IdMap<AgentId, Vec<Binding>>,
 }
 
 impl Net {

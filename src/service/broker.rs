@@ -20,7 +20,7 @@ use super::{Service, ServiceContext};
 use crate::binding::Binding;
 use crate::exchange::ReportFanout;
 use crate::inbox::{Delivery, Inbox};
-use crate::names::{AgentId, GroupName, IntoName, ServiceName, Subject, SubjectPattern};
+use crate::names::{AgentId, GroupName, IdMap, IntoName, ServiceName, Subject, SubjectPattern};
 use crate::node::Node;
 use crate::payload::{Content, Payload};
 use crate::registry::{JoinGroup, LeaveGroup, RegistryEvent, Status, Subscribe, Unsubscribe, Watch};
@@ -49,11 +49,11 @@ struct PublisherEntry {
 pub(crate) struct Broker {
     groups: BTreeSet<GroupName>,
     cache: ReportCache,
-    subscribers: HashMap<AgentId, SubscriberEntry>,
+    subscribers: IdMap<AgentId, SubscriberEntry>,
     by_name: HashMap<ServiceName, BTreeSet<SubjectPattern>>,
-    by_agent: HashMap<AgentId, (Binding, BTreeSet<SubjectPattern>)>,
-    publishers: HashMap<AgentId, PublisherEntry>,
-    watches: HashMap<AgentId, usize>,
+    by_agent: IdMap<AgentId, (Binding, BTreeSet<SubjectPattern>)>,
+    publishers: IdMap<AgentId, PublisherEntry>,
+    watches: IdMap<AgentId, usize>,
 }
 
 impl Broker {
