@@ -143,14 +143,17 @@ impl Inbox {
 
     /// Moves everything queued into `batch` (which must be empty). When there is nothing,
     /// marks the inbox idle, parks `waker` for the next push, and returns `false`.
+    ///
+    /// Either way the inbox is left idle with `waker` parked, so a push made while the batch is
+    /// being handled wakes the drainer again: one lock per batch, not two.
     pub(crate) fn take_batch(&self, batch: &mut VecDeque<Delivery>, waker: &Waker) -> bool {
         let mut state = self.lock();
+        state.scheduled = false;
+        self.0.ready.store(false, Ordering::Release);
+        if !state.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            state.waker = Some(waker.clone());
+        }
         if state.queue.is_empty() {
-            state.scheduled = false;
-            self.0.ready.store(false, Ordering::Release);
-            if !state.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
-                state.waker = Some(waker.clone());
-            }
             return false;
         }
         std::mem::swap(&mut state.queue, batch);
@@ -176,6 +179,9 @@ impl Inbox {
         while let Some(d) = rest.pop_back() {
             state.queue.push_front(d);
         }
+        // The caller comes back for them (it wakes itself); pushes need not wake it.
+        state.scheduled = true;
+        self.0.ready.store(true, Ordering::Release);
     }
 
     /// Closes the inbox: queued and future deliveries are refused and dropped, which fails

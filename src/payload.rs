@@ -105,7 +105,14 @@ pub struct Payload(Repr);
 #[derive(Clone)]
 enum Repr {
     Value(Arc<dyn Content>),
-    Encoded { format: Format, bytes: Bytes, type_name: Arc<str> },
+    /// Boxed so that a payload stays two words wide (it travels inside every delivery).
+    Encoded(Arc<Encoded>),
+}
+
+struct Encoded {
+    format: Format,
+    bytes: Bytes,
+    type_name: Arc<str>,
 }
 
 impl Payload {
@@ -116,14 +123,14 @@ impl Payload {
 
     /// Wraps bytes encoded in `format` by a sender whose type was `type_name`.
     pub fn encoded(format: Format, bytes: impl Into<Bytes>, type_name: impl Into<Arc<str>>) -> Self {
-        Payload(Repr::Encoded { format, bytes: bytes.into(), type_name: type_name.into() })
+        Payload(Repr::Encoded(Arc::new(Encoded { format, bytes: bytes.into(), type_name: type_name.into() })))
     }
 
     /// The sender's type name.
     pub fn type_name(&self) -> &str {
         match &self.0 {
             Repr::Value(v) => v.type_name(),
-            Repr::Encoded { type_name, .. } => type_name,
+            Repr::Encoded(e) => &e.type_name,
         }
     }
 
@@ -131,7 +138,7 @@ impl Payload {
     pub fn get<T: 'static>(&self) -> Option<&T> {
         match &self.0 {
             Repr::Value(v) => v.as_any().downcast_ref(),
-            Repr::Encoded { .. } => None,
+            Repr::Encoded(_) => None,
         }
     }
 
@@ -142,7 +149,7 @@ impl Payload {
                 Some(t) => Ok(t.clone()),
                 None => self.convert_json(),
             },
-            Repr::Encoded { format, bytes, type_name } => decode_bytes(*format, bytes, type_name),
+            Repr::Encoded(e) => decode_bytes(e.format, &e.bytes, &e.type_name),
         }
     }
 
@@ -167,7 +174,7 @@ impl Payload {
                 let arc = v.into_any().downcast::<T>().map_err(|_| mismatch())?;
                 Arc::try_unwrap(arc).map_err(|_| mismatch())
             }
-            Repr::Encoded { format, bytes, type_name } => decode_bytes(format, &bytes, &type_name),
+            Repr::Encoded(e) => decode_bytes(e.format, &e.bytes, &e.type_name),
         }
     }
 
@@ -175,9 +182,9 @@ impl Payload {
     pub fn to_bytes(&self, format: Format) -> Result<Bytes, PayloadError> {
         match &self.0 {
             Repr::Value(v) => v.encode(format).map(Bytes::from),
-            Repr::Encoded { format: f, bytes, .. } if *f == format => Ok(bytes.clone()),
-            Repr::Encoded { format: f, bytes, type_name } => {
-                let value: serde_json::Value = decode_bytes(*f, bytes, type_name)?;
+            Repr::Encoded(e) if e.format == format => Ok(e.bytes.clone()),
+            Repr::Encoded(e) => {
+                let value: serde_json::Value = decode_bytes(e.format, &e.bytes, &e.type_name)?;
                 Payload::new(value).to_bytes(format)
             }
         }
@@ -189,7 +196,7 @@ impl Payload {
         match &self.0 {
             Repr::Value(v) if v.as_any().is::<serde_json::Value>() => Format::Json,
             Repr::Value(_) => Format::Bincode,
-            Repr::Encoded { format, .. } => *format,
+            Repr::Encoded(e) => e.format,
         }
     }
 
@@ -214,7 +221,7 @@ impl Payload {
     /// The payload as JSON, for tools and logs.
     pub fn to_json(&self) -> Result<serde_json::Value, PayloadError> {
         match &self.0 {
-            Repr::Encoded { format, bytes, type_name } => decode_bytes(*format, bytes, type_name),
+            Repr::Encoded(e) => decode_bytes(e.format, &e.bytes, &e.type_name),
             Repr::Value(v) => {
                 if let Some(j) = v.as_any().downcast_ref::<serde_json::Value>() {
                     return Ok(j.clone());
@@ -271,8 +278,8 @@ impl fmt::Debug for Payload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
             Repr::Value(v) => write!(f, "Payload<{}>", v.type_name()),
-            Repr::Encoded { format, bytes, type_name } => {
-                write!(f, "Payload<{type_name}, {format:?}, {} bytes>", bytes.len())
+            Repr::Encoded(e) => {
+                write!(f, "Payload<{}, {:?}, {} bytes>", e.type_name, e.format, e.bytes.len())
             }
         }
     }

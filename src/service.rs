@@ -175,8 +175,9 @@ impl<S: Service> ServiceContext<S> {
     fn drain(&mut self, service: &mut S, waker: &Waker) -> bool {
         let mut batch = std::mem::take(&mut self.core.spare);
         let mut handled = 0;
-        let mut more = false;
-        while self.core.inbox.take_batch(&mut batch, waker) {
+        // Pushes made meanwhile wake this drainer again (see `Inbox::take_batch`), so one batch
+        // per poll suffices; the budget bounds how much of it is handled before yielding.
+        if self.core.inbox.take_batch(&mut batch, waker) {
             while let Some(delivery) = batch.pop_front() {
                 self.deliver(service, delivery);
                 handled += 1;
@@ -185,14 +186,15 @@ impl<S: Service> ServiceContext<S> {
                     self.core.spare = batch;
                     return false;
                 }
-            }
-            if handled >= DRAIN_BUDGET {
-                more = true;
-                break;
+                if handled >= DRAIN_BUDGET && !batch.is_empty() {
+                    self.core.inbox.put_back(&mut batch);
+                    self.core.spare = batch;
+                    return true;
+                }
             }
         }
         self.core.spare = batch;
-        more
+        false
     }
 
     fn deliver(&mut self, service: &mut S, delivery: Delivery) {
