@@ -109,7 +109,7 @@ impl Node {
             registry,
             shutdown,
             shutdown_done,
-            conversations: ConversationIds::default(),
+            conversations: ConversationIds::new(process),
             agent: OnceLock::new(),
             net: Net::new(),
             router: Router::new(process),

@@ -213,7 +213,8 @@ struct Outgoing {
 /// A request sent, waiting for its outcome.
 struct Waiting {
     rx: oneshot::Receiver<Outcome>,
-    target: Binding,
+    /// The target's identity (not its binding: no reference count to touch per call).
+    target: crate::names::AgentId,
     method: Cow<'static, str>,
 }
 
@@ -230,7 +231,7 @@ impl Outgoing {
             reply_format,
         };
         match target.push(Delivery::Request(request)) {
-            Ok(()) => Ok(Waiting { rx, target: target.clone(), method }),
+            Ok(()) => Ok(Waiting { rx, target: target.agent(), method }),
             Err(Refused::Closed) => Err(Failure::netsvc(
                 ErrorCode::CLIENT_SERVICE_UNAVAILABLE,
                 format!("service {target} is no longer available"),
@@ -299,13 +300,13 @@ impl<R: DeserializeOwned + Send + Sync + 'static> Future for Call<R> {
                         Ok(Ok(payload)) => payload.take::<R>().map_err(|e| {
                             Failure::netsvc(
                                 ErrorCode::CLIENT_RESPONSE_DECODING_ERROR,
-                                format!("response of {target} to {method}: {e}"),
+                                format!("response of agent {target} to {method}: {e}"),
                             )
                         }),
                         Ok(Err(failure)) => Err(failure),
                         Err(_) => Err(Failure::netsvc(
                             ErrorCode::SERVER_APPLICATION_ERROR,
-                            format!("service {target} was withdrawn before responding to {method}"),
+                            format!("agent {target} was withdrawn before responding to {method}"),
                         )),
                     };
                     this.state = State::Failed(None);
@@ -316,7 +317,9 @@ impl<R: DeserializeOwned + Send + Sync + 'static> Future for Call<R> {
         if let Some((limit, sleep)) = &mut this.timeout {
             if sleep.as_mut().poll(cx).is_ready() {
                 let what = match &this.state {
-                    State::Waiting(w) => format!("no response from {} to {} within {limit:?}", w.target, w.method),
+                    State::Waiting(w) => {
+                        format!("no response from agent {} to {} within {limit:?}", w.target, w.method)
+                    }
                     _ => format!("no response within {limit:?}"),
                 };
                 this.state = State::Failed(None);
