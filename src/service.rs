@@ -286,23 +286,31 @@ impl<S: Service> ServiceContext<S> {
 
     /// Withdraws the service: idempotent; run when the actor stops or its context is dropped.
     fn withdraw(&mut self) {
-        if self.core.withdrawn {
+        self.core.withdraw();
+    }
+}
+
+impl Core {
+    /// Withdraws the service, once: queued deliveries are dropped (queued requests fail as
+    /// "withdrawn before response"), suspended responses fail, and the node forgets it.
+    /// Runs when the actor stops, or when its context is dropped with the System.
+    fn withdraw(&mut self) {
+        if self.withdrawn {
             return;
         }
-        self.core.withdrawn = true;
-        // Queued deliveries are dropped: queued requests fail as "withdrawn before response".
-        drop(self.core.inbox.close());
-        for slot in self.core.suspended.drain(..) {
+        self.withdrawn = true;
+        drop(self.inbox.close());
+        for slot in self.suspended.drain(..) {
             if let Some(reply) = take_slot(&slot) {
                 reply.send(Err(Failure::netsvc(
                     ErrorCode::SERVER_APPLICATION_ERROR,
-                    format!("service {} stopped before responding", self.core.binding),
+                    format!("service {} stopped before responding", self.binding),
                 )));
             }
         }
-        let _ = self.core.node.net().remove(&self.core.binding);
-        self.core.node.router().service_withdrawn(self.core.binding.agent());
-        self.core.node.registry().do_send(crate::registry::Withdraw(self.core.binding.agent()));
+        let _ = self.node.net().remove(&self.binding);
+        self.node.router().service_withdrawn(self.binding.agent());
+        self.node.registry().do_send(crate::registry::Withdraw(self.binding.agent()));
     }
 }
 
@@ -319,22 +327,7 @@ pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
 impl<S: Actor<Context = ServiceContext<S>>> Drop for ServiceContext<S> {
     fn drop(&mut self) {
         // The System ended without stopping the actor: still release what is pending.
-        if !self.core.withdrawn {
-            self.core.withdrawn = true;
-            drop(self.core.inbox.close());
-            for slot in self.core.suspended.drain(..) {
-                if let Some(reply) = take_slot(&slot) {
-                    reply.send(Err(Failure::netsvc(
-                        ErrorCode::SERVER_APPLICATION_ERROR,
-                        "service stopped before responding",
-                    )));
-                }
-            }
-            self.core.node.net().remove(&self.core.binding);
-            let _ = self.core.node.net().remove(&self.core.binding);
-            self.core.node.router().service_withdrawn(self.core.binding.agent());
-            self.core.node.registry().do_send(crate::registry::Withdraw(self.core.binding.agent()));
-        }
+        self.core.withdraw();
     }
 }
 
