@@ -176,9 +176,9 @@ impl Inbox {
     /// Puts back deliveries that were taken but not handled (the actor is stopping).
     pub(crate) fn put_back(&self, rest: &mut VecDeque<Delivery>) {
         let mut state = self.lock();
-        while let Some(d) = rest.pop_back() {
-            state.queue.push_front(d);
-        }
+        // `rest` goes in front of whatever arrived meanwhile, in one move.
+        rest.append(&mut state.queue);
+        std::mem::swap(&mut state.queue, rest);
         // The caller comes back for them (it wakes itself); pushes need not wake it.
         state.scheduled = true;
         self.0.ready.store(true, Ordering::Release);
