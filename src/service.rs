@@ -283,11 +283,6 @@ impl<S: Service> ServiceContext<S> {
             reply.send(outcome.map_err(|f| f.with_conversation(conversation)));
         }
     }
-
-    /// Withdraws the service: idempotent; run when the actor stops or its context is dropped.
-    fn withdraw(&mut self) {
-        self.core.withdraw();
-    }
 }
 
 impl Core {
@@ -308,7 +303,7 @@ impl Core {
                 )));
             }
         }
-        let _ = self.node.net().remove(&self.binding);
+        let _ = self.node.net().remove(self.binding.agent(), None);
         self.node.router().service_withdrawn(self.binding.agent());
         self.node.registry().do_send(crate::registry::Withdraw(self.binding.agent()));
     }
@@ -431,7 +426,7 @@ impl<S: Service> ActorFuture<S> for InboxDriver {
 pub(crate) fn stopping<S: Service>(service: &mut S, ctx: &mut ServiceContext<S>) -> Running {
     ctx.guarded(service, "stopping", |s, c| Service::stopping(s, c));
     ctx.core.timers.cancel_everything(&mut ctx.parts);
-    ctx.withdraw();
+    ctx.core.withdraw();
     Running::Stop
 }
 

@@ -269,21 +269,11 @@ impl Bridge {
             return;
         }
         let net = self.shared.node.net();
-        // A binding describing "agent through this link" (name and audience do not matter
-        // for removing a route).
-        let route = Binding::new(
-            ServiceName::anonymous(),
-            agent,
-            Audience::Process,
-            self.shared.node.process(),
-            Location::Remote,
-            Address::Remote(self.link.clone()),
-        );
-        match net.remove(&route) {
-            RouteRemoved::Gone => {
+        match net.remove(agent, Some(&self.link)) {
+            RouteRemoved::Gone(binding) => {
                 self.shared.node.router().service_withdrawn(agent);
                 self.shared.node.registry().do_send(Withdraw(agent));
-                net.fail_pending_for(&route);
+                net.fail_pending_for(&binding);
             }
             RouteRemoved::Rerouted(current) => {
                 tracing::debug!(%agent, "route lost; another link takes over");

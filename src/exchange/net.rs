@@ -19,8 +19,8 @@ struct Pending {
 
 /// What removing one route of an agent did.
 pub(crate) enum RouteRemoved {
-    /// That was the agent's only route: it is gone from this node.
-    Gone,
+    /// That was the agent's only route: it is gone from this node (its last binding).
+    Gone(Binding),
     /// Another route took over; here is the new binding.
     Rerouted(Binding),
     /// The route was not the one in use (an alternate, or unknown): nothing visible changed.
@@ -67,9 +67,9 @@ impl Net {
             // A local agent is never reached through a link.
             Some(current) if current.link().is_none() => false,
             Some(current) => {
-                if !same_route(current, &binding) {
+                if !is_via(current, binding.link()) {
                     let alternates = routes.alternates.entry(agent).or_default();
-                    if !alternates.iter().any(|b| same_route(b, &binding)) {
+                    if !alternates.iter().any(|b| is_via(b, binding.link())) {
                         alternates.push(binding);
                     }
                 }
@@ -78,33 +78,28 @@ impl Net {
         }
     }
 
-    /// Removes the route `binding` describes.
-    pub(crate) fn remove(&self, binding: &Binding) -> RouteRemoved {
+    /// Removes the route to `agent` through `via` (`None`: the agent is local).
+    pub(crate) fn remove(&self, agent: AgentId, via: Option<&Link>) -> RouteRemoved {
         let mut routes = self.table.write().unwrap_or_else(|p| p.into_inner());
-        let agent = binding.agent();
-        let in_use = routes.current.get(&agent).is_some_and(|c| same_route(c, binding));
-        if !in_use {
+        if !routes.current.get(&agent).is_some_and(|c| is_via(c, via)) {
             if let Some(alternates) = routes.alternates.get_mut(&agent) {
-                alternates.retain(|b| !same_route(b, binding));
+                alternates.retain(|b| !is_via(b, via));
                 if alternates.is_empty() {
                     routes.alternates.remove(&agent);
                 }
             }
             return RouteRemoved::Unchanged;
         }
-        match routes.alternates.get_mut(&agent).and_then(|a| if a.is_empty() { None } else { Some(a.remove(0)) }) {
-            Some(next) => {
-                if routes.alternates.get(&agent).is_some_and(|a| a.is_empty()) {
-                    routes.alternates.remove(&agent);
-                }
-                routes.current.insert(agent, next.clone());
-                RouteRemoved::Rerouted(next)
-            }
-            None => {
-                routes.current.remove(&agent);
-                RouteRemoved::Gone
-            }
+        let mut alternates = routes.alternates.remove(&agent).unwrap_or_default();
+        if alternates.is_empty() {
+            return routes.current.remove(&agent).map_or(RouteRemoved::Unchanged, RouteRemoved::Gone);
         }
+        let next = alternates.remove(0);
+        if !alternates.is_empty() {
+            routes.alternates.insert(agent, alternates);
+        }
+        routes.current.insert(agent, next.clone());
+        RouteRemoved::Rerouted(next)
     }
 
     /// Remembers a request sent across a link.
@@ -161,8 +156,9 @@ impl Net {
     }
 }
 
-fn same_route(a: &Binding, b: &Binding) -> bool {
-    match (a.link(), b.link()) {
+/// Whether `binding` is the route through `via` (`None`: the local one).
+fn is_via(binding: &Binding, via: Option<&Link>) -> bool {
+    match (binding.link(), via) {
         (Some(x), Some(y)) => x.same(y),
         (None, None) => true,
         _ => false,
