@@ -32,6 +32,8 @@ use netsvc::prelude::*;
 use netsvc::SubscriptionNotice;
 use tokio::sync::oneshot;
 
+use crate::fmt::{compact, thousands};
+
 /// Options of `netsvc-bench local`.
 #[derive(Debug, Args)]
 pub(crate) struct LocalArgs {
@@ -165,7 +167,7 @@ impl Goal {
     fn describe(self) -> String {
         match self {
             Goal::Ratio(r) => format!(">= {r:.2}x baseline"),
-            Goal::Rate(r) => format!(">= {}/s", si(r)),
+            Goal::Rate(r) => format!(">= {}/s", compact(r)),
         }
     }
 }
@@ -233,7 +235,7 @@ impl Rates {
     fn range(&self) -> String {
         let v = self.sorted();
         match (v.first(), v.last()) {
-            (Some(lo), Some(hi)) => format!("{}..{}", si(*lo), si(*hi)),
+            (Some(lo), Some(hi)) => format!("{}..{}", compact(*lo), compact(*hi)),
             _ => "-".to_owned(),
         }
     }
@@ -375,36 +377,6 @@ async fn wait_for<T>(mut rx: oneshot::Receiver<T>, progress: impl Fn() -> u64) -
                 last = now;
             }
         }
-    }
-}
-
-/// Formats a number with thousands separators: `1,712,345`.
-fn thousands(x: f64) -> String {
-    if !x.is_finite() {
-        return format!("{x}");
-    }
-    let digits = format!("{:.0}", x.abs());
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if x < 0.0 {
-        out.insert(0, '-');
-    }
-    out
-}
-
-/// Formats a rate compactly: `1.71M`, `850k`.
-fn si(x: f64) -> String {
-    if x >= 1e6 {
-        format!("{:.2}M", x / 1e6)
-    } else if x >= 1e3 {
-        format!("{:.0}k", x / 1e3)
-    } else {
-        format!("{x:.0}")
     }
 }
 

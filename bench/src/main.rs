@@ -13,6 +13,7 @@
 //! ```
 
 mod compare;
+mod fmt;
 mod local;
 mod nats;
 mod procs;
