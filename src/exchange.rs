@@ -38,6 +38,7 @@ mod bridge;
 mod endpoint;
 mod link;
 mod net;
+mod reader;
 mod router;
 
 pub use endpoint::{

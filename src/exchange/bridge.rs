@@ -11,24 +11,27 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message, StreamHandler};
+use bytes::Bytes;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
-use tokio_util::codec::FramedRead;
 
 use super::endpoint::{ConnectionEvent, ConnectionState, ExchangeShared};
 use super::link::Peer;
+use super::reader::FrameChunks;
 use super::{Link, RouteRemoved};
 use crate::binding::{Address, Binding, Location};
 use crate::inbox::{Delivery, Refused};
 use crate::names::{AgentId, Audience, ConversationId, GroupName, ServiceName, Subject, SubjectPattern};
 use crate::payload::Payload;
 use crate::registry::{JoinGroup, LeaveGroup, Register, Reroute, Status, Withdraw};
-use crate::report::{PublisherNotice, ReportData};
+use crate::report::{PublisherNotice, Report, ReportData};
 use crate::request::{ErrorCode, Failure, IncomingRequest, ReplyTo};
-use crate::wire::{CodecError, Frame, FrameCodec, Hello, ReportFrame, RequestFrame, ServiceInfo, PROTOCOL_VERSION};
+use crate::wire::{
+    decode_incoming, split_frame, CodecError, Frame, Hello, Incoming, ReportView, RequestFrame, ServiceInfo,
+    TargetView, PROTOCOL_VERSION,
+};
 
 use super::link::send_outcome;
-use super::ReportFanout;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -51,42 +54,62 @@ pub(crate) struct Bridge {
 }
 
 /// Validated names seen on this connection, so that the subjects, patterns and type names
-/// repeated in every report are checked and allocated once, not per frame.
+/// repeated in every report are checked and allocated once, not per frame. The last name of
+/// each kind is checked first: a stream of reports usually repeats it.
 #[derive(Default)]
 struct Names {
-    subjects: HashMap<String, Subject>,
-    patterns: HashMap<String, SubjectPattern>,
-    types: HashMap<String, Arc<str>>,
+    subjects: Interned<Subject>,
+    patterns: Interned<SubjectPattern>,
+    types: Interned<Arc<str>>,
+}
+
+struct Interned<T> {
+    map: HashMap<String, T>,
+    last: Option<(Arc<str>, T)>,
+}
+
+impl<T> Default for Interned<T> {
+    fn default() -> Self {
+        Interned { map: HashMap::new(), last: None }
+    }
 }
 
 /// Most entries kept per kind; beyond that the cache starts over (subjects may be unbounded).
 const NAMES_LIMIT: usize = 4096;
 
-fn interned<T: Clone>(
-    map: &mut HashMap<String, T>,
-    key: &str,
-    make: impl FnOnce(&str) -> Result<T, String>,
-) -> Result<T, String> {
-    if let Some(v) = map.get(key) {
-        return Ok(v.clone());
+impl<T: Clone> Interned<T> {
+    fn get(&mut self, key: &str, make: impl FnOnce(&str) -> Result<T, String>) -> Result<&T, String> {
+        let hit = matches!(&self.last, Some((k, _)) if &**k == key);
+        if !hit {
+            let value = match self.map.get(key) {
+                Some(v) => v.clone(),
+                None => {
+                    let v = make(key)?;
+                    if self.map.len() >= NAMES_LIMIT {
+                        self.map.clear();
+                    }
+                    self.map.insert(key.to_owned(), v.clone());
+                    v
+                }
+            };
+            self.last = Some((Arc::from(key), value));
+        }
+        Ok(&self.last.as_ref().expect("set above").1)
     }
-    let v = make(key)?;
-    if map.len() >= NAMES_LIMIT {
-        map.clear();
-    }
-    map.insert(key.to_owned(), v.clone());
-    Ok(v)
 }
 
 impl Names {
-    fn subject(&mut self, s: &str) -> Result<Subject, String> {
-        interned(&mut self.subjects, s, |s| Subject::new(s).map_err(|e| e.to_string()))
+    fn subject(&mut self, s: &str) -> Result<&Subject, String> {
+        self.subjects.get(s, |s| Subject::new(s).map_err(|e| e.to_string()))
     }
-    fn pattern(&mut self, s: &str) -> Result<SubjectPattern, String> {
-        interned(&mut self.patterns, s, |s| SubjectPattern::new(s).map_err(|e| e.to_string()))
+    fn pattern(&mut self, s: &str) -> Result<&SubjectPattern, String> {
+        self.patterns.get(s, |s| SubjectPattern::new(s).map_err(|e| e.to_string()))
     }
     fn type_name(&mut self, s: &str) -> Arc<str> {
-        interned(&mut self.types, s, |s| Ok(Arc::from(s))).unwrap_or_else(|_| Arc::from(s))
+        match self.types.get(s, |s| Ok(Arc::from(s))) {
+            Ok(t) => t.clone(),
+            Err(_) => Arc::from(s),
+        }
     }
 }
 
@@ -124,7 +147,7 @@ impl Bridge {
         );
         let max_frame = config.max_frame;
         Bridge::create(move |ctx| {
-            ctx.add_stream(Batches(FramedRead::with_capacity(reader, FrameCodec::new(max_frame), 64 * 1024)));
+            ctx.add_stream(FrameChunks::new(reader, max_frame));
             let writer_link = link.clone();
             let addr = ctx.address();
             actix::spawn(async move {
@@ -373,21 +396,31 @@ impl Actor for Bridge {
     }
 }
 
-impl StreamHandler<Vec<Result<Frame, CodecError>>> for Bridge {
-    fn handle(&mut self, batch: Vec<Result<Frame, CodecError>>, ctx: &mut Context<Self>) {
+impl StreamHandler<Result<Bytes, CodecError>> for Bridge {
+    /// One chunk of complete frames (see [`FrameChunks`]).
+    fn handle(&mut self, chunk: Result<Bytes, CodecError>, ctx: &mut Context<Self>) {
         self.last_heard = Instant::now();
-        for item in batch {
-            if self.state == State::Closing {
-                return;
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            // The socket failed (a reset when the peer died): a lost connection, not bad input.
+            Err(CodecError::Io(e)) if e.kind() != std::io::ErrorKind::InvalidData => {
+                return self.close(ctx, &format!("connection lost: {e}"), false);
             }
-            let result = match item {
-                Ok(frame) => self.on_frame(ctx, frame),
-                // The socket failed (a reset when the peer died): a lost connection, not bad input.
-                Err(CodecError::Io(e)) if e.kind() != std::io::ErrorKind::InvalidData => {
-                    self.close(ctx, &format!("connection lost: {e}"), false);
-                    Ok(())
+            Err(e) => return self.close(ctx, &format!("protocol error: {e}"), true),
+        };
+        let mut rest = &chunk[..];
+        while let Some((frame, body, next)) = split_frame(rest) {
+            rest = next;
+            let result = match (self.state, decode_incoming(body)) {
+                (State::Closing, _) => return,
+                (State::Ready, Ok(Incoming::Report { view, targeted })) => {
+                    route_report(self.shared.node.net(), &mut self.names, view, frame, targeted)
                 }
-                Err(e) => Err(e.to_string()),
+                (_, Ok(Incoming::Report { targeted, .. })) => {
+                    Err(format!("{} frame before the handshake", if targeted { "TargetedReport" } else { "Report" }))
+                }
+                (_, Ok(Incoming::Other(frame))) => self.on_frame(ctx, frame),
+                (_, Err(e)) => Err(e.to_string()),
             };
             if let Err(reason) = result {
                 self.close(ctx, &format!("protocol error: {reason}"), true);
@@ -416,17 +449,15 @@ impl Handler<WriterDone> for Bridge {
 /// dropped (the agent was just withdrawn); frames with invalid contents are protocol errors.
 fn route(net: &super::Net, names: &mut Names, frame: Frame) -> Result<(), String> {
     match frame {
-        Frame::Report(report) => route_report(net, names, report, false),
-        Frame::TargetedReport(report) => route_report(net, names, report, true),
         Frame::SubscriptionRequested { publisher, subscriber, pattern } => {
-            let pattern = names.pattern(&pattern)?;
+            let pattern = names.pattern(&pattern)?.clone();
             if let (Some(publisher), Some(subscriber)) = (net.lookup(publisher), net.lookup(subscriber)) {
                 publisher.send(Delivery::SubscriptionRequested { subscriber, pattern });
             }
             Ok(())
         }
         Frame::SubscriptionWithdrawn { publisher, subscriber, pattern } => {
-            let pattern = names.pattern(&pattern)?;
+            let pattern = names.pattern(&pattern)?.clone();
             if let Some(publisher) = net.lookup(publisher) {
                 publisher.send(Delivery::SubscriptionWithdrawn { subscriber, pattern });
             }
@@ -469,20 +500,63 @@ fn route(net: &super::Net, names: &mut Names, frame: Frame) -> Result<(), String
     }
 }
 
-fn route_report(net: &super::Net, names: &mut Names, report: ReportFrame, targeted: bool) -> Result<(), String> {
-    let ReportFrame { publisher, subject, content, targets } = report;
-    let subject = names.subject(&subject)?;
-    let Some(publisher) = net.lookup(publisher) else { return Ok(()) };
-    let payload = Payload::encoded(content.format, content.bytes.clone(), names.type_name(&content.type_name));
-    let data = Arc::new(ReportData { publisher, subject, content: payload, targeted });
-    let mut fanout = ReportFanout::new(&data, Some(content));
-    for target in targets {
-        let pattern = target.pattern.as_deref().map(|p| names.pattern(p)).transpose()?;
-        if let Some(subscriber) = net.lookup(target.subscriber) {
-            fanout.add(&subscriber, pattern.as_ref());
+/// Routes one received report: local subscribers get a delivery sharing one copy of the
+/// content; subscribers behind other links get it relayed. When every target is behind one
+/// link, the frame is passed on byte for byte (the usual case for an exchange server);
+/// otherwise each link gets a frame listing its own targets, re-encoded from the borrowed
+/// parts. Names are validated either way, so a relay never passes on what its peers would
+/// refuse.
+fn route_report(
+    net: &super::Net,
+    names: &mut Names,
+    view: ReportView<'_>,
+    frame: &[u8],
+    targeted: bool,
+) -> Result<(), String> {
+    let subject = names.subject(view.subject)?.clone();
+    let Some(publisher) = net.lookup(view.publisher) else { return Ok(()) };
+    let mut data: Option<Arc<ReportData>> = None;
+    // Targets per link, as indexes into `view.targets`; `whole` while one link has them all.
+    let mut remote: Vec<(Link, Vec<usize>)> = Vec::new();
+    let mut whole = true;
+    for (i, target) in view.targets.iter().enumerate() {
+        let pattern = target.pattern.map(|p| names.pattern(p).cloned()).transpose()?;
+        let Some(subscriber) = net.lookup(target.subscriber) else {
+            whole = false;
+            continue;
+        };
+        match subscriber.link() {
+            None => {
+                whole = false;
+                let data = data.get_or_insert_with(|| {
+                    let content = Payload::encoded(
+                        view.content.format,
+                        Bytes::copy_from_slice(view.content.bytes),
+                        names.type_name(view.content.type_name),
+                    );
+                    Arc::new(ReportData { publisher: publisher.clone(), subject: subject.clone(), content, targeted })
+                });
+                subscriber.send(Delivery::Report(Report { data: data.clone(), pattern }));
+            }
+            Some(link) => match remote.iter_mut().find(|(l, _)| l.same(link)) {
+                Some((_, indexes)) => indexes.push(i),
+                None => {
+                    whole &= remote.is_empty();
+                    remote.push((link.clone(), vec![i]));
+                }
+            },
         }
     }
-    fanout.finish();
+    if let [(link, _)] = &remote[..] {
+        if whole {
+            let _ = link.send_raw_report(frame);
+            return Ok(());
+        }
+    }
+    for (link, indexes) in remote {
+        let targets: Vec<TargetView<'_>> = indexes.iter().map(|&i| view.targets[i]).collect();
+        let _ = link.send_report(targeted, view.publisher, view.subject, view.content, &targets);
+    }
     Ok(())
 }
 
@@ -520,51 +594,4 @@ fn route_request(net: &super::Net, request: RequestFrame) -> Result<(), String> 
         send_outcome(&requester, conversation, reply_format, Err(failure));
     }
     Ok(())
-}
-
-/// Frames in batches: everything already received, handled in one go, so that a burst of
-/// reports costs one wake-up of the bridge (and one write on each outgoing link) rather than
-/// one per few frames. A batch ends at a request or answer, whose sender waits on it: passing
-/// it on at once keeps pipelined requests flowing (measured: 64 requests in flight lose a
-/// fifth of their throughput when calls wait for a batch of 16).
-struct Batches<S>(S);
-
-/// Most frames handled per batch.
-const BATCH: usize = 512;
-/// A batch holding requests or answers ends at this size.
-const BATCH_WITH_CALLS: usize = 1;
-
-impl<S> futures_core::Stream for Batches<S>
-where
-    S: futures_core::Stream<Item = Result<Frame, CodecError>> + Unpin,
-{
-    type Item = Vec<Result<Frame, CodecError>>;
-
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        use std::task::Poll;
-        let mut batch = Vec::new();
-        let mut calls = false;
-        while batch.len() < BATCH && !(calls && batch.len() >= BATCH_WITH_CALLS) {
-            match std::pin::Pin::new(&mut self.0).poll_next(cx) {
-                Poll::Ready(Some(item)) => {
-                    let failed = item.is_err();
-                    calls |= matches!(item, Ok(Frame::Request(_) | Frame::Response { .. } | Frame::Failure { .. }));
-                    batch.push(item);
-                    if failed {
-                        break;
-                    }
-                }
-                Poll::Ready(None) if batch.is_empty() => return Poll::Ready(None),
-                Poll::Ready(None) | Poll::Pending => break,
-            }
-        }
-        if batch.is_empty() {
-            Poll::Pending
-        } else {
-            Poll::Ready(Some(batch))
-        }
-    }
 }

@@ -16,7 +16,7 @@ use crate::payload::Format;
 use crate::registry::Status;
 use crate::report::{Report, ReportData};
 use crate::request::{ErrorCode, Failure, IncomingRequest, ReplyTo};
-use crate::wire::{encode_frame, Frame, ReportRef, RequestFrame, WireFailure, WirePayload};
+use crate::wire::{encode_frame, ContentView, Frame, ReportRef, RequestFrame, TargetItem, WireFailure};
 
 /// What the handshake told about the peer.
 #[derive(Debug, Clone)]
@@ -154,6 +154,24 @@ impl Link {
         kind: &str,
         frame: &F,
     ) -> Result<(), Refused> {
+        self.queue(is_report, kind, |buf| encode_frame(frame, buf, self.0.max_frame))
+    }
+
+    /// Queues a received report frame (header included) as it is.
+    pub(crate) fn send_raw_report(&self, frame: &[u8]) -> Result<(), Refused> {
+        self.queue(true, "Report", |buf| {
+            buf.extend_from_slice(frame);
+            Ok(())
+        })
+    }
+
+    /// Appends one frame with `write` under the outbound limit policy.
+    fn queue(
+        &self,
+        is_report: bool,
+        kind: &str,
+        write: impl FnOnce(&mut BytesMut) -> Result<(), crate::wire::CodecError>,
+    ) -> Result<(), Refused> {
         {
             let mut out = self.lock();
             if out.closed {
@@ -185,7 +203,7 @@ impl Link {
                 return Err(Refused::Closed);
             }
             let was_empty = out.buf.is_empty();
-            if let Err(e) = encode_frame(frame, &mut out.buf, self.0.max_frame) {
+            if let Err(e) = write(&mut out.buf) {
                 tracing::error!(link = self.0.id, frame = kind, "cannot send frame: {e}");
                 return Err(Refused::Full);
             }
@@ -247,14 +265,8 @@ impl Link {
     pub(crate) fn deliver(&self, target: &Binding, delivery: Delivery) -> Result<(), Refused> {
         let frame = match delivery {
             Delivery::Report(report) => {
-                let content = match report.data.content.to_wire() {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::error!(publisher = %report.data.publisher, subject = %report.data.subject, "report not sent: {e}");
-                        return Ok(());
-                    }
-                };
-                return self.send_report(&report.data, &content, &[(target.agent(), report.pattern.clone())]);
+                let targets = [(target.agent(), report.pattern.clone())];
+                return ReportFanout::send(&report.data, &[(self.clone(), targets.to_vec())]);
             }
             Delivery::Request(request) => return self.send_request(target, request),
             Delivery::SubscriptionRequested { subscriber, pattern } => {
@@ -289,19 +301,15 @@ impl Link {
 
     /// Sends one report frame for the listed subscribers behind this link, encoded straight
     /// from borrowed parts.
-    pub(crate) fn send_report(
+    pub(crate) fn send_report<T: TargetItem>(
         &self,
-        data: &ReportData,
-        content: &WirePayload,
-        targets: &[Target],
+        targeted: bool,
+        publisher: AgentId,
+        subject: &str,
+        content: ContentView<'_>,
+        targets: &[T],
     ) -> Result<(), Refused> {
-        let report = ReportRef {
-            targeted: data.targeted,
-            publisher: data.publisher.agent(),
-            subject: data.subject.as_str(),
-            content,
-            targets,
-        };
+        let report = ReportRef { targeted, publisher, subject, content, targets };
         self.send_encoded(true, "Report", &report)
     }
 
@@ -394,14 +402,13 @@ type Target = (AgentId, Option<SubjectPattern>);
 
 pub(crate) struct ReportFanout<'a> {
     data: &'a Arc<ReportData>,
-    wire: Option<WirePayload>,
     delivered: usize,
     remote: Vec<(Link, Vec<Target>)>,
 }
 
 impl<'a> ReportFanout<'a> {
-    pub(crate) fn new(data: &'a Arc<ReportData>, wire: Option<WirePayload>) -> Self {
-        ReportFanout { data, wire, delivered: 0, remote: Vec::new() }
+    pub(crate) fn new(data: &'a Arc<ReportData>) -> Self {
+        ReportFanout { data, delivered: 0, remote: Vec::new() }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -423,22 +430,27 @@ impl<'a> ReportFanout<'a> {
     }
 
     pub(crate) fn finish(self) {
-        if self.remote.is_empty() {
-            return;
+        if !self.remote.is_empty() {
+            let _ = Self::send(self.data, &self.remote);
         }
-        let content = match self.wire {
-            Some(wire) => wire,
-            None => match self.data.content.to_wire() {
-                Ok(content) => content,
-                Err(e) => {
-                    tracing::error!(publisher = %self.data.publisher, subject = %self.data.subject, "report not sent to remote subscribers: {e}");
-                    return;
-                }
-            },
+    }
+
+    /// Sends the report to the targets behind each link, its content encoded once for all.
+    fn send(data: &ReportData, remote: &[(Link, Vec<Target>)]) -> Result<(), Refused> {
+        let format = data.content.wire_format();
+        let bytes = match data.content.to_bytes(format) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::error!(publisher = %data.publisher, subject = %data.subject, "report not sent to remote subscribers: {e}");
+                return Ok(());
+            }
         };
-        for (link, targets) in self.remote {
-            let _ = link.send_report(self.data, &content, &targets);
+        let content = ContentView { format, type_name: data.content.type_name(), bytes: &bytes };
+        let mut result = Ok(());
+        for (link, targets) in remote {
+            result = link.send_report(data.targeted, data.publisher.agent(), data.subject.as_str(), content, targets);
         }
+        result
     }
 }
 

@@ -32,6 +32,13 @@ pub(crate) struct ReportCache {
 impl ReportCache {
     /// Records a report just published: replaces the subject's entry, or removes it for
     /// `Lifetime::None`.
+    /// Drops the cached report of `subject`, if any.
+    pub(crate) fn clear(&mut self, subject: &Subject) {
+        if !self.entries.is_empty() {
+            self.entries.remove(subject.as_str());
+        }
+    }
+
     pub(crate) fn post(&mut self, subject: &Subject, content: &Payload, lifetime: Lifetime, now: Instant) {
         let expires = match lifetime {
             Lifetime::None => {

@@ -349,12 +349,16 @@ impl<S: Service> ServiceContext<S> {
 
     fn publish_payload(&mut self, subject: Subject, content: Payload, lifetime: Lifetime) {
         let broker = &mut self.core.broker;
-        broker.cache.post(&subject, &content, lifetime, Instant::now());
+        match lifetime {
+            // Not cached: only clears what an earlier report of the subject left (no clock read).
+            Lifetime::None => broker.cache.clear(&subject),
+            _ => broker.cache.post(&subject, &content, lifetime, Instant::now()),
+        }
         if broker.subscribers.is_empty() {
             return;
         }
         let data = Arc::new(ReportData { publisher: self.core.binding.clone(), subject, content, targeted: false });
-        let mut fanout = ReportFanout::new(&data, None);
+        let mut fanout = ReportFanout::new(&data);
         for entry in broker.subscribers.values() {
             for pattern in &entry.patterns {
                 if pattern.matches(data.subject.as_str()) {
@@ -383,7 +387,7 @@ impl<S: Service> ServiceContext<S> {
             content: Payload::new(content),
             targeted: true,
         });
-        let mut fanout = ReportFanout::new(&data, None);
+        let mut fanout = ReportFanout::new(&data);
         for pattern in entry.patterns.iter().filter(|p| p.matches(data.subject.as_str())) {
             fanout.add(&entry.binding, Some(pattern));
         }

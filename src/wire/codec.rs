@@ -3,7 +3,7 @@
 use bytes::{BufMut, BytesMut};
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
-use super::frame::Frame;
+use super::frame::{Frame, ReportView, CALL_VARIANTS, REPORT_VARIANT, TARGETED_REPORT_VARIANT};
 
 /// Default cap on one frame's size: 16 MiB.
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
@@ -71,6 +71,55 @@ pub(crate) fn decode_frame(body: &[u8]) -> Result<Frame, CodecError> {
         )));
     }
     Ok(frame)
+}
+
+/// The length of the first frame in `buf`, header included: `None` while it is incomplete.
+/// The announced length is checked against `max` from the header alone.
+pub(crate) fn frame_len(buf: &[u8], max: usize) -> Result<Option<usize>, CodecError> {
+    let Some(header) = buf.get(..HEADER) else { return Ok(None) };
+    let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    if len > max {
+        return Err(CodecError::TooLarge { len, max });
+    }
+    Ok((buf.len() >= HEADER + len).then_some(HEADER + len))
+}
+
+/// Splits the first complete frame off `buf`: `(frame with its header, body, rest)`.
+pub(crate) fn split_frame(buf: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
+    let len = frame_len(buf, usize::MAX).ok().flatten()?;
+    let (frame, rest) = buf.split_at(len);
+    Some((frame, &frame[HEADER..], rest))
+}
+
+/// Whether a frame body is a request, a response or a failure (its sender waits for it).
+pub(crate) fn is_call(body: &[u8]) -> bool {
+    body.first().is_some_and(|v| CALL_VARIANTS.contains(v))
+}
+
+/// A received frame: reports are decoded without copying (they are most of the traffic and a
+/// relay forwards them as they are), everything else as a [`Frame`].
+#[derive(Debug)]
+pub(crate) enum Incoming<'a> {
+    /// `Frame::Report` (`targeted: false`) or `Frame::TargetedReport`.
+    Report { view: ReportView<'a>, targeted: bool },
+    /// Any other frame.
+    Other(Frame),
+}
+
+/// Decodes one frame's body (without its length prefix). The whole body must be used.
+pub(crate) fn decode_incoming(body: &[u8]) -> Result<Incoming<'_>, CodecError> {
+    let targeted = match body.first() {
+        Some(&REPORT_VARIANT) => false,
+        Some(&TARGETED_REPORT_VARIANT) => true,
+        _ => return decode_frame(body).map(Incoming::Other),
+    };
+    let fields = &body[1..];
+    let (view, used): (ReportView<'_>, usize) =
+        bincode::serde::borrow_decode_from_slice(fields, config()).map_err(|e| CodecError::Malformed(e.to_string()))?;
+    if used != fields.len() {
+        return Err(CodecError::Malformed(format!("{} trailing bytes after a Report frame", fields.len() - used)));
+    }
+    Ok(Incoming::Report { view, targeted })
 }
 
 /// A tokio-util codec for [`Frame`]s with a size cap.
@@ -147,6 +196,7 @@ mod tests {
     use super::*;
     use crate::names::{AgentId, ProcessId};
     use crate::payload::Format;
+    use crate::wire::frame::{ReportRef, TargetView};
     use crate::wire::{Hello, ReportFrame, ReportTarget, RequestFrame, ServiceInfo, WireFailure, WirePayload};
 
     fn agent(n: u8) -> AgentId {
@@ -222,7 +272,6 @@ mod tests {
     #[test]
     fn borrowed_report_frames_encode_exactly_as_owned_ones() {
         use crate::names::SubjectPattern;
-        use crate::wire::frame::ReportRef;
         let content =
             WirePayload { format: Format::Json, type_name: "t".into(), bytes: bytes::Bytes::from_static(b"[1]") };
         let targets = vec![(agent(2), Some(SubjectPattern::new("a.*").unwrap())), (agent(3), None)];
@@ -238,11 +287,72 @@ mod tests {
             };
             let owned = if targeted { Frame::TargetedReport(owned) } else { Frame::Report(owned) };
             let borrowed =
-                ReportRef { targeted, publisher: agent(1), subject: "a.b", content: &content, targets: &targets };
+                ReportRef { targeted, publisher: agent(1), subject: "a.b", content: content.view(), targets: &targets };
             let mut buf = BytesMut::new();
             encode_frame(&borrowed, &mut buf, DEFAULT_MAX_FRAME).unwrap();
             assert_eq!(buf.to_vec(), encoded(&owned));
         }
+    }
+
+    #[test]
+    fn reports_decode_without_copying_and_other_frames_as_frames() {
+        for frame in samples() {
+            let bytes = encoded(&frame);
+            let (whole, body, rest) = split_frame(&bytes).unwrap();
+            assert_eq!((whole.len(), rest.len()), (bytes.len(), 0));
+            assert_eq!(
+                is_call(body),
+                matches!(frame, Frame::Request(_) | Frame::Response { .. } | Frame::Failure { .. })
+            );
+            match (decode_incoming(body).unwrap(), &frame) {
+                (Incoming::Report { view, targeted }, Frame::Report(owned) | Frame::TargetedReport(owned)) => {
+                    assert_eq!(targeted, matches!(frame, Frame::TargetedReport(_)));
+                    assert_eq!((view.publisher, view.subject), (owned.publisher, owned.subject.as_str()));
+                    assert_eq!(view.content, owned.content.view());
+                    let targets: Vec<_> = owned
+                        .targets
+                        .iter()
+                        .map(|t| TargetView { subscriber: t.subscriber, pattern: t.pattern.as_deref() })
+                        .collect();
+                    assert_eq!(view.targets, targets);
+                    // Re-encoded from the view, it is the same frame.
+                    let again = ReportRef {
+                        targeted,
+                        publisher: view.publisher,
+                        subject: view.subject,
+                        content: view.content,
+                        targets: &view.targets,
+                    };
+                    let mut buf = BytesMut::new();
+                    encode_frame(&again, &mut buf, DEFAULT_MAX_FRAME).unwrap();
+                    assert_eq!(buf.to_vec(), bytes);
+                }
+                (Incoming::Other(decoded), _) => assert_eq!(&decoded, &frame),
+                (Incoming::Report { .. }, other) => panic!("{} decoded as a report", other.kind()),
+            }
+        }
+        // A report body cut short, or followed by extra bytes, is malformed.
+        let bytes = encoded(&samples()[8]);
+        let body = &bytes[HEADER..];
+        assert!(matches!(decode_incoming(&body[..body.len() - 2]), Err(CodecError::Malformed(_))));
+        let mut long = body.to_vec();
+        long.push(0);
+        let err = decode_incoming(&long).unwrap_err();
+        assert!(err.to_string().contains("trailing"), "{err}");
+        // An empty body is no frame at all.
+        assert!(matches!(decode_incoming(&[]), Err(CodecError::Malformed(_))));
+    }
+
+    #[test]
+    fn frame_len_finds_complete_frames_and_checks_the_cap_from_the_header() {
+        let bytes = encoded(&samples()[1]);
+        for cut in 0..bytes.len() {
+            assert_eq!(frame_len(&bytes[..cut], DEFAULT_MAX_FRAME).unwrap(), None, "cut at {cut}");
+        }
+        assert_eq!(frame_len(&bytes, DEFAULT_MAX_FRAME).unwrap(), Some(bytes.len()));
+        let err = frame_len(&[0, 0, 1, 0], 255).unwrap_err();
+        assert_eq!(err.to_string(), "frame of 256 bytes exceeds the maximum of 255 bytes");
+        assert!(split_frame(&bytes[..bytes.len() - 1]).is_none());
     }
 
     #[test]

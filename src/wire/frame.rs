@@ -218,51 +218,112 @@ pub struct WireFailure {
     pub details: String,
 }
 
-/// A report frame made of borrowed parts, for sending without building a [`ReportFrame`]:
-/// it encodes exactly as `Frame::Report` (or `Frame::TargetedReport`) with the same fields.
-pub(crate) struct ReportRef<'a> {
-    pub(crate) targeted: bool,
-    pub(crate) publisher: AgentId,
-    pub(crate) subject: &'a str,
-    pub(crate) content: &'a WirePayload,
-    pub(crate) targets: &'a [(AgentId, Option<SubjectPattern>)],
+/// Variant index of [`Frame::Report`] as bincode writes it (one byte: indexes below 251 are
+/// single-byte varints).
+pub(crate) const REPORT_VARIANT: u8 = 8;
+/// Variant index of [`Frame::TargetedReport`].
+pub(crate) const TARGETED_REPORT_VARIANT: u8 = 9;
+/// Variant indexes of [`Frame::Request`], [`Frame::Response`] and [`Frame::Failure`]: frames
+/// whose sender waits for them.
+pub(crate) const CALL_VARIANTS: std::ops::RangeInclusive<u8> = 11..=13;
+
+/// Encoded content seen without copying: it borrows from a received frame, or from a
+/// [`WirePayload`] or payload being sent. Encodes exactly as a [`WirePayload`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ContentView<'a> {
+    pub(crate) format: Format,
+    #[serde(borrow)]
+    pub(crate) type_name: &'a str,
+    #[serde(borrow, serialize_with = "byte_string")]
+    pub(crate) bytes: &'a [u8],
 }
 
-#[derive(Serialize)]
-struct ReportBody<'a> {
-    publisher: AgentId,
-    subject: &'a str,
-    content: &'a WirePayload,
-    targets: Targets<'a>,
+fn byte_string<S: serde::Serializer>(bytes: &&[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_bytes(bytes)
 }
 
-struct Targets<'a>(&'a [(AgentId, Option<SubjectPattern>)]);
-
-#[derive(Serialize)]
-struct TargetRef<'a> {
-    subscriber: AgentId,
-    pattern: Option<&'a str>,
-}
-
-impl Serialize for Targets<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(|(subscriber, pattern)| TargetRef {
-            subscriber: *subscriber,
-            pattern: pattern.as_ref().map(|p| p.as_str()),
-        }))
+#[cfg(test)]
+impl WirePayload {
+    pub(crate) fn view(&self) -> ContentView<'_> {
+        ContentView { format: self.format, type_name: &self.type_name, bytes: &self.bytes }
     }
 }
 
-impl Serialize for ReportRef<'_> {
+/// One target of a report seen without copying. Encodes exactly as a [`ReportTarget`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct TargetView<'a> {
+    pub(crate) subscriber: AgentId,
+    #[serde(borrow)]
+    pub(crate) pattern: Option<&'a str>,
+}
+
+/// A received report frame decoded without copying: names and content borrow from the
+/// frame's bytes, so a relay forwards it without allocating for its parts.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub(crate) struct ReportView<'a> {
+    pub(crate) publisher: AgentId,
+    #[serde(borrow)]
+    pub(crate) subject: &'a str,
+    #[serde(borrow)]
+    pub(crate) content: ContentView<'a>,
+    #[serde(borrow)]
+    pub(crate) targets: Vec<TargetView<'a>>,
+}
+
+/// Something that names one subscriber of a report and the pattern it matched.
+pub(crate) trait TargetItem {
+    fn view(&self) -> TargetView<'_>;
+}
+
+impl TargetItem for (AgentId, Option<SubjectPattern>) {
+    fn view(&self) -> TargetView<'_> {
+        TargetView { subscriber: self.0, pattern: self.1.as_ref().map(|p| p.as_str()) }
+    }
+}
+
+impl TargetItem for TargetView<'_> {
+    fn view(&self) -> TargetView<'_> {
+        *self
+    }
+}
+
+/// A report frame made of borrowed parts, for sending without building a [`ReportFrame`]:
+/// it encodes exactly as `Frame::Report` (or `Frame::TargetedReport`) with the same fields.
+pub(crate) struct ReportRef<'a, T> {
+    pub(crate) targeted: bool,
+    pub(crate) publisher: AgentId,
+    pub(crate) subject: &'a str,
+    pub(crate) content: ContentView<'a>,
+    pub(crate) targets: &'a [T],
+}
+
+#[derive(Serialize)]
+#[serde(bound = "T: TargetItem")]
+struct ReportBody<'a, T> {
+    publisher: AgentId,
+    subject: &'a str,
+    content: ContentView<'a>,
+    targets: Targets<'a, T>,
+}
+
+struct Targets<'a, T>(&'a [T]);
+
+impl<T: TargetItem> Serialize for Targets<'_, T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        // Variant indexes of `Frame::Report` and `Frame::TargetedReport`.
-        let (index, name) = if self.targeted { (9, "TargetedReport") } else { (8, "Report") };
+        s.collect_seq(self.0.iter().map(|t| t.view()))
+    }
+}
+
+impl<T: TargetItem> Serialize for ReportRef<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (index, name) =
+            if self.targeted { (TARGETED_REPORT_VARIANT, "TargetedReport") } else { (REPORT_VARIANT, "Report") };
         let body = ReportBody {
             publisher: self.publisher,
             subject: self.subject,
             content: self.content,
             targets: Targets(self.targets),
         };
-        s.serialize_newtype_variant("Frame", index, name, &body)
+        s.serialize_newtype_variant("Frame", u32::from(index), name, &body)
     }
 }
