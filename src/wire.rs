@@ -18,5 +18,7 @@ pub use frame::{
     Frame, Hello, ReportFrame, ReportTarget, RequestFrame, ServiceInfo, WireFailure, WirePayload, PROTOCOL_VERSION,
 };
 
-pub(crate) use codec::{decode_incoming, encode_frame, frame_len, is_call, split_frame, Incoming};
+pub(crate) use codec::{
+    decode_incoming, encode_frame, encode_report_spliced, frame_len, is_call, split_frame, Incoming,
+};
 pub(crate) use frame::{ContentView, ReportRef, ReportView, TargetItem, TargetView};

@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message, StreamHandler};
 use bytes::Bytes;
+use smallvec::SmallVec;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
@@ -517,7 +518,7 @@ fn route_report(
     let Some(publisher) = net.lookup(view.publisher) else { return Ok(()) };
     let mut data: Option<Arc<ReportData>> = None;
     // Targets per link, as indexes into `view.targets`; `whole` while one link has them all.
-    let mut remote: Vec<(Link, Vec<usize>)> = Vec::new();
+    let mut remote: SmallVec<[(Link, SmallVec<[usize; 4]>); 4]> = SmallVec::new();
     let mut whole = true;
     for (i, target) in view.targets.iter().enumerate() {
         let pattern = target.pattern.map(|p| names.pattern(p).cloned()).transpose()?;
@@ -542,7 +543,7 @@ fn route_report(
                 Some((_, indexes)) => indexes.push(i),
                 None => {
                     whole &= remote.is_empty();
-                    remote.push((link.clone(), vec![i]));
+                    remote.push((link.clone(), smallvec::smallvec![i]));
                 }
             },
         }
@@ -554,8 +555,8 @@ fn route_report(
         }
     }
     for (link, indexes) in remote {
-        let targets: Vec<TargetView<'_>> = indexes.iter().map(|&i| view.targets[i]).collect();
-        let _ = link.send_report(targeted, view.publisher, view.subject, view.content, &targets);
+        let targets: SmallVec<[TargetView<'_>; 4]> = indexes.iter().map(|&i| view.targets[i]).collect();
+        let _ = link.send_report_head(view.head, &targets);
     }
     Ok(())
 }

@@ -16,7 +16,9 @@ use crate::payload::Format;
 use crate::registry::Status;
 use crate::report::{Report, ReportData};
 use crate::request::{ErrorCode, Failure, IncomingRequest, ReplyTo};
-use crate::wire::{encode_frame, ContentView, Frame, ReportRef, RequestFrame, TargetItem, WireFailure};
+use crate::wire::{
+    encode_frame, encode_report_spliced, ContentView, Frame, ReportRef, RequestFrame, TargetItem, WireFailure,
+};
 
 /// What the handshake told about the peer.
 #[derive(Debug, Clone)]
@@ -56,6 +58,9 @@ struct Shared {
     sent_since_tick: AtomicBool,
     duplicate: AtomicBool,
 }
+
+/// A written buffer larger than this is not kept for reuse (after a burst to a slow peer).
+const KEEP_CAPACITY: usize = 1024 * 1024;
 
 /// The sending side of one connection. Cheap to clone.
 #[derive(Clone)]
@@ -157,6 +162,12 @@ impl Link {
         self.queue(is_report, kind, |buf| encode_frame(frame, buf, self.0.max_frame))
     }
 
+    /// Sends a received report ([`crate::wire::ReportView::head`]) to the listed subscribers
+    /// behind this link, without encoding its content again.
+    pub(crate) fn send_report_head<T: TargetItem>(&self, head: &[u8], targets: &[T]) -> Result<(), Refused> {
+        self.queue(true, "Report", |buf| encode_report_spliced(head, targets, buf, self.0.max_frame))
+    }
+
     /// Queues a received report frame (header included) as it is.
     pub(crate) fn send_raw_report(&self, frame: &[u8]) -> Result<(), Refused> {
         self.queue(true, "Report", |buf| {
@@ -224,10 +235,18 @@ impl Link {
     /// A write that makes no progress for the stall limit means the peer stopped reading: the
     /// link fails (memory stays bounded by the outbound limit meanwhile).
     pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(&self, mut sink: W) -> std::io::Result<()> {
+        // Two buffers take turns: frames are queued into one while the other is written, and
+        // the written one keeps its capacity (no allocation, no fresh pages per write).
+        let mut chunk = BytesMut::with_capacity(64 * 1024);
         loop {
-            let (chunk, closed) = {
+            chunk.clear();
+            if chunk.capacity() > KEEP_CAPACITY {
+                chunk = BytesMut::with_capacity(64 * 1024);
+            }
+            let closed = {
                 let mut out = self.lock();
-                (out.buf.split(), out.closed)
+                std::mem::swap(&mut out.buf, &mut chunk);
+                out.closed
             };
             if !chunk.is_empty() {
                 match tokio::time::timeout(self.0.stall_limit, sink.write_all(&chunk)).await {

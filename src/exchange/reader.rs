@@ -78,7 +78,12 @@ impl<R: AsyncRead + Unpin> futures_core::Stream for FrameChunks<R> {
             // Room for the rest of the frame at the front (its size is already checked).
             let wanted = frame_len_hint(&this.buf).saturating_sub(this.buf.len()).max(READ_MIN);
             if this.buf.capacity() - this.buf.len() < wanted {
-                this.buf.reserve(wanted.max(READ_CHUNK));
+                // The chunks handed out are dropped by now: take the space back rather than
+                // allocate (a fresh large buffer per read would also fragment the heap).
+                let goal = wanted.max(READ_CHUNK.saturating_sub(this.buf.len()));
+                if !this.buf.try_reclaim(goal) {
+                    this.buf.reserve(goal);
+                }
             }
             match tokio_util::io::poll_read_buf(Pin::new(&mut this.reader), cx, &mut this.buf) {
                 Poll::Pending => return Poll::Pending,

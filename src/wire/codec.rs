@@ -3,7 +3,10 @@
 use bytes::{BufMut, BytesMut};
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
-use super::frame::{Frame, ReportView, CALL_VARIANTS, REPORT_VARIANT, TARGETED_REPORT_VARIANT};
+use super::frame::{
+    Frame, ReportHead, ReportView, TargetItem, TargetList, Targets, CALL_VARIANTS, REPORT_VARIANT,
+    TARGETED_REPORT_VARIANT,
+};
 
 /// Default cap on one frame's size: 16 MiB.
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
@@ -42,6 +45,16 @@ pub(crate) fn encode_frame<F: serde::Serialize + ?Sized>(
     let start = buf.len();
     buf.put_u32(0);
     let result = bincode::serde::encode_into_std_write(frame, &mut buf.writer(), config());
+    finish_frame(buf, start, max, result)
+}
+
+/// Writes the length prefix of the frame begun at `start`, or takes the frame back on error.
+fn finish_frame(
+    buf: &mut BytesMut,
+    start: usize,
+    max: usize,
+    result: Result<usize, bincode::error::EncodeError>,
+) -> Result<(), CodecError> {
     let len = buf.len() - start - HEADER;
     match result {
         Ok(_) if len <= max => {
@@ -57,6 +70,21 @@ pub(crate) fn encode_frame<F: serde::Serialize + ?Sized>(
             Err(CodecError::Malformed(e.to_string()))
         }
     }
+}
+
+/// Appends a report frame made of a received report's head ([`ReportView::head`]) and other
+/// targets: the same report for other subscribers, without encoding its content again.
+pub(crate) fn encode_report_spliced<T: TargetItem>(
+    head: &[u8],
+    targets: &[T],
+    buf: &mut BytesMut,
+    max: usize,
+) -> Result<(), CodecError> {
+    let start = buf.len();
+    buf.put_u32(0);
+    buf.extend_from_slice(head);
+    let result = bincode::serde::encode_into_std_write(Targets(targets), &mut buf.writer(), config());
+    finish_frame(buf, start, max, result)
 }
 
 /// Decodes one frame's body (without its length prefix). The whole body must be used.
@@ -113,13 +141,19 @@ pub(crate) fn decode_incoming(body: &[u8]) -> Result<Incoming<'_>, CodecError> {
         Some(&TARGETED_REPORT_VARIANT) => true,
         _ => return decode_frame(body).map(Incoming::Other),
     };
+    let malformed = |e: bincode::error::DecodeError| CodecError::Malformed(e.to_string());
     let fields = &body[1..];
-    let (view, used): (ReportView<'_>, usize) =
-        bincode::serde::borrow_decode_from_slice(fields, config()).map_err(|e| CodecError::Malformed(e.to_string()))?;
-    if used != fields.len() {
-        return Err(CodecError::Malformed(format!("{} trailing bytes after a Report frame", fields.len() - used)));
+    let (head, used): (ReportHead<'_>, usize) =
+        bincode::serde::borrow_decode_from_slice(fields, config()).map_err(malformed)?;
+    let rest = &fields[used..];
+    let (targets, used): (TargetList<'_>, usize) =
+        bincode::serde::borrow_decode_from_slice(rest, config()).map_err(malformed)?;
+    if used != rest.len() {
+        return Err(CodecError::Malformed(format!("{} trailing bytes after a Report frame", rest.len() - used)));
     }
-    Ok(Incoming::Report { view, targeted })
+    let ReportHead { publisher, subject, content } = head;
+    let head = &body[..body.len() - rest.len()];
+    Ok(Incoming::Report { view: ReportView { publisher, subject, content, targets, head }, targeted })
 }
 
 /// A tokio-util codec for [`Frame`]s with a size cap.
@@ -314,22 +348,33 @@ mod tests {
                         .iter()
                         .map(|t| TargetView { subscriber: t.subscriber, pattern: t.pattern.as_deref() })
                         .collect();
-                    assert_eq!(view.targets, targets);
+                    assert_eq!(&view.targets[..], &targets[..]);
                     // Re-encoded from the view, it is the same frame.
                     let again = ReportRef {
                         targeted,
                         publisher: view.publisher,
                         subject: view.subject,
                         content: view.content,
-                        targets: &view.targets,
+                        targets: &view.targets[..],
                     };
                     let mut buf = BytesMut::new();
                     encode_frame(&again, &mut buf, DEFAULT_MAX_FRAME).unwrap();
                     assert_eq!(buf.to_vec(), bytes);
+                    // So is its head spliced with the same targets; with fewer targets it is
+                    // the owned frame listing only those.
+                    let mut spliced = BytesMut::new();
+                    encode_report_spliced(view.head, &view.targets[..], &mut spliced, DEFAULT_MAX_FRAME).unwrap();
+                    assert_eq!(spliced.to_vec(), bytes);
+                    let mut fewer = owned.clone();
+                    fewer.targets.clear();
+                    let fewer = if targeted { Frame::TargetedReport(fewer) } else { Frame::Report(fewer) };
+                    let mut spliced = BytesMut::new();
+                    encode_report_spliced::<TargetView<'_>>(view.head, &[], &mut spliced, DEFAULT_MAX_FRAME).unwrap();
+                    assert_eq!(spliced.to_vec(), encoded(&fewer));
                 }
                 (Incoming::Other(decoded), _) => assert_eq!(&decoded, &frame),
                 (Incoming::Report { .. }, other) => panic!("{} decoded as a report", other.kind()),
-            }
+            };
         }
         // A report body cut short, or followed by extra bytes, is malformed.
         let bytes = encoded(&samples()[8]);

@@ -259,15 +259,56 @@ pub(crate) struct TargetView<'a> {
 
 /// A received report frame decoded without copying: names and content borrow from the
 /// frame's bytes, so a relay forwards it without allocating for its parts.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ReportView<'a> {
+    pub(crate) publisher: AgentId,
+    pub(crate) subject: &'a str,
+    pub(crate) content: ContentView<'a>,
+    pub(crate) targets: TargetList<'a>,
+    /// The frame's body up to its targets (variant index included): what every copy of the
+    /// report shares, whatever subscribers it lists.
+    pub(crate) head: &'a [u8],
+}
+
+/// The fields of a report frame before its targets.
+#[derive(Deserialize)]
+pub(crate) struct ReportHead<'a> {
     pub(crate) publisher: AgentId,
     #[serde(borrow)]
     pub(crate) subject: &'a str,
     #[serde(borrow)]
     pub(crate) content: ContentView<'a>,
-    #[serde(borrow)]
-    pub(crate) targets: Vec<TargetView<'a>>,
+}
+
+/// The targets of a received report; a few are kept without allocating.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct TargetList<'a>(pub(crate) smallvec::SmallVec<[TargetView<'a>; 4]>);
+
+impl<'a> std::ops::Deref for TargetList<'a> {
+    type Target = [TargetView<'a>];
+    fn deref(&self) -> &[TargetView<'a>] {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for TargetList<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
+            type Value = TargetList<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a sequence of report targets")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut list = TargetList::default();
+                while let Some(target) = seq.next_element::<TargetView<'de>>()? {
+                    list.0.push(target);
+                }
+                Ok(list)
+            }
+        }
+        d.deserialize_seq(Visitor(std::marker::PhantomData))
+    }
 }
 
 /// Something that names one subscriber of a report and the pattern it matched.
@@ -306,7 +347,8 @@ struct ReportBody<'a, T> {
     targets: Targets<'a, T>,
 }
 
-struct Targets<'a, T>(&'a [T]);
+/// Report targets as they are encoded: the last field of a report frame.
+pub(crate) struct Targets<'a, T>(pub(crate) &'a [T]);
 
 impl<T: TargetItem> Serialize for Targets<'_, T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
