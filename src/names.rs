@@ -383,6 +383,13 @@ impl From<SubjectPattern> for String {
 pub trait IntoName<T> {
     /// Converts, or explains why the value is invalid.
     fn into_name(self) -> Result<T, InvalidName>;
+
+    /// The string to be validated, for a caller that can reuse an equal name it validated
+    /// before (`None`: the value is a name already).
+    #[doc(hidden)]
+    fn unvalidated(&self) -> Option<&str> {
+        None
+    }
 }
 
 macro_rules! into_name {
@@ -401,15 +408,24 @@ macro_rules! into_name {
             fn into_name(self) -> Result<$t, InvalidName> {
                 <$t>::new(self)
             }
+            fn unvalidated(&self) -> Option<&str> {
+                Some(self)
+            }
         }
         impl IntoName<$t> for String {
             fn into_name(self) -> Result<$t, InvalidName> {
                 <$t>::new(self)
             }
+            fn unvalidated(&self) -> Option<&str> {
+                Some(self)
+            }
         }
         impl IntoName<$t> for &String {
             fn into_name(self) -> Result<$t, InvalidName> {
                 <$t>::new(self)
+            }
+            fn unvalidated(&self) -> Option<&str> {
+                Some(self)
             }
         }
     )*};

@@ -72,6 +72,11 @@ pub trait Content: Any + Send + Sync {
     fn type_name(&self) -> &'static str;
     /// Encodes the value.
     fn encode(&self, format: Format) -> Result<Vec<u8>, PayloadError>;
+    /// Encodes the value at the end of `out` (reusing its capacity).
+    fn encode_into(&self, format: Format, out: &mut Vec<u8>) -> Result<(), PayloadError> {
+        out.extend_from_slice(&self.encode(format)?);
+        Ok(())
+    }
     /// Upcast for downcasting by reference.
     fn as_any(&self) -> &dyn Any;
     /// Upcast for downcasting by value.
@@ -83,10 +88,17 @@ impl<T: Serialize + Send + Sync + 'static> Content for T {
         std::any::type_name::<T>()
     }
     fn encode(&self, format: Format) -> Result<Vec<u8>, PayloadError> {
+        let mut out = Vec::new();
+        self.encode_into(format, &mut out)?;
+        Ok(out)
+    }
+    fn encode_into(&self, format: Format, out: &mut Vec<u8>) -> Result<(), PayloadError> {
         let err = |reason: String| PayloadError::Encode { type_name: std::any::type_name::<T>().to_owned(), reason };
         match format {
-            Format::Bincode => bincode::serde::encode_to_vec(self, bincode_config()).map_err(|e| err(e.to_string())),
-            Format::Json => serde_json::to_vec(self).map_err(|e| err(e.to_string())),
+            Format::Bincode => bincode::serde::encode_into_std_write(self, out, bincode_config())
+                .map(drop)
+                .map_err(|e| err(e.to_string())),
+            Format::Json => serde_json::to_writer(out, self).map_err(|e| err(e.to_string())),
         }
     }
     fn as_any(&self) -> &dyn Any {
@@ -175,6 +187,29 @@ impl Payload {
                 Arc::try_unwrap(arc).map_err(|_| mismatch())
             }
             Repr::Encoded(e) => decode_bytes(e.format, &e.bytes, &e.type_name),
+        }
+    }
+
+    /// Calls `f` with the payload's bytes in `format`: bytes already in that format as they
+    /// are, an in-process value encoded into a per-thread scratch buffer (no allocation once
+    /// the buffer has grown).
+    pub(crate) fn with_bytes<R>(&self, format: Format, f: impl FnOnce(&[u8]) -> R) -> Result<R, PayloadError> {
+        thread_local! {
+            static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+        }
+        match &self.0 {
+            Repr::Encoded(e) if e.format == format => Ok(f(&e.bytes)),
+            Repr::Value(v) => {
+                // Taken out while in use, so a nested call gets a fresh buffer instead of a conflict.
+                let mut scratch = SCRATCH.take();
+                scratch.clear();
+                let result = v.encode_into(format, &mut scratch).map(|()| f(&scratch));
+                if scratch.capacity() <= 64 * 1024 {
+                    SCRATCH.set(scratch);
+                }
+                result
+            }
+            Repr::Encoded(_) => self.to_bytes(format).map(|b| f(&b)),
         }
     }
 

@@ -134,6 +134,10 @@ impl Report {
     }
 
     /// The content, type-erased.
+    ///
+    /// A report received from another process shares the buffer its frame was read into
+    /// (it was not copied out of it), so keeping a `Report` keeps that read buffer (tens of
+    /// KiB) alive. To keep a value for long, keep what [`Report::decode`] returns.
     pub fn content(&self) -> &Payload {
         &self.data.content
     }

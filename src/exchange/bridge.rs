@@ -415,7 +415,7 @@ impl StreamHandler<Result<Bytes, CodecError>> for Bridge {
             let result = match (self.state, decode_incoming(body)) {
                 (State::Closing, _) => return,
                 (State::Ready, Ok(Incoming::Report { view, targeted })) => {
-                    route_report(self.shared.node.net(), &mut self.names, view, frame, targeted)
+                    route_report(self.shared.node.net(), &mut self.names, &chunk, view, frame, targeted)
                 }
                 (_, Ok(Incoming::Report { targeted, .. })) => {
                     Err(format!("{} frame before the handshake", if targeted { "TargetedReport" } else { "Report" }))
@@ -501,8 +501,9 @@ fn route(net: &super::Net, names: &mut Names, frame: Frame) -> Result<(), String
     }
 }
 
-/// Routes one received report: local subscribers get a delivery sharing one copy of the
-/// content; subscribers behind other links get it relayed. When every target is behind one
+/// Routes one received report: local subscribers get a delivery sharing its content, which
+/// is a slice of the chunk it was read in (no copy, no allocation; like any `Bytes` split off
+/// a read buffer, it keeps that buffer alive while a `Report` holding it is kept); subscribers behind other links get it relayed. When every target is behind one
 /// link, the frame is passed on byte for byte (the usual case for an exchange server);
 /// otherwise each link gets a frame listing its own targets, re-encoded from the borrowed
 /// parts. Names are validated either way, so a relay never passes on what its peers would
@@ -510,6 +511,7 @@ fn route(net: &super::Net, names: &mut Names, frame: Frame) -> Result<(), String
 fn route_report(
     net: &super::Net,
     names: &mut Names,
+    chunk: &Bytes,
     view: ReportView<'_>,
     frame: &[u8],
     targeted: bool,
@@ -532,7 +534,7 @@ fn route_report(
                 let data = data.get_or_insert_with(|| {
                     let content = Payload::encoded(
                         view.content.format,
-                        Bytes::copy_from_slice(view.content.bytes),
+                        chunk.slice_ref(view.content.bytes),
                         names.type_name(view.content.type_name),
                     );
                     Arc::new(ReportData { publisher: publisher.clone(), subject: subject.clone(), content, targeted })

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::BytesMut;
+use smallvec::SmallVec;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 
@@ -284,8 +285,8 @@ impl Link {
     pub(crate) fn deliver(&self, target: &Binding, delivery: Delivery) -> Result<(), Refused> {
         let frame = match delivery {
             Delivery::Report(report) => {
-                let targets = [(target.agent(), report.pattern.clone())];
-                return ReportFanout::send(&report.data, &[(self.clone(), targets.to_vec())]);
+                let targets = smallvec::smallvec![(target.agent(), report.pattern.clone())];
+                return ReportFanout::send(&report.data, &[(self.clone(), targets)]);
             }
             Delivery::Request(request) => return self.send_request(target, request),
             Delivery::SubscriptionRequested { subscriber, pattern } => {
@@ -422,12 +423,15 @@ type Target = (AgentId, Option<SubjectPattern>);
 pub(crate) struct ReportFanout<'a> {
     data: &'a Arc<ReportData>,
     delivered: usize,
-    remote: Vec<(Link, Vec<Target>)>,
+    remote: SmallVec<[(Link, Targets); 2]>,
 }
+
+/// The subscribers behind one link.
+type Targets = SmallVec<[Target; 2]>;
 
 impl<'a> ReportFanout<'a> {
     pub(crate) fn new(data: &'a Arc<ReportData>) -> Self {
-        ReportFanout { data, delivered: 0, remote: Vec::new() }
+        ReportFanout { data, delivered: 0, remote: SmallVec::new() }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -442,7 +446,7 @@ impl<'a> ReportFanout<'a> {
                 let target = (subscriber.agent(), pattern.cloned());
                 match self.remote.iter_mut().find(|(l, _)| l.same(link)) {
                     Some((_, targets)) => targets.push(target),
-                    None => self.remote.push((link.clone(), vec![target])),
+                    None => self.remote.push((link.clone(), smallvec::smallvec![target])),
                 }
             }
         }
@@ -455,21 +459,21 @@ impl<'a> ReportFanout<'a> {
     }
 
     /// Sends the report to the targets behind each link, its content encoded once for all.
-    fn send(data: &ReportData, remote: &[(Link, Vec<Target>)]) -> Result<(), Refused> {
+    fn send(data: &ReportData, remote: &[(Link, Targets)]) -> Result<(), Refused> {
         let format = data.content.wire_format();
-        let bytes = match data.content.to_bytes(format) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                tracing::error!(publisher = %data.publisher, subject = %data.subject, "report not sent to remote subscribers: {e}");
-                return Ok(());
+        let sent = data.content.with_bytes(format, |bytes| {
+            let content = ContentView { format, type_name: data.content.type_name(), bytes };
+            let mut result = Ok(());
+            for (link, targets) in remote {
+                result =
+                    link.send_report(data.targeted, data.publisher.agent(), data.subject.as_str(), content, targets);
             }
-        };
-        let content = ContentView { format, type_name: data.content.type_name(), bytes: &bytes };
-        let mut result = Ok(());
-        for (link, targets) in remote {
-            result = link.send_report(data.targeted, data.publisher.agent(), data.subject.as_str(), content, targets);
-        }
-        result
+            result
+        });
+        sent.unwrap_or_else(|e| {
+            tracing::error!(publisher = %data.publisher, subject = %data.subject, "report not sent to remote subscribers: {e}");
+            Ok(())
+        })
     }
 }
 

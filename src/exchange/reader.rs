@@ -18,7 +18,7 @@ use crate::wire::{frame_len, is_call, CodecError};
 /// Most frames in one chunk.
 const BATCH: usize = 512;
 /// Read buffer growth step: one read takes up to this much.
-const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 256 * 1024;
 /// Below this much free space the buffer grows (or is reclaimed) before reading.
 const READ_MIN: usize = 8 * 1024;
 

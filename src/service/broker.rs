@@ -54,6 +54,8 @@ pub(crate) struct Broker {
     by_agent: IdMap<AgentId, (Binding, BTreeSet<SubjectPattern>)>,
     publishers: IdMap<AgentId, PublisherEntry>,
     watches: IdMap<AgentId, usize>,
+    /// The subject of the last report published.
+    last_subject: Option<Subject>,
 }
 
 impl Broker {
@@ -340,9 +342,15 @@ impl<S: Service> ServiceContext<S> {
     /// matching pattern) and caches it for `lifetime`. In-process subscribers share the value;
     /// nothing is serialized. An invalid subject is logged and nothing is published.
     pub fn publish_report<T: Content>(&mut self, subject: impl IntoName<Subject>, content: T, lifetime: Lifetime) {
-        let subject = match subject.into_name() {
-            Ok(s) => s,
-            Err(e) => return refuse(&self.core.binding, "publish_report", e),
+        // A publisher usually repeats its subjects: an equal string reuses the last one
+        // validated instead of validating and allocating it again.
+        let last = &mut self.core.broker.last_subject;
+        let subject = match last.as_ref().filter(|l| subject.unvalidated() == Some(l.as_str())) {
+            Some(l) => l.clone(),
+            None => match subject.into_name() {
+                Ok(s) => last.insert(s).clone(),
+                Err(e) => return refuse(&self.core.binding, "publish_report", e),
+            },
         };
         self.publish_payload(subject, Payload::new(content), lifetime);
     }
