@@ -29,7 +29,7 @@ use crate::report::{PublisherNotice, Report, ReportData};
 use crate::request::{ErrorCode, Failure, IncomingRequest, ReplyTo};
 use crate::wire::{
     decode_incoming, split_frame, CodecError, Frame, Hello, Incoming, ReportView, RequestFrame, ServiceInfo,
-    TargetView, PROTOCOL_VERSION,
+    TargetView, Text, PROTOCOL_VERSION,
 };
 
 use super::link::send_outcome;
@@ -65,8 +65,8 @@ struct Names {
 }
 
 struct Interned<T> {
-    map: HashMap<String, T>,
-    last: Option<(Arc<str>, T)>,
+    map: HashMap<Box<[u8]>, T>,
+    last: Option<(Box<[u8]>, T)>,
 }
 
 impl<T> Default for Interned<T> {
@@ -79,38 +79,38 @@ impl<T> Default for Interned<T> {
 const NAMES_LIMIT: usize = 4096;
 
 impl<T: Clone> Interned<T> {
-    fn get(&mut self, key: &str, make: impl FnOnce(&str) -> Result<T, String>) -> Result<&T, String> {
-        let hit = matches!(&self.last, Some((k, _)) if &**k == key);
+    /// The name for `text`: checked (UTF-8, then `make`) the first time it is seen only.
+    fn get(&mut self, text: Text<'_>, make: impl FnOnce(&str) -> Result<T, String>) -> Result<&T, String> {
+        let key = text.0;
+        let hit = matches!(&self.last, Some((k, _)) if **k == *key);
         if !hit {
             let value = match self.map.get(key) {
                 Some(v) => v.clone(),
                 None => {
-                    let v = make(key)?;
+                    let s = text.to_str().map_err(|e| format!("invalid UTF-8 in {:?}: {e}", text))?;
+                    let v = make(s)?;
                     if self.map.len() >= NAMES_LIMIT {
                         self.map.clear();
                     }
-                    self.map.insert(key.to_owned(), v.clone());
+                    self.map.insert(key.into(), v.clone());
                     v
                 }
             };
-            self.last = Some((Arc::from(key), value));
+            self.last = Some((key.into(), value));
         }
         Ok(&self.last.as_ref().expect("set above").1)
     }
 }
 
 impl Names {
-    fn subject(&mut self, s: &str) -> Result<&Subject, String> {
+    fn subject(&mut self, s: Text<'_>) -> Result<&Subject, String> {
         self.subjects.get(s, |s| Subject::new(s).map_err(|e| e.to_string()))
     }
-    fn pattern(&mut self, s: &str) -> Result<&SubjectPattern, String> {
+    fn pattern(&mut self, s: Text<'_>) -> Result<&SubjectPattern, String> {
         self.patterns.get(s, |s| SubjectPattern::new(s).map_err(|e| e.to_string()))
     }
-    fn type_name(&mut self, s: &str) -> Arc<str> {
-        match self.types.get(s, |s| Ok(Arc::from(s))) {
-            Ok(t) => t.clone(),
-            Err(_) => Arc::from(s),
-        }
+    fn type_name(&mut self, s: Text<'_>) -> Result<Arc<str>, String> {
+        self.types.get(s, |s| Ok(Arc::from(s))).cloned()
     }
 }
 
@@ -451,14 +451,14 @@ impl Handler<WriterDone> for Bridge {
 fn route(net: &super::Net, names: &mut Names, frame: Frame) -> Result<(), String> {
     match frame {
         Frame::SubscriptionRequested { publisher, subscriber, pattern } => {
-            let pattern = names.pattern(&pattern)?.clone();
+            let pattern = names.pattern(pattern.as_str().into())?.clone();
             if let (Some(publisher), Some(subscriber)) = (net.lookup(publisher), net.lookup(subscriber)) {
                 publisher.send(Delivery::SubscriptionRequested { subscriber, pattern });
             }
             Ok(())
         }
         Frame::SubscriptionWithdrawn { publisher, subscriber, pattern } => {
-            let pattern = names.pattern(&pattern)?.clone();
+            let pattern = names.pattern(pattern.as_str().into())?.clone();
             if let Some(publisher) = net.lookup(publisher) {
                 publisher.send(Delivery::SubscriptionWithdrawn { subscriber, pattern });
             }
@@ -517,6 +517,7 @@ fn route_report(
     targeted: bool,
 ) -> Result<(), String> {
     let subject = names.subject(view.subject)?.clone();
+    let type_name = names.type_name(view.content.type_name)?;
     let Some(publisher) = net.lookup(view.publisher) else { return Ok(()) };
     let mut data: Option<Arc<ReportData>> = None;
     // Targets per link, as indexes into `view.targets`; `whole` while one link has them all.
@@ -532,11 +533,8 @@ fn route_report(
             None => {
                 whole = false;
                 let data = data.get_or_insert_with(|| {
-                    let content = Payload::encoded(
-                        view.content.format,
-                        chunk.slice_ref(view.content.bytes),
-                        names.type_name(view.content.type_name),
-                    );
+                    let content =
+                        Payload::encoded(view.content.format, chunk.slice_ref(view.content.bytes), type_name.clone());
                     Arc::new(ReportData { publisher: publisher.clone(), subject: subject.clone(), content, targeted })
                 });
                 subscriber.send(Delivery::Report(Report { data: data.clone(), pattern }));
@@ -597,4 +595,27 @@ fn route_request(net: &super::Net, request: RequestFrame) -> Result<(), String> 
         send_outcome(&requester, conversation, reply_format, Err(failure));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn received_names_are_checked_and_bad_ones_refused_every_time() {
+        let mut names = Names::default();
+        assert_eq!(names.subject(Text(b"a.b")).unwrap().as_str(), "a.b");
+        // A repeated name is the same interned value.
+        let first = names.type_name(Text(b"T")).unwrap();
+        assert!(Arc::ptr_eq(&first, &names.type_name(Text(b"T")).unwrap()));
+        for _ in 0..2 {
+            let err = names.subject(Text(&[b'a', 0xff])).unwrap_err();
+            assert!(err.contains("invalid UTF-8"), "{err}");
+            assert!(names.subject(Text(b"a\nb")).is_err());
+            assert!(names.pattern(Text(b"")).is_err());
+            assert!(names.type_name(Text(&[0xc3])).is_err());
+        }
+        assert_eq!(names.pattern(Text(b"a.*")).unwrap().as_str(), "a.*");
+        assert_eq!(names.subject(Text(b"a.b")).unwrap().as_str(), "a.b");
+    }
 }

@@ -329,7 +329,7 @@ impl Link {
         content: ContentView<'_>,
         targets: &[T],
     ) -> Result<(), Refused> {
-        let report = ReportRef { targeted, publisher, subject, content, targets };
+        let report = ReportRef { targeted, publisher, subject: subject.into(), content, targets };
         self.send_encoded(true, "Report", &report)
     }
 
@@ -462,7 +462,7 @@ impl<'a> ReportFanout<'a> {
     fn send(data: &ReportData, remote: &[(Link, Targets)]) -> Result<(), Refused> {
         let format = data.content.wire_format();
         let sent = data.content.with_bytes(format, |bytes| {
-            let content = ContentView { format, type_name: data.content.type_name(), bytes };
+            let content = ContentView { format, type_name: data.content.type_name().into(), bytes };
             let mut result = Ok(());
             for (link, targets) in remote {
                 result =

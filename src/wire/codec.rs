@@ -4,9 +4,11 @@ use bytes::{BufMut, BytesMut};
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
 use super::frame::{
-    Frame, ReportHead, ReportView, TargetItem, TargetList, Targets, CALL_VARIANTS, REPORT_VARIANT,
+    ContentView, Frame, ReportView, TargetItem, TargetList, TargetView, Targets, Text, CALL_VARIANTS, REPORT_VARIANT,
     TARGETED_REPORT_VARIANT,
 };
+use crate::names::AgentId;
+use crate::payload::Format;
 
 /// Default cap on one frame's size: 16 MiB.
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
@@ -141,19 +143,90 @@ pub(crate) fn decode_incoming(body: &[u8]) -> Result<Incoming<'_>, CodecError> {
         Some(&TARGETED_REPORT_VARIANT) => true,
         _ => return decode_frame(body).map(Incoming::Other),
     };
-    let malformed = |e: bincode::error::DecodeError| CodecError::Malformed(e.to_string());
-    let fields = &body[1..];
-    let (head, used): (ReportHead<'_>, usize) =
-        bincode::serde::borrow_decode_from_slice(fields, config()).map_err(malformed)?;
-    let rest = &fields[used..];
-    let (targets, used): (TargetList<'_>, usize) =
-        bincode::serde::borrow_decode_from_slice(rest, config()).map_err(malformed)?;
-    if used != rest.len() {
-        return Err(CodecError::Malformed(format!("{} trailing bytes after a Report frame", rest.len() - used)));
+    let kind = if targeted { "TargetedReport" } else { "Report" };
+    let malformed = |what: String| CodecError::Malformed(format!("{kind} frame: {what}"));
+    let mut fields = Fields { buf: body, at: 1 };
+    let publisher = fields.agent().map_err(malformed)?;
+    let subject = fields.text().map_err(malformed)?;
+    let format = match fields.varint().map_err(malformed)? {
+        0 => Format::Bincode,
+        1 => Format::Json,
+        other => return Err(malformed(format!("unknown content format {other}"))),
+    };
+    let type_name = fields.text().map_err(malformed)?;
+    let bytes = fields.bytes().map_err(malformed)?;
+    let head = &body[..fields.at];
+    let count = fields.varint().map_err(malformed)?;
+    let mut targets = TargetList::new();
+    for _ in 0..count {
+        let subscriber = fields.agent().map_err(malformed)?;
+        let pattern = match fields.byte().map_err(malformed)? {
+            0 => None,
+            1 => Some(fields.text().map_err(malformed)?),
+            other => return Err(malformed(format!("invalid option tag {other}"))),
+        };
+        targets.push(TargetView { subscriber, pattern });
     }
-    let ReportHead { publisher, subject, content } = head;
-    let head = &body[..body.len() - rest.len()];
+    if fields.at != body.len() {
+        return Err(malformed(format!("{} trailing bytes", body.len() - fields.at)));
+    }
+    let content = ContentView { format, type_name, bytes };
     Ok(Incoming::Report { view: ReportView { publisher, subject, content, targets, head }, targeted })
+}
+
+/// Reads the fields of a report frame as bincode (`standard()`: varint integers) writes them.
+/// Hand-written because reports are most of the traffic: it borrows everything and leaves
+/// the UTF-8 check of names to the receiver's name cache. Tests pin it to the serde encoding.
+struct Fields<'a> {
+    buf: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Fields<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let end = self.at.checked_add(n).filter(|&end| end <= self.buf.len());
+        let end = end.ok_or_else(|| format!("ends after {} bytes, inside a field of {n} bytes", self.buf.len()))?;
+        let bytes = &self.buf[self.at..end];
+        self.at = end;
+        Ok(bytes)
+    }
+
+    fn byte(&mut self) -> Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+
+    /// bincode's varint: one byte below 251, else a marker for a 2, 4 or 8 byte little-endian
+    /// integer.
+    fn varint(&mut self) -> Result<u64, String> {
+        fn le<const N: usize>(bytes: &[u8]) -> [u8; N] {
+            let mut out = [0; N];
+            out.copy_from_slice(bytes);
+            out
+        }
+        match self.byte()? {
+            n @ 0..=250 => Ok(u64::from(n)),
+            251 => Ok(u64::from(u16::from_le_bytes(le(self.take(2)?)))),
+            252 => Ok(u64::from(u32::from_le_bytes(le(self.take(4)?)))),
+            253 => Ok(u64::from_le_bytes(le(self.take(8)?))),
+            marker => Err(format!("invalid integer marker {marker}")),
+        }
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], String> {
+        let len = self.varint()?;
+        let len = usize::try_from(len).map_err(|_| format!("length {len} too large"))?;
+        self.take(len)
+    }
+
+    fn text(&mut self) -> Result<Text<'a>, String> {
+        self.bytes().map(Text)
+    }
+
+    fn agent(&mut self) -> Result<AgentId, String> {
+        let bytes = self.bytes()?;
+        let id = uuid::Uuid::from_slice(bytes).map_err(|_| format!("an identity of {} bytes", bytes.len()))?;
+        Ok(AgentId::from_uuid(id))
+    }
 }
 
 /// A tokio-util codec for [`Frame`]s with a size cap.
@@ -320,8 +393,13 @@ mod tests {
                 ],
             };
             let owned = if targeted { Frame::TargetedReport(owned) } else { Frame::Report(owned) };
-            let borrowed =
-                ReportRef { targeted, publisher: agent(1), subject: "a.b", content: content.view(), targets: &targets };
+            let borrowed = ReportRef {
+                targeted,
+                publisher: agent(1),
+                subject: "a.b".into(),
+                content: content.view(),
+                targets: &targets,
+            };
             let mut buf = BytesMut::new();
             encode_frame(&borrowed, &mut buf, DEFAULT_MAX_FRAME).unwrap();
             assert_eq!(buf.to_vec(), encoded(&owned));
@@ -330,7 +408,23 @@ mod tests {
 
     #[test]
     fn reports_decode_without_copying_and_other_frames_as_frames() {
-        for frame in samples() {
+        // Beyond the samples: fields long enough for 2- and 4-byte length markers, JSON content.
+        let big = Frame::Report(ReportFrame {
+            publisher: agent(1),
+            subject: "s".repeat(300),
+            content: WirePayload {
+                format: Format::Json,
+                type_name: "t".repeat(251),
+                bytes: bytes::Bytes::from(vec![5u8; 70_000]),
+            },
+            targets: (0..300u16)
+                .map(|i| ReportTarget {
+                    subscriber: agent(i as u8),
+                    pattern: (i % 2 == 0).then(|| "p".repeat(i.into())),
+                })
+                .collect(),
+        });
+        for frame in samples().into_iter().chain([big]) {
             let bytes = encoded(&frame);
             let (whole, body, rest) = split_frame(&bytes).unwrap();
             assert_eq!((whole.len(), rest.len()), (bytes.len(), 0));
@@ -341,12 +435,12 @@ mod tests {
             match (decode_incoming(body).unwrap(), &frame) {
                 (Incoming::Report { view, targeted }, Frame::Report(owned) | Frame::TargetedReport(owned)) => {
                     assert_eq!(targeted, matches!(frame, Frame::TargetedReport(_)));
-                    assert_eq!((view.publisher, view.subject), (owned.publisher, owned.subject.as_str()));
+                    assert_eq!((view.publisher, view.subject), (owned.publisher, owned.subject.as_str().into()));
                     assert_eq!(view.content, owned.content.view());
                     let targets: Vec<_> = owned
                         .targets
                         .iter()
-                        .map(|t| TargetView { subscriber: t.subscriber, pattern: t.pattern.as_deref() })
+                        .map(|t| TargetView { subscriber: t.subscriber, pattern: t.pattern.as_deref().map(Text::from) })
                         .collect();
                     assert_eq!(&view.targets[..], &targets[..]);
                     // Re-encoded from the view, it is the same frame.
@@ -386,6 +480,23 @@ mod tests {
         assert!(err.to_string().contains("trailing"), "{err}");
         // An empty body is no frame at all.
         assert!(matches!(decode_incoming(&[]), Err(CodecError::Malformed(_))));
+        // Every prefix of a report body is malformed, never a panic; so is a bad format, option
+        // tag, identity length or integer marker.
+        for cut in 1..body.len() {
+            assert!(matches!(decode_incoming(&body[..cut]), Err(CodecError::Malformed(_))), "cut at {cut}");
+        }
+        let at_format = 1 + 17 + 2;
+        for (at, value, message) in [
+            (at_format, 7, "unknown content format 7"),
+            (body.len() - 3, 9, "invalid option tag 9"),
+            (1, 15, "an identity of 15 bytes"),
+            (at_format, 255, "invalid integer marker 255"),
+        ] {
+            let mut bad = body.to_vec();
+            bad[at] = value;
+            let err = decode_incoming(&bad).unwrap_err().to_string();
+            assert!(err.contains(message), "{err}");
+        }
     }
 
     #[test]

@@ -227,14 +227,44 @@ pub(crate) const TARGETED_REPORT_VARIANT: u8 = 9;
 /// whose sender waits for them.
 pub(crate) const CALL_VARIANTS: std::ops::RangeInclusive<u8> = 11..=13;
 
+/// A string as it is on the wire, not yet checked to be UTF-8: the receiver checks each
+/// distinct name once (see the bridge's name cache), not every frame that repeats it. Encodes
+/// exactly as a `String` (bincode writes both as a length and the bytes).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Text<'a>(pub(crate) &'a [u8]);
+
+impl<'a> Text<'a> {
+    /// The text, if it is valid UTF-8.
+    pub(crate) fn to_str(self) -> Result<&'a str, std::str::Utf8Error> {
+        std::str::from_utf8(self.0)
+    }
+}
+
+impl<'a> From<&'a str> for Text<'a> {
+    fn from(s: &'a str) -> Self {
+        Text(s.as_bytes())
+    }
+}
+
+impl std::fmt::Debug for Text<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&String::from_utf8_lossy(self.0), f)
+    }
+}
+
+impl Serialize for Text<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
 /// Encoded content seen without copying: it borrows from a received frame, or from a
 /// [`WirePayload`] or payload being sent. Encodes exactly as a [`WirePayload`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub(crate) struct ContentView<'a> {
     pub(crate) format: Format,
-    #[serde(borrow)]
-    pub(crate) type_name: &'a str,
-    #[serde(borrow, serialize_with = "byte_string")]
+    pub(crate) type_name: Text<'a>,
+    #[serde(serialize_with = "byte_string")]
     pub(crate) bytes: &'a [u8],
 }
 
@@ -245,16 +275,15 @@ fn byte_string<S: serde::Serializer>(bytes: &&[u8], s: S) -> Result<S::Ok, S::Er
 #[cfg(test)]
 impl WirePayload {
     pub(crate) fn view(&self) -> ContentView<'_> {
-        ContentView { format: self.format, type_name: &self.type_name, bytes: &self.bytes }
+        ContentView { format: self.format, type_name: self.type_name.as_str().into(), bytes: &self.bytes }
     }
 }
 
 /// One target of a report seen without copying. Encodes exactly as a [`ReportTarget`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub(crate) struct TargetView<'a> {
     pub(crate) subscriber: AgentId,
-    #[serde(borrow)]
-    pub(crate) pattern: Option<&'a str>,
+    pub(crate) pattern: Option<Text<'a>>,
 }
 
 /// A received report frame decoded without copying: names and content borrow from the
@@ -262,7 +291,7 @@ pub(crate) struct TargetView<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ReportView<'a> {
     pub(crate) publisher: AgentId,
-    pub(crate) subject: &'a str,
+    pub(crate) subject: Text<'a>,
     pub(crate) content: ContentView<'a>,
     pub(crate) targets: TargetList<'a>,
     /// The frame's body up to its targets (variant index included): what every copy of the
@@ -270,46 +299,8 @@ pub(crate) struct ReportView<'a> {
     pub(crate) head: &'a [u8],
 }
 
-/// The fields of a report frame before its targets.
-#[derive(Deserialize)]
-pub(crate) struct ReportHead<'a> {
-    pub(crate) publisher: AgentId,
-    #[serde(borrow)]
-    pub(crate) subject: &'a str,
-    #[serde(borrow)]
-    pub(crate) content: ContentView<'a>,
-}
-
 /// The targets of a received report; a few are kept without allocating.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(crate) struct TargetList<'a>(pub(crate) smallvec::SmallVec<[TargetView<'a>; 4]>);
-
-impl<'a> std::ops::Deref for TargetList<'a> {
-    type Target = [TargetView<'a>];
-    fn deref(&self) -> &[TargetView<'a>] {
-        &self.0
-    }
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for TargetList<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
-            type Value = TargetList<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a sequence of report targets")
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut list = TargetList::default();
-                while let Some(target) = seq.next_element::<TargetView<'de>>()? {
-                    list.0.push(target);
-                }
-                Ok(list)
-            }
-        }
-        d.deserialize_seq(Visitor(std::marker::PhantomData))
-    }
-}
+pub(crate) type TargetList<'a> = smallvec::SmallVec<[TargetView<'a>; 4]>;
 
 /// Something that names one subscriber of a report and the pattern it matched.
 pub(crate) trait TargetItem {
@@ -318,7 +309,7 @@ pub(crate) trait TargetItem {
 
 impl TargetItem for (AgentId, Option<SubjectPattern>) {
     fn view(&self) -> TargetView<'_> {
-        TargetView { subscriber: self.0, pattern: self.1.as_ref().map(|p| p.as_str()) }
+        TargetView { subscriber: self.0, pattern: self.1.as_ref().map(|p| p.as_str().into()) }
     }
 }
 
@@ -333,7 +324,7 @@ impl TargetItem for TargetView<'_> {
 pub(crate) struct ReportRef<'a, T> {
     pub(crate) targeted: bool,
     pub(crate) publisher: AgentId,
-    pub(crate) subject: &'a str,
+    pub(crate) subject: Text<'a>,
     pub(crate) content: ContentView<'a>,
     pub(crate) targets: &'a [T],
 }
@@ -342,7 +333,7 @@ pub(crate) struct ReportRef<'a, T> {
 #[serde(bound = "T: TargetItem")]
 struct ReportBody<'a, T> {
     publisher: AgentId,
-    subject: &'a str,
+    subject: Text<'a>,
     content: ContentView<'a>,
     targets: Targets<'a, T>,
 }
