@@ -54,6 +54,7 @@ pub(crate) struct Bridge {
     agents: HashSet<AgentId>,
     closed: Option<oneshot::Sender<Closed>>,
     names: Names,
+    routes: RouteCache,
     /// Makes the reader yield before its next chunk (see `FrameChunks`).
     pause: Rc<Cell<bool>>,
 }
@@ -171,6 +172,7 @@ impl Bridge {
                 agents: HashSet::new(),
                 closed: Some(closed_tx),
                 names: Names::default(),
+                routes: RouteCache::default(),
                 pause,
             }
         });
@@ -421,10 +423,16 @@ impl StreamHandler<Result<Bytes, CodecError>> for Bridge {
             rest = next;
             let result = match (self.state, decode_incoming(body)) {
                 (State::Closing, _) => return,
-                (State::Ready, Ok(Incoming::Report { view, targeted })) => {
-                    route_report(self.shared.node.net(), &mut self.names, &chunk, view, frame, targeted)
-                        .map(|local| self.pause.set(self.pause.get() | local))
-                }
+                (State::Ready, Ok(Incoming::Report { view, targeted })) => route_report(
+                    self.shared.node.net(),
+                    &mut self.names,
+                    &mut self.routes,
+                    &chunk,
+                    view,
+                    frame,
+                    targeted,
+                )
+                .map(|local| self.pause.set(self.pause.get() | local)),
                 (_, Ok(Incoming::Report { targeted, .. })) => {
                     Err(format!("{} frame before the handshake", if targeted { "TargetedReport" } else { "Report" }))
                 }
@@ -519,33 +527,50 @@ fn route(net: &super::Net, names: &mut Names, frame: Frame) -> Result<(), String
 fn route_report(
     net: &super::Net,
     names: &mut Names,
+    routes: &mut RouteCache,
     chunk: &Bytes,
     view: ReportView<'_>,
     frame: &[u8],
     targeted: bool,
 ) -> Result<bool, String> {
-    let subject = names.subject(view.subject)?.clone();
-    let type_name = names.type_name(view.content.type_name)?;
-    let Some(publisher) = net.lookup(view.publisher) else { return Ok(false) };
-    let mut data: Option<Arc<ReportData>> = None;
+    names.subject(view.subject)?;
+    names.type_name(view.content.type_name)?;
+    if routes.lookup(net, view.publisher).is_none() {
+        return Ok(false);
+    }
+    let mut data: Option<ReportData> = None;
     // Targets per link, as indexes into `view.targets`; `whole` while one link has them all.
     let mut remote: SmallVec<[(Link, SmallVec<[usize; 4]>); 4]> = SmallVec::new();
     let mut whole = true;
     for (i, target) in view.targets.iter().enumerate() {
-        let pattern = target.pattern.map(|p| names.pattern(p).cloned()).transpose()?;
-        let Some(subscriber) = net.lookup(target.subscriber) else {
+        let pattern = match target.pattern {
+            Some(p) => Some(names.pattern(p)?),
+            None => None,
+        };
+        let Some(subscriber) = routes.lookup(net, target.subscriber) else {
             whole = false;
             continue;
         };
         match subscriber.link() {
             None => {
                 whole = false;
-                let data = data.get_or_insert_with(|| {
-                    let content =
-                        Payload::encoded(view.content.format, chunk.slice_ref(view.content.bytes), type_name.clone());
-                    Arc::new(ReportData { publisher: publisher.clone(), subject: subject.clone(), content, targeted })
-                });
-                subscriber.send(Delivery::Report(Report { data: data.clone(), pattern }));
+                let pattern = pattern.cloned();
+                let subscriber = subscriber.clone();
+                let data = match &data {
+                    Some(data) => data.clone(),
+                    None => {
+                        // Withdrawn meanwhile (by another thread): nothing to deliver.
+                        let Some(publisher) = routes.lookup(net, view.publisher).cloned() else { continue };
+                        let content = Payload::encoded(
+                            view.content.format,
+                            chunk.slice_ref(view.content.bytes),
+                            names.type_name(view.content.type_name)?,
+                        );
+                        let subject = names.subject(view.subject)?.clone();
+                        data.insert(ReportData { publisher, subject, content, targeted }).clone()
+                    }
+                };
+                subscriber.send(Delivery::Report(Report { data, pattern }));
             }
             Some(link) => match remote.iter_mut().find(|(l, _)| l.same(link)) {
                 Some((_, indexes)) => indexes.push(i),
@@ -567,6 +592,39 @@ fn route_report(
         let _ = link.send_report_head(view.head, &targets);
     }
     Ok(data.is_some())
+}
+
+/// Routes looked up while handling frames, kept while the node's routing table is unchanged
+/// (its generation), so that a stream of reports between the same agents costs no lock and
+/// no hash per frame.
+#[derive(Default)]
+struct RouteCache {
+    generation: u64,
+    entries: Vec<(AgentId, Option<Binding>)>,
+}
+
+/// Most agents a bridge keeps routes for.
+const ROUTE_CACHE: usize = 16;
+
+impl RouteCache {
+    fn lookup(&mut self, net: &super::Net, agent: AgentId) -> Option<&Binding> {
+        let generation = net.generation();
+        if generation != self.generation {
+            self.entries.clear();
+            self.generation = generation;
+        }
+        let at = match self.entries.iter().position(|(a, _)| *a == agent) {
+            Some(at) => at,
+            None => {
+                if self.entries.len() >= ROUTE_CACHE {
+                    self.entries.remove(0);
+                }
+                self.entries.push((agent, net.lookup(agent)));
+                self.entries.len() - 1
+            }
+        };
+        self.entries[at].1.as_ref()
+    }
 }
 
 fn route_request(net: &super::Net, request: RequestFrame) -> Result<(), String> {

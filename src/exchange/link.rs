@@ -422,7 +422,7 @@ pub(crate) fn send_outcome(
 type Target = (AgentId, Option<SubjectPattern>);
 
 pub(crate) struct ReportFanout<'a> {
-    data: &'a Arc<ReportData>,
+    data: &'a ReportData,
     delivered: usize,
     remote: SmallVec<[(Link, Targets); 2]>,
 }
@@ -431,7 +431,7 @@ pub(crate) struct ReportFanout<'a> {
 type Targets = SmallVec<[Target; 2]>;
 
 impl<'a> ReportFanout<'a> {
-    pub(crate) fn new(data: &'a Arc<ReportData>) -> Self {
+    pub(crate) fn new(data: &'a ReportData) -> Self {
         ReportFanout { data, delivered: 0, remote: SmallVec::new() }
     }
 

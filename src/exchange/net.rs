@@ -1,6 +1,7 @@
 //! The node's routing state shared by every bridge: which agent is reached how, and the
 //! requests sent across links that wait for an answer.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::oneshot;
@@ -36,6 +37,8 @@ pub(crate) enum RouteRemoved {
 #[derive(Default)]
 pub(crate) struct Net {
     table: RwLock<Routes>,
+    /// Changes with every change of `table` (see [`Net::generation`]).
+    generation: AtomicU64,
     pending: Mutex<IdMap<ConversationId, Pending>>,
 }
 
@@ -50,6 +53,18 @@ impl Net {
         Arc::new(Net::default())
     }
 
+    /// A number that changes whenever a route is added or removed: lookups made while it
+    /// stays the same would give the same answers (bridges cache theirs on it).
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Routes> {
+        let guard = self.table.write().unwrap_or_else(|p| p.into_inner());
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        guard
+    }
+
     pub(crate) fn lookup(&self, agent: AgentId) -> Option<Binding> {
         self.table.read().unwrap_or_else(|p| p.into_inner()).current.get(&agent).cloned()
     }
@@ -57,7 +72,7 @@ impl Net {
     /// Adds a route. Returns `true` when the agent was not known (it is new to this node);
     /// a further remote route of a known agent becomes an alternate.
     pub(crate) fn insert(&self, binding: Binding) -> bool {
-        let mut routes = self.table.write().unwrap_or_else(|p| p.into_inner());
+        let mut routes = self.write();
         let agent = binding.agent();
         match routes.current.get(&agent) {
             None => {
@@ -80,7 +95,7 @@ impl Net {
 
     /// Removes the route to `agent` through `via` (`None`: the agent is local).
     pub(crate) fn remove(&self, agent: AgentId, via: Option<&Link>) -> RouteRemoved {
-        let mut routes = self.table.write().unwrap_or_else(|p| p.into_inner());
+        let mut routes = self.write();
         if !routes.current.get(&agent).is_some_and(|c| is_via(c, via)) {
             if let Some(alternates) = routes.alternates.get_mut(&agent) {
                 alternates.retain(|b| !is_via(b, via));

@@ -13,7 +13,6 @@
 //! the subscriber's inbox; the content is shared, never copied or serialized.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Service, ServiceContext};
@@ -192,7 +191,7 @@ impl Broker {
             }));
         }
         for (subject, content) in self.cache.matching(&pattern, Instant::now()) {
-            let data = Arc::new(ReportData { publisher: me.clone(), subject, content, targeted: false });
+            let data = ReportData { publisher: me.clone(), subject, content, targeted: false };
             subscriber.send(Delivery::Report(Report { data, pattern: Some(pattern.clone()) }));
         }
         vec![Notice::Subscription(SubscriptionNotice { subscriber, pattern, status: SubscriptionStatus::Requested })]
@@ -365,7 +364,7 @@ impl<S: Service> ServiceContext<S> {
         if broker.subscribers.is_empty() {
             return;
         }
-        let data = Arc::new(ReportData { publisher: self.core.binding.clone(), subject, content, targeted: false });
+        let data = ReportData { publisher: self.core.binding.clone(), subject, content, targeted: false };
         let mut fanout = ReportFanout::new(&data);
         for entry in broker.subscribers.values() {
             for pattern in &entry.patterns {
@@ -389,12 +388,12 @@ impl<S: Service> ServiceContext<S> {
             tracing::debug!(service = %self.core.binding, subscriber = %subscriber, "send_report: not a subscriber; nothing sent");
             return;
         };
-        let data = Arc::new(ReportData {
+        let data = ReportData {
             publisher: self.core.binding.clone(),
             subject,
             content: Payload::new(content),
             targeted: true,
-        });
+        };
         let mut fanout = ReportFanout::new(&data);
         for pattern in entry.patterns.iter().filter(|p| p.matches(data.subject.as_str())) {
             fanout.add(&entry.binding, Some(pattern));
