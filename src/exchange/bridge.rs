@@ -30,8 +30,8 @@ use crate::registry::{JoinGroup, LeaveGroup, Register, Reroute, Status, Withdraw
 use crate::report::{PublisherNotice, Report, ReportData};
 use crate::request::{ErrorCode, Failure, IncomingRequest, ReplyTo};
 use crate::wire::{
-    decode_incoming, split_frame, CodecError, Frame, Hello, Incoming, ReportView, RequestFrame, ServiceInfo,
-    TargetView, Text, PROTOCOL_VERSION,
+    decode_incoming, split_frame, CodecError, Frame, Hello, Incoming, ReportView, RequestFrame, ServiceInfo, Text,
+    PROTOCOL_VERSION,
 };
 
 use super::link::send_outcome;
@@ -538,15 +538,14 @@ fn route_report(
     if routes.lookup(net, view.publisher).is_none() {
         return Ok(false);
     }
-    let mut data: Option<ReportData> = None;
     // Targets per link, as indexes into `view.targets`; `whole` while one link has them all.
     let mut remote: SmallVec<[(Link, SmallVec<[usize; 4]>); 4]> = SmallVec::new();
     let mut whole = true;
+    let mut local = 0;
     for (i, target) in view.targets.iter().enumerate() {
-        let pattern = match target.pattern {
-            Some(p) => Some(names.pattern(p)?),
-            None => None,
-        };
+        if let Some(p) = target.pattern {
+            names.pattern(p)?;
+        }
         let Some(subscriber) = routes.lookup(net, target.subscriber) else {
             whole = false;
             continue;
@@ -554,23 +553,7 @@ fn route_report(
         match subscriber.link() {
             None => {
                 whole = false;
-                let pattern = pattern.cloned();
-                let subscriber = subscriber.clone();
-                let data = match &data {
-                    Some(data) => data.clone(),
-                    None => {
-                        // Withdrawn meanwhile (by another thread): nothing to deliver.
-                        let Some(publisher) = routes.lookup(net, view.publisher).cloned() else { continue };
-                        let content = Payload::encoded(
-                            view.content.format,
-                            chunk.slice_ref(view.content.bytes),
-                            names.type_name(view.content.type_name)?,
-                        );
-                        let subject = names.subject(view.subject)?.clone();
-                        data.insert(ReportData { publisher, subject, content, targeted }).clone()
-                    }
-                };
-                subscriber.send(Delivery::Report(Report { data, pattern }));
+                local += 1;
             }
             Some(link) => match remote.iter_mut().find(|(l, _)| l.same(link)) {
                 Some((_, indexes)) => indexes.push(i),
@@ -581,6 +564,9 @@ fn route_report(
             },
         }
     }
+    if local > 0 {
+        deliver_locally(net, names, routes, chunk, &view, targeted, local)?;
+    }
     if let [(link, _)] = &remote[..] {
         if whole {
             let _ = link.send_raw_report(frame);
@@ -588,10 +574,45 @@ fn route_report(
         }
     }
     for (link, indexes) in remote {
-        let targets: SmallVec<[TargetView<'_>; 4]> = indexes.iter().map(|&i| view.targets[i]).collect();
-        let _ = link.send_report_head(view.head, &targets);
+        let _ = link.send_report_head(view.head, indexes.iter().map(|&i| view.targets[i]));
     }
-    Ok(data.is_some())
+    Ok(local > 0)
+}
+
+/// Delivers a received report to its `count` local targets, all sharing one copy of its parts
+/// (the last delivery takes them over rather than cloning them).
+fn deliver_locally(
+    net: &super::Net,
+    names: &mut Names,
+    routes: &mut RouteCache,
+    chunk: &Bytes,
+    view: &ReportView<'_>,
+    targeted: bool,
+    count: usize,
+) -> Result<(), String> {
+    // Withdrawn meanwhile (by another thread): nothing to deliver.
+    let Some(publisher) = routes.lookup(net, view.publisher).cloned() else { return Ok(()) };
+    let content = Payload::encoded(
+        view.content.format,
+        chunk.slice_ref(view.content.bytes),
+        names.type_name(view.content.type_name)?,
+    );
+    let subject = names.subject(view.subject)?.clone();
+    let mut data = Some(ReportData { publisher, subject, content, targeted });
+    let mut left = count;
+    for target in view.targets.iter() {
+        let pattern = match target.pattern {
+            Some(p) => Some(names.pattern(p)?.clone()),
+            None => None,
+        };
+        let Some(subscriber) = routes.lookup(net, target.subscriber).filter(|s| s.link().is_none()) else { continue };
+        left = left.saturating_sub(1);
+        let data = if left == 0 { data.take() } else { data.clone() };
+        if let Some(data) = data {
+            subscriber.send(Delivery::Report(Report { data, pattern }));
+        }
+    }
+    Ok(())
 }
 
 /// Routes looked up while handling frames, kept while the node's routing table is unchanged

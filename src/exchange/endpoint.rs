@@ -104,9 +104,9 @@ pub struct ConnectionEvent {
 /// Traffic counters of one exchange (all its links).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ExchangeStats {
-    /// Frames queued for sending.
+    /// Frames handed to sockets.
     pub frames_sent: u64,
-    /// Report frames queued for sending (one per report per link, whatever the number of
+    /// Report frames handed to sockets (one per report per link, whatever the number of
     /// subscribers behind the link).
     pub reports_sent: u64,
     /// Reports dropped because a peer's outbound buffer was full.

@@ -19,7 +19,7 @@ use crate::report::{Report, ReportData};
 use crate::request::{ErrorCode, Failure, IncomingRequest, ReplyTo};
 use crate::wire::{
     encode_frame, encode_report, encode_report_spliced, ContentView, Frame, ReportRef, RequestFrame, TargetItem,
-    WireFailure,
+    TargetView, WireFailure,
 };
 
 /// What the handshake told about the peer.
@@ -33,6 +33,10 @@ pub(crate) struct Peer {
 struct Outbound {
     buf: BytesMut,
     closed: bool,
+    /// Frames and report frames in `buf`, added to the exchange's counters when written (one
+    /// shared-counter update per write rather than per frame).
+    frames: u64,
+    reports: u64,
 }
 
 /// Counters of one exchange, shared by its links.
@@ -87,7 +91,7 @@ impl Link {
             initiated,
             peer: OnceLock::new(),
             net,
-            out: Mutex::new(Outbound { buf: BytesMut::with_capacity(64 * 1024), closed: false }),
+            out: Mutex::new(Outbound { buf: BytesMut::with_capacity(64 * 1024), closed: false, frames: 0, reports: 0 }),
             wake: Notify::new(),
             limit,
             max_frame,
@@ -166,7 +170,11 @@ impl Link {
 
     /// Sends a received report ([`crate::wire::ReportView::head`]) to the listed subscribers
     /// behind this link, without encoding its content again.
-    pub(crate) fn send_report_head<T: TargetItem>(&self, head: &[u8], targets: &[T]) -> Result<(), Refused> {
+    pub(crate) fn send_report_head<'t>(
+        &self,
+        head: &[u8],
+        targets: impl ExactSizeIterator<Item = TargetView<'t>>,
+    ) -> Result<(), Refused> {
         self.queue(true, "Report", |buf| encode_report_spliced(head, targets, buf, self.0.max_frame))
     }
 
@@ -220,10 +228,8 @@ impl Link {
                 tracing::error!(link = self.0.id, frame = kind, "cannot send frame: {e}");
                 return Err(Refused::Full);
             }
-            self.0.counters.frames_sent.fetch_add(1, Ordering::Relaxed);
-            if is_report {
-                self.0.counters.reports_sent.fetch_add(1, Ordering::Relaxed);
-            }
+            out.frames += 1;
+            out.reports += u64::from(is_report);
             if !was_empty {
                 return Ok(());
             }
@@ -245,11 +251,15 @@ impl Link {
             if chunk.capacity() > KEEP_CAPACITY {
                 chunk = BytesMut::with_capacity(64 * 1024);
             }
-            let closed = {
+            let (closed, frames, reports) = {
                 let mut out = self.lock();
                 std::mem::swap(&mut out.buf, &mut chunk);
-                out.closed
+                (out.closed, std::mem::take(&mut out.frames), std::mem::take(&mut out.reports))
             };
+            if frames > 0 {
+                self.0.counters.frames_sent.fetch_add(frames, Ordering::Relaxed);
+                self.0.counters.reports_sent.fetch_add(reports, Ordering::Relaxed);
+            }
             if !chunk.is_empty() {
                 match tokio::time::timeout(self.0.stall_limit, sink.write_all(&chunk)).await {
                     Ok(written) => written?,

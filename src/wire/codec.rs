@@ -95,15 +95,15 @@ pub(crate) fn encode_report<T: TargetItem>(
     );
     put_bytes(buf, report.content.type_name.0);
     put_bytes(buf, report.content.bytes);
-    put_targets(buf, report.targets);
+    put_targets(buf, report.targets.iter().map(TargetItem::view));
     finish_frame(buf, start, max, Ok(0))
 }
 
 /// Appends a report frame made of a received report's head ([`ReportView::head`]) and other
 /// targets: the same report for other subscribers, without encoding its content again.
-pub(crate) fn encode_report_spliced<T: TargetItem>(
+pub(crate) fn encode_report_spliced<'t>(
     head: &[u8],
-    targets: &[T],
+    targets: impl ExactSizeIterator<Item = TargetView<'t>>,
     buf: &mut BytesMut,
     max: usize,
 ) -> Result<(), CodecError> {
@@ -139,10 +139,9 @@ fn put_agent(buf: &mut BytesMut, agent: AgentId) {
     put_bytes(buf, agent.as_uuid().as_bytes());
 }
 
-fn put_targets<T: TargetItem>(buf: &mut BytesMut, targets: &[T]) {
+fn put_targets<'t>(buf: &mut BytesMut, targets: impl ExactSizeIterator<Item = TargetView<'t>>) {
     put_varint(buf, targets.len() as u64);
     for target in targets {
-        let target = target.view();
         put_agent(buf, target.subscriber);
         match target.pattern {
             None => buf.put_u8(0),
@@ -532,13 +531,14 @@ mod tests {
                     // So is its head spliced with the same targets; with fewer targets it is
                     // the owned frame listing only those.
                     let mut spliced = BytesMut::new();
-                    encode_report_spliced(view.head, &view.targets[..], &mut spliced, DEFAULT_MAX_FRAME).unwrap();
+                    encode_report_spliced(view.head, view.targets.iter().copied(), &mut spliced, DEFAULT_MAX_FRAME)
+                        .unwrap();
                     assert_eq!(spliced.to_vec(), bytes);
                     let mut fewer = owned.clone();
                     fewer.targets.clear();
                     let fewer = if targeted { Frame::TargetedReport(fewer) } else { Frame::Report(fewer) };
                     let mut spliced = BytesMut::new();
-                    encode_report_spliced::<TargetView<'_>>(view.head, &[], &mut spliced, DEFAULT_MAX_FRAME).unwrap();
+                    encode_report_spliced(view.head, std::iter::empty(), &mut spliced, DEFAULT_MAX_FRAME).unwrap();
                     assert_eq!(spliced.to_vec(), encoded(&fewer));
                 }
                 (Incoming::Other(decoded), _) => assert_eq!(&decoded, &frame),
