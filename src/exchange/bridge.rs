@@ -334,7 +334,9 @@ impl Bridge {
         Ok(())
     }
 
-    fn on_frame(&mut self, ctx: &mut Context<Self>, frame: Frame) -> Result<(), String> {
+    /// Handles one decoded frame; `raw` is the frame as received (header included), for
+    /// passing it on unchanged.
+    fn on_frame(&mut self, ctx: &mut Context<Self>, frame: Frame, raw: &[u8]) -> Result<(), String> {
         match (self.state, frame) {
             (State::Closing, _) => Ok(()),
             (State::Handshaking, Frame::Hello(hello)) => {
@@ -363,7 +365,7 @@ impl Bridge {
             }
             (State::Ready, Frame::GroupJoined { agent, group }) => self.group_change(agent, &group, true),
             (State::Ready, Frame::GroupLeft { agent, group }) => self.group_change(agent, &group, false),
-            (State::Ready, data) => route(self.shared.node.net(), &mut self.names, data),
+            (State::Ready, data) => route(self.shared.node.net(), &mut self.names, data, raw),
         }
     }
 
@@ -436,7 +438,7 @@ impl StreamHandler<Result<Bytes, CodecError>> for Bridge {
                 (_, Ok(Incoming::Report { targeted, .. })) => {
                     Err(format!("{} frame before the handshake", if targeted { "TargetedReport" } else { "Report" }))
                 }
-                (_, Ok(Incoming::Other(frame))) => self.on_frame(ctx, frame),
+                (_, Ok(Incoming::Other(decoded))) => self.on_frame(ctx, decoded, frame),
                 (_, Err(e)) => Err(e.to_string()),
             };
             if let Err(reason) = result {
@@ -464,7 +466,7 @@ impl Handler<WriterDone> for Bridge {
 /// Gives a data frame its meaning: delivers it to local services, or relays it over the
 /// link its destination is reached through. Frames for agents this node does not know are
 /// dropped (the agent was just withdrawn); frames with invalid contents are protocol errors.
-fn route(net: &super::Net, names: &mut Names, frame: Frame) -> Result<(), String> {
+fn route(net: &super::Net, names: &mut Names, frame: Frame, raw: &[u8]) -> Result<(), String> {
     match frame {
         Frame::SubscriptionRequested { publisher, subscriber, pattern } => {
             let pattern = names.pattern(pattern.as_str().into())?.clone();
@@ -491,13 +493,13 @@ fn route(net: &super::Net, names: &mut Names, frame: Frame) -> Result<(), String
             }
             Ok(())
         }
-        Frame::Request(request) => route_request(net, request),
+        Frame::Request(request) => route_request(net, request, raw),
         Frame::Response { conversation, requester, content } => {
             match net.lookup(requester) {
                 Some(r) if r.link().is_none() => {
                     net.complete(ConversationId(conversation), Ok(Payload::from_wire(content)))
                 }
-                Some(r) => r.link().map_or((), |l| l.forward(&Frame::Response { conversation, requester, content })),
+                Some(r) => r.link().map_or((), |l| l.forward(raw, "Response")),
                 None => {}
             }
             Ok(())
@@ -508,7 +510,7 @@ fn route(net: &super::Net, names: &mut Names, frame: Frame) -> Result<(), String
                     let failure = failure.into_failure().with_conversation(ConversationId(conversation));
                     net.complete(ConversationId(conversation), Err(failure))
                 }
-                Some(r) => r.link().map_or((), |l| l.forward(&Frame::Failure { conversation, requester, failure })),
+                Some(r) => r.link().map_or((), |l| l.forward(raw, "Failure")),
                 None => {}
             }
             Ok(())
@@ -569,7 +571,7 @@ fn route_report(
     }
     if let [(link, _)] = &remote[..] {
         if whole {
-            let _ = link.send_raw_report(frame);
+            let _ = link.send_raw(frame, true, "Report");
             return Ok(false);
         }
     }
@@ -648,7 +650,7 @@ impl RouteCache {
     }
 }
 
-fn route_request(net: &super::Net, request: RequestFrame) -> Result<(), String> {
+fn route_request(net: &super::Net, request: RequestFrame, raw: &[u8]) -> Result<(), String> {
     let RequestFrame { conversation, requester, target, method, args, reply_format } = request;
     let Some(requester) = net.lookup(requester) else {
         tracing::warn!(%requester, method, "request from an unknown agent (not announced here); dropped");
@@ -660,6 +662,13 @@ fn route_request(net: &super::Net, request: RequestFrame) -> Result<(), String> 
         send_outcome(&requester, conversation, reply_format, Err(failure));
         return Ok(());
     };
+    // Relayed: the frame goes on as received (its answer is routed back by requester agent).
+    if let Some(link) = target.link().filter(|l| !l.is_closed()) {
+        if let Err(refused) = link.send_raw(raw, false, "Request") {
+            send_outcome(&requester, conversation, reply_format, Err(refusal_failure(&target, refused)));
+        }
+        return Ok(());
+    }
     let incoming = IncomingRequest {
         conversation: ConversationId(conversation),
         method: method.into(),
@@ -669,19 +678,22 @@ fn route_request(net: &super::Net, request: RequestFrame) -> Result<(), String> 
         reply_format,
     };
     if let Err(refused) = target.push(Delivery::Request(incoming)) {
-        let failure = match refused {
-            Refused::Closed => Failure::netsvc(
-                ErrorCode::CLIENT_SERVICE_UNAVAILABLE,
-                format!("service {target} is no longer available"),
-            ),
-            Refused::Full => Failure::netsvc(
-                ErrorCode::SERVER_RESOURCE_UNAVAILABLE,
-                format!("service {target} is overloaded: its inbox is full"),
-            ),
-        };
-        send_outcome(&requester, conversation, reply_format, Err(failure));
+        send_outcome(&requester, conversation, reply_format, Err(refusal_failure(&target, refused)));
     }
     Ok(())
+}
+
+/// The failure answering a request its target's inbox or link refused.
+fn refusal_failure(target: &Binding, refused: Refused) -> Failure {
+    match refused {
+        Refused::Closed => {
+            Failure::netsvc(ErrorCode::CLIENT_SERVICE_UNAVAILABLE, format!("service {target} is no longer available"))
+        }
+        Refused::Full => Failure::netsvc(
+            ErrorCode::SERVER_RESOURCE_UNAVAILABLE,
+            format!("service {target} is overloaded: its inbox is full"),
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -178,9 +178,9 @@ impl Link {
         self.queue(true, "Report", |buf| encode_report_spliced(head, targets, buf, self.0.max_frame))
     }
 
-    /// Queues a received report frame (header included) as it is.
-    pub(crate) fn send_raw_report(&self, frame: &[u8]) -> Result<(), Refused> {
-        self.queue(true, "Report", |buf| {
+    /// Queues a received frame (header included) as it is.
+    pub(crate) fn send_raw(&self, frame: &[u8], is_report: bool, kind: &str) -> Result<(), Refused> {
+        self.queue(is_report, kind, |buf| {
             buf.extend_from_slice(frame);
             Ok(())
         })
@@ -287,9 +287,9 @@ impl Link {
         self.0.net.lookup(agent).filter(|b| b.link().is_none_or(|l| !l.same(self) && !l.is_closed()))
     }
 
-    /// Relays a frame as it is.
-    pub(crate) fn forward(&self, frame: &Frame) {
-        let _ = self.send_frame(frame);
+    /// Relays a received frame (header included) as it is.
+    pub(crate) fn forward(&self, frame: &[u8], kind: &str) {
+        let _ = self.send_raw(frame, false, kind);
     }
 
     /// Sends a delivery for `target` (a binding reached through this link) as a frame.
