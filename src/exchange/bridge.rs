@@ -430,7 +430,7 @@ impl StreamHandler<Result<Bytes, CodecError>> for Bridge {
                     &mut self.names,
                     &mut self.routes,
                     &chunk,
-                    view,
+                    &view,
                     frame,
                     targeted,
                 )
@@ -531,7 +531,7 @@ fn route_report(
     names: &mut Names,
     routes: &mut RouteCache,
     chunk: &Bytes,
-    view: ReportView<'_>,
+    view: &ReportView<'_>,
     frame: &[u8],
     targeted: bool,
 ) -> Result<bool, String> {
@@ -567,7 +567,7 @@ fn route_report(
         }
     }
     if local > 0 {
-        deliver_locally(net, names, routes, chunk, &view, targeted, local)?;
+        deliver_locally(net, names, routes, chunk, view, targeted, local)?;
     }
     if let [(link, _)] = &remote[..] {
         if whole {

@@ -299,8 +299,9 @@ pub(crate) struct ReportView<'a> {
     pub(crate) head: &'a [u8],
 }
 
-/// The targets of a received report; a few are kept without allocating.
-pub(crate) type TargetList<'a> = smallvec::SmallVec<[TargetView<'a>; 4]>;
+/// The targets of a received report; one (the usual number behind a link to a client) is kept
+/// without allocating, and the view stays small to move.
+pub(crate) type TargetList<'a> = smallvec::SmallVec<[TargetView<'a>; 1]>;
 
 /// Something that names one subscriber of a report and the pattern it matched.
 pub(crate) trait TargetItem {
