@@ -19,6 +19,15 @@
 //!   content is encoded once per report in the publishing process and relays forward it
 //!   without decoding it.
 //!
+//! How a connection is read: the bridge gets every complete frame already received as one
+//! chunk of the read buffer (a chunk ends after a request or answer, whose sender waits), so a
+//! burst costs one wake-up and one write per outgoing link. Reports, most of the traffic, are
+//! decoded without copying: an exchange server passes a report whose subscribers are all
+//! behind one link on as the received bytes, and re-sends it to several links as the received
+//! head plus each link's subscribers; a local subscriber's content is a slice of the chunk (so
+//! a `Report` kept for long keeps its read buffer alive; keep the decoded value instead).
+//! Requests and answers are relayed as received too.
+//!
 //! When a link drops, everything learned through it is withdrawn: pending requests to those
 //! services fail at once, publishers see their subscriptions withdrawn, subscribers see
 //! their publishers withdrawn. After a reconnection the services are announced again with the
