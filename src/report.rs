@@ -139,7 +139,8 @@ impl Report {
     ///
     /// A report received from another process shares the buffer its frame was read into
     /// (it was not copied out of it), so keeping a `Report` keeps that read buffer (tens of
-    /// KiB) alive. To keep a value for long, keep what [`Report::decode`] returns.
+    /// KiB) alive. To keep a value for long, keep what [`Report::decode`] returns. (Publishing
+    /// such content again with a cached lifetime is fine: the cache keeps its own copy.)
     pub fn content(&self) -> &Payload {
         &self.data.content
     }
