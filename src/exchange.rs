@@ -24,8 +24,10 @@
 //! burst costs one wake-up and one write per outgoing link. Reports, most of the traffic, are
 //! decoded without copying: an exchange server passes a report whose subscribers are all
 //! behind one link on as the received bytes, and re-sends it to several links as the received
-//! head plus each link's subscribers; a local subscriber's content is a slice of the chunk (so
-//! a `Report` kept for long keeps its read buffer alive; keep the decoded value instead).
+//! head plus each link's subscribers. On a connection whose traffic is mostly for local
+//! subscribers (a client), a report's content is a slice of its chunk rather than a copy (so a
+//! `Report` kept for long keeps its read buffer alive: keep the decoded value instead); on a
+//! connection mostly relayed (a server), it is copied.
 //! Requests and answers are relayed as received too.
 //!
 //! When a link drops, everything learned through it is withdrawn: pending requests to those

@@ -213,15 +213,6 @@ impl Payload {
         }
     }
 
-    /// The payload with encoded bytes in an allocation of their own (they may be a slice of a
-    /// larger buffer, such as the chunk a report was read in), for keeping it long.
-    pub(crate) fn detached(&self) -> Payload {
-        match &self.0 {
-            Repr::Value(_) => self.clone(),
-            Repr::Encoded(e) => Payload::encoded(e.format, Bytes::copy_from_slice(&e.bytes), e.type_name.clone()),
-        }
-    }
-
     /// Encodes the payload (in-process values) or returns its bytes when already in `format`.
     pub fn to_bytes(&self, format: Format) -> Result<Bytes, PayloadError> {
         match &self.0 {

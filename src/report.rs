@@ -137,10 +137,11 @@ impl Report {
 
     /// The content, type-erased.
     ///
-    /// A report received from another process shares the buffer its frame was read into
-    /// (it was not copied out of it), so keeping a `Report` keeps that read buffer (tens of
-    /// KiB) alive. To keep a value for long, keep what [`Report::decode`] returns. (Publishing
-    /// such content again with a cached lifetime is fine: the cache keeps its own copy.)
+    /// A report received from another process may share the buffer its frame was read into
+    /// (a connection whose traffic is mostly for local subscribers hands out slices rather
+    /// than copies), so keeping a `Report` can keep that read buffer alive: 256 KiB usually,
+    /// up to the largest frame the connection carried. To keep a value for long, keep what
+    /// [`Report::decode`] returns.
     pub fn content(&self) -> &Payload {
         &self.data.content
     }

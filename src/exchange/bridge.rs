@@ -57,6 +57,9 @@ pub(crate) struct Bridge {
     routes: RouteCache,
     /// Makes the reader yield before its next chunk (see `FrameChunks`).
     pause: Rc<Cell<bool>>,
+    /// Whether received report content is sliced from its chunk rather than copied (set from
+    /// the last chunk: see `handle`).
+    share_chunks: bool,
 }
 
 /// Validated names seen on this connection, so that the subjects, patterns and type names
@@ -70,8 +73,8 @@ struct Names {
 }
 
 struct Interned<T> {
-    map: HashMap<Box<[u8]>, T>,
-    last: Option<(Box<[u8]>, T)>,
+    map: HashMap<Arc<[u8]>, T>,
+    last: Option<(Arc<[u8]>, T)>,
 }
 
 impl<T> Default for Interned<T> {
@@ -89,19 +92,20 @@ impl<T: Clone> Interned<T> {
         let key = text.0;
         let hit = matches!(&self.last, Some((k, _)) if **k == *key);
         if !hit {
-            let value = match self.map.get(key) {
-                Some(v) => v.clone(),
+            let entry = match self.map.get_key_value(key) {
+                Some((k, v)) => (k.clone(), v.clone()),
                 None => {
                     let s = text.to_str().map_err(|e| format!("invalid UTF-8 in {:?}: {e}", text))?;
                     let v = make(s)?;
                     if self.map.len() >= NAMES_LIMIT {
                         self.map.clear();
                     }
-                    self.map.insert(key.into(), v.clone());
-                    v
+                    let k: Arc<[u8]> = key.into();
+                    self.map.insert(k.clone(), v.clone());
+                    (k, v)
                 }
             };
-            self.last = Some((key.into(), value));
+            self.last = Some(entry);
         }
         Ok(&self.last.as_ref().expect("set above").1)
     }
@@ -174,6 +178,7 @@ impl Bridge {
                 names: Names::default(),
                 routes: RouteCache::default(),
                 pause,
+                share_chunks: false,
             }
         });
         closed_rx
@@ -370,6 +375,8 @@ impl Bridge {
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
+        // Routes are cached while used; an idle bridge must not keep closed links alive.
+        self.routes = RouteCache::default();
         if self.state != State::Ready {
             return;
         }
@@ -421,6 +428,7 @@ impl StreamHandler<Result<Bytes, CodecError>> for Bridge {
             Err(e) => return self.close(ctx, &format!("protocol error: {e}"), true),
         };
         let mut rest = &chunk[..];
+        let mut local_bytes = 0;
         while let Some((frame, body, next)) = split_frame(rest) {
             rest = next;
             let result = match (self.state, decode_incoming(body)) {
@@ -430,11 +438,12 @@ impl StreamHandler<Result<Bytes, CodecError>> for Bridge {
                     &mut self.names,
                     &mut self.routes,
                     &chunk,
+                    self.share_chunks,
                     &view,
                     frame,
                     targeted,
                 )
-                .map(|local| self.pause.set(self.pause.get() | local)),
+                .map(|delivered| local_bytes += delivered),
                 (_, Ok(Incoming::Report { targeted, .. })) => {
                     Err(format!("{} frame before the handshake", if targeted { "TargetedReport" } else { "Report" }))
                 }
@@ -445,6 +454,12 @@ impl StreamHandler<Result<Bytes, CodecError>> for Bridge {
                 self.close(ctx, &format!("protocol error: {reason}"), true);
             }
         }
+        // Local subscribers got reports: let them run before the next chunk.
+        self.pause.set(local_bytes > 0);
+        // A received report's content is a slice of its chunk when local deliveries use a good
+        // share of what this connection reads (a client), a copy otherwise (a server relaying
+        // mostly for others), so that a queued report never pins a read buffer it barely uses.
+        self.share_chunks = local_bytes * 4 >= chunk.len();
     }
 
     fn finished(&mut self, ctx: &mut Context<Self>) {
@@ -526,28 +541,31 @@ fn route(net: &super::Net, names: &mut Names, frame: Frame, raw: &[u8]) -> Resul
 /// otherwise each link gets a frame listing its own targets, re-encoded from the borrowed
 /// parts. Names are validated either way, so a relay never passes on what its peers would
 /// refuse.
+#[allow(clippy::too_many_arguments)]
 fn route_report(
     net: &super::Net,
     names: &mut Names,
     routes: &mut RouteCache,
     chunk: &Bytes,
+    share: bool,
     view: &ReportView<'_>,
     frame: &[u8],
     targeted: bool,
-) -> Result<bool, String> {
+) -> Result<usize, String> {
     names.subject(view.subject)?;
     names.type_name(view.content.type_name)?;
     if routes.lookup(net, view.publisher).is_none() {
-        return Ok(false);
+        return Ok(0);
     }
     // Targets per link, as indexes into `view.targets`; `whole` while one link has them all.
     let mut remote: SmallVec<[(Link, SmallVec<[usize; 4]>); 4]> = SmallVec::new();
+    let mut local: SmallVec<[(Binding, Option<SubjectPattern>); 1]> = SmallVec::new();
     let mut whole = true;
-    let mut local = 0;
     for (i, target) in view.targets.iter().enumerate() {
-        if let Some(p) = target.pattern {
-            names.pattern(p)?;
-        }
+        let pattern = match target.pattern {
+            Some(p) => Some(names.pattern(p)?),
+            None => None,
+        };
         let Some(subscriber) = routes.lookup(net, target.subscriber) else {
             whole = false;
             continue;
@@ -555,7 +573,7 @@ fn route_report(
         match subscriber.link() {
             None => {
                 whole = false;
-                local += 1;
+                local.push((subscriber.clone(), pattern.cloned()));
             }
             Some(link) => match remote.iter_mut().find(|(l, _)| l.same(link)) {
                 Some((_, indexes)) => indexes.push(i),
@@ -566,55 +584,47 @@ fn route_report(
             },
         }
     }
-    if local > 0 {
-        deliver_locally(net, names, routes, chunk, view, targeted, local)?;
-    }
+    let delivered =
+        if local.is_empty() { 0 } else { deliver_locally(net, names, routes, chunk, share, view, targeted, local)? };
     if let [(link, _)] = &remote[..] {
         if whole {
             let _ = link.send_raw(frame, true, "Report");
-            return Ok(false);
+            return Ok(delivered);
         }
     }
     for (link, indexes) in remote {
         let _ = link.send_report_head(view.head, indexes.iter().map(|&i| view.targets[i]));
     }
-    Ok(local > 0)
+    Ok(delivered)
 }
 
-/// Delivers a received report to its `count` local targets, all sharing one copy of its parts
-/// (the last delivery takes them over rather than cloning them).
+/// Delivers a received report to its local targets, all sharing one copy of its parts (the
+/// last delivery takes them over rather than cloning them), and returns the size of the
+/// content. With `share`, the content is a slice of the chunk rather than a copy.
+#[allow(clippy::too_many_arguments)]
 fn deliver_locally(
     net: &super::Net,
     names: &mut Names,
     routes: &mut RouteCache,
     chunk: &Bytes,
+    share: bool,
     view: &ReportView<'_>,
     targeted: bool,
-    count: usize,
-) -> Result<(), String> {
-    // Withdrawn meanwhile (by another thread): nothing to deliver.
-    let Some(publisher) = routes.lookup(net, view.publisher).cloned() else { return Ok(()) };
-    let content = Payload::encoded(
-        view.content.format,
-        chunk.slice_ref(view.content.bytes),
-        names.type_name(view.content.type_name)?,
-    );
+    mut local: SmallVec<[(Binding, Option<SubjectPattern>); 1]>,
+) -> Result<usize, String> {
+    let Some(publisher) = routes.lookup(net, view.publisher).cloned() else { return Ok(0) };
+    let bytes = if share { chunk.slice_ref(view.content.bytes) } else { Bytes::copy_from_slice(view.content.bytes) };
+    let content = Payload::encoded(view.content.format, bytes, names.type_name(view.content.type_name)?);
     let subject = names.subject(view.subject)?.clone();
-    let mut data = Some(ReportData { publisher, subject, content, targeted });
-    let mut left = count;
-    for target in view.targets.iter() {
-        let pattern = match target.pattern {
-            Some(p) => Some(names.pattern(p)?.clone()),
-            None => None,
-        };
-        let Some(subscriber) = routes.lookup(net, target.subscriber).filter(|s| s.link().is_none()) else { continue };
-        left = left.saturating_sub(1);
-        let data = if left == 0 { data.take() } else { data.clone() };
-        if let Some(data) = data {
-            subscriber.send(Delivery::Report(Report { data, pattern }));
-        }
+    let data = ReportData { publisher, subject, content, targeted };
+    let last = local.pop();
+    for (subscriber, pattern) in local {
+        subscriber.send(Delivery::Report(Report { data: data.clone(), pattern }));
     }
-    Ok(())
+    if let Some((subscriber, pattern)) = last {
+        subscriber.send(Delivery::Report(Report { data, pattern }));
+    }
+    Ok(view.content.bytes.len().max(1))
 }
 
 /// Routes looked up while handling frames, kept while the node's routing table is unchanged
@@ -664,8 +674,20 @@ fn route_request(net: &super::Net, request: RequestFrame, raw: &[u8]) -> Result<
     };
     // Relayed: the frame goes on as received (its answer is routed back by requester agent).
     if let Some(link) = target.link().filter(|l| !l.is_closed()) {
-        if let Err(refused) = link.send_raw(raw, false, "Request") {
-            send_outcome(&requester, conversation, reply_format, Err(refusal_failure(&target, refused)));
+        match link.send_raw(raw, false, "Request") {
+            Ok(()) => {}
+            // Only a frame over the outgoing link's size cap is refused as "full" (a control
+            // frame that does not fit the buffer closes the link instead).
+            Err(Refused::Full) => {
+                let failure = Failure::netsvc(
+                    ErrorCode::SERVER_RESOURCE_UNAVAILABLE,
+                    format!("request too large to relay to {target}: over the link's frame size limit"),
+                );
+                send_outcome(&requester, conversation, reply_format, Err(failure));
+            }
+            Err(refused) => {
+                send_outcome(&requester, conversation, reply_format, Err(refusal_failure(&target, refused)))
+            }
         }
         return Ok(());
     }

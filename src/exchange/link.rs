@@ -137,6 +137,14 @@ impl Link {
         self.0.wake.notify_one();
     }
 
+    /// Closes the link after its socket failed: what is queued can never be written, so it is
+    /// freed now rather than when the last holder of the link lets go.
+    fn discard(&self) {
+        let mut out = self.lock();
+        out.closed = true;
+        out.buf = BytesMut::new();
+    }
+
     /// Marks the link as the dropped one of two links to the same process.
     pub(crate) fn mark_duplicate(&self) {
         self.0.duplicate.store(true, Ordering::Relaxed);
@@ -179,8 +187,14 @@ impl Link {
     }
 
     /// Queues a received frame (header included) as it is.
+    /// The frame was accepted under the receiving exchange's size cap, which may be larger
+    /// than this link's: it is checked again, as an encoded frame would be.
     pub(crate) fn send_raw(&self, frame: &[u8], is_report: bool, kind: &str) -> Result<(), Refused> {
         self.queue(is_report, kind, |buf| {
+            let len = frame.len().saturating_sub(4);
+            if len > self.0.max_frame {
+                return Err(crate::wire::CodecError::TooLarge { len, max: self.0.max_frame });
+            }
             buf.extend_from_slice(frame);
             Ok(())
         })
@@ -262,9 +276,13 @@ impl Link {
             }
             if !chunk.is_empty() {
                 match tokio::time::timeout(self.0.stall_limit, sink.write_all(&chunk)).await {
-                    Ok(written) => written?,
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        self.discard();
+                        return Err(e);
+                    }
                     Err(_) => {
-                        self.close();
+                        self.discard();
                         return Err(std::io::Error::new(
                             std::io::ErrorKind::TimedOut,
                             format!("peer stopped reading: no write progress for {:?}", self.0.stall_limit),
@@ -425,12 +443,12 @@ pub(crate) fn send_outcome(
     }
 }
 
-/// Routes one report to its subscribers: each local subscriber gets a delivery sharing the
-/// content; remote subscribers are gathered per link, and each link gets one frame listing
-/// them, with the content encoded once for all links (or passed on as received).
 /// One subscriber behind a link and the pattern it matched.
 type Target = (AgentId, Option<SubjectPattern>);
 
+/// Routes one published report to its subscribers: each local subscriber gets a delivery
+/// sharing the content; remote subscribers are gathered per link, and each link gets one
+/// frame listing them, with the content encoded once for all links.
 pub(crate) struct ReportFanout<'a> {
     data: &'a ReportData,
     delivered: usize,
@@ -476,8 +494,9 @@ impl<'a> ReportFanout<'a> {
             let content = ContentView { format, type_name: data.content.type_name().into(), bytes };
             let mut result = Ok(());
             for (link, targets) in remote {
-                result =
+                let sent =
                     link.send_report(data.targeted, data.publisher.agent(), data.subject.as_str(), content, targets);
+                result = result.and(sent);
             }
             result
         });
@@ -497,5 +516,28 @@ impl WireFailure {
             details: self.details,
             conversation: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(len: usize) -> Vec<u8> {
+        let mut f = (len as u32).to_be_bytes().to_vec();
+        f.resize(4 + len, 14);
+        f
+    }
+
+    #[test]
+    fn relayed_frames_are_held_to_this_links_size_cap() {
+        let limits = (1 << 20, 8, std::time::Duration::from_secs(1));
+        let link = Link::new(Net::new(), None, true, limits, Arc::default());
+        assert!(link.send_raw(&frame(8), false, "Request").is_ok());
+        assert!(matches!(link.send_raw(&frame(9), false, "Request"), Err(Refused::Full)));
+        assert!(matches!(link.send_raw(&frame(9), true, "Report"), Err(Refused::Full)));
+        // Only the frame that fits was queued, and the link stays open.
+        let out = link.lock();
+        assert_eq!((out.buf.len(), out.frames, out.closed), (12, 1, false));
     }
 }

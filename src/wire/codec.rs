@@ -212,7 +212,7 @@ pub(crate) fn decode_incoming(body: &[u8]) -> Result<Incoming<'_>, CodecError> {
     let mut fields = Fields { buf: body, at: 1 };
     let publisher = fields.agent().map_err(malformed)?;
     let subject = fields.text().map_err(malformed)?;
-    let format = match fields.varint().map_err(malformed)? {
+    let format = match fields.variant().map_err(malformed)? {
         0 => Format::Bincode,
         1 => Format::Json,
         other => return Err(malformed(format!("unknown content format {other}"))),
@@ -273,6 +273,14 @@ impl<'a> Fields<'a> {
             252 => Ok(u64::from(u32::from_le_bytes(le(self.take(4)?)))),
             253 => Ok(u64::from_le_bytes(le(self.take(8)?))),
             marker => Err(format!("invalid integer marker {marker}")),
+        }
+    }
+
+    /// An enum variant index: a varint that must fit a `u32`, as bincode requires.
+    fn variant(&mut self) -> Result<u64, String> {
+        match self.buf.get(self.at) {
+            Some(&marker) if marker >= 253 => Err(format!("invalid variant index marker {marker}")),
+            _ => self.varint(),
         }
     }
 
@@ -565,7 +573,9 @@ mod tests {
             (at_format, 7, "unknown content format 7"),
             (body.len() - 3, 9, "invalid option tag 9"),
             (1, 15, "an identity of 15 bytes"),
-            (at_format, 255, "invalid integer marker 255"),
+            (at_format, 255, "invalid variant index marker 255"),
+            (at_format, 253, "invalid variant index marker 253"),
+            (1 + 17, 255, "invalid integer marker 255"),
         ] {
             let mut bad = body.to_vec();
             bad[at] = value;
