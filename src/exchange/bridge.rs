@@ -433,16 +433,14 @@ impl StreamHandler<Result<Bytes, CodecError>> for Bridge {
             rest = next;
             let result = match (self.state, decode_incoming(body)) {
                 (State::Closing, _) => return,
-                (State::Ready, Ok(Incoming::Report { view, targeted })) => route_report(
-                    self.shared.node.net(),
-                    &mut self.names,
-                    &mut self.routes,
-                    &chunk,
-                    self.share_chunks,
-                    &view,
-                    frame,
-                    targeted,
-                )
+                (State::Ready, Ok(Incoming::Report { view, targeted })) => ReportRouting {
+                    net: self.shared.node.net(),
+                    names: &mut self.names,
+                    routes: &mut self.routes,
+                    chunk: &chunk,
+                    share: self.share_chunks,
+                }
+                .route(&view, frame, targeted)
                 .map(|delivered| local_bytes += delivered),
                 (_, Ok(Incoming::Report { targeted, .. })) => {
                     Err(format!("{} frame before the handshake", if targeted { "TargetedReport" } else { "Report" }))
@@ -534,97 +532,99 @@ fn route(net: &super::Net, names: &mut Names, frame: Frame, raw: &[u8]) -> Resul
     }
 }
 
-/// Routes one received report and tells whether it was delivered to local services: local subscribers get a delivery sharing its content, which
-/// is a slice of the chunk it was read in (no copy, no allocation; like any `Bytes` split off
-/// a read buffer, it keeps that buffer alive while a `Report` holding it is kept); subscribers behind other links get it relayed. When every target is behind one
-/// link, the frame is passed on byte for byte (the usual case for an exchange server);
-/// otherwise each link gets a frame listing its own targets, re-encoded from the borrowed
-/// parts. Names are validated either way, so a relay never passes on what its peers would
-/// refuse.
-#[allow(clippy::too_many_arguments)]
-fn route_report(
-    net: &super::Net,
-    names: &mut Names,
-    routes: &mut RouteCache,
-    chunk: &Bytes,
+/// What routing a received report needs: the node's routes (and the bridge's cache of
+/// them), the bridge's name cache, and the chunk the report was read in.
+struct ReportRouting<'a> {
+    net: &'a super::Net,
+    names: &'a mut Names,
+    routes: &'a mut RouteCache,
+    chunk: &'a Bytes,
+    /// Whether local deliveries slice their content from `chunk` rather than copy it.
     share: bool,
-    view: &ReportView<'_>,
-    frame: &[u8],
-    targeted: bool,
-) -> Result<usize, String> {
-    names.subject(view.subject)?;
-    names.type_name(view.content.type_name)?;
-    if routes.lookup(net, view.publisher).is_none() {
-        return Ok(0);
-    }
-    // Targets per link, as indexes into `view.targets`; `whole` while one link has them all.
-    let mut remote: SmallVec<[(Link, SmallVec<[usize; 4]>); 4]> = SmallVec::new();
-    let mut local: SmallVec<[(Binding, Option<SubjectPattern>); 1]> = SmallVec::new();
-    let mut whole = true;
-    for (i, target) in view.targets.iter().enumerate() {
-        let pattern = match target.pattern {
-            Some(p) => Some(names.pattern(p)?),
-            None => None,
-        };
-        let Some(subscriber) = routes.lookup(net, target.subscriber) else {
-            whole = false;
-            continue;
-        };
-        match subscriber.link() {
-            None => {
-                whole = false;
-                local.push((subscriber.clone(), pattern.cloned()));
-            }
-            Some(link) => match remote.iter_mut().find(|(l, _)| l.same(link)) {
-                Some((_, indexes)) => indexes.push(i),
-                None => {
-                    whole &= remote.is_empty();
-                    remote.push((link.clone(), smallvec::smallvec![i]));
-                }
-            },
-        }
-    }
-    let delivered =
-        if local.is_empty() { 0 } else { deliver_locally(net, names, routes, chunk, share, view, targeted, local)? };
-    if let [(link, _)] = &remote[..] {
-        if whole {
-            let _ = link.send_raw(frame, true, "Report");
-            return Ok(delivered);
-        }
-    }
-    for (link, indexes) in remote {
-        let _ = link.send_report_head(view.head, indexes.iter().map(|&i| view.targets[i]));
-    }
-    Ok(delivered)
 }
 
-/// Delivers a received report to its local targets, all sharing one copy of its parts (the
-/// last delivery takes them over rather than cloning them), and returns the size of the
-/// content. With `share`, the content is a slice of the chunk rather than a copy.
-#[allow(clippy::too_many_arguments)]
-fn deliver_locally(
-    net: &super::Net,
-    names: &mut Names,
-    routes: &mut RouteCache,
-    chunk: &Bytes,
-    share: bool,
-    view: &ReportView<'_>,
-    targeted: bool,
-    mut local: SmallVec<[(Binding, Option<SubjectPattern>); 1]>,
-) -> Result<usize, String> {
-    let Some(publisher) = routes.lookup(net, view.publisher).cloned() else { return Ok(0) };
-    let bytes = if share { chunk.slice_ref(view.content.bytes) } else { Bytes::copy_from_slice(view.content.bytes) };
-    let content = Payload::encoded(view.content.format, bytes, names.type_name(view.content.type_name)?);
-    let subject = names.subject(view.subject)?.clone();
-    let data = ReportData { publisher, subject, content, targeted };
-    let last = local.pop();
-    for (subscriber, pattern) in local {
-        subscriber.send(Delivery::Report(Report { data: data.clone(), pattern }));
+impl ReportRouting<'_> {
+    /// Routes one received report; returns the size of its content if it was delivered to
+    /// local services (0 otherwise).
+    ///
+    /// Local subscribers get a delivery sharing the content. Subscribers behind other links
+    /// get it relayed: when every target is behind one link, the frame is passed on byte for
+    /// byte (the usual case for an exchange server); otherwise each link gets the received
+    /// head with its own targets. Names are validated either way, so a relay never passes on
+    /// what its peers would refuse.
+    fn route(&mut self, view: &ReportView<'_>, frame: &[u8], targeted: bool) -> Result<usize, String> {
+        self.names.subject(view.subject)?;
+        self.names.type_name(view.content.type_name)?;
+        if self.routes.lookup(self.net, view.publisher).is_none() {
+            return Ok(0);
+        }
+        // Targets per link, as indexes into `view.targets`; `whole` while one link has them all.
+        let mut remote: SmallVec<[(Link, SmallVec<[usize; 4]>); 4]> = SmallVec::new();
+        let mut local: SmallVec<[(Binding, Option<SubjectPattern>); 1]> = SmallVec::new();
+        let mut whole = true;
+        for (i, target) in view.targets.iter().enumerate() {
+            let pattern = match target.pattern {
+                Some(p) => Some(self.names.pattern(p)?),
+                None => None,
+            };
+            let Some(subscriber) = self.routes.lookup(self.net, target.subscriber) else {
+                whole = false;
+                continue;
+            };
+            match subscriber.link() {
+                None => {
+                    whole = false;
+                    local.push((subscriber.clone(), pattern.cloned()));
+                }
+                Some(link) => match remote.iter_mut().find(|(l, _)| l.same(link)) {
+                    Some((_, indexes)) => indexes.push(i),
+                    None => {
+                        whole &= remote.is_empty();
+                        remote.push((link.clone(), smallvec::smallvec![i]));
+                    }
+                },
+            }
+        }
+        let delivered = if local.is_empty() { 0 } else { self.deliver_locally(view, targeted, local)? };
+        if let [(link, _)] = &remote[..] {
+            if whole {
+                let _ = link.send_raw(frame, true, "Report");
+                return Ok(delivered);
+            }
+        }
+        for (link, indexes) in remote {
+            let _ = link.send_report_head(view.head, indexes.iter().map(|&i| view.targets[i]));
+        }
+        Ok(delivered)
     }
-    if let Some((subscriber, pattern)) = last {
-        subscriber.send(Delivery::Report(Report { data, pattern }));
+
+    /// Delivers a received report to its local targets, all sharing one copy of its parts (the
+    /// last delivery takes them over rather than cloning them), and returns the size of the
+    /// content. With `share`, the content is a slice of the chunk rather than a copy.
+    fn deliver_locally(
+        &mut self,
+        view: &ReportView<'_>,
+        targeted: bool,
+        mut local: SmallVec<[(Binding, Option<SubjectPattern>); 1]>,
+    ) -> Result<usize, String> {
+        let Some(publisher) = self.routes.lookup(self.net, view.publisher).cloned() else { return Ok(0) };
+        let bytes = if self.share {
+            self.chunk.slice_ref(view.content.bytes)
+        } else {
+            Bytes::copy_from_slice(view.content.bytes)
+        };
+        let content = Payload::encoded(view.content.format, bytes, self.names.type_name(view.content.type_name)?);
+        let subject = self.names.subject(view.subject)?.clone();
+        let data = ReportData { publisher, subject, content, targeted };
+        let last = local.pop();
+        for (subscriber, pattern) in local {
+            subscriber.send(Delivery::Report(Report { data: data.clone(), pattern }));
+        }
+        if let Some((subscriber, pattern)) = last {
+            subscriber.send(Delivery::Report(Report { data, pattern }));
+        }
+        Ok(view.content.bytes.len().max(1))
     }
-    Ok(view.content.bytes.len().max(1))
 }
 
 /// Routes looked up while handling frames, kept while the node's routing table is unchanged
