@@ -104,36 +104,67 @@ impl Inbox {
 
     /// Appends a delivery, waking the actor if the inbox was idle.
     pub(crate) fn push(&self, delivery: Delivery) -> Result<(), Refused> {
-        let wake = {
+        let (admitted, wake) = {
             let mut state = self.lock();
-            if state.closed {
-                return Err(Refused::Closed);
-            }
-            if state.queue.len() >= self.0.capacity && matches!(delivery, Delivery::Report(_) | Delivery::Request(_)) {
-                if matches!(delivery, Delivery::Report(_)) {
-                    state.dropped_reports += 1;
-                    if state.dropped_reports.is_power_of_two() {
-                        tracing::warn!(
-                            dropped = state.dropped_reports,
-                            capacity = self.0.capacity,
-                            "inbox full: dropping reports for a slow subscriber"
-                        );
-                    }
-                }
-                return Err(Refused::Full);
-            }
-            state.queue.push_back(delivery);
-            if std::mem::replace(&mut state.scheduled, true) {
-                None
-            } else {
-                self.0.ready.store(true, Ordering::Release);
-                state.waker.take()
-            }
+            let admitted = self.admit(&mut state, delivery);
+            (admitted, self.schedule(&mut state))
         };
         if let Some(waker) = wake {
             waker.wake();
         }
+        admitted
+    }
+
+    /// Whether both handles are the same inbox.
+    pub(crate) fn same(&self, other: &Inbox) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// Appends deliveries under one lock (what a bridge received for this service in one
+    /// chunk), with the same refusal policy as [`Inbox::push`] for each.
+    pub(crate) fn push_all(&self, deliveries: impl Iterator<Item = Delivery>) {
+        let wake = {
+            let mut state = self.lock();
+            for delivery in deliveries {
+                let _ = self.admit(&mut state, delivery);
+            }
+            self.schedule(&mut state)
+        };
+        if let Some(waker) = wake {
+            waker.wake();
+        }
+    }
+
+    /// Queues one delivery unless the inbox is closed, or full for a report or request.
+    fn admit(&self, state: &mut State, delivery: Delivery) -> Result<(), Refused> {
+        if state.closed {
+            return Err(Refused::Closed);
+        }
+        if state.queue.len() >= self.0.capacity && matches!(delivery, Delivery::Report(_) | Delivery::Request(_)) {
+            if matches!(delivery, Delivery::Report(_)) {
+                state.dropped_reports += 1;
+                if state.dropped_reports.is_power_of_two() {
+                    tracing::warn!(
+                        dropped = state.dropped_reports,
+                        capacity = self.0.capacity,
+                        "inbox full: dropping reports for a slow subscriber"
+                    );
+                }
+            }
+            return Err(Refused::Full);
+        }
+        state.queue.push_back(delivery);
         Ok(())
+    }
+
+    /// After a push: the drainer's waker to wake, if it was idle and there is work.
+    fn schedule(&self, state: &mut State) -> Option<Waker> {
+        if state.queue.is_empty() || std::mem::replace(&mut state.scheduled, true) {
+            None
+        } else {
+            self.0.ready.store(true, Ordering::Release);
+            state.waker.take()
+        }
     }
 
     /// Pushes a delivery whose refusal needs no handling (the service is gone or slow).
@@ -191,5 +222,31 @@ impl Inbox {
         state.closed = true;
         state.waker = None;
         std::mem::take(&mut state.queue)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_pushed_under_one_lock_keeps_order_and_the_refusal_policy() {
+        let inbox = Inbox::new(1);
+        let mut batch = VecDeque::new();
+        // Parks a waker, leaving the inbox idle.
+        assert!(!inbox.take_batch(&mut batch, Waker::noop()));
+        assert!(!inbox.ready());
+        // Only reports and requests are refused when full: control deliveries always get in.
+        inbox.push_all([Delivery::Shutdown(ShutdownPhase::Pending), Delivery::Stop].into_iter());
+        assert!(inbox.ready());
+        assert!(inbox.take_batch(&mut batch, Waker::noop()));
+        assert!(matches!(
+            (batch.pop_front(), batch.pop_front()),
+            (Some(Delivery::Shutdown(ShutdownPhase::Pending)), Some(Delivery::Stop))
+        ));
+        // A closed inbox takes nothing.
+        drop(inbox.close());
+        inbox.push_all([Delivery::Stop].into_iter());
+        assert!(inbox.close().is_empty());
     }
 }

@@ -23,7 +23,7 @@ use super::link::Peer;
 use super::reader::FrameChunks;
 use super::{Link, RouteRemoved};
 use crate::binding::{Address, Binding, Location};
-use crate::inbox::{Delivery, Refused};
+use crate::inbox::{Delivery, Inbox, Refused};
 use crate::names::{AgentId, Audience, ConversationId, GroupName, ServiceName, Subject, SubjectPattern};
 use crate::payload::Payload;
 use crate::registry::{JoinGroup, LeaveGroup, Register, Reroute, Status, Withdraw};
@@ -55,6 +55,7 @@ pub(crate) struct Bridge {
     closed: Option<oneshot::Sender<Closed>>,
     names: Names,
     routes: RouteCache,
+    pending: Pending,
     /// Makes the reader yield before its next chunk (see `FrameChunks`).
     pause: Rc<Cell<bool>>,
     /// Whether received report content is sliced from its chunk rather than copied (set from
@@ -177,6 +178,7 @@ impl Bridge {
                 closed: Some(closed_tx),
                 names: Names::default(),
                 routes: RouteCache::default(),
+                pending: Pending::default(),
                 pause,
                 share_chunks: false,
             }
@@ -432,11 +434,12 @@ impl StreamHandler<Result<Bytes, CodecError>> for Bridge {
         while let Some((frame, body, next)) = split_frame(rest) {
             rest = next;
             let result = match (self.state, decode_incoming(body)) {
-                (State::Closing, _) => return,
+                (State::Closing, _) => break,
                 (State::Ready, Ok(Incoming::Report { view, targeted })) => ReportRouting {
                     net: self.shared.node.net(),
                     names: &mut self.names,
                     routes: &mut self.routes,
+                    pending: &mut self.pending,
                     chunk: &chunk,
                     share: self.share_chunks,
                 }
@@ -445,13 +448,17 @@ impl StreamHandler<Result<Bytes, CodecError>> for Bridge {
                 (_, Ok(Incoming::Report { targeted, .. })) => {
                     Err(format!("{} frame before the handshake", if targeted { "TargetedReport" } else { "Report" }))
                 }
-                (_, Ok(Incoming::Other(decoded))) => self.on_frame(ctx, decoded, frame),
+                (_, Ok(Incoming::Other(decoded))) => {
+                    self.pending.flush();
+                    self.on_frame(ctx, decoded, frame)
+                }
                 (_, Err(e)) => Err(e.to_string()),
             };
             if let Err(reason) = result {
                 self.close(ctx, &format!("protocol error: {reason}"), true);
             }
         }
+        self.pending.flush();
         // Local subscribers got reports: let them run before the next chunk.
         self.pause.set(local_bytes > 0);
         // A received report's content is a slice of its chunk when local deliveries use a good
@@ -538,6 +545,7 @@ struct ReportRouting<'a> {
     net: &'a super::Net,
     names: &'a mut Names,
     routes: &'a mut RouteCache,
+    pending: &'a mut Pending,
     chunk: &'a Bytes,
     /// Whether local deliveries slice their content from `chunk` rather than copy it.
     share: bool,
@@ -560,7 +568,8 @@ impl ReportRouting<'_> {
         }
         // Targets per link, as indexes into `view.targets`; `whole` while one link has them all.
         let mut remote: SmallVec<[(Link, SmallVec<[usize; 4]>); 4]> = SmallVec::new();
-        let mut local: SmallVec<[(Binding, Option<SubjectPattern>); 1]> = SmallVec::new();
+        // Local targets, as indexes into `view.targets`, with their patterns.
+        let mut local: SmallVec<[(usize, Option<SubjectPattern>); 1]> = SmallVec::new();
         let mut whole = true;
         for (i, target) in view.targets.iter().enumerate() {
             let pattern = match target.pattern {
@@ -574,7 +583,7 @@ impl ReportRouting<'_> {
             match subscriber.link() {
                 None => {
                     whole = false;
-                    local.push((subscriber.clone(), pattern.cloned()));
+                    local.push((i, pattern.cloned()));
                 }
                 Some(link) => match remote.iter_mut().find(|(l, _)| l.same(link)) {
                     Some((_, indexes)) => indexes.push(i),
@@ -605,7 +614,7 @@ impl ReportRouting<'_> {
         &mut self,
         view: &ReportView<'_>,
         targeted: bool,
-        mut local: SmallVec<[(Binding, Option<SubjectPattern>); 1]>,
+        mut local: SmallVec<[(usize, Option<SubjectPattern>); 1]>,
     ) -> Result<usize, String> {
         let Some(publisher) = self.routes.lookup(self.net, view.publisher).cloned() else { return Ok(0) };
         let bytes = if self.share {
@@ -617,13 +626,43 @@ impl ReportRouting<'_> {
         let subject = self.names.subject(view.subject)?.clone();
         let data = ReportData { publisher, subject, content, targeted };
         let last = local.pop();
-        for (subscriber, pattern) in local {
-            subscriber.send(Delivery::Report(Report { data: data.clone(), pattern }));
+        for (i, pattern) in local {
+            if let Some(subscriber) = self.routes.lookup(self.net, view.targets[i].subscriber) {
+                self.pending.push(subscriber, Delivery::Report(Report { data: data.clone(), pattern }));
+            }
         }
-        if let Some((subscriber, pattern)) = last {
-            subscriber.send(Delivery::Report(Report { data, pattern }));
+        if let Some((i, pattern)) = last {
+            if let Some(subscriber) = self.routes.lookup(self.net, view.targets[i].subscriber) {
+                self.pending.push(subscriber, Delivery::Report(Report { data, pattern }));
+            }
         }
         Ok(view.content.bytes.len().max(1))
+    }
+}
+
+/// Deliveries to one local service gathered while a chunk is handled, pushed to its inbox
+/// under one lock. They are pushed before any frame other than a report is handled, and at
+/// the end of the chunk, so every service still sees what one peer sent in the order sent.
+#[derive(Default)]
+struct Pending {
+    inbox: Option<Inbox>,
+    deliveries: Vec<Delivery>,
+}
+
+impl Pending {
+    fn push(&mut self, to: &Binding, delivery: Delivery) {
+        let Some(inbox) = to.local_inbox() else { return to.send(delivery) };
+        if !self.inbox.as_ref().is_some_and(|i| i.same(inbox)) {
+            self.flush();
+            self.inbox = Some(inbox.clone());
+        }
+        self.deliveries.push(delivery);
+    }
+
+    fn flush(&mut self) {
+        if let Some(inbox) = self.inbox.take() {
+            inbox.push_all(self.deliveries.drain(..));
+        }
     }
 }
 
