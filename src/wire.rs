@@ -19,6 +19,7 @@ pub use frame::{
 };
 
 pub(crate) use codec::{
-    decode_incoming, encode_frame, encode_report, encode_report_spliced, frame_len, is_call, split_frame, Incoming,
+    announced_len, decode_incoming, encode_frame, encode_report, encode_report_spliced, frame_len, is_call,
+    split_frame, Incoming,
 };
 pub(crate) use frame::{ContentView, ReportRef, ReportView, TargetItem, TargetView, Text};

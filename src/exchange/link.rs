@@ -164,16 +164,7 @@ impl Link {
     /// fit closes the link (the peer stopped reading).
     pub(crate) fn send_frame(&self, frame: &Frame) -> Result<(), Refused> {
         let is_report = matches!(frame, Frame::Report(_) | Frame::TargetedReport(_));
-        self.send_encoded(is_report, frame.kind(), frame)
-    }
-
-    fn send_encoded<F: serde::Serialize + ?Sized>(
-        &self,
-        is_report: bool,
-        kind: &str,
-        frame: &F,
-    ) -> Result<(), Refused> {
-        self.queue(is_report, kind, |buf| encode_frame(frame, buf, self.0.max_frame))
+        self.queue(is_report, frame.kind(), |buf| encode_frame(frame, buf, self.0.max_frame))
     }
 
     /// Sends a received report ([`crate::wire::ReportView::head`]) to the listed subscribers

@@ -15,7 +15,7 @@ use std::task::{Context, Poll};
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncRead;
 
-use crate::wire::{frame_len, is_call, CodecError};
+use crate::wire::{announced_len, frame_len, is_call, CodecError};
 
 /// Most frames in one chunk.
 const BATCH: usize = 512;
@@ -96,7 +96,7 @@ impl<R: AsyncRead + Unpin> futures_core::Stream for FrameChunks<R> {
                 return Poll::Ready(Some(chunk));
             }
             // Room for the rest of the frame at the front (its size is already checked).
-            let wanted = frame_len_hint(&this.buf).saturating_sub(this.buf.len()).max(READ_MIN);
+            let wanted = (4 + announced_len(&this.buf).unwrap_or(0)).saturating_sub(this.buf.len()).max(READ_MIN);
             if this.buf.capacity() - this.buf.len() < wanted {
                 // The chunks handed out are dropped by now: take the space back rather than
                 // allocate (a fresh large buffer per read would also fragment the heap).
@@ -124,14 +124,6 @@ impl<R: AsyncRead + Unpin> futures_core::Stream for FrameChunks<R> {
                 }
             }
         }
-    }
-}
-
-/// The whole length of the frame at the front of `buf`, as far as its header tells.
-fn frame_len_hint(buf: &[u8]) -> usize {
-    match buf.get(..4) {
-        Some(h) => 4 + u32::from_be_bytes([h[0], h[1], h[2], h[3]]) as usize,
-        None => 4,
     }
 }
 

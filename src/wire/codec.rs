@@ -170,12 +170,17 @@ pub(crate) fn decode_frame(body: &[u8]) -> Result<Frame, CodecError> {
 /// The length of the first frame in `buf`, header included: `None` while it is incomplete.
 /// The announced length is checked against `max` from the header alone.
 pub(crate) fn frame_len(buf: &[u8], max: usize) -> Result<Option<usize>, CodecError> {
-    let Some(header) = buf.get(..HEADER) else { return Ok(None) };
-    let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    let Some(len) = announced_len(buf) else { return Ok(None) };
     if len > max {
         return Err(CodecError::TooLarge { len, max });
     }
     Ok((buf.len() >= HEADER + len).then_some(HEADER + len))
+}
+
+/// The body length the first frame's header announces, once the header is there.
+pub(crate) fn announced_len(buf: &[u8]) -> Option<usize> {
+    let header = buf.get(..HEADER)?;
+    Some(u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize)
 }
 
 /// Splits the first complete frame off `buf`: `(frame with its header, body, rest)`.
