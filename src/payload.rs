@@ -117,8 +117,27 @@ pub struct Payload(Repr);
 #[derive(Clone)]
 enum Repr {
     Value(Arc<dyn Content>),
-    /// Boxed so that a payload stays two words wide (it travels inside every delivery).
+    /// Boxed so that a payload stays small (it travels inside every delivery).
     Encoded(Arc<Encoded>),
+    /// The bytes `start..start + len` of a buffer shared by many payloads of one format and
+    /// type: the reports of one received chunk, so that receiving one costs no allocation.
+    Part(Arc<Encoded>, u32, u32),
+}
+
+/// A payload seen as either an in-process value or encoded bytes (with what they are).
+enum View<'a> {
+    Value(&'a Arc<dyn Content>),
+    Encoded(&'a Encoded, &'a [u8]),
+}
+
+impl Repr {
+    fn view(&self) -> View<'_> {
+        match self {
+            Repr::Value(v) => View::Value(v),
+            Repr::Encoded(e) => View::Encoded(e, &e.bytes),
+            Repr::Part(e, start, len) => View::Encoded(e, &e.bytes[*start as usize..][..*len as usize]),
+        }
+    }
 }
 
 struct Encoded {
@@ -142,7 +161,7 @@ impl Payload {
     pub fn type_name(&self) -> &str {
         match &self.0 {
             Repr::Value(v) => v.type_name(),
-            Repr::Encoded(e) => &e.type_name,
+            Repr::Encoded(e) | Repr::Part(e, ..) => &e.type_name,
         }
     }
 
@@ -150,18 +169,18 @@ impl Payload {
     pub fn get<T: 'static>(&self) -> Option<&T> {
         match &self.0 {
             Repr::Value(v) => v.as_any().downcast_ref(),
-            Repr::Encoded(_) => None,
+            Repr::Encoded(_) | Repr::Part(..) => None,
         }
     }
 
     /// Returns a `T`: a clone of an in-process value, or the decoded bytes.
     pub fn decode<T: DeserializeOwned + Clone + 'static>(&self) -> Result<T, PayloadError> {
-        match &self.0 {
-            Repr::Value(v) => match v.as_any().downcast_ref::<T>() {
+        match self.0.view() {
+            View::Value(v) => match v.as_any().downcast_ref::<T>() {
                 Some(t) => Ok(t.clone()),
                 None => self.convert_json(),
             },
-            Repr::Encoded(e) => decode_bytes(e.format, &e.bytes, &e.type_name),
+            View::Encoded(e, bytes) => decode_bytes(e.format, bytes, &e.type_name),
         }
     }
 
@@ -186,7 +205,10 @@ impl Payload {
                 let arc = v.into_any().downcast::<T>().map_err(|_| mismatch())?;
                 Arc::try_unwrap(arc).map_err(|_| mismatch())
             }
-            Repr::Encoded(e) => decode_bytes(e.format, &e.bytes, &e.type_name),
+            encoded => match encoded.view() {
+                View::Encoded(e, bytes) => decode_bytes(e.format, bytes, &e.type_name),
+                View::Value(_) => Payload(encoded).convert_json(),
+            },
         }
     }
 
@@ -197,9 +219,9 @@ impl Payload {
         thread_local! {
             static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
         }
-        match &self.0 {
-            Repr::Encoded(e) if e.format == format => Ok(f(&e.bytes)),
-            Repr::Value(v) => {
+        match self.0.view() {
+            View::Encoded(e, bytes) if e.format == format => Ok(f(bytes)),
+            View::Value(v) => {
                 // Taken out while in use, so a nested call gets a fresh buffer instead of a conflict.
                 let mut scratch = SCRATCH.take();
                 scratch.clear();
@@ -209,7 +231,7 @@ impl Payload {
                 }
                 result
             }
-            Repr::Encoded(_) => self.to_bytes(format).map(|b| f(&b)),
+            View::Encoded(..) => self.to_bytes(format).map(|b| f(&b)),
         }
     }
 
@@ -218,10 +240,16 @@ impl Payload {
         match &self.0 {
             Repr::Value(v) => v.encode(format).map(Bytes::from),
             Repr::Encoded(e) if e.format == format => Ok(e.bytes.clone()),
-            Repr::Encoded(e) => {
-                let value: serde_json::Value = decode_bytes(e.format, &e.bytes, &e.type_name)?;
-                Payload::new(value).to_bytes(format)
+            Repr::Part(e, start, len) if e.format == format => {
+                Ok(e.bytes.slice(*start as usize..*start as usize + *len as usize))
             }
+            encoded => match encoded.view() {
+                View::Encoded(e, bytes) => {
+                    let value: serde_json::Value = decode_bytes(e.format, bytes, &e.type_name)?;
+                    Payload::new(value).to_bytes(format)
+                }
+                View::Value(v) => v.encode(format).map(Bytes::from),
+            },
         }
     }
 
@@ -231,7 +259,7 @@ impl Payload {
         match &self.0 {
             Repr::Value(v) if v.as_any().is::<serde_json::Value>() => Format::Json,
             Repr::Value(_) => Format::Bincode,
-            Repr::Encoded(e) => e.format,
+            Repr::Encoded(e) | Repr::Part(e, ..) => e.format,
         }
     }
 
@@ -255,9 +283,9 @@ impl Payload {
 
     /// The payload as JSON, for tools and logs.
     pub fn to_json(&self) -> Result<serde_json::Value, PayloadError> {
-        match &self.0 {
-            Repr::Encoded(e) => decode_bytes(e.format, &e.bytes, &e.type_name),
-            Repr::Value(v) => {
+        match self.0.view() {
+            View::Encoded(e, bytes) => decode_bytes(e.format, bytes, &e.type_name),
+            View::Value(v) => {
                 if let Some(j) = v.as_any().downcast_ref::<serde_json::Value>() {
                     return Ok(j.clone());
                 }
@@ -309,13 +337,91 @@ fn decode_bytes<T: DeserializeOwned>(format: Format, bytes: &[u8], type_name: &s
     }
 }
 
+/// One buffer that many received payloads of one format and type are parts of (the reports
+/// in one chunk read from a connection): each part is a payload that shares the buffer, made
+/// without allocating.
+pub(crate) struct SharedContent(Arc<Encoded>);
+
+impl SharedContent {
+    pub(crate) fn new(format: Format, buffer: Bytes, type_name: Arc<str>) -> Self {
+        SharedContent(Arc::new(Encoded { format, bytes: buffer, type_name }))
+    }
+
+    /// Whether parts of this buffer are of `format` and the type named by this very `Arc`.
+    pub(crate) fn is_for(&self, format: Format, type_name: &Arc<str>) -> bool {
+        self.0.format == format && Arc::ptr_eq(&self.0.type_name, type_name)
+    }
+
+    /// The payload made of `part`, which must be a subslice of the buffer (else it is copied).
+    pub(crate) fn part(&self, part: &[u8]) -> Payload {
+        let base = self.0.bytes.as_ptr() as usize;
+        let start = (part.as_ptr() as usize).wrapping_sub(base);
+        let fits = start.checked_add(part.len()).is_some_and(|end| end <= self.0.bytes.len());
+        match (u32::try_from(start), u32::try_from(part.len())) {
+            (Ok(start32), Ok(len)) if fits => Payload(Repr::Part(self.0.clone(), start32, len)),
+            _ => Payload::encoded(self.0.format, Bytes::copy_from_slice(part), self.0.type_name.clone()),
+        }
+    }
+}
+
 impl fmt::Debug for Payload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0 {
-            Repr::Value(v) => write!(f, "Payload<{}>", v.type_name()),
-            Repr::Encoded(e) => {
-                write!(f, "Payload<{}, {:?}, {} bytes>", e.type_name, e.format, e.bytes.len())
-            }
+        match self.0.view() {
+            View::Value(v) => write!(f, "Payload<{}>", v.type_name()),
+            View::Encoded(e, bytes) => write!(f, "Payload<{}, {:?}, {} bytes>", e.type_name, e.format, bytes.len()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoded<T: Content>(value: T, format: Format) -> Vec<u8> {
+        let mut out = Vec::new();
+        value.encode_into(format, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn parts_of_a_shared_buffer_are_payloads_of_their_own_bytes() {
+        // A buffer holding two encoded values between other bytes, as a chunk of frames does.
+        let (a, b) = (encoded(7u32, Format::Bincode), encoded("text".to_string(), Format::Bincode));
+        let buffer = Bytes::from([&b"head"[..], &a, &b"mid"[..], &b, &b"tail"[..]].concat());
+        let part_a = &buffer[4..4 + a.len()];
+        let part_b = &buffer[7 + a.len()..7 + a.len() + b.len()];
+        let shared = SharedContent::new(Format::Bincode, buffer.clone(), "u32".into());
+
+        let pa = shared.part(part_a);
+        assert!(matches!(pa.0, Repr::Part(..)), "a part, not a copy");
+        assert_eq!(pa.decode::<u32>().unwrap(), 7);
+        assert_eq!(pa.to_bytes(Format::Bincode).unwrap(), part_a);
+        assert_eq!((pa.type_name(), pa.wire_format()), ("u32", Format::Bincode));
+        assert_eq!(format!("{pa:?}"), format!("Payload<u32, Bincode, {} bytes>", a.len()));
+        pa.with_bytes(Format::Bincode, |bytes| assert_eq!(bytes, part_a)).unwrap();
+        assert_eq!(shared.part(part_b).take::<String>().unwrap(), "text");
+        // The whole buffer is decoded by no part: trailing bytes are an error, not garbage.
+        assert!(shared.part(&buffer).decode::<u32>().is_err());
+
+        // A JSON part converts to another format through a JSON value.
+        let json = Bytes::from_static(b"[1,2]{\"k\":3}");
+        let shared_json = SharedContent::new(Format::Json, json.clone(), "map".into());
+        let map = shared_json.part(&json[5..]);
+        assert_eq!(map.to_json().unwrap(), serde_json::json!({"k": 3}));
+        assert_eq!(map.to_bytes(Format::Json).unwrap(), &br#"{"k":3}"#[..]);
+        assert_eq!(shared_json.part(&json[..5]).decode::<Vec<u8>>().unwrap(), [1, 2]);
+
+        // Bytes from elsewhere are copied.
+        let elsewhere = encoded(9u32, Format::Bincode);
+        let copied = shared.part(&elsewhere);
+        assert!(matches!(copied.0, Repr::Encoded(_)));
+        assert_eq!(copied.decode::<u32>().unwrap(), 9);
+
+        // Whether a buffer is for a type is decided by the very same name.
+        let name: Arc<str> = "u32".into();
+        let for_name = SharedContent::new(Format::Bincode, buffer, name.clone());
+        assert!(for_name.is_for(Format::Bincode, &name));
+        assert!(!for_name.is_for(Format::Json, &name));
+        assert!(!for_name.is_for(Format::Bincode, &"u32".into()));
     }
 }

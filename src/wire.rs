@@ -20,6 +20,6 @@ pub use frame::{
 
 pub(crate) use codec::{
     announced_len, decode_incoming, encode_frame, encode_report, encode_report_spliced, frame_len, is_call,
-    split_frame, Incoming,
+    split_frame, EncodedTargets, Incoming, PutTargets,
 };
-pub(crate) use frame::{ContentView, ReportRef, ReportView, TargetItem, TargetView, Text};
+pub(crate) use frame::{ContentView, ReportRef, ReportView, TargetView, Text};

@@ -219,6 +219,18 @@ impl Service for Chatty {}
 #[rtype(result = "()")]
 struct Burst(u32);
 
+/// How many subscribers the publisher has.
+#[derive(actix::Message)]
+#[rtype(result = "usize")]
+struct CountSubscribers;
+
+impl actix::Handler<CountSubscribers> for Chatty {
+    type Result = usize;
+    fn handle(&mut self, _: CountSubscribers, ctx: &mut ServiceContext<Self>) -> usize {
+        ctx.subscribers().len()
+    }
+}
+
 impl actix::Handler<Burst> for Chatty {
     type Result = ();
     fn handle(&mut self, msg: Burst, ctx: &mut ServiceContext<Self>) {
@@ -268,8 +280,8 @@ async fn reports_cross_a_link_only_for_subscribers_behind_it_once_per_link() {
     // each report crosses once, and is delivered once per matching pattern.
     let (tx, mut log) = probe();
     client.spawn(Listener { log: tx.clone(), pattern: "chat*" });
-    client.spawn(Listener { log: tx.clone(), pattern: "chatter" });
-    client.spawn(Listener { log: tx, pattern: "*" });
+    let second = client.spawn(Listener { log: tx.clone(), pattern: "chatter" });
+    client.spawn(Listener { log: tx.clone(), pattern: "*" });
     assert_eq!(log.take(3).await, ["accepted", "accepted", "accepted"]);
     chatty.addr.send(Burst(10)).await.unwrap();
     let lines = log.take_sorted(30).await;
@@ -277,6 +289,24 @@ async fn reports_cross_a_link_only_for_subscribers_behind_it_once_per_link() {
     assert_eq!(lines.iter().filter(|l| l.starts_with("* ")).count(), 10);
     settle().await;
     assert_eq!(server_x.stats().reports_sent, 10);
+
+    // Subscribers come and go between reports on the same subject: the next report follows.
+    client.spawn(Listener { log: tx, pattern: "c*" });
+    assert_eq!(log.next().await, "accepted");
+    chatty.addr.send(Burst(1)).await.unwrap();
+    assert_eq!(log.take_sorted(4).await, ["* 0", "c* 0", "chat* 0", "chatter 0"]);
+    second.stop();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while chatty.addr.send(CountSubscribers).await.unwrap() != 3 {
+            settle().await;
+        }
+    })
+    .await
+    .expect("the publisher saw the subscriber go");
+    chatty.addr.send(Burst(1)).await.unwrap();
+    assert_eq!(log.take_sorted(3).await, ["* 0", "c* 0", "chat* 0"]);
+    log.silent_for(Duration::from_millis(100)).await;
+    assert_eq!(server_x.stats().reports_sent, 12);
 }
 
 #[actix::test]

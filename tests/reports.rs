@@ -365,3 +365,45 @@ async fn user_types_travel_in_process_without_serialization_to_anonymous_subscri
     node.spawn(Display { log: tx });
     assert_eq!(log.next().await, "t1 21.5 shared=true");
 }
+
+#[actix::test]
+async fn publishing_again_on_one_subject_follows_every_subscription_change() {
+    // A publisher works out who gets a subject once and reuses it: every change in between
+    // must show up in the next report on the same subject.
+    let node = Node::new("test");
+    let (publ, mut plog) = publisher(&node);
+    let (sub1, mut log1) = subscriber(&node);
+    let (sub2, mut log2) = subscriber(&node);
+    let publish = |value| Do::Publish("s.1", value, Lifetime::None);
+
+    sub1.addr.send(Sub::ByName("publisher", "s.*")).await.unwrap();
+    plog.until("sub Requested s.* subscriber").await;
+    log1.until("publisher Available publisher").await;
+    publ.addr.send(publish(1)).await.unwrap();
+    assert_eq!(log1.next().await, "report s.1 s.* 1");
+
+    // A second subscriber, then a second pattern of the first.
+    sub2.addr.send(Sub::ByName("publisher", "s.1")).await.unwrap();
+    plog.until("sub Requested s.1 subscriber").await;
+    publ.addr.send(publish(2)).await.unwrap();
+    assert_eq!(log1.next().await, "report s.1 s.* 2");
+    log2.until("report s.1 s.1 2").await;
+    sub1.addr.send(Sub::ByName("publisher", "*")).await.unwrap();
+    plog.until("sub Requested * subscriber").await;
+    publ.addr.send(publish(3)).await.unwrap();
+    assert_eq!(log1.take_sorted(2).await, ["report s.1 * 3", "report s.1 s.* 3"]);
+    assert_eq!(log2.next().await, "report s.1 s.1 3");
+
+    // The first withdraws its patterns; the second goes away.
+    sub1.addr.send(Sub::IgnoreAll("publisher")).await.unwrap();
+    // Told once the publisher has dropped both patterns.
+    assert_eq!(log1.next().await, "publisher Withdrawn publisher");
+    publ.addr.send(publish(4)).await.unwrap();
+    assert_eq!(log2.next().await, "report s.1 s.1 4");
+    sub2.stop();
+    plog.until("sub Withdrawn s.1 subscriber").await;
+    publ.addr.send(publish(5)).await.unwrap();
+    plog.until("done").await;
+    log1.silent_for(Duration::from_millis(100)).await;
+    log2.silent_for(Duration::from_millis(100)).await;
+}

@@ -25,7 +25,7 @@ use super::{Link, RouteRemoved};
 use crate::binding::{Address, Binding, Location};
 use crate::inbox::{Delivery, Inbox, Refused};
 use crate::names::{AgentId, Audience, ConversationId, GroupName, ServiceName, Subject, SubjectPattern};
-use crate::payload::Payload;
+use crate::payload::{Payload, SharedContent};
 use crate::registry::{JoinGroup, LeaveGroup, Register, Reroute, Status, Withdraw};
 use crate::report::{PublisherNotice, Report, ReportData};
 use crate::request::{ErrorCode, Failure, IncomingRequest, ReplyTo};
@@ -56,6 +56,8 @@ pub(crate) struct Bridge {
     names: Names,
     routes: RouteCache,
     pending: Pending,
+    /// Targets per link of the report being routed (kept to reuse its allocation).
+    relay: Relay,
     /// Makes the reader yield before its next chunk (see `FrameChunks`).
     pause: Rc<Cell<bool>>,
     /// Whether received report content is sliced from its chunk rather than copied (set from
@@ -119,8 +121,8 @@ impl Names {
     fn pattern(&mut self, s: Text<'_>) -> Result<&SubjectPattern, String> {
         self.patterns.get(s, |s| SubjectPattern::new(s).map_err(|e| e.to_string()))
     }
-    fn type_name(&mut self, s: Text<'_>) -> Result<Arc<str>, String> {
-        self.types.get(s, |s| Ok(Arc::from(s))).cloned()
+    fn type_name(&mut self, s: Text<'_>) -> Result<&Arc<str>, String> {
+        self.types.get(s, |s| Ok(Arc::from(s)))
     }
 }
 
@@ -179,6 +181,7 @@ impl Bridge {
                 names: Names::default(),
                 routes: RouteCache::default(),
                 pending: Pending::default(),
+                relay: Relay::default(),
                 pause,
                 share_chunks: false,
             }
@@ -431,6 +434,7 @@ impl StreamHandler<Result<Bytes, CodecError>> for Bridge {
         };
         let mut rest = &chunk[..];
         let mut local_bytes = 0;
+        let mut shared = None;
         while let Some((frame, body, next)) = split_frame(rest) {
             rest = next;
             let result = match (self.state, decode_incoming(body)) {
@@ -440,8 +444,10 @@ impl StreamHandler<Result<Bytes, CodecError>> for Bridge {
                     names: &mut self.names,
                     routes: &mut self.routes,
                     pending: &mut self.pending,
+                    relay: &mut self.relay,
                     chunk: &chunk,
                     share: self.share_chunks,
+                    shared: &mut shared,
                 }
                 .route(&view, frame, targeted)
                 .map(|delivered| local_bytes += delivered),
@@ -546,9 +552,12 @@ struct ReportRouting<'a> {
     names: &'a mut Names,
     routes: &'a mut RouteCache,
     pending: &'a mut Pending,
+    relay: &'a mut Relay,
     chunk: &'a Bytes,
     /// Whether local deliveries slice their content from `chunk` rather than copy it.
     share: bool,
+    /// With `share`: the chunk as the buffer the last report's content was a part of.
+    shared: &'a mut Option<SharedContent>,
 }
 
 impl ReportRouting<'_> {
@@ -567,7 +576,7 @@ impl ReportRouting<'_> {
             return Ok(0);
         }
         // Targets per link, as indexes into `view.targets`; `whole` while one link has them all.
-        let mut remote: SmallVec<[(Link, SmallVec<[usize; 4]>); 4]> = SmallVec::new();
+        let mut remote = std::mem::take(&mut self.relay.0);
         // Local targets, as indexes into `view.targets`, with their patterns.
         let mut local: SmallVec<[(usize, Option<SubjectPattern>); 1]> = SmallVec::new();
         let mut whole = true;
@@ -595,15 +604,19 @@ impl ReportRouting<'_> {
             }
         }
         let delivered = if local.is_empty() { 0 } else { self.deliver_locally(view, targeted, local)? };
-        if let [(link, _)] = &remote[..] {
-            if whole {
+        match &remote[..] {
+            [(link, _)] if whole => {
                 let _ = link.send_raw(frame, true, "Report");
-                return Ok(delivered);
+            }
+            _ => {
+                for (link, indexes) in remote.iter() {
+                    let _ = link.send_report_head(view.head, indexes.iter().map(|&i| view.targets[i]));
+                }
             }
         }
-        for (link, indexes) in remote {
-            let _ = link.send_report_head(view.head, indexes.iter().map(|&i| view.targets[i]));
-        }
+        // The links are dropped now rather than held until the next report.
+        remote.clear();
+        self.relay.0 = remote;
         Ok(delivered)
     }
 
@@ -617,12 +630,17 @@ impl ReportRouting<'_> {
         mut local: SmallVec<[(usize, Option<SubjectPattern>); 1]>,
     ) -> Result<usize, String> {
         let Some(publisher) = self.routes.lookup(self.net, view.publisher).cloned() else { return Ok(0) };
-        let bytes = if self.share {
-            self.chunk.slice_ref(view.content.bytes)
+        let (format, type_name) = (view.content.format, self.names.type_name(view.content.type_name)?);
+        let content = if self.share {
+            // One shared buffer for the chunk's reports of one type: no allocation per report.
+            let shared = match self.shared.take() {
+                Some(shared) if shared.is_for(format, type_name) => shared,
+                _ => SharedContent::new(format, self.chunk.clone(), type_name.clone()),
+            };
+            self.shared.insert(shared).part(view.content.bytes)
         } else {
-            Bytes::copy_from_slice(view.content.bytes)
+            Payload::encoded(format, Bytes::copy_from_slice(view.content.bytes), type_name.clone())
         };
-        let content = Payload::encoded(view.content.format, bytes, self.names.type_name(view.content.type_name)?);
         let subject = self.names.subject(view.subject)?.clone();
         let data = ReportData { publisher, subject, content, targeted };
         let last = local.pop();
@@ -639,6 +657,10 @@ impl ReportRouting<'_> {
         Ok(view.content.bytes.len().max(1))
     }
 }
+
+/// The subscribers of one report per link, as indexes into its targets.
+#[derive(Default)]
+struct Relay(Vec<(Link, SmallVec<[usize; 4]>)>);
 
 /// Deliveries to one local service gathered while a chunk is handled, pushed to its inbox
 /// under one lock. They are pushed before any frame other than a report is handled, and at
@@ -766,8 +788,8 @@ mod tests {
         let mut names = Names::default();
         assert_eq!(names.subject(Text(b"a.b")).unwrap().as_str(), "a.b");
         // A repeated name is the same interned value.
-        let first = names.type_name(Text(b"T")).unwrap();
-        assert!(Arc::ptr_eq(&first, &names.type_name(Text(b"T")).unwrap()));
+        let first = names.type_name(Text(b"T")).unwrap().clone();
+        assert!(Arc::ptr_eq(&first, names.type_name(Text(b"T")).unwrap()));
         for _ in 0..2 {
             let err = names.subject(Text(&[b'a', 0xff])).unwrap_err();
             assert!(err.contains("invalid UTF-8"), "{err}");

@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::BytesMut;
-use smallvec::SmallVec;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 
@@ -18,8 +17,8 @@ use crate::registry::Status;
 use crate::report::{Report, ReportData};
 use crate::request::{ErrorCode, Failure, IncomingRequest, ReplyTo};
 use crate::wire::{
-    encode_frame, encode_report, encode_report_spliced, ContentView, Frame, ReportRef, RequestFrame, TargetItem,
-    TargetView, WireFailure,
+    encode_frame, encode_report, encode_report_spliced, ContentView, EncodedTargets, Frame, PutTargets, ReportRef,
+    RequestFrame, TargetView, WireFailure,
 };
 
 /// What the handshake told about the peer.
@@ -305,8 +304,8 @@ impl Link {
     pub(crate) fn deliver(&self, target: &Binding, delivery: Delivery) -> Result<(), Refused> {
         let frame = match delivery {
             Delivery::Report(report) => {
-                let targets = smallvec::smallvec![(target.agent(), report.pattern.clone())];
-                return ReportFanout::send(&report.data, &[(self.clone(), targets)]);
+                let targets = [(target.agent(), report.pattern)];
+                return ReportFanout::send_remote(&report.data, std::iter::once((self, &targets[..])));
             }
             Delivery::Request(request) => return self.send_request(target, request),
             Delivery::SubscriptionRequested { subscriber, pattern } => {
@@ -341,13 +340,13 @@ impl Link {
 
     /// Sends one report frame for the listed subscribers behind this link, encoded straight
     /// from borrowed parts.
-    pub(crate) fn send_report<T: TargetItem>(
+    pub(crate) fn send_report<T: PutTargets + ?Sized>(
         &self,
         targeted: bool,
         publisher: AgentId,
         subject: &str,
         content: ContentView<'_>,
-        targets: &[T],
+        targets: &T,
     ) -> Result<(), Refused> {
         let report = ReportRef { targeted, publisher, subject: subject.into(), content, targets };
         self.queue(true, "Report", |buf| encode_report(&report, buf, self.0.max_frame))
@@ -434,52 +433,56 @@ pub(crate) fn send_outcome(
     }
 }
 
-/// One subscriber behind a link and the pattern it matched.
-type Target = (AgentId, Option<SubjectPattern>);
-
-/// Routes one published report to its subscribers: each local subscriber gets a delivery
-/// sharing the content; remote subscribers are gathered per link, and each link gets one
-/// frame listing them, with the content encoded once for all links.
-pub(crate) struct ReportFanout<'a> {
-    data: &'a ReportData,
-    delivered: usize,
-    remote: SmallVec<[(Link, Targets); 2]>,
+/// Who gets a published report: local subscribers each get a delivery sharing the content;
+/// remote subscribers are gathered per link, and each link gets one frame listing them, with
+/// the content encoded once for all links. The list for each link is encoded as targets are
+/// added, so a publisher can keep a fan-out for a subject and send many reports with it.
+#[derive(Default)]
+pub(crate) struct ReportFanout {
+    local: Vec<(Binding, Option<SubjectPattern>)>,
+    remote: Vec<(Link, EncodedTargets)>,
 }
 
-/// The subscribers behind one link.
-type Targets = SmallVec<[Target; 2]>;
-
-impl<'a> ReportFanout<'a> {
-    pub(crate) fn new(data: &'a ReportData) -> Self {
-        ReportFanout { data, delivered: 0, remote: SmallVec::new() }
-    }
-
+impl ReportFanout {
+    /// Whether no subscriber was added.
     pub(crate) fn is_empty(&self) -> bool {
-        self.delivered == 0
+        self.local.is_empty() && self.remote.is_empty()
     }
 
+    /// Adds a subscriber and the pattern it matched (if any).
     pub(crate) fn add(&mut self, subscriber: &Binding, pattern: Option<&SubjectPattern>) {
-        self.delivered += 1;
-        match subscriber.link() {
-            None => subscriber.send(Delivery::Report(Report { data: self.data.clone(), pattern: pattern.cloned() })),
-            Some(link) => {
-                let target = (subscriber.agent(), pattern.cloned());
-                match self.remote.iter_mut().find(|(l, _)| l.same(link)) {
-                    Some((_, targets)) => targets.push(target),
-                    None => self.remote.push((link.clone(), smallvec::smallvec![target])),
-                }
+        let Some(link) = subscriber.link() else {
+            return self.local.push((subscriber.clone(), pattern.cloned()));
+        };
+        let target = TargetView { subscriber: subscriber.agent(), pattern: pattern.map(|p| p.as_str().into()) };
+        match self.remote.iter_mut().find(|(l, _)| l.same(link)) {
+            Some((_, targets)) => targets.push(target),
+            None => {
+                let mut targets = EncodedTargets::default();
+                targets.push(target);
+                self.remote.push((link.clone(), targets));
             }
         }
     }
 
-    pub(crate) fn finish(self) {
+    /// Sends `data` to every subscriber added.
+    pub(crate) fn send(&self, data: ReportData) {
         if !self.remote.is_empty() {
-            let _ = Self::send(self.data, &self.remote);
+            let _ = Self::send_remote(&data, self.remote.iter().map(|(link, targets)| (link, targets)));
+        }
+        if let Some(((last, last_pattern), rest)) = self.local.split_last() {
+            for (subscriber, pattern) in rest {
+                subscriber.send(Delivery::Report(Report { data: data.clone(), pattern: pattern.clone() }));
+            }
+            last.send(Delivery::Report(Report { data, pattern: last_pattern.clone() }));
         }
     }
 
     /// Sends the report to the targets behind each link, its content encoded once for all.
-    fn send(data: &ReportData, remote: &[(Link, Targets)]) -> Result<(), Refused> {
+    fn send_remote<'l, T: PutTargets + ?Sized + 'l>(
+        data: &ReportData,
+        remote: impl Iterator<Item = (&'l Link, &'l T)>,
+    ) -> Result<(), Refused> {
         let format = data.content.wire_format();
         let sent = data.content.with_bytes(format, |bytes| {
             let content = ContentView { format, type_name: data.content.type_name().into(), bytes };

@@ -55,6 +55,9 @@ pub(crate) struct Broker {
     watches: IdMap<AgentId, usize>,
     /// The subject of the last report published.
     last_subject: Option<Subject>,
+    /// Who gets a report on the last subject published; dropped (with the links it holds)
+    /// whenever `subscribers` changes.
+    fanout: Option<(Subject, ReportFanout)>,
 }
 
 impl Broker {
@@ -150,6 +153,7 @@ impl Broker {
                     }));
                 }
                 if let Some(subscriber) = self.subscribers.remove(&agent) {
+                    self.fanout = None;
                     self.unwatch(node, me, agent);
                     for pattern in subscriber.patterns {
                         notices.push(Notice::Subscription(SubscriptionNotice {
@@ -182,6 +186,7 @@ impl Broker {
             return Vec::new();
         }
         entry.patterns.push(pattern.clone());
+        self.fanout = None;
         if first {
             self.watch(node, me, inbox, &subscriber);
             subscriber.send(Delivery::Publisher(PublisherNotice {
@@ -208,6 +213,7 @@ impl Broker {
         let Some(at) = entry.patterns.iter().position(|p| *p == pattern) else { return Vec::new() };
         entry.patterns.remove(at);
         let subscriber = entry.binding.clone();
+        self.fanout = None;
         if entry.patterns.is_empty() {
             self.subscribers.remove(&agent);
             self.unwatch(node, me, agent);
@@ -364,16 +370,21 @@ impl<S: Service> ServiceContext<S> {
         if broker.subscribers.is_empty() {
             return;
         }
-        let data = ReportData { publisher: self.core.binding.clone(), subject, content, targeted: false };
-        let mut fanout = ReportFanout::new(&data);
-        for entry in broker.subscribers.values() {
-            for pattern in &entry.patterns {
-                if pattern.matches(data.subject.as_str()) {
-                    fanout.add(&entry.binding, Some(pattern));
+        // Who gets a report on this subject is worked out once and kept while the subject
+        // and the subscribers stay the same.
+        let fanout = match &mut broker.fanout {
+            Some((s, fanout)) if *s == subject => fanout,
+            cached => {
+                let mut fanout = ReportFanout::default();
+                for entry in broker.subscribers.values() {
+                    for pattern in entry.patterns.iter().filter(|p| p.matches(subject.as_str())) {
+                        fanout.add(&entry.binding, Some(pattern));
+                    }
                 }
+                &mut cached.insert((subject.clone(), fanout)).1
             }
-        }
-        fanout.finish();
+        };
+        fanout.send(ReportData { publisher: self.core.binding.clone(), subject, content, targeted: false });
     }
 
     /// Sends a report to one subscriber only; never cached. Nothing is sent if `subscriber`
@@ -388,20 +399,15 @@ impl<S: Service> ServiceContext<S> {
             tracing::debug!(service = %self.core.binding, subscriber = %subscriber, "send_report: not a subscriber; nothing sent");
             return;
         };
-        let data = ReportData {
-            publisher: self.core.binding.clone(),
-            subject,
-            content: Payload::new(content),
-            targeted: true,
-        };
-        let mut fanout = ReportFanout::new(&data);
-        for pattern in entry.patterns.iter().filter(|p| p.matches(data.subject.as_str())) {
+        let mut fanout = ReportFanout::default();
+        for pattern in entry.patterns.iter().filter(|p| p.matches(subject.as_str())) {
             fanout.add(&entry.binding, Some(pattern));
         }
         if fanout.is_empty() {
             fanout.add(&entry.binding, None);
         }
-        fanout.finish();
+        let content = Payload::new(content);
+        fanout.send(ReportData { publisher: self.core.binding.clone(), subject, content, targeted: true });
     }
 
     /// Drops cached reports whose subject matches `pattern` and that were published at least

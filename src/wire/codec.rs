@@ -76,7 +76,7 @@ fn finish_frame(
 
 /// Appends a report frame. Written by hand (reports are most of the traffic), byte for byte
 /// what bincode writes for `Frame::Report`/`Frame::TargetedReport`; tests pin the two together.
-pub(crate) fn encode_report<T: TargetItem>(
+pub(crate) fn encode_report<T: PutTargets + ?Sized>(
     report: &ReportRef<'_, T>,
     buf: &mut BytesMut,
     max: usize,
@@ -95,8 +95,44 @@ pub(crate) fn encode_report<T: TargetItem>(
     );
     put_bytes(buf, report.content.type_name.0);
     put_bytes(buf, report.content.bytes);
-    put_targets(buf, report.targets.iter().map(TargetItem::view));
+    report.targets.put_targets(buf);
     finish_frame(buf, start, max, Ok(0))
+}
+
+/// The targets of a report, as the encoder writes them.
+pub(crate) trait PutTargets {
+    /// Appends the list (its length, then each target).
+    fn put_targets(&self, buf: &mut BytesMut);
+}
+
+impl<T: TargetItem> PutTargets for [T] {
+    fn put_targets(&self, buf: &mut BytesMut) {
+        put_targets(buf, self.iter().map(TargetItem::view));
+    }
+}
+
+/// A report's target list encoded ahead of time: a publisher keeps one per link for the
+/// subject it publishes on and appends it to each report, rather than encode every target of
+/// every report.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct EncodedTargets {
+    count: u64,
+    bytes: BytesMut,
+}
+
+impl EncodedTargets {
+    /// Adds a target at the end of the list.
+    pub(crate) fn push(&mut self, target: TargetView<'_>) {
+        put_target(&mut self.bytes, target);
+        self.count += 1;
+    }
+}
+
+impl PutTargets for EncodedTargets {
+    fn put_targets(&self, buf: &mut BytesMut) {
+        put_varint(buf, self.count);
+        buf.extend_from_slice(&self.bytes);
+    }
 }
 
 /// Appends a report frame made of a received report's head ([`ReportView::head`]) and other
@@ -142,13 +178,17 @@ fn put_agent(buf: &mut BytesMut, agent: AgentId) {
 fn put_targets<'t>(buf: &mut BytesMut, targets: impl ExactSizeIterator<Item = TargetView<'t>>) {
     put_varint(buf, targets.len() as u64);
     for target in targets {
-        put_agent(buf, target.subscriber);
-        match target.pattern {
-            None => buf.put_u8(0),
-            Some(pattern) => {
-                buf.put_u8(1);
-                put_bytes(buf, pattern.0);
-            }
+        put_target(buf, target);
+    }
+}
+
+fn put_target(buf: &mut BytesMut, target: TargetView<'_>) {
+    put_agent(buf, target.subscriber);
+    match target.pattern {
+        None => buf.put_u8(0),
+        Some(pattern) => {
+            buf.put_u8(1);
+            put_bytes(buf, pattern.0);
         }
     }
 }
@@ -205,6 +245,9 @@ pub(crate) enum Incoming<'a> {
     Other(Frame),
 }
 
+/// The smallest encoded target: an agent (length and 16 bytes) and the `None` tag.
+const MIN_TARGET_LEN: usize = 18;
+
 /// Decodes one frame's body (without its length prefix). The whole body must be used.
 pub(crate) fn decode_incoming(body: &[u8]) -> Result<Incoming<'_>, CodecError> {
     let targeted = match body.first() {
@@ -226,7 +269,9 @@ pub(crate) fn decode_incoming(body: &[u8]) -> Result<Incoming<'_>, CodecError> {
     let bytes = fields.bytes().map_err(malformed)?;
     let head = &body[..fields.at];
     let count = fields.varint().map_err(malformed)?;
-    let mut targets = TargetList::new();
+    // Sized once (a target takes at least 18 bytes, so a lying count reserves nothing more).
+    let fit = (body.len() - fields.at) / MIN_TARGET_LEN;
+    let mut targets = TargetList::with_capacity(usize::try_from(count).unwrap_or(usize::MAX).min(fit));
     for _ in 0..count {
         let subscriber = fields.agent().map_err(malformed)?;
         let pattern = match fields.byte().map_err(malformed)? {
@@ -458,7 +503,7 @@ mod tests {
         use crate::names::SubjectPattern;
         let content =
             WirePayload { format: Format::Json, type_name: "t".into(), bytes: bytes::Bytes::from_static(b"[1]") };
-        let targets = vec![(agent(2), Some(SubjectPattern::new("a.*").unwrap())), (agent(3), None)];
+        let targets = [(agent(2), Some(SubjectPattern::new("a.*").unwrap())), (agent(3), None)];
         for targeted in [false, true] {
             let owned = ReportFrame {
                 publisher: agent(1),
@@ -475,7 +520,7 @@ mod tests {
                 publisher: agent(1),
                 subject: "a.b".into(),
                 content: content.view(),
-                targets: &targets,
+                targets: &targets[..],
             };
             let mut buf = BytesMut::new();
             encode_frame(&borrowed, &mut buf, DEFAULT_MAX_FRAME).unwrap();
@@ -483,6 +528,19 @@ mod tests {
             let mut by_hand = BytesMut::new();
             encode_report(&borrowed, &mut by_hand, DEFAULT_MAX_FRAME).unwrap();
             assert_eq!(by_hand.to_vec(), encoded(&owned));
+            // The same targets encoded ahead of time.
+            let mut ahead = EncodedTargets::default();
+            targets.iter().for_each(|t| ahead.push(t.view()));
+            let mut with_ahead = BytesMut::new();
+            let report = ReportRef {
+                targeted,
+                publisher: agent(1),
+                subject: "a.b".into(),
+                content: content.view(),
+                targets: &ahead,
+            };
+            encode_report(&report, &mut with_ahead, DEFAULT_MAX_FRAME).unwrap();
+            assert_eq!(with_ahead.to_vec(), encoded(&owned));
             // Over the cap, nothing is left behind.
             let mut small = BytesMut::from(&b"x"[..]);
             assert!(matches!(encode_report(&borrowed, &mut small, 10), Err(CodecError::TooLarge { .. })));

@@ -326,12 +326,13 @@ impl TargetItem for TargetView<'_> {
 
 /// A report frame made of borrowed parts, for sending without building a [`ReportFrame`]:
 /// it encodes exactly as `Frame::Report` (or `Frame::TargetedReport`) with the same fields.
-pub(crate) struct ReportRef<'a, T> {
+/// The targets are a slice of [`TargetItem`]s or a list encoded ahead of time.
+pub(crate) struct ReportRef<'a, T: ?Sized> {
     pub(crate) targeted: bool,
     pub(crate) publisher: AgentId,
     pub(crate) subject: Text<'a>,
     pub(crate) content: ContentView<'a>,
-    pub(crate) targets: &'a [T],
+    pub(crate) targets: &'a T,
 }
 
 // The serde encoding of a borrowed report: the reference the hand-written encoder
@@ -357,7 +358,7 @@ impl<T: TargetItem> Serialize for Targets<'_, T> {
 }
 
 #[cfg(test)]
-impl<T: TargetItem> Serialize for ReportRef<'_, T> {
+impl<T: TargetItem> Serialize for ReportRef<'_, [T]> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let (index, name) =
             if self.targeted { (TARGETED_REPORT_VARIANT, "TargetedReport") } else { (REPORT_VARIANT, "Report") };
