@@ -19,8 +19,6 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::wire::WirePayload;
-
 /// How encoded bytes are to be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Format {
@@ -261,24 +259,6 @@ impl Payload {
             Repr::Value(_) => Format::Bincode,
             Repr::Encoded(e) | Repr::Part(e, ..) => e.format,
         }
-    }
-
-    /// The payload as it crosses a link: encoded bytes are passed on as they are, an
-    /// in-process value is encoded (once; callers share the result).
-    pub(crate) fn to_wire(&self) -> Result<WirePayload, PayloadError> {
-        let format = self.wire_format();
-        Ok(WirePayload { format, type_name: self.type_name().to_owned(), bytes: self.to_bytes(format)? })
-    }
-
-    /// The payload as it crosses a link, in `format`: encoded bytes already in that format are
-    /// passed on as they are (relays never decode), a value is encoded in it.
-    pub(crate) fn to_wire_as(&self, format: Format) -> Result<WirePayload, PayloadError> {
-        Ok(WirePayload { format, type_name: self.type_name().to_owned(), bytes: self.to_bytes(format)? })
-    }
-
-    /// A payload received from a link.
-    pub(crate) fn from_wire(wire: WirePayload) -> Self {
-        Payload::encoded(wire.format, wire.bytes, wire.type_name)
     }
 
     /// The payload as JSON, for tools and logs.

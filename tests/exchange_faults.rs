@@ -8,8 +8,8 @@ use std::time::Duration;
 use bytes::BytesMut;
 use common::{probe, WAIT};
 use netsvc::prelude::*;
-use netsvc::wire::{Frame, FrameCodec, Hello, ServiceInfo, PROTOCOL_VERSION};
-use netsvc::{AgentId, ConnectionState, Exchange, ExchangeConfig, ProcessId};
+use netsvc::wire::{Frame, FrameCodec, Hello, RequestFrame, ServiceInfo, WirePayload, PROTOCOL_VERSION};
+use netsvc::{AgentId, ConnectionState, Exchange, ExchangeConfig, Format, ProcessId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::{Decoder, Encoder};
@@ -284,4 +284,32 @@ async fn the_authorise_hook_refuses_peers_by_address() {
     s.write_all(&encode(&hello(PROTOCOL_VERSION))).await.unwrap();
     let frames = closed_within(&mut s, WAIT).await.expect("refused");
     assert!(frames.is_empty(), "{frames:?}");
+}
+
+#[actix::test]
+async fn invalid_utf8_in_a_request_or_response_closes_the_connection() {
+    let (node, _x, addr) = server(config()).await;
+    let calculator = node.lookup_name("calculator").await.pop().unwrap();
+    let args = WirePayload { format: Format::Bincode, type_name: "(i64, i64)".into(), bytes: vec![12, 14].into() };
+    let request = Frame::Request(RequestFrame {
+        conversation: 1,
+        requester: AgentId::random(),
+        target: calculator.agent(),
+        method: "multiply".into(),
+        args: args.clone(),
+        reply_format: Format::Bincode,
+    });
+    let response = Frame::Response { conversation: 1, requester: calculator.agent(), content: args };
+    for (frame, name) in [(request, &b"multiply"[..]), (response, &b"(i64, i64)"[..])] {
+        let mut bytes = encode(&frame);
+        let at = bytes.windows(name.len()).position(|w| w == name).unwrap();
+        bytes[at] = 0xff;
+        let mut s = raw(&addr).await;
+        s.write_all(&encode(&hello(PROTOCOL_VERSION))).await.unwrap();
+        s.write_all(&bytes).await.unwrap();
+        // At once: well before the peer would count as silent (`dead_after`, 800 ms).
+        let closed = closed_within(&mut s, Duration::from_millis(400)).await;
+        assert!(closed.is_some(), "{} frame", frame.kind());
+    }
+    still_serving(&addr).await;
 }

@@ -30,8 +30,8 @@ use crate::registry::{JoinGroup, LeaveGroup, Register, Reroute, Status, Withdraw
 use crate::report::{PublisherNotice, Report, ReportData};
 use crate::request::{ErrorCode, Failure, IncomingRequest, ReplyTo};
 use crate::wire::{
-    decode_incoming, split_frame, CodecError, Frame, Hello, Incoming, ReportView, RequestFrame, ServiceInfo, Text,
-    PROTOCOL_VERSION,
+    decode_incoming, split_frame, CodecError, ContentView, Frame, Hello, Incoming, ReportView, RequestView,
+    ResponseView, ServiceInfo, Text, PROTOCOL_VERSION,
 };
 
 use super::link::send_outcome;
@@ -451,9 +451,21 @@ impl StreamHandler<Result<Bytes, CodecError>> for Bridge {
                 }
                 .route(&view, frame, targeted)
                 .map(|delivered| local_bytes += delivered),
+                (State::Ready, Ok(Incoming::Request(request))) => {
+                    self.pending.flush();
+                    let net = self.shared.node.net();
+                    route_request(net, &mut self.names, &mut self.routes, Received { chunk: &chunk, frame }, &request)
+                }
+                (State::Ready, Ok(Incoming::Response(response))) => {
+                    self.pending.flush();
+                    let net = self.shared.node.net();
+                    route_response(net, &mut self.names, &mut self.routes, Received { chunk: &chunk, frame }, &response)
+                }
                 (_, Ok(Incoming::Report { targeted, .. })) => {
                     Err(format!("{} frame before the handshake", if targeted { "TargetedReport" } else { "Report" }))
                 }
+                (_, Ok(Incoming::Request(_))) => Err("Request frame before the handshake".to_owned()),
+                (_, Ok(Incoming::Response(_))) => Err("Response frame before the handshake".to_owned()),
                 (_, Ok(Incoming::Other(decoded))) => {
                     self.pending.flush();
                     self.on_frame(ctx, decoded, frame)
@@ -516,17 +528,6 @@ fn route(net: &super::Net, names: &mut Names, frame: Frame, raw: &[u8]) -> Resul
                     subscriber: subscriber.clone(),
                     status,
                 }));
-            }
-            Ok(())
-        }
-        Frame::Request(request) => route_request(net, request, raw),
-        Frame::Response { conversation, requester, content } => {
-            match net.lookup(requester) {
-                Some(r) if r.link().is_none() => {
-                    net.complete(ConversationId(conversation), Ok(Payload::from_wire(content)))
-                }
-                Some(r) => r.link().map_or((), |l| l.forward(raw, "Response")),
-                None => {}
             }
             Ok(())
         }
@@ -721,13 +722,45 @@ impl RouteCache {
     }
 }
 
-fn route_request(net: &super::Net, request: RequestFrame, raw: &[u8]) -> Result<(), String> {
-    let RequestFrame { conversation, requester, target, method, args, reply_format } = request;
-    let Some(requester) = net.lookup(requester) else {
+/// A frame as received, within the chunk it came in.
+struct Received<'a> {
+    chunk: &'a Bytes,
+    /// The whole frame, header included, for passing it on unchanged.
+    frame: &'a [u8],
+}
+
+impl Received<'_> {
+    /// A payload received in this frame for a local service. Its bytes are a slice of the
+    /// chunk when they are a good share of it (the usual case: calls end a chunk), a copy
+    /// otherwise, so that a waiting answer never pins a read buffer it barely uses.
+    fn payload(&self, names: &mut Names, content: ContentView<'_>) -> Result<Payload, String> {
+        let type_name = names.type_name(content.type_name)?.clone();
+        let bytes = if content.bytes.len() * 4 >= self.chunk.len() {
+            self.chunk.slice_ref(content.bytes)
+        } else {
+            Bytes::copy_from_slice(content.bytes)
+        };
+        Ok(Payload::encoded(content.format, bytes, type_name))
+    }
+}
+
+/// Serves a received request locally, or relays it as received over the link to its target.
+/// Its names are checked either way, so a relay never passes on what its peers would refuse.
+fn route_request(
+    net: &super::Net,
+    names: &mut Names,
+    routes: &mut RouteCache,
+    received: Received<'_>,
+    request: &RequestView<'_>,
+) -> Result<(), String> {
+    let &RequestView { conversation, requester, target, method, args, reply_format } = request;
+    let method = method.to_str().map_err(|e| format!("invalid UTF-8 in method name {method:?}: {e}"))?;
+    names.type_name(args.type_name)?;
+    let Some(requester) = routes.lookup(net, requester).cloned() else {
         tracing::warn!(%requester, method, "request from an unknown agent (not announced here); dropped");
         return Ok(());
     };
-    let Some(target) = net.lookup(target) else {
+    let Some(target) = routes.lookup(net, target).cloned() else {
         let failure =
             Failure::netsvc(ErrorCode::CLIENT_SERVICE_UNAVAILABLE, format!("service {target} is not available"));
         send_outcome(&requester, conversation, reply_format, Err(failure));
@@ -735,7 +768,7 @@ fn route_request(net: &super::Net, request: RequestFrame, raw: &[u8]) -> Result<
     };
     // Relayed: the frame goes on as received (its answer is routed back by requester agent).
     if let Some(link) = target.link().filter(|l| !l.is_closed()) {
-        match link.send_raw(raw, false, "Request") {
+        match link.send_raw(received.frame, false, "Request") {
             Ok(()) => {}
             // Only a frame over the outgoing link's size cap is refused as "full" (a control
             // frame that does not fit the buffer closes the link instead).
@@ -754,14 +787,35 @@ fn route_request(net: &super::Net, request: RequestFrame, raw: &[u8]) -> Result<
     }
     let incoming = IncomingRequest {
         conversation: ConversationId(conversation),
-        method: method.into(),
-        args: Payload::from_wire(args),
+        method: method.to_owned().into(),
+        args: received.payload(names, args)?,
         sender: requester.clone(),
         reply: ReplyTo::Remote { requester: requester.clone(), conversation, format: reply_format },
         reply_format,
     };
     if let Err(refused) = target.push(Delivery::Request(incoming)) {
         send_outcome(&requester, conversation, reply_format, Err(refusal_failure(&target, refused)));
+    }
+    Ok(())
+}
+
+/// Completes a local requester's call with a received response, or relays the response as
+/// received towards its requester.
+fn route_response(
+    net: &super::Net,
+    names: &mut Names,
+    routes: &mut RouteCache,
+    received: Received<'_>,
+    response: &ResponseView<'_>,
+) -> Result<(), String> {
+    names.type_name(response.content.type_name)?;
+    match routes.lookup(net, response.requester).map(Binding::link) {
+        Some(None) => {
+            let payload = received.payload(names, response.content)?;
+            net.complete(ConversationId(response.conversation), Ok(payload));
+        }
+        Some(Some(link)) => link.forward(received.frame, "Response"),
+        None => {}
     }
     Ok(())
 }

@@ -17,8 +17,8 @@ use crate::registry::Status;
 use crate::report::{Report, ReportData};
 use crate::request::{ErrorCode, Failure, IncomingRequest, ReplyTo};
 use crate::wire::{
-    encode_frame, encode_report, encode_report_spliced, ContentView, EncodedTargets, Frame, PutTargets, ReportRef,
-    RequestFrame, TargetView, WireFailure,
+    encode_frame, encode_report, encode_report_spliced, encode_request, encode_response, ContentView, EncodedTargets,
+    Frame, PutTargets, ReportRef, RequestView, ResponseView, TargetView, WireFailure,
 };
 
 /// What the handshake told about the peer.
@@ -375,36 +375,42 @@ impl Link {
             )));
             return Ok(());
         }
-        let args = match args.to_wire() {
-            Ok(args) => args,
-            Err(e) => {
-                reply.send(Err(Failure::netsvc(
-                    ErrorCode::CLIENT_REQUEST_ENCODING_ERROR,
-                    format!("arguments of {method}: {e}"),
-                )));
-                return Ok(());
-            }
-        };
-        let frame = Frame::Request(RequestFrame {
-            conversation: conversation.get(),
-            requester: sender.agent(),
-            target: target.agent(),
-            method: method.into_owned(),
-            args,
-            reply_format,
-        });
-        match reply {
-            ReplyTo::Local(tx) => {
-                self.0.net.add_pending(conversation, target.agent(), self, tx);
-                let sent = self.send_frame(&frame);
-                if sent.is_err() {
-                    self.0.net.forget_pending(conversation);
+        // The arguments are encoded straight into the frame (through a per-thread scratch
+        // buffer for an in-process value).
+        let format = args.wire_format();
+        // Taken by the sending closure; still here if the arguments could not be encoded.
+        let mut reply = Some(reply);
+        let encoded = args.with_bytes(format, |bytes| {
+            let request = RequestView {
+                conversation: conversation.get(),
+                requester: sender.agent(),
+                target: target.agent(),
+                method: method.as_ref().into(),
+                args: ContentView { format, type_name: args.type_name().into(), bytes },
+                reply_format,
+            };
+            let send = || self.queue(false, "Request", |buf| encode_request(&request, buf, self.0.max_frame));
+            match reply.take() {
+                Some(ReplyTo::Local(tx)) => {
+                    self.0.net.add_pending(conversation, target.agent(), self, tx);
+                    let sent = send();
+                    if sent.is_err() {
+                        self.0.net.forget_pending(conversation);
+                    }
+                    sent
                 }
-                sent
+                // Relaying someone else's request: the answer is routed back by requester agent.
+                Some(ReplyTo::Remote { .. }) | None => send(),
             }
-            // Relaying someone else's request: the answer is routed back by requester agent.
-            ReplyTo::Remote { .. } => self.send_frame(&frame),
-        }
+        });
+        encoded.unwrap_or_else(|e| {
+            let failure =
+                Failure::netsvc(ErrorCode::CLIENT_REQUEST_ENCODING_ERROR, format!("arguments of {method}: {e}"));
+            if let Some(reply) = reply {
+                reply.send(Err(failure));
+            }
+            Ok(())
+        })
     }
 }
 
@@ -415,21 +421,24 @@ pub(crate) fn send_outcome(
     format: Format,
     outcome: Result<crate::Payload, Failure>,
 ) {
-    let frame = match outcome.and_then(|p| {
-        p.to_wire_as(format).map_err(|e| Failure::netsvc(ErrorCode::SERVER_RESPONSE_ENCODING_ERROR, e.to_string()))
-    }) {
-        Ok(content) => Frame::Response { conversation, requester: requester.agent(), content },
-        Err(f) => Frame::Failure {
-            conversation,
-            requester: requester.agent(),
-            failure: WireFailure { code: f.code.0, description: f.description, origin: f.origin, details: f.details },
-        },
+    let Some(link) = requester.link() else {
+        return tracing::debug!(requester = %requester, "answer for a requester that is now local; dropped");
     };
-    match requester.link() {
-        Some(link) => {
-            let _ = link.send_frame(&frame);
-        }
-        None => tracing::debug!(requester = %requester, "answer for a requester that is now local; dropped"),
+    // A response is encoded straight into the frame (as a request's arguments are).
+    let response = outcome.and_then(|content| {
+        let encoded = content.with_bytes(format, |bytes| {
+            let response = ResponseView {
+                conversation,
+                requester: requester.agent(),
+                content: ContentView { format, type_name: content.type_name().into(), bytes },
+            };
+            let _ = link.queue(false, "Response", |buf| encode_response(&response, buf, link.0.max_frame));
+        });
+        encoded.map_err(|e| Failure::netsvc(ErrorCode::SERVER_RESPONSE_ENCODING_ERROR, e.to_string()))
+    });
+    if let Err(f) = response {
+        let failure = WireFailure { code: f.code.0, description: f.description, origin: f.origin, details: f.details };
+        let _ = link.send_frame(&Frame::Failure { conversation, requester: requester.agent(), failure });
     }
 }
 

@@ -4,8 +4,8 @@ use bytes::{BufMut, BytesMut};
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
 use super::frame::{
-    ContentView, Frame, ReportRef, ReportView, TargetItem, TargetList, TargetView, Text, CALL_VARIANTS, REPORT_VARIANT,
-    TARGETED_REPORT_VARIANT,
+    ContentView, Frame, ReportRef, ReportView, RequestView, ResponseView, TargetItem, TargetList, TargetView, Text,
+    CALL_VARIANTS, REPORT_VARIANT, REQUEST_VARIANT, RESPONSE_VARIANT, TARGETED_REPORT_VARIANT,
 };
 use crate::names::AgentId;
 use crate::payload::Format;
@@ -86,17 +86,51 @@ pub(crate) fn encode_report<T: PutTargets + ?Sized>(
     buf.put_u8(if report.targeted { TARGETED_REPORT_VARIANT } else { REPORT_VARIANT });
     put_agent(buf, report.publisher);
     put_bytes(buf, report.subject.0);
+    put_content(buf, report.content);
+    report.targets.put_targets(buf);
+    finish_frame(buf, start, max, Ok(0))
+}
+
+/// Appends a request frame, byte for byte what bincode writes for `Frame::Request`.
+pub(crate) fn encode_request(request: &RequestView<'_>, buf: &mut BytesMut, max: usize) -> Result<(), CodecError> {
+    let start = buf.len();
+    buf.put_u32(0);
+    buf.put_u8(REQUEST_VARIANT);
+    put_varint(buf, request.conversation);
+    put_agent(buf, request.requester);
+    put_agent(buf, request.target);
+    put_bytes(buf, request.method.0);
+    put_content(buf, request.args);
+    put_format(buf, request.reply_format);
+    finish_frame(buf, start, max, Ok(0))
+}
+
+/// Appends a response frame, byte for byte what bincode writes for `Frame::Response`.
+pub(crate) fn encode_response(response: &ResponseView<'_>, buf: &mut BytesMut, max: usize) -> Result<(), CodecError> {
+    let start = buf.len();
+    buf.put_u32(0);
+    buf.put_u8(RESPONSE_VARIANT);
+    put_varint(buf, response.conversation);
+    put_agent(buf, response.requester);
+    put_content(buf, response.content);
+    finish_frame(buf, start, max, Ok(0))
+}
+
+fn put_format(buf: &mut BytesMut, format: Format) {
     put_varint(
         buf,
-        match report.content.format {
+        match format {
             Format::Bincode => 0,
             Format::Json => 1,
         },
     );
-    put_bytes(buf, report.content.type_name.0);
-    put_bytes(buf, report.content.bytes);
-    report.targets.put_targets(buf);
-    finish_frame(buf, start, max, Ok(0))
+}
+
+/// A [`WirePayload`](super::WirePayload).
+fn put_content(buf: &mut BytesMut, content: ContentView<'_>) {
+    put_format(buf, content.format);
+    put_bytes(buf, content.type_name.0);
+    put_bytes(buf, content.bytes);
 }
 
 /// The targets of a report, as the encoder writes them.
@@ -235,12 +269,16 @@ pub(crate) fn is_call(body: &[u8]) -> bool {
     body.first().is_some_and(|v| CALL_VARIANTS.contains(v))
 }
 
-/// A received frame: reports are decoded without copying (they are most of the traffic and a
-/// relay forwards them as they are), everything else as a [`Frame`].
+/// A received frame: reports, requests and responses are decoded without copying (they are
+/// most of the traffic, and a relay forwards them as they are), everything else as a [`Frame`].
 #[derive(Debug)]
 pub(crate) enum Incoming<'a> {
     /// `Frame::Report` (`targeted: false`) or `Frame::TargetedReport`.
     Report { view: ReportView<'a>, targeted: bool },
+    /// `Frame::Request`.
+    Request(RequestView<'a>),
+    /// `Frame::Response`.
+    Response(ResponseView<'a>),
     /// Any other frame.
     Other(Frame),
 }
@@ -250,47 +288,83 @@ const MIN_TARGET_LEN: usize = 18;
 
 /// Decodes one frame's body (without its length prefix). The whole body must be used.
 pub(crate) fn decode_incoming(body: &[u8]) -> Result<Incoming<'_>, CodecError> {
-    let targeted = match body.first() {
-        Some(&REPORT_VARIANT) => false,
-        Some(&TARGETED_REPORT_VARIANT) => true,
+    let (kind, targeted) = match body.first() {
+        Some(&REPORT_VARIANT) => ("Report", false),
+        Some(&TARGETED_REPORT_VARIANT) => ("TargetedReport", true),
+        Some(&REQUEST_VARIANT) => ("Request", false),
+        Some(&RESPONSE_VARIANT) => ("Response", false),
         _ => return decode_frame(body).map(Incoming::Other),
     };
-    let kind = if targeted { "TargetedReport" } else { "Report" };
     let malformed = |what: String| CodecError::Malformed(format!("{kind} frame: {what}"));
     let mut fields = Fields { buf: body, at: 1 };
-    let publisher = fields.agent().map_err(malformed)?;
-    let subject = fields.text().map_err(malformed)?;
-    let format = match fields.variant().map_err(malformed)? {
-        0 => Format::Bincode,
-        1 => Format::Json,
-        other => return Err(malformed(format!("unknown content format {other}"))),
+    let decoded = match body[0] {
+        REQUEST_VARIANT => fields.request().map(Incoming::Request),
+        RESPONSE_VARIANT => fields.response().map(Incoming::Response),
+        _ => fields.report(targeted),
     };
-    let type_name = fields.text().map_err(malformed)?;
-    let bytes = fields.bytes().map_err(malformed)?;
-    let head = &body[..fields.at];
-    let count = fields.varint().map_err(malformed)?;
-    // Sized once (a target takes at least 18 bytes, so a lying count reserves nothing more).
-    let fit = (body.len() - fields.at) / MIN_TARGET_LEN;
-    let mut targets = TargetList::with_capacity(usize::try_from(count).unwrap_or(usize::MAX).min(fit));
-    for _ in 0..count {
-        let subscriber = fields.agent().map_err(malformed)?;
-        let pattern = match fields.byte().map_err(malformed)? {
-            0 => None,
-            1 => Some(fields.text().map_err(malformed)?),
-            other => return Err(malformed(format!("invalid option tag {other}"))),
-        };
-        targets.push(TargetView { subscriber, pattern });
-    }
+    let decoded = decoded.map_err(malformed)?;
     if fields.at != body.len() {
         return Err(malformed(format!("{} trailing bytes", body.len() - fields.at)));
     }
-    let content = ContentView { format, type_name, bytes };
-    Ok(Incoming::Report { view: ReportView { publisher, subject, content, targets, head }, targeted })
+    Ok(decoded)
 }
 
-/// Reads the fields of a report frame as bincode (`standard()`: varint integers) writes them.
-/// Hand-written because reports are most of the traffic: it borrows everything and leaves
-/// the UTF-8 check of names to the receiver's name cache. Tests pin it to the serde encoding.
+impl<'a> Fields<'a> {
+    fn report(&mut self, targeted: bool) -> Result<Incoming<'a>, String> {
+        let body = self.buf;
+        let publisher = self.agent()?;
+        let subject = self.text()?;
+        let content = self.content()?;
+        let head = &body[..self.at];
+        let count = self.varint()?;
+        // Sized once (a target takes at least 18 bytes, so a lying count reserves nothing more).
+        let fit = (body.len() - self.at) / MIN_TARGET_LEN;
+        let mut targets = TargetList::with_capacity(usize::try_from(count).unwrap_or(usize::MAX).min(fit));
+        for _ in 0..count {
+            let subscriber = self.agent()?;
+            let pattern = match self.byte()? {
+                0 => None,
+                1 => Some(self.text()?),
+                other => return Err(format!("invalid option tag {other}")),
+            };
+            targets.push(TargetView { subscriber, pattern });
+        }
+        Ok(Incoming::Report { view: ReportView { publisher, subject, content, targets, head }, targeted })
+    }
+
+    fn request(&mut self) -> Result<RequestView<'a>, String> {
+        Ok(RequestView {
+            conversation: self.varint()?,
+            requester: self.agent()?,
+            target: self.agent()?,
+            method: self.text()?,
+            args: self.content()?,
+            reply_format: self.format()?,
+        })
+    }
+
+    fn response(&mut self) -> Result<ResponseView<'a>, String> {
+        Ok(ResponseView { conversation: self.varint()?, requester: self.agent()?, content: self.content()? })
+    }
+
+    /// A [`WirePayload`](super::WirePayload).
+    fn content(&mut self) -> Result<ContentView<'a>, String> {
+        Ok(ContentView { format: self.format()?, type_name: self.text()?, bytes: self.bytes()? })
+    }
+
+    fn format(&mut self) -> Result<Format, String> {
+        match self.variant()? {
+            0 => Ok(Format::Bincode),
+            1 => Ok(Format::Json),
+            other => Err(format!("unknown content format {other}")),
+        }
+    }
+}
+
+/// Reads the fields of a frame as bincode (`standard()`: varint integers) writes them.
+/// Hand-written for reports, requests and responses, which are most of the traffic: it
+/// borrows everything and leaves the UTF-8 check of names to the receiver (its name cache).
+/// Tests pin it to the serde encoding.
 struct Fields<'a> {
     buf: &'a [u8],
     at: usize,
@@ -566,7 +640,21 @@ mod tests {
                 })
                 .collect(),
         });
-        for frame in samples().into_iter().chain([big]) {
+        let big_payload = WirePayload {
+            format: Format::Json,
+            type_name: "t".repeat(300),
+            bytes: bytes::Bytes::from(vec![7u8; 70_000]),
+        };
+        let big_request = Frame::Request(RequestFrame {
+            conversation: u64::MAX - 1,
+            requester: agent(2),
+            target: agent(1),
+            method: "m".repeat(70_000),
+            args: big_payload.clone(),
+            reply_format: Format::Json,
+        });
+        let big_response = Frame::Response { conversation: 1 << 40, requester: agent(3), content: big_payload };
+        for frame in samples().into_iter().chain([big, big_request, big_response]) {
             let bytes = encoded(&frame);
             let (whole, body, rest) = split_frame(&bytes).unwrap();
             assert_eq!((whole.len(), rest.len()), (bytes.len(), 0));
@@ -612,10 +700,57 @@ mod tests {
                     encode_report_spliced(view.head, std::iter::empty(), &mut spliced, DEFAULT_MAX_FRAME).unwrap();
                     assert_eq!(spliced.to_vec(), encoded(&fewer));
                 }
-                (Incoming::Other(decoded), _) => assert_eq!(&decoded, &frame),
-                (Incoming::Report { .. }, other) => panic!("{} decoded as a report", other.kind()),
+                (Incoming::Request(view), Frame::Request(owned)) => {
+                    let expected = RequestView {
+                        conversation: owned.conversation,
+                        requester: owned.requester,
+                        target: owned.target,
+                        method: owned.method.as_str().into(),
+                        args: owned.args.view(),
+                        reply_format: owned.reply_format,
+                    };
+                    assert_eq!(view, expected);
+                    // Encoded by hand from the view, it is the same frame.
+                    let mut by_hand = BytesMut::new();
+                    encode_request(&view, &mut by_hand, DEFAULT_MAX_FRAME).unwrap();
+                    assert_eq!(by_hand.to_vec(), bytes);
+                    assert!(matches!(encode_request(&view, &mut by_hand, 10), Err(CodecError::TooLarge { .. })));
+                    assert_eq!(by_hand.to_vec(), bytes, "nothing left behind");
+                }
+                (Incoming::Response(view), Frame::Response { conversation, requester, content }) => {
+                    let expected =
+                        ResponseView { conversation: *conversation, requester: *requester, content: content.view() };
+                    assert_eq!(view, expected);
+                    let mut by_hand = BytesMut::new();
+                    encode_response(&view, &mut by_hand, DEFAULT_MAX_FRAME).unwrap();
+                    assert_eq!(by_hand.to_vec(), bytes);
+                    assert!(matches!(encode_response(&view, &mut by_hand, 10), Err(CodecError::TooLarge { .. })));
+                    assert_eq!(by_hand.to_vec(), bytes, "nothing left behind");
+                }
+                (Incoming::Other(decoded), _) => {
+                    assert!(!matches!(frame, Frame::Request(_) | Frame::Response { .. }), "decoded by serde");
+                    assert_eq!(&decoded, &frame)
+                }
+                (_, other) => panic!("{} decoded as another frame", other.kind()),
             };
         }
+        // Requests and responses: every prefix, or an extra byte, is malformed; so is an
+        // unknown reply format.
+        for sample in [&samples()[11], &samples()[12]] {
+            let bytes = encoded(sample);
+            let body = &bytes[HEADER..];
+            for cut in 1..body.len() {
+                let err = decode_incoming(&body[..cut]).unwrap_err().to_string();
+                assert!(err.contains(&format!("{} frame", sample.kind())), "cut at {cut}: {err}");
+            }
+            let mut long = body.to_vec();
+            long.push(0);
+            assert!(decode_incoming(&long).unwrap_err().to_string().contains("1 trailing bytes"));
+        }
+        let bytes = encoded(&samples()[11]);
+        let mut bad = bytes[HEADER..].to_vec();
+        *bad.last_mut().unwrap() = 2;
+        assert!(decode_incoming(&bad).unwrap_err().to_string().contains("unknown content format 2"));
         // A report body cut short, or followed by extra bytes, is malformed.
         let bytes = encoded(&samples()[8]);
         let body = &bytes[HEADER..];

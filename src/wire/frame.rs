@@ -226,6 +226,10 @@ pub(crate) const TARGETED_REPORT_VARIANT: u8 = 9;
 /// Variant indexes of [`Frame::Request`], [`Frame::Response`] and [`Frame::Failure`]: frames
 /// whose sender waits for them.
 pub(crate) const CALL_VARIANTS: std::ops::RangeInclusive<u8> = 11..=13;
+/// Variant index of [`Frame::Request`].
+pub(crate) const REQUEST_VARIANT: u8 = 11;
+/// Variant index of [`Frame::Response`].
+pub(crate) const RESPONSE_VARIANT: u8 = 12;
 
 /// A string as it is on the wire, not yet checked to be UTF-8: the receiver checks each
 /// distinct name once (see the bridge's name cache), not every frame that repeats it. Encodes
@@ -301,6 +305,25 @@ pub(crate) struct ReportView<'a> {
     /// The frame's body up to its targets (variant index included): what every copy of the
     /// report shares, whatever subscribers it lists.
     pub(crate) head: &'a [u8],
+}
+
+/// A received request frame decoded without copying (see [`RequestFrame`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RequestView<'a> {
+    pub(crate) conversation: u64,
+    pub(crate) requester: AgentId,
+    pub(crate) target: AgentId,
+    pub(crate) method: Text<'a>,
+    pub(crate) args: ContentView<'a>,
+    pub(crate) reply_format: Format,
+}
+
+/// A received response frame decoded without copying (see [`Frame::Response`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ResponseView<'a> {
+    pub(crate) conversation: u64,
+    pub(crate) requester: AgentId,
+    pub(crate) content: ContentView<'a>,
 }
 
 /// The targets of a received report; one (the usual number behind a link to a client) is kept
