@@ -434,6 +434,7 @@ impl StreamHandler<Result<Bytes, CodecError>> for Bridge {
         };
         let mut rest = &chunk[..];
         let mut local_bytes = 0;
+        let mut any_report = false;
         let mut shared = None;
         while let Some((frame, body, next)) = split_frame(rest) {
             rest = next;
@@ -450,7 +451,10 @@ impl StreamHandler<Result<Bytes, CodecError>> for Bridge {
                     shared: &mut shared,
                 }
                 .route(&view, frame, targeted)
-                .map(|delivered| local_bytes += delivered),
+                .map(|delivered| {
+                    any_report = true;
+                    local_bytes += delivered
+                }),
                 (State::Ready, Ok(Incoming::Request(request))) => {
                     self.pending.flush();
                     let net = self.shared.node.net();
@@ -482,7 +486,10 @@ impl StreamHandler<Result<Bytes, CodecError>> for Bridge {
         // A received report's content is a slice of its chunk when local deliveries use a good
         // share of what this connection reads (a client), a copy otherwise (a server relaying
         // mostly for others), so that a queued report never pins a read buffer it barely uses.
-        self.share_chunks = local_bytes * 4 >= chunk.len();
+        // A chunk without reports (an answer to a call, say) leaves the choice as it was.
+        if any_report {
+            self.share_chunks = local_bytes * 4 >= chunk.len();
+        }
     }
 
     fn finished(&mut self, ctx: &mut Context<Self>) {
