@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{probe, settle, WAIT};
 use netsvc::prelude::*;
-use netsvc::{ConnectionState, Exchange, SubscriptionStatus};
+use netsvc::{ConnectionState, Exchange, ExchangeConfig, SubscriptionStatus};
 use tokio::sync::mpsc::UnboundedSender;
 
 #[derive(Service)]
@@ -25,6 +25,9 @@ impl Calculator {
             return Err(Failure::new(ErrorCode(100), "division by zero"));
         }
         Ok(a / b)
+    }
+    fn repeat(&mut self, text: String, times: u32) -> String {
+        text.repeat(times as usize)
     }
     fn slow(&mut self, ctx: &mut ServiceContext<Self>, millis: u64) -> Delayed<u64> {
         let (responder, delayed) = ctx.suspend_response();
@@ -125,6 +128,32 @@ async fn services_reports_and_requests_cross_a_connection() {
     assert_eq!(log.next().await, "system.ctime then Remote");
     log.until("system.time now Remote").await;
     settle().await;
+}
+
+#[actix::test]
+async fn calls_over_the_frame_size_limit_fail_clearly_and_the_link_stays_up() {
+    let config = || ExchangeConfig { max_frame: 4096, ..ExchangeConfig::default() };
+    let server = Node::new("server");
+    let server_x = Exchange::with_config(&server, config()).unwrap();
+    let addr = server_x.listen("127.0.0.1:0").await.unwrap();
+    server.spawn(Calculator);
+    let client = Node::new("client");
+    let client_x = Exchange::with_config(&client, config()).unwrap();
+    let mut events = client_x.connections();
+    client_x.connect(&addr.to_string(), None).forget();
+    active(&mut events).await;
+    let c = CalculatorClient::new(client.endpoint(&wait_for(&client, "calculator").await));
+
+    let f = c.repeat("x".repeat(10_000), 1).await.unwrap_err();
+    assert_eq!(f.code, ErrorCode::CLIENT_REQUEST_ENCODING_ERROR);
+    assert!(f.description.contains("too large: over the link's frame size limit of 4096 bytes"), "{f}");
+    let f = c.repeat("x".into(), 10_000).await.unwrap_err();
+    assert_eq!(f.code, ErrorCode::SERVER_RESPONSE_ENCODING_ERROR);
+    assert!(f.description.contains("response too large"), "{f}");
+    // Just under the limit both ways, and the link is still up.
+    assert_eq!(c.repeat("x".into(), 4000).await.map(|s| s.len()), Ok(4000));
+    assert_eq!(c.multiply(6, 7).await, Ok(42));
+    assert_eq!(server_x.stats().connections, 1);
 }
 
 /// Watches everything a node's registry says about one service name, and reports.

@@ -390,17 +390,39 @@ impl Link {
                 reply_format,
             };
             let send = || self.queue(false, "Request", |buf| encode_request(&request, buf, self.0.max_frame));
+            // Only a frame over the size cap is refused as "full" (a request that does not
+            // fit the outbound buffer closes the link instead): the caller is told so.
+            let too_large = || {
+                Failure::netsvc(
+                    ErrorCode::CLIENT_REQUEST_ENCODING_ERROR,
+                    format!(
+                        "request {method} to {target} is too large: over the link's frame size limit of {} bytes",
+                        self.0.max_frame
+                    ),
+                )
+            };
             match reply.take() {
                 Some(ReplyTo::Local(tx)) => {
                     self.0.net.add_pending(conversation, target.agent(), self, tx);
-                    let sent = send();
-                    if sent.is_err() {
-                        self.0.net.forget_pending(conversation);
+                    match send() {
+                        Err(Refused::Full) => self.0.net.complete(conversation, Err(too_large())),
+                        Err(refused) => {
+                            self.0.net.forget_pending(conversation);
+                            return Err(refused);
+                        }
+                        Ok(()) => {}
                     }
-                    sent
+                    Ok(())
                 }
                 // Relaying someone else's request: the answer is routed back by requester agent.
-                Some(ReplyTo::Remote { .. }) | None => send(),
+                Some(remote) => match send() {
+                    Err(Refused::Full) => {
+                        remote.send(Err(too_large()));
+                        Ok(())
+                    }
+                    sent => sent,
+                },
+                None => send(),
             }
         });
         encoded.unwrap_or_else(|e| {
@@ -432,9 +454,17 @@ pub(crate) fn send_outcome(
                 requester: requester.agent(),
                 content: ContentView { format, type_name: content.type_name().into(), bytes },
             };
-            let _ = link.queue(false, "Response", |buf| encode_response(&response, buf, link.0.max_frame));
+            link.queue(false, "Response", |buf| encode_response(&response, buf, link.0.max_frame))
         });
-        encoded.map_err(|e| Failure::netsvc(ErrorCode::SERVER_RESPONSE_ENCODING_ERROR, e.to_string()))
+        match encoded {
+            // Only a frame over the size cap is refused as "full": the requester is told.
+            Ok(Err(Refused::Full)) => Err(Failure::netsvc(
+                ErrorCode::SERVER_RESPONSE_ENCODING_ERROR,
+                format!("response too large: over the link's frame size limit of {} bytes", link.0.max_frame),
+            )),
+            Ok(_) => Ok(()),
+            Err(e) => Err(Failure::netsvc(ErrorCode::SERVER_RESPONSE_ENCODING_ERROR, e.to_string())),
+        }
     });
     if let Err(f) = response {
         let failure = WireFailure { code: f.code.0, description: f.description, origin: f.origin, details: f.details };
