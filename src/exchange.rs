@@ -21,14 +21,15 @@
 //!
 //! How a connection is read: the bridge gets every complete frame already received as one
 //! chunk of the read buffer (a chunk ends after a request or answer, whose sender waits), so a
-//! burst costs one wake-up and one write per outgoing link. Reports, most of the traffic, are
-//! decoded without copying: an exchange server passes a report whose subscribers are all
-//! behind one link on as the received bytes, and re-sends it to several links as the received
-//! head plus each link's subscribers. On a connection whose traffic is mostly for local
-//! subscribers (a client), a report's content is a slice of its chunk rather than a copy (so a
-//! `Report` kept for long keeps its read buffer alive: keep the decoded value instead); on a
-//! connection mostly relayed (a server), it is copied.
-//! Requests and answers are relayed as received too.
+//! burst costs one wake-up and one write per outgoing link. Reports, requests and responses,
+//! most of the traffic, are decoded without copying: an exchange server passes a report whose
+//! subscribers are all behind one link on as the received bytes, and re-sends it to several
+//! links as the received head plus each link's subscribers. On a connection whose traffic is
+//! mostly for local subscribers (a client), a report's content is a slice of its chunk rather
+//! than a copy (so a `Report` kept for long keeps its read buffer alive: keep the decoded value
+//! instead); on a connection mostly relayed (a server), it is copied. Requests and answers are
+//! relayed as received too; for a local service their content is copied unless it is large
+//! (64 KiB or more), so a call waiting in an inbox does not keep a read buffer alive.
 //!
 //! When a link drops, everything learned through it is withdrawn: pending requests to those
 //! services fail at once, publishers see their subscriptions withdrawn, subscribers see

@@ -13,6 +13,7 @@
 
 use std::any::Any;
 use std::fmt;
+use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -112,28 +113,30 @@ impl<T: Serialize + Send + Sync + 'static> Content for T {
 #[derive(Clone)]
 pub struct Payload(Repr);
 
+/// Three words: every delivery carries one (a test pins the size).
 #[derive(Clone)]
 enum Repr {
     Value(Arc<dyn Content>),
-    /// Boxed so that a payload stays small (it travels inside every delivery).
+    /// Behind an `Arc` so that a payload stays small.
     Encoded(Arc<Encoded>),
     /// The bytes `start..start + len` of a buffer shared by many payloads of one format and
     /// type: the reports of one received chunk, so that receiving one costs no allocation.
     Part(Arc<Encoded>, u32, u32),
 }
 
-/// A payload seen as either an in-process value or encoded bytes (with what they are).
+/// A payload seen as either an in-process value or encoded bytes: what they are, and where
+/// they are in `Encoded::bytes`.
 enum View<'a> {
     Value(&'a Arc<dyn Content>),
-    Encoded(&'a Encoded, &'a [u8]),
+    Encoded(&'a Encoded, Range<usize>),
 }
 
 impl Repr {
     fn view(&self) -> View<'_> {
         match self {
             Repr::Value(v) => View::Value(v),
-            Repr::Encoded(e) => View::Encoded(e, &e.bytes),
-            Repr::Part(e, start, len) => View::Encoded(e, &e.bytes[*start as usize..][..*len as usize]),
+            Repr::Encoded(e) => View::Encoded(e, 0..e.bytes.len()),
+            Repr::Part(e, start, len) => View::Encoded(e, *start as usize..*start as usize + *len as usize),
         }
     }
 }
@@ -173,12 +176,17 @@ impl Payload {
 
     /// Returns a `T`: a clone of an in-process value, or the decoded bytes.
     pub fn decode<T: DeserializeOwned + Clone + 'static>(&self) -> Result<T, PayloadError> {
+        match self.get::<T>() {
+            Some(t) => Ok(t.clone()),
+            None => self.decode_other(),
+        }
+    }
+
+    /// Decodes encoded bytes; an in-process value (not a `T`) converts through JSON if it can.
+    fn decode_other<T: DeserializeOwned + 'static>(&self) -> Result<T, PayloadError> {
         match self.0.view() {
-            View::Value(v) => match v.as_any().downcast_ref::<T>() {
-                Some(t) => Ok(t.clone()),
-                None => self.convert_json(),
-            },
-            View::Encoded(e, bytes) => decode_bytes(e.format, bytes, &e.type_name),
+            View::Encoded(e, range) => decode_bytes(e.format, &e.bytes[range], &e.type_name),
+            View::Value(_) => self.convert_json(),
         }
     }
 
@@ -189,7 +197,7 @@ impl Payload {
         match self.0 {
             Repr::Value(v) => {
                 if !v.as_any().is::<T>() {
-                    return Payload(Repr::Value(v)).convert_json();
+                    return Payload(Repr::Value(v)).decode_other();
                 }
                 let type_name = v.type_name();
                 if Arc::strong_count(&v) > 1 {
@@ -203,10 +211,7 @@ impl Payload {
                 let arc = v.into_any().downcast::<T>().map_err(|_| mismatch())?;
                 Arc::try_unwrap(arc).map_err(|_| mismatch())
             }
-            encoded => match encoded.view() {
-                View::Encoded(e, bytes) => decode_bytes(e.format, bytes, &e.type_name),
-                View::Value(_) => Payload(encoded).convert_json(),
-            },
+            encoded => Payload(encoded).decode_other(),
         }
     }
 
@@ -218,7 +223,7 @@ impl Payload {
             static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
         }
         match self.0.view() {
-            View::Encoded(e, bytes) if e.format == format => Ok(f(bytes)),
+            View::Encoded(e, range) if e.format == format => Ok(f(&e.bytes[range])),
             View::Value(v) => {
                 // Taken out while in use, so a nested call gets a fresh buffer instead of a conflict.
                 let mut scratch = SCRATCH.take();
@@ -235,19 +240,13 @@ impl Payload {
 
     /// Encodes the payload (in-process values) or returns its bytes when already in `format`.
     pub fn to_bytes(&self, format: Format) -> Result<Bytes, PayloadError> {
-        match &self.0 {
-            Repr::Value(v) => v.encode(format).map(Bytes::from),
-            Repr::Encoded(e) if e.format == format => Ok(e.bytes.clone()),
-            Repr::Part(e, start, len) if e.format == format => {
-                Ok(e.bytes.slice(*start as usize..*start as usize + *len as usize))
+        match self.0.view() {
+            View::Value(v) => v.encode(format).map(Bytes::from),
+            View::Encoded(e, range) if e.format == format => Ok(e.bytes.slice(range)),
+            View::Encoded(e, range) => {
+                let value: serde_json::Value = decode_bytes(e.format, &e.bytes[range], &e.type_name)?;
+                Payload::new(value).to_bytes(format)
             }
-            encoded => match encoded.view() {
-                View::Encoded(e, bytes) => {
-                    let value: serde_json::Value = decode_bytes(e.format, bytes, &e.type_name)?;
-                    Payload::new(value).to_bytes(format)
-                }
-                View::Value(v) => v.encode(format).map(Bytes::from),
-            },
         }
     }
 
@@ -264,7 +263,7 @@ impl Payload {
     /// The payload as JSON, for tools and logs.
     pub fn to_json(&self) -> Result<serde_json::Value, PayloadError> {
         match self.0.view() {
-            View::Encoded(e, bytes) => decode_bytes(e.format, bytes, &e.type_name),
+            View::Encoded(e, range) => decode_bytes(e.format, &e.bytes[range], &e.type_name),
             View::Value(v) => {
                 if let Some(j) = v.as_any().downcast_ref::<serde_json::Value>() {
                     return Ok(j.clone());
@@ -323,6 +322,7 @@ fn decode_bytes<T: DeserializeOwned>(format: Format, bytes: &[u8], type_name: &s
 pub(crate) struct SharedContent(Arc<Encoded>);
 
 impl SharedContent {
+    /// `buffer` holds parts that are encoded in `format` by a sender whose type was `type_name`.
     pub(crate) fn new(format: Format, buffer: Bytes, type_name: Arc<str>) -> Self {
         SharedContent(Arc::new(Encoded { format, bytes: buffer, type_name }))
     }
@@ -348,7 +348,7 @@ impl fmt::Debug for Payload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0.view() {
             View::Value(v) => write!(f, "Payload<{}>", v.type_name()),
-            View::Encoded(e, bytes) => write!(f, "Payload<{}, {:?}, {} bytes>", e.type_name, e.format, bytes.len()),
+            View::Encoded(e, range) => write!(f, "Payload<{}, {:?}, {} bytes>", e.type_name, e.format, range.len()),
         }
     }
 }
@@ -396,6 +396,9 @@ mod tests {
         let copied = shared.part(&elsewhere);
         assert!(matches!(copied.0, Repr::Encoded(_)));
         assert_eq!(copied.decode::<u32>().unwrap(), 9);
+
+        // Every delivery carries a payload: three words, no more.
+        assert_eq!(std::mem::size_of::<Payload>(), 3 * std::mem::size_of::<usize>());
 
         // Whether a buffer is for a type is decided by the very same name.
         let name: Arc<str> = "u32".into();

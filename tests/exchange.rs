@@ -156,6 +156,49 @@ async fn calls_over_the_frame_size_limit_fail_clearly_and_the_link_stays_up() {
     assert_eq!(server_x.stats().connections, 1);
 }
 
+#[actix::test]
+async fn a_relay_answers_at_once_for_calls_too_large_for_its_next_link() {
+    // front: a client of the default hub (16 MiB frames) and the server of a "backend" group
+    // whose links take frames of up to 4096 bytes. A call front cannot pass on fails at once.
+    let hub = Node::new("hub");
+    let hub_x = Exchange::new(&hub);
+    let hub_addr = hub_x.listen("127.0.0.1:0").await.unwrap();
+    hub.spawn(Calculator);
+    let front = Node::new("front");
+    let front_default = Exchange::new(&front);
+    let mut front_events = front_default.connections();
+    front_default.connect(&hub_addr.to_string(), None).forget();
+    active(&mut front_events).await;
+    let small = ExchangeConfig { group: "backend".into(), max_frame: 4096, ..ExchangeConfig::default() };
+    let front_backend = Exchange::with_config(&front, small.clone()).unwrap();
+    let backend_addr = front_backend.listen("127.0.0.1:0").await.unwrap();
+    let back = Node::new("back");
+    let back_x = Exchange::with_config(&back, small).unwrap();
+    let mut back_events = back_x.connections();
+    back_x.connect(&backend_addr.to_string(), None).forget();
+    active(&mut back_events).await;
+    let options = netsvc::ServiceOptions {
+        name: netsvc::ServiceName::new("backcalc").unwrap(),
+        audience: netsvc::Audience::parse("*").unwrap(),
+        groups: vec![],
+    };
+    back.spawn_with(Calculator, options);
+
+    // back → hub: the 10 kB response does not fit front's link to back.
+    let to_hub = CalculatorClient::new(back.endpoint(&wait_for(&back, "calculator").await).with_timeout(WAIT));
+    let f = to_hub.repeat("x".into(), 10_000).await.unwrap_err();
+    assert_eq!(f.code, ErrorCode::SERVER_RESPONSE_ENCODING_ERROR, "{f}");
+    assert!(f.description.contains("Response too large to relay"), "{f}");
+    // hub → back: the 10 kB request does not fit front's link to back.
+    let to_back = CalculatorClient::new(hub.endpoint(&wait_for(&hub, "backcalc").await).with_timeout(WAIT));
+    let f = to_back.repeat("x".repeat(10_000), 1).await.unwrap_err();
+    assert_eq!(f.code, ErrorCode::SERVER_RESOURCE_UNAVAILABLE, "{f}");
+    assert!(f.description.contains("request too large to relay"), "{f}");
+    // What fits goes through, both ways.
+    assert_eq!(to_hub.repeat("x".into(), 3000).await.map(|s| s.len()), Ok(3000));
+    assert_eq!(to_back.repeat("x".repeat(3000), 1).await.map(|s| s.len()), Ok(3000));
+}
+
 /// Watches everything a node's registry says about one service name, and reports.
 #[derive(Service)]
 struct Observer {

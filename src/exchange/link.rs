@@ -149,6 +149,11 @@ impl Link {
         self.0.duplicate.store(true, Ordering::Relaxed);
     }
 
+    /// The cap on one frame's size on this link.
+    pub(crate) fn max_frame(&self) -> usize {
+        self.0.max_frame
+    }
+
     /// Whether the link was dropped as a duplicate.
     pub(crate) fn is_duplicate(&self) -> bool {
         self.0.duplicate.load(Ordering::Relaxed)
@@ -295,9 +300,18 @@ impl Link {
         self.0.net.lookup(agent).filter(|b| b.link().is_none_or(|l| !l.same(self) && !l.is_closed()))
     }
 
-    /// Relays a received frame (header included) as it is.
-    pub(crate) fn forward(&self, frame: &[u8], kind: &str) {
-        let _ = self.send_raw(frame, false, kind);
+    /// Relays a received response or failure (header included) as it is. One over this link's
+    /// frame size cap cannot go on: its requester gets a failure (52) in its place rather than
+    /// wait for its timeout.
+    pub(crate) fn relay_answer(&self, frame: &[u8], kind: &str, requester: AgentId, conversation: u64) {
+        if let Err(Refused::Full) = self.send_raw(frame, false, kind) {
+            let failure = Failure::netsvc(
+                ErrorCode::SERVER_RESPONSE_ENCODING_ERROR,
+                format!("{kind} too large to relay: over the link's frame size limit of {} bytes", self.0.max_frame),
+            );
+            let failure = WireFailure::from_failure(failure);
+            let _ = self.send_frame(&Frame::Failure { conversation, requester, failure });
+        }
     }
 
     /// Sends a delivery for `target` (a binding reached through this link) as a frame.
@@ -392,20 +406,18 @@ impl Link {
             let send = || self.queue(false, "Request", |buf| encode_request(&request, buf, self.0.max_frame));
             // Only a frame over the size cap is refused as "full" (a request that does not
             // fit the outbound buffer closes the link instead): the caller is told so.
-            let too_large = || {
-                Failure::netsvc(
-                    ErrorCode::CLIENT_REQUEST_ENCODING_ERROR,
-                    format!(
-                        "request {method} to {target} is too large: over the link's frame size limit of {} bytes",
-                        self.0.max_frame
-                    ),
-                )
-            };
+            let limit = self.0.max_frame;
             match reply.take() {
                 Some(ReplyTo::Local(tx)) => {
                     self.0.net.add_pending(conversation, target.agent(), self, tx);
                     match send() {
-                        Err(Refused::Full) => self.0.net.complete(conversation, Err(too_large())),
+                        Err(Refused::Full) => {
+                            let failure = Failure::netsvc(
+                                ErrorCode::CLIENT_REQUEST_ENCODING_ERROR,
+                                format!("request {method} to {target} is too large: over the link's frame size limit of {limit} bytes"),
+                            );
+                            self.0.net.complete(conversation, Err(failure));
+                        }
                         Err(refused) => {
                             self.0.net.forget_pending(conversation);
                             return Err(refused);
@@ -414,14 +426,19 @@ impl Link {
                     }
                     Ok(())
                 }
-                // Relaying someone else's request: the answer is routed back by requester agent.
+                // Relaying someone else's request: the answer is routed back by requester
+                // agent; one too large is refused as a relay refuses it (see the bridge).
                 Some(remote) => match send() {
                     Err(Refused::Full) => {
-                        remote.send(Err(too_large()));
+                        remote.send(Err(Failure::netsvc(
+                            ErrorCode::SERVER_RESOURCE_UNAVAILABLE,
+                            format!("request too large to relay to {target}: over the link's frame size limit of {limit} bytes"),
+                        )));
                         Ok(())
                     }
                     sent => sent,
                 },
+                // The reply was moved into this closure, which runs once.
                 None => send(),
             }
         });
@@ -466,8 +483,8 @@ pub(crate) fn send_outcome(
             Err(e) => Err(Failure::netsvc(ErrorCode::SERVER_RESPONSE_ENCODING_ERROR, e.to_string())),
         }
     });
-    if let Err(f) = response {
-        let failure = WireFailure { code: f.code.0, description: f.description, origin: f.origin, details: f.details };
+    if let Err(failure) = response {
+        let failure = WireFailure::from_failure(failure);
         let _ = link.send_frame(&Frame::Failure { conversation, requester: requester.agent(), failure });
     }
 }
@@ -541,6 +558,10 @@ impl ReportFanout {
 }
 
 impl WireFailure {
+    pub(crate) fn from_failure(f: Failure) -> Self {
+        WireFailure { code: f.code.0, description: f.description, origin: f.origin, details: f.details }
+    }
+
     pub(crate) fn into_failure(self) -> Failure {
         Failure {
             code: ErrorCode(self.code),

@@ -10,7 +10,10 @@
 //! Publisher side: the broker keeps, per subscriber agent, the patterns it asked for, and
 //! watches the subscriber's agent so that its disappearance withdraws its subscriptions.
 //! Publishing matches the subject against each pattern and pushes one delivery per match into
-//! the subscriber's inbox; the content is shared, never copied or serialized.
+//! the subscriber's inbox; the content is shared, never copied or serialized. Who gets a
+//! subject (local deliveries, and per link the list of subscribers behind it, encoded) is
+//! kept for the last subject published until the subscribers change, since a publisher
+//! usually repeats its subjects.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};

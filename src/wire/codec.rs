@@ -148,7 +148,7 @@ impl<T: TargetItem> PutTargets for [T] {
 /// A report's target list encoded ahead of time: a publisher keeps one per link for the
 /// subject it publishes on and appends it to each report, rather than encode every target of
 /// every report.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub(crate) struct EncodedTargets {
     count: u64,
     bytes: BytesMut,
@@ -281,6 +281,19 @@ pub(crate) enum Incoming<'a> {
     Response(ResponseView<'a>),
     /// Any other frame.
     Other(Frame),
+}
+
+impl Incoming<'_> {
+    /// The frame's variant name, for messages.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Incoming::Report { targeted: false, .. } => "Report",
+            Incoming::Report { targeted: true, .. } => "TargetedReport",
+            Incoming::Request(_) => "Request",
+            Incoming::Response(_) => "Response",
+            Incoming::Other(frame) => frame.kind(),
+        }
+    }
 }
 
 /// The smallest encoded target: an agent (length and 16 bytes) and the `None` tag.

@@ -223,17 +223,20 @@ pub struct WireFailure {
 pub(crate) const REPORT_VARIANT: u8 = 8;
 /// Variant index of [`Frame::TargetedReport`].
 pub(crate) const TARGETED_REPORT_VARIANT: u8 = 9;
-/// Variant indexes of [`Frame::Request`], [`Frame::Response`] and [`Frame::Failure`]: frames
-/// whose sender waits for them.
-pub(crate) const CALL_VARIANTS: std::ops::RangeInclusive<u8> = 11..=13;
 /// Variant index of [`Frame::Request`].
 pub(crate) const REQUEST_VARIANT: u8 = 11;
 /// Variant index of [`Frame::Response`].
 pub(crate) const RESPONSE_VARIANT: u8 = 12;
+/// Variant index of [`Frame::Failure`].
+pub(crate) const FAILURE_VARIANT: u8 = 13;
+/// Variant indexes of [`Frame::Request`], [`Frame::Response`] and [`Frame::Failure`]: frames
+/// whose sender waits for them.
+pub(crate) const CALL_VARIANTS: std::ops::RangeInclusive<u8> = REQUEST_VARIANT..=FAILURE_VARIANT;
 
 /// A string as it is on the wire, not yet checked to be UTF-8: the receiver checks each
-/// distinct name once (see the bridge's name cache), not every frame that repeats it. Encodes
-/// exactly as a `String` (bincode writes both as a length and the bytes).
+/// distinct subject, pattern and type name once (see the bridge's name cache), not every frame
+/// that repeats it, and a method name per request. Encodes exactly as a `String` (bincode
+/// writes both as a length and the bytes).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct Text<'a>(pub(crate) &'a [u8]);
 
