@@ -187,7 +187,7 @@ pub mod __private {
     }
     impl<S: crate::Service> ViaNothing<S> for Tag<S> {
         fn dispatcher(&self) -> DispatchFn<S> {
-            |_, ctx, method, _| Reply::Now(Err(method_unavailable(ctx.binding().name().as_str(), method)))
+            |_, ctx, method, _| Reply::failure(method_unavailable(ctx.binding().name().as_str(), method))
         }
     }
 

@@ -304,7 +304,7 @@ impl crate::__private::Descriptor for NodeAgent {
         ServiceOptions::anonymous()
     }
     fn dispatch(_: &mut Self, _: &mut ServiceContext<Self>, method: &str, _: crate::Payload) -> crate::request::Reply {
-        crate::request::Reply::Now(Err(crate::request::method_unavailable("", method)))
+        crate::request::Reply::failure(crate::request::method_unavailable("", method))
     }
 }
 

@@ -42,7 +42,10 @@ use crate::names::{ConversationId, ServiceName};
 use crate::node::Node;
 use crate::payload::{Content, Format, Payload};
 
-pub(crate) type Outcome = Result<Payload, Failure>;
+/// The outcome of a request as it travels back to its requester. The failure is boxed: an
+/// outcome is moved several times per call, and a response should move a few words, not
+/// the dozen of a `Failure`.
+pub(crate) type Outcome = Result<Payload, Box<Failure>>;
 
 /// Where a reply goes.
 pub(crate) enum ReplyTo {
@@ -58,9 +61,13 @@ impl ReplyTo {
             // The requester may have given up (timeout): a late response is dropped.
             ReplyTo::Local(tx) => drop(tx.send(outcome)),
             ReplyTo::Remote { requester, conversation, format } => {
-                crate::exchange::send_outcome(&requester, conversation, format, outcome)
+                crate::exchange::send_outcome(&requester, conversation, format, outcome.map_err(|f| *f))
             }
         }
+    }
+
+    pub(crate) fn fail(self, failure: Failure) {
+        self.send(Err(Box::new(failure)))
     }
 }
 
@@ -303,7 +310,7 @@ impl<R: DeserializeOwned + Send + Sync + 'static> Future for Call<R> {
                                 format!("response of agent {target} to {method}: {e}"),
                             )
                         }),
-                        Ok(Err(failure)) => Err(failure),
+                        Ok(Err(failure)) => Err(*failure),
                         Err(_) => Err(Failure::netsvc(
                             ErrorCode::SERVER_APPLICATION_ERROR,
                             format!("agent {target} was withdrawn before responding to {method}"),
@@ -385,7 +392,7 @@ impl<T: Content> Responder<T> {
     pub fn fail(self, failure: impl Into<Failure>) {
         if let Some(reply) = take_slot(&self.slot) {
             let failure = failure.into().with_default_origin(&self.origin).with_conversation(self.conversation);
-            reply.send(Err(failure));
+            reply.fail(failure);
         }
     }
 
@@ -401,11 +408,13 @@ impl<T: Content> Responder<T> {
 impl<T> Drop for Responder<T> {
     fn drop(&mut self) {
         if let Some(reply) = take_slot(&self.slot) {
-            reply.send(Err(Failure::netsvc(
-                ErrorCode::SERVER_RESPONSE_ABORTED,
-                "the delayed response was dropped without an answer",
-            )
-            .with_conversation(self.conversation)));
+            reply.fail(
+                Failure::netsvc(
+                    ErrorCode::SERVER_RESPONSE_ABORTED,
+                    "the delayed response was dropped without an answer",
+                )
+                .with_conversation(self.conversation),
+            );
         }
     }
 }
@@ -423,6 +432,13 @@ pub enum Reply {
     Now(Outcome),
     /// The method suspended its response.
     Suspended,
+}
+
+impl Reply {
+    /// Answer now with `failure`.
+    pub fn failure(failure: Failure) -> Self {
+        Reply::Now(Err(Box::new(failure)))
+    }
 }
 
 /// Turns a method's return value into a reply (used by `#[netsvc::methods]`).
@@ -443,7 +459,7 @@ impl<T: Content> IntoReply for Plain<T> {
 
 impl<T: Content, E: Into<Failure>> IntoReply for Result<T, E> {
     fn into_reply(self) -> Reply {
-        Reply::Now(self.map(Payload::new).map_err(Into::into))
+        Reply::Now(self.map(Payload::new).map_err(|e| Box::new(e.into())))
     }
 }
 

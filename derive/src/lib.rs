@@ -397,7 +397,7 @@ fn expand_methods(item: &ItemImpl) -> syn::Result<TokenStream2> {
             #name => {
                 let (#(#names,)*): (#(#types,)*) = match #p::decode_args::<(#(#types,)*)>(args, #arity, #name) {
                     ::core::result::Result::Ok(v) => v,
-                    ::core::result::Result::Err(f) => return #p::Reply::Now(::core::result::Result::Err(f)),
+                    ::core::result::Result::Err(f) => return #p::Reply::failure(f),
                 };
                 #reply
             }
@@ -452,9 +452,7 @@ fn expand_methods(item: &ItemImpl) -> syn::Result<TokenStream2> {
                 let _ = &ctx;
                 match method {
                     #(#arms)*
-                    _ => #p::Reply::Now(::core::result::Result::Err(
-                        #p::method_unavailable(ctx.binding().name().as_str(), method),
-                    )),
+                    _ => #p::Reply::failure(#p::method_unavailable(ctx.binding().name().as_str(), method)),
                 }
             }
         }

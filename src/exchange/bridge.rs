@@ -538,7 +538,7 @@ fn route(net: &super::Net, names: &mut Names, frame: Frame, raw: &[u8]) -> Resul
             match net.lookup(requester) {
                 Some(r) if r.link().is_none() => {
                     let failure = failure.into_failure().with_conversation(ConversationId(conversation));
-                    net.complete(ConversationId(conversation), Err(failure))
+                    net.complete(ConversationId(conversation), Err(Box::new(failure)))
                 }
                 Some(r) => r.link().map_or((), |l| l.relay_answer(raw, "Failure", requester, conversation)),
                 None => {}

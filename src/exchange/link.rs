@@ -379,14 +379,14 @@ impl Link {
     fn send_request(&self, target: &Binding, request: IncomingRequest) -> Result<(), Refused> {
         let IncomingRequest { conversation, method, args, sender, reply, reply_format } = request;
         if matches!(reply, ReplyTo::Local(_)) && !self.carries(&sender) {
-            reply.send(Err(Failure::netsvc(
+            reply.fail(Failure::netsvc(
                 ErrorCode::CLIENT_SERVICE_ADDRESS_INVALID,
                 format!(
                     "{sender} has audience {:?} and cannot be answered from another process; \
                      give it audience \"*\" to call {target}",
                     sender.audience().as_str()
                 ),
-            )));
+            ));
             return Ok(());
         }
         // The arguments are encoded straight into the frame (through a per-thread scratch
@@ -416,7 +416,7 @@ impl Link {
                                 ErrorCode::CLIENT_REQUEST_ENCODING_ERROR,
                                 format!("request {method} to {target} is too large: over the link's frame size limit of {limit} bytes"),
                             );
-                            self.0.net.complete(conversation, Err(failure));
+                            self.0.net.complete(conversation, Err(Box::new(failure)));
                         }
                         Err(refused) => {
                             self.0.net.forget_pending(conversation);
@@ -430,10 +430,10 @@ impl Link {
                 // agent; one too large is refused as a relay refuses it (see the bridge).
                 Some(remote) => match send() {
                     Err(Refused::Full) => {
-                        remote.send(Err(Failure::netsvc(
+                        remote.fail(Failure::netsvc(
                             ErrorCode::SERVER_RESOURCE_UNAVAILABLE,
                             format!("request too large to relay to {target}: over the link's frame size limit of {limit} bytes"),
-                        )));
+                        ));
                         Ok(())
                     }
                     sent => sent,
@@ -446,7 +446,7 @@ impl Link {
             let failure =
                 Failure::netsvc(ErrorCode::CLIENT_REQUEST_ENCODING_ERROR, format!("arguments of {method}: {e}"));
             if let Some(reply) = reply {
-                reply.send(Err(failure));
+                reply.fail(failure);
             }
             Ok(())
         })

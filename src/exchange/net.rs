@@ -166,7 +166,7 @@ impl Net {
         for (conversation, p) in failed {
             let failure =
                 Failure::netsvc(ErrorCode::SERVER_APPLICATION_ERROR, description).with_conversation(conversation);
-            let _ = p.reply.send(Err(failure));
+            let _ = p.reply.send(Err(Box::new(failure)));
         }
     }
 }

@@ -140,15 +140,23 @@ impl Failure {
     }
 
     pub(crate) fn with_default_origin(mut self, origin: &str) -> Self {
-        if self.origin.is_empty() {
-            self.origin = origin.to_owned();
-        }
+        self.set_default_origin(origin);
         self
     }
 
+    pub(crate) fn set_default_origin(&mut self, origin: &str) {
+        if self.origin.is_empty() {
+            self.origin = origin.to_owned();
+        }
+    }
+
     pub(crate) fn with_conversation(mut self, conversation: ConversationId) -> Self {
-        self.conversation.get_or_insert(conversation);
+        self.set_conversation(conversation);
         self
+    }
+
+    pub(crate) fn set_conversation(&mut self, conversation: ConversationId) {
+        self.conversation.get_or_insert(conversation);
     }
 }
 
