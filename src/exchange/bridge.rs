@@ -458,12 +458,14 @@ impl StreamHandler<Result<Bytes, CodecError>> for Bridge {
                 (State::Ready, Ok(Incoming::Request(request))) => {
                     self.pending.flush();
                     let net = self.shared.node.net();
-                    route_request(net, &mut self.names, &mut self.routes, Received { chunk: &chunk, frame }, &request)
+                    CallRouting { net, names: &mut self.names, routes: &mut self.routes, chunk: &chunk, frame }
+                        .request(&request)
                 }
                 (State::Ready, Ok(Incoming::Response(response))) => {
                     self.pending.flush();
                     let net = self.shared.node.net();
-                    route_response(net, &mut self.names, &mut self.routes, Received { chunk: &chunk, frame }, &response)
+                    CallRouting { net, names: &mut self.names, routes: &mut self.routes, chunk: &chunk, frame }
+                        .response(&response)
                 }
                 (_, Ok(Incoming::Other(decoded))) => {
                     self.pending.flush();
@@ -725,8 +727,12 @@ impl RouteCache {
     }
 }
 
-/// A frame as received, within the chunk it came in.
-struct Received<'a> {
+/// What routing a received request or response needs: the node's routes and this
+/// connection's names, and the frame as received, within the chunk it came in.
+struct CallRouting<'a> {
+    net: &'a super::Net,
+    names: &'a mut Names,
+    routes: &'a mut RouteCache,
     chunk: &'a Bytes,
     /// The whole frame, header included, for passing it on unchanged.
     frame: &'a [u8],
@@ -739,97 +745,86 @@ struct Received<'a> {
 /// (measured: the same round trips per second either way with 100-byte bodies).
 const SLICE_MIN: usize = 64 * 1024;
 
-impl Received<'_> {
-    /// A payload received in this frame for a local service: a slice of the chunk when large
-    /// (see [`SLICE_MIN`]), a copy otherwise.
-    fn payload(&self, names: &mut Names, content: ContentView<'_>) -> Result<Payload, String> {
-        let type_name = names.type_name(content.type_name)?.clone();
-        let bytes = if content.bytes.len() >= SLICE_MIN {
-            self.chunk.slice_ref(content.bytes)
-        } else {
-            Bytes::copy_from_slice(content.bytes)
+/// A payload received in `chunk` for a local service: a slice of the chunk when large (see
+/// [`SLICE_MIN`]), a copy otherwise.
+fn received_payload(names: &mut Names, chunk: &Bytes, content: ContentView<'_>) -> Result<Payload, String> {
+    let type_name = names.type_name(content.type_name)?.clone();
+    let bytes = if content.bytes.len() >= SLICE_MIN {
+        chunk.slice_ref(content.bytes)
+    } else {
+        Bytes::copy_from_slice(content.bytes)
+    };
+    Ok(Payload::encoded(content.format, bytes, type_name))
+}
+
+impl CallRouting<'_> {
+    /// Serves a received request locally, or relays it as received over the link to its
+    /// target. Its names are checked either way, so a relay never passes on what its peers
+    /// would refuse.
+    fn request(self, request: &RequestView<'_>) -> Result<(), String> {
+        let &RequestView { conversation, requester, target, method, args, reply_format } = request;
+        let method = method.to_str().map_err(|e| format!("invalid UTF-8 in method name {method:?}: {e}"))?;
+        self.names.type_name(args.type_name)?;
+        let Some(requester) = self.routes.lookup(self.net, requester).cloned() else {
+            tracing::warn!(%requester, method, "request from an unknown agent (not announced here); dropped");
+            return Ok(());
         };
-        Ok(Payload::encoded(content.format, bytes, type_name))
-    }
-}
-
-/// Serves a received request locally, or relays it as received over the link to its target.
-/// Its names are checked either way, so a relay never passes on what its peers would refuse.
-fn route_request(
-    net: &super::Net,
-    names: &mut Names,
-    routes: &mut RouteCache,
-    received: Received<'_>,
-    request: &RequestView<'_>,
-) -> Result<(), String> {
-    let &RequestView { conversation, requester, target, method, args, reply_format } = request;
-    let method = method.to_str().map_err(|e| format!("invalid UTF-8 in method name {method:?}: {e}"))?;
-    names.type_name(args.type_name)?;
-    let Some(requester) = routes.lookup(net, requester).cloned() else {
-        tracing::warn!(%requester, method, "request from an unknown agent (not announced here); dropped");
-        return Ok(());
-    };
-    let Some(target) = routes.lookup(net, target).cloned() else {
-        let failure =
-            Failure::netsvc(ErrorCode::CLIENT_SERVICE_UNAVAILABLE, format!("service {target} is not available"));
-        send_outcome(&requester, conversation, reply_format, Err(failure));
-        return Ok(());
-    };
-    // Relayed: the frame goes on as received (its answer is routed back by requester agent).
-    if let Some(link) = target.link().filter(|l| !l.is_closed()) {
-        match link.send_raw(received.frame, false, "Request") {
-            Ok(()) => {}
-            // Only a frame over the outgoing link's size cap is refused as "full" (a control
-            // frame that does not fit the buffer closes the link instead).
-            Err(Refused::Full) => {
-                let failure = Failure::netsvc(
-                    ErrorCode::SERVER_RESOURCE_UNAVAILABLE,
-                    format!(
-                        "request too large to relay to {target}: over the link's frame size limit of {} bytes",
-                        link.max_frame()
-                    ),
-                );
-                send_outcome(&requester, conversation, reply_format, Err(failure));
+        let Some(target) = self.routes.lookup(self.net, target).cloned() else {
+            let failure =
+                Failure::netsvc(ErrorCode::CLIENT_SERVICE_UNAVAILABLE, format!("service {target} is not available"));
+            send_outcome(&requester, conversation, reply_format, Err(failure));
+            return Ok(());
+        };
+        // Relayed: the frame goes on as received (its answer is routed back by requester agent).
+        if let Some(link) = target.link().filter(|l| !l.is_closed()) {
+            match link.send_raw(self.frame, false, "Request") {
+                Ok(()) => {}
+                // Only a frame over the outgoing link's size cap is refused as "full" (a control
+                // frame that does not fit the buffer closes the link instead).
+                Err(Refused::Full) => {
+                    let failure = Failure::netsvc(
+                        ErrorCode::SERVER_RESOURCE_UNAVAILABLE,
+                        format!(
+                            "request too large to relay to {target}: over the link's frame size limit of {} bytes",
+                            link.max_frame()
+                        ),
+                    );
+                    send_outcome(&requester, conversation, reply_format, Err(failure));
+                }
+                Err(refused) => {
+                    send_outcome(&requester, conversation, reply_format, Err(refusal_failure(&target, refused)))
+                }
             }
-            Err(refused) => {
-                send_outcome(&requester, conversation, reply_format, Err(refusal_failure(&target, refused)))
-            }
+            return Ok(());
         }
-        return Ok(());
+        let incoming = IncomingRequest {
+            conversation: ConversationId(conversation),
+            method: method.to_owned().into(),
+            args: received_payload(self.names, self.chunk, args)?,
+            sender: requester.clone(),
+            reply: ReplyTo::Remote { requester: requester.clone(), conversation, format: reply_format },
+            reply_format,
+        };
+        if let Err(refused) = target.push(Delivery::Request(incoming)) {
+            send_outcome(&requester, conversation, reply_format, Err(refusal_failure(&target, refused)));
+        }
+        Ok(())
     }
-    let incoming = IncomingRequest {
-        conversation: ConversationId(conversation),
-        method: method.to_owned().into(),
-        args: received.payload(names, args)?,
-        sender: requester.clone(),
-        reply: ReplyTo::Remote { requester: requester.clone(), conversation, format: reply_format },
-        reply_format,
-    };
-    if let Err(refused) = target.push(Delivery::Request(incoming)) {
-        send_outcome(&requester, conversation, reply_format, Err(refusal_failure(&target, refused)));
-    }
-    Ok(())
-}
 
-/// Completes a local requester's call with a received response, or relays the response as
-/// received towards its requester.
-fn route_response(
-    net: &super::Net,
-    names: &mut Names,
-    routes: &mut RouteCache,
-    received: Received<'_>,
-    response: &ResponseView<'_>,
-) -> Result<(), String> {
-    names.type_name(response.content.type_name)?;
-    match routes.lookup(net, response.requester).map(Binding::link) {
-        Some(None) => {
-            let payload = received.payload(names, response.content)?;
-            net.complete(ConversationId(response.conversation), Ok(payload));
+    /// Completes a local requester's call with a received response, or relays the response
+    /// as received towards its requester.
+    fn response(self, response: &ResponseView<'_>) -> Result<(), String> {
+        self.names.type_name(response.content.type_name)?;
+        match self.routes.lookup(self.net, response.requester).map(Binding::link) {
+            Some(None) => {
+                let payload = received_payload(self.names, self.chunk, response.content)?;
+                self.net.complete(ConversationId(response.conversation), Ok(payload));
+            }
+            Some(Some(link)) => link.relay_answer(self.frame, "Response", response.requester, response.conversation),
+            None => {}
         }
-        Some(Some(link)) => link.relay_answer(received.frame, "Response", response.requester, response.conversation),
-        None => {}
+        Ok(())
     }
-    Ok(())
 }
 
 /// The failure answering a request its target's inbox or link refused.

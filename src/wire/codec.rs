@@ -81,38 +81,48 @@ pub(crate) fn encode_report<T: PutTargets + ?Sized>(
     buf: &mut BytesMut,
     max: usize,
 ) -> Result<(), CodecError> {
-    let start = buf.len();
-    buf.put_u32(0);
-    buf.put_u8(if report.targeted { TARGETED_REPORT_VARIANT } else { REPORT_VARIANT });
-    put_agent(buf, report.publisher);
-    put_bytes(buf, report.subject.0);
-    put_content(buf, report.content);
-    report.targets.put_targets(buf);
-    finish_frame(buf, start, max, Ok(0))
+    let variant = if report.targeted { TARGETED_REPORT_VARIANT } else { REPORT_VARIANT };
+    put_frame(buf, max, variant, |buf| {
+        put_agent(buf, report.publisher);
+        put_bytes(buf, report.subject.0);
+        put_content(buf, report.content);
+        report.targets.put_targets(buf);
+    })
 }
 
 /// Appends a request frame, byte for byte what bincode writes for `Frame::Request`.
 pub(crate) fn encode_request(request: &RequestView<'_>, buf: &mut BytesMut, max: usize) -> Result<(), CodecError> {
-    let start = buf.len();
-    buf.put_u32(0);
-    buf.put_u8(REQUEST_VARIANT);
-    put_varint(buf, request.conversation);
-    put_agent(buf, request.requester);
-    put_agent(buf, request.target);
-    put_bytes(buf, request.method.0);
-    put_content(buf, request.args);
-    put_format(buf, request.reply_format);
-    finish_frame(buf, start, max, Ok(0))
+    put_frame(buf, max, REQUEST_VARIANT, |buf| {
+        put_varint(buf, request.conversation);
+        put_agent(buf, request.requester);
+        put_agent(buf, request.target);
+        put_bytes(buf, request.method.0);
+        put_content(buf, request.args);
+        put_format(buf, request.reply_format);
+    })
 }
 
 /// Appends a response frame, byte for byte what bincode writes for `Frame::Response`.
 pub(crate) fn encode_response(response: &ResponseView<'_>, buf: &mut BytesMut, max: usize) -> Result<(), CodecError> {
+    put_frame(buf, max, RESPONSE_VARIANT, |buf| {
+        put_varint(buf, response.conversation);
+        put_agent(buf, response.requester);
+        put_content(buf, response.content);
+    })
+}
+
+/// Appends one frame: its length (filled in once known), the variant index (a single byte for
+/// indexes below 251), then what `fields` writes. Over `max`, nothing is left in `buf`.
+fn put_frame(
+    buf: &mut BytesMut,
+    max: usize,
+    variant: u8,
+    fields: impl FnOnce(&mut BytesMut),
+) -> Result<(), CodecError> {
     let start = buf.len();
     buf.put_u32(0);
-    buf.put_u8(RESPONSE_VARIANT);
-    put_varint(buf, response.conversation);
-    put_agent(buf, response.requester);
-    put_content(buf, response.content);
+    buf.put_u8(variant);
+    fields(buf);
     finish_frame(buf, start, max, Ok(0))
 }
 
