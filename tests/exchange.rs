@@ -382,6 +382,54 @@ async fn reports_cross_a_link_only_for_subscribers_behind_it_once_per_link() {
 }
 
 #[actix::test]
+async fn reports_follow_a_subscriber_rerouted_through_another_server() {
+    // Servers a and b form a mesh; the publisher's node is a client of both (first a), the
+    // subscriber's node a client of b only. When a goes away, the publisher's route to the
+    // subscriber moves to its link with b without the subscriber being withdrawn.
+    let (a, b) = (Node::new("a"), Node::new("b"));
+    let (a_x, b_x) = (Exchange::new(&a), Exchange::new(&b));
+    let a_addr = a_x.listen("127.0.0.1:0").await.unwrap().to_string();
+    let b_addr = b_x.listen("127.0.0.1:0").await.unwrap().to_string();
+    let mut b_events = b_x.connections();
+    a_x.connect(&b_addr, None).forget();
+    active(&mut b_events).await;
+
+    let subscriber = Node::new("subscriber");
+    let subscriber_x = Exchange::new(&subscriber);
+    let mut events = subscriber_x.connections();
+    subscriber_x.connect(&b_addr, None).forget();
+    active(&mut events).await;
+    let publisher = Node::new("publisher");
+    let publisher_x = Exchange::new(&publisher);
+    let mut events = publisher_x.connections();
+    publisher_x.connect(&a_addr, None).forget();
+    active(&mut events).await;
+    let chatty = publisher.spawn(Chatty);
+    let (tx, mut log) = probe();
+    subscriber.spawn(Listener { log: tx, pattern: "chatter" });
+    assert_eq!(log.next().await, "accepted");
+    chatty.addr.send(Burst(1)).await.unwrap();
+    assert_eq!(log.next().await, "chatter 0");
+    // A second route to the subscriber, through b.
+    publisher_x.connect(&b_addr, None).forget();
+    active(&mut events).await;
+    settle().await;
+
+    a_x.disconnect_all();
+    // Reports keep arriving (once the routes have moved), and nothing was withdrawn.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        chatty.addr.send(Burst(1)).await.unwrap();
+        if let Ok(line) = tokio::time::timeout(Duration::from_millis(50), log.0.recv()).await {
+            assert_eq!(line.as_deref(), Some("chatter 0"));
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no report after the reroute");
+    }
+    assert_eq!(chatty.addr.send(CountSubscribers).await.unwrap(), 1);
+}
+
+#[actix::test]
 async fn exchange_groups_decide_what_crosses() {
     // front: a client of the default exchange and the server of the "backend" group.
     let hub = Node::new("hub");

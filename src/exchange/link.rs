@@ -505,11 +505,24 @@ impl ReportFanout {
         self.local.is_empty() && self.remote.is_empty()
     }
 
-    /// Adds a subscriber and the pattern it matched (if any).
+    /// Whether a link it sends to has closed since (the subscribers behind it may be reached
+    /// through another one now).
+    pub(crate) fn is_stale(&self) -> bool {
+        self.remote.iter().any(|(link, _)| link.is_closed())
+    }
+
+    /// Adds a subscriber and the pattern it matched (if any). A subscriber whose link has
+    /// closed is added by its current route, if it still has one (as `Binding::push` does).
     pub(crate) fn add(&mut self, subscriber: &Binding, pattern: Option<&SubjectPattern>) {
         let Some(link) = subscriber.link() else {
             return self.local.push((subscriber.clone(), pattern.cloned()));
         };
+        if link.is_closed() {
+            if let Some(current) = link.reroute(subscriber.agent()) {
+                self.add(&current, pattern);
+            }
+            return;
+        }
         let target = TargetView { subscriber: subscriber.agent(), pattern: pattern.map(|p| p.as_str().into()) };
         match self.remote.iter_mut().find(|(l, _)| l.same(link)) {
             Some((_, targets)) => targets.push(target),

@@ -373,10 +373,10 @@ impl<S: Service> ServiceContext<S> {
         if broker.subscribers.is_empty() {
             return;
         }
-        // Who gets a report on this subject is worked out once and kept while the subject
-        // and the subscribers stay the same.
+        // Who gets a report on this subject is worked out once and kept while the subject,
+        // the subscribers and the links to them stay the same.
         let fanout = match &mut broker.fanout {
-            Some((s, fanout)) if *s == subject => fanout,
+            Some((s, fanout)) if *s == subject && !fanout.is_stale() => fanout,
             cached => {
                 let mut fanout = ReportFanout::default();
                 for entry in broker.subscribers.values() {
