@@ -22,9 +22,10 @@
 //! How a connection is read: the bridge gets every complete frame already received as one
 //! chunk of the read buffer (a chunk ends after a request or answer, whose sender waits), so a
 //! burst costs one wake-up and one write per outgoing link. Reports, requests and responses,
-//! most of the traffic, are decoded without copying: an exchange server passes a report whose
-//! subscribers are all behind one link on as the received bytes, and re-sends it to several
-//! links as the received head plus each link's subscribers. On a connection whose traffic is
+//! most of the traffic, are decoded borrowing from the chunk (nothing is copied to decode
+//! them): an exchange server passes a report whose subscribers are all behind one link on as
+//! the received bytes, and re-sends it to several links as the received head plus each
+//! link's subscribers. For local services, on a connection whose traffic is
 //! mostly for local subscribers (a client), a report's content is a slice of its chunk rather
 //! than a copy (so a `Report` kept for long keeps its read buffer alive: keep the decoded value
 //! instead); on a connection mostly relayed (a server), it is copied. Requests and answers are

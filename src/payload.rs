@@ -397,8 +397,9 @@ mod tests {
         assert!(matches!(copied.0, Repr::Encoded(_)));
         assert_eq!(copied.decode::<u32>().unwrap(), 9);
 
-        // Every delivery carries a payload: three words, no more.
+        // Every delivery carries a payload: three words, no more; so is a request's outcome.
         assert_eq!(std::mem::size_of::<Payload>(), 3 * std::mem::size_of::<usize>());
+        assert_eq!(std::mem::size_of::<crate::request::Outcome>(), 3 * std::mem::size_of::<usize>());
 
         // Whether a buffer is for a type is decided by the very same name.
         let name: Arc<str> = "u32".into();

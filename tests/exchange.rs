@@ -26,6 +26,9 @@ impl Calculator {
         }
         Ok(a / b)
     }
+    fn divide_loudly(&mut self, len: usize) -> Result<i64, Failure> {
+        Err(Failure::new(ErrorCode(101), "é".repeat(len)).with_details("d".repeat(len)))
+    }
     fn repeat(&mut self, text: String, times: u32) -> String {
         text.repeat(times as usize)
     }
@@ -188,7 +191,11 @@ async fn a_relay_answers_at_once_for_calls_too_large_for_its_next_link() {
     let to_hub = CalculatorClient::new(back.endpoint(&wait_for(&back, "calculator").await).with_timeout(WAIT));
     let f = to_hub.repeat("x".into(), 10_000).await.unwrap_err();
     assert_eq!(f.code, ErrorCode::SERVER_RESPONSE_ENCODING_ERROR, "{f}");
-    assert!(f.description.contains("Response too large to relay"), "{f}");
+    assert!(f.description.contains("response too large to relay"), "{f}");
+    // A failure too large for that link arrives with its own code, its texts cut short.
+    let f = to_hub.divide_loudly(10_000).await.unwrap_err();
+    assert_eq!(f.code, ErrorCode(101), "{f}");
+    assert_eq!((f.description.len(), f.details.len()), (1024, 1024));
     // hub → back: the 10 kB request does not fit front's link to back.
     let to_back = CalculatorClient::new(hub.endpoint(&wait_for(&hub, "backcalc").await).with_timeout(WAIT));
     let f = to_back.repeat("x".repeat(10_000), 1).await.unwrap_err();

@@ -31,7 +31,7 @@ use crate::report::{PublisherNotice, Report, ReportData};
 use crate::request::{ErrorCode, Failure, IncomingRequest, ReplyTo};
 use crate::wire::{
     decode_incoming, split_frame, CodecError, ContentView, Frame, Hello, Incoming, ReportView, RequestView,
-    ResponseView, ServiceInfo, Text, PROTOCOL_VERSION,
+    ResponseView, ServiceInfo, Text, WireFailure, PROTOCOL_VERSION,
 };
 
 use super::link::send_outcome;
@@ -542,7 +542,9 @@ fn route(net: &super::Net, names: &mut Names, frame: Frame, raw: &[u8]) -> Resul
                     let failure = failure.into_failure().with_conversation(ConversationId(conversation));
                     net.complete(ConversationId(conversation), Err(Box::new(failure)))
                 }
-                Some(r) => r.link().map_or((), |l| l.relay_answer(raw, "Failure", requester, conversation)),
+                Some(r) => r.link().map_or((), |l| {
+                    l.relay_answer(raw, "Failure", requester, conversation, |max| failure.shortened(max))
+                }),
                 None => {}
             }
             Ok(())
@@ -820,7 +822,15 @@ impl CallRouting<'_> {
                 let payload = received_payload(self.names, self.chunk, response.content)?;
                 self.net.complete(ConversationId(response.conversation), Ok(payload));
             }
-            Some(Some(link)) => link.relay_answer(self.frame, "Response", response.requester, response.conversation),
+            Some(Some(link)) => {
+                let too_large = |max| {
+                    WireFailure::from_failure(Failure::netsvc(
+                        ErrorCode::SERVER_RESPONSE_ENCODING_ERROR,
+                        format!("response too large to relay: over the link's frame size limit of {max} bytes"),
+                    ))
+                };
+                link.relay_answer(self.frame, "Response", response.requester, response.conversation, too_large)
+            }
             None => {}
         }
         Ok(())

@@ -34,6 +34,11 @@ pub struct ExchangeConfig {
     /// services with audience `*` or this group cross its links; both ends must agree.
     pub group: String,
     /// Largest frame accepted or sent (checked from the length prefix, before allocating).
+    /// A larger frame received closes its connection (a protocol error). A call too large
+    /// to send fails at once: a request with `CLIENT_REQUEST_ENCODING_ERROR` (42), a response
+    /// with `SERVER_RESPONSE_ENCODING_ERROR` (52); one a relay cannot pass on to a link with a
+    /// smaller cap fails with `SERVER_RESOURCE_UNAVAILABLE` (51, a request) or 52 (an answer).
+    /// A report too large is dropped and logged.
     pub max_frame: usize,
     /// Heartbeat interval on a quiet link.
     pub heartbeat: Duration,

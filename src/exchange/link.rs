@@ -301,15 +301,18 @@ impl Link {
     }
 
     /// Relays a received response or failure (header included) as it is. One over this link's
-    /// frame size cap cannot go on: its requester gets a failure (52) in its place rather than
+    /// frame size cap cannot go on: its requester gets `instead(cap)` in its place rather than
     /// wait for its timeout.
-    pub(crate) fn relay_answer(&self, frame: &[u8], kind: &str, requester: AgentId, conversation: u64) {
+    pub(crate) fn relay_answer(
+        &self,
+        frame: &[u8],
+        kind: &str,
+        requester: AgentId,
+        conversation: u64,
+        instead: impl FnOnce(usize) -> WireFailure,
+    ) {
         if let Err(Refused::Full) = self.send_raw(frame, false, kind) {
-            let failure = Failure::netsvc(
-                ErrorCode::SERVER_RESPONSE_ENCODING_ERROR,
-                format!("{kind} too large to relay: over the link's frame size limit of {} bytes", self.0.max_frame),
-            );
-            let failure = WireFailure::from_failure(failure);
+            let failure = instead(self.0.max_frame);
             let _ = self.send_frame(&Frame::Failure { conversation, requester, failure });
         }
     }
@@ -492,37 +495,50 @@ pub(crate) fn send_outcome(
 /// Who gets a published report: local subscribers each get a delivery sharing the content;
 /// remote subscribers are gathered per link, and each link gets one frame listing them, with
 /// the content encoded once for all links. The list for each link is encoded as targets are
-/// added, so a publisher can keep a fan-out for a subject and send many reports with it.
-#[derive(Default)]
+/// added, so a publisher can keep a fan-out for a subject and send many reports with it, as
+/// long as the node's routes stay the same (see [`ReportFanout::is_current`]).
 pub(crate) struct ReportFanout {
+    /// The node's routing generation when the fan-out was started.
+    generation: u64,
     local: Vec<(Binding, Option<SubjectPattern>)>,
     remote: Vec<(Link, EncodedTargets)>,
 }
 
 impl ReportFanout {
+    /// An empty fan-out, valid while `net`'s routes stay as they are now.
+    pub(crate) fn new(net: &Net) -> Self {
+        ReportFanout { generation: net.generation(), local: Vec::new(), remote: Vec::new() }
+    }
+
+    /// Whether `net`'s routes are still those the fan-out was worked out with: a remote
+    /// subscriber may since have moved to another link, or be gone.
+    pub(crate) fn is_current(&self, net: &Net) -> bool {
+        self.generation == net.generation()
+    }
+
     /// Whether no subscriber was added.
     pub(crate) fn is_empty(&self) -> bool {
         self.local.is_empty() && self.remote.is_empty()
     }
 
-    /// Whether a link it sends to has closed since (the subscribers behind it may be reached
-    /// through another one now).
-    pub(crate) fn is_stale(&self) -> bool {
-        self.remote.iter().any(|(link, _)| link.is_closed())
-    }
-
-    /// Adds a subscriber and the pattern it matched (if any). A subscriber whose link has
-    /// closed is added by its current route, if it still has one (as `Binding::push` does).
-    pub(crate) fn add(&mut self, subscriber: &Binding, pattern: Option<&SubjectPattern>) {
+    /// Adds a subscriber and the pattern it matched (if any). A remote subscriber is added by
+    /// its current route in `net` (it may have moved to another link since it subscribed);
+    /// one no longer in `net` is left out (its withdrawal is on its way).
+    pub(crate) fn add(&mut self, net: &Net, subscriber: &Binding, pattern: Option<&SubjectPattern>) {
+        let current;
+        let subscriber = match subscriber.link() {
+            None => subscriber,
+            Some(_) => match net.lookup(subscriber.agent()) {
+                Some(route) => {
+                    current = route;
+                    &current
+                }
+                None => return,
+            },
+        };
         let Some(link) = subscriber.link() else {
             return self.local.push((subscriber.clone(), pattern.cloned()));
         };
-        if link.is_closed() {
-            if let Some(current) = link.reroute(subscriber.agent()) {
-                self.add(&current, pattern);
-            }
-            return;
-        }
         let target = TargetView { subscriber: subscriber.agent(), pattern: pattern.map(|p| p.as_str().into()) };
         match self.remote.iter_mut().find(|(l, _)| l.same(link)) {
             Some((_, targets)) => targets.push(target),
@@ -575,6 +591,22 @@ impl WireFailure {
         WireFailure { code: f.code.0, description: f.description, origin: f.origin, details: f.details }
     }
 
+    /// The same failure with its texts cut short (at a character boundary) to fit a frame
+    /// of `max` bytes: a quarter each for the description and the details, an eighth for the
+    /// origin.
+    pub(crate) fn shortened(mut self, max: usize) -> Self {
+        fn cut(text: &mut String, len: usize) {
+            if text.len() > len {
+                let at = (0..=len).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+                text.truncate(at);
+            }
+        }
+        cut(&mut self.description, max / 4);
+        cut(&mut self.details, max / 4);
+        cut(&mut self.origin, max / 8);
+        self
+    }
+
     pub(crate) fn into_failure(self) -> Failure {
         Failure {
             code: ErrorCode(self.code),
@@ -594,6 +626,15 @@ mod tests {
         let mut f = (len as u32).to_be_bytes().to_vec();
         f.resize(4 + len, 14);
         f
+    }
+
+    #[test]
+    fn a_shortened_failure_fits_and_cuts_at_character_boundaries() {
+        let f = WireFailure { code: 7, description: "é".repeat(100), origin: "o".repeat(100), details: "ab".into() };
+        let short = f.shortened(101);
+        assert_eq!(short.code, 7);
+        assert_eq!(short.description, "é".repeat(12), "25 bytes allowed: 12 two-byte characters");
+        assert_eq!((short.origin.len(), short.details.as_str()), (12, "ab"));
     }
 
     #[test]

@@ -12,8 +12,8 @@
 //! Publishing matches the subject against each pattern and pushes one delivery per match into
 //! the subscriber's inbox; the content is shared, never copied or serialized. Who gets a
 //! subject (local deliveries, and per link the list of subscribers behind it, encoded) is
-//! kept for the last subject published until the subscribers change, since a publisher
-//! usually repeats its subjects.
+//! kept for the last subject published until the subscribers or the node's routes change,
+//! since a publisher usually repeats its subjects.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -59,7 +59,7 @@ pub(crate) struct Broker {
     /// The subject of the last report published.
     last_subject: Option<Subject>,
     /// Who gets a report on the last subject published; dropped (with the links it holds)
-    /// whenever `subscribers` changes.
+    /// whenever `subscribers` changes, worked out again when the node's routes change.
     fanout: Option<(Subject, ReportFanout)>,
 }
 
@@ -374,14 +374,15 @@ impl<S: Service> ServiceContext<S> {
             return;
         }
         // Who gets a report on this subject is worked out once and kept while the subject,
-        // the subscribers and the links to them stay the same.
+        // the subscribers and the node's routes stay the same.
+        let net = self.core.node.net();
         let fanout = match &mut broker.fanout {
-            Some((s, fanout)) if *s == subject && !fanout.is_stale() => fanout,
+            Some((s, fanout)) if *s == subject && fanout.is_current(net) => fanout,
             cached => {
-                let mut fanout = ReportFanout::default();
+                let mut fanout = ReportFanout::new(net);
                 for entry in broker.subscribers.values() {
                     for pattern in entry.patterns.iter().filter(|p| p.matches(subject.as_str())) {
-                        fanout.add(&entry.binding, Some(pattern));
+                        fanout.add(net, &entry.binding, Some(pattern));
                     }
                 }
                 &mut cached.insert((subject.clone(), fanout)).1
@@ -402,12 +403,13 @@ impl<S: Service> ServiceContext<S> {
             tracing::debug!(service = %self.core.binding, subscriber = %subscriber, "send_report: not a subscriber; nothing sent");
             return;
         };
-        let mut fanout = ReportFanout::default();
+        let net = self.core.node.net();
+        let mut fanout = ReportFanout::new(net);
         for pattern in entry.patterns.iter().filter(|p| p.matches(subject.as_str())) {
-            fanout.add(&entry.binding, Some(pattern));
+            fanout.add(net, &entry.binding, Some(pattern));
         }
         if fanout.is_empty() {
-            fanout.add(&entry.binding, None);
+            fanout.add(net, &entry.binding, None);
         }
         let content = Payload::new(content);
         fanout.send(ReportData { publisher: self.core.binding.clone(), subject, content, targeted: true });
