@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use crate::fmt::{compact, thousands};
+use crate::fmt::{range, thousands, JsonLine};
 use crate::nats;
 use crate::procs::Proc;
 use crate::roles::{PublishOutcome, RequestOutcome, SubscribeOutcome, System, SETUP};
@@ -247,28 +247,8 @@ impl Figures {
 
     /// `min..max` of the values.
     fn range(&self) -> String {
-        let lo = self.0.iter().map(|f| f.value).min_by(f64::total_cmp);
-        let hi = self.0.iter().map(|f| f.value).max_by(f64::total_cmp);
-        match (lo, hi) {
-            (Some(lo), Some(hi)) => format!("{}..{}", compact(lo), compact(hi)),
-            _ => "-".to_owned(),
-        }
+        range(self.0.iter().map(|f| f.value))
     }
-}
-
-/// One line of `--json` output (fields in this order).
-#[derive(Debug, serde::Serialize)]
-struct JsonLine {
-    /// Workload name.
-    workload: &'static str,
-    /// netsvc's figure.
-    netsvc: f64,
-    /// NATS's figure.
-    baseline: f64,
-    /// Unit of both figures.
-    unit: &'static str,
-    /// netsvc ÷ NATS.
-    ratio: f64,
 }
 
 /// Runs the cross-process workloads and prints their figures. Fails if a run fails.
@@ -350,12 +330,9 @@ pub(crate) fn run(args: &CompareArgs) -> ExitCode {
                         unit: workload.unit,
                         ratio,
                     };
-                    match serde_json::to_string(&line) {
-                        Ok(line) => println!("{line}"),
-                        Err(e) => {
-                            eprintln!("error: {}: cannot encode the result: {e}", workload.name);
-                            failed = true;
-                        }
+                    if let Err(e) = line.print() {
+                        eprintln!("error: {e}");
+                        failed = true;
                     }
                 } else {
                     let met = if ratio.is_nan() {

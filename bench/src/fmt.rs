@@ -1,4 +1,40 @@
-//! Number formatting shared by the tables of `local` and `compare`.
+//! Output shared by `local` and `compare`: number formatting for the tables, and the
+//! `--json` line.
+
+/// One line of `--json` output (fields in this order).
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct JsonLine {
+    /// Workload name.
+    pub(crate) workload: &'static str,
+    /// netsvc's figure.
+    pub(crate) netsvc: f64,
+    /// The baseline's figure (bare actix, or NATS).
+    pub(crate) baseline: f64,
+    /// Unit of both figures.
+    pub(crate) unit: &'static str,
+    /// netsvc ÷ baseline.
+    pub(crate) ratio: f64,
+}
+
+impl JsonLine {
+    /// Prints the line; an encoding failure is reported as an error for `workload`.
+    pub(crate) fn print(&self) -> Result<(), String> {
+        let line =
+            serde_json::to_string(self).map_err(|e| format!("{}: cannot encode the result: {e}", self.workload))?;
+        println!("{line}");
+        Ok(())
+    }
+}
+
+/// `min..max` of `values`, compactly; `-` when there are none.
+pub(crate) fn range(values: impl Iterator<Item = f64> + Clone) -> String {
+    let lo = values.clone().min_by(f64::total_cmp);
+    let hi = values.max_by(f64::total_cmp);
+    match (lo, hi) {
+        (Some(lo), Some(hi)) => format!("{}..{}", compact(lo), compact(hi)),
+        _ => "-".to_owned(),
+    }
+}
 
 /// Formats a number with thousands separators: `1,712,345`.
 pub(crate) fn thousands(x: f64) -> String {

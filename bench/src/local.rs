@@ -32,7 +32,7 @@ use netsvc::prelude::*;
 use netsvc::SubscriptionNotice;
 use tokio::sync::oneshot;
 
-use crate::fmt::{compact, thousands};
+use crate::fmt::{compact, range, thousands, JsonLine};
 
 /// Options of `netsvc-bench local`.
 #[derive(Debug, Args)]
@@ -233,27 +233,8 @@ impl Rates {
 
     /// `min..max`, compactly.
     fn range(&self) -> String {
-        let v = self.sorted();
-        match (v.first(), v.last()) {
-            (Some(lo), Some(hi)) => format!("{}..{}", compact(*lo), compact(*hi)),
-            _ => "-".to_owned(),
-        }
+        range(self.0.iter().copied())
     }
-}
-
-/// One line of `--json` output (fields in this order).
-#[derive(Debug, serde::Serialize)]
-struct JsonLine {
-    /// Workload name.
-    workload: &'static str,
-    /// netsvc's rate.
-    netsvc: f64,
-    /// The baseline's rate.
-    baseline: f64,
-    /// Unit of both rates.
-    unit: &'static str,
-    /// netsvc / baseline.
-    ratio: f64,
 }
 
 /// Runs the local workloads and prints their figures. Fails if a run fails (lost deliveries,
@@ -299,12 +280,9 @@ pub(crate) fn run(args: &LocalArgs) -> std::process::ExitCode {
                 let ratio = n / b;
                 if args.json {
                     let line = JsonLine { workload: workload.name, netsvc: n, baseline: b, unit: workload.unit, ratio };
-                    match serde_json::to_string(&line) {
-                        Ok(line) => println!("{line}"),
-                        Err(e) => {
-                            eprintln!("error: {}: cannot encode the result: {e}", workload.name);
-                            failed = true;
-                        }
+                    if let Err(e) = line.print() {
+                        eprintln!("error: {e}");
+                        failed = true;
                     }
                 } else {
                     println!(
