@@ -53,16 +53,21 @@ impl Net {
         Arc::new(Net::default())
     }
 
-    /// A number that changes whenever a route is added or removed: lookups made while it
-    /// stays the same would give the same answers (bridges cache theirs on it).
+    /// A number that changes whenever the route in use of some agent changes (it appears, is
+    /// gone, or moves to another link): lookups made while it stays the same would give the
+    /// same answers (bridges and publishers cache theirs on it). Alternates coming and going
+    /// change nothing a lookup sees, so they leave it alone.
     pub(crate) fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Routes> {
-        let guard = self.table.write().unwrap_or_else(|p| p.into_inner());
+        self.table.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Marks a change of a route in use; called with the table still locked, after the change.
+    fn changed(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
-        guard
     }
 
     pub(crate) fn lookup(&self, agent: AgentId) -> Option<Binding> {
@@ -77,6 +82,7 @@ impl Net {
         match routes.current.get(&agent) {
             None => {
                 routes.current.insert(agent, binding);
+                self.changed();
                 true
             }
             // A local agent is never reached through a link.
@@ -107,13 +113,16 @@ impl Net {
         }
         let mut alternates = routes.alternates.remove(&agent).unwrap_or_default();
         if alternates.is_empty() {
-            return routes.current.remove(&agent).map_or(RouteRemoved::Unchanged, RouteRemoved::Gone);
+            let gone = routes.current.remove(&agent);
+            self.changed();
+            return gone.map_or(RouteRemoved::Unchanged, RouteRemoved::Gone);
         }
         let next = alternates.remove(0);
         if !alternates.is_empty() {
             routes.alternates.insert(agent, alternates);
         }
         routes.current.insert(agent, next.clone());
+        self.changed();
         RouteRemoved::Rerouted(next)
     }
 
@@ -177,5 +186,47 @@ fn is_via(binding: &Binding, via: Option<&Link>) -> bool {
         (Some(x), Some(y)) => x.same(y),
         (None, None) => true,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::binding::{Address, Location};
+    use crate::names::{Audience, ProcessId, ServiceName};
+
+    fn via(link: &Link, agent: AgentId) -> Binding {
+        let name = ServiceName::new("s").unwrap();
+        Binding::new(
+            name,
+            agent,
+            Audience::Everyone,
+            ProcessId::random(),
+            Location::Remote,
+            Address::Remote(link.clone()),
+        )
+    }
+
+    #[test]
+    fn the_generation_changes_with_the_routes_in_use_only() {
+        let net = Net::new();
+        let limits = (1 << 20, 1 << 20, std::time::Duration::from_secs(1));
+        let (a, b) = (
+            Link::new(net.clone(), None, true, limits, Arc::default()),
+            Link::new(net.clone(), None, true, limits, Arc::default()),
+        );
+        let agent = AgentId::random();
+        let start = net.generation();
+        assert!(net.insert(via(&a, agent)));
+        let known = net.generation();
+        assert_ne!(known, start, "a new agent");
+        assert!(!net.insert(via(&b, agent)));
+        assert!(matches!(net.remove(AgentId::random(), Some(&a)), RouteRemoved::Unchanged));
+        assert_eq!(net.generation(), known, "an alternate, an unknown agent: lookups see nothing new");
+        assert!(matches!(net.remove(agent, Some(&a)), RouteRemoved::Rerouted(_)));
+        let moved = net.generation();
+        assert_ne!(moved, known, "moved to the alternate");
+        assert!(matches!(net.remove(agent, Some(&b)), RouteRemoved::Gone(_)));
+        assert_ne!(net.generation(), moved, "gone");
     }
 }
