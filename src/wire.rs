@@ -20,6 +20,6 @@ pub use frame::{
 
 pub(crate) use codec::{
     announced_len, decode_incoming, encode_frame, encode_report, encode_report_spliced, encode_request,
-    encode_response, frame_len, is_call, split_frame, EncodedTargets, Incoming, PutTargets,
+    encode_response, frame_len, is_call, split_frame, EncodedTargets, Incoming, PutTargets, HEADER,
 };
 pub(crate) use frame::{ContentView, ReportRef, ReportView, RequestView, ResponseView, TargetView, Text};

@@ -15,7 +15,7 @@ use std::task::{Context, Poll};
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncRead;
 
-use crate::wire::{announced_len, frame_len, is_call, CodecError};
+use crate::wire::{announced_len, frame_len, is_call, CodecError, HEADER};
 
 /// Most frames in one chunk.
 const BATCH: usize = 512;
@@ -59,7 +59,7 @@ impl<R> FrameChunks<R> {
         while count < BATCH {
             match frame_len(&self.buf[end..], self.max) {
                 Ok(Some(len)) => {
-                    let call = is_call(&self.buf[end + 4..end + len]);
+                    let call = is_call(&self.buf[end + HEADER..end + len]);
                     end += len;
                     count += 1;
                     if call {
@@ -96,7 +96,7 @@ impl<R: AsyncRead + Unpin> futures_core::Stream for FrameChunks<R> {
                 return Poll::Ready(Some(chunk));
             }
             // Room for the rest of the frame at the front (its size is already checked).
-            let wanted = (4 + announced_len(&this.buf).unwrap_or(0)).saturating_sub(this.buf.len()).max(READ_MIN);
+            let wanted = (HEADER + announced_len(&this.buf).unwrap_or(0)).saturating_sub(this.buf.len()).max(READ_MIN);
             if this.buf.capacity() - this.buf.len() < wanted {
                 // The chunks handed out are dropped by now: take the space back rather than
                 // allocate (a fresh large buffer per read would also fragment the heap).

@@ -13,7 +13,8 @@ use crate::payload::Format;
 /// Default cap on one frame's size: 16 MiB.
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 
-const HEADER: usize = 4;
+/// The length prefix before every frame's body: 4 bytes, big-endian.
+pub(crate) const HEADER: usize = 4;
 
 /// Why bytes could not become a frame, or a frame bytes.
 #[derive(Debug, thiserror::Error)]
@@ -311,20 +312,15 @@ const MIN_TARGET_LEN: usize = 18;
 
 /// Decodes one frame's body (without its length prefix). The whole body must be used.
 pub(crate) fn decode_incoming(body: &[u8]) -> Result<Incoming<'_>, CodecError> {
-    let (kind, targeted) = match body.first() {
-        Some(&REPORT_VARIANT) => ("Report", false),
-        Some(&TARGETED_REPORT_VARIANT) => ("TargetedReport", true),
-        Some(&REQUEST_VARIANT) => ("Request", false),
-        Some(&RESPONSE_VARIANT) => ("Response", false),
+    let mut fields = Fields { buf: body, at: 1 };
+    let (kind, decoded) = match body.first() {
+        Some(&REPORT_VARIANT) => ("Report", fields.report(false)),
+        Some(&TARGETED_REPORT_VARIANT) => ("TargetedReport", fields.report(true)),
+        Some(&REQUEST_VARIANT) => ("Request", fields.request().map(Incoming::Request)),
+        Some(&RESPONSE_VARIANT) => ("Response", fields.response().map(Incoming::Response)),
         _ => return decode_frame(body).map(Incoming::Other),
     };
     let malformed = |what: String| CodecError::Malformed(format!("{kind} frame: {what}"));
-    let mut fields = Fields { buf: body, at: 1 };
-    let decoded = match body[0] {
-        REQUEST_VARIANT => fields.request().map(Incoming::Request),
-        RESPONSE_VARIANT => fields.response().map(Incoming::Response),
-        _ => fields.report(targeted),
-    };
     let decoded = decoded.map_err(malformed)?;
     if fields.at != body.len() {
         return Err(malformed(format!("{} trailing bytes", body.len() - fields.at)));
@@ -478,11 +474,8 @@ impl Decoder for FrameCodec {
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
         // Check the announced length ourselves for a precise error (the inner codec checks it
         // too, before reserving any space).
-        if !self.in_body && src.len() >= HEADER {
-            let len = u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize;
-            if len > self.max {
-                return Err(CodecError::TooLarge { len, max: self.max });
-            }
+        if let Some(len) = announced_len(src).filter(|&len| !self.in_body && len > self.max) {
+            return Err(CodecError::TooLarge { len, max: self.max });
         }
         let before = src.len();
         match self.inner.decode(src) {
