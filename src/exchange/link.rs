@@ -392,12 +392,20 @@ impl Link {
             ));
             return Ok(());
         }
+        // A local requester's answer will come back over this link: it waits for it from now.
+        // A relayed request is answered by requester agent, so only its failures are sent here.
+        let relayed = match reply {
+            ReplyTo::Local(tx) => {
+                self.0.net.add_pending(conversation, target.agent(), self, tx);
+                None
+            }
+            remote => Some(remote),
+        };
         // The arguments are encoded straight into the frame (through a per-thread scratch
         // buffer for an in-process value).
         let format = args.wire_format();
-        // Taken by the sending closure; still here if the arguments could not be encoded.
-        let mut reply = Some(reply);
-        let encoded = args.with_bytes(format, |bytes| {
+        let limit = self.0.max_frame;
+        let sent = args.with_bytes(format, |bytes| {
             let request = RequestView {
                 conversation: conversation.get(),
                 requester: sender.agent(),
@@ -406,53 +414,36 @@ impl Link {
                 args: ContentView { format, type_name: args.type_name().into(), bytes },
                 reply_format,
             };
-            let send = || self.queue(false, "Request", |buf| encode_request(&request, buf, self.0.max_frame));
-            // Only a frame over the size cap is refused as "full" (a request that does not
-            // fit the outbound buffer closes the link instead): the caller is told so.
-            let limit = self.0.max_frame;
-            match reply.take() {
-                Some(ReplyTo::Local(tx)) => {
-                    self.0.net.add_pending(conversation, target.agent(), self, tx);
-                    match send() {
-                        Err(Refused::Full) => {
-                            let failure = Failure::netsvc(
-                                ErrorCode::CLIENT_REQUEST_ENCODING_ERROR,
-                                format!("request {method} to {target} is too large: over the link's frame size limit of {limit} bytes"),
-                            );
-                            self.0.net.complete(conversation, Err(Box::new(failure)));
-                        }
-                        Err(refused) => {
-                            self.0.net.forget_pending(conversation);
-                            return Err(refused);
-                        }
-                        Ok(()) => {}
-                    }
-                    Ok(())
-                }
-                // Relaying someone else's request: the answer is routed back by requester
-                // agent; one too large is refused as a relay refuses it (see the bridge).
-                Some(remote) => match send() {
-                    Err(Refused::Full) => {
-                        remote.fail(Failure::netsvc(
-                            ErrorCode::SERVER_RESOURCE_UNAVAILABLE,
-                            format!("request too large to relay to {target}: over the link's frame size limit of {limit} bytes"),
-                        ));
-                        Ok(())
-                    }
-                    sent => sent,
-                },
-                // The reply was moved into this closure, which runs once.
-                None => send(),
-            }
+            self.queue(false, "Request", |buf| encode_request(&request, buf, limit))
         });
-        encoded.unwrap_or_else(|e| {
-            let failure =
-                Failure::netsvc(ErrorCode::CLIENT_REQUEST_ENCODING_ERROR, format!("arguments of {method}: {e}"));
-            if let Some(reply) = reply {
-                reply.fail(failure);
+        let failure = match (sent, &relayed) {
+            (Ok(Ok(())), _) => return Ok(()),
+            (Ok(Err(Refused::Closed)), _) => {
+                if relayed.is_none() {
+                    self.0.net.forget_pending(conversation);
+                }
+                return Err(Refused::Closed);
             }
-            Ok(())
-        })
+            // Only a frame over the size cap is refused as "full" (a request that does not fit
+            // the outbound buffer closes the link instead): the caller is told so, and a relay
+            // refuses it as the bridge does.
+            (Ok(Err(Refused::Full)), None) => Failure::netsvc(
+                ErrorCode::CLIENT_REQUEST_ENCODING_ERROR,
+                format!("request {method} to {target} is too large: over the link's frame size limit of {limit} bytes"),
+            ),
+            (Ok(Err(Refused::Full)), Some(_)) => Failure::netsvc(
+                ErrorCode::SERVER_RESOURCE_UNAVAILABLE,
+                format!("request too large to relay to {target}: over the link's frame size limit of {limit} bytes"),
+            ),
+            (Err(e), _) => {
+                Failure::netsvc(ErrorCode::CLIENT_REQUEST_ENCODING_ERROR, format!("arguments of {method}: {e}"))
+            }
+        };
+        match relayed {
+            None => self.0.net.complete(conversation, Err(Box::new(failure))),
+            Some(reply) => reply.fail(failure),
+        }
+        Ok(())
     }
 }
 
