@@ -121,7 +121,8 @@ impl Inbox {
     }
 
     /// Appends deliveries under one lock (what a bridge received for this service in one
-    /// chunk), with the same refusal policy as [`Inbox::push`] for each.
+    /// chunk), with the same refusal policy as [`Inbox::push`] for each. Refusals are not
+    /// reported: only for deliveries whose refusal needs no handling (not requests).
     pub(crate) fn push_all(&self, deliveries: impl Iterator<Item = Delivery>) {
         let wake = {
             let mut state = self.lock();

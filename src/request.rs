@@ -239,15 +239,21 @@ impl Outgoing {
         };
         match target.push(Delivery::Request(request)) {
             Ok(()) => Ok(Waiting { rx, target: target.agent(), method }),
-            Err(Refused::Closed) => Err(Failure::netsvc(
-                ErrorCode::CLIENT_SERVICE_UNAVAILABLE,
-                format!("service {target} is no longer available"),
-            )),
-            Err(Refused::Full) => Err(Failure::netsvc(
-                ErrorCode::SERVER_RESOURCE_UNAVAILABLE,
-                format!("service {target} is overloaded: its inbox is full"),
-            )),
+            Err(refused) => Err(refusal_failure(target, refused)),
         }
+    }
+}
+
+/// The failure answering a request its target's inbox (or link) refused.
+pub(crate) fn refusal_failure(target: &Binding, refused: Refused) -> Failure {
+    match refused {
+        Refused::Closed => {
+            Failure::netsvc(ErrorCode::CLIENT_SERVICE_UNAVAILABLE, format!("service {target} is no longer available"))
+        }
+        Refused::Full => Failure::netsvc(
+            ErrorCode::SERVER_RESOURCE_UNAVAILABLE,
+            format!("service {target} is overloaded: its inbox is full"),
+        ),
     }
 }
 

@@ -28,7 +28,7 @@ use crate::names::{AgentId, Audience, ConversationId, GroupName, ServiceName, Su
 use crate::payload::{Payload, SharedContent};
 use crate::registry::{JoinGroup, LeaveGroup, Register, Reroute, Status, Withdraw};
 use crate::report::{PublisherNotice, Report, ReportData};
-use crate::request::{ErrorCode, Failure, IncomingRequest, ReplyTo};
+use crate::request::{refusal_failure, ErrorCode, Failure, IncomingRequest, ReplyTo};
 use crate::wire::{
     decode_incoming, split_frame, CodecError, ContentView, Frame, Hello, Incoming, ReportView, RequestView,
     ResponseView, ServiceInfo, Text, WireFailure, PROTOCOL_VERSION,
@@ -583,37 +583,28 @@ impl ReportRouting<'_> {
         if self.routes.lookup(self.net, view.publisher).is_none() {
             return Ok(0);
         }
-        // Targets per link, as indexes into `view.targets`; `whole` while one link has them all.
+        // Targets per link, as indexes into `view.targets`.
         let mut remote = std::mem::take(&mut self.relay.0);
         // Local targets, as indexes into `view.targets`, with their patterns.
         let mut local: SmallVec<[(usize, Option<SubjectPattern>); 1]> = SmallVec::new();
-        let mut whole = true;
         for (i, target) in view.targets.iter().enumerate() {
             let pattern = match target.pattern {
                 Some(p) => Some(self.names.pattern(p)?),
                 None => None,
             };
-            let Some(subscriber) = self.routes.lookup(self.net, target.subscriber) else {
-                whole = false;
-                continue;
-            };
+            let Some(subscriber) = self.routes.lookup(self.net, target.subscriber) else { continue };
             match subscriber.link() {
-                None => {
-                    whole = false;
-                    local.push((i, pattern.cloned()));
-                }
+                None => local.push((i, pattern.cloned())),
                 Some(link) => match remote.iter_mut().find(|(l, _)| l.same(link)) {
                     Some((_, indexes)) => indexes.push(i),
-                    None => {
-                        whole &= remote.is_empty();
-                        remote.push((link.clone(), smallvec::smallvec![i]));
-                    }
+                    None => remote.push((link.clone(), smallvec::smallvec![i])),
                 },
             }
         }
         let delivered = if local.is_empty() { 0 } else { self.deliver_locally(view, targeted, local)? };
         match &remote[..] {
-            [(link, _)] if whole => {
+            // One link has every target: the frame goes on as received.
+            [(link, indexes)] if indexes.len() == view.targets.len() => {
                 let _ = link.send_raw(frame, true, "Report");
             }
             _ => {
@@ -654,12 +645,12 @@ impl ReportRouting<'_> {
         let last = local.pop();
         for (i, pattern) in local {
             if let Some(subscriber) = self.routes.lookup(self.net, view.targets[i].subscriber) {
-                self.pending.push(subscriber, Delivery::Report(Report { data: data.clone(), pattern }));
+                self.pending.push(subscriber, Report { data: data.clone(), pattern });
             }
         }
         if let Some((i, pattern)) = last {
             if let Some(subscriber) = self.routes.lookup(self.net, view.targets[i].subscriber) {
-                self.pending.push(subscriber, Delivery::Report(Report { data, pattern }));
+                self.pending.push(subscriber, Report { data, pattern });
             }
         }
         Ok(view.content.bytes.len().max(1))
@@ -670,28 +661,30 @@ impl ReportRouting<'_> {
 #[derive(Default)]
 struct Relay(Vec<(Link, SmallVec<[usize; 4]>)>);
 
-/// Deliveries to one local service gathered while a chunk is handled, pushed to its inbox
+/// Reports for one local service gathered while a chunk is handled, pushed to its inbox
 /// under one lock. They are pushed before any frame other than a report is handled, and at
 /// the end of the chunk, so every service still sees what one peer sent in the order sent.
+/// Only reports: a refused one is dropped (as `Inbox::push_all` does), which for a request
+/// would lose its answer.
 #[derive(Default)]
 struct Pending {
     inbox: Option<Inbox>,
-    deliveries: Vec<Delivery>,
+    reports: Vec<Report>,
 }
 
 impl Pending {
-    fn push(&mut self, to: &Binding, delivery: Delivery) {
-        let Some(inbox) = to.local_inbox() else { return to.send(delivery) };
+    fn push(&mut self, to: &Binding, report: Report) {
+        let Some(inbox) = to.local_inbox() else { return to.send(Delivery::Report(report)) };
         if !self.inbox.as_ref().is_some_and(|i| i.same(inbox)) {
             self.flush();
             self.inbox = Some(inbox.clone());
         }
-        self.deliveries.push(delivery);
+        self.reports.push(report);
     }
 
     fn flush(&mut self) {
         if let Some(inbox) = self.inbox.take() {
-            inbox.push_all(self.deliveries.drain(..));
+            inbox.push_all(self.reports.drain(..).map(Delivery::Report));
         }
     }
 }
@@ -778,9 +771,9 @@ impl CallRouting<'_> {
             return Ok(());
         };
         // Relayed: the frame goes on as received (its answer is routed back by requester agent).
-        if let Some(link) = target.link().filter(|l| !l.is_closed()) {
+        if let Some(link) = target.link() {
             match link.send_raw(self.frame, false, "Request") {
-                Ok(()) => {}
+                Ok(()) => return Ok(()),
                 // Only a frame over the outgoing link's size cap is refused as "full" (a control
                 // frame that does not fit the buffer closes the link instead).
                 Err(Refused::Full) => {
@@ -792,12 +785,12 @@ impl CallRouting<'_> {
                         ),
                     );
                     send_outcome(&requester, conversation, reply_format, Err(failure));
+                    return Ok(());
                 }
-                Err(refused) => {
-                    send_outcome(&requester, conversation, reply_format, Err(refusal_failure(&target, refused)))
-                }
+                // The link has just closed: delivered below as any other, by the target's
+                // current route if it has another.
+                Err(Refused::Closed) => {}
             }
-            return Ok(());
         }
         let incoming = IncomingRequest {
             conversation: ConversationId(conversation),
@@ -834,19 +827,6 @@ impl CallRouting<'_> {
             None => {}
         }
         Ok(())
-    }
-}
-
-/// The failure answering a request its target's inbox or link refused.
-fn refusal_failure(target: &Binding, refused: Refused) -> Failure {
-    match refused {
-        Refused::Closed => {
-            Failure::netsvc(ErrorCode::CLIENT_SERVICE_UNAVAILABLE, format!("service {target} is no longer available"))
-        }
-        Refused::Full => Failure::netsvc(
-            ErrorCode::SERVER_RESOURCE_UNAVAILABLE,
-            format!("service {target} is overloaded: its inbox is full"),
-        ),
     }
 }
 
