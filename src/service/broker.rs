@@ -59,13 +59,21 @@ pub(crate) struct Broker {
     /// The subject of the last report published.
     last_subject: Option<Subject>,
     /// Who gets a report on the last subject published; dropped (with the links it holds)
-    /// whenever `subscribers` changes, worked out again when the node's routes change.
+    /// whenever `subscribers` may change (see [`Broker::subscribers_mut`]), worked out again
+    /// when the node's routes change.
     fanout: Option<(Subject, ReportFanout)>,
 }
 
 impl Broker {
     pub(crate) fn with_groups(groups: Vec<GroupName>) -> Self {
         Broker { groups: groups.into_iter().collect(), ..Broker::default() }
+    }
+
+    /// The subscribers, for changing them: the cached fan-out is dropped first, so no change
+    /// can leave it out of date.
+    fn subscribers_mut(&mut self) -> &mut IdMap<AgentId, SubscriberEntry> {
+        self.fanout = None;
+        &mut self.subscribers
     }
 
     fn watch(&mut self, node: &Node, me: &Binding, inbox: &Inbox, target: &Binding) {
@@ -155,8 +163,7 @@ impl Broker {
                         status: Status::Withdrawn,
                     }));
                 }
-                if let Some(subscriber) = self.subscribers.remove(&agent) {
-                    self.fanout = None;
+                if let Some(subscriber) = self.subscribers_mut().remove(&agent) {
                     self.unwatch(node, me, agent);
                     for pattern in subscriber.patterns {
                         notices.push(Notice::Subscription(SubscriptionNotice {
@@ -182,14 +189,13 @@ impl Broker {
         let agent = subscriber.agent();
         let first = !self.subscribers.contains_key(&agent);
         let entry = self
-            .subscribers
+            .subscribers_mut()
             .entry(agent)
             .or_insert_with(|| SubscriberEntry { binding: subscriber.clone(), patterns: Vec::new() });
         if entry.patterns.contains(&pattern) {
             return Vec::new();
         }
         entry.patterns.push(pattern.clone());
-        self.fanout = None;
         if first {
             self.watch(node, me, inbox, &subscriber);
             subscriber.send(Delivery::Publisher(PublisherNotice {
@@ -212,13 +218,12 @@ impl Broker {
         agent: AgentId,
         pattern: SubjectPattern,
     ) -> Vec<Notice> {
-        let Some(entry) = self.subscribers.get_mut(&agent) else { return Vec::new() };
+        let Some(entry) = self.subscribers_mut().get_mut(&agent) else { return Vec::new() };
         let Some(at) = entry.patterns.iter().position(|p| *p == pattern) else { return Vec::new() };
         entry.patterns.remove(at);
         let subscriber = entry.binding.clone();
-        self.fanout = None;
         if entry.patterns.is_empty() {
-            self.subscribers.remove(&agent);
+            self.subscribers_mut().remove(&agent);
             self.unwatch(node, me, agent);
             subscriber.send(Delivery::Publisher(PublisherNotice {
                 publisher: me.clone(),
@@ -365,11 +370,7 @@ impl<S: Service> ServiceContext<S> {
 
     fn publish_payload(&mut self, subject: Subject, content: Payload, lifetime: Lifetime) {
         let broker = &mut self.core.broker;
-        match lifetime {
-            // Not cached: only clears what an earlier report of the subject left (no clock read).
-            Lifetime::None => broker.cache.clear(&subject),
-            _ => broker.cache.post(&subject, &content, lifetime, Instant::now()),
-        }
+        broker.cache.post(&subject, &content, lifetime, Instant::now);
         if broker.subscribers.is_empty() {
             return;
         }
