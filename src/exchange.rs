@@ -38,14 +38,21 @@
 //! same agent identities; subscriptions form again and cached reports are delivered again.
 //!
 //! Slow-consumer policy per link: the outbound buffer holds at most
-//! [`ExchangeConfig::outbound_limit`] bytes. When it is full, reports for that link are dropped
-//! (counted and logged); any other frame means the peer has stopped reading while the
-//! protocol needs it to, and the connection is closed (the peer's services are withdrawn and a
-//! client reconnects later).
+//! [`ExchangeConfig::outbound_limit`] bytes of reports. When it is full, reports for that link
+//! are dropped (counted and logged); other frames (notices, requests, answers) still fit in a
+//! headroom of half the limit again, and one that does not means the peer has stopped reading
+//! while the protocol needs it to: the connection is closed (the peer's services are withdrawn
+//! and a client reconnects later). A peer that reads, however slowly, is never taken for one
+//! that stopped: the writer fails only when a write makes no progress at all for
+//! [`ExchangeConfig::dead_after`]. Heartbeats are sent only on a link with nothing to write.
 //!
-//! Bad input never panics: garbage, truncated or oversized frames, unknown variants, frames
-//! before the handshake, a wrong protocol version or exchange group, and a peer that never
-//! speaks each close that connection with a logged error; every other link keeps working.
+//! Bad input never panics, never aborts and never makes a node allocate what a peer merely
+//! announced: frames are decoded by hand, each length checked against the bytes actually
+//! received, and user payloads with a bincode limit tied to their size. Garbage, truncated or
+//! oversized frames, unknown variants, frames before the handshake (held to a small cap,
+//! [`Limits::handshake_frame`]), over-long names, a wrong protocol version or exchange group,
+//! and a peer that never speaks each close that connection with a logged error; every other
+//! link keeps working. What a peer can make a node spend is bounded by [`Limits`].
 
 mod bridge;
 mod endpoint;
@@ -57,8 +64,12 @@ mod router;
 pub use endpoint::{
     Authorise, ConnectionEvent, ConnectionState, Connector, Exchange, ExchangeConfig, ExchangeError, ExchangeStats,
 };
-pub use endpoint::{DEFAULT_DEAD_AFTER, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HEARTBEAT, DEFAULT_OUTBOUND_LIMIT};
+pub use endpoint::{
+    Limits, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DEAD_AFTER, DEFAULT_HANDSHAKE_FRAME, DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_HEARTBEAT, DEFAULT_OUTBOUND_LIMIT,
+};
 
 pub(crate) use link::{send_outcome, Link, ReportFanout};
 pub(crate) use net::{Net, RouteRemoved};
+pub(crate) use reader::FrameChunks;
 pub(crate) use router::Router;

@@ -90,6 +90,8 @@ mod binding;
 mod error;
 mod event;
 mod exchange;
+#[doc(hidden)]
+pub mod fuzzing;
 mod inbox;
 mod names;
 mod node;
@@ -105,11 +107,12 @@ pub use error::Error;
 pub use event::{CronSchedule, Schedule, ShutdownPhase};
 pub use exchange::{
     Authorise, ConnectionEvent, ConnectionState, Connector, Exchange, ExchangeConfig, ExchangeError, ExchangeStats,
-    DEFAULT_DEAD_AFTER, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HEARTBEAT, DEFAULT_OUTBOUND_LIMIT,
+    Limits, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DEAD_AFTER, DEFAULT_HANDSHAKE_FRAME, DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_HEARTBEAT, DEFAULT_OUTBOUND_LIMIT,
 };
 pub use names::{
     AgentId, Audience, ConversationId, GroupName, IntoName, InvalidName, ProcessId, ServiceName, Subject,
-    SubjectPattern,
+    SubjectPattern, MAX_NAME_LEN,
 };
 pub use netsvc_derive::{methods, Service};
 pub use node::{Node, NodeConfig, Spawned, DEFAULT_INBOX_CAPACITY, DEFAULT_SHUTDOWN_DELAY};

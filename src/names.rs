@@ -8,7 +8,11 @@
 //!   whitespace or control characters;
 //! * group names must be non-empty and contain no whitespace or control characters;
 //! * subjects must be non-empty and contain no control characters (a newline in particular);
-//! * subject patterns follow the subject rules; `*` and `?` are wildcards.
+//! * subject patterns follow the subject rules; `*` and `?` are wildcards;
+//! * none is longer than [`MAX_NAME_LEN`] bytes (255), so that what a peer announces or
+//!   sends is small however it was made: the same check runs in the constructors and on
+//!   everything received, and a node name or a type name longer than that is cut short
+//!   (at a character boundary) before it is sent.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +29,17 @@ pub enum InvalidName {
         /// What kind of name it was (`service name`, `group name`, `subject`, ...).
         kind: &'static str,
     },
+    /// The value is longer than [`MAX_NAME_LEN`] bytes (the value itself is not kept: it may
+    /// be large).
+    #[error("invalid {kind}: {len} bytes long, more than the maximum of {max}")]
+    TooLong {
+        /// What kind of name it was.
+        kind: &'static str,
+        /// Its length in bytes.
+        len: usize,
+        /// The maximum, [`MAX_NAME_LEN`].
+        max: usize,
+    },
     /// The value contains a character that is not allowed.
     #[error("invalid {kind} {value:?}: contains {what} at byte {at}")]
     BadCharacter {
@@ -39,9 +54,26 @@ pub enum InvalidName {
     },
 }
 
+/// The longest name of any kind, in bytes: service, group, subject, pattern, node and type
+/// names, and the exchange group.
+pub const MAX_NAME_LEN: usize = 255;
+
+/// `text` cut to at most [`MAX_NAME_LEN`] bytes, at a character boundary: for names this side
+/// sends but does not validate (a node name, a Rust type name), so a peer never refuses them.
+pub(crate) fn clip_name(text: &str) -> &str {
+    if text.len() <= MAX_NAME_LEN {
+        return text;
+    }
+    let at = (0..=MAX_NAME_LEN).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+    &text[..at]
+}
+
 fn check(kind: &'static str, value: &str, allow_empty: bool, allow_space: bool) -> Result<(), InvalidName> {
     if value.is_empty() && !allow_empty {
         return Err(InvalidName::Empty { kind });
+    }
+    if value.len() > MAX_NAME_LEN {
+        return Err(InvalidName::TooLong { kind, len: value.len(), max: MAX_NAME_LEN });
     }
     for (at, c) in value.char_indices() {
         let what = if c.is_control() {
@@ -328,6 +360,11 @@ impl PartialEq for SubjectPattern {
     }
 }
 impl Eq for SubjectPattern {}
+impl AsRef<str> for SubjectPattern {
+    fn as_ref(&self) -> &str {
+        &self.text
+    }
+}
 impl std::hash::Hash for SubjectPattern {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         self.text.hash(state)
@@ -496,10 +533,10 @@ impl fmt::Display for ConversationId {
     }
 }
 
-/// A hasher for maps keyed by identities. Agent and process identities are random UUIDs and
-/// conversation ids are distinct counters, so their bits need no mixing beyond a multiply:
-/// this avoids SipHash on every routed frame. Not for keys an outsider can choose freely
-/// (names), which keep the default hasher.
+/// A hasher for maps keyed by this node's own conversation ids: they are distinct counters,
+/// so their bits need no mixing beyond a multiply, which avoids SipHash on every call. Not for
+/// keys a peer can choose (agent ids and names come from the wire: see [`IdMap`]), since
+/// colliding keys for it are trivial to compute.
 #[derive(Default, Clone, Copy)]
 pub(crate) struct IdHasher(u64);
 
@@ -522,8 +559,14 @@ impl std::hash::Hasher for IdHasher {
     }
 }
 
-/// A `HashMap` keyed by identities, with [`IdHasher`].
-pub(crate) type IdMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;
+/// A `HashMap` keyed by this node's conversation ids, with [`IdHasher`].
+pub(crate) type ConversationMap<V> =
+    std::collections::HashMap<ConversationId, V, std::hash::BuildHasherDefault<IdHasher>>;
+
+/// A `HashMap` keyed by identities received from peers (agent ids): keyed SipHash with a
+/// random key per map (std's `RandomState`), so that a peer cannot compute ids that collide
+/// and turn the route tables into lists (a hash flood).
+pub(crate) type IdMap<K, V> = std::collections::HashMap<K, V>;
 
 /// Hands out conversation ids, one counter per node.
 #[derive(Debug)]
@@ -566,6 +609,34 @@ impl ConversationIds {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Agent ids a peer can compute to collide under an unkeyed multiply hash: the same first
+    /// 8 bytes and the same low 32 bits of the last 8, so every one lands in the same bucket
+    /// of a table of up to 2^32 entries.
+    pub(crate) fn colliding_ids(n: u32) -> Vec<AgentId> {
+        (0..n)
+            .map(|i| {
+                let mut bytes = [7u8; 16];
+                bytes[12..16].copy_from_slice(&i.to_le_bytes());
+                AgentId::from_uuid(uuid::Uuid::from_bytes(bytes))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn maps_keyed_by_received_ids_do_not_let_a_peer_choose_collisions() {
+        use std::hash::BuildHasher;
+        let ids = colliding_ids(10_000);
+        let low = |h: u64| h & 0xffff_ffff;
+        // The unkeyed hasher puts them all in one bucket: the flood the keyed map prevents.
+        let unkeyed = std::hash::BuildHasherDefault::<IdHasher>::default();
+        let buckets: std::collections::HashSet<u64> = ids.iter().map(|id| low(unkeyed.hash_one(id))).collect();
+        assert_eq!(buckets.len(), 1);
+        // The map received ids are kept in spreads them.
+        let keyed = IdMap::<AgentId, ()>::default();
+        let buckets: std::collections::HashSet<u64> = ids.iter().map(|id| low(keyed.hasher().hash_one(id))).collect();
+        assert!(buckets.len() > 9_900, "{}", buckets.len());
+    }
 
     fn m(p: &str, s: &str) -> bool {
         SubjectPattern::new(p).unwrap().matches(s)

@@ -29,9 +29,36 @@ pub enum Format {
     Json,
 }
 
-/// The one bincode configuration netsvc uses for payloads.
+/// The one bincode configuration netsvc encodes with (payloads, and the serde reference of
+/// the frame encoders): `standard()`, varint integers, little endian.
 pub(crate) fn bincode_config() -> bincode::config::Configuration {
     bincode::config::standard()
+}
+
+/// How much a decode may claim per byte decoded: bincode counts what a decoder is about to
+/// allocate or produce (a string's length, 8 bytes for a `u64` that took one byte on the wire,
+/// 16 for a `u128`), so a valid encoding never claims more than 16 times its own size.
+const CLAIM_PER_BYTE: usize = 16;
+
+/// Decodes a bincode value with [`bincode_config`] plus a byte limit tied to the size of
+/// `bytes`: the limit is [`CLAIM_PER_BYTE`] times the smallest of 4 KiB, 64 KiB, 1 MiB,
+/// 16 MiB (the default frame cap) or 4 GiB (the largest frame) that holds `bytes`. bincode
+/// checks a length a peer announces against the limit before it allocates for it, so a
+/// hostile length fails with `LimitExceeded` instead of allocating (or aborting on) what was
+/// merely announced; a valid encoding always fits. Every bincode decode of the crate goes
+/// through here.
+pub(crate) fn bincode_decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), bincode::error::DecodeError> {
+    use bincode::config::standard;
+    use bincode::serde::decode_from_slice;
+    const K: usize = 1024;
+    const LARGEST: usize = (u32::MAX as usize).saturating_mul(CLAIM_PER_BYTE);
+    match bytes.len() {
+        n if n <= 4 * K => decode_from_slice(bytes, standard().with_limit::<{ 4 * K * CLAIM_PER_BYTE }>()),
+        n if n <= 64 * K => decode_from_slice(bytes, standard().with_limit::<{ 64 * K * CLAIM_PER_BYTE }>()),
+        n if n <= K * K => decode_from_slice(bytes, standard().with_limit::<{ K * K * CLAIM_PER_BYTE }>()),
+        n if n <= 16 * K * K => decode_from_slice(bytes, standard().with_limit::<{ 16 * K * K * CLAIM_PER_BYTE }>()),
+        _ => decode_from_slice(bytes, standard().with_limit::<LARGEST>()),
+    }
 }
 
 /// Why a payload could not be turned into the type a receiver asked for.
@@ -305,8 +332,7 @@ fn decode_bytes<T: DeserializeOwned>(format: Format, bytes: &[u8], type_name: &s
     };
     match format {
         Format::Bincode => {
-            let (value, used) =
-                bincode::serde::decode_from_slice(bytes, bincode_config()).map_err(|e| err(e.to_string()))?;
+            let (value, used) = bincode_decode(bytes).map_err(|e| err(e.to_string()))?;
             if used != bytes.len() {
                 return Err(err(format!("{} trailing bytes", bytes.len() - used)));
             }
@@ -356,6 +382,32 @@ impl fmt::Debug for Payload {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn announced_lengths_beyond_the_decode_limit_fail_without_allocating() {
+        // A String, a Vec<u8> and a Vec<String> whose lengths claim 2^40 and 2^63 bytes (or
+        // entries), with only a few bytes behind them.
+        for len in [1u64 << 40, 1 << 63, u64::MAX] {
+            let mut bytes = vec![253];
+            bytes.extend_from_slice(&len.to_le_bytes());
+            bytes.extend_from_slice(b"abc");
+            for r in [
+                bincode_decode::<String>(&bytes).map(drop),
+                bincode_decode::<Vec<u8>>(&bytes).map(drop),
+                bincode_decode::<Vec<String>>(&bytes).map(drop),
+                bincode_decode::<(String, u8)>(&bytes).map(drop),
+            ] {
+                assert!(r.is_err(), "{len}");
+            }
+        }
+        // Just under a tier's limit a valid value decodes; the limit scales with the input.
+        let text = "é".repeat(40_000);
+        let encoded = bincode::serde::encode_to_vec(&text, bincode_config()).unwrap();
+        assert_eq!(bincode_decode::<String>(&encoded).unwrap().0, text);
+        let numbers: Vec<u128> = (0..5000).collect();
+        let encoded = bincode::serde::encode_to_vec(&numbers, bincode_config()).unwrap();
+        assert_eq!(bincode_decode::<Vec<u128>>(&encoded).unwrap().0, numbers);
+    }
 
     fn encoded<T: Content>(value: T, format: Format) -> Vec<u8> {
         let mut out = Vec::new();

@@ -6,7 +6,7 @@
 //! another link) → `Closing` (everything learned through the link is withdrawn).
 
 use std::cell::Cell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -18,13 +18,15 @@ use smallvec::SmallVec;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
-use super::endpoint::{ConnectionEvent, ConnectionState, ExchangeShared};
+use super::endpoint::{ConnectionEvent, ConnectionState, ExchangeShared, Slot};
 use super::link::Peer;
 use super::reader::FrameChunks;
 use super::{Link, RouteRemoved};
 use crate::binding::{Address, Binding, Location};
 use crate::inbox::{Delivery, Inbox, Refused};
-use crate::names::{AgentId, Audience, ConversationId, GroupName, ServiceName, Subject, SubjectPattern};
+use crate::names::{
+    clip_name, AgentId, Audience, ConversationId, GroupName, ServiceName, Subject, SubjectPattern, MAX_NAME_LEN,
+};
 use crate::payload::{Payload, SharedContent};
 use crate::registry::{JoinGroup, LeaveGroup, Register, Reroute, Status, Withdraw};
 use crate::report::{PublisherNotice, Report, ReportData};
@@ -60,6 +62,13 @@ pub(crate) struct Bridge {
     relay: Relay,
     /// Makes the reader yield before its next chunk (see `FrameChunks`).
     pause: Rc<Cell<bool>>,
+    /// The reader's frame size cap: small until the handshake is accepted.
+    cap: Rc<Cell<usize>>,
+    /// This connection's share of a server's connection limits (`None` on a client).
+    slot: Option<Slot>,
+    /// Subscriptions requested through this link and not withdrawn, for
+    /// [`Limits::subscriptions_per_link`](super::Limits::subscriptions_per_link).
+    subscriptions: Subscriptions,
     /// Whether received report content is sliced from its chunk rather than copied (set from
     /// the last chunk that had reports: see `handle`).
     share_chunks: bool,
@@ -67,62 +76,156 @@ pub(crate) struct Bridge {
 
 /// Validated names seen on this connection, so that the subjects, patterns and type names
 /// repeated in every report are checked and allocated once, not per frame. The last name of
-/// each kind is checked first: a stream of reports usually repeats it.
-#[derive(Default)]
+/// each kind is checked first: a stream of reports usually repeats it. A name is kept once
+/// (the map's key is the validated name itself), only after the frame carrying it was found
+/// to be for a known agent, and the whole cache is bounded in bytes
+/// ([`Limits::interned_bytes`](super::Limits::interned_bytes)): over it, it starts over.
 struct Names {
     subjects: Interned<Subject>,
     patterns: Interned<SubjectPattern>,
     types: Interned<Arc<str>>,
+    /// Bytes of names kept, all kinds together, and the cap.
+    bytes: usize,
+    max_bytes: usize,
+}
+
+impl Names {
+    fn new(max_bytes: usize) -> Self {
+        Names {
+            subjects: Interned::default(),
+            patterns: Interned::default(),
+            types: Interned::default(),
+            bytes: 0,
+            max_bytes,
+        }
+    }
+}
+
+/// A name as a key that can be looked up by its received bytes.
+#[derive(Clone, PartialEq, Eq)]
+struct Key<T>(T);
+
+impl<T: AsRef<str>> std::hash::Hash for Key<T> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.as_ref().as_bytes().hash(state)
+    }
+}
+
+impl<T: AsRef<str>> std::borrow::Borrow<[u8]> for Key<T> {
+    fn borrow(&self) -> &[u8] {
+        self.0.as_ref().as_bytes()
+    }
 }
 
 struct Interned<T> {
-    map: HashMap<Arc<[u8]>, T>,
-    last: Option<(Arc<[u8]>, T)>,
+    map: HashSet<Key<T>>,
+    last: Option<T>,
 }
 
 impl<T> Default for Interned<T> {
     fn default() -> Self {
-        Interned { map: HashMap::new(), last: None }
+        Interned { map: HashSet::new(), last: None }
     }
 }
 
-/// Most entries kept per kind; beyond that the cache starts over (subjects may be unbounded).
-const NAMES_LIMIT: usize = 4096;
-
-impl<T: Clone> Interned<T> {
-    /// The name for `text`: checked (UTF-8, then `make`) the first time it is seen only.
-    fn get(&mut self, text: Text<'_>, make: impl FnOnce(&str) -> Result<T, String>) -> Result<&T, String> {
+impl<T: Clone + Eq + AsRef<str>> Interned<T> {
+    /// The name for `text`: checked (length, UTF-8, then `make`) the first time it is seen
+    /// only; `bytes` counts what the connection's caches hold, up to `max`.
+    fn get(
+        &mut self,
+        text: Text<'_>,
+        bytes: &mut usize,
+        max: usize,
+        make: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<&T, String> {
         let key = text.0;
-        let hit = matches!(&self.last, Some((k, _)) if **k == *key);
+        let hit = self.last.as_ref().is_some_and(|last| last.as_ref().as_bytes() == key);
         if !hit {
-            let entry = match self.map.get_key_value(key) {
-                Some((k, v)) => (k.clone(), v.clone()),
+            let value = match self.map.get(key) {
+                Some(Key(v)) => v.clone(),
                 None => {
+                    if key.len() > MAX_NAME_LEN {
+                        return Err(format!("a name of {} bytes (the maximum is {MAX_NAME_LEN})", key.len()));
+                    }
                     let s = text.to_str().map_err(|e| format!("invalid UTF-8 in {:?}: {e}", text))?;
                     let v = make(s)?;
-                    if self.map.len() >= NAMES_LIMIT {
+                    if *bytes + key.len() > max {
                         self.map.clear();
+                        *bytes = 0;
                     }
-                    let k: Arc<[u8]> = key.into();
-                    self.map.insert(k.clone(), v.clone());
-                    (k, v)
+                    *bytes += key.len();
+                    self.map.insert(Key(v.clone()));
+                    v
                 }
             };
-            self.last = Some(entry);
+            self.last = Some(value);
         }
-        Ok(&self.last.as_ref().expect("set above").1)
+        Ok(self.last.as_ref().expect("set above"))
     }
 }
 
 impl Names {
     fn subject(&mut self, s: Text<'_>) -> Result<&Subject, String> {
-        self.subjects.get(s, |s| Subject::new(s).map_err(|e| e.to_string()))
+        self.subjects.get(s, &mut self.bytes, self.max_bytes, |s| Subject::new(s).map_err(|e| e.to_string()))
     }
     fn pattern(&mut self, s: Text<'_>) -> Result<&SubjectPattern, String> {
-        self.patterns.get(s, |s| SubjectPattern::new(s).map_err(|e| e.to_string()))
+        self.patterns.get(s, &mut self.bytes, self.max_bytes, |s| SubjectPattern::new(s).map_err(|e| e.to_string()))
     }
     fn type_name(&mut self, s: Text<'_>) -> Result<&Arc<str>, String> {
-        self.types.get(s, |s| Ok(Arc::from(s)))
+        self.types.get(s, &mut self.bytes, self.max_bytes, |s| Ok(Arc::from(s)))
+    }
+}
+
+/// The subscriptions requested through one link and not withdrawn, by subscriber, counted
+/// against [`Limits::subscriptions_per_link`](super::Limits::subscriptions_per_link).
+#[derive(Default)]
+struct Subscriptions {
+    by_subscriber: std::collections::HashMap<AgentId, HashSet<(AgentId, SubjectPattern)>>,
+    count: usize,
+}
+
+impl Subscriptions {
+    fn add(
+        &mut self,
+        subscriber: AgentId,
+        key: (AgentId, SubjectPattern),
+        limit: usize,
+        net: &super::Net,
+    ) -> Result<(), String> {
+        if self.count >= limit {
+            // Subscriptions to publishers since gone are never withdrawn by their subscribers:
+            // they do not count.
+            for keys in self.by_subscriber.values_mut() {
+                keys.retain(|(publisher, _)| net.lookup(*publisher).is_some());
+            }
+            self.by_subscriber.retain(|_, keys| !keys.is_empty());
+            self.count = self.by_subscriber.values().map(HashSet::len).sum();
+            if self.count >= limit {
+                return Err(format!("the peer requested more than {limit} subscriptions (the limit per link)"));
+            }
+        }
+        if self.by_subscriber.entry(subscriber).or_default().insert(key) {
+            self.count += 1;
+        }
+        Ok(())
+    }
+
+    fn remove(&mut self, subscriber: AgentId, key: &(AgentId, SubjectPattern)) {
+        if let Some(keys) = self.by_subscriber.get_mut(&subscriber) {
+            if keys.remove(key) {
+                self.count -= 1;
+            }
+            if keys.is_empty() {
+                self.by_subscriber.remove(&subscriber);
+            }
+        }
+    }
+
+    /// The subscriber is gone: so are its subscriptions.
+    fn forget(&mut self, subscriber: AgentId) {
+        if let Some(keys) = self.by_subscriber.remove(&subscriber) {
+            self.count -= keys.len();
+        }
     }
 }
 
@@ -142,13 +245,34 @@ impl Message for WriterDone {
 impl Bridge {
     /// Starts a bridge for an accepted or connected socket. The receiver fires when the
     /// connection has closed.
-    pub(crate) fn start(stream: TcpStream, shared: Arc<ExchangeShared>, initiated: bool) -> oneshot::Receiver<Closed> {
+    /// A server's connection comes with its `slot` of the connection limits; a client's
+    /// (this side initiated it) without.
+    pub(crate) fn start(
+        stream: TcpStream,
+        shared: Arc<ExchangeShared>,
+        slot: Option<Slot>,
+    ) -> oneshot::Receiver<Closed> {
+        let initiated = slot.is_none();
         let (closed_tx, closed_rx) = oneshot::channel();
         let (Ok(peer_addr), Ok(local_addr)) = (stream.peer_addr(), stream.local_addr()) else {
             tracing::warn!("connection lost before it could be served");
             return closed_rx;
         };
         let _ = stream.set_nodelay(true);
+        // A second handle on the socket for the writer's progress probe (see `write_loop`).
+        let (stream, probe) = match stream.into_std().and_then(|s| Ok((s.try_clone()?, s))) {
+            Ok((probe, std)) => match TcpStream::from_std(std) {
+                Ok(stream) => (stream, Some(probe)),
+                Err(e) => {
+                    tracing::warn!(peer = %peer_addr, "connection lost before it could be served: {e}");
+                    return closed_rx;
+                }
+            },
+            Err(e) => {
+                tracing::warn!(peer = %peer_addr, "connection lost before it could be served: {e}");
+                return closed_rx;
+            }
+        };
         let (reader, writer) = stream.into_split();
         let config = &shared.config;
         let link = Link::new(
@@ -158,15 +282,17 @@ impl Bridge {
             (config.outbound_limit, config.max_frame, config.dead_after),
             shared.counters.clone(),
         );
-        let max_frame = config.max_frame;
+        let first_cap = config.max_frame.min(config.limits.handshake_frame);
+        let interned_bytes = config.limits.interned_bytes;
         Bridge::create(move |ctx| {
-            let chunks = FrameChunks::new(reader, max_frame);
+            let chunks = FrameChunks::new(reader, first_cap);
             let pause = chunks.pause_flag();
+            let cap = chunks.cap();
             ctx.add_stream(chunks);
             let writer_link = link.clone();
             let addr = ctx.address();
             actix::spawn(async move {
-                let result = writer_link.write_loop(writer).await;
+                let result = writer_link.write_loop(writer, probe).await;
                 addr.do_send(WriterDone(result.err()));
             });
             Bridge {
@@ -178,11 +304,14 @@ impl Bridge {
                 last_heard: Instant::now(),
                 agents: HashSet::new(),
                 closed: Some(closed_tx),
-                names: Names::default(),
+                names: Names::new(interned_bytes),
                 routes: RouteCache::default(),
                 pending: Pending::default(),
                 relay: Relay::default(),
                 pause,
+                cap,
+                slot,
+                subscriptions: Subscriptions::default(),
                 share_chunks: false,
             }
         });
@@ -193,7 +322,7 @@ impl Bridge {
         Hello {
             version: PROTOCOL_VERSION,
             process: self.shared.node.process(),
-            node: self.shared.node.name().to_owned(),
+            node: clip_name(self.shared.node.name()).to_owned(),
             group: self.shared.group_name().to_owned(),
             hub: self.shared.is_hub(),
         }
@@ -220,7 +349,8 @@ impl Bridge {
             }
             self.shared.node.net().fail_pending_via(&self.link);
             self.shared.node.router().link_down(&self.link);
-            if let Some(peer) = self.link.peer() {
+            // A link dropped as a duplicate leaves the peer linked through the other one.
+            if let Some(peer) = self.link.peer().filter(|_| !self.link.is_duplicate()) {
                 self.shared.announce(ConnectionEvent {
                     state: ConnectionState::Inactive,
                     local_addr: self.local_addr,
@@ -247,10 +377,19 @@ impl Bridge {
             );
             return self.refuse(ctx, reason);
         }
+        // The node name is only printed, but printed on every connection line: bounded, and
+        // without control characters that could forge log lines.
+        if hello.node.len() > MAX_NAME_LEN || hello.node.contains(char::is_control) {
+            let reason = format!(
+                "invalid node name: {} bytes (at most {MAX_NAME_LEN}, no control characters)",
+                hello.node.len()
+            );
+            return self.refuse(ctx, reason);
+        }
         if hello.group != self.shared.group_name() {
             let reason = format!(
                 "exchange group mismatch: peer is in {:?}, this side in {:?}",
-                hello.group,
+                clip_name(&hello.group),
                 self.shared.group_name()
             );
             return self.refuse(ctx, reason);
@@ -258,12 +397,17 @@ impl Bridge {
         if hello.process == self.shared.node.process() {
             return self.refuse(ctx, "connected to itself".to_owned());
         }
-        self.state = State::Ready;
         let peer = Peer { process: hello.process, node: hello.node.clone(), hub: hello.hub };
         self.link.set_peer(peer);
         if !self.shared.node.router().link_up(&self.link) {
-            // A duplicate of another link to the same process: the link is already closed.
-            return;
+            // A duplicate of another link to the same process (already marked and closed): it
+            // never became ready, so nothing is announced or withdrawn for it.
+            return self.close(ctx, "duplicate link dropped", false);
+        }
+        self.state = State::Ready;
+        self.cap.set(self.shared.config.max_frame);
+        if let Some(slot) = &mut self.slot {
+            slot.handshake_done();
         }
         self.shared.remember_link(&self.link);
         tracing::info!(peer = %self.peer_addr, node = %hello.node, process = %hello.process, "connection active");
@@ -282,6 +426,10 @@ impl Bridge {
         let audience = Audience::parse(&info.audience).map_err(|e| e.to_string())?;
         let groups =
             info.groups.iter().map(GroupName::new).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
+        let limit = self.shared.config.limits.services_per_link;
+        if self.agents.len() >= limit && !self.agents.contains(&info.agent) {
+            return Err(format!("the peer announced more than {limit} services (the limit per link)"));
+        }
         let binding = Binding::new(
             name,
             info.agent,
@@ -311,6 +459,7 @@ impl Bridge {
         if !self.agents.remove(&agent) {
             return;
         }
+        self.subscriptions.forget(agent);
         let net = self.shared.node.net();
         match net.remove(agent, Some(&self.link)) {
             RouteRemoved::Gone(binding) => {
@@ -375,6 +524,20 @@ impl Bridge {
             }
             (State::Ready, Frame::GroupJoined { agent, group }) => self.group_change(agent, &group, true),
             (State::Ready, Frame::GroupLeft { agent, group }) => self.group_change(agent, &group, false),
+            (State::Ready, Frame::SubscriptionRequested { publisher, subscriber, pattern }) => {
+                let limit = self.shared.config.limits.subscriptions_per_link;
+                let key = (publisher, SubjectPattern::new(&pattern).map_err(|e| e.to_string())?);
+                self.subscriptions.add(subscriber, key, limit, self.shared.node.net())?;
+                let frame = Frame::SubscriptionRequested { publisher, subscriber, pattern };
+                route(self.shared.node.net(), &mut self.names, frame, raw)
+            }
+            (State::Ready, Frame::SubscriptionWithdrawn { publisher, subscriber, pattern }) => {
+                if let Ok(p) = SubjectPattern::new(&pattern) {
+                    self.subscriptions.remove(subscriber, &(publisher, p));
+                }
+                let frame = Frame::SubscriptionWithdrawn { publisher, subscriber, pattern };
+                route(self.shared.node.net(), &mut self.names, frame, raw)
+            }
             (State::Ready, data) => route(self.shared.node.net(), &mut self.names, data, raw),
         }
     }
@@ -390,9 +553,7 @@ impl Bridge {
             let reason = format!("peer silent for {:.1} s", silent.as_secs_f64());
             return self.close(ctx, &reason, true);
         }
-        if !self.link.take_sent_flag() {
-            let _ = self.link.send_frame(&Frame::Heartbeat);
-        }
+        self.link.heartbeat();
     }
 }
 
@@ -578,11 +739,13 @@ impl ReportRouting<'_> {
     /// head with its own targets. Names are validated either way, so a relay never passes on
     /// what its peers would refuse.
     fn route(&mut self, view: &ReportView<'_>, frame: &[u8], targeted: bool) -> Result<usize, String> {
-        self.names.subject(view.subject)?;
-        self.names.type_name(view.content.type_name)?;
+        // Names are interned only for a report from a known publisher: a stream of made-up
+        // names from an unknown one costs no memory.
         if self.routes.lookup(self.net, view.publisher).is_none() {
             return Ok(0);
         }
+        self.names.subject(view.subject)?;
+        self.names.type_name(view.content.type_name)?;
         // Targets per link, as indexes into `view.targets`.
         let mut remote = std::mem::take(&mut self.relay.0);
         // Local targets, as indexes into `view.targets`, with their patterns.
@@ -759,11 +922,20 @@ impl CallRouting<'_> {
     fn request(self, request: &RequestView<'_>) -> Result<(), String> {
         let &RequestView { conversation, requester, target, method, args, reply_format } = request;
         let method = method.to_str().map_err(|e| format!("invalid UTF-8 in method name {method:?}: {e}"))?;
-        self.names.type_name(args.type_name)?;
         let Some(requester) = self.routes.lookup(self.net, requester).cloned() else {
-            tracing::warn!(%requester, method, "request from an unknown agent (not announced here); dropped");
+            tracing::warn!(%requester, method = clip_name(method), "request from an unknown agent (not announced here); dropped");
             return Ok(());
         };
+        // No service exports a method with a longer name (they are Rust identifiers).
+        if method.len() > MAX_NAME_LEN {
+            let failure = Failure::netsvc(
+                ErrorCode::SERVER_METHOD_UNAVAILABLE,
+                format!("no method has a name of {} bytes (the maximum is {MAX_NAME_LEN})", method.len()),
+            );
+            send_outcome(&requester, conversation, reply_format, Err(failure));
+            return Ok(());
+        }
+        self.names.type_name(args.type_name)?;
         let Some(target) = self.routes.lookup(self.net, target).cloned() else {
             let failure =
                 Failure::netsvc(ErrorCode::CLIENT_SERVICE_UNAVAILABLE, format!("service {target} is not available"));
@@ -772,6 +944,7 @@ impl CallRouting<'_> {
         };
         // Relayed: the frame goes on as received (its answer is routed back by requester agent).
         if let Some(link) = target.link() {
+            link.announce_first(requester.agent());
             match link.send_raw(self.frame, false, "Request") {
                 Ok(()) => return Ok(()),
                 // Only a frame over the outgoing link's size cap is refused as "full" (a control
@@ -809,13 +982,13 @@ impl CallRouting<'_> {
     /// Completes a local requester's call with a received response, or relays the response
     /// as received towards its requester.
     fn response(self, response: &ResponseView<'_>) -> Result<(), String> {
-        self.names.type_name(response.content.type_name)?;
         match self.routes.lookup(self.net, response.requester).map(Binding::link) {
             Some(None) => {
                 let payload = received_payload(self.names, self.chunk, response.content)?;
                 self.net.complete(ConversationId(response.conversation), Ok(payload));
             }
             Some(Some(link)) => {
+                self.names.type_name(response.content.type_name)?;
                 let too_large = |max| {
                     WireFailure::from_failure(Failure::netsvc(
                         ErrorCode::SERVER_RESPONSE_ENCODING_ERROR,
@@ -836,7 +1009,7 @@ mod tests {
 
     #[test]
     fn received_names_are_checked_and_bad_ones_refused_every_time() {
-        let mut names = Names::default();
+        let mut names = Names::new(1 << 20);
         assert_eq!(names.subject(Text(b"a.b")).unwrap().as_str(), "a.b");
         // A repeated name is the same interned value.
         let first = names.type_name(Text(b"T")).unwrap().clone();
@@ -850,5 +1023,22 @@ mod tests {
         }
         assert_eq!(names.pattern(Text(b"a.*")).unwrap().as_str(), "a.*");
         assert_eq!(names.subject(Text(b"a.b")).unwrap().as_str(), "a.b");
+        // Over the length limit: refused, and nothing is kept.
+        let long = vec![b'a'; MAX_NAME_LEN + 1];
+        let before = names.bytes;
+        assert!(names.type_name(Text(&long)).unwrap_err().contains("256 bytes"));
+        assert_eq!(names.bytes, before);
+    }
+
+    #[test]
+    fn the_name_cache_is_bounded_in_bytes() {
+        let mut names = Names::new(64 * 1024);
+        for i in 0..10_000 {
+            let name = format!("{i:0255}");
+            assert_eq!(names.type_name(Text(name.as_bytes())).unwrap().as_ref(), name);
+            assert!(names.bytes <= 64 * 1024);
+            let kept: usize = names.types.map.iter().map(|k| k.0.len()).sum();
+            assert_eq!(kept, names.bytes, "each name is kept once and counted");
+        }
     }
 }

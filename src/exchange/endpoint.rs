@@ -24,6 +24,65 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default cap of a link's outbound buffer: 32 MiB.
 pub const DEFAULT_OUTBOUND_LIMIT: usize = 32 * 1024 * 1024;
 
+/// Default time one connection attempt of a client may take.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// What a peer can make this node spend, bounded. Every limit is checked before the resource
+/// is spent, refuses with a log line naming the peer (a `warn` for a refused connection, an
+/// `error` for a connection closed for breaking a limit), and leaves every other link alone.
+///
+/// | limit | default | when it is hit |
+/// |---|---|---|
+/// | names (service, group, subject, pattern, node, type) | [`MAX_NAME_LEN`](crate::MAX_NAME_LEN) bytes | a frame carrying a longer one is a protocol error: the connection closes |
+/// | [`handshake_frame`](Limits::handshake_frame) | 4 KiB | a larger frame before the handshake completed closes the connection (from its length prefix, before reading it) |
+/// | [`connections`](Limits::connections) | 1,024 | a server closes a new connection at once |
+/// | [`pending_handshakes`](Limits::pending_handshakes) | 128 | a server closes a new connection while that many have not completed their handshake |
+/// | [`connections_per_address`](Limits::connections_per_address) | 64 | a server closes a new connection from an IP address that has that many |
+/// | [`services_per_link`](Limits::services_per_link) | 250,000 | announcing one more closes the connection |
+/// | [`subscriptions_per_link`](Limits::subscriptions_per_link) | 250,000 | requesting one more closes the connection |
+/// | [`interned_bytes`](Limits::interned_bytes) | 1 MiB | the connection's cache of validated names starts over (nothing is refused) |
+///
+/// The frame size cap ([`ExchangeConfig::max_frame`]) and the outbound buffer
+/// ([`ExchangeConfig::outbound_limit`]) bound each frame and each peer's backlog; a new link's
+/// initial announcements are queued as the writer drains, so however many services a node
+/// knows, they never fill that buffer at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest frame accepted before the handshake completed, in bytes (a `Hello` with the
+    /// longest names is about 550 bytes).
+    pub handshake_frame: usize,
+    /// Most connections a server serves at once (accepted ones, handshaking or ready).
+    pub connections: usize,
+    /// Most accepted connections still in their handshake.
+    pub pending_handshakes: usize,
+    /// Most connections a server serves at once from one IP address.
+    pub connections_per_address: usize,
+    /// Most services one link may announce (live at once).
+    pub services_per_link: usize,
+    /// Most subscriptions one link may request (live at once).
+    pub subscriptions_per_link: usize,
+    /// Bytes of validated names (subjects, patterns, type names) one connection keeps to
+    /// avoid checking them again; over it the cache starts over.
+    pub interned_bytes: usize,
+}
+
+/// Default of [`Limits::handshake_frame`].
+pub const DEFAULT_HANDSHAKE_FRAME: usize = 4 * 1024;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            handshake_frame: DEFAULT_HANDSHAKE_FRAME,
+            connections: 1024,
+            pending_handshakes: 128,
+            connections_per_address: 64,
+            services_per_link: 250_000,
+            subscriptions_per_link: 250_000,
+            interned_bytes: 1024 * 1024,
+        }
+    }
+}
+
 /// Decides whether a server accepts a peer, by address.
 pub type Authorise = Arc<dyn Fn(SocketAddr) -> bool + Send + Sync>;
 
@@ -50,6 +109,12 @@ pub struct ExchangeConfig {
     pub outbound_limit: usize,
     /// Called by a server for every incoming connection; `false` refuses it.
     pub authorise: Option<Authorise>,
+    /// Time one connection attempt of a client may take (under silent loss a connect would
+    /// otherwise wait on the kernel's retries, minutes); then it counts as failed and, with
+    /// a retry delay, is tried again.
+    pub connect_timeout: Duration,
+    /// What a peer can make this node spend.
+    pub limits: Limits,
 }
 
 impl Default for ExchangeConfig {
@@ -62,6 +127,8 @@ impl Default for ExchangeConfig {
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             outbound_limit: DEFAULT_OUTBOUND_LIMIT,
             authorise: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            limits: Limits::default(),
         }
     }
 }
@@ -76,6 +143,8 @@ impl std::fmt::Debug for ExchangeConfig {
             .field("handshake_timeout", &self.handshake_timeout)
             .field("outbound_limit", &self.outbound_limit)
             .field("authorise", &self.authorise.is_some())
+            .field("connect_timeout", &self.connect_timeout)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -131,6 +200,81 @@ pub enum ExchangeError {
     /// Binding or connecting failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+/// Connections a server is serving, for [`Limits`]: taken on accept, handed back when the
+/// bridge ends (a [`Slot`] dropped).
+#[derive(Default)]
+struct Admission {
+    total: usize,
+    pending: usize,
+    per_address: std::collections::HashMap<std::net::IpAddr, usize>,
+    /// Connections refused so far (logged at powers of two, so a flood does not flood the log).
+    refused: u64,
+}
+
+/// One accepted connection's share of the server's [`Limits`]. Dropped with its bridge.
+pub(crate) struct Slot {
+    shared: Arc<Mutex<Admission>>,
+    ip: std::net::IpAddr,
+    pending: bool,
+}
+
+impl Slot {
+    /// The handshake completed: the connection no longer counts as pending.
+    pub(crate) fn handshake_done(&mut self) {
+        if std::mem::take(&mut self.pending) {
+            lock(&self.shared).pending -= 1;
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut admission = lock(&self.shared);
+        admission.total -= 1;
+        if self.pending {
+            admission.pending -= 1;
+        }
+        if let Some(n) = admission.per_address.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                admission.per_address.remove(&self.ip);
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Takes a slot for a connection from `peer`, or says which limit refuses it.
+fn admit(admission: &Arc<Mutex<Admission>>, limits: &Limits, peer: SocketAddr) -> Result<Slot, String> {
+    let mut a = lock(admission);
+    let ip = peer.ip();
+    let from_here = a.per_address.get(&ip).copied().unwrap_or(0);
+    let refusal = if a.total >= limits.connections {
+        Some(format!("{} connections already (the limit)", a.total))
+    } else if a.pending >= limits.pending_handshakes {
+        Some(format!("{} connections still in their handshake (the limit)", a.pending))
+    } else if from_here >= limits.connections_per_address {
+        Some(format!("{from_here} connections from {ip} already (the limit per address)"))
+    } else {
+        None
+    };
+    if let Some(reason) = refusal {
+        a.refused += 1;
+        return Err(if a.refused.is_power_of_two() {
+            format!("{reason}; {} refused so far", a.refused)
+        } else {
+            String::new()
+        });
+    }
+    a.total += 1;
+    a.pending += 1;
+    *a.per_address.entry(ip).or_default() += 1;
+    Ok(Slot { shared: admission.clone(), ip, pending: true })
 }
 
 pub(crate) struct ExchangeShared {
@@ -232,6 +376,7 @@ impl Exchange {
         self.0.hub.store(true, Ordering::Relaxed);
         tracing::info!(%local, group = %self.0.config.group, "exchange server listening");
         let shared = self.0.clone();
+        let admission = Arc::new(Mutex::new(Admission::default()));
         actix::spawn(async move {
             loop {
                 match listener.accept().await {
@@ -243,8 +388,18 @@ impl Exchange {
                                 continue;
                             }
                         }
+                        let slot = match admit(&admission, &shared.config.limits, peer) {
+                            Ok(slot) => slot,
+                            Err(reason) => {
+                                if !reason.is_empty() {
+                                    tracing::warn!(%peer, "connection refused: {reason}");
+                                }
+                                drop(stream);
+                                continue;
+                            }
+                        };
                         tracing::debug!(%peer, "accepted connection");
-                        drop(Bridge::start(stream, shared.clone(), false));
+                        drop(Bridge::start(stream, shared.clone(), Some(slot)));
                     }
                     Err(e) => {
                         tracing::warn!("accept failed: {e}");
@@ -266,13 +421,19 @@ impl Exchange {
         let mut events = shared.events.subscribe();
         actix::spawn(async move {
             loop {
+                let timeout = shared.config.connect_timeout;
                 let attempt = tokio::select! {
-                    r = TcpStream::connect(&addr) => r,
+                    r = tokio::time::timeout(timeout, TcpStream::connect(&addr)) => r.unwrap_or_else(|_| {
+                        Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!("no answer within {:.1} s", timeout.as_secs_f64()),
+                        ))
+                    }),
                     _ = &mut stop_rx => return,
                 };
                 match attempt {
                     Ok(stream) => {
-                        let closed = Bridge::start(stream, shared.clone(), true);
+                        let closed = Bridge::start(stream, shared.clone(), None);
                         let closed = tokio::select! {
                             closed = closed => closed.ok(),
                             _ = &mut stop_rx => return,

@@ -11,14 +11,14 @@ use tokio::sync::Notify;
 use super::Net;
 use crate::binding::Binding;
 use crate::inbox::{Delivery, Refused};
-use crate::names::{AgentId, GroupName, ProcessId, SubjectPattern};
+use crate::names::{clip_name, AgentId, GroupName, ProcessId, SubjectPattern};
 use crate::payload::Format;
 use crate::registry::Status;
 use crate::report::{Report, ReportData};
 use crate::request::{ErrorCode, Failure, IncomingRequest, ReplyTo};
 use crate::wire::{
     encode_frame, encode_report, encode_report_spliced, encode_request, encode_response, ContentView, EncodedTargets,
-    Frame, PutTargets, ReportRef, RequestView, ResponseView, TargetView, WireFailure,
+    Frame, PutTargets, ReportRef, RequestView, ResponseView, ServiceInfo, TargetView, WireFailure,
 };
 
 /// What the handshake told about the peer.
@@ -62,7 +62,22 @@ struct Shared {
     dropped_reports: AtomicU64,
     sent_since_tick: AtomicBool,
     duplicate: AtomicBool,
+    /// Announcements of the link's initial state not queued yet (see [`Link::announce_later`]).
+    backlog: Mutex<Backlog>,
+    has_backlog: AtomicBool,
 }
+
+/// Services to announce on a new link, queued as its writer drains: however many services a
+/// node knows, their announcements never fill the outbound buffer at once (which would close
+/// the link as a peer that does not read).
+#[derive(Default)]
+struct Backlog {
+    order: std::collections::VecDeque<AgentId>,
+    infos: std::collections::HashMap<AgentId, ServiceInfo>,
+}
+
+/// The backlog is refilled into the outbound buffer while it holds less than this.
+const REFILL_BELOW: usize = 256 * 1024;
 
 /// A written buffer larger than this is not kept for reuse (after a burst to a slow peer).
 const KEEP_CAPACITY: usize = 1024 * 1024;
@@ -97,6 +112,8 @@ impl Link {
             dropped_reports: AtomicU64::new(0),
             sent_since_tick: AtomicBool::new(false),
             duplicate: AtomicBool::new(false),
+            backlog: Mutex::new(Backlog::default()),
+            has_backlog: AtomicBool::new(false),
         }))
     }
 
@@ -159,9 +176,14 @@ impl Link {
         self.0.duplicate.load(Ordering::Relaxed)
     }
 
-    /// Whether anything was sent since the last call (for heartbeats).
-    pub(crate) fn take_sent_flag(&self) -> bool {
-        self.0.sent_since_tick.swap(false, Ordering::Relaxed)
+    /// Sends a heartbeat if nothing was queued since the last call and nothing waits to be
+    /// written: a peer that has frames coming hears from this side anyway (and a heartbeat
+    /// behind a full buffer of reports for a slow reader would count as a frame it must read).
+    pub(crate) fn heartbeat(&self) {
+        let sent = self.0.sent_since_tick.swap(false, Ordering::Relaxed);
+        if !sent && self.lock().buf.is_empty() {
+            let _ = self.send_frame(&Frame::Heartbeat);
+        }
     }
 
     /// Queues one frame. A report that does not fit is dropped; any other frame that does not
@@ -207,7 +229,11 @@ impl Link {
             if out.closed {
                 return Err(Refused::Closed);
             }
-            if out.buf.len() >= self.0.limit {
+            // Reports are dropped at the limit; other frames have headroom above it (half the
+            // limit again), so that a slow reader whose buffer is full of reports still gets
+            // its notices and answers; past that, the peer is not reading at all.
+            let limit = if is_report { self.0.limit } else { self.0.limit.saturating_add(self.0.limit / 2) };
+            if out.buf.len() >= limit {
                 if is_report {
                     self.0.counters.reports_dropped.fetch_add(1, Ordering::Relaxed);
                     let dropped = self.0.dropped_reports.fetch_add(1, Ordering::Relaxed) + 1;
@@ -251,7 +277,17 @@ impl Link {
     /// Writes queued frames until the link is closed (after a final flush) or the socket fails.
     /// A write that makes no progress for the stall limit means the peer stopped reading: the
     /// link fails (memory stays bounded by the outbound limit meanwhile).
-    pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(&self, mut sink: W) -> std::io::Result<()> {
+    ///
+    /// `probe` is a second handle on the same socket, written to directly (without waiting for
+    /// the socket to be reported writable) when a write has waited a while: the kernel reports
+    /// a full socket writable again only once a third of its buffer has drained, which for a
+    /// peer reading slowly can take far longer than the stall limit although it reads all
+    /// along; a direct write finds any space its reading has made.
+    pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
+        &self,
+        mut sink: W,
+        mut probe: Option<std::net::TcpStream>,
+    ) -> std::io::Result<()> {
         // Two buffers take turns: frames are queued into one while the other is written, and
         // the written one keeps its capacity (no allocation, no fresh pages per write).
         let mut chunk = BytesMut::with_capacity(64 * 1024);
@@ -270,21 +306,14 @@ impl Link {
                 self.0.counters.reports_sent.fetch_add(reports, Ordering::Relaxed);
             }
             if !chunk.is_empty() {
-                match tokio::time::timeout(self.0.stall_limit, sink.write_all(&chunk)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        self.discard();
-                        return Err(e);
-                    }
-                    Err(_) => {
-                        self.discard();
-                        return Err(std::io::Error::new(
-                            std::io::ErrorKind::TimedOut,
-                            format!("peer stopped reading: no write progress for {:?}", self.0.stall_limit),
-                        ));
-                    }
+                if let Err(e) = self.write_all(&mut sink, probe.as_mut(), &chunk).await {
+                    self.discard();
+                    return Err(e);
                 }
                 self.0.counters.bytes_written.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                if self.0.has_backlog.load(Ordering::Acquire) {
+                    self.refill();
+                }
                 continue;
             }
             if closed {
@@ -293,6 +322,123 @@ impl Link {
             }
             self.0.wake.notified().await;
         }
+    }
+
+    fn backlog(&self) -> std::sync::MutexGuard<'_, Backlog> {
+        self.0.backlog.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Announces `services` on this link as its writer drains, in order: at once while the
+    /// outbound buffer is short, the rest each time it has been written out (a new link's
+    /// initial state, or a burst of services learned from a peer, never fills the buffer and
+    /// closes the link). Until its turn comes, a service
+    /// is announced at once if a frame it sends (a request, a subscription) is about to cross
+    /// the link ([`Link::announce_first`]), so the peer always knows a sender before it hears
+    /// from it; a withdrawal or a group change of a service still waiting changes only the
+    /// backlog.
+    pub(crate) fn announce_later(&self, services: impl IntoIterator<Item = ServiceInfo>) {
+        {
+            let mut backlog = self.backlog();
+            for info in services {
+                backlog.order.push_back(info.agent);
+                backlog.infos.insert(info.agent, info);
+            }
+            if backlog.infos.is_empty() {
+                return;
+            }
+            self.0.has_backlog.store(true, Ordering::Release);
+        }
+        self.refill();
+    }
+
+    /// Queues waiting announcements while the outbound buffer is short.
+    fn refill(&self) {
+        let mut backlog = self.backlog();
+        while self.lock().buf.len() < REFILL_BELOW {
+            let Some(agent) = backlog.order.pop_front() else { break };
+            if let Some(info) = backlog.infos.remove(&agent) {
+                if self.send_frame(&Frame::ServiceAvailable(info)).is_err() {
+                    break;
+                }
+            }
+        }
+        if backlog.order.is_empty() || self.is_closed() {
+            *backlog = Backlog::default();
+            self.0.has_backlog.store(false, Ordering::Release);
+        }
+    }
+
+    /// Announces `agent` now if it is still waiting in the backlog: something it sends is
+    /// about to cross the link.
+    pub(crate) fn announce_first(&self, agent: AgentId) {
+        if !self.0.has_backlog.load(Ordering::Acquire) {
+            return;
+        }
+        let mut backlog = self.backlog();
+        if let Some(info) = backlog.infos.remove(&agent) {
+            let _ = self.send_frame(&Frame::ServiceAvailable(info));
+        }
+    }
+
+    /// `agent`, announced or waiting to be, is no longer for this link: withdrawn if it was
+    /// announced, forgotten if it was waiting.
+    pub(crate) fn withdraw_announced(&self, agent: AgentId) {
+        let mut backlog = self.backlog();
+        if backlog.infos.remove(&agent).is_none() {
+            let _ = self.send_frame(&Frame::ServiceWithdrawn { agent });
+        }
+    }
+
+    /// `agent`, announced or waiting to be, joined (`true`) or left `group`.
+    pub(crate) fn group_changed(&self, agent: AgentId, group: &GroupName, joined: bool) {
+        let mut backlog = self.backlog();
+        match backlog.infos.get_mut(&agent) {
+            Some(info) if joined => info.groups.push(group.to_string()),
+            Some(info) => info.groups.retain(|g| g != group.as_str()),
+            None => {
+                let group = group.to_string();
+                let frame =
+                    if joined { Frame::GroupJoined { agent, group } } else { Frame::GroupLeft { agent, group } };
+                let _ = self.send_frame(&frame);
+            }
+        }
+    }
+
+    /// Writes all of `bytes`, failing when no byte could be written for the stall limit: a
+    /// peer that reads, however slowly, is never cut off; one that stopped reading is.
+    async fn write_all<W: AsyncWrite + Unpin>(
+        &self,
+        sink: &mut W,
+        mut probe: Option<&mut std::net::TcpStream>,
+        mut bytes: &[u8],
+    ) -> std::io::Result<()> {
+        use std::io::Write;
+        let limit = self.0.stall_limit;
+        let step = (limit / 8).max(std::time::Duration::from_millis(1));
+        let mut last_progress = tokio::time::Instant::now();
+        while !bytes.is_empty() {
+            let written = match tokio::time::timeout(step, sink.write(bytes)).await {
+                Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => return Err(e),
+                // Not reported writable for a while: try the socket directly.
+                Err(_) => match probe.as_mut().map(|p| p.write(bytes)) {
+                    Some(Ok(n)) => n,
+                    Some(Err(e)) if e.kind() != std::io::ErrorKind::WouldBlock => return Err(e),
+                    _ => 0,
+                },
+            };
+            if written > 0 {
+                bytes = &bytes[written..];
+                last_progress = tokio::time::Instant::now();
+            } else if last_progress.elapsed() >= limit {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("peer stopped reading: no write progress for {limit:?}"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The current binding of `agent` if it is now reached through another, open link.
@@ -335,6 +481,7 @@ impl Link {
                     );
                     return Ok(());
                 }
+                self.announce_first(subscriber.agent());
                 Frame::SubscriptionRequested {
                     publisher: target.agent(),
                     subscriber: subscriber.agent(),
@@ -401,6 +548,7 @@ impl Link {
             }
             remote => Some(remote),
         };
+        self.announce_first(sender.agent());
         // The arguments are encoded straight into the frame (through a per-thread scratch
         // buffer for an in-process value).
         let format = args.wire_format();
@@ -411,7 +559,7 @@ impl Link {
                 requester: sender.agent(),
                 target: target.agent(),
                 method: method.as_ref().into(),
-                args: ContentView { format, type_name: args.type_name().into(), bytes },
+                args: ContentView { format, type_name: clip_name(args.type_name()).into(), bytes },
                 reply_format,
             };
             self.queue(false, "Request", |buf| encode_request(&request, buf, limit))
@@ -463,7 +611,7 @@ pub(crate) fn send_outcome(
             let response = ResponseView {
                 conversation,
                 requester: requester.agent(),
-                content: ContentView { format, type_name: content.type_name().into(), bytes },
+                content: ContentView { format, type_name: clip_name(content.type_name()).into(), bytes },
             };
             link.queue(false, "Response", |buf| encode_response(&response, buf, link.0.max_frame))
         });
@@ -561,7 +709,7 @@ impl ReportFanout {
     ) -> Result<(), Refused> {
         let format = data.content.wire_format();
         let sent = data.content.with_bytes(format, |bytes| {
-            let content = ContentView { format, type_name: data.content.type_name().into(), bytes };
+            let content = ContentView { format, type_name: clip_name(data.content.type_name()).into(), bytes };
             let mut result = Ok(());
             for (link, targets) in remote {
                 let sent =
@@ -626,6 +774,76 @@ mod tests {
         assert_eq!(short.code, 7);
         assert_eq!(short.description, "é".repeat(12), "25 bytes allowed: 12 two-byte characters");
         assert_eq!((short.origin.len(), short.details.as_str()), (12, "ab"));
+    }
+
+    fn frames_in(link: &Link) -> Vec<Frame> {
+        let out = link.lock();
+        let mut rest = &out.buf[..];
+        let mut frames = Vec::new();
+        while let Some((_, body, next)) = crate::wire::split_frame(rest) {
+            frames.push(crate::wire::decode_frame(body).unwrap());
+            rest = next;
+        }
+        frames
+    }
+
+    #[test]
+    fn a_new_links_announcements_wait_for_the_writer_and_a_sender_is_announced_first() {
+        let limits = (1 << 20, 1 << 20, std::time::Duration::from_secs(1));
+        let link = Link::new(Net::new(), None, true, limits, Arc::default());
+        let info = |i: usize| ServiceInfo {
+            agent: AgentId::random(),
+            name: format!("{i:0200}"),
+            audience: "*".into(),
+            process: ProcessId::random(),
+            groups: vec![],
+        };
+        let services: Vec<ServiceInfo> = (0..5000).map(info).collect();
+        let (first, last, waiting) = (services[0].agent, services[4999].agent, services[4998].agent);
+        let gone = services[4997].agent;
+        link.announce_later(services);
+        // A part is queued now (the refill threshold), the rest waits.
+        let queued = frames_in(&link);
+        assert!(queued.len() > 100 && queued.len() < 5000, "{}", queued.len());
+        assert!(matches!(&queued[0], Frame::ServiceAvailable(i) if i.agent == first));
+        // A waiting service about to send is announced at once, and only once.
+        link.announce_first(last);
+        link.announce_first(last);
+        let after = frames_in(&link);
+        assert_eq!(after.len(), queued.len() + 1);
+        assert!(matches!(after.last(), Some(Frame::ServiceAvailable(i)) if i.agent == last));
+        // A waiting service that leaves is forgotten (no frame); one that joins a group is
+        // announced with it; an announced one is withdrawn with a frame.
+        link.withdraw_announced(gone);
+        link.group_changed(waiting, &GroupName::new("g").unwrap(), true);
+        assert_eq!(frames_in(&link).len(), after.len());
+        link.withdraw_announced(first);
+        assert!(matches!(frames_in(&link).last(), Some(Frame::ServiceWithdrawn { agent }) if *agent == first));
+        // Drained as the writer would: everything else comes, in order, exactly once.
+        let mut seen: Vec<Frame> = Vec::new();
+        loop {
+            seen.extend(frames_in(&link));
+            link.lock().buf.clear();
+            if !link.0.has_backlog.load(Ordering::Acquire) {
+                break;
+            }
+            link.refill();
+        }
+        let announced: Vec<AgentId> = seen
+            .iter()
+            .filter_map(|f| match f {
+                Frame::ServiceAvailable(i) => Some(i.agent),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(announced.len(), 4999, "every service but the one withdrawn while waiting");
+        assert!(!announced.contains(&gone));
+        assert_eq!(announced.iter().filter(|a| **a == last).count(), 1);
+        let grouped = seen.iter().find_map(|f| match f {
+            Frame::ServiceAvailable(i) if i.agent == waiting => Some(i.groups.clone()),
+            _ => None,
+        });
+        assert_eq!(grouped, Some(vec!["g".to_owned()]));
     }
 
     #[test]

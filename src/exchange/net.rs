@@ -8,7 +8,7 @@ use tokio::sync::oneshot;
 
 use super::Link;
 use crate::binding::Binding;
-use crate::names::{AgentId, ConversationId, IdMap};
+use crate::names::{AgentId, ConversationId, ConversationMap, IdMap};
 use crate::request::{ErrorCode, Failure, Outcome};
 
 struct Pending {
@@ -39,7 +39,7 @@ pub(crate) struct Net {
     table: RwLock<Routes>,
     /// Changes with every change of `table` (see [`Net::generation`]).
     generation: AtomicU64,
-    pending: Mutex<IdMap<ConversationId, Pending>>,
+    pending: Mutex<ConversationMap<Pending>>,
 }
 
 #[derive(Default)]

@@ -32,7 +32,9 @@ const READ_MIN: usize = 8 * 1024;
 pub(crate) struct FrameChunks<R> {
     reader: R,
     buf: BytesMut,
-    max: usize,
+    /// The frame size cap; its owner raises it once the handshake completed (see
+    /// [`FrameChunks::cap`]).
+    max: Rc<Cell<usize>>,
     done: bool,
     /// Set by the reader's owner when the last chunk made deliveries to local services: the
     /// stream then yields once before the next chunk, so that those services (on the same
@@ -44,7 +46,19 @@ pub(crate) struct FrameChunks<R> {
 
 impl<R> FrameChunks<R> {
     pub(crate) fn new(reader: R, max: usize) -> Self {
-        FrameChunks { reader, buf: BytesMut::with_capacity(READ_FIRST), max, done: false, pause: Rc::default() }
+        FrameChunks {
+            reader,
+            buf: BytesMut::with_capacity(READ_FIRST),
+            max: Rc::new(Cell::new(max)),
+            done: false,
+            pause: Rc::default(),
+        }
+    }
+
+    /// The frame size cap, shared: a connection starts with a small one until its handshake
+    /// is accepted.
+    pub(crate) fn cap(&self) -> Rc<Cell<usize>> {
+        self.max.clone()
     }
 
     /// The flag that makes the stream yield before its next chunk (see `pause`).
@@ -56,8 +70,9 @@ impl<R> FrameChunks<R> {
     fn complete(&mut self) -> Option<Result<Bytes, CodecError>> {
         let mut end = 0;
         let mut count = 0;
+        let max = self.max.get();
         while count < BATCH {
-            match frame_len(&self.buf[end..], self.max) {
+            match frame_len(&self.buf[end..], max) {
                 Ok(Some(len)) => {
                     let call = is_call(&self.buf[end + HEADER..end + len]);
                     end += len;

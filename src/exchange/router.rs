@@ -4,8 +4,8 @@
 //! stops, and when a bridge learns of a remote service — so an announcement always goes out
 //! on every link before anything that service sends: a subscription or request never
 //! overtakes the announcement of its sender, at any hop. It keeps, per link, the set of agents
-//! announced on it so that joins, leaves and withdrawals go exactly where the announcement
-//! went.
+//! announced on it (or waiting in the link's backlog of initial announcements) so that joins,
+//! leaves and withdrawals go exactly where the announcement went.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
@@ -90,9 +90,9 @@ impl Router {
         for entry in &mut state.links {
             let eligible = eligible(&known.binding, &entry.link);
             if eligible && entry.announced.insert(agent) {
-                let _ = entry.link.send_frame(&Frame::ServiceAvailable(info(&known)));
+                entry.link.announce_later([info(&known)]);
             } else if !eligible && entry.announced.remove(&agent) {
-                let _ = entry.link.send_frame(&Frame::ServiceWithdrawn { agent });
+                entry.link.withdraw_announced(agent);
             }
         }
         state.known.insert(agent, known);
@@ -104,7 +104,7 @@ impl Router {
         state.known.remove(&agent);
         for entry in &mut state.links {
             if entry.announced.remove(&agent) {
-                let _ = entry.link.send_frame(&Frame::ServiceWithdrawn { agent });
+                entry.link.withdraw_announced(agent);
             }
         }
     }
@@ -120,14 +120,9 @@ impl Router {
         if !changed {
             return;
         }
-        let frame = if joined {
-            Frame::GroupJoined { agent, group: group.to_string() }
-        } else {
-            Frame::GroupLeft { agent, group: group.to_string() }
-        };
         for entry in &state.links {
             if entry.announced.contains(&agent) {
-                let _ = entry.link.send_frame(&frame);
+                entry.link.group_changed(agent, group, joined);
             }
         }
     }
@@ -153,12 +148,16 @@ impl Router {
             }
             state.links.remove(at);
         }
+        // The known services are announced as the link's writer drains (see
+        // `Link::announce_later`): all at once, they could fill its outbound buffer.
         let mut entry = LinkEntry { link: link.clone(), announced: HashSet::new() };
+        let mut initial = Vec::new();
         for k in state.known.values() {
             if eligible(&k.binding, &entry.link) && entry.announced.insert(k.binding.agent()) {
-                let _ = entry.link.send_frame(&Frame::ServiceAvailable(info(k)));
+                initial.push(info(k));
             }
         }
+        link.announce_later(initial);
         state.links.push(entry);
         true
     }

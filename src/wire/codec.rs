@@ -4,10 +4,11 @@ use bytes::{BufMut, BytesMut};
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
 use super::frame::{
-    ContentView, Frame, ReportRef, ReportView, RequestView, ResponseView, TargetItem, TargetList, TargetView, Text,
-    CALL_VARIANTS, REPORT_VARIANT, REQUEST_VARIANT, RESPONSE_VARIANT, TARGETED_REPORT_VARIANT,
+    ContentView, Frame, Hello, ReportFrame, ReportRef, ReportTarget, ReportView, RequestFrame, RequestView,
+    ResponseView, ServiceInfo, TargetItem, TargetList, TargetView, Text, WireFailure, WirePayload, CALL_VARIANTS,
+    REPORT_VARIANT, REQUEST_VARIANT, RESPONSE_VARIANT, TARGETED_REPORT_VARIANT,
 };
-use crate::names::AgentId;
+use crate::names::{AgentId, ProcessId};
 use crate::payload::Format;
 
 /// Default cap on one frame's size: 16 MiB.
@@ -238,10 +239,72 @@ fn put_target(buf: &mut BytesMut, target: TargetView<'_>) {
     }
 }
 
-/// Decodes one frame's body (without its length prefix). The whole body must be used.
+/// Decodes one frame's body (without its length prefix) into an owned [`Frame`]. The whole
+/// body must be used. Decoded by hand, like [`decode_incoming`]: a length is checked against
+/// the bytes actually left in the body before anything is allocated for it, so a frame can
+/// never make the decoder allocate more than its own size.
 pub(crate) fn decode_frame(body: &[u8]) -> Result<Frame, CodecError> {
+    Ok(match decode_incoming(body)? {
+        Incoming::Report { view, targeted } => {
+            let report = owned_report(&view).map_err(|e| malformed_in("Report", e))?;
+            if targeted {
+                Frame::TargetedReport(report)
+            } else {
+                Frame::Report(report)
+            }
+        }
+        Incoming::Request(view) => Frame::Request(RequestFrame {
+            conversation: view.conversation,
+            requester: view.requester,
+            target: view.target,
+            method: owned_text(view.method).map_err(|e| malformed_in("Request", e))?,
+            args: owned_payload(view.args).map_err(|e| malformed_in("Request", e))?,
+            reply_format: view.reply_format,
+        }),
+        Incoming::Response(view) => Frame::Response {
+            conversation: view.conversation,
+            requester: view.requester,
+            content: owned_payload(view.content).map_err(|e| malformed_in("Response", e))?,
+        },
+        Incoming::Other(frame) => frame,
+    })
+}
+
+fn malformed_in(kind: &str, what: String) -> CodecError {
+    CodecError::Malformed(format!("{kind} frame: {what}"))
+}
+
+fn owned_text(text: Text<'_>) -> Result<String, String> {
+    text.to_str().map(str::to_owned).map_err(|e| format!("invalid UTF-8 in {text:?}: {e}"))
+}
+
+fn owned_payload(content: ContentView<'_>) -> Result<WirePayload, String> {
+    Ok(WirePayload {
+        format: content.format,
+        type_name: owned_text(content.type_name)?,
+        bytes: bytes::Bytes::copy_from_slice(content.bytes),
+    })
+}
+
+fn owned_report(view: &ReportView<'_>) -> Result<ReportFrame, String> {
+    Ok(ReportFrame {
+        publisher: view.publisher,
+        subject: owned_text(view.subject)?,
+        content: owned_payload(view.content)?,
+        targets: view
+            .targets
+            .iter()
+            .map(|t| Ok(ReportTarget { subscriber: t.subscriber, pattern: t.pattern.map(owned_text).transpose()? }))
+            .collect::<Result<_, String>>()?,
+    })
+}
+
+/// Decodes one frame's body with serde and bincode (the reference the hand-written decoders
+/// are pinned to, in tests and fuzzing), under the crate's one limited configuration.
+#[doc(hidden)]
+pub fn decode_frame_serde(body: &[u8]) -> Result<Frame, CodecError> {
     let (frame, used): (Frame, usize) =
-        bincode::serde::decode_from_slice(body, config()).map_err(|e| CodecError::Malformed(e.to_string()))?;
+        crate::payload::bincode_decode(body).map_err(|e| CodecError::Malformed(e.to_string()))?;
     if used != body.len() {
         return Err(CodecError::Malformed(format!(
             "{} trailing bytes after a {} frame",
@@ -307,6 +370,29 @@ impl Incoming<'_> {
     }
 }
 
+/// The name of the frame variant with index `variant`, for messages.
+fn frame_kind(variant: u8) -> &'static str {
+    const KINDS: [&str; 16] = [
+        "Hello",
+        "Refused",
+        "ServiceAvailable",
+        "ServiceWithdrawn",
+        "GroupJoined",
+        "GroupLeft",
+        "SubscriptionRequested",
+        "SubscriptionWithdrawn",
+        "Report",
+        "TargetedReport",
+        "PublisherNotice",
+        "Request",
+        "Response",
+        "Failure",
+        "Heartbeat",
+        "Goodbye",
+    ];
+    KINDS.get(usize::from(variant)).copied().unwrap_or("unknown")
+}
+
 /// The smallest encoded target: an agent (length and 16 bytes) and the `None` tag.
 const MIN_TARGET_LEN: usize = 18;
 
@@ -318,7 +404,8 @@ pub(crate) fn decode_incoming(body: &[u8]) -> Result<Incoming<'_>, CodecError> {
         Some(&TARGETED_REPORT_VARIANT) => ("TargetedReport", fields.report(true)),
         Some(&REQUEST_VARIANT) => ("Request", fields.request().map(Incoming::Request)),
         Some(&RESPONSE_VARIANT) => ("Response", fields.response().map(Incoming::Response)),
-        _ => return decode_frame(body).map(Incoming::Other),
+        Some(&variant) => (frame_kind(variant), fields.other(variant).map(Incoming::Other)),
+        None => return Err(CodecError::Malformed("empty frame".to_owned())),
     };
     let malformed = |what: String| CodecError::Malformed(format!("{kind} frame: {what}"));
     let decoded = decoded.map_err(malformed)?;
@@ -337,8 +424,7 @@ impl<'a> Fields<'a> {
         let head = &body[..self.at];
         let count = self.varint()?;
         // Sized once (a target takes at least 18 bytes, so a lying count reserves nothing more).
-        let fit = (body.len() - self.at) / MIN_TARGET_LEN;
-        let mut targets = TargetList::with_capacity(usize::try_from(count).unwrap_or(usize::MAX).min(fit));
+        let mut targets = TargetList::with_capacity(self.fit(count, MIN_TARGET_LEN));
         for _ in 0..count {
             let subscriber = self.agent()?;
             let pattern = match self.byte()? {
@@ -359,6 +445,69 @@ impl<'a> Fields<'a> {
             method: self.text()?,
             args: self.content()?,
             reply_format: self.format()?,
+        })
+    }
+
+    /// Every frame but reports, requests and responses, as an owned [`Frame`]; the fields in
+    /// declaration order, as bincode writes them.
+    fn other(&mut self, variant: u8) -> Result<Frame, String> {
+        // The variant index is a varint that must fit a u32 (one byte below 251).
+        if variant >= 251 {
+            return Err(format!("invalid variant index marker {variant}"));
+        }
+        Ok(match variant {
+            0 => Frame::Hello(Hello {
+                version: self.u32()?,
+                process: ProcessId::from_uuid(self.uuid()?),
+                node: self.string()?,
+                group: self.string()?,
+                hub: self.bool()?,
+            }),
+            1 => Frame::Refused { reason: self.string()? },
+            2 => Frame::ServiceAvailable(ServiceInfo {
+                agent: self.agent()?,
+                name: self.string()?,
+                audience: self.string()?,
+                process: ProcessId::from_uuid(self.uuid()?),
+                groups: {
+                    let count = self.varint()?;
+                    // Sized by what is left (a string takes at least one byte), not by the count.
+                    let mut groups = Vec::with_capacity(self.fit(count, 1));
+                    for _ in 0..count {
+                        groups.push(self.string()?);
+                    }
+                    groups
+                },
+            }),
+            3 => Frame::ServiceWithdrawn { agent: self.agent()? },
+            4 => Frame::GroupJoined { agent: self.agent()?, group: self.string()? },
+            5 => Frame::GroupLeft { agent: self.agent()?, group: self.string()? },
+            6 => Frame::SubscriptionRequested {
+                publisher: self.agent()?,
+                subscriber: self.agent()?,
+                pattern: self.string()?,
+            },
+            7 => Frame::SubscriptionWithdrawn {
+                publisher: self.agent()?,
+                subscriber: self.agent()?,
+                pattern: self.string()?,
+            },
+            10 => {
+                Frame::PublisherNotice { publisher: self.agent()?, subscriber: self.agent()?, available: self.bool()? }
+            }
+            13 => Frame::Failure {
+                conversation: self.varint()?,
+                requester: self.agent()?,
+                failure: WireFailure {
+                    code: self.u32()?,
+                    description: self.string()?,
+                    origin: self.string()?,
+                    details: self.string()?,
+                },
+            },
+            14 => Frame::Heartbeat,
+            15 => Frame::Goodbye { reason: self.string()? },
+            other => return Err(format!("unknown variant index {other}")),
         })
     }
 
@@ -403,20 +552,55 @@ impl<'a> Fields<'a> {
     }
 
     /// bincode's varint: one byte below 251, else a marker for a 2, 4 or 8 byte little-endian
-    /// integer.
+    /// integer. Only the shortest form is accepted (the one every encoder writes), so that a
+    /// decoded frame encodes again to the same bytes.
     fn varint(&mut self) -> Result<u64, String> {
         fn le<const N: usize>(bytes: &[u8]) -> [u8; N] {
             let mut out = [0; N];
             out.copy_from_slice(bytes);
             out
         }
-        match self.byte()? {
-            n @ 0..=250 => Ok(u64::from(n)),
-            251 => Ok(u64::from(u16::from_le_bytes(le(self.take(2)?)))),
-            252 => Ok(u64::from(u32::from_le_bytes(le(self.take(4)?)))),
-            253 => Ok(u64::from_le_bytes(le(self.take(8)?))),
-            marker => Err(format!("invalid integer marker {marker}")),
+        let (n, min) = match self.byte()? {
+            n @ 0..=250 => return Ok(u64::from(n)),
+            251 => (u64::from(u16::from_le_bytes(le(self.take(2)?))), 251),
+            252 => (u64::from(u32::from_le_bytes(le(self.take(4)?))), 1 << 16),
+            253 => (u64::from_le_bytes(le(self.take(8)?)), 1 << 32),
+            marker => return Err(format!("invalid integer marker {marker}")),
+        };
+        if n < min {
+            return Err(format!("integer {n} not in its shortest form"));
         }
+        Ok(n)
+    }
+
+    /// A `u32` field (a varint that must fit).
+    fn u32(&mut self) -> Result<u32, String> {
+        let n = self.varint()?;
+        u32::try_from(n).map_err(|_| format!("integer {n} too large for a u32 field"))
+    }
+
+    fn bool(&mut self) -> Result<bool, String> {
+        match self.byte()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            other => Err(format!("invalid boolean {other}")),
+        }
+    }
+
+    /// An owned string: its length is checked against the bytes left before it is copied.
+    fn string(&mut self) -> Result<String, String> {
+        owned_text(self.text()?)
+    }
+
+    fn uuid(&mut self) -> Result<uuid::Uuid, String> {
+        let bytes = self.bytes()?;
+        uuid::Uuid::from_slice(bytes).map_err(|_| format!("an identity of {} bytes", bytes.len()))
+    }
+
+    /// How many of `count` announced items of at least `min_len` bytes each can be in what is
+    /// left of the frame: the capacity to reserve for them.
+    fn fit(&self, count: u64, min_len: usize) -> usize {
+        usize::try_from(count).unwrap_or(usize::MAX).min((self.buf.len() - self.at) / min_len)
     }
 
     /// An enum variant index: a varint that must fit a `u32`, as bincode requires.
@@ -438,9 +622,7 @@ impl<'a> Fields<'a> {
     }
 
     fn agent(&mut self) -> Result<AgentId, String> {
-        let bytes = self.bytes()?;
-        let id = uuid::Uuid::from_slice(bytes).map_err(|_| format!("an identity of {} bytes", bytes.len()))?;
-        Ok(AgentId::from_uuid(id))
+        self.uuid().map(AgentId::from_uuid)
     }
 }
 
