@@ -12,10 +12,14 @@
 //!
 //! Order of announcements on removal: "left group" for each group, then "withdrawn".
 //! Lookup order (used for requests by name): local services first, then the one known longest.
+//!
+//! Lookups and subscriptions by name go through an index of the announced services by name,
+//! so a call by name costs the same whatever the number of other services known.
 
 use std::collections::{BTreeSet, HashMap};
 
 use actix::{Actor, Context, Handler, Message, MessageResult};
+use smallvec::SmallVec;
 
 use crate::binding::{Binding, Location};
 use crate::inbox::{Delivery, Inbox};
@@ -74,6 +78,9 @@ struct Sub {
 /// [`ServiceContext`](crate::ServiceContext); its messages are crate-private.
 pub(crate) struct Registry {
     agents: HashMap<AgentId, Entry>,
+    /// The announced entries of `agents` by their binding's current name. Changed only by
+    /// `insert`, `remove` and `rebind`, which keep it exactly in step with `agents`.
+    by_name: NameIndex,
     groups: HashMap<GroupName, BTreeSet<AgentId>>,
     subs: HashMap<Watch, Vec<Sub>>,
     seq: u64,
@@ -85,7 +92,71 @@ impl Actor for Registry {
 
 impl Registry {
     pub(crate) fn new() -> Self {
-        Registry { agents: HashMap::new(), groups: HashMap::new(), subs: HashMap::new(), seq: 0 }
+        Registry {
+            agents: HashMap::new(),
+            by_name: NameIndex::default(),
+            groups: HashMap::new(),
+            subs: HashMap::new(),
+            seq: 0,
+        }
+    }
+
+    /// Adds (or replaces) the entry of `entry.binding.agent()`, and indexes it by name if it
+    /// is announced.
+    fn insert(&mut self, entry: Entry) {
+        let agent = entry.binding.agent();
+        if entry.announced {
+            self.by_name.add(entry.binding.name(), entry.seq, agent);
+        }
+        if let Some(old) = self.agents.insert(agent, entry) {
+            self.unindex(&old);
+        }
+    }
+
+    /// Removes the entry of `agent` and its place in the name index.
+    fn remove(&mut self, agent: AgentId) -> Option<Entry> {
+        let entry = self.agents.remove(&agent)?;
+        self.unindex(&entry);
+        Some(entry)
+    }
+
+    /// Replaces the binding of a known agent, moving it in the name index if its name changed.
+    fn rebind(&mut self, binding: Binding) {
+        let Some(entry) = self.agents.get_mut(&binding.agent()) else { return };
+        let renamed = entry.announced && entry.binding.name() != binding.name();
+        let old = std::mem::replace(&mut entry.binding, binding);
+        if renamed {
+            self.by_name.remove(old.name(), entry.seq);
+            self.by_name.add(entry.binding.name(), entry.seq, old.agent());
+        }
+    }
+
+    fn unindex(&mut self, entry: &Entry) {
+        if entry.announced {
+            self.by_name.remove(entry.binding.name(), entry.seq);
+        }
+    }
+
+    /// The announced services named `name`, in lookup order (as [`Registry::sorted`] would
+    /// order them: local first, then the one known longest), from the index.
+    fn named(&self, name: &ServiceName) -> Vec<Binding> {
+        let agents = self.by_name.get(name);
+        let mut local = Vec::with_capacity(agents.len());
+        let mut remote = Vec::new();
+        // The index lists agents in `seq` order: splitting it by location keeps that order.
+        for (_, agent) in agents {
+            let Some(entry) = self.agents.get(agent) else {
+                debug_assert!(false, "the name index lists {agent}, which is not known");
+                continue;
+            };
+            let binding = &entry.binding;
+            match binding.location() {
+                Location::Local => local.push(binding.clone()),
+                Location::Remote => remote.push(binding.clone()),
+            }
+        }
+        local.append(&mut remote);
+        local
     }
 
     fn notify(&self, watch: &Watch, binding: &Binding, group: Option<&GroupName>, status: Status) {
@@ -111,18 +182,20 @@ impl Registry {
     }
 
     fn replay(&self, sub: &Sub, watch: &Watch) {
-        let entries: Vec<&Entry> = match watch {
-            Watch::Registry => self.agents.values().filter(|e| e.announced).collect(),
-            Watch::Name(n) => self.agents.values().filter(|e| e.announced && e.binding.name() == n).collect(),
+        let bindings = match watch {
+            Watch::Registry => self.sorted(self.agents.values().filter(|e| e.announced).collect()),
+            Watch::Name(n) => self.named(n),
             Watch::Agent(a) => match self.agents.get(a) {
-                Some(e) => vec![e],
+                Some(e) => vec![e.binding.clone()],
                 None => {
                     return;
                 }
             },
-            Watch::Group(g) => self.groups.get(g).into_iter().flatten().filter_map(|a| self.agents.get(a)).collect(),
+            Watch::Group(g) => {
+                self.sorted(self.groups.get(g).into_iter().flatten().filter_map(|a| self.agents.get(a)).collect())
+            }
         };
-        for binding in self.sorted(entries) {
+        for binding in bindings {
             let entry = &self.agents[&binding.agent()];
             match watch {
                 Watch::Name(_) => send_event(sub, watch, &binding, None, Status::Available),
@@ -135,6 +208,42 @@ impl Registry {
                 }
             }
         }
+    }
+}
+
+/// Agents by service name, each name's agents in the order they became known (by the `seq`
+/// of their entry). A name without agents has no entry, and a list that shrank far gives
+/// back its memory, so the index stays proportional to the services it lists. Names come
+/// from peers: the map keeps the default (keyed) hasher.
+#[derive(Default)]
+struct NameIndex(HashMap<ServiceName, SmallVec<[(u64, AgentId); 1]>>);
+
+impl NameIndex {
+    fn add(&mut self, name: &ServiceName, seq: u64, agent: AgentId) {
+        let agents = self.0.entry(name.clone()).or_default();
+        // A new entry has the highest `seq` so far, so this appends; only a renamed entry
+        // goes in between. (`seq` is unique per entry: `Ok` would be the same entry again.)
+        match agents.binary_search_by_key(&seq, |&(s, _)| s) {
+            Ok(i) => agents[i] = (seq, agent),
+            Err(i) => agents.insert(i, (seq, agent)),
+        }
+    }
+
+    fn remove(&mut self, name: &ServiceName, seq: u64) {
+        let Some(agents) = self.0.get_mut(name) else { return };
+        if let Ok(i) = agents.binary_search_by_key(&seq, |&(s, _)| s) {
+            agents.remove(i);
+        }
+        if agents.is_empty() {
+            self.0.remove(name);
+        } else if agents.len() * 4 < agents.capacity() {
+            agents.shrink_to_fit();
+        }
+    }
+
+    /// The agents named `name` with the `seq` of their entry, oldest entry first.
+    fn get(&self, name: &ServiceName) -> &[(u64, AgentId)] {
+        self.0.get(name).map_or(&[], |agents| agents.as_slice())
     }
 }
 
@@ -164,8 +273,7 @@ impl Handler<Register> for Registry {
         let announced = !binding.name().is_anonymous();
         self.seq += 1;
         let agent = binding.agent();
-        self.agents
-            .insert(agent, Entry { binding: binding.clone(), groups: BTreeSet::new(), announced, seq: self.seq });
+        self.insert(Entry { binding: binding.clone(), groups: BTreeSet::new(), announced, seq: self.seq });
         if announced {
             self.announce(&binding, None, Status::Available);
             for group in msg.groups {
@@ -223,7 +331,7 @@ impl Handler<Withdraw> for Registry {
         for g in &groups {
             self.leave(agent, g);
         }
-        if let Some(entry) = self.agents.remove(&agent) {
+        if let Some(entry) = self.remove(agent) {
             if entry.announced {
                 self.announce(&entry.binding, None, Status::Withdrawn);
             } else {
@@ -316,12 +424,13 @@ message!(Lookup => Vec<Binding>);
 impl Handler<Lookup> for Registry {
     type Result = MessageResult<Lookup>;
     fn handle(&mut self, msg: Lookup, _: &mut Context<Self>) -> Self::Result {
-        let entries: Vec<&Entry> = match &msg {
-            Lookup::Name(n) => self.agents.values().filter(|e| e.announced && e.binding.name() == n).collect(),
-            Lookup::Group(g) => self.groups.get(g).into_iter().flatten().filter_map(|a| self.agents.get(a)).collect(),
-            Lookup::All => self.agents.values().filter(|e| e.announced).collect(),
-        };
-        MessageResult(self.sorted(entries))
+        MessageResult(match &msg {
+            Lookup::Name(n) => self.named(n),
+            Lookup::Group(g) => {
+                self.sorted(self.groups.get(g).into_iter().flatten().filter_map(|a| self.agents.get(a)).collect())
+            }
+            Lookup::All => self.sorted(self.agents.values().filter(|e| e.announced).collect()),
+        })
     }
 }
 
@@ -371,8 +480,184 @@ message!(Reroute => ());
 impl Handler<Reroute> for Registry {
     type Result = ();
     fn handle(&mut self, msg: Reroute, _: &mut Context<Self>) {
-        if let Some(entry) = self.agents.get_mut(&msg.0.agent()) {
-            entry.binding = msg.0;
+        self.rebind(msg.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::binding::Address;
+    use crate::names::{Audience, ProcessId};
+
+    /// A binding of `name` seen at `location`. The registry reads only the location, never
+    /// the route, so every binding here is routed to a local inbox (no exchange link needed).
+    fn binding_of(agent: AgentId, name: &ServiceName, location: Location) -> Binding {
+        let address = Address::Local(Inbox::new(16));
+        Binding::new(name.clone(), agent, Audience::Everyone, ProcessId::random(), location, address)
+    }
+
+    /// What `Lookup::Name` answered before the index: a scan of every known agent.
+    fn linear(registry: &Registry, name: &ServiceName) -> Vec<Binding> {
+        registry.sorted(registry.agents.values().filter(|e| e.announced && e.binding.name() == name).collect())
+    }
+
+    /// What a lookup answer says about each service: identity, name and location, in order.
+    fn described(bindings: &[Binding]) -> Vec<(AgentId, String, Location)> {
+        bindings.iter().map(|b| (b.agent(), b.name().to_string(), b.location())).collect()
+    }
+
+    /// The index, rebuilt from `agents`, must be exactly the one kept (no empty entries).
+    fn check_index(registry: &Registry) {
+        let mut expected: HashMap<ServiceName, Vec<(u64, AgentId)>> = HashMap::new();
+        for (agent, entry) in &registry.agents {
+            if entry.announced {
+                expected.entry(entry.binding.name().clone()).or_default().push((entry.seq, *agent));
+            }
         }
+        for agents in expected.values_mut() {
+            agents.sort();
+        }
+        let kept: HashMap<ServiceName, Vec<(u64, AgentId)>> =
+            registry.by_name.0.iter().map(|(name, agents)| (name.clone(), agents.to_vec())).collect();
+        assert_eq!(kept, expected);
+    }
+
+    fn lookup(registry: &mut Registry, name: &ServiceName) -> Vec<Binding> {
+        registry.handle(Lookup::Name(name.clone()), &mut Context::new()).0
+    }
+
+    /// Every name of `names` looked up through the index answers exactly what the scan did.
+    fn check_lookups(registry: &mut Registry, names: &[ServiceName]) -> usize {
+        check_index(registry);
+        let mut found = 0;
+        for name in names {
+            let by_index = lookup(registry, name);
+            assert_eq!(described(&by_index), described(&linear(registry, name)), "lookup of {name:?}");
+            found += by_index.len();
+        }
+        found
+    }
+
+    /// A small deterministic generator (xorshift), so a failure can be replayed.
+    struct Rng(u64);
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+    }
+
+    #[test]
+    fn lookups_by_name_answer_what_a_scan_of_every_agent_answers() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let hot: Vec<ServiceName> = (0..8).map(|i| ServiceName::new(format!("hot-{i}")).unwrap()).collect();
+        let group = GroupName::new("g").unwrap();
+        let mut registry = Registry::new();
+        let mut known: Vec<(AgentId, ServiceName)> = Vec::new();
+        let mut names: Vec<ServiceName> = hot.clone();
+        names.push(ServiceName::anonymous());
+        names.push(ServiceName::new("nobody").unwrap());
+        let register = |registry: &mut Registry, agent: AgentId, name: &ServiceName, location: Location| {
+            let groups = if agent.as_uuid().as_bytes()[0] % 2 == 0 { vec![group.clone()] } else { Vec::new() };
+            registry.handle(Register { binding: binding_of(agent, name, location), groups }, &mut Context::new());
+        };
+        let location = |rng: &mut Rng| if rng.below(3) == 0 { Location::Local } else { Location::Remote };
+
+        // 20,000 services: most with a name of their own, one in ten sharing one of a few
+        // names, one in fifty anonymous; local and remote interleaved.
+        for i in 0..20_000 {
+            let name = match rng.below(50) {
+                0 => ServiceName::anonymous(),
+                1..=5 => hot[rng.below(hot.len())].clone(),
+                _ => {
+                    let unique = ServiceName::new(format!("svc-{i}")).unwrap();
+                    if i % 97 == 0 {
+                        names.push(unique.clone());
+                    }
+                    unique
+                }
+            };
+            let agent = AgentId::random();
+            register(&mut registry, agent, &name, location(&mut rng));
+            known.push((agent, name));
+        }
+        let found = check_lookups(&mut registry, &names);
+        assert!(found > 1_000, "the hot names are shared by many services ({found})");
+        assert!(lookup(&mut registry, &hot[0]).iter().any(|b| b.location() == Location::Local));
+        assert!(lookup(&mut registry, &hot[0]).iter().any(|b| b.location() == Location::Remote));
+
+        // Withdraw a quarter (and a few agents never known), reroute a tenth (to the other
+        // location, sometimes under another name, sometimes for an agent never known).
+        for _ in 0..5_000 {
+            let (agent, _) = known.swap_remove(rng.below(known.len()));
+            registry.handle(Withdraw(agent), &mut Context::new());
+        }
+        registry.handle(Withdraw(AgentId::random()), &mut Context::new());
+        for _ in 0..1_500 {
+            let (agent, name) = known[rng.below(known.len())].clone();
+            let renamed = if rng.below(10) == 0 { hot[rng.below(hot.len())].clone() } else { name };
+            registry.handle(Reroute(binding_of(agent, &renamed, location(&mut rng))), &mut Context::new());
+        }
+        let stranger = binding_of(AgentId::random(), &hot[1], Location::Local);
+        registry.handle(Reroute(stranger), &mut Context::new());
+        check_lookups(&mut registry, &names);
+
+        // Announced again: withdrawn then registered (now the newest), or registered again
+        // while still known (the entry is replaced, possibly under another name).
+        for _ in 0..1_000 {
+            let (agent, name) = known[rng.below(known.len())].clone();
+            if rng.below(2) == 0 {
+                registry.handle(Withdraw(agent), &mut Context::new());
+            }
+            let name = if rng.below(4) == 0 { hot[rng.below(hot.len())].clone() } else { name };
+            register(&mut registry, agent, &name, location(&mut rng));
+        }
+        check_lookups(&mut registry, &names);
+
+        // Nothing is left behind once every service is withdrawn.
+        for agent in registry.agents.keys().copied().collect::<Vec<_>>() {
+            registry.handle(Withdraw(agent), &mut Context::new());
+        }
+        assert_eq!(check_lookups(&mut registry, &names), 0);
+        assert!(registry.by_name.0.is_empty());
+    }
+
+    #[test]
+    fn subscriptions_by_name_replay_in_lookup_order() {
+        let name = ServiceName::new("worker").unwrap();
+        let other = ServiceName::new("other").unwrap();
+        let mut registry = Registry::new();
+        for i in 0..60 {
+            let location = if i % 3 == 0 { Location::Local } else { Location::Remote };
+            let name = if i % 4 == 0 { &other } else { &name };
+            let binding = binding_of(AgentId::random(), name, location);
+            registry.handle(Register { binding, groups: Vec::new() }, &mut Context::new());
+        }
+        let inbox = Inbox::new(16);
+        let subscribe = Subscribe {
+            subscriber: AgentId::random(),
+            inbox: inbox.clone(),
+            watch: Watch::Name(name.clone()),
+            internal: false,
+            known: None,
+        };
+        registry.handle(subscribe, &mut Context::new());
+        let replayed: Vec<Binding> = inbox
+            .close()
+            .into_iter()
+            .map(|delivery| match delivery {
+                Delivery::Registry { event, .. } => {
+                    assert_eq!((event.status, event.group), (Status::Available, None));
+                    event.binding
+                }
+                _ => panic!("only registry events are delivered"),
+            })
+            .collect();
+        let expected = linear(&registry, &name);
+        assert_eq!(expected.len(), 45);
+        assert_eq!(described(&replayed), described(&expected));
     }
 }

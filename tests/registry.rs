@@ -189,6 +189,40 @@ async fn lookups_by_name_group_agent_and_all() {
 }
 
 #[actix::test]
+async fn lookups_by_name_among_thousands_of_services_answer_what_a_filter_of_every_service_does() {
+    let node = Node::new("test");
+    let name = |i: usize| if i % 10 == 0 { format!("shared-{}", i % 7) } else { format!("unique-{i}") };
+    let spawn = |i: usize| node.spawn_with(Worker, ServiceOptions::named(ServiceName::new(name(i)).unwrap()));
+    let spawned: Vec<_> = (0..5_000).map(spawn).collect();
+    // Withdraw a third, then announce a few more (the newest come last among their name).
+    for s in spawned.iter().step_by(3) {
+        s.stop();
+    }
+    let late: Vec<_> = (5_000..5_100).map(spawn).collect();
+    let expected = 5_000 - spawned.iter().step_by(3).count() + late.len();
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    while node.services().await.len() != expected {
+        assert!(tokio::time::Instant::now() < deadline, "the withdrawals did not all arrive");
+        settle().await;
+    }
+    let all = node.services().await;
+    let mut names: Vec<String> = (0..7).map(|g| format!("shared-{g}")).collect();
+    names.extend((0..5_100).step_by(17).map(name));
+    names.push("nobody".into());
+    let mut found = 0;
+    for n in &names {
+        let filtered: Vec<Binding> = all.iter().filter(|b| b.name() == n.as_str()).cloned().collect();
+        let by_name = node.lookup_name(n.as_str()).await;
+        assert_eq!(by_name, filtered, "lookup of {n}");
+        found += by_name.len();
+    }
+    assert!(found > 400, "shared names are found many times ({found})");
+    let newest = late.iter().rev().find(|s| s.binding.name() == "shared-0").expect("a late shared-0");
+    assert_eq!(node.lookup_name("shared-0").await.last(), Some(&newest.binding));
+    assert!(node.lookup_name(name(0)).await.iter().all(|b| *b != spawned[0].binding));
+}
+
+#[actix::test]
 async fn bindings_describe_the_service() {
     let node = Node::new("test");
     let w = node.spawn(Worker);
