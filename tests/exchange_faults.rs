@@ -838,3 +838,54 @@ async fn announcements_of_ids_chosen_to_collide_do_not_freeze_the_server() {
     healthy.flowing().await;
     beat.abort();
 }
+
+#[actix::test]
+async fn a_peer_over_its_services_or_subscriptions_per_link_is_closed() {
+    let limits = netsvc::Limits { services_per_link: 10, subscriptions_per_link: 5, ..Default::default() };
+    let (node, _x, addr) = server(ExchangeConfig { limits, ..config() }).await;
+    let healthy = Healthy::start(&addr).await;
+    let info = |name: &str| ServiceInfo {
+        agent: AgentId::random(),
+        name: name.into(),
+        audience: "*".into(),
+        process: ProcessId::random(),
+        groups: vec![],
+    };
+    // Ten services are fine; the eleventh closes the connection (and withdraws the ten).
+    let mut s = raw(&addr).await;
+    s.write_all(&encode(&hello(PROTOCOL_VERSION))).await.unwrap();
+    for _ in 0..10 {
+        s.write_all(&encode(&Frame::ServiceAvailable(info("many")))).await.unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while node.lookup_name("many").await.len() < 10 {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(closed_within(&mut s, Duration::from_millis(200)).await.is_none(), "closed at the limit");
+    s.write_all(&encode(&Frame::ServiceAvailable(info("many")))).await.unwrap();
+    assert!(closed_within(&mut s, WAIT).await.is_some(), "over the limit");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !node.lookup_name("many").await.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Five subscriptions are fine (a repeated one counts once); the sixth closes it.
+    let chatty = node.spawn(Chatty).binding;
+    let mut s = raw(&addr).await;
+    s.write_all(&encode(&hello(PROTOCOL_VERSION))).await.unwrap();
+    let me = info("");
+    let subscriber = me.agent;
+    s.write_all(&encode(&Frame::ServiceAvailable(me))).await.unwrap();
+    for i in 0..5 {
+        let pattern = format!("noise.{i}");
+        let subscribe = Frame::SubscriptionRequested { publisher: chatty.agent(), subscriber, pattern };
+        s.write_all(&encode(&subscribe)).await.unwrap();
+        s.write_all(&encode(&subscribe)).await.unwrap();
+    }
+    assert!(closed_within(&mut s, Duration::from_millis(300)).await.is_none(), "closed at the limit");
+    let sixth = Frame::SubscriptionRequested { publisher: chatty.agent(), subscriber, pattern: "noise.5".into() };
+    s.write_all(&encode(&sixth)).await.unwrap();
+    assert!(closed_within(&mut s, WAIT).await.is_some(), "over the limit");
+    healthy.flowing().await;
+}

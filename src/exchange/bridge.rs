@@ -192,6 +192,9 @@ impl Subscriptions {
         limit: usize,
         net: &super::Net,
     ) -> Result<(), String> {
+        if self.by_subscriber.get(&subscriber).is_some_and(|keys| keys.contains(&key)) {
+            return Ok(());
+        }
         if self.count >= limit {
             // Subscriptions to publishers since gone are never withdrawn by their subscribers:
             // they do not count.

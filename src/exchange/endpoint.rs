@@ -371,7 +371,7 @@ impl Exchange {
     /// Listens on `addr` (e.g. `"127.0.0.1:0"`) and serves every peer that connects; this
     /// node becomes a hub that relays between its links. Returns the bound address.
     pub async fn listen(&self, addr: &str) -> Result<SocketAddr, ExchangeError> {
-        let listener = TcpListener::bind(addr).await?;
+        let listener = bind(addr).await?;
         let local = listener.local_addr()?;
         self.0.hub.store(true, Ordering::Relaxed);
         tracing::info!(%local, group = %self.0.config.group, "exchange server listening");
@@ -466,6 +466,26 @@ impl Exchange {
         Connector { _stop: stop_tx }
     }
 }
+
+/// A listening socket on the first address `addr` resolves to that can be bound, with a
+/// long accept queue ([`LISTEN_BACKLOG`]): with the usual 128, a burst of connections (a
+/// flood, or every client of a restarted hub at once) overflows it and the kernel drops SYNs,
+/// which a legitimate client then resends only a second later.
+async fn bind(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host(addr).await? {
+        let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr).and_then(|()| socket.listen(LISTEN_BACKLOG)) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to listen on")))
+}
+
+/// Length of a server's accept queue (the kernel caps it at `net.core.somaxconn`).
+const LISTEN_BACKLOG: u32 = 1024;
 
 /// Keeps a client connection (and its retries) going; dropping it stops retrying after the
 /// current connection ends... Call [`Connector::forget`] to keep it running for the life of
