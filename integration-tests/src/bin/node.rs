@@ -6,13 +6,17 @@
 //!      [--listen HOST:PORT[@GROUP]]...     serve an exchange group (port 0: a free port)
 //!      [--connect HOST:PORT[@GROUP]]...    join an exchange server (retrying, reconnecting)
 //!      [--retry-ms MS]                     delay between connection attempts (default 200)
+//!      [--handshake-timeout-ms MS]         time a connection has to complete its handshake
+//!      [--max-pending N]                   most connections in their handshake at once
+//!      [--max-per-address N]               most connections from one address
 //!      [--publisher] [--interval-ms MS]    "publisher": cached system.ctime, system.time on a timer
 //!      [--subscriber]                      monitors system.* on every "publisher"
-//!      [--responder]                       "calculator": multiply, divide, slow (delayed)
+//!      [--responder]                       "calculator": multiply, divide, slow (delayed), ping
 //!      [--requester]                       requests read from stdin (see below)
 //!      [--watch NAME]...                   prints availability events of services named NAME
 //!      [--call-on-available NAME]...       calls multiply(6, 7) on each NAME when it appears
 //!      [--service NAME@AUDIENCE]...        a service exporting `ping`, with that audience
+//!      [--ping-every MS:NAME]...           calls `ping` on the service NAME every MS ms
 //! ```
 //!
 //! Printed lines:
@@ -27,6 +31,9 @@
 //! * watch: `watch <name> <Available|Withdrawn> <binding> <Local|Remote>`;
 //! * call on available: `caller <binding> ok <value> in <ms> ms` or
 //!   `caller <binding> failed <code> <CODE_NAME> origin=<origin> in <ms> ms: <description>`;
+//! * ping every: `ping <name> <seq> ok <value> in <ms> ms` or
+//!   `ping <name> <seq> failed <code> origin=<origin> in <ms> ms: <description>` (each call has a
+//!   1 s timeout; calls overlap when answers take longer than the period);
 //! * requester: for a stdin line `TAG TARGET METHOD [INT]... [timeout=MS]` (integers are the
 //!   arguments, the response is an integer) it prints `TAG sent`, then `TAG ok <value> in <ms> ms`
 //!   or `TAG failed <code> <CODE_NAME> origin=<origin> in <ms> ms: <description>`.
@@ -167,6 +174,10 @@ impl Calculator {
         ctx.run_later(Duration::from_millis(millis.max(0) as u64), move |_, _| responder.resolve(millis));
         delayed
     }
+
+    fn ping(&mut self) -> i64 {
+        1
+    }
 }
 
 /// A service whose name and audience are given on the command line.
@@ -180,6 +191,35 @@ impl Plain {
     fn ping(&mut self) -> i64 {
         1
     }
+}
+
+/// Calls `ping` on the service `name` every `period`, each call with a 1 s timeout, and
+/// prints each outcome.
+fn pinger(node: &Node, period: Duration, name: String) {
+    let node = node.clone();
+    actix::spawn(async move {
+        let mut ticks = tokio::time::interval(period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        for seq in 1u64.. {
+            ticks.tick().await;
+            let endpoint = node.endpoint(name.as_str()).with_timeout(Duration::from_secs(1));
+            let name = name.clone();
+            actix::spawn(async move {
+                let start = Instant::now();
+                let outcome: Result<i64, Failure> = endpoint.call("ping", ()).await;
+                let ms = start.elapsed().as_millis();
+                match outcome {
+                    Ok(value) => println!("ping {name} {seq} ok {value} in {ms} ms"),
+                    Err(f) => {
+                        println!(
+                            "ping {name} {seq} failed {} origin={} in {ms} ms: {}",
+                            f.code, f.origin, f.description
+                        )
+                    }
+                }
+            });
+        }
+    });
 }
 
 /// One request read from stdin.
@@ -255,6 +295,9 @@ struct Args {
     listen: Vec<(String, String)>,
     connect: Vec<(String, String)>,
     retry: Option<Duration>,
+    handshake_timeout: Option<Duration>,
+    max_pending: Option<usize>,
+    max_per_address: Option<usize>,
     interval: Option<Duration>,
     publisher: bool,
     subscriber: bool,
@@ -263,6 +306,7 @@ struct Args {
     watch: Vec<String>,
     call: Vec<String>,
     services: Vec<(String, String)>,
+    pings: Vec<(Duration, String)>,
 }
 
 fn parse_args() -> Args {
@@ -275,6 +319,14 @@ fn parse_args() -> Args {
             "--listen" => args.listen.push(split_group(&it.next().expect("--listen HOST:PORT[@GROUP]"))),
             "--connect" => args.connect.push(split_group(&it.next().expect("--connect HOST:PORT[@GROUP]"))),
             "--retry-ms" => args.retry = Some(millis(it.next())),
+            "--handshake-timeout-ms" => args.handshake_timeout = Some(millis(it.next())),
+            "--max-pending" => args.max_pending = it.next().and_then(|v| v.parse().ok()),
+            "--max-per-address" => args.max_per_address = it.next().and_then(|v| v.parse().ok()),
+            "--ping-every" => {
+                let spec = it.next().expect("--ping-every MS:NAME");
+                let (ms, name) = spec.split_once(':').expect("--ping-every MS:NAME");
+                args.pings.push((millis(Some(ms.to_owned())), name.to_owned()));
+            }
             "--interval-ms" => args.interval = Some(millis(it.next())),
             "--publisher" => args.publisher = true,
             "--subscriber" => args.subscriber = true,
@@ -328,6 +380,9 @@ async fn main() {
     if args.requester {
         requester(&node);
     }
+    for (period, name) in &args.pings {
+        pinger(&node, *period, name.clone());
+    }
 
     // One exchange per exchange group; every listener is started before any connection so
     // that the handshake tells peers this node is a server.
@@ -336,7 +391,17 @@ async fn main() {
         if let Some((_, x)) = exchanges.iter().find(|(g, _)| g == group) {
             return x.clone();
         }
-        let config = ExchangeConfig { group: group.to_owned(), ..ExchangeConfig::default() };
+        let mut config = ExchangeConfig { group: group.to_owned(), ..ExchangeConfig::default() };
+        if let Some(timeout) = args.handshake_timeout {
+            config.handshake_timeout = timeout;
+        }
+        if let Some(n) = args.max_pending {
+            config.limits.pending_handshakes = n;
+            config.limits.connections = config.limits.connections.max(n + 64);
+        }
+        if let Some(n) = args.max_per_address {
+            config.limits.connections_per_address = n;
+        }
         let exchange = Exchange::with_config(&node, config).expect("a valid exchange group");
         let mut events = exchange.connections();
         actix::spawn(async move {
