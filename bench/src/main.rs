@@ -3,13 +3,16 @@
 //! Every workload runs netsvc and a baseline doing the same work, side by side in the same
 //! invocation, and prints both figures and their ratio. `local`: in-process workloads against
 //! bare actix. `compare`: cross-process workloads over TCP against NATS (the processes are
-//! this binary again, started with the hidden `role` subcommand).
+//! this binary again, started with the hidden `role` subcommand). `soak`: a long run of
+//! requests and reports through one exchange hub, counting every message and sampling every
+//! process's memory (processes started with the hidden `soak-role` subcommand).
 //!
 //! ```text
 //! cargo run --release -p netsvc-bench -- local            # readable table
 //! cargo run --release -p netsvc-bench -- local --json     # one JSON object per workload
 //! cargo run --release -p netsvc-bench -- local --quick    # small counts, for smoke tests
 //! cargo run --release -p netsvc-bench -- compare [--json] [--quick]
+//! cargo run --release -p netsvc-bench -- soak [--json] [--quick]
 //! ```
 
 mod compare;
@@ -18,6 +21,7 @@ mod local;
 mod nats;
 mod procs;
 mod roles;
+mod soak;
 
 use std::process::ExitCode;
 
@@ -42,6 +46,11 @@ enum Command {
     /// One process of a `compare` workload (started by `compare` itself).
     #[command(hide = true)]
     Role(roles::RoleArgs),
+    /// A long mixed run through one hub: requests and reports counted, memory sampled.
+    Soak(soak::SoakArgs),
+    /// One process of `soak` (started by `soak` itself).
+    #[command(hide = true)]
+    SoakRole(soak::SoakRoleArgs),
 }
 
 /// Parses the command line and runs the chosen subcommand.
@@ -51,5 +60,7 @@ fn main() -> ExitCode {
         Command::Local(args) => local::run(&args),
         Command::Compare(args) => compare::run(&args),
         Command::Role(args) => roles::run(&args),
+        Command::Soak(args) => soak::run(&args),
+        Command::SoakRole(args) => soak::run_role(&args),
     }
 }

@@ -340,7 +340,7 @@ pub(crate) fn percentile(sorted: &[u64], p: f64) -> u64 {
 }
 
 /// Exits the process when stdin reaches end of file (the driver is gone or done with us).
-fn exit_when_stdin_closes() {
+pub(crate) fn exit_when_stdin_closes() {
     std::thread::spawn(|| {
         let mut sink = [0u8; 64];
         let mut stdin = std::io::stdin();
@@ -387,7 +387,7 @@ async fn exchange_server(args: &RoleArgs) -> Result<(), String> {
 }
 
 /// Connects `node` to the exchange server at `server` and waits until the link is active.
-async fn join(node: &Node, server: &str) -> Result<Exchange, String> {
+pub(crate) async fn join(node: &Node, server: &str) -> Result<Exchange, String> {
     let exchange = Exchange::new(node);
     let mut events = exchange.connections();
     exchange.connect(server, Some(Duration::from_millis(100))).forget();
@@ -403,7 +403,7 @@ async fn join(node: &Node, server: &str) -> Result<Exchange, String> {
 }
 
 /// Waits until a service named `name` is known to `node`.
-async fn find(node: &Node, name: &str) -> Result<Binding, String> {
+pub(crate) async fn find(node: &Node, name: &str) -> Result<Binding, String> {
     let deadline = Instant::now() + SETUP;
     loop {
         if let Some(binding) = node.lookup_name(name).await.into_iter().next() {
