@@ -506,17 +506,17 @@ impl Bridge {
                 Ok(())
             }
             (State::Handshaking, Frame::Refused { reason }) => {
-                self.close(ctx, &format!("refused by peer: {reason}"), true);
+                self.close(ctx, &format!("refused by peer: {:?}", clip_name(&reason)), true);
                 Ok(())
             }
             (State::Handshaking, other) => Err(format!("{} frame before the handshake", other.kind())),
             (State::Ready, Frame::Hello(_)) => Err("second Hello".to_owned()),
             (State::Ready, Frame::Refused { reason }) => {
-                self.close(ctx, &format!("refused by peer: {reason}"), true);
+                self.close(ctx, &format!("refused by peer: {:?}", clip_name(&reason)), true);
                 Ok(())
             }
             (State::Ready, Frame::Goodbye { reason }) => {
-                self.close(ctx, &format!("peer said goodbye: {reason}"), false);
+                self.close(ctx, &format!("peer said goodbye: {:?}", clip_name(&reason)), false);
                 Ok(())
             }
             (State::Ready, Frame::Heartbeat) => Ok(()),

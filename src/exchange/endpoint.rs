@@ -27,7 +27,8 @@ pub const DEFAULT_OUTBOUND_LIMIT: usize = 32 * 1024 * 1024;
 /// Default time one connection attempt of a client may take.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// What a peer can make this node spend, bounded. Every limit is checked before the resource
+/// What a peer can make this node spend, bounded. The connection limits count per listener
+/// ([`Exchange::listen`]); the others per connection. Every limit is checked before the resource
 /// is spent, refuses with a log line naming the peer (a `warn` for a refused connection, an
 /// `error` for a connection closed for breaking a limit), and leaves every other link alone.
 ///
