@@ -9,15 +9,49 @@
 //!
 //! What crosses a link:
 //!
-//! * services (named and anonymous; anonymous ones are tracked but never announced) whose
-//!   audience is `*` or the link's exchange group, with their groups, except those learned
-//!   through that same link, and — in a mesh of exchange servers — except those one server
-//!   learned from another server (each server hears them directly), so a triangle of servers
-//!   has neither loops nor duplicate announcements;
+//! * services whose audience is `*` or the link's exchange group (audience `""` stays in its
+//!   process), with their groups; anonymous ones too, so that answers find them, though no
+//!   registry announces them. Never back through the link they were learned through. And
+//!   inside one exchange group, what a process learned from one exchange server is not passed
+//!   to another server of that group: the servers of a group form a mesh (a distributed
+//!   exchange, the only place OSE allows loops) in which each hears it directly, so a triangle
+//!   of servers has neither loops nor duplicate announcements. Between two groups nothing
+//!   else carries a service across, so a process in both passes on everything of audience
+//!   `*`, both ways, whether its peers are servers or not;
 //! * subscriptions, reports, notices, requests, responses and failures addressed to agents
 //!   behind the link. A report crosses a link only when a subscriber behind it matches; its
 //!   content is encoded once per report in the publishing process and relays forward it
-//!   without decoding it.
+//!   without decoding it;
+//! * a request, only if its requester is visible beyond the link by the same audience rule:
+//!   its answer comes back by requester agent. Every hop delivers a request, passes it on, or
+//!   answers it at once, never drops it: `CLIENT_SERVICE_ADDRESS_INVALID` (45) when its
+//!   requester cannot be seen beyond the next link (or, arriving, is unknown here),
+//!   `CLIENT_SERVICE_UNAVAILABLE` (46) when its target is gone.
+//!
+//! Front end and back end (OSE's segmentation, reference §6.8): back-end processes join a
+//! private exchange group, say `private`, and a front end is in both that group and the
+//! default one, either as a client of a private hub or as the private group's server
+//! (`a ─▶ b`: `a` is a client of the exchange server `b`):
+//!
+//! ```text
+//! front end a client of the private hub:
+//!
+//!     ┌────── default group ───────┐
+//!     public clients ─▶ hub ◀─ front ─▶ hub ◀─ back ends
+//!                              └─────── private ───────┘
+//!
+//! front end the server of the private group:
+//!
+//!     ┌────── default group ───────┐
+//!     public clients ─▶ hub ◀─ front ◀─ back ends
+//!                              └─── private ────┘
+//! ```
+//!
+//! In both, services of audience `*` cross the front end both ways (public clients see and
+//! call the back end's, the back end the public ones); services of audience `private` are
+//! seen by the front end and the back end only; each service is announced once everywhere.
+//! A back-end service of audience `private` that calls a public service is answered 45 by the
+//! front end: give it audience `*` to call outside its group.
 //!
 //! How a connection is read: the bridge gets every complete frame already received as one
 //! chunk of the read buffer (a chunk ends after a request or answer, whose sender waits), so a
@@ -45,6 +79,9 @@
 //! and a client reconnects later). A peer that reads, however slowly, is never taken for one
 //! that stopped: the writer fails only when a write makes no progress at all for
 //! [`ExchangeConfig::dead_after`]. Heartbeats are sent only on a link with nothing to write.
+//! A peer is given up on when it has said nothing for `dead_after`, counted in time this
+//! process ran: a process that was itself stopped or stalled by its host for longer does not
+//! blame its peers when it resumes, and what they sent meanwhile is read before any verdict.
 //!
 //! Bad input never panics, never aborts and never makes a node allocate what a peer merely
 //! announced: frames are decoded by hand, each length checked against the bytes actually

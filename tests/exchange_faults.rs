@@ -889,3 +889,41 @@ async fn a_peer_over_its_services_or_subscriptions_per_link_is_closed() {
     assert!(closed_within(&mut s, WAIT).await.is_some(), "over the limit");
     healthy.flowing().await;
 }
+
+#[actix::test]
+async fn a_request_from_an_agent_never_announced_is_answered_45_back_where_it_came_from() {
+    // The hop before should have refused it (its requester cannot be seen here), or the
+    // requester was withdrawn on the way: either way the request is answered, not dropped.
+    let (node, _x, addr) = server(config()).await;
+    let calculator = node.lookup_name("calculator").await.pop().unwrap();
+    let mut s = raw(&addr).await;
+    s.write_all(&encode(&hello(PROTOCOL_VERSION))).await.unwrap();
+    let stranger = AgentId::random();
+    let args = WirePayload { format: Format::Bincode, type_name: "(i64, i64)".into(), bytes: vec![12, 14].into() };
+    let request = Frame::Request(RequestFrame {
+        conversation: 9,
+        requester: stranger,
+        target: calculator.agent(),
+        method: "multiply".into(),
+        args,
+        reply_format: Format::Bincode,
+    });
+    s.write_all(&encode(&request)).await.unwrap();
+    let mut codec = FrameCodec::default();
+    let mut buf = BytesMut::new();
+    let failure = 'answered: loop {
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(WAIT, s.read(&mut chunk)).await.expect("answered").unwrap();
+        assert!(n > 0, "connection closed");
+        buf.extend_from_slice(&chunk[..n]);
+        while let Some(frame) = codec.decode(&mut buf).unwrap() {
+            if let Frame::Failure { conversation: 9, requester, failure } = frame {
+                assert_eq!(requester, stranger);
+                break 'answered failure;
+            }
+        }
+    };
+    assert_eq!(failure.code, 45, "{failure:?}");
+    // Not a protocol error: the connection stays up.
+    assert!(closed_within(&mut s, Duration::from_millis(200)).await.is_none());
+}

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message, StreamHandler};
 use bytes::Bytes;
@@ -52,7 +52,8 @@ pub(crate) struct Bridge {
     peer_addr: SocketAddr,
     local_addr: SocketAddr,
     state: State,
-    last_heard: Instant,
+    /// How long the peer has been silent (see [`Silence`]).
+    silence: Silence,
     agents: HashSet<AgentId>,
     closed: Option<oneshot::Sender<Closed>>,
     names: Names,
@@ -232,6 +233,44 @@ impl Subscriptions {
     }
 }
 
+/// How long a peer has been silent, counted in time this process ran: a peer is dead when *it*
+/// has said nothing for [`ExchangeConfig::dead_after`](super::ExchangeConfig::dead_after), not
+/// when this process was stopped (SIGSTOP, a debugger) or stalled by its host for that long.
+/// Each heartbeat tick adds the time since the previous tick, or since the peer was last
+/// heard if that is later, but never more than one heartbeat interval: a tick later than that
+/// means this process did not run meanwhile, and the burst of overdue ticks that follows a
+/// stall adds next to nothing. A stall thus adds at most one interval to the count, and the
+/// frames that waited in the socket meanwhile are read, and reset it, before the peer is
+/// blamed.
+struct Silence {
+    /// The silence counted since the peer was last heard.
+    counted: Duration,
+    /// Where the next tick counts from.
+    from: Instant,
+}
+
+impl Silence {
+    fn new(now: Instant) -> Self {
+        Silence { counted: Duration::ZERO, from: now }
+    }
+
+    /// Something was read from the peer.
+    fn heard(&mut self, now: Instant) {
+        self.counted = Duration::ZERO;
+        self.from = now;
+    }
+
+    /// A heartbeat tick at `now`, due every `interval`: returns the silence counted so far.
+    fn tick(&mut self, now: Instant, interval: Duration) -> Duration {
+        self.counted += now.saturating_duration_since(self.from).min(interval);
+        self.from = now;
+        self.counted
+    }
+}
+
+/// How long after a tick found the peer silent its verdict is given (see `Bridge::tick`).
+const VERDICT_AFTER: Duration = Duration::from_millis(1);
+
 /// How a connection ended, for its connector.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Closed {
@@ -304,7 +343,7 @@ impl Bridge {
                 peer_addr,
                 local_addr,
                 state: State::Handshaking,
-                last_heard: Instant::now(),
+                silence: Silence::new(Instant::now()),
                 agents: HashSet::new(),
                 closed: Some(closed_tx),
                 names: Names::new(interned_bytes),
@@ -551,10 +590,19 @@ impl Bridge {
         if self.state != State::Ready {
             return;
         }
-        let silent = self.last_heard.elapsed();
-        if silent > self.shared.config.dead_after {
-            let reason = format!("peer silent for {:.1} s", silent.as_secs_f64());
-            return self.close(ctx, &reason, true);
+        let config = &self.shared.config;
+        let dead_after = config.dead_after;
+        if self.silence.tick(Instant::now(), config.heartbeat) > dead_after {
+            // Before the peer is blamed, what it sent meanwhile is read: the verdict comes after
+            // the runtime's next turn of its timers, which polls the sockets first (and this
+            // actor polls its reader before its timers).
+            ctx.run_later(VERDICT_AFTER, move |bridge, ctx| {
+                let silent = bridge.silence.counted;
+                if bridge.state == State::Ready && silent > dead_after {
+                    let reason = format!("peer silent for {:.1} s", silent.as_secs_f64());
+                    bridge.close(ctx, &reason, true);
+                }
+            });
         }
         self.link.heartbeat();
     }
@@ -587,7 +635,7 @@ impl Actor for Bridge {
 impl StreamHandler<Result<Bytes, CodecError>> for Bridge {
     /// One chunk of complete frames (see [`FrameChunks`]).
     fn handle(&mut self, chunk: Result<Bytes, CodecError>, ctx: &mut Context<Self>) {
-        self.last_heard = Instant::now();
+        self.silence.heard(Instant::now());
         let chunk = match chunk {
             Ok(chunk) => chunk,
             // The socket failed (a reset when the peer died): a lost connection, not bad input.
@@ -622,14 +670,28 @@ impl StreamHandler<Result<Bytes, CodecError>> for Bridge {
                 (State::Ready, Ok(Incoming::Request(request))) => {
                     self.pending.flush();
                     let net = self.shared.node.net();
-                    CallRouting { net, names: &mut self.names, routes: &mut self.routes, chunk: &chunk, frame }
-                        .request(&request)
+                    CallRouting {
+                        net,
+                        names: &mut self.names,
+                        routes: &mut self.routes,
+                        chunk: &chunk,
+                        frame,
+                        from: &self.link,
+                    }
+                    .request(&request)
                 }
                 (State::Ready, Ok(Incoming::Response(response))) => {
                     self.pending.flush();
                     let net = self.shared.node.net();
-                    CallRouting { net, names: &mut self.names, routes: &mut self.routes, chunk: &chunk, frame }
-                        .response(&response)
+                    CallRouting {
+                        net,
+                        names: &mut self.names,
+                        routes: &mut self.routes,
+                        chunk: &chunk,
+                        frame,
+                        from: &self.link,
+                    }
+                    .response(&response)
                 }
                 (_, Ok(Incoming::Other(decoded))) => {
                     self.pending.flush();
@@ -897,6 +959,8 @@ struct CallRouting<'a> {
     chunk: &'a Bytes,
     /// The whole frame, header included, for passing it on unchanged.
     frame: &'a [u8],
+    /// The link it came in on.
+    from: &'a Link,
 }
 
 /// Received request arguments and responses this large or larger are slices of the read
@@ -926,7 +990,17 @@ impl CallRouting<'_> {
         let &RequestView { conversation, requester, target, method, args, reply_format } = request;
         let method = method.to_str().map_err(|e| format!("invalid UTF-8 in method name {method:?}: {e}"))?;
         let Some(requester) = self.routes.lookup(self.net, requester).cloned() else {
-            tracing::warn!(%requester, method = clip_name(method), "request from an unknown agent (not announced here); dropped");
+            // The hop before should not have sent it (see `Link::refuse_requester`), or the
+            // requester was withdrawn meanwhile: it is answered back where it came from (by
+            // requester agent, as any answer), never dropped unanswered.
+            let method = clip_name(method);
+            tracing::warn!(%requester, method, "request from an unknown agent (not announced here); refused");
+            let failure = Failure::netsvc(
+                ErrorCode::CLIENT_SERVICE_ADDRESS_INVALID,
+                format!("requester {requester} is not known on the way to the target, so it could not be answered"),
+            );
+            let failure = WireFailure::from_failure(failure);
+            let _ = self.from.send_frame(&Frame::Failure { conversation, requester, failure });
             return Ok(());
         };
         // No service exports a method with a longer name (they are Rust identifiers).
@@ -945,8 +1019,13 @@ impl CallRouting<'_> {
             send_outcome(&requester, conversation, reply_format, Err(failure));
             return Ok(());
         };
-        // Relayed: the frame goes on as received (its answer is routed back by requester agent).
+        // Relayed: the frame goes on as received (its answer is routed back by requester agent),
+        // if the requester can be seen beyond.
         if let Some(link) = target.link() {
+            if let Err(failure) = link.refuse_requester(&requester, &target) {
+                send_outcome(&requester, conversation, reply_format, Err(failure));
+                return Ok(());
+            }
             link.announce_first(requester.agent());
             match link.send_raw(self.frame, false, "Request") {
                 Ok(()) => return Ok(()),
@@ -1031,6 +1110,27 @@ mod tests {
         let before = names.bytes;
         assert!(names.type_name(Text(&long)).unwrap_err().contains("256 bytes"));
         assert_eq!(names.bytes, before);
+    }
+
+    #[test]
+    fn silence_counts_time_this_process_ran_only() {
+        let (beat, start) = (Duration::from_millis(500), Instant::now());
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut silence = Silence::new(start);
+        // Ticks on time: silence is wall time since the peer was last heard.
+        assert_eq!(silence.tick(at(500), beat), Duration::from_millis(500));
+        silence.heard(at(700));
+        assert_eq!(silence.tick(at(1000), beat), Duration::from_millis(300));
+        assert_eq!(silence.tick(at(1500), beat), Duration::from_millis(800));
+        // This process stopped for 4 s: the late tick adds one interval, and the burst of
+        // overdue ticks behind it next to nothing.
+        assert_eq!(silence.tick(at(5600), beat), Duration::from_millis(1300));
+        for _ in 0..8 {
+            assert_eq!(silence.tick(at(5600), beat), Duration::from_millis(1300));
+        }
+        // A peer that really says nothing is dead once the process has run long enough.
+        let ticks = (1..).find(|i| silence.tick(at(5600 + i * 500), beat) > Duration::from_secs(3));
+        assert_eq!(ticks, Some(4), "1.3 s, then four intervals");
     }
 
     #[test]

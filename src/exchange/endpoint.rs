@@ -102,7 +102,9 @@ pub struct ExchangeConfig {
     pub max_frame: usize,
     /// Heartbeat interval on a quiet link.
     pub heartbeat: Duration,
-    /// A peer silent for this long is considered dead and its connection closed.
+    /// A peer silent for this long is considered dead and its connection closed. Silence is
+    /// counted in time this process ran (every heartbeat tick adds at most one interval), so
+    /// a process stopped or stalled itself does not blame its peers when it resumes.
     pub dead_after: Duration,
     /// Time a connection has to complete its handshake.
     pub handshake_timeout: Duration,

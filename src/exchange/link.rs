@@ -516,9 +516,10 @@ impl Link {
         self.queue(true, "Report", |buf| encode_report(&report, buf, self.0.max_frame))
     }
 
-    /// Whether `agent` is visible on the far side of this link (its audience allows it), so
-    /// that answers can find their way back to it.
-    fn carries(&self, agent: &Binding) -> bool {
+    /// Whether `agent` is visible on the far side of this link: its audience is `*` or this
+    /// link's exchange group. What is announced on a link, and whose requests may cross it,
+    /// both follow from this.
+    pub(crate) fn carries(&self, agent: &Binding) -> bool {
         match agent.audience() {
             crate::names::Audience::Everyone => true,
             crate::names::Audience::Process => false,
@@ -526,17 +527,36 @@ impl Link {
         }
     }
 
+    /// The rule for every request about to cross this link, whether a service of this
+    /// process sent it or it is being relayed: its answer comes back by requester agent, so
+    /// the requester must be visible on the far side ([`Link::carries`]). When it is not, the
+    /// request does not go on and the requester gets `CLIENT_SERVICE_ADDRESS_INVALID` (45)
+    /// from this hop, at once, instead of waiting for an answer that could never come back.
+    /// (A target that is gone is the other reason a hop answers instead of passing a request
+    /// on: 46, where the target is looked up.)
+    pub(crate) fn refuse_requester(&self, requester: &Binding, target: &Binding) -> Result<(), Failure> {
+        if self.carries(requester) {
+            return Ok(());
+        }
+        let beyond = match (requester.audience(), self.group()) {
+            (crate::names::Audience::Process, _) => "from another process".to_owned(),
+            (_, Some(group)) => format!("in exchange group {:?}", group.as_str()),
+            (_, None) => "in the default exchange group".to_owned(),
+        };
+        Err(Failure::netsvc(
+            ErrorCode::CLIENT_SERVICE_ADDRESS_INVALID,
+            format!(
+                "{requester} has audience {:?} and cannot be answered {beyond}; \
+                 give it audience \"*\" to call {target}",
+                requester.audience().as_str()
+            ),
+        ))
+    }
+
     fn send_request(&self, target: &Binding, request: IncomingRequest) -> Result<(), Refused> {
         let IncomingRequest { conversation, method, args, sender, reply, reply_format } = request;
-        if matches!(reply, ReplyTo::Local(_)) && !self.carries(&sender) {
-            reply.fail(Failure::netsvc(
-                ErrorCode::CLIENT_SERVICE_ADDRESS_INVALID,
-                format!(
-                    "{sender} has audience {:?} and cannot be answered from another process; \
-                     give it audience \"*\" to call {target}",
-                    sender.audience().as_str()
-                ),
-            ));
+        if let Err(failure) = self.refuse_requester(&sender, target) {
+            reply.fail(failure);
             return Ok(());
         }
         // A local requester's answer will come back over this link: it waits for it from now.

@@ -12,7 +12,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use super::Link;
 use crate::binding::Binding;
-use crate::names::{AgentId, Audience, GroupName, ProcessId};
+use crate::names::{AgentId, GroupName, ProcessId};
 use crate::wire::{Frame, ServiceInfo};
 
 struct Known {
@@ -39,22 +39,25 @@ pub(crate) struct Router {
 
 /// Whether `binding` may be announced on `link`.
 fn eligible(binding: &Binding, link: &Link) -> bool {
-    let audience_ok = match binding.audience() {
-        Audience::Everyone => true,
-        Audience::Process => false,
-        Audience::Group(g) => link.group() == Some(g),
-    };
-    if !audience_ok {
+    if !link.carries(binding) {
         return false;
     }
     match binding.link() {
         None => true,
         // Never back where it came from.
         Some(via) if via.same(link) => false,
-        // In a mesh of exchange servers, what one server learned from another is not passed
-        // to a third: every server hears it directly.
-        Some(via) => !(via.peer().is_some_and(|p| p.hub) && link.peer().is_some_and(|p| p.hub)),
+        // In a mesh of exchange servers (a distributed exchange, the only place where OSE
+        // allows loops: inside one exchange group), what one server learned from another is
+        // not passed to a third: every server hears it directly. Between two exchange groups
+        // (a front end between its public and its private hub) it is passed on: nothing else
+        // would carry it across.
+        Some(via) => !(via.group() == link.group() && leads_to_hub(via) && leads_to_hub(link)),
     }
+}
+
+/// Whether the far side of `link` is an exchange server.
+fn leads_to_hub(link: &Link) -> bool {
+    link.peer().is_some_and(|p| p.hub)
 }
 
 fn info(known: &Known) -> ServiceInfo {
@@ -165,5 +168,67 @@ impl Router {
     /// A link closed.
     pub(crate) fn link_down(&self, link: &Link) {
         self.lock().links.retain(|e| !e.link.same(link));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::binding::{Address, Location};
+    use crate::exchange::link::Peer;
+    use crate::exchange::Net;
+    use crate::names::{Audience, ServiceName};
+
+    /// A link of exchange group `group` (`""`: the default) to a peer that is a hub or not.
+    fn link(net: &Arc<Net>, group: &str, hub: bool) -> Link {
+        let group = (!group.is_empty()).then(|| GroupName::new(group).unwrap());
+        let limits = (1 << 20, 1 << 20, std::time::Duration::from_secs(1));
+        let link = Link::new(net.clone(), group, true, limits, Arc::default());
+        link.set_peer(Peer { process: ProcessId::random(), node: "peer".into(), hub });
+        link
+    }
+
+    fn service(audience: &str, via: Option<&Link>) -> Binding {
+        let (location, address) = match via {
+            Some(link) => (Location::Remote, Address::Remote(link.clone())),
+            None => (Location::Local, Address::Local(crate::inbox::Inbox::new(1))),
+        };
+        let name = ServiceName::new("s").unwrap();
+        Binding::new(
+            name,
+            AgentId::random(),
+            Audience::parse(audience).unwrap(),
+            ProcessId::random(),
+            location,
+            address,
+        )
+    }
+
+    #[test]
+    fn the_server_mesh_rule_holds_inside_one_exchange_group_only() {
+        let net = Net::new();
+        let (public_hub, other_public_hub, public_client) =
+            (link(&net, "", true), link(&net, "", true), link(&net, "", false));
+        let (private_hub, private_client) = (link(&net, "private", true), link(&net, "private", false));
+
+        // Learned from a hub: not passed to another hub of the same group, passed to a client
+        // of it, and to a hub of another group.
+        let public = service("*", Some(&public_hub));
+        assert!(!eligible(&public, &public_hub), "never back where it came from");
+        assert!(!eligible(&public, &other_public_hub));
+        assert!(eligible(&public, &public_client));
+        assert!(eligible(&public, &private_hub));
+        assert!(eligible(&public, &private_client));
+        let back = service("*", Some(&private_hub));
+        assert!(eligible(&back, &public_hub));
+        // Audiences: a group's own services stay in the group, process-local ones here.
+        let private = service("private", Some(&private_hub));
+        assert!(!eligible(&private, &public_hub) && !eligible(&private, &public_client));
+        assert!(eligible(&private, &private_client));
+        let local = service("", None);
+        assert!(!eligible(&local, &public_client) && !eligible(&local, &private_client));
+        assert!(eligible(&service("*", None), &public_hub));
     }
 }

@@ -34,9 +34,11 @@
 //! * ping every: `ping <name> <seq> ok <value> in <ms> ms` or
 //!   `ping <name> <seq> failed <code> origin=<origin> in <ms> ms: <description>` (each call has a
 //!   1 s timeout; calls overlap when answers take longer than the period);
-//! * requester: for a stdin line `TAG TARGET METHOD [INT]... [timeout=MS]` (integers are the
-//!   arguments, the response is an integer) it prints `TAG sent`, then `TAG ok <value> in <ms> ms`
-//!   or `TAG failed <code> <CODE_NAME> origin=<origin> in <ms> ms: <description>`.
+//! * requester: for a stdin line `TAG TARGET METHOD [INT]... [timeout=MS] [as=NAME]` (integers
+//!   are the arguments, the response is an integer; the requester is the node's own anonymous
+//!   agent of audience `*`, or with `as=NAME` the `--service` of that name, with its audience)
+//!   it prints `TAG sent`, then `TAG ok <value> in <ms> ms` or
+//!   `TAG failed <code> <CODE_NAME> origin=<origin> in <ms> ms: <description>`.
 //!
 //! Logs go to stderr (`RUST_LOG`, default `error`).
 
@@ -193,6 +195,22 @@ impl Plain {
     }
 }
 
+/// Asks a `--service` for an endpoint to the service of this name with itself as the
+/// requester (a request line's `as=NAME`).
+#[derive(actix::Message)]
+#[rtype(result = "netsvc::Endpoint")]
+struct EndpointFor(String);
+
+impl actix::Handler<EndpointFor> for Plain {
+    type Result = actix::MessageResult<EndpointFor>;
+    fn handle(&mut self, msg: EndpointFor, ctx: &mut ServiceContext<Self>) -> Self::Result {
+        actix::MessageResult(ctx.endpoint(msg.0.as_str()))
+    }
+}
+
+/// The `--service` services by name, for `as=NAME`.
+type Services = std::rc::Rc<Vec<(String, actix::Addr<Plain>)>>;
+
 /// Calls `ping` on the service `name` every `period`, each call with a 1 s timeout, and
 /// prints each outcome.
 fn pinger(node: &Node, period: Duration, name: String) {
@@ -223,20 +241,42 @@ fn pinger(node: &Node, period: Duration, name: String) {
 }
 
 /// One request read from stdin.
-async fn request(node: Node, line: String) {
+async fn request(node: Node, services: Services, line: String) {
     let mut words = line.split_whitespace();
     let (Some(tag), Some(target), Some(method)) = (words.next(), words.next(), words.next()) else {
         println!("bad request line {line:?}");
         return;
     };
-    let mut endpoint = node.endpoint(target);
+    let mut timeout = None;
+    let mut sender = None;
     let mut ints = Vec::new();
     for word in words {
         if let Some(ms) = word.strip_prefix("timeout=") {
-            endpoint = endpoint.with_timeout(Duration::from_millis(ms.parse().unwrap_or(1000)));
+            timeout = Some(Duration::from_millis(ms.parse().unwrap_or(1000)));
+        } else if let Some(name) = word.strip_prefix("as=") {
+            sender = Some(name);
         } else {
             ints.push(word.parse::<i64>().unwrap_or_default());
         }
+    }
+    let mut endpoint = match sender {
+        None => node.endpoint(target),
+        Some(name) => {
+            let Some((_, service)) = services.iter().find(|(n, _)| n == name) else {
+                println!("{tag} no service {name:?} to send as");
+                return;
+            };
+            match service.send(EndpointFor(target.to_owned())).await {
+                Ok(endpoint) => endpoint,
+                Err(e) => {
+                    println!("{tag} service {name:?} cannot send: {e}");
+                    return;
+                }
+            }
+        }
+    };
+    if let Some(timeout) = timeout {
+        endpoint = endpoint.with_timeout(timeout);
     }
     let method = method.to_owned();
     let start = Instant::now();
@@ -255,7 +295,7 @@ async fn request(node: Node, line: String) {
 }
 
 /// Reads request lines from stdin and runs each as it comes.
-fn requester(node: &Node) {
+fn requester(node: &Node, services: Services) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines() {
@@ -268,7 +308,7 @@ fn requester(node: &Node) {
     let node = node.clone();
     actix::spawn(async move {
         while let Some(line) = rx.recv().await {
-            actix::spawn(request(node.clone(), line));
+            actix::spawn(request(node.clone(), services.clone(), line));
         }
     });
 }
@@ -369,16 +409,17 @@ async fn main() {
     if args.responder {
         node.spawn(Calculator);
     }
+    let mut services = Vec::new();
     for (name, audience) in &args.services {
         let options = ServiceOptions {
             name: ServiceName::new(name).expect("a valid service name"),
             audience: Audience::parse(audience).expect("a valid audience"),
             groups: Vec::new(),
         };
-        node.spawn_with(Plain, options);
+        services.push((name.clone(), node.spawn_with(Plain, options).addr));
     }
     if args.requester {
-        requester(&node);
+        requester(&node, std::rc::Rc::new(services));
     }
     for (period, name) in &args.pings {
         pinger(&node, *period, name.clone());
