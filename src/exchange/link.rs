@@ -415,8 +415,11 @@ impl Link {
         use std::io::Write;
         let limit = self.0.stall_limit;
         let step = (limit / 8).max(std::time::Duration::from_millis(1));
-        let mut last_progress = tokio::time::Instant::now();
+        // Time without progress, counted per attempt and at most two steps each: a stall of
+        // this process (a stop, a busy host) is not blamed on the peer.
+        let mut stalled = std::time::Duration::ZERO;
         while !bytes.is_empty() {
+            let attempt = tokio::time::Instant::now();
             let written = match tokio::time::timeout(step, sink.write(bytes)).await {
                 Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
                 Ok(Ok(n)) => n,
@@ -430,12 +433,15 @@ impl Link {
             };
             if written > 0 {
                 bytes = &bytes[written..];
-                last_progress = tokio::time::Instant::now();
-            } else if last_progress.elapsed() >= limit {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("peer stopped reading: no write progress for {limit:?}"),
-                ));
+                stalled = std::time::Duration::ZERO;
+            } else {
+                stalled += attempt.elapsed().min(step * 2);
+                if stalled >= limit {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("peer stopped reading: no write progress for {limit:?}"),
+                    ));
+                }
             }
         }
         Ok(())
