@@ -119,7 +119,7 @@ pub fn check_stream(input: &[u8]) {
 /// A byte stream through the connection reader (the chunks a bridge handles), fed in
 /// pieces of the sizes the input's first byte picks, with a small cap: never a panic; each
 /// chunk is whole frames within the cap; a bad header ends the stream with an error after the
-/// good frames; nothing is reserved beyond what the cap allows.
+/// good frames (the reader's buffer itself grows to its fixed read size, whatever the cap).
 pub fn check_chunks(input: &[u8]) {
     use std::pin::Pin;
     use std::task::{Context, Poll, Waker};

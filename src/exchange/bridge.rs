@@ -63,6 +63,8 @@ pub(crate) struct Bridge {
     relay: Relay,
     /// Makes the reader yield before its next chunk (see `FrameChunks`).
     pause: Rc<Cell<bool>>,
+    /// Requests from agents not known here received on this connection (see `CallRouting`).
+    unknown_requesters: u64,
     /// The reader's frame size cap: small until the handshake is accepted.
     cap: Rc<Cell<usize>>,
     /// This connection's share of a server's connection limits (`None` on a client).
@@ -351,6 +353,7 @@ impl Bridge {
                 pending: Pending::default(),
                 relay: Relay::default(),
                 pause,
+                unknown_requesters: 0,
                 cap,
                 slot,
                 subscriptions: Subscriptions::default(),
@@ -677,6 +680,7 @@ impl StreamHandler<Result<Bytes, CodecError>> for Bridge {
                         chunk: &chunk,
                         frame,
                         from: &self.link,
+                        unknown_requesters: &mut self.unknown_requesters,
                     }
                     .request(&request)
                 }
@@ -690,6 +694,7 @@ impl StreamHandler<Result<Bytes, CodecError>> for Bridge {
                         chunk: &chunk,
                         frame,
                         from: &self.link,
+                        unknown_requesters: &mut self.unknown_requesters,
                     }
                     .response(&response)
                 }
@@ -961,6 +966,8 @@ struct CallRouting<'a> {
     frame: &'a [u8],
     /// The link it came in on.
     from: &'a Link,
+    /// Requests from agents not known here, so far on this connection (for the log).
+    unknown_requesters: &'a mut u64,
 }
 
 /// Received request arguments and responses this large or larger are slices of the read
@@ -993,8 +1000,12 @@ impl CallRouting<'_> {
             // The hop before should not have sent it (see `Link::refuse_requester`), or the
             // requester was withdrawn meanwhile: it is answered back where it came from (by
             // requester agent, as any answer), never dropped unanswered.
-            let method = clip_name(method);
-            tracing::warn!(%requester, method, "request from an unknown agent (not announced here); refused");
+            // Logged at powers of two: a peer sending many cannot flood the log.
+            *self.unknown_requesters += 1;
+            if self.unknown_requesters.is_power_of_two() {
+                let (method, count) = (clip_name(method), *self.unknown_requesters);
+                tracing::warn!(%requester, method, count, "request from an unknown agent (not announced here); refused");
+            }
             let failure = Failure::netsvc(
                 ErrorCode::CLIENT_SERVICE_ADDRESS_INVALID,
                 format!("requester {requester} is not known on the way to the target, so it could not be answered"),
