@@ -138,7 +138,6 @@ impl<T: Clone + Eq + AsRef<str>> Interned<T> {
         &mut self,
         text: Text<'_>,
         bytes: &mut usize,
-        max: usize,
         make: impl FnOnce(&str) -> Result<T, String>,
     ) -> Result<&T, String> {
         let key = text.0;
@@ -152,10 +151,6 @@ impl<T: Clone + Eq + AsRef<str>> Interned<T> {
                     }
                     let s = text.to_str().map_err(|e| format!("invalid UTF-8 in {:?}: {e}", text))?;
                     let v = make(s)?;
-                    if *bytes + key.len() > max {
-                        self.map.clear();
-                        *bytes = 0;
-                    }
                     *bytes += key.len();
                     self.map.insert(Key(v.clone()));
                     v
@@ -168,14 +163,32 @@ impl<T: Clone + Eq + AsRef<str>> Interned<T> {
 }
 
 impl Names {
+    /// Makes room for one more name: when the caches could go over their limit, all of them
+    /// start over.
+    fn room(&mut self) {
+        if self.bytes + MAX_NAME_LEN > self.max_bytes {
+            tracing::info!(
+                max = self.max_bytes,
+                "names cached for this connection at their limit (Limits::interned_bytes); starting over"
+            );
+            self.subjects.map.clear();
+            self.patterns.map.clear();
+            self.types.map.clear();
+            self.bytes = 0;
+        }
+    }
+
     fn subject(&mut self, s: Text<'_>) -> Result<&Subject, String> {
-        self.subjects.get(s, &mut self.bytes, self.max_bytes, |s| Subject::new(s).map_err(|e| e.to_string()))
+        self.room();
+        self.subjects.get(s, &mut self.bytes, |s| Subject::new(s).map_err(|e| e.to_string()))
     }
     fn pattern(&mut self, s: Text<'_>) -> Result<&SubjectPattern, String> {
-        self.patterns.get(s, &mut self.bytes, self.max_bytes, |s| SubjectPattern::new(s).map_err(|e| e.to_string()))
+        self.room();
+        self.patterns.get(s, &mut self.bytes, |s| SubjectPattern::new(s).map_err(|e| e.to_string()))
     }
     fn type_name(&mut self, s: Text<'_>) -> Result<&Arc<str>, String> {
-        self.types.get(s, &mut self.bytes, self.max_bytes, |s| Ok(Arc::from(s)))
+        self.room();
+        self.types.get(s, &mut self.bytes, |s| Ok(Arc::from(s)))
     }
 }
 
@@ -1149,9 +1162,16 @@ mod tests {
         let mut names = Names::new(64 * 1024);
         for i in 0..10_000 {
             let name = format!("{i:0255}");
-            assert_eq!(names.type_name(Text(name.as_bytes())).unwrap().as_ref(), name);
+            // All three kinds share the limit.
+            match i % 3 {
+                0 => assert_eq!(names.type_name(Text(name.as_bytes())).unwrap().as_ref(), name),
+                1 => assert_eq!(names.subject(Text(name.as_bytes())).unwrap().as_str(), name),
+                _ => assert_eq!(names.pattern(Text(name.as_bytes())).unwrap().as_str(), name),
+            }
             assert!(names.bytes <= 64 * 1024);
-            let kept: usize = names.types.map.iter().map(|k| k.0.len()).sum();
+            let kept: usize = names.types.map.iter().map(|k| k.0.as_ref().len()).sum::<usize>()
+                + names.subjects.map.iter().map(|k| k.0.as_ref().len()).sum::<usize>()
+                + names.patterns.map.iter().map(|k| k.0.as_ref().len()).sum::<usize>();
             assert_eq!(kept, names.bytes, "each name is kept once and counted");
         }
     }
