@@ -891,6 +891,53 @@ async fn a_peer_over_its_services_or_subscriptions_per_link_is_closed() {
 }
 
 #[actix::test]
+async fn a_service_over_its_groups_or_a_group_change_of_an_anonymous_one_closes_the_connection() {
+    let limits = netsvc::Limits { groups_per_service: 3, pending_per_address: 2, ..Default::default() };
+    let (node, _x, addr) = server(ExchangeConfig { limits, ..config() }).await;
+    let healthy = Healthy::start(&addr).await;
+    let info = |name: &str, groups: &[&str]| ServiceInfo {
+        agent: AgentId::random(),
+        name: name.into(),
+        audience: "*".into(),
+        process: ProcessId::random(),
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+    };
+    // Announced in four groups: over the limit.
+    let mut s = raw(&addr).await;
+    s.write_all(&encode(&hello(PROTOCOL_VERSION))).await.unwrap();
+    s.write_all(&encode(&Frame::ServiceAvailable(info("wide", &["a", "b", "c", "d"])))).await.unwrap();
+    assert!(closed_within(&mut s, WAIT).await.is_some());
+    assert!(node.lookup_name("wide").await.is_empty());
+    // In three, then joining a fourth: over the limit; joining one it is in is no change.
+    let mut s = raw(&addr).await;
+    s.write_all(&encode(&hello(PROTOCOL_VERSION))).await.unwrap();
+    let joiner = info("joiner", &["a", "b", "c"]);
+    let agent = joiner.agent;
+    s.write_all(&encode(&Frame::ServiceAvailable(joiner))).await.unwrap();
+    wait_for(&node, "joiner").await;
+    s.write_all(&encode(&Frame::GroupJoined { agent, group: "c".into() })).await.unwrap();
+    assert!(closed_within(&mut s, Duration::from_millis(300)).await.is_none(), "closed at the limit");
+    s.write_all(&encode(&Frame::GroupJoined { agent, group: "d".into() })).await.unwrap();
+    assert!(closed_within(&mut s, WAIT).await.is_some(), "over the limit");
+    // A group change for an anonymous service is a protocol error.
+    let mut s = raw(&addr).await;
+    s.write_all(&encode(&hello(PROTOCOL_VERSION))).await.unwrap();
+    let anonymous = info("", &[]);
+    let agent = anonymous.agent;
+    s.write_all(&encode(&Frame::ServiceAvailable(anonymous))).await.unwrap();
+    s.write_all(&encode(&Frame::GroupJoined { agent, group: "a".into() })).await.unwrap();
+    assert!(closed_within(&mut s, WAIT).await.is_some());
+    // Two silent connections from this address hold its handshake slots: a third is refused.
+    let _silent = [raw(&addr).await, raw(&addr).await];
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut third = raw(&addr).await;
+    let started = std::time::Instant::now();
+    assert!(closed_within(&mut third, WAIT).await.is_some());
+    assert!(started.elapsed() < Duration::from_millis(250), "{:?}", started.elapsed());
+    healthy.flowing().await;
+}
+
+#[actix::test]
 async fn a_request_from_an_agent_never_announced_is_answered_45_back_where_it_came_from() {
     // The hop before should have refused it (its requester cannot be seen here), or the
     // requester was withdrawn on the way: either way the request is answered, not dropped.

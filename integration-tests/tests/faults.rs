@@ -335,7 +335,9 @@ fn slowloris_hellos_are_closed_at_the_handshake_timeout_while_a_healthy_pair_kee
     let timeout = Duration::from_millis(1_500);
     let interval = Duration::from_millis(200);
     let timeout_ms = timeout.as_millis().to_string();
-    let mut hub = listen_on(NODE, "hub", "127.0.0.1:0", &["--handshake-timeout-ms", &timeout_ms], WAIT);
+    // Every slow Hello is held until the timeout (by default 16 handshakes per address are).
+    let args = ["--handshake-timeout-ms", &timeout_ms, "--max-pending", "64"];
+    let mut hub = listen_on(NODE, "hub", "127.0.0.1:0", &args, WAIT);
     let addr = addr_in(&hub.timed("listening default")[0].0).to_string();
     let (_server, mut client) = healthy_pair(&addr);
 

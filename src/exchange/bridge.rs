@@ -63,12 +63,16 @@ pub(crate) struct Bridge {
     relay: Relay,
     /// Makes the reader yield before its next chunk (see `FrameChunks`).
     pause: Rc<Cell<bool>>,
+    /// Groups of the services announced through this link, for
+    /// [`Limits::groups_per_service`](super::Limits::groups_per_service).
+    groups: std::collections::HashMap<AgentId, HashSet<GroupName>>,
     /// Requests from agents not known here received on this connection (see `CallRouting`).
     unknown_requesters: u64,
     /// The reader's frame size cap: small until the handshake is accepted.
     cap: Rc<Cell<usize>>,
-    /// This connection's share of a server's connection limits (`None` on a client).
-    slot: Option<Slot>,
+    /// This connection's share of a server's connection limits (`None` on a client); shared
+    /// with the writer task, so it is given back only when the socket is closed.
+    slot: Option<Rc<std::cell::RefCell<Slot>>>,
     /// Subscriptions requested through this link and not withdrawn, for
     /// [`Limits::subscriptions_per_link`](super::Limits::subscriptions_per_link).
     subscriptions: Subscriptions,
@@ -103,6 +107,10 @@ impl Names {
         }
     }
 }
+
+/// What one cached name costs besides its text (its slot in the map, its allocation): counted
+/// against the limit with the text, so that many short names are bounded as well as long ones.
+const ENTRY_COST: usize = 64;
 
 /// A name as a key that can be looked up by its received bytes.
 #[derive(Clone, PartialEq, Eq)]
@@ -149,9 +157,9 @@ impl<T: Clone + Eq + AsRef<str>> Interned<T> {
                     if key.len() > MAX_NAME_LEN {
                         return Err(format!("a name of {} bytes (the maximum is {MAX_NAME_LEN})", key.len()));
                     }
-                    let s = text.to_str().map_err(|e| format!("invalid UTF-8 in {:?}: {e}", text))?;
+                    let s = text.to_str().map_err(|e| text.utf8_error(e))?;
                     let v = make(s)?;
-                    *bytes += key.len();
+                    *bytes += key.len() + ENTRY_COST;
                     self.map.insert(Key(v.clone()));
                     v
                 }
@@ -166,7 +174,7 @@ impl Names {
     /// Makes room for one more name: when the caches could go over their limit, all of them
     /// start over.
     fn room(&mut self) {
-        if self.bytes + MAX_NAME_LEN > self.max_bytes {
+        if self.bytes + MAX_NAME_LEN + ENTRY_COST > self.max_bytes {
             tracing::info!(
                 max = self.max_bytes,
                 "names cached for this connection at their limit (Limits::interned_bytes); starting over"
@@ -348,9 +356,12 @@ impl Bridge {
             ctx.add_stream(chunks);
             let writer_link = link.clone();
             let addr = ctx.address();
+            let slot = slot.map(|slot| Rc::new(std::cell::RefCell::new(slot)));
+            let writer_slot = slot.clone();
             actix::spawn(async move {
                 let result = writer_link.write_loop(writer, probe).await;
                 addr.do_send(WriterDone(result.err()));
+                drop(writer_slot);
             });
             Bridge {
                 shared,
@@ -366,6 +377,7 @@ impl Bridge {
                 pending: Pending::default(),
                 relay: Relay::default(),
                 pause,
+                groups: std::collections::HashMap::new(),
                 unknown_requesters: 0,
                 cap,
                 slot,
@@ -464,8 +476,8 @@ impl Bridge {
         }
         self.state = State::Ready;
         self.cap.set(self.shared.config.max_frame);
-        if let Some(slot) = &mut self.slot {
-            slot.handshake_done();
+        if let Some(slot) = &self.slot {
+            slot.borrow_mut().handshake_done();
         }
         self.shared.remember_link(&self.link);
         tracing::info!(peer = %self.peer_addr, node = %hello.node, process = %hello.process, "connection active");
@@ -487,6 +499,13 @@ impl Bridge {
         let limit = self.shared.config.limits.services_per_link;
         if self.agents.len() >= limit && !self.agents.contains(&info.agent) {
             return Err(format!("the peer announced more than {limit} services (the limit per link)"));
+        }
+        let group_limit = self.shared.config.limits.groups_per_service;
+        if groups.len() > group_limit {
+            return Err(format!("service {} is in more than {group_limit} groups (the limit per service)", info.agent));
+        }
+        if !groups.is_empty() {
+            self.groups.insert(info.agent, groups.iter().cloned().collect());
         }
         let binding = Binding::new(
             name,
@@ -518,6 +537,7 @@ impl Bridge {
             return;
         }
         self.subscriptions.forget(agent);
+        self.groups.remove(&agent);
         let net = self.shared.node.net();
         match net.remove(agent, Some(&self.link)) {
             RouteRemoved::Gone(binding) => {
@@ -539,7 +559,20 @@ impl Bridge {
 
     fn group_change(&mut self, agent: AgentId, group: &str, join: bool) -> Result<(), String> {
         let group = GroupName::new(group).map_err(|e| e.to_string())?;
-        if self.via_here(agent).is_some() {
+        if let Some(binding) = self.via_here(agent) {
+            if binding.name().is_anonymous() {
+                return Err(format!("a group change for the anonymous service {agent}"));
+            }
+            if join {
+                let limit = self.shared.config.limits.groups_per_service;
+                let groups = self.groups.entry(agent).or_default();
+                if groups.len() >= limit && !groups.contains(&group) {
+                    return Err(format!("service {agent} joined more than {limit} groups (the limit per service)"));
+                }
+                groups.insert(group.clone());
+            } else if let Some(groups) = self.groups.get_mut(&agent) {
+                groups.remove(&group);
+            }
             self.shared.node.router().group_changed(agent, &group, join);
             let registry = self.shared.node.registry();
             if join {
@@ -1008,7 +1041,7 @@ impl CallRouting<'_> {
     /// would refuse.
     fn request(self, request: &RequestView<'_>) -> Result<(), String> {
         let &RequestView { conversation, requester, target, method, args, reply_format } = request;
-        let method = method.to_str().map_err(|e| format!("invalid UTF-8 in method name {method:?}: {e}"))?;
+        let method = method.to_str().map_err(|e| format!("method name: {}", method.utf8_error(e)))?;
         let Some(requester) = self.routes.lookup(self.net, requester).cloned() else {
             // The hop before should not have sent it (see `Link::refuse_requester`), or the
             // requester was withdrawn meanwhile: it is answered back where it came from (by
@@ -1169,9 +1202,10 @@ mod tests {
                 _ => assert_eq!(names.pattern(Text(name.as_bytes())).unwrap().as_str(), name),
             }
             assert!(names.bytes <= 64 * 1024);
-            let kept: usize = names.types.map.iter().map(|k| k.0.as_ref().len()).sum::<usize>()
-                + names.subjects.map.iter().map(|k| k.0.as_ref().len()).sum::<usize>()
-                + names.patterns.map.iter().map(|k| k.0.as_ref().len()).sum::<usize>();
+            let cost = |len: usize| len + ENTRY_COST;
+            let kept: usize = names.types.map.iter().map(|k| cost(k.0.as_ref().len())).sum::<usize>()
+                + names.subjects.map.iter().map(|k| cost(k.0.as_ref().len())).sum::<usize>()
+                + names.patterns.map.iter().map(|k| cost(k.0.as_ref().len())).sum::<usize>();
             assert_eq!(kept, names.bytes, "each name is kept once and counted");
         }
     }

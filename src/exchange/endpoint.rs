@@ -39,8 +39,10 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// | [`connections`](Limits::connections) | 1,024 | a server closes a new connection at once |
 /// | [`pending_handshakes`](Limits::pending_handshakes) | 128 | a server closes a new connection while that many have not completed their handshake |
 /// | [`connections_per_address`](Limits::connections_per_address) | 64 | a server closes a new connection from an IP address that has that many |
+/// | [`pending_per_address`](Limits::pending_per_address) | 16 | a server closes a new connection from an IP address with that many in their handshake |
 /// | [`services_per_link`](Limits::services_per_link) | 250,000 | announcing one more closes the connection |
 /// | [`subscriptions_per_link`](Limits::subscriptions_per_link) | 250,000 | requesting one more closes the connection |
+/// | [`groups_per_service`](Limits::groups_per_service) | 256 | announcing a service in more, or joining one more, closes the connection |
 /// | [`interned_bytes`](Limits::interned_bytes) | 1 MiB | the connection's cache of validated names starts over (nothing is refused) |
 ///
 /// The frame size cap ([`ExchangeConfig::max_frame`]) and the outbound buffer
@@ -58,10 +60,15 @@ pub struct Limits {
     pub pending_handshakes: usize,
     /// Most connections a server serves at once from one IP address.
     pub connections_per_address: usize,
+    /// Most connections from one IP address still in their handshake, so that a few
+    /// addresses cannot hold every handshake slot ([`Limits::pending_handshakes`]).
+    pub pending_per_address: usize,
     /// Most services one link may announce (live at once).
     pub services_per_link: usize,
     /// Most subscriptions one link may request (live at once).
     pub subscriptions_per_link: usize,
+    /// Most groups one service announced through a link may be in.
+    pub groups_per_service: usize,
     /// Bytes of validated names (subjects, patterns, type names) one connection keeps to
     /// avoid checking them again; over it the cache starts over.
     pub interned_bytes: usize,
@@ -77,8 +84,10 @@ impl Default for Limits {
             connections: 1024,
             pending_handshakes: 128,
             connections_per_address: 64,
+            pending_per_address: 16,
             services_per_link: 250_000,
             subscriptions_per_link: 250_000,
+            groups_per_service: 256,
             interned_bytes: 1024 * 1024,
         }
     }
@@ -211,7 +220,8 @@ pub enum ExchangeError {
 struct Admission {
     total: usize,
     pending: usize,
-    per_address: std::collections::HashMap<std::net::IpAddr, usize>,
+    /// Connections, and those of them still in their handshake, per address.
+    per_address: std::collections::HashMap<std::net::IpAddr, (usize, usize)>,
     /// Connections refused so far (logged at powers of two, so a flood does not flood the log).
     refused: u64,
 }
@@ -227,7 +237,11 @@ impl Slot {
     /// The handshake completed: the connection no longer counts as pending.
     pub(crate) fn handshake_done(&mut self) {
         if std::mem::take(&mut self.pending) {
-            lock(&self.shared).pending -= 1;
+            let mut admission = lock(&self.shared);
+            admission.pending -= 1;
+            if let Some((_, pending)) = admission.per_address.get_mut(&self.ip) {
+                *pending -= 1;
+            }
         }
     }
 }
@@ -239,9 +253,12 @@ impl Drop for Slot {
         if self.pending {
             admission.pending -= 1;
         }
-        if let Some(n) = admission.per_address.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
+        if let Some((total, pending)) = admission.per_address.get_mut(&self.ip) {
+            *total -= 1;
+            if self.pending {
+                *pending -= 1;
+            }
+            if *total == 0 {
                 admission.per_address.remove(&self.ip);
             }
         }
@@ -256,13 +273,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn admit(admission: &Arc<Mutex<Admission>>, limits: &Limits, peer: SocketAddr) -> Result<Slot, String> {
     let mut a = lock(admission);
     let ip = peer.ip();
-    let from_here = a.per_address.get(&ip).copied().unwrap_or(0);
+    let (from_here, pending_here) = a.per_address.get(&ip).copied().unwrap_or((0, 0));
     let refusal = if a.total >= limits.connections {
         Some(format!("{} connections already (the limit)", a.total))
     } else if a.pending >= limits.pending_handshakes {
         Some(format!("{} connections still in their handshake (the limit)", a.pending))
     } else if from_here >= limits.connections_per_address {
         Some(format!("{from_here} connections from {ip} already (the limit per address)"))
+    } else if pending_here >= limits.pending_per_address {
+        Some(format!("{pending_here} connections from {ip} still in their handshake (the limit per address)"))
     } else {
         None
     };
@@ -276,7 +295,9 @@ fn admit(admission: &Arc<Mutex<Admission>>, limits: &Limits, peer: SocketAddr) -
     }
     a.total += 1;
     a.pending += 1;
-    *a.per_address.entry(ip).or_default() += 1;
+    let here = a.per_address.entry(ip).or_default();
+    here.0 += 1;
+    here.1 += 1;
     Ok(Slot { shared: admission.clone(), ip, pending: true })
 }
 

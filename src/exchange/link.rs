@@ -32,6 +32,8 @@ pub(crate) struct Peer {
 struct Outbound {
     buf: BytesMut,
     closed: bool,
+    /// Closed because the peer did not read: the writer fails rather than flush.
+    overflowed: bool,
     /// Frames and report frames in `buf`, added to the exchange's counters when written (one
     /// shared-counter update per write rather than per frame).
     frames: u64,
@@ -76,7 +78,7 @@ struct Backlog {
     infos: std::collections::HashMap<AgentId, ServiceInfo>,
 }
 
-/// The backlog is refilled into the outbound buffer while it holds less than this.
+/// The backlog is refilled into the outbound buffer by this much at a time.
 const REFILL_BELOW: usize = 256 * 1024;
 
 /// A written buffer larger than this is not kept for reuse (after a burst to a slow peer).
@@ -105,7 +107,13 @@ impl Link {
             initiated,
             peer: OnceLock::new(),
             net,
-            out: Mutex::new(Outbound { buf: BytesMut::with_capacity(64 * 1024), closed: false, frames: 0, reports: 0 }),
+            out: Mutex::new(Outbound {
+                buf: BytesMut::with_capacity(64 * 1024),
+                closed: false,
+                overflowed: false,
+                frames: 0,
+                reports: 0,
+            }),
             wake: Notify::new(),
             limit,
             max_frame,
@@ -253,7 +261,11 @@ impl Link {
                     frame = kind,
                     "peer is not reading: outbound buffer over its limit; closing the connection"
                 );
+                // What is queued would take a peer that does not read forever to take: it is
+                // dropped, and the writer ends at once (its bridge closes the connection).
                 out.closed = true;
+                out.overflowed = true;
+                out.buf = BytesMut::new();
                 drop(out);
                 self.0.wake.notify_one();
                 return Err(Refused::Closed);
@@ -291,22 +303,44 @@ impl Link {
         // Two buffers take turns: frames are queued into one while the other is written, and
         // the written one keeps its capacity (no allocation, no fresh pages per write).
         let mut chunk = BytesMut::with_capacity(64 * 1024);
+        // Once the link is closed, what is left is flushed within the stall limit, at most.
+        let mut flush_by: Option<tokio::time::Instant> = None;
         loop {
             chunk.clear();
             if chunk.capacity() > KEEP_CAPACITY {
                 chunk = BytesMut::with_capacity(64 * 1024);
             }
-            let (closed, frames, reports) = {
+            let (closed, overflowed, frames, reports) = {
                 let mut out = self.lock();
                 std::mem::swap(&mut out.buf, &mut chunk);
-                (out.closed, std::mem::take(&mut out.frames), std::mem::take(&mut out.reports))
+                (out.closed, out.overflowed, std::mem::take(&mut out.frames), std::mem::take(&mut out.reports))
             };
+            if overflowed {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::WriteZero,
+                    "peer is not reading: outbound buffer over its limit",
+                ));
+            }
             if frames > 0 {
                 self.0.counters.frames_sent.fetch_add(frames, Ordering::Relaxed);
                 self.0.counters.reports_sent.fetch_add(reports, Ordering::Relaxed);
             }
             if !chunk.is_empty() {
-                if let Err(e) = self.write_all(&mut sink, probe.as_mut(), &chunk).await {
+                let written =
+                    match flush_by.or_else(|| closed.then(|| tokio::time::Instant::now() + self.0.stall_limit)) {
+                        Some(deadline) => {
+                            flush_by = Some(deadline);
+                            let write = self.write_all(&mut sink, probe.as_mut(), &chunk);
+                            tokio::time::timeout_at(deadline, write).await.unwrap_or_else(|_| {
+                                Err(std::io::Error::new(
+                                    std::io::ErrorKind::TimedOut,
+                                    "closing: the peer did not take the last frames in time",
+                                ))
+                            })
+                        }
+                        None => self.write_all(&mut sink, probe.as_mut(), &chunk).await,
+                    };
+                if let Err(e) = written {
                     self.discard();
                     return Err(e);
                 }
@@ -354,7 +388,12 @@ impl Link {
     /// Queues waiting announcements while the outbound buffer is short.
     fn refill(&self) {
         let mut backlog = self.backlog();
-        while self.lock().buf.len() < REFILL_BELOW {
+        // At most a step each time, and not past a quarter of the limit over it: announcements
+        // are not held back by a buffer full of reports (dropped at the limit), and never
+        // reach the point where a control frame closes the link (half over it).
+        let cap = self.0.limit.saturating_add(self.0.limit / 4);
+        let stop = self.lock().buf.len().saturating_add(REFILL_BELOW).min(cap);
+        while self.lock().buf.len() < stop {
             let Some(agent) = backlog.order.pop_front() else { break };
             if let Some(info) = backlog.infos.remove(&agent) {
                 if self.send_frame(&Frame::ServiceAvailable(info)).is_err() {

@@ -275,7 +275,7 @@ fn malformed_in(kind: &str, what: String) -> CodecError {
 }
 
 fn owned_text(text: Text<'_>) -> Result<String, String> {
-    text.to_str().map(str::to_owned).map_err(|e| format!("invalid UTF-8 in {text:?}: {e}"))
+    text.to_str().map(str::to_owned).map_err(|e| text.utf8_error(e))
 }
 
 fn owned_payload(content: ContentView<'_>) -> Result<WirePayload, String> {
@@ -471,8 +471,9 @@ impl<'a> Fields<'a> {
                 process: ProcessId::from_uuid(self.uuid()?),
                 groups: {
                     let count = self.varint()?;
-                    // Sized by what is left (a string takes at least one byte), not by the count.
-                    let mut groups = Vec::with_capacity(self.fit(count, 1));
+                    // Sized by what is left (a string takes at least one byte), not by the count,
+                    // and grown past a few as they come (a Vec<String> entry is 24 bytes).
+                    let mut groups = Vec::with_capacity(self.fit(count, 1).min(16));
                     for _ in 0..count {
                         groups.push(self.string()?);
                     }

@@ -253,6 +253,14 @@ impl<'a> From<&'a str> for Text<'a> {
     }
 }
 
+impl Text<'_> {
+    /// The message for a name that is not UTF-8: its length and where it stops being valid,
+    /// not the text itself (a peer may send megabytes of it, which would go into a log line).
+    pub(crate) fn utf8_error(self, e: std::str::Utf8Error) -> String {
+        format!("invalid UTF-8 in a name of {} bytes (valid up to byte {})", self.0.len(), e.valid_up_to())
+    }
+}
+
 impl std::fmt::Debug for Text<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         std::fmt::Debug::fmt(&String::from_utf8_lossy(self.0), f)

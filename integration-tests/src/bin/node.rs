@@ -7,7 +7,8 @@
 //!      [--connect HOST:PORT[@GROUP]]...    join an exchange server (retrying, reconnecting)
 //!      [--retry-ms MS]                     delay between connection attempts (default 200)
 //!      [--handshake-timeout-ms MS]         time a connection has to complete its handshake
-//!      [--max-pending N]                   most connections in their handshake at once
+//!      [--max-pending N]                   most connections in their handshake at once (in all
+//!                                          and per address)
 //!      [--max-per-address N]               most connections from one address
 //!      [--publisher] [--interval-ms MS]    "publisher": cached system.ctime, system.time on a timer
 //!      [--subscriber]                      monitors system.* on every "publisher"
@@ -438,6 +439,7 @@ async fn main() {
         }
         if let Some(n) = args.max_pending {
             config.limits.pending_handshakes = n;
+            config.limits.pending_per_address = n;
             config.limits.connections = config.limits.connections.max(n + 64);
         }
         if let Some(n) = args.max_per_address {
