@@ -26,7 +26,9 @@
 //!   its answer comes back by requester agent. Every hop delivers a request, passes it on, or
 //!   answers it at once, never drops it: `CLIENT_SERVICE_ADDRESS_INVALID` (45) when its
 //!   requester cannot be seen beyond the next link (or, arriving, is unknown here),
-//!   `CLIENT_SERVICE_UNAVAILABLE` (46) when its target is gone.
+//!   `CLIENT_SERVICE_UNAVAILABLE` (46) when its target is gone. (A request already passed on
+//!   when a link on its way beyond the first hop drops, while its target stays reachable by
+//!   another route, is not failed by that hop: its caller's timeout applies.)
 //!
 //! Front end and back end (OSE's segmentation, reference §6.8): back-end processes join a
 //! private exchange group, say `private`, and a front end is in both that group and the
@@ -50,6 +52,9 @@
 //! In both, services of audience `*` cross the front end both ways (public clients see and
 //! call the back end's, the back end the public ones); services of audience `private` are
 //! seen by the front end and the back end only; each service is announced once everywhere.
+//! This holds for one front end between two groups; two processes that both join the same
+//! two groups (two front ends, each a client of both hubs) form a loop across the groups,
+//! which nothing here detects: a service can then be passed round it when its route changes.
 //! A back-end service of audience `private` that calls a public service is answered 45 by the
 //! front end: give it audience `*` to call outside its group.
 //!
