@@ -841,7 +841,12 @@ async fn announcements_of_ids_chosen_to_collide_do_not_freeze_the_server() {
 
 #[actix::test]
 async fn a_peer_over_its_services_or_subscriptions_per_link_is_closed() {
-    let limits = netsvc::Limits { services_per_link: 10, subscriptions_per_link: 5, ..Default::default() };
+    let limits = netsvc::Limits {
+        services_per_link: 10,
+        subscriptions_per_link: 5,
+        patterns_per_publisher: 3,
+        ..Default::default()
+    };
     let (node, _x, addr) = server(ExchangeConfig { limits, ..config() }).await;
     let healthy = Healthy::start(&addr).await;
     let info = |name: &str| ServiceInfo {
@@ -870,8 +875,10 @@ async fn a_peer_over_its_services_or_subscriptions_per_link_is_closed() {
         assert!(tokio::time::Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    // Five subscriptions are fine (a repeated one counts once); the sixth closes it.
+    // Five subscriptions are fine (a repeated one counts once; at most three patterns to one
+    // publisher); the sixth closes it.
     let chatty = node.spawn(Chatty).binding;
+    let other = node.spawn(Calculator).binding;
     let mut s = raw(&addr).await;
     s.write_all(&encode(&hello(PROTOCOL_VERSION))).await.unwrap();
     let me = info("");
@@ -879,14 +886,30 @@ async fn a_peer_over_its_services_or_subscriptions_per_link_is_closed() {
     s.write_all(&encode(&Frame::ServiceAvailable(me))).await.unwrap();
     for i in 0..5 {
         let pattern = format!("noise.{i}");
-        let subscribe = Frame::SubscriptionRequested { publisher: chatty.agent(), subscriber, pattern };
+        let publisher = if i < 3 { chatty.agent() } else { other.agent() };
+        let subscribe = Frame::SubscriptionRequested { publisher, subscriber, pattern };
         s.write_all(&encode(&subscribe)).await.unwrap();
         s.write_all(&encode(&subscribe)).await.unwrap();
     }
     assert!(closed_within(&mut s, Duration::from_millis(300)).await.is_none(), "closed at the limit");
-    let sixth = Frame::SubscriptionRequested { publisher: chatty.agent(), subscriber, pattern: "noise.5".into() };
+    let sixth = Frame::SubscriptionRequested { publisher: other.agent(), subscriber, pattern: "noise.5".into() };
     s.write_all(&encode(&sixth)).await.unwrap();
     assert!(closed_within(&mut s, WAIT).await.is_some(), "over the limit");
+    // A fourth pattern to one publisher closes it too.
+    let mut s = raw(&addr).await;
+    s.write_all(&encode(&hello(PROTOCOL_VERSION))).await.unwrap();
+    let me = info("");
+    let subscriber = me.agent;
+    s.write_all(&encode(&Frame::ServiceAvailable(me))).await.unwrap();
+    for i in 0..3 {
+        let subscribe =
+            Frame::SubscriptionRequested { publisher: chatty.agent(), subscriber, pattern: format!("p{i}") };
+        s.write_all(&encode(&subscribe)).await.unwrap();
+    }
+    assert!(closed_within(&mut s, Duration::from_millis(300)).await.is_none(), "closed at the limit");
+    let fourth = Frame::SubscriptionRequested { publisher: chatty.agent(), subscriber, pattern: "p3".into() };
+    s.write_all(&encode(&fourth)).await.unwrap();
+    assert!(closed_within(&mut s, WAIT).await.is_some(), "over the limit per publisher");
     healthy.flowing().await;
 }
 

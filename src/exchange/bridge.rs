@@ -204,54 +204,70 @@ impl Names {
 /// against [`Limits::subscriptions_per_link`](super::Limits::subscriptions_per_link).
 #[derive(Default)]
 struct Subscriptions {
-    by_subscriber: std::collections::HashMap<AgentId, HashSet<(AgentId, SubjectPattern)>>,
+    /// Patterns by subscriber, then by publisher.
+    by_subscriber: std::collections::HashMap<AgentId, PatternsByPublisher>,
     count: usize,
 }
+
+type PatternsByPublisher = std::collections::HashMap<AgentId, HashSet<SubjectPattern>>;
 
 impl Subscriptions {
     fn add(
         &mut self,
         subscriber: AgentId,
-        key: (AgentId, SubjectPattern),
-        limit: usize,
+        (publisher, pattern): (AgentId, SubjectPattern),
+        limits: &super::Limits,
         net: &super::Net,
     ) -> Result<(), String> {
-        if self.by_subscriber.get(&subscriber).is_some_and(|keys| keys.contains(&key)) {
+        let mine = self.by_subscriber.get(&subscriber).and_then(|p| p.get(&publisher));
+        if mine.is_some_and(|patterns| patterns.contains(&pattern)) {
             return Ok(());
         }
+        let per_publisher = limits.patterns_per_publisher;
+        if mine.is_some_and(|patterns| patterns.len() >= per_publisher) {
+            return Err(format!(
+                "subscriber {subscriber} requested more than {per_publisher} patterns from one publisher (the limit)"
+            ));
+        }
+        let limit = limits.subscriptions_per_link;
         if self.count >= limit {
             // Subscriptions to publishers since gone are never withdrawn by their subscribers:
             // they do not count.
-            for keys in self.by_subscriber.values_mut() {
-                keys.retain(|(publisher, _)| net.lookup(*publisher).is_some());
+            for publishers in self.by_subscriber.values_mut() {
+                publishers.retain(|publisher, _| net.lookup(*publisher).is_some());
             }
-            self.by_subscriber.retain(|_, keys| !keys.is_empty());
-            self.count = self.by_subscriber.values().map(HashSet::len).sum();
+            self.by_subscriber.retain(|_, publishers| !publishers.is_empty());
+            self.count = self.by_subscriber.values().flat_map(|p| p.values()).map(HashSet::len).sum();
             if self.count >= limit {
                 return Err(format!("the peer requested more than {limit} subscriptions (the limit per link)"));
             }
         }
-        if self.by_subscriber.entry(subscriber).or_default().insert(key) {
+        let patterns = self.by_subscriber.entry(subscriber).or_default().entry(publisher).or_default();
+        if patterns.insert(pattern) {
             self.count += 1;
         }
         Ok(())
     }
 
-    fn remove(&mut self, subscriber: AgentId, key: &(AgentId, SubjectPattern)) {
-        if let Some(keys) = self.by_subscriber.get_mut(&subscriber) {
-            if keys.remove(key) {
+    fn remove(&mut self, subscriber: AgentId, (publisher, pattern): &(AgentId, SubjectPattern)) {
+        let Some(publishers) = self.by_subscriber.get_mut(&subscriber) else { return };
+        if let Some(patterns) = publishers.get_mut(publisher) {
+            if patterns.remove(pattern) {
                 self.count -= 1;
             }
-            if keys.is_empty() {
-                self.by_subscriber.remove(&subscriber);
+            if patterns.is_empty() {
+                publishers.remove(publisher);
             }
+        }
+        if publishers.is_empty() {
+            self.by_subscriber.remove(&subscriber);
         }
     }
 
     /// The subscriber is gone: so are its subscriptions.
     fn forget(&mut self, subscriber: AgentId) {
-        if let Some(keys) = self.by_subscriber.remove(&subscriber) {
-            self.count -= keys.len();
+        if let Some(publishers) = self.by_subscriber.remove(&subscriber) {
+            self.count -= publishers.values().map(HashSet::len).sum::<usize>();
         }
     }
 }
@@ -616,9 +632,8 @@ impl Bridge {
             (State::Ready, Frame::GroupJoined { agent, group }) => self.group_change(agent, &group, true),
             (State::Ready, Frame::GroupLeft { agent, group }) => self.group_change(agent, &group, false),
             (State::Ready, Frame::SubscriptionRequested { publisher, subscriber, pattern }) => {
-                let limit = self.shared.config.limits.subscriptions_per_link;
                 let key = (publisher, SubjectPattern::new(&pattern).map_err(|e| e.to_string())?);
-                self.subscriptions.add(subscriber, key, limit, self.shared.node.net())?;
+                self.subscriptions.add(subscriber, key, &self.shared.config.limits, self.shared.node.net())?;
                 let frame = Frame::SubscriptionRequested { publisher, subscriber, pattern };
                 route(self.shared.node.net(), &mut self.names, frame, raw)
             }

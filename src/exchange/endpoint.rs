@@ -42,6 +42,7 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// | [`pending_per_address`](Limits::pending_per_address) | 16 | a server closes a new connection from an IP address with that many in their handshake |
 /// | [`services_per_link`](Limits::services_per_link) | 250,000 | announcing one more closes the connection |
 /// | [`subscriptions_per_link`](Limits::subscriptions_per_link) | 250,000 | requesting one more closes the connection |
+/// | [`patterns_per_publisher`](Limits::patterns_per_publisher) | 1,024 | a subscriber requesting one more pattern from one publisher closes the connection |
 /// | [`groups_per_service`](Limits::groups_per_service) | 256 | announcing a service in more, or joining one more, closes the connection |
 /// | [`interned_bytes`](Limits::interned_bytes) | 1 MiB | the connection's cache of validated names starts over (nothing is refused) |
 ///
@@ -67,6 +68,9 @@ pub struct Limits {
     pub services_per_link: usize,
     /// Most subscriptions one link may request (live at once).
     pub subscriptions_per_link: usize,
+    /// Most patterns one subscriber behind a link may subscribe with to one publisher (each
+    /// publish on a new subject is matched against them all).
+    pub patterns_per_publisher: usize,
     /// Most groups one service announced through a link may be in.
     pub groups_per_service: usize,
     /// Bytes of validated names (subjects, patterns, type names) one connection keeps to
@@ -88,6 +92,7 @@ impl Default for Limits {
             services_per_link: 250_000,
             subscriptions_per_link: 250_000,
             groups_per_service: 256,
+            patterns_per_publisher: 1024,
             interned_bytes: 1024 * 1024,
         }
     }
