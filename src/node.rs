@@ -60,7 +60,7 @@ struct NodeInner {
     /// Every agent this node can reach, and requests waiting for remote answers.
     net: Arc<Net>,
     /// Decides what is announced on which exchange link.
-    router: Router,
+    router: Arc<Router>,
 }
 
 impl std::fmt::Debug for Node {
@@ -112,7 +112,7 @@ impl Node {
             conversations: ConversationIds::new(process),
             agent: OnceLock::new(),
             net: Net::new(),
-            router: Router::new(process),
+            router: Arc::new(Router::new(process)),
         }));
         // Anonymous but visible to other processes (never announced), so that answers to
         // requests made with `Node::endpoint` can find their way back.
@@ -142,6 +142,11 @@ impl Node {
 
     pub(crate) fn router(&self) -> &Router {
         &self.0.router
+    }
+
+    /// A handle on the router that does not keep the node alive (for links).
+    pub(crate) fn router_handle(&self) -> std::sync::Weak<Router> {
+        Arc::downgrade(&self.0.router)
     }
 
     pub(crate) fn next_conversation(&self) -> ConversationId {

@@ -363,6 +363,7 @@ impl Bridge {
             (config.outbound_limit, config.max_frame, config.dead_after),
             shared.counters.clone(),
         );
+        link.set_router(shared.node.router_handle());
         let first_cap = config.max_frame.min(config.limits.handshake_frame);
         let interned_bytes = config.limits.interned_bytes;
         Bridge::create(move |ctx| {

@@ -18,7 +18,7 @@ use crate::report::{Report, ReportData};
 use crate::request::{ErrorCode, Failure, IncomingRequest, ReplyTo};
 use crate::wire::{
     encode_frame, encode_report, encode_report_spliced, encode_request, encode_response, ContentView, EncodedTargets,
-    Frame, PutTargets, ReportRef, RequestView, ResponseView, ServiceInfo, TargetView, WireFailure,
+    Frame, PutTargets, ReportRef, RequestView, ResponseView, TargetView, WireFailure,
 };
 
 /// What the handshake told about the peer.
@@ -64,22 +64,12 @@ struct Shared {
     dropped_reports: AtomicU64,
     sent_since_tick: AtomicBool,
     duplicate: AtomicBool,
-    /// Announcements of the link's initial state not queued yet (see [`Link::announce_later`]).
-    backlog: Mutex<Backlog>,
+    /// The node's router, which announces services on this link from its cursor (see
+    /// `Router::refill`); set when the link is served by a bridge.
+    router: OnceLock<std::sync::Weak<super::Router>>,
+    /// Whether the router has announcements waiting for this link.
     has_backlog: AtomicBool,
 }
-
-/// Services to announce on a new link, queued as its writer drains: however many services a
-/// node knows, their announcements never fill the outbound buffer at once (which would close
-/// the link as a peer that does not read).
-#[derive(Default)]
-struct Backlog {
-    order: std::collections::VecDeque<AgentId>,
-    infos: std::collections::HashMap<AgentId, ServiceInfo>,
-}
-
-/// The backlog is refilled into the outbound buffer by this much at a time.
-const REFILL_BELOW: usize = 256 * 1024;
 
 /// A written buffer larger than this is not kept for reuse (after a burst to a slow peer).
 const KEEP_CAPACITY: usize = 1024 * 1024;
@@ -120,7 +110,7 @@ impl Link {
             dropped_reports: AtomicU64::new(0),
             sent_since_tick: AtomicBool::new(false),
             duplicate: AtomicBool::new(false),
-            backlog: Mutex::new(Backlog::default()),
+            router: OnceLock::new(),
             has_backlog: AtomicBool::new(false),
         }))
     }
@@ -346,7 +336,9 @@ impl Link {
                 }
                 self.0.counters.bytes_written.fetch_add(chunk.len() as u64, Ordering::Relaxed);
                 if self.0.has_backlog.load(Ordering::Acquire) {
-                    self.refill();
+                    if let Some(router) = self.0.router.get().and_then(std::sync::Weak::upgrade) {
+                        router.refill(self);
+                    }
                 }
                 continue;
             }
@@ -358,88 +350,54 @@ impl Link {
         }
     }
 
-    fn backlog(&self) -> std::sync::MutexGuard<'_, Backlog> {
-        self.0.backlog.lock().unwrap_or_else(|p| p.into_inner())
+    /// The router that announces services on this link from its cursor.
+    pub(crate) fn set_router(&self, router: std::sync::Weak<super::Router>) {
+        let _ = self.0.router.set(router);
     }
 
-    /// Announces `services` on this link as its writer drains, in order: at once while the
-    /// outbound buffer is short, the rest each time it has been written out (a new link's
-    /// initial state, or a burst of services learned from a peer, never fills the buffer and
-    /// closes the link). Until its turn comes, a service
-    /// is announced at once if a frame it sends (a request, a subscription) is about to cross
-    /// the link ([`Link::announce_first`]), so the peer always knows a sender before it hears
-    /// from it; a withdrawal or a group change of a service still waiting changes only the
-    /// backlog.
-    pub(crate) fn announce_later(&self, services: impl IntoIterator<Item = ServiceInfo>) {
-        {
-            let mut backlog = self.backlog();
-            for info in services {
-                backlog.order.push_back(info.agent);
-                backlog.infos.insert(info.agent, info);
-            }
-            if backlog.infos.is_empty() {
-                return;
-            }
-            self.0.has_backlog.store(true, Ordering::Release);
-        }
-        self.refill();
+    /// Whether the router has announcements waiting for this link (its writer asks for them
+    /// each time it has written the buffer out).
+    pub(crate) fn set_backlog(&self, waiting: bool) {
+        self.0.has_backlog.store(waiting, Ordering::Release);
     }
 
-    /// Queues waiting announcements while the outbound buffer is short.
-    fn refill(&self) {
-        let mut backlog = self.backlog();
-        // At most a step each time, and not past a quarter of the limit over it: announcements
-        // are not held back by a buffer full of reports (dropped at the limit), and never
-        // reach the point where a control frame closes the link (half over it).
-        let cap = self.0.limit.saturating_add(self.0.limit / 4);
-        let stop = self.lock().buf.len().saturating_add(REFILL_BELOW).min(cap);
-        while self.lock().buf.len() < stop {
-            let Some(agent) = backlog.order.pop_front() else { break };
-            if let Some(info) = backlog.infos.remove(&agent) {
-                if self.send_frame(&Frame::ServiceAvailable(info)).is_err() {
-                    break;
-                }
-            }
-        }
-        if backlog.order.is_empty() || self.is_closed() {
-            *backlog = Backlog::default();
-            self.0.has_backlog.store(false, Ordering::Release);
-        }
+    /// Whether the router has announcements waiting for this link.
+    #[cfg(test)]
+    pub(crate) fn has_backlog(&self) -> bool {
+        self.0.has_backlog.load(Ordering::Acquire)
     }
 
-    /// Announces `agent` now if it is still waiting in the backlog: something it sends is
-    /// about to cross the link.
+    /// Takes what is queued, as the writer would (tests).
+    #[cfg(test)]
+    pub(crate) fn take_queued(&self) -> Vec<Frame> {
+        let buf = std::mem::take(&mut self.lock().buf);
+        let mut rest = &buf[..];
+        let mut frames = Vec::new();
+        while let Some((_, body, next)) = crate::wire::split_frame(rest) {
+            frames.push(crate::wire::decode_frame(body).expect("frames queued decode"));
+            rest = next;
+        }
+        frames
+    }
+
+    /// Bytes queued and not yet taken by the writer.
+    pub(crate) fn queued(&self) -> usize {
+        self.lock().buf.len()
+    }
+
+    /// The outbound limit (see the slow-consumer policy).
+    pub(crate) fn limit(&self) -> usize {
+        self.0.limit
+    }
+
+    /// Announces `agent` now if the router's cursor for this link has not come to it yet:
+    /// something it sends is about to cross the link, and the peer must know the sender first.
     pub(crate) fn announce_first(&self, agent: AgentId) {
         if !self.0.has_backlog.load(Ordering::Acquire) {
             return;
         }
-        let mut backlog = self.backlog();
-        if let Some(info) = backlog.infos.remove(&agent) {
-            let _ = self.send_frame(&Frame::ServiceAvailable(info));
-        }
-    }
-
-    /// `agent`, announced or waiting to be, is no longer for this link: withdrawn if it was
-    /// announced, forgotten if it was waiting.
-    pub(crate) fn withdraw_announced(&self, agent: AgentId) {
-        let mut backlog = self.backlog();
-        if backlog.infos.remove(&agent).is_none() {
-            let _ = self.send_frame(&Frame::ServiceWithdrawn { agent });
-        }
-    }
-
-    /// `agent`, announced or waiting to be, joined (`true`) or left `group`.
-    pub(crate) fn group_changed(&self, agent: AgentId, group: &GroupName, joined: bool) {
-        let mut backlog = self.backlog();
-        match backlog.infos.get_mut(&agent) {
-            Some(info) if joined => info.groups.push(group.to_string()),
-            Some(info) => info.groups.retain(|g| g != group.as_str()),
-            None => {
-                let group = group.to_string();
-                let frame =
-                    if joined { Frame::GroupJoined { agent, group } } else { Frame::GroupLeft { agent, group } };
-                let _ = self.send_frame(&frame);
-            }
+        if let Some(router) = self.0.router.get().and_then(std::sync::Weak::upgrade) {
+            router.announce_first(self, agent);
         }
     }
 
@@ -839,76 +797,6 @@ mod tests {
         assert_eq!(short.code, 7);
         assert_eq!(short.description, "é".repeat(12), "25 bytes allowed: 12 two-byte characters");
         assert_eq!((short.origin.len(), short.details.as_str()), (12, "ab"));
-    }
-
-    fn frames_in(link: &Link) -> Vec<Frame> {
-        let out = link.lock();
-        let mut rest = &out.buf[..];
-        let mut frames = Vec::new();
-        while let Some((_, body, next)) = crate::wire::split_frame(rest) {
-            frames.push(crate::wire::decode_frame(body).unwrap());
-            rest = next;
-        }
-        frames
-    }
-
-    #[test]
-    fn a_new_links_announcements_wait_for_the_writer_and_a_sender_is_announced_first() {
-        let limits = (1 << 20, 1 << 20, std::time::Duration::from_secs(1));
-        let link = Link::new(Net::new(), None, true, limits, Arc::default());
-        let info = |i: usize| ServiceInfo {
-            agent: AgentId::random(),
-            name: format!("{i:0200}"),
-            audience: "*".into(),
-            process: ProcessId::random(),
-            groups: vec![],
-        };
-        let services: Vec<ServiceInfo> = (0..5000).map(info).collect();
-        let (first, last, waiting) = (services[0].agent, services[4999].agent, services[4998].agent);
-        let gone = services[4997].agent;
-        link.announce_later(services);
-        // A part is queued now (the refill threshold), the rest waits.
-        let queued = frames_in(&link);
-        assert!(queued.len() > 100 && queued.len() < 5000, "{}", queued.len());
-        assert!(matches!(&queued[0], Frame::ServiceAvailable(i) if i.agent == first));
-        // A waiting service about to send is announced at once, and only once.
-        link.announce_first(last);
-        link.announce_first(last);
-        let after = frames_in(&link);
-        assert_eq!(after.len(), queued.len() + 1);
-        assert!(matches!(after.last(), Some(Frame::ServiceAvailable(i)) if i.agent == last));
-        // A waiting service that leaves is forgotten (no frame); one that joins a group is
-        // announced with it; an announced one is withdrawn with a frame.
-        link.withdraw_announced(gone);
-        link.group_changed(waiting, &GroupName::new("g").unwrap(), true);
-        assert_eq!(frames_in(&link).len(), after.len());
-        link.withdraw_announced(first);
-        assert!(matches!(frames_in(&link).last(), Some(Frame::ServiceWithdrawn { agent }) if *agent == first));
-        // Drained as the writer would: everything else comes, in order, exactly once.
-        let mut seen: Vec<Frame> = Vec::new();
-        loop {
-            seen.extend(frames_in(&link));
-            link.lock().buf.clear();
-            if !link.0.has_backlog.load(Ordering::Acquire) {
-                break;
-            }
-            link.refill();
-        }
-        let announced: Vec<AgentId> = seen
-            .iter()
-            .filter_map(|f| match f {
-                Frame::ServiceAvailable(i) => Some(i.agent),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(announced.len(), 4999, "every service but the one withdrawn while waiting");
-        assert!(!announced.contains(&gone));
-        assert_eq!(announced.iter().filter(|a| **a == last).count(), 1);
-        let grouped = seen.iter().find_map(|f| match f {
-            Frame::ServiceAvailable(i) if i.agent == waiting => Some(i.groups.clone()),
-            _ => None,
-        });
-        assert_eq!(grouped, Some(vec!["g".to_owned()]));
     }
 
     #[test]

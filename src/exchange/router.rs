@@ -4,10 +4,19 @@
 //! stops, and when a bridge learns of a remote service — so an announcement always goes out
 //! on every link before anything that service sends: a subscription or request never
 //! overtakes the announcement of its sender, at any hop. It keeps, per link, the set of agents
-//! announced on it (or waiting in the link's backlog of initial announcements) so that joins,
-//! leaves and withdrawals go exactly where the announcement went.
+//! announced on it so that joins, leaves and withdrawals go exactly where the announcement
+//! went.
+//!
+//! A new link's announcements (every service known here), and those made while a link's
+//! outbound buffer is busy (a burst learned from a peer), are not queued at once: all at
+//! once they could fill the buffer and close the link as one whose peer does not read. The
+//! link keeps a cursor into the known services, in the order they became known, and they
+//! are announced from it as its writer drains ([`Router::refill`]); a service still waiting
+//! is announced at once when something it sends is about to cross the link
+//! ([`Router::announce_first`]). Nothing is copied per link: a hub with many services and
+//! many slow new links costs a cursor each.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use super::Link;
@@ -18,17 +27,51 @@ use crate::wire::{Frame, ServiceInfo};
 struct Known {
     binding: Binding,
     groups: BTreeSet<GroupName>,
+    /// When the service became known here: its place in [`State::by_seq`].
+    seq: u64,
 }
 
 struct LinkEntry {
     link: Link,
     announced: HashSet<AgentId>,
+    /// Announcements still to make on this link: every eligible known service from this
+    /// sequence number on that is not in `announced` (`None`: none).
+    next: Option<u64>,
 }
 
 #[derive(Default)]
 struct State {
     known: HashMap<AgentId, Known>,
+    /// Known services in the order they became known.
+    by_seq: BTreeMap<u64, AgentId>,
+    last_seq: u64,
     links: Vec<LinkEntry>,
+}
+
+/// Announcements are made from a link's cursor while its outbound buffer holds less than
+/// this more than when the refill began, and while it is not over a quarter past its limit
+/// (reports are dropped at the limit, a control frame closes the link half past it).
+const REFILL_STEP: usize = 256 * 1024;
+
+/// Announces from `entry`'s cursor while its buffer has room (see [`REFILL_STEP`]).
+fn fill(entry: &mut LinkEntry, known: &HashMap<AgentId, Known>, by_seq: &BTreeMap<u64, AgentId>) {
+    let Some(mut next) = entry.next else { return };
+    let link = &entry.link;
+    let stop = link.queued().saturating_add(REFILL_STEP).min(link.limit().saturating_add(link.limit() / 4));
+    let mut waiting = by_seq.range(next..);
+    while link.queued() < stop && !link.is_closed() {
+        let Some((&seq, agent)) = waiting.next() else {
+            entry.next = None;
+            link.set_backlog(false);
+            return;
+        };
+        next = seq + 1;
+        let Some(k) = known.get(agent) else { continue };
+        if eligible(&k.binding, link) && entry.announced.insert(*agent) {
+            let _ = link.send_frame(&Frame::ServiceAvailable(info(k)));
+        }
+    }
+    entry.next = Some(next);
 }
 
 /// One per node.
@@ -83,19 +126,38 @@ impl Router {
     /// A service became reachable (spawned here, or learned through a link), or reachable by
     /// another route: announce it where it is now eligible, withdraw it where it no longer is.
     pub(crate) fn service_available(&self, binding: &Binding, groups: &[GroupName]) {
-        let mut state = self.lock();
+        let mut guard = self.lock();
+        let state = &mut *guard;
         let agent = binding.agent();
-        let mut known_groups = state.known.remove(&agent).map(|k| k.groups).unwrap_or_default();
+        let (mut known_groups, seq) = match state.known.remove(&agent) {
+            Some(k) => (k.groups, k.seq),
+            None => {
+                state.last_seq += 1;
+                state.by_seq.insert(state.last_seq, agent);
+                (BTreeSet::new(), state.last_seq)
+            }
+        };
         if !binding.name().is_anonymous() {
             known_groups.extend(groups.iter().cloned());
         }
-        let known = Known { binding: binding.clone(), groups: known_groups };
+        let known = Known { binding: binding.clone(), groups: known_groups, seq };
         for entry in &mut state.links {
             let eligible = eligible(&known.binding, &entry.link);
-            if eligible && entry.announced.insert(agent) {
-                entry.link.announce_later([info(&known)]);
+            if eligible && !entry.announced.contains(&agent) {
+                if entry.next.is_some_and(|next| seq >= next) {
+                    // The link's cursor will come to it.
+                    continue;
+                }
+                if entry.link.queued() >= REFILL_STEP {
+                    // A busy link (a burst of announcements): from its cursor, as it drains.
+                    entry.next = Some(entry.next.map_or(seq, |next| next.min(seq)));
+                    entry.link.set_backlog(true);
+                    continue;
+                }
+                entry.announced.insert(agent);
+                let _ = entry.link.send_frame(&Frame::ServiceAvailable(info(&known)));
             } else if !eligible && entry.announced.remove(&agent) {
-                entry.link.withdraw_announced(agent);
+                let _ = entry.link.send_frame(&Frame::ServiceWithdrawn { agent });
             }
         }
         state.known.insert(agent, known);
@@ -104,11 +166,36 @@ impl Router {
     /// A service is no longer reachable from here.
     pub(crate) fn service_withdrawn(&self, agent: AgentId) {
         let mut state = self.lock();
-        state.known.remove(&agent);
+        if let Some(known) = state.known.remove(&agent) {
+            state.by_seq.remove(&known.seq);
+        }
         for entry in &mut state.links {
             if entry.announced.remove(&agent) {
-                entry.link.withdraw_announced(agent);
+                let _ = entry.link.send_frame(&Frame::ServiceWithdrawn { agent });
             }
+        }
+    }
+
+    /// Announces on `link` from its cursor while its outbound buffer has room: called by its
+    /// writer each time it has written the buffer out.
+    pub(crate) fn refill(&self, link: &Link) {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        if let Some(entry) = state.links.iter_mut().find(|e| e.link.same(link)) {
+            fill(entry, &state.known, &state.by_seq);
+        }
+    }
+
+    /// Announces `agent` on `link` now if the link's cursor has not come to it yet: something
+    /// it sends is about to cross the link, and the peer must know the sender first.
+    pub(crate) fn announce_first(&self, link: &Link, agent: AgentId) {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let Some(entry) = state.links.iter_mut().find(|e| e.link.same(link)) else { return };
+        let Some(next) = entry.next else { return };
+        let Some(k) = state.known.get(&agent) else { return };
+        if k.seq >= next && eligible(&k.binding, link) && entry.announced.insert(agent) {
+            let _ = link.send_frame(&Frame::ServiceAvailable(info(k)));
         }
     }
 
@@ -123,9 +210,15 @@ impl Router {
         if !changed {
             return;
         }
+        // A service still waiting for a link's cursor is announced with its groups then.
+        let frame = if joined {
+            Frame::GroupJoined { agent, group: group.to_string() }
+        } else {
+            Frame::GroupLeft { agent, group: group.to_string() }
+        };
         for entry in &state.links {
             if entry.announced.contains(&agent) {
-                entry.link.group_changed(agent, group, joined);
+                let _ = entry.link.send_frame(&frame);
             }
         }
     }
@@ -151,16 +244,12 @@ impl Router {
             }
             state.links.remove(at);
         }
-        // The known services are announced as the link's writer drains (see
-        // `Link::announce_later`): all at once, they could fill its outbound buffer.
-        let mut entry = LinkEntry { link: link.clone(), announced: HashSet::new() };
-        let mut initial = Vec::new();
-        for k in state.known.values() {
-            if eligible(&k.binding, &entry.link) && entry.announced.insert(k.binding.agent()) {
-                initial.push(info(k));
-            }
-        }
-        link.announce_later(initial);
+        // The known services are announced from the link's cursor as its writer drains.
+        let state = &mut *state;
+        let next = state.by_seq.keys().next().copied();
+        let mut entry = LinkEntry { link: link.clone(), announced: HashSet::new(), next };
+        link.set_backlog(next.is_some());
+        fill(&mut entry, &state.known, &state.by_seq);
         state.links.push(entry);
         true
     }
@@ -204,6 +293,68 @@ mod tests {
             location,
             address,
         )
+    }
+
+    #[test]
+    fn a_new_links_announcements_come_from_its_cursor_and_a_sender_is_announced_first() {
+        let net = Net::new();
+        let router = Router::new(ProcessId::random());
+        const N: usize = 20_000;
+        let services: Vec<Binding> = (0..N).map(|_| service("*", None)).collect();
+        for binding in &services {
+            router.service_available(binding, &[]);
+        }
+        let agent = |i: usize| services[i].agent();
+        let link = link(&net, "", false);
+        assert!(router.link_up(&link));
+        // A part is queued now (one refill step), the rest waits for the writer.
+        let queued = link.take_queued();
+        assert!(queued.len() > 100 && queued.len() < N, "{}", queued.len());
+        assert!(matches!(&queued[0], Frame::ServiceAvailable(i) if i.agent == agent(0)));
+        assert!(link.has_backlog());
+        // A waiting service about to send is announced at once, and only once.
+        router.announce_first(&link, agent(N - 1));
+        router.announce_first(&link, agent(N - 1));
+        let first = link.take_queued();
+        assert_eq!(first.len(), 1);
+        assert!(matches!(&first[0], Frame::ServiceAvailable(i) if i.agent == agent(N - 1)));
+        // A waiting service that leaves costs no frame; one that joins a group is announced
+        // with it; an announced one is withdrawn with a frame.
+        router.service_withdrawn(agent(N - 3));
+        router.group_changed(agent(N - 2), &GroupName::new("g").unwrap(), true);
+        assert!(link.take_queued().is_empty());
+        router.service_withdrawn(agent(0));
+        assert!(matches!(&link.take_queued()[..], [Frame::ServiceWithdrawn { agent: a }] if *a == agent(0)));
+        // A service that appears now waits its turn behind the cursor.
+        let late = service("*", None);
+        router.service_available(&late, &[]);
+        assert!(link.take_queued().is_empty());
+        // Drained as the writer would: everything else, in order, exactly once.
+        let mut announced: Vec<(AgentId, Vec<String>)> = queued
+            .iter()
+            .chain(&first)
+            .filter_map(|f| match f {
+                Frame::ServiceAvailable(i) => Some((i.agent, i.groups.clone())),
+                _ => None,
+            })
+            .collect();
+        while link.has_backlog() {
+            router.refill(&link);
+            announced.extend(link.take_queued().into_iter().filter_map(|f| match f {
+                Frame::ServiceAvailable(i) => Some((i.agent, i.groups)),
+                _ => None,
+            }));
+        }
+        assert_eq!(announced.len(), N, "every service but the one withdrawn while waiting, and the late one");
+        let agents: HashSet<AgentId> = announced.iter().map(|(a, _)| *a).collect();
+        assert_eq!(agents.len(), N, "each once");
+        assert!(!agents.contains(&agent(N - 3)) && agents.contains(&late.agent()));
+        let grouped = announced.iter().find(|(a, _)| *a == agent(N - 2)).map(|(_, g)| g.clone());
+        assert_eq!(grouped, Some(vec!["g".to_owned()]));
+        // Nothing left: a new service is announced at once.
+        let now = service("*", None);
+        router.service_available(&now, &[]);
+        assert!(matches!(&link.take_queued()[..], [Frame::ServiceAvailable(i)] if i.agent == now.agent()));
     }
 
     #[test]
