@@ -475,7 +475,10 @@ impl Exchange {
                                 tokio::select! {
                                     event = events.recv() => match event {
                                         Ok(e) if e.state == ConnectionState::Inactive && e.remote_process == peer => break,
-                                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                                        // Events were missed (the loss may be among them): try
+                                        // again; a duplicate stands by again.
+                                        Err(broadcast::error::RecvError::Lagged(_)) => break,
+                                        Ok(_) => {}
                                         Err(broadcast::error::RecvError::Closed) => return,
                                     },
                                     _ = &mut stop_rx => return,
