@@ -649,6 +649,19 @@ impl Bridge {
         }
     }
 
+    /// What routing a request or response received in `chunk` needs.
+    fn calls<'a>(&'a mut self, chunk: &'a Bytes, frame: &'a [u8]) -> CallRouting<'a> {
+        CallRouting {
+            net: self.shared.node.net(),
+            names: &mut self.names,
+            routes: &mut self.routes,
+            chunk,
+            frame,
+            from: &self.link,
+            unknown_requesters: &mut self.unknown_requesters,
+        }
+    }
+
     fn tick(&mut self, ctx: &mut Context<Self>) {
         // Routes are cached while used; an idle bridge must not keep closed links alive.
         self.routes = RouteCache::default();
@@ -734,31 +747,11 @@ impl StreamHandler<Result<Bytes, CodecError>> for Bridge {
                 }),
                 (State::Ready, Ok(Incoming::Request(request))) => {
                     self.pending.flush();
-                    let net = self.shared.node.net();
-                    CallRouting {
-                        net,
-                        names: &mut self.names,
-                        routes: &mut self.routes,
-                        chunk: &chunk,
-                        frame,
-                        from: &self.link,
-                        unknown_requesters: &mut self.unknown_requesters,
-                    }
-                    .request(&request)
+                    self.calls(&chunk, frame).request(&request)
                 }
                 (State::Ready, Ok(Incoming::Response(response))) => {
                     self.pending.flush();
-                    let net = self.shared.node.net();
-                    CallRouting {
-                        net,
-                        names: &mut self.names,
-                        routes: &mut self.routes,
-                        chunk: &chunk,
-                        frame,
-                        from: &self.link,
-                        unknown_requesters: &mut self.unknown_requesters,
-                    }
-                    .response(&response)
+                    self.calls(&chunk, frame).response(&response)
                 }
                 (_, Ok(Incoming::Other(decoded))) => {
                     self.pending.flush();
