@@ -120,6 +120,26 @@ async fn raw(addr: &str) -> TcpStream {
     TcpStream::connect(addr).await.unwrap()
 }
 
+/// A raw connection that completed its handshake, announced an anonymous subscriber and
+/// subscribed it to everything the server's `chatty` publishes.
+async fn raw_subscriber_of_chatty(node: &Node, addr: &str) -> TcpStream {
+    let mut s = raw(addr).await;
+    s.write_all(&encode(&hello(PROTOCOL_VERSION))).await.unwrap();
+    let me = AgentId::random();
+    let info = ServiceInfo {
+        agent: me,
+        name: String::new(),
+        audience: "*".into(),
+        process: ProcessId::random(),
+        groups: vec![],
+    };
+    s.write_all(&encode(&Frame::ServiceAvailable(info))).await.unwrap();
+    let chatty = wait_for(node, "chatty").await;
+    let subscribe = Frame::SubscriptionRequested { publisher: chatty.agent(), subscriber: me, pattern: "*".into() };
+    s.write_all(&encode(&subscribe)).await.unwrap();
+    s
+}
+
 #[actix::test]
 async fn garbage_bytes_close_the_connection() {
     let (_node, _x, addr) = server(config()).await;
@@ -240,26 +260,8 @@ async fn a_peer_that_stops_reading_is_disconnected_and_memory_stays_bounded() {
     let (node, x, addr) = server(config()).await;
     node.spawn(Chatty);
     let mut events = x.connections();
-    let mut s = raw(&addr).await;
-    s.write_all(&encode(&hello(PROTOCOL_VERSION))).await.unwrap();
-    // Announce a subscriber and subscribe it to everything chatty says, then stop reading.
-    let me = AgentId::random();
-    let info = ServiceInfo {
-        agent: me,
-        name: String::new(),
-        audience: "*".into(),
-        process: ProcessId::random(),
-        groups: vec![],
-    };
-    s.write_all(&encode(&Frame::ServiceAvailable(info))).await.unwrap();
-    let chatty = loop {
-        if let Some(b) = node.lookup_name("chatty").await.pop() {
-            break b;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
-    let subscribe = Frame::SubscriptionRequested { publisher: chatty.agent(), subscriber: me, pattern: "*".into() };
-    s.write_all(&encode(&subscribe)).await.unwrap();
+    // A subscriber to everything chatty says, which then stops reading.
+    let s = raw_subscriber_of_chatty(&node, &addr).await;
     let active = tokio::time::timeout(WAIT, events.recv()).await.unwrap().unwrap();
     assert_eq!(active.state, ConnectionState::Active);
     // Keep heartbeats coming so only the stalled writes can be blamed.
@@ -677,20 +679,7 @@ async fn a_subscriber_reading_slowly_is_not_taken_for_one_that_stopped() {
     let (node, x, addr) = server(ExchangeConfig { outbound_limit: 2 << 20, ..config() }).await;
     node.spawn(Chatty);
     let mut events = x.connections();
-    let mut s = raw(&addr).await;
-    s.write_all(&encode(&hello(PROTOCOL_VERSION))).await.unwrap();
-    let me = AgentId::random();
-    let info = ServiceInfo {
-        agent: me,
-        name: String::new(),
-        audience: "*".into(),
-        process: ProcessId::random(),
-        groups: vec![],
-    };
-    s.write_all(&encode(&Frame::ServiceAvailable(info))).await.unwrap();
-    let chatty = wait_for(&node, "chatty").await;
-    let subscribe = Frame::SubscriptionRequested { publisher: chatty.agent(), subscriber: me, pattern: "*".into() };
-    s.write_all(&encode(&subscribe)).await.unwrap();
+    let s = raw_subscriber_of_chatty(&node, &addr).await;
     assert_eq!(tokio::time::timeout(WAIT, events.recv()).await.unwrap().unwrap().state, ConnectionState::Active);
     let (mut reader, mut writer) = s.into_split();
     let beat = actix::spawn(async move {
