@@ -32,7 +32,8 @@ impl Calculator {
 
     fn divide(&mut self, a: i64, b: i64) -> Result<i64, Failure> {
         if b == 0 {
-            return Err(Failure::new(DIVISION_BY_ZERO, "division by zero").with_details(format!("{a} / {b}")));
+            return Err(Failure::new(DIVISION_BY_ZERO, "division by zero")
+                .with_details(format!("{a} / {b}")));
         }
         Ok(a / b)
     }
@@ -40,7 +41,9 @@ impl Calculator {
     /// Answers after `millis` milliseconds, without blocking the calculator meanwhile.
     fn slow_square(&mut self, ctx: &mut ServiceContext<Self>, x: i64, millis: u64) -> Delayed<i64> {
         let (responder, delayed) = ctx.suspend_response();
-        ctx.run_later(Duration::from_millis(millis), move |_, _| responder.resolve(x * x));
+        ctx.run_later(Duration::from_millis(millis), move |_, _| {
+            responder.resolve(x * x)
+        });
         delayed
     }
 }
@@ -59,7 +62,9 @@ impl Service for Client {
             return;
         }
         let calculator = CalculatorClient::new(ctx.endpoint(&event.binding));
-        ctx.on_response(calculator.multiply(6, 7), |_, r, _| println!("multiply(6, 7) -> {r:?}"));
+        ctx.on_response(calculator.multiply(6, 7), |_, r, _| {
+            println!("multiply(6, 7) -> {r:?}")
+        });
         ctx.on_response(calculator.divide(1, 0), |_, r, _| match r {
             Ok(v) => println!("divide(1, 0) -> {v}"),
             Err(f) => println!(
@@ -67,12 +72,20 @@ impl Service for Client {
                 f.code, f.description, f.origin, f.details
             ),
         });
-        ctx.on_response(calculator.slow_square(9, 50), |_, r, _| println!("slow_square(9) -> {r:?}"));
-        let impatient = CalculatorClient::new(ctx.endpoint(&event.binding).with_timeout(Duration::from_millis(100)));
+        ctx.on_response(calculator.slow_square(9, 50), |_, r, _| {
+            println!("slow_square(9) -> {r:?}")
+        });
+        let impatient = CalculatorClient::new(
+            ctx.endpoint(&event.binding)
+                .with_timeout(Duration::from_millis(100)),
+        );
         ctx.on_response(impatient.slow_square(3, 1_000), |_, r, ctx| {
             match r {
                 Ok(v) => println!("slow_square(3) with a 100 ms timeout -> {v}"),
-                Err(f) => println!("slow_square(3) with a 100 ms timeout failed: {} {}", f.code, f.description),
+                Err(f) => println!(
+                    "slow_square(3) with a 100 ms timeout failed: {} {}",
+                    f.code, f.description
+                ),
             }
             ctx.schedule_shutdown(Some(Duration::from_millis(100)));
         });
@@ -94,12 +107,16 @@ struct Args {
 #[actix::main]
 async fn main() {
     use clap::Parser;
-    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
     let args = Args::parse();
     let node = Node::new("calculator");
     node.monitor_signals();
     if let Some(addr) = &args.connect {
-        netsvc::Exchange::new(&node).connect(addr, Some(Duration::from_secs(1))).forget();
+        netsvc::Exchange::new(&node)
+            .connect(addr, Some(Duration::from_secs(1)))
+            .forget();
     }
     if args.serve || args.connect.is_none() {
         node.spawn(Calculator);

@@ -55,14 +55,20 @@ struct Args {
 #[allow(dead_code)]
 #[actix::main]
 async fn main() {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
     let args = Args::parse();
     let node = Node::new("publisher");
     node.monitor_signals();
     if let Some(addr) = &args.connect {
-        netsvc::Exchange::new(&node).connect(addr, Some(Duration::from_secs(1))).forget();
+        netsvc::Exchange::new(&node)
+            .connect(addr, Some(Duration::from_secs(1)))
+            .forget();
     }
-    let publisher = node.spawn(Publisher { interval: Duration::from_secs_f64(args.interval.max(0.01)) });
+    let publisher = node.spawn(Publisher {
+        interval: Duration::from_secs_f64(args.interval.max(0.01)),
+    });
     println!("publisher: running as {}", publisher.binding);
     node.shutdown_complete().await;
 }

@@ -41,7 +41,11 @@ impl Service for Subscriber {
 
     fn publisher(&mut self, notice: PublisherNotice, _ctx: &mut ServiceContext<Self>) {
         if notice.status == Status::Withdrawn {
-            println!("({:?}/{}) withdrawn", notice.publisher.name().as_str(), notice.publisher.agent());
+            println!(
+                "({:?}/{}) withdrawn",
+                notice.publisher.name().as_str(),
+                notice.publisher.agent()
+            );
         }
     }
 }
@@ -59,16 +63,22 @@ struct Args {
 
 #[actix::main]
 async fn main() {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
     let args = Args::parse();
     let node = Node::new("subscriber");
     node.monitor_signals();
     node.spawn(Subscriber);
     match &args.connect {
-        Some(addr) => netsvc::Exchange::new(&node).connect(addr, Some(Duration::from_secs(1))).forget(),
+        Some(addr) => netsvc::Exchange::new(&node)
+            .connect(addr, Some(Duration::from_secs(1)))
+            .forget(),
         None => {
             tokio::time::sleep(Duration::from_secs(1)).await;
-            node.spawn(publisher::Publisher { interval: Duration::from_secs_f64(args.interval.max(0.01)) });
+            node.spawn(publisher::Publisher {
+                interval: Duration::from_secs_f64(args.interval.max(0.01)),
+            });
         }
     }
     node.shutdown_complete().await;

@@ -38,8 +38,8 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use netsvc::prelude::*;
 use netsvc::wire::{
-    Frame, FrameCodec, Hello, ReportFrame, ReportTarget, RequestFrame, ServiceInfo, WireFailure, WirePayload,
-    DEFAULT_MAX_FRAME, PROTOCOL_VERSION,
+    Frame, FrameCodec, Hello, ReportFrame, ReportTarget, RequestFrame, ServiceInfo, WireFailure,
+    WirePayload, DEFAULT_MAX_FRAME, PROTOCOL_VERSION,
 };
 use netsvc::{AgentId, ConnectionState, Exchange, Format, Payload, ProcessId};
 use tokio_util::codec::{Decoder, Encoder};
@@ -135,7 +135,10 @@ fn start_hub() -> Hub {
             actix::System::new().block_on(async move {
                 let node = Node::new("fuzz hub");
                 let exchange = Exchange::new(&node);
-                let addr = exchange.listen("127.0.0.1:0").await.expect("the hub listens");
+                let addr = exchange
+                    .listen("127.0.0.1:0")
+                    .await
+                    .expect("the hub listens");
                 node.spawn(Calculator);
                 node.spawn(News);
                 node.spawn(Listener);
@@ -150,27 +153,45 @@ fn start_hub() -> Hub {
                         }
                     }
                 };
-                let (calculator, news, listener) =
-                    (agent("calculator").await, agent("news").await, agent("listener").await);
+                let (calculator, news, listener) = (
+                    agent("calculator").await,
+                    agent("news").await,
+                    agent("listener").await,
+                );
 
                 // The healthy client: another node, connected for good (it reconnects if lost).
                 let client = Node::new("healthy client");
                 let client_exchange = Exchange::new(&client);
                 let mut events = client_exchange.connections();
-                client_exchange.connect(&addr.to_string(), Some(Duration::from_millis(50))).forget();
+                client_exchange
+                    .connect(&addr.to_string(), Some(Duration::from_millis(50)))
+                    .forget();
                 loop {
                     let event = tokio::time::timeout(DEADLINE, events.recv()).await;
-                    match event.expect("the healthy client connects").expect("connection events") {
+                    match event
+                        .expect("the healthy client connects")
+                        .expect("connection events")
+                    {
                         e if e.state == ConnectionState::Active => break,
                         _ => {}
                     }
                 }
 
-                let baseline =
-                    HubState { connections: exchange.stats().connections, services: node.services().await.len() };
+                let baseline = HubState {
+                    connections: exchange.stats().connections,
+                    services: node.services().await.len(),
+                };
                 let (commands, mut requests) = tokio::sync::mpsc::unbounded_channel();
                 ready_tx
-                    .send(Hub { addr, process: node.process(), calculator, news, listener, baseline, commands })
+                    .send(Hub {
+                        addr,
+                        process: node.process(),
+                        calculator,
+                        news,
+                        listener,
+                        baseline,
+                        commands,
+                    })
                     .expect("the fuzzer waits for the hub");
                 while let Some(command) = requests.recv().await {
                     match command {
@@ -183,7 +204,10 @@ fn start_hub() -> Hub {
                         Command::State(reply) => {
                             let connections = exchange.stats().connections;
                             let services = node.services().await.len();
-                            let _ = reply.send(HubState { connections, services });
+                            let _ = reply.send(HubState {
+                                connections,
+                                services,
+                            });
                         }
                     }
                 }
@@ -217,7 +241,11 @@ async fn client_multiply(client: &Node, calculator: AgentId) -> Result<i64, Stri
 static EXECUTIONS: AtomicU64 = AtomicU64::new(0);
 
 fn every(var: &str, default: u64) -> u64 {
-    std::env::var(var).ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(default)
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(default)
 }
 
 /// Raw connection checks every this many executions (`NETSVC_FUZZ_CHECK_EVERY`).
@@ -294,7 +322,10 @@ fn session(hub: &Hub, input: &[u8]) {
     out.extend_from_slice(&bytes);
     // The hub may close early (a protocol error): a failed write is no finding, a stuck one is.
     if let Err(e) = stream.write_all(&out) {
-        assert!(!matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut), "the hub stopped reading: {e}");
+        assert!(
+            !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+            "the hub stopped reading: {e}"
+        );
     }
     let _ = stream.shutdown(Shutdown::Write);
     // Everything the hub sends, until it closes the connection.
@@ -304,27 +335,46 @@ fn session(hub: &Hub, input: &[u8]) {
         match stream.read(&mut buf) {
             Ok(0) => return,
             Ok(_) => {}
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) => {}
             Err(_) => return,
         }
-        assert!(Instant::now() < deadline, "the hub kept the connection open {DEADLINE:?} after EOF");
+        assert!(
+            Instant::now() < deadline,
+            "the hub kept the connection open {DEADLINE:?} after EOF"
+        );
     }
 }
 
 fn connect(hub: &Hub) -> TcpStream {
     let stream = TcpStream::connect(hub.addr).expect("the hub accepts connections");
     stream.set_nodelay(true).expect("nodelay");
-    stream.set_read_timeout(Some(Duration::from_millis(500))).expect("read timeout");
-    stream.set_write_timeout(Some(DEADLINE)).expect("write timeout");
+    stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("read timeout");
+    stream
+        .set_write_timeout(Some(DEADLINE))
+        .expect("write timeout");
     stream
 }
 
 fn hello(process: ProcessId) -> Frame {
-    Frame::Hello(Hello { version: PROTOCOL_VERSION, process, node: "fuzz".into(), group: String::new(), hub: false })
+    Frame::Hello(Hello {
+        version: PROTOCOL_VERSION,
+        process,
+        node: "fuzz".into(),
+        group: String::new(),
+        hub: false,
+    })
 }
 
 fn encode(frame: &Frame, out: &mut BytesMut) {
-    FrameCodec::new(usize::MAX).encode(frame, out).expect("a frame encodes");
+    FrameCodec::new(usize::MAX)
+        .encode(frame, out)
+        .expect("a frame encodes");
 }
 
 /// `multiply(6, 7)` over a fresh raw connection: announce an anonymous requester, call the
@@ -334,21 +384,35 @@ pub fn check_raw(hub: &Hub) {
     let me = AgentId::random();
     let process = ProcessId::random();
     let conversation = u64::from(me.as_uuid().as_bytes()[0]) << 32 | 7;
-    let args = Payload::new((6i64, 7i64)).to_bytes(Format::Bincode).expect("encodes");
+    let args = Payload::new((6i64, 7i64))
+        .to_bytes(Format::Bincode)
+        .expect("encodes");
     let mut out = BytesMut::new();
     encode(&hello(process), &mut out);
-    let info = ServiceInfo { agent: me, name: String::new(), audience: "*".into(), process, groups: vec![] };
+    let info = ServiceInfo {
+        agent: me,
+        name: String::new(),
+        audience: "*".into(),
+        process,
+        groups: vec![],
+    };
     encode(&Frame::ServiceAvailable(info), &mut out);
     let request = RequestFrame {
         conversation,
         requester: me,
         target: hub.calculator,
         method: "multiply".into(),
-        args: WirePayload { format: Format::Bincode, type_name: "(i64, i64)".into(), bytes: args },
+        args: WirePayload {
+            format: Format::Bincode,
+            type_name: "(i64, i64)".into(),
+            bytes: args,
+        },
         reply_format: Format::Bincode,
     };
     encode(&Frame::Request(request), &mut out);
-    stream.write_all(&out).expect("the hub reads a healthy client");
+    stream
+        .write_all(&out)
+        .expect("the hub reads a healthy client");
     let deadline = Instant::now() + DEADLINE;
     let mut codec = FrameCodec::new(DEFAULT_MAX_FRAME);
     let mut buf = BytesMut::new();
@@ -356,12 +420,21 @@ pub fn check_raw(hub: &Hub) {
     loop {
         while let Some(frame) = codec.decode(&mut buf).expect("the hub sends valid frames") {
             match frame {
-                Frame::Response { conversation: c, requester, content } if c == conversation && requester == me => {
-                    let answer = Payload::encoded(content.format, content.bytes, content.type_name).decode::<i64>();
+                Frame::Response {
+                    conversation: c,
+                    requester,
+                    content,
+                } if c == conversation && requester == me => {
+                    let answer = Payload::encoded(content.format, content.bytes, content.type_name)
+                        .decode::<i64>();
                     assert_eq!(answer, Ok(42), "the hub answered multiply(6, 7) wrongly");
                     return;
                 }
-                Frame::Failure { conversation: c, failure, .. } if c == conversation => {
+                Frame::Failure {
+                    conversation: c,
+                    failure,
+                    ..
+                } if c == conversation => {
                     panic!("the hub failed multiply(6, 7) for a healthy client: {failure:?}")
                 }
                 Frame::Refused { reason } | Frame::Goodbye { reason } => {
@@ -373,10 +446,17 @@ pub fn check_raw(hub: &Hub) {
         match stream.read(&mut chunk) {
             Ok(0) => panic!("the hub closed a healthy client's connection before answering"),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) => {}
             Err(e) => panic!("a healthy client's connection failed: {e}"),
         }
-        assert!(Instant::now() < deadline, "the hub did not answer multiply(6, 7) within {DEADLINE:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the hub did not answer multiply(6, 7) within {DEADLINE:?}"
+        );
     }
 }
 
@@ -386,10 +466,15 @@ pub fn check_raw(hub: &Hub) {
 /// connection brought is kept.
 pub fn check_node(hub: &Hub) {
     let (tx, rx) = mpsc::channel();
-    hub.commands.send(Command::Multiply(tx)).expect("the hub thread runs");
+    hub.commands
+        .send(Command::Multiply(tx))
+        .expect("the hub thread runs");
     match rx.recv_timeout(2 * DEADLINE) {
         Ok(answer) => assert_eq!(answer, Ok(42), "the healthy client node's call"),
-        Err(_) => panic!("the healthy client node got no answer within {:?}", 2 * DEADLINE),
+        Err(_) => panic!(
+            "the healthy client node got no answer within {:?}",
+            2 * DEADLINE
+        ),
     }
     let deadline = Instant::now() + DEADLINE;
     loop {
@@ -397,7 +482,11 @@ pub fn check_node(hub: &Hub) {
         if state == hub.baseline {
             return;
         }
-        assert!(Instant::now() < deadline, "the hub keeps {state:?} after its sessions closed, not {:?}", hub.baseline);
+        assert!(
+            Instant::now() < deadline,
+            "the hub keeps {state:?} after its sessions closed, not {:?}",
+            hub.baseline
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
 }
@@ -405,18 +494,28 @@ pub fn check_node(hub: &Hub) {
 /// The hub's state now.
 pub fn hub_state(hub: &Hub) -> HubState {
     let (tx, rx) = mpsc::channel();
-    hub.commands.send(Command::State(tx)).expect("the hub thread runs");
+    hub.commands
+        .send(Command::State(tx))
+        .expect("the hub thread runs");
     rx.recv_timeout(DEADLINE).expect("the hub thread answers")
 }
 
 /// The bytes sent after the `Hello`.
 fn build(ids: &Ids, input: &[u8]) -> Vec<u8> {
-    let Some((&mode, rest)) = input.split_first() else { return Vec::new() };
+    let Some((&mode, rest)) = input.split_first() else {
+        return Vec::new();
+    };
     if mode % 4 == 0 {
         // 0 and 4 (mod 8): with and without a `Hello` first.
         substitute(ids, rest)
     } else {
-        Ops { input: Input(rest), ids, out: BytesMut::new(), last: 0..0 }.all()
+        Ops {
+            input: Input(rest),
+            ids,
+            out: BytesMut::new(),
+            last: 0..0,
+        }
+        .all()
     }
 }
 
@@ -511,11 +610,37 @@ impl<'a> Input<'a> {
     }
 }
 
-const SERVICE_NAMES: &[&str] = &["calculator", "news", "listener", "feed", "", "bad name", "x.y", "feed"];
+const SERVICE_NAMES: &[&str] = &[
+    "calculator",
+    "news",
+    "listener",
+    "feed",
+    "",
+    "bad name",
+    "x.y",
+    "feed",
+];
 const AUDIENCES: &[&str] = &["*", "", "other", "*"];
 const GROUPS: &[&str] = &["g", "workers", "", "bad group", "g.h"];
-const SUBJECTS: &[&str] = &["news.today", "a.b", "feed.x", "", "bad subject", "a..b", "x"];
-const PATTERNS: &[&str] = &["*", "news.*", "news.today", "a.*", "", "bad pattern", "**", "*.x"];
+const SUBJECTS: &[&str] = &[
+    "news.today",
+    "a.b",
+    "feed.x",
+    "",
+    "bad subject",
+    "a..b",
+    "x",
+];
+const PATTERNS: &[&str] = &[
+    "*",
+    "news.*",
+    "news.today",
+    "a.*",
+    "",
+    "bad pattern",
+    "**",
+    "*.x",
+];
 const METHODS: &[&str] = &["multiply", "echo", "", "divide", "multiply "];
 const TYPE_NAMES: &[&str] = &["(i64, i64)", "alloc::string::String", "i64", ""];
 const REASONS: &[&str] = &["bye", ""];
@@ -573,7 +698,11 @@ impl Ops<'_, '_> {
             2 => Payload::new((self.input.text(SUBJECTS), self.input.bytes())).to_bytes(format),
             _ => Ok(self.input.bytes().into()),
         };
-        WirePayload { format, type_name, bytes: bytes.unwrap_or_default() }
+        WirePayload {
+            format,
+            type_name,
+            bytes: bytes.unwrap_or_default(),
+        }
     }
 
     fn report(&mut self) -> ReportFrame {
@@ -586,7 +715,12 @@ impl Ops<'_, '_> {
                 pattern: self.input.bool().then(|| self.input.text(PATTERNS)),
             })
             .collect();
-        ReportFrame { publisher, subject, content, targets }
+        ReportFrame {
+            publisher,
+            subject,
+            content,
+            targets,
+        }
     }
 
     fn frame(&mut self, frame: &Frame) {
@@ -603,11 +737,21 @@ impl Ops<'_, '_> {
                 name: self.input.text(SERVICE_NAMES),
                 audience: self.input.text(AUDIENCES),
                 process: self.process(),
-                groups: (0..self.input.u8() % 4).map(|_| self.input.text(GROUPS)).collect(),
+                groups: (0..self.input.u8() % 4)
+                    .map(|_| self.input.text(GROUPS))
+                    .collect(),
             }),
-            1 => Frame::ServiceWithdrawn { agent: self.agent() },
-            2 => Frame::GroupJoined { agent: self.agent(), group: self.input.text(GROUPS) },
-            3 => Frame::GroupLeft { agent: self.agent(), group: self.input.text(GROUPS) },
+            1 => Frame::ServiceWithdrawn {
+                agent: self.agent(),
+            },
+            2 => Frame::GroupJoined {
+                agent: self.agent(),
+                group: self.input.text(GROUPS),
+            },
+            3 => Frame::GroupLeft {
+                agent: self.agent(),
+                group: self.input.text(GROUPS),
+            },
             4 => Frame::SubscriptionRequested {
                 publisher: self.agent(),
                 subscriber: self.agent(),
@@ -633,7 +777,11 @@ impl Ops<'_, '_> {
                 args: self.payload(),
                 reply_format: self.format(),
             }),
-            10 => Frame::Response { conversation: self.input.u64(), requester: self.agent(), content: self.payload() },
+            10 => Frame::Response {
+                conversation: self.input.u64(),
+                requester: self.agent(),
+                content: self.payload(),
+            },
             11 => Frame::Failure {
                 conversation: self.input.u64(),
                 requester: self.agent(),
@@ -645,8 +793,12 @@ impl Ops<'_, '_> {
                 },
             },
             12 => Frame::Heartbeat,
-            13 => Frame::Goodbye { reason: self.input.text(REASONS) },
-            14 => Frame::Refused { reason: self.input.text(REASONS) },
+            13 => Frame::Goodbye {
+                reason: self.input.text(REASONS),
+            },
+            14 => Frame::Refused {
+                reason: self.input.text(REASONS),
+            },
             15 => Frame::Hello(Hello {
                 version: self.input.u32() % 3,
                 process: self.process(),
@@ -658,7 +810,8 @@ impl Ops<'_, '_> {
             16 => {
                 let body = self.input.bytes();
                 let start = self.out.len();
-                self.out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+                self.out
+                    .extend_from_slice(&(body.len() as u32).to_be_bytes());
                 self.out.extend_from_slice(&body);
                 self.last = start..self.out.len();
                 return;

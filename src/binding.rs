@@ -49,7 +49,14 @@ impl Binding {
         location: Location,
         address: Address,
     ) -> Self {
-        Binding(Arc::new(BindingInner { name, agent, audience, process, location, address }))
+        Binding(Arc::new(BindingInner {
+            name,
+            agent,
+            audience,
+            process,
+            location,
+            address,
+        }))
     }
 
     /// The service name (empty for an anonymous service).

@@ -70,8 +70,14 @@ impl Schedule {
             .seconds(croner::parser::Seconds::Disallowed)
             .build()
             .parse(expression)
-            .map_err(|e| Error::Cron { expression: expression.to_owned(), reason: e.to_string() })?;
-        Ok(Schedule::Cron(Box::new(CronSchedule { cron, text: expression.to_owned() })))
+            .map_err(|e| Error::Cron {
+                expression: expression.to_owned(),
+                reason: e.to_string(),
+            })?;
+        Ok(Schedule::Cron(Box::new(CronSchedule {
+            cron,
+            text: expression.to_owned(),
+        })))
     }
 }
 
@@ -119,15 +125,28 @@ pub(crate) struct ShutdownCoordinator {
 }
 
 impl ShutdownCoordinator {
-    pub(crate) fn new(registry: actix::Addr<Registry>, default_delay: Duration) -> (Self, watch::Receiver<bool>) {
+    pub(crate) fn new(
+        registry: actix::Addr<Registry>,
+        default_delay: Duration,
+    ) -> (Self, watch::Receiver<bool>) {
         let (done, rx) = watch::channel(false);
-        (ShutdownCoordinator { registry, default_delay, stage: Stage::Idle, holds: 0, done }, rx)
+        (
+            ShutdownCoordinator {
+                registry,
+                default_delay,
+                stage: Stage::Idle,
+                holds: 0,
+                done,
+            },
+            rx,
+        )
     }
 
     fn broadcast(&self, ctx: &mut Context<Self>, phase: ShutdownPhase) {
         let registry = self.registry.clone();
-        let fut = async move { registry.send(LocalInboxes).await.unwrap_or_default() }.into_actor(self).map(
-            move |inboxes, act: &mut Self, ctx: &mut Context<Self>| {
+        let fut = async move { registry.send(LocalInboxes).await.unwrap_or_default() }
+            .into_actor(self)
+            .map(move |inboxes, act: &mut Self, ctx: &mut Context<Self>| {
                 for inbox in &inboxes {
                     inbox.send(Delivery::Shutdown(phase));
                 }
@@ -137,8 +156,7 @@ impl ShutdownCoordinator {
                     }
                     act.wait_for_services(ctx, 200);
                 }
-            },
-        );
+            });
         // `wait` keeps the two broadcasts in order.
         ctx.wait(fut);
     }
@@ -146,27 +164,41 @@ impl ShutdownCoordinator {
     /// Polls until no local service is left (bounded), then completes.
     fn wait_for_services(&mut self, ctx: &mut Context<Self>, tries_left: u32) {
         let registry = self.registry.clone();
-        let fut = async move { registry.send(LocalInboxes).await.map(|v| v.len()).unwrap_or(0) }.into_actor(self).map(
-            move |left, act: &mut Self, ctx: &mut Context<Self>| {
-                if left == 0 || tries_left == 0 {
-                    if left > 0 {
-                        tracing::warn!(left, "shutdown: services still running after 2 s; completing anyway");
-                    }
-                    act.stage = Stage::Complete;
-                    let _ = act.done.send(true);
-                    tracing::info!("shutdown complete");
-                } else {
-                    ctx.run_later(Duration::from_millis(10), move |act, ctx| {
-                        act.wait_for_services(ctx, tries_left - 1)
-                    });
+        let fut = async move {
+            registry
+                .send(LocalInboxes)
+                .await
+                .map(|v| v.len())
+                .unwrap_or(0)
+        }
+        .into_actor(self)
+        .map(move |left, act: &mut Self, ctx: &mut Context<Self>| {
+            if left == 0 || tries_left == 0 {
+                if left > 0 {
+                    tracing::warn!(
+                        left,
+                        "shutdown: services still running after 2 s; completing anyway"
+                    );
                 }
-            },
-        );
+                act.stage = Stage::Complete;
+                let _ = act.done.send(true);
+                tracing::info!("shutdown complete");
+            } else {
+                ctx.run_later(Duration::from_millis(10), move |act, ctx| {
+                    act.wait_for_services(ctx, tries_left - 1)
+                });
+            }
+        });
         ctx.spawn(fut);
     }
 
     fn maybe_arrive(&mut self, ctx: &mut Context<Self>) {
-        if self.stage == (Stage::Pending { deadline_passed: true }) && self.holds == 0 {
+        if self.stage
+            == (Stage::Pending {
+                deadline_passed: true,
+            })
+            && self.holds == 0
+        {
             self.stage = Stage::Arrived;
             tracing::info!("shutdown arrived");
             self.broadcast(ctx, ShutdownPhase::Arrived);
@@ -199,10 +231,14 @@ impl Handler<ShutdownControl> for ShutdownCoordinator {
                 }
                 let delay = delay.filter(|d| !d.is_zero()).unwrap_or(self.default_delay);
                 tracing::info!(?delay, holds = self.holds, "shutdown pending");
-                self.stage = Stage::Pending { deadline_passed: false };
+                self.stage = Stage::Pending {
+                    deadline_passed: false,
+                };
                 self.broadcast(ctx, ShutdownPhase::Pending);
                 ctx.run_later(delay, |act, ctx| {
-                    act.stage = Stage::Pending { deadline_passed: true };
+                    act.stage = Stage::Pending {
+                        deadline_passed: true,
+                    };
                     act.maybe_arrive(ctx);
                 });
             }
@@ -236,18 +272,36 @@ mod tests {
     #[test]
     fn cron_steps_ranges_and_names() {
         let t = Local.with_ymd_and_hms(2026, 11, 25, 10, 7, 30).unwrap();
-        assert_eq!(next("*/15 * * * *", t), Local.with_ymd_and_hms(2026, 11, 25, 10, 15, 0).unwrap());
-        assert_eq!(next("0 9-17 * * *", t), Local.with_ymd_and_hms(2026, 11, 25, 11, 0, 0).unwrap());
-        assert_eq!(next("30 8 * jan mon", t), Local.with_ymd_and_hms(2027, 1, 4, 8, 30, 0).unwrap());
-        assert_eq!(next("0 0 1,15 * *", t), Local.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap());
+        assert_eq!(
+            next("*/15 * * * *", t),
+            Local.with_ymd_and_hms(2026, 11, 25, 10, 15, 0).unwrap()
+        );
+        assert_eq!(
+            next("0 9-17 * * *", t),
+            Local.with_ymd_and_hms(2026, 11, 25, 11, 0, 0).unwrap()
+        );
+        assert_eq!(
+            next("30 8 * jan mon", t),
+            Local.with_ymd_and_hms(2027, 1, 4, 8, 30, 0).unwrap()
+        );
+        assert_eq!(
+            next("0 0 1,15 * *", t),
+            Local.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap()
+        );
     }
 
     #[test]
     fn cron_day_fields_match_either_when_both_restricted() {
         // 2026-11-25 is a Wednesday. "the 1st or any Sunday (0)": the next Sunday comes first.
         let t = Local.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
-        assert_eq!(next("0 0 1 * 0", t), Local.with_ymd_and_hms(2026, 11, 29, 0, 0, 0).unwrap());
-        assert_eq!(next("0 0 26 * 0", t), Local.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap());
+        assert_eq!(
+            next("0 0 1 * 0", t),
+            Local.with_ymd_and_hms(2026, 11, 29, 0, 0, 0).unwrap()
+        );
+        assert_eq!(
+            next("0 0 26 * 0", t),
+            Local.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap()
+        );
     }
 
     #[test]

@@ -104,11 +104,12 @@ mod reader;
 mod router;
 
 pub use endpoint::{
-    Authorise, ConnectionEvent, ConnectionState, Connector, Exchange, ExchangeConfig, ExchangeError, ExchangeStats,
+    Authorise, ConnectionEvent, ConnectionState, Connector, Exchange, ExchangeConfig,
+    ExchangeError, ExchangeStats,
 };
 pub use endpoint::{
-    Limits, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DEAD_AFTER, DEFAULT_HANDSHAKE_FRAME, DEFAULT_HANDSHAKE_TIMEOUT,
-    DEFAULT_HEARTBEAT, DEFAULT_OUTBOUND_LIMIT,
+    Limits, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DEAD_AFTER, DEFAULT_HANDSHAKE_FRAME,
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HEARTBEAT, DEFAULT_OUTBOUND_LIMIT,
 };
 
 pub(crate) use link::{send_outcome, Link, ReportFanout};

@@ -7,7 +7,8 @@ use bytes::BytesMut;
 use tokio_util::codec::Decoder;
 
 use crate::wire::{
-    decode_frame, decode_frame_serde, decode_incoming, encode_frame, frame_len, FrameCodec, Incoming, HEADER,
+    decode_frame, decode_frame_serde, decode_incoming, encode_frame, frame_len, FrameCodec,
+    Incoming, HEADER,
 };
 
 /// One frame body through every decoder: what the hand-written decoders accept, the serde
@@ -21,7 +22,10 @@ pub fn check_frame_body(body: &[u8]) {
     if let (Err(e), Ok(view)) = (&hand, &incoming) {
         // By design the borrowing decoder leaves the UTF-8 check of names to the receiver
         // (see `wire::Text`): that is the only refusal of `decode_frame` it may miss.
-        assert!(invalid_text(view), "decode_incoming accepted what decode_frame refused ({e}), with valid UTF-8 names");
+        assert!(
+            invalid_text(view),
+            "decode_incoming accepted what decode_frame refused ({e}), with valid UTF-8 names"
+        );
         re_encode_incoming(body);
     }
     match (&hand, &serde) {
@@ -29,7 +33,11 @@ pub fn check_frame_body(body: &[u8]) {
             assert_eq!(h, s, "hand-written and serde decoders disagree");
             let mut again = BytesMut::new();
             encode_frame(h, &mut again, usize::MAX).expect("a decoded frame encodes");
-            assert_eq!(&again[4..], body, "a decoded frame encodes back to other bytes");
+            assert_eq!(
+                &again[4..],
+                body,
+                "a decoded frame encodes back to other bytes"
+            );
             assert!(incoming_ok);
             re_encode_incoming(body);
         }
@@ -37,7 +45,11 @@ pub fn check_frame_body(body: &[u8]) {
         (Err(_), Ok(s)) => {
             let mut again = BytesMut::new();
             encode_frame(s, &mut again, usize::MAX).expect("a decoded frame encodes");
-            assert_ne!(&again[4..], body, "serde accepted a frame in its shortest form that the hand decoder refused");
+            assert_ne!(
+                &again[4..],
+                body,
+                "serde accepted a frame in its shortest form that the hand decoder refused"
+            );
         }
         (Err(_), Err(_)) => {}
     }
@@ -51,7 +63,10 @@ fn invalid_text(view: &Incoming<'_>) -> bool {
         Incoming::Report { view, .. } => {
             bad(&view.subject)
                 || bad(&view.content.type_name)
-                || view.targets.iter().any(|t| t.pattern.as_ref().is_some_and(bad))
+                || view
+                    .targets
+                    .iter()
+                    .any(|t| t.pattern.as_ref().is_some_and(bad))
         }
         Incoming::Request(view) => bad(&view.method) || bad(&view.args.type_name),
         Incoming::Response(view) => bad(&view.content.type_name),
@@ -79,7 +94,11 @@ fn re_encode_incoming(body: &[u8]) {
         Incoming::Response(view) => encode_response(&view, &mut buf, usize::MAX).expect("encodes"),
         Incoming::Other(_) => return,
     }
-    assert_eq!(&buf[4..], body, "a frame decoded without copying encodes back to other bytes");
+    assert_eq!(
+        &buf[4..],
+        body,
+        "a frame decoded without copying encodes back to other bytes"
+    );
 }
 
 /// A byte stream through the public [`FrameCodec`] with a small cap, fed in pieces of the
@@ -87,7 +106,9 @@ fn re_encode_incoming(body: &[u8]) {
 /// its header; every frame decoded is one the body checks accept.
 pub fn check_stream(input: &[u8]) {
     const CAP: usize = 4096;
-    let Some((&step, stream)) = input.split_first() else { return };
+    let Some((&step, stream)) = input.split_first() else {
+        return;
+    };
     let step = usize::from(step).max(1);
     let mut codec = FrameCodec::new(CAP);
     let mut buf = BytesMut::new();
@@ -103,7 +124,11 @@ pub fn check_stream(input: &[u8]) {
                     let end = fed - buf.len();
                     let whole = &stream[frame_start..end];
                     let len = frame_len(whole, usize::MAX).ok().flatten();
-                    assert_eq!(len, Some(whole.len()), "a decoded frame is one whole frame of the stream");
+                    assert_eq!(
+                        len,
+                        Some(whole.len()),
+                        "a decoded frame is one whole frame of the stream"
+                    );
                     assert!(whole.len() - HEADER <= CAP);
                     assert_eq!(decode_frame(&whole[HEADER..]).ok(), Some(frame));
                     frame_start = end;
@@ -112,7 +137,10 @@ pub fn check_stream(input: &[u8]) {
                 Err(_) => return,
             }
         }
-        assert!(buf.capacity() <= 2 * CAP + 2 * step + 64, "the codec reserved more than the cap");
+        assert!(
+            buf.capacity() <= 2 * CAP + 2 * step + 64,
+            "the codec reserved more than the cap"
+        );
     }
 }
 
@@ -127,8 +155,13 @@ pub fn check_chunks(input: &[u8]) {
     use futures_core::Stream;
 
     const CAP: usize = 4096;
-    let Some((&step, stream)) = input.split_first() else { return };
-    let reader = Pieces { rest: stream, step: usize::from(step).max(1) };
+    let Some((&step, stream)) = input.split_first() else {
+        return;
+    };
+    let reader = Pieces {
+        rest: stream,
+        step: usize::from(step).max(1),
+    };
     let mut chunks = crate::exchange::FrameChunks::new(reader, CAP);
     let mut cx = Context::from_waker(Waker::noop());
     let mut taken = 0;
@@ -137,11 +170,17 @@ pub fn check_chunks(input: &[u8]) {
             Poll::Ready(Some(Ok(chunk))) => {
                 let mut rest = &chunk[..];
                 while !rest.is_empty() {
-                    let len = frame_len(rest, CAP).expect("within the cap").expect("a whole frame");
+                    let len = frame_len(rest, CAP)
+                        .expect("within the cap")
+                        .expect("a whole frame");
                     rest = &rest[len..];
                 }
                 taken += chunk.len();
-                assert_eq!(&chunk[..], &stream[taken - chunk.len()..taken], "chunks are the stream in order");
+                assert_eq!(
+                    &chunk[..],
+                    &stream[taken - chunk.len()..taken],
+                    "chunks are the stream in order"
+                );
             }
             Poll::Ready(Some(Err(_))) | Poll::Ready(None) => return,
             // The pause flag is never set here; Pending means the reader waits for more.
@@ -193,15 +232,32 @@ pub fn check_payload(input: &[u8]) {
         values: BTreeMap<String, Vec<u8>>,
         wide: u128,
     }
-    fn one<T: serde::de::DeserializeOwned + serde::Serialize + Clone + Send + Sync + 'static>(input: &[u8]) {
-        let payload = Payload::encoded(Format::Bincode, bytes::Bytes::copy_from_slice(input), "fuzz");
+    fn one<T: serde::de::DeserializeOwned + serde::Serialize + Clone + Send + Sync + 'static>(
+        input: &[u8],
+    ) {
+        let payload = Payload::encoded(
+            Format::Bincode,
+            bytes::Bytes::copy_from_slice(input),
+            "fuzz",
+        );
         if let Ok(value) = payload.decode::<T>() {
-            let encode = |v: T| Payload::new(v).to_bytes(Format::Bincode).expect("a decoded value encodes");
+            let encode = |v: T| {
+                Payload::new(v)
+                    .to_bytes(Format::Bincode)
+                    .expect("a decoded value encodes")
+            };
             let once = encode(value);
-            let back = Payload::encoded(Format::Bincode, once.clone(), "fuzz").decode::<T>().expect("decodes back");
-            assert_eq!(encode(back), once, "a value decoded from its own encoding encodes differently");
+            let back = Payload::encoded(Format::Bincode, once.clone(), "fuzz")
+                .decode::<T>()
+                .expect("decodes back");
+            assert_eq!(
+                encode(back),
+                once,
+                "a value decoded from its own encoding encodes differently"
+            );
         }
-        let _ = Payload::encoded(Format::Json, bytes::Bytes::copy_from_slice(input), "fuzz").to_json();
+        let _ =
+            Payload::encoded(Format::Json, bytes::Bytes::copy_from_slice(input), "fuzz").to_json();
     }
     one::<(i64, i64)>(input);
     one::<String>(input);

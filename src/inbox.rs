@@ -42,9 +42,18 @@ impl Message for Drain {
 pub(crate) enum Delivery {
     Report(Report),
     Request(IncomingRequest),
-    Registry { event: RegistryEvent, internal: bool },
-    SubscriptionRequested { subscriber: Binding, pattern: SubjectPattern },
-    SubscriptionWithdrawn { subscriber: AgentId, pattern: SubjectPattern },
+    Registry {
+        event: RegistryEvent,
+        internal: bool,
+    },
+    SubscriptionRequested {
+        subscriber: Binding,
+        pattern: SubjectPattern,
+    },
+    SubscriptionWithdrawn {
+        subscriber: AgentId,
+        pattern: SubjectPattern,
+    },
     Publisher(PublisherNotice),
     Shutdown(ShutdownPhase),
     Stop,
@@ -141,7 +150,9 @@ impl Inbox {
         if state.closed {
             return Err(Refused::Closed);
         }
-        if state.queue.len() >= self.0.capacity && matches!(delivery, Delivery::Report(_) | Delivery::Request(_)) {
+        if state.queue.len() >= self.0.capacity
+            && matches!(delivery, Delivery::Report(_) | Delivery::Request(_))
+        {
             if matches!(delivery, Delivery::Report(_)) {
                 state.dropped_reports += 1;
                 if state.dropped_reports.is_power_of_two() {
@@ -243,7 +254,10 @@ mod tests {
         assert!(inbox.take_batch(&mut batch, Waker::noop()));
         assert!(matches!(
             (batch.pop_front(), batch.pop_front()),
-            (Some(Delivery::Shutdown(ShutdownPhase::Pending)), Some(Delivery::Stop))
+            (
+                Some(Delivery::Shutdown(ShutdownPhase::Pending)),
+                Some(Delivery::Stop)
+            )
         ));
         // A closed inbox takes nothing.
         drop(inbox.close());

@@ -106,32 +106,35 @@ pub use binding::{Binding, Location};
 pub use error::Error;
 pub use event::{CronSchedule, Schedule, ShutdownPhase};
 pub use exchange::{
-    Authorise, ConnectionEvent, ConnectionState, Connector, Exchange, ExchangeConfig, ExchangeError, ExchangeStats,
-    Limits, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DEAD_AFTER, DEFAULT_HANDSHAKE_FRAME, DEFAULT_HANDSHAKE_TIMEOUT,
-    DEFAULT_HEARTBEAT, DEFAULT_OUTBOUND_LIMIT,
+    Authorise, ConnectionEvent, ConnectionState, Connector, Exchange, ExchangeConfig,
+    ExchangeError, ExchangeStats, Limits, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DEAD_AFTER,
+    DEFAULT_HANDSHAKE_FRAME, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HEARTBEAT, DEFAULT_OUTBOUND_LIMIT,
 };
 pub use names::{
-    AgentId, Audience, ConversationId, GroupName, IntoName, InvalidName, ProcessId, ServiceName, Subject,
-    SubjectPattern, MAX_NAME_LEN,
+    AgentId, Audience, ConversationId, GroupName, IntoName, InvalidName, ProcessId, ServiceName,
+    Subject, SubjectPattern, MAX_NAME_LEN,
 };
 pub use netsvc_derive::{methods, Service};
 pub use node::{Node, NodeConfig, Spawned, DEFAULT_INBOX_CAPACITY, DEFAULT_SHUTDOWN_DELAY};
 pub use payload::{Content, Format, Payload, PayloadError};
 pub use registry::{RegistryEvent, Status, Watch};
 pub use report::{
-    IntoTarget, Lifetime, PublisherNotice, Report, ReportTypeError, SubscriptionNotice, SubscriptionStatus, Target,
+    IntoTarget, Lifetime, PublisherNotice, Report, ReportTypeError, SubscriptionNotice,
+    SubscriptionStatus, Target,
 };
 pub use request::failure::NETSVC_ORIGIN;
 pub use request::{
-    Call, Delayed, Endpoint, ErrorCode, Failure, IntoRequestTarget, RequestInfo, RequestTarget, Responder,
+    Call, Delayed, Endpoint, ErrorCode, Failure, IntoRequestTarget, RequestInfo, RequestTarget,
+    Responder,
 };
 pub use service::{Service, ServiceContext, ServiceOptions};
 
 /// The usual imports: `use netsvc::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Binding, Delayed, Endpoint, ErrorCode, Failure, Lifetime, Node, PublisherNotice, RegistryEvent, Report,
-        Responder, Schedule, Service, ServiceContext, ShutdownPhase, Status, SubscriptionNotice, SubscriptionStatus,
+        Binding, Delayed, Endpoint, ErrorCode, Failure, Lifetime, Node, PublisherNotice,
+        RegistryEvent, Report, Responder, Schedule, Service, ServiceContext, ShutdownPhase, Status,
+        SubscriptionNotice, SubscriptionStatus,
     };
     pub use actix::{ActorContext, AsyncContext};
     pub use netsvc_derive::methods;
@@ -153,13 +156,23 @@ pub mod __private {
         /// Name, audience and groups from the attribute.
         fn options() -> ServiceOptions;
         /// Serves one request.
-        fn dispatch(service: &mut Self, ctx: &mut ServiceContext<Self>, method: &str, args: Payload) -> Reply;
+        fn dispatch(
+            service: &mut Self,
+            ctx: &mut ServiceContext<Self>,
+            method: &str,
+            args: Payload,
+        ) -> Reply;
     }
 
     /// What `#[netsvc::methods]` generates.
     pub trait Exports: crate::Service {
         /// Serves one request by method name.
-        fn dispatch(service: &mut Self, ctx: &mut ServiceContext<Self>, method: &str, args: Payload) -> Reply;
+        fn dispatch(
+            service: &mut Self,
+            ctx: &mut ServiceContext<Self>,
+            method: &str,
+            args: Payload,
+        ) -> Reply;
     }
 
     pub type DispatchFn<S> = fn(&mut S, &mut ServiceContext<S>, &str, Payload) -> Reply;
@@ -190,14 +203,19 @@ pub mod __private {
     }
     impl<S: crate::Service> ViaNothing<S> for Tag<S> {
         fn dispatcher(&self) -> DispatchFn<S> {
-            |_, ctx, method, _| Reply::failure(method_unavailable(ctx.binding().name().as_str(), method))
+            |_, ctx, method, _| {
+                Reply::failure(method_unavailable(ctx.binding().name().as_str(), method))
+            }
         }
     }
 
     pub fn started<S: crate::Service>(service: &mut S, ctx: &mut ServiceContext<S>) {
         crate::service::started(service, ctx)
     }
-    pub fn stopping<S: crate::Service>(service: &mut S, ctx: &mut ServiceContext<S>) -> actix::Running {
+    pub fn stopping<S: crate::Service>(
+        service: &mut S,
+        ctx: &mut ServiceContext<S>,
+    ) -> actix::Running {
         crate::service::stopping(service, ctx)
     }
     pub fn drain<S: crate::Service>(service: &mut S, ctx: &mut ServiceContext<S>) {

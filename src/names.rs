@@ -64,16 +64,28 @@ pub(crate) fn clip_name(text: &str) -> &str {
     if text.len() <= MAX_NAME_LEN {
         return text;
     }
-    let at = (0..=MAX_NAME_LEN).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+    let at = (0..=MAX_NAME_LEN)
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0);
     &text[..at]
 }
 
-fn check(kind: &'static str, value: &str, allow_empty: bool, allow_space: bool) -> Result<(), InvalidName> {
+fn check(
+    kind: &'static str,
+    value: &str,
+    allow_empty: bool,
+    allow_space: bool,
+) -> Result<(), InvalidName> {
     if value.is_empty() && !allow_empty {
         return Err(InvalidName::Empty { kind });
     }
     if value.len() > MAX_NAME_LEN {
-        return Err(InvalidName::TooLong { kind, len: value.len(), max: MAX_NAME_LEN });
+        return Err(InvalidName::TooLong {
+            kind,
+            len: value.len(),
+            max: MAX_NAME_LEN,
+        });
     }
     for (at, c) in value.char_indices() {
         let what = if c.is_control() {
@@ -83,7 +95,12 @@ fn check(kind: &'static str, value: &str, allow_empty: bool, allow_space: bool) 
         } else {
             continue;
         };
-        return Err(InvalidName::BadCharacter { kind, value: value.to_owned(), what, at });
+        return Err(InvalidName::BadCharacter {
+            kind,
+            value: value.to_owned(),
+            what,
+            at,
+        });
     }
     Ok(())
 }
@@ -286,7 +303,10 @@ impl SubjectPattern {
         } else {
             Shape::General
         };
-        Ok(Self { text: Arc::from(text), shape })
+        Ok(Self {
+            text: Arc::from(text),
+            shape,
+        })
     }
 
     /// The pattern text.
@@ -587,7 +607,10 @@ thread_local! {
 
 impl ConversationIds {
     pub(crate) fn new(owner: ProcessId) -> Self {
-        ConversationIds { owner: owner.as_uuid().as_u128(), blocks: AtomicU64::new(0) }
+        ConversationIds {
+            owner: owner.as_uuid().as_u128(),
+            blocks: AtomicU64::new(0),
+        }
     }
 
     /// A fresh id, unique within the node: from this thread's block of the node's ids.
@@ -630,11 +653,15 @@ mod tests {
         let low = |h: u64| h & 0xffff_ffff;
         // The unkeyed hasher puts them all in one bucket: the flood the keyed map prevents.
         let unkeyed = std::hash::BuildHasherDefault::<IdHasher>::default();
-        let buckets: std::collections::HashSet<u64> = ids.iter().map(|id| low(unkeyed.hash_one(id))).collect();
+        let buckets: std::collections::HashSet<u64> =
+            ids.iter().map(|id| low(unkeyed.hash_one(id))).collect();
         assert_eq!(buckets.len(), 1);
         // The map received ids are kept in spreads them.
         let keyed = IdMap::<AgentId, ()>::default();
-        let buckets: std::collections::HashSet<u64> = ids.iter().map(|id| low(keyed.hasher().hash_one(id))).collect();
+        let buckets: std::collections::HashSet<u64> = ids
+            .iter()
+            .map(|id| low(keyed.hasher().hash_one(id)))
+            .collect();
         assert!(buckets.len() > 9_900, "{}", buckets.len());
     }
 
@@ -682,12 +709,21 @@ mod tests {
         assert!(ServiceName::new("").unwrap().is_anonymous());
         assert!(ServiceName::new("publisher").is_ok());
         let err = ServiceName::new("bad name").unwrap_err();
-        assert_eq!(err.to_string(), "invalid service name \"bad name\": contains whitespace at byte 3");
+        assert_eq!(
+            err.to_string(),
+            "invalid service name \"bad name\": contains whitespace at byte 3"
+        );
         assert!(matches!(
             ServiceName::new("a\u{7}"),
-            Err(InvalidName::BadCharacter { what: "a control character", .. })
+            Err(InvalidName::BadCharacter {
+                what: "a control character",
+                ..
+            })
         ));
-        assert_eq!(GroupName::new("").unwrap_err(), InvalidName::Empty { kind: "group name" });
+        assert_eq!(
+            GroupName::new("").unwrap_err(),
+            InvalidName::Empty { kind: "group name" }
+        );
         assert!(GroupName::new("tab\there").is_err());
         assert!(Subject::new("with space").is_ok());
         assert!(Subject::new("line\nbreak").is_err());

@@ -65,7 +65,10 @@ struct NodeInner {
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node").field("name", &self.0.config.name).field("process", &self.0.process).finish()
+        f.debug_struct("Node")
+            .field("name", &self.0.config.name)
+            .field("process", &self.0.process)
+            .finish()
     }
 }
 
@@ -79,7 +82,10 @@ pub struct Spawned<S: Service> {
 
 impl<S: Service> Clone for Spawned<S> {
     fn clone(&self) -> Self {
-        Spawned { addr: self.addr.clone(), binding: self.binding.clone() }
+        Spawned {
+            addr: self.addr.clone(),
+            binding: self.binding.clone(),
+        }
     }
 }
 
@@ -94,13 +100,17 @@ impl<S: Service> Spawned<S> {
 impl Node {
     /// A node with default settings and this name.
     pub fn new(name: impl Into<String>) -> Node {
-        Node::with_config(NodeConfig { name: name.into(), ..NodeConfig::default() })
+        Node::with_config(NodeConfig {
+            name: name.into(),
+            ..NodeConfig::default()
+        })
     }
 
     /// A node with the given settings. Must be called inside a running actix `System`.
     pub fn with_config(config: NodeConfig) -> Node {
         let registry = Registry::new().start();
-        let (coordinator, shutdown_done) = ShutdownCoordinator::new(registry.clone(), config.shutdown_delay);
+        let (coordinator, shutdown_done) =
+            ShutdownCoordinator::new(registry.clone(), config.shutdown_delay);
         let shutdown = coordinator.start();
         let process = ProcessId::random();
         let node = Node(Arc::new(NodeInner {
@@ -116,7 +126,10 @@ impl Node {
         }));
         // Anonymous but visible to other processes (never announced), so that answers to
         // requests made with `Node::endpoint` can find their way back.
-        let options = ServiceOptions { audience: crate::Audience::Everyone, ..ServiceOptions::anonymous() };
+        let options = ServiceOptions {
+            audience: crate::Audience::Everyone,
+            ..ServiceOptions::anonymous()
+        };
         let agent = node.spawn_with(NodeAgent, options);
         let _ = node.0.agent.set(agent.binding);
         node
@@ -174,15 +187,30 @@ impl Node {
         );
         self.0.net.insert(binding.clone());
         self.0.router.service_available(&binding, &options.groups);
-        self.0.registry.do_send(Register { binding: binding.clone(), groups: options.groups.clone() });
-        ServiceContext::start(rx, self.clone(), binding.clone(), inbox, options.groups, service);
+        self.0.registry.do_send(Register {
+            binding: binding.clone(),
+            groups: options.groups.clone(),
+        });
+        ServiceContext::start(
+            rx,
+            self.clone(),
+            binding.clone(),
+            inbox,
+            options.groups,
+            service,
+        );
         Spawned { addr, binding }
     }
 
     /// An endpoint for calling a service from outside any service (from `main`, a test, a
     /// tool); the requester is the node's own anonymous agent.
     pub fn endpoint(&self, target: impl crate::request::IntoRequestTarget) -> crate::Endpoint {
-        let sender = self.0.agent.get().cloned().expect("the node agent is set when the node is built");
+        let sender = self
+            .0
+            .agent
+            .get()
+            .cloned()
+            .expect("the node agent is set when the node is built");
         let target = target.into_request_target().unwrap_or_else(|e| {
             tracing::error!("endpoint: {e}");
             crate::request::RequestTarget::Name(ServiceName::anonymous())
@@ -194,7 +222,12 @@ impl Node {
     /// finds nothing.
     pub async fn lookup_name(&self, name: impl IntoName<ServiceName>) -> Vec<Binding> {
         match name.into_name() {
-            Ok(name) => self.0.registry.send(Lookup::Name(name)).await.unwrap_or_default(),
+            Ok(name) => self
+                .0
+                .registry
+                .send(Lookup::Name(name))
+                .await
+                .unwrap_or_default(),
             Err(e) => {
                 tracing::error!("lookup_name: {e}");
                 Vec::new()
@@ -205,7 +238,12 @@ impl Node {
     /// Current members of a group.
     pub async fn lookup_group(&self, group: impl IntoName<GroupName>) -> Vec<Binding> {
         match group.into_name() {
-            Ok(group) => self.0.registry.send(Lookup::Group(group)).await.unwrap_or_default(),
+            Ok(group) => self
+                .0
+                .registry
+                .send(Lookup::Group(group))
+                .await
+                .unwrap_or_default(),
             Err(e) => {
                 tracing::error!("lookup_group: {e}");
                 Vec::new()
@@ -215,7 +253,12 @@ impl Node {
 
     /// The binding of one agent, if it is still known.
     pub async fn lookup_agent(&self, agent: AgentId) -> Option<Binding> {
-        self.0.registry.send(LookupAgent(agent)).await.ok().flatten()
+        self.0
+            .registry
+            .send(LookupAgent(agent))
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Every announced service.
@@ -230,7 +273,11 @@ impl Node {
 
     /// The groups one agent is in.
     pub async fn groups_of(&self, agent: AgentId) -> Vec<GroupName> {
-        self.0.registry.send(Groups(Some(agent))).await.unwrap_or_default()
+        self.0
+            .registry
+            .send(Groups(Some(agent)))
+            .await
+            .unwrap_or_default()
     }
 
     /// Starts the shutdown sequence (see [`crate::ShutdownPhase`]); `None` or zero uses the
@@ -261,8 +308,13 @@ impl Node {
         let node = self.clone();
         actix_rt::spawn(async move {
             use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
-                tracing::error!("cannot install signal handlers; Ctrl-C will not shut down cleanly");
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
+                tracing::error!(
+                    "cannot install signal handlers; Ctrl-C will not shut down cleanly"
+                );
                 return;
             };
             let mut seen = 0;
@@ -308,7 +360,12 @@ impl crate::__private::Descriptor for NodeAgent {
     fn options() -> ServiceOptions {
         ServiceOptions::anonymous()
     }
-    fn dispatch(_: &mut Self, _: &mut ServiceContext<Self>, method: &str, _: crate::Payload) -> crate::request::Reply {
+    fn dispatch(
+        _: &mut Self,
+        _: &mut ServiceContext<Self>,
+        method: &str,
+        _: crate::Payload,
+    ) -> crate::request::Reply {
         crate::request::Reply::failure(crate::request::method_unavailable("", method))
     }
 }

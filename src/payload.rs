@@ -47,16 +47,28 @@ const CLAIM_PER_BYTE: usize = 16;
 /// hostile length fails with `LimitExceeded` instead of allocating (or aborting on) what was
 /// merely announced; a valid encoding always fits. Every bincode decode of the crate goes
 /// through here.
-pub(crate) fn bincode_decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), bincode::error::DecodeError> {
+pub(crate) fn bincode_decode<T: DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<(T, usize), bincode::error::DecodeError> {
     use bincode::config::standard;
     use bincode::serde::decode_from_slice;
     const K: usize = 1024;
     const LARGEST: usize = (u32::MAX as usize).saturating_mul(CLAIM_PER_BYTE);
     match bytes.len() {
-        n if n <= 4 * K => decode_from_slice(bytes, standard().with_limit::<{ 4 * K * CLAIM_PER_BYTE }>()),
-        n if n <= 64 * K => decode_from_slice(bytes, standard().with_limit::<{ 64 * K * CLAIM_PER_BYTE }>()),
-        n if n <= K * K => decode_from_slice(bytes, standard().with_limit::<{ K * K * CLAIM_PER_BYTE }>()),
-        n if n <= 16 * K * K => decode_from_slice(bytes, standard().with_limit::<{ 16 * K * K * CLAIM_PER_BYTE }>()),
+        n if n <= 4 * K => {
+            decode_from_slice(bytes, standard().with_limit::<{ 4 * K * CLAIM_PER_BYTE }>())
+        }
+        n if n <= 64 * K => decode_from_slice(
+            bytes,
+            standard().with_limit::<{ 64 * K * CLAIM_PER_BYTE }>(),
+        ),
+        n if n <= K * K => {
+            decode_from_slice(bytes, standard().with_limit::<{ K * K * CLAIM_PER_BYTE }>())
+        }
+        n if n <= 16 * K * K => decode_from_slice(
+            bytes,
+            standard().with_limit::<{ 16 * K * K * CLAIM_PER_BYTE }>(),
+        ),
         _ => decode_from_slice(bytes, standard().with_limit::<LARGEST>()),
     }
 }
@@ -119,7 +131,10 @@ impl<T: Serialize + Send + Sync + 'static> Content for T {
         Ok(out)
     }
     fn encode_into(&self, format: Format, out: &mut Vec<u8>) -> Result<(), PayloadError> {
-        let err = |reason: String| PayloadError::Encode { type_name: std::any::type_name::<T>().to_owned(), reason };
+        let err = |reason: String| PayloadError::Encode {
+            type_name: std::any::type_name::<T>().to_owned(),
+            reason,
+        };
         match format {
             Format::Bincode => bincode::serde::encode_into_std_write(self, out, bincode_config())
                 .map(drop)
@@ -163,7 +178,9 @@ impl Repr {
         match self {
             Repr::Value(v) => View::Value(v),
             Repr::Encoded(e) => View::Encoded(e, 0..e.bytes.len()),
-            Repr::Part(e, start, len) => View::Encoded(e, *start as usize..*start as usize + *len as usize),
+            Repr::Part(e, start, len) => {
+                View::Encoded(e, *start as usize..*start as usize + *len as usize)
+            }
         }
     }
 }
@@ -181,8 +198,16 @@ impl Payload {
     }
 
     /// Wraps bytes encoded in `format` by a sender whose type was `type_name`.
-    pub fn encoded(format: Format, bytes: impl Into<Bytes>, type_name: impl Into<Arc<str>>) -> Self {
-        Payload(Repr::Encoded(Arc::new(Encoded { format, bytes: bytes.into(), type_name: type_name.into() })))
+    pub fn encoded(
+        format: Format,
+        bytes: impl Into<Bytes>,
+        type_name: impl Into<Arc<str>>,
+    ) -> Self {
+        Payload(Repr::Encoded(Arc::new(Encoded {
+            format,
+            bytes: bytes.into(),
+            type_name: type_name.into(),
+        })))
     }
 
     /// The sender's type name.
@@ -233,8 +258,10 @@ impl Payload {
                 }
                 // The only reference: move the value out. Neither step can fail (type checked
                 // above, no other reference exists), but stay total rather than panic.
-                let mismatch =
-                    || PayloadError::TypeMismatch { expected: std::any::type_name::<T>(), found: type_name.to_owned() };
+                let mismatch = || PayloadError::TypeMismatch {
+                    expected: std::any::type_name::<T>(),
+                    found: type_name.to_owned(),
+                };
                 let arc = v.into_any().downcast::<T>().map_err(|_| mismatch())?;
                 Arc::try_unwrap(arc).map_err(|_| mismatch())
             }
@@ -245,7 +272,11 @@ impl Payload {
     /// Calls `f` with the payload's bytes in `format`: bytes already in that format as they
     /// are, an in-process value encoded into a per-thread scratch buffer (no allocation once
     /// the buffer has grown).
-    pub(crate) fn with_bytes<R>(&self, format: Format, f: impl FnOnce(&[u8]) -> R) -> Result<R, PayloadError> {
+    pub(crate) fn with_bytes<R>(
+        &self,
+        format: Format,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, PayloadError> {
         thread_local! {
             static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
         }
@@ -271,7 +302,8 @@ impl Payload {
             View::Value(v) => v.encode(format).map(Bytes::from),
             View::Encoded(e, range) if e.format == format => Ok(e.bytes.slice(range)),
             View::Encoded(e, range) => {
-                let value: serde_json::Value = decode_bytes(e.format, &e.bytes[range], &e.type_name)?;
+                let value: serde_json::Value =
+                    decode_bytes(e.format, &e.bytes[range], &e.type_name)?;
                 Payload::new(value).to_bytes(format)
             }
         }
@@ -319,12 +351,19 @@ impl Payload {
                 found,
                 reason: e.to_string(),
             }),
-            None => Err(PayloadError::TypeMismatch { expected: std::any::type_name::<T>(), found }),
+            None => Err(PayloadError::TypeMismatch {
+                expected: std::any::type_name::<T>(),
+                found,
+            }),
         }
     }
 }
 
-fn decode_bytes<T: DeserializeOwned>(format: Format, bytes: &[u8], type_name: &str) -> Result<T, PayloadError> {
+fn decode_bytes<T: DeserializeOwned>(
+    format: Format,
+    bytes: &[u8],
+    type_name: &str,
+) -> Result<T, PayloadError> {
     let err = |reason: String| PayloadError::Decode {
         expected: std::any::type_name::<T>(),
         found: type_name.to_owned(),
@@ -350,7 +389,11 @@ pub(crate) struct SharedContent(Arc<Encoded>);
 impl SharedContent {
     /// `buffer` holds parts that are encoded in `format` by a sender whose type was `type_name`.
     pub(crate) fn new(format: Format, buffer: Bytes, type_name: Arc<str>) -> Self {
-        SharedContent(Arc::new(Encoded { format, bytes: buffer, type_name }))
+        SharedContent(Arc::new(Encoded {
+            format,
+            bytes: buffer,
+            type_name,
+        }))
     }
 
     /// Whether parts of this buffer are of `format` and the type named by this very `Arc`.
@@ -362,10 +405,16 @@ impl SharedContent {
     pub(crate) fn part(&self, part: &[u8]) -> Payload {
         let base = self.0.bytes.as_ptr() as usize;
         let start = (part.as_ptr() as usize).wrapping_sub(base);
-        let fits = start.checked_add(part.len()).is_some_and(|end| end <= self.0.bytes.len());
+        let fits = start
+            .checked_add(part.len())
+            .is_some_and(|end| end <= self.0.bytes.len());
         match (u32::try_from(start), u32::try_from(part.len())) {
             (Ok(start32), Ok(len)) if fits => Payload(Repr::Part(self.0.clone(), start32, len)),
-            _ => Payload::encoded(self.0.format, Bytes::copy_from_slice(part), self.0.type_name.clone()),
+            _ => Payload::encoded(
+                self.0.format,
+                Bytes::copy_from_slice(part),
+                self.0.type_name.clone(),
+            ),
         }
     }
 }
@@ -374,7 +423,13 @@ impl fmt::Debug for Payload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0.view() {
             View::Value(v) => write!(f, "Payload<{}>", v.type_name()),
-            View::Encoded(e, range) => write!(f, "Payload<{}, {:?}, {} bytes>", e.type_name, e.format, range.len()),
+            View::Encoded(e, range) => write!(
+                f,
+                "Payload<{}, {:?}, {} bytes>",
+                e.type_name,
+                e.format,
+                range.len()
+            ),
         }
     }
 }
@@ -418,7 +473,10 @@ mod tests {
     #[test]
     fn parts_of_a_shared_buffer_are_payloads_of_their_own_bytes() {
         // A buffer holding two encoded values between other bytes, as a chunk of frames does.
-        let (a, b) = (encoded(7u32, Format::Bincode), encoded("text".to_string(), Format::Bincode));
+        let (a, b) = (
+            encoded(7u32, Format::Bincode),
+            encoded("text".to_string(), Format::Bincode),
+        );
         let buffer = Bytes::from([&b"head"[..], &a, &b"mid"[..], &b, &b"tail"[..]].concat());
         let part_a = &buffer[4..4 + a.len()];
         let part_b = &buffer[7 + a.len()..7 + a.len() + b.len()];
@@ -429,8 +487,12 @@ mod tests {
         assert_eq!(pa.decode::<u32>().unwrap(), 7);
         assert_eq!(pa.to_bytes(Format::Bincode).unwrap(), part_a);
         assert_eq!((pa.type_name(), pa.wire_format()), ("u32", Format::Bincode));
-        assert_eq!(format!("{pa:?}"), format!("Payload<u32, Bincode, {} bytes>", a.len()));
-        pa.with_bytes(Format::Bincode, |bytes| assert_eq!(bytes, part_a)).unwrap();
+        assert_eq!(
+            format!("{pa:?}"),
+            format!("Payload<u32, Bincode, {} bytes>", a.len())
+        );
+        pa.with_bytes(Format::Bincode, |bytes| assert_eq!(bytes, part_a))
+            .unwrap();
         assert_eq!(shared.part(part_b).take::<String>().unwrap(), "text");
         // The whole buffer is decoded by no part: trailing bytes are an error, not garbage.
         assert!(shared.part(&buffer).decode::<u32>().is_err());
@@ -441,7 +503,10 @@ mod tests {
         let map = shared_json.part(&json[5..]);
         assert_eq!(map.to_json().unwrap(), serde_json::json!({"k": 3}));
         assert_eq!(map.to_bytes(Format::Json).unwrap(), &br#"{"k":3}"#[..]);
-        assert_eq!(shared_json.part(&json[..5]).decode::<Vec<u8>>().unwrap(), [1, 2]);
+        assert_eq!(
+            shared_json.part(&json[..5]).decode::<Vec<u8>>().unwrap(),
+            [1, 2]
+        );
 
         // Bytes from elsewhere are copied.
         let elsewhere = encoded(9u32, Format::Bincode);
@@ -450,8 +515,14 @@ mod tests {
         assert_eq!(copied.decode::<u32>().unwrap(), 9);
 
         // Every delivery carries a payload: three words, no more; so is a request's outcome.
-        assert_eq!(std::mem::size_of::<Payload>(), 3 * std::mem::size_of::<usize>());
-        assert_eq!(std::mem::size_of::<crate::request::Outcome>(), 3 * std::mem::size_of::<usize>());
+        assert_eq!(
+            std::mem::size_of::<Payload>(),
+            3 * std::mem::size_of::<usize>()
+        );
+        assert_eq!(
+            std::mem::size_of::<crate::request::Outcome>(),
+            3 * std::mem::size_of::<usize>()
+        );
 
         // Whether a buffer is for a type is decided by the very same name.
         let name: Arc<str> = "u32".into();

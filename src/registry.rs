@@ -122,12 +122,15 @@ impl Registry {
 
     /// Replaces the binding of a known agent, moving it in the name index if its name changed.
     fn rebind(&mut self, binding: Binding) {
-        let Some(entry) = self.agents.get_mut(&binding.agent()) else { return };
+        let Some(entry) = self.agents.get_mut(&binding.agent()) else {
+            return;
+        };
         let renamed = entry.announced && entry.binding.name() != binding.name();
         let old = std::mem::replace(&mut entry.binding, binding);
         if renamed {
             self.by_name.remove(old.name(), entry.seq);
-            self.by_name.add(entry.binding.name(), entry.seq, old.agent());
+            self.by_name
+                .add(entry.binding.name(), entry.seq, old.agent());
         }
     }
 
@@ -160,7 +163,9 @@ impl Registry {
     }
 
     fn notify(&self, watch: &Watch, binding: &Binding, group: Option<&GroupName>, status: Status) {
-        let Some(subs) = self.subs.get(watch) else { return };
+        let Some(subs) = self.subs.get(watch) else {
+            return;
+        };
         for sub in subs {
             send_event(sub, watch, binding, group, status);
         }
@@ -191,9 +196,14 @@ impl Registry {
                     return;
                 }
             },
-            Watch::Group(g) => {
-                self.sorted(self.groups.get(g).into_iter().flatten().filter_map(|a| self.agents.get(a)).collect())
-            }
+            Watch::Group(g) => self.sorted(
+                self.groups
+                    .get(g)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|a| self.agents.get(a))
+                    .collect(),
+            ),
         };
         for binding in bindings {
             let entry = &self.agents[&binding.agent()];
@@ -230,7 +240,9 @@ impl NameIndex {
     }
 
     fn remove(&mut self, name: &ServiceName, seq: u64) {
-        let Some(agents) = self.0.get_mut(name) else { return };
+        let Some(agents) = self.0.get_mut(name) else {
+            return;
+        };
         if let Ok(i) = agents.binary_search_by_key(&seq, |&(s, _)| s) {
             agents.remove(i);
         }
@@ -247,9 +259,23 @@ impl NameIndex {
     }
 }
 
-fn send_event(sub: &Sub, watch: &Watch, binding: &Binding, group: Option<&GroupName>, status: Status) {
-    let event = RegistryEvent { binding: binding.clone(), group: group.cloned(), status, watch: watch.clone() };
-    sub.inbox.send(Delivery::Registry { event, internal: sub.internal });
+fn send_event(
+    sub: &Sub,
+    watch: &Watch,
+    binding: &Binding,
+    group: Option<&GroupName>,
+    status: Status,
+) {
+    let event = RegistryEvent {
+        binding: binding.clone(),
+        group: group.cloned(),
+        status,
+        watch: watch.clone(),
+    };
+    sub.inbox.send(Delivery::Registry {
+        event,
+        internal: sub.internal,
+    });
 }
 
 macro_rules! message {
@@ -273,7 +299,12 @@ impl Handler<Register> for Registry {
         let announced = !binding.name().is_anonymous();
         self.seq += 1;
         let agent = binding.agent();
-        self.insert(Entry { binding: binding.clone(), groups: BTreeSet::new(), announced, seq: self.seq });
+        self.insert(Entry {
+            binding: binding.clone(),
+            groups: BTreeSet::new(),
+            announced,
+            seq: self.seq,
+        });
         if announced {
             self.announce(&binding, None, Status::Available);
             for group in msg.groups {
@@ -287,7 +318,9 @@ impl Handler<Register> for Registry {
 
 impl Registry {
     fn join(&mut self, agent: AgentId, group: GroupName) {
-        let Some(entry) = self.agents.get_mut(&agent) else { return };
+        let Some(entry) = self.agents.get_mut(&agent) else {
+            return;
+        };
         if !entry.announced {
             tracing::error!(service = %entry.binding, group = %group, "anonymous services cannot join groups");
             return;
@@ -300,7 +333,9 @@ impl Registry {
     }
 
     fn leave(&mut self, agent: AgentId, group: &GroupName) {
-        let Some(entry) = self.agents.get_mut(&agent) else { return };
+        let Some(entry) = self.agents.get_mut(&agent) else {
+            return;
+        };
         if entry.groups.remove(group) {
             let binding = entry.binding.clone();
             if let Some(members) = self.groups.get_mut(group) {
@@ -326,7 +361,9 @@ impl Handler<Withdraw> for Registry {
             subs.retain(|s| s.subscriber != agent);
         }
         self.subs.retain(|_, subs| !subs.is_empty());
-        let Some(entry) = self.agents.get(&agent) else { return };
+        let Some(entry) = self.agents.get(&agent) else {
+            return;
+        };
         let groups: Vec<GroupName> = entry.groups.iter().cloned().collect();
         for g in &groups {
             self.leave(agent, g);
@@ -336,7 +373,12 @@ impl Handler<Withdraw> for Registry {
                 self.announce(&entry.binding, None, Status::Withdrawn);
             } else {
                 // Anonymous agents are only ever watched by agent.
-                self.notify(&Watch::Agent(agent), &entry.binding, None, Status::Withdrawn);
+                self.notify(
+                    &Watch::Agent(agent),
+                    &entry.binding,
+                    None,
+                    Status::Withdrawn,
+                );
             }
         }
     }
@@ -376,7 +418,11 @@ message!(Subscribe => ());
 impl Handler<Subscribe> for Registry {
     type Result = ();
     fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
-        let sub = Sub { subscriber: msg.subscriber, inbox: msg.inbox, internal: msg.internal };
+        let sub = Sub {
+            subscriber: msg.subscriber,
+            inbox: msg.inbox,
+            internal: msg.internal,
+        };
         let subs = self.subs.entry(msg.watch.clone()).or_default();
         // Subscribing again replaces the subscription (and replays the current state again).
         subs.retain(|s| !(s.subscriber == sub.subscriber && s.internal == sub.internal));
@@ -426,9 +472,14 @@ impl Handler<Lookup> for Registry {
     fn handle(&mut self, msg: Lookup, _: &mut Context<Self>) -> Self::Result {
         MessageResult(match &msg {
             Lookup::Name(n) => self.named(n),
-            Lookup::Group(g) => {
-                self.sorted(self.groups.get(g).into_iter().flatten().filter_map(|a| self.agents.get(a)).collect())
-            }
+            Lookup::Group(g) => self.sorted(
+                self.groups
+                    .get(g)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|a| self.agents.get(a))
+                    .collect(),
+            ),
             Lookup::All => self.sorted(self.agents.values().filter(|e| e.announced).collect()),
         })
     }
@@ -440,7 +491,10 @@ message!(LookupAgent => Option<Binding>);
 impl Handler<LookupAgent> for Registry {
     type Result = Option<Binding>;
     fn handle(&mut self, msg: LookupAgent, _: &mut Context<Self>) -> Option<Binding> {
-        self.agents.get(&msg.0).filter(|e| e.announced).map(|e| e.binding.clone())
+        self.agents
+            .get(&msg.0)
+            .filter(|e| e.announced)
+            .map(|e| e.binding.clone())
     }
 }
 
@@ -452,7 +506,11 @@ impl Handler<Groups> for Registry {
     type Result = MessageResult<Groups>;
     fn handle(&mut self, msg: Groups, _: &mut Context<Self>) -> Self::Result {
         MessageResult(match msg.0 {
-            Some(agent) => self.agents.get(&agent).map(|e| e.groups.iter().cloned().collect()).unwrap_or_default(),
+            Some(agent) => self
+                .agents
+                .get(&agent)
+                .map(|e| e.groups.iter().cloned().collect())
+                .unwrap_or_default(),
             None => {
                 let mut all: Vec<GroupName> = self.groups.keys().cloned().collect();
                 all.sort();
@@ -469,7 +527,12 @@ message!(LocalInboxes => Vec<Inbox>);
 impl Handler<LocalInboxes> for Registry {
     type Result = MessageResult<LocalInboxes>;
     fn handle(&mut self, _: LocalInboxes, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.agents.values().filter_map(|e| e.binding.local_inbox().cloned()).collect())
+        MessageResult(
+            self.agents
+                .values()
+                .filter_map(|e| e.binding.local_inbox().cloned())
+                .collect(),
+        )
     }
 }
 
@@ -494,17 +557,33 @@ mod tests {
     /// the route, so every binding here is routed to a local inbox (no exchange link needed).
     fn binding_of(agent: AgentId, name: &ServiceName, location: Location) -> Binding {
         let address = Address::Local(Inbox::new(16));
-        Binding::new(name.clone(), agent, Audience::Everyone, ProcessId::random(), location, address)
+        Binding::new(
+            name.clone(),
+            agent,
+            Audience::Everyone,
+            ProcessId::random(),
+            location,
+            address,
+        )
     }
 
     /// What `Lookup::Name` answered before the index: a scan of every known agent.
     fn linear(registry: &Registry, name: &ServiceName) -> Vec<Binding> {
-        registry.sorted(registry.agents.values().filter(|e| e.announced && e.binding.name() == name).collect())
+        registry.sorted(
+            registry
+                .agents
+                .values()
+                .filter(|e| e.announced && e.binding.name() == name)
+                .collect(),
+        )
     }
 
     /// What a lookup answer says about each service: identity, name and location, in order.
     fn described(bindings: &[Binding]) -> Vec<(AgentId, String, Location)> {
-        bindings.iter().map(|b| (b.agent(), b.name().to_string(), b.location())).collect()
+        bindings
+            .iter()
+            .map(|b| (b.agent(), b.name().to_string(), b.location()))
+            .collect()
     }
 
     /// The index, rebuilt from `agents`, must be exactly the one kept (no empty entries).
@@ -512,19 +591,28 @@ mod tests {
         let mut expected: HashMap<ServiceName, Vec<(u64, AgentId)>> = HashMap::new();
         for (agent, entry) in &registry.agents {
             if entry.announced {
-                expected.entry(entry.binding.name().clone()).or_default().push((entry.seq, *agent));
+                expected
+                    .entry(entry.binding.name().clone())
+                    .or_default()
+                    .push((entry.seq, *agent));
             }
         }
         for agents in expected.values_mut() {
             agents.sort();
         }
-        let kept: HashMap<ServiceName, Vec<(u64, AgentId)>> =
-            registry.by_name.0.iter().map(|(name, agents)| (name.clone(), agents.to_vec())).collect();
+        let kept: HashMap<ServiceName, Vec<(u64, AgentId)>> = registry
+            .by_name
+            .0
+            .iter()
+            .map(|(name, agents)| (name.clone(), agents.to_vec()))
+            .collect();
         assert_eq!(kept, expected);
     }
 
     fn lookup(registry: &mut Registry, name: &ServiceName) -> Vec<Binding> {
-        registry.handle(Lookup::Name(name.clone()), &mut Context::new()).0
+        registry
+            .handle(Lookup::Name(name.clone()), &mut Context::new())
+            .0
     }
 
     /// Every name of `names` looked up through the index answers exactly what the scan did.
@@ -533,7 +621,11 @@ mod tests {
         let mut found = 0;
         for name in names {
             let by_index = lookup(registry, name);
-            assert_eq!(described(&by_index), described(&linear(registry, name)), "lookup of {name:?}");
+            assert_eq!(
+                described(&by_index),
+                described(&linear(registry, name)),
+                "lookup of {name:?}"
+            );
             found += by_index.len();
         }
         found
@@ -553,18 +645,37 @@ mod tests {
     #[test]
     fn lookups_by_name_answer_what_a_scan_of_every_agent_answers() {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        let hot: Vec<ServiceName> = (0..8).map(|i| ServiceName::new(format!("hot-{i}")).unwrap()).collect();
+        let hot: Vec<ServiceName> = (0..8)
+            .map(|i| ServiceName::new(format!("hot-{i}")).unwrap())
+            .collect();
         let group = GroupName::new("g").unwrap();
         let mut registry = Registry::new();
         let mut known: Vec<(AgentId, ServiceName)> = Vec::new();
         let mut names: Vec<ServiceName> = hot.clone();
         names.push(ServiceName::anonymous());
         names.push(ServiceName::new("nobody").unwrap());
-        let register = |registry: &mut Registry, agent: AgentId, name: &ServiceName, location: Location| {
-            let groups = if agent.as_uuid().as_bytes()[0] % 2 == 0 { vec![group.clone()] } else { Vec::new() };
-            registry.handle(Register { binding: binding_of(agent, name, location), groups }, &mut Context::new());
+        let register =
+            |registry: &mut Registry, agent: AgentId, name: &ServiceName, location: Location| {
+                let groups = if agent.as_uuid().as_bytes()[0] % 2 == 0 {
+                    vec![group.clone()]
+                } else {
+                    Vec::new()
+                };
+                registry.handle(
+                    Register {
+                        binding: binding_of(agent, name, location),
+                        groups,
+                    },
+                    &mut Context::new(),
+                );
+            };
+        let location = |rng: &mut Rng| {
+            if rng.below(3) == 0 {
+                Location::Local
+            } else {
+                Location::Remote
+            }
         };
-        let location = |rng: &mut Rng| if rng.below(3) == 0 { Location::Local } else { Location::Remote };
 
         // 20,000 services: most with a name of their own, one in ten sharing one of a few
         // names, one in fifty anonymous; local and remote interleaved.
@@ -585,9 +696,16 @@ mod tests {
             known.push((agent, name));
         }
         let found = check_lookups(&mut registry, &names);
-        assert!(found > 1_000, "the hot names are shared by many services ({found})");
-        assert!(lookup(&mut registry, &hot[0]).iter().any(|b| b.location() == Location::Local));
-        assert!(lookup(&mut registry, &hot[0]).iter().any(|b| b.location() == Location::Remote));
+        assert!(
+            found > 1_000,
+            "the hot names are shared by many services ({found})"
+        );
+        assert!(lookup(&mut registry, &hot[0])
+            .iter()
+            .any(|b| b.location() == Location::Local));
+        assert!(lookup(&mut registry, &hot[0])
+            .iter()
+            .any(|b| b.location() == Location::Remote));
 
         // Withdraw a quarter (and a few agents never known), reroute a tenth (to the other
         // location, sometimes under another name, sometimes for an agent never known).
@@ -598,8 +716,15 @@ mod tests {
         registry.handle(Withdraw(AgentId::random()), &mut Context::new());
         for _ in 0..1_500 {
             let (agent, name) = known[rng.below(known.len())].clone();
-            let renamed = if rng.below(10) == 0 { hot[rng.below(hot.len())].clone() } else { name };
-            registry.handle(Reroute(binding_of(agent, &renamed, location(&mut rng))), &mut Context::new());
+            let renamed = if rng.below(10) == 0 {
+                hot[rng.below(hot.len())].clone()
+            } else {
+                name
+            };
+            registry.handle(
+                Reroute(binding_of(agent, &renamed, location(&mut rng))),
+                &mut Context::new(),
+            );
         }
         let stranger = binding_of(AgentId::random(), &hot[1], Location::Local);
         registry.handle(Reroute(stranger), &mut Context::new());
@@ -612,7 +737,11 @@ mod tests {
             if rng.below(2) == 0 {
                 registry.handle(Withdraw(agent), &mut Context::new());
             }
-            let name = if rng.below(4) == 0 { hot[rng.below(hot.len())].clone() } else { name };
+            let name = if rng.below(4) == 0 {
+                hot[rng.below(hot.len())].clone()
+            } else {
+                name
+            };
             register(&mut registry, agent, &name, location(&mut rng));
         }
         check_lookups(&mut registry, &names);
@@ -631,10 +760,20 @@ mod tests {
         let other = ServiceName::new("other").unwrap();
         let mut registry = Registry::new();
         for i in 0..60 {
-            let location = if i % 3 == 0 { Location::Local } else { Location::Remote };
+            let location = if i % 3 == 0 {
+                Location::Local
+            } else {
+                Location::Remote
+            };
             let name = if i % 4 == 0 { &other } else { &name };
             let binding = binding_of(AgentId::random(), name, location);
-            registry.handle(Register { binding, groups: Vec::new() }, &mut Context::new());
+            registry.handle(
+                Register {
+                    binding,
+                    groups: Vec::new(),
+                },
+                &mut Context::new(),
+            );
         }
         let inbox = Inbox::new(16);
         let subscribe = Subscribe {

@@ -52,7 +52,11 @@ pub(crate) enum ReplyTo {
     /// The requester is in this process.
     Local(oneshot::Sender<Outcome>),
     /// The requester is behind a link; the answer is routed to it by agent.
-    Remote { requester: Binding, conversation: u64, format: Format },
+    Remote {
+        requester: Binding,
+        conversation: u64,
+        format: Format,
+    },
 }
 
 impl ReplyTo {
@@ -60,9 +64,16 @@ impl ReplyTo {
         match self {
             // The requester may have given up (timeout): a late response is dropped.
             ReplyTo::Local(tx) => drop(tx.send(outcome)),
-            ReplyTo::Remote { requester, conversation, format } => {
-                crate::exchange::send_outcome(&requester, conversation, format, outcome.map_err(|f| *f))
-            }
+            ReplyTo::Remote {
+                requester,
+                conversation,
+                format,
+            } => crate::exchange::send_outcome(
+                &requester,
+                conversation,
+                format,
+                outcome.map_err(|f| *f),
+            ),
         }
     }
 
@@ -137,13 +148,21 @@ pub struct Endpoint {
 
 impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Endpoint").field("target", &self.target).field("timeout", &self.timeout).finish()
+        f.debug_struct("Endpoint")
+            .field("target", &self.target)
+            .field("timeout", &self.timeout)
+            .finish()
     }
 }
 
 impl Endpoint {
     pub(crate) fn new(node: Node, sender: Binding, target: RequestTarget) -> Self {
-        Endpoint { node, sender, target, timeout: None }
+        Endpoint {
+            node,
+            sender,
+            target,
+            timeout: None,
+        }
     }
 
     /// The same endpoint with a per-call timeout (`CLIENT_REQUEST_TIMEOUT` when it passes).
@@ -170,7 +189,11 @@ impl Endpoint {
     /// Calls `method` with JSON arguments (an array, one element per parameter) and returns
     /// the response as JSON. For tools without Rust types.
     pub fn call_dynamic(&self, method: &str, args: serde_json::Value) -> Call<serde_json::Value> {
-        self.call_payload(Cow::Owned(method.to_owned()), Payload::new(args), Format::Json)
+        self.call_payload(
+            Cow::Owned(method.to_owned()),
+            Payload::new(args),
+            Format::Json,
+        )
     }
 
     fn call_payload<R: DeserializeOwned + Send + Sync + 'static>(
@@ -180,11 +203,19 @@ impl Endpoint {
         reply_format: Format,
     ) -> Call<R> {
         let conversation = self.node.next_conversation();
-        let timeout = self.timeout.map(|limit| (limit, Box::pin(tokio::time::sleep(limit))));
+        let timeout = self
+            .timeout
+            .map(|limit| (limit, Box::pin(tokio::time::sleep(limit))));
         let state = match &self.target {
             // The usual, fast case: the request is sent now, nothing is boxed but the timer.
             RequestTarget::Binding(binding) => {
-                let request = Outgoing { conversation, method, args, sender: self.sender.clone(), reply_format };
+                let request = Outgoing {
+                    conversation,
+                    method,
+                    args,
+                    sender: self.sender.clone(),
+                    reply_format,
+                };
                 match request.send(binding) {
                     Ok(waiting) => State::Waiting(waiting),
                     Err(failure) => State::Failed(Some(failure)),
@@ -192,7 +223,13 @@ impl Endpoint {
             }
             RequestTarget::Name(name) => {
                 let (node, name) = (self.node.clone(), name.clone());
-                let request = Outgoing { conversation, method, args, sender: self.sender.clone(), reply_format };
+                let request = Outgoing {
+                    conversation,
+                    method,
+                    args,
+                    sender: self.sender.clone(),
+                    reply_format,
+                };
                 State::Resolving(Box::pin(async move {
                     match node.lookup_name(name.clone()).await.into_iter().next() {
                         Some(binding) => request.send(&binding),
@@ -204,7 +241,12 @@ impl Endpoint {
                 }))
             }
         };
-        Call { conversation, state, timeout, _response: PhantomData }
+        Call {
+            conversation,
+            state,
+            timeout,
+            _response: PhantomData,
+        }
     }
 }
 
@@ -227,7 +269,13 @@ struct Waiting {
 
 impl Outgoing {
     fn send(self, target: &Binding) -> Result<Waiting, Failure> {
-        let Outgoing { conversation, method, args, sender, reply_format } = self;
+        let Outgoing {
+            conversation,
+            method,
+            args,
+            sender,
+            reply_format,
+        } = self;
         let (tx, rx) = oneshot::channel();
         let request = IncomingRequest {
             conversation,
@@ -238,7 +286,11 @@ impl Outgoing {
             reply_format,
         };
         match target.push(Delivery::Request(request)) {
-            Ok(()) => Ok(Waiting { rx, target: target.agent(), method }),
+            Ok(()) => Ok(Waiting {
+                rx,
+                target: target.agent(),
+                method,
+            }),
             Err(refused) => Err(refusal_failure(target, refused)),
         }
     }
@@ -247,9 +299,10 @@ impl Outgoing {
 /// The failure answering a request its target's inbox (or link) refused.
 pub(crate) fn refusal_failure(target: &Binding, refused: Refused) -> Failure {
     match refused {
-        Refused::Closed => {
-            Failure::netsvc(ErrorCode::CLIENT_SERVICE_UNAVAILABLE, format!("service {target} is no longer available"))
-        }
+        Refused::Closed => Failure::netsvc(
+            ErrorCode::CLIENT_SERVICE_UNAVAILABLE,
+            format!("service {target} is no longer available"),
+        ),
         Refused::Full => Failure::netsvc(
             ErrorCode::SERVER_RESOURCE_UNAVAILABLE,
             format!("service {target} is overloaded: its inbox is full"),
@@ -289,12 +342,16 @@ impl<R: DeserializeOwned + Send + Sync + 'static> Future for Call<R> {
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let conversation = this.conversation;
-        let done = |r: Result<R, Failure>| Poll::Ready(r.map_err(|f| f.with_conversation(conversation)));
+        let done =
+            |r: Result<R, Failure>| Poll::Ready(r.map_err(|f| f.with_conversation(conversation)));
         loop {
             match &mut this.state {
                 State::Failed(failure) => {
                     let failure = failure.take().unwrap_or_else(|| {
-                        Failure::netsvc(ErrorCode::CLIENT_UNKNOWN_ERROR, "call polled after completion")
+                        Failure::netsvc(
+                            ErrorCode::CLIENT_UNKNOWN_ERROR,
+                            "call polled after completion",
+                        )
                     });
                     return done(Err(failure));
                 }
@@ -331,12 +388,18 @@ impl<R: DeserializeOwned + Send + Sync + 'static> Future for Call<R> {
             if sleep.as_mut().poll(cx).is_ready() {
                 let what = match &this.state {
                     State::Waiting(w) => {
-                        format!("no response from agent {} to {} within {limit:?}", w.target, w.method)
+                        format!(
+                            "no response from agent {} to {} within {limit:?}",
+                            w.target, w.method
+                        )
                     }
                     _ => format!("no response within {limit:?}"),
                 };
                 this.state = State::Failed(None);
-                return done(Err(Failure::netsvc(ErrorCode::CLIENT_REQUEST_TIMEOUT, what)));
+                return done(Err(Failure::netsvc(
+                    ErrorCode::CLIENT_REQUEST_TIMEOUT,
+                    what,
+                )));
             }
         }
         Poll::Pending
@@ -378,8 +441,20 @@ impl<T> std::fmt::Debug for Delayed<T> {
 }
 
 impl<T: Content> Responder<T> {
-    pub(crate) fn new(slot: ReplySlot, conversation: ConversationId, origin: String) -> (Self, Delayed<T>) {
-        (Responder { slot, conversation, origin, _type: PhantomData }, Delayed(PhantomData))
+    pub(crate) fn new(
+        slot: ReplySlot,
+        conversation: ConversationId,
+        origin: String,
+    ) -> (Self, Delayed<T>) {
+        (
+            Responder {
+                slot,
+                conversation,
+                origin,
+                _type: PhantomData,
+            },
+            Delayed(PhantomData),
+        )
     }
 
     /// The conversation id of the suspended request.
@@ -397,7 +472,10 @@ impl<T: Content> Responder<T> {
     /// Answers with a failure instead.
     pub fn fail(self, failure: impl Into<Failure>) {
         if let Some(reply) = take_slot(&self.slot) {
-            let failure = failure.into().with_default_origin(&self.origin).with_conversation(self.conversation);
+            let failure = failure
+                .into()
+                .with_default_origin(&self.origin)
+                .with_conversation(self.conversation);
             reply.fail(failure);
         }
     }
@@ -486,12 +564,17 @@ pub fn decode_args<A: DeserializeOwned + Send + Sync + 'static>(
     // The usual case, a typed client in this process: the tuple itself, moved out.
     if args.get::<A>().is_some() {
         return args.take::<A>().map_err(|e| {
-            Failure::netsvc(ErrorCode::SERVER_REQUEST_DECODING_ERROR, format!("arguments of {method}: {e}"))
+            Failure::netsvc(
+                ErrorCode::SERVER_REQUEST_DECODING_ERROR,
+                format!("arguments of {method}: {e}"),
+            )
         });
     }
     // JSON arguments that crossed a link arrive as bytes: view them as a JSON value first so
     // the argument count can be checked.
-    let args = if args.get::<serde_json::Value>().is_none() && args.wire_format() == crate::payload::Format::Json {
+    let args = if args.get::<serde_json::Value>().is_none()
+        && args.wire_format() == crate::payload::Format::Json
+    {
         match args.to_json() {
             Ok(value) => Payload::new(value),
             Err(e) => {
@@ -508,7 +591,10 @@ pub fn decode_args<A: DeserializeOwned + Send + Sync + 'static>(
         if items.len() != arity {
             return Err(Failure::netsvc(
                 ErrorCode::SERVER_PARAMETERS_INCORRECT,
-                format!("{method} expects {arity} argument(s), received {}", items.len()),
+                format!(
+                    "{method} expects {arity} argument(s), received {}",
+                    items.len()
+                ),
             ));
         }
         if arity == 0 {
@@ -516,17 +602,31 @@ pub fn decode_args<A: DeserializeOwned + Send + Sync + 'static>(
             return args_from_json(serde_json::Value::Null, method);
         }
     }
-    args.take::<A>()
-        .map_err(|e| Failure::netsvc(ErrorCode::SERVER_REQUEST_DECODING_ERROR, format!("arguments of {method}: {e}")))
+    args.take::<A>().map_err(|e| {
+        Failure::netsvc(
+            ErrorCode::SERVER_REQUEST_DECODING_ERROR,
+            format!("arguments of {method}: {e}"),
+        )
+    })
 }
 
-fn args_from_json<A: DeserializeOwned>(value: serde_json::Value, method: &str) -> Result<A, Failure> {
-    serde_json::from_value(value)
-        .map_err(|e| Failure::netsvc(ErrorCode::SERVER_REQUEST_DECODING_ERROR, format!("arguments of {method}: {e}")))
+fn args_from_json<A: DeserializeOwned>(
+    value: serde_json::Value,
+    method: &str,
+) -> Result<A, Failure> {
+    serde_json::from_value(value).map_err(|e| {
+        Failure::netsvc(
+            ErrorCode::SERVER_REQUEST_DECODING_ERROR,
+            format!("arguments of {method}: {e}"),
+        )
+    })
 }
 
 /// The failure for a method name that is not exported.
 #[doc(hidden)]
 pub fn method_unavailable(service: &str, method: &str) -> Failure {
-    Failure::netsvc(ErrorCode::SERVER_METHOD_UNAVAILABLE, format!("service {service:?} exports no method {method:?}"))
+    Failure::netsvc(
+        ErrorCode::SERVER_METHOD_UNAVAILABLE,
+        format!("service {service:?} exports no method {method:?}"),
+    )
 }

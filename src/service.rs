@@ -26,7 +26,10 @@ use std::time::Duration;
 
 use actix::dev::channel::AddressReceiver;
 use actix::dev::{AsyncContextParts, ContextFut, ContextParts, Envelope, Mailbox, ToEnvelope};
-use actix::{Actor, ActorContext, ActorFuture, ActorState, Addr, AsyncContext, Handler, Message, Running, SpawnHandle};
+use actix::{
+    Actor, ActorContext, ActorFuture, ActorState, Addr, AsyncContext, Handler, Message, Running,
+    SpawnHandle,
+};
 
 use crate::binding::Binding;
 use crate::event::ShutdownPhase;
@@ -43,7 +46,9 @@ use timers::Timers;
 
 /// A netsvc service. Implement it on a struct that derives `Service`; every hook has a
 /// default that does nothing.
-pub trait Service: Actor<Context = ServiceContext<Self>> + Handler<Drain> + crate::__private::Descriptor {
+pub trait Service:
+    Actor<Context = ServiceContext<Self>> + Handler<Drain> + crate::__private::Descriptor
+{
     /// Called once the service has started (it is already announced).
     fn started(&mut self, ctx: &mut ServiceContext<Self>) {
         let _ = ctx;
@@ -100,12 +105,20 @@ pub struct ServiceOptions {
 impl ServiceOptions {
     /// A service of this name, audience `*`, no groups.
     pub fn named(name: ServiceName) -> Self {
-        ServiceOptions { name, audience: Audience::Everyone, groups: Vec::new() }
+        ServiceOptions {
+            name,
+            audience: Audience::Everyone,
+            groups: Vec::new(),
+        }
     }
 
     /// An anonymous, process-local service.
     pub fn anonymous() -> Self {
-        ServiceOptions { name: ServiceName::anonymous(), audience: Audience::Process, groups: Vec::new() }
+        ServiceOptions {
+            name: ServiceName::anonymous(),
+            audience: Audience::Process,
+            groups: Vec::new(),
+        }
     }
 }
 
@@ -201,14 +214,24 @@ impl<S: Service> ServiceContext<S> {
         match delivery {
             Delivery::Report(report) => self.guarded(service, "report", |s, c| s.report(report, c)),
             Delivery::Request(request) => self.serve(service, request),
-            Delivery::Registry { event, internal: false } => {
-                self.guarded(service, "availability", |s, c| s.availability(event, c))
-            }
-            Delivery::Registry { event, internal: true } => {
-                let notices = self.core.broker.on_registry_event(&self.core.node, &self.core.binding, event);
+            Delivery::Registry {
+                event,
+                internal: false,
+            } => self.guarded(service, "availability", |s, c| s.availability(event, c)),
+            Delivery::Registry {
+                event,
+                internal: true,
+            } => {
+                let notices =
+                    self.core
+                        .broker
+                        .on_registry_event(&self.core.node, &self.core.binding, event);
                 self.notify_hooks(service, notices);
             }
-            Delivery::SubscriptionRequested { subscriber, pattern } => {
+            Delivery::SubscriptionRequested {
+                subscriber,
+                pattern,
+            } => {
                 let notices = self.core.broker.on_subscription_requested(
                     &self.core.node,
                     &self.core.binding,
@@ -218,7 +241,10 @@ impl<S: Service> ServiceContext<S> {
                 );
                 self.notify_hooks(service, notices);
             }
-            Delivery::SubscriptionWithdrawn { subscriber, pattern } => {
+            Delivery::SubscriptionWithdrawn {
+                subscriber,
+                pattern,
+            } => {
                 let notices = self.core.broker.on_subscription_withdrawn(
                     &self.core.node,
                     &self.core.binding,
@@ -230,7 +256,9 @@ impl<S: Service> ServiceContext<S> {
             Delivery::Publisher(notice) => {
                 self.guarded(service, "publisher", |s, c| s.publisher(notice, c));
             }
-            Delivery::Shutdown(phase) => self.guarded(service, "shutdown", |s, c| s.shutdown(phase, c)),
+            Delivery::Shutdown(phase) => {
+                self.guarded(service, "shutdown", |s, c| s.shutdown(phase, c))
+            }
             Delivery::Stop => self.stop(),
         }
     }
@@ -238,25 +266,47 @@ impl<S: Service> ServiceContext<S> {
     fn notify_hooks(&mut self, service: &mut S, notices: Vec<Notice>) {
         for notice in notices {
             match notice {
-                Notice::Subscription(n) => self.guarded(service, "subscription", |s, c| s.subscription(n, c)),
-                Notice::Publisher(n) => self.guarded(service, "publisher", |s, c| s.publisher(n, c)),
+                Notice::Subscription(n) => {
+                    self.guarded(service, "subscription", |s, c| s.subscription(n, c))
+                }
+                Notice::Publisher(n) => {
+                    self.guarded(service, "publisher", |s, c| s.publisher(n, c))
+                }
             }
         }
     }
 
     /// Runs a user hook, catching and logging a panic so the service keeps running.
-    pub(crate) fn guarded(&mut self, service: &mut S, hook: &str, f: impl FnOnce(&mut S, &mut Self)) {
+    pub(crate) fn guarded(
+        &mut self,
+        service: &mut S,
+        hook: &str,
+        f: impl FnOnce(&mut S, &mut Self),
+    ) {
         if let Err(panic) = catch_unwind(AssertUnwindSafe(|| f(service, self))) {
             tracing::error!(service = %self.core.binding, hook, "panic in hook: {}", panic_message(&panic));
         }
     }
 
     fn serve(&mut self, service: &mut S, request: IncomingRequest) {
-        let IncomingRequest { conversation, method, args, sender, reply, .. } = request;
-        let info = RequestInfo { conversation, method, sender };
+        let IncomingRequest {
+            conversation,
+            method,
+            args,
+            sender,
+            reply,
+            ..
+        } = request;
+        let info = RequestInfo {
+            conversation,
+            method,
+            sender,
+        };
         let method = info.method.clone();
         self.core.current = Some((info, Some(reply)));
-        let result = catch_unwind(AssertUnwindSafe(|| S::dispatch(service, self, &method, args)));
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            S::dispatch(service, self, &method, args)
+        }));
         let reply = self.core.current.take().and_then(|(_, reply)| reply);
         let mut outcome = match result {
             Ok(Reply::Now(outcome)) => outcome,
@@ -275,8 +325,11 @@ impl<S: Service> ServiceContext<S> {
                 let message = panic_message(&panic);
                 tracing::error!(service = %self.core.binding, method = %method, "panic in method: {message}");
                 Err(Box::new(
-                    Failure::netsvc(ErrorCode::SERVER_APPLICATION_ERROR, format!("{method} panicked"))
-                        .with_details(message),
+                    Failure::netsvc(
+                        ErrorCode::SERVER_APPLICATION_ERROR,
+                        format!("{method} panicked"),
+                    )
+                    .with_details(message),
                 ))
             }
         };
@@ -310,7 +363,9 @@ impl Core {
         }
         let _ = self.node.net().remove(self.binding.agent(), None);
         self.node.router().service_withdrawn(self.binding.agent());
-        self.node.registry().do_send(crate::registry::Withdraw(self.binding.agent()));
+        self.node
+            .registry()
+            .do_send(crate::registry::Withdraw(self.binding.agent()));
     }
 }
 
@@ -388,7 +443,9 @@ where
 
 impl<S: Actor<Context = ServiceContext<S>>> std::fmt::Debug for ServiceContext<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServiceContext").field("binding", &self.core.binding).finish()
+        f.debug_struct("ServiceContext")
+            .field("binding", &self.core.binding)
+            .finish()
     }
 }
 
@@ -429,7 +486,11 @@ impl<S: Service> ActorFuture<S> for InboxDriver {
 /// that check should not pay for the stack frame of the whole delivery path (measured: about
 /// 10% more in-process round trips per second).
 #[inline(never)]
-fn drain_and_rewake<S: Service>(service: &mut S, ctx: &mut ServiceContext<S>, task: &mut std::task::Context<'_>) {
+fn drain_and_rewake<S: Service>(
+    service: &mut S,
+    ctx: &mut ServiceContext<S>,
+    task: &mut std::task::Context<'_>,
+) {
     if ctx.drain(service, task.waker()) {
         // Budget spent: let the other actors of this arbiter run, then continue.
         task.waker().wake_by_ref();
@@ -463,7 +524,9 @@ impl<S: Service> ServiceContext<S> {
     ///
     /// [`Delayed`]: crate::Delayed
     /// [`Responder`]: crate::Responder
-    pub fn suspend_response<T: crate::payload::Content>(&mut self) -> (crate::Responder<T>, crate::Delayed<T>) {
+    pub fn suspend_response<T: crate::payload::Content>(
+        &mut self,
+    ) -> (crate::Responder<T>, crate::Delayed<T>) {
         let origin = self.core.binding.name().to_string();
         let (conversation, reply) = match self.core.current.as_mut() {
             Some((info, reply)) => (info.conversation, reply.take()),
@@ -473,7 +536,9 @@ impl<S: Service> ServiceContext<S> {
             tracing::error!(service = %self.core.binding, "suspend_response called outside an exported method or twice");
         }
         let slot = std::sync::Arc::new(std::sync::Mutex::new(reply));
-        self.core.suspended.retain(|s| s.lock().map(|g| g.is_some()).unwrap_or(false));
+        self.core
+            .suspended
+            .retain(|s| s.lock().map(|g| g.is_some()).unwrap_or(false));
         self.core.suspended.push(slot.clone());
         crate::Responder::new(slot, conversation, origin)
     }
@@ -485,7 +550,10 @@ impl<S: Service> ServiceContext<S> {
         then: impl FnOnce(&mut S, Result<R, Failure>, &mut Self) + 'static,
     ) -> SpawnHandle {
         use actix::ActorFutureExt;
-        self.spawn(actix::fut::wrap_future::<_, S>(call).map(move |outcome, service, ctx| then(service, outcome, ctx)))
+        self.spawn(
+            actix::fut::wrap_future::<_, S>(call)
+                .map(move |outcome, service, ctx| then(service, outcome, ctx)),
+        )
     }
 
     /// An endpoint for calling a service by name or by binding, with this service as the

@@ -17,11 +17,15 @@ mod frame;
 pub use codec::decode_frame_serde;
 pub use codec::{CodecError, FrameCodec, DEFAULT_MAX_FRAME};
 pub use frame::{
-    Frame, Hello, ReportFrame, ReportTarget, RequestFrame, ServiceInfo, WireFailure, WirePayload, PROTOCOL_VERSION,
+    Frame, Hello, ReportFrame, ReportTarget, RequestFrame, ServiceInfo, WireFailure, WirePayload,
+    PROTOCOL_VERSION,
 };
 
 pub(crate) use codec::{
-    announced_len, decode_frame, decode_incoming, encode_frame, encode_report, encode_report_spliced, encode_request,
-    encode_response, frame_len, is_call, split_frame, EncodedTargets, Incoming, PutTargets, HEADER,
+    announced_len, decode_frame, decode_incoming, encode_frame, encode_report,
+    encode_report_spliced, encode_request, encode_response, frame_len, is_call, split_frame,
+    EncodedTargets, Incoming, PutTargets, HEADER,
 };
-pub(crate) use frame::{ContentView, ReportRef, ReportView, RequestView, ResponseView, TargetView, Text};
+pub(crate) use frame::{
+    ContentView, ReportRef, ReportView, RequestView, ResponseView, TargetView, Text,
+};

@@ -23,7 +23,9 @@ impl Service for Clock {
             panic!("hook panicked");
         }
         if name == "tick" {
-            let _ = self.log.send(format!("tick pending={}", ctx.timer_pending("tick")));
+            let _ = self
+                .log
+                .send(format!("tick pending={}", ctx.timer_pending("tick")));
         }
     }
     fn shutdown(&mut self, phase: ShutdownPhase, _ctx: &mut ServiceContext<Self>) {
@@ -56,14 +58,18 @@ impl actix::Handler<T> for Clock {
         match msg {
             T::Start(name, ms) => ctx.start_timer(name, Duration::from_millis(ms)),
             T::Cancel(name) => {
-                let _ = self.log.send(format!("cancelled {name} {}", ctx.cancel_timer(name)));
+                let _ = self
+                    .log
+                    .send(format!("cancelled {name} {}", ctx.cancel_timer(name)));
             }
             T::CancelAll => ctx.cancel_all_timers(),
             T::Alarm(name, at) => ctx.set_alarm(name, at),
             T::CancelAlarm(name) => {
                 ctx.cancel_alarm(name);
             }
-            T::Every(name, ms) => ctx.schedule_action(name, Schedule::Every(Duration::from_millis(ms))),
+            T::Every(name, ms) => {
+                ctx.schedule_action(name, Schedule::Every(Duration::from_millis(ms)))
+            }
             T::Cron(name, expr) => match Schedule::cron(expr) {
                 Ok(s) => ctx.schedule_action(name, s),
                 Err(e) => {
@@ -115,9 +121,27 @@ async fn alarms_fire_at_an_absolute_time() {
     let (tx, mut log) = probe();
     let clock = node.spawn(Clock { log: tx }).addr;
     let start = Instant::now();
-    clock.send(T::Alarm("soon", SystemTime::now() + Duration::from_millis(80))).await.unwrap();
-    clock.send(T::Alarm("past", SystemTime::now() - Duration::from_secs(10))).await.unwrap();
-    clock.send(T::Alarm("never", SystemTime::now() + Duration::from_millis(50))).await.unwrap();
+    clock
+        .send(T::Alarm(
+            "soon",
+            SystemTime::now() + Duration::from_millis(80),
+        ))
+        .await
+        .unwrap();
+    clock
+        .send(T::Alarm(
+            "past",
+            SystemTime::now() - Duration::from_secs(10),
+        ))
+        .await
+        .unwrap();
+    clock
+        .send(T::Alarm(
+            "never",
+            SystemTime::now() + Duration::from_millis(50),
+        ))
+        .await
+        .unwrap();
     clock.send(T::CancelAlarm("never")).await.unwrap();
     assert_eq!(log.next().await, "fired past");
     assert_eq!(log.next().await, "fired soon");
@@ -131,7 +155,10 @@ async fn recurring_actions_repeat_until_cancelled() {
     let (tx, mut log) = probe();
     let clock = node.spawn(Clock { log: tx }).addr;
     clock.send(T::Every("poll", 20)).await.unwrap();
-    assert_eq!(log.take(3).await, ["fired poll", "fired poll", "fired poll"]);
+    assert_eq!(
+        log.take(3).await,
+        ["fired poll", "fired poll", "fired poll"]
+    );
     clock.send(T::CancelAction("poll")).await.unwrap();
     settle().await;
     while log.0.try_recv().is_ok() {}
@@ -144,7 +171,10 @@ async fn recurring_actions_repeat_until_cancelled() {
 
     clock.send(T::Cron("bad", "every minute")).await.unwrap();
     let line = log.next().await;
-    assert!(line.starts_with("invalid cron expression \"every minute\""), "{line}");
+    assert!(
+        line.starts_with("invalid cron expression \"every minute\""),
+        "{line}"
+    );
 }
 
 #[actix::test]
@@ -160,7 +190,10 @@ async fn a_panicking_hook_is_logged_and_the_service_keeps_running() {
 
 #[actix::test]
 async fn shutdown_runs_pending_then_arrived_then_stops_services() {
-    let node = Node::with_config(NodeConfig { shutdown_delay: Duration::from_millis(100), ..NodeConfig::default() });
+    let node = Node::with_config(NodeConfig {
+        shutdown_delay: Duration::from_millis(100),
+        ..NodeConfig::default()
+    });
     let (tx, mut log) = probe();
     let clock = node.spawn(Clock { log: tx });
     let (tx2, mut log2) = probe();
@@ -172,17 +205,26 @@ async fn shutdown_runs_pending_then_arrived_then_stops_services() {
     assert_eq!(log.next().await, "shutdown Pending");
     assert_eq!(log2.next().await, "shutdown Pending");
     assert_eq!(log.next().await, "shutdown Arrived");
-    assert!(start.elapsed() >= Duration::from_millis(90), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_millis(90),
+        "{:?}",
+        start.elapsed()
+    );
     assert_eq!(log.next().await, "stopping");
     assert_eq!(log2.take(2).await, ["shutdown Arrived", "stopping"]);
-    tokio::time::timeout(Duration::from_secs(3), node.shutdown_complete()).await.expect("shutdown completes");
+    tokio::time::timeout(Duration::from_secs(3), node.shutdown_complete())
+        .await
+        .expect("shutdown completes");
     assert!(node.services().await.is_empty());
     assert!(!clock.addr.connected() || node.lookup_agent(clock.binding.agent()).await.is_none());
 }
 
 #[actix::test]
 async fn shutdown_holds_delay_arrival_until_released() {
-    let node = Node::with_config(NodeConfig { shutdown_delay: Duration::from_millis(20), ..NodeConfig::default() });
+    let node = Node::with_config(NodeConfig {
+        shutdown_delay: Duration::from_millis(20),
+        ..NodeConfig::default()
+    });
     let (tx, mut log) = probe();
     let clock = node.spawn(Clock { log: tx }).addr;
     clock.send(T::Hold).await.unwrap();
@@ -194,5 +236,7 @@ async fn shutdown_holds_delay_arrival_until_released() {
     log.silent_for(Duration::from_millis(50)).await;
     clock.send(T::Release).await.unwrap();
     assert_eq!(log.take(2).await, ["shutdown Arrived", "stopping"]);
-    tokio::time::timeout(Duration::from_secs(3), node.shutdown_complete()).await.expect("shutdown completes");
+    tokio::time::timeout(Duration::from_secs(3), node.shutdown_complete())
+        .await
+        .expect("shutdown completes");
 }

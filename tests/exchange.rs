@@ -34,7 +34,9 @@ impl Calculator {
     }
     fn slow(&mut self, ctx: &mut ServiceContext<Self>, millis: u64) -> Delayed<u64> {
         let (responder, delayed) = ctx.suspend_response();
-        ctx.run_later(Duration::from_millis(millis), move |_, _| responder.resolve(millis));
+        ctx.run_later(Duration::from_millis(millis), move |_, _| {
+            responder.resolve(millis)
+        });
         delayed
     }
 }
@@ -62,8 +64,12 @@ impl Service for Subscriber {
         ctx.monitor_reports("publisher", "system.*");
     }
     fn report(&mut self, r: Report, _: &mut ServiceContext<Self>) {
-        let _ =
-            self.log.send(format!("{} {} {:?}", r.subject(), r.decode::<String>().unwrap(), r.publisher().location()));
+        let _ = self.log.send(format!(
+            "{} {} {:?}",
+            r.subject(),
+            r.decode::<String>().unwrap(),
+            r.publisher().location()
+        ));
     }
     fn publisher(&mut self, n: PublisherNotice, _: &mut ServiceContext<Self>) {
         let _ = self.log.send(format!("publisher {:?}", n.status));
@@ -72,7 +78,10 @@ impl Service for Subscriber {
 
 async fn active(rx: &mut tokio::sync::broadcast::Receiver<netsvc::ConnectionEvent>) {
     loop {
-        let event = tokio::time::timeout(WAIT, rx.recv()).await.expect("connection within WAIT").unwrap();
+        let event = tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .expect("connection within WAIT")
+            .unwrap();
         if event.state == ConnectionState::Active {
             return;
         }
@@ -85,7 +94,10 @@ async fn wait_for(node: &Node, name: &str) -> Binding {
         if let Some(b) = node.lookup_name(name).await.into_iter().next() {
             return b;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{name} never appeared");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} never appeared"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -101,7 +113,9 @@ async fn services_reports_and_requests_cross_a_connection() {
     let client = Node::new("client");
     let client_x = Exchange::new(&client);
     let mut events = client_x.connections();
-    client_x.connect(&addr.to_string(), Some(Duration::from_millis(100))).forget();
+    client_x
+        .connect(&addr.to_string(), Some(Duration::from_millis(100)))
+        .forget();
     active(&mut events).await;
 
     let calc = wait_for(&client, "calculator").await;
@@ -111,10 +125,17 @@ async fn services_reports_and_requests_cross_a_connection() {
     let f = c.divide(1, 0).await.unwrap_err();
     assert_eq!((f.code, f.origin.as_str()), (ErrorCode(100), "calculator"));
     assert_eq!(
-        client.endpoint("calculator").call_dynamic("multiply", serde_json::json!([2, 4])).await,
+        client
+            .endpoint("calculator")
+            .call_dynamic("multiply", serde_json::json!([2, 4]))
+            .await,
         Ok(serde_json::json!(8))
     );
-    let f = client.endpoint("calculator").call_dynamic("multiply", serde_json::json!([2])).await.unwrap_err();
+    let f = client
+        .endpoint("calculator")
+        .call_dynamic("multiply", serde_json::json!([2]))
+        .await
+        .unwrap_err();
     assert_eq!(f.code, ErrorCode::SERVER_PARAMETERS_INCORRECT);
     let f = c
         .endpoint()
@@ -135,7 +156,10 @@ async fn services_reports_and_requests_cross_a_connection() {
 
 #[actix::test]
 async fn calls_over_the_frame_size_limit_fail_clearly_and_the_link_stays_up() {
-    let config = || ExchangeConfig { max_frame: 4096, ..ExchangeConfig::default() };
+    let config = || ExchangeConfig {
+        max_frame: 4096,
+        ..ExchangeConfig::default()
+    };
     let server = Node::new("server");
     let server_x = Exchange::with_config(&server, config()).unwrap();
     let addr = server_x.listen("127.0.0.1:0").await.unwrap();
@@ -149,7 +173,11 @@ async fn calls_over_the_frame_size_limit_fail_clearly_and_the_link_stays_up() {
 
     let f = c.repeat("x".repeat(10_000), 1).await.unwrap_err();
     assert_eq!(f.code, ErrorCode::CLIENT_REQUEST_ENCODING_ERROR);
-    assert!(f.description.contains("too large: over the link's frame size limit of 4096 bytes"), "{f}");
+    assert!(
+        f.description
+            .contains("too large: over the link's frame size limit of 4096 bytes"),
+        "{f}"
+    );
     let f = c.repeat("x".into(), 10_000).await.unwrap_err();
     assert_eq!(f.code, ErrorCode::SERVER_RESPONSE_ENCODING_ERROR);
     assert!(f.description.contains("response too large"), "{f}");
@@ -172,7 +200,11 @@ async fn a_relay_answers_at_once_for_calls_too_large_for_its_next_link() {
     let mut front_events = front_default.connections();
     front_default.connect(&hub_addr.to_string(), None).forget();
     active(&mut front_events).await;
-    let small = ExchangeConfig { group: "backend".into(), max_frame: 4096, ..ExchangeConfig::default() };
+    let small = ExchangeConfig {
+        group: "backend".into(),
+        max_frame: 4096,
+        ..ExchangeConfig::default()
+    };
     let front_backend = Exchange::with_config(&front, small.clone()).unwrap();
     let backend_addr = front_backend.listen("127.0.0.1:0").await.unwrap();
     let back = Node::new("back");
@@ -188,7 +220,10 @@ async fn a_relay_answers_at_once_for_calls_too_large_for_its_next_link() {
     back.spawn_with(Calculator, options);
 
     // back → hub: the 10 kB response does not fit front's link to back.
-    let to_hub = CalculatorClient::new(back.endpoint(&wait_for(&back, "calculator").await).with_timeout(WAIT));
+    let to_hub = CalculatorClient::new(
+        back.endpoint(&wait_for(&back, "calculator").await)
+            .with_timeout(WAIT),
+    );
     let f = to_hub.repeat("x".into(), 10_000).await.unwrap_err();
     assert_eq!(f.code, ErrorCode::SERVER_RESPONSE_ENCODING_ERROR, "{f}");
     assert!(f.description.contains("response too large to relay"), "{f}");
@@ -197,13 +232,22 @@ async fn a_relay_answers_at_once_for_calls_too_large_for_its_next_link() {
     assert_eq!(f.code, ErrorCode(101), "{f}");
     assert_eq!((f.description.len(), f.details.len()), (1024, 1024));
     // hub → back: the 10 kB request does not fit front's link to back.
-    let to_back = CalculatorClient::new(hub.endpoint(&wait_for(&hub, "backcalc").await).with_timeout(WAIT));
+    let to_back = CalculatorClient::new(
+        hub.endpoint(&wait_for(&hub, "backcalc").await)
+            .with_timeout(WAIT),
+    );
     let f = to_back.repeat("x".repeat(10_000), 1).await.unwrap_err();
     assert_eq!(f.code, ErrorCode::SERVER_RESOURCE_UNAVAILABLE, "{f}");
     assert!(f.description.contains("request too large to relay"), "{f}");
     // What fits goes through, both ways.
-    assert_eq!(to_hub.repeat("x".into(), 3000).await.map(|s| s.len()), Ok(3000));
-    assert_eq!(to_back.repeat("x".repeat(3000), 1).await.map(|s| s.len()), Ok(3000));
+    assert_eq!(
+        to_hub.repeat("x".into(), 3000).await.map(|s| s.len()),
+        Ok(3000)
+    );
+    assert_eq!(
+        to_back.repeat("x".repeat(3000), 1).await.map(|s| s.len()),
+        Ok(3000)
+    );
 }
 
 /// Watches everything a node's registry says about one service name, and reports.
@@ -217,7 +261,12 @@ impl Service for Observer {
         ctx.subscribe_name(self.name);
     }
     fn availability(&mut self, e: RegistryEvent, _: &mut ServiceContext<Self>) {
-        let _ = self.log.send(format!("{} {:?} {}", e.binding.name(), e.status, e.binding.agent()));
+        let _ = self.log.send(format!(
+            "{} {:?} {}",
+            e.binding.name(),
+            e.status,
+            e.binding.agent()
+        ));
     }
 }
 
@@ -233,12 +282,20 @@ async fn a_dropped_link_withdraws_fails_pending_requests_and_everything_forms_ag
     let client = Node::new("client");
     let client_x = Exchange::new(&client);
     let mut events = client_x.connections();
-    client_x.connect(&addr.to_string(), Some(Duration::from_millis(50))).forget();
+    client_x
+        .connect(&addr.to_string(), Some(Duration::from_millis(50)))
+        .forget();
     active(&mut events).await;
 
     let (otx, mut observed) = probe();
-    client.spawn(Observer { log: otx, name: "calculator" });
-    assert_eq!(observed.next().await, format!("calculator Available {}", calc.binding.agent()));
+    client.spawn(Observer {
+        log: otx,
+        name: "calculator",
+    });
+    assert_eq!(
+        observed.next().await,
+        format!("calculator Available {}", calc.binding.agent())
+    );
     let (tx, mut log) = probe();
     client.spawn(Subscriber { log: tx });
     assert_eq!(log.next().await, "publisher Available");
@@ -253,21 +310,40 @@ async fn a_dropped_link_withdraws_fails_pending_requests_and_everything_forms_ag
     let started = std::time::Instant::now();
     server_x.disconnect_all();
     // The pending request fails at once, not after its 10 s.
-    let failure = tokio::time::timeout(WAIT, pending).await.unwrap().unwrap().unwrap_err();
+    let failure = tokio::time::timeout(WAIT, pending)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
     assert_eq!(failure.code, ErrorCode::SERVER_APPLICATION_ERROR);
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
-    assert_eq!(observed.next().await, format!("calculator Withdrawn {}", calc.binding.agent()));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        observed.next().await,
+        format!("calculator Withdrawn {}", calc.binding.agent())
+    );
     log.until("publisher Withdrawn").await;
     sublog.until("withdrawn system.*").await;
 
     // The client reconnects: same agent identities, subscriptions and cached reports again.
-    assert_eq!(observed.next().await, format!("calculator Available {}", calc.binding.agent()));
+    assert_eq!(
+        observed.next().await,
+        format!("calculator Available {}", calc.binding.agent())
+    );
     log.until("publisher Available").await;
     log.until("system.ctime then Remote").await;
     sublog.until("requested system.*").await;
     let again = wait_for(&client, "calculator").await;
     assert_eq!(again.agent(), remote_calc.agent());
-    assert_eq!(CalculatorClient::new(client.endpoint(&again)).multiply(3, 3).await, Ok(9));
+    assert_eq!(
+        CalculatorClient::new(client.endpoint(&again))
+            .multiply(3, 3)
+            .await,
+        Ok(9)
+    );
 }
 
 /// Logs subscription notices of the publisher's node.
@@ -329,7 +405,11 @@ impl Service for Listener {
         ctx.monitor_reports("chatty", self.pattern);
     }
     fn report(&mut self, r: Report, _: &mut ServiceContext<Self>) {
-        let _ = self.log.send(format!("{} {}", r.pattern().unwrap(), r.decode::<u32>().unwrap()));
+        let _ = self.log.send(format!(
+            "{} {}",
+            r.pattern().unwrap(),
+            r.decode::<u32>().unwrap()
+        ));
     }
     fn publisher(&mut self, _: PublisherNotice, _: &mut ServiceContext<Self>) {
         let _ = self.log.send("accepted".into());
@@ -358,9 +438,18 @@ async fn reports_cross_a_link_only_for_subscribers_behind_it_once_per_link() {
     // Three subscriptions behind the link (two services, one with two matching patterns):
     // each report crosses once, and is delivered once per matching pattern.
     let (tx, mut log) = probe();
-    client.spawn(Listener { log: tx.clone(), pattern: "chat*" });
-    let second = client.spawn(Listener { log: tx.clone(), pattern: "chatter" });
-    client.spawn(Listener { log: tx.clone(), pattern: "*" });
+    client.spawn(Listener {
+        log: tx.clone(),
+        pattern: "chat*",
+    });
+    let second = client.spawn(Listener {
+        log: tx.clone(),
+        pattern: "chatter",
+    });
+    client.spawn(Listener {
+        log: tx.clone(),
+        pattern: "*",
+    });
     assert_eq!(log.take(3).await, ["accepted", "accepted", "accepted"]);
     chatty.addr.send(Burst(10)).await.unwrap();
     let lines = log.take_sorted(30).await;
@@ -370,10 +459,16 @@ async fn reports_cross_a_link_only_for_subscribers_behind_it_once_per_link() {
     assert_eq!(server_x.stats().reports_sent, 10);
 
     // Subscribers come and go between reports on the same subject: the next report follows.
-    client.spawn(Listener { log: tx, pattern: "c*" });
+    client.spawn(Listener {
+        log: tx,
+        pattern: "c*",
+    });
     assert_eq!(log.next().await, "accepted");
     chatty.addr.send(Burst(1)).await.unwrap();
-    assert_eq!(log.take_sorted(4).await, ["* 0", "c* 0", "chat* 0", "chatter 0"]);
+    assert_eq!(
+        log.take_sorted(4).await,
+        ["* 0", "c* 0", "chat* 0", "chatter 0"]
+    );
     second.stop();
     tokio::time::timeout(Duration::from_secs(5), async {
         while chatty.addr.send(CountSubscribers).await.unwrap() != 3 {
@@ -413,7 +508,10 @@ async fn reports_follow_a_subscriber_rerouted_through_another_server() {
     active(&mut events).await;
     let chatty = publisher.spawn(Chatty);
     let (tx, mut log) = probe();
-    subscriber.spawn(Listener { log: tx, pattern: "chatter" });
+    subscriber.spawn(Listener {
+        log: tx,
+        pattern: "chatter",
+    });
     assert_eq!(log.next().await, "accepted");
     chatty.addr.send(Burst(1)).await.unwrap();
     assert_eq!(log.next().await, "chatter 0");
@@ -431,7 +529,10 @@ async fn reports_follow_a_subscriber_rerouted_through_another_server() {
             assert_eq!(line.as_deref(), Some("chatter 0"));
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no report after the reroute");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no report after the reroute"
+        );
     }
     assert_eq!(chatty.addr.send(CountSubscribers).await.unwrap(), 1);
 }
@@ -447,7 +548,10 @@ async fn exchange_groups_decide_what_crosses() {
     let front_default = Exchange::new(&front);
     let mut front_events = front_default.connections();
     front_default.connect(&hub_addr.to_string(), None).forget();
-    let backend_cfg = netsvc::ExchangeConfig { group: "backend".into(), ..Default::default() };
+    let backend_cfg = netsvc::ExchangeConfig {
+        group: "backend".into(),
+        ..Default::default()
+    };
     let front_backend = Exchange::with_config(&front, backend_cfg.clone()).unwrap();
     let backend_addr = front_backend.listen("127.0.0.1:0").await.unwrap();
     active(&mut front_events).await;
@@ -468,7 +572,12 @@ async fn exchange_groups_decide_what_crosses() {
     // The front end sees the back-end service; the back end sees the default group's `*`.
     let calc = wait_for(&front, "calculator").await;
     assert_eq!(calc.audience().as_str(), "backend");
-    assert_eq!(CalculatorClient::new(front.endpoint(&calc)).multiply(2, 21).await, Ok(42));
+    assert_eq!(
+        CalculatorClient::new(front.endpoint(&calc))
+            .multiply(2, 21)
+            .await,
+        Ok(42)
+    );
     wait_for(&back, "publisher").await;
     // The default-group hub never hears of it.
     settle().await;
@@ -480,7 +589,11 @@ async fn exchange_groups_decide_what_crosses() {
     let stranger_x = Exchange::new(&stranger);
     let mut stranger_events = stranger_x.connections();
     stranger_x.connect(&backend_addr.to_string(), None).forget();
-    assert!(tokio::time::timeout(Duration::from_millis(500), stranger_events.recv()).await.is_err());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), stranger_events.recv())
+            .await
+            .is_err()
+    );
 }
 
 #[actix::test]
@@ -515,9 +628,15 @@ async fn a_triangle_of_exchange_servers_has_no_loops_and_no_duplicate_announceme
         clients.push((node, x));
     }
     let (otx_b, mut seen_b) = probe();
-    clients[1].0.spawn(Observer { log: otx_b, name: "calculator" });
+    clients[1].0.spawn(Observer {
+        log: otx_b,
+        name: "calculator",
+    });
     let (otx_c, mut seen_c) = probe();
-    clients[2].0.spawn(Observer { log: otx_c, name: "calculator" });
+    clients[2].0.spawn(Observer {
+        log: otx_c,
+        name: "calculator",
+    });
     let calc = clients[0].0.spawn(Calculator);
     clients[0].0.spawn(Publisher);
 
@@ -526,7 +645,12 @@ async fn a_triangle_of_exchange_servers_has_no_loops_and_no_duplicate_announceme
     assert_eq!(seen_c.next().await, expected);
     // Requests from c's client reach a's client through two servers.
     let remote = wait_for(&clients[2].0, "calculator").await;
-    assert_eq!(CalculatorClient::new(clients[2].0.endpoint(&remote)).multiply(7, 6).await, Ok(42));
+    assert_eq!(
+        CalculatorClient::new(clients[2].0.endpoint(&remote))
+            .multiply(7, 6)
+            .await,
+        Ok(42)
+    );
     // Reports arrive exactly once per subscription.
     let (tx, mut log) = probe();
     clients[1].0.spawn(Subscriber { log: tx });
@@ -546,8 +670,16 @@ async fn a_triangle_of_exchange_servers_has_no_loops_and_no_duplicate_announceme
         assert_eq!(node.lookup_name("calculator").await.len(), 1, "{node:?}");
     }
     // One link per pair of servers, the duplicate dropped.
-    assert_eq!(servers[0].1.stats().connections, 3, "a: b, c and its client");
-    assert_eq!(servers[2].1.stats().connections, 3, "c: a, b and its client");
+    assert_eq!(
+        servers[0].1.stats().connections,
+        3,
+        "a: b, c and its client"
+    );
+    assert_eq!(
+        servers[2].1.stats().connections,
+        3,
+        "c: a, b and its client"
+    );
 }
 
 #[derive(Service)]
@@ -577,6 +709,9 @@ async fn a_process_local_service_cannot_call_across_and_is_told_at_once() {
     active(&mut events).await;
     let calc = wait_for(&client, "calculator").await;
     let (tx, mut log) = probe();
-    client.spawn(Hermit { target: calc, log: tx });
+    client.spawn(Hermit {
+        target: calc,
+        log: tx,
+    });
     assert_eq!(log.next().await, "Err(CLIENT_SERVICE_ADDRESS_INVALID(45))");
 }

@@ -8,7 +8,9 @@ use std::time::Duration;
 use bytes::BytesMut;
 use common::{probe, WAIT};
 use netsvc::prelude::*;
-use netsvc::wire::{Frame, FrameCodec, Hello, RequestFrame, ServiceInfo, WirePayload, PROTOCOL_VERSION};
+use netsvc::wire::{
+    Frame, FrameCodec, Hello, RequestFrame, ServiceInfo, WirePayload, PROTOCOL_VERSION,
+};
 use netsvc::{AgentId, ConnectionState, Exchange, ExchangeConfig, Format, ProcessId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -72,7 +74,13 @@ fn encode(frame: &Frame) -> Vec<u8> {
 }
 
 fn hello(version: u32) -> Frame {
-    Frame::Hello(Hello { version, process: ProcessId::random(), node: "raw".into(), group: String::new(), hub: false })
+    Frame::Hello(Hello {
+        version,
+        process: ProcessId::random(),
+        node: "raw".into(),
+        group: String::new(),
+        hub: false,
+    })
 }
 
 /// Reads frames until the peer closes the connection; `None` if it is still open after
@@ -103,7 +111,10 @@ async fn still_serving(addr: &str) {
     let x = Exchange::new(&node);
     let mut events = x.connections();
     x.connect(addr, None).forget();
-    let event = tokio::time::timeout(WAIT, events.recv()).await.unwrap().unwrap();
+    let event = tokio::time::timeout(WAIT, events.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(event.state, ConnectionState::Active);
     let deadline = tokio::time::Instant::now() + WAIT;
     let calc = loop {
@@ -113,7 +124,12 @@ async fn still_serving(addr: &str) {
         assert!(tokio::time::Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
-    assert_eq!(CalculatorClient::new(node.endpoint(&calc)).multiply(6, 7).await, Ok(42));
+    assert_eq!(
+        CalculatorClient::new(node.endpoint(&calc))
+            .multiply(6, 7)
+            .await,
+        Ok(42)
+    );
 }
 
 async fn raw(addr: &str) -> TcpStream {
@@ -124,7 +140,9 @@ async fn raw(addr: &str) -> TcpStream {
 /// subscribed it to everything the server's `chatty` publishes.
 async fn raw_subscriber_of_chatty(node: &Node, addr: &str) -> TcpStream {
     let mut s = raw(addr).await;
-    s.write_all(&encode(&hello(PROTOCOL_VERSION))).await.unwrap();
+    s.write_all(&encode(&hello(PROTOCOL_VERSION)))
+        .await
+        .unwrap();
     let me = AgentId::random();
     let info = ServiceInfo {
         agent: me,
@@ -133,9 +151,15 @@ async fn raw_subscriber_of_chatty(node: &Node, addr: &str) -> TcpStream {
         process: ProcessId::random(),
         groups: vec![],
     };
-    s.write_all(&encode(&Frame::ServiceAvailable(info))).await.unwrap();
+    s.write_all(&encode(&Frame::ServiceAvailable(info)))
+        .await
+        .unwrap();
     let chatty = wait_for(node, "chatty").await;
-    let subscribe = Frame::SubscriptionRequested { publisher: chatty.agent(), subscriber: me, pattern: "*".into() };
+    let subscribe = Frame::SubscriptionRequested {
+        publisher: chatty.agent(),
+        subscriber: me,
+        pattern: "*".into(),
+    };
     s.write_all(&encode(&subscribe)).await.unwrap();
     s
 }
@@ -144,7 +168,9 @@ async fn raw_subscriber_of_chatty(node: &Node, addr: &str) -> TcpStream {
 async fn garbage_bytes_close_the_connection() {
     let (_node, _x, addr) = server(config()).await;
     let mut s = raw(&addr).await;
-    s.write_all(&[0, 0, 0, 5, 0xde, 0xad, 0xbe, 0xef, 0x99]).await.unwrap();
+    s.write_all(&[0, 0, 0, 5, 0xde, 0xad, 0xbe, 0xef, 0x99])
+        .await
+        .unwrap();
     assert!(closed_within(&mut s, WAIT).await.is_some());
     still_serving(&addr).await;
 }
@@ -162,9 +188,15 @@ async fn a_truncated_frame_then_eof_is_handled() {
 
 #[actix::test]
 async fn an_oversized_length_prefix_is_refused_before_allocating() {
-    let (_node, _x, addr) = server(ExchangeConfig { max_frame: 1024, ..config() }).await;
+    let (_node, _x, addr) = server(ExchangeConfig {
+        max_frame: 1024,
+        ..config()
+    })
+    .await;
     let mut s = raw(&addr).await;
-    s.write_all(&[0x7f, 0xff, 0xff, 0xff, 1, 2, 3]).await.unwrap();
+    s.write_all(&[0x7f, 0xff, 0xff, 0xff, 1, 2, 3])
+        .await
+        .unwrap();
     assert!(closed_within(&mut s, WAIT).await.is_some());
     still_serving(&addr).await;
 }
@@ -173,7 +205,9 @@ async fn an_oversized_length_prefix_is_refused_before_allocating() {
 async fn an_unknown_frame_variant_closes_the_connection() {
     let (_node, _x, addr) = server(config()).await;
     let mut s = raw(&addr).await;
-    s.write_all(&encode(&hello(PROTOCOL_VERSION))).await.unwrap();
+    s.write_all(&encode(&hello(PROTOCOL_VERSION)))
+        .await
+        .unwrap();
     s.write_all(&[0, 0, 0, 2, 0xc8, 0x01]).await.unwrap();
     assert!(closed_within(&mut s, WAIT).await.is_some());
     still_serving(&addr).await;
@@ -190,7 +224,9 @@ async fn a_service_frame_before_the_handshake_closes_the_connection() {
         process: ProcessId::random(),
         groups: vec![],
     };
-    s.write_all(&encode(&Frame::ServiceAvailable(info))).await.unwrap();
+    s.write_all(&encode(&Frame::ServiceAvailable(info)))
+        .await
+        .unwrap();
     assert!(closed_within(&mut s, WAIT).await.is_some());
     assert!(node.lookup_name("intruder").await.is_empty());
     still_serving(&addr).await;
@@ -200,7 +236,9 @@ async fn a_service_frame_before_the_handshake_closes_the_connection() {
 async fn a_wrong_protocol_version_is_refused_with_a_reason() {
     let (_node, _x, addr) = server(config()).await;
     let mut s = raw(&addr).await;
-    s.write_all(&encode(&hello(PROTOCOL_VERSION + 1))).await.unwrap();
+    s.write_all(&encode(&hello(PROTOCOL_VERSION + 1)))
+        .await
+        .unwrap();
     let frames = closed_within(&mut s, WAIT).await.expect("closed");
     let reason = frames
         .iter()
@@ -209,7 +247,10 @@ async fn a_wrong_protocol_version_is_refused_with_a_reason() {
             _ => None,
         })
         .expect("a Refused frame");
-    assert!(reason.contains("protocol version 2 is not supported"), "{reason}");
+    assert!(
+        reason.contains("protocol version 2 is not supported"),
+        "{reason}"
+    );
     still_serving(&addr).await;
 }
 
@@ -217,7 +258,9 @@ async fn a_wrong_protocol_version_is_refused_with_a_reason() {
 async fn invalid_names_in_an_announcement_close_the_connection() {
     let (node, _x, addr) = server(config()).await;
     let mut s = raw(&addr).await;
-    s.write_all(&encode(&hello(PROTOCOL_VERSION))).await.unwrap();
+    s.write_all(&encode(&hello(PROTOCOL_VERSION)))
+        .await
+        .unwrap();
     let info = ServiceInfo {
         agent: AgentId::random(),
         name: "bad name".into(),
@@ -225,7 +268,9 @@ async fn invalid_names_in_an_announcement_close_the_connection() {
         process: ProcessId::random(),
         groups: vec![],
     };
-    s.write_all(&encode(&Frame::ServiceAvailable(info))).await.unwrap();
+    s.write_all(&encode(&Frame::ServiceAvailable(info)))
+        .await
+        .unwrap();
     assert!(closed_within(&mut s, WAIT).await.is_some());
     assert!(node.services().await.iter().all(|b| b.name() != "bad name"));
     still_serving(&addr).await;
@@ -237,7 +282,11 @@ async fn a_peer_that_never_speaks_is_closed_after_the_handshake_timeout() {
     let mut s = raw(&addr).await;
     let started = std::time::Instant::now();
     assert!(closed_within(&mut s, WAIT).await.is_some());
-    assert!(started.elapsed() >= Duration::from_millis(250), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
     still_serving(&addr).await;
 }
 
@@ -246,13 +295,25 @@ async fn a_silent_peer_after_the_handshake_is_detected_as_dead() {
     let (_node, x, addr) = server(config()).await;
     let mut events = x.connections();
     let mut s = raw(&addr).await;
-    s.write_all(&encode(&hello(PROTOCOL_VERSION))).await.unwrap();
-    let active = tokio::time::timeout(WAIT, events.recv()).await.unwrap().unwrap();
+    s.write_all(&encode(&hello(PROTOCOL_VERSION)))
+        .await
+        .unwrap();
+    let active = tokio::time::timeout(WAIT, events.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(active.state, ConnectionState::Active);
     let started = std::time::Instant::now();
-    let inactive = tokio::time::timeout(WAIT, events.recv()).await.unwrap().unwrap();
+    let inactive = tokio::time::timeout(WAIT, events.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(inactive.state, ConnectionState::Inactive);
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[actix::test]
@@ -262,7 +323,10 @@ async fn a_peer_that_stops_reading_is_disconnected_and_memory_stays_bounded() {
     let mut events = x.connections();
     // A subscriber to everything chatty says, which then stops reading.
     let s = raw_subscriber_of_chatty(&node, &addr).await;
-    let active = tokio::time::timeout(WAIT, events.recv()).await.unwrap().unwrap();
+    let active = tokio::time::timeout(WAIT, events.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(active.state, ConnectionState::Active);
     // Keep heartbeats coming so only the stalled writes can be blamed.
     let (mut _reader, mut writer) = s.into_split();
@@ -274,7 +338,10 @@ async fn a_peer_that_stops_reading_is_disconnected_and_memory_stays_bounded() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
-    let inactive = tokio::time::timeout(WAIT, events.recv()).await.expect("disconnected").unwrap();
+    let inactive = tokio::time::timeout(WAIT, events.recv())
+        .await
+        .expect("disconnected")
+        .unwrap();
     assert_eq!(inactive.state, ConnectionState::Inactive);
     let stats = x.stats();
     assert!(stats.reports_dropped > 0, "{stats:?}");
@@ -285,9 +352,15 @@ async fn a_peer_that_stops_reading_is_disconnected_and_memory_stays_bounded() {
 #[actix::test]
 async fn the_authorise_hook_refuses_peers_by_address() {
     let refuse_all: netsvc::Authorise = std::sync::Arc::new(|peer| !peer.ip().is_loopback());
-    let (_node, _x, addr) = server(ExchangeConfig { authorise: Some(refuse_all), ..config() }).await;
+    let (_node, _x, addr) = server(ExchangeConfig {
+        authorise: Some(refuse_all),
+        ..config()
+    })
+    .await;
     let mut s = raw(&addr).await;
-    s.write_all(&encode(&hello(PROTOCOL_VERSION))).await.unwrap();
+    s.write_all(&encode(&hello(PROTOCOL_VERSION)))
+        .await
+        .unwrap();
     let frames = closed_within(&mut s, WAIT).await.expect("refused");
     assert!(frames.is_empty(), "{frames:?}");
 }
@@ -296,7 +369,11 @@ async fn the_authorise_hook_refuses_peers_by_address() {
 async fn invalid_utf8_in_a_request_or_response_closes_the_connection() {
     let (node, _x, addr) = server(config()).await;
     let calculator = node.lookup_name("calculator").await.pop().unwrap();
-    let args = WirePayload { format: Format::Bincode, type_name: "(i64, i64)".into(), bytes: vec![12, 14].into() };
+    let args = WirePayload {
+        format: Format::Bincode,
+        type_name: "(i64, i64)".into(),
+        bytes: vec![12, 14].into(),
+    };
     let request = Frame::Request(RequestFrame {
         conversation: 1,
         requester: AgentId::random(),
@@ -305,13 +382,19 @@ async fn invalid_utf8_in_a_request_or_response_closes_the_connection() {
         args: args.clone(),
         reply_format: Format::Bincode,
     });
-    let response = Frame::Response { conversation: 1, requester: calculator.agent(), content: args };
+    let response = Frame::Response {
+        conversation: 1,
+        requester: calculator.agent(),
+        content: args,
+    };
     for (frame, name) in [(request, &b"multiply"[..]), (response, &b"(i64, i64)"[..])] {
         let mut bytes = encode(&frame);
         let at = bytes.windows(name.len()).position(|w| w == name).unwrap();
         bytes[at] = 0xff;
         let mut s = raw(&addr).await;
-        s.write_all(&encode(&hello(PROTOCOL_VERSION))).await.unwrap();
+        s.write_all(&encode(&hello(PROTOCOL_VERSION)))
+            .await
+            .unwrap();
         s.write_all(&bytes).await.unwrap();
         // At once: well before the peer would count as silent (`dead_after`, 800 ms).
         let closed = closed_within(&mut s, Duration::from_millis(400)).await;
@@ -339,7 +422,10 @@ impl Healthy {
         let x = Exchange::new(&node);
         let mut events = x.connections();
         x.connect(addr, Some(Duration::from_millis(50))).forget();
-        let event = tokio::time::timeout(WAIT, events.recv()).await.unwrap().unwrap();
+        let event = tokio::time::timeout(WAIT, events.recv())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(event.state, ConnectionState::Active);
         let calc = wait_for(&node, "calculator").await;
         let answers = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -355,7 +441,12 @@ impl Healthy {
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
         });
-        Healthy { answers, failures, _node: node, task }
+        Healthy {
+            answers,
+            failures,
+            _node: node,
+            task,
+        }
     }
 
     /// Asserts that answers keep coming (more within `WAIT`) and none failed.
@@ -364,10 +455,17 @@ impl Healthy {
         let before = self.answers.load(Ordering::Relaxed);
         let deadline = tokio::time::Instant::now() + WAIT;
         while self.answers.load(Ordering::Relaxed) < before + 20 {
-            assert!(tokio::time::Instant::now() < deadline, "healthy calls stalled");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "healthy calls stalled"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert_eq!(self.failures.load(Ordering::Relaxed), 0, "healthy calls failed");
+        assert_eq!(
+            self.failures.load(Ordering::Relaxed),
+            0,
+            "healthy calls failed"
+        );
     }
 }
 
@@ -383,13 +481,19 @@ async fn wait_for(node: &Node, name: &str) -> netsvc::Binding {
         if let Some(b) = node.lookup_name(name).await.pop() {
             return b;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{name} never appeared");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} never appeared"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 /// The frames that aborted or panicked any netsvc process before the handshake (issue 8.1):
@@ -411,7 +515,9 @@ async fn frames_announcing_huge_lengths_close_the_connection_and_crash_nothing()
         for after_hello in [false, true] {
             let mut s = raw(&addr).await;
             if after_hello {
-                s.write_all(&encode(&hello(PROTOCOL_VERSION))).await.unwrap();
+                s.write_all(&encode(&hello(PROTOCOL_VERSION)))
+                    .await
+                    .unwrap();
             }
             s.write_all(&unhex(frame)).await.unwrap();
             assert!(closed_within(&mut s, WAIT).await.is_some(), "{frame}");
@@ -429,7 +535,10 @@ async fn a_fake_hub_sending_huge_lengths_does_not_crash_a_connecting_client() {
         let node = Node::new("client");
         let x = Exchange::with_config(&node, config()).unwrap();
         x.connect(&fake, None).forget();
-        let (mut s, _) = tokio::time::timeout(WAIT, listener.accept()).await.unwrap().unwrap();
+        let (mut s, _) = tokio::time::timeout(WAIT, listener.accept())
+            .await
+            .unwrap()
+            .unwrap();
         s.write_all(&unhex(frame)).await.unwrap();
         // The client closes the connection: it is still alive and well to do so.
         assert!(closed_within(&mut s, WAIT).await.is_some(), "{frame}");
@@ -447,7 +556,9 @@ async fn user_payloads_announcing_huge_lengths_fail_to_decode_without_allocating
     let healthy = Healthy::start(&addr).await;
     let calculator = node.lookup_name("calculator").await.pop().unwrap();
     let mut s = raw(&addr).await;
-    s.write_all(&encode(&hello(PROTOCOL_VERSION))).await.unwrap();
+    s.write_all(&encode(&hello(PROTOCOL_VERSION)))
+        .await
+        .unwrap();
     let me = AgentId::random();
     let info = ServiceInfo {
         agent: me,
@@ -456,7 +567,9 @@ async fn user_payloads_announcing_huge_lengths_fail_to_decode_without_allocating
         process: ProcessId::random(),
         groups: vec![],
     };
-    s.write_all(&encode(&Frame::ServiceAvailable(info))).await.unwrap();
+    s.write_all(&encode(&Frame::ServiceAvailable(info)))
+        .await
+        .unwrap();
     wait_for(&node, "caller").await;
     // `echo(String)`: a string whose length claims 2^40 bytes, then 2^63 (the abort and the
     // capacity overflow of issue 8.1, one level down, in the user's own argument types).
@@ -468,7 +581,11 @@ async fn user_payloads_announcing_huge_lengths_fail_to_decode_without_allocating
             requester: me,
             target: calculator.agent(),
             method: "echo".into(),
-            args: WirePayload { format: Format::Bincode, type_name: "(String,)".into(), bytes: bytes.into() },
+            args: WirePayload {
+                format: Format::Bincode,
+                type_name: "(String,)".into(),
+                bytes: bytes.into(),
+            },
             reply_format: Format::Bincode,
         });
         s.write_all(&encode(&request)).await.unwrap();
@@ -478,11 +595,19 @@ async fn user_payloads_announcing_huge_lengths_fail_to_decode_without_allocating
     let mut failures = 0;
     while failures < 2 {
         let mut chunk = [0u8; 4096];
-        let n = tokio::time::timeout(WAIT, s.read(&mut chunk)).await.expect("answered").unwrap();
+        let n = tokio::time::timeout(WAIT, s.read(&mut chunk))
+            .await
+            .expect("answered")
+            .unwrap();
         assert!(n > 0, "connection closed");
         buf.extend_from_slice(&chunk[..n]);
         while let Some(frame) = codec.decode(&mut buf).unwrap() {
-            if let Frame::Failure { conversation: 7, failure, .. } = frame {
+            if let Frame::Failure {
+                conversation: 7,
+                failure,
+                ..
+            } = frame
+            {
                 assert_eq!(failure.code, 54, "{failure:?}");
                 failures += 1;
             }
@@ -494,7 +619,10 @@ async fn user_payloads_announcing_huge_lengths_fail_to_decode_without_allocating
 #[actix::test]
 async fn names_longer_than_the_limit_are_refused_in_constructors_and_on_receipt() {
     let long = "n".repeat(netsvc::MAX_NAME_LEN + 1);
-    assert!(matches!(netsvc::ServiceName::new(&long), Err(netsvc::InvalidName::TooLong { len: 256, .. })));
+    assert!(matches!(
+        netsvc::ServiceName::new(&long),
+        Err(netsvc::InvalidName::TooLong { len: 256, .. })
+    ));
     assert!(netsvc::GroupName::new(&long).is_err());
     assert!(netsvc::Subject::new(&long).is_err());
     assert!(netsvc::SubjectPattern::new(&long).is_err());
@@ -519,11 +647,19 @@ async fn names_longer_than_the_limit_are_refused_in_constructors_and_on_receipt(
     };
     for info in [huge, grouped] {
         let mut s = raw(&addr).await;
-        s.write_all(&encode(&hello(PROTOCOL_VERSION))).await.unwrap();
-        s.write_all(&encode(&Frame::ServiceAvailable(info))).await.unwrap();
+        s.write_all(&encode(&hello(PROTOCOL_VERSION)))
+            .await
+            .unwrap();
+        s.write_all(&encode(&Frame::ServiceAvailable(info)))
+            .await
+            .unwrap();
         assert!(closed_within(&mut s, WAIT).await.is_some());
     }
-    assert!(node.services().await.iter().all(|b| b.name().as_str().len() <= netsvc::MAX_NAME_LEN));
+    assert!(node
+        .services()
+        .await
+        .iter()
+        .all(|b| b.name().as_str().len() <= netsvc::MAX_NAME_LEN));
     assert!(node.lookup_name("grouped").await.is_empty());
     healthy.flowing().await;
 }
@@ -543,7 +679,9 @@ async fn hello_with_a_long_node_name_is_refused_and_a_huge_one_is_cut_off_by_the
     s.write_all(&encode(&long)).await.unwrap();
     let frames = closed_within(&mut s, WAIT).await.expect("refused");
     assert!(
-        frames.iter().any(|f| matches!(f, Frame::Refused { reason } if reason.contains("invalid node name"))),
+        frames.iter().any(
+            |f| matches!(f, Frame::Refused { reason } if reason.contains("invalid node name"))
+        ),
         "{frames:?}"
     );
     // A 1 MiB node name is over the pre-handshake cap: closed from the length prefix.
@@ -567,10 +705,16 @@ async fn frames_over_the_handshake_cap_before_hello_are_refused_from_their_heade
     let healthy = Healthy::start(&addr).await;
     // 16 MiB announced (the frame cap) but only a few bytes sent: closed at once, not held.
     let mut s = raw(&addr).await;
-    s.write_all(&[0x01, 0x00, 0x00, 0x00, 0, 1, 2, 3]).await.unwrap();
+    s.write_all(&[0x01, 0x00, 0x00, 0x00, 0, 1, 2, 3])
+        .await
+        .unwrap();
     let started = std::time::Instant::now();
     assert!(closed_within(&mut s, WAIT).await.is_some());
-    assert!(started.elapsed() < Duration::from_millis(250), "closed only after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(250),
+        "closed only after {:?}",
+        started.elapsed()
+    );
     // One byte over the cap is refused; at the cap a frame is read (and here refused as a
     // frame before the handshake, not for its size).
     let cap = netsvc::DEFAULT_HANDSHAKE_FRAME;
@@ -586,10 +730,18 @@ async fn frames_over_the_handshake_cap_before_hello_are_refused_from_their_heade
 
 #[actix::test]
 async fn connections_over_the_limits_are_refused_and_served_ones_are_not_disturbed() {
-    let limits =
-        netsvc::Limits { connections: 6, pending_handshakes: 2, connections_per_address: 5, ..Default::default() };
-    let (_node, _x, addr) =
-        server(ExchangeConfig { limits, handshake_timeout: Duration::from_secs(5), ..config() }).await;
+    let limits = netsvc::Limits {
+        connections: 6,
+        pending_handshakes: 2,
+        connections_per_address: 5,
+        ..Default::default()
+    };
+    let (_node, _x, addr) = server(ExchangeConfig {
+        limits,
+        handshake_timeout: Duration::from_secs(5),
+        ..config()
+    })
+    .await;
     let healthy = Healthy::start(&addr).await;
     // Two silent connections fill the handshake slots: a third is closed at once.
     let mut silent = vec![raw(&addr).await, raw(&addr).await];
@@ -597,31 +749,53 @@ async fn connections_over_the_limits_are_refused_and_served_ones_are_not_disturb
     let mut third = raw(&addr).await;
     let started = std::time::Instant::now();
     assert!(closed_within(&mut third, WAIT).await.is_some());
-    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
     // Once they complete their handshakes, more may connect, up to 5 from this address
     // (the healthy client is the first).
     for s in &mut silent {
-        s.write_all(&encode(&hello(PROTOCOL_VERSION))).await.unwrap();
+        s.write_all(&encode(&hello(PROTOCOL_VERSION)))
+            .await
+            .unwrap();
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut more = Vec::new();
     for _ in 0..2 {
         let mut s = raw(&addr).await;
-        s.write_all(&encode(&hello(PROTOCOL_VERSION))).await.unwrap();
+        s.write_all(&encode(&hello(PROTOCOL_VERSION)))
+            .await
+            .unwrap();
         more.push(s);
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     for s in silent.iter_mut().chain(more.iter_mut()) {
-        assert!(closed_within(s, Duration::from_millis(100)).await.is_none(), "a served connection was closed");
+        assert!(
+            closed_within(s, Duration::from_millis(100)).await.is_none(),
+            "a served connection was closed"
+        );
     }
     let mut sixth = raw(&addr).await;
-    assert!(closed_within(&mut sixth, WAIT).await.is_some(), "over the per-address limit");
+    assert!(
+        closed_within(&mut sixth, WAIT).await.is_some(),
+        "over the per-address limit"
+    );
     // Slots come back when connections end.
     drop(more);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut again = raw(&addr).await;
-    again.write_all(&encode(&hello(PROTOCOL_VERSION))).await.unwrap();
-    assert!(closed_within(&mut again, Duration::from_millis(300)).await.is_none(), "a freed slot was not reused");
+    again
+        .write_all(&encode(&hello(PROTOCOL_VERSION)))
+        .await
+        .unwrap();
+    assert!(
+        closed_within(&mut again, Duration::from_millis(300))
+            .await
+            .is_none(),
+        "a freed slot was not reused"
+    );
     healthy.flowing().await;
 }
 
@@ -629,9 +803,15 @@ async fn connections_over_the_limits_are_refused_and_served_ones_are_not_disturb
 async fn a_new_link_gets_every_known_service_however_many_there_are() {
     // 20,000 announcements (about 1.5 MB) through a server whose links buffer 256 KiB: sent
     // all at once they would close every new link as "not reading".
-    let (node, _x, addr) = server(ExchangeConfig { outbound_limit: 256 * 1024, ..ExchangeConfig::default() }).await;
+    let (node, _x, addr) = server(ExchangeConfig {
+        outbound_limit: 256 * 1024,
+        ..ExchangeConfig::default()
+    })
+    .await;
     let mut s = raw(&addr).await;
-    s.write_all(&encode(&hello(PROTOCOL_VERSION))).await.unwrap();
+    s.write_all(&encode(&hello(PROTOCOL_VERSION)))
+        .await
+        .unwrap();
     let process = ProcessId::random();
     let mut burst = Vec::new();
     for i in 0..20_000 {
@@ -653,22 +833,37 @@ async fn a_new_link_gets_every_known_service_however_many_there_are() {
     });
     let deadline = tokio::time::Instant::now() + WAIT * 4;
     while node.lookup_group("many").await.len() < 20_000 {
-        assert!(tokio::time::Instant::now() < deadline, "the server never learned all services");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the server never learned all services"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let client = Node::new("late client");
     let x = Exchange::new(&client);
     let mut events = x.connections();
     x.connect(&addr, None).forget();
-    assert_eq!(tokio::time::timeout(WAIT, events.recv()).await.unwrap().unwrap().state, ConnectionState::Active);
+    assert_eq!(
+        tokio::time::timeout(WAIT, events.recv())
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        ConnectionState::Active
+    );
     let deadline = tokio::time::Instant::now() + WAIT * 4;
     while client.lookup_group("many").await.len() < 20_000 {
-        assert!(tokio::time::Instant::now() < deadline, "the new client never learned all services");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the new client never learned all services"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(events.try_recv().is_err(), "the new link was closed");
     assert_eq!(
-        CalculatorClient::new(client.endpoint(&wait_for(&client, "calculator").await)).multiply(6, 7).await,
+        CalculatorClient::new(client.endpoint(&wait_for(&client, "calculator").await))
+            .multiply(6, 7)
+            .await,
         Ok(42)
     );
     beat.abort();
@@ -676,11 +871,22 @@ async fn a_new_link_gets_every_known_service_however_many_there_are() {
 
 #[actix::test]
 async fn a_subscriber_reading_slowly_is_not_taken_for_one_that_stopped() {
-    let (node, x, addr) = server(ExchangeConfig { outbound_limit: 2 << 20, ..config() }).await;
+    let (node, x, addr) = server(ExchangeConfig {
+        outbound_limit: 2 << 20,
+        ..config()
+    })
+    .await;
     node.spawn(Chatty);
     let mut events = x.connections();
     let s = raw_subscriber_of_chatty(&node, &addr).await;
-    assert_eq!(tokio::time::timeout(WAIT, events.recv()).await.unwrap().unwrap().state, ConnectionState::Active);
+    assert_eq!(
+        tokio::time::timeout(WAIT, events.recv())
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        ConnectionState::Active
+    );
     let (mut reader, mut writer) = s.into_split();
     let beat = actix::spawn(async move {
         while writer.write_all(&encode(&Frame::Heartbeat)).await.is_ok() {
@@ -701,9 +907,15 @@ async fn a_subscriber_reading_slowly_is_not_taken_for_one_that_stopped() {
         }
     });
     if let Ok(event) = tokio::time::timeout(Duration::from_secs(4), events.recv()).await {
-        panic!("the slow reader was disconnected: {:?}", event.map(|e| e.state));
+        panic!(
+            "the slow reader was disconnected: {:?}",
+            event.map(|e| e.state)
+        );
     }
-    assert!(x.stats().reports_dropped > 0, "the test did not outrun the reader");
+    assert!(
+        x.stats().reports_dropped > 0,
+        "the test did not outrun the reader"
+    );
     beat.abort();
     slow.abort();
 }
@@ -715,7 +927,14 @@ async fn a_dropped_duplicate_link_does_not_announce_the_surviving_peer_inactive(
     let x = Exchange::with_config(&client, config()).unwrap();
     let mut events = x.connections();
     x.connect(&addr, None).forget();
-    assert_eq!(tokio::time::timeout(WAIT, events.recv()).await.unwrap().unwrap().state, ConnectionState::Active);
+    assert_eq!(
+        tokio::time::timeout(WAIT, events.recv())
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        ConnectionState::Active
+    );
     x.connect(&addr, None).forget();
     // The second link is dropped as a duplicate: nothing is announced for it.
     if let Ok(event) = tokio::time::timeout(Duration::from_millis(1500), events.recv()).await {
@@ -723,7 +942,12 @@ async fn a_dropped_duplicate_link_does_not_announce_the_surviving_peer_inactive(
     }
     assert_eq!(x.stats().connections, 1);
     let calc = wait_for(&client, "calculator").await;
-    assert_eq!(CalculatorClient::new(client.endpoint(&calc)).multiply(6, 7).await, Ok(42));
+    assert_eq!(
+        CalculatorClient::new(client.endpoint(&calc))
+            .multiply(6, 7)
+            .await,
+        Ok(42)
+    );
 }
 
 #[actix::test]
@@ -737,28 +961,43 @@ async fn a_connection_attempt_that_gets_no_answer_is_bounded_and_retried() {
     let addr = listener.local_addr().unwrap();
     let mut fillers = Vec::new();
     for _ in 0..4 {
-        if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_millis(100), TcpStream::connect(addr)).await {
+        if let Ok(Ok(s)) =
+            tokio::time::timeout(Duration::from_millis(100), TcpStream::connect(addr)).await
+        {
             fillers.push(s);
         }
     }
     let node = Node::new("patient");
-    let config = ExchangeConfig { connect_timeout: Duration::from_millis(200), ..config() };
+    let config = ExchangeConfig {
+        connect_timeout: Duration::from_millis(200),
+        ..config()
+    };
     let x = Exchange::with_config(&node, config).unwrap();
-    x.connect(&addr.to_string(), Some(Duration::from_millis(50))).forget();
+    x.connect(&addr.to_string(), Some(Duration::from_millis(50)))
+        .forget();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     // Accepting again: a bounded attempt is retried at once, and its Hello arrives within a
     // few hundred milliseconds (an unbounded one would wait for the kernel's retry at 3 s).
     drop(fillers);
     let started = std::time::Instant::now();
     loop {
-        let (mut s, _) = tokio::time::timeout(WAIT, listener.accept()).await.expect("no connection").unwrap();
+        let (mut s, _) = tokio::time::timeout(WAIT, listener.accept())
+            .await
+            .expect("no connection")
+            .unwrap();
         let mut head = [0u8; 5];
-        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(100), s.read_exact(&mut head)).await {
+        if let Ok(Ok(_)) =
+            tokio::time::timeout(Duration::from_millis(100), s.read_exact(&mut head)).await
+        {
             assert_eq!(head[4], 0, "a Hello frame");
             break;
         }
     }
-    assert!(started.elapsed() < Duration::from_millis(1200), "connected only after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(1200),
+        "connected only after {:?}",
+        started.elapsed()
+    );
 }
 
 #[actix::test]
@@ -767,7 +1006,9 @@ async fn a_report_with_an_over_long_type_name_closes_the_connection() {
     let healthy = Healthy::start(&addr).await;
     let chatty = node.spawn(Chatty).binding;
     let mut s = raw(&addr).await;
-    s.write_all(&encode(&hello(PROTOCOL_VERSION))).await.unwrap();
+    s.write_all(&encode(&hello(PROTOCOL_VERSION)))
+        .await
+        .unwrap();
     let me = AgentId::random();
     let info = ServiceInfo {
         agent: me,
@@ -776,13 +1017,22 @@ async fn a_report_with_an_over_long_type_name_closes_the_connection() {
         process: ProcessId::random(),
         groups: vec![],
     };
-    s.write_all(&encode(&Frame::ServiceAvailable(info))).await.unwrap();
+    s.write_all(&encode(&Frame::ServiceAvailable(info)))
+        .await
+        .unwrap();
     wait_for(&node, "publisher").await;
     let report = Frame::TargetedReport(netsvc::wire::ReportFrame {
         publisher: me,
         subject: "s".into(),
-        content: WirePayload { format: Format::Bincode, type_name: "t".repeat(256), bytes: vec![1].into() },
-        targets: vec![netsvc::wire::ReportTarget { subscriber: chatty.agent(), pattern: None }],
+        content: WirePayload {
+            format: Format::Bincode,
+            type_name: "t".repeat(256),
+            bytes: vec![1].into(),
+        },
+        targets: vec![netsvc::wire::ReportTarget {
+            subscriber: chatty.agent(),
+            pattern: None,
+        }],
     });
     s.write_all(&encode(&report)).await.unwrap();
     assert!(closed_within(&mut s, WAIT).await.is_some());
@@ -794,10 +1044,16 @@ async fn announcements_of_ids_chosen_to_collide_do_not_freeze_the_server() {
     // Ids with the same first 8 bytes and the same low half of the last 8: they all collide
     // under an unkeyed multiply hash (issue 8.3: 100,000 of them froze a hub for 70 s).
     // Default liveness settings: a debug build on a busy machine needs a while for 50,000.
-    let (node, _x, addr) = server(ExchangeConfig { outbound_limit: 256 * 1024, ..ExchangeConfig::default() }).await;
+    let (node, _x, addr) = server(ExchangeConfig {
+        outbound_limit: 256 * 1024,
+        ..ExchangeConfig::default()
+    })
+    .await;
     let healthy = Healthy::start(&addr).await;
     let mut s = raw(&addr).await;
-    s.write_all(&encode(&hello(PROTOCOL_VERSION))).await.unwrap();
+    s.write_all(&encode(&hello(PROTOCOL_VERSION)))
+        .await
+        .unwrap();
     let process = ProcessId::random();
     let mut burst = Vec::new();
     for i in 0..50_000u32 {
@@ -821,7 +1077,10 @@ async fn announcements_of_ids_chosen_to_collide_do_not_freeze_the_server() {
     });
     let deadline = tokio::time::Instant::now() + WAIT * 4;
     while node.lookup_name("flood").await.len() < 50_000 {
-        assert!(tokio::time::Instant::now() < deadline, "the server never learned all services");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the server never learned all services"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     healthy.flowing().await;
@@ -847,18 +1106,32 @@ async fn a_peer_over_its_services_or_subscriptions_per_link_is_closed() {
     };
     // Ten services are fine; the eleventh closes the connection (and withdraws the ten).
     let mut s = raw(&addr).await;
-    s.write_all(&encode(&hello(PROTOCOL_VERSION))).await.unwrap();
+    s.write_all(&encode(&hello(PROTOCOL_VERSION)))
+        .await
+        .unwrap();
     for _ in 0..10 {
-        s.write_all(&encode(&Frame::ServiceAvailable(info("many")))).await.unwrap();
+        s.write_all(&encode(&Frame::ServiceAvailable(info("many"))))
+            .await
+            .unwrap();
     }
     let deadline = tokio::time::Instant::now() + WAIT;
     while node.lookup_name("many").await.len() < 10 {
         assert!(tokio::time::Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(closed_within(&mut s, Duration::from_millis(200)).await.is_none(), "closed at the limit");
-    s.write_all(&encode(&Frame::ServiceAvailable(info("many")))).await.unwrap();
-    assert!(closed_within(&mut s, WAIT).await.is_some(), "over the limit");
+    assert!(
+        closed_within(&mut s, Duration::from_millis(200))
+            .await
+            .is_none(),
+        "closed at the limit"
+    );
+    s.write_all(&encode(&Frame::ServiceAvailable(info("many"))))
+        .await
+        .unwrap();
+    assert!(
+        closed_within(&mut s, WAIT).await.is_some(),
+        "over the limit"
+    );
     let deadline = tokio::time::Instant::now() + WAIT;
     while !node.lookup_name("many").await.is_empty() {
         assert!(tokio::time::Instant::now() < deadline);
@@ -869,42 +1142,85 @@ async fn a_peer_over_its_services_or_subscriptions_per_link_is_closed() {
     let chatty = node.spawn(Chatty).binding;
     let other = node.spawn(Calculator).binding;
     let mut s = raw(&addr).await;
-    s.write_all(&encode(&hello(PROTOCOL_VERSION))).await.unwrap();
+    s.write_all(&encode(&hello(PROTOCOL_VERSION)))
+        .await
+        .unwrap();
     let me = info("");
     let subscriber = me.agent;
-    s.write_all(&encode(&Frame::ServiceAvailable(me))).await.unwrap();
+    s.write_all(&encode(&Frame::ServiceAvailable(me)))
+        .await
+        .unwrap();
     for i in 0..5 {
         let pattern = format!("noise.{i}");
         let publisher = if i < 3 { chatty.agent() } else { other.agent() };
-        let subscribe = Frame::SubscriptionRequested { publisher, subscriber, pattern };
+        let subscribe = Frame::SubscriptionRequested {
+            publisher,
+            subscriber,
+            pattern,
+        };
         s.write_all(&encode(&subscribe)).await.unwrap();
         s.write_all(&encode(&subscribe)).await.unwrap();
     }
-    assert!(closed_within(&mut s, Duration::from_millis(300)).await.is_none(), "closed at the limit");
-    let sixth = Frame::SubscriptionRequested { publisher: other.agent(), subscriber, pattern: "noise.5".into() };
+    assert!(
+        closed_within(&mut s, Duration::from_millis(300))
+            .await
+            .is_none(),
+        "closed at the limit"
+    );
+    let sixth = Frame::SubscriptionRequested {
+        publisher: other.agent(),
+        subscriber,
+        pattern: "noise.5".into(),
+    };
     s.write_all(&encode(&sixth)).await.unwrap();
-    assert!(closed_within(&mut s, WAIT).await.is_some(), "over the limit");
+    assert!(
+        closed_within(&mut s, WAIT).await.is_some(),
+        "over the limit"
+    );
     // A fourth pattern to one publisher closes it too.
     let mut s = raw(&addr).await;
-    s.write_all(&encode(&hello(PROTOCOL_VERSION))).await.unwrap();
+    s.write_all(&encode(&hello(PROTOCOL_VERSION)))
+        .await
+        .unwrap();
     let me = info("");
     let subscriber = me.agent;
-    s.write_all(&encode(&Frame::ServiceAvailable(me))).await.unwrap();
+    s.write_all(&encode(&Frame::ServiceAvailable(me)))
+        .await
+        .unwrap();
     for i in 0..3 {
-        let subscribe =
-            Frame::SubscriptionRequested { publisher: chatty.agent(), subscriber, pattern: format!("p{i}") };
+        let subscribe = Frame::SubscriptionRequested {
+            publisher: chatty.agent(),
+            subscriber,
+            pattern: format!("p{i}"),
+        };
         s.write_all(&encode(&subscribe)).await.unwrap();
     }
-    assert!(closed_within(&mut s, Duration::from_millis(300)).await.is_none(), "closed at the limit");
-    let fourth = Frame::SubscriptionRequested { publisher: chatty.agent(), subscriber, pattern: "p3".into() };
+    assert!(
+        closed_within(&mut s, Duration::from_millis(300))
+            .await
+            .is_none(),
+        "closed at the limit"
+    );
+    let fourth = Frame::SubscriptionRequested {
+        publisher: chatty.agent(),
+        subscriber,
+        pattern: "p3".into(),
+    };
     s.write_all(&encode(&fourth)).await.unwrap();
-    assert!(closed_within(&mut s, WAIT).await.is_some(), "over the limit per publisher");
+    assert!(
+        closed_within(&mut s, WAIT).await.is_some(),
+        "over the limit per publisher"
+    );
     healthy.flowing().await;
 }
 
 #[actix::test]
 async fn a_service_over_its_groups_or_a_group_change_of_an_anonymous_one_closes_the_connection() {
-    let limits = netsvc::Limits { groups_per_service: 3, pending_per_address: 2, ..Default::default() };
+    let limits = netsvc::Limits {
+        groups_per_service: 3,
+        pending_per_address: 2,
+        ..Default::default()
+    };
     let (node, _x, addr) = server(ExchangeConfig { limits, ..config() }).await;
     let healthy = Healthy::start(&addr).await;
     let info = |name: &str, groups: &[&str]| ServiceInfo {
@@ -916,28 +1232,66 @@ async fn a_service_over_its_groups_or_a_group_change_of_an_anonymous_one_closes_
     };
     // Announced in four groups: over the limit.
     let mut s = raw(&addr).await;
-    s.write_all(&encode(&hello(PROTOCOL_VERSION))).await.unwrap();
-    s.write_all(&encode(&Frame::ServiceAvailable(info("wide", &["a", "b", "c", "d"])))).await.unwrap();
+    s.write_all(&encode(&hello(PROTOCOL_VERSION)))
+        .await
+        .unwrap();
+    s.write_all(&encode(&Frame::ServiceAvailable(info(
+        "wide",
+        &["a", "b", "c", "d"],
+    ))))
+    .await
+    .unwrap();
     assert!(closed_within(&mut s, WAIT).await.is_some());
     assert!(node.lookup_name("wide").await.is_empty());
     // In three, then joining a fourth: over the limit; joining one it is in is no change.
     let mut s = raw(&addr).await;
-    s.write_all(&encode(&hello(PROTOCOL_VERSION))).await.unwrap();
+    s.write_all(&encode(&hello(PROTOCOL_VERSION)))
+        .await
+        .unwrap();
     let joiner = info("joiner", &["a", "b", "c"]);
     let agent = joiner.agent;
-    s.write_all(&encode(&Frame::ServiceAvailable(joiner))).await.unwrap();
+    s.write_all(&encode(&Frame::ServiceAvailable(joiner)))
+        .await
+        .unwrap();
     wait_for(&node, "joiner").await;
-    s.write_all(&encode(&Frame::GroupJoined { agent, group: "c".into() })).await.unwrap();
-    assert!(closed_within(&mut s, Duration::from_millis(300)).await.is_none(), "closed at the limit");
-    s.write_all(&encode(&Frame::GroupJoined { agent, group: "d".into() })).await.unwrap();
-    assert!(closed_within(&mut s, WAIT).await.is_some(), "over the limit");
+    s.write_all(&encode(&Frame::GroupJoined {
+        agent,
+        group: "c".into(),
+    }))
+    .await
+    .unwrap();
+    assert!(
+        closed_within(&mut s, Duration::from_millis(300))
+            .await
+            .is_none(),
+        "closed at the limit"
+    );
+    s.write_all(&encode(&Frame::GroupJoined {
+        agent,
+        group: "d".into(),
+    }))
+    .await
+    .unwrap();
+    assert!(
+        closed_within(&mut s, WAIT).await.is_some(),
+        "over the limit"
+    );
     // A group change for an anonymous service is a protocol error.
     let mut s = raw(&addr).await;
-    s.write_all(&encode(&hello(PROTOCOL_VERSION))).await.unwrap();
+    s.write_all(&encode(&hello(PROTOCOL_VERSION)))
+        .await
+        .unwrap();
     let anonymous = info("", &[]);
     let agent = anonymous.agent;
-    s.write_all(&encode(&Frame::ServiceAvailable(anonymous))).await.unwrap();
-    s.write_all(&encode(&Frame::GroupJoined { agent, group: "a".into() })).await.unwrap();
+    s.write_all(&encode(&Frame::ServiceAvailable(anonymous)))
+        .await
+        .unwrap();
+    s.write_all(&encode(&Frame::GroupJoined {
+        agent,
+        group: "a".into(),
+    }))
+    .await
+    .unwrap();
     assert!(closed_within(&mut s, WAIT).await.is_some());
     // Two silent connections from this address hold its handshake slots: a third is refused.
     let _silent = [raw(&addr).await, raw(&addr).await];
@@ -945,7 +1299,11 @@ async fn a_service_over_its_groups_or_a_group_change_of_an_anonymous_one_closes_
     let mut third = raw(&addr).await;
     let started = std::time::Instant::now();
     assert!(closed_within(&mut third, WAIT).await.is_some());
-    assert!(started.elapsed() < Duration::from_millis(250), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
     healthy.flowing().await;
 }
 
@@ -956,9 +1314,15 @@ async fn a_request_from_an_agent_never_announced_is_answered_45_back_where_it_ca
     let (node, _x, addr) = server(config()).await;
     let calculator = node.lookup_name("calculator").await.pop().unwrap();
     let mut s = raw(&addr).await;
-    s.write_all(&encode(&hello(PROTOCOL_VERSION))).await.unwrap();
+    s.write_all(&encode(&hello(PROTOCOL_VERSION)))
+        .await
+        .unwrap();
     let stranger = AgentId::random();
-    let args = WirePayload { format: Format::Bincode, type_name: "(i64, i64)".into(), bytes: vec![12, 14].into() };
+    let args = WirePayload {
+        format: Format::Bincode,
+        type_name: "(i64, i64)".into(),
+        bytes: vec![12, 14].into(),
+    };
     let request = Frame::Request(RequestFrame {
         conversation: 9,
         requester: stranger,
@@ -972,11 +1336,19 @@ async fn a_request_from_an_agent_never_announced_is_answered_45_back_where_it_ca
     let mut buf = BytesMut::new();
     let failure = 'answered: loop {
         let mut chunk = [0u8; 4096];
-        let n = tokio::time::timeout(WAIT, s.read(&mut chunk)).await.expect("answered").unwrap();
+        let n = tokio::time::timeout(WAIT, s.read(&mut chunk))
+            .await
+            .expect("answered")
+            .unwrap();
         assert!(n > 0, "connection closed");
         buf.extend_from_slice(&chunk[..n]);
         while let Some(frame) = codec.decode(&mut buf).unwrap() {
-            if let Frame::Failure { conversation: 9, requester, failure } = frame {
+            if let Frame::Failure {
+                conversation: 9,
+                requester,
+                failure,
+            } = frame
+            {
                 assert_eq!(requester, stranger);
                 break 'answered failure;
             }
@@ -984,5 +1356,7 @@ async fn a_request_from_an_agent_never_announced_is_answered_45_back_where_it_ca
     };
     assert_eq!(failure.code, 45, "{failure:?}");
     // Not a protocol error: the connection stays up.
-    assert!(closed_within(&mut s, Duration::from_millis(200)).await.is_none());
+    assert!(closed_within(&mut s, Duration::from_millis(200))
+        .await
+        .is_none());
 }

@@ -14,10 +14,15 @@ mod session;
 /// Every input of one kind (`corpus` or `regressions`) of a target, sorted by name; panics if
 /// there are none, so that a moved or emptied folder cannot pass unnoticed.
 fn inputs(kind: &str, target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz").join(kind).join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz")
+        .join(kind)
+        .join(target);
     let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    let mut files: Vec<PathBuf> =
-        entries.map(|e| e.expect("a directory entry").path()).filter(|p| p.is_file()).collect();
+    let mut files: Vec<PathBuf> = entries
+        .map(|e| e.expect("a directory entry").path())
+        .filter(|p| p.is_file())
+        .collect();
     assert!(!files.is_empty(), "no inputs in {}", dir.display());
     files.sort();
     files
@@ -77,8 +82,15 @@ fn the_issue_8_crash_inputs_are_kept_as_regressions() {
             .into_iter()
             .map(|(path, _)| path.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
-        for crash in ["goodbye-huge-reason", "string-capacity-overflow", "refused-huge-reason"] {
-            assert!(names.iter().any(|n| n.starts_with(crash)), "{target}: no regression {crash}*");
+        for crash in [
+            "goodbye-huge-reason",
+            "string-capacity-overflow",
+            "refused-huge-reason",
+        ] {
+            assert!(
+                names.iter().any(|n| n.starts_with(crash)),
+                "{target}: no regression {crash}*"
+            );
         }
     }
 }
@@ -91,8 +103,12 @@ fn session_regressions_and_corpus_sample_against_a_hub() {
     const SAMPLE: usize = 48;
     let regressions = inputs("regressions", "session");
     let corpus = inputs("corpus", "session");
-    let (seeds, rest): (Vec<_>, Vec<_>) =
-        corpus.into_iter().partition(|(path, _)| path.file_name().unwrap().to_string_lossy().starts_with("seed-"));
+    let (seeds, rest): (Vec<_>, Vec<_>) = corpus.into_iter().partition(|(path, _)| {
+        path.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("seed-")
+    });
     let stride = rest.len().div_ceil(SAMPLE).max(1);
     let sample: Vec<_> = rest.into_iter().step_by(stride).collect();
     let hub = session::hub();

@@ -42,7 +42,9 @@ struct Watcher {
 impl Service for Watcher {
     fn availability(&mut self, e: RegistryEvent, _ctx: &mut ServiceContext<Self>) {
         let group = e.group.map(|g| g.to_string()).unwrap_or_else(|| "-".into());
-        let _ = self.log.send(format!("{} {group} {:?}", e.binding.name(), e.status));
+        let _ = self
+            .log
+            .send(format!("{} {group} {:?}", e.binding.name(), e.status));
     }
 }
 
@@ -85,17 +87,26 @@ async fn registry_subscription_replays_then_streams_and_withdrawal_leaves_groups
     settle().await;
     let (watch, mut log) = watcher(&node);
     watch.send(W::Registry).await.unwrap();
-    assert_eq!(log.take(2).await, ["worker - Available", "worker workers Available"]);
+    assert_eq!(
+        log.take(2).await,
+        ["worker - Available", "worker workers Available"]
+    );
 
     let w2 = node.spawn(Worker);
-    assert_eq!(log.take(2).await, ["worker - Available", "worker workers Available"]);
+    assert_eq!(
+        log.take(2).await,
+        ["worker - Available", "worker workers Available"]
+    );
     w2.addr.send(Groups::Join("extra")).await.unwrap();
     assert_eq!(log.next().await, "worker extra Available");
     w2.addr.send(Groups::Leave("workers")).await.unwrap();
     assert_eq!(log.next().await, "worker workers Withdrawn");
 
     w2.stop();
-    assert_eq!(log.take(2).await, ["worker extra Withdrawn", "worker - Withdrawn"]);
+    assert_eq!(
+        log.take(2).await,
+        ["worker extra Withdrawn", "worker - Withdrawn"]
+    );
 
     watch.send(W::UnRegistry).await.unwrap();
     settle().await;
@@ -128,12 +139,22 @@ async fn subscriptions_by_agent_see_its_service_and_group_events_or_an_immediate
     let other = node.spawn(Worker);
     let (watch, mut log) = watcher(&node);
     watch.send(W::Agent(w.binding.clone())).await.unwrap();
-    assert_eq!(log.take(2).await, ["worker - Available", "worker workers Available"]);
+    assert_eq!(
+        log.take(2).await,
+        ["worker - Available", "worker workers Available"]
+    );
     other.addr.send(Groups::Join("g")).await.unwrap();
     w.addr.send(Groups::Join("g")).await.unwrap();
     assert_eq!(log.next().await, "worker g Available");
     w.stop();
-    assert_eq!(log.take(3).await, ["worker g Withdrawn", "worker workers Withdrawn", "worker - Withdrawn"]);
+    assert_eq!(
+        log.take(3).await,
+        [
+            "worker g Withdrawn",
+            "worker workers Withdrawn",
+            "worker - Withdrawn"
+        ]
+    );
     settle().await;
     // Subscribing to an agent that is gone says so at once.
     watch.send(W::Agent(w.binding.clone())).await.unwrap();
@@ -163,7 +184,10 @@ async fn lookups_by_name_group_agent_and_all() {
     let node = Node::new("test");
     let w1 = node.spawn(Worker);
     let w2 = node.spawn(Worker);
-    node.spawn_with(Worker, ServiceOptions::named(ServiceName::new("lonely").unwrap()));
+    node.spawn_with(
+        Worker,
+        ServiceOptions::named(ServiceName::new("lonely").unwrap()),
+    );
     w2.addr.send(Groups::Join("night")).await.unwrap();
 
     let by_name = node.lookup_name("worker").await;
@@ -172,12 +196,25 @@ async fn lookups_by_name_group_agent_and_all() {
     assert_ne!(by_name[0].agent(), by_name[1].agent());
     assert_eq!(node.lookup_group("night").await, vec![w2.binding.clone()]);
     assert_eq!(node.lookup_group("workers").await.len(), 2);
-    assert_eq!(node.lookup_agent(w1.binding.agent()).await, Some(w1.binding.clone()));
-    let all: Vec<String> = node.services().await.iter().map(|b| b.name().to_string()).collect();
+    assert_eq!(
+        node.lookup_agent(w1.binding.agent()).await,
+        Some(w1.binding.clone())
+    );
+    let all: Vec<String> = node
+        .services()
+        .await
+        .iter()
+        .map(|b| b.name().to_string())
+        .collect();
     assert_eq!(all, ["worker", "worker", "lonely"]);
     let groups: Vec<String> = node.groups().await.iter().map(|g| g.to_string()).collect();
     assert_eq!(groups, ["night", "workers"]);
-    let of_w2: Vec<String> = node.groups_of(w2.binding.agent()).await.iter().map(|g| g.to_string()).collect();
+    let of_w2: Vec<String> = node
+        .groups_of(w2.binding.agent())
+        .await
+        .iter()
+        .map(|g| g.to_string())
+        .collect();
     assert_eq!(of_w2, ["night", "workers"]);
     assert!(node.lookup_name("nobody").await.is_empty());
     assert!(node.lookup_name("bad name").await.is_empty());
@@ -191,8 +228,19 @@ async fn lookups_by_name_group_agent_and_all() {
 #[actix::test]
 async fn lookups_by_name_among_thousands_of_services_answer_what_a_filter_of_every_service_does() {
     let node = Node::new("test");
-    let name = |i: usize| if i % 10 == 0 { format!("shared-{}", i % 7) } else { format!("unique-{i}") };
-    let spawn = |i: usize| node.spawn_with(Worker, ServiceOptions::named(ServiceName::new(name(i)).unwrap()));
+    let name = |i: usize| {
+        if i % 10 == 0 {
+            format!("shared-{}", i % 7)
+        } else {
+            format!("unique-{i}")
+        }
+    };
+    let spawn = |i: usize| {
+        node.spawn_with(
+            Worker,
+            ServiceOptions::named(ServiceName::new(name(i)).unwrap()),
+        )
+    };
     let spawned: Vec<_> = (0..5_000).map(spawn).collect();
     // Withdraw a third, then announce a few more (the newest come last among their name).
     for s in spawned.iter().step_by(3) {
@@ -202,7 +250,10 @@ async fn lookups_by_name_among_thousands_of_services_answer_what_a_filter_of_eve
     let expected = 5_000 - spawned.iter().step_by(3).count() + late.len();
     let deadline = tokio::time::Instant::now() + common::WAIT;
     while node.services().await.len() != expected {
-        assert!(tokio::time::Instant::now() < deadline, "the withdrawals did not all arrive");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the withdrawals did not all arrive"
+        );
         settle().await;
     }
     let all = node.services().await;
@@ -211,15 +262,30 @@ async fn lookups_by_name_among_thousands_of_services_answer_what_a_filter_of_eve
     names.push("nobody".into());
     let mut found = 0;
     for n in &names {
-        let filtered: Vec<Binding> = all.iter().filter(|b| b.name() == n.as_str()).cloned().collect();
+        let filtered: Vec<Binding> = all
+            .iter()
+            .filter(|b| b.name() == n.as_str())
+            .cloned()
+            .collect();
         let by_name = node.lookup_name(n.as_str()).await;
         assert_eq!(by_name, filtered, "lookup of {n}");
         found += by_name.len();
     }
     assert!(found > 400, "shared names are found many times ({found})");
-    let newest = late.iter().rev().find(|s| s.binding.name() == "shared-0").expect("a late shared-0");
-    assert_eq!(node.lookup_name("shared-0").await.last(), Some(&newest.binding));
-    assert!(node.lookup_name(name(0)).await.iter().all(|b| *b != spawned[0].binding));
+    let newest = late
+        .iter()
+        .rev()
+        .find(|s| s.binding.name() == "shared-0")
+        .expect("a late shared-0");
+    assert_eq!(
+        node.lookup_name("shared-0").await.last(),
+        Some(&newest.binding)
+    );
+    assert!(node
+        .lookup_name(name(0))
+        .await
+        .iter()
+        .all(|b| *b != spawned[0].binding));
 }
 
 #[actix::test]
@@ -247,7 +313,10 @@ async fn anonymous_services_are_never_announced_or_listed() {
     anon.addr.send(Groups::Join("g")).await.unwrap();
     anon.stop();
     log.silent_for(Duration::from_millis(100)).await;
-    assert_eq!(anon.binding.to_string(), format!("(anonymous)/{}", anon.binding.agent()));
+    assert_eq!(
+        anon.binding.to_string(),
+        format!("(anonymous)/{}", anon.binding.agent())
+    );
 }
 
 #[actix::test]
@@ -258,7 +327,12 @@ async fn invalid_group_names_are_refused_and_the_service_keeps_working() {
     w.addr.send(Groups::Join("two words")).await.unwrap();
     w.addr.send(Groups::Join("fine")).await.unwrap();
     settle().await;
-    let groups: Vec<String> = node.groups_of(w.binding.agent()).await.iter().map(|g| g.to_string()).collect();
+    let groups: Vec<String> = node
+        .groups_of(w.binding.agent())
+        .await
+        .iter()
+        .map(|g| g.to_string())
+        .collect();
     assert_eq!(groups, ["fine", "workers"]);
 }
 
@@ -275,6 +349,12 @@ async fn two_nodes_in_one_process_are_separate() {
 
 #[test]
 fn watch_kinds_compare_by_value() {
-    assert_eq!(Watch::Name(ServiceName::new("x").unwrap()), Watch::Name(ServiceName::new("x").unwrap()));
-    assert_ne!(Watch::Registry, Watch::Group(netsvc::GroupName::new("x").unwrap()));
+    assert_eq!(
+        Watch::Name(ServiceName::new("x").unwrap()),
+        Watch::Name(ServiceName::new("x").unwrap())
+    );
+    assert_ne!(
+        Watch::Registry,
+        Watch::Group(netsvc::GroupName::new("x").unwrap())
+    );
 }

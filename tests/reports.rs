@@ -19,7 +19,12 @@ struct Publisher {
 
 impl Service for Publisher {
     fn subscription(&mut self, n: SubscriptionNotice, _ctx: &mut ServiceContext<Self>) {
-        let _ = self.log.send(format!("sub {:?} {} {}", n.status, n.pattern, n.subscriber.name()));
+        let _ = self.log.send(format!(
+            "sub {:?} {} {}",
+            n.status,
+            n.pattern,
+            n.subscriber.name()
+        ));
     }
 }
 
@@ -40,7 +45,9 @@ impl actix::Handler<Do> for Publisher {
     fn handle(&mut self, msg: Do, ctx: &mut ServiceContext<Self>) {
         match msg {
             Do::Publish(subject, value, lifetime) => ctx.publish_report(subject, value, lifetime),
-            Do::PublishText(subject, text) => ctx.publish_report(subject, text.to_string(), Lifetime::Forever),
+            Do::PublishText(subject, text) => {
+                ctx.publish_report(subject, text.to_string(), Lifetime::Forever)
+            }
             Do::Targeted(to, subject, value) => ctx.send_report(&to, subject, value),
             Do::Expire(pattern, age) => ctx.expire_reports(pattern, age),
             Do::ExpireAll => ctx.expire_all_reports(Duration::ZERO),
@@ -64,12 +71,23 @@ impl Service for Subscriber {
             Ok(v) => v.to_string(),
             Err(e) => format!("error: {e}"),
         };
-        let pattern = r.pattern().map(|p| p.to_string()).unwrap_or_else(|| "-".into());
+        let pattern = r
+            .pattern()
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "-".into());
         let targeted = if r.is_targeted() { " targeted" } else { "" };
-        let _ = self.log.send(format!("report {} {} {}{}", r.subject(), pattern, content, targeted));
+        let _ = self.log.send(format!(
+            "report {} {} {}{}",
+            r.subject(),
+            pattern,
+            content,
+            targeted
+        ));
     }
     fn publisher(&mut self, n: PublisherNotice, _ctx: &mut ServiceContext<Self>) {
-        let _ = self.log.send(format!("publisher {:?} {}", n.status, n.publisher.name()));
+        let _ = self
+            .log
+            .send(format!("publisher {:?} {}", n.status, n.publisher.name()));
     }
 }
 
@@ -110,23 +128,57 @@ fn subscriber(node: &Node) -> (netsvc::Spawned<Subscriber>, Probe) {
 async fn late_subscribers_get_the_cached_report_and_only_the_last_per_subject() {
     let node = Node::new("test");
     let (publ, mut plog) = publisher(&node);
-    publ.addr.send(Do::Publish("system.ctime", 1, Lifetime::Forever)).await.unwrap();
-    publ.addr.send(Do::Publish("system.ctime", 2, Lifetime::Forever)).await.unwrap();
-    publ.addr.send(Do::Publish("system.volatile", 3, Lifetime::None)).await.unwrap();
-    publ.addr.send(Do::Publish("system.brief", 4, Lifetime::For(Duration::from_millis(100)))).await.unwrap();
+    publ.addr
+        .send(Do::Publish("system.ctime", 1, Lifetime::Forever))
+        .await
+        .unwrap();
+    publ.addr
+        .send(Do::Publish("system.ctime", 2, Lifetime::Forever))
+        .await
+        .unwrap();
+    publ.addr
+        .send(Do::Publish("system.volatile", 3, Lifetime::None))
+        .await
+        .unwrap();
+    publ.addr
+        .send(Do::Publish(
+            "system.brief",
+            4,
+            Lifetime::For(Duration::from_millis(100)),
+        ))
+        .await
+        .unwrap();
     plog.take(4).await;
 
     let (sub, mut slog) = subscriber(&node);
-    sub.addr.send(Sub::ByName("publisher", "system.*")).await.unwrap();
+    sub.addr
+        .send(Sub::ByName("publisher", "system.*"))
+        .await
+        .unwrap();
     assert_eq!(slog.next().await, "publisher Available publisher");
-    assert_eq!(slog.take_sorted(2).await, ["report system.brief system.* 4", "report system.ctime system.* 2"]);
+    assert_eq!(
+        slog.take_sorted(2).await,
+        [
+            "report system.brief system.* 4",
+            "report system.ctime system.* 2"
+        ]
+    );
     assert_eq!(plog.next().await, "sub Requested system.* subscriber");
 
     // After the lifetime, a new subscriber no longer gets the brief one.
     tokio::time::sleep(Duration::from_millis(150)).await;
     let (sub2, mut slog2) = subscriber(&node);
-    sub2.addr.send(Sub::ByName("publisher", "system.*")).await.unwrap();
-    assert_eq!(slog2.take(2).await, ["publisher Available publisher", "report system.ctime system.* 2"]);
+    sub2.addr
+        .send(Sub::ByName("publisher", "system.*"))
+        .await
+        .unwrap();
+    assert_eq!(
+        slog2.take(2).await,
+        [
+            "publisher Available publisher",
+            "report system.ctime system.* 2"
+        ]
+    );
     slog2.silent_for(Duration::from_millis(100)).await;
 }
 
@@ -134,11 +186,17 @@ async fn late_subscribers_get_the_cached_report_and_only_the_last_per_subject() 
 async fn a_repeated_subscription_does_not_resend_cached_reports() {
     let node = Node::new("test");
     let (publ, mut plog) = publisher(&node);
-    publ.addr.send(Do::Publish("a", 1, Lifetime::Forever)).await.unwrap();
+    publ.addr
+        .send(Do::Publish("a", 1, Lifetime::Forever))
+        .await
+        .unwrap();
     plog.next().await;
     let (sub, mut slog) = subscriber(&node);
     sub.addr.send(Sub::ByName("publisher", "*")).await.unwrap();
-    assert_eq!(slog.take(2).await, ["publisher Available publisher", "report a * 1"]);
+    assert_eq!(
+        slog.take(2).await,
+        ["publisher Available publisher", "report a * 1"]
+    );
     sub.addr.send(Sub::ByName("publisher", "*")).await.unwrap();
     slog.silent_for(Duration::from_millis(100)).await;
 }
@@ -148,14 +206,32 @@ async fn one_delivery_per_matching_pattern_carrying_the_pattern() {
     let node = Node::new("test");
     let (publ, mut plog) = publisher(&node);
     let (sub, mut slog) = subscriber(&node);
-    sub.addr.send(Sub::ByName("publisher", "temp.*")).await.unwrap();
-    sub.addr.send(Sub::ByName("publisher", "temp.?")).await.unwrap();
-    sub.addr.send(Sub::ByName("publisher", "other")).await.unwrap();
+    sub.addr
+        .send(Sub::ByName("publisher", "temp.*"))
+        .await
+        .unwrap();
+    sub.addr
+        .send(Sub::ByName("publisher", "temp.?"))
+        .await
+        .unwrap();
+    sub.addr
+        .send(Sub::ByName("publisher", "other"))
+        .await
+        .unwrap();
     plog.take(3).await;
     slog.next().await; // publisher available
-    publ.addr.send(Do::Publish("temp.1", 20, Lifetime::None)).await.unwrap();
-    assert_eq!(slog.take_sorted(2).await, ["report temp.1 temp.* 20", "report temp.1 temp.? 20"]);
-    publ.addr.send(Do::Publish("temp.10", 21, Lifetime::None)).await.unwrap();
+    publ.addr
+        .send(Do::Publish("temp.1", 20, Lifetime::None))
+        .await
+        .unwrap();
+    assert_eq!(
+        slog.take_sorted(2).await,
+        ["report temp.1 temp.* 20", "report temp.1 temp.? 20"]
+    );
+    publ.addr
+        .send(Do::Publish("temp.10", 21, Lifetime::None))
+        .await
+        .unwrap();
     assert_eq!(slog.next().await, "report temp.10 temp.* 21");
     slog.silent_for(Duration::from_millis(100)).await;
 }
@@ -172,8 +248,14 @@ async fn subscriptions_by_name_are_sticky_and_cover_every_service_of_that_name()
     assert_eq!(l1.next().await, "sub Requested * subscriber");
     assert_eq!(l2.next().await, "sub Requested * subscriber");
     slog.take(2).await;
-    p1.addr.send(Do::Publish("x", 1, Lifetime::None)).await.unwrap();
-    p2.addr.send(Do::Publish("x", 2, Lifetime::None)).await.unwrap();
+    p1.addr
+        .send(Do::Publish("x", 1, Lifetime::None))
+        .await
+        .unwrap();
+    p2.addr
+        .send(Do::Publish("x", 2, Lifetime::None))
+        .await
+        .unwrap();
     assert_eq!(slog.take_sorted(2).await, ["report x * 1", "report x * 2"]);
 
     // A publisher that goes away is reported withdrawn; a new one is subscribed to again.
@@ -189,18 +271,33 @@ async fn subscriptions_by_binding_follow_one_agent() {
     let (p1, mut l1) = publisher(&node);
     let (p2, _l2) = publisher(&node);
     let (sub, mut slog) = subscriber(&node);
-    sub.addr.send(Sub::ByBinding(p1.binding.clone(), "*")).await.unwrap();
+    sub.addr
+        .send(Sub::ByBinding(p1.binding.clone(), "*"))
+        .await
+        .unwrap();
     assert_eq!(l1.next().await, "sub Requested * subscriber");
     slog.next().await;
-    p1.addr.send(Do::Publish("x", 1, Lifetime::None)).await.unwrap();
-    p2.addr.send(Do::Publish("x", 2, Lifetime::None)).await.unwrap();
+    p1.addr
+        .send(Do::Publish("x", 1, Lifetime::None))
+        .await
+        .unwrap();
+    p2.addr
+        .send(Do::Publish("x", 2, Lifetime::None))
+        .await
+        .unwrap();
     assert_eq!(slog.next().await, "report x * 1");
     slog.silent_for(Duration::from_millis(100)).await;
 
-    sub.addr.send(Sub::IgnoreBinding(p1.binding.clone(), "*")).await.unwrap();
+    sub.addr
+        .send(Sub::IgnoreBinding(p1.binding.clone(), "*"))
+        .await
+        .unwrap();
     l1.until("sub Withdrawn * subscriber").await;
     assert_eq!(slog.next().await, "publisher Withdrawn publisher");
-    p1.addr.send(Do::Publish("x", 3, Lifetime::None)).await.unwrap();
+    p1.addr
+        .send(Do::Publish("x", 3, Lifetime::None))
+        .await
+        .unwrap();
     slog.silent_for(Duration::from_millis(100)).await;
 }
 
@@ -209,27 +306,58 @@ async fn ignore_one_pattern_or_all_and_the_publisher_is_told() {
     let node = Node::new("test");
     let (publ, mut plog) = publisher(&node);
     let (sub, mut slog) = subscriber(&node);
-    sub.addr.send(Sub::ByName("publisher", "a.*")).await.unwrap();
-    sub.addr.send(Sub::ByName("publisher", "b.*")).await.unwrap();
-    sub.addr.send(Sub::ByName("publisher", "c.*")).await.unwrap();
+    sub.addr
+        .send(Sub::ByName("publisher", "a.*"))
+        .await
+        .unwrap();
+    sub.addr
+        .send(Sub::ByName("publisher", "b.*"))
+        .await
+        .unwrap();
+    sub.addr
+        .send(Sub::ByName("publisher", "c.*"))
+        .await
+        .unwrap();
     assert_eq!(
         plog.take_sorted(3).await,
-        ["sub Requested a.* subscriber", "sub Requested b.* subscriber", "sub Requested c.* subscriber"]
+        [
+            "sub Requested a.* subscriber",
+            "sub Requested b.* subscriber",
+            "sub Requested c.* subscriber"
+        ]
     );
     assert_eq!(slog.next().await, "publisher Available publisher");
 
-    sub.addr.send(Sub::Ignore("publisher", "a.*")).await.unwrap();
+    sub.addr
+        .send(Sub::Ignore("publisher", "a.*"))
+        .await
+        .unwrap();
     assert_eq!(plog.next().await, "sub Withdrawn a.* subscriber");
-    publ.addr.send(Do::Publish("a.1", 1, Lifetime::None)).await.unwrap();
-    publ.addr.send(Do::Publish("b.1", 2, Lifetime::None)).await.unwrap();
+    publ.addr
+        .send(Do::Publish("a.1", 1, Lifetime::None))
+        .await
+        .unwrap();
+    publ.addr
+        .send(Do::Publish("b.1", 2, Lifetime::None))
+        .await
+        .unwrap();
     plog.take(2).await;
     assert_eq!(slog.next().await, "report b.1 b.* 2");
 
     sub.addr.send(Sub::IgnoreAll("publisher")).await.unwrap();
-    assert_eq!(plog.take_sorted(2).await, ["sub Withdrawn b.* subscriber", "sub Withdrawn c.* subscriber"]);
+    assert_eq!(
+        plog.take_sorted(2).await,
+        [
+            "sub Withdrawn b.* subscriber",
+            "sub Withdrawn c.* subscriber"
+        ]
+    );
     // The last withdrawal is acknowledged to the subscriber.
     assert_eq!(slog.next().await, "publisher Withdrawn publisher");
-    publ.addr.send(Do::Publish("b.2", 3, Lifetime::None)).await.unwrap();
+    publ.addr
+        .send(Do::Publish("b.2", 3, Lifetime::None))
+        .await
+        .unwrap();
     slog.silent_for(Duration::from_millis(100)).await;
 }
 
@@ -242,7 +370,10 @@ async fn a_subscriber_that_goes_away_is_withdrawn_automatically() {
     sub.addr.send(Sub::ByName("publisher", "y")).await.unwrap();
     plog.take(2).await;
     sub.stop();
-    assert_eq!(plog.take_sorted(2).await, ["sub Withdrawn x subscriber", "sub Withdrawn y subscriber"]);
+    assert_eq!(
+        plog.take_sorted(2).await,
+        ["sub Withdrawn x subscriber", "sub Withdrawn y subscriber"]
+    );
 }
 
 #[actix::test]
@@ -252,23 +383,41 @@ async fn targeted_reports_reach_one_subscriber_and_are_never_cached() {
     let (s1, mut l1) = subscriber(&node);
     let (s2, mut l2) = subscriber(&node);
     let (s3, mut l3) = subscriber(&node);
-    s1.addr.send(Sub::ByName("publisher", "alarm.*")).await.unwrap();
-    s2.addr.send(Sub::ByName("publisher", "alarm.*")).await.unwrap();
+    s1.addr
+        .send(Sub::ByName("publisher", "alarm.*"))
+        .await
+        .unwrap();
+    s2.addr
+        .send(Sub::ByName("publisher", "alarm.*"))
+        .await
+        .unwrap();
     plog.take(2).await;
     l1.next().await;
     l2.next().await;
-    publ.addr.send(Do::Targeted(s1.binding.clone(), "alarm.high", 9)).await.unwrap();
+    publ.addr
+        .send(Do::Targeted(s1.binding.clone(), "alarm.high", 9))
+        .await
+        .unwrap();
     assert_eq!(l1.next().await, "report alarm.high alarm.* 9 targeted");
     // A subject none of its patterns match still reaches a subscriber, without a pattern.
-    publ.addr.send(Do::Targeted(s1.binding.clone(), "status", 1)).await.unwrap();
+    publ.addr
+        .send(Do::Targeted(s1.binding.clone(), "status", 1))
+        .await
+        .unwrap();
     assert_eq!(l1.next().await, "report status - 1 targeted");
     // Nothing for non-subscribers.
-    publ.addr.send(Do::Targeted(s3.binding.clone(), "alarm.high", 9)).await.unwrap();
+    publ.addr
+        .send(Do::Targeted(s3.binding.clone(), "alarm.high", 9))
+        .await
+        .unwrap();
     l2.silent_for(Duration::from_millis(100)).await;
     l3.silent_for(Duration::from_millis(10)).await;
     // Not cached: a late subscriber gets nothing.
     let (s4, mut l4) = subscriber(&node);
-    s4.addr.send(Sub::ByName("publisher", "alarm.*")).await.unwrap();
+    s4.addr
+        .send(Sub::ByName("publisher", "alarm.*"))
+        .await
+        .unwrap();
     assert_eq!(l4.next().await, "publisher Available publisher");
     l4.silent_for(Duration::from_millis(100)).await;
 }
@@ -278,16 +427,32 @@ async fn expire_and_purge_cached_reports() {
     let node = Node::new("test");
     let (publ, mut plog) = publisher(&node);
     for (subject, v) in [("sys.a", 1), ("sys.b", 2), ("app.a", 3)] {
-        publ.addr.send(Do::Publish(subject, v, Lifetime::Forever)).await.unwrap();
+        publ.addr
+            .send(Do::Publish(subject, v, Lifetime::Forever))
+            .await
+            .unwrap();
     }
-    publ.addr.send(Do::Publish("brief", 4, Lifetime::For(Duration::from_millis(10)))).await.unwrap();
-    publ.addr.send(Do::Expire("sys.*", Duration::ZERO)).await.unwrap();
+    publ.addr
+        .send(Do::Publish(
+            "brief",
+            4,
+            Lifetime::For(Duration::from_millis(10)),
+        ))
+        .await
+        .unwrap();
+    publ.addr
+        .send(Do::Expire("sys.*", Duration::ZERO))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
     publ.addr.send(Do::Purge).await.unwrap();
     plog.take(6).await;
     let (sub, mut slog) = subscriber(&node);
     sub.addr.send(Sub::ByName("publisher", "*")).await.unwrap();
-    assert_eq!(slog.take(2).await, ["publisher Available publisher", "report app.a * 3"]);
+    assert_eq!(
+        slog.take(2).await,
+        ["publisher Available publisher", "report app.a * 3"]
+    );
     publ.addr.send(Do::ExpireAll).await.unwrap();
     let (sub2, mut slog2) = subscriber(&node);
     sub2.addr.send(Sub::ByName("publisher", "*")).await.unwrap();
@@ -299,14 +464,26 @@ async fn expire_and_purge_cached_reports() {
 async fn a_content_type_mismatch_is_a_clear_error_naming_both_types() {
     let node = Node::new("test");
     let (publ, mut plog) = publisher(&node);
-    publ.addr.send(Do::PublishText("greeting", "hello")).await.unwrap();
+    publ.addr
+        .send(Do::PublishText("greeting", "hello"))
+        .await
+        .unwrap();
     plog.next().await;
     let (sub, mut slog) = subscriber(&node);
-    sub.addr.send(Sub::ByName("publisher", "greeting")).await.unwrap();
+    sub.addr
+        .send(Sub::ByName("publisher", "greeting"))
+        .await
+        .unwrap();
     slog.next().await;
     let line = slog.next().await;
-    assert!(line.starts_with("report greeting greeting error: report \"greeting\" from publisher/"), "{line}");
-    assert!(line.ends_with("type mismatch: expected u32, found alloc::string::String"), "{line}");
+    assert!(
+        line.starts_with("report greeting greeting error: report \"greeting\" from publisher/"),
+        "{line}"
+    );
+    assert!(
+        line.ends_with("type mismatch: expected u32, found alloc::string::String"),
+        "{line}"
+    );
 }
 
 #[actix::test]
@@ -318,10 +495,19 @@ async fn invalid_subjects_and_patterns_are_refused_without_harm() {
     sub.addr.send(Sub::ByName("bad name", "*")).await.unwrap();
     sub.addr.send(Sub::ByName("publisher", "ok")).await.unwrap();
     assert_eq!(plog.next().await, "sub Requested ok subscriber");
-    publ.addr.send(Do::Publish("bad\nsubject", 1, Lifetime::Forever)).await.unwrap();
-    publ.addr.send(Do::Publish("ok", 2, Lifetime::None)).await.unwrap();
+    publ.addr
+        .send(Do::Publish("bad\nsubject", 1, Lifetime::Forever))
+        .await
+        .unwrap();
+    publ.addr
+        .send(Do::Publish("ok", 2, Lifetime::None))
+        .await
+        .unwrap();
     plog.take(2).await;
-    assert_eq!(slog.take(2).await, ["publisher Available publisher", "report ok ok 2"]);
+    assert_eq!(
+        slog.take(2).await,
+        ["publisher Available publisher", "report ok ok 2"]
+    );
     assert!(netsvc::SubjectPattern::new("").is_err());
     assert!(netsvc::Subject::new("bad\nsubject").is_err());
 }
@@ -338,7 +524,14 @@ struct Reading {
 struct Sensor;
 impl Service for Sensor {
     fn started(&mut self, ctx: &mut ServiceContext<Self>) {
-        ctx.publish_report("reading", Reading { sensor: "t1".into(), celsius: 21.5 }, Lifetime::Forever);
+        ctx.publish_report(
+            "reading",
+            Reading {
+                sensor: "t1".into(),
+                celsius: 21.5,
+            },
+            Lifetime::Forever,
+        );
     }
 }
 
@@ -353,7 +546,10 @@ impl Service for Display {
     fn report(&mut self, r: Report, _ctx: &mut ServiceContext<Self>) {
         let shared = r.content().get::<Reading>().is_some();
         let reading: Reading = r.decode().unwrap();
-        let _ = self.log.send(format!("{} {} shared={shared}", reading.sensor, reading.celsius));
+        let _ = self.log.send(format!(
+            "{} {} shared={shared}",
+            reading.sensor, reading.celsius
+        ));
     }
 }
 
@@ -376,14 +572,20 @@ async fn publishing_again_on_one_subject_follows_every_subscription_change() {
     let (sub2, mut log2) = subscriber(&node);
     let publish = |value| Do::Publish("s.1", value, Lifetime::None);
 
-    sub1.addr.send(Sub::ByName("publisher", "s.*")).await.unwrap();
+    sub1.addr
+        .send(Sub::ByName("publisher", "s.*"))
+        .await
+        .unwrap();
     plog.until("sub Requested s.* subscriber").await;
     log1.until("publisher Available publisher").await;
     publ.addr.send(publish(1)).await.unwrap();
     assert_eq!(log1.next().await, "report s.1 s.* 1");
 
     // A second subscriber, then a second pattern of the first.
-    sub2.addr.send(Sub::ByName("publisher", "s.1")).await.unwrap();
+    sub2.addr
+        .send(Sub::ByName("publisher", "s.1"))
+        .await
+        .unwrap();
     plog.until("sub Requested s.1 subscriber").await;
     publ.addr.send(publish(2)).await.unwrap();
     assert_eq!(log1.next().await, "report s.1 s.* 2");
@@ -391,7 +593,10 @@ async fn publishing_again_on_one_subject_follows_every_subscription_change() {
     sub1.addr.send(Sub::ByName("publisher", "*")).await.unwrap();
     plog.until("sub Requested * subscriber").await;
     publ.addr.send(publish(3)).await.unwrap();
-    assert_eq!(log1.take_sorted(2).await, ["report s.1 * 3", "report s.1 s.* 3"]);
+    assert_eq!(
+        log1.take_sorted(2).await,
+        ["report s.1 * 3", "report s.1 s.* 3"]
+    );
     assert_eq!(log2.next().await, "report s.1 s.1 3");
 
     // The first withdraws its patterns; the second goes away.

@@ -32,7 +32,9 @@ impl Calculator {
 
     fn divide(&mut self, a: i64, b: i64) -> Result<i64, Failure> {
         if b == 0 {
-            return Err(Failure::new(ErrorCode(100), "division by zero").with_details(format!("{a} / 0")));
+            return Err(
+                Failure::new(ErrorCode(100), "division by zero").with_details(format!("{a} / 0"))
+            );
         }
         Ok(a / b)
     }
@@ -42,7 +44,9 @@ impl Calculator {
     }
 
     fn echo_sender(&mut self, ctx: &mut ServiceContext<Self>) -> String {
-        ctx.current_request().map(|r| r.sender.agent().to_string()).unwrap_or_default()
+        ctx.current_request()
+            .map(|r| r.sender.agent().to_string())
+            .unwrap_or_default()
     }
 
     fn never(&mut self, ctx: &mut ServiceContext<Self>) -> Delayed<u32> {
@@ -55,9 +59,16 @@ impl Calculator {
         delayed
     }
 
-    fn sleep_then(&mut self, ctx: &mut ServiceContext<Self>, millis: u64, value: u32) -> Delayed<u32> {
+    fn sleep_then(
+        &mut self,
+        ctx: &mut ServiceContext<Self>,
+        millis: u64,
+        value: u32,
+    ) -> Delayed<u32> {
         let (responder, delayed) = ctx.suspend_response::<u32>();
-        ctx.run_later(Duration::from_millis(millis), move |_, _| responder.resolve(value));
+        ctx.run_later(Duration::from_millis(millis), move |_, _| {
+            responder.resolve(value)
+        });
         delayed
     }
 
@@ -76,14 +87,23 @@ async fn typed_and_dynamic_calls_return_responses() {
     let calc = node.spawn(calculator());
     let by_binding = CalculatorClient::new(node.endpoint(&calc.binding));
     assert_eq!(by_binding.multiply(6, 7).await, Ok(42));
-    assert_eq!(by_binding.greet("ose".into()).await, Ok("hello ose".to_string()));
+    assert_eq!(
+        by_binding.greet("ose".into()).await,
+        Ok("hello ose".to_string())
+    );
 
     let by_name = CalculatorClient::new(node.endpoint("calculator"));
     assert_eq!(by_name.divide(9, 3).await, Ok(3));
 
     let dynamic = node.endpoint("calculator");
-    assert_eq!(dynamic.call_dynamic("multiply", json!([3, 5])).await, Ok(json!(15)));
-    assert_eq!(dynamic.call_dynamic("greet", json!(["json"])).await, Ok(json!("hello json")));
+    assert_eq!(
+        dynamic.call_dynamic("multiply", json!([3, 5])).await,
+        Ok(json!(15))
+    );
+    assert_eq!(
+        dynamic.call_dynamic("greet", json!(["json"])).await,
+        Ok(json!("hello json"))
+    );
 }
 
 #[actix::test]
@@ -104,7 +124,10 @@ async fn conversation_ids_are_distinct_and_reported_in_failures() {
 async fn application_failures_carry_their_code_and_the_service_as_origin() {
     let node = Node::new("test");
     let calc = node.spawn(calculator());
-    let failure = CalculatorClient::new(node.endpoint(&calc.binding)).divide(1, 0).await.unwrap_err();
+    let failure = CalculatorClient::new(node.endpoint(&calc.binding))
+        .divide(1, 0)
+        .await
+        .unwrap_err();
     assert_eq!(failure.code, ErrorCode(100));
     assert_eq!(failure.description, "division by zero");
     assert_eq!(failure.origin, "calculator");
@@ -117,29 +140,56 @@ async fn unknown_method_wrong_arity_and_wrong_types_are_server_failures() {
     node.spawn(calculator());
     let ep = node.endpoint("calculator");
 
-    let f = ep.call_dynamic("square_root", json!([4])).await.unwrap_err();
+    let f = ep
+        .call_dynamic("square_root", json!([4]))
+        .await
+        .unwrap_err();
     assert_eq!(f.code, ErrorCode::SERVER_METHOD_UNAVAILABLE);
     assert_eq!(f.origin, "netsvc");
     assert!(f.description.contains("square_root"), "{}", f.description);
 
-    let f = ep.call_dynamic("multiply", json!([1, 2, 3])).await.unwrap_err();
+    let f = ep
+        .call_dynamic("multiply", json!([1, 2, 3]))
+        .await
+        .unwrap_err();
     assert_eq!(f.code, ErrorCode::SERVER_PARAMETERS_INCORRECT);
-    assert!(f.description.contains("expects 2 argument(s), received 3"), "{}", f.description);
+    assert!(
+        f.description.contains("expects 2 argument(s), received 3"),
+        "{}",
+        f.description
+    );
 
-    let f = ep.call_dynamic("multiply", json!(["two", 3])).await.unwrap_err();
+    let f = ep
+        .call_dynamic("multiply", json!(["two", 3]))
+        .await
+        .unwrap_err();
     assert_eq!(f.code, ErrorCode::SERVER_REQUEST_DECODING_ERROR);
     assert!(f.description.contains("multiply"), "{}", f.description);
 
     // A typed call with the right name but the wrong argument types names both types.
-    let f = ep.call::<_, i64>("multiply", ("six".to_string(), 7i64)).await.unwrap_err();
+    let f = ep
+        .call::<_, i64>("multiply", ("six".to_string(), 7i64))
+        .await
+        .unwrap_err();
     assert_eq!(f.code, ErrorCode::SERVER_REQUEST_DECODING_ERROR);
     assert!(f.description.contains("(i64, i64)"), "{}", f.description);
-    assert!(f.description.contains("alloc::string::String"), "{}", f.description);
+    assert!(
+        f.description.contains("alloc::string::String"),
+        "{}",
+        f.description
+    );
 
     // A response of another type than expected is a client-side decoding error.
-    let f = ep.call::<_, String>("multiply", (6i64, 7i64)).await.unwrap_err();
+    let f = ep
+        .call::<_, String>("multiply", (6i64, 7i64))
+        .await
+        .unwrap_err();
     assert_eq!(f.code, ErrorCode::CLIENT_RESPONSE_DECODING_ERROR);
-    assert!(f.description.contains("i64") && f.description.contains("String"), "{}", f.description);
+    assert!(
+        f.description.contains("i64") && f.description.contains("String"),
+        "{}",
+        f.description
+    );
 }
 
 #[actix::test]
@@ -157,11 +207,19 @@ async fn a_panicking_method_fails_the_request_and_the_service_keeps_running() {
 async fn no_such_service_fails_at_once() {
     let node = Node::new("test");
     let started = std::time::Instant::now();
-    let f = node.endpoint("nobody").call_dynamic("x", json!([])).await.unwrap_err();
+    let f = node
+        .endpoint("nobody")
+        .call_dynamic("x", json!([]))
+        .await
+        .unwrap_err();
     assert_eq!(f.code, ErrorCode::CLIENT_SERVICE_UNAVAILABLE);
     assert!(started.elapsed() < Duration::from_secs(1));
     // An invalid name finds no service either, with the same clear failure.
-    let f = node.endpoint("two words").call_dynamic("x", json!([])).await.unwrap_err();
+    let f = node
+        .endpoint("two words")
+        .call_dynamic("x", json!([]))
+        .await
+        .unwrap_err();
     assert_eq!(f.code, ErrorCode::CLIENT_SERVICE_UNAVAILABLE);
 }
 
@@ -169,7 +227,10 @@ async fn no_such_service_fails_at_once() {
 async fn timeout_fails_the_call_and_the_late_response_is_dropped() {
     let node = Node::new("test");
     let calc = node.spawn(calculator());
-    let client = CalculatorClient::new(node.endpoint(&calc.binding).with_timeout(Duration::from_millis(50)));
+    let client = CalculatorClient::new(
+        node.endpoint(&calc.binding)
+            .with_timeout(Duration::from_millis(50)),
+    );
     let f = client.sleep_then(300, 1).await.unwrap_err();
     assert_eq!(f.code, ErrorCode::CLIENT_REQUEST_TIMEOUT);
     assert_eq!(f.origin, "netsvc");
@@ -192,16 +253,27 @@ async fn pending_and_suspended_requests_fail_when_the_target_is_withdrawn() {
     settle().await;
     calc.stop();
     assert_eq!(log.next().await, "calculator stopping");
-    let f = tokio::time::timeout(Duration::from_secs(1), handle).await.expect("failed at once").unwrap().unwrap_err();
+    let f = tokio::time::timeout(Duration::from_secs(1), handle)
+        .await
+        .expect("failed at once")
+        .unwrap()
+        .unwrap_err();
     assert_eq!(f.code, ErrorCode::SERVER_APPLICATION_ERROR);
-    assert!(f.description.contains("stopped before responding"), "{}", f.description);
+    assert!(
+        f.description.contains("stopped before responding"),
+        "{}",
+        f.description
+    );
 
     // After withdrawal: calls along the old binding fail as unavailable, at once.
     settle().await;
     let f = client.multiply(1, 2).await.unwrap_err();
     assert_eq!(f.code, ErrorCode::CLIENT_SERVICE_UNAVAILABLE);
     // And by name there is nobody left.
-    let f = CalculatorClient::new(node.endpoint("calculator")).multiply(1, 2).await.unwrap_err();
+    let f = CalculatorClient::new(node.endpoint("calculator"))
+        .multiply(1, 2)
+        .await
+        .unwrap_err();
     assert_eq!(f.code, ErrorCode::CLIENT_SERVICE_UNAVAILABLE);
 }
 
@@ -209,9 +281,15 @@ async fn pending_and_suspended_requests_fail_when_the_target_is_withdrawn() {
 async fn the_requester_binding_is_known_while_serving() {
     let node = Node::new("test");
     let calc = node.spawn(calculator());
-    let asker = node.spawn(Asker { target: calc.binding.clone(), log: probe().0 });
+    let asker = node.spawn(Asker {
+        target: calc.binding.clone(),
+        log: probe().0,
+    });
     let (tx, mut log) = probe();
-    let asker2 = node.spawn(Asker { target: calc.binding.clone(), log: tx });
+    let asker2 = node.spawn(Asker {
+        target: calc.binding.clone(),
+        log: tx,
+    });
     let _ = asker;
     assert_eq!(log.next().await, asker2.binding.agent().to_string());
 }

@@ -54,7 +54,10 @@ impl Service for Publisher {
     fn started(&mut self, ctx: &mut ServiceContext<Self>) {
         let ctime = now();
         ctx.publish_report("system.ctime", ctime.clone(), Lifetime::Forever);
-        say("publisher", format!("published system.ctime = {ctime} (cached forever)"));
+        say(
+            "publisher",
+            format!("published system.ctime = {ctime} (cached forever)"),
+        );
         ctx.start_timer("heartbeat", self.interval);
     }
 
@@ -69,11 +72,17 @@ impl Service for Publisher {
             SubscriptionStatus::Requested => "subscribed to",
             SubscriptionStatus::Withdrawn => "unsubscribed from",
         };
-        say("publisher", format!("{} {verb} {:?}", notice.subscriber, notice.pattern.as_str()));
+        say(
+            "publisher",
+            format!("{} {verb} {:?}", notice.subscriber, notice.pattern.as_str()),
+        );
     }
 
     fn shutdown(&mut self, phase: ShutdownPhase, _ctx: &mut ServiceContext<Self>) {
-        say("publisher", format!("shutdown {phase:?} after {} heartbeat(s)", self.beats));
+        say(
+            "publisher",
+            format!("shutdown {phase:?} after {} heartbeat(s)", self.beats),
+        );
     }
 }
 
@@ -89,7 +98,9 @@ impl Service for Subscriber {
         let publisher = report.publisher();
         let who = format!("({:?}/{})", publisher.name().as_str(), publisher.agent());
         match (report.subject().as_str(), report.decode::<String>()) {
-            ("system.ctime", Ok(_)) => say("subscriber", format!("{who} became available at {}", now())),
+            ("system.ctime", Ok(_)) => {
+                say("subscriber", format!("{who} became available at {}", now()))
+            }
             (subject, Ok(time)) => say("subscriber", format!("{subject} = {time}")),
             (_, Err(e)) => say("subscriber", format!("unexpected content: {e}")),
         }
@@ -137,14 +148,18 @@ impl Calculator {
 
     fn divide(&mut self, a: i64, b: i64) -> Result<i64, Failure> {
         if b == 0 {
-            return Err(Failure::new(ErrorCode(100), "division by zero").with_details(format!("{a} / {b}")));
+            return Err(
+                Failure::new(ErrorCode(100), "division by zero").with_details(format!("{a} / {b}"))
+            );
         }
         Ok(a / b)
     }
 
     fn slow_square(&mut self, ctx: &mut ServiceContext<Self>, x: i64, millis: u64) -> Delayed<i64> {
         let (responder, delayed) = ctx.suspend_response();
-        ctx.run_later(Duration::from_millis(millis), move |_, _| responder.resolve(x * x));
+        ctx.run_later(Duration::from_millis(millis), move |_, _| {
+            responder.resolve(x * x)
+        });
         delayed
     }
 }
@@ -152,7 +167,10 @@ impl Calculator {
 fn outcome<T: std::fmt::Debug>(r: Result<T, Failure>) -> String {
     match r {
         Ok(v) => format!("= {v:?}"),
-        Err(f) => format!("failed: {} — {} (origin {:?})", f.code, f.description, f.origin),
+        Err(f) => format!(
+            "failed: {} — {} (origin {:?})",
+            f.code, f.description, f.origin
+        ),
     }
 }
 
@@ -172,17 +190,34 @@ impl Service for Client {
         }
         self.done = true;
         let calc = CalculatorClient::new(ctx.endpoint(&event.binding));
-        ctx.on_response(calc.multiply(6, 7), |_, r, _| say("client", format!("multiply(6, 7) {}", outcome(r))));
-        ctx.on_response(calc.divide(1, 0), |_, r, _| say("client", format!("divide(1, 0) {}", outcome(r))));
+        ctx.on_response(calc.multiply(6, 7), |_, r, _| {
+            say("client", format!("multiply(6, 7) {}", outcome(r)))
+        });
+        ctx.on_response(calc.divide(1, 0), |_, r, _| {
+            say("client", format!("divide(1, 0) {}", outcome(r)))
+        });
         ctx.on_response(calc.slow_square(12, 100), |_, r, _| {
-            say("client", format!("slow_square(12), answered after 100 ms, {}", outcome(r)))
+            say(
+                "client",
+                format!("slow_square(12), answered after 100 ms, {}", outcome(r)),
+            )
         });
-        let impatient = CalculatorClient::new(ctx.endpoint(&event.binding).with_timeout(Duration::from_millis(50)));
+        let impatient = CalculatorClient::new(
+            ctx.endpoint(&event.binding)
+                .with_timeout(Duration::from_millis(50)),
+        );
         ctx.on_response(impatient.slow_square(3, 500), |_, r, _| {
-            say("client", format!("slow_square(3) with a 50 ms timeout {}", outcome(r)))
+            say(
+                "client",
+                format!("slow_square(3) with a 50 ms timeout {}", outcome(r)),
+            )
         });
-        let unknown = ctx.endpoint("calculator").call_dynamic("square_root", serde_json::json!([2]));
-        ctx.on_response(unknown, |_, r, _| say("client", format!("square_root(2) {}", outcome(r))));
+        let unknown = ctx
+            .endpoint("calculator")
+            .call_dynamic("square_root", serde_json::json!([2]));
+        ctx.on_response(unknown, |_, r, _| {
+            say("client", format!("square_root(2) {}", outcome(r)))
+        });
     }
 }
 
@@ -205,7 +240,10 @@ pub(crate) async fn run(args: DemoArgs) -> ExitCode {
     START.get_or_init(Instant::now);
     let node = Node::new("demo");
     node.monitor_signals();
-    say("demo", format!("node {:?}, process {}", node.name(), node.process()));
+    say(
+        "demo",
+        format!("node {:?}, process {}", node.name(), node.process()),
+    );
     match duration {
         Some(d) => say("demo", format!("running for {:.1} s", d.as_secs_f64())),
         None => say("demo", "running until Ctrl-C (twice to exit at once)"),
@@ -219,7 +257,10 @@ pub(crate) async fn run(args: DemoArgs) -> ExitCode {
         let node = node.clone();
         actix::spawn(async move {
             tokio::time::sleep(d).await;
-            say("demo", "time is up: the calculator retires, then the node shuts down");
+            say(
+                "demo",
+                "time is up: the calculator retires, then the node shuts down",
+            );
             calculator.stop();
             tokio::time::sleep(Duration::from_millis(50)).await;
             node.schedule_shutdown(Some(Duration::from_millis(200)));

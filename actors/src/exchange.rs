@@ -25,13 +25,22 @@ pub(crate) struct ExchangeArgs {
 
 /// Runs an exchange server until Ctrl-C.
 pub(crate) async fn run(args: ExchangeArgs) -> ExitCode {
-    let Some(retry) = Duration::try_from_secs_f64(args.retry).ok().filter(|d| !d.is_zero()) else {
-        eprintln!("netsvc exchange: --retry must be a positive number of seconds, got {}", args.retry);
+    let Some(retry) = Duration::try_from_secs_f64(args.retry)
+        .ok()
+        .filter(|d| !d.is_zero())
+    else {
+        eprintln!(
+            "netsvc exchange: --retry must be a positive number of seconds, got {}",
+            args.retry
+        );
         return ExitCode::from(2);
     };
     let node = Node::new("exchange");
     node.monitor_signals();
-    let config = ExchangeConfig { group: args.group.clone(), ..ExchangeConfig::default() };
+    let config = ExchangeConfig {
+        group: args.group.clone(),
+        ..ExchangeConfig::default()
+    };
     let exchange = match Exchange::with_config(&node, config) {
         Ok(x) => x,
         Err(e) => {
@@ -46,7 +55,10 @@ pub(crate) async fn run(args: ExchangeArgs) -> ExitCode {
                 ConnectionState::Active => "connected",
                 ConnectionState::Inactive => "disconnected",
             };
-            println!("{verb}: {} ({}, process {})", event.remote_addr, event.remote_node, event.remote_process);
+            println!(
+                "{verb}: {} ({}, process {})",
+                event.remote_addr, event.remote_node, event.remote_process
+            );
         }
     });
     let local = match exchange.listen(&args.listen).await {
@@ -56,7 +68,11 @@ pub(crate) async fn run(args: ExchangeArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    println!("exchange listening on {local} (group {:?}, process {})", args.group, node.process());
+    println!(
+        "exchange listening on {local} (group {:?}, process {})",
+        args.group,
+        node.process()
+    );
     for peer in &args.connect {
         exchange.connect(peer, Some(retry)).forget();
     }

@@ -13,9 +13,15 @@ fn demo_runs_the_seed_scenario_and_requests_then_exits_after_its_duration() {
     demo.expect_line("publisher   published system.ctime", WAIT);
     demo.expect_line("became available at", WAIT);
     demo.expect_line("multiply(6, 7) = 42", WAIT);
-    demo.expect_line("divide(1, 0) failed: 100 — division by zero (origin \"calculator\")", WAIT);
+    demo.expect_line(
+        "divide(1, 0) failed: 100 — division by zero (origin \"calculator\")",
+        WAIT,
+    );
     demo.expect_line("square_root(2) failed: 55 SERVER_METHOD_UNAVAILABLE", WAIT);
-    demo.expect_line("slow_square(3) with a 50 ms timeout failed: 47 CLIENT_REQUEST_TIMEOUT", WAIT);
+    demo.expect_line(
+        "slow_square(3) with a 50 ms timeout failed: 47 CLIENT_REQUEST_TIMEOUT",
+        WAIT,
+    );
     demo.expect_line("slow_square(12), answered after 100 ms, = 144", WAIT);
     demo.expect_line("system.time = ", WAIT);
     demo.expect_line("time is up", WAIT);
@@ -39,9 +45,15 @@ fn demo_stops_cleanly_on_ctrl_c() {
 #[test]
 fn demo_refuses_a_bad_duration_with_a_clear_message() {
     for bad in ["--duration=-1", "--duration=0", "--duration=NaN"] {
-        let out = std::process::Command::new(NETSVC).args(["demo", bad]).output().unwrap();
+        let out = std::process::Command::new(NETSVC)
+            .args(["demo", bad])
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(2), "{bad}");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains("--duration must be a positive number of seconds"), "{bad}: {stderr}");
+        assert!(
+            stderr.contains("--duration must be a positive number of seconds"),
+            "{bad}: {stderr}"
+        );
     }
 }

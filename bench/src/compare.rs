@@ -241,8 +241,15 @@ impl Figures {
     /// The best run: lowest value when lower is better, else highest; NaN without runs.
     fn best(&self, lower_is_better: bool) -> Figure {
         let pick = |a: &&Figure, b: &&Figure| a.value.total_cmp(&b.value);
-        let best = if lower_is_better { self.0.iter().min_by(pick) } else { self.0.iter().max_by(pick) };
-        best.copied().unwrap_or(Figure { value: f64::NAN, p99_us: None })
+        let best = if lower_is_better {
+            self.0.iter().min_by(pick)
+        } else {
+            self.0.iter().max_by(pick)
+        };
+        best.copied().unwrap_or(Figure {
+            value: f64::NAN,
+            p99_us: None,
+        })
     }
 
     /// `min..max` of the values.
@@ -271,7 +278,9 @@ pub(crate) fn run(args: &CompareArgs) -> ExitCode {
             }
         }
     };
-    let pick = |explicit: Option<u64>, full: u64, quick: u64| explicit.unwrap_or(if args.quick { quick } else { full });
+    let pick = |explicit: Option<u64>, full: u64, quick: u64| {
+        explicit.unwrap_or(if args.quick { quick } else { full })
+    };
     let plan = Plan {
         exe,
         nats_server,
@@ -279,7 +288,11 @@ pub(crate) fn run(args: &CompareArgs) -> ExitCode {
         round_trips_concurrent: pick(args.round_trips_concurrent, 200_000, 20_000).max(1),
         reports: pick(args.reports, 500_000, 50_000).max(1),
         reports_fanout: pick(args.reports_fanout, 100_000, 10_000).max(1),
-        warmup: if args.quick { args.warmup.min(500) } else { args.warmup },
+        warmup: if args.quick {
+            args.warmup.min(500)
+        } else {
+            args.warmup
+        },
         window: args.window.max(1),
         ack_every: args.ack_every.max(1),
         limit: Duration::from_secs(args.timeout.max(1)),
@@ -290,16 +303,25 @@ pub(crate) fn run(args: &CompareArgs) -> ExitCode {
         None => WORKLOADS.iter().collect(),
         // An exact name selects that workload alone (`reports_1_to_1` is also a prefix of
         // `reports_1_to_10`); anything else selects every name containing it.
-        Some(only) if WORKLOADS.iter().any(|w| w.name == only) => WORKLOADS.iter().filter(|w| w.name == only).collect(),
+        Some(only) if WORKLOADS.iter().any(|w| w.name == only) => {
+            WORKLOADS.iter().filter(|w| w.name == only).collect()
+        }
         Some(only) => WORKLOADS.iter().filter(|w| w.name.contains(only)).collect(),
     };
     if selected.is_empty() {
-        eprintln!("no workload matches {:?}", args.only.as_deref().unwrap_or(""));
+        eprintln!(
+            "no workload matches {:?}",
+            args.only.as_deref().unwrap_or("")
+        );
         return ExitCode::FAILURE;
     }
 
     if !args.json {
-        let version = plan.nats_server.as_deref().map(nats::server_version).unwrap_or_else(|| "not run".to_owned());
+        let version = plan
+            .nats_server
+            .as_deref()
+            .map(nats::server_version)
+            .unwrap_or_else(|| "not run".to_owned());
         println!(
             "netsvc-bench compare: netsvc vs NATS across processes on 127.0.0.1, {}-byte bodies; \
              best of {reps} runs per side, sides alternating",
@@ -342,8 +364,11 @@ pub(crate) fn run(args: &CompareArgs) -> ExitCode {
                     } else {
                         "NO"
                     };
-                    let unit =
-                        if lower { format!("{} (lower=better)", workload.unit) } else { workload.unit.to_owned() };
+                    let unit = if lower {
+                        format!("{} (lower=better)", workload.unit)
+                    } else {
+                        workload.unit.to_owned()
+                    };
                     println!(
                         "{:<28} {:>12} {:>12} {:<24} {:>6.2}  {:<16} {:<4}",
                         workload.name,
@@ -355,10 +380,21 @@ pub(crate) fn run(args: &CompareArgs) -> ExitCode {
                         met
                     );
                     if lower {
-                        let p99 = |f: Figure| f.p99_us.map_or("-".to_owned(), |p| format!("{p:.1}"));
-                        println!("{:<28} {:>12} {:>12} us_p99 of the same runs", "  p99", p99(n), p99(b));
+                        let p99 =
+                            |f: Figure| f.p99_us.map_or("-".to_owned(), |p| format!("{p:.1}"));
+                        println!(
+                            "{:<28} {:>12} {:>12} us_p99 of the same runs",
+                            "  p99",
+                            p99(n),
+                            p99(b)
+                        );
                     }
-                    println!("{:<28} {:>12} {:>12}", "  range min..max", netsvc.range(), baseline.range());
+                    println!(
+                        "{:<28} {:>12} {:>12}",
+                        "  range min..max",
+                        netsvc.range(),
+                        baseline.range()
+                    );
                 }
             }
             Err(e) => {
@@ -375,14 +411,23 @@ pub(crate) fn run(args: &CompareArgs) -> ExitCode {
 }
 
 /// `reps` alternating runs of each selected side.
-fn measure(workload: &Workload, plan: &Plan, reps: usize, sides: Sides) -> Result<(Figures, Figures), String> {
+fn measure(
+    workload: &Workload,
+    plan: &Plan,
+    reps: usize,
+    sides: Sides,
+) -> Result<(Figures, Figures), String> {
     let (mut netsvc, mut baseline) = (Figures::default(), Figures::default());
     for _ in 0..reps {
         if sides != Sides::Nats {
-            netsvc.0.push(run_once(workload, plan, System::Netsvc).map_err(|e| format!("netsvc: {e}"))?);
+            netsvc.0.push(
+                run_once(workload, plan, System::Netsvc).map_err(|e| format!("netsvc: {e}"))?,
+            );
         }
         if sides != Sides::Netsvc {
-            baseline.0.push(run_once(workload, plan, System::Nats).map_err(|e| format!("NATS: {e}"))?);
+            baseline
+                .0
+                .push(run_once(workload, plan, System::Nats).map_err(|e| format!("NATS: {e}"))?);
         }
     }
     Ok((netsvc, baseline))
@@ -394,9 +439,19 @@ fn run_once(workload: &Workload, plan: &Plan, system: System) -> Result<Figure, 
     let (_server, addr) = server(plan, system)?;
     match workload.shape {
         Shape::RequestReply { in_flight } => {
-            let mut responder = role(plan, system, "responder", "responder".to_owned(), &[("--server", &addr)])?;
+            let mut responder = role(
+                plan,
+                system,
+                "responder",
+                "responder".to_owned(),
+                &[("--server", &addr)],
+            )?;
             responder.expect("READY", SETUP)?;
-            let count = if in_flight == 1 { plan.round_trips } else { plan.round_trips_concurrent };
+            let count = if in_flight == 1 {
+                plan.round_trips
+            } else {
+                plan.round_trips_concurrent
+            };
             let mut requester = role(
                 plan,
                 system,
@@ -410,19 +465,32 @@ fn run_once(workload: &Workload, plan: &Plan, system: System) -> Result<Figure, 
                 ],
             )?;
             let line = requester.expect("RESULT", plan.limit)?;
-            let outcome: RequestOutcome =
-                serde_json::from_str(&line).map_err(|e| format!("bad requester result {line:?}: {e}"))?;
+            let outcome: RequestOutcome = serde_json::from_str(&line)
+                .map_err(|e| format!("bad requester result {line:?}: {e}"))?;
             if outcome.ops != count {
-                return Err(format!("{} round trips measured, expected {count}", outcome.ops));
+                return Err(format!(
+                    "{} round trips measured, expected {count}",
+                    outcome.ops
+                ));
             }
             Ok(if in_flight == 1 {
-                Figure { value: outcome.p50_ns as f64 / 1e3, p99_us: Some(outcome.p99_ns as f64 / 1e3) }
+                Figure {
+                    value: outcome.p50_ns as f64 / 1e3,
+                    p99_us: Some(outcome.p99_ns as f64 / 1e3),
+                }
             } else {
-                Figure { value: outcome.ops as f64 / (outcome.elapsed_ns as f64 / 1e9).max(1e-9), p99_us: None }
+                Figure {
+                    value: outcome.ops as f64 / (outcome.elapsed_ns as f64 / 1e9).max(1e-9),
+                    p99_us: None,
+                }
             })
         }
         Shape::Reports { subscribers } => {
-            let count = if subscribers == 1 { plan.reports } else { plan.reports_fanout };
+            let count = if subscribers == 1 {
+                plan.reports
+            } else {
+                plan.reports_fanout
+            };
             let count_arg = count.to_string();
             let ack_arg = plan.ack_every.to_string();
             let mut subs = Vec::with_capacity(subscribers);
@@ -433,7 +501,12 @@ fn run_once(workload: &Workload, plan: &Plan, system: System) -> Result<Figure, 
                     system,
                     "subscriber",
                     format!("subscriber {i}"),
-                    &[("--server", &addr), ("--index", &index), ("--count", &count_arg), ("--ack-every", &ack_arg)],
+                    &[
+                        ("--server", &addr),
+                        ("--index", &index),
+                        ("--count", &count_arg),
+                        ("--ack-every", &ack_arg),
+                    ],
                 )?);
             }
             for sub in &mut subs {
@@ -453,13 +526,13 @@ fn run_once(workload: &Workload, plan: &Plan, system: System) -> Result<Figure, 
                 ],
             )?;
             let line = publisher.expect("RESULT", plan.limit)?;
-            let outcome: PublishOutcome =
-                serde_json::from_str(&line).map_err(|e| format!("bad publisher result {line:?}: {e}"))?;
+            let outcome: PublishOutcome = serde_json::from_str(&line)
+                .map_err(|e| format!("bad publisher result {line:?}: {e}"))?;
             let mut problems = Vec::new();
             for sub in &mut subs {
                 let line = sub.expect("RESULT", SETUP)?;
-                let got: SubscribeOutcome =
-                    serde_json::from_str(&line).map_err(|e| format!("bad subscriber result {line:?}: {e}"))?;
+                let got: SubscribeOutcome = serde_json::from_str(&line)
+                    .map_err(|e| format!("bad subscriber result {line:?}: {e}"))?;
                 if got.received != count || got.out_of_order != 0 {
                     problems.push(format!(
                         "{}: {} reports received ({} out of sequence), expected {count}",
@@ -470,9 +543,15 @@ fn run_once(workload: &Workload, plan: &Plan, system: System) -> Result<Figure, 
                 }
             }
             if !problems.is_empty() {
-                return Err(format!("reports lost, duplicated or reordered: {}", problems.join("; ")));
+                return Err(format!(
+                    "reports lost, duplicated or reordered: {}",
+                    problems.join("; ")
+                ));
             }
-            Ok(Figure { value: outcome.ops as f64 / (outcome.elapsed_ns as f64 / 1e9).max(1e-9), p99_us: None })
+            Ok(Figure {
+                value: outcome.ops as f64 / (outcome.elapsed_ns as f64 / 1e9).max(1e-9),
+                p99_us: None,
+            })
         }
     }
 }
@@ -481,12 +560,21 @@ fn run_once(workload: &Workload, plan: &Plan, system: System) -> Result<Figure, 
 fn server(plan: &Plan, system: System) -> Result<(Proc, String), String> {
     match system {
         System::Netsvc => {
-            let mut exchange = role(plan, system, "exchange", "exchange".to_owned(), &[("--listen", "127.0.0.1:0")])?;
+            let mut exchange = role(
+                plan,
+                system,
+                "exchange",
+                "exchange".to_owned(),
+                &[("--listen", "127.0.0.1:0")],
+            )?;
             let addr = exchange.expect("READY", SETUP)?;
             Ok((exchange, addr))
         }
         System::Nats => {
-            let binary = plan.nats_server.as_ref().ok_or("nats-server was not located")?;
+            let binary = plan
+                .nats_server
+                .as_ref()
+                .ok_or("nats-server was not located")?;
             let (server, url) = nats::start_server(binary)?;
             if plan.verbose {
                 eprintln!("started nats-server (pid {}) at {url}", server.id());
@@ -497,7 +585,13 @@ fn server(plan: &Plan, system: System) -> Result<(Proc, String), String> {
 }
 
 /// Starts `netsvc-bench role <kind> --system <system> <options>`.
-fn role(plan: &Plan, system: System, kind: &str, name: String, options: &[(&str, &str)]) -> Result<Proc, String> {
+fn role(
+    plan: &Plan,
+    system: System,
+    kind: &str,
+    name: String,
+    options: &[(&str, &str)],
+) -> Result<Proc, String> {
     let mut command = Command::new(&plan.exe);
     command.args(["role", kind, "--system", system.arg()]);
     for (option, value) in options {
@@ -526,9 +620,18 @@ mod tests {
     #[test]
     fn best_depends_on_direction() {
         let figures = Figures(vec![
-            Figure { value: 3.0, p99_us: Some(9.0) },
-            Figure { value: 1.0, p99_us: Some(5.0) },
-            Figure { value: 2.0, p99_us: None },
+            Figure {
+                value: 3.0,
+                p99_us: Some(9.0),
+            },
+            Figure {
+                value: 1.0,
+                p99_us: Some(5.0),
+            },
+            Figure {
+                value: 2.0,
+                p99_us: None,
+            },
         ]);
         assert_eq!(figures.best(true).value, 1.0);
         assert_eq!(figures.best(true).p99_us, Some(5.0));

@@ -19,8 +19,8 @@ pub(crate) struct JsonLine {
 impl JsonLine {
     /// Prints the line; an encoding failure is reported as an error for `workload`.
     pub(crate) fn print(&self) -> Result<(), String> {
-        let line =
-            serde_json::to_string(self).map_err(|e| format!("{}: cannot encode the result: {e}", self.workload))?;
+        let line = serde_json::to_string(self)
+            .map_err(|e| format!("{}: cannot encode the result: {e}", self.workload))?;
         println!("{line}");
         Ok(())
     }

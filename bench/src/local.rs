@@ -241,8 +241,14 @@ impl Rates {
 /// a failed request, a stall).
 pub(crate) fn run(args: &LocalArgs) -> std::process::ExitCode {
     let plan = Plan {
-        round_trips: args.round_trips.unwrap_or(if args.quick { 20_000 } else { 300_000 }).max(1),
-        reports: args.reports.unwrap_or(if args.quick { 10_000 } else { 200_000 }).max(1),
+        round_trips: args
+            .round_trips
+            .unwrap_or(if args.quick { 20_000 } else { 300_000 })
+            .max(1),
+        reports: args
+            .reports
+            .unwrap_or(if args.quick { 10_000 } else { 200_000 })
+            .max(1),
         subscribers: 10,
         batch: args.batch.max(1),
         yield_between_batches: !args.no_yield,
@@ -256,7 +262,10 @@ pub(crate) fn run(args: &LocalArgs) -> std::process::ExitCode {
         })
         .collect();
     if selected.is_empty() {
-        eprintln!("no workload matches {:?}", args.only.as_deref().unwrap_or(""));
+        eprintln!(
+            "no workload matches {:?}",
+            args.only.as_deref().unwrap_or("")
+        );
         return std::process::ExitCode::FAILURE;
     }
 
@@ -279,7 +288,13 @@ pub(crate) fn run(args: &LocalArgs) -> std::process::ExitCode {
                 let (n, b) = (args.stat.of(&netsvc), args.stat.of(&baseline));
                 let ratio = n / b;
                 if args.json {
-                    let line = JsonLine { workload: workload.name, netsvc: n, baseline: b, unit: workload.unit, ratio };
+                    let line = JsonLine {
+                        workload: workload.name,
+                        netsvc: n,
+                        baseline: b,
+                        unit: workload.unit,
+                        ratio,
+                    };
                     if let Err(e) = line.print() {
                         eprintln!("error: {e}");
                         failed = true;
@@ -295,7 +310,12 @@ pub(crate) fn run(args: &LocalArgs) -> std::process::ExitCode {
                         workload.goal.describe(),
                         if workload.goal.met(n, b) { "yes" } else { "NO" }
                     );
-                    println!("{:<32} {:>12} {:>12}", "  (range min..max)", netsvc.range(), baseline.range());
+                    println!(
+                        "{:<32} {:>12} {:>12}",
+                        "  (range min..max)",
+                        netsvc.range(),
+                        baseline.range()
+                    );
                 }
             }
             Err(e) => {
@@ -312,7 +332,12 @@ pub(crate) fn run(args: &LocalArgs) -> std::process::ExitCode {
 }
 
 /// One warm-up run per side, then `reps` alternating measured runs per side.
-fn measure(workload: &Workload, plan: &Plan, reps: usize, side: Side) -> Result<(Rates, Rates), String> {
+fn measure(
+    workload: &Workload,
+    plan: &Plan,
+    reps: usize,
+    side: Side,
+) -> Result<(Rates, Rates), String> {
     let (run_netsvc, run_baseline) = (side != Side::Baseline, side != Side::Netsvc);
     if run_netsvc {
         (workload.netsvc)(plan).map_err(|e| format!("netsvc warm-up: {e}"))?;
@@ -323,10 +348,18 @@ fn measure(workload: &Workload, plan: &Plan, reps: usize, side: Side) -> Result<
     let (mut netsvc, mut baseline) = (Rates::default(), Rates::default());
     for _ in 0..reps {
         if run_netsvc {
-            netsvc.0.push((workload.netsvc)(plan).map_err(|e| format!("netsvc: {e}"))?.rate());
+            netsvc.0.push(
+                (workload.netsvc)(plan)
+                    .map_err(|e| format!("netsvc: {e}"))?
+                    .rate(),
+            );
         }
         if run_baseline {
-            baseline.0.push((workload.baseline)(plan).map_err(|e| format!("baseline: {e}"))?.rate());
+            baseline.0.push(
+                (workload.baseline)(plan)
+                    .map_err(|e| format!("baseline: {e}"))?
+                    .rate(),
+            );
         }
     }
     Ok((netsvc, baseline))
@@ -341,7 +374,10 @@ fn in_fresh_system<F: Future<Output = RunResult>>(body: F) -> RunResult {
 const STALL: Duration = Duration::from_secs(3);
 
 /// Waits for `rx`, failing if `progress` stops moving for [`STALL`] or the sender is dropped.
-async fn wait_for<T>(mut rx: oneshot::Receiver<T>, progress: impl Fn() -> u64) -> Result<T, String> {
+async fn wait_for<T>(
+    mut rx: oneshot::Receiver<T>,
+    progress: impl Fn() -> u64,
+) -> Result<T, String> {
     let mut last = progress();
     loop {
         match tokio::time::timeout(STALL, &mut rx).await {
@@ -350,7 +386,9 @@ async fn wait_for<T>(mut rx: oneshot::Receiver<T>, progress: impl Fn() -> u64) -
             Err(_) => {
                 let now = progress();
                 if now == last {
-                    return Err(format!("no progress for {STALL:?} (progress counter at {now})"));
+                    return Err(format!(
+                        "no progress for {STALL:?} (progress counter at {now})"
+                    ));
                 }
                 last = now;
             }
@@ -396,7 +434,11 @@ mod roundtrip {
         let start = Instant::now();
         let mut sum = 0u64;
         for i in 0..calls {
-            sum = sum.wrapping_add(add(i, 1).await.map_err(|e| format!("call {i} failed: {e}"))?);
+            sum = sum.wrapping_add(
+                add(i, 1)
+                    .await
+                    .map_err(|e| format!("call {i} failed: {e}"))?,
+            );
             if i % 1024 == 0 {
                 progress.store(i, Ordering::Relaxed);
             }
@@ -406,7 +448,10 @@ mod roundtrip {
         if sum != expected {
             return Err(format!("wrong answers: sum {sum}, expected {expected}"));
         }
-        Ok(Sample { ops: calls, elapsed })
+        Ok(Sample {
+            ops: calls,
+            elapsed,
+        })
     }
 
     /// The responder service and its generated client.
@@ -527,7 +572,13 @@ mod roundtrip {
             let adder = PlainAdder.start();
             let (tx, rx) = oneshot::channel();
             let progress = Arc::new(AtomicU64::new(0));
-            PlainRequester { responder: adder, calls, progress: progress.clone(), done: Some(tx) }.start();
+            PlainRequester {
+                responder: adder,
+                calls,
+                progress: progress.clone(),
+                done: Some(tx),
+            }
+            .start();
             wait_for(rx, || progress.load(Ordering::Relaxed)).await?
         })
     }
@@ -583,7 +634,11 @@ mod reports {
         /// that each subscriber got exactly M deliveries with the right sum.
         async fn outcome(&self, rx: oneshot::Receiver<Instant>) -> RunResult {
             let end = wait_for(rx, || self.delivered()).await.map_err(|e| {
-                format!("{e}; delivered {} of {}", self.delivered(), self.per_subscriber * self.counts.len() as u64)
+                format!(
+                    "{e}; delivered {} of {}",
+                    self.delivered(),
+                    self.per_subscriber * self.counts.len() as u64
+                )
             })?;
             tokio::time::sleep(Duration::from_millis(20)).await;
             let m = self.per_subscriber;
@@ -602,10 +657,20 @@ mod reports {
                 problems.push(format!("{bad} deliveries with unexpected content"));
             }
             if !problems.is_empty() {
-                return Err(format!("deliveries lost or duplicated: {}", problems.join("; ")));
+                return Err(format!(
+                    "deliveries lost or duplicated: {}",
+                    problems.join("; ")
+                ));
             }
-            let start = self.start.lock().unwrap_or_else(PoisonError::into_inner).ok_or("no start time recorded")?;
-            Ok(Sample { ops: m * self.counts.len() as u64, elapsed: end.saturating_duration_since(start) })
+            let start = self
+                .start
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .ok_or("no start time recorded")?;
+            Ok(Sample {
+                ops: m * self.counts.len() as u64,
+                elapsed: end.saturating_duration_since(start),
+            })
         }
     }
 
@@ -624,7 +689,12 @@ mod reports {
     impl Counter {
         /// The counter of subscriber `index`.
         fn new(index: usize, tally: &Arc<Tally>) -> Self {
-            Counter { index, seen: 0, sum: 0, tally: tally.clone() }
+            Counter {
+                index,
+                seen: 0,
+                sum: 0,
+                tally: tally.clone(),
+            }
         }
 
         /// Counts one delivered value; the last delivery of the last subscriber ends the run.
@@ -636,9 +706,15 @@ mod reports {
             self.tally.counts[self.index].store(self.seen, Ordering::Relaxed);
             self.tally.sums[self.index].store(self.sum, Ordering::Relaxed);
             if self.seen == self.tally.per_subscriber
-                && self.tally.finished.fetch_add(1, Ordering::Relaxed) + 1 == self.tally.counts.len()
+                && self.tally.finished.fetch_add(1, Ordering::Relaxed) + 1
+                    == self.tally.counts.len()
             {
-                let done = self.tally.done.lock().unwrap_or_else(PoisonError::into_inner).take();
+                let done = self
+                    .tally
+                    .done
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take();
                 if let Some(done) = done {
                     let _ = done.send(Instant::now());
                 }
@@ -659,7 +735,11 @@ mod reports {
     impl Batches {
         /// `0..total` in batches of `batch`.
         pub(super) fn new(total: u64, batch: u64) -> Self {
-            Batches { sent: 0, total, batch }
+            Batches {
+                sent: 0,
+                total,
+                batch,
+            }
         }
 
         /// The values of the next batch (empty when everything is sent).
@@ -821,8 +901,9 @@ mod reports {
         in_fresh_system(async move {
             let (tx, rx) = oneshot::channel();
             let tally = Tally::new(&plan, tx);
-            let subscribers =
-                (0..plan.subscribers).map(|i| PlainSubscriber(Counter::new(i, &tally)).start().recipient()).collect();
+            let subscribers = (0..plan.subscribers)
+                .map(|i| PlainSubscriber(Counter::new(i, &tally)).start().recipient())
+                .collect();
             PlainPublisher {
                 subscribers,
                 batches: Batches::new(plan.reports, plan.batch),
@@ -869,8 +950,13 @@ mod tests {
 
     #[test]
     fn quick_run_succeeds() {
-        let plan =
-            Plan { round_trips: 2_000, reports: 2_000, subscribers: 10, batch: 500, yield_between_batches: true };
+        let plan = Plan {
+            round_trips: 2_000,
+            reports: 2_000,
+            subscribers: 10,
+            batch: 500,
+            yield_between_batches: true,
+        };
         for workload in WORKLOADS {
             for side in [workload.netsvc, workload.baseline] {
                 let sample = side(&plan).unwrap_or_else(|e| panic!("{}: {e}", workload.name));

@@ -29,7 +29,10 @@ use clap::{Parser, Subcommand};
 
 /// Command line of the benchmark harness.
 #[derive(Debug, Parser)]
-#[command(name = "netsvc-bench", about = "Benchmarks netsvc against bare actix (local) and NATS (compare)")]
+#[command(
+    name = "netsvc-bench",
+    about = "Benchmarks netsvc against bare actix (local) and NATS (compare)"
+)]
 struct Cli {
     /// What to run.
     #[command(subcommand)]

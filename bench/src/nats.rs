@@ -24,8 +24,8 @@ use futures_util::StreamExt;
 
 use crate::procs::{self, Proc};
 use crate::roles::{
-    drive_requests, payload, ready, result, seq_of, Pace, PublishOutcome, RoleArgs, RoleKind, Tally, PATTERN,
-    ROLE_LIMIT, SETTLE, SETUP, SUBJECT,
+    drive_requests, payload, ready, result, seq_of, Pace, PublishOutcome, RoleArgs, RoleKind,
+    Tally, PATTERN, ROLE_LIMIT, SETTLE, SETUP, SUBJECT,
 };
 
 /// Bound of each async-nats subscription's channel, in messages.
@@ -43,7 +43,9 @@ pub(crate) fn role(args: &RoleArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot build a tokio runtime: {e}"))?;
     runtime.block_on(async {
         match args.kind() {
-            RoleKind::Exchange => Err("NATS has no exchange role: compare starts nats-server".to_owned()),
+            RoleKind::Exchange => {
+                Err("NATS has no exchange role: compare starts nats-server".to_owned())
+            }
             RoleKind::Responder => responder(args).await,
             RoleKind::Requester => requester(args).await,
             RoleKind::Publisher => publisher(args).await,
@@ -66,12 +68,21 @@ async fn connect(server: &str) -> Result<Client, String> {
 /// Echoes every request on `bench.rr` to its reply subject, until killed.
 async fn responder(args: &RoleArgs) -> Result<(), String> {
     let client = connect(&args.server).await?;
-    let mut requests = client.subscribe(REQUEST_SUBJECT).await.map_err(|e| format!("cannot subscribe: {e}"))?;
-    client.flush().await.map_err(|e| format!("cannot flush: {e}"))?;
+    let mut requests = client
+        .subscribe(REQUEST_SUBJECT)
+        .await
+        .map_err(|e| format!("cannot subscribe: {e}"))?;
+    client
+        .flush()
+        .await
+        .map_err(|e| format!("cannot flush: {e}"))?;
     ready("");
     while let Some(message) = requests.next().await {
         if let Some(reply) = message.reply {
-            client.publish(reply, message.payload).await.map_err(|e| format!("cannot reply: {e}"))?;
+            client
+                .publish(reply, message.payload)
+                .await
+                .map_err(|e| format!("cannot reply: {e}"))?;
         }
     }
     Err("the request subscription ended".to_owned())
@@ -86,14 +97,18 @@ async fn requester(args: &RoleArgs) -> Result<(), String> {
             .request(REQUEST_SUBJECT, Bytes::from(payload(i)))
             .await
             .map_err(|e| format!("request {i} failed: {e}"))?;
-        seq_of(&message.payload).ok_or_else(|| format!("request {i}: response of {} bytes", message.payload.len()))
+        seq_of(&message.payload)
+            .ok_or_else(|| format!("request {i}: response of {} bytes", message.payload.len()))
     };
     tokio::time::timeout(SETUP, drive_requests(args.warmup, 1, &call))
         .await
         .map_err(|_| format!("warm-up not done within {SETUP:?}"))??;
-    let outcome = tokio::time::timeout(ROLE_LIMIT, drive_requests(args.count, args.in_flight, &call))
-        .await
-        .map_err(|_| format!("requests not done within {ROLE_LIMIT:?}"))??;
+    let outcome = tokio::time::timeout(
+        ROLE_LIMIT,
+        drive_requests(args.count, args.in_flight, &call),
+    )
+    .await
+    .map_err(|_| format!("requests not done within {ROLE_LIMIT:?}"))??;
     result(&outcome)
 }
 
@@ -101,15 +116,24 @@ async fn requester(args: &RoleArgs) -> Result<(), String> {
 /// driver starts it once every subscriber is subscribed.
 async fn publisher(args: &RoleArgs) -> Result<(), String> {
     let client = connect(&args.server).await?;
-    let mut acks = client.subscribe(format!("{ACK_PREFIX}*")).await.map_err(|e| format!("cannot subscribe: {e}"))?;
-    client.flush().await.map_err(|e| format!("cannot flush: {e}"))?;
+    let mut acks = client
+        .subscribe(format!("{ACK_PREFIX}*"))
+        .await
+        .map_err(|e| format!("cannot subscribe: {e}"))?;
+    client
+        .flush()
+        .await
+        .map_err(|e| format!("cannot flush: {e}"))?;
     ready("");
     let mut pace = Pace::new(args.count, args.window, args.subscribers);
     let start = Instant::now();
     let deadline = tokio::time::Instant::now() + ROLE_LIMIT;
     loop {
         for seq in pace.sendable() {
-            client.publish(SUBJECT, Bytes::from(payload(seq))).await.map_err(|e| format!("cannot publish: {e}"))?;
+            client
+                .publish(SUBJECT, Bytes::from(payload(seq)))
+                .await
+                .map_err(|e| format!("cannot publish: {e}"))?;
         }
         if pace.all_acked() {
             break;
@@ -119,22 +143,38 @@ async fn publisher(args: &RoleArgs) -> Result<(), String> {
             Ok(None) => return Err("the acknowledgement subscription ended".to_owned()),
             Err(_) => return Err(format!("not every report acknowledged: {:?}", pace.acked())),
         };
-        let index = message.subject.strip_prefix(ACK_PREFIX).and_then(|i| i.parse::<usize>().ok());
-        let count = message.payload.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
+        let index = message
+            .subject
+            .strip_prefix(ACK_PREFIX)
+            .and_then(|i| i.parse::<usize>().ok());
+        let count = message
+            .payload
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes);
         match (index, count) {
             (Some(index), Some(count)) if pace.ack(index, count) => {}
             _ => return Err(format!("bad acknowledgement on {}", message.subject)),
         }
     }
     let elapsed = start.elapsed();
-    result(&PublishOutcome { ops: args.count * args.subscribers as u64, elapsed_ns: elapsed.as_nanos() as u64 })
+    result(&PublishOutcome {
+        ops: args.count * args.subscribers as u64,
+        elapsed_ns: elapsed.as_nanos() as u64,
+    })
 }
 
 /// Counts reports on `bench.*` and acknowledges them on `ack.<index>`.
 async fn subscriber(args: &RoleArgs) -> Result<(), String> {
     let client = connect(&args.server).await?;
-    let mut reports = client.subscribe(PATTERN).await.map_err(|e| format!("cannot subscribe: {e}"))?;
-    client.flush().await.map_err(|e| format!("cannot flush: {e}"))?;
+    let mut reports = client
+        .subscribe(PATTERN)
+        .await
+        .map_err(|e| format!("cannot subscribe: {e}"))?;
+    client
+        .flush()
+        .await
+        .map_err(|e| format!("cannot flush: {e}"))?;
     ready("");
     let ack_subject = format!("{ACK_PREFIX}{}", args.index);
     let mut tally = Tally::new(args.count, args.ack_every);
@@ -143,16 +183,27 @@ async fn subscriber(args: &RoleArgs) -> Result<(), String> {
         let message = match tokio::time::timeout_at(deadline, reports.next()).await {
             Ok(Some(message)) => message,
             Ok(None) => return Err("the report subscription ended".to_owned()),
-            Err(_) => return Err(format!("only {} of {} reports received", tally.received, args.count)),
+            Err(_) => {
+                return Err(format!(
+                    "only {} of {} reports received",
+                    tally.received, args.count
+                ))
+            }
         };
         if let Some(count) = tally.record(seq_of(&message.payload)) {
             client
-                .publish(ack_subject.clone(), Bytes::copy_from_slice(&count.to_le_bytes()))
+                .publish(
+                    ack_subject.clone(),
+                    Bytes::copy_from_slice(&count.to_le_bytes()),
+                )
                 .await
                 .map_err(|e| format!("cannot acknowledge: {e}"))?;
         }
     }
-    client.flush().await.map_err(|e| format!("cannot flush: {e}"))?;
+    client
+        .flush()
+        .await
+        .map_err(|e| format!("cannot flush: {e}"))?;
     // Keep counting for a moment: extra deliveries would show up here.
     let settle = tokio::time::sleep(SETTLE);
     tokio::pin!(settle);
@@ -181,11 +232,18 @@ pub(crate) fn locate_server(explicit: Option<&PathBuf>) -> Result<PathBuf, Strin
         };
     }
     let on_path = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).map(|dir| dir.join("nats-server")).collect::<Vec<_>>())
+        .map(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join("nats-server"))
+                .collect::<Vec<_>>()
+        })
         .unwrap_or_default();
     on_path
         .into_iter()
-        .chain([PathBuf::from("/usr/sbin/nats-server"), PathBuf::from("/usr/bin/nats-server")])
+        .chain([
+            PathBuf::from("/usr/sbin/nats-server"),
+            PathBuf::from("/usr/bin/nats-server"),
+        ])
         .find(|p| p.is_file())
         .ok_or_else(|| {
             "nats-server not found: install it (Debian: `apt-get install nats-server`) or pass \

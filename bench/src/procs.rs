@@ -33,8 +33,13 @@ impl Proc {
     /// inherited, so a failing role's message reaches the terminal.
     pub(crate) fn role(name: impl Into<String>, mut command: Command) -> Result<Proc, String> {
         let name = name.into();
-        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
-        let mut child = command.spawn().map_err(|e| format!("cannot start {name}: {e}"))?;
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("cannot start {name}: {e}"))?;
         let stdin = child.stdin.take();
         let lines = child.stdout.take().map(|stdout| {
             let (tx, rx) = mpsc::channel();
@@ -48,15 +53,30 @@ impl Proc {
             });
             rx
         });
-        Ok(Proc { name, child, lines, _stdin: stdin })
+        Ok(Proc {
+            name,
+            child,
+            lines,
+            _stdin: stdin,
+        })
     }
 
     /// Starts a foreign server (`nats-server`) with all of its stdio discarded.
     pub(crate) fn server(name: impl Into<String>, mut command: Command) -> Result<Proc, String> {
         let name = name.into();
-        command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-        let child = command.spawn().map_err(|e| format!("cannot start {name}: {e}"))?;
-        Ok(Proc { name, child, lines: None, _stdin: None })
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = command
+            .spawn()
+            .map_err(|e| format!("cannot start {name}: {e}"))?;
+        Ok(Proc {
+            name,
+            child,
+            lines: None,
+            _stdin: None,
+        })
     }
 
     /// The process's name for messages.
@@ -85,11 +105,18 @@ impl Proc {
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    return Err(format!("{}: no {tag} line within {:.0} s", self.name, limit.as_secs_f64()));
+                    return Err(format!(
+                        "{}: no {tag} line within {:.0} s",
+                        self.name,
+                        limit.as_secs_f64()
+                    ));
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     let status = self.exit_status(Duration::from_secs(2));
-                    return Err(format!("{} exited ({status}) before printing {tag}", self.name));
+                    return Err(format!(
+                        "{} exited ({status}) before printing {tag}",
+                        self.name
+                    ));
                 }
             }
         }
@@ -101,7 +128,9 @@ impl Proc {
         loop {
             match self.child.try_wait() {
                 Ok(Some(status)) => return status.to_string(),
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
                 Ok(None) => return "still running".to_owned(),
                 Err(e) => return format!("status unknown: {e}"),
             }
@@ -125,8 +154,12 @@ impl Drop for Proc {
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 pub(crate) fn free_port() -> Result<u16, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot find a free port: {e}"))?;
-    listener.local_addr().map(|a| a.port()).map_err(|e| format!("cannot find a free port: {e}"))
+    let listener =
+        TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot find a free port: {e}"))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| format!("cannot find a free port: {e}"))
 }
 
 /// Waits at most `limit` until something accepts TCP connections on `addr`.
@@ -137,7 +170,10 @@ pub(crate) fn wait_listening(addr: SocketAddr, limit: Duration) -> Result<(), St
             return Ok(());
         }
         if Instant::now() >= deadline {
-            return Err(format!("nothing listens on {addr} after {:.0} s", limit.as_secs_f64()));
+            return Err(format!(
+                "nothing listens on {addr} after {:.0} s",
+                limit.as_secs_f64()
+            ));
         }
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -190,7 +190,8 @@ pub(crate) fn ready(detail: &str) {
 
 /// Prints the `RESULT` line.
 pub(crate) fn result<T: Serialize>(value: &T) -> Result<(), String> {
-    let json = serde_json::to_string(value).map_err(|e| format!("cannot encode the result: {e}"))?;
+    let json =
+        serde_json::to_string(value).map_err(|e| format!("cannot encode the result: {e}"))?;
     println!("RESULT {json}");
     Ok(())
 }
@@ -212,7 +213,12 @@ pub(crate) struct Pace {
 impl Pace {
     /// Pacing of `total` reports for `subscribers` subscribers.
     pub(crate) fn new(total: u64, window: u64, subscribers: usize) -> Self {
-        Pace { total, window: window.max(1), sent: 0, acked: vec![0; subscribers.max(1)] }
+        Pace {
+            total,
+            window: window.max(1),
+            sent: 0,
+            acked: vec![0; subscribers.max(1)],
+        }
     }
 
     /// Records that subscriber `index` has received `count` reports; false for an unknown
@@ -263,7 +269,12 @@ pub(crate) struct Tally {
 impl Tally {
     /// A tally expecting `total` reports, acknowledging every `ack_every`.
     pub(crate) fn new(total: u64, ack_every: u64) -> Self {
-        Tally { total, ack_every: ack_every.max(1), received: 0, out_of_order: 0 }
+        Tally {
+            total,
+            ack_every: ack_every.max(1),
+            received: 0,
+            out_of_order: 0,
+        }
     }
 
     /// Counts a report with sequence number `seq`; returns the count to acknowledge, if this
@@ -273,7 +284,8 @@ impl Tally {
             self.out_of_order += 1;
         }
         self.received += 1;
-        (self.received.is_multiple_of(self.ack_every) || self.received == self.total).then_some(self.received)
+        (self.received.is_multiple_of(self.ack_every) || self.received == self.total)
+            .then_some(self.received)
     }
 
     /// Whether every expected report has arrived.
@@ -283,14 +295,21 @@ impl Tally {
 
     /// The final figures.
     pub(crate) fn outcome(&self) -> SubscribeOutcome {
-        SubscribeOutcome { received: self.received, out_of_order: self.out_of_order }
+        SubscribeOutcome {
+            received: self.received,
+            out_of_order: self.out_of_order,
+        }
     }
 }
 
 /// Runs `count` requests, `in_flight` at a time, and measures them. `call(i)` makes request
 /// `i` and resolves to the sequence number echoed back. The same driver for both systems:
 /// `in_flight` looping futures polled by one `FuturesUnordered` on the calling task.
-pub(crate) async fn drive_requests<F, Fut>(count: u64, in_flight: usize, call: F) -> Result<RequestOutcome, String>
+pub(crate) async fn drive_requests<F, Fut>(
+    count: u64,
+    in_flight: usize,
+    call: F,
+) -> Result<RequestOutcome, String>
 where
     F: Fn(u64) -> Fut,
     Fut: Future<Output = Result<u64, String>>,
@@ -380,7 +399,10 @@ async fn netsvc_role(args: &RoleArgs) -> Result<(), String> {
 async fn exchange_server(args: &RoleArgs) -> Result<(), String> {
     let node = Node::new("bench-exchange");
     let exchange = Exchange::new(&node);
-    let addr = exchange.listen(&args.listen).await.map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = exchange
+        .listen(&args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     ready(&addr.to_string());
     std::future::pending::<()>().await;
     Ok(())
@@ -390,14 +412,20 @@ async fn exchange_server(args: &RoleArgs) -> Result<(), String> {
 pub(crate) async fn join(node: &Node, server: &str) -> Result<Exchange, String> {
     let exchange = Exchange::new(node);
     let mut events = exchange.connections();
-    exchange.connect(server, Some(Duration::from_millis(100))).forget();
+    exchange
+        .connect(server, Some(Duration::from_millis(100)))
+        .forget();
     let deadline = tokio::time::Instant::now() + SETUP;
     loop {
         match tokio::time::timeout_at(deadline, events.recv()).await {
             Ok(Ok(event)) if event.state == ConnectionState::Active => return Ok(exchange),
             Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
             Ok(Err(e)) => return Err(format!("connection events ended: {e}")),
-            Err(_) => return Err(format!("no connection to the exchange at {server} within {SETUP:?}")),
+            Err(_) => {
+                return Err(format!(
+                    "no connection to the exchange at {server} within {SETUP:?}"
+                ))
+            }
         }
     }
 }
@@ -433,12 +461,17 @@ async fn requester(args: &RoleArgs) -> Result<(), String> {
     let responder = find(&node, RESPONDER).await?;
     // The first request may overtake the announcement of this node's agent to the responder's
     // process (which then drops it): probe with a timeout until one is answered.
-    let probe = services::ResponderClient::new(node.endpoint(&responder).with_timeout(Duration::from_secs(1)));
+    let probe = services::ResponderClient::new(
+        node.endpoint(&responder)
+            .with_timeout(Duration::from_secs(1)),
+    );
     let deadline = Instant::now() + SETUP;
     loop {
         match probe.echo(Blob(payload(0))).await {
             Ok(_) => break,
-            Err(e) if Instant::now() >= deadline => return Err(format!("the responder never answered: {e}")),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(format!("the responder never answered: {e}"))
+            }
             Err(_) => {}
         }
     }
@@ -447,13 +480,17 @@ async fn requester(args: &RoleArgs) -> Result<(), String> {
         let call = client.echo(Blob(payload(i)));
         async move {
             let blob = call.await.map_err(|f| format!("request {i} failed: {f}"))?;
-            seq_of(&blob.0).ok_or_else(|| format!("request {i}: response of {} bytes", blob.0.len()))
+            seq_of(&blob.0)
+                .ok_or_else(|| format!("request {i}: response of {} bytes", blob.0.len()))
         }
     };
     drive_requests(args.warmup, 1, &call).await?;
-    let outcome = tokio::time::timeout(ROLE_LIMIT, drive_requests(args.count, args.in_flight, &call))
-        .await
-        .map_err(|_| format!("requests not done within {ROLE_LIMIT:?}"))??;
+    let outcome = tokio::time::timeout(
+        ROLE_LIMIT,
+        drive_requests(args.count, args.in_flight, &call),
+    )
+    .await
+    .map_err(|_| format!("requests not done within {ROLE_LIMIT:?}"))??;
     result(&outcome)
 }
 
@@ -478,7 +515,10 @@ async fn publisher(args: &RoleArgs) -> Result<(), String> {
     if !pace.all_acked() {
         return Err(format!("not every report acknowledged: {:?}", pace.acked()));
     }
-    result(&PublishOutcome { ops: args.count * args.subscribers as u64, elapsed_ns: elapsed.as_nanos() as u64 })
+    result(&PublishOutcome {
+        ops: args.count * args.subscribers as u64,
+        elapsed_ns: elapsed.as_nanos() as u64,
+    })
 }
 
 /// A subscriber: monitors `bench.*` on `bench-publisher`, counts, acknowledges.
@@ -508,7 +548,9 @@ mod services {
     use netsvc::prelude::*;
     use tokio::sync::oneshot;
 
-    use super::{payload, seq_of, Blob, Pace, SubscribeOutcome, Tally, PATTERN, PUBLISHER, SETTLE, SUBJECT};
+    use super::{
+        payload, seq_of, Blob, Pace, SubscribeOutcome, Tally, PATTERN, PUBLISHER, SETTLE, SUBJECT,
+    };
 
     /// Echoes requests.
     #[derive(netsvc::Service)]
@@ -601,7 +643,9 @@ mod services {
         fn report(&mut self, report: Report, ctx: &mut ServiceContext<Self>) {
             let seq = report.decode::<Blob>().ok().and_then(|b| seq_of(&b.0));
             if let Some(count) = self.tally.record(seq) {
-                let client = self.client.get_or_insert_with(|| PublisherClient::new(ctx.endpoint(report.publisher())));
+                let client = self
+                    .client
+                    .get_or_insert_with(|| PublisherClient::new(ctx.endpoint(report.publisher())));
                 let call = client.ack(self.index, count);
                 actix::spawn(async move {
                     let _ = call.await;
@@ -636,7 +680,11 @@ mod tests {
         assert_eq!(pace.sendable(), 0..10);
         assert_eq!(pace.sendable(), 10..10);
         assert!(pace.ack(0, 5));
-        assert_eq!(pace.sendable(), 10..10, "the slowest subscriber holds the window");
+        assert_eq!(
+            pace.sendable(),
+            10..10,
+            "the slowest subscriber holds the window"
+        );
         assert!(pace.ack(1, 8));
         assert_eq!(pace.sendable(), 10..15);
         assert!(pace.ack(0, 25) && pace.ack(1, 25));

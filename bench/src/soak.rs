@@ -249,7 +249,10 @@ pub(crate) fn run_role(args: &SoakRoleArgs) -> ExitCode {
 async fn hub(args: &SoakRoleArgs) -> Result<(), String> {
     let node = Node::new("soak-hub");
     let exchange = Exchange::new(&node);
-    let addr = exchange.listen(&args.listen).await.map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = exchange
+        .listen(&args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     node.spawn(services::Hub { exchange });
     roles::ready(&addr.to_string());
     std::future::pending::<()>().await;
@@ -263,19 +266,30 @@ async fn producer(args: &SoakRoleArgs) -> Result<(), String> {
     let exchange = roles::join(&node, &args.server).await?;
     let served = Rc::new(Cell::new(0u64));
     let bad = Rc::new(Cell::new(0u64));
-    node.spawn(services::Server { served: served.clone(), bad: bad.clone(), exchange: exchange.clone() });
+    node.spawn(services::Server {
+        served: served.clone(),
+        bad: bad.clone(),
+        exchange: exchange.clone(),
+    });
     let (done, finished) = oneshot::channel();
-    node.spawn(services::Publisher { pace: Pace::new(args.reports, args.window, 1), started: false, done: Some(done) });
+    node.spawn(services::Publisher {
+        pace: Pace::new(args.reports, args.window, 1),
+        started: false,
+        done: Some(done),
+    });
     roles::ready("");
     let work = async {
-        let pace = finished.await.map_err(|_| "the publisher service stopped".to_owned())?;
+        let pace = finished
+            .await
+            .map_err(|_| "the publisher service stopped".to_owned())?;
         while served.get() + bad.get() < args.requests {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         Ok::<_, String>(pace)
     };
-    let pace =
-        tokio::time::timeout(ROLE_LIMIT, work).await.map_err(|_| format!("not done within {ROLE_LIMIT:?}"))??;
+    let pace = tokio::time::timeout(ROLE_LIMIT, work)
+        .await
+        .map_err(|_| format!("not done within {ROLE_LIMIT:?}"))??;
     roles::result(&ProducerOutcome {
         published: args.reports,
         acked: pace.acked()[0],
@@ -296,7 +310,8 @@ async fn consumer(args: &SoakRoleArgs) -> Result<(), String> {
     let hub = roles::find(&node, HUB).await?;
     // The first request may overtake the announcement of this node's agent to the producer
     // (which then drops it): probe with a timeout until one is answered.
-    let probe = services::ServerClient::new(node.endpoint(&server).with_timeout(Duration::from_secs(1)));
+    let probe =
+        services::ServerClient::new(node.endpoint(&server).with_timeout(Duration::from_secs(1)));
     let deadline = Instant::now() + SETUP;
     while let Err(e) = probe.ping().await {
         if Instant::now() >= deadline {
@@ -306,12 +321,19 @@ async fn consumer(args: &SoakRoleArgs) -> Result<(), String> {
     }
 
     let shared = Rc::new(Shared {
-        gate: RefCell::new(Gate::new(args.reports, args.requests, args.ack_every, args.in_flight)),
+        gate: RefCell::new(Gate::new(
+            args.reports,
+            args.requests,
+            args.ack_every,
+            args.in_flight,
+        )),
         publisher: RefCell::new(None),
         wake: Notify::new(),
     });
     let start = Instant::now();
-    node.spawn(services::Subscriber { shared: shared.clone() });
+    node.spawn(services::Subscriber {
+        shared: shared.clone(),
+    });
     roles::ready("");
 
     let call_timeout = Duration::from_secs(args.call_timeout.max(1));
@@ -329,12 +351,18 @@ async fn consumer(args: &SoakRoleArgs) -> Result<(), String> {
             };
             let sent = Instant::now();
             let outcome = match client.work(i, Blob(payload(i))).await {
-                Ok(blob) if blob.0.len() == PAYLOAD_LEN && seq_of(&blob.0) == Some(answer(i)) && filled(&blob.0) => {
+                Ok(blob)
+                    if blob.0.len() == PAYLOAD_LEN
+                        && seq_of(&blob.0) == Some(answer(i))
+                        && filled(&blob.0) =>
+                {
                     Ok(())
                 }
-                Ok(blob) => {
-                    Err(format!("request {i} answered wrongly ({} bytes, {:?})", blob.0.len(), seq_of(&blob.0)))
-                }
+                Ok(blob) => Err(format!(
+                    "request {i} answered wrongly ({} bytes, {:?})",
+                    blob.0.len(),
+                    seq_of(&blob.0)
+                )),
                 Err(f) => Err(format!("request {i} failed: {f}")),
             };
             let step = shared.gate.borrow_mut().answer(sent.elapsed(), outcome);
@@ -342,7 +370,8 @@ async fn consumer(args: &SoakRoleArgs) -> Result<(), String> {
         }
     };
     let work = async {
-        let mut workers: FuturesUnordered<_> = (0..args.in_flight.max(1)).map(|_| worker()).collect();
+        let mut workers: FuturesUnordered<_> =
+            (0..args.in_flight.max(1)).map(|_| worker()).collect();
         while workers.next().await.is_some() {}
         drop(workers);
         while !shared.gate.borrow().complete() {
@@ -372,11 +401,18 @@ async fn consumer(args: &SoakRoleArgs) -> Result<(), String> {
     if let Some(message) = stalled {
         // The slow-consumer policy is the usual suspect: say what every process dropped.
         let dropped = |traffic: Result<Traffic, Failure>| {
-            traffic.map_or_else(|f| format!("unknown ({f})"), |t| t.reports_dropped.to_string())
+            traffic.map_or_else(
+                |f| format!("unknown ({f})"),
+                |t| t.reports_dropped.to_string(),
+            )
         };
         let quick = Duration::from_secs(1);
-        let hub = services::HubClient::new(node.endpoint(&hub).with_timeout(quick)).stats().await;
-        let producer = services::ServerClient::new(node.endpoint(&server).with_timeout(quick)).traffic().await;
+        let hub = services::HubClient::new(node.endpoint(&hub).with_timeout(quick))
+            .stats()
+            .await;
+        let producer = services::ServerClient::new(node.endpoint(&server).with_timeout(quick))
+            .traffic()
+            .await;
         return Err(format!(
             "{message}; reports dropped by the slow-consumer policy: hub {}, producer {}, consumer {}",
             dropped(hub),
@@ -392,7 +428,9 @@ async fn consumer(args: &SoakRoleArgs) -> Result<(), String> {
     let hub_traffic = loop {
         match stats.stats().await {
             Ok(traffic) => break traffic,
-            Err(e) if Instant::now() >= deadline => return Err(format!("{HUB} never answered: {e}")),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(format!("{HUB} never answered: {e}"))
+            }
             Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
         }
     };
@@ -420,7 +458,8 @@ fn answer(seq: u64) -> u64 {
 
 /// Whether every byte of `body` after its sequence number is the fill byte.
 fn filled(body: &[u8]) -> bool {
-    body.get(8..).is_some_and(|rest| rest.iter().all(|&b| b == FILL))
+    body.get(8..)
+        .is_some_and(|rest| rest.iter().all(|&b| b == FILL))
 }
 
 /// The sequence number of a report body exactly as published; `None` for any other body.
@@ -452,7 +491,10 @@ impl Shared {
                 let shared = self.clone();
                 actix::spawn(async move {
                     if let Err(f) = call.await {
-                        shared.gate.borrow_mut().fail(format!("acknowledgement of {count} reports failed: {f}"));
+                        shared
+                            .gate
+                            .borrow_mut()
+                            .fail(format!("acknowledgement of {count} reports failed: {f}"));
                     }
                 });
             }
@@ -583,7 +625,11 @@ impl Gate {
         if wake_requests {
             self.requests_waiting = false;
         }
-        Step { wake_requests, ack: self.ack_due(), tenths: self.progress() }
+        Step {
+            wake_requests,
+            ack: self.ack_due(),
+            tenths: self.progress(),
+        }
     }
 
     /// The next request to make, if the lockstep allows one.
@@ -607,7 +653,11 @@ impl Gate {
             self.failed_answers += 1;
             self.fail(e);
         }
-        Step { wake_requests: false, ack: self.ack_due(), tenths: self.progress() }
+        Step {
+            wake_requests: false,
+            ack: self.ack_due(),
+            tenths: self.progress(),
+        }
     }
 
     /// Counts a failure.
@@ -620,7 +670,8 @@ impl Gate {
     /// allows, once it is `ack_every` beyond the last one or complete.
     fn ack_due(&mut self) -> Option<u64> {
         let target = self.next_seq.min(self.allowed_reports());
-        if target > self.acked && (target - self.acked >= self.ack_every || target >= self.reports) {
+        if target > self.acked && (target - self.acked >= self.ack_every || target >= self.reports)
+        {
             self.acked = target;
             Some(target)
         } else {
@@ -630,7 +681,13 @@ impl Gate {
 
     /// Tenths of progress (of both streams) newly reached.
     fn progress(&mut self) -> std::ops::Range<u32> {
-        let tenth = |done: u64, total: u64| if total == 0 { 10 } else { scale(done, total, 10).min(10) as u32 };
+        let tenth = |done: u64, total: u64| {
+            if total == 0 {
+                10
+            } else {
+                scale(done, total, 10).min(10) as u32
+            }
+        };
         let now = tenth(self.next_seq, self.reports).min(tenth(self.answered, self.requests));
         let new = self.tenths + 1..now + 1;
         self.tenths = self.tenths.max(now);
@@ -700,7 +757,10 @@ impl Histogram {
 
     /// An empty histogram.
     fn new() -> Histogram {
-        Histogram { counts: vec![0; Self::BUCKETS], total: 0 }
+        Histogram {
+            counts: vec![0; Self::BUCKETS],
+            total: 0,
+        }
     }
 
     /// The bucket of `us` µs.
@@ -710,7 +770,8 @@ impl Histogram {
         }
         let power = 63 - us.leading_zeros(); // ≥ 10
         let sub = (us >> (power - Self::SUB_BITS)) & ((1 << Self::SUB_BITS) - 1);
-        let index = Self::EXACT as usize + (((power - 10) as usize) << Self::SUB_BITS) + sub as usize;
+        let index =
+            Self::EXACT as usize + (((power - 10) as usize) << Self::SUB_BITS) + sub as usize;
         index.min(Self::BUCKETS - 1)
     }
 
@@ -800,7 +861,10 @@ mod services {
             let mut body = body;
             if checked_seq(&body.0) != Some(seq) {
                 self.bad.set(self.bad.get() + 1);
-                return Err(Failure::new(ErrorCode(100), format!("request {seq}: not the body sent")));
+                return Err(Failure::new(
+                    ErrorCode(100),
+                    format!("request {seq}: not the body sent"),
+                ));
             }
             self.served.set(self.served.get() + 1);
             body.0[..8].copy_from_slice(&answer(seq).to_le_bytes());
@@ -880,7 +944,8 @@ mod services {
         fn report(&mut self, report: Report, ctx: &mut ServiceContext<Self>) {
             let seq = report.decode::<Blob>().ok().and_then(|b| checked_seq(&b.0));
             if self.shared.publisher.borrow().is_none() {
-                *self.shared.publisher.borrow_mut() = Some(PublisherClient::new(ctx.endpoint(report.publisher())));
+                *self.shared.publisher.borrow_mut() =
+                    Some(PublisherClient::new(ctx.endpoint(report.publisher())));
             }
             let step = self.shared.gate.borrow_mut().report(seq);
             self.shared.apply(step);
@@ -966,7 +1031,11 @@ struct Processes {
 impl Processes {
     /// The name and pid of each, in table order.
     fn each(&self) -> [(&'static str, u32); 3] {
-        [("hub", self.hub.id()), ("producer", self.producer.id()), ("consumer", self.consumer.id())]
+        [
+            ("hub", self.hub.id()),
+            ("producer", self.producer.id()),
+            ("consumer", self.consumer.id()),
+        ]
     }
 }
 
@@ -986,7 +1055,9 @@ pub(crate) fn run(args: &SoakArgs) -> ExitCode {
 /// failed (already printed).
 fn soak(args: &SoakArgs) -> Result<bool, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
-    let pick = |explicit: Option<u64>, full: u64, quick: u64| explicit.unwrap_or(if args.quick { quick } else { full });
+    let pick = |explicit: Option<u64>, full: u64, quick: u64| {
+        explicit.unwrap_or(if args.quick { quick } else { full })
+    };
     let requests = pick(args.requests, 1_000_000, 20_000).max(1);
     let reports = pick(args.reports, 10_000_000, 200_000).max(1);
     let ack_every = args.ack_every.max(1);
@@ -1016,8 +1087,15 @@ fn soak(args: &SoakArgs) -> Result<bool, String> {
     let addr = hub.expect("READY", SETUP)?;
     let mut producer = start("producer", &[("--server", addr.clone())])?;
     producer.expect("READY", SETUP)?;
-    let consumer = start("consumer", &[("--server", addr), ("--stall", stall.as_secs().to_string())])?;
-    let mut procs = Processes { consumer, producer, hub };
+    let consumer = start(
+        "consumer",
+        &[("--server", addr), ("--stall", stall.as_secs().to_string())],
+    )?;
+    let mut procs = Processes {
+        consumer,
+        producer,
+        hub,
+    };
     procs.consumer.expect("READY", SETUP)?;
     let began = Instant::now();
 
@@ -1028,8 +1106,16 @@ fn soak(args: &SoakArgs) -> Result<bool, String> {
             samples[i].push(kib);
         }
         if args.verbose {
-            let now: Vec<String> = samples.iter().map(|s| format!("{:.1}", mib(*s.last().unwrap_or(&0)))).collect();
-            eprintln!("{:>4}% at {:>7.2} s: RSS MiB hub/producer/consumer {}", at * 10, secs(began), now.join(" / "));
+            let now: Vec<String> = samples
+                .iter()
+                .map(|s| format!("{:.1}", mib(*s.last().unwrap_or(&0))))
+                .collect();
+            eprintln!(
+                "{:>4}% at {:>7.2} s: RSS MiB hub/producer/consumer {}",
+                at * 10,
+                secs(began),
+                now.join(" / ")
+            );
         }
         Ok(())
     };
@@ -1037,16 +1123,25 @@ fn soak(args: &SoakArgs) -> Result<bool, String> {
     // The consumer fails on a stall itself, with its counts; this is the bound if it cannot.
     let driver_stall = stall + Duration::from_secs(10);
     for tenth in 1..=10u32 {
-        let line = procs.consumer.expect("PROGRESS", driver_stall).map_err(|e| with_peers(&mut procs, e))?;
+        let line = procs
+            .consumer
+            .expect("PROGRESS", driver_stall)
+            .map_err(|e| with_peers(&mut procs, e))?;
         if line.parse::<u32>().ok() != Some(tenth) {
             return Err(format!("consumer: progress {line:?}, expected {tenth}"));
         }
         sample(&procs, tenth)?;
     }
-    let line = procs.consumer.expect("RESULT", SETUP).map_err(|e| with_peers(&mut procs, e))?;
+    let line = procs
+        .consumer
+        .expect("RESULT", SETUP)
+        .map_err(|e| with_peers(&mut procs, e))?;
     let consumer: ConsumerOutcome =
         serde_json::from_str(&line).map_err(|e| format!("bad consumer result {line:?}: {e}"))?;
-    let line = procs.producer.expect("RESULT", driver_stall).map_err(|e| with_peers(&mut procs, e))?;
+    let line = procs
+        .producer
+        .expect("RESULT", driver_stall)
+        .map_err(|e| with_peers(&mut procs, e))?;
     let producer: ProducerOutcome =
         serde_json::from_str(&line).map_err(|e| format!("bad producer result {line:?}: {e}"))?;
     drop(procs);
@@ -1056,10 +1151,21 @@ fn soak(args: &SoakArgs) -> Result<bool, String> {
         .zip(samples)
         .map(|(process, kib)| {
             let end_over_warm = kib[10] as f64 / kib[1].max(1) as f64;
-            RssSamples { process, kib, end_over_warm }
+            RssSamples {
+                process,
+                kib,
+                end_over_warm,
+            }
         })
         .collect();
-    let problems = verdict(&consumer, &producer, &rss, reports, requests, args.rss_limit);
+    let problems = verdict(
+        &consumer,
+        &producer,
+        &rss,
+        reports,
+        requests,
+        args.rss_limit,
+    );
     let duration = consumer.elapsed_ns as f64 / 1e9;
     if args.json {
         let line = SoakJson {
@@ -1081,12 +1187,22 @@ fn soak(args: &SoakArgs) -> Result<bool, String> {
             rss_limit: args.rss_limit,
             rss: &rss,
         };
-        println!("{}", serde_json::to_string(&line).map_err(|e| format!("cannot encode the result: {e}"))?);
+        println!(
+            "{}",
+            serde_json::to_string(&line).map_err(|e| format!("cannot encode the result: {e}"))?
+        );
     } else {
-        print_table(&consumer, &producer, &rss, (reports, requests, args.in_flight.max(1), window, ack_every));
+        print_table(
+            &consumer,
+            &producer,
+            &rss,
+            (reports, requests, args.in_flight.max(1), window, ack_every),
+        );
         println!();
         if problems.is_empty() {
-            println!("passed: every report and answer counted and checked, nothing dropped, memory flat");
+            println!(
+                "passed: every report and answer counted and checked, nothing dropped, memory flat"
+            );
         } else {
             println!("FAILED:");
             for problem in &problems {
@@ -1124,7 +1240,11 @@ fn verdict(
     rss_limit: f64,
 ) -> Vec<String> {
     let mut problems = Vec::new();
-    if consumer.received != reports || consumer.lost != 0 || consumer.late != 0 || consumer.corrupt != 0 {
+    if consumer.received != reports
+        || consumer.lost != 0
+        || consumer.late != 0
+        || consumer.corrupt != 0
+    {
         problems.push(format!(
             "reports: {} received of {reports}: {} lost, {} duplicated/late/reordered, {} corrupt",
             consumer.received, consumer.lost, consumer.late, consumer.corrupt
@@ -1146,11 +1266,21 @@ fn verdict(
         ));
     }
     if producer.acked != reports {
-        problems.push(format!("the publisher got acknowledgements for {} of {reports} reports", producer.acked));
+        problems.push(format!(
+            "the publisher got acknowledgements for {} of {reports} reports",
+            producer.acked
+        ));
     }
-    for (name, traffic) in [("hub", &consumer.hub), ("producer", &producer.traffic), ("consumer", &consumer.traffic)] {
+    for (name, traffic) in [
+        ("hub", &consumer.hub),
+        ("producer", &producer.traffic),
+        ("consumer", &consumer.traffic),
+    ] {
         if traffic.reports_dropped != 0 {
-            problems.push(format!("{name}: {} reports dropped by the slow-consumer policy", traffic.reports_dropped));
+            problems.push(format!(
+                "{name}: {} reports dropped by the slow-consumer policy",
+                traffic.reports_dropped
+            ));
         }
     }
     for r in rss {
@@ -1203,7 +1333,9 @@ fn print_table(
     );
     println!(
         "dropped        hub {}, producer {}, consumer {} (slow-consumer policy)",
-        consumer.hub.reports_dropped, producer.traffic.reports_dropped, consumer.traffic.reports_dropped
+        consumer.hub.reports_dropped,
+        producer.traffic.reports_dropped,
+        consumer.traffic.reports_dropped
     );
     println!(
         "hub wrote      {} frames, {} report frames, {:.1} MiB",
@@ -1248,7 +1380,16 @@ mod tests {
         gate.report(Some(3)); // 2 skipped
         gate.report(Some(3)); // again
         gate.report(None);
-        assert_eq!((gate.received, gate.lost, gate.late, gate.corrupt, gate.next_seq), (5, 1, 1, 1, 4));
+        assert_eq!(
+            (
+                gate.received,
+                gate.lost,
+                gate.late,
+                gate.corrupt,
+                gate.next_seq
+            ),
+            (5, 1, 1, 1, 4)
+        );
     }
 
     #[test]
@@ -1274,10 +1415,18 @@ mod tests {
         for seq in 0..50 {
             acks.extend(gate.report(Some(seq)).ack);
         }
-        assert_eq!(acks, [10, 20], "no request answered: at most the slack of 20 reports acknowledged");
+        assert_eq!(
+            acks,
+            [10, 20],
+            "no request answered: at most the slack of 20 reports acknowledged"
+        );
         assert_eq!(gate.issue(), Issue::Go(0));
         let step = gate.answer(Duration::from_micros(5), Ok(()));
-        assert_eq!(step.ack, Some(30), "one answer (10 reports' worth) releases 10 more");
+        assert_eq!(
+            step.ack,
+            Some(30),
+            "one answer (10 reports' worth) releases 10 more"
+        );
         for _ in 1..3 {
             assert!(matches!(gate.issue(), Issue::Go(_)));
             gate.answer(Duration::from_micros(5), Ok(()));
@@ -1338,13 +1487,22 @@ mod tests {
 
     #[test]
     fn histogram_buckets_are_log_linear() {
-        for us in [0, 1, 1023, 1024, 1025, 1040, 2047, 2048, 5000, 123_456, 1_000_000, 60_000_000] {
+        for us in [
+            0, 1, 1023, 1024, 1025, 1040, 2047, 2048, 5000, 123_456, 1_000_000, 60_000_000,
+        ] {
             let floor = Histogram::floor(Histogram::bucket(us));
-            assert!(floor <= us && us - floor <= us / 64, "{us} µs in the bucket from {floor}");
+            assert!(
+                floor <= us && us - floor <= us / 64,
+                "{us} µs in the bucket from {floor}"
+            );
             assert_eq!(Histogram::bucket(floor), Histogram::bucket(us));
         }
         assert_eq!(Histogram::bucket(1024), 1024);
-        assert_eq!(Histogram::bucket(1040), 1025, "16 µs per bucket from 1024 to 2048");
+        assert_eq!(
+            Histogram::bucket(1040),
+            1025,
+            "16 µs per bucket from 1024 to 2048"
+        );
         assert_eq!(Histogram::bucket(u64::MAX), Histogram::BUCKETS - 1);
         assert_eq!(Histogram::BUCKETS, 3008, "24 KiB of counts");
     }

@@ -30,10 +30,15 @@ fn quick_soak_passes() {
             None => std::thread::sleep(Duration::from_millis(50)),
         }
     };
-    let output = child.wait_with_output().expect("read netsvc-bench's output");
+    let output = child
+        .wait_with_output()
+        .expect("read netsvc-bench's output");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(status.success(), "soak --quick failed ({status})\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        status.success(),
+        "soak --quick failed ({status})\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
 
     let line = stdout.lines().last().expect("one JSON line");
     let result: serde_json::Value = serde_json::from_str(line).expect("the JSON line parses");
@@ -47,7 +52,11 @@ fn quick_soak_passes() {
     for count in ["lost", "late", "corrupt", "failed"] {
         assert_eq!(consumer[count], 0, "{count}: {line}");
     }
-    for traffic in [&consumer["traffic"], &consumer["hub"], &result["producer"]["traffic"]] {
+    for traffic in [
+        &consumer["traffic"],
+        &consumer["hub"],
+        &result["producer"]["traffic"],
+    ] {
         assert_eq!(traffic["reports_dropped"], 0, "{line}");
     }
     let rss = result["rss"].as_array().expect("RSS samples");
@@ -55,7 +64,13 @@ fn quick_soak_passes() {
     for process in rss {
         let kib = process["kib"].as_array().expect("samples");
         assert_eq!(kib.len(), 11, "0 %, 10 %, …, 100 %: {process}");
-        assert!(kib.iter().all(|k| k.as_u64().is_some_and(|k| k > 0)), "{process}");
-        assert!(process["end_over_warm"].as_f64().is_some_and(|r| r <= 1.1), "{process}");
+        assert!(
+            kib.iter().all(|k| k.as_u64().is_some_and(|k| k > 0)),
+            "{process}"
+        );
+        assert!(
+            process["end_over_warm"].as_f64().is_some_and(|r| r <= 1.1),
+            "{process}"
+        );
     }
 }

@@ -9,7 +9,8 @@ use proc_macro2::TokenStream as TokenStream2;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{
-    parse_macro_input, DeriveInput, Expr, ExprLit, FnArg, ImplItem, ItemImpl, Lit, LitStr, Pat, ReturnType, Type,
+    parse_macro_input, DeriveInput, Expr, ExprLit, FnArg, ImplItem, ItemImpl, Lit, LitStr, Pat,
+    ReturnType, Type,
 };
 
 /// Makes a struct a netsvc service: an actix `Actor` with a `ServiceContext`, fed by its inbox.
@@ -42,19 +43,28 @@ struct ServiceAttr {
 fn check_name(kind: &str, lit: &LitStr, allow_empty: bool) -> syn::Result<()> {
     let value = lit.value();
     if value.is_empty() && !allow_empty {
-        return Err(syn::Error::new(lit.span(), format!("invalid {kind}: must not be empty")));
+        return Err(syn::Error::new(
+            lit.span(),
+            format!("invalid {kind}: must not be empty"),
+        ));
     }
     if let Some(c) = value.chars().find(|c| c.is_whitespace() || c.is_control()) {
         return Err(syn::Error::new(
             lit.span(),
-            format!("invalid {kind} {value:?}: contains {c:?} (no whitespace or control characters)"),
+            format!(
+                "invalid {kind} {value:?}: contains {c:?} (no whitespace or control characters)"
+            ),
         ));
     }
     Ok(())
 }
 
 fn parse_service_attr(input: &DeriveInput) -> syn::Result<ServiceAttr> {
-    let mut attr = ServiceAttr { name: None, audience: None, groups: Vec::new() };
+    let mut attr = ServiceAttr {
+        name: None,
+        audience: None,
+        groups: Vec::new(),
+    };
     for a in input.attrs.iter().filter(|a| a.path().is_ident("service")) {
         a.parse_nested_meta(|meta| {
             if meta.path.is_ident("name") {
@@ -70,24 +80,28 @@ fn parse_service_attr(input: &DeriveInput) -> syn::Result<ServiceAttr> {
             } else if meta.path.is_ident("groups") {
                 let expr: Expr = meta.value()?.parse()?;
                 let Expr::Array(array) = expr else {
-                    return Err(syn::Error::new_spanned(expr, "expected `groups = [\"a\", \"b\"]`"));
+                    return Err(syn::Error::new_spanned(
+                        expr,
+                        "expected `groups = [\"a\", \"b\"]`",
+                    ));
                 };
                 for elem in array.elems {
                     match elem {
-                        Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => {
+                        Expr::Lit(ExprLit {
+                            lit: Lit::Str(s), ..
+                        }) => {
                             check_name("group name", &s, false)?;
                             attr.groups.push(s);
                         }
-                        other => {
-                            return Err(syn::Error::new_spanned(
-                                other,
-                                "group names must be string literals, as in `groups = [\"a\", \"b\"]`",
-                            ))
-                        }
+                        other => return Err(syn::Error::new_spanned(
+                            other,
+                            "group names must be string literals, as in `groups = [\"a\", \"b\"]`",
+                        )),
                     }
                 }
             } else {
-                return Err(meta.error("unknown service attribute; expected `name`, `audience` or `groups`"));
+                return Err(meta
+                    .error("unknown service attribute; expected `name`, `audience` or `groups`"));
             }
             Ok(())
         })?;
@@ -97,7 +111,10 @@ fn parse_service_attr(input: &DeriveInput) -> syn::Result<ServiceAttr> {
 
 fn expand_service(input: &DeriveInput) -> syn::Result<TokenStream2> {
     if !input.generics.params.is_empty() {
-        return Err(syn::Error::new_spanned(&input.generics, "#[derive(Service)] does not support generic types"));
+        return Err(syn::Error::new_spanned(
+            &input.generics,
+            "#[derive(Service)] does not support generic types",
+        ));
     }
     // An invalid attribute still expands (with the default options), so that its error is the
     // only one: `impl Service for T {}` would otherwise fail too for lack of the derived impls.
@@ -107,7 +124,10 @@ fn expand_service(input: &DeriveInput) -> syn::Result<TokenStream2> {
     };
     let ty = &input.ident;
     let name = attr.name.map(|l| l.value()).unwrap_or_default();
-    let audience = attr.audience.map(|l| l.value()).unwrap_or_else(|| "*".to_owned());
+    let audience = attr
+        .audience
+        .map(|l| l.value())
+        .unwrap_or_else(|| "*".to_owned());
     let groups = attr.groups.iter().map(|g| g.value());
     let p = quote!(::netsvc::__private);
     // Without `impl Service for T`, the one error is the check below, pointing at the type:
@@ -206,8 +226,11 @@ fn expand_service(input: &DeriveInput) -> syn::Result<TokenStream2> {
 pub fn methods(args: TokenStream, input: TokenStream) -> TokenStream {
     let args = TokenStream2::from(args);
     let args_error = (!args.is_empty()).then(|| {
-        syn::Error::new_spanned(&args, "#[netsvc::methods] takes no arguments; write `#[netsvc::methods]`")
-            .to_compile_error()
+        syn::Error::new_spanned(
+            &args,
+            "#[netsvc::methods] takes no arguments; write `#[netsvc::methods]`",
+        )
+        .to_compile_error()
     });
     let item = parse_macro_input!(input as ItemImpl);
     let expansion = expand_methods(&item).unwrap_or_else(|err| err.to_compile_error());
@@ -234,7 +257,9 @@ fn last_segment_args<'a>(ty: &'a Type, name: &str) -> Option<&'a syn::PathArgume
 }
 
 fn first_type_arg(args: &syn::PathArguments) -> Option<Type> {
-    let syn::PathArguments::AngleBracketed(ab) = args else { return None };
+    let syn::PathArguments::AngleBracketed(ab) = args else {
+        return None;
+    };
     ab.args.iter().find_map(|a| match a {
         syn::GenericArgument::Type(t) => Some(t.clone()),
         _ => None,
@@ -258,7 +283,10 @@ fn parse_method(f: &syn::ImplItemFn) -> syn::Result<Method> {
         ));
     }
     if !sig.generics.params.is_empty() {
-        return Err(syn::Error::new_spanned(&sig.generics, "exported methods cannot be generic"));
+        return Err(syn::Error::new_spanned(
+            &sig.generics,
+            "exported methods cannot be generic",
+        ));
     }
     let mut inputs = sig.inputs.iter();
     match inputs.next() {
@@ -283,7 +311,9 @@ fn parse_method(f: &syn::ImplItemFn) -> syn::Result<Method> {
     let mut with_ctx = false;
     let mut params = Vec::new();
     for (i, arg) in inputs.enumerate() {
-        let FnArg::Typed(pt) = arg else { unreachable!("receiver only comes first") };
+        let FnArg::Typed(pt) = arg else {
+            unreachable!("receiver only comes first")
+        };
         if let Some(r) = service_context_ref(&pt.ty) {
             if i != 0 {
                 return Err(syn::Error::new_spanned(
@@ -292,7 +322,10 @@ fn parse_method(f: &syn::ImplItemFn) -> syn::Result<Method> {
                 ));
             }
             if r.mutability.is_none() {
-                return Err(syn::Error::new_spanned(r, "take the context as `ctx: &mut ServiceContext<Self>`"));
+                return Err(syn::Error::new_spanned(
+                    r,
+                    "take the context as `ctx: &mut ServiceContext<Self>`",
+                ));
             }
             with_ctx = true;
             continue;
@@ -314,11 +347,13 @@ fn parse_method(f: &syn::ImplItemFn) -> syn::Result<Method> {
         ReturnType::Default => Returns::Plain(syn::parse_quote!(())),
         ReturnType::Type(_, ty) => {
             if let Some(args) = last_segment_args(ty, "Result") {
-                let ok = first_type_arg(args)
-                    .ok_or_else(|| syn::Error::new_spanned(ty, "expected Result<T, E> with E: Into<Failure>"))?;
+                let ok = first_type_arg(args).ok_or_else(|| {
+                    syn::Error::new_spanned(ty, "expected Result<T, E> with E: Into<Failure>")
+                })?;
                 Returns::Result(ok)
             } else if let Some(args) = last_segment_args(ty, "Delayed") {
-                let t = first_type_arg(args).ok_or_else(|| syn::Error::new_spanned(ty, "expected Delayed<T>"))?;
+                let t = first_type_arg(args)
+                    .ok_or_else(|| syn::Error::new_spanned(ty, "expected Delayed<T>"))?;
                 Returns::Delayed(t)
             } else {
                 Returns::Plain((**ty).clone())
@@ -334,12 +369,20 @@ fn parse_method(f: &syn::ImplItemFn) -> syn::Result<Method> {
             ));
         }
     }
-    Ok(Method { ident: sig.ident.clone(), with_ctx, params, returns })
+    Ok(Method {
+        ident: sig.ident.clone(),
+        with_ctx,
+        params,
+        returns,
+    })
 }
 
 fn expand_methods(item: &ItemImpl) -> syn::Result<TokenStream2> {
     if !item.generics.params.is_empty() {
-        return Err(syn::Error::new_spanned(&item.generics, "#[netsvc::methods] does not support generic impls"));
+        return Err(syn::Error::new_spanned(
+            &item.generics,
+            "#[netsvc::methods] does not support generic impls",
+        ));
     }
     if let Some((_, path, _)) = &item.trait_ {
         return Err(syn::Error::new_spanned(
@@ -349,9 +392,17 @@ fn expand_methods(item: &ItemImpl) -> syn::Result<TokenStream2> {
     }
     let self_ty = &item.self_ty;
     let Type::Path(type_path) = &**self_ty else {
-        return Err(syn::Error::new_spanned(self_ty, "#[netsvc::methods] expects `impl SomeService { ... }`"));
+        return Err(syn::Error::new_spanned(
+            self_ty,
+            "#[netsvc::methods] expects `impl SomeService { ... }`",
+        ));
     };
-    let type_ident = &type_path.path.segments.last().expect("a path has a segment").ident;
+    let type_ident = &type_path
+        .path
+        .segments
+        .last()
+        .expect("a path has a segment")
+        .ident;
     let client = format_ident!("{}Client", type_ident);
 
     // Every invalid method is reported; the valid ones are still exported (and the client

@@ -65,7 +65,14 @@ impl Process {
                 }
             }
         });
-        Process { child, stdin, lines, seen: Vec::new(), arrived: Vec::new(), cursor: 0 }
+        Process {
+            child,
+            stdin,
+            lines,
+            seen: Vec::new(),
+            arrived: Vec::new(),
+            cursor: 0,
+        }
     }
 
     /// The process id.
@@ -96,18 +103,29 @@ impl Process {
     pub fn expect_line_at(&mut self, needle: &str, limit: Duration) -> (String, Instant) {
         let deadline = Instant::now() + limit;
         loop {
-            if let Some(at) = self.seen[self.cursor..].iter().position(|l| found(l, needle)) {
+            if let Some(at) = self.seen[self.cursor..]
+                .iter()
+                .position(|l| found(l, needle))
+            {
                 self.cursor += at + 1;
-                return (self.seen[self.cursor - 1].clone(), self.arrived[self.cursor - 1]);
+                return (
+                    self.seen[self.cursor - 1].clone(),
+                    self.arrived[self.cursor - 1],
+                );
             }
             self.cursor = self.seen.len();
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(line) => self.push(line),
                 Err(RecvTimeoutError::Timeout) => {
-                    panic!("no line with {needle:?} within {limit:?}; saw {:#?}", self.seen)
+                    panic!(
+                        "no line with {needle:?} within {limit:?}; saw {:#?}",
+                        self.seen
+                    )
                 }
-                Err(RecvTimeoutError::Disconnected) => panic!("output ended before {needle:?}; saw {:#?}", self.seen),
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("output ended before {needle:?}; saw {:#?}", self.seen)
+                }
             }
         }
     }
@@ -130,7 +148,10 @@ impl Process {
                     self.seen
                 ),
                 Err(RecvTimeoutError::Disconnected) => {
-                    panic!("output ended before {count} line(s) with {needle:?}; saw {:#?}", self.seen)
+                    panic!(
+                        "output ended before {count} line(s) with {needle:?}; saw {:#?}",
+                        self.seen
+                    )
                 }
             }
         }
@@ -146,7 +167,12 @@ impl Process {
 
     /// Waits (at most `limit`) for a line containing `needle` that arrived after `after`;
     /// returns the first such line and when it arrived.
-    pub fn expect_after(&mut self, needle: &str, after: Instant, limit: Duration) -> (String, Instant) {
+    pub fn expect_after(
+        &mut self,
+        needle: &str,
+        after: Instant,
+        limit: Duration,
+    ) -> (String, Instant) {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(found) = self.timed(needle).into_iter().find(|(_, at)| *at > after) {
@@ -158,7 +184,9 @@ impl Process {
                 Err(RecvTimeoutError::Timeout) => {
                     panic!("no line with {needle:?} within {limit:?} after the given instant; saw {:#?}", self.seen)
                 }
-                Err(RecvTimeoutError::Disconnected) => panic!("output ended before {needle:?}; saw {:#?}", self.seen),
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("output ended before {needle:?}; saw {:#?}", self.seen)
+                }
             }
         }
     }
@@ -167,13 +195,22 @@ impl Process {
     /// contains `needle`.
     pub fn matching(&mut self, needle: &str) -> Vec<String> {
         self.pump();
-        self.seen.iter().filter(|l| found(l, needle)).cloned().collect()
+        self.seen
+            .iter()
+            .filter(|l| found(l, needle))
+            .cloned()
+            .collect()
     }
 
     /// [`Process::matching`], each line with when it arrived.
     pub fn timed(&mut self, needle: &str) -> Vec<(String, Instant)> {
         self.pump();
-        self.seen.iter().zip(&self.arrived).filter(|(l, _)| found(l, needle)).map(|(l, at)| (l.clone(), *at)).collect()
+        self.seen
+            .iter()
+            .zip(&self.arrived)
+            .filter(|(l, _)| found(l, needle))
+            .map(|(l, at)| (l.clone(), *at))
+            .collect()
     }
 
     /// Every line seen so far, including what has arrived and not been read yet.
@@ -209,8 +246,15 @@ impl Process {
 
     /// Sends a signal by name (`INT`, `TERM`, `KILL`, ...) with `kill`.
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill").arg(format!("-{name}")).arg(self.pid().to_string()).status();
-        assert!(status.map(|s| s.success()).unwrap_or(false), "kill -{name} {} failed", self.pid());
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status();
+        assert!(
+            status.map(|s| s.success()).unwrap_or(false),
+            "kill -{name} {} failed",
+            self.pid()
+        );
     }
 
     /// Kills the process with SIGKILL and waits (bounded) until it has exited.
@@ -251,13 +295,20 @@ pub fn free_port() -> u16 {
 /// `listening default 127.0.0.1:40123`).
 pub fn addr_in(line: &str) -> SocketAddr {
     let word = line.split_whitespace().last().unwrap_or_default();
-    word.parse().unwrap_or_else(|e| panic!("no socket address at the end of {line:?}: {e}"))
+    word.parse()
+        .unwrap_or_else(|e| panic!("no socket address at the end of {line:?}: {e}"))
 }
 
 /// Starts `program` with `args` until it prints `listening default <addr>` on `addr` exactly
 /// (`extra` are further arguments, e.g. services). A port picked free a moment ago can be taken
 /// meanwhile (an outgoing connection's ephemeral port); then it tries again, for at most `limit`.
-pub fn listen_on(program: &str, name: &str, addr: &str, extra: &[&str], limit: Duration) -> Process {
+pub fn listen_on(
+    program: &str,
+    name: &str,
+    addr: &str,
+    extra: &[&str],
+    limit: Duration,
+) -> Process {
     listen_on_with(|| Command::new(program), name, addr, extra, limit)
 }
 
@@ -288,18 +339,37 @@ pub fn listen_on_with(
 /// The milliseconds in a line `... in <ms> ms ...` (a requester's or pinger's outcome).
 pub fn elapsed_ms(line: &str) -> u64 {
     let words: Vec<&str> = line.split_whitespace().collect();
-    let at = words.iter().position(|w| *w == "in").unwrap_or_else(|| panic!("no elapsed time in {line:?}"));
-    words[at + 1].parse().unwrap_or_else(|e| panic!("elapsed time in {line:?}: {e}"))
+    let at = words
+        .iter()
+        .position(|w| *w == "in")
+        .unwrap_or_else(|| panic!("no elapsed time in {line:?}"));
+    words[at + 1]
+        .parse()
+        .unwrap_or_else(|e| panic!("elapsed time in {line:?}: {e}"))
 }
 
 /// The sequence numbers of the `system.time` reports a subscriber printed, in order.
 pub fn time_sequence(lines: &[String]) -> Vec<u64> {
-    lines.iter().filter_map(|l| l.split_once("system.time = seq=")?.1.split_whitespace().next()?.parse().ok()).collect()
+    lines
+        .iter()
+        .filter_map(|l| {
+            l.split_once("system.time = seq=")?
+                .1
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
 }
 
 /// The largest gap between `from`, the instants of `times` inside `from..=to`, and `to`.
 pub fn largest_gap(from: Instant, times: &[Instant], to: Instant) -> Duration {
-    let mut points: Vec<Instant> = times.iter().copied().filter(|t| *t >= from && *t <= to).collect();
+    let mut points: Vec<Instant> = times
+        .iter()
+        .copied()
+        .filter(|t| *t >= from && *t <= to)
+        .collect();
     points.sort();
     let mut last = from;
     let mut gap = Duration::ZERO;
@@ -326,12 +396,17 @@ pub fn open_fds(pid: u32) -> Option<usize> {
 /// `ulimit -Hn` in `sh`; `unlimited` as `u64::MAX`).
 pub fn fd_limits() -> (u64, u64) {
     let read = |flag: &str| -> u64 {
-        let out = Command::new("sh").arg("-c").arg(format!("ulimit {flag}")).output().expect("sh runs");
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit {flag}"))
+            .output()
+            .expect("sh runs");
         let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
         if text == "unlimited" {
             u64::MAX
         } else {
-            text.parse().unwrap_or_else(|e| panic!("ulimit {flag} printed {text:?}: {e}"))
+            text.parse()
+                .unwrap_or_else(|e| panic!("ulimit {flag} printed {text:?}: {e}"))
         }
     };
     (read("-n"), read("-Hn"))
@@ -342,7 +417,10 @@ pub fn fd_limits() -> (u64, u64) {
 /// `files` must not exceed the hard limit (see [`fd_limits`]).
 pub fn with_fd_limit(program: &str, files: u64) -> Command {
     let mut command = Command::new("sh");
-    command.arg("-c").arg(format!("ulimit -n {files} && exec \"$0\" \"$@\"")).arg(program);
+    command
+        .arg("-c")
+        .arg(format!("ulimit -n {files} && exec \"$0\" \"$@\""))
+        .arg(program);
     command
 }
 
@@ -359,14 +437,21 @@ pub fn serial() -> MutexGuard<'static, ()> {
 /// ctime <ctime>`), waited for at most `limit`.
 pub fn publisher_binding(publisher: &mut Process, limit: Duration) -> String {
     let line = publisher.expect_line("ctime", limit);
-    line.split_whitespace().nth(1).unwrap_or_else(|| panic!("unexpected publisher line {line:?}")).to_owned()
+    line.split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("unexpected publisher line {line:?}"))
+        .to_owned()
 }
 
 /// Asserts that `seq` counts up by one: no report twice, none missing in between.
 pub fn assert_consecutive(who: &str, seq: &[u64]) {
     assert!(!seq.is_empty(), "{who} received no system.time");
     for pair in seq.windows(2) {
-        assert_eq!(pair[1], pair[0] + 1, "{who}: system.time reports out of sequence: {seq:?}");
+        assert_eq!(
+            pair[1],
+            pair[0] + 1,
+            "{who}: system.time reports out of sequence: {seq:?}"
+        );
     }
 }
 
@@ -377,26 +462,52 @@ pub fn assert_consecutive(who: &str, seq: &[u64]) {
 /// summary for the log.
 pub fn assert_healthy(client: &mut Process, pinged: &str, from: Instant, to: Instant) -> String {
     let inside = |lines: Vec<(String, Instant)>| -> Vec<(String, Instant)> {
-        lines.into_iter().filter(|(_, at)| *at >= from && *at <= to).collect()
+        lines
+            .into_iter()
+            .filter(|(_, at)| *at >= from && *at <= to)
+            .collect()
     };
     let all_reports = client.timed("system.time = seq=");
     let subscribed = !all_reports.is_empty();
     let reports = inside(all_reports);
     let pings = inside(client.timed(&format!("^ping {pinged} ")));
-    let failed: Vec<&String> = pings.iter().map(|(l, _)| l).filter(|l| !l.contains(" ok 1 in ")).collect();
+    let failed: Vec<&String> = pings
+        .iter()
+        .map(|(l, _)| l)
+        .filter(|l| !l.contains(" ok 1 in "))
+        .collect();
     assert!(failed.is_empty(), "pings of {pinged} failed: {failed:#?}");
     let slowest = pings.iter().map(|(l, _)| elapsed_ms(l)).max().unwrap_or(0);
     assert!(slowest < 1_000, "a ping of {pinged} took {slowest} ms");
-    let ping_gap = largest_gap(from, &pings.iter().map(|(_, at)| *at).collect::<Vec<_>>(), to);
-    assert!(ping_gap < Duration::from_secs(1), "pings of {pinged} stopped for {ping_gap:?}");
-    let mut summary =
-        format!("{} pings of {pinged} all answered (slowest {slowest} ms, largest gap {ping_gap:?})", pings.len());
+    let ping_gap = largest_gap(
+        from,
+        &pings.iter().map(|(_, at)| *at).collect::<Vec<_>>(),
+        to,
+    );
+    assert!(
+        ping_gap < Duration::from_secs(1),
+        "pings of {pinged} stopped for {ping_gap:?}"
+    );
+    let mut summary = format!(
+        "{} pings of {pinged} all answered (slowest {slowest} ms, largest gap {ping_gap:?})",
+        pings.len()
+    );
     if subscribed {
         let lines: Vec<String> = reports.iter().map(|(l, _)| l.clone()).collect();
         assert_consecutive("a healthy client", &time_sequence(&lines));
-        let report_gap = largest_gap(from, &reports.iter().map(|(_, at)| *at).collect::<Vec<_>>(), to);
-        assert!(report_gap < Duration::from_secs(1), "reports stopped for {report_gap:?}");
-        summary = format!("{} reports in sequence (largest gap {report_gap:?}), {summary}", reports.len());
+        let report_gap = largest_gap(
+            from,
+            &reports.iter().map(|(_, at)| *at).collect::<Vec<_>>(),
+            to,
+        );
+        assert!(
+            report_gap < Duration::from_secs(1),
+            "reports stopped for {report_gap:?}"
+        );
+        summary = format!(
+            "{} reports in sequence (largest gap {report_gap:?}), {summary}",
+            reports.len()
+        );
     }
     summary
 }

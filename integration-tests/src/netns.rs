@@ -52,7 +52,9 @@ pub fn run(program: &str, args: &[&str]) -> Result<String, String> {
             Ok(None) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("{shown}: still running after {COMMAND_LIMIT:?}, killed"));
+                return Err(format!(
+                    "{shown}: still running after {COMMAND_LIMIT:?}, killed"
+                ));
             }
             Err(e) => return Err(format!("{shown}: {e}")),
         }
@@ -83,9 +85,15 @@ fn must(program: &str, args: &[&str]) -> String {
 /// `netns` support, `nft`, and the right to create a namespace.
 pub fn unavailable() -> Option<String> {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let uid = status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|l| l.split_whitespace().nth(1));
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1));
     if uid != Some("0") {
-        return Some(format!("not running as root (effective uid {})", uid.unwrap_or("unknown")));
+        return Some(format!(
+            "not running as root (effective uid {})",
+            uid.unwrap_or("unknown")
+        ));
     }
     if let Err(e) = run("ip", &["netns", "list"]) {
         return Some(format!("`ip netns` does not work: {e}"));
@@ -93,7 +101,11 @@ pub fn unavailable() -> Option<String> {
     if let Err(e) = run("nft", &["--version"]) {
         return Some(format!("`nft` is missing (apt-get install nftables): {e}"));
     }
-    let probe = format!("netsvc-{}-probe{}", std::process::id(), LABS.fetch_add(1, Ordering::Relaxed));
+    let probe = format!(
+        "netsvc-{}-probe{}",
+        std::process::id(),
+        LABS.fetch_add(1, Ordering::Relaxed)
+    );
     if let Err(e) = run("ip", &["netns", "add", &probe]) {
         return Some(format!("cannot create a network namespace: {e}"));
     }
@@ -104,7 +116,9 @@ pub fn unavailable() -> Option<String> {
 /// Whether the test `test` can run: if not, prints why (and panics when
 /// `NETSVC_REQUIRE_NETNS=1`, so that CI cannot skip it unnoticed).
 pub fn available(test: &str) -> bool {
-    let Some(reason) = unavailable() else { return true };
+    let Some(reason) = unavailable() else {
+        return true;
+    };
     if std::env::var("NETSVC_REQUIRE_NETNS").is_ok_and(|v| v == "1") {
         panic!("{test}: NETSVC_REQUIRE_NETNS=1 but namespace tests cannot run: {reason}");
     }
@@ -155,11 +169,20 @@ impl Lab {
         let tag = format!("{}-{n}", std::process::id());
         let bridge = format!("netsvc-{tag}-bridge");
         // Filled in as things are created, so that a failure half-way still cleans up.
-        let mut lab = Lab { tag, bridge: bridge.clone(), namespaces: Vec::new(), hosts: 0, table: None };
+        let mut lab = Lab {
+            tag,
+            bridge: bridge.clone(),
+            namespaces: Vec::new(),
+            hosts: 0,
+            table: None,
+        };
         must("ip", &["netns", "add", &bridge]);
         lab.namespaces.push(bridge.clone());
         must("ip", &["-n", &bridge, "link", "set", "lo", "up"]);
-        must("ip", &["-n", &bridge, "link", "add", "br0", "type", "bridge"]);
+        must(
+            "ip",
+            &["-n", &bridge, "link", "add", "br0", "type", "bridge"],
+        );
         must("ip", &["-n", &bridge, "link", "set", "br0", "up"]);
         lab
     }
@@ -174,25 +197,69 @@ impl Lab {
         must("ip", &["netns", "add", &ns]);
         self.namespaces.push(ns.clone());
         // Interface names have at most 15 characters: nv + 6 (pid) + 2 (lab) + 2 (host) + 1.
-        let n = self.tag.rsplit('-').next().and_then(|n| n.parse::<u32>().ok()).unwrap_or(0);
-        let stem = format!("nv{:06x}{:02x}{:02x}", std::process::id() & 0xff_ffff, n & 0xff, index & 0xff);
+        let n = self
+            .tag
+            .rsplit('-')
+            .next()
+            .and_then(|n| n.parse::<u32>().ok())
+            .unwrap_or(0);
+        let stem = format!(
+            "nv{:06x}{:02x}{:02x}",
+            std::process::id() & 0xff_ffff,
+            n & 0xff,
+            index & 0xff
+        );
         let (inner, port) = (format!("{stem}h"), format!("{stem}b"));
         // Both ends are created inside their namespaces: no name ever appears in the root
         // namespace.
         must(
             "ip",
-            &["link", "add", &inner, "netns", &ns, "type", "veth", "peer", "name", &port, "netns", &self.bridge],
+            &[
+                "link",
+                "add",
+                &inner,
+                "netns",
+                &ns,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &port,
+                "netns",
+                &self.bridge,
+            ],
         );
-        must("ip", &["-n", &self.bridge, "link", "set", &port, "master", "br0"]);
+        must(
+            "ip",
+            &["-n", &self.bridge, "link", "set", &port, "master", "br0"],
+        );
         must("ip", &["-n", &self.bridge, "link", "set", &port, "up"]);
         let ip = format!("10.213.0.{index}");
-        must("ip", &["-n", &ns, "addr", "add", &format!("{ip}/24"), "dev", &inner]);
+        must(
+            "ip",
+            &["-n", &ns, "addr", "add", &format!("{ip}/24"), "dev", &inner],
+        );
         must("ip", &["-n", &ns, "link", "set", &inner, "up"]);
         must("ip", &["-n", &ns, "link", "set", "lo", "up"]);
         // The classic SYN schedule (the setting is per namespace, and absent before Linux 6.7).
         let linear = "/proc/sys/net/ipv4/tcp_syn_linear_timeouts";
-        must("ip", &["netns", "exec", &ns, "sh", "-c", &format!("[ ! -e {linear} ] || echo 0 > {linear}")]);
-        Host { label: label.to_owned(), ns, ip, port }
+        must(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &ns,
+                "sh",
+                "-c",
+                &format!("[ ! -e {linear} ] || echo 0 > {linear}"),
+            ],
+        );
+        Host {
+            label: label.to_owned(),
+            ns,
+            ip,
+            port,
+        }
     }
 
     /// A command running `program` inside `host`'s namespace (`ip netns exec`, which `exec`s
@@ -235,7 +302,8 @@ impl Lab {
         let table = self.table();
         for direction in ["iifname", "oifname"] {
             self.nft(&[
-                "add", "rule", "bridge", &table, "faults", direction, &host.port, "ether", "type", "ip", "drop",
+                "add", "rule", "bridge", &table, "faults", direction, &host.port, "ether", "type",
+                "ip", "drop",
             ]);
         }
     }
@@ -245,7 +313,8 @@ impl Lab {
         let table = self.table();
         for (from, to) in [(a, b), (b, a)] {
             self.nft(&[
-                "add", "rule", "bridge", &table, "faults", "ip", "saddr", &from.ip, "ip", "daddr", &to.ip, "drop",
+                "add", "rule", "bridge", &table, "faults", "ip", "saddr", &from.ip, "ip", "daddr",
+                &to.ip, "drop",
             ]);
         }
     }
@@ -290,7 +359,19 @@ impl Drop for Lab {
             std::thread::sleep(Duration::from_millis(20));
         }
         if let Some(table) = self.table.take() {
-            let _ = run("ip", &["netns", "exec", &self.bridge, "nft", "delete", "table", "bridge", &table]);
+            let _ = run(
+                "ip",
+                &[
+                    "netns",
+                    "exec",
+                    &self.bridge,
+                    "nft",
+                    "delete",
+                    "table",
+                    "bridge",
+                    &table,
+                ],
+            );
         }
         for ns in self.namespaces.iter().rev() {
             if let Err(e) = run("ip", &["netns", "delete", ns]) {
@@ -303,10 +384,19 @@ impl Drop for Lab {
 /// Deletes the namespaces of labs whose process no longer runs (a test killed before its
 /// lab was dropped). Only names of the form `netsvc-<pid>-...` are touched.
 fn remove_stale() {
-    let Ok(list) = run("ip", &["netns", "list"]) else { return };
+    let Ok(list) = run("ip", &["netns", "list"]) else {
+        return;
+    };
     for name in list.lines().filter_map(|l| l.split_whitespace().next()) {
-        let Some(pid) = name.strip_prefix("netsvc-").and_then(|rest| rest.split('-').next()) else { continue };
-        let Ok(pid) = pid.parse::<u32>() else { continue };
+        let Some(pid) = name
+            .strip_prefix("netsvc-")
+            .and_then(|rest| rest.split('-').next())
+        else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
         if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
             let _ = run("ip", &["netns", "delete", name]);
         }

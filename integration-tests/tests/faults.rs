@@ -10,8 +10,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use netsvc_integration_tests::{
-    addr_in, assert_consecutive, assert_healthy, elapsed_ms, fd_limits, free_port, listen_on, listen_on_with, open_fds,
-    publisher_binding, rss_kib, serial, time_sequence, with_fd_limit, Process,
+    addr_in, assert_consecutive, assert_healthy, elapsed_ms, fd_limits, free_port, listen_on,
+    listen_on_with, open_fds, publisher_binding, rss_kib, serial, time_sequence, with_fd_limit,
+    Process,
 };
 
 const NODE: &str = env!("CARGO_BIN_EXE_node");
@@ -29,23 +30,45 @@ fn field(line: &str, key: &str) -> u64 {
         .split_whitespace()
         .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
         .unwrap_or_else(|| panic!("no {key}= in {line:?}"));
-    word.parse().unwrap_or_else(|e| panic!("{key}= in {line:?}: {e}"))
+    word.parse()
+        .unwrap_or_else(|e| panic!("{key}= in {line:?}: {e}"))
 }
 
 /// The number after `word` in a line (`connected 2000 failed 0 ...`).
 fn after_word(line: &str, word: &str) -> u64 {
     let words: Vec<&str> = line.split_whitespace().collect();
-    let at = words.iter().position(|w| *w == word).unwrap_or_else(|| panic!("no {word:?} in {line:?}"));
-    words[at + 1].parse().unwrap_or_else(|e| panic!("the number after {word:?} in {line:?}: {e}"))
+    let at = words
+        .iter()
+        .position(|w| *w == word)
+        .unwrap_or_else(|| panic!("no {word:?} in {line:?}"));
+    words[at + 1]
+        .parse()
+        .unwrap_or_else(|e| panic!("the number after {word:?} in {line:?}: {e}"))
 }
 
 /// A healthy pair on the hub at `addr`: `server` publishes system.time every 50 ms and serves
 /// the calculator; `client` subscribes and pings the calculator every 100 ms. Returns once
 /// both kinds of traffic flow.
 fn healthy_pair(addr: &str) -> (Process, Process) {
-    let mut server =
-        node(&["--name", "server", "--connect", addr, "--publisher", "--interval-ms", "50", "--responder"]);
-    let mut client = node(&["--name", "client", "--connect", addr, "--subscriber", "--ping-every", "100:calculator"]);
+    let mut server = node(&[
+        "--name",
+        "server",
+        "--connect",
+        addr,
+        "--publisher",
+        "--interval-ms",
+        "50",
+        "--responder",
+    ]);
+    let mut client = node(&[
+        "--name",
+        "client",
+        "--connect",
+        addr,
+        "--subscriber",
+        "--ping-every",
+        "100:calculator",
+    ]);
     let publisher = publisher_binding(&mut server, WAIT);
     client.expect_line(&format!("{publisher} system.time = seq="), WAIT);
     client.expect_line("ping calculator", WAIT);
@@ -73,7 +96,16 @@ fn a_hub_killed_with_sigkill_fails_calls_at_once_and_traffic_returns_within_the_
         "100",
         "--responder",
     ]);
-    let client_args = ["--name", "client", "--connect", &addr, "--retry-ms", &retry_ms, "--subscriber", "--requester"];
+    let client_args = [
+        "--name",
+        "client",
+        "--connect",
+        &addr,
+        "--retry-ms",
+        &retry_ms,
+        "--subscriber",
+        "--requester",
+    ];
     let mut client = node(&[&client_args[..], &["--watch", "calculator"]].concat());
     let publisher = publisher_binding(&mut server, WAIT);
     client.expect_count("watch calculator Available", 1, WAIT);
@@ -92,7 +124,10 @@ fn a_hub_killed_with_sigkill_fails_calls_at_once_and_traffic_returns_within_the_
     let mut slowest_failure = Duration::ZERO;
     for i in 0..IN_FLIGHT {
         let (line, at) = client.expect_nth(&format!("^slow{i} failed"), 1, WAIT);
-        assert!(line.contains("failed 57 SERVER_APPLICATION_ERROR"), "{line}");
+        assert!(
+            line.contains("failed 57 SERVER_APPLICATION_ERROR"),
+            "{line}"
+        );
         slowest_failure = slowest_failure.max(at.duration_since(killed));
     }
     assert!(
@@ -110,12 +145,19 @@ fn a_hub_killed_with_sigkill_fails_calls_at_once_and_traffic_returns_within_the_
     let slack = Duration::from_millis(300);
     for (who, back) in [("client", client_back), ("server", server_back)] {
         let took = back.saturating_duration_since(restarted);
-        assert!(took <= retry + slack, "{who} reconnected {took:?} after the restart (retry delay {retry:?})");
+        assert!(
+            took <= retry + slack,
+            "{who} reconnected {took:?} after the restart (retry delay {retry:?})"
+        );
     }
     client.expect_count("watch calculator Available", 2, WAIT);
-    let (_, report_back) = client.expect_after(&format!("{publisher} system.time = seq="), restarted, WAIT);
+    let (_, report_back) =
+        client.expect_after(&format!("{publisher} system.time = seq="), restarted, WAIT);
     let traffic_back = report_back.saturating_duration_since(restarted);
-    assert!(traffic_back <= retry + Duration::from_millis(500), "reports back {traffic_back:?} after the restart");
+    assert!(
+        traffic_back <= retry + Duration::from_millis(500),
+        "reports back {traffic_back:?} after the restart"
+    );
     client.send_line("after calculator multiply 6 7");
     let (line, _) = client.expect_nth("^after ", 2, WAIT); // `after sent`, then its outcome
     assert!(line.starts_with("after ok 42"), "{line}");
@@ -127,8 +169,11 @@ fn a_hub_killed_with_sigkill_fails_calls_at_once_and_traffic_returns_within_the_
     let settle = (killed + Duration::from_millis(3_000)).saturating_duration_since(Instant::now());
     std::thread::sleep(settle);
     for i in 0..IN_FLIGHT {
-        let outcomes: Vec<String> =
-            client.matching(&format!("^slow{i} ")).into_iter().filter(|l| !l.ends_with(" sent")).collect();
+        let outcomes: Vec<String> = client
+            .matching(&format!("^slow{i} "))
+            .into_iter()
+            .filter(|l| !l.ends_with(" sent"))
+            .collect();
         assert_eq!(outcomes.len(), 1, "slow{i}: {outcomes:#?}");
     }
     for i in 0..20 {
@@ -136,17 +181,45 @@ fn a_hub_killed_with_sigkill_fails_calls_at_once_and_traffic_returns_within_the_
     }
     for i in 0..20 {
         let (line, _) = client.expect_nth(&format!("^n{i} ok "), 1, WAIT);
-        assert!(line.starts_with(&format!("n{i} ok {}", i * 2)) && elapsed_ms(&line) < 500, "{line}");
+        assert!(
+            line.starts_with(&format!("n{i} ok {}", i * 2)) && elapsed_ms(&line) < 500,
+            "{line}"
+        );
     }
     let from = Instant::now();
-    client.expect_after(&format!("{publisher} system.time = seq="), from + Duration::from_millis(500), WAIT);
-    let after: Vec<String> =
-        client.timed("system.time = seq=").into_iter().filter(|(_, at)| *at > report_back).map(|(l, _)| l).collect();
+    client.expect_after(
+        &format!("{publisher} system.time = seq="),
+        from + Duration::from_millis(500),
+        WAIT,
+    );
+    let after: Vec<String> = client
+        .timed("system.time = seq=")
+        .into_iter()
+        .filter(|(_, at)| *at > report_back)
+        .map(|(l, _)| l)
+        .collect();
     assert_consecutive("the client after the restart", &time_sequence(&after));
     let hub_lines = hub.seen().to_vec();
-    assert_eq!(hub_lines.iter().filter(|l| l.starts_with("connected default client")).count(), 1, "{hub_lines:#?}");
-    assert_eq!(hub_lines.iter().filter(|l| l.starts_with("connected default server")).count(), 1, "{hub_lines:#?}");
-    assert!(hub_lines.iter().all(|l| !l.starts_with("disconnected")), "{hub_lines:#?}");
+    assert_eq!(
+        hub_lines
+            .iter()
+            .filter(|l| l.starts_with("connected default client"))
+            .count(),
+        1,
+        "{hub_lines:#?}"
+    );
+    assert_eq!(
+        hub_lines
+            .iter()
+            .filter(|l| l.starts_with("connected default server"))
+            .count(),
+        1,
+        "{hub_lines:#?}"
+    );
+    assert!(
+        hub_lines.iter().all(|l| !l.starts_with("disconnected")),
+        "{hub_lines:#?}"
+    );
     println!(
         "SIGKILL: {IN_FLIGHT} in-flight calls failed within {slowest_failure:?} of the kill (loss seen after {:?}); \
          reconnected {:?} (client) and {:?} (server) after the restart, reports back after {traffic_back:?} \
@@ -158,7 +231,8 @@ fn a_hub_killed_with_sigkill_fails_calls_at_once_and_traffic_returns_within_the_
 }
 
 #[test]
-fn a_hub_frozen_with_sigstop_is_detected_in_3_to_3_5_s_and_traffic_returns_within_a_second_of_sigcont() {
+fn a_hub_frozen_with_sigstop_is_detected_in_3_to_3_5_s_and_traffic_returns_within_a_second_of_sigcont(
+) {
     let _serial = serial();
     // Longer than dead_after (3 s) plus a client's handshake timeout (5 s): a reconnection
     // attempt the kernel accepted for the frozen hub times out and is made again meanwhile.
@@ -233,7 +307,8 @@ fn command_with_files(program: &str, files: u64, soft: u64) -> Command {
 /// what is over them at once, and holds the rest until the timeout: both are accepted, the
 /// first only if prompt (and the split is printed).
 #[test]
-fn thousands_of_silent_connections_are_closed_at_the_handshake_timeout_while_a_healthy_pair_keeps_exchanging() {
+fn thousands_of_silent_connections_are_closed_at_the_handshake_timeout_while_a_healthy_pair_keeps_exchanging(
+) {
     let _serial = serial();
     const WANTED: u64 = 2_000;
     /// File descriptors beyond the connections: the runtime, the pipes, the healthy links.
@@ -251,7 +326,10 @@ fn thousands_of_silent_connections_are_closed_at_the_handshake_timeout_while_a_h
         );
         fewer
     };
-    assert!(count >= 500, "the hard limit on open files ({hard}) leaves too few connections for this test");
+    assert!(
+        count >= 500,
+        "the hard limit on open files ({hard}) leaves too few connections for this test"
+    );
     let files = count + SPARE;
     let timeout_ms = timeout.as_millis().to_string();
     // The hub would log each closed connection; 2,000 error lines say nothing the test does not.
@@ -263,7 +341,14 @@ fn thousands_of_silent_connections_are_closed_at_the_handshake_timeout_while_a_h
     // Limits raised so that every silent connection is held until the handshake timeout
     // (the default limits refuse most of them at once; see the limit tests in tests/).
     let most = (files + 64).to_string();
-    let args = ["--handshake-timeout-ms", &timeout_ms, "--max-pending", &most, "--max-per-address", &most];
+    let args = [
+        "--handshake-timeout-ms",
+        &timeout_ms,
+        "--max-pending",
+        &most,
+        "--max-per-address",
+        &most,
+    ];
     let mut hub = listen_on_with(hub_command, "hub", "127.0.0.1:0", &args, WAIT);
     let addr = addr_in(&hub.timed("listening default")[0].0).to_string();
     let (_server, mut client) = healthy_pair(&addr);
@@ -274,7 +359,12 @@ fn thousands_of_silent_connections_are_closed_at_the_handshake_timeout_while_a_h
     let wait = timeout + Duration::from_secs(8);
     let mut abuse = Process::spawn({
         let mut command = command_with_files(ABUSE, files, soft);
-        command.args(["silent", &addr, &count.to_string(), &wait.as_millis().to_string()]);
+        command.args([
+            "silent",
+            &addr,
+            &count.to_string(),
+            &wait.as_millis().to_string(),
+        ]);
         command.arg(early.as_millis().to_string());
         command
     });
@@ -282,7 +372,11 @@ fn thousands_of_silent_connections_are_closed_at_the_handshake_timeout_while_a_h
     let (mut peak_rss, mut peak_fds) = (before_rss, before_fds);
     let deadline = started + wait + WAIT;
     while abuse.matching("closed ").is_empty() {
-        assert!(Instant::now() < deadline, "the abuser did not finish: {:#?}", abuse.seen());
+        assert!(
+            Instant::now() < deadline,
+            "the abuser did not finish: {:#?}",
+            abuse.seen()
+        );
         peak_rss = peak_rss.max(rss_kib(hub.pid()).unwrap_or(0));
         peak_fds = peak_fds.max(open_fds(hub.pid()).unwrap_or(0));
         std::thread::sleep(Duration::from_millis(100));
@@ -300,12 +394,20 @@ fn thousands_of_silent_connections_are_closed_at_the_handshake_timeout_while_a_h
     // handshakes) must do so promptly.
     let (min, max) = (field(&closed, "min"), field(&closed, "max"));
     let refused = after_word(&closed, "early");
-    assert!(max <= (timeout + Duration::from_millis(1_500)).as_millis() as u64, "{closed}");
+    assert!(
+        max <= (timeout + Duration::from_millis(1_500)).as_millis() as u64,
+        "{closed}"
+    );
     if refused == 0 {
         assert!(min >= early.as_millis() as u64, "{closed}");
     } else {
-        println!("the hub closed {refused} silent connection(s) before the handshake timeout: {closed}");
-        assert!(field(&closed, "max_early") < 1_000, "connections closed early, but not promptly: {closed}");
+        println!(
+            "the hub closed {refused} silent connection(s) before the handshake timeout: {closed}"
+        );
+        assert!(
+            field(&closed, "max_early") < 1_000,
+            "connections closed early, but not promptly: {closed}"
+        );
     }
     // The hub let go of every socket.
     let settled = Instant::now() + Duration::from_secs(2);
@@ -316,9 +418,15 @@ fn thousands_of_silent_connections_are_closed_at_the_handshake_timeout_while_a_h
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert!(after_fds <= before_fds + 5, "the hub has {after_fds} open files, {before_fds} before");
+    assert!(
+        after_fds <= before_fds + 5,
+        "the hub has {after_fds} open files, {before_fds} before"
+    );
     let after_rss = rss_kib(hub.pid()).expect("the hub's RSS");
-    assert!(peak_rss < 512 * 1024, "the hub's RSS reached {peak_rss} KiB");
+    assert!(
+        peak_rss < 512 * 1024,
+        "the hub's RSS reached {peak_rss} KiB"
+    );
     let summary = assert_healthy(&mut client, "calculator", started, ended);
     println!(
         "{count} silent connections: {connected}; {closed} (ms after each connect, handshake timeout \
@@ -360,7 +468,11 @@ fn slowloris_hellos_are_closed_at_the_handshake_timeout_while_a_healthy_pair_kee
         "the Hello ({total} bytes) must take well over the handshake timeout to dribble"
     );
     let connected = abuse.expect_line("connected ", WAIT);
-    assert_eq!(after_word(&connected, "connected"), CONNECTIONS as u64, "{connected}");
+    assert_eq!(
+        after_word(&connected, "connected"),
+        CONNECTIONS as u64,
+        "{connected}"
+    );
     let outcomes = abuse.expect_count("slowloris ", CONNECTIONS, wait + WAIT);
     abuse.expect_line("done", WAIT);
     let ended = Instant::now();
@@ -370,12 +482,18 @@ fn slowloris_hellos_are_closed_at_the_handshake_timeout_while_a_healthy_pair_kee
         let ms = after_word(line, "after");
         let sent = after_word(line, "with");
         assert!(sent < total, "the whole Hello went through: {line}");
-        assert!(ms >= timeout.as_millis() as u64 - 100 && ms <= timeout.as_millis() as u64 + 1_000, "{line}");
+        assert!(
+            ms >= timeout.as_millis() as u64 - 100 && ms <= timeout.as_millis() as u64 + 1_000,
+            "{line}"
+        );
         first = first.min(ms);
         last = last.max(ms);
     }
     let hub_lines = hub.seen().to_vec();
-    assert!(hub_lines.iter().all(|l| !l.contains("slowloris")), "{hub_lines:#?}");
+    assert!(
+        hub_lines.iter().all(|l| !l.contains("slowloris")),
+        "{hub_lines:#?}"
+    );
     let summary = assert_healthy(&mut client, "calculator", started, ended);
     println!(
         "slowloris: {CONNECTIONS} connections dribbling a {total}-byte Hello one byte every {interval:?} closed \

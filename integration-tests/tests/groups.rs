@@ -44,24 +44,45 @@ struct Mesh {
     client: Process,
 }
 
-const SERVICES: [&str; 5] = ["public-svc", "front-star", "front-private", "back-star", "back-private"];
+const SERVICES: [&str; 5] = [
+    "public-svc",
+    "front-star",
+    "front-private",
+    "back-star",
+    "back-private",
+];
 
 /// `--watch NAME` for every service but `own`.
 fn watches(own: &[&str]) -> Vec<&'static str> {
-    SERVICES.iter().filter(|s| !own.contains(s)).flat_map(|s| ["--watch", s]).collect()
+    SERVICES
+        .iter()
+        .filter(|s| !own.contains(s))
+        .flat_map(|s| ["--watch", s])
+        .collect()
 }
 
 /// Starts a layout and waits until every process is connected and sees what it should.
 fn start(layout: Layout) -> Mesh {
-    let hub_args = [&["--name", "public-hub", "--listen", "127.0.0.1:0"][..], &watches(&[])].concat();
+    let hub_args = [
+        &["--name", "public-hub", "--listen", "127.0.0.1:0"][..],
+        &watches(&[]),
+    ]
+    .concat();
     let mut public_hub = node(&hub_args);
     let public_addr = addr_in(&public_hub.expect_line("listening default", WAIT)).to_string();
 
     // The private hub, if the layout has one, and its address.
     let private_hub = (layout == Layout::FrontClientOfPrivateHub).then(|| {
-        let args = [&["--name", "private-hub", "--listen", "127.0.0.1:0@private"][..], &watches(&[])].concat();
+        let args = [
+            &["--name", "private-hub", "--listen", "127.0.0.1:0@private"][..],
+            &watches(&[]),
+        ]
+        .concat();
         let mut hub = node(&args);
-        let addr = format!("{}@private", addr_in(&hub.expect_line("listening private", WAIT)));
+        let addr = format!(
+            "{}@private",
+            addr_in(&hub.expect_line("listening private", WAIT))
+        );
         (hub, addr)
     });
     let mut front_args = vec!["--name", "front", "--connect", &public_addr];
@@ -69,19 +90,43 @@ fn start(layout: Layout) -> Mesh {
         Some((_, addr)) => front_args.extend(["--connect", addr]),
         None => front_args.extend(["--listen", "127.0.0.1:0@private"]),
     }
-    front_args.extend(["--service", "front-star@*", "--service", "front-private@private", "--requester"]);
+    front_args.extend([
+        "--service",
+        "front-star@*",
+        "--service",
+        "front-private@private",
+        "--requester",
+    ]);
     let mut front = node(&[&front_args[..], &watches(&["front-star", "front-private"])].concat());
     let (mut private_hub, private_addr) = match private_hub {
         Some((hub, addr)) => (Some(hub), addr),
-        None => (None, format!("{}@private", addr_in(&front.expect_line("listening private", WAIT)))),
+        None => (
+            None,
+            format!(
+                "{}@private",
+                addr_in(&front.expect_line("listening private", WAIT))
+            ),
+        ),
     };
 
     let own = ["back-star", "back-private"];
     let back_args = ["--name", "back", "--connect", &private_addr, "--requester"];
-    let services = ["--service", "back-star@*", "--service", "back-private@private"];
+    let services = [
+        "--service",
+        "back-star@*",
+        "--service",
+        "back-private@private",
+    ];
     let back = node(&[&back_args[..], &services, &watches(&own)].concat());
-    let client_args =
-        ["--name", "public-client", "--connect", &public_addr, "--service", "public-svc@*", "--requester"];
+    let client_args = [
+        "--name",
+        "public-client",
+        "--connect",
+        &public_addr,
+        "--service",
+        "public-svc@*",
+        "--requester",
+    ];
     let client = node(&[&client_args[..], &watches(&["public-svc"])].concat());
 
     public_hub.expect_count("^connected default front", 1, WAIT);
@@ -95,7 +140,13 @@ fn start(layout: Layout) -> Mesh {
             front.expect_count("^connected private back", 1, WAIT);
         }
     }
-    let mut mesh = Mesh { public_hub, private_hub, front, back, client };
+    let mut mesh = Mesh {
+        public_hub,
+        private_hub,
+        front,
+        back,
+        client,
+    };
     // What each process sees: everything of audience `*`, and in the private group the
     // private services too.
     for (_, process, sees) in mesh.processes() {
@@ -111,10 +162,26 @@ impl Mesh {
     /// private ones only inside the private group).
     fn processes(&mut self) -> Vec<(&'static str, &mut Process, Vec<&'static str>)> {
         let mut all = vec![
-            ("public-hub", &mut self.public_hub, vec!["public-svc", "front-star", "back-star"]),
-            ("front", &mut self.front, vec!["public-svc", "back-star", "back-private"]),
-            ("back", &mut self.back, vec!["public-svc", "front-star", "front-private"]),
-            ("public-client", &mut self.client, vec!["front-star", "back-star"]),
+            (
+                "public-hub",
+                &mut self.public_hub,
+                vec!["public-svc", "front-star", "back-star"],
+            ),
+            (
+                "front",
+                &mut self.front,
+                vec!["public-svc", "back-star", "back-private"],
+            ),
+            (
+                "back",
+                &mut self.back,
+                vec!["public-svc", "front-star", "front-private"],
+            ),
+            (
+                "public-client",
+                &mut self.client,
+                vec!["front-star", "back-star"],
+            ),
         ];
         if let Some(hub) = &mut self.private_hub {
             all.push(("private-hub", hub, SERVICES.to_vec()));
@@ -130,15 +197,24 @@ impl Mesh {
         for (who, process, sees) in self.processes() {
             let lines = process.seen().to_vec();
             for service in SERVICES {
-                let announced = lines.iter().filter(|l| l.starts_with(&format!("watch {service} Available"))).count();
+                let announced = lines
+                    .iter()
+                    .filter(|l| l.starts_with(&format!("watch {service} Available")))
+                    .count();
                 let expected = usize::from(sees.contains(&service));
                 assert_eq!(
                     announced, expected,
                     "{layout:?}: {who} saw {service} announced {announced} time(s): {lines:#?}"
                 );
             }
-            assert!(lines.iter().all(|l| !l.contains(" Withdrawn ")), "{layout:?}: {who}: {lines:#?}");
-            assert!(lines.iter().all(|l| !l.starts_with("disconnected")), "{layout:?}: {who}: {lines:#?}");
+            assert!(
+                lines.iter().all(|l| !l.contains(" Withdrawn ")),
+                "{layout:?}: {who}: {lines:#?}"
+            );
+            assert!(
+                lines.iter().all(|l| !l.starts_with("disconnected")),
+                "{layout:?}: {who}: {lines:#?}"
+            );
         }
     }
 }
@@ -168,7 +244,10 @@ fn star_services_cross_both_ways(layout: Layout) {
     assert_ok(&ping(&mut mesh.back, "e", "front-private", None));
     // A public client cannot reach them: it never heard of them.
     let line = ping(&mut mesh.client, "f", "back-private", None);
-    assert!(line.contains("f failed 46 CLIENT_SERVICE_UNAVAILABLE"), "{line}");
+    assert!(
+        line.contains("f failed 46 CLIENT_SERVICE_UNAVAILABLE"),
+        "{line}"
+    );
     mesh.assert_settled(layout);
 }
 
@@ -187,19 +266,41 @@ fn star_services_cross_between_the_groups_with_the_front_end_the_server_of_the_p
 /// have no timeout); a `*` requester of the same process is answered.
 #[test]
 fn a_request_whose_requester_cannot_be_seen_beyond_a_hop_is_answered_45_by_that_hop() {
-    for layout in [Layout::FrontServerOfPrivateGroup, Layout::FrontClientOfPrivateHub] {
+    for layout in [
+        Layout::FrontServerOfPrivateGroup,
+        Layout::FrontClientOfPrivateHub,
+    ] {
         let mut mesh = start(layout);
         // Relayed by the front end (and the private hub before it): refused there.
         let line = ping(&mut mesh.back, "x", "public-svc", Some("back-private"));
-        assert!(line.contains("x failed 45 CLIENT_SERVICE_ADDRESS_INVALID origin=netsvc"), "{layout:?}: {line}");
-        assert!(line.contains("back-private/") && line.contains("in the default exchange group"), "{line}");
+        assert!(
+            line.contains("x failed 45 CLIENT_SERVICE_ADDRESS_INVALID origin=netsvc"),
+            "{layout:?}: {line}"
+        );
+        assert!(
+            line.contains("back-private/") && line.contains("in the default exchange group"),
+            "{line}"
+        );
         // From the front end itself: refused at the first hop, as before.
         let line = ping(&mut mesh.front, "y", "public-svc", Some("front-private"));
-        assert!(line.contains("y failed 45 CLIENT_SERVICE_ADDRESS_INVALID origin=netsvc"), "{layout:?}: {line}");
+        assert!(
+            line.contains("y failed 45 CLIENT_SERVICE_ADDRESS_INVALID origin=netsvc"),
+            "{layout:?}: {line}"
+        );
         // The same calls from requesters that can be seen: answered.
         assert_ok(&ping(&mut mesh.back, "z", "public-svc", Some("back-star")));
-        assert_ok(&ping(&mut mesh.back, "w", "front-private", Some("back-private")));
-        assert_ok(&ping(&mut mesh.client, "v", "back-star", Some("public-svc")));
+        assert_ok(&ping(
+            &mut mesh.back,
+            "w",
+            "front-private",
+            Some("back-private"),
+        ));
+        assert_ok(&ping(
+            &mut mesh.client,
+            "v",
+            "back-star",
+            Some("public-svc"),
+        ));
         mesh.assert_settled(layout);
     }
 }

@@ -24,7 +24,8 @@ const PORT: u16 = 7000;
 const FAULT: Duration = Duration::from_millis(5_500);
 /// When a lost connection must be noticed, after the fault begins (dead_after is 3 s, checked
 /// every 500 ms; traffic every 200 ms at most before the fault).
-const DETECTED: std::ops::RangeInclusive<Duration> = Duration::from_millis(2_500)..=Duration::from_millis(4_000);
+const DETECTED: std::ops::RangeInclusive<Duration> =
+    Duration::from_millis(2_500)..=Duration::from_millis(4_000);
 /// When a connection must be back after the fault ends. The first reconnection attempt starts
 /// 3.2–4 s into the fault (detection plus the 200 ms retry delay) and sends its SYN into it;
 /// the kernel retransmits it 1 s and 3 s later (the lab's hosts use the classic schedule), so
@@ -57,14 +58,20 @@ fn hub(lab: &Lab, host: &Host, name: &str, peers: &[&Host], extra: &[&str]) -> P
 
 fn assert_detected(who: &str, at: Instant, fault: Instant) -> Duration {
     let took = at.saturating_duration_since(fault);
-    assert!(DETECTED.contains(&took), "{who} noticed the fault {took:?} after it began (expected {DETECTED:?})");
+    assert!(
+        DETECTED.contains(&took),
+        "{who} noticed the fault {took:?} after it began (expected {DETECTED:?})"
+    );
     took
 }
 
 fn assert_back(what: &str, at: Instant, restored: Instant, bound: Duration) -> Duration {
     assert!(at > restored, "{what} before the network was restored");
     let took = at.duration_since(restored);
-    assert!(took <= bound, "{what} {took:?} after the network was restored (bound {bound:?})");
+    assert!(
+        took <= bound,
+        "{what} {took:?} after the network was restored (bound {bound:?})"
+    );
     took
 }
 
@@ -78,18 +85,39 @@ fn blackhole_scenario(fault_length: Duration, back: Duration) -> String {
     let _serial = serial();
     // Dropped after every process below: they are killed before the namespaces go.
     let mut lab = Lab::new();
-    let (hub_host, server_host, client_host, witness_host) =
-        (lab.host("hub"), lab.host("server"), lab.host("client"), lab.host("witness"));
+    let (hub_host, server_host, client_host, witness_host) = (
+        lab.host("hub"),
+        lab.host("server"),
+        lab.host("client"),
+        lab.host("witness"),
+    );
     let addr = hub_host.addr(PORT);
     let mut hub = hub(&lab, &hub_host, "hub", &[], &[]);
     let mut server = node(
         &lab,
         &server_host,
-        &["--name", "server", "--connect", &addr, "--publisher", "--interval-ms", "100", "--responder"],
+        &[
+            "--name",
+            "server",
+            "--connect",
+            &addr,
+            "--publisher",
+            "--interval-ms",
+            "100",
+            "--responder",
+        ],
     );
     let pinging = ["--subscriber", "--ping-every", "200:calculator"];
-    let mut client = node(&lab, &client_host, &[&["--name", "client", "--connect", &addr][..], &pinging].concat());
-    let mut witness = node(&lab, &witness_host, &[&["--name", "witness", "--connect", &addr][..], &pinging].concat());
+    let mut client = node(
+        &lab,
+        &client_host,
+        &[&["--name", "client", "--connect", &addr][..], &pinging].concat(),
+    );
+    let mut witness = node(
+        &lab,
+        &witness_host,
+        &[&["--name", "witness", "--connect", &addr][..], &pinging].concat(),
+    );
     let publisher = publisher_binding(&mut server, WAIT);
     for who in [&mut client, &mut witness] {
         who.expect_line(&format!("{publisher} system.time = seq="), WAIT);
@@ -114,15 +142,28 @@ fn blackhole_scenario(fault_length: Duration, back: Duration) -> String {
     let (_, report_back) = client.expect_after("system.time = seq=", restored, limit);
     let traffic = back + Duration::from_millis(500);
     let reconnect = assert_back("the client reconnected", reconnected, restored, back);
-    let ping = assert_back("the client's pings were answered", ping_back, restored, traffic);
+    let ping = assert_back(
+        "the client's pings were answered",
+        ping_back,
+        restored,
+        traffic,
+    );
     let report = assert_back("the client's reports came", report_back, restored, traffic);
 
     // The others never noticed; the client is healthy again.
     let end = Instant::now() + Duration::from_millis(1_000);
     client.expect_after("^ping calculator", end, WAIT);
     let witness_summary = assert_healthy(&mut witness, "calculator", fault, end);
-    assert!(witness.matching("disconnected").is_empty(), "{:#?}", witness.seen());
-    assert!(server.matching("disconnected").is_empty(), "{:#?}", server.seen());
+    assert!(
+        witness.matching("disconnected").is_empty(),
+        "{:#?}",
+        witness.seen()
+    );
+    assert!(
+        server.matching("disconnected").is_empty(),
+        "{:#?}",
+        server.seen()
+    );
     let client_summary = assert_healthy(&mut client, "calculator", ping_back.max(report_back), end);
     format!(
         "blackhole {fault_length:?}: noticed after {client_detect:?} (client) and {hub_detect:?} (hub); after the \
@@ -133,7 +174,8 @@ fn blackhole_scenario(fault_length: Duration, back: Duration) -> String {
 
 #[test]
 fn a_blackholed_link_is_detected_in_3_to_3_5_s_and_traffic_returns_soon_after_it_is_restored() {
-    let test = "a_blackholed_link_is_detected_in_3_to_3_5_s_and_traffic_returns_soon_after_it_is_restored";
+    let test =
+        "a_blackholed_link_is_detected_in_3_to_3_5_s_and_traffic_returns_soon_after_it_is_restored";
     if available(test) {
         println!("{}", blackhole_scenario(FAULT, RECONNECTED));
     }
@@ -150,7 +192,8 @@ const LONG_FAULT: Duration = Duration::from_secs(11);
 const LONG_FAULT_BACK: Duration = Duration::from_secs(6);
 
 #[test]
-fn after_a_long_blackhole_the_client_reconnects_within_seconds_not_at_the_next_syn_retransmission() {
+fn after_a_long_blackhole_the_client_reconnects_within_seconds_not_at_the_next_syn_retransmission()
+{
     let test = "after_a_long_blackhole_the_client_reconnects_within_seconds_not_at_the_next_syn_retransmission";
     if available(test) {
         println!("{}", blackhole_scenario(LONG_FAULT, LONG_FAULT_BACK));
@@ -158,7 +201,8 @@ fn after_a_long_blackhole_the_client_reconnects_within_seconds_not_at_the_next_s
 }
 
 #[test]
-fn a_hub_partitioned_from_a_three_hub_mesh_is_withdrawn_and_comes_back_while_the_others_keep_serving() {
+fn a_hub_partitioned_from_a_three_hub_mesh_is_withdrawn_and_comes_back_while_the_others_keep_serving(
+) {
     let test = "a_hub_partitioned_from_a_three_hub_mesh_is_withdrawn_and_comes_back_while_the_others_keep_serving";
     if !available(test) {
         return;
@@ -166,12 +210,22 @@ fn a_hub_partitioned_from_a_three_hub_mesh_is_withdrawn_and_comes_back_while_the
     let _serial = serial();
     let mut lab = Lab::new();
     let (a_host, b_host, c_host) = (lab.host("hub-a"), lab.host("hub-b"), lab.host("hub-c"));
-    let (ca_host, cb_host, cc_host) = (lab.host("client-a"), lab.host("client-b"), lab.host("client-c"));
+    let (ca_host, cb_host, cc_host) = (
+        lab.host("client-a"),
+        lab.host("client-b"),
+        lab.host("client-c"),
+    );
     // C listens; B listens and connects to C; A listens and connects to B and C. Each hub has
     // a service of its own.
     let mut hub_c = hub(&lab, &c_host, "C", &[], &["--service", "hub-c@*"]);
     let mut hub_b = hub(&lab, &b_host, "B", &[&c_host], &["--service", "hub-b@*"]);
-    let mut hub_a = hub(&lab, &a_host, "A", &[&b_host, &c_host], &["--service", "hub-a@*"]);
+    let mut hub_a = hub(
+        &lab,
+        &a_host,
+        "A",
+        &[&b_host, &c_host],
+        &["--service", "hub-a@*"],
+    );
     let (a_addr, b_addr, c_addr) = (a_host.addr(PORT), b_host.addr(PORT), c_host.addr(PORT));
     let mut client_a = node(
         &lab,
@@ -246,7 +300,11 @@ fn a_hub_partitioned_from_a_three_hub_mesh_is_withdrawn_and_comes_back_while_the
     for name in ["svc-a", "svc-b", "hub-a"] {
         client_c.expect_count(&format!("watch {name} Available"), 1, WAIT);
     }
-    for (client, pinged) in [(&mut client_a, "svc-b"), (&mut client_b, "svc-a"), (&mut client_c, "svc-a")] {
+    for (client, pinged) in [
+        (&mut client_a, "svc-b"),
+        (&mut client_b, "svc-a"),
+        (&mut client_c, "svc-a"),
+    ] {
         let now = Instant::now();
         client.expect_after(&format!("^ping {pinged} "), now, WAIT);
         client.expect_after(" ok 1 in ", now, WAIT);
@@ -257,9 +315,11 @@ fn a_hub_partitioned_from_a_three_hub_mesh_is_withdrawn_and_comes_back_while_the
     lab.cut(&c_host, &a_host);
     lab.cut(&c_host, &b_host);
     let mut detections = Vec::new();
-    for (who, hub, peers) in
-        [("A", &mut hub_a, &["C"][..]), ("B", &mut hub_b, &["C"][..]), ("C", &mut hub_c, &["A", "B"][..])]
-    {
+    for (who, hub, peers) in [
+        ("A", &mut hub_a, &["C"][..]),
+        ("B", &mut hub_b, &["C"][..]),
+        ("C", &mut hub_c, &["A", "B"][..]),
+    ] {
         for peer in peers {
             let (_, at) = hub.expect_nth(&format!("^disconnected default {peer}"), 1, WAIT);
             let took = assert_detected(&format!("hub {who} (link to {peer})"), at, fault);
@@ -277,7 +337,10 @@ fn a_hub_partitioned_from_a_three_hub_mesh_is_withdrawn_and_comes_back_while_the
         for name in names {
             let (_, at) = client.expect_nth(&format!("watch {name} Withdrawn"), 1, WAIT);
             let took = at.saturating_duration_since(fault);
-            assert!(took <= *DETECTED.end() + Duration::from_millis(500), "{who}: {name} withdrawn after {took:?}");
+            assert!(
+                took <= *DETECTED.end() + Duration::from_millis(500),
+                "{who}: {name} withdrawn after {took:?}"
+            );
             withdrawn.push(format!("{name} at {who} {took:?}"));
         }
     }
@@ -291,7 +354,12 @@ fn a_hub_partitioned_from_a_three_hub_mesh_is_withdrawn_and_comes_back_while_the
         let (_, at) = hub.expect_nth(&format!("^connected default {peer}"), 2, WAIT);
         back.push(format!(
             "{who}-{peer} {:?}",
-            assert_back(&format!("hub {who} reconnected to {peer}"), at, healed, RECONNECTED)
+            assert_back(
+                &format!("hub {who} reconnected to {peer}"),
+                at,
+                healed,
+                RECONNECTED
+            )
         ));
     }
     for (who, client, names) in [
@@ -309,7 +377,12 @@ fn a_hub_partitioned_from_a_three_hub_mesh_is_withdrawn_and_comes_back_while_the
     }
     let (line, c_ping_ok) = client_c.expect_after(" ok 1 in ", healed, WAIT);
     assert!(line.starts_with("ping svc-a"), "{line}");
-    let c_took = assert_back("client-c's pings of svc-a answered", c_ping_ok, healed, TRAFFIC_BACK);
+    let c_took = assert_back(
+        "client-c's pings of svc-a answered",
+        c_ping_ok,
+        healed,
+        TRAFFIC_BACK,
+    );
 
     // Throughout, A and B served each other's clients; afterwards everything is announced
     // once more and no more (no flapping, no duplicates), and C's client never lost C.
@@ -328,26 +401,58 @@ fn a_hub_partitioned_from_a_three_hub_mesh_is_withdrawn_and_comes_back_while_the
         let lines = client.seen().to_vec();
         let count = |needle: &str| lines.iter().filter(|l| l.contains(needle)).count();
         for name in gone {
-            assert_eq!(count(&format!("watch {name} Available")), 2, "{who}: {lines:#?}");
-            assert_eq!(count(&format!("watch {name} Withdrawn")), 1, "{who}: {lines:#?}");
+            assert_eq!(
+                count(&format!("watch {name} Available")),
+                2,
+                "{who}: {lines:#?}"
+            );
+            assert_eq!(
+                count(&format!("watch {name} Withdrawn")),
+                1,
+                "{who}: {lines:#?}"
+            );
         }
-        assert_eq!(count("Withdrawn"), gone.len(), "{who}: only what was behind the partition went: {lines:#?}");
-        assert!(lines.iter().all(|l| !l.starts_with("disconnected")), "{who}: {lines:#?}");
+        assert_eq!(
+            count("Withdrawn"),
+            gone.len(),
+            "{who}: only what was behind the partition went: {lines:#?}"
+        );
+        assert!(
+            lines.iter().all(|l| !l.starts_with("disconnected")),
+            "{who}: {lines:#?}"
+        );
     }
     // Each hub lost the links through the partition once, made them once again, and no other
     // link came or went (a duplicate link rejected while healing would show here too).
     for (who, hub, expected) in [
-        ("A", &mut hub_a, &[("^connected default C", 2), ("^disconnected default", 1)][..]),
-        ("B", &mut hub_b, &[("^connected default C", 2), ("^disconnected default", 1)][..]),
+        (
+            "A",
+            &mut hub_a,
+            &[("^connected default C", 2), ("^disconnected default", 1)][..],
+        ),
+        (
+            "B",
+            &mut hub_b,
+            &[("^connected default C", 2), ("^disconnected default", 1)][..],
+        ),
         (
             "C",
             &mut hub_c,
-            &[("^connected default A", 2), ("^connected default B", 2), ("^disconnected default", 2)][..],
+            &[
+                ("^connected default A", 2),
+                ("^connected default B", 2),
+                ("^disconnected default", 2),
+            ][..],
         ),
     ] {
         for (needle, count) in expected {
             let lines = hub.matching(needle);
-            assert_eq!(lines.len(), *count, "hub {who}, {needle:?}: {:#?}", hub.seen());
+            assert_eq!(
+                lines.len(),
+                *count,
+                "hub {who}, {needle:?}: {:#?}",
+                hub.seen()
+            );
         }
     }
     println!(

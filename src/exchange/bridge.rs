@@ -25,15 +25,16 @@ use super::{Link, RouteRemoved};
 use crate::binding::{Address, Binding, Location};
 use crate::inbox::{Delivery, Inbox, Refused};
 use crate::names::{
-    clip_name, AgentId, Audience, ConversationId, GroupName, ServiceName, Subject, SubjectPattern, MAX_NAME_LEN,
+    clip_name, AgentId, Audience, ConversationId, GroupName, ServiceName, Subject, SubjectPattern,
+    MAX_NAME_LEN,
 };
 use crate::payload::{Payload, SharedContent};
 use crate::registry::{JoinGroup, LeaveGroup, Register, Reroute, Status, Withdraw};
 use crate::report::{PublisherNotice, Report, ReportData};
 use crate::request::{refusal_failure, ErrorCode, Failure, IncomingRequest, ReplyTo};
 use crate::wire::{
-    decode_incoming, split_frame, CodecError, ContentView, Frame, Hello, Incoming, ReportView, RequestView,
-    ResponseView, ServiceInfo, Text, WireFailure, PROTOCOL_VERSION,
+    decode_incoming, split_frame, CodecError, ContentView, Frame, Hello, Incoming, ReportView,
+    RequestView, ResponseView, ServiceInfo, Text, WireFailure, PROTOCOL_VERSION,
 };
 
 use super::link::send_outcome;
@@ -135,7 +136,10 @@ struct Interned<T> {
 
 impl<T> Default for Interned<T> {
     fn default() -> Self {
-        Interned { map: HashSet::new(), last: None }
+        Interned {
+            map: HashSet::new(),
+            last: None,
+        }
     }
 }
 
@@ -149,13 +153,19 @@ impl<T: Clone + Eq + AsRef<str>> Interned<T> {
         make: impl FnOnce(&str) -> Result<T, String>,
     ) -> Result<&T, String> {
         let key = text.0;
-        let hit = self.last.as_ref().is_some_and(|last| last.as_ref().as_bytes() == key);
+        let hit = self
+            .last
+            .as_ref()
+            .is_some_and(|last| last.as_ref().as_bytes() == key);
         if !hit {
             let value = match self.map.get(key) {
                 Some(Key(v)) => v.clone(),
                 None => {
                     if key.len() > MAX_NAME_LEN {
-                        return Err(format!("a name of {} bytes (the maximum is {MAX_NAME_LEN})", key.len()));
+                        return Err(format!(
+                            "a name of {} bytes (the maximum is {MAX_NAME_LEN})",
+                            key.len()
+                        ));
                     }
                     let s = text.to_str().map_err(|e| text.utf8_error(e))?;
                     let v = make(s)?;
@@ -188,11 +198,15 @@ impl Names {
 
     fn subject(&mut self, s: Text<'_>) -> Result<&Subject, String> {
         self.room();
-        self.subjects.get(s, &mut self.bytes, |s| Subject::new(s).map_err(|e| e.to_string()))
+        self.subjects.get(s, &mut self.bytes, |s| {
+            Subject::new(s).map_err(|e| e.to_string())
+        })
     }
     fn pattern(&mut self, s: Text<'_>) -> Result<&SubjectPattern, String> {
         self.room();
-        self.patterns.get(s, &mut self.bytes, |s| SubjectPattern::new(s).map_err(|e| e.to_string()))
+        self.patterns.get(s, &mut self.bytes, |s| {
+            SubjectPattern::new(s).map_err(|e| e.to_string())
+        })
     }
     fn type_name(&mut self, s: Text<'_>) -> Result<&Arc<str>, String> {
         self.room();
@@ -219,7 +233,10 @@ impl Subscriptions {
         limits: &super::Limits,
         net: &super::Net,
     ) -> Result<(), String> {
-        let mine = self.by_subscriber.get(&subscriber).and_then(|p| p.get(&publisher));
+        let mine = self
+            .by_subscriber
+            .get(&subscriber)
+            .and_then(|p| p.get(&publisher));
         if mine.is_some_and(|patterns| patterns.contains(&pattern)) {
             return Ok(());
         }
@@ -236,13 +253,26 @@ impl Subscriptions {
             for publishers in self.by_subscriber.values_mut() {
                 publishers.retain(|publisher, _| net.lookup(*publisher).is_some());
             }
-            self.by_subscriber.retain(|_, publishers| !publishers.is_empty());
-            self.count = self.by_subscriber.values().flat_map(|p| p.values()).map(HashSet::len).sum();
+            self.by_subscriber
+                .retain(|_, publishers| !publishers.is_empty());
+            self.count = self
+                .by_subscriber
+                .values()
+                .flat_map(|p| p.values())
+                .map(HashSet::len)
+                .sum();
             if self.count >= limit {
-                return Err(format!("the peer requested more than {limit} subscriptions (the limit per link)"));
+                return Err(format!(
+                    "the peer requested more than {limit} subscriptions (the limit per link)"
+                ));
             }
         }
-        let patterns = self.by_subscriber.entry(subscriber).or_default().entry(publisher).or_default();
+        let patterns = self
+            .by_subscriber
+            .entry(subscriber)
+            .or_default()
+            .entry(publisher)
+            .or_default();
         if patterns.insert(pattern) {
             self.count += 1;
         }
@@ -250,7 +280,9 @@ impl Subscriptions {
     }
 
     fn remove(&mut self, subscriber: AgentId, (publisher, pattern): &(AgentId, SubjectPattern)) {
-        let Some(publishers) = self.by_subscriber.get_mut(&subscriber) else { return };
+        let Some(publishers) = self.by_subscriber.get_mut(&subscriber) else {
+            return;
+        };
         if let Some(patterns) = publishers.get_mut(publisher) {
             if patterns.remove(pattern) {
                 self.count -= 1;
@@ -290,7 +322,10 @@ struct Silence {
 
 impl Silence {
     fn new(now: Instant) -> Self {
-        Silence { counted: Duration::ZERO, from: now }
+        Silence {
+            counted: Duration::ZERO,
+            from: now,
+        }
     }
 
     /// Something was read from the peer.
@@ -452,7 +487,9 @@ impl Bridge {
     }
 
     fn refuse(&mut self, ctx: &mut Context<Self>, reason: String) {
-        let _ = self.link.send_frame(&Frame::Refused { reason: reason.clone() });
+        let _ = self.link.send_frame(&Frame::Refused {
+            reason: reason.clone(),
+        });
         self.close(ctx, &format!("handshake refused: {reason}"), true);
     }
 
@@ -484,7 +521,11 @@ impl Bridge {
         if hello.process == self.shared.node.process() {
             return self.refuse(ctx, "connected to itself".to_owned());
         }
-        let peer = Peer { process: hello.process, node: hello.node.clone(), hub: hello.hub };
+        let peer = Peer {
+            process: hello.process,
+            node: hello.node.clone(),
+            hub: hello.hub,
+        };
         self.link.set_peer(peer);
         if !self.shared.node.router().link_up(&self.link) {
             // A duplicate of another link to the same process (already marked and closed): it
@@ -511,18 +552,28 @@ impl Bridge {
     fn service_available(&mut self, info: ServiceInfo) -> Result<(), String> {
         let name = ServiceName::new(&info.name).map_err(|e| e.to_string())?;
         let audience = Audience::parse(&info.audience).map_err(|e| e.to_string())?;
-        let groups =
-            info.groups.iter().map(GroupName::new).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
+        let groups = info
+            .groups
+            .iter()
+            .map(GroupName::new)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
         let limit = self.shared.config.limits.services_per_link;
         if self.agents.len() >= limit && !self.agents.contains(&info.agent) {
-            return Err(format!("the peer announced more than {limit} services (the limit per link)"));
+            return Err(format!(
+                "the peer announced more than {limit} services (the limit per link)"
+            ));
         }
         let group_limit = self.shared.config.limits.groups_per_service;
         if groups.len() > group_limit {
-            return Err(format!("service {} is in more than {group_limit} groups (the limit per service)", info.agent));
+            return Err(format!(
+                "service {} is in more than {group_limit} groups (the limit per service)",
+                info.agent
+            ));
         }
         if !groups.is_empty() {
-            self.groups.insert(info.agent, groups.iter().cloned().collect());
+            self.groups
+                .insert(info.agent, groups.iter().cloned().collect());
         }
         let binding = Binding::new(
             name,
@@ -537,15 +588,24 @@ impl Bridge {
             tracing::debug!(agent = %info.agent, "service already known through another route; kept as an alternate");
             return Ok(());
         }
-        self.shared.node.router().service_available(&binding, &groups);
-        self.shared.node.registry().do_send(Register { binding, groups });
+        self.shared
+            .node
+            .router()
+            .service_available(&binding, &groups);
+        self.shared
+            .node
+            .registry()
+            .do_send(Register { binding, groups });
         Ok(())
     }
 
     /// The binding of `agent` if it is currently reached through this link.
     fn via_here(&self, agent: AgentId) -> Option<Binding> {
         let binding = self.shared.node.net().lookup(agent)?;
-        binding.link().filter(|l| l.same(&self.link)).map(|_| binding.clone())
+        binding
+            .link()
+            .filter(|l| l.same(&self.link))
+            .map(|_| binding.clone())
     }
 
     /// This link no longer leads to `agent`: withdraw it, or switch it to another route.
@@ -565,7 +625,10 @@ impl Bridge {
             RouteRemoved::Rerouted(current) => {
                 tracing::debug!(%agent, "route lost; another link takes over");
                 self.shared.node.router().service_available(&current, &[]);
-                self.shared.node.registry().do_send(Reroute(current.clone()));
+                self.shared
+                    .node
+                    .registry()
+                    .do_send(Reroute(current.clone()));
                 if service_gone {
                     net.fail_pending_for(&current);
                 }
@@ -584,7 +647,9 @@ impl Bridge {
                 let limit = self.shared.config.limits.groups_per_service;
                 let groups = self.groups.entry(agent).or_default();
                 if groups.len() >= limit && !groups.contains(&group) {
-                    return Err(format!("service {agent} joined more than {limit} groups (the limit per service)"));
+                    return Err(format!(
+                        "service {agent} joined more than {limit} groups (the limit per service)"
+                    ));
                 }
                 groups.insert(group.clone());
             } else if let Some(groups) = self.groups.get_mut(&agent) {
@@ -603,7 +668,12 @@ impl Bridge {
 
     /// Handles one decoded frame; `raw` is the frame as received (header included), for
     /// passing it on unchanged.
-    fn on_frame(&mut self, ctx: &mut Context<Self>, frame: Frame, raw: &[u8]) -> Result<(), String> {
+    fn on_frame(
+        &mut self,
+        ctx: &mut Context<Self>,
+        frame: Frame,
+        raw: &[u8],
+    ) -> Result<(), String> {
         match (self.state, frame) {
             (State::Closing, _) => Ok(()),
             (State::Handshaking, Frame::Hello(hello)) => {
@@ -611,17 +681,31 @@ impl Bridge {
                 Ok(())
             }
             (State::Handshaking, Frame::Refused { reason }) => {
-                self.close(ctx, &format!("refused by peer: {:?}", clip_name(&reason)), true);
+                self.close(
+                    ctx,
+                    &format!("refused by peer: {:?}", clip_name(&reason)),
+                    true,
+                );
                 Ok(())
             }
-            (State::Handshaking, other) => Err(format!("{} frame before the handshake", other.kind())),
+            (State::Handshaking, other) => {
+                Err(format!("{} frame before the handshake", other.kind()))
+            }
             (State::Ready, Frame::Hello(_)) => Err("second Hello".to_owned()),
             (State::Ready, Frame::Refused { reason }) => {
-                self.close(ctx, &format!("refused by peer: {:?}", clip_name(&reason)), true);
+                self.close(
+                    ctx,
+                    &format!("refused by peer: {:?}", clip_name(&reason)),
+                    true,
+                );
                 Ok(())
             }
             (State::Ready, Frame::Goodbye { reason }) => {
-                self.close(ctx, &format!("peer said goodbye: {:?}", clip_name(&reason)), false);
+                self.close(
+                    ctx,
+                    &format!("peer said goodbye: {:?}", clip_name(&reason)),
+                    false,
+                );
                 Ok(())
             }
             (State::Ready, Frame::Heartbeat) => Ok(()),
@@ -630,19 +714,53 @@ impl Bridge {
                 self.withdraw(agent, true);
                 Ok(())
             }
-            (State::Ready, Frame::GroupJoined { agent, group }) => self.group_change(agent, &group, true),
-            (State::Ready, Frame::GroupLeft { agent, group }) => self.group_change(agent, &group, false),
-            (State::Ready, Frame::SubscriptionRequested { publisher, subscriber, pattern }) => {
-                let key = (publisher, SubjectPattern::new(&pattern).map_err(|e| e.to_string())?);
-                self.subscriptions.add(subscriber, key, &self.shared.config.limits, self.shared.node.net())?;
-                let frame = Frame::SubscriptionRequested { publisher, subscriber, pattern };
+            (State::Ready, Frame::GroupJoined { agent, group }) => {
+                self.group_change(agent, &group, true)
+            }
+            (State::Ready, Frame::GroupLeft { agent, group }) => {
+                self.group_change(agent, &group, false)
+            }
+            (
+                State::Ready,
+                Frame::SubscriptionRequested {
+                    publisher,
+                    subscriber,
+                    pattern,
+                },
+            ) => {
+                let key = (
+                    publisher,
+                    SubjectPattern::new(&pattern).map_err(|e| e.to_string())?,
+                );
+                self.subscriptions.add(
+                    subscriber,
+                    key,
+                    &self.shared.config.limits,
+                    self.shared.node.net(),
+                )?;
+                let frame = Frame::SubscriptionRequested {
+                    publisher,
+                    subscriber,
+                    pattern,
+                };
                 route(self.shared.node.net(), &mut self.names, frame, raw)
             }
-            (State::Ready, Frame::SubscriptionWithdrawn { publisher, subscriber, pattern }) => {
+            (
+                State::Ready,
+                Frame::SubscriptionWithdrawn {
+                    publisher,
+                    subscriber,
+                    pattern,
+                },
+            ) => {
                 if let Ok(p) = SubjectPattern::new(&pattern) {
                     self.subscriptions.remove(subscriber, &(publisher, p));
                 }
-                let frame = Frame::SubscriptionWithdrawn { publisher, subscriber, pattern };
+                let frame = Frame::SubscriptionWithdrawn {
+                    publisher,
+                    subscriber,
+                    pattern,
+                };
                 route(self.shared.node.net(), &mut self.names, frame, raw)
             }
             (State::Ready, data) => route(self.shared.node.net(), &mut self.names, data, raw),
@@ -695,7 +813,11 @@ impl Actor for Bridge {
         let timeout = config.handshake_timeout;
         ctx.run_later(timeout, move |bridge, ctx| {
             if bridge.state == State::Handshaking {
-                bridge.close(ctx, &format!("no handshake within {:.1} s", timeout.as_secs_f64()), true);
+                bridge.close(
+                    ctx,
+                    &format!("no handshake within {:.1} s", timeout.as_secs_f64()),
+                    true,
+                );
             }
         });
         ctx.run_interval(config.heartbeat, |bridge, ctx| bridge.tick(ctx));
@@ -704,7 +826,11 @@ impl Actor for Bridge {
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
         self.link.close();
         if let Some(tx) = self.closed.take() {
-            let duplicate_of = self.link.peer().filter(|_| self.link.is_duplicate()).map(|p| p.process);
+            let duplicate_of = self
+                .link
+                .peer()
+                .filter(|_| self.link.is_duplicate())
+                .map(|p| p.process);
             let _ = tx.send(Closed { duplicate_of });
         }
     }
@@ -787,7 +913,11 @@ impl Handler<WriterDone> for Bridge {
         match msg.0 {
             Some(e) => self.close(ctx, &format!("write failed: {e}"), true),
             None if self.link.is_duplicate() => self.close(ctx, "duplicate link dropped", false),
-            None => self.close(ctx, "link closed", self.state == State::Ready && !self.link.is_duplicate()),
+            None => self.close(
+                ctx,
+                "link closed",
+                self.state == State::Ready && !self.link.is_duplicate(),
+            ),
         }
     }
 }
@@ -797,23 +927,49 @@ impl Handler<WriterDone> for Bridge {
 /// dropped (the agent was just withdrawn); frames with invalid contents are protocol errors.
 fn route(net: &super::Net, names: &mut Names, frame: Frame, raw: &[u8]) -> Result<(), String> {
     match frame {
-        Frame::SubscriptionRequested { publisher, subscriber, pattern } => {
+        Frame::SubscriptionRequested {
+            publisher,
+            subscriber,
+            pattern,
+        } => {
             let pattern = names.pattern(pattern.as_str().into())?.clone();
-            if let (Some(publisher), Some(subscriber)) = (net.lookup(publisher), net.lookup(subscriber)) {
-                publisher.send(Delivery::SubscriptionRequested { subscriber, pattern });
+            if let (Some(publisher), Some(subscriber)) =
+                (net.lookup(publisher), net.lookup(subscriber))
+            {
+                publisher.send(Delivery::SubscriptionRequested {
+                    subscriber,
+                    pattern,
+                });
             }
             Ok(())
         }
-        Frame::SubscriptionWithdrawn { publisher, subscriber, pattern } => {
+        Frame::SubscriptionWithdrawn {
+            publisher,
+            subscriber,
+            pattern,
+        } => {
             let pattern = names.pattern(pattern.as_str().into())?.clone();
             if let Some(publisher) = net.lookup(publisher) {
-                publisher.send(Delivery::SubscriptionWithdrawn { subscriber, pattern });
+                publisher.send(Delivery::SubscriptionWithdrawn {
+                    subscriber,
+                    pattern,
+                });
             }
             Ok(())
         }
-        Frame::PublisherNotice { publisher, subscriber, available } => {
-            if let (Some(publisher), Some(subscriber)) = (net.lookup(publisher), net.lookup(subscriber)) {
-                let status = if available { Status::Available } else { Status::Withdrawn };
+        Frame::PublisherNotice {
+            publisher,
+            subscriber,
+            available,
+        } => {
+            if let (Some(publisher), Some(subscriber)) =
+                (net.lookup(publisher), net.lookup(subscriber))
+            {
+                let status = if available {
+                    Status::Available
+                } else {
+                    Status::Withdrawn
+                };
                 subscriber.send(Delivery::Publisher(PublisherNotice {
                     publisher,
                     subscriber: subscriber.clone(),
@@ -822,14 +978,22 @@ fn route(net: &super::Net, names: &mut Names, frame: Frame, raw: &[u8]) -> Resul
             }
             Ok(())
         }
-        Frame::Failure { conversation, requester, failure } => {
+        Frame::Failure {
+            conversation,
+            requester,
+            failure,
+        } => {
             match net.lookup(requester) {
                 Some(r) if r.link().is_none() => {
-                    let failure = failure.into_failure().with_conversation(ConversationId(conversation));
+                    let failure = failure
+                        .into_failure()
+                        .with_conversation(ConversationId(conversation));
                     net.complete(ConversationId(conversation), Err(Box::new(failure)))
                 }
                 Some(r) => r.link().map_or((), |l| {
-                    l.relay_answer(raw, "Failure", requester, conversation, |max| failure.shortened(max))
+                    l.relay_answer(raw, "Failure", requester, conversation, |max| {
+                        failure.shortened(max)
+                    })
                 }),
                 None => {}
             }
@@ -863,7 +1027,12 @@ impl ReportRouting<'_> {
     /// byte (the usual case for an exchange server); otherwise each link gets the received
     /// head with its own targets. Names are validated either way, so a relay never passes on
     /// what its peers would refuse.
-    fn route(&mut self, view: &ReportView<'_>, frame: &[u8], targeted: bool) -> Result<usize, String> {
+    fn route(
+        &mut self,
+        view: &ReportView<'_>,
+        frame: &[u8],
+        targeted: bool,
+    ) -> Result<usize, String> {
         // Names are interned only for a report from a known publisher: a stream of made-up
         // names from an unknown one costs no memory.
         if self.routes.lookup(self.net, view.publisher).is_none() {
@@ -880,7 +1049,9 @@ impl ReportRouting<'_> {
                 Some(p) => Some(self.names.pattern(p)?),
                 None => None,
             };
-            let Some(subscriber) = self.routes.lookup(self.net, target.subscriber) else { continue };
+            let Some(subscriber) = self.routes.lookup(self.net, target.subscriber) else {
+                continue;
+            };
             match subscriber.link() {
                 None => local.push((i, pattern.cloned())),
                 Some(link) => match remote.iter_mut().find(|(l, _)| l.same(link)) {
@@ -889,7 +1060,11 @@ impl ReportRouting<'_> {
                 },
             }
         }
-        let delivered = if local.is_empty() { 0 } else { self.deliver_locally(view, targeted, local)? };
+        let delivered = if local.is_empty() {
+            0
+        } else {
+            self.deliver_locally(view, targeted, local)?
+        };
         match &remote[..] {
             // One link has every target: the frame goes on as received.
             [(link, indexes)] if indexes.len() == view.targets.len() => {
@@ -897,7 +1072,8 @@ impl ReportRouting<'_> {
             }
             _ => {
                 for (link, indexes) in remote.iter() {
-                    let _ = link.send_report_head(view.head, indexes.iter().map(|&i| view.targets[i]));
+                    let _ =
+                        link.send_report_head(view.head, indexes.iter().map(|&i| view.targets[i]));
                 }
             }
         }
@@ -916,8 +1092,13 @@ impl ReportRouting<'_> {
         targeted: bool,
         mut local: SmallVec<[(usize, Option<SubjectPattern>); 1]>,
     ) -> Result<usize, String> {
-        let Some(publisher) = self.routes.lookup(self.net, view.publisher).cloned() else { return Ok(0) };
-        let (format, type_name) = (view.content.format, self.names.type_name(view.content.type_name)?);
+        let Some(publisher) = self.routes.lookup(self.net, view.publisher).cloned() else {
+            return Ok(0);
+        };
+        let (format, type_name) = (
+            view.content.format,
+            self.names.type_name(view.content.type_name)?,
+        );
         let content = if self.share {
             // One shared buffer for the chunk's reports of one type: no allocation per report.
             let shared = match self.shared.take() {
@@ -926,14 +1107,29 @@ impl ReportRouting<'_> {
             };
             self.shared.insert(shared).part(view.content.bytes)
         } else {
-            Payload::encoded(format, Bytes::copy_from_slice(view.content.bytes), type_name.clone())
+            Payload::encoded(
+                format,
+                Bytes::copy_from_slice(view.content.bytes),
+                type_name.clone(),
+            )
         };
         let subject = self.names.subject(view.subject)?.clone();
-        let data = ReportData { publisher, subject, content, targeted };
+        let data = ReportData {
+            publisher,
+            subject,
+            content,
+            targeted,
+        };
         let last = local.pop();
         for (i, pattern) in local {
             if let Some(subscriber) = self.routes.lookup(self.net, view.targets[i].subscriber) {
-                self.pending.push(subscriber, Report { data: data.clone(), pattern });
+                self.pending.push(
+                    subscriber,
+                    Report {
+                        data: data.clone(),
+                        pattern,
+                    },
+                );
             }
         }
         if let Some((i, pattern)) = last {
@@ -962,7 +1158,9 @@ struct Pending {
 
 impl Pending {
     fn push(&mut self, to: &Binding, report: Report) {
-        let Some(inbox) = to.local_inbox() else { return to.send(Delivery::Report(report)) };
+        let Some(inbox) = to.local_inbox() else {
+            return to.send(Delivery::Report(report));
+        };
         if !self.inbox.as_ref().is_some_and(|i| i.same(inbox)) {
             self.flush();
             self.inbox = Some(inbox.clone());
@@ -1034,7 +1232,11 @@ const SLICE_MIN: usize = 64 * 1024;
 
 /// A payload received in `chunk` for a local service: a slice of the chunk when large (see
 /// [`SLICE_MIN`]), a copy otherwise.
-fn received_payload(names: &mut Names, chunk: &Bytes, content: ContentView<'_>) -> Result<Payload, String> {
+fn received_payload(
+    names: &mut Names,
+    chunk: &Bytes,
+    content: ContentView<'_>,
+) -> Result<Payload, String> {
     let type_name = names.type_name(content.type_name)?.clone();
     let bytes = if content.bytes.len() >= SLICE_MIN {
         chunk.slice_ref(content.bytes)
@@ -1049,8 +1251,17 @@ impl CallRouting<'_> {
     /// target. Its names are checked either way, so a relay never passes on what its peers
     /// would refuse.
     fn request(self, request: &RequestView<'_>) -> Result<(), String> {
-        let &RequestView { conversation, requester, target, method, args, reply_format } = request;
-        let method = method.to_str().map_err(|e| format!("method name: {}", method.utf8_error(e)))?;
+        let &RequestView {
+            conversation,
+            requester,
+            target,
+            method,
+            args,
+            reply_format,
+        } = request;
+        let method = method
+            .to_str()
+            .map_err(|e| format!("method name: {}", method.utf8_error(e)))?;
         let Some(requester) = self.routes.lookup(self.net, requester).cloned() else {
             // The hop before should not have sent it (see `Link::refuse_requester`), or the
             // requester was withdrawn meanwhile: it is answered back where it came from (by
@@ -1066,22 +1277,31 @@ impl CallRouting<'_> {
                 format!("requester {requester} is not known on the way to the target, so it could not be answered"),
             );
             let failure = WireFailure::from_failure(failure);
-            let _ = self.from.send_frame(&Frame::Failure { conversation, requester, failure });
+            let _ = self.from.send_frame(&Frame::Failure {
+                conversation,
+                requester,
+                failure,
+            });
             return Ok(());
         };
         // No service exports a method with a longer name (they are Rust identifiers).
         if method.len() > MAX_NAME_LEN {
             let failure = Failure::netsvc(
                 ErrorCode::SERVER_METHOD_UNAVAILABLE,
-                format!("no method has a name of {} bytes (the maximum is {MAX_NAME_LEN})", method.len()),
+                format!(
+                    "no method has a name of {} bytes (the maximum is {MAX_NAME_LEN})",
+                    method.len()
+                ),
             );
             send_outcome(&requester, conversation, reply_format, Err(failure));
             return Ok(());
         }
         self.names.type_name(args.type_name)?;
         let Some(target) = self.routes.lookup(self.net, target).cloned() else {
-            let failure =
-                Failure::netsvc(ErrorCode::CLIENT_SERVICE_UNAVAILABLE, format!("service {target} is not available"));
+            let failure = Failure::netsvc(
+                ErrorCode::CLIENT_SERVICE_UNAVAILABLE,
+                format!("service {target} is not available"),
+            );
             send_outcome(&requester, conversation, reply_format, Err(failure));
             return Ok(());
         };
@@ -1118,11 +1338,20 @@ impl CallRouting<'_> {
             method: method.to_owned().into(),
             args: received_payload(self.names, self.chunk, args)?,
             sender: requester.clone(),
-            reply: ReplyTo::Remote { requester: requester.clone(), conversation, format: reply_format },
+            reply: ReplyTo::Remote {
+                requester: requester.clone(),
+                conversation,
+                format: reply_format,
+            },
             reply_format,
         };
         if let Err(refused) = target.push(Delivery::Request(incoming)) {
-            send_outcome(&requester, conversation, reply_format, Err(refusal_failure(&target, refused)));
+            send_outcome(
+                &requester,
+                conversation,
+                reply_format,
+                Err(refusal_failure(&target, refused)),
+            );
         }
         Ok(())
     }
@@ -1130,10 +1359,15 @@ impl CallRouting<'_> {
     /// Completes a local requester's call with a received response, or relays the response
     /// as received towards its requester.
     fn response(self, response: &ResponseView<'_>) -> Result<(), String> {
-        match self.routes.lookup(self.net, response.requester).map(Binding::link) {
+        match self
+            .routes
+            .lookup(self.net, response.requester)
+            .map(Binding::link)
+        {
             Some(None) => {
                 let payload = received_payload(self.names, self.chunk, response.content)?;
-                self.net.complete(ConversationId(response.conversation), Ok(payload));
+                self.net
+                    .complete(ConversationId(response.conversation), Ok(payload));
             }
             Some(Some(link)) => {
                 self.names.type_name(response.content.type_name)?;
@@ -1143,7 +1377,13 @@ impl CallRouting<'_> {
                         format!("response too large to relay: over the link's frame size limit of {max} bytes"),
                     ))
                 };
-                link.relay_answer(self.frame, "Response", response.requester, response.conversation, too_large)
+                link.relay_answer(
+                    self.frame,
+                    "Response",
+                    response.requester,
+                    response.conversation,
+                    too_large,
+                )
             }
             None => {}
         }
@@ -1174,7 +1414,10 @@ mod tests {
         // Over the length limit: refused, and nothing is kept.
         let long = vec![b'a'; MAX_NAME_LEN + 1];
         let before = names.bytes;
-        assert!(names.type_name(Text(&long)).unwrap_err().contains("256 bytes"));
+        assert!(names
+            .type_name(Text(&long))
+            .unwrap_err()
+            .contains("256 bytes"));
         assert_eq!(names.bytes, before);
     }
 
@@ -1206,15 +1449,33 @@ mod tests {
             let name = format!("{i:0255}");
             // All three kinds share the limit.
             match i % 3 {
-                0 => assert_eq!(names.type_name(Text(name.as_bytes())).unwrap().as_ref(), name),
+                0 => assert_eq!(
+                    names.type_name(Text(name.as_bytes())).unwrap().as_ref(),
+                    name
+                ),
                 1 => assert_eq!(names.subject(Text(name.as_bytes())).unwrap().as_str(), name),
                 _ => assert_eq!(names.pattern(Text(name.as_bytes())).unwrap().as_str(), name),
             }
             assert!(names.bytes <= 64 * 1024);
             let cost = |len: usize| len + ENTRY_COST;
-            let kept: usize = names.types.map.iter().map(|k| cost(k.0.as_ref().len())).sum::<usize>()
-                + names.subjects.map.iter().map(|k| cost(k.0.as_ref().len())).sum::<usize>()
-                + names.patterns.map.iter().map(|k| cost(k.0.as_ref().len())).sum::<usize>();
+            let kept: usize = names
+                .types
+                .map
+                .iter()
+                .map(|k| cost(k.0.as_ref().len()))
+                .sum::<usize>()
+                + names
+                    .subjects
+                    .map
+                    .iter()
+                    .map(|k| cost(k.0.as_ref().len()))
+                    .sum::<usize>()
+                + names
+                    .patterns
+                    .map
+                    .iter()
+                    .map(|k| cost(k.0.as_ref().len()))
+                    .sum::<usize>();
             assert_eq!(kept, names.bytes, "each name is kept once and counted");
         }
     }

@@ -275,18 +275,29 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Takes a slot for a connection from `peer`, or says which limit refuses it.
-fn admit(admission: &Arc<Mutex<Admission>>, limits: &Limits, peer: SocketAddr) -> Result<Slot, String> {
+fn admit(
+    admission: &Arc<Mutex<Admission>>,
+    limits: &Limits,
+    peer: SocketAddr,
+) -> Result<Slot, String> {
     let mut a = lock(admission);
     let ip = peer.ip();
     let (from_here, pending_here) = a.per_address.get(&ip).copied().unwrap_or((0, 0));
     let refusal = if a.total >= limits.connections {
         Some(format!("{} connections already (the limit)", a.total))
     } else if a.pending >= limits.pending_handshakes {
-        Some(format!("{} connections still in their handshake (the limit)", a.pending))
+        Some(format!(
+            "{} connections still in their handshake (the limit)",
+            a.pending
+        ))
     } else if from_here >= limits.connections_per_address {
-        Some(format!("{from_here} connections from {ip} already (the limit per address)"))
+        Some(format!(
+            "{from_here} connections from {ip} already (the limit per address)"
+        ))
     } else if pending_here >= limits.pending_per_address {
-        Some(format!("{pending_here} connections from {ip} still in their handshake (the limit per address)"))
+        Some(format!(
+            "{pending_here} connections from {ip} still in their handshake (the limit per address)"
+        ))
     } else {
         None
     };
@@ -303,7 +314,11 @@ fn admit(admission: &Arc<Mutex<Admission>>, limits: &Limits, peer: SocketAddr) -
     let here = a.per_address.entry(ip).or_default();
     here.0 += 1;
     here.1 += 1;
-    Ok(Slot { shared: admission.clone(), ip, pending: true })
+    Ok(Slot {
+        shared: admission.clone(),
+        ip,
+        pending: true,
+    })
 }
 
 pub(crate) struct ExchangeShared {
@@ -330,11 +345,17 @@ impl ExchangeShared {
     }
 
     pub(crate) fn remember_link(&self, link: &Link) {
-        self.links.lock().unwrap_or_else(|p| p.into_inner()).push(link.clone());
+        self.links
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(link.clone());
     }
 
     pub(crate) fn forget_link(&self, link: &Link) {
-        self.links.lock().unwrap_or_else(|p| p.into_inner()).retain(|l| !l.same(link));
+        self.links
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|l| !l.same(link));
     }
 }
 
@@ -345,7 +366,10 @@ pub struct Exchange(Arc<ExchangeShared>);
 
 impl std::fmt::Debug for Exchange {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Exchange").field("group", &self.0.config.group).field("hub", &self.0.is_hub()).finish()
+        f.debug_struct("Exchange")
+            .field("group", &self.0.config.group)
+            .field("hub", &self.0.is_hub())
+            .finish()
     }
 }
 
@@ -357,7 +381,11 @@ impl Exchange {
 
     /// An exchange with explicit settings; fails on an invalid group name.
     pub fn with_config(node: &Node, config: ExchangeConfig) -> Result<Exchange, ExchangeError> {
-        let group = if config.group.is_empty() { None } else { Some(GroupName::new(&config.group)?) };
+        let group = if config.group.is_empty() {
+            None
+        } else {
+            Some(GroupName::new(&config.group)?)
+        };
         let (events, _) = broadcast::channel(256);
         Ok(Exchange(Arc::new(ExchangeShared {
             node: node.clone(),
@@ -373,9 +401,16 @@ impl Exchange {
     /// Closes every connection of this exchange now (with a goodbye); listeners keep
     /// listening and clients with a retry delay reconnect.
     pub fn disconnect_all(&self) {
-        let links: Vec<Link> = self.0.links.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let links: Vec<Link> = self
+            .0
+            .links
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         for link in links {
-            let _ = link.send_frame(&crate::wire::Frame::Goodbye { reason: "disconnected by request".into() });
+            let _ = link.send_frame(&crate::wire::Frame::Goodbye {
+                reason: "disconnected by request".into(),
+            });
             link.close();
         }
     }
@@ -506,14 +541,23 @@ impl Exchange {
 async fn bind(addr: &str) -> std::io::Result<TcpListener> {
     let mut last = None;
     for addr in tokio::net::lookup_host(addr).await? {
-        let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
         socket.set_reuseaddr(true)?;
-        match socket.bind(addr).and_then(|()| socket.listen(LISTEN_BACKLOG)) {
+        match socket
+            .bind(addr)
+            .and_then(|()| socket.listen(LISTEN_BACKLOG))
+        {
             Ok(listener) => return Ok(listener),
             Err(e) => last = Some(e),
         }
     }
-    Err(last.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to listen on")))
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to listen on")
+    }))
 }
 
 /// Length of a server's accept queue (the kernel caps it at `net.core.somaxconn`).

@@ -17,8 +17,9 @@ use crate::registry::Status;
 use crate::report::{Report, ReportData};
 use crate::request::{ErrorCode, Failure, IncomingRequest, ReplyTo};
 use crate::wire::{
-    encode_frame, encode_report, encode_report_spliced, encode_request, encode_response, ContentView, EncodedTargets,
-    Frame, PutTargets, ReportRef, RequestView, ResponseView, TargetView, WireFailure,
+    encode_frame, encode_report, encode_report_spliced, encode_request, encode_response,
+    ContentView, EncodedTargets, Frame, PutTargets, ReportRef, RequestView, ResponseView,
+    TargetView, WireFailure,
 };
 
 /// What the handshake told about the peer.
@@ -188,7 +189,9 @@ impl Link {
     /// fit closes the link (the peer stopped reading).
     pub(crate) fn send_frame(&self, frame: &Frame) -> Result<(), Refused> {
         let is_report = matches!(frame, Frame::Report(_) | Frame::TargetedReport(_));
-        self.queue(is_report, frame.kind(), |buf| encode_frame(frame, buf, self.0.max_frame))
+        self.queue(is_report, frame.kind(), |buf| {
+            encode_frame(frame, buf, self.0.max_frame)
+        })
     }
 
     /// Sends a received report ([`crate::wire::ReportView::head`]) to the listed subscribers
@@ -198,17 +201,27 @@ impl Link {
         head: &[u8],
         targets: impl ExactSizeIterator<Item = TargetView<'t>>,
     ) -> Result<(), Refused> {
-        self.queue(true, "Report", |buf| encode_report_spliced(head, targets, buf, self.0.max_frame))
+        self.queue(true, "Report", |buf| {
+            encode_report_spliced(head, targets, buf, self.0.max_frame)
+        })
     }
 
     /// Queues a received frame (header included) as it is.
     /// The frame was accepted under the receiving exchange's size cap, which may be larger
     /// than this link's: it is checked again, as an encoded frame would be.
-    pub(crate) fn send_raw(&self, frame: &[u8], is_report: bool, kind: &str) -> Result<(), Refused> {
+    pub(crate) fn send_raw(
+        &self,
+        frame: &[u8],
+        is_report: bool,
+        kind: &str,
+    ) -> Result<(), Refused> {
         self.queue(is_report, kind, |buf| {
             let len = frame.len().saturating_sub(4);
             if len > self.0.max_frame {
-                return Err(crate::wire::CodecError::TooLarge { len, max: self.0.max_frame });
+                return Err(crate::wire::CodecError::TooLarge {
+                    len,
+                    max: self.0.max_frame,
+                });
             }
             buf.extend_from_slice(frame);
             Ok(())
@@ -230,10 +243,17 @@ impl Link {
             // Reports are dropped at the limit; other frames have headroom above it (half the
             // limit again), so that a slow reader whose buffer is full of reports still gets
             // its notices and answers; past that, the peer is not reading at all.
-            let limit = if is_report { self.0.limit } else { self.0.limit.saturating_add(self.0.limit / 2) };
+            let limit = if is_report {
+                self.0.limit
+            } else {
+                self.0.limit.saturating_add(self.0.limit / 2)
+            };
             if out.buf.len() >= limit {
                 if is_report {
-                    self.0.counters.reports_dropped.fetch_add(1, Ordering::Relaxed);
+                    self.0
+                        .counters
+                        .reports_dropped
+                        .fetch_add(1, Ordering::Relaxed);
                     let dropped = self.0.dropped_reports.fetch_add(1, Ordering::Relaxed) + 1;
                     if dropped.is_power_of_two() {
                         tracing::warn!(
@@ -303,7 +323,12 @@ impl Link {
             let (closed, overflowed, frames, reports) = {
                 let mut out = self.lock();
                 std::mem::swap(&mut out.buf, &mut chunk);
-                (out.closed, out.overflowed, std::mem::take(&mut out.frames), std::mem::take(&mut out.reports))
+                (
+                    out.closed,
+                    out.overflowed,
+                    std::mem::take(&mut out.frames),
+                    std::mem::take(&mut out.reports),
+                )
             };
             if overflowed {
                 return Err(std::io::Error::new(
@@ -312,29 +337,41 @@ impl Link {
                 ));
             }
             if frames > 0 {
-                self.0.counters.frames_sent.fetch_add(frames, Ordering::Relaxed);
-                self.0.counters.reports_sent.fetch_add(reports, Ordering::Relaxed);
+                self.0
+                    .counters
+                    .frames_sent
+                    .fetch_add(frames, Ordering::Relaxed);
+                self.0
+                    .counters
+                    .reports_sent
+                    .fetch_add(reports, Ordering::Relaxed);
             }
             if !chunk.is_empty() {
-                let written =
-                    match flush_by.or_else(|| closed.then(|| tokio::time::Instant::now() + self.0.stall_limit)) {
-                        Some(deadline) => {
-                            flush_by = Some(deadline);
-                            let write = self.write_all(&mut sink, probe.as_mut(), &chunk);
-                            tokio::time::timeout_at(deadline, write).await.unwrap_or_else(|_| {
+                let written = match flush_by
+                    .or_else(|| closed.then(|| tokio::time::Instant::now() + self.0.stall_limit))
+                {
+                    Some(deadline) => {
+                        flush_by = Some(deadline);
+                        let write = self.write_all(&mut sink, probe.as_mut(), &chunk);
+                        tokio::time::timeout_at(deadline, write)
+                            .await
+                            .unwrap_or_else(|_| {
                                 Err(std::io::Error::new(
                                     std::io::ErrorKind::TimedOut,
                                     "closing: the peer did not take the last frames in time",
                                 ))
                             })
-                        }
-                        None => self.write_all(&mut sink, probe.as_mut(), &chunk).await,
-                    };
+                    }
+                    None => self.write_all(&mut sink, probe.as_mut(), &chunk).await,
+                };
                 if let Err(e) = written {
                     self.discard();
                     return Err(e);
                 }
-                self.0.counters.bytes_written.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                self.0
+                    .counters
+                    .bytes_written
+                    .fetch_add(chunk.len() as u64, Ordering::Relaxed);
                 if self.0.has_backlog.load(Ordering::Acquire) {
                     if let Some(router) = self.0.router.get().and_then(std::sync::Weak::upgrade) {
                         router.refill(self);
@@ -446,7 +483,10 @@ impl Link {
 
     /// The current binding of `agent` if it is now reached through another, open link.
     pub(crate) fn reroute(&self, agent: AgentId) -> Option<Binding> {
-        self.0.net.lookup(agent).filter(|b| b.link().is_none_or(|l| !l.same(self) && !l.is_closed()))
+        self.0
+            .net
+            .lookup(agent)
+            .filter(|b| b.link().is_none_or(|l| !l.same(self) && !l.is_closed()))
     }
 
     /// Relays a received response or failure (header included) as it is. One over this link's
@@ -462,7 +502,11 @@ impl Link {
     ) {
         if let Err(Refused::Full) = self.send_raw(frame, false, kind) {
             let failure = instead(self.0.max_frame);
-            let _ = self.send_frame(&Frame::Failure { conversation, requester, failure });
+            let _ = self.send_frame(&Frame::Failure {
+                conversation,
+                requester,
+                failure,
+            });
         }
     }
 
@@ -471,10 +515,16 @@ impl Link {
         let frame = match delivery {
             Delivery::Report(report) => {
                 let targets = [(target.agent(), report.pattern)];
-                return ReportFanout::send_remote(&report.data, std::iter::once((self, &targets[..])));
+                return ReportFanout::send_remote(
+                    &report.data,
+                    std::iter::once((self, &targets[..])),
+                );
             }
             Delivery::Request(request) => return self.send_request(target, request),
-            Delivery::SubscriptionRequested { subscriber, pattern } => {
+            Delivery::SubscriptionRequested {
+                subscriber,
+                pattern,
+            } => {
                 if subscriber.link().is_none() && !self.carries(&subscriber) {
                     tracing::error!(
                         subscriber = %subscriber,
@@ -491,9 +541,14 @@ impl Link {
                     pattern: pattern.to_string(),
                 }
             }
-            Delivery::SubscriptionWithdrawn { subscriber, pattern } => {
-                Frame::SubscriptionWithdrawn { publisher: target.agent(), subscriber, pattern: pattern.to_string() }
-            }
+            Delivery::SubscriptionWithdrawn {
+                subscriber,
+                pattern,
+            } => Frame::SubscriptionWithdrawn {
+                publisher: target.agent(),
+                subscriber,
+                pattern: pattern.to_string(),
+            },
             Delivery::Publisher(notice) => Frame::PublisherNotice {
                 publisher: notice.publisher.agent(),
                 subscriber: target.agent(),
@@ -515,8 +570,16 @@ impl Link {
         content: ContentView<'_>,
         targets: &T,
     ) -> Result<(), Refused> {
-        let report = ReportRef { targeted, publisher, subject: subject.into(), content, targets };
-        self.queue(true, "Report", |buf| encode_report(&report, buf, self.0.max_frame))
+        let report = ReportRef {
+            targeted,
+            publisher,
+            subject: subject.into(),
+            content,
+            targets,
+        };
+        self.queue(true, "Report", |buf| {
+            encode_report(&report, buf, self.0.max_frame)
+        })
     }
 
     /// Whether `agent` is visible on the far side of this link: its audience is `*` or this
@@ -537,7 +600,11 @@ impl Link {
     /// from this hop, at once, instead of waiting for an answer that could never come back.
     /// (A target that is gone is the other reason a hop answers instead of passing a request
     /// on: 46, where the target is looked up.)
-    pub(crate) fn refuse_requester(&self, requester: &Binding, target: &Binding) -> Result<(), Failure> {
+    pub(crate) fn refuse_requester(
+        &self,
+        requester: &Binding,
+        target: &Binding,
+    ) -> Result<(), Failure> {
         if self.carries(requester) {
             return Ok(());
         }
@@ -557,7 +624,14 @@ impl Link {
     }
 
     fn send_request(&self, target: &Binding, request: IncomingRequest) -> Result<(), Refused> {
-        let IncomingRequest { conversation, method, args, sender, reply, reply_format } = request;
+        let IncomingRequest {
+            conversation,
+            method,
+            args,
+            sender,
+            reply,
+            reply_format,
+        } = request;
         if let Err(failure) = self.refuse_requester(&sender, target) {
             reply.fail(failure);
             return Ok(());
@@ -566,7 +640,9 @@ impl Link {
         // A relayed request is answered by requester agent, so only its failures are sent here.
         let relayed = match reply {
             ReplyTo::Local(tx) => {
-                self.0.net.add_pending(conversation, target.agent(), self, tx);
+                self.0
+                    .net
+                    .add_pending(conversation, target.agent(), self, tx);
                 None
             }
             remote => Some(remote),
@@ -582,7 +658,11 @@ impl Link {
                 requester: sender.agent(),
                 target: target.agent(),
                 method: method.as_ref().into(),
-                args: ContentView { format, type_name: clip_name(args.type_name()).into(), bytes },
+                args: ContentView {
+                    format,
+                    type_name: clip_name(args.type_name()).into(),
+                    bytes,
+                },
                 reply_format,
             };
             self.queue(false, "Request", |buf| encode_request(&request, buf, limit))
@@ -634,23 +714,39 @@ pub(crate) fn send_outcome(
             let response = ResponseView {
                 conversation,
                 requester: requester.agent(),
-                content: ContentView { format, type_name: clip_name(content.type_name()).into(), bytes },
+                content: ContentView {
+                    format,
+                    type_name: clip_name(content.type_name()).into(),
+                    bytes,
+                },
             };
-            link.queue(false, "Response", |buf| encode_response(&response, buf, link.0.max_frame))
+            link.queue(false, "Response", |buf| {
+                encode_response(&response, buf, link.0.max_frame)
+            })
         });
         match encoded {
             // Only a frame over the size cap is refused as "full": the requester is told.
             Ok(Err(Refused::Full)) => Err(Failure::netsvc(
                 ErrorCode::SERVER_RESPONSE_ENCODING_ERROR,
-                format!("response too large: over the link's frame size limit of {} bytes", link.0.max_frame),
+                format!(
+                    "response too large: over the link's frame size limit of {} bytes",
+                    link.0.max_frame
+                ),
             )),
             Ok(_) => Ok(()),
-            Err(e) => Err(Failure::netsvc(ErrorCode::SERVER_RESPONSE_ENCODING_ERROR, e.to_string())),
+            Err(e) => Err(Failure::netsvc(
+                ErrorCode::SERVER_RESPONSE_ENCODING_ERROR,
+                e.to_string(),
+            )),
         }
     });
     if let Err(failure) = response {
         let failure = WireFailure::from_failure(failure);
-        let _ = link.send_frame(&Frame::Failure { conversation, requester: requester.agent(), failure });
+        let _ = link.send_frame(&Frame::Failure {
+            conversation,
+            requester: requester.agent(),
+            failure,
+        });
     }
 }
 
@@ -669,7 +765,11 @@ pub(crate) struct ReportFanout {
 impl ReportFanout {
     /// An empty fan-out, valid while `net`'s routes stay as they are now.
     pub(crate) fn new(net: &Net) -> Self {
-        ReportFanout { generation: net.generation(), local: Vec::new(), remote: Vec::new() }
+        ReportFanout {
+            generation: net.generation(),
+            local: Vec::new(),
+            remote: Vec::new(),
+        }
     }
 
     /// Whether `net`'s routes are still those the fan-out was worked out with: a remote
@@ -686,7 +786,12 @@ impl ReportFanout {
     /// Adds a subscriber and the pattern it matched (if any). A remote subscriber is added by
     /// its current route in `net` (it may have moved to another link since it subscribed);
     /// one no longer in `net` is left out (its withdrawal is on its way).
-    pub(crate) fn add(&mut self, net: &Net, subscriber: &Binding, pattern: Option<&SubjectPattern>) {
+    pub(crate) fn add(
+        &mut self,
+        net: &Net,
+        subscriber: &Binding,
+        pattern: Option<&SubjectPattern>,
+    ) {
         let current;
         let subscriber = match subscriber.link() {
             None => subscriber,
@@ -701,7 +806,10 @@ impl ReportFanout {
         let Some(link) = subscriber.link() else {
             return self.local.push((subscriber.clone(), pattern.cloned()));
         };
-        let target = TargetView { subscriber: subscriber.agent(), pattern: pattern.map(|p| p.as_str().into()) };
+        let target = TargetView {
+            subscriber: subscriber.agent(),
+            pattern: pattern.map(|p| p.as_str().into()),
+        };
         match self.remote.iter_mut().find(|(l, _)| l.same(link)) {
             Some((_, targets)) => targets.push(target),
             None => {
@@ -715,13 +823,22 @@ impl ReportFanout {
     /// Sends `data` to every subscriber added.
     pub(crate) fn send(&self, data: ReportData) {
         if !self.remote.is_empty() {
-            let _ = Self::send_remote(&data, self.remote.iter().map(|(link, targets)| (link, targets)));
+            let _ = Self::send_remote(
+                &data,
+                self.remote.iter().map(|(link, targets)| (link, targets)),
+            );
         }
         if let Some(((last, last_pattern), rest)) = self.local.split_last() {
             for (subscriber, pattern) in rest {
-                subscriber.send(Delivery::Report(Report { data: data.clone(), pattern: pattern.clone() }));
+                subscriber.send(Delivery::Report(Report {
+                    data: data.clone(),
+                    pattern: pattern.clone(),
+                }));
             }
-            last.send(Delivery::Report(Report { data, pattern: last_pattern.clone() }));
+            last.send(Delivery::Report(Report {
+                data,
+                pattern: last_pattern.clone(),
+            }));
         }
     }
 
@@ -732,11 +849,20 @@ impl ReportFanout {
     ) -> Result<(), Refused> {
         let format = data.content.wire_format();
         let sent = data.content.with_bytes(format, |bytes| {
-            let content = ContentView { format, type_name: clip_name(data.content.type_name()).into(), bytes };
+            let content = ContentView {
+                format,
+                type_name: clip_name(data.content.type_name()).into(),
+                bytes,
+            };
             let mut result = Ok(());
             for (link, targets) in remote {
-                let sent =
-                    link.send_report(data.targeted, data.publisher.agent(), data.subject.as_str(), content, targets);
+                let sent = link.send_report(
+                    data.targeted,
+                    data.publisher.agent(),
+                    data.subject.as_str(),
+                    content,
+                    targets,
+                );
                 result = result.and(sent);
             }
             result
@@ -750,7 +876,12 @@ impl ReportFanout {
 
 impl WireFailure {
     pub(crate) fn from_failure(f: Failure) -> Self {
-        WireFailure { code: f.code.0, description: f.description, origin: f.origin, details: f.details }
+        WireFailure {
+            code: f.code.0,
+            description: f.description,
+            origin: f.origin,
+            details: f.details,
+        }
     }
 
     /// The same failure with its texts cut short (at a character boundary) to fit a frame
@@ -759,7 +890,10 @@ impl WireFailure {
     pub(crate) fn shortened(mut self, max: usize) -> Self {
         fn cut(text: &mut String, len: usize) {
             if text.len() > len {
-                let at = (0..=len).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+                let at = (0..=len)
+                    .rev()
+                    .find(|&i| text.is_char_boundary(i))
+                    .unwrap_or(0);
                 text.truncate(at);
             }
         }
@@ -792,10 +926,19 @@ mod tests {
 
     #[test]
     fn a_shortened_failure_fits_and_cuts_at_character_boundaries() {
-        let f = WireFailure { code: 7, description: "é".repeat(100), origin: "o".repeat(100), details: "ab".into() };
+        let f = WireFailure {
+            code: 7,
+            description: "é".repeat(100),
+            origin: "o".repeat(100),
+            details: "ab".into(),
+        };
         let short = f.shortened(101);
         assert_eq!(short.code, 7);
-        assert_eq!(short.description, "é".repeat(12), "25 bytes allowed: 12 two-byte characters");
+        assert_eq!(
+            short.description,
+            "é".repeat(12),
+            "25 bytes allowed: 12 two-byte characters"
+        );
         assert_eq!((short.origin.len(), short.details.as_str()), (12, "ab"));
     }
 
@@ -804,8 +947,14 @@ mod tests {
         let limits = (1 << 20, 8, std::time::Duration::from_secs(1));
         let link = Link::new(Net::new(), None, true, limits, Arc::default());
         assert!(link.send_raw(&frame(8), false, "Request").is_ok());
-        assert!(matches!(link.send_raw(&frame(9), false, "Request"), Err(Refused::Full)));
-        assert!(matches!(link.send_raw(&frame(9), true, "Report"), Err(Refused::Full)));
+        assert!(matches!(
+            link.send_raw(&frame(9), false, "Request"),
+            Err(Refused::Full)
+        ));
+        assert!(matches!(
+            link.send_raw(&frame(9), true, "Report"),
+            Err(Refused::Full)
+        ));
         // Only the frame that fits was queued, and the link stays open.
         let out = link.lock();
         assert_eq!((out.buf.len(), out.frames, out.closed), (12, 1, false));

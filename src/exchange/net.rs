@@ -71,7 +71,12 @@ impl Net {
     }
 
     pub(crate) fn lookup(&self, agent: AgentId) -> Option<Binding> {
-        self.table.read().unwrap_or_else(|p| p.into_inner()).current.get(&agent).cloned()
+        self.table
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .current
+            .get(&agent)
+            .cloned()
     }
 
     /// Adds a route. Returns `true` when the agent was not known (it is new to this node);
@@ -139,17 +144,31 @@ impl Net {
             // Requesters that gave up (timeouts) leave closed senders behind.
             pending.retain(|_, p| !p.reply.is_closed());
         }
-        pending.insert(conversation, Pending { reply, target, link: link.clone() });
+        pending.insert(
+            conversation,
+            Pending {
+                reply,
+                target,
+                link: link.clone(),
+            },
+        );
     }
 
     pub(crate) fn forget_pending(&self, conversation: ConversationId) {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&conversation);
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&conversation);
     }
 
     /// Answers a pending request (a response or failure arrived). Unknown or abandoned
     /// conversations are dropped.
     pub(crate) fn complete(&self, conversation: ConversationId, outcome: Outcome) {
-        let entry = self.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&conversation);
+        let entry = self
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&conversation);
         if let Some(p) = entry {
             let _ = p.reply.send(outcome);
         }
@@ -163,18 +182,27 @@ impl Net {
 
     /// Fails every pending request sent on `link` (it went down; answers cannot come back).
     pub(crate) fn fail_pending_via(&self, link: &Link) {
-        self.fail_pending(|p| p.link.same(link), "the connection to the service was lost before it responded");
+        self.fail_pending(
+            |p| p.link.same(link),
+            "the connection to the service was lost before it responded",
+        );
     }
 
     fn fail_pending(&self, which: impl Fn(&Pending) -> bool, description: &str) {
         let failed: Vec<(ConversationId, Pending)> = {
             let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            let ids: Vec<ConversationId> = pending.iter().filter(|(_, p)| which(p)).map(|(id, _)| *id).collect();
-            ids.into_iter().filter_map(|id| pending.remove(&id).map(|p| (id, p))).collect()
+            let ids: Vec<ConversationId> = pending
+                .iter()
+                .filter(|(_, p)| which(p))
+                .map(|(id, _)| *id)
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| pending.remove(&id).map(|p| (id, p)))
+                .collect()
         };
         for (conversation, p) in failed {
-            let failure =
-                Failure::netsvc(ErrorCode::SERVER_APPLICATION_ERROR, description).with_conversation(conversation);
+            let failure = Failure::netsvc(ErrorCode::SERVER_APPLICATION_ERROR, description)
+                .with_conversation(conversation);
             let _ = p.reply.send(Err(Box::new(failure)));
         }
     }
@@ -221,9 +249,19 @@ mod tests {
         let known = net.generation();
         assert_ne!(known, start, "a new agent");
         assert!(!net.insert(via(&b, agent)));
-        assert!(matches!(net.remove(AgentId::random(), Some(&a)), RouteRemoved::Unchanged));
-        assert_eq!(net.generation(), known, "an alternate, an unknown agent: lookups see nothing new");
-        assert!(matches!(net.remove(agent, Some(&a)), RouteRemoved::Rerouted(_)));
+        assert!(matches!(
+            net.remove(AgentId::random(), Some(&a)),
+            RouteRemoved::Unchanged
+        ));
+        assert_eq!(
+            net.generation(),
+            known,
+            "an alternate, an unknown agent: lookups see nothing new"
+        );
+        assert!(matches!(
+            net.remove(agent, Some(&a)),
+            RouteRemoved::Rerouted(_)
+        ));
         let moved = net.generation();
         assert_ne!(moved, known, "moved to the alternate");
         assert!(matches!(net.remove(agent, Some(&b)), RouteRemoved::Gone(_)));

@@ -111,7 +111,9 @@ impl<R: AsyncRead + Unpin> futures_core::Stream for FrameChunks<R> {
                 return Poll::Ready(Some(chunk));
             }
             // Room for the rest of the frame at the front (its size is already checked).
-            let wanted = (HEADER + announced_len(&this.buf).unwrap_or(0)).saturating_sub(this.buf.len()).max(READ_MIN);
+            let wanted = (HEADER + announced_len(&this.buf).unwrap_or(0))
+                .saturating_sub(this.buf.len())
+                .max(READ_MIN);
             if this.buf.capacity() - this.buf.len() < wanted {
                 // The chunks handed out are dropped by now: take the space back rather than
                 // allocate (a fresh large buffer per read would also fragment the heap).
@@ -188,13 +190,19 @@ mod tests {
         let mut chunks = FrameChunks::new(&bytes[..], 1024);
         assert_eq!(&chunks.next().await.unwrap().unwrap()[..], &bytes[..5]);
         let err = chunks.next().await.unwrap().unwrap_err();
-        assert_eq!(err.to_string(), "frame of 65536 bytes exceeds the maximum of 1024 bytes");
+        assert_eq!(
+            err.to_string(),
+            "frame of 65536 bytes exceeds the maximum of 1024 bytes"
+        );
         assert!(chunks.next().await.is_none());
 
         let cut = &frame(&[1, 2, 3])[..5];
         let mut chunks = FrameChunks::new(cut, 1024);
         let err = chunks.next().await.unwrap().unwrap_err();
-        assert!(err.to_string().contains("in the middle of a frame"), "{err}");
+        assert!(
+            err.to_string().contains("in the middle of a frame"),
+            "{err}"
+        );
         assert!(chunks.next().await.is_none());
     }
 }

@@ -57,7 +57,10 @@ const REFILL_STEP: usize = 256 * 1024;
 fn fill(entry: &mut LinkEntry, known: &HashMap<AgentId, Known>, by_seq: &BTreeMap<u64, AgentId>) {
     let Some(mut next) = entry.next else { return };
     let link = &entry.link;
-    let stop = link.queued().saturating_add(REFILL_STEP).min(link.limit().saturating_add(link.limit() / 4));
+    let stop = link
+        .queued()
+        .saturating_add(REFILL_STEP)
+        .min(link.limit().saturating_add(link.limit() / 4));
     let mut waiting = by_seq.range(next..);
     while link.queued() < stop && !link.is_closed() {
         let Some((&seq, agent)) = waiting.next() else {
@@ -116,7 +119,10 @@ fn info(known: &Known) -> ServiceInfo {
 
 impl Router {
     pub(crate) fn new(my_process: ProcessId) -> Self {
-        Router { my_process, state: Mutex::new(State::default()) }
+        Router {
+            my_process,
+            state: Mutex::new(State::default()),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -140,7 +146,11 @@ impl Router {
         if !binding.name().is_anonymous() {
             known_groups.extend(groups.iter().cloned());
         }
-        let known = Known { binding: binding.clone(), groups: known_groups, seq };
+        let known = Known {
+            binding: binding.clone(),
+            groups: known_groups,
+            seq,
+        };
         for entry in &mut state.links {
             let eligible = eligible(&known.binding, &entry.link);
             if eligible && !entry.announced.contains(&agent) {
@@ -155,7 +165,9 @@ impl Router {
                     continue;
                 }
                 entry.announced.insert(agent);
-                let _ = entry.link.send_frame(&Frame::ServiceAvailable(info(&known)));
+                let _ = entry
+                    .link
+                    .send_frame(&Frame::ServiceAvailable(info(&known)));
             } else if !eligible && entry.announced.remove(&agent) {
                 let _ = entry.link.send_frame(&Frame::ServiceWithdrawn { agent });
             }
@@ -191,9 +203,13 @@ impl Router {
     pub(crate) fn announce_first(&self, link: &Link, agent: AgentId) {
         let mut guard = self.lock();
         let state = &mut *guard;
-        let Some(entry) = state.links.iter_mut().find(|e| e.link.same(link)) else { return };
+        let Some(entry) = state.links.iter_mut().find(|e| e.link.same(link)) else {
+            return;
+        };
         let Some(next) = entry.next else { return };
-        let Some(k) = state.known.get(&agent) else { return };
+        let Some(k) = state.known.get(&agent) else {
+            return;
+        };
         if k.seq >= next && eligible(&k.binding, link) && entry.announced.insert(agent) {
             let _ = link.send_frame(&Frame::ServiceAvailable(info(k)));
         }
@@ -202,19 +218,31 @@ impl Router {
     /// A service joined (`true`) or left a group.
     pub(crate) fn group_changed(&self, agent: AgentId, group: &GroupName, joined: bool) {
         let mut state = self.lock();
-        let Some(known) = state.known.get_mut(&agent) else { return };
+        let Some(known) = state.known.get_mut(&agent) else {
+            return;
+        };
         if known.binding.name().is_anonymous() {
             return;
         }
-        let changed = if joined { known.groups.insert(group.clone()) } else { known.groups.remove(group) };
+        let changed = if joined {
+            known.groups.insert(group.clone())
+        } else {
+            known.groups.remove(group)
+        };
         if !changed {
             return;
         }
         // A service still waiting for a link's cursor is announced with its groups then.
         let frame = if joined {
-            Frame::GroupJoined { agent, group: group.to_string() }
+            Frame::GroupJoined {
+                agent,
+                group: group.to_string(),
+            }
         } else {
-            Frame::GroupLeft { agent, group: group.to_string() }
+            Frame::GroupLeft {
+                agent,
+                group: group.to_string(),
+            }
         };
         for entry in &state.links {
             if entry.announced.contains(&agent) {
@@ -226,17 +254,26 @@ impl Router {
     /// A link finished its handshake. Returns `false` when it duplicates a link to the same
     /// process and was dropped (it has been marked and closed).
     pub(crate) fn link_up(&self, link: &Link) -> bool {
-        let Some(peer) = link.peer().cloned() else { return false };
+        let Some(peer) = link.peer().cloned() else {
+            return false;
+        };
         let mut state = self.lock();
         // A second link to the same process: keep the one opened by the process with the
         // smaller identity (both sides decide the same), else the older one.
-        if let Some(at) = state.links.iter().position(|e| e.link.peer().is_some_and(|p| p.process == peer.process)) {
+        if let Some(at) = state
+            .links
+            .iter()
+            .position(|e| e.link.peer().is_some_and(|p| p.process == peer.process))
+        {
             let opened_by_smaller = |initiated: bool| initiated == (self.my_process < peer.process);
             let existing = state.links[at].link.clone();
-            let new_wins = opened_by_smaller(link.initiated()) && !opened_by_smaller(existing.initiated());
+            let new_wins =
+                opened_by_smaller(link.initiated()) && !opened_by_smaller(existing.initiated());
             let loser = if new_wins { existing } else { link.clone() };
             tracing::info!(peer = %peer.node, process = %peer.process, "duplicate link to the same process; dropping one");
-            let _ = loser.send_frame(&Frame::Goodbye { reason: "duplicate link".into() });
+            let _ = loser.send_frame(&Frame::Goodbye {
+                reason: "duplicate link".into(),
+            });
             loser.mark_duplicate();
             loser.close();
             if !new_wins {
@@ -247,7 +284,11 @@ impl Router {
         // The known services are announced from the link's cursor as its writer drains.
         let state = &mut *state;
         let next = state.by_seq.keys().next().copied();
-        let mut entry = LinkEntry { link: link.clone(), announced: HashSet::new(), next };
+        let mut entry = LinkEntry {
+            link: link.clone(),
+            announced: HashSet::new(),
+            next,
+        };
         link.set_backlog(next.is_some());
         fill(&mut entry, &state.known, &state.by_seq);
         state.links.push(entry);
@@ -275,7 +316,11 @@ mod tests {
         let group = (!group.is_empty()).then(|| GroupName::new(group).unwrap());
         let limits = (1 << 20, 1 << 20, std::time::Duration::from_secs(1));
         let link = Link::new(net.clone(), group, true, limits, Arc::default());
-        link.set_peer(Peer { process: ProcessId::random(), node: "peer".into(), hub });
+        link.set_peer(Peer {
+            process: ProcessId::random(),
+            node: "peer".into(),
+            hub,
+        });
         link
     }
 
@@ -324,7 +369,9 @@ mod tests {
         router.group_changed(agent(N - 2), &GroupName::new("g").unwrap(), true);
         assert!(link.take_queued().is_empty());
         router.service_withdrawn(agent(0));
-        assert!(matches!(&link.take_queued()[..], [Frame::ServiceWithdrawn { agent: a }] if *a == agent(0)));
+        assert!(
+            matches!(&link.take_queued()[..], [Frame::ServiceWithdrawn { agent: a }] if *a == agent(0))
+        );
         // A service that appears now waits its turn behind the cursor.
         let late = service("*", None);
         router.service_available(&late, &[]);
@@ -345,29 +392,45 @@ mod tests {
                 _ => None,
             }));
         }
-        assert_eq!(announced.len(), N, "every service but the one withdrawn while waiting, and the late one");
+        assert_eq!(
+            announced.len(),
+            N,
+            "every service but the one withdrawn while waiting, and the late one"
+        );
         let agents: HashSet<AgentId> = announced.iter().map(|(a, _)| *a).collect();
         assert_eq!(agents.len(), N, "each once");
         assert!(!agents.contains(&agent(N - 3)) && agents.contains(&late.agent()));
-        let grouped = announced.iter().find(|(a, _)| *a == agent(N - 2)).map(|(_, g)| g.clone());
+        let grouped = announced
+            .iter()
+            .find(|(a, _)| *a == agent(N - 2))
+            .map(|(_, g)| g.clone());
         assert_eq!(grouped, Some(vec!["g".to_owned()]));
         // Nothing left: a new service is announced at once.
         let now = service("*", None);
         router.service_available(&now, &[]);
-        assert!(matches!(&link.take_queued()[..], [Frame::ServiceAvailable(i)] if i.agent == now.agent()));
+        assert!(
+            matches!(&link.take_queued()[..], [Frame::ServiceAvailable(i)] if i.agent == now.agent())
+        );
     }
 
     #[test]
     fn the_server_mesh_rule_holds_inside_one_exchange_group_only() {
         let net = Net::new();
-        let (public_hub, other_public_hub, public_client) =
-            (link(&net, "", true), link(&net, "", true), link(&net, "", false));
-        let (private_hub, private_client) = (link(&net, "private", true), link(&net, "private", false));
+        let (public_hub, other_public_hub, public_client) = (
+            link(&net, "", true),
+            link(&net, "", true),
+            link(&net, "", false),
+        );
+        let (private_hub, private_client) =
+            (link(&net, "private", true), link(&net, "private", false));
 
         // Learned from a hub: not passed to another hub of the same group, passed to a client
         // of it, and to a hub of another group.
         let public = service("*", Some(&public_hub));
-        assert!(!eligible(&public, &public_hub), "never back where it came from");
+        assert!(
+            !eligible(&public, &public_hub),
+            "never back where it came from"
+        );
         assert!(!eligible(&public, &other_public_hub));
         assert!(eligible(&public, &public_client));
         assert!(eligible(&public, &private_hub));

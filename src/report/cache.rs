@@ -49,15 +49,32 @@ impl ReportCache {
             }
             Lifetime::For(d) => {
                 let now = now();
-                (now, Some(now.checked_add(d).unwrap_or(now + Duration::from_secs(u32::MAX as u64))))
+                (
+                    now,
+                    Some(
+                        now.checked_add(d)
+                            .unwrap_or(now + Duration::from_secs(u32::MAX as u64)),
+                    ),
+                )
             }
             Lifetime::Forever => (now(), None),
         };
-        self.entries.insert(subject.clone(), Cached { content: content.clone(), posted: now, expires });
+        self.entries.insert(
+            subject.clone(),
+            Cached {
+                content: content.clone(),
+                posted: now,
+                expires,
+            },
+        );
     }
 
     /// Unexpired cached reports matching `pattern`; expired matching entries are dropped.
-    pub(crate) fn matching(&mut self, pattern: &SubjectPattern, now: Instant) -> Vec<(Subject, Payload)> {
+    pub(crate) fn matching(
+        &mut self,
+        pattern: &SubjectPattern,
+        now: Instant,
+    ) -> Vec<(Subject, Payload)> {
         let mut found = Vec::new();
         self.entries.retain(|subject, cached| {
             if !pattern.matches(subject.as_str()) {
@@ -134,10 +151,25 @@ mod tests {
     fn timed_lifetime_expires_lazily() {
         let mut cache = ReportCache::default();
         let t0 = Instant::now();
-        cache.post(&subject("a.x"), &Payload::new(1u32), Lifetime::secs(10), || t0);
-        cache.post(&subject("b.x"), &Payload::new(1u32), Lifetime::secs(10), || t0);
-        assert_eq!(subjects(cache.matching(&pattern("a.*"), t0 + Duration::from_secs(9))), ["a.x"]);
-        assert!(cache.matching(&pattern("a.*"), t0 + Duration::from_secs(10)).is_empty());
+        cache.post(
+            &subject("a.x"),
+            &Payload::new(1u32),
+            Lifetime::secs(10),
+            || t0,
+        );
+        cache.post(
+            &subject("b.x"),
+            &Payload::new(1u32),
+            Lifetime::secs(10),
+            || t0,
+        );
+        assert_eq!(
+            subjects(cache.matching(&pattern("a.*"), t0 + Duration::from_secs(9))),
+            ["a.x"]
+        );
+        assert!(cache
+            .matching(&pattern("a.*"), t0 + Duration::from_secs(10))
+            .is_empty());
         // The expired "a.x" was dropped by the read; "b.x" stays until purged.
         assert_eq!(cache.len(), 1);
         cache.purge(t0 + Duration::from_secs(11));
@@ -148,12 +180,30 @@ mod tests {
     fn expire_by_pattern_and_age() {
         let mut cache = ReportCache::default();
         let t0 = Instant::now();
-        cache.post(&subject("sys.old"), &Payload::new(1u32), Lifetime::Forever, || t0);
-        cache.post(&subject("sys.new"), &Payload::new(1u32), Lifetime::Forever, || t0 + Duration::from_secs(50));
-        cache.post(&subject("app.old"), &Payload::new(1u32), Lifetime::Forever, || t0);
+        cache.post(
+            &subject("sys.old"),
+            &Payload::new(1u32),
+            Lifetime::Forever,
+            || t0,
+        );
+        cache.post(
+            &subject("sys.new"),
+            &Payload::new(1u32),
+            Lifetime::Forever,
+            || t0 + Duration::from_secs(50),
+        );
+        cache.post(
+            &subject("app.old"),
+            &Payload::new(1u32),
+            Lifetime::Forever,
+            || t0,
+        );
         let now = t0 + Duration::from_secs(60);
         cache.expire(Some(&pattern("sys.*")), Duration::from_secs(30), now);
-        assert_eq!(subjects(cache.matching(&pattern("*"), now)), ["app.old", "sys.new"]);
+        assert_eq!(
+            subjects(cache.matching(&pattern("*"), now)),
+            ["app.old", "sys.new"]
+        );
         cache.expire(None, Duration::from_secs(30), now);
         assert_eq!(subjects(cache.matching(&pattern("*"), now)), ["sys.new"]);
         cache.expire(None, Duration::ZERO, now);

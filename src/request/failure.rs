@@ -124,7 +124,10 @@ impl Failure {
 
     /// A failure produced by netsvc itself.
     pub(crate) fn netsvc(code: ErrorCode, description: impl Into<String>) -> Self {
-        Failure { origin: NETSVC_ORIGIN.to_owned(), ..Failure::new(code, description) }
+        Failure {
+            origin: NETSVC_ORIGIN.to_owned(),
+            ..Failure::new(code, description)
+        }
     }
 
     /// The same failure with `details`.
@@ -189,10 +192,15 @@ mod tests {
     fn application_failures_take_the_service_as_origin_unless_given() {
         let f = Failure::new(ErrorCode(100), "out of range").with_default_origin("calculator");
         assert_eq!(f.origin, "calculator");
-        let f = Failure::new(ErrorCode(100), "x").with_origin("mine").with_default_origin("calculator");
+        let f = Failure::new(ErrorCode(100), "x")
+            .with_origin("mine")
+            .with_default_origin("calculator");
         assert_eq!(f.origin, "mine");
         let f = Failure::netsvc(ErrorCode::CLIENT_REQUEST_TIMEOUT, "slow").with_details("1s");
         assert_eq!((f.origin.as_str(), f.details.as_str()), ("netsvc", "1s"));
-        assert_eq!(f.to_string(), "request failed (47 CLIENT_REQUEST_TIMEOUT): slow");
+        assert_eq!(
+            f.to_string(),
+            "request failed (47 CLIENT_REQUEST_TIMEOUT): slow"
+        );
     }
 }

@@ -25,10 +25,12 @@ use crate::inbox::{Delivery, Inbox};
 use crate::names::{AgentId, GroupName, IdMap, IntoName, ServiceName, Subject, SubjectPattern};
 use crate::node::Node;
 use crate::payload::{Content, Payload};
-use crate::registry::{JoinGroup, LeaveGroup, RegistryEvent, Status, Subscribe, Unsubscribe, Watch};
+use crate::registry::{
+    JoinGroup, LeaveGroup, RegistryEvent, Status, Subscribe, Unsubscribe, Watch,
+};
 use crate::report::{
-    IntoTarget, Lifetime, PublisherNotice, Report, ReportCache, ReportData, SubscriptionNotice, SubscriptionStatus,
-    Target,
+    IntoTarget, Lifetime, PublisherNotice, Report, ReportCache, ReportData, SubscriptionNotice,
+    SubscriptionStatus, Target,
 };
 
 /// A notice for one of the service's hooks, produced by the broker.
@@ -66,7 +68,10 @@ pub(crate) struct Broker {
 
 impl Broker {
     pub(crate) fn with_groups(groups: Vec<GroupName>) -> Self {
-        Broker { groups: groups.into_iter().collect(), ..Broker::default() }
+        Broker {
+            groups: groups.into_iter().collect(),
+            ..Broker::default()
+        }
     }
 
     /// The subscribers, for changing them: the cached fan-out is dropped first, so no change
@@ -128,23 +133,37 @@ impl Broker {
         let entry = self
             .publishers
             .entry(agent)
-            .or_insert_with(|| PublisherEntry { binding: publisher.clone(), patterns: BTreeSet::new() });
+            .or_insert_with(|| PublisherEntry {
+                binding: publisher.clone(),
+                patterns: BTreeSet::new(),
+            });
         entry.binding = publisher.clone();
         for p in desired.difference(&entry.patterns.clone()) {
             entry.patterns.insert(p.clone());
-            publisher.send(Delivery::SubscriptionRequested { subscriber: me.clone(), pattern: p.clone() });
+            publisher.send(Delivery::SubscriptionRequested {
+                subscriber: me.clone(),
+                pattern: p.clone(),
+            });
         }
         let stale: Vec<SubjectPattern> = entry.patterns.difference(&desired).cloned().collect();
         for p in stale {
             entry.patterns.remove(&p);
-            publisher.send(Delivery::SubscriptionWithdrawn { subscriber: me.agent(), pattern: p });
+            publisher.send(Delivery::SubscriptionWithdrawn {
+                subscriber: me.agent(),
+                pattern: p,
+            });
         }
         if entry.patterns.is_empty() {
             self.publishers.remove(&agent);
         }
     }
 
-    pub(crate) fn on_registry_event(&mut self, node: &Node, me: &Binding, event: RegistryEvent) -> Vec<Notice> {
+    pub(crate) fn on_registry_event(
+        &mut self,
+        node: &Node,
+        me: &Binding,
+        event: RegistryEvent,
+    ) -> Vec<Notice> {
         if event.group.is_some() {
             return Vec::new();
         }
@@ -191,7 +210,10 @@ impl Broker {
         let entry = self
             .subscribers_mut()
             .entry(agent)
-            .or_insert_with(|| SubscriberEntry { binding: subscriber.clone(), patterns: Vec::new() });
+            .or_insert_with(|| SubscriberEntry {
+                binding: subscriber.clone(),
+                patterns: Vec::new(),
+            });
         if entry.patterns.contains(&pattern) {
             return Vec::new();
         }
@@ -205,10 +227,22 @@ impl Broker {
             }));
         }
         for (subject, content) in self.cache.matching(&pattern, Instant::now()) {
-            let data = ReportData { publisher: me.clone(), subject, content, targeted: false };
-            subscriber.send(Delivery::Report(Report { data, pattern: Some(pattern.clone()) }));
+            let data = ReportData {
+                publisher: me.clone(),
+                subject,
+                content,
+                targeted: false,
+            };
+            subscriber.send(Delivery::Report(Report {
+                data,
+                pattern: Some(pattern.clone()),
+            }));
         }
-        vec![Notice::Subscription(SubscriptionNotice { subscriber, pattern, status: SubscriptionStatus::Requested })]
+        vec![Notice::Subscription(SubscriptionNotice {
+            subscriber,
+            pattern,
+            status: SubscriptionStatus::Requested,
+        })]
     }
 
     pub(crate) fn on_subscription_withdrawn(
@@ -218,8 +252,12 @@ impl Broker {
         agent: AgentId,
         pattern: SubjectPattern,
     ) -> Vec<Notice> {
-        let Some(entry) = self.subscribers_mut().get_mut(&agent) else { return Vec::new() };
-        let Some(at) = entry.patterns.iter().position(|p| *p == pattern) else { return Vec::new() };
+        let Some(entry) = self.subscribers_mut().get_mut(&agent) else {
+            return Vec::new();
+        };
+        let Some(at) = entry.patterns.iter().position(|p| *p == pattern) else {
+            return Vec::new();
+        };
         entry.patterns.remove(at);
         let subscriber = entry.binding.clone();
         if entry.patterns.is_empty() {
@@ -231,7 +269,11 @@ impl Broker {
                 status: Status::Withdrawn,
             }));
         }
-        vec![Notice::Subscription(SubscriptionNotice { subscriber, pattern, status: SubscriptionStatus::Withdrawn })]
+        vec![Notice::Subscription(SubscriptionNotice {
+            subscriber,
+            pattern,
+            status: SubscriptionStatus::Withdrawn,
+        })]
     }
 }
 
@@ -249,8 +291,14 @@ impl<S: Service> ServiceContext<S> {
         match group.into_name() {
             Ok(group) => {
                 if self.core.broker.groups.insert(group.clone()) {
-                    self.core.node.router().group_changed(self.core.binding.agent(), &group, true);
-                    self.core.node.registry().do_send(JoinGroup(self.core.binding.agent(), group));
+                    self.core
+                        .node
+                        .router()
+                        .group_changed(self.core.binding.agent(), &group, true);
+                    self.core
+                        .node
+                        .registry()
+                        .do_send(JoinGroup(self.core.binding.agent(), group));
                 }
             }
             Err(e) => refuse(&self.core.binding, "join_group", e),
@@ -262,8 +310,14 @@ impl<S: Service> ServiceContext<S> {
         match group.into_name() {
             Ok(group) => {
                 if self.core.broker.groups.remove(&group) {
-                    self.core.node.router().group_changed(self.core.binding.agent(), &group, false);
-                    self.core.node.registry().do_send(LeaveGroup(self.core.binding.agent(), group));
+                    self.core
+                        .node
+                        .router()
+                        .group_changed(self.core.binding.agent(), &group, false);
+                    self.core
+                        .node
+                        .registry()
+                        .do_send(LeaveGroup(self.core.binding.agent(), group));
                 }
             }
             Err(e) => refuse(&self.core.binding, "leave_group", e),
@@ -354,11 +408,19 @@ impl<S: Service> ServiceContext<S> {
     /// Publishes a report to every subscriber whose pattern matches `subject` (once per
     /// matching pattern) and caches it for `lifetime`. In-process subscribers share the value;
     /// nothing is serialized. An invalid subject is logged and nothing is published.
-    pub fn publish_report<T: Content>(&mut self, subject: impl IntoName<Subject>, content: T, lifetime: Lifetime) {
+    pub fn publish_report<T: Content>(
+        &mut self,
+        subject: impl IntoName<Subject>,
+        content: T,
+        lifetime: Lifetime,
+    ) {
         // A publisher usually repeats its subjects: an equal string reuses the last one
         // validated instead of validating and allocating it again.
         let last = &mut self.core.broker.last_subject;
-        let subject = match last.as_ref().filter(|l| subject.unvalidated() == Some(l.as_str())) {
+        let subject = match last
+            .as_ref()
+            .filter(|l| subject.unvalidated() == Some(l.as_str()))
+        {
             Some(l) => l.clone(),
             None => match subject.into_name() {
                 Ok(s) => last.insert(s).clone(),
@@ -370,7 +432,9 @@ impl<S: Service> ServiceContext<S> {
 
     fn publish_payload(&mut self, subject: Subject, content: Payload, lifetime: Lifetime) {
         let broker = &mut self.core.broker;
-        broker.cache.post(&subject, &content, lifetime, Instant::now);
+        broker
+            .cache
+            .post(&subject, &content, lifetime, Instant::now);
         if broker.subscribers.is_empty() {
             return;
         }
@@ -382,20 +446,34 @@ impl<S: Service> ServiceContext<S> {
             cached => {
                 let mut fanout = ReportFanout::new(net);
                 for entry in broker.subscribers.values() {
-                    for pattern in entry.patterns.iter().filter(|p| p.matches(subject.as_str())) {
+                    for pattern in entry
+                        .patterns
+                        .iter()
+                        .filter(|p| p.matches(subject.as_str()))
+                    {
                         fanout.add(net, &entry.binding, Some(pattern));
                     }
                 }
                 &mut cached.insert((subject.clone(), fanout)).1
             }
         };
-        fanout.send(ReportData { publisher: self.core.binding.clone(), subject, content, targeted: false });
+        fanout.send(ReportData {
+            publisher: self.core.binding.clone(),
+            subject,
+            content,
+            targeted: false,
+        });
     }
 
     /// Sends a report to one subscriber only; never cached. Nothing is sent if `subscriber`
     /// has no subscription with this service; if none of its patterns match, it still gets
     /// one delivery, without a pattern.
-    pub fn send_report<T: Content>(&mut self, subscriber: &Binding, subject: impl IntoName<Subject>, content: T) {
+    pub fn send_report<T: Content>(
+        &mut self,
+        subscriber: &Binding,
+        subject: impl IntoName<Subject>,
+        content: T,
+    ) {
         let subject = match subject.into_name() {
             Ok(s) => s,
             Err(e) => return refuse(&self.core.binding, "send_report", e),
@@ -406,14 +484,23 @@ impl<S: Service> ServiceContext<S> {
         };
         let net = self.core.node.net();
         let mut fanout = ReportFanout::new(net);
-        for pattern in entry.patterns.iter().filter(|p| p.matches(subject.as_str())) {
+        for pattern in entry
+            .patterns
+            .iter()
+            .filter(|p| p.matches(subject.as_str()))
+        {
             fanout.add(net, &entry.binding, Some(pattern));
         }
         if fanout.is_empty() {
             fanout.add(net, &entry.binding, None);
         }
         let content = Payload::new(content);
-        fanout.send(ReportData { publisher: self.core.binding.clone(), subject, content, targeted: true });
+        fanout.send(ReportData {
+            publisher: self.core.binding.clone(),
+            subject,
+            content,
+            targeted: true,
+        });
     }
 
     /// Drops cached reports whose subject matches `pattern` and that were published at least
@@ -437,7 +524,12 @@ impl<S: Service> ServiceContext<S> {
 
     /// Current subscribers and their patterns.
     pub fn subscribers(&self) -> Vec<(Binding, Vec<SubjectPattern>)> {
-        self.core.broker.subscribers.values().map(|e| (e.binding.clone(), e.patterns.clone())).collect()
+        self.core
+            .broker
+            .subscribers
+            .values()
+            .map(|e| (e.binding.clone(), e.patterns.clone()))
+            .collect()
     }
 
     // ---- reports: subscribing ----
@@ -445,7 +537,11 @@ impl<S: Service> ServiceContext<S> {
     /// Subscribes to reports matching `pattern` from a target: a service name (every service
     /// of that name, now and later) or a binding (that agent, following its identity). Reports
     /// arrive at [`Service::report`]; matching cached reports arrive at once.
-    pub fn monitor_reports(&mut self, target: impl IntoTarget, pattern: impl IntoName<SubjectPattern>) {
+    pub fn monitor_reports(
+        &mut self,
+        target: impl IntoTarget,
+        pattern: impl IntoName<SubjectPattern>,
+    ) {
         let (target, pattern) = match (target.into_target(), pattern.into_name()) {
             (Ok(t), Ok(p)) => (t, p),
             (Err(e), _) | (_, Err(e)) => return refuse(&self.core.binding, "monitor_reports", e),
@@ -455,7 +551,11 @@ impl<S: Service> ServiceContext<S> {
         match target {
             Target::Name(name) => {
                 if name.is_anonymous() {
-                    return refuse(&core.binding, "monitor_reports", "anonymous services publish to no one by name");
+                    return refuse(
+                        &core.binding,
+                        "monitor_reports",
+                        "anonymous services publish to no one by name",
+                    );
                 }
                 let set = broker.by_name.entry(name.clone()).or_default();
                 let first = set.is_empty();
@@ -484,7 +584,10 @@ impl<S: Service> ServiceContext<S> {
             }
             Target::Binding(binding) => {
                 let agent = binding.agent();
-                let entry = broker.by_agent.entry(agent).or_insert_with(|| (binding.clone(), BTreeSet::new()));
+                let entry = broker
+                    .by_agent
+                    .entry(agent)
+                    .or_insert_with(|| (binding.clone(), BTreeSet::new()));
                 let first = entry.1.is_empty();
                 if !entry.1.insert(pattern) {
                     return;
@@ -499,7 +602,11 @@ impl<S: Service> ServiceContext<S> {
     }
 
     /// Ends the subscription to `target` with exactly this pattern.
-    pub fn ignore_reports(&mut self, target: impl IntoTarget, pattern: impl IntoName<SubjectPattern>) {
+    pub fn ignore_reports(
+        &mut self,
+        target: impl IntoTarget,
+        pattern: impl IntoName<SubjectPattern>,
+    ) {
         match (target.into_target(), pattern.into_name()) {
             (Ok(t), Ok(p)) => self.ignore(t, Some(p)),
             (Err(e), _) | (_, Err(e)) => refuse(&self.core.binding, "ignore_reports", e),
@@ -519,7 +626,9 @@ impl<S: Service> ServiceContext<S> {
         let broker = &mut core.broker;
         let affected: Vec<Binding> = match &target {
             Target::Name(name) => {
-                let Some(set) = broker.by_name.get_mut(name) else { return };
+                let Some(set) = broker.by_name.get_mut(name) else {
+                    return;
+                };
                 match &pattern {
                     Some(p) => {
                         set.remove(p);
@@ -534,11 +643,18 @@ impl<S: Service> ServiceContext<S> {
                         internal: true,
                     });
                 }
-                broker.publishers.values().filter(|p| p.binding.name() == name).map(|p| p.binding.clone()).collect()
+                broker
+                    .publishers
+                    .values()
+                    .filter(|p| p.binding.name() == name)
+                    .map(|p| p.binding.clone())
+                    .collect()
             }
             Target::Binding(binding) => {
                 let agent = binding.agent();
-                let Some((_, set)) = broker.by_agent.get_mut(&agent) else { return };
+                let Some((_, set)) = broker.by_agent.get_mut(&agent) else {
+                    return;
+                };
                 match &pattern {
                     Some(p) => {
                         set.remove(p);
@@ -549,7 +665,12 @@ impl<S: Service> ServiceContext<S> {
                     broker.by_agent.remove(&agent);
                     broker.unwatch(&core.node, &core.binding, agent);
                 }
-                broker.publishers.get(&agent).map(|p| p.binding.clone()).into_iter().collect()
+                broker
+                    .publishers
+                    .get(&agent)
+                    .map(|p| p.binding.clone())
+                    .into_iter()
+                    .collect()
             }
         };
         for publisher in affected {

@@ -64,7 +64,14 @@ impl<S: Service> ServiceContext<S> {
     }
 
     fn disarm_all(&mut self, kind: Kind) {
-        let keys: Vec<(Kind, String)> = self.core.timers.pending.keys().filter(|k| k.0 == kind).cloned().collect();
+        let keys: Vec<(Kind, String)> = self
+            .core
+            .timers
+            .pending
+            .keys()
+            .filter(|k| k.0 == kind)
+            .cloned()
+            .collect();
         for key in keys {
             self.disarm(kind, &key.1);
         }
@@ -88,13 +95,18 @@ impl<S: Service> ServiceContext<S> {
 
     /// Whether the timer `name` is pending.
     pub fn timer_pending(&self, name: &str) -> bool {
-        self.core.timers.pending.contains_key(&(Kind::Timer, name.to_owned()))
+        self.core
+            .timers
+            .pending
+            .contains_key(&(Kind::Timer, name.to_owned()))
     }
 
     /// Sets (or resets) the alarm `name` for an absolute time; a time in the past fires at
     /// once.
     pub fn set_alarm(&mut self, name: impl Into<String>, at: SystemTime) {
-        let delay = at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
+        let delay = at
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO);
         self.arm(Kind::Alarm, name.into(), delay)
     }
 

@@ -4,9 +4,10 @@ use bytes::{BufMut, BytesMut};
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
 use super::frame::{
-    ContentView, Frame, Hello, ReportFrame, ReportRef, ReportTarget, ReportView, RequestFrame, RequestView,
-    ResponseView, ServiceInfo, TargetItem, TargetList, TargetView, Text, WireFailure, WirePayload, CALL_VARIANTS,
-    REPORT_VARIANT, REQUEST_VARIANT, RESPONSE_VARIANT, TARGETED_REPORT_VARIANT,
+    ContentView, Frame, Hello, ReportFrame, ReportRef, ReportTarget, ReportView, RequestFrame,
+    RequestView, ResponseView, ServiceInfo, TargetItem, TargetList, TargetView, Text, WireFailure,
+    WirePayload, CALL_VARIANTS, REPORT_VARIANT, REQUEST_VARIANT, RESPONSE_VARIANT,
+    TARGETED_REPORT_VARIANT,
 };
 use crate::names::{AgentId, ProcessId};
 use crate::payload::Format;
@@ -83,7 +84,11 @@ pub(crate) fn encode_report<T: PutTargets + ?Sized>(
     buf: &mut BytesMut,
     max: usize,
 ) -> Result<(), CodecError> {
-    let variant = if report.targeted { TARGETED_REPORT_VARIANT } else { REPORT_VARIANT };
+    let variant = if report.targeted {
+        TARGETED_REPORT_VARIANT
+    } else {
+        REPORT_VARIANT
+    };
     put_frame(buf, max, variant, |buf| {
         put_agent(buf, report.publisher);
         put_bytes(buf, report.subject.0);
@@ -93,7 +98,11 @@ pub(crate) fn encode_report<T: PutTargets + ?Sized>(
 }
 
 /// Appends a request frame, byte for byte what bincode writes for `Frame::Request`.
-pub(crate) fn encode_request(request: &RequestView<'_>, buf: &mut BytesMut, max: usize) -> Result<(), CodecError> {
+pub(crate) fn encode_request(
+    request: &RequestView<'_>,
+    buf: &mut BytesMut,
+    max: usize,
+) -> Result<(), CodecError> {
     put_frame(buf, max, REQUEST_VARIANT, |buf| {
         put_varint(buf, request.conversation);
         put_agent(buf, request.requester);
@@ -105,7 +114,11 @@ pub(crate) fn encode_request(request: &RequestView<'_>, buf: &mut BytesMut, max:
 }
 
 /// Appends a response frame, byte for byte what bincode writes for `Frame::Response`.
-pub(crate) fn encode_response(response: &ResponseView<'_>, buf: &mut BytesMut, max: usize) -> Result<(), CodecError> {
+pub(crate) fn encode_response(
+    response: &ResponseView<'_>,
+    buf: &mut BytesMut,
+    max: usize,
+) -> Result<(), CodecError> {
     put_frame(buf, max, RESPONSE_VARIANT, |buf| {
         put_varint(buf, response.conversation);
         put_agent(buf, response.requester);
@@ -275,7 +288,9 @@ fn malformed_in(kind: &str, what: String) -> CodecError {
 }
 
 fn owned_text(text: Text<'_>) -> Result<String, String> {
-    text.to_str().map(str::to_owned).map_err(|e| text.utf8_error(e))
+    text.to_str()
+        .map(str::to_owned)
+        .map_err(|e| text.utf8_error(e))
 }
 
 fn owned_payload(content: ContentView<'_>) -> Result<WirePayload, String> {
@@ -294,7 +309,12 @@ fn owned_report(view: &ReportView<'_>) -> Result<ReportFrame, String> {
         targets: view
             .targets
             .iter()
-            .map(|t| Ok(ReportTarget { subscriber: t.subscriber, pattern: t.pattern.map(owned_text).transpose()? }))
+            .map(|t| {
+                Ok(ReportTarget {
+                    subscriber: t.subscriber,
+                    pattern: t.pattern.map(owned_text).transpose()?,
+                })
+            })
             .collect::<Result<_, String>>()?,
     })
 }
@@ -318,7 +338,9 @@ pub fn decode_frame_serde(body: &[u8]) -> Result<Frame, CodecError> {
 /// The length of the first frame in `buf`, header included: `None` while it is incomplete.
 /// The announced length is checked against `max` from the header alone.
 pub(crate) fn frame_len(buf: &[u8], max: usize) -> Result<Option<usize>, CodecError> {
-    let Some(len) = announced_len(buf) else { return Ok(None) };
+    let Some(len) = announced_len(buf) else {
+        return Ok(None);
+    };
     if len > max {
         return Err(CodecError::TooLarge { len, max });
     }
@@ -348,7 +370,10 @@ pub(crate) fn is_call(body: &[u8]) -> bool {
 #[derive(Debug)]
 pub(crate) enum Incoming<'a> {
     /// `Frame::Report` (`targeted: false`) or `Frame::TargetedReport`.
-    Report { view: ReportView<'a>, targeted: bool },
+    Report {
+        view: ReportView<'a>,
+        targeted: bool,
+    },
     /// `Frame::Request`.
     Request(RequestView<'a>),
     /// `Frame::Response`.
@@ -361,7 +386,9 @@ impl Incoming<'_> {
     /// The frame's variant name, for messages.
     pub(crate) fn kind(&self) -> &'static str {
         match self {
-            Incoming::Report { targeted: false, .. } => "Report",
+            Incoming::Report {
+                targeted: false, ..
+            } => "Report",
             Incoming::Report { targeted: true, .. } => "TargetedReport",
             Incoming::Request(_) => "Request",
             Incoming::Response(_) => "Response",
@@ -390,7 +417,10 @@ fn frame_kind(variant: u8) -> &'static str {
         "Heartbeat",
         "Goodbye",
     ];
-    KINDS.get(usize::from(variant)).copied().unwrap_or("unknown")
+    KINDS
+        .get(usize::from(variant))
+        .copied()
+        .unwrap_or("unknown")
 }
 
 /// The smallest encoded target: an agent (length and 16 bytes) and the `None` tag.
@@ -404,13 +434,19 @@ pub(crate) fn decode_incoming(body: &[u8]) -> Result<Incoming<'_>, CodecError> {
         Some(&TARGETED_REPORT_VARIANT) => ("TargetedReport", fields.report(true)),
         Some(&REQUEST_VARIANT) => ("Request", fields.request().map(Incoming::Request)),
         Some(&RESPONSE_VARIANT) => ("Response", fields.response().map(Incoming::Response)),
-        Some(&variant) => (frame_kind(variant), fields.other(variant).map(Incoming::Other)),
+        Some(&variant) => (
+            frame_kind(variant),
+            fields.other(variant).map(Incoming::Other),
+        ),
         None => return Err(CodecError::Malformed("empty frame".to_owned())),
     };
     let malformed = |what: String| CodecError::Malformed(format!("{kind} frame: {what}"));
     let decoded = decoded.map_err(malformed)?;
     if fields.at != body.len() {
-        return Err(malformed(format!("{} trailing bytes", body.len() - fields.at)));
+        return Err(malformed(format!(
+            "{} trailing bytes",
+            body.len() - fields.at
+        )));
     }
     Ok(decoded)
 }
@@ -432,9 +468,21 @@ impl<'a> Fields<'a> {
                 1 => Some(self.text()?),
                 other => return Err(format!("invalid option tag {other}")),
             };
-            targets.push(TargetView { subscriber, pattern });
+            targets.push(TargetView {
+                subscriber,
+                pattern,
+            });
         }
-        Ok(Incoming::Report { view: ReportView { publisher, subject, content, targets, head }, targeted })
+        Ok(Incoming::Report {
+            view: ReportView {
+                publisher,
+                subject,
+                content,
+                targets,
+                head,
+            },
+            targeted,
+        })
     }
 
     fn request(&mut self) -> Result<RequestView<'a>, String> {
@@ -463,7 +511,9 @@ impl<'a> Fields<'a> {
                 group: self.string()?,
                 hub: self.bool()?,
             }),
-            1 => Frame::Refused { reason: self.string()? },
+            1 => Frame::Refused {
+                reason: self.string()?,
+            },
             2 => Frame::ServiceAvailable(ServiceInfo {
                 agent: self.agent()?,
                 name: self.string()?,
@@ -480,9 +530,17 @@ impl<'a> Fields<'a> {
                     groups
                 },
             }),
-            3 => Frame::ServiceWithdrawn { agent: self.agent()? },
-            4 => Frame::GroupJoined { agent: self.agent()?, group: self.string()? },
-            5 => Frame::GroupLeft { agent: self.agent()?, group: self.string()? },
+            3 => Frame::ServiceWithdrawn {
+                agent: self.agent()?,
+            },
+            4 => Frame::GroupJoined {
+                agent: self.agent()?,
+                group: self.string()?,
+            },
+            5 => Frame::GroupLeft {
+                agent: self.agent()?,
+                group: self.string()?,
+            },
             6 => Frame::SubscriptionRequested {
                 publisher: self.agent()?,
                 subscriber: self.agent()?,
@@ -493,9 +551,11 @@ impl<'a> Fields<'a> {
                 subscriber: self.agent()?,
                 pattern: self.string()?,
             },
-            10 => {
-                Frame::PublisherNotice { publisher: self.agent()?, subscriber: self.agent()?, available: self.bool()? }
-            }
+            10 => Frame::PublisherNotice {
+                publisher: self.agent()?,
+                subscriber: self.agent()?,
+                available: self.bool()?,
+            },
             13 => Frame::Failure {
                 conversation: self.varint()?,
                 requester: self.agent()?,
@@ -507,18 +567,28 @@ impl<'a> Fields<'a> {
                 },
             },
             14 => Frame::Heartbeat,
-            15 => Frame::Goodbye { reason: self.string()? },
+            15 => Frame::Goodbye {
+                reason: self.string()?,
+            },
             other => return Err(format!("unknown variant index {other}")),
         })
     }
 
     fn response(&mut self) -> Result<ResponseView<'a>, String> {
-        Ok(ResponseView { conversation: self.varint()?, requester: self.agent()?, content: self.content()? })
+        Ok(ResponseView {
+            conversation: self.varint()?,
+            requester: self.agent()?,
+            content: self.content()?,
+        })
     }
 
     /// A [`WirePayload`](super::WirePayload).
     fn content(&mut self) -> Result<ContentView<'a>, String> {
-        Ok(ContentView { format: self.format()?, type_name: self.text()?, bytes: self.bytes()? })
+        Ok(ContentView {
+            format: self.format()?,
+            type_name: self.text()?,
+            bytes: self.bytes()?,
+        })
     }
 
     fn format(&mut self) -> Result<Format, String> {
@@ -542,7 +612,12 @@ struct Fields<'a> {
 impl<'a> Fields<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
         let end = self.at.checked_add(n).filter(|&end| end <= self.buf.len());
-        let end = end.ok_or_else(|| format!("ends after {} bytes, inside a field of {n} bytes", self.buf.len()))?;
+        let end = end.ok_or_else(|| {
+            format!(
+                "ends after {} bytes, inside a field of {n} bytes",
+                self.buf.len()
+            )
+        })?;
         let bytes = &self.buf[self.at..end];
         self.at = end;
         Ok(bytes)
@@ -601,7 +676,9 @@ impl<'a> Fields<'a> {
     /// How many of `count` announced items of at least `min_len` bytes each can be in what is
     /// left of the frame: the capacity to reserve for them.
     fn fit(&self, count: u64, min_len: usize) -> usize {
-        usize::try_from(count).unwrap_or(usize::MAX).min((self.buf.len() - self.at) / min_len)
+        usize::try_from(count)
+            .unwrap_or(usize::MAX)
+            .min((self.buf.len() - self.at) / min_len)
     }
 
     /// An enum variant index: a varint that must fit a `u32`, as bincode requires.
@@ -639,8 +716,15 @@ pub struct FrameCodec {
 impl FrameCodec {
     /// A codec refusing frames larger than `max` bytes.
     pub fn new(max: usize) -> Self {
-        let inner = LengthDelimitedCodec::builder().length_field_length(HEADER).max_frame_length(max).new_codec();
-        FrameCodec { inner, max, in_body: false }
+        let inner = LengthDelimitedCodec::builder()
+            .length_field_length(HEADER)
+            .max_frame_length(max)
+            .new_codec();
+        FrameCodec {
+            inner,
+            max,
+            in_body: false,
+        }
     }
 }
 
@@ -699,7 +783,9 @@ mod tests {
     use crate::names::{AgentId, ProcessId};
     use crate::payload::Format;
     use crate::wire::frame::{ReportRef, TargetView};
-    use crate::wire::{Hello, ReportFrame, ReportTarget, RequestFrame, ServiceInfo, WireFailure, WirePayload};
+    use crate::wire::{
+        Hello, ReportFrame, ReportTarget, RequestFrame, ServiceInfo, WireFailure, WirePayload,
+    };
 
     fn agent(n: u8) -> AgentId {
         AgentId::from_uuid(uuid::Uuid::from_bytes([n; 16]))
@@ -716,8 +802,11 @@ mod tests {
     }
 
     fn samples() -> Vec<Frame> {
-        let payload =
-            WirePayload { format: Format::Bincode, type_name: "u8".into(), bytes: bytes::Bytes::from_static(&[7]) };
+        let payload = WirePayload {
+            format: Format::Bincode,
+            type_name: "u8".into(),
+            bytes: bytes::Bytes::from_static(&[7]),
+        };
         vec![
             Frame::Hello(Hello {
                 version: 1,
@@ -735,23 +824,47 @@ mod tests {
                 groups: vec!["g".into()],
             }),
             Frame::ServiceWithdrawn { agent: agent(1) },
-            Frame::GroupJoined { agent: agent(1), group: "g".into() },
-            Frame::GroupLeft { agent: agent(1), group: "g".into() },
-            Frame::SubscriptionRequested { publisher: agent(1), subscriber: agent(2), pattern: "*".into() },
-            Frame::SubscriptionWithdrawn { publisher: agent(1), subscriber: agent(2), pattern: "*".into() },
+            Frame::GroupJoined {
+                agent: agent(1),
+                group: "g".into(),
+            },
+            Frame::GroupLeft {
+                agent: agent(1),
+                group: "g".into(),
+            },
+            Frame::SubscriptionRequested {
+                publisher: agent(1),
+                subscriber: agent(2),
+                pattern: "*".into(),
+            },
+            Frame::SubscriptionWithdrawn {
+                publisher: agent(1),
+                subscriber: agent(2),
+                pattern: "*".into(),
+            },
             Frame::Report(ReportFrame {
                 publisher: agent(1),
                 subject: "t".into(),
                 content: payload.clone(),
-                targets: vec![ReportTarget { subscriber: agent(2), pattern: Some("*".into()) }],
+                targets: vec![ReportTarget {
+                    subscriber: agent(2),
+                    pattern: Some("*".into()),
+                }],
             }),
             Frame::TargetedReport(ReportFrame {
                 publisher: agent(1),
                 subject: "t".into(),
                 content: payload.clone(),
-                targets: vec![ReportTarget { subscriber: agent(2), pattern: None }],
+                targets: vec![ReportTarget {
+                    subscriber: agent(2),
+                    pattern: None,
+                }],
             }),
-            Frame::PublisherNotice { publisher: agent(1), subscriber: agent(2), available: true },
+            Frame::PublisherNotice {
+                publisher: agent(1),
+                subscriber: agent(2),
+                available: true,
+            },
             Frame::Request(RequestFrame {
                 conversation: 300,
                 requester: agent(2),
@@ -760,34 +873,61 @@ mod tests {
                 args: payload.clone(),
                 reply_format: Format::Json,
             }),
-            Frame::Response { conversation: 300, requester: agent(2), content: payload },
+            Frame::Response {
+                conversation: 300,
+                requester: agent(2),
+                content: payload,
+            },
             Frame::Failure {
                 conversation: 300,
                 requester: agent(2),
-                failure: WireFailure { code: 57, description: "d".into(), origin: "o".into(), details: "".into() },
+                failure: WireFailure {
+                    code: 57,
+                    description: "d".into(),
+                    origin: "o".into(),
+                    details: "".into(),
+                },
             },
             Frame::Heartbeat,
-            Frame::Goodbye { reason: "bye".into() },
+            Frame::Goodbye {
+                reason: "bye".into(),
+            },
         ]
     }
 
     #[test]
     fn borrowed_report_frames_encode_exactly_as_owned_ones() {
         use crate::names::SubjectPattern;
-        let content =
-            WirePayload { format: Format::Json, type_name: "t".into(), bytes: bytes::Bytes::from_static(b"[1]") };
-        let targets = [(agent(2), Some(SubjectPattern::new("a.*").unwrap())), (agent(3), None)];
+        let content = WirePayload {
+            format: Format::Json,
+            type_name: "t".into(),
+            bytes: bytes::Bytes::from_static(b"[1]"),
+        };
+        let targets = [
+            (agent(2), Some(SubjectPattern::new("a.*").unwrap())),
+            (agent(3), None),
+        ];
         for targeted in [false, true] {
             let owned = ReportFrame {
                 publisher: agent(1),
                 subject: "a.b".into(),
                 content: content.clone(),
                 targets: vec![
-                    ReportTarget { subscriber: agent(2), pattern: Some("a.*".into()) },
-                    ReportTarget { subscriber: agent(3), pattern: None },
+                    ReportTarget {
+                        subscriber: agent(2),
+                        pattern: Some("a.*".into()),
+                    },
+                    ReportTarget {
+                        subscriber: agent(3),
+                        pattern: None,
+                    },
                 ],
             };
-            let owned = if targeted { Frame::TargetedReport(owned) } else { Frame::Report(owned) };
+            let owned = if targeted {
+                Frame::TargetedReport(owned)
+            } else {
+                Frame::Report(owned)
+            };
             let borrowed = ReportRef {
                 targeted,
                 publisher: agent(1),
@@ -816,7 +956,10 @@ mod tests {
             assert_eq!(with_ahead.to_vec(), encoded(&owned));
             // Over the cap, nothing is left behind.
             let mut small = BytesMut::from(&b"x"[..]);
-            assert!(matches!(encode_report(&borrowed, &mut small, 10), Err(CodecError::TooLarge { .. })));
+            assert!(matches!(
+                encode_report(&borrowed, &mut small, 10),
+                Err(CodecError::TooLarge { .. })
+            ));
             assert_eq!(&small[..], b"x");
         }
     }
@@ -852,24 +995,43 @@ mod tests {
             args: big_payload.clone(),
             reply_format: Format::Json,
         });
-        let big_response = Frame::Response { conversation: 1 << 40, requester: agent(3), content: big_payload };
-        for frame in samples().into_iter().chain([big, big_request, big_response]) {
+        let big_response = Frame::Response {
+            conversation: 1 << 40,
+            requester: agent(3),
+            content: big_payload,
+        };
+        for frame in samples()
+            .into_iter()
+            .chain([big, big_request, big_response])
+        {
             let bytes = encoded(&frame);
             let (whole, body, rest) = split_frame(&bytes).unwrap();
             assert_eq!((whole.len(), rest.len()), (bytes.len(), 0));
             assert_eq!(
                 is_call(body),
-                matches!(frame, Frame::Request(_) | Frame::Response { .. } | Frame::Failure { .. })
+                matches!(
+                    frame,
+                    Frame::Request(_) | Frame::Response { .. } | Frame::Failure { .. }
+                )
             );
             match (decode_incoming(body).unwrap(), &frame) {
-                (Incoming::Report { view, targeted }, Frame::Report(owned) | Frame::TargetedReport(owned)) => {
+                (
+                    Incoming::Report { view, targeted },
+                    Frame::Report(owned) | Frame::TargetedReport(owned),
+                ) => {
                     assert_eq!(targeted, matches!(frame, Frame::TargetedReport(_)));
-                    assert_eq!((view.publisher, view.subject), (owned.publisher, owned.subject.as_str().into()));
+                    assert_eq!(
+                        (view.publisher, view.subject),
+                        (owned.publisher, owned.subject.as_str().into())
+                    );
                     assert_eq!(view.content, owned.content.view());
                     let targets: Vec<_> = owned
                         .targets
                         .iter()
-                        .map(|t| TargetView { subscriber: t.subscriber, pattern: t.pattern.as_deref().map(Text::from) })
+                        .map(|t| TargetView {
+                            subscriber: t.subscriber,
+                            pattern: t.pattern.as_deref().map(Text::from),
+                        })
                         .collect();
                     assert_eq!(&view.targets[..], &targets[..]);
                     // Re-encoded from the view, it is the same frame.
@@ -889,14 +1051,29 @@ mod tests {
                     // So is its head spliced with the same targets; with fewer targets it is
                     // the owned frame listing only those.
                     let mut spliced = BytesMut::new();
-                    encode_report_spliced(view.head, view.targets.iter().copied(), &mut spliced, DEFAULT_MAX_FRAME)
-                        .unwrap();
+                    encode_report_spliced(
+                        view.head,
+                        view.targets.iter().copied(),
+                        &mut spliced,
+                        DEFAULT_MAX_FRAME,
+                    )
+                    .unwrap();
                     assert_eq!(spliced.to_vec(), bytes);
                     let mut fewer = owned.clone();
                     fewer.targets.clear();
-                    let fewer = if targeted { Frame::TargetedReport(fewer) } else { Frame::Report(fewer) };
+                    let fewer = if targeted {
+                        Frame::TargetedReport(fewer)
+                    } else {
+                        Frame::Report(fewer)
+                    };
                     let mut spliced = BytesMut::new();
-                    encode_report_spliced(view.head, std::iter::empty(), &mut spliced, DEFAULT_MAX_FRAME).unwrap();
+                    encode_report_spliced(
+                        view.head,
+                        std::iter::empty(),
+                        &mut spliced,
+                        DEFAULT_MAX_FRAME,
+                    )
+                    .unwrap();
                     assert_eq!(spliced.to_vec(), encoded(&fewer));
                 }
                 (Incoming::Request(view), Frame::Request(owned)) => {
@@ -913,21 +1090,40 @@ mod tests {
                     let mut by_hand = BytesMut::new();
                     encode_request(&view, &mut by_hand, DEFAULT_MAX_FRAME).unwrap();
                     assert_eq!(by_hand.to_vec(), bytes);
-                    assert!(matches!(encode_request(&view, &mut by_hand, 10), Err(CodecError::TooLarge { .. })));
+                    assert!(matches!(
+                        encode_request(&view, &mut by_hand, 10),
+                        Err(CodecError::TooLarge { .. })
+                    ));
                     assert_eq!(by_hand.to_vec(), bytes, "nothing left behind");
                 }
-                (Incoming::Response(view), Frame::Response { conversation, requester, content }) => {
-                    let expected =
-                        ResponseView { conversation: *conversation, requester: *requester, content: content.view() };
+                (
+                    Incoming::Response(view),
+                    Frame::Response {
+                        conversation,
+                        requester,
+                        content,
+                    },
+                ) => {
+                    let expected = ResponseView {
+                        conversation: *conversation,
+                        requester: *requester,
+                        content: content.view(),
+                    };
                     assert_eq!(view, expected);
                     let mut by_hand = BytesMut::new();
                     encode_response(&view, &mut by_hand, DEFAULT_MAX_FRAME).unwrap();
                     assert_eq!(by_hand.to_vec(), bytes);
-                    assert!(matches!(encode_response(&view, &mut by_hand, 10), Err(CodecError::TooLarge { .. })));
+                    assert!(matches!(
+                        encode_response(&view, &mut by_hand, 10),
+                        Err(CodecError::TooLarge { .. })
+                    ));
                     assert_eq!(by_hand.to_vec(), bytes, "nothing left behind");
                 }
                 (Incoming::Other(decoded), _) => {
-                    assert!(!matches!(frame, Frame::Request(_) | Frame::Response { .. }), "decoded by serde");
+                    assert!(
+                        !matches!(frame, Frame::Request(_) | Frame::Response { .. }),
+                        "decoded by serde"
+                    );
                     assert_eq!(&decoded, &frame)
                 }
                 (_, other) => panic!("{} decoded as another frame", other.kind()),
@@ -940,30 +1136,48 @@ mod tests {
             let body = &bytes[HEADER..];
             for cut in 1..body.len() {
                 let err = decode_incoming(&body[..cut]).unwrap_err().to_string();
-                assert!(err.contains(&format!("{} frame", sample.kind())), "cut at {cut}: {err}");
+                assert!(
+                    err.contains(&format!("{} frame", sample.kind())),
+                    "cut at {cut}: {err}"
+                );
             }
             let mut long = body.to_vec();
             long.push(0);
-            assert!(decode_incoming(&long).unwrap_err().to_string().contains("1 trailing bytes"));
+            assert!(decode_incoming(&long)
+                .unwrap_err()
+                .to_string()
+                .contains("1 trailing bytes"));
         }
         let bytes = encoded(&samples()[11]);
         let mut bad = bytes[HEADER..].to_vec();
         *bad.last_mut().unwrap() = 2;
-        assert!(decode_incoming(&bad).unwrap_err().to_string().contains("unknown content format 2"));
+        assert!(decode_incoming(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown content format 2"));
         // A report body cut short, or followed by extra bytes, is malformed.
         let bytes = encoded(&samples()[8]);
         let body = &bytes[HEADER..];
-        assert!(matches!(decode_incoming(&body[..body.len() - 2]), Err(CodecError::Malformed(_))));
+        assert!(matches!(
+            decode_incoming(&body[..body.len() - 2]),
+            Err(CodecError::Malformed(_))
+        ));
         let mut long = body.to_vec();
         long.push(0);
         let err = decode_incoming(&long).unwrap_err();
         assert!(err.to_string().contains("trailing"), "{err}");
         // An empty body is no frame at all.
-        assert!(matches!(decode_incoming(&[]), Err(CodecError::Malformed(_))));
+        assert!(matches!(
+            decode_incoming(&[]),
+            Err(CodecError::Malformed(_))
+        ));
         // Every prefix of a report body is malformed, never a panic; so is a bad format, option
         // tag, identity length or integer marker.
         for cut in 1..body.len() {
-            assert!(matches!(decode_incoming(&body[..cut]), Err(CodecError::Malformed(_))), "cut at {cut}");
+            assert!(
+                matches!(decode_incoming(&body[..cut]), Err(CodecError::Malformed(_))),
+                "cut at {cut}"
+            );
         }
         let at_format = 1 + 17 + 2;
         for (at, value, message) in [
@@ -985,11 +1199,21 @@ mod tests {
     fn frame_len_finds_complete_frames_and_checks_the_cap_from_the_header() {
         let bytes = encoded(&samples()[1]);
         for cut in 0..bytes.len() {
-            assert_eq!(frame_len(&bytes[..cut], DEFAULT_MAX_FRAME).unwrap(), None, "cut at {cut}");
+            assert_eq!(
+                frame_len(&bytes[..cut], DEFAULT_MAX_FRAME).unwrap(),
+                None,
+                "cut at {cut}"
+            );
         }
-        assert_eq!(frame_len(&bytes, DEFAULT_MAX_FRAME).unwrap(), Some(bytes.len()));
+        assert_eq!(
+            frame_len(&bytes, DEFAULT_MAX_FRAME).unwrap(),
+            Some(bytes.len())
+        );
         let err = frame_len(&[0, 0, 1, 0], 255).unwrap_err();
-        assert_eq!(err.to_string(), "frame of 256 bytes exceeds the maximum of 255 bytes");
+        assert_eq!(
+            err.to_string(),
+            "frame of 256 bytes exceeds the maximum of 255 bytes"
+        );
         assert!(split_frame(&bytes[..bytes.len() - 1]).is_none());
     }
 
@@ -1036,7 +1260,9 @@ mod tests {
 
     #[test]
     fn frames_at_the_limit_pass_and_one_byte_over_fails_before_allocating() {
-        let frame = Frame::Goodbye { reason: "x".repeat(100) };
+        let frame = Frame::Goodbye {
+            reason: "x".repeat(100),
+        };
         let len = encoded(&frame).len() - HEADER;
         let mut at_limit = FrameCodec::new(len);
         let mut buf = BytesMut::from(&encoded(&frame)[..]);
@@ -1044,16 +1270,25 @@ mod tests {
 
         let mut below = FrameCodec::new(len - 1);
         let mut buf = BytesMut::from(&encoded(&frame)[..]);
-        assert!(matches!(below.decode(&mut buf), Err(CodecError::TooLarge { .. })));
+        assert!(matches!(
+            below.decode(&mut buf),
+            Err(CodecError::TooLarge { .. })
+        ));
         let mut out = BytesMut::new();
-        assert!(matches!(below.encode(&frame, &mut out), Err(CodecError::TooLarge { .. })));
+        assert!(matches!(
+            below.encode(&frame, &mut out),
+            Err(CodecError::TooLarge { .. })
+        ));
         assert!(out.is_empty());
 
         // A huge announced length is refused from the header alone.
         let mut codec = FrameCodec::default();
         let mut buf = BytesMut::from(&[0xff, 0xff, 0xff, 0xff, 0][..]);
         let err = codec.decode(&mut buf).unwrap_err();
-        assert_eq!(err.to_string(), "frame of 4294967295 bytes exceeds the maximum of 16777216 bytes");
+        assert_eq!(
+            err.to_string(),
+            "frame of 4294967295 bytes exceeds the maximum of 16777216 bytes"
+        );
         assert!(buf.capacity() < 1024);
     }
 
@@ -1074,7 +1309,10 @@ mod tests {
     fn garbage_truncated_bodies_and_unknown_variants_are_malformed() {
         let mut codec = FrameCodec::default();
         let mut garbage = BytesMut::from(&[0, 0, 0, 3, 0xde, 0xad, 0xbe][..]);
-        assert!(matches!(codec.decode(&mut garbage), Err(CodecError::Malformed(_))));
+        assert!(matches!(
+            codec.decode(&mut garbage),
+            Err(CodecError::Malformed(_))
+        ));
 
         // A body cut short but with a consistent length prefix.
         let full = encoded(&samples()[2]);
@@ -1082,7 +1320,10 @@ mod tests {
         let mut truncated = BytesMut::new();
         truncated.put_u32(body.len() as u32);
         truncated.extend_from_slice(body);
-        assert!(matches!(codec.decode(&mut truncated), Err(CodecError::Malformed(_))));
+        assert!(matches!(
+            codec.decode(&mut truncated),
+            Err(CodecError::Malformed(_))
+        ));
 
         // Variant 200 does not exist.
         let mut unknown = BytesMut::from(&[0, 0, 0, 2, 0xc8, 0][..]);

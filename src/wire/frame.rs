@@ -257,7 +257,11 @@ impl Text<'_> {
     /// The message for a name that is not UTF-8: its length and where it stops being valid,
     /// not the text itself (a peer may send megabytes of it, which would go into a log line).
     pub(crate) fn utf8_error(self, e: std::str::Utf8Error) -> String {
-        format!("invalid UTF-8 in a name of {} bytes (valid up to byte {})", self.0.len(), e.valid_up_to())
+        format!(
+            "invalid UTF-8 in a name of {} bytes (valid up to byte {})",
+            self.0.len(),
+            e.valid_up_to()
+        )
     }
 }
 
@@ -293,7 +297,11 @@ fn byte_string<S: serde::Serializer>(bytes: &&[u8], s: S) -> Result<S::Ok, S::Er
 #[cfg(test)]
 impl WirePayload {
     pub(crate) fn view(&self) -> ContentView<'_> {
-        ContentView { format: self.format, type_name: self.type_name.as_str().into(), bytes: &self.bytes }
+        ContentView {
+            format: self.format,
+            type_name: self.type_name.as_str().into(),
+            bytes: &self.bytes,
+        }
     }
 }
 
@@ -348,7 +356,10 @@ pub(crate) trait TargetItem {
 
 impl TargetItem for (AgentId, Option<SubjectPattern>) {
     fn view(&self) -> TargetView<'_> {
-        TargetView { subscriber: self.0, pattern: self.1.as_ref().map(|p| p.as_str().into()) }
+        TargetView {
+            subscriber: self.0,
+            pattern: self.1.as_ref().map(|p| p.as_str().into()),
+        }
     }
 }
 
@@ -394,8 +405,11 @@ impl<T: TargetItem> Serialize for Targets<'_, T> {
 #[cfg(test)]
 impl<T: TargetItem> Serialize for ReportRef<'_, [T]> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let (index, name) =
-            if self.targeted { (TARGETED_REPORT_VARIANT, "TargetedReport") } else { (REPORT_VARIANT, "Report") };
+        let (index, name) = if self.targeted {
+            (TARGETED_REPORT_VARIANT, "TargetedReport")
+        } else {
+            (REPORT_VARIANT, "Report")
+        };
         let body = ReportBody {
             publisher: self.publisher,
             subject: self.subject,

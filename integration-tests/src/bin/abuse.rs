@@ -57,8 +57,13 @@ where
     let (served_tx, mut served_rx) = mpsc::unbounded_channel::<T>();
     let serve = Arc::new(serve);
     for i in 0..count {
-        let permit = permits.clone().acquire_owned().await.expect("the semaphore is never closed");
-        let (connected_tx, served_tx, serve) = (connected_tx.clone(), served_tx.clone(), serve.clone());
+        let permit = permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        let (connected_tx, served_tx, serve) =
+            (connected_tx.clone(), served_tx.clone(), serve.clone());
         let attempt = TcpStream::connect(addr);
         tokio::spawn(async move {
             let outcome = attempt.await;
@@ -89,7 +94,10 @@ where
         }
     }
     let error = first_error.map(|e| format!(": {e}")).unwrap_or_default();
-    println!("connected {connected} failed {failed} in {} ms{error}", start.elapsed().as_millis());
+    println!(
+        "connected {connected} failed {failed} in {} ms{error}",
+        start.elapsed().as_millis()
+    );
     let deadline = tokio::time::Instant::now() + wait;
     let mut served = Vec::with_capacity(connected);
     while served.len() < connected {
@@ -119,8 +127,15 @@ async fn silent(addr: SocketAddr, count: usize, wait: Duration, early: Duration)
     .await;
     let open = count - closed.len();
     closed.sort_unstable();
-    let show = |ms: Option<&u128>| ms.map(|ms| ms.to_string()).unwrap_or_else(|| "-".to_owned());
-    let early: Vec<u128> = closed.iter().copied().filter(|ms| *ms < early.as_millis()).collect();
+    let show = |ms: Option<&u128>| {
+        ms.map(|ms| ms.to_string())
+            .unwrap_or_else(|| "-".to_owned())
+    };
+    let early: Vec<u128> = closed
+        .iter()
+        .copied()
+        .filter(|ms| *ms < early.as_millis())
+        .collect();
     println!(
         "closed {} open {open} early {} min={} median={} max={} max_early={}",
         closed.len(),
@@ -142,13 +157,22 @@ fn hello() -> Vec<u8> {
         hub: false,
     });
     let mut buf = BytesMut::new();
-    FrameCodec::default().encode(frame, &mut buf).expect("a Hello encodes");
+    FrameCodec::default()
+        .encode(frame, &mut buf)
+        .expect("a Hello encodes");
     buf.to_vec()
 }
 
 /// Dribbles `hello` one byte every `interval` until the peer closes the connection (or all of
 /// it is sent), then waits for the close until `wait` after `at`; prints the outcome.
-async fn dribble(i: usize, stream: TcpStream, at: Instant, hello: Arc<Vec<u8>>, interval: Duration, wait: Duration) {
+async fn dribble(
+    i: usize,
+    stream: TcpStream,
+    at: Instant,
+    hello: Arc<Vec<u8>>,
+    interval: Duration,
+    wait: Duration,
+) {
     let total = hello.len();
     let (reader, mut writer) = stream.into_split();
     let (closed_tx, mut closed) = oneshot::channel::<Duration>();
@@ -179,10 +203,16 @@ async fn dribble(i: usize, stream: TcpStream, at: Instant, hello: Arc<Vec<u8>>, 
     }
     match closed_after {
         Some(after) => {
-            println!("slowloris {i} closed after {} ms with {sent} of {total} bytes sent", after.as_millis())
+            println!(
+                "slowloris {i} closed after {} ms with {sent} of {total} bytes sent",
+                after.as_millis()
+            )
         }
         None => {
-            println!("slowloris {i} still open after {} ms with {sent} of {total} bytes sent", at.elapsed().as_millis())
+            println!(
+                "slowloris {i} still open after {} ms with {sent} of {total} bytes sent",
+                at.elapsed().as_millis()
+            )
         }
     }
 }
@@ -200,19 +230,38 @@ async fn slowloris(addr: SocketAddr, count: usize, interval: Duration, wait: Dur
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let number = |i: usize| -> u64 {
-        let arg = args.get(i).unwrap_or_else(|| panic!("argument {} missing; see the module docs", i + 1));
-        arg.parse().unwrap_or_else(|e| panic!("argument {arg:?}: {e}"))
+        let arg = args
+            .get(i)
+            .unwrap_or_else(|| panic!("argument {} missing; see the module docs", i + 1));
+        arg.parse()
+            .unwrap_or_else(|e| panic!("argument {arg:?}: {e}"))
     };
-    let addr: SocketAddr = args.get(1).and_then(|a| a.parse().ok()).expect("a socket address as the second argument");
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    let addr: SocketAddr = args
+        .get(1)
+        .and_then(|a| a.parse().ok())
+        .expect("a socket address as the second argument");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
     match args.first().map(String::as_str) {
         Some("silent") => {
             let (count, wait, early) = (number(2) as usize, number(3), number(4));
-            runtime.block_on(silent(addr, count, Duration::from_millis(wait), Duration::from_millis(early)));
+            runtime.block_on(silent(
+                addr,
+                count,
+                Duration::from_millis(wait),
+                Duration::from_millis(early),
+            ));
         }
         Some("slowloris") => {
             let (count, interval, wait) = (number(2) as usize, number(3), number(4));
-            runtime.block_on(slowloris(addr, count, Duration::from_millis(interval), Duration::from_millis(wait)));
+            runtime.block_on(slowloris(
+                addr,
+                count,
+                Duration::from_millis(interval),
+                Duration::from_millis(wait),
+            ));
         }
         other => panic!("unknown mode {other:?}; see the module docs"),
     }

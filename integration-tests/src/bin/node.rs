@@ -51,7 +51,9 @@ use netsvc::{Audience, ConnectionState, Exchange, ExchangeConfig, ServiceName, S
 
 /// Unix time with milliseconds, e.g. `1764077202.123`.
 fn now() -> String {
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     format!("{}.{:03}", t.as_secs(), t.subsec_millis())
 }
 
@@ -79,7 +81,10 @@ impl Service for Publisher {
     }
 
     fn subscription(&mut self, notice: SubscriptionNotice, _ctx: &mut ServiceContext<Self>) {
-        println!("publisher subscription {:?} {} {}", notice.status, notice.subscriber, notice.pattern);
+        println!(
+            "publisher subscription {:?} {} {}",
+            notice.status, notice.subscriber, notice.pattern
+        );
     }
 }
 
@@ -92,7 +97,9 @@ impl Service for Subscriber {
     }
 
     fn report(&mut self, report: Report, _ctx: &mut ServiceContext<Self>) {
-        let content = report.decode::<String>().unwrap_or_else(|e| format!("<{e}>"));
+        let content = report
+            .decode::<String>()
+            .unwrap_or_else(|e| format!("<{e}>"));
         match report.subject().as_str() {
             "system.ctime" => println!("{} became available at {content}", report.publisher()),
             subject => println!("{} {subject} = {content}", report.publisher()),
@@ -100,7 +107,10 @@ impl Service for Subscriber {
     }
 
     fn publisher(&mut self, notice: PublisherNotice, _ctx: &mut ServiceContext<Self>) {
-        println!("subscriber publisher {:?} {}", notice.status, notice.publisher);
+        println!(
+            "subscriber publisher {:?} {}",
+            notice.status, notice.publisher
+        );
     }
 }
 
@@ -116,7 +126,13 @@ impl Service for Watcher {
 
     fn availability(&mut self, event: RegistryEvent, _ctx: &mut ServiceContext<Self>) {
         if event.group.is_none() {
-            println!("watch {} {:?} {} {:?}", self.name, event.status, event.binding, event.binding.location());
+            println!(
+                "watch {} {:?} {} {:?}",
+                self.name,
+                event.status,
+                event.binding,
+                event.binding.location()
+            );
         }
     }
 }
@@ -136,18 +152,26 @@ impl Service for Caller {
         if event.group.is_some() || event.status != Status::Available {
             return;
         }
-        let endpoint = ctx.endpoint(&event.binding).with_timeout(Duration::from_secs(3));
+        let endpoint = ctx
+            .endpoint(&event.binding)
+            .with_timeout(Duration::from_secs(3));
         let start = Instant::now();
         let target = event.binding.to_string();
-        ctx.on_response(endpoint.call::<_, i64>("multiply", (6i64, 7i64)), move |_, outcome, _| {
-            let ms = start.elapsed().as_millis();
-            match outcome {
-                Ok(value) => println!("caller {target} ok {value} in {ms} ms"),
-                Err(f) => {
-                    println!("caller {target} failed {} origin={} in {ms} ms: {}", f.code, f.origin, f.description)
+        ctx.on_response(
+            endpoint.call::<_, i64>("multiply", (6i64, 7i64)),
+            move |_, outcome, _| {
+                let ms = start.elapsed().as_millis();
+                match outcome {
+                    Ok(value) => println!("caller {target} ok {value} in {ms} ms"),
+                    Err(f) => {
+                        println!(
+                            "caller {target} failed {} origin={} in {ms} ms: {}",
+                            f.code, f.origin, f.description
+                        )
+                    }
                 }
-            }
-        });
+            },
+        );
     }
 }
 
@@ -174,7 +198,9 @@ impl Calculator {
     fn slow(&mut self, ctx: &mut ServiceContext<Self>, millis: i64) -> Delayed<i64> {
         println!("calculator slow {millis} requested");
         let (responder, delayed) = ctx.suspend_response();
-        ctx.run_later(Duration::from_millis(millis.max(0) as u64), move |_, _| responder.resolve(millis));
+        ctx.run_later(Duration::from_millis(millis.max(0) as u64), move |_, _| {
+            responder.resolve(millis)
+        });
         delayed
     }
 
@@ -221,7 +247,9 @@ fn pinger(node: &Node, period: Duration, name: String) {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         for seq in 1u64.. {
             ticks.tick().await;
-            let endpoint = node.endpoint(name.as_str()).with_timeout(Duration::from_secs(1));
+            let endpoint = node
+                .endpoint(name.as_str())
+                .with_timeout(Duration::from_secs(1));
             let name = name.clone();
             actix::spawn(async move {
                 let start = Instant::now();
@@ -291,7 +319,10 @@ async fn request(node: Node, services: Services, line: String) {
     let ms = start.elapsed().as_millis();
     match outcome {
         Ok(value) => println!("{tag} ok {value} in {ms} ms"),
-        Err(f) => println!("{tag} failed {} origin={} in {ms} ms: {}", f.code, f.origin, f.description),
+        Err(f) => println!(
+            "{tag} failed {} origin={} in {ms} ms: {}",
+            f.code, f.origin, f.description
+        ),
     }
 }
 
@@ -353,12 +384,18 @@ struct Args {
 fn parse_args() -> Args {
     let mut args = Args::default();
     let mut it = std::env::args().skip(1);
-    let millis = |v: Option<String>| Duration::from_millis(v.and_then(|v| v.parse().ok()).expect("milliseconds"));
+    let millis = |v: Option<String>| {
+        Duration::from_millis(v.and_then(|v| v.parse().ok()).expect("milliseconds"))
+    };
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--name" => args.name = it.next(),
-            "--listen" => args.listen.push(split_group(&it.next().expect("--listen HOST:PORT[@GROUP]"))),
-            "--connect" => args.connect.push(split_group(&it.next().expect("--connect HOST:PORT[@GROUP]"))),
+            "--listen" => args
+                .listen
+                .push(split_group(&it.next().expect("--listen HOST:PORT[@GROUP]"))),
+            "--connect" => args.connect.push(split_group(
+                &it.next().expect("--connect HOST:PORT[@GROUP]"),
+            )),
             "--retry-ms" => args.retry = Some(millis(it.next())),
             "--handshake-timeout-ms" => args.handshake_timeout = Some(millis(it.next())),
             "--max-pending" => args.max_pending = it.next().and_then(|v| v.parse().ok()),
@@ -366,7 +403,8 @@ fn parse_args() -> Args {
             "--ping-every" => {
                 let spec = it.next().expect("--ping-every MS:NAME");
                 let (ms, name) = spec.split_once(':').expect("--ping-every MS:NAME");
-                args.pings.push((millis(Some(ms.to_owned())), name.to_owned()));
+                args.pings
+                    .push((millis(Some(ms.to_owned())), name.to_owned()));
             }
             "--interval-ms" => args.interval = Some(millis(it.next())),
             "--publisher" => args.publisher = true,
@@ -390,7 +428,10 @@ fn parse_args() -> Args {
 async fn main() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let args = parse_args();
     let node = Node::new(args.name.clone().unwrap_or_else(|| "node".to_owned()));
     node.monitor_signals();
@@ -402,7 +443,10 @@ async fn main() {
         node.spawn(Caller { name: name.clone() });
     }
     if args.publisher {
-        node.spawn(Publisher { interval: args.interval.unwrap_or(Duration::from_millis(300)), seq: 0 });
+        node.spawn(Publisher {
+            interval: args.interval.unwrap_or(Duration::from_millis(300)),
+            seq: 0,
+        });
     }
     if args.subscriber {
         node.spawn(Subscriber);
@@ -433,7 +477,10 @@ async fn main() {
         if let Some((_, x)) = exchanges.iter().find(|(g, _)| g == group) {
             return x.clone();
         }
-        let mut config = ExchangeConfig { group: group.to_owned(), ..ExchangeConfig::default() };
+        let mut config = ExchangeConfig {
+            group: group.to_owned(),
+            ..ExchangeConfig::default()
+        };
         if let Some(timeout) = args.handshake_timeout {
             config.handshake_timeout = timeout;
         }
@@ -453,7 +500,12 @@ async fn main() {
                     ConnectionState::Active => "connected",
                     ConnectionState::Inactive => "disconnected",
                 };
-                println!("{verb} {} {} {}", show(&event.group), event.remote_node, event.remote_addr);
+                println!(
+                    "{verb} {} {} {}",
+                    show(&event.group),
+                    event.remote_node,
+                    event.remote_addr
+                );
             }
         });
         exchanges.push((group.to_owned(), exchange.clone()));

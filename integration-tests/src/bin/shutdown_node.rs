@@ -24,7 +24,10 @@ impl Service for Sentinel {
 
 #[actix::main]
 async fn main() {
-    let delay = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(200);
+    let delay = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(200);
     let node = Node::with_config(NodeConfig {
         name: "shutdown-node".into(),
         shutdown_delay: Duration::from_millis(delay),
