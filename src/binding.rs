@@ -4,8 +4,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::exchange::Link;
+use crate::ids::{AgentId, ProcessId};
 use crate::inbox::{Delivery, Inbox, Refused};
-use crate::names::{AgentId, Audience, ProcessId, ServiceName};
+use crate::names::{Audience, ServiceName};
 
 /// Where a service lives, seen from this node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,8 +1,8 @@
 //! The umbrella error type.
 
+use crate::failure::Failure;
 use crate::names::InvalidName;
 use crate::payload::PayloadError;
-use crate::request::Failure;
 
 /// Errors netsvc returns at its edges.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

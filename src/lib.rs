@@ -88,10 +88,11 @@
 
 mod binding;
 mod error;
-mod event;
 mod exchange;
+mod failure;
 #[doc(hidden)]
 pub mod fuzzing;
+mod ids;
 mod inbox;
 mod names;
 mod node;
@@ -99,20 +100,22 @@ mod payload;
 mod registry;
 mod report;
 mod request;
+mod schedule;
 mod service;
+mod shutdown;
 pub mod wire;
 
 pub use binding::{Binding, Location};
 pub use error::Error;
-pub use event::{CronSchedule, Schedule, ShutdownPhase};
 pub use exchange::{
     Authorise, ConnectionEvent, ConnectionState, Connector, Exchange, ExchangeConfig,
     ExchangeError, ExchangeStats, Limits, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DEAD_AFTER,
     DEFAULT_HANDSHAKE_FRAME, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HEARTBEAT, DEFAULT_OUTBOUND_LIMIT,
 };
+pub use failure::{ErrorCode, Failure, NETSVC_ORIGIN};
+pub use ids::{AgentId, ConversationId, ProcessId};
 pub use names::{
-    AgentId, Audience, ConversationId, GroupName, IntoName, InvalidName, ProcessId, ServiceName,
-    Subject, SubjectPattern, MAX_NAME_LEN,
+    Audience, GroupName, IntoName, InvalidName, ServiceName, Subject, SubjectPattern, MAX_NAME_LEN,
 };
 pub use netsvc_derive::{methods, Service};
 pub use node::{Node, NodeConfig, Spawned, DEFAULT_INBOX_CAPACITY, DEFAULT_SHUTDOWN_DELAY};
@@ -122,12 +125,12 @@ pub use report::{
     IntoTarget, Lifetime, PublisherNotice, Report, ReportTypeError, SubscriptionNotice,
     SubscriptionStatus, Target,
 };
-pub use request::failure::NETSVC_ORIGIN;
 pub use request::{
-    Call, Delayed, Endpoint, ErrorCode, Failure, IntoRequestTarget, RequestInfo, RequestTarget,
-    Responder,
+    Call, Delayed, Endpoint, IntoRequestTarget, RequestInfo, RequestTarget, Responder,
 };
+pub use schedule::{CronSchedule, Schedule};
 pub use service::{Service, ServiceContext, ServiceOptions};
+pub use shutdown::ShutdownPhase;
 
 /// The usual imports: `use netsvc::prelude::*;`.
 pub mod prelude {

@@ -8,13 +8,14 @@ use actix::{Actor, Addr};
 use tokio::sync::watch;
 
 use crate::binding::{Address, Binding, Location};
-use crate::event::{ShutdownControl, ShutdownCoordinator};
 use crate::exchange::{Net, Router};
+use crate::ids::{AgentId, ConversationId, ConversationIds, ProcessId};
 use crate::inbox::{Delivery, Inbox};
 use crate::names::IntoName;
-use crate::names::{AgentId, ConversationId, ConversationIds, GroupName, ProcessId, ServiceName};
+use crate::names::{GroupName, ServiceName};
 use crate::registry::{Groups, Lookup, LookupAgent, Register, Registry};
 use crate::service::{Service, ServiceContext, ServiceOptions};
+use crate::shutdown::{ShutdownControl, ShutdownCoordinator};
 
 /// Default capacity of a service's inbox (see [`crate::NodeConfig::inbox_capacity`]).
 pub const DEFAULT_INBOX_CAPACITY: usize = 1 << 20;

@@ -22,8 +22,9 @@ use actix::{Actor, Context, Handler, Message, MessageResult};
 use smallvec::SmallVec;
 
 use crate::binding::{Binding, Location};
+use crate::ids::AgentId;
 use crate::inbox::{Delivery, Inbox};
-use crate::names::{AgentId, GroupName, ServiceName};
+use crate::names::{GroupName, ServiceName};
 
 /// Available or withdrawn (for a group event: joined or left).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -551,7 +552,8 @@ impl Handler<Reroute> for Registry {
 mod tests {
     use super::*;
     use crate::binding::Address;
-    use crate::names::{Audience, ProcessId};
+    use crate::ids::ProcessId;
+    use crate::names::Audience;
 
     /// A binding of `name` seen at `location`. The registry reads only the location, never
     /// the route, so every binding here is routed to a local inbox (no exchange link needed).

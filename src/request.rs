@@ -21,8 +21,6 @@
 //! | a delayed response was dropped unanswered | `SERVER_RESPONSE_ABORTED` |
 //! | the method returned an error | the error's own code |
 
-pub(crate) mod failure;
-
 use std::borrow::Cow;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -34,11 +32,12 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
-pub use failure::{ErrorCode, Failure};
+use crate::failure::{ErrorCode, Failure};
 
 use crate::binding::Binding;
+use crate::ids::ConversationId;
 use crate::inbox::{Delivery, Refused};
-use crate::names::{ConversationId, ServiceName};
+use crate::names::ServiceName;
 use crate::node::Node;
 use crate::payload::{Content, Format, Payload};
 
@@ -263,7 +262,7 @@ struct Outgoing {
 struct Waiting {
     rx: oneshot::Receiver<Outcome>,
     /// The target's identity (not its binding: no reference count to touch per call).
-    target: crate::names::AgentId,
+    target: crate::ids::AgentId,
     method: Cow<'static, str>,
 }
 

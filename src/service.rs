@@ -32,13 +32,14 @@ use actix::{
 };
 
 use crate::binding::Binding;
-use crate::event::ShutdownPhase;
+use crate::failure::{ErrorCode, Failure};
 use crate::inbox::{Delivery, Drain, Inbox};
 use crate::names::{Audience, GroupName, ServiceName};
 use crate::node::Node;
 use crate::registry::RegistryEvent;
 use crate::report::{PublisherNotice, Report, SubscriptionNotice};
-use crate::request::{take_slot, ErrorCode, Failure, IncomingRequest, Reply, ReplyTo, RequestInfo};
+use crate::request::{take_slot, IncomingRequest, Reply, ReplyTo, RequestInfo};
+use crate::shutdown::ShutdownPhase;
 
 use broker::Broker;
 pub(crate) use broker::Notice;
@@ -530,7 +531,7 @@ impl<S: Service> ServiceContext<S> {
         let origin = self.core.binding.name().to_string();
         let (conversation, reply) = match self.core.current.as_mut() {
             Some((info, reply)) => (info.conversation, reply.take()),
-            None => (crate::names::ConversationId(0), None),
+            None => (crate::ids::ConversationId(0), None),
         };
         if reply.is_none() {
             tracing::error!(service = %self.core.binding, "suspend_response called outside an exported method or twice");

@@ -23,15 +23,16 @@ use super::link::Peer;
 use super::reader::FrameChunks;
 use super::{Link, RouteRemoved};
 use crate::binding::{Address, Binding, Location};
+use crate::failure::{ErrorCode, Failure};
+use crate::ids::{AgentId, ConversationId};
 use crate::inbox::{Delivery, Inbox, Refused};
 use crate::names::{
-    clip_name, AgentId, Audience, ConversationId, GroupName, ServiceName, Subject, SubjectPattern,
-    MAX_NAME_LEN,
+    clip_name, Audience, GroupName, ServiceName, Subject, SubjectPattern, MAX_NAME_LEN,
 };
 use crate::payload::{Payload, SharedContent};
 use crate::registry::{JoinGroup, LeaveGroup, Register, Reroute, Status, Withdraw};
 use crate::report::{PublisherNotice, Report, ReportData};
-use crate::request::{refusal_failure, ErrorCode, Failure, IncomingRequest, ReplyTo};
+use crate::request::{refusal_failure, IncomingRequest, ReplyTo};
 use crate::wire::{
     decode_incoming, split_frame, CodecError, ContentView, Frame, Hello, Incoming, ReportView,
     RequestView, ResponseView, ServiceInfo, Text, WireFailure, PROTOCOL_VERSION,
@@ -349,7 +350,7 @@ const VERDICT_AFTER: Duration = Duration::from_millis(1);
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Closed {
     /// Set when the link was dropped as a duplicate of another link to this process.
-    pub(crate) duplicate_of: Option<crate::names::ProcessId>,
+    pub(crate) duplicate_of: Option<crate::ids::ProcessId>,
 }
 
 /// The writer task ended.

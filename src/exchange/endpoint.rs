@@ -11,7 +11,8 @@ use tokio::sync::{broadcast, oneshot};
 use super::bridge::Bridge;
 use super::link::Counters;
 use super::Link;
-use crate::names::{GroupName, ProcessId};
+use crate::ids::ProcessId;
+use crate::names::GroupName;
 use crate::node::Node;
 use crate::wire::DEFAULT_MAX_FRAME;
 

@@ -10,12 +10,14 @@ use tokio::sync::Notify;
 
 use super::Net;
 use crate::binding::Binding;
+use crate::failure::{ErrorCode, Failure};
+use crate::ids::{AgentId, ProcessId};
 use crate::inbox::{Delivery, Refused};
-use crate::names::{clip_name, AgentId, GroupName, ProcessId, SubjectPattern};
+use crate::names::{clip_name, GroupName, SubjectPattern};
 use crate::payload::Format;
 use crate::registry::Status;
 use crate::report::{Report, ReportData};
-use crate::request::{ErrorCode, Failure, IncomingRequest, ReplyTo};
+use crate::request::{IncomingRequest, ReplyTo};
 use crate::wire::{
     encode_frame, encode_report, encode_report_spliced, encode_request, encode_response,
     ContentView, EncodedTargets, Frame, PutTargets, ReportRef, RequestView, ResponseView,

@@ -8,8 +8,9 @@ use tokio::sync::oneshot;
 
 use super::Link;
 use crate::binding::Binding;
-use crate::names::{AgentId, ConversationId, ConversationMap, IdMap};
-use crate::request::{ErrorCode, Failure, Outcome};
+use crate::failure::{ErrorCode, Failure};
+use crate::ids::{AgentId, ConversationId, ConversationMap, IdMap};
+use crate::request::Outcome;
 
 struct Pending {
     reply: oneshot::Sender<Outcome>,
@@ -221,7 +222,8 @@ fn is_via(binding: &Binding, via: Option<&Link>) -> bool {
 mod tests {
     use super::*;
     use crate::binding::{Address, Location};
-    use crate::names::{Audience, ProcessId, ServiceName};
+    use crate::ids::ProcessId;
+    use crate::names::{Audience, ServiceName};
 
     fn via(link: &Link, agent: AgentId) -> Binding {
         let name = ServiceName::new("s").unwrap();

@@ -21,7 +21,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use super::Link;
 use crate::binding::Binding;
-use crate::names::{AgentId, GroupName, ProcessId};
+use crate::ids::{AgentId, ProcessId};
+use crate::names::GroupName;
 use crate::wire::{Frame, ServiceInfo};
 
 struct Known {

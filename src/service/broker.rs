@@ -21,8 +21,9 @@ use std::time::{Duration, Instant};
 use super::{Service, ServiceContext};
 use crate::binding::Binding;
 use crate::exchange::ReportFanout;
+use crate::ids::{AgentId, IdMap};
 use crate::inbox::{Delivery, Inbox};
-use crate::names::{AgentId, GroupName, IdMap, IntoName, ServiceName, Subject, SubjectPattern};
+use crate::names::{GroupName, IntoName, ServiceName, Subject, SubjectPattern};
 use crate::node::Node;
 use crate::payload::{Content, Payload};
 use crate::registry::{

@@ -11,7 +11,7 @@ use actix::dev::ContextParts;
 use actix::{AsyncContext, SpawnHandle};
 
 use super::{Service, ServiceContext};
-use crate::event::Schedule;
+use crate::schedule::Schedule;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Kind {

@@ -9,7 +9,7 @@ use super::frame::{
     WirePayload, CALL_VARIANTS, REPORT_VARIANT, REQUEST_VARIANT, RESPONSE_VARIANT,
     TARGETED_REPORT_VARIANT,
 };
-use crate::names::{AgentId, ProcessId};
+use crate::ids::{AgentId, ProcessId};
 use crate::payload::Format;
 
 /// Default cap on one frame's size: 16 MiB.
@@ -780,7 +780,7 @@ impl Encoder<Frame> for FrameCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::names::{AgentId, ProcessId};
+    use crate::ids::{AgentId, ProcessId};
     use crate::payload::Format;
     use crate::wire::frame::{ReportRef, TargetView};
     use crate::wire::{

@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::names::{AgentId, ProcessId, SubjectPattern};
+use crate::ids::{AgentId, ProcessId};
+use crate::names::SubjectPattern;
 use crate::payload::Format;
 
 /// The protocol version carried in the handshake.

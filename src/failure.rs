@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::names::ConversationId;
+use crate::ids::ConversationId;
 
 /// A numeric failure code. netsvc uses OSE's codes: 40–48 for client-side and 50–58 for
 /// server-side errors; applications may use any other value for their own failures.

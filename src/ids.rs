@@ -1,0 +1,187 @@
+//! Identities: agents, processes and conversations, and the maps keyed by them.
+//!
+//! Agent and process identities are random UUIDs, unique without coordination and stable
+//! across reconnections. Conversation ids are counters, unique within the requesting node.
+//! Maps keyed by identities a peer sends use a keyed hasher ([`IdMap`]); only this node's
+//! own conversation ids use the cheap unkeyed one ([`ConversationMap`]).
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub struct $name(uuid::Uuid);
+
+        impl $name {
+            /// A fresh random identity.
+            pub fn random() -> Self {
+                Self(uuid::Uuid::new_v4())
+            }
+
+            /// The identity as a UUID.
+            pub fn as_uuid(&self) -> uuid::Uuid {
+                self.0
+            }
+
+            /// Wraps an existing UUID (for identities that arrive from elsewhere).
+            pub fn from_uuid(id: uuid::Uuid) -> Self {
+                Self(id)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.0, f)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.0, f)
+            }
+        }
+    };
+}
+
+uuid_id!(
+    /// The unique identity of one service agent; stable across reconnections.
+    AgentId
+);
+uuid_id!(
+    /// The unique identity of one process (node).
+    ProcessId
+);
+
+/// Correlates a request with its response or failure. Unique within the requesting node.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]
+pub struct ConversationId(pub(crate) u64);
+
+impl ConversationId {
+    /// The numeric value.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for ConversationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// A hasher for maps keyed by this node's own conversation ids: they are distinct counters,
+/// so their bits need no mixing beyond a multiply, which avoids SipHash on every call. Not for
+/// keys a peer can choose (agent ids and names come from the wire: see [`IdMap`]), since
+/// colliding keys for it are trivial to compute.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64)
+    }
+}
+
+/// A `HashMap` keyed by this node's conversation ids, with [`IdHasher`].
+pub(crate) type ConversationMap<V> =
+    std::collections::HashMap<ConversationId, V, std::hash::BuildHasherDefault<IdHasher>>;
+
+/// A `HashMap` keyed by identities received from peers (agent ids): keyed SipHash with a
+/// random key per map (std's `RandomState`), so that a peer cannot compute ids that collide
+/// and turn the route tables into lists (a hash flood).
+pub(crate) type IdMap<K, V> = std::collections::HashMap<K, V>;
+
+/// Hands out conversation ids, one counter per node.
+#[derive(Debug)]
+pub(crate) struct ConversationIds {
+    /// Identifies the node in the per-thread cache.
+    owner: u128,
+    /// The next block of ids not yet handed to any thread.
+    blocks: AtomicU64,
+}
+
+/// Ids a thread takes from its node at once, so that a call costs no shared atomic operation.
+const ID_BLOCK: u64 = 1024;
+
+thread_local! {
+    /// This thread's current block: (owner node, next id, end of block).
+    static ID_CACHE: std::cell::Cell<(u128, u64, u64)> = const { std::cell::Cell::new((0, 0, 0)) };
+}
+
+impl ConversationIds {
+    pub(crate) fn new(owner: ProcessId) -> Self {
+        ConversationIds {
+            owner: owner.as_uuid().as_u128(),
+            blocks: AtomicU64::new(0),
+        }
+    }
+
+    /// A fresh id, unique within the node: from this thread's block of the node's ids.
+    pub(crate) fn next(&self) -> ConversationId {
+        ID_CACHE.with(|cache| {
+            let (owner, next, end) = cache.get();
+            let (next, end) = if owner == self.owner && next < end {
+                (next, end)
+            } else {
+                let start = self.blocks.fetch_add(ID_BLOCK, Ordering::Relaxed) + 1;
+                (start, start + ID_BLOCK)
+            };
+            cache.set((self.owner, next + 1, end));
+            ConversationId(next)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Agent ids a peer can compute to collide under an unkeyed multiply hash: the same first
+    /// 8 bytes and the same low 32 bits of the last 8, so every one lands in the same bucket
+    /// of a table of up to 2^32 entries.
+    pub(crate) fn colliding_ids(n: u32) -> Vec<AgentId> {
+        (0..n)
+            .map(|i| {
+                let mut bytes = [7u8; 16];
+                bytes[12..16].copy_from_slice(&i.to_le_bytes());
+                AgentId::from_uuid(uuid::Uuid::from_bytes(bytes))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn maps_keyed_by_received_ids_do_not_let_a_peer_choose_collisions() {
+        use std::hash::BuildHasher;
+        let ids = colliding_ids(10_000);
+        let low = |h: u64| h & 0xffff_ffff;
+        // The unkeyed hasher puts them all in one bucket: the flood the keyed map prevents.
+        let unkeyed = std::hash::BuildHasherDefault::<IdHasher>::default();
+        let buckets: std::collections::HashSet<u64> =
+            ids.iter().map(|id| low(unkeyed.hash_one(id))).collect();
+        assert_eq!(buckets.len(), 1);
+        // The map received ids are kept in spreads them.
+        let keyed = IdMap::<AgentId, ()>::default();
+        let buckets: std::collections::HashSet<u64> = ids
+            .iter()
+            .map(|id| low(keyed.hasher().hash_one(id)))
+            .collect();
+        assert!(buckets.len() > 9_900, "{}", buckets.len());
+    }
+}
