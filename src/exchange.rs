@@ -1,11 +1,11 @@
 //! The exchange: connecting netsvc processes over TCP.
 //!
-//! An [`Exchange`] belongs to a node and an exchange group. It can listen (an exchange
-//! server, a hub relaying between its links) and connect (an exchange client, with a retry
-//! delay to keep trying and reconnect, or a single attempt), both at once. Each connection is
-//! served by one `Bridge` actor with explicit states (handshaking → ready → closing) and one
-//! `Link`: a bounded outbound buffer drained by a writer task that writes everything ready in
-//! one go.
+//! Layer 6. An [`Exchange`] belongs to a node and an exchange group. It can listen (an
+//! exchange server, a hub relaying between its links) and connect (an exchange client, with a
+//! retry delay to keep trying and reconnect, or a single attempt), both at once. Each
+//! connection is served by one bridge actor with explicit states (handshaking → ready →
+//! closing); what its frames mean and where they go is the delivery layer's (`delivery/`), how
+//! its bytes are written and read the transport's (`transport/`).
 //!
 //! What crosses a link:
 //!
@@ -21,7 +21,8 @@
 //! * subscriptions, reports, notices, requests, responses and failures addressed to agents
 //!   behind the link. A report crosses a link only when a subscriber behind it matches; its
 //!   content is encoded once per report in the publishing process and relays forward it
-//!   without decoding it;
+//!   without decoding it. An answer goes back by its requester's current route, so a
+//!   requester reached by two routes is answered by the other when one drops;
 //! * a request, only if its requester is visible beyond the link by the same audience rule:
 //!   its answer comes back by requester agent. Every hop delivers a request, passes it on, or
 //!   answers it at once, never drops it: `CLIENT_SERVICE_ADDRESS_INVALID` (45) when its
@@ -58,19 +59,6 @@
 //! A back-end service of audience `private` that calls a public service is answered 45 by the
 //! front end: give it audience `*` to call outside its group.
 //!
-//! How a connection is read: the bridge gets every complete frame already received as one
-//! chunk of the read buffer (a chunk ends after a request or answer, whose sender waits), so a
-//! burst costs one wake-up and one write per outgoing link. Reports, requests and responses,
-//! most of the traffic, are decoded borrowing from the chunk (nothing is copied to decode
-//! them): an exchange server passes a report whose subscribers are all behind one link on as
-//! the received bytes, and re-sends it to several links as the received head plus each
-//! link's subscribers. For local services, on a connection whose traffic is
-//! mostly for local subscribers (a client), a report's content is a slice of its chunk rather
-//! than a copy (so a `Report` kept for long keeps its read buffer alive: keep the decoded value
-//! instead); on a connection mostly relayed (a server), it is copied. Requests and answers are
-//! relayed as received too; for a local service their content is copied unless it is large
-//! (64 KiB or more), so a call waiting in an inbox does not keep a read buffer alive.
-//!
 //! When a link drops, everything learned through it is withdrawn: pending requests to those
 //! services fail at once, publishers see their subscriptions withdrawn, subscribers see
 //! their publishers withdrawn. After a reconnection the services are announced again with the
@@ -96,23 +84,17 @@
 //! and a peer that never speaks each close that connection with a logged error; every other
 //! link keeps working. What a peer can make a node spend is bounded by [`Limits`].
 
+mod announced;
 mod bridge;
-mod endpoint;
-mod link;
-mod net;
-mod reader;
-mod router;
+mod config;
+mod quota;
+mod shared;
+mod silence;
+mod sockets;
 
-pub use endpoint::{
-    Authorise, ConnectionEvent, ConnectionState, Connector, Exchange, ExchangeConfig,
-    ExchangeError, ExchangeStats,
-};
-pub use endpoint::{
+pub use config::{
+    Authorise, ConnectionEvent, ConnectionState, ExchangeConfig, ExchangeError, ExchangeStats,
     Limits, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DEAD_AFTER, DEFAULT_HANDSHAKE_FRAME,
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HEARTBEAT, DEFAULT_OUTBOUND_LIMIT,
 };
-
-pub(crate) use link::{send_outcome, Link, ReportFanout};
-pub(crate) use net::{Net, RouteRemoved};
-pub(crate) use reader::FrameChunks;
-pub(crate) use router::Router;
+pub use sockets::{Connector, Exchange};

@@ -163,6 +163,178 @@ impl Failure {
     }
 }
 
+/// The situations in which netsvc itself refuses or fails a request, and the code each one
+/// gets: the one table of netsvc's own failures. The layers that detect a situation (the
+/// delivery layer, a bridge, the request layer) name it; the code and the wording are chosen
+/// here, once.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    /// The requester cannot be seen beyond the next link (its audience), so its answer could
+    /// never come back.
+    RequesterHidden {
+        /// `name/agent` of the requester.
+        requester: String,
+        /// The requester's audience.
+        audience: String,
+        /// Where it cannot be answered: "from another process", "in exchange group …".
+        beyond: String,
+        /// `name/agent` of the target.
+        target: String,
+    },
+    /// The requester is not known on the way to the target.
+    RequesterUnknown {
+        /// The requester's agent.
+        requester: String,
+    },
+    /// No service of that identity is known here.
+    TargetUnknown {
+        /// The target's agent.
+        target: String,
+    },
+    /// The target has stopped, or its route went down.
+    TargetGone {
+        /// `name/agent` of the target.
+        target: String,
+    },
+    /// The target's inbox is full.
+    InboxFull {
+        /// `name/agent` of the target.
+        target: String,
+    },
+    /// A request or answer is over a link's frame size cap.
+    TooLarge {
+        /// What was too large.
+        what: Oversized,
+        /// The link's cap, in bytes.
+        max: usize,
+    },
+    /// A request or answer could not be encoded.
+    Unencodable {
+        /// What could not be encoded.
+        what: Oversized,
+        /// Why.
+        error: String,
+    },
+    /// No method has a name this long.
+    MethodNameTooLong {
+        /// The name's length, in bytes.
+        len: usize,
+    },
+    /// The target was withdrawn before it answered.
+    WithdrawnBeforeResponse {
+        /// `name/agent` of the target.
+        target: String,
+    },
+    /// The link a request went out on went down before its answer came back.
+    ConnectionLost,
+}
+
+/// What a [`Refusal::TooLarge`] or [`Refusal::Unencodable`] was about.
+#[derive(Debug)]
+pub(crate) enum Oversized {
+    /// A request sent by a service of this process.
+    Request {
+        /// The method called.
+        method: String,
+        /// `name/agent` of the target.
+        target: String,
+    },
+    /// A request being relayed.
+    RelayedRequest {
+        /// `name/agent` of the target.
+        target: String,
+    },
+    /// The answer of a service of this process.
+    Response,
+    /// An answer being relayed.
+    RelayedResponse,
+}
+
+impl From<Refusal> for Failure {
+    fn from(refusal: Refusal) -> Failure {
+        use Oversized::*;
+        let max_text = |max: usize| format!("over the link's frame size limit of {max} bytes");
+        let (code, description) = match refusal {
+            Refusal::RequesterHidden {
+                requester,
+                audience,
+                beyond,
+                target,
+            } => (
+                ErrorCode::CLIENT_SERVICE_ADDRESS_INVALID,
+                format!(
+                    "{requester} has audience {audience:?} and cannot be answered {beyond}; \
+                     give it audience \"*\" to call {target}"
+                ),
+            ),
+            Refusal::RequesterUnknown { requester } => (
+                ErrorCode::CLIENT_SERVICE_ADDRESS_INVALID,
+                format!(
+                    "requester {requester} is not known on the way to the target, \
+                     so it could not be answered"
+                ),
+            ),
+            Refusal::TargetUnknown { target } => (
+                ErrorCode::CLIENT_SERVICE_UNAVAILABLE,
+                format!("service {target} is not available"),
+            ),
+            Refusal::TargetGone { target } => (
+                ErrorCode::CLIENT_SERVICE_UNAVAILABLE,
+                format!("service {target} is no longer available"),
+            ),
+            Refusal::InboxFull { target } => (
+                ErrorCode::SERVER_RESOURCE_UNAVAILABLE,
+                format!("service {target} is overloaded: its inbox is full"),
+            ),
+            Refusal::TooLarge { what, max } => match what {
+                Request { method, target } => (
+                    ErrorCode::CLIENT_REQUEST_ENCODING_ERROR,
+                    format!(
+                        "request {method} to {target} is too large: {}",
+                        max_text(max)
+                    ),
+                ),
+                RelayedRequest { target } => (
+                    ErrorCode::SERVER_RESOURCE_UNAVAILABLE,
+                    format!("request too large to relay to {target}: {}", max_text(max)),
+                ),
+                Response => (
+                    ErrorCode::SERVER_RESPONSE_ENCODING_ERROR,
+                    format!("response too large: {}", max_text(max)),
+                ),
+                RelayedResponse => (
+                    ErrorCode::SERVER_RESPONSE_ENCODING_ERROR,
+                    format!("response too large to relay: {}", max_text(max)),
+                ),
+            },
+            Refusal::Unencodable { what, error } => match what {
+                Request { method, .. } => (
+                    ErrorCode::CLIENT_REQUEST_ENCODING_ERROR,
+                    format!("arguments of {method}: {error}"),
+                ),
+                RelayedRequest { .. } => (ErrorCode::SERVER_RESOURCE_UNAVAILABLE, error),
+                Response | RelayedResponse => (ErrorCode::SERVER_RESPONSE_ENCODING_ERROR, error),
+            },
+            Refusal::MethodNameTooLong { len } => (
+                ErrorCode::SERVER_METHOD_UNAVAILABLE,
+                format!(
+                    "no method has a name of {len} bytes (the maximum is {})",
+                    crate::names::MAX_NAME_LEN
+                ),
+            ),
+            Refusal::WithdrawnBeforeResponse { target } => (
+                ErrorCode::SERVER_APPLICATION_ERROR,
+                format!("service {target} was withdrawn before responding"),
+            ),
+            Refusal::ConnectionLost => (
+                ErrorCode::SERVER_APPLICATION_ERROR,
+                "the connection to the service was lost before it responded".to_owned(),
+            ),
+        };
+        Failure::netsvc(code, description)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

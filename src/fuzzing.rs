@@ -162,7 +162,7 @@ pub fn check_chunks(input: &[u8]) {
         rest: stream,
         step: usize::from(step).max(1),
     };
-    let mut chunks = crate::exchange::FrameChunks::new(reader, CAP);
+    let mut chunks = crate::transport::FrameChunks::new(reader, CAP);
     let mut cx = Context::from_waker(Waker::noop());
     let mut taken = 0;
     loop {

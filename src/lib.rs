@@ -86,14 +86,13 @@
 //!   operations are logged as errors naming the service and nothing is done; build them with
 //!   [`ServiceName::new`], [`Subject::new`], [`SubjectPattern::new`] to get the error value.
 
-mod binding;
+mod delivery;
 mod error;
 mod exchange;
 mod failure;
 #[doc(hidden)]
 pub mod fuzzing;
 mod ids;
-mod inbox;
 mod names;
 mod node;
 mod payload;
@@ -103,9 +102,14 @@ mod request;
 mod schedule;
 mod service;
 mod shutdown;
+mod spawn;
+mod transport;
 pub mod wire;
 
-pub use binding::{Binding, Location};
+pub use delivery::{
+    Binding, Location, PublisherNotice, RegistryEvent, Report, ReportTypeError, ShutdownPhase,
+    Status, Watch,
+};
 pub use error::Error;
 pub use exchange::{
     Authorise, ConnectionEvent, ConnectionState, Connector, Exchange, ExchangeConfig,
@@ -118,19 +122,15 @@ pub use names::{
     Audience, GroupName, IntoName, InvalidName, ServiceName, Subject, SubjectPattern, MAX_NAME_LEN,
 };
 pub use netsvc_derive::{methods, Service};
-pub use node::{Node, NodeConfig, Spawned, DEFAULT_INBOX_CAPACITY, DEFAULT_SHUTDOWN_DELAY};
+pub use node::{Node, NodeConfig, DEFAULT_INBOX_CAPACITY, DEFAULT_SHUTDOWN_DELAY};
 pub use payload::{Content, Format, Payload, PayloadError};
-pub use registry::{RegistryEvent, Status, Watch};
-pub use report::{
-    IntoTarget, Lifetime, PublisherNotice, Report, ReportTypeError, SubscriptionNotice,
-    SubscriptionStatus, Target,
-};
+pub use report::{IntoTarget, Lifetime, SubscriptionNotice, SubscriptionStatus, Target};
 pub use request::{
     Call, Delayed, Endpoint, IntoRequestTarget, RequestInfo, RequestTarget, Responder,
 };
 pub use schedule::{CronSchedule, Schedule};
 pub use service::{Service, ServiceContext, ServiceOptions};
-pub use shutdown::ShutdownPhase;
+pub use spawn::Spawned;
 
 /// The usual imports: `use netsvc::prelude::*;`.
 pub mod prelude {
@@ -143,98 +143,16 @@ pub mod prelude {
     pub use netsvc_derive::methods;
 }
 
-/// Paths used by the macros. Not public API.
+/// Paths used by the macros. Not public API: re-exports only.
 #[doc(hidden)]
 pub mod __private {
-    use std::marker::PhantomData;
-
-    pub use crate::inbox::Drain;
+    pub use crate::delivery::Drain;
     pub use crate::request::{decode_args, method_unavailable, IntoReply, Plain, Reply};
     pub use crate::service::ServiceOptions;
+    pub use crate::service::{
+        audience, drain, group_name, service_name, started, stopping, Descriptor, DispatchFn,
+        Exports, Tag, ViaExports, ViaNothing,
+    };
     pub use crate::{Audience, Endpoint, GroupName, Payload, ServiceContext, ServiceName};
     pub use actix;
-
-    /// What `#[derive(Service)]` generates besides the actix impls.
-    pub trait Descriptor: actix::Actor<Context = ServiceContext<Self>> {
-        /// Name, audience and groups from the attribute.
-        fn options() -> ServiceOptions;
-        /// Serves one request.
-        fn dispatch(
-            service: &mut Self,
-            ctx: &mut ServiceContext<Self>,
-            method: &str,
-            args: Payload,
-        ) -> Reply;
-    }
-
-    /// What `#[netsvc::methods]` generates.
-    pub trait Exports: crate::Service {
-        /// Serves one request by method name.
-        fn dispatch(
-            service: &mut Self,
-            ctx: &mut ServiceContext<Self>,
-            method: &str,
-            args: Payload,
-        ) -> Reply;
-    }
-
-    pub type DispatchFn<S> = fn(&mut S, &mut ServiceContext<S>, &str, Payload) -> Reply;
-
-    /// Autoref specialization: `(&&Tag::<S>::new()).dispatcher()` picks the exported methods
-    /// when `S: Exports`, else a dispatcher that answers "method unavailable".
-    pub struct Tag<S>(PhantomData<S>);
-    impl<S> Tag<S> {
-        pub fn new() -> Self {
-            Tag(PhantomData)
-        }
-    }
-    impl<S> Default for Tag<S> {
-        fn default() -> Self {
-            Self::new()
-        }
-    }
-    pub trait ViaExports<S: crate::Service> {
-        fn dispatcher(&self) -> DispatchFn<S>;
-    }
-    impl<S: Exports> ViaExports<S> for &Tag<S> {
-        fn dispatcher(&self) -> DispatchFn<S> {
-            <S as Exports>::dispatch
-        }
-    }
-    pub trait ViaNothing<S: crate::Service> {
-        fn dispatcher(&self) -> DispatchFn<S>;
-    }
-    impl<S: crate::Service> ViaNothing<S> for Tag<S> {
-        fn dispatcher(&self) -> DispatchFn<S> {
-            |_, ctx, method, _| {
-                Reply::failure(method_unavailable(ctx.binding().name().as_str(), method))
-            }
-        }
-    }
-
-    pub fn started<S: crate::Service>(service: &mut S, ctx: &mut ServiceContext<S>) {
-        crate::service::started(service, ctx)
-    }
-    pub fn stopping<S: crate::Service>(
-        service: &mut S,
-        ctx: &mut ServiceContext<S>,
-    ) -> actix::Running {
-        crate::service::stopping(service, ctx)
-    }
-    pub fn drain<S: crate::Service>(service: &mut S, ctx: &mut ServiceContext<S>) {
-        crate::service::drain(service, ctx)
-    }
-
-    /// A name the macro validated at compile time.
-    pub fn service_name(name: &'static str) -> ServiceName {
-        ServiceName::new(name).unwrap_or_else(|_| ServiceName::anonymous())
-    }
-    /// A group the macro validated at compile time.
-    pub fn group_name(name: &'static str) -> Option<GroupName> {
-        GroupName::new(name).ok()
-    }
-    /// An audience the macro validated at compile time.
-    pub fn audience(value: &'static str) -> Audience {
-        Audience::parse(value).unwrap_or(Audience::Process)
-    }
 }

@@ -1,20 +1,18 @@
-//! The node: one process's netsvc runtime — its registry, its services, its shutdown.
+//! The node: one process's netsvc runtime — its registry, its routes, its shutdown — and
+//! the questions a program asks it. Building a node and spawning services on it are in
+//! `spawn.rs`: they need the service runtime, which itself holds a `Node`.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use actix::dev::channel;
 use actix::{Actor, Addr};
 use tokio::sync::watch;
 
-use crate::binding::{Address, Binding, Location};
-use crate::exchange::{Net, Router};
-use crate::ids::{AgentId, ConversationId, ConversationIds, ProcessId};
-use crate::inbox::{Delivery, Inbox};
-use crate::names::IntoName;
-use crate::names::{GroupName, ServiceName};
-use crate::registry::{Groups, Lookup, LookupAgent, Register, Registry};
-use crate::service::{Service, ServiceContext, ServiceOptions};
+use crate::delivery::{Announcer, Binding, Routes};
+use crate::ids::{AgentId, ProcessId};
+use crate::names::{GroupName, IntoName, ServiceName};
+use crate::registry::{Groups, Lookup, LookupAgent, Registry};
+use crate::request::{Calls, Endpoint, IntoRequestTarget, RequestTarget};
 use crate::shutdown::{ShutdownControl, ShutdownCoordinator};
 
 /// Default capacity of a service's inbox (see [`crate::NodeConfig::inbox_capacity`]).
@@ -55,13 +53,14 @@ struct NodeInner {
     registry: Addr<Registry>,
     shutdown: Addr<ShutdownCoordinator>,
     shutdown_done: watch::Receiver<bool>,
-    conversations: ConversationIds,
+    /// What an endpoint needs to make calls: the registry and the conversation ids.
+    calls: Arc<Calls>,
     /// The node's own anonymous service: the requester of calls made with [`Node::endpoint`].
     agent: OnceLock<Binding>,
     /// Every agent this node can reach, and requests waiting for remote answers.
-    net: Arc<Net>,
+    routes: Arc<Routes>,
     /// Decides what is announced on which exchange link.
-    router: Arc<Router>,
+    announcer: Arc<Announcer>,
 }
 
 impl std::fmt::Debug for Node {
@@ -73,67 +72,35 @@ impl std::fmt::Debug for Node {
     }
 }
 
-/// A spawned service: its actix address and its binding.
-pub struct Spawned<S: Service> {
-    /// The actix address, for the user's own messages.
-    pub addr: Addr<S>,
-    /// The service's binding, for requests and subscriptions by agent.
-    pub binding: Binding,
-}
-
-impl<S: Service> Clone for Spawned<S> {
-    fn clone(&self) -> Self {
-        Spawned {
-            addr: self.addr.clone(),
-            binding: self.binding.clone(),
-        }
-    }
-}
-
-impl<S: Service> Spawned<S> {
-    /// Asks the service to stop (after what is already in its inbox): left-group notices,
-    /// then withdrawn; pending requests to it fail.
-    pub fn stop(&self) {
-        self.binding.send(Delivery::Stop);
-    }
-}
-
 impl Node {
-    /// A node with default settings and this name.
-    pub fn new(name: impl Into<String>) -> Node {
-        Node::with_config(NodeConfig {
-            name: name.into(),
-            ..NodeConfig::default()
-        })
-    }
-
-    /// A node with the given settings. Must be called inside a running actix `System`.
-    pub fn with_config(config: NodeConfig) -> Node {
+    /// Everything of a node but its own agent, which `spawn.rs` adds.
+    pub(crate) fn assemble(config: NodeConfig) -> Node {
         let registry = Registry::new().start();
         let (coordinator, shutdown_done) =
             ShutdownCoordinator::new(registry.clone(), config.shutdown_delay);
         let shutdown = coordinator.start();
         let process = ProcessId::random();
-        let node = Node(Arc::new(NodeInner {
+        Node(Arc::new(NodeInner {
             config,
             process,
+            calls: Arc::new(Calls::new(registry.clone(), process)),
             registry,
             shutdown,
             shutdown_done,
-            conversations: ConversationIds::new(process),
             agent: OnceLock::new(),
-            net: Net::new(),
-            router: Arc::new(Router::new(process)),
-        }));
-        // Anonymous but visible to other processes (never announced), so that answers to
-        // requests made with `Node::endpoint` can find their way back.
-        let options = ServiceOptions {
-            audience: crate::Audience::Everyone,
-            ..ServiceOptions::anonymous()
-        };
-        let agent = node.spawn_with(NodeAgent, options);
-        let _ = node.0.agent.set(agent.binding);
-        node
+            routes: Routes::new(),
+            announcer: Arc::new(Announcer::new(process)),
+        }))
+    }
+
+    /// Sets the node's own agent, once.
+    pub(crate) fn set_agent(&self, agent: Binding) {
+        let _ = self.0.agent.set(agent);
+    }
+
+    /// The node's settings.
+    pub(crate) fn config(&self) -> &NodeConfig {
+        &self.0.config
     }
 
     /// The node's name.
@@ -146,66 +113,34 @@ impl Node {
         self.0.process
     }
 
+    /// The node's registry.
     pub(crate) fn registry(&self) -> &Addr<Registry> {
         &self.0.registry
     }
 
-    pub(crate) fn net(&self) -> &Arc<Net> {
-        &self.0.net
+    /// Every agent this node can reach.
+    pub(crate) fn routes(&self) -> &Arc<Routes> {
+        &self.0.routes
     }
 
-    pub(crate) fn router(&self) -> &Router {
-        &self.0.router
+    /// What decides the announcements on each link.
+    pub(crate) fn announcer(&self) -> &Announcer {
+        &self.0.announcer
     }
 
-    /// A handle on the router that does not keep the node alive (for links).
-    pub(crate) fn router_handle(&self) -> std::sync::Weak<Router> {
-        Arc::downgrade(&self.0.router)
+    /// A handle on the announcer that does not keep the node alive (for links).
+    pub(crate) fn announcer_handle(&self) -> std::sync::Weak<Announcer> {
+        Arc::downgrade(&self.0.announcer)
     }
 
-    pub(crate) fn next_conversation(&self) -> ConversationId {
-        self.0.conversations.next()
-    }
-
-    /// Spawns a service on the current arbiter with the name, audience and groups of its
-    /// `#[service(...)]` attribute. It is announced at once, before it has started.
-    pub fn spawn<S: Service>(&self, service: S) -> Spawned<S> {
-        self.spawn_with(service, S::options())
-    }
-
-    /// Spawns a service with explicit options (for names chosen at run time).
-    pub fn spawn_with<S: Service>(&self, service: S, options: ServiceOptions) -> Spawned<S> {
-        let (tx, rx) = channel::channel::<S>(16);
-        let addr = Addr::new(tx);
-        let inbox = Inbox::new(self.0.config.inbox_capacity);
-        let binding = Binding::new(
-            options.name,
-            AgentId::random(),
-            options.audience,
-            self.0.process,
-            Location::Local,
-            Address::Local(inbox.clone()),
-        );
-        self.0.net.insert(binding.clone());
-        self.0.router.service_available(&binding, &options.groups);
-        self.0.registry.do_send(Register {
-            binding: binding.clone(),
-            groups: options.groups.clone(),
-        });
-        ServiceContext::start(
-            rx,
-            self.clone(),
-            binding.clone(),
-            inbox,
-            options.groups,
-            service,
-        );
-        Spawned { addr, binding }
+    /// What endpoints need to make calls.
+    pub(crate) fn calls(&self) -> &Arc<Calls> {
+        &self.0.calls
     }
 
     /// An endpoint for calling a service from outside any service (from `main`, a test, a
     /// tool); the requester is the node's own anonymous agent.
-    pub fn endpoint(&self, target: impl crate::request::IntoRequestTarget) -> crate::Endpoint {
+    pub fn endpoint(&self, target: impl IntoRequestTarget) -> Endpoint {
         let sender = self
             .0
             .agent
@@ -214,9 +149,9 @@ impl Node {
             .expect("the node agent is set when the node is built");
         let target = target.into_request_target().unwrap_or_else(|e| {
             tracing::error!("endpoint: {e}");
-            crate::request::RequestTarget::Name(ServiceName::anonymous())
+            RequestTarget::Name(ServiceName::anonymous())
         });
-        crate::Endpoint::new(self.clone(), sender, target)
+        Endpoint::new(self.0.calls.clone(), sender, target)
     }
 
     /// Services with this name (local first, then the one known longest). An invalid name
@@ -336,39 +271,3 @@ impl Node {
         });
     }
 }
-
-/// The node's own anonymous service (see [`Node::endpoint`]).
-struct NodeAgent;
-
-impl Actor for NodeAgent {
-    type Context = ServiceContext<Self>;
-    fn started(&mut self, ctx: &mut Self::Context) {
-        crate::service::started(self, ctx)
-    }
-    fn stopping(&mut self, ctx: &mut Self::Context) -> actix::Running {
-        crate::service::stopping(self, ctx)
-    }
-}
-
-impl actix::Handler<crate::inbox::Drain> for NodeAgent {
-    type Result = ();
-    fn handle(&mut self, _: crate::inbox::Drain, ctx: &mut Self::Context) {
-        crate::service::drain(self, ctx)
-    }
-}
-
-impl crate::__private::Descriptor for NodeAgent {
-    fn options() -> ServiceOptions {
-        ServiceOptions::anonymous()
-    }
-    fn dispatch(
-        _: &mut Self,
-        _: &mut ServiceContext<Self>,
-        method: &str,
-        _: crate::Payload,
-    ) -> crate::request::Reply {
-        crate::request::Reply::failure(crate::request::method_unavailable("", method))
-    }
-}
-
-impl Service for NodeAgent {}

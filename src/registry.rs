@@ -21,45 +21,10 @@ use std::collections::{BTreeSet, HashMap};
 use actix::{Actor, Context, Handler, Message, MessageResult};
 use smallvec::SmallVec;
 
-use crate::binding::{Binding, Location};
+use crate::delivery::{Binding, Location};
+use crate::delivery::{Delivery, Inbox, RegistryEvent, Status, Watch, WatchedBy};
 use crate::ids::AgentId;
-use crate::inbox::{Delivery, Inbox};
 use crate::names::{GroupName, ServiceName};
-
-/// Available or withdrawn (for a group event: joined or left).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Status {
-    /// The service is available, or joined the group.
-    Available,
-    /// The service was withdrawn, or left the group.
-    Withdrawn,
-}
-
-/// What a registry subscription watches.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Watch {
-    /// Every service and every group change.
-    Registry,
-    /// Services with this name (service events only, never group events).
-    Name(ServiceName),
-    /// One agent: its service events and its group events.
-    Agent(AgentId),
-    /// Services joining and leaving this group (a withdrawal implies leaving).
-    Group(GroupName),
-}
-
-/// An availability announcement delivered to a subscriber.
-#[derive(Debug, Clone)]
-pub struct RegistryEvent {
-    /// The service concerned.
-    pub binding: Binding,
-    /// `None` for a service event, the group for a join or leave event.
-    pub group: Option<GroupName>,
-    /// Available / joined, or withdrawn / left.
-    pub status: Status,
-    /// Which subscription produced this event.
-    pub watch: Watch,
-}
 
 struct Entry {
     binding: Binding,
@@ -72,7 +37,7 @@ struct Entry {
 struct Sub {
     subscriber: AgentId,
     inbox: Inbox,
-    internal: bool,
+    by: WatchedBy,
 }
 
 /// The registry actor of one node. Reached through [`Node`](crate::Node) and
@@ -85,6 +50,9 @@ pub(crate) struct Registry {
     groups: HashMap<GroupName, BTreeSet<AgentId>>,
     subs: HashMap<Watch, Vec<Sub>>,
     seq: u64,
+    /// Local services known (named or anonymous), and who waits for there to be none.
+    local: usize,
+    idle: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Actor for Registry {
@@ -99,6 +67,8 @@ impl Registry {
             groups: HashMap::new(),
             subs: HashMap::new(),
             seq: 0,
+            local: 0,
+            idle: Vec::new(),
         }
     }
 
@@ -109,7 +79,11 @@ impl Registry {
         if entry.announced {
             self.by_name.add(entry.binding.name(), entry.seq, agent);
         }
+        if entry.binding.location() == Location::Local {
+            self.local += 1;
+        }
         if let Some(old) = self.agents.insert(agent, entry) {
+            self.local_gone(&old.binding);
             self.unindex(&old);
         }
     }
@@ -118,6 +92,7 @@ impl Registry {
     fn remove(&mut self, agent: AgentId) -> Option<Entry> {
         let entry = self.agents.remove(&agent)?;
         self.unindex(&entry);
+        self.local_gone(&entry.binding);
         Some(entry)
     }
 
@@ -127,17 +102,35 @@ impl Registry {
             return;
         };
         let renamed = entry.announced && entry.binding.name() != binding.name();
+        let now_local = binding.location() == Location::Local;
         let old = std::mem::replace(&mut entry.binding, binding);
         if renamed {
             self.by_name.remove(old.name(), entry.seq);
             self.by_name
                 .add(entry.binding.name(), entry.seq, old.agent());
         }
+        if now_local {
+            self.local += 1;
+        }
+        self.local_gone(&old);
     }
 
     fn unindex(&mut self, entry: &Entry) {
         if entry.announced {
             self.by_name.remove(entry.binding.name(), entry.seq);
+        }
+    }
+
+    /// `binding` is no longer an entry: if it was local, count it out, and tell those waiting
+    /// for the last local service to go.
+    fn local_gone(&mut self, binding: &Binding) {
+        if binding.location() == Location::Local {
+            self.local -= 1;
+            if self.local == 0 {
+                for waiter in self.idle.drain(..) {
+                    let _ = waiter.send(());
+                }
+            }
         }
     }
 
@@ -273,10 +266,7 @@ fn send_event(
         status,
         watch: watch.clone(),
     };
-    sub.inbox.send(Delivery::Registry {
-        event,
-        internal: sub.internal,
-    });
+    sub.inbox.send(Delivery::Registry { event, by: sub.by });
 }
 
 macro_rules! message {
@@ -409,7 +399,7 @@ pub(crate) struct Subscribe {
     pub(crate) subscriber: AgentId,
     pub(crate) inbox: Inbox,
     pub(crate) watch: Watch,
-    pub(crate) internal: bool,
+    pub(crate) by: WatchedBy,
     /// For a subscription by agent: the binding the subscriber holds, used to answer
     /// `Withdrawn` at once when the agent is not (or no longer) known.
     pub(crate) known: Option<Binding>,
@@ -422,11 +412,11 @@ impl Handler<Subscribe> for Registry {
         let sub = Sub {
             subscriber: msg.subscriber,
             inbox: msg.inbox,
-            internal: msg.internal,
+            by: msg.by,
         };
         let subs = self.subs.entry(msg.watch.clone()).or_default();
         // Subscribing again replaces the subscription (and replays the current state again).
-        subs.retain(|s| !(s.subscriber == sub.subscriber && s.internal == sub.internal));
+        subs.retain(|s| !(s.subscriber == sub.subscriber && s.by == sub.by));
         subs.push(sub.clone());
         if let Watch::Agent(agent) = &msg.watch {
             if !self.agents.contains_key(agent) {
@@ -444,7 +434,7 @@ impl Handler<Subscribe> for Registry {
 pub(crate) struct Unsubscribe {
     pub(crate) subscriber: AgentId,
     pub(crate) watch: Watch,
-    pub(crate) internal: bool,
+    pub(crate) by: WatchedBy,
 }
 message!(Unsubscribe => ());
 
@@ -452,7 +442,7 @@ impl Handler<Unsubscribe> for Registry {
     type Result = ();
     fn handle(&mut self, msg: Unsubscribe, _: &mut Context<Self>) {
         if let Some(subs) = self.subs.get_mut(&msg.watch) {
-            subs.retain(|s| !(s.subscriber == msg.subscriber && s.internal == msg.internal));
+            subs.retain(|s| !(s.subscriber == msg.subscriber && s.by == msg.by));
             if subs.is_empty() {
                 self.subs.remove(&msg.watch);
             }
@@ -521,6 +511,22 @@ impl Handler<Groups> for Registry {
     }
 }
 
+/// Resolves once no local service is left (at once if there is none): what shutdown waits
+/// for after stopping them.
+pub(crate) struct WhenNoLocalServices(pub(crate) tokio::sync::oneshot::Sender<()>);
+message!(WhenNoLocalServices => ());
+
+impl Handler<WhenNoLocalServices> for Registry {
+    type Result = ();
+    fn handle(&mut self, msg: WhenNoLocalServices, _: &mut Context<Self>) {
+        if self.local == 0 {
+            let _ = msg.0.send(());
+        } else {
+            self.idle.push(msg.0);
+        }
+    }
+}
+
 /// Inboxes of every local service, named or anonymous (for shutdown).
 pub(crate) struct LocalInboxes;
 message!(LocalInboxes => Vec<Inbox>);
@@ -549,256 +555,4 @@ impl Handler<Reroute> for Registry {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::binding::Address;
-    use crate::ids::ProcessId;
-    use crate::names::Audience;
-
-    /// A binding of `name` seen at `location`. The registry reads only the location, never
-    /// the route, so every binding here is routed to a local inbox (no exchange link needed).
-    fn binding_of(agent: AgentId, name: &ServiceName, location: Location) -> Binding {
-        let address = Address::Local(Inbox::new(16));
-        Binding::new(
-            name.clone(),
-            agent,
-            Audience::Everyone,
-            ProcessId::random(),
-            location,
-            address,
-        )
-    }
-
-    /// What `Lookup::Name` answered before the index: a scan of every known agent.
-    fn linear(registry: &Registry, name: &ServiceName) -> Vec<Binding> {
-        registry.sorted(
-            registry
-                .agents
-                .values()
-                .filter(|e| e.announced && e.binding.name() == name)
-                .collect(),
-        )
-    }
-
-    /// What a lookup answer says about each service: identity, name and location, in order.
-    fn described(bindings: &[Binding]) -> Vec<(AgentId, String, Location)> {
-        bindings
-            .iter()
-            .map(|b| (b.agent(), b.name().to_string(), b.location()))
-            .collect()
-    }
-
-    /// The index, rebuilt from `agents`, must be exactly the one kept (no empty entries).
-    fn check_index(registry: &Registry) {
-        let mut expected: HashMap<ServiceName, Vec<(u64, AgentId)>> = HashMap::new();
-        for (agent, entry) in &registry.agents {
-            if entry.announced {
-                expected
-                    .entry(entry.binding.name().clone())
-                    .or_default()
-                    .push((entry.seq, *agent));
-            }
-        }
-        for agents in expected.values_mut() {
-            agents.sort();
-        }
-        let kept: HashMap<ServiceName, Vec<(u64, AgentId)>> = registry
-            .by_name
-            .0
-            .iter()
-            .map(|(name, agents)| (name.clone(), agents.to_vec()))
-            .collect();
-        assert_eq!(kept, expected);
-    }
-
-    fn lookup(registry: &mut Registry, name: &ServiceName) -> Vec<Binding> {
-        registry
-            .handle(Lookup::Name(name.clone()), &mut Context::new())
-            .0
-    }
-
-    /// Every name of `names` looked up through the index answers exactly what the scan did.
-    fn check_lookups(registry: &mut Registry, names: &[ServiceName]) -> usize {
-        check_index(registry);
-        let mut found = 0;
-        for name in names {
-            let by_index = lookup(registry, name);
-            assert_eq!(
-                described(&by_index),
-                described(&linear(registry, name)),
-                "lookup of {name:?}"
-            );
-            found += by_index.len();
-        }
-        found
-    }
-
-    /// A small deterministic generator (xorshift), so a failure can be replayed.
-    struct Rng(u64);
-    impl Rng {
-        fn below(&mut self, n: usize) -> usize {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            (self.0 % n as u64) as usize
-        }
-    }
-
-    #[test]
-    fn lookups_by_name_answer_what_a_scan_of_every_agent_answers() {
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        let hot: Vec<ServiceName> = (0..8)
-            .map(|i| ServiceName::new(format!("hot-{i}")).unwrap())
-            .collect();
-        let group = GroupName::new("g").unwrap();
-        let mut registry = Registry::new();
-        let mut known: Vec<(AgentId, ServiceName)> = Vec::new();
-        let mut names: Vec<ServiceName> = hot.clone();
-        names.push(ServiceName::anonymous());
-        names.push(ServiceName::new("nobody").unwrap());
-        let register =
-            |registry: &mut Registry, agent: AgentId, name: &ServiceName, location: Location| {
-                let groups = if agent.as_uuid().as_bytes()[0] % 2 == 0 {
-                    vec![group.clone()]
-                } else {
-                    Vec::new()
-                };
-                registry.handle(
-                    Register {
-                        binding: binding_of(agent, name, location),
-                        groups,
-                    },
-                    &mut Context::new(),
-                );
-            };
-        let location = |rng: &mut Rng| {
-            if rng.below(3) == 0 {
-                Location::Local
-            } else {
-                Location::Remote
-            }
-        };
-
-        // 20,000 services: most with a name of their own, one in ten sharing one of a few
-        // names, one in fifty anonymous; local and remote interleaved.
-        for i in 0..20_000 {
-            let name = match rng.below(50) {
-                0 => ServiceName::anonymous(),
-                1..=5 => hot[rng.below(hot.len())].clone(),
-                _ => {
-                    let unique = ServiceName::new(format!("svc-{i}")).unwrap();
-                    if i % 97 == 0 {
-                        names.push(unique.clone());
-                    }
-                    unique
-                }
-            };
-            let agent = AgentId::random();
-            register(&mut registry, agent, &name, location(&mut rng));
-            known.push((agent, name));
-        }
-        let found = check_lookups(&mut registry, &names);
-        assert!(
-            found > 1_000,
-            "the hot names are shared by many services ({found})"
-        );
-        assert!(lookup(&mut registry, &hot[0])
-            .iter()
-            .any(|b| b.location() == Location::Local));
-        assert!(lookup(&mut registry, &hot[0])
-            .iter()
-            .any(|b| b.location() == Location::Remote));
-
-        // Withdraw a quarter (and a few agents never known), reroute a tenth (to the other
-        // location, sometimes under another name, sometimes for an agent never known).
-        for _ in 0..5_000 {
-            let (agent, _) = known.swap_remove(rng.below(known.len()));
-            registry.handle(Withdraw(agent), &mut Context::new());
-        }
-        registry.handle(Withdraw(AgentId::random()), &mut Context::new());
-        for _ in 0..1_500 {
-            let (agent, name) = known[rng.below(known.len())].clone();
-            let renamed = if rng.below(10) == 0 {
-                hot[rng.below(hot.len())].clone()
-            } else {
-                name
-            };
-            registry.handle(
-                Reroute(binding_of(agent, &renamed, location(&mut rng))),
-                &mut Context::new(),
-            );
-        }
-        let stranger = binding_of(AgentId::random(), &hot[1], Location::Local);
-        registry.handle(Reroute(stranger), &mut Context::new());
-        check_lookups(&mut registry, &names);
-
-        // Announced again: withdrawn then registered (now the newest), or registered again
-        // while still known (the entry is replaced, possibly under another name).
-        for _ in 0..1_000 {
-            let (agent, name) = known[rng.below(known.len())].clone();
-            if rng.below(2) == 0 {
-                registry.handle(Withdraw(agent), &mut Context::new());
-            }
-            let name = if rng.below(4) == 0 {
-                hot[rng.below(hot.len())].clone()
-            } else {
-                name
-            };
-            register(&mut registry, agent, &name, location(&mut rng));
-        }
-        check_lookups(&mut registry, &names);
-
-        // Nothing is left behind once every service is withdrawn.
-        for agent in registry.agents.keys().copied().collect::<Vec<_>>() {
-            registry.handle(Withdraw(agent), &mut Context::new());
-        }
-        assert_eq!(check_lookups(&mut registry, &names), 0);
-        assert!(registry.by_name.0.is_empty());
-    }
-
-    #[test]
-    fn subscriptions_by_name_replay_in_lookup_order() {
-        let name = ServiceName::new("worker").unwrap();
-        let other = ServiceName::new("other").unwrap();
-        let mut registry = Registry::new();
-        for i in 0..60 {
-            let location = if i % 3 == 0 {
-                Location::Local
-            } else {
-                Location::Remote
-            };
-            let name = if i % 4 == 0 { &other } else { &name };
-            let binding = binding_of(AgentId::random(), name, location);
-            registry.handle(
-                Register {
-                    binding,
-                    groups: Vec::new(),
-                },
-                &mut Context::new(),
-            );
-        }
-        let inbox = Inbox::new(16);
-        let subscribe = Subscribe {
-            subscriber: AgentId::random(),
-            inbox: inbox.clone(),
-            watch: Watch::Name(name.clone()),
-            internal: false,
-            known: None,
-        };
-        registry.handle(subscribe, &mut Context::new());
-        let replayed: Vec<Binding> = inbox
-            .close()
-            .into_iter()
-            .map(|delivery| match delivery {
-                Delivery::Registry { event, .. } => {
-                    assert_eq!((event.status, event.group), (Status::Available, None));
-                    event.binding
-                }
-                _ => panic!("only registry events are delivered"),
-            })
-            .collect();
-        let expected = linear(&registry, &name);
-        assert_eq!(expected.len(), 45);
-        assert_eq!(described(&replayed), described(&expected));
-    }
-}
+mod tests;

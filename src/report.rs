@@ -5,17 +5,15 @@
 //! the types a service receives and the pure cache.
 
 mod cache;
+mod fanout;
 
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
-
 pub(crate) use cache::ReportCache;
+pub(crate) use fanout::ReportFanout;
 
-use crate::binding::Binding;
-use crate::names::{ServiceName, Subject, SubjectPattern};
-use crate::payload::{Payload, PayloadError};
-use crate::registry::Status;
+use crate::delivery::Binding;
+use crate::names::{ServiceName, SubjectPattern};
 
 /// How long a published report stays cached for subscribers that arrive later.
 ///
@@ -84,91 +82,6 @@ impl IntoTarget for &String {
     }
 }
 
-/// What every delivery of one report shares. Not behind its own `Arc`: every field is a
-/// cheap clone already, and a received report then costs one allocation fewer.
-#[derive(Clone)]
-pub(crate) struct ReportData {
-    pub(crate) publisher: Binding,
-    pub(crate) subject: Subject,
-    pub(crate) content: Payload,
-    pub(crate) targeted: bool,
-}
-
-/// A report as a subscriber receives it: one delivery per matching subscription pattern.
-#[derive(Clone)]
-pub struct Report {
-    pub(crate) data: ReportData,
-    pub(crate) pattern: Option<SubjectPattern>,
-}
-
-/// A report whose content is not of the type the subscriber asked for.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("report {subject:?} from {publisher}: {error}")]
-pub struct ReportTypeError {
-    /// `name/agent` of the publisher.
-    pub publisher: String,
-    /// The report's subject.
-    pub subject: String,
-    /// Both types and what went wrong.
-    pub error: PayloadError,
-}
-
-impl Report {
-    /// The publishing service.
-    pub fn publisher(&self) -> &Binding {
-        &self.data.publisher
-    }
-
-    /// The report's subject.
-    pub fn subject(&self) -> &Subject {
-        &self.data.subject
-    }
-
-    /// The subscription pattern this delivery matched; `None` for a targeted report that
-    /// matched none of the subscriber's patterns.
-    pub fn pattern(&self) -> Option<&SubjectPattern> {
-        self.pattern.as_ref()
-    }
-
-    /// Whether the publisher sent this report to this subscriber only.
-    pub fn is_targeted(&self) -> bool {
-        self.data.targeted
-    }
-
-    /// The content, type-erased.
-    ///
-    /// A report received from another process may share the buffer its frame was read into
-    /// (a connection whose traffic is mostly for local subscribers hands out slices rather
-    /// than copies), so keeping a `Report` can keep that read buffer alive: 256 KiB usually,
-    /// up to the largest frame the connection carried. To keep a value for long, keep what
-    /// [`Report::decode`] returns.
-    pub fn content(&self) -> &Payload {
-        &self.data.content
-    }
-
-    /// The content as a `T` (a clone in-process, decoded otherwise). A type mismatch is an
-    /// error naming the publisher, the subject and both types.
-    pub fn decode<T: DeserializeOwned + Clone + 'static>(&self) -> Result<T, ReportTypeError> {
-        self.data.content.decode().map_err(|error| ReportTypeError {
-            publisher: self.data.publisher.to_string(),
-            subject: self.data.subject.to_string(),
-            error,
-        })
-    }
-}
-
-impl std::fmt::Debug for Report {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Report")
-            .field("publisher", &self.data.publisher)
-            .field("subject", &self.data.subject)
-            .field("pattern", &self.pattern)
-            .field("content", &self.data.content)
-            .field("targeted", &self.data.targeted)
-            .finish()
-    }
-}
-
 /// Requested or withdrawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SubscriptionStatus {
@@ -187,17 +100,4 @@ pub struct SubscriptionNotice {
     pub pattern: SubjectPattern,
     /// Requested or withdrawn.
     pub status: SubscriptionStatus,
-}
-
-/// Told to a subscriber when a publisher accepted its first subscription (`Available`), when
-/// its last subscription to that publisher was withdrawn, or when the publisher was withdrawn
-/// (`Withdrawn`).
-#[derive(Debug, Clone)]
-pub struct PublisherNotice {
-    /// The publishing service.
-    pub publisher: Binding,
-    /// The subscribing service (the receiver of this notice).
-    pub subscriber: Binding,
-    /// Available or withdrawn.
-    pub status: Status,
 }

@@ -15,19 +15,13 @@
 use std::time::Duration;
 
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, WrapFuture};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
-use crate::inbox::Delivery;
-use crate::registry::{LocalInboxes, Registry};
+use crate::delivery::{Delivery, ShutdownPhase};
+use crate::registry::{LocalInboxes, Registry, WhenNoLocalServices};
 
-/// The phase a shutdown notice announces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ShutdownPhase {
-    /// Shutdown has started; finish up (holds may delay the next phase).
-    Pending,
-    /// Shutdown is happening now; the service will be stopped right after this notice.
-    Arrived,
-}
+/// How long shutdown waits for the services it stopped to be gone.
+const STOP_GRACE: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
@@ -76,40 +70,36 @@ impl ShutdownCoordinator {
                     for inbox in &inboxes {
                         inbox.send(Delivery::Stop);
                     }
-                    act.wait_for_services(ctx, 200);
+                    act.wait_for_services(ctx);
                 }
             });
         // `wait` keeps the two broadcasts in order.
         ctx.wait(fut);
     }
 
-    /// Polls until no local service is left (bounded), then completes.
-    fn wait_for_services(&mut self, ctx: &mut Context<Self>, tries_left: u32) {
+    /// Waits until no local service is left (for at most [`STOP_GRACE`]), then completes.
+    fn wait_for_services(&mut self, ctx: &mut Context<Self>) {
         let registry = self.registry.clone();
         let fut = async move {
-            registry
-                .send(LocalInboxes)
-                .await
-                .map(|v| v.len())
-                .unwrap_or(0)
+            let (tx, rx) = oneshot::channel();
+            registry.do_send(WhenNoLocalServices(tx));
+            if tokio::time::timeout(STOP_GRACE, rx).await.is_ok() {
+                return 0;
+            }
+            let left = registry.send(LocalInboxes).await;
+            left.map_or(0, |inboxes| inboxes.len())
         }
         .into_actor(self)
-        .map(move |left, act: &mut Self, ctx: &mut Context<Self>| {
-            if left == 0 || tries_left == 0 {
-                if left > 0 {
-                    tracing::warn!(
-                        left,
-                        "shutdown: services still running after 2 s; completing anyway"
-                    );
-                }
-                act.stage = Stage::Complete;
-                let _ = act.done.send(true);
-                tracing::info!("shutdown complete");
-            } else {
-                ctx.run_later(Duration::from_millis(10), move |act, ctx| {
-                    act.wait_for_services(ctx, tries_left - 1)
-                });
+        .map(|left, act: &mut Self, _: &mut Context<Self>| {
+            if left > 0 {
+                tracing::warn!(
+                    left,
+                    "shutdown: services still running after {STOP_GRACE:?}; completing anyway"
+                );
             }
+            act.stage = Stage::Complete;
+            let _ = act.done.send(true);
+            tracing::info!("shutdown complete");
         });
         ctx.spawn(fut);
     }

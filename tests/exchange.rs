@@ -715,3 +715,58 @@ async fn a_process_local_service_cannot_call_across_and_is_told_at_once() {
     });
     assert_eq!(log.next().await, "Err(CLIENT_SERVICE_ADDRESS_INVALID(45))");
 }
+
+#[actix::test]
+async fn an_answer_follows_its_requester_to_another_route_while_the_call_is_served() {
+    // The requester's node is a client of two hubs: h1 in the default exchange group and h2
+    // in group "g"; so is the serving node. The calculator has audience "g", so it is seen
+    // (and called) through h2 only, while the serving node learned the requester through h1
+    // first: its answer leaves by h1 unless that route has gone. The serving node's link to
+    // h1 drops while the call is being served: the answer must take the other route.
+    let g = ExchangeConfig {
+        group: "g".into(),
+        ..Default::default()
+    };
+    let (h1, h2) = (Node::new("h1"), Node::new("h2"));
+    let h1_x = Exchange::new(&h1);
+    let h2_x = Exchange::with_config(&h2, g.clone()).unwrap();
+    let h1_addr = h1_x.listen("127.0.0.1:0").await.unwrap().to_string();
+    let h2_addr = h2_x.listen("127.0.0.1:0").await.unwrap().to_string();
+
+    let (requester, server) = (Node::new("requester"), Node::new("server"));
+    let (requester_default, server_default) = (Exchange::new(&requester), Exchange::new(&server));
+    let requester_g = Exchange::with_config(&requester, g.clone()).unwrap();
+    let server_g = Exchange::with_config(&server, g).unwrap();
+    // Through h1 first: each learns the other's node agent (the requester of `endpoint`).
+    for (x, addr) in [(&requester_default, &h1_addr), (&server_default, &h1_addr)] {
+        let mut events = x.connections();
+        x.connect(addr, None).forget();
+        active(&mut events).await;
+    }
+    settle().await;
+    // Then through h2: a second route, an alternate.
+    for (x, addr) in [(&requester_g, &h2_addr), (&server_g, &h2_addr)] {
+        let mut events = x.connections();
+        x.connect(addr, None).forget();
+        active(&mut events).await;
+    }
+    settle().await;
+    let options = netsvc::ServiceOptions {
+        name: netsvc::ServiceName::new("calculator").unwrap(),
+        audience: netsvc::Audience::parse("g").unwrap(),
+        groups: vec![],
+    };
+    server.spawn_with(Calculator, options);
+    let calc = wait_for(&requester, "calculator").await;
+
+    let client = CalculatorClient::new(requester.endpoint(&calc).with_timeout(WAIT));
+    let call = tokio::spawn(async move { client.slow(600).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The serving node's route to the requester moves from h1 to h2 meanwhile.
+    server_default.disconnect_all();
+    let answered = tokio::time::timeout(WAIT * 2, call)
+        .await
+        .expect("the call ends")
+        .unwrap();
+    assert_eq!(answered, Ok(600), "the answer took the route left");
+}

@@ -16,23 +16,18 @@
 //! since a publisher usually repeats its subjects.
 
 use std::collections::{BTreeSet, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::{Service, ServiceContext};
-use crate::binding::Binding;
-use crate::exchange::ReportFanout;
+use crate::delivery::Binding;
+use crate::delivery::{Delivery, Inbox, WatchedBy};
+use crate::delivery::{PublisherNotice, Report, ReportData};
+use crate::delivery::{RegistryEvent, Status, Watch};
 use crate::ids::{AgentId, IdMap};
-use crate::inbox::{Delivery, Inbox};
-use crate::names::{GroupName, IntoName, ServiceName, Subject, SubjectPattern};
+use crate::names::{GroupName, ServiceName, Subject, SubjectPattern};
 use crate::node::Node;
-use crate::payload::{Content, Payload};
-use crate::registry::{
-    JoinGroup, LeaveGroup, RegistryEvent, Status, Subscribe, Unsubscribe, Watch,
-};
-use crate::report::{
-    IntoTarget, Lifetime, PublisherNotice, Report, ReportCache, ReportData, SubscriptionNotice,
-    SubscriptionStatus, Target,
-};
+use crate::registry::{Subscribe, Unsubscribe};
+use crate::report::ReportFanout;
+use crate::report::{ReportCache, SubscriptionNotice, SubscriptionStatus};
 
 /// A notice for one of the service's hooks, produced by the broker.
 pub(crate) enum Notice {
@@ -40,31 +35,31 @@ pub(crate) enum Notice {
     Publisher(PublisherNotice),
 }
 
-struct SubscriberEntry {
-    binding: Binding,
-    patterns: Vec<SubjectPattern>,
+pub(super) struct SubscriberEntry {
+    pub(super) binding: Binding,
+    pub(super) patterns: Vec<SubjectPattern>,
 }
 
-struct PublisherEntry {
-    binding: Binding,
-    patterns: BTreeSet<SubjectPattern>,
+pub(super) struct PublisherEntry {
+    pub(super) binding: Binding,
+    pub(super) patterns: BTreeSet<SubjectPattern>,
 }
 
 #[derive(Default)]
 pub(crate) struct Broker {
-    groups: BTreeSet<GroupName>,
-    cache: ReportCache,
-    subscribers: IdMap<AgentId, SubscriberEntry>,
-    by_name: HashMap<ServiceName, BTreeSet<SubjectPattern>>,
-    by_agent: IdMap<AgentId, (Binding, BTreeSet<SubjectPattern>)>,
-    publishers: IdMap<AgentId, PublisherEntry>,
-    watches: IdMap<AgentId, usize>,
+    pub(super) groups: BTreeSet<GroupName>,
+    pub(super) cache: ReportCache,
+    pub(super) subscribers: IdMap<AgentId, SubscriberEntry>,
+    pub(super) by_name: HashMap<ServiceName, BTreeSet<SubjectPattern>>,
+    pub(super) by_agent: IdMap<AgentId, (Binding, BTreeSet<SubjectPattern>)>,
+    pub(super) publishers: IdMap<AgentId, PublisherEntry>,
+    pub(super) watches: IdMap<AgentId, usize>,
     /// The subject of the last report published.
-    last_subject: Option<Subject>,
+    pub(super) last_subject: Option<Subject>,
     /// Who gets a report on the last subject published; dropped (with the links it holds)
     /// whenever `subscribers` may change (see [`Broker::subscribers_mut`]), worked out again
     /// when the node's routes change.
-    fanout: Option<(Subject, ReportFanout)>,
+    pub(super) fanout: Option<(Subject, ReportFanout)>,
 }
 
 impl Broker {
@@ -77,12 +72,12 @@ impl Broker {
 
     /// The subscribers, for changing them: the cached fan-out is dropped first, so no change
     /// can leave it out of date.
-    fn subscribers_mut(&mut self) -> &mut IdMap<AgentId, SubscriberEntry> {
+    pub(super) fn subscribers_mut(&mut self) -> &mut IdMap<AgentId, SubscriberEntry> {
         self.fanout = None;
         &mut self.subscribers
     }
 
-    fn watch(&mut self, node: &Node, me: &Binding, inbox: &Inbox, target: &Binding) {
+    pub(super) fn watch(&mut self, node: &Node, me: &Binding, inbox: &Inbox, target: &Binding) {
         let count = self.watches.entry(target.agent()).or_insert(0);
         *count += 1;
         if *count == 1 {
@@ -90,13 +85,13 @@ impl Broker {
                 subscriber: me.agent(),
                 inbox: inbox.clone(),
                 watch: Watch::Agent(target.agent()),
-                internal: true,
+                by: WatchedBy::Broker,
                 known: Some(target.clone()),
             });
         }
     }
 
-    fn unwatch(&mut self, node: &Node, me: &Binding, agent: AgentId) {
+    pub(super) fn unwatch(&mut self, node: &Node, me: &Binding, agent: AgentId) {
         if let Some(count) = self.watches.get_mut(&agent) {
             *count -= 1;
             if *count == 0 {
@@ -104,7 +99,7 @@ impl Broker {
                 node.registry().do_send(Unsubscribe {
                     subscriber: me.agent(),
                     watch: Watch::Agent(agent),
-                    internal: true,
+                    by: WatchedBy::Broker,
                 });
             }
         }
@@ -125,7 +120,7 @@ impl Broker {
     }
 
     /// Brings the subscriptions sent to one publisher in line with what is desired.
-    fn sync_publisher(&mut self, me: &Binding, publisher: &Binding) {
+    pub(super) fn sync_publisher(&mut self, me: &Binding, publisher: &Binding) {
         let desired = self.desired(publisher);
         let agent = publisher.agent();
         if desired.is_empty() && !self.publishers.contains_key(&agent) {
@@ -279,403 +274,6 @@ impl Broker {
 }
 
 /// Logs an invalid argument of an operation; the operation is not performed.
-fn refuse(me: &Binding, op: &str, error: impl std::fmt::Display) {
+pub(super) fn refuse(me: &Binding, op: &str, error: impl std::fmt::Display) {
     tracing::error!(service = %me, "{op}: {error}; nothing done");
-}
-
-impl<S: Service> ServiceContext<S> {
-    // ---- groups ----
-
-    /// Joins a group (announced to group and registry subscribers). Anonymous services
-    /// cannot join groups.
-    pub fn join_group(&mut self, group: impl IntoName<GroupName>) {
-        match group.into_name() {
-            Ok(group) => {
-                if self.core.broker.groups.insert(group.clone()) {
-                    self.core
-                        .node
-                        .router()
-                        .group_changed(self.core.binding.agent(), &group, true);
-                    self.core
-                        .node
-                        .registry()
-                        .do_send(JoinGroup(self.core.binding.agent(), group));
-                }
-            }
-            Err(e) => refuse(&self.core.binding, "join_group", e),
-        }
-    }
-
-    /// Leaves a group.
-    pub fn leave_group(&mut self, group: impl IntoName<GroupName>) {
-        match group.into_name() {
-            Ok(group) => {
-                if self.core.broker.groups.remove(&group) {
-                    self.core
-                        .node
-                        .router()
-                        .group_changed(self.core.binding.agent(), &group, false);
-                    self.core
-                        .node
-                        .registry()
-                        .do_send(LeaveGroup(self.core.binding.agent(), group));
-                }
-            }
-            Err(e) => refuse(&self.core.binding, "leave_group", e),
-        }
-    }
-
-    /// Groups this service is in (its initial groups and those it joined).
-    pub fn joined_groups(&self) -> impl Iterator<Item = &GroupName> {
-        self.core.broker.groups.iter()
-    }
-
-    // ---- registry subscriptions ----
-
-    fn registry_subscribe(&self, watch: Watch, known: Option<Binding>) {
-        self.core.node.registry().do_send(Subscribe {
-            subscriber: self.core.binding.agent(),
-            inbox: self.core.inbox.clone(),
-            watch,
-            internal: false,
-            known,
-        });
-    }
-
-    fn registry_unsubscribe(&self, watch: Watch) {
-        self.core.node.registry().do_send(Unsubscribe {
-            subscriber: self.core.binding.agent(),
-            watch,
-            internal: false,
-        });
-    }
-
-    /// Subscribes to every service and group change; the current state is replayed first.
-    /// Events arrive at [`Service::availability`].
-    pub fn subscribe_registry(&mut self) {
-        self.registry_subscribe(Watch::Registry, None)
-    }
-
-    /// Ends the subscription to the whole registry.
-    pub fn unsubscribe_registry(&mut self) {
-        self.registry_unsubscribe(Watch::Registry)
-    }
-
-    /// Subscribes to services of this name (no group events); existing ones are replayed.
-    pub fn subscribe_name(&mut self, name: impl IntoName<ServiceName>) {
-        match name.into_name() {
-            Ok(n) => self.registry_subscribe(Watch::Name(n), None),
-            Err(e) => refuse(&self.core.binding, "subscribe_name", e),
-        }
-    }
-
-    /// Ends a subscription by name.
-    pub fn unsubscribe_name(&mut self, name: impl IntoName<ServiceName>) {
-        match name.into_name() {
-            Ok(n) => self.registry_unsubscribe(Watch::Name(n)),
-            Err(e) => refuse(&self.core.binding, "unsubscribe_name", e),
-        }
-    }
-
-    /// Subscribes to one agent's service and group events; if it is gone already, a
-    /// `Withdrawn` event arrives at once.
-    pub fn subscribe_agent(&mut self, binding: &Binding) {
-        self.registry_subscribe(Watch::Agent(binding.agent()), Some(binding.clone()))
-    }
-
-    /// Ends a subscription by agent.
-    pub fn unsubscribe_agent(&mut self, binding: &Binding) {
-        self.registry_unsubscribe(Watch::Agent(binding.agent()))
-    }
-
-    /// Subscribes to joins and leaves of a group; current members are replayed.
-    pub fn subscribe_group(&mut self, group: impl IntoName<GroupName>) {
-        match group.into_name() {
-            Ok(g) => self.registry_subscribe(Watch::Group(g), None),
-            Err(e) => refuse(&self.core.binding, "subscribe_group", e),
-        }
-    }
-
-    /// Ends a subscription to a group.
-    pub fn unsubscribe_group(&mut self, group: impl IntoName<GroupName>) {
-        match group.into_name() {
-            Ok(g) => self.registry_unsubscribe(Watch::Group(g)),
-            Err(e) => refuse(&self.core.binding, "unsubscribe_group", e),
-        }
-    }
-
-    // ---- reports: publishing ----
-
-    /// Publishes a report to every subscriber whose pattern matches `subject` (once per
-    /// matching pattern) and caches it for `lifetime`. In-process subscribers share the value;
-    /// nothing is serialized. An invalid subject is logged and nothing is published.
-    pub fn publish_report<T: Content>(
-        &mut self,
-        subject: impl IntoName<Subject>,
-        content: T,
-        lifetime: Lifetime,
-    ) {
-        // A publisher usually repeats its subjects: an equal string reuses the last one
-        // validated instead of validating and allocating it again.
-        let last = &mut self.core.broker.last_subject;
-        let subject = match last
-            .as_ref()
-            .filter(|l| subject.unvalidated() == Some(l.as_str()))
-        {
-            Some(l) => l.clone(),
-            None => match subject.into_name() {
-                Ok(s) => last.insert(s).clone(),
-                Err(e) => return refuse(&self.core.binding, "publish_report", e),
-            },
-        };
-        self.publish_payload(subject, Payload::new(content), lifetime);
-    }
-
-    fn publish_payload(&mut self, subject: Subject, content: Payload, lifetime: Lifetime) {
-        let broker = &mut self.core.broker;
-        broker
-            .cache
-            .post(&subject, &content, lifetime, Instant::now);
-        if broker.subscribers.is_empty() {
-            return;
-        }
-        // Who gets a report on this subject is worked out once and kept while the subject,
-        // the subscribers and the node's routes stay the same.
-        let net = self.core.node.net();
-        let fanout = match &mut broker.fanout {
-            Some((s, fanout)) if *s == subject && fanout.is_current(net) => fanout,
-            cached => {
-                let mut fanout = ReportFanout::new(net);
-                for entry in broker.subscribers.values() {
-                    for pattern in entry
-                        .patterns
-                        .iter()
-                        .filter(|p| p.matches(subject.as_str()))
-                    {
-                        fanout.add(net, &entry.binding, Some(pattern));
-                    }
-                }
-                &mut cached.insert((subject.clone(), fanout)).1
-            }
-        };
-        fanout.send(ReportData {
-            publisher: self.core.binding.clone(),
-            subject,
-            content,
-            targeted: false,
-        });
-    }
-
-    /// Sends a report to one subscriber only; never cached. Nothing is sent if `subscriber`
-    /// has no subscription with this service; if none of its patterns match, it still gets
-    /// one delivery, without a pattern.
-    pub fn send_report<T: Content>(
-        &mut self,
-        subscriber: &Binding,
-        subject: impl IntoName<Subject>,
-        content: T,
-    ) {
-        let subject = match subject.into_name() {
-            Ok(s) => s,
-            Err(e) => return refuse(&self.core.binding, "send_report", e),
-        };
-        let Some(entry) = self.core.broker.subscribers.get(&subscriber.agent()) else {
-            tracing::debug!(service = %self.core.binding, subscriber = %subscriber, "send_report: not a subscriber; nothing sent");
-            return;
-        };
-        let net = self.core.node.net();
-        let mut fanout = ReportFanout::new(net);
-        for pattern in entry
-            .patterns
-            .iter()
-            .filter(|p| p.matches(subject.as_str()))
-        {
-            fanout.add(net, &entry.binding, Some(pattern));
-        }
-        if fanout.is_empty() {
-            fanout.add(net, &entry.binding, None);
-        }
-        let content = Payload::new(content);
-        fanout.send(ReportData {
-            publisher: self.core.binding.clone(),
-            subject,
-            content,
-            targeted: true,
-        });
-    }
-
-    /// Drops cached reports whose subject matches `pattern` and that were published at least
-    /// `age` ago (`Duration::ZERO`: all of them).
-    pub fn expire_reports(&mut self, pattern: impl IntoName<SubjectPattern>, age: Duration) {
-        match pattern.into_name() {
-            Ok(p) => self.core.broker.cache.expire(Some(&p), age, Instant::now()),
-            Err(e) => refuse(&self.core.binding, "expire_reports", e),
-        }
-    }
-
-    /// Drops every cached report published at least `age` ago.
-    pub fn expire_all_reports(&mut self, age: Duration) {
-        self.core.broker.cache.expire(None, age, Instant::now())
-    }
-
-    /// Drops every cached report whose lifetime has run out.
-    pub fn purge_reports(&mut self) {
-        self.core.broker.cache.purge(Instant::now())
-    }
-
-    /// Current subscribers and their patterns.
-    pub fn subscribers(&self) -> Vec<(Binding, Vec<SubjectPattern>)> {
-        self.core
-            .broker
-            .subscribers
-            .values()
-            .map(|e| (e.binding.clone(), e.patterns.clone()))
-            .collect()
-    }
-
-    // ---- reports: subscribing ----
-
-    /// Subscribes to reports matching `pattern` from a target: a service name (every service
-    /// of that name, now and later) or a binding (that agent, following its identity). Reports
-    /// arrive at [`Service::report`]; matching cached reports arrive at once.
-    pub fn monitor_reports(
-        &mut self,
-        target: impl IntoTarget,
-        pattern: impl IntoName<SubjectPattern>,
-    ) {
-        let (target, pattern) = match (target.into_target(), pattern.into_name()) {
-            (Ok(t), Ok(p)) => (t, p),
-            (Err(e), _) | (_, Err(e)) => return refuse(&self.core.binding, "monitor_reports", e),
-        };
-        let core = &mut self.core;
-        let broker = &mut core.broker;
-        match target {
-            Target::Name(name) => {
-                if name.is_anonymous() {
-                    return refuse(
-                        &core.binding,
-                        "monitor_reports",
-                        "anonymous services publish to no one by name",
-                    );
-                }
-                let set = broker.by_name.entry(name.clone()).or_default();
-                let first = set.is_empty();
-                if !set.insert(pattern) {
-                    return;
-                }
-                if first {
-                    core.node.registry().do_send(Subscribe {
-                        subscriber: core.binding.agent(),
-                        inbox: core.inbox.clone(),
-                        watch: Watch::Name(name),
-                        internal: true,
-                        known: None,
-                    });
-                } else {
-                    let known: Vec<Binding> = broker
-                        .publishers
-                        .values()
-                        .filter(|p| *p.binding.name() == name)
-                        .map(|p| p.binding.clone())
-                        .collect();
-                    for publisher in known {
-                        broker.sync_publisher(&core.binding, &publisher);
-                    }
-                }
-            }
-            Target::Binding(binding) => {
-                let agent = binding.agent();
-                let entry = broker
-                    .by_agent
-                    .entry(agent)
-                    .or_insert_with(|| (binding.clone(), BTreeSet::new()));
-                let first = entry.1.is_empty();
-                if !entry.1.insert(pattern) {
-                    return;
-                }
-                if first {
-                    broker.watch(&core.node, &core.binding, &core.inbox, &binding);
-                } else if broker.publishers.contains_key(&agent) {
-                    broker.sync_publisher(&core.binding, &binding);
-                }
-            }
-        }
-    }
-
-    /// Ends the subscription to `target` with exactly this pattern.
-    pub fn ignore_reports(
-        &mut self,
-        target: impl IntoTarget,
-        pattern: impl IntoName<SubjectPattern>,
-    ) {
-        match (target.into_target(), pattern.into_name()) {
-            (Ok(t), Ok(p)) => self.ignore(t, Some(p)),
-            (Err(e), _) | (_, Err(e)) => refuse(&self.core.binding, "ignore_reports", e),
-        }
-    }
-
-    /// Ends every subscription to `target`.
-    pub fn ignore_all_reports(&mut self, target: impl IntoTarget) {
-        match target.into_target() {
-            Ok(t) => self.ignore(t, None),
-            Err(e) => refuse(&self.core.binding, "ignore_all_reports", e),
-        }
-    }
-
-    fn ignore(&mut self, target: Target, pattern: Option<SubjectPattern>) {
-        let core = &mut self.core;
-        let broker = &mut core.broker;
-        let affected: Vec<Binding> = match &target {
-            Target::Name(name) => {
-                let Some(set) = broker.by_name.get_mut(name) else {
-                    return;
-                };
-                match &pattern {
-                    Some(p) => {
-                        set.remove(p);
-                    }
-                    None => set.clear(),
-                }
-                if set.is_empty() {
-                    broker.by_name.remove(name);
-                    core.node.registry().do_send(Unsubscribe {
-                        subscriber: core.binding.agent(),
-                        watch: Watch::Name(name.clone()),
-                        internal: true,
-                    });
-                }
-                broker
-                    .publishers
-                    .values()
-                    .filter(|p| p.binding.name() == name)
-                    .map(|p| p.binding.clone())
-                    .collect()
-            }
-            Target::Binding(binding) => {
-                let agent = binding.agent();
-                let Some((_, set)) = broker.by_agent.get_mut(&agent) else {
-                    return;
-                };
-                match &pattern {
-                    Some(p) => {
-                        set.remove(p);
-                    }
-                    None => set.clear(),
-                }
-                if set.is_empty() {
-                    broker.by_agent.remove(&agent);
-                    broker.unwatch(&core.node, &core.binding, agent);
-                }
-                broker
-                    .publishers
-                    .get(&agent)
-                    .map(|p| p.binding.clone())
-                    .into_iter()
-                    .collect()
-            }
-        };
-        for publisher in affected {
-            broker.sync_publisher(&core.binding, &publisher);
-        }
-    }
 }

@@ -58,7 +58,7 @@ impl<S: Service> ServiceContext<S> {
 
     fn disarm(&mut self, kind: Kind, name: &str) -> bool {
         match self.core.timers.pending.remove(&(kind, name.to_owned())) {
-            Some(handle) => self.parts_mut().cancel_future(handle),
+            Some(handle) => self.parts.cancel_future(handle),
             None => false,
         }
     }

@@ -1,18 +1,18 @@
-//! The node's routing state shared by every bridge: which agent is reached how, and the
-//! requests sent across links that wait for an answer.
+//! The node's routes, shared by every bridge: which agent is reached how, and the calls sent
+//! across links that wait for an answer.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::oneshot;
 
-use super::Link;
-use crate::binding::Binding;
-use crate::failure::{ErrorCode, Failure};
+use super::answer::Outcome;
+use super::binding::Binding;
+use super::link::Link;
+use crate::failure::{Failure, Refusal};
 use crate::ids::{AgentId, ConversationId, ConversationMap, IdMap};
-use crate::request::Outcome;
 
-struct Pending {
+struct PendingCall {
     reply: oneshot::Sender<Outcome>,
     target: AgentId,
     /// The link the request went out on.
@@ -36,22 +36,22 @@ pub(crate) enum RouteRemoved {
 /// replaced by a duplicate) has one route in use and alternates; when the route in use goes
 /// down an alternate takes over without the agent being withdrawn.
 #[derive(Default)]
-pub(crate) struct Net {
-    table: RwLock<Routes>,
-    /// Changes with every change of `table` (see [`Net::generation`]).
+pub(crate) struct Routes {
+    table: RwLock<Table>,
+    /// Changes with every change of `table` (see [`Routes::generation`]).
     generation: AtomicU64,
-    pending: Mutex<ConversationMap<Pending>>,
+    pending: Mutex<ConversationMap<PendingCall>>,
 }
 
 #[derive(Default)]
-struct Routes {
+struct Table {
     current: IdMap<AgentId, Binding>,
     alternates: IdMap<AgentId, Vec<Binding>>,
 }
 
-impl Net {
-    pub(crate) fn new() -> Arc<Net> {
-        Arc::new(Net::default())
+impl Routes {
+    pub(crate) fn new() -> Arc<Routes> {
+        Arc::new(Routes::default())
     }
 
     /// A number that changes whenever the route in use of some agent changes (it appears, is
@@ -62,7 +62,7 @@ impl Net {
         self.generation.load(Ordering::Acquire)
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Routes> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Table> {
         self.table.write().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -147,7 +147,7 @@ impl Net {
         }
         pending.insert(
             conversation,
-            Pending {
+            PendingCall {
                 reply,
                 target,
                 link: link.clone(),
@@ -177,20 +177,19 @@ impl Net {
 
     /// Fails every pending request to `agent` (it was withdrawn).
     pub(crate) fn fail_pending_for(&self, agent: &Binding) {
-        let description = format!("service {agent} was withdrawn before responding");
-        self.fail_pending(|p| p.target == agent.agent(), &description);
+        let refusal = || Refusal::WithdrawnBeforeResponse {
+            target: agent.to_string(),
+        };
+        self.fail_pending(|p| p.target == agent.agent(), refusal);
     }
 
     /// Fails every pending request sent on `link` (it went down; answers cannot come back).
     pub(crate) fn fail_pending_via(&self, link: &Link) {
-        self.fail_pending(
-            |p| p.link.same(link),
-            "the connection to the service was lost before it responded",
-        );
+        self.fail_pending(|p| p.link.same(link), || Refusal::ConnectionLost);
     }
 
-    fn fail_pending(&self, which: impl Fn(&Pending) -> bool, description: &str) {
-        let failed: Vec<(ConversationId, Pending)> = {
+    fn fail_pending(&self, which: impl Fn(&PendingCall) -> bool, refusal: impl Fn() -> Refusal) {
+        let failed: Vec<(ConversationId, PendingCall)> = {
             let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             let ids: Vec<ConversationId> = pending
                 .iter()
@@ -202,8 +201,7 @@ impl Net {
                 .collect()
         };
         for (conversation, p) in failed {
-            let failure = Failure::netsvc(ErrorCode::SERVER_APPLICATION_ERROR, description)
-                .with_conversation(conversation);
+            let failure = Failure::from(refusal()).with_conversation(conversation);
             let _ = p.reply.send(Err(Box::new(failure)));
         }
     }
@@ -221,7 +219,8 @@ fn is_via(binding: &Binding, via: Option<&Link>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::binding::{Address, Location};
+    use crate::delivery::binding::Address;
+    use crate::delivery::link::tests::link;
     use crate::ids::ProcessId;
     use crate::names::{Audience, ServiceName};
 
@@ -232,19 +231,14 @@ mod tests {
             agent,
             Audience::Everyone,
             ProcessId::random(),
-            Location::Remote,
             Address::Remote(link.clone()),
         )
     }
 
     #[test]
     fn the_generation_changes_with_the_routes_in_use_only() {
-        let net = Net::new();
-        let limits = (1 << 20, 1 << 20, std::time::Duration::from_secs(1));
-        let (a, b) = (
-            Link::new(net.clone(), None, true, limits, Arc::default()),
-            Link::new(net.clone(), None, true, limits, Arc::default()),
-        );
+        let net = Routes::new();
+        let (a, b) = (link(&net, "", false), link(&net, "", false));
         let agent = AgentId::random();
         let start = net.generation();
         assert!(net.insert(via(&a, agent)));

@@ -3,9 +3,11 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::exchange::Link;
+use super::inbox::{Inbox, Refused};
+use super::link::Link;
+use super::messages::Delivery;
+use super::outbound;
 use crate::ids::{AgentId, ProcessId};
-use crate::inbox::{Delivery, Inbox, Refused};
 use crate::names::{Audience, ServiceName};
 
 /// Where a service lives, seen from this node.
@@ -17,16 +19,16 @@ pub enum Location {
     Remote,
 }
 
-/// The route to a service from this node: its inbox, or the link of the exchange bridge it
-/// was learned through. The service API never looks inside.
+/// The route to a service from this node: its inbox, or the link it was learned through.
+/// The service API never looks inside; its [`Location`] follows from it.
 #[derive(Clone)]
 pub(crate) enum Address {
     Local(Inbox),
     Remote(Link),
 }
 
-/// Immutable description of one service: name, agent identity, audience, process identity,
-/// location and the route to reach it. Cheap to clone; compares and hashes by agent identity.
+/// Immutable description of one service: name, agent identity, audience, process identity
+/// and the route to reach it (and so its location). Cheap to clone; compares and hashes by agent identity.
 ///
 /// A binding may outlive its service: messages sent along a stale binding fail cleanly.
 #[derive(Clone)]
@@ -37,7 +39,6 @@ struct BindingInner {
     agent: AgentId,
     audience: Audience,
     process: ProcessId,
-    location: Location,
     address: Address,
 }
 
@@ -47,7 +48,6 @@ impl Binding {
         agent: AgentId,
         audience: Audience,
         process: ProcessId,
-        location: Location,
         address: Address,
     ) -> Self {
         Binding(Arc::new(BindingInner {
@@ -55,7 +55,6 @@ impl Binding {
             agent,
             audience,
             process,
-            location,
             address,
         }))
     }
@@ -82,7 +81,10 @@ impl Binding {
 
     /// Local or remote, seen from this node.
     pub fn location(&self) -> Location {
-        self.0.location
+        match self.0.address {
+            Address::Local(_) => Location::Local,
+            Address::Remote(_) => Location::Remote,
+        }
     }
 
     /// The local inbox, when the service lives in this process.
@@ -105,7 +107,7 @@ impl Binding {
     pub(crate) fn push(&self, delivery: Delivery) -> Result<(), Refused> {
         match &self.0.address {
             Address::Local(inbox) => inbox.push(delivery),
-            Address::Remote(link) if !link.is_closed() => link.deliver(self, delivery),
+            Address::Remote(link) if !link.is_closed() => outbound::deliver(link, self, delivery),
             // The route this binding was made with went down: use the agent's current route.
             Address::Remote(link) => match link.reroute(self.agent()) {
                 Some(current) => current.push(delivery),
@@ -138,7 +140,7 @@ impl fmt::Debug for Binding {
             .field("name", &self.0.name)
             .field("agent", &self.0.agent)
             .field("audience", &self.0.audience)
-            .field("location", &self.0.location)
+            .field("location", &self.location())
             .finish()
     }
 }

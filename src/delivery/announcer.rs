@@ -1,4 +1,4 @@
-//! The router: decides which services are announced on which link.
+//! The announcer: decides which services are announced on which link.
 //!
 //! It is called synchronously — when a local service is spawned, joins or leaves a group or
 //! stops, and when a bridge learns of a remote service — so an announcement always goes out
@@ -11,18 +11,19 @@
 //! outbound buffer is busy (a burst learned from a peer), are not queued at once: all at
 //! once they could fill the buffer and close the link as one whose peer does not read. The
 //! link keeps a cursor into the known services, in the order they became known, and they
-//! are announced from it as its writer drains ([`Router::refill`]); a service still waiting
+//! are announced from it as its writer drains ([`Announcer::refill`]); a service still waiting
 //! is announced at once when something it sends is about to cross the link
-//! ([`Router::announce_first`]). Nothing is copied per link: a hub with many services and
+//! ([`Announcer::announce_first`]). Nothing is copied per link: a hub with many services and
 //! many slow new links costs a cursor each.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
-use super::Link;
-use crate::binding::Binding;
+use super::binding::Binding;
+use super::link::{Link, Side};
 use crate::ids::{AgentId, ProcessId};
 use crate::names::GroupName;
+use crate::transport::Outbound;
 use crate::wire::{Frame, ServiceInfo};
 
 struct Known {
@@ -58,28 +59,38 @@ const REFILL_STEP: usize = 256 * 1024;
 fn fill(entry: &mut LinkEntry, known: &HashMap<AgentId, Known>, by_seq: &BTreeMap<u64, AgentId>) {
     let Some(mut next) = entry.next else { return };
     let link = &entry.link;
-    let stop = link
+    let out = link.out();
+    let stop = out
         .queued()
         .saturating_add(REFILL_STEP)
-        .min(link.limit().saturating_add(link.limit() / 4));
+        .min(out.limit().saturating_add(out.limit() / 4));
     let mut waiting = by_seq.range(next..);
-    while link.queued() < stop && !link.is_closed() {
+    while out.queued() < stop && !out.is_closed() {
         let Some((&seq, agent)) = waiting.next() else {
             entry.next = None;
-            link.set_backlog(false);
+            out.set_backlog(false);
             return;
         };
         next = seq + 1;
         let Some(k) = known.get(agent) else { continue };
         if eligible(&k.binding, link) && entry.announced.insert(*agent) {
-            let _ = link.send_frame(&Frame::ServiceAvailable(info(k)));
+            let _ = out.send_frame(&Frame::ServiceAvailable(info(k)));
         }
     }
     entry.next = Some(next);
 }
 
+/// Whether a service joined or left a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GroupChange {
+    /// It joined.
+    Joined,
+    /// It left.
+    Left,
+}
+
 /// One per node.
-pub(crate) struct Router {
+pub(crate) struct Announcer {
     my_process: ProcessId,
     state: Mutex<State>,
 }
@@ -98,13 +109,8 @@ fn eligible(binding: &Binding, link: &Link) -> bool {
         // not passed to a third: every server hears it directly. Between two exchange groups
         // (a front end between its public and its private hub) it is passed on: nothing else
         // would carry it across.
-        Some(via) => !(via.group() == link.group() && leads_to_hub(via) && leads_to_hub(link)),
+        Some(via) => !(via.group() == link.group() && via.leads_to_hub() && link.leads_to_hub()),
     }
-}
-
-/// Whether the far side of `link` is an exchange server.
-fn leads_to_hub(link: &Link) -> bool {
-    link.peer().is_some_and(|p| p.hub)
 }
 
 fn info(known: &Known) -> ServiceInfo {
@@ -118,9 +124,9 @@ fn info(known: &Known) -> ServiceInfo {
     }
 }
 
-impl Router {
+impl Announcer {
     pub(crate) fn new(my_process: ProcessId) -> Self {
-        Router {
+        Announcer {
             my_process,
             state: Mutex::new(State::default()),
         }
@@ -159,18 +165,20 @@ impl Router {
                     // The link's cursor will come to it.
                     continue;
                 }
-                if entry.link.queued() >= REFILL_STEP {
+                let out = entry.link.out();
+                if out.queued() >= REFILL_STEP {
                     // A busy link (a burst of announcements): from its cursor, as it drains.
                     entry.next = Some(entry.next.map_or(seq, |next| next.min(seq)));
-                    entry.link.set_backlog(true);
+                    out.set_backlog(true);
                     continue;
                 }
                 entry.announced.insert(agent);
+                let _ = out.send_frame(&Frame::ServiceAvailable(info(&known)));
+            } else if !eligible && entry.announced.remove(&agent) {
                 let _ = entry
                     .link
-                    .send_frame(&Frame::ServiceAvailable(info(&known)));
-            } else if !eligible && entry.announced.remove(&agent) {
-                let _ = entry.link.send_frame(&Frame::ServiceWithdrawn { agent });
+                    .out()
+                    .send_frame(&Frame::ServiceWithdrawn { agent });
             }
         }
         state.known.insert(agent, known);
@@ -184,17 +192,20 @@ impl Router {
         }
         for entry in &mut state.links {
             if entry.announced.remove(&agent) {
-                let _ = entry.link.send_frame(&Frame::ServiceWithdrawn { agent });
+                let _ = entry
+                    .link
+                    .out()
+                    .send_frame(&Frame::ServiceWithdrawn { agent });
             }
         }
     }
 
-    /// Announces on `link` from its cursor while its outbound buffer has room: called by its
-    /// writer each time it has written the buffer out.
-    pub(crate) fn refill(&self, link: &Link) {
+    /// Announces on the link of `out` from its cursor while its outbound buffer has room:
+    /// called by its writer each time it has written the buffer out.
+    pub(crate) fn refill(&self, out: &Outbound) {
         let mut guard = self.lock();
         let state = &mut *guard;
-        if let Some(entry) = state.links.iter_mut().find(|e| e.link.same(link)) {
+        if let Some(entry) = state.links.iter_mut().find(|e| e.link.out().same(out)) {
             fill(entry, &state.known, &state.by_seq);
         }
     }
@@ -212,12 +223,13 @@ impl Router {
             return;
         };
         if k.seq >= next && eligible(&k.binding, link) && entry.announced.insert(agent) {
-            let _ = link.send_frame(&Frame::ServiceAvailable(info(k)));
+            let _ = link.out().send_frame(&Frame::ServiceAvailable(info(k)));
         }
     }
 
-    /// A service joined (`true`) or left a group.
-    pub(crate) fn group_changed(&self, agent: AgentId, group: &GroupName, joined: bool) {
+    /// A service joined or left a group.
+    pub(crate) fn group_changed(&self, agent: AgentId, group: &GroupName, change: GroupChange) {
+        let joined = change == GroupChange::Joined;
         let mut state = self.lock();
         let Some(known) = state.known.get_mut(&agent) else {
             return;
@@ -247,7 +259,7 @@ impl Router {
         };
         for entry in &state.links {
             if entry.announced.contains(&agent) {
-                let _ = entry.link.send_frame(&frame);
+                let _ = entry.link.out().send_frame(&frame);
             }
         }
     }
@@ -266,13 +278,13 @@ impl Router {
             .iter()
             .position(|e| e.link.peer().is_some_and(|p| p.process == peer.process))
         {
-            let opened_by_smaller = |initiated: bool| initiated == (self.my_process < peer.process);
+            let opened_by_smaller =
+                |side: Side| (side == Side::Connected) == (self.my_process < peer.process);
             let existing = state.links[at].link.clone();
-            let new_wins =
-                opened_by_smaller(link.initiated()) && !opened_by_smaller(existing.initiated());
+            let new_wins = opened_by_smaller(link.side()) && !opened_by_smaller(existing.side());
             let loser = if new_wins { existing } else { link.clone() };
             tracing::info!(peer = %peer.node, process = %peer.process, "duplicate link to the same process; dropping one");
-            let _ = loser.send_frame(&Frame::Goodbye {
+            let _ = loser.out().send_frame(&Frame::Goodbye {
                 reason: "duplicate link".into(),
             });
             loser.mark_duplicate();
@@ -290,7 +302,7 @@ impl Router {
             announced: HashSet::new(),
             next,
         };
-        link.set_backlog(next.is_some());
+        link.out().set_backlog(next.is_some());
         fill(&mut entry, &state.known, &state.by_seq);
         state.links.push(entry);
         true
@@ -304,31 +316,16 @@ impl Router {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::binding::{Address, Location};
-    use crate::exchange::link::Peer;
-    use crate::exchange::Net;
+    use crate::delivery::binding::Address;
+    use crate::delivery::link::tests::link;
+    use crate::delivery::{Inbox, Routes};
     use crate::names::{Audience, ServiceName};
 
-    /// A link of exchange group `group` (`""`: the default) to a peer that is a hub or not.
-    fn link(net: &Arc<Net>, group: &str, hub: bool) -> Link {
-        let group = (!group.is_empty()).then(|| GroupName::new(group).unwrap());
-        let limits = (1 << 20, 1 << 20, std::time::Duration::from_secs(1));
-        let link = Link::new(net.clone(), group, true, limits, Arc::default());
-        link.set_peer(Peer {
-            process: ProcessId::random(),
-            node: "peer".into(),
-            hub,
-        });
-        link
-    }
-
     fn service(audience: &str, via: Option<&Link>) -> Binding {
-        let (location, address) = match via {
-            Some(link) => (Location::Remote, Address::Remote(link.clone())),
-            None => (Location::Local, Address::Local(crate::inbox::Inbox::new(1))),
+        let address = match via {
+            Some(link) => Address::Remote(link.clone()),
+            None => Address::Local(Inbox::new(1)),
         };
         let name = ServiceName::new("s").unwrap();
         Binding::new(
@@ -336,15 +333,14 @@ mod tests {
             AgentId::random(),
             Audience::parse(audience).unwrap(),
             ProcessId::random(),
-            location,
             address,
         )
     }
 
     #[test]
     fn a_new_links_announcements_come_from_its_cursor_and_a_sender_is_announced_first() {
-        let net = Net::new();
-        let router = Router::new(ProcessId::random());
+        let net = Routes::new();
+        let router = Announcer::new(ProcessId::random());
         const N: usize = 20_000;
         let services: Vec<Binding> = (0..N).map(|_| service("*", None)).collect();
         for binding in &services {
@@ -354,29 +350,33 @@ mod tests {
         let link = link(&net, "", false);
         assert!(router.link_up(&link));
         // A part is queued now (one refill step), the rest waits for the writer.
-        let queued = link.take_queued();
+        let queued = link.out().take_queued();
         assert!(queued.len() > 100 && queued.len() < N, "{}", queued.len());
         assert!(matches!(&queued[0], Frame::ServiceAvailable(i) if i.agent == agent(0)));
-        assert!(link.has_backlog());
+        assert!(link.out().has_backlog());
         // A waiting service about to send is announced at once, and only once.
         router.announce_first(&link, agent(N - 1));
         router.announce_first(&link, agent(N - 1));
-        let first = link.take_queued();
+        let first = link.out().take_queued();
         assert_eq!(first.len(), 1);
         assert!(matches!(&first[0], Frame::ServiceAvailable(i) if i.agent == agent(N - 1)));
         // A waiting service that leaves costs no frame; one that joins a group is announced
         // with it; an announced one is withdrawn with a frame.
         router.service_withdrawn(agent(N - 3));
-        router.group_changed(agent(N - 2), &GroupName::new("g").unwrap(), true);
-        assert!(link.take_queued().is_empty());
+        router.group_changed(
+            agent(N - 2),
+            &GroupName::new("g").unwrap(),
+            GroupChange::Joined,
+        );
+        assert!(link.out().take_queued().is_empty());
         router.service_withdrawn(agent(0));
         assert!(
-            matches!(&link.take_queued()[..], [Frame::ServiceWithdrawn { agent: a }] if *a == agent(0))
+            matches!(&link.out().take_queued()[..], [Frame::ServiceWithdrawn { agent: a }] if *a == agent(0))
         );
         // A service that appears now waits its turn behind the cursor.
         let late = service("*", None);
         router.service_available(&late, &[]);
-        assert!(link.take_queued().is_empty());
+        assert!(link.out().take_queued().is_empty());
         // Drained as the writer would: everything else, in order, exactly once.
         let mut announced: Vec<(AgentId, Vec<String>)> = queued
             .iter()
@@ -386,12 +386,17 @@ mod tests {
                 _ => None,
             })
             .collect();
-        while link.has_backlog() {
-            router.refill(&link);
-            announced.extend(link.take_queued().into_iter().filter_map(|f| match f {
-                Frame::ServiceAvailable(i) => Some((i.agent, i.groups)),
-                _ => None,
-            }));
+        while link.out().has_backlog() {
+            router.refill(link.out());
+            announced.extend(
+                link.out()
+                    .take_queued()
+                    .into_iter()
+                    .filter_map(|f| match f {
+                        Frame::ServiceAvailable(i) => Some((i.agent, i.groups)),
+                        _ => None,
+                    }),
+            );
         }
         assert_eq!(
             announced.len(),
@@ -410,13 +415,13 @@ mod tests {
         let now = service("*", None);
         router.service_available(&now, &[]);
         assert!(
-            matches!(&link.take_queued()[..], [Frame::ServiceAvailable(i)] if i.agent == now.agent())
+            matches!(&link.out().take_queued()[..], [Frame::ServiceAvailable(i)] if i.agent == now.agent())
         );
     }
 
     #[test]
     fn the_server_mesh_rule_holds_inside_one_exchange_group_only() {
-        let net = Net::new();
+        let net = Routes::new();
         let (public_hub, other_public_hub, public_client) = (
             link(&net, "", true),
             link(&net, "", true),

@@ -1,0 +1,285 @@
+//! How an answer gets back to its requester: the one path every answer for a remote
+//! requester takes, whether a service of this process gave it or it is being relayed.
+//!
+//! An answer goes by the requester's *current* route, looked up when it is sent, not by the
+//! route its request came in on: a requester reached through two links keeps being answered
+//! when the first one drops while its call is served. If the link found closes on the way,
+//! the route is looked up once more (the bridge of the closed link moves its agents to their
+//! alternates when it closes). An answer over the frame size cap of its link is replaced by a
+//! failure that says so, never dropped; an answer for a requester no longer reachable is
+//! dropped (its own node fails the call when its link went down).
+
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+
+use super::link::Link;
+use super::routes::Routes;
+use crate::failure::{ErrorCode, Failure, Oversized, Refusal};
+use crate::ids::AgentId;
+use crate::names::clip_name;
+use crate::payload::{Format, Payload};
+use crate::transport::{FrameClass, Outbound, SendError};
+use crate::wire::{encode_response, ContentView, Frame, ResponseView, WireFailure};
+
+/// The outcome of a request as it travels back to its requester. The failure is boxed: an
+/// outcome is moved several times per call, and a response should move a few words, not
+/// the dozen of a `Failure`.
+pub(crate) type Outcome = Result<Payload, Box<Failure>>;
+
+/// Where a reply goes.
+pub(crate) enum ReplyTo {
+    /// The requester is in this process.
+    Local(oneshot::Sender<Outcome>),
+    /// The requester is behind a link; the answer is routed to it by agent.
+    Remote {
+        /// The node's routes, to find the requester when the answer is ready.
+        routes: Arc<Routes>,
+        /// The requester's agent.
+        requester: AgentId,
+        /// The requester's conversation id.
+        conversation: u64,
+        /// The format the requester wants the response in.
+        format: Format,
+    },
+}
+
+impl ReplyTo {
+    /// Sends the outcome to the requester.
+    pub(crate) fn send(self, outcome: Outcome) {
+        match self {
+            // The requester may have given up (timeout): a late response is dropped.
+            ReplyTo::Local(tx) => drop(tx.send(outcome)),
+            ReplyTo::Remote {
+                routes,
+                requester,
+                conversation,
+                format,
+            } => {
+                let answer = Answer::Outcome {
+                    outcome: outcome.map_err(|f| *f),
+                    format,
+                };
+                send_answer(&routes, requester, conversation, answer);
+            }
+        }
+    }
+
+    /// Answers with a failure.
+    pub(crate) fn fail(self, failure: Failure) {
+        self.send(Err(Box::new(failure)))
+    }
+}
+
+/// An answer for a remote requester.
+pub(crate) enum Answer<'a> {
+    /// The outcome of a call a service of this process served.
+    Outcome {
+        /// The response or the failure.
+        outcome: Result<Payload, Failure>,
+        /// The format the requester wants the response in.
+        format: Format,
+    },
+    /// A received response, passed on as received (header included).
+    RelayedResponse(&'a [u8]),
+    /// A received failure, passed on as received (header included), and decoded.
+    RelayedFailure(&'a [u8], &'a WireFailure),
+}
+
+/// Sends an answer to `requester` by its current route; see the module docs.
+pub(crate) fn send_answer(
+    routes: &Routes,
+    requester: AgentId,
+    conversation: u64,
+    answer: Answer<'_>,
+) {
+    let mut tried: Option<Link> = None;
+    loop {
+        let Some(route) = routes.lookup(requester) else {
+            return tracing::debug!(%requester, "answer for a requester no longer known; dropped");
+        };
+        let Some(link) = route.link() else {
+            return tracing::debug!(%requester, "answer for a requester that is now local; dropped");
+        };
+        if tried.as_ref().is_some_and(|t| t.same(link)) {
+            return tracing::debug!(%requester, "answer for a requester whose route closed; dropped");
+        }
+        match send_on(link, requester, conversation, &answer) {
+            Err(SendError::Closed) => tried = Some(link.clone()),
+            _ => return,
+        }
+    }
+}
+
+/// Queues the answer on one link, with a failure in its place if it is too large.
+fn send_on(
+    link: &Link,
+    requester: AgentId,
+    conversation: u64,
+    answer: &Answer<'_>,
+) -> Result<(), SendError> {
+    let out = link.out();
+    let max = out.max_frame();
+    let refused = match answer {
+        Answer::Outcome {
+            outcome: Ok(content),
+            format,
+        } => {
+            // A response is encoded straight into the frame (as a request's arguments are).
+            let format = *format;
+            let encoded = content.with_bytes(format, |bytes| {
+                let response = ResponseView {
+                    conversation,
+                    requester,
+                    content: ContentView {
+                        format,
+                        type_name: clip_name(content.type_name()).into(),
+                        bytes,
+                    },
+                };
+                out.queue(FrameClass::Control, "Response", |buf| {
+                    encode_response(&response, buf, max)
+                })
+            });
+            match encoded {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(SendError::TooLarge { max })) => Refusal::TooLarge {
+                    what: Oversized::Response,
+                    max,
+                }
+                .into(),
+                Ok(Err(SendError::Unencodable(error))) => Refusal::Unencodable {
+                    what: Oversized::Response,
+                    error,
+                }
+                .into(),
+                Err(error) => Refusal::Unencodable {
+                    what: Oversized::Response,
+                    error: error.to_string(),
+                }
+                .into(),
+                Ok(Err(other)) => return Err(other),
+            }
+        }
+        Answer::Outcome {
+            outcome: Err(failure),
+            ..
+        } => failure.clone(),
+        Answer::RelayedResponse(frame) => {
+            match out.send_raw(frame, FrameClass::Control, "Response") {
+                Err(SendError::TooLarge { max }) => Refusal::TooLarge {
+                    what: Oversized::RelayedResponse,
+                    max,
+                }
+                .into(),
+                other => return other,
+            }
+        }
+        Answer::RelayedFailure(frame, failure) => {
+            match out.send_raw(frame, FrameClass::Control, "Failure") {
+                Err(SendError::TooLarge { max }) => {
+                    let failure = (*failure).clone().shortened(max);
+                    return send_failure(out, requester, conversation, failure);
+                }
+                other => return other,
+            }
+        }
+    };
+    send_failure(
+        out,
+        requester,
+        conversation,
+        WireFailure::from_failure(refused),
+    )
+}
+
+/// Queues a failure frame; one over the frame size cap goes with its texts cut short.
+fn send_failure(
+    out: &Outbound,
+    requester: AgentId,
+    conversation: u64,
+    failure: WireFailure,
+) -> Result<(), SendError> {
+    let frame = |failure| Frame::Failure {
+        conversation,
+        requester,
+        failure,
+    };
+    match out.send_frame(&frame(failure.clone())) {
+        Err(SendError::TooLarge { max }) => out.send_frame(&frame(failure.shortened(max))),
+        other => other,
+    }
+}
+
+impl WireFailure {
+    /// A failure as it crosses a link.
+    pub(crate) fn from_failure(f: Failure) -> Self {
+        WireFailure {
+            code: f.code.0,
+            description: f.description,
+            origin: f.origin,
+            details: f.details,
+        }
+    }
+
+    /// The same failure with its texts cut short (at a character boundary) to fit a frame
+    /// of `max` bytes: a quarter each for the description and the details, an eighth for the
+    /// origin.
+    pub(crate) fn shortened(mut self, max: usize) -> Self {
+        fn cut(text: &mut String, len: usize) {
+            if text.len() > len {
+                let at = (0..=len)
+                    .rev()
+                    .find(|&i| text.is_char_boundary(i))
+                    .unwrap_or(0);
+                text.truncate(at);
+            }
+        }
+        cut(&mut self.description, max / 4);
+        cut(&mut self.details, max / 4);
+        cut(&mut self.origin, max / 8);
+        self
+    }
+
+    /// The failure a received frame carries.
+    pub(crate) fn into_failure(self) -> Failure {
+        Failure {
+            code: ErrorCode(self.code),
+            description: self.description,
+            origin: self.origin,
+            details: self.details,
+            conversation: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shortened_failure_fits_and_cuts_at_character_boundaries() {
+        let f = WireFailure {
+            code: 7,
+            description: "é".repeat(100),
+            origin: "o".repeat(100),
+            details: "ab".into(),
+        };
+        let short = f.shortened(101);
+        assert_eq!(short.code, 7);
+        assert_eq!(
+            short.description,
+            "é".repeat(12),
+            "25 bytes allowed: 12 two-byte characters"
+        );
+        assert_eq!((short.origin.len(), short.details.as_str()), (12, "ab"));
+    }
+
+    #[test]
+    fn an_outcome_is_three_words_as_a_payload_is() {
+        assert_eq!(
+            std::mem::size_of::<Outcome>(),
+            3 * std::mem::size_of::<usize>()
+        );
+    }
+}

@@ -1,0 +1,270 @@
+//! Frames to deliveries: what a frame received from a peer means for the services of this
+//! node. A data frame is delivered to local services or relayed over the link its
+//! destination is reached through; frames for agents this node does not know are dropped
+//! (the agent was just withdrawn); frames with invalid contents are protocol errors, which
+//! close the connection they came on.
+//!
+//! How a connection is read: every complete frame already received comes as one chunk of the
+//! read buffer (a chunk ends after a request or answer, whose sender waits), so a burst costs
+//! one wake-up and one write per outgoing link. Reports, requests and responses are decoded
+//! borrowing from the chunk: an exchange server passes a report whose subscribers are all
+//! behind one link on as the received bytes, and re-sends it to several links as the received
+//! head plus each link's subscribers. For local services a report's content is a slice of
+//! its chunk when local deliveries use a good share of what the connection reads (a client),
+//! a copy otherwise (a server relaying mostly for others), so that a queued report never pins
+//! a read buffer it barely uses; requests and answers are copied unless large.
+
+mod calls;
+mod reports;
+
+use bytes::Bytes;
+use std::sync::Arc;
+
+use self::calls::CallRouting;
+use self::reports::{Relay, ReportBatch, ReportRouting};
+use super::answer::{send_answer, Answer};
+use super::binding::Binding;
+use super::interned::Names;
+use super::link::Link;
+use super::messages::{Delivery, PublisherNotice, Status};
+use super::routes::Routes;
+use crate::ids::{AgentId, ConversationId};
+use crate::payload::SharedContent;
+use crate::wire::{Frame, ReportView, RequestView, ResponseView};
+
+/// The inbound routing of one connection: the names it received, the routes it looked up,
+/// and the reports gathered for local services while a chunk is handled.
+pub(crate) struct Inbound {
+    routes: Arc<Routes>,
+    /// The link the frames come in on.
+    from: Link,
+    names: Names,
+    cache: RouteCache,
+    batch: ReportBatch,
+    /// Targets per link of the report being routed (kept to reuse its allocation).
+    relay: Relay,
+    /// Requests from agents not known here received on this connection (for the log).
+    unknown_requesters: u64,
+    /// Whether received report content is sliced from its chunk rather than copied (set from
+    /// the last chunk that had reports: see [`Inbound::chunk_done`]).
+    share_chunks: bool,
+}
+
+impl Inbound {
+    /// The routing of frames received on `from`, its name cache bounded to `interned_bytes`.
+    pub(crate) fn new(from: Link, interned_bytes: usize) -> Self {
+        Inbound {
+            routes: from.routes().clone(),
+            from,
+            names: Names::new(interned_bytes),
+            cache: RouteCache::default(),
+            batch: ReportBatch::default(),
+            relay: Relay::default(),
+            unknown_requesters: 0,
+            share_chunks: false,
+        }
+    }
+
+    /// Routes a received report (see [`ReportRouting::route`]); returns the size of its content
+    /// if it was delivered to local services. `shared` is the chunk's buffer as the content of
+    /// its reports, kept from one report to the next.
+    pub(crate) fn report(
+        &mut self,
+        chunk: &Bytes,
+        shared: &mut Option<SharedContent>,
+        (view, frame, targeted): (&ReportView<'_>, &[u8], bool),
+    ) -> Result<usize, String> {
+        ReportRouting {
+            net: &self.routes,
+            names: &mut self.names,
+            routes: &mut self.cache,
+            batch: &mut self.batch,
+            relay: &mut self.relay,
+            chunk,
+            share: self.share_chunks,
+            shared,
+        }
+        .route(view, frame, targeted)
+    }
+
+    /// What routing a request or response received in `chunk` needs; the reports gathered so
+    /// far go first.
+    fn calls<'a>(&'a mut self, chunk: &'a Bytes, frame: &'a [u8]) -> CallRouting<'a> {
+        self.batch.flush();
+        CallRouting {
+            net: &self.routes,
+            names: &mut self.names,
+            routes: &mut self.cache,
+            chunk,
+            frame,
+            from: &self.from,
+            unknown_requesters: &mut self.unknown_requesters,
+        }
+    }
+
+    /// Routes a received request (`frame` as received, header included).
+    pub(crate) fn request(
+        &mut self,
+        chunk: &Bytes,
+        frame: &[u8],
+        request: &RequestView<'_>,
+    ) -> Result<(), String> {
+        self.calls(chunk, frame).request(request)
+    }
+
+    /// Routes a received response (`frame` as received, header included).
+    pub(crate) fn response(
+        &mut self,
+        chunk: &Bytes,
+        frame: &[u8],
+        response: &ResponseView<'_>,
+    ) -> Result<(), String> {
+        self.calls(chunk, frame).response(response)
+    }
+
+    /// Routes any other data frame (subscriptions, notices, failures); `raw` is the frame as
+    /// received, header included.
+    pub(crate) fn data(&mut self, frame: Frame, raw: &[u8]) -> Result<(), String> {
+        self.batch.flush();
+        route(&self.routes, &mut self.names, frame, raw)
+    }
+
+    /// Pushes the reports gathered for local services (before a frame of another kind is
+    /// handled, so every service sees what one peer sent in the order sent).
+    pub(crate) fn flush(&mut self) {
+        self.batch.flush();
+    }
+
+    /// The chunk has been handled: `local_bytes` of report content went to local services out
+    /// of `len` bytes read. Returns whether the reader should yield before the next chunk (so
+    /// that those services run first), and decides whether the next chunks' report content is
+    /// sliced or copied: sliced when local deliveries use a good share of what this connection
+    /// reads (a client), copied otherwise (a server relaying mostly for others), so that a
+    /// queued report never pins a read buffer it barely uses. A chunk without reports (an
+    /// answer to a call, say) leaves the choice as it was.
+    pub(crate) fn chunk_done(&mut self, len: usize, local_bytes: usize, any_report: bool) -> bool {
+        self.batch.flush();
+        if any_report {
+            self.share_chunks = local_bytes * 4 >= len;
+        }
+        local_bytes > 0
+    }
+
+    /// Forgets the routes looked up: an idle connection must not keep closed links alive.
+    pub(crate) fn forget_routes(&mut self) {
+        self.cache = RouteCache::default();
+    }
+}
+
+/// Gives a data frame its meaning: delivers it to local services, or relays it over the
+/// link its destination is reached through. Frames for agents this node does not know are
+/// dropped (the agent was just withdrawn); frames with invalid contents are protocol errors.
+fn route(net: &Routes, names: &mut Names, frame: Frame, raw: &[u8]) -> Result<(), String> {
+    match frame {
+        Frame::SubscriptionRequested {
+            publisher,
+            subscriber,
+            pattern,
+        } => {
+            let pattern = names.pattern(pattern.as_str().into())?.clone();
+            if let (Some(publisher), Some(subscriber)) =
+                (net.lookup(publisher), net.lookup(subscriber))
+            {
+                publisher.send(Delivery::SubscriptionRequested {
+                    subscriber,
+                    pattern,
+                });
+            }
+            Ok(())
+        }
+        Frame::SubscriptionWithdrawn {
+            publisher,
+            subscriber,
+            pattern,
+        } => {
+            let pattern = names.pattern(pattern.as_str().into())?.clone();
+            if let Some(publisher) = net.lookup(publisher) {
+                publisher.send(Delivery::SubscriptionWithdrawn {
+                    subscriber,
+                    pattern,
+                });
+            }
+            Ok(())
+        }
+        Frame::PublisherNotice {
+            publisher,
+            subscriber,
+            available,
+        } => {
+            if let (Some(publisher), Some(subscriber)) =
+                (net.lookup(publisher), net.lookup(subscriber))
+            {
+                let status = if available {
+                    Status::Available
+                } else {
+                    Status::Withdrawn
+                };
+                subscriber.send(Delivery::Publisher(PublisherNotice {
+                    publisher,
+                    subscriber: subscriber.clone(),
+                    status,
+                }));
+            }
+            Ok(())
+        }
+        Frame::Failure {
+            conversation,
+            requester,
+            failure,
+        } => {
+            match net.lookup(requester) {
+                Some(r) if r.link().is_none() => {
+                    let failure = failure
+                        .into_failure()
+                        .with_conversation(ConversationId(conversation));
+                    net.complete(ConversationId(conversation), Err(Box::new(failure)))
+                }
+                Some(_) => {
+                    let answer = Answer::RelayedFailure(raw, &failure);
+                    send_answer(net, requester, conversation, answer);
+                }
+                None => {}
+            }
+            Ok(())
+        }
+        other => Err(format!("unexpected {} frame", other.kind())),
+    }
+}
+
+/// Routes looked up while handling frames, kept while the node's routing table is unchanged
+/// (its generation), so that a stream of reports between the same agents costs no lock and
+/// no hash per frame.
+#[derive(Default)]
+pub(super) struct RouteCache {
+    generation: u64,
+    entries: Vec<(AgentId, Option<Binding>)>,
+}
+
+/// Most agents a bridge keeps routes for.
+const ROUTE_CACHE: usize = 16;
+
+impl RouteCache {
+    pub(super) fn lookup(&mut self, net: &Routes, agent: AgentId) -> Option<&Binding> {
+        let generation = net.generation();
+        if generation != self.generation {
+            self.entries.clear();
+            self.generation = generation;
+        }
+        let at = match self.entries.iter().position(|(a, _)| *a == agent) {
+            Some(at) => at,
+            None => {
+                if self.entries.len() >= ROUTE_CACHE {
+                    self.entries.remove(0);
+                }
+                self.entries.push((agent, net.lookup(agent)));
+                self.entries.len() - 1
+            }
+        };
+        self.entries[at].1.as_ref()
+    }
+}

@@ -1,0 +1,192 @@
+//! Received requests and responses: served locally, relayed as received, or answered at
+//! once when they cannot go on.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::RouteCache;
+use crate::delivery::answer::{send_answer, Answer, ReplyTo};
+use crate::delivery::interned::Names;
+use crate::delivery::link::Link;
+use crate::delivery::messages::{Delivery, IncomingRequest};
+use crate::delivery::{refusal, Binding, Routes};
+use crate::failure::{Oversized, Refusal};
+use crate::ids::{AgentId, ConversationId};
+use crate::names::{clip_name, MAX_NAME_LEN};
+use crate::payload::Payload;
+use crate::transport::{FrameClass, SendError};
+use crate::wire::{ContentView, Frame, RequestView, ResponseView, WireFailure};
+
+/// What routing a received request or response needs: the node's routes and this
+/// connection's names, and the frame as received, within the chunk it came in.
+pub(super) struct CallRouting<'a> {
+    pub(super) net: &'a Arc<Routes>,
+    pub(super) names: &'a mut Names,
+    pub(super) routes: &'a mut RouteCache,
+    pub(super) chunk: &'a Bytes,
+    /// The whole frame, header included, for passing it on unchanged.
+    pub(super) frame: &'a [u8],
+    /// The link it came in on.
+    pub(super) from: &'a Link,
+    /// Requests from agents not known here, so far on this connection (for the log).
+    pub(super) unknown_requesters: &'a mut u64,
+}
+
+/// Received request arguments and responses this large or larger are slices of the read
+/// buffer; smaller ones are copied. A slice keeps the whole buffer (up to `READ_CHUNK`, 256 KiB,
+/// or the frame's own when larger) alive while the call waits in an inbox, so only content
+/// that is a good part of such a buffer may hold it; for small content a copy costs no more
+/// (measured: the same round trips per second either way with 100-byte bodies).
+const SLICE_MIN: usize = 64 * 1024;
+
+/// A payload received in `chunk` for a local service: a slice of the chunk when large (see
+/// [`SLICE_MIN`]), a copy otherwise.
+fn received_payload(
+    names: &mut Names,
+    chunk: &Bytes,
+    content: ContentView<'_>,
+) -> Result<Payload, String> {
+    let type_name = names.type_name(content.type_name)?.clone();
+    let bytes = if content.bytes.len() >= SLICE_MIN {
+        chunk.slice_ref(content.bytes)
+    } else {
+        Bytes::copy_from_slice(content.bytes)
+    };
+    Ok(Payload::encoded(content.format, bytes, type_name))
+}
+
+impl CallRouting<'_> {
+    /// Serves a received request locally, or relays it as received over the link to its
+    /// target. Its names are checked either way, so a relay never passes on what its peers
+    /// would refuse.
+    pub(super) fn request(self, request: &RequestView<'_>) -> Result<(), String> {
+        let &RequestView {
+            conversation,
+            requester,
+            target,
+            method,
+            args,
+            reply_format,
+        } = request;
+        let method = method
+            .to_str()
+            .map_err(|e| format!("method name: {}", method.utf8_error(e)))?;
+        let Some(requester) = self.routes.lookup(self.net, requester).cloned() else {
+            self.refuse_unknown_requester(conversation, requester, method);
+            return Ok(());
+        };
+        let refuse = |refusal: Refusal| {
+            let answer = Answer::Outcome {
+                outcome: Err(refusal.into()),
+                format: reply_format,
+            };
+            send_answer(self.net, requester.agent(), conversation, answer);
+        };
+        // No service exports a method with a longer name (they are Rust identifiers).
+        if method.len() > MAX_NAME_LEN {
+            refuse(Refusal::MethodNameTooLong { len: method.len() });
+            return Ok(());
+        }
+        self.names.type_name(args.type_name)?;
+        let Some(target) = self.routes.lookup(self.net, target).cloned() else {
+            refuse(Refusal::TargetUnknown {
+                target: target.to_string(),
+            });
+            return Ok(());
+        };
+        // Relayed: the frame goes on as received (its answer is routed back by requester agent),
+        // if the requester can be seen beyond.
+        if let Some(link) = target.link() {
+            if let Err(refusal) = link.refuse_requester(&requester, &target) {
+                refuse(refusal);
+                return Ok(());
+            }
+            link.announce_first(requester.agent());
+            match link
+                .out()
+                .send_raw(self.frame, FrameClass::Control, "Request")
+            {
+                Ok(()) | Err(SendError::BufferFull) => return Ok(()),
+                Err(SendError::TooLarge { max }) => {
+                    let what = Oversized::RelayedRequest {
+                        target: target.to_string(),
+                    };
+                    refuse(Refusal::TooLarge { what, max });
+                    return Ok(());
+                }
+                Err(SendError::Unencodable(error)) => {
+                    let what = Oversized::RelayedRequest {
+                        target: target.to_string(),
+                    };
+                    refuse(Refusal::Unencodable { what, error });
+                    return Ok(());
+                }
+                // The link has just closed: delivered below as any other, by the target's
+                // current route if it has another.
+                Err(SendError::Closed) => {}
+            }
+        }
+        let incoming = IncomingRequest {
+            conversation: ConversationId(conversation),
+            method: method.to_owned().into(),
+            args: received_payload(self.names, self.chunk, args)?,
+            sender: requester.clone(),
+            reply: ReplyTo::Remote {
+                routes: self.net.clone(),
+                requester: requester.agent(),
+                conversation,
+                format: reply_format,
+            },
+            reply_format,
+        };
+        if let Err(refused) = target.push(Delivery::Request(incoming)) {
+            refuse(refusal(&target, refused));
+        }
+        Ok(())
+    }
+
+    /// Answers a request from an agent not known here. The hop before should not have sent it
+    /// (see `Link::refuse_requester`), or the requester was withdrawn meanwhile: it is answered
+    /// back on the link it came in on, the one answer not sent by the requester's route (it
+    /// has none here), never dropped unanswered. Logged at powers of two: a peer sending many
+    /// cannot flood the log.
+    fn refuse_unknown_requester(self, conversation: u64, requester: AgentId, method: &str) {
+        *self.unknown_requesters += 1;
+        if self.unknown_requesters.is_power_of_two() {
+            let (method, count) = (clip_name(method), *self.unknown_requesters);
+            tracing::warn!(%requester, method, count, "request from an unknown agent (not announced here); refused");
+        }
+        let refusal = Refusal::RequesterUnknown {
+            requester: requester.to_string(),
+        };
+        let _ = self.from.out().send_frame(&Frame::Failure {
+            conversation,
+            requester,
+            failure: WireFailure::from_failure(refusal.into()),
+        });
+    }
+
+    /// Completes a local requester's call with a received response, or relays the response
+    /// as received towards its requester.
+    pub(super) fn response(self, response: &ResponseView<'_>) -> Result<(), String> {
+        match self
+            .routes
+            .lookup(self.net, response.requester)
+            .map(Binding::link)
+        {
+            Some(None) => {
+                let payload = received_payload(self.names, self.chunk, response.content)?;
+                self.net
+                    .complete(ConversationId(response.conversation), Ok(payload));
+            }
+            Some(Some(_)) => {
+                self.names.type_name(response.content.type_name)?;
+                let answer = Answer::RelayedResponse(self.frame);
+                send_answer(self.net, response.requester, response.conversation, answer);
+            }
+            None => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,168 @@
+//! The services one peer announced: their routes through its link, their groups, and the
+//! limits on what it may announce.
+
+use std::collections::{HashMap, HashSet};
+
+use super::config::Limits;
+use super::shared::ExchangeShared;
+use crate::delivery::{Address, Binding, GroupChange, Link, RouteRemoved};
+use crate::ids::AgentId;
+use crate::names::{Audience, GroupName, ServiceName};
+use crate::registry::{JoinGroup, LeaveGroup, Register, Reroute, Withdraw};
+use crate::wire::ServiceInfo;
+
+/// Why the route through a link to an agent goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Lost {
+    /// The peer withdrew the service: it is gone there, whatever other route is left.
+    ServiceWithdrawn,
+    /// The link closed: the service may still be reached another way.
+    LinkClosed,
+}
+
+/// The services learned through one link.
+#[derive(Default)]
+pub(super) struct Announced {
+    agents: HashSet<AgentId>,
+    /// Groups of those services, for
+    /// [`Limits::groups_per_service`](crate::Limits::groups_per_service).
+    groups: HashMap<AgentId, HashSet<GroupName>>,
+}
+
+impl Announced {
+    /// Every service learned through the link.
+    pub(super) fn agents(&self) -> Vec<AgentId> {
+        self.agents.iter().copied().collect()
+    }
+
+    /// The peer announced a service.
+    pub(super) fn available(
+        &mut self,
+        shared: &ExchangeShared,
+        link: &Link,
+        info: ServiceInfo,
+        limits: &Limits,
+    ) -> Result<(), String> {
+        let name = ServiceName::new(&info.name).map_err(|e| e.to_string())?;
+        let audience = Audience::parse(&info.audience).map_err(|e| e.to_string())?;
+        let groups = info
+            .groups
+            .iter()
+            .map(GroupName::new)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        let limit = limits.services_per_link;
+        if self.agents.len() >= limit && !self.agents.contains(&info.agent) {
+            return Err(format!(
+                "the peer announced more than {limit} services (the limit per link)"
+            ));
+        }
+        let group_limit = limits.groups_per_service;
+        if groups.len() > group_limit {
+            return Err(format!(
+                "service {} is in more than {group_limit} groups (the limit per service)",
+                info.agent
+            ));
+        }
+        if !groups.is_empty() {
+            self.groups
+                .insert(info.agent, groups.iter().cloned().collect());
+        }
+        let binding = Binding::new(
+            name,
+            info.agent,
+            audience,
+            info.process,
+            Address::Remote(link.clone()),
+        );
+        self.agents.insert(info.agent);
+        if !shared.node.routes().insert(binding.clone()) {
+            tracing::debug!(agent = %info.agent, "service already known through another route; kept as an alternate");
+            return Ok(());
+        }
+        shared.node.announcer().service_available(&binding, &groups);
+        shared.node.registry().do_send(Register { binding, groups });
+        Ok(())
+    }
+
+    /// The binding of `agent` if it is currently reached through this link.
+    fn via_here(shared: &ExchangeShared, link: &Link, agent: AgentId) -> Option<Binding> {
+        let binding = shared.node.routes().lookup(agent)?;
+        binding
+            .link()
+            .filter(|l| l.same(link))
+            .map(|_| binding.clone())
+    }
+
+    /// This link no longer leads to `agent`: withdraw it, or switch it to another route.
+    /// Returns whether it was learned through this link.
+    pub(super) fn withdraw(
+        &mut self,
+        shared: &ExchangeShared,
+        link: &Link,
+        agent: AgentId,
+        lost: Lost,
+    ) -> bool {
+        if !self.agents.remove(&agent) {
+            return false;
+        }
+        self.groups.remove(&agent);
+        let net = shared.node.routes();
+        match net.remove(agent, Some(link)) {
+            RouteRemoved::Gone(binding) => {
+                shared.node.announcer().service_withdrawn(agent);
+                shared.node.registry().do_send(Withdraw(agent));
+                net.fail_pending_for(&binding);
+            }
+            RouteRemoved::Rerouted(current) => {
+                tracing::debug!(%agent, "route lost; another link takes over");
+                shared.node.announcer().service_available(&current, &[]);
+                shared.node.registry().do_send(Reroute(current.clone()));
+                if lost == Lost::ServiceWithdrawn {
+                    net.fail_pending_for(&current);
+                }
+            }
+            RouteRemoved::Unchanged => {}
+        }
+        true
+    }
+
+    /// The peer said a service joined or left a group.
+    pub(super) fn group_change(
+        &mut self,
+        shared: &ExchangeShared,
+        link: &Link,
+        agent: AgentId,
+        group: &str,
+        change: GroupChange,
+    ) -> Result<(), String> {
+        let join = change == GroupChange::Joined;
+        let group = GroupName::new(group).map_err(|e| e.to_string())?;
+        if let Some(binding) = Self::via_here(shared, link, agent) {
+            if binding.name().is_anonymous() {
+                return Err(format!("a group change for the anonymous service {agent}"));
+            }
+            if join {
+                let limit = shared.config.limits.groups_per_service;
+                let groups = self.groups.entry(agent).or_default();
+                if groups.len() >= limit && !groups.contains(&group) {
+                    return Err(format!(
+                        "service {agent} joined more than {limit} groups (the limit per service)"
+                    ));
+                }
+                groups.insert(group.clone());
+            } else if let Some(groups) = self.groups.get_mut(&agent) {
+                groups.remove(&group);
+            }
+            let announcer = shared.node.announcer();
+            announcer.group_changed(agent, &group, change);
+            let registry = shared.node.registry();
+            if join {
+                registry.do_send(JoinGroup(agent, group));
+            } else {
+                registry.do_send(LeaveGroup(agent, group));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,299 @@
+//! Calling a service: the [`Endpoint`] a caller holds and the [`Call`] future of one request.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use actix::Addr;
+use serde::de::DeserializeOwned;
+use tokio::sync::oneshot;
+
+use super::RequestTarget;
+use crate::delivery::{refusal, Binding, Delivery, IncomingRequest, Outcome, ReplyTo};
+use crate::failure::{ErrorCode, Failure};
+use crate::ids::{AgentId, ConversationId, ConversationIds, ProcessId};
+use crate::payload::{Content, Format, Payload};
+use crate::registry::{Lookup, Registry};
+
+/// What endpoints need to make calls: the registry (to resolve names) and the node's
+/// conversation ids. One per node, shared by its endpoints.
+#[derive(Debug)]
+pub(crate) struct Calls {
+    registry: Addr<Registry>,
+    conversations: ConversationIds,
+}
+
+impl Calls {
+    pub(crate) fn new(registry: Addr<Registry>, process: ProcessId) -> Self {
+        Calls {
+            registry,
+            conversations: ConversationIds::new(process),
+        }
+    }
+}
+
+/// A handle for calling one service. Cheap to clone; calls do not borrow it.
+#[derive(Clone)]
+pub struct Endpoint {
+    calls: Arc<Calls>,
+    sender: Binding,
+    target: RequestTarget,
+    timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("target", &self.target)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl Endpoint {
+    pub(crate) fn new(calls: Arc<Calls>, sender: Binding, target: RequestTarget) -> Self {
+        Endpoint {
+            calls,
+            sender,
+            target,
+            timeout: None,
+        }
+    }
+
+    /// The same endpoint with a per-call timeout (`CLIENT_REQUEST_TIMEOUT` when it passes).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The target.
+    pub fn target(&self) -> &RequestTarget {
+        &self.target
+    }
+
+    /// Calls `method` with `args` (a tuple of the method's parameters, `()` for none) and
+    /// decodes the response as `R`.
+    pub fn call<A: Content, R: DeserializeOwned + Send + Sync + 'static>(
+        &self,
+        method: impl Into<Cow<'static, str>>,
+        args: A,
+    ) -> Call<R> {
+        self.call_payload(method.into(), Payload::new(args), Format::Bincode)
+    }
+
+    /// Calls `method` with JSON arguments (an array, one element per parameter) and returns
+    /// the response as JSON. For tools without Rust types.
+    pub fn call_dynamic(&self, method: &str, args: serde_json::Value) -> Call<serde_json::Value> {
+        self.call_payload(
+            Cow::Owned(method.to_owned()),
+            Payload::new(args),
+            Format::Json,
+        )
+    }
+
+    fn call_payload<R: DeserializeOwned + Send + Sync + 'static>(
+        &self,
+        method: Cow<'static, str>,
+        args: Payload,
+        reply_format: Format,
+    ) -> Call<R> {
+        let conversation = self.calls.conversations.next();
+        let timeout = self
+            .timeout
+            .map(|limit| (limit, Box::pin(tokio::time::sleep(limit))));
+        let state = match &self.target {
+            // The usual, fast case: the request is sent now, nothing is boxed but the timer.
+            RequestTarget::Binding(binding) => {
+                let request = Outgoing {
+                    conversation,
+                    method,
+                    args,
+                    sender: self.sender.clone(),
+                    reply_format,
+                };
+                match request.send(binding) {
+                    Ok(waiting) => State::Waiting(waiting),
+                    Err(failure) => State::Failed(Some(failure)),
+                }
+            }
+            RequestTarget::Name(name) => {
+                let (registry, name) = (self.calls.registry.clone(), name.clone());
+                let request = Outgoing {
+                    conversation,
+                    method,
+                    args,
+                    sender: self.sender.clone(),
+                    reply_format,
+                };
+                State::Resolving(Box::pin(async move {
+                    let found = registry.send(Lookup::Name(name.clone())).await;
+                    match found.unwrap_or_default().into_iter().next() {
+                        Some(binding) => request.send(&binding),
+                        None => Err(Failure::netsvc(
+                            ErrorCode::CLIENT_SERVICE_UNAVAILABLE,
+                            format!("no service named {name:?}"),
+                        )),
+                    }
+                }))
+            }
+        };
+        Call {
+            conversation,
+            state,
+            timeout,
+            _response: PhantomData,
+        }
+    }
+}
+
+/// A request about to be sent.
+struct Outgoing {
+    conversation: ConversationId,
+    method: Cow<'static, str>,
+    args: Payload,
+    sender: Binding,
+    reply_format: Format,
+}
+
+/// A request sent, waiting for its outcome.
+struct Waiting {
+    rx: oneshot::Receiver<Outcome>,
+    /// The target's identity (not its binding: no reference count to touch per call).
+    target: AgentId,
+    method: Cow<'static, str>,
+}
+
+impl Outgoing {
+    fn send(self, target: &Binding) -> Result<Waiting, Failure> {
+        let Outgoing {
+            conversation,
+            method,
+            args,
+            sender,
+            reply_format,
+        } = self;
+        let (tx, rx) = oneshot::channel();
+        let request = IncomingRequest {
+            conversation,
+            method: method.clone(),
+            args,
+            sender,
+            reply: ReplyTo::Local(tx),
+            reply_format,
+        };
+        match target.push(Delivery::Request(request)) {
+            Ok(()) => Ok(Waiting {
+                rx,
+                target: target.agent(),
+                method,
+            }),
+            Err(refused) => Err(refusal(target, refused).into()),
+        }
+    }
+}
+
+type Resolving = Pin<Box<dyn Future<Output = Result<Waiting, Failure>> + Send>>;
+
+enum State {
+    Resolving(Resolving),
+    Waiting(Waiting),
+    Failed(Option<Failure>),
+}
+
+/// The outcome of one request, as a future. A request to a binding is sent when the call is
+/// made; a request to a name is sent once the name is resolved, when the call is first
+/// polled. Dropping the call abandons the request (its response will be dropped).
+#[must_use = "a call's outcome is lost unless it is awaited or spawned"]
+pub struct Call<R> {
+    conversation: ConversationId,
+    state: State,
+    timeout: Option<(Duration, Pin<Box<tokio::time::Sleep>>)>,
+    _response: PhantomData<fn() -> R>,
+}
+
+impl<R> Call<R> {
+    /// The conversation id of this request.
+    pub fn conversation(&self) -> ConversationId {
+        self.conversation
+    }
+}
+
+impl<R: DeserializeOwned + Send + Sync + 'static> Future for Call<R> {
+    type Output = Result<R, Failure>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let conversation = this.conversation;
+        let done =
+            |r: Result<R, Failure>| Poll::Ready(r.map_err(|f| f.with_conversation(conversation)));
+        loop {
+            match &mut this.state {
+                State::Failed(failure) => {
+                    let failure = failure.take().unwrap_or_else(|| {
+                        Failure::netsvc(
+                            ErrorCode::CLIENT_UNKNOWN_ERROR,
+                            "call polled after completion",
+                        )
+                    });
+                    return done(Err(failure));
+                }
+                State::Resolving(fut) => match fut.as_mut().poll(cx) {
+                    Poll::Ready(Ok(waiting)) => this.state = State::Waiting(waiting),
+                    Poll::Ready(Err(failure)) => this.state = State::Failed(Some(failure)),
+                    Poll::Pending => break,
+                },
+                State::Waiting(waiting) => {
+                    let outcome = match Pin::new(&mut waiting.rx).poll(cx) {
+                        Poll::Ready(outcome) => outcome,
+                        Poll::Pending => break,
+                    };
+                    let (target, method) = (&waiting.target, &waiting.method);
+                    let result = match outcome {
+                        Ok(Ok(payload)) => payload.take::<R>().map_err(|e| {
+                            Failure::netsvc(
+                                ErrorCode::CLIENT_RESPONSE_DECODING_ERROR,
+                                format!("response of agent {target} to {method}: {e}"),
+                            )
+                        }),
+                        Ok(Err(failure)) => Err(*failure),
+                        Err(_) => Err(Failure::netsvc(
+                            ErrorCode::SERVER_APPLICATION_ERROR,
+                            format!("agent {target} was withdrawn before responding to {method}"),
+                        )),
+                    };
+                    this.state = State::Failed(None);
+                    return done(result);
+                }
+            }
+        }
+        if let Some((limit, sleep)) = &mut this.timeout {
+            if sleep.as_mut().poll(cx).is_ready() {
+                let what = match &this.state {
+                    State::Waiting(w) => {
+                        format!(
+                            "no response from agent {} to {} within {limit:?}",
+                            w.target, w.method
+                        )
+                    }
+                    _ => format!("no response within {limit:?}"),
+                };
+                this.state = State::Failed(None);
+                return done(Err(Failure::netsvc(
+                    ErrorCode::CLIENT_REQUEST_TIMEOUT,
+                    what,
+                )));
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl<R> std::fmt::Debug for Call<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Call({})", self.conversation)
+    }
+}

@@ -1,0 +1,389 @@
+//! The actix context of a service: its state, the drain of its inbox, and the dispatch of
+//! each delivery to the right hook or method.
+
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::task::Waker;
+
+use actix::dev::channel::AddressReceiver;
+use actix::dev::{AsyncContextParts, ContextFut, ContextParts, Envelope, Mailbox, ToEnvelope};
+use actix::{
+    Actor, ActorContext, ActorFuture, ActorState, Addr, AsyncContext, Handler, Message, SpawnHandle,
+};
+
+use super::broker::{Broker, Notice};
+use super::timers::Timers;
+use super::Service;
+use crate::delivery::{Binding, Delivery, Inbox, IncomingRequest, ReplyTo, WatchedBy};
+use crate::failure::{ErrorCode, Failure};
+use crate::names::GroupName;
+use crate::node::Node;
+use crate::registry::Withdraw;
+use crate::request::{take_slot, Reply, ReplySlot, RequestInfo};
+
+/// The actix context of a service, with every netsvc operation. See the [`Service`] docs.
+pub struct ServiceContext<S: Actor<Context = ServiceContext<S>>> {
+    pub(super) parts: ContextParts<S>,
+    pub(super) mb: Option<Mailbox<S>>,
+    pub(crate) core: ServiceState,
+}
+
+/// The non-generic state of a service.
+pub(crate) struct ServiceState {
+    pub(crate) node: Node,
+    pub(crate) binding: Binding,
+    pub(crate) inbox: Inbox,
+    spare: VecDeque<Delivery>,
+    pub(crate) broker: Broker,
+    pub(crate) timers: Timers,
+    /// The request being served, and its reply while not yet sent or suspended.
+    pub(crate) current: Option<(RequestInfo, Option<ReplyTo>)>,
+    pub(crate) suspended: Vec<ReplySlot>,
+    pub(super) withdrawn: bool,
+}
+
+const DRAIN_BUDGET: usize = 1024;
+
+impl<S: Service> ServiceContext<S> {
+    pub(crate) fn start(
+        rx: AddressReceiver<S>,
+        node: Node,
+        binding: Binding,
+        inbox: Inbox,
+        groups: Vec<GroupName>,
+        service: S,
+    ) {
+        let mb = Mailbox::new(rx);
+        let ctx = ServiceContext {
+            parts: ContextParts::new(mb.sender_producer()),
+            mb: None,
+            core: ServiceState {
+                node,
+                binding,
+                inbox,
+                spare: VecDeque::new(),
+                broker: Broker::with_groups(groups),
+                timers: Timers::default(),
+                current: None,
+                suspended: Vec::new(),
+                withdrawn: false,
+            },
+        };
+        actix_rt::spawn(ContextFut::new(ctx, service, mb));
+    }
+
+    /// This service's binding.
+    pub fn binding(&self) -> &Binding {
+        &self.core.binding
+    }
+
+    /// The node this service runs on.
+    pub fn node(&self) -> &Node {
+        &self.core.node
+    }
+
+    /// Handles everything in the inbox, up to a budget. Returns `true` when work is left
+    /// (the budget ran out and the caller should yield, then come back).
+    pub(super) fn drain(&mut self, service: &mut S, waker: &Waker) -> bool {
+        let mut batch = std::mem::take(&mut self.core.spare);
+        let mut handled = 0;
+        // Pushes made meanwhile wake this drainer again (see `Inbox::take_batch`), so one batch
+        // per poll suffices; the budget bounds how much of it is handled before yielding.
+        if self.core.inbox.take_batch(&mut batch, waker) {
+            while let Some(delivery) = batch.pop_front() {
+                self.deliver(service, delivery);
+                handled += 1;
+                if self.parts.state() != ActorState::Running {
+                    self.core.inbox.put_back(&mut batch);
+                    self.core.spare = batch;
+                    return false;
+                }
+                if handled >= DRAIN_BUDGET && !batch.is_empty() {
+                    self.core.inbox.put_back(&mut batch);
+                    self.core.spare = batch;
+                    return true;
+                }
+            }
+        }
+        self.core.spare = batch;
+        false
+    }
+
+    fn deliver(&mut self, service: &mut S, delivery: Delivery) {
+        match delivery {
+            Delivery::Report(report) => self.guarded(service, "report", |s, c| s.report(report, c)),
+            Delivery::Request(request) => self.serve(service, request),
+            Delivery::Registry {
+                event,
+                by: WatchedBy::Service,
+            } => self.guarded(service, "availability", |s, c| s.availability(event, c)),
+            Delivery::Registry {
+                event,
+                by: WatchedBy::Broker,
+            } => {
+                let notices =
+                    self.core
+                        .broker
+                        .on_registry_event(&self.core.node, &self.core.binding, event);
+                self.notify_hooks(service, notices);
+            }
+            Delivery::SubscriptionRequested {
+                subscriber,
+                pattern,
+            } => {
+                let notices = self.core.broker.on_subscription_requested(
+                    &self.core.node,
+                    &self.core.binding,
+                    &self.core.inbox,
+                    subscriber,
+                    pattern,
+                );
+                self.notify_hooks(service, notices);
+            }
+            Delivery::SubscriptionWithdrawn {
+                subscriber,
+                pattern,
+            } => {
+                let notices = self.core.broker.on_subscription_withdrawn(
+                    &self.core.node,
+                    &self.core.binding,
+                    subscriber,
+                    pattern,
+                );
+                self.notify_hooks(service, notices);
+            }
+            Delivery::Publisher(notice) => {
+                self.guarded(service, "publisher", |s, c| s.publisher(notice, c));
+            }
+            Delivery::Shutdown(phase) => {
+                self.guarded(service, "shutdown", |s, c| s.shutdown(phase, c))
+            }
+            Delivery::Stop => self.stop(),
+        }
+    }
+
+    fn notify_hooks(&mut self, service: &mut S, notices: Vec<Notice>) {
+        for notice in notices {
+            match notice {
+                Notice::Subscription(n) => {
+                    self.guarded(service, "subscription", |s, c| s.subscription(n, c))
+                }
+                Notice::Publisher(n) => {
+                    self.guarded(service, "publisher", |s, c| s.publisher(n, c))
+                }
+            }
+        }
+    }
+
+    /// Runs a user hook, catching and logging a panic so the service keeps running.
+    pub(crate) fn guarded(
+        &mut self,
+        service: &mut S,
+        hook: &str,
+        f: impl FnOnce(&mut S, &mut Self),
+    ) {
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| f(service, self))) {
+            tracing::error!(service = %self.core.binding, hook, "panic in hook: {}", panic_message(&panic));
+        }
+    }
+
+    fn serve(&mut self, service: &mut S, request: IncomingRequest) {
+        let IncomingRequest {
+            conversation,
+            method,
+            args,
+            sender,
+            reply,
+            ..
+        } = request;
+        let info = RequestInfo {
+            conversation,
+            method,
+            sender,
+        };
+        let method = info.method.clone();
+        self.core.current = Some((info, Some(reply)));
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            S::dispatch(service, self, &method, args)
+        }));
+        let reply = self.core.current.take().and_then(|(_, reply)| reply);
+        let mut outcome = match result {
+            Ok(Reply::Now(outcome)) => outcome,
+            Ok(Reply::Suspended) => {
+                if reply.is_some() {
+                    // Returned `Delayed` without having suspended this request.
+                    Err(Box::new(Failure::netsvc(
+                        ErrorCode::SERVER_APPLICATION_ERROR,
+                        format!("{method} returned Delayed without suspending its response"),
+                    )))
+                } else {
+                    return;
+                }
+            }
+            Err(panic) => {
+                let message = panic_message(&panic);
+                tracing::error!(service = %self.core.binding, method = %method, "panic in method: {message}");
+                Err(Box::new(
+                    Failure::netsvc(
+                        ErrorCode::SERVER_APPLICATION_ERROR,
+                        format!("{method} panicked"),
+                    )
+                    .with_details(message),
+                ))
+            }
+        };
+        if let Err(failure) = &mut outcome {
+            failure.set_default_origin(self.core.binding.name().as_str());
+            failure.set_conversation(conversation);
+        }
+        if let Some(reply) = reply {
+            reply.send(outcome);
+        }
+    }
+}
+
+impl ServiceState {
+    /// Withdraws the service, once: queued deliveries are dropped (queued requests fail as
+    /// "withdrawn before response"), suspended responses fail, and the node forgets it.
+    /// Runs when the actor stops, or when its context is dropped with the System.
+    pub(super) fn withdraw(&mut self) {
+        if self.withdrawn {
+            return;
+        }
+        self.withdrawn = true;
+        drop(self.inbox.close());
+        for slot in self.suspended.drain(..) {
+            if let Some(reply) = take_slot(&slot) {
+                reply.fail(Failure::netsvc(
+                    ErrorCode::SERVER_APPLICATION_ERROR,
+                    format!("service {} stopped before responding", self.binding),
+                ));
+            }
+        }
+        let _ = self.node.routes().remove(self.binding.agent(), None);
+        self.node
+            .announcer()
+            .service_withdrawn(self.binding.agent());
+        self.node.registry().do_send(Withdraw(self.binding.agent()));
+    }
+}
+
+pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_owned()
+    }
+}
+
+impl<S: Actor<Context = ServiceContext<S>>> Drop for ServiceContext<S> {
+    fn drop(&mut self) {
+        // The System ended without stopping the actor: still release what is pending.
+        self.core.withdraw();
+    }
+}
+
+// ---- actix context plumbing (mirrors actix's own `Context`) ----
+
+impl<S: Actor<Context = Self>> ActorContext for ServiceContext<S> {
+    fn stop(&mut self) {
+        self.parts.stop()
+    }
+    fn terminate(&mut self) {
+        self.parts.terminate()
+    }
+    fn state(&self) -> ActorState {
+        self.parts.state()
+    }
+}
+
+impl<S: Actor<Context = Self>> AsyncContext<S> for ServiceContext<S> {
+    fn spawn<F>(&mut self, fut: F) -> SpawnHandle
+    where
+        F: ActorFuture<S, Output = ()> + 'static,
+    {
+        self.parts.spawn(fut)
+    }
+    fn wait<F>(&mut self, fut: F)
+    where
+        F: ActorFuture<S, Output = ()> + 'static,
+    {
+        self.parts.wait(fut)
+    }
+    fn waiting(&self) -> bool {
+        self.parts.waiting()
+    }
+    fn cancel_future(&mut self, handle: SpawnHandle) -> bool {
+        self.parts.cancel_future(handle)
+    }
+    fn address(&self) -> Addr<S> {
+        self.parts.address()
+    }
+}
+
+impl<S: Actor<Context = Self>> AsyncContextParts<S> for ServiceContext<S> {
+    fn parts(&mut self) -> &mut ContextParts<S> {
+        &mut self.parts
+    }
+}
+
+impl<S, M> ToEnvelope<S, M> for ServiceContext<S>
+where
+    S: Actor<Context = Self> + Handler<M>,
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    fn pack(msg: M, tx: Option<actix::dev::OneshotSender<M::Result>>) -> Envelope<S> {
+        Envelope::new(msg, tx)
+    }
+}
+
+impl<S: Actor<Context = ServiceContext<S>>> std::fmt::Debug for ServiceContext<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceContext")
+            .field("binding", &self.core.binding)
+            .finish()
+    }
+}
+
+/// The long-lived future that drains a service's inbox whenever a push wakes it.
+pub(super) struct InboxDriver;
+
+impl<S: Service> ActorFuture<S> for InboxDriver {
+    type Output = ();
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        service: &mut S,
+        ctx: &mut ServiceContext<S>,
+        task: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if ctx.core.withdrawn {
+            return std::task::Poll::Ready(());
+        }
+        // The actor's task wakes for many reasons (its own futures, its mailbox); only drain
+        // when a push said there is work. The waker parked at the last drain stays valid.
+        if ctx.core.inbox.ready() {
+            drain_and_rewake(service, ctx, task);
+        }
+        std::task::Poll::Pending
+    }
+}
+
+/// Drains the inbox, and wakes the task again if the budget ran out. Kept out of line: the
+/// drain future is polled on every wake-up of its actor, mostly to find nothing to do, and
+/// that check should not pay for the stack frame of the whole delivery path (measured: about
+/// 10% more in-process round trips per second).
+#[inline(never)]
+fn drain_and_rewake<S: Service>(
+    service: &mut S,
+    ctx: &mut ServiceContext<S>,
+    task: &mut std::task::Context<'_>,
+) {
+    if ctx.drain(service, task.waker()) {
+        // Budget spent: let the other actors of this arbiter run, then continue.
+        task.waker().wake_by_ref();
+    }
+}

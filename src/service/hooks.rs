@@ -1,0 +1,111 @@
+//! What the macros call into: the traits `#[derive(Service)]` and `#[netsvc::methods]`
+//! implement, the choice between them, and the service's lifecycle entry points. Reached by
+//! the generated code through `netsvc::__private`, which only re-exports them.
+
+use std::marker::PhantomData;
+
+use actix::{AsyncContext, Running};
+
+use super::context::InboxDriver;
+use super::{Service, ServiceContext, ServiceOptions};
+use crate::names::{Audience, GroupName, ServiceName};
+use crate::payload::Payload;
+use crate::request::{method_unavailable, Reply};
+
+/// What `#[derive(Service)]` generates besides the actix impls.
+pub trait Descriptor: actix::Actor<Context = ServiceContext<Self>> {
+    /// Name, audience and groups from the attribute.
+    fn options() -> ServiceOptions;
+    /// Serves one request.
+    fn dispatch(
+        service: &mut Self,
+        ctx: &mut ServiceContext<Self>,
+        method: &str,
+        args: Payload,
+    ) -> Reply;
+}
+
+/// What `#[netsvc::methods]` generates.
+pub trait Exports: Service {
+    /// Serves one request by method name.
+    fn dispatch(
+        service: &mut Self,
+        ctx: &mut ServiceContext<Self>,
+        method: &str,
+        args: Payload,
+    ) -> Reply;
+}
+
+/// A service's dispatcher: serves one request by method name.
+pub type DispatchFn<S> = fn(&mut S, &mut ServiceContext<S>, &str, Payload) -> Reply;
+
+/// Autoref specialization: `(&&Tag::<S>::new()).dispatcher()` picks the exported methods
+/// when `S: Exports`, else a dispatcher that answers "method unavailable".
+pub struct Tag<S>(PhantomData<S>);
+impl<S> Tag<S> {
+    /// The tag of `S`.
+    pub fn new() -> Self {
+        Tag(PhantomData)
+    }
+}
+impl<S> Default for Tag<S> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+/// Picked when `S` has exported methods.
+pub trait ViaExports<S: Service> {
+    /// The dispatcher.
+    fn dispatcher(&self) -> DispatchFn<S>;
+}
+impl<S: Exports> ViaExports<S> for &Tag<S> {
+    fn dispatcher(&self) -> DispatchFn<S> {
+        <S as Exports>::dispatch
+    }
+}
+/// Picked otherwise: every method is unavailable.
+pub trait ViaNothing<S: Service> {
+    /// The dispatcher.
+    fn dispatcher(&self) -> DispatchFn<S>;
+}
+impl<S: Service> ViaNothing<S> for Tag<S> {
+    fn dispatcher(&self) -> DispatchFn<S> {
+        |_, ctx, method, _| {
+            Reply::failure(method_unavailable(ctx.binding().name().as_str(), method))
+        }
+    }
+}
+
+/// The actor started: the inbox driver starts, then the `started` hook.
+pub fn started<S: Service>(service: &mut S, ctx: &mut ServiceContext<S>) {
+    let _ = ctx.mb.take();
+    ctx.spawn(InboxDriver);
+    ctx.guarded(service, "started", |s, c| Service::started(s, c));
+}
+
+/// The actor is stopping: the `stopping` hook, then timers are cancelled and the service
+/// withdrawn.
+pub fn stopping<S: Service>(service: &mut S, ctx: &mut ServiceContext<S>) -> Running {
+    ctx.guarded(service, "stopping", |s, c| Service::stopping(s, c));
+    ctx.core.timers.cancel_everything(&mut ctx.parts);
+    ctx.core.withdraw();
+    Running::Stop
+}
+
+/// A `Drain` message arrived: wakes the inbox driver.
+pub fn drain<S: Service>(_service: &mut S, ctx: &mut ServiceContext<S>) {
+    ctx.core.inbox.wake_drainer();
+}
+
+/// A name the macro validated at compile time.
+pub fn service_name(name: &'static str) -> ServiceName {
+    ServiceName::new(name).unwrap_or_else(|_| ServiceName::anonymous())
+}
+/// A group the macro validated at compile time.
+pub fn group_name(name: &'static str) -> Option<GroupName> {
+    GroupName::new(name).ok()
+}
+/// An audience the macro validated at compile time.
+pub fn audience(value: &'static str) -> Audience {
+    Audience::parse(value).unwrap_or(Audience::Process)
+}

@@ -1,0 +1,290 @@
+//! A service's reports: publishing (with the cache and the fan-out), and subscribing to
+//! other services' reports.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use super::broker::refuse;
+use super::{Service, ServiceContext};
+use crate::delivery::{Binding, ReportData, Watch, WatchedBy};
+use crate::names::{IntoName, Subject, SubjectPattern};
+use crate::payload::{Content, Payload};
+use crate::registry::{Subscribe, Unsubscribe};
+use crate::report::{IntoTarget, Lifetime, ReportFanout, Target};
+
+impl<S: Service> ServiceContext<S> {
+    // ---- reports: publishing ----
+
+    /// Publishes a report to every subscriber whose pattern matches `subject` (once per
+    /// matching pattern) and caches it for `lifetime`. In-process subscribers share the value;
+    /// nothing is serialized. An invalid subject is logged and nothing is published.
+    pub fn publish_report<T: Content>(
+        &mut self,
+        subject: impl IntoName<Subject>,
+        content: T,
+        lifetime: Lifetime,
+    ) {
+        // A publisher usually repeats its subjects: an equal string reuses the last one
+        // validated instead of validating and allocating it again.
+        let last = &mut self.core.broker.last_subject;
+        let subject = match last
+            .as_ref()
+            .filter(|l| subject.unvalidated() == Some(l.as_str()))
+        {
+            Some(l) => l.clone(),
+            None => match subject.into_name() {
+                Ok(s) => last.insert(s).clone(),
+                Err(e) => return refuse(&self.core.binding, "publish_report", e),
+            },
+        };
+        self.publish_payload(subject, Payload::new(content), lifetime);
+    }
+
+    fn publish_payload(&mut self, subject: Subject, content: Payload, lifetime: Lifetime) {
+        let broker = &mut self.core.broker;
+        broker
+            .cache
+            .post(&subject, &content, lifetime, Instant::now);
+        if broker.subscribers.is_empty() {
+            return;
+        }
+        // Who gets a report on this subject is worked out once and kept while the subject,
+        // the subscribers and the node's routes stay the same.
+        let net = self.core.node.routes();
+        let fanout = match &mut broker.fanout {
+            Some((s, fanout)) if *s == subject && fanout.is_current(net) => fanout,
+            cached => {
+                let mut fanout = ReportFanout::default();
+                for entry in broker.subscribers.values() {
+                    for pattern in entry
+                        .patterns
+                        .iter()
+                        .filter(|p| p.matches(subject.as_str()))
+                    {
+                        fanout.add(net, &entry.binding, Some(pattern));
+                    }
+                }
+                &mut cached.insert((subject.clone(), fanout)).1
+            }
+        };
+        fanout.send(ReportData {
+            publisher: self.core.binding.clone(),
+            subject,
+            content,
+            targeted: false,
+        });
+    }
+
+    /// Sends a report to one subscriber only; never cached. Nothing is sent if `subscriber`
+    /// has no subscription with this service; if none of its patterns match, it still gets
+    /// one delivery, without a pattern.
+    pub fn send_report<T: Content>(
+        &mut self,
+        subscriber: &Binding,
+        subject: impl IntoName<Subject>,
+        content: T,
+    ) {
+        let subject = match subject.into_name() {
+            Ok(s) => s,
+            Err(e) => return refuse(&self.core.binding, "send_report", e),
+        };
+        let Some(entry) = self.core.broker.subscribers.get(&subscriber.agent()) else {
+            tracing::debug!(service = %self.core.binding, subscriber = %subscriber, "send_report: not a subscriber; nothing sent");
+            return;
+        };
+        let net = self.core.node.routes();
+        let mut fanout = ReportFanout::default();
+        for pattern in entry
+            .patterns
+            .iter()
+            .filter(|p| p.matches(subject.as_str()))
+        {
+            fanout.add(net, &entry.binding, Some(pattern));
+        }
+        if fanout.is_empty() {
+            fanout.add(net, &entry.binding, None);
+        }
+        let content = Payload::new(content);
+        fanout.send(ReportData {
+            publisher: self.core.binding.clone(),
+            subject,
+            content,
+            targeted: true,
+        });
+    }
+
+    /// Drops cached reports whose subject matches `pattern` and that were published at least
+    /// `age` ago (`Duration::ZERO`: all of them).
+    pub fn expire_reports(&mut self, pattern: impl IntoName<SubjectPattern>, age: Duration) {
+        match pattern.into_name() {
+            Ok(p) => self.core.broker.cache.expire(Some(&p), age, Instant::now()),
+            Err(e) => refuse(&self.core.binding, "expire_reports", e),
+        }
+    }
+
+    /// Drops every cached report published at least `age` ago.
+    pub fn expire_all_reports(&mut self, age: Duration) {
+        self.core.broker.cache.expire(None, age, Instant::now())
+    }
+
+    /// Drops every cached report whose lifetime has run out.
+    pub fn purge_reports(&mut self) {
+        self.core.broker.cache.purge(Instant::now())
+    }
+
+    /// Current subscribers and their patterns.
+    pub fn subscribers(&self) -> Vec<(Binding, Vec<SubjectPattern>)> {
+        self.core
+            .broker
+            .subscribers
+            .values()
+            .map(|e| (e.binding.clone(), e.patterns.clone()))
+            .collect()
+    }
+
+    // ---- reports: subscribing ----
+
+    /// Subscribes to reports matching `pattern` from a target: a service name (every service
+    /// of that name, now and later) or a binding (that agent, following its identity). Reports
+    /// arrive at [`Service::report`]; matching cached reports arrive at once.
+    pub fn monitor_reports(
+        &mut self,
+        target: impl IntoTarget,
+        pattern: impl IntoName<SubjectPattern>,
+    ) {
+        let (target, pattern) = match (target.into_target(), pattern.into_name()) {
+            (Ok(t), Ok(p)) => (t, p),
+            (Err(e), _) | (_, Err(e)) => return refuse(&self.core.binding, "monitor_reports", e),
+        };
+        let core = &mut self.core;
+        let broker = &mut core.broker;
+        match target {
+            Target::Name(name) => {
+                if name.is_anonymous() {
+                    return refuse(
+                        &core.binding,
+                        "monitor_reports",
+                        "anonymous services publish to no one by name",
+                    );
+                }
+                let set = broker.by_name.entry(name.clone()).or_default();
+                let first = set.is_empty();
+                if !set.insert(pattern) {
+                    return;
+                }
+                if first {
+                    core.node.registry().do_send(Subscribe {
+                        subscriber: core.binding.agent(),
+                        inbox: core.inbox.clone(),
+                        watch: Watch::Name(name),
+                        by: WatchedBy::Broker,
+                        known: None,
+                    });
+                } else {
+                    let known: Vec<Binding> = broker
+                        .publishers
+                        .values()
+                        .filter(|p| *p.binding.name() == name)
+                        .map(|p| p.binding.clone())
+                        .collect();
+                    for publisher in known {
+                        broker.sync_publisher(&core.binding, &publisher);
+                    }
+                }
+            }
+            Target::Binding(binding) => {
+                let agent = binding.agent();
+                let entry = broker
+                    .by_agent
+                    .entry(agent)
+                    .or_insert_with(|| (binding.clone(), BTreeSet::new()));
+                let first = entry.1.is_empty();
+                if !entry.1.insert(pattern) {
+                    return;
+                }
+                if first {
+                    broker.watch(&core.node, &core.binding, &core.inbox, &binding);
+                } else if broker.publishers.contains_key(&agent) {
+                    broker.sync_publisher(&core.binding, &binding);
+                }
+            }
+        }
+    }
+
+    /// Ends the subscription to `target` with exactly this pattern.
+    pub fn ignore_reports(
+        &mut self,
+        target: impl IntoTarget,
+        pattern: impl IntoName<SubjectPattern>,
+    ) {
+        match (target.into_target(), pattern.into_name()) {
+            (Ok(t), Ok(p)) => self.ignore(t, Some(p)),
+            (Err(e), _) | (_, Err(e)) => refuse(&self.core.binding, "ignore_reports", e),
+        }
+    }
+
+    /// Ends every subscription to `target`.
+    pub fn ignore_all_reports(&mut self, target: impl IntoTarget) {
+        match target.into_target() {
+            Ok(t) => self.ignore(t, None),
+            Err(e) => refuse(&self.core.binding, "ignore_all_reports", e),
+        }
+    }
+
+    fn ignore(&mut self, target: Target, pattern: Option<SubjectPattern>) {
+        let core = &mut self.core;
+        let broker = &mut core.broker;
+        let affected: Vec<Binding> = match &target {
+            Target::Name(name) => {
+                let Some(set) = broker.by_name.get_mut(name) else {
+                    return;
+                };
+                match &pattern {
+                    Some(p) => {
+                        set.remove(p);
+                    }
+                    None => set.clear(),
+                }
+                if set.is_empty() {
+                    broker.by_name.remove(name);
+                    core.node.registry().do_send(Unsubscribe {
+                        subscriber: core.binding.agent(),
+                        watch: Watch::Name(name.clone()),
+                        by: WatchedBy::Broker,
+                    });
+                }
+                broker
+                    .publishers
+                    .values()
+                    .filter(|p| p.binding.name() == name)
+                    .map(|p| p.binding.clone())
+                    .collect()
+            }
+            Target::Binding(binding) => {
+                let agent = binding.agent();
+                let Some((_, set)) = broker.by_agent.get_mut(&agent) else {
+                    return;
+                };
+                match &pattern {
+                    Some(p) => {
+                        set.remove(p);
+                    }
+                    None => set.clear(),
+                }
+                if set.is_empty() {
+                    broker.by_agent.remove(&agent);
+                    broker.unwatch(&core.node, &core.binding, agent);
+                }
+                broker
+                    .publishers
+                    .get(&agent)
+                    .map(|p| p.binding.clone())
+                    .into_iter()
+                    .collect()
+            }
+        };
+        for publisher in affected {
+            broker.sync_publisher(&core.binding, &publisher);
+        }
+    }
+}

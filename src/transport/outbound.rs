@@ -1,0 +1,488 @@
+//! The sending side of one connection: frames are encoded straight into a bounded buffer,
+//! and a write loop writes whatever has accumulated in one `write_all`.
+//!
+//! The slow-consumer policy lives here, in bytes: reports are dropped once the buffer holds
+//! [`LinkLimits::outbound`]; other frames have a headroom of half that again, and one that
+//! does not fit means the peer stopped reading while the protocol needs it to: the link is
+//! closed. A peer that reads, however slowly, is never taken for one that stopped: the write
+//! loop fails only when a write makes no progress at all for [`LinkLimits::stall`].
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
+
+use crate::wire::{encode_frame, encode_report_spliced, CodecError, Frame, TargetView};
+
+/// The bounds of one link's sending side.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LinkLimits {
+    /// Bytes of reports the outbound buffer holds before reports are dropped.
+    pub(crate) outbound: usize,
+    /// The cap on one frame's size.
+    pub(crate) max_frame: usize,
+    /// How long a write may make no progress before the peer is taken to have stopped reading.
+    pub(crate) stall: Duration,
+}
+
+/// Why a frame was not queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SendError {
+    /// The link is closed (or has just been closed because its peer stopped reading).
+    Closed,
+    /// The outbound buffer is full: a report was dropped.
+    BufferFull,
+    /// The frame is larger than the link's frame size cap.
+    TooLarge {
+        /// The cap.
+        max: usize,
+    },
+    /// The frame could not be encoded.
+    Unencodable(String),
+}
+
+/// Whether a frame may be dropped when the buffer is full (a report) or must get through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FrameClass {
+    /// Dropped at the outbound limit.
+    Report,
+    /// Given headroom above the limit; over that, the link is closed.
+    Control,
+}
+
+/// Counters of one exchange, shared by its links.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) frames_sent: AtomicU64,
+    pub(crate) reports_sent: AtomicU64,
+    pub(crate) reports_dropped: AtomicU64,
+    pub(crate) bytes_written: AtomicU64,
+}
+
+struct Buffer {
+    buf: BytesMut,
+    closed: bool,
+    /// Closed because the peer did not read: the writer fails rather than flush.
+    overflowed: bool,
+    /// Frames and report frames in `buf`, added to the exchange's counters when written (one
+    /// shared-counter update per write rather than per frame).
+    frames: u64,
+    reports: u64,
+}
+
+/// Called by the write loop after it wrote the buffer out, while [`Outbound::set_backlog`] says
+/// frames are waiting to be queued as the link drains.
+type DrainedHook = Box<dyn Fn(&Outbound) + Send + Sync>;
+
+struct Shared {
+    id: u64,
+    counters: Arc<Counters>,
+    limits: LinkLimits,
+    out: Mutex<Buffer>,
+    wake: Notify,
+    dropped_reports: AtomicU64,
+    sent_since_tick: AtomicBool,
+    on_drained: OnceLock<DrainedHook>,
+    /// Whether `on_drained` has frames waiting for this link.
+    has_backlog: AtomicBool,
+}
+
+/// A written buffer larger than this is not kept for reuse (after a burst to a slow peer).
+const KEEP_CAPACITY: usize = 1024 * 1024;
+
+/// The sending side of one connection. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Outbound(Arc<Shared>);
+
+static NEXT_LINK: AtomicU64 = AtomicU64::new(1);
+
+impl Outbound {
+    pub(crate) fn new(limits: LinkLimits, counters: Arc<Counters>) -> Outbound {
+        Outbound(Arc::new(Shared {
+            id: NEXT_LINK.fetch_add(1, Ordering::Relaxed),
+            counters,
+            limits,
+            out: Mutex::new(Buffer {
+                buf: BytesMut::with_capacity(64 * 1024),
+                closed: false,
+                overflowed: false,
+                frames: 0,
+                reports: 0,
+            }),
+            wake: Notify::new(),
+            dropped_reports: AtomicU64::new(0),
+            sent_since_tick: AtomicBool::new(false),
+            on_drained: OnceLock::new(),
+            has_backlog: AtomicBool::new(false),
+        }))
+    }
+
+    /// Whether both handles are the same link.
+    pub(crate) fn same(&self, other: &Outbound) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Buffer> {
+        self.0.out.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// Closes the link: nothing more is queued; the writer flushes what is there and stops.
+    pub(crate) fn close(&self) {
+        self.lock().closed = true;
+        self.0.wake.notify_one();
+    }
+
+    /// Closes the link after its socket failed: what is queued can never be written, so it is
+    /// freed now rather than when the last holder of the link lets go.
+    fn discard(&self) {
+        let mut out = self.lock();
+        out.closed = true;
+        out.buf = BytesMut::new();
+    }
+
+    /// The cap on one frame's size on this link.
+    pub(crate) fn max_frame(&self) -> usize {
+        self.0.limits.max_frame
+    }
+
+    /// The outbound limit (see the slow-consumer policy).
+    pub(crate) fn limit(&self) -> usize {
+        self.0.limits.outbound
+    }
+
+    /// Bytes queued and not yet taken by the writer.
+    pub(crate) fn queued(&self) -> usize {
+        self.lock().buf.len()
+    }
+
+    /// Sends a heartbeat if nothing was queued since the last call and nothing waits to be
+    /// written: a peer that has frames coming hears from this side anyway (and a heartbeat
+    /// behind a full buffer of reports for a slow reader would count as a frame it must read).
+    pub(crate) fn heartbeat(&self) {
+        let sent = self.0.sent_since_tick.swap(false, Ordering::Relaxed);
+        if !sent && self.lock().buf.is_empty() {
+            let _ = self.send_frame(&Frame::Heartbeat);
+        }
+    }
+
+    /// Queues one frame. A report that does not fit is dropped; any other frame that does not
+    /// fit closes the link (the peer stopped reading).
+    pub(crate) fn send_frame(&self, frame: &Frame) -> Result<(), SendError> {
+        let class = match frame {
+            Frame::Report(_) | Frame::TargetedReport(_) => FrameClass::Report,
+            _ => FrameClass::Control,
+        };
+        let max = self.max_frame();
+        self.queue(class, frame.kind(), |buf| encode_frame(frame, buf, max))
+    }
+
+    /// Sends a received report ([`crate::wire::ReportView::head`]) to the listed subscribers
+    /// behind this link, without encoding its content again.
+    pub(crate) fn send_report_head<'t>(
+        &self,
+        head: &[u8],
+        targets: impl ExactSizeIterator<Item = TargetView<'t>>,
+    ) -> Result<(), SendError> {
+        let max = self.max_frame();
+        self.queue(FrameClass::Report, "Report", |buf| {
+            encode_report_spliced(head, targets, buf, max)
+        })
+    }
+
+    /// Queues a received frame (header included) as it is.
+    /// The frame was accepted under the receiving exchange's size cap, which may be larger
+    /// than this link's: it is checked again, as an encoded frame would be.
+    pub(crate) fn send_raw(
+        &self,
+        frame: &[u8],
+        class: FrameClass,
+        kind: &str,
+    ) -> Result<(), SendError> {
+        let max = self.max_frame();
+        self.queue(class, kind, |buf| {
+            let len = frame.len().saturating_sub(4);
+            if len > max {
+                return Err(CodecError::TooLarge { len, max });
+            }
+            buf.extend_from_slice(frame);
+            Ok(())
+        })
+    }
+
+    /// Appends one frame with `write` under the outbound limit policy.
+    pub(crate) fn queue(
+        &self,
+        class: FrameClass,
+        kind: &str,
+        write: impl FnOnce(&mut BytesMut) -> Result<(), CodecError>,
+    ) -> Result<(), SendError> {
+        {
+            let mut out = self.lock();
+            if out.closed {
+                return Err(SendError::Closed);
+            }
+            let limit = self.0.limits.outbound;
+            // Reports are dropped at the limit; other frames have headroom above it (half the
+            // limit again), so that a slow reader whose buffer is full of reports still gets
+            // its notices and answers; past that, the peer is not reading at all.
+            let allowed = match class {
+                FrameClass::Report => limit,
+                FrameClass::Control => limit.saturating_add(limit / 2),
+            };
+            if out.buf.len() >= allowed {
+                if class == FrameClass::Report {
+                    self.0
+                        .counters
+                        .reports_dropped
+                        .fetch_add(1, Ordering::Relaxed);
+                    let dropped = self.0.dropped_reports.fetch_add(1, Ordering::Relaxed) + 1;
+                    if dropped.is_power_of_two() {
+                        tracing::warn!(
+                            link = self.0.id,
+                            dropped,
+                            limit,
+                            "outbound buffer full: dropping reports for a slow peer"
+                        );
+                    }
+                    return Err(SendError::BufferFull);
+                }
+                tracing::error!(
+                    link = self.0.id,
+                    limit,
+                    frame = kind,
+                    "peer is not reading: outbound buffer over its limit; closing the connection"
+                );
+                // What is queued would take a peer that does not read forever to take: it is
+                // dropped, and the writer ends at once (its bridge closes the connection).
+                out.closed = true;
+                out.overflowed = true;
+                out.buf = BytesMut::new();
+                drop(out);
+                self.0.wake.notify_one();
+                return Err(SendError::Closed);
+            }
+            let was_empty = out.buf.is_empty();
+            if let Err(e) = write(&mut out.buf) {
+                tracing::error!(link = self.0.id, frame = kind, "cannot send frame: {e}");
+                return Err(match e {
+                    CodecError::TooLarge { max, .. } => SendError::TooLarge { max },
+                    other => SendError::Unencodable(other.to_string()),
+                });
+            }
+            out.frames += 1;
+            out.reports += u64::from(class == FrameClass::Report);
+            if !was_empty {
+                return Ok(());
+            }
+        }
+        self.0.sent_since_tick.store(true, Ordering::Relaxed);
+        self.0.wake.notify_one();
+        Ok(())
+    }
+
+    /// What the write loop calls after writing the buffer out while frames wait for room
+    /// (see [`Outbound::set_backlog`]). Set once.
+    pub(crate) fn on_drained(&self, hook: impl Fn(&Outbound) + Send + Sync + 'static) {
+        let _ = self.0.on_drained.set(Box::new(hook));
+    }
+
+    /// Whether frames wait to be queued on this link as it drains (its writer calls the
+    /// [`Outbound::on_drained`] hook each time it has written the buffer out).
+    pub(crate) fn set_backlog(&self, waiting: bool) {
+        self.0.has_backlog.store(waiting, Ordering::Release);
+    }
+
+    /// Whether frames wait to be queued on this link as it drains.
+    pub(crate) fn has_backlog(&self) -> bool {
+        self.0.has_backlog.load(Ordering::Acquire)
+    }
+
+    /// Takes what is queued, as the writer would (tests).
+    #[cfg(test)]
+    pub(crate) fn take_queued(&self) -> Vec<Frame> {
+        let buf = std::mem::take(&mut self.lock().buf);
+        let mut rest = &buf[..];
+        let mut frames = Vec::new();
+        while let Some((_, body, next)) = crate::wire::split_frame(rest) {
+            frames.push(crate::wire::decode_frame(body).expect("frames queued decode"));
+            rest = next;
+        }
+        frames
+    }
+
+    /// Writes queued frames until the link is closed (after a final flush) or the socket fails.
+    /// A write that makes no progress for the stall limit means the peer stopped reading: the
+    /// link fails (memory stays bounded by the outbound limit meanwhile).
+    ///
+    /// `probe` is a second handle on the same socket, written to directly (without waiting for
+    /// the socket to be reported writable) when a write has waited a while: the kernel reports
+    /// a full socket writable again only once a third of its buffer has drained, which for a
+    /// peer reading slowly can take far longer than the stall limit although it reads all
+    /// along; a direct write finds any space its reading has made.
+    pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
+        &self,
+        mut sink: W,
+        mut probe: Option<std::net::TcpStream>,
+    ) -> std::io::Result<()> {
+        // Two buffers take turns: frames are queued into one while the other is written, and
+        // the written one keeps its capacity (no allocation, no fresh pages per write).
+        let mut chunk = BytesMut::with_capacity(64 * 1024);
+        // Once the link is closed, what is left is flushed within the stall limit, at most.
+        let mut flush_by: Option<tokio::time::Instant> = None;
+        loop {
+            chunk.clear();
+            if chunk.capacity() > KEEP_CAPACITY {
+                chunk = BytesMut::with_capacity(64 * 1024);
+            }
+            let (closed, overflowed, frames, reports) = {
+                let mut out = self.lock();
+                std::mem::swap(&mut out.buf, &mut chunk);
+                (
+                    out.closed,
+                    out.overflowed,
+                    std::mem::take(&mut out.frames),
+                    std::mem::take(&mut out.reports),
+                )
+            };
+            if overflowed {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::WriteZero,
+                    "peer is not reading: outbound buffer over its limit",
+                ));
+            }
+            if frames > 0 {
+                let counters = &self.0.counters;
+                counters.frames_sent.fetch_add(frames, Ordering::Relaxed);
+                counters.reports_sent.fetch_add(reports, Ordering::Relaxed);
+            }
+            if !chunk.is_empty() {
+                let stall = self.0.limits.stall;
+                let written = match flush_by
+                    .or_else(|| closed.then(|| tokio::time::Instant::now() + stall))
+                {
+                    Some(deadline) => {
+                        flush_by = Some(deadline);
+                        let write = self.write_all(&mut sink, probe.as_mut(), &chunk);
+                        tokio::time::timeout_at(deadline, write)
+                            .await
+                            .unwrap_or_else(|_| {
+                                Err(std::io::Error::new(
+                                    std::io::ErrorKind::TimedOut,
+                                    "closing: the peer did not take the last frames in time",
+                                ))
+                            })
+                    }
+                    None => self.write_all(&mut sink, probe.as_mut(), &chunk).await,
+                };
+                if let Err(e) = written {
+                    self.discard();
+                    return Err(e);
+                }
+                self.0
+                    .counters
+                    .bytes_written
+                    .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                if self.has_backlog() {
+                    if let Some(hook) = self.0.on_drained.get() {
+                        hook(self);
+                    }
+                }
+                continue;
+            }
+            if closed {
+                let _ = sink.shutdown().await;
+                return Ok(());
+            }
+            self.0.wake.notified().await;
+        }
+    }
+
+    /// Writes all of `bytes`, failing when no byte could be written for the stall limit: a
+    /// peer that reads, however slowly, is never cut off; one that stopped reading is.
+    async fn write_all<W: AsyncWrite + Unpin>(
+        &self,
+        sink: &mut W,
+        mut probe: Option<&mut std::net::TcpStream>,
+        mut bytes: &[u8],
+    ) -> std::io::Result<()> {
+        use std::io::Write;
+        let limit = self.0.limits.stall;
+        let step = (limit / 8).max(Duration::from_millis(1));
+        // Time without progress, counted per attempt and at most two steps each: a stall of
+        // this process (a stop, a busy host) is not blamed on the peer.
+        let mut stalled = Duration::ZERO;
+        while !bytes.is_empty() {
+            let attempt = tokio::time::Instant::now();
+            let written = match tokio::time::timeout(step, sink.write(bytes)).await {
+                Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => return Err(e),
+                // Not reported writable for a while: try the socket directly.
+                Err(_) => match probe.as_mut().map(|p| p.write(bytes)) {
+                    Some(Ok(n)) => n,
+                    Some(Err(e)) if e.kind() != std::io::ErrorKind::WouldBlock => return Err(e),
+                    _ => 0,
+                },
+            };
+            if written > 0 {
+                bytes = &bytes[written..];
+                stalled = Duration::ZERO;
+            } else {
+                stalled += attempt.elapsed().min(step * 2);
+                if stalled >= limit {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("peer stopped reading: no write progress for {limit:?}"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Limits for links made in tests.
+    pub(crate) fn limits(outbound: usize, max_frame: usize) -> LinkLimits {
+        LinkLimits {
+            outbound,
+            max_frame,
+            stall: Duration::from_secs(1),
+        }
+    }
+
+    fn frame(len: usize) -> Vec<u8> {
+        let mut f = (len as u32).to_be_bytes().to_vec();
+        f.resize(4 + len, 14);
+        f
+    }
+
+    #[test]
+    fn relayed_frames_are_held_to_this_links_size_cap() {
+        let link = Outbound::new(limits(1 << 20, 8), Arc::default());
+        assert!(link
+            .send_raw(&frame(8), FrameClass::Control, "Request")
+            .is_ok());
+        assert_eq!(
+            link.send_raw(&frame(9), FrameClass::Control, "Request"),
+            Err(SendError::TooLarge { max: 8 })
+        );
+        assert_eq!(
+            link.send_raw(&frame(9), FrameClass::Report, "Report"),
+            Err(SendError::TooLarge { max: 8 })
+        );
+        // Only the frame that fits was queued, and the link stays open.
+        let out = link.lock();
+        assert_eq!((out.buf.len(), out.frames, out.closed), (12, 1, false));
+    }
+}
