@@ -11,21 +11,49 @@
 //! an incompatible change is unavoidable; a peer with another version is refused.
 
 mod codec;
+mod decode;
+mod encode;
 mod frame;
 
+pub use codec::FrameCodec;
 #[doc(hidden)]
-pub use codec::decode_frame_serde;
-pub use codec::{CodecError, FrameCodec, DEFAULT_MAX_FRAME};
+pub use decode::decode_frame_serde;
 pub use frame::{
     Frame, Hello, ReportFrame, ReportTarget, RequestFrame, ServiceInfo, WireFailure, WirePayload,
     PROTOCOL_VERSION,
 };
 
-pub(crate) use codec::{
-    announced_len, decode_frame, decode_incoming, encode_frame, encode_report,
-    encode_report_spliced, encode_request, encode_response, frame_len, is_call, split_frame,
-    EncodedTargets, Incoming, PutTargets, HEADER,
+pub(crate) use codec::{announced_len, frame_len, split_frame};
+pub(crate) use decode::{decode_frame, decode_incoming, is_call, Incoming};
+pub(crate) use encode::{
+    encode_frame, encode_report, encode_report_spliced, encode_request, encode_response,
+    EncodedTargets, PutTargets,
 };
 pub(crate) use frame::{
     ContentView, ReportRef, ReportView, RequestView, ResponseView, TargetView, Text,
 };
+
+/// Default cap on one frame's size: 16 MiB.
+pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// The length prefix before every frame's body: 4 bytes, big-endian.
+pub(crate) const HEADER: usize = 4;
+
+/// Why bytes could not become a frame, or a frame bytes.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    /// The length prefix announces a frame larger than the cap (checked before allocating).
+    #[error("frame of {len} bytes exceeds the maximum of {max} bytes")]
+    TooLarge {
+        /// The announced or encoded length.
+        len: usize,
+        /// The cap.
+        max: usize,
+    },
+    /// The frame's bytes are not a valid `Frame` (garbage, truncated, unknown variant, ...).
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+    /// The socket failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
