@@ -14,6 +14,8 @@ mod codec;
 mod decode;
 mod encode;
 mod frame;
+#[cfg(test)]
+mod tests;
 
 pub use codec::FrameCodec;
 #[doc(hidden)]

@@ -418,3 +418,78 @@ impl<'a> Fields<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::tests::{encoded, samples};
+    use crate::wire::HEADER;
+
+    #[test]
+    fn cut_long_and_corrupted_bodies_are_malformed() {
+        // Requests and responses: every prefix, or an extra byte, is malformed; so is an
+        // unknown reply format.
+        for sample in [&samples()[11], &samples()[12]] {
+            let bytes = encoded(sample);
+            let body = &bytes[HEADER..];
+            for cut in 1..body.len() {
+                let err = decode_incoming(&body[..cut]).unwrap_err().to_string();
+                assert!(
+                    err.contains(&format!("{} frame", sample.kind())),
+                    "cut at {cut}: {err}"
+                );
+            }
+            let mut long = body.to_vec();
+            long.push(0);
+            assert!(decode_incoming(&long)
+                .unwrap_err()
+                .to_string()
+                .contains("1 trailing bytes"));
+        }
+        let bytes = encoded(&samples()[11]);
+        let mut bad = bytes[HEADER..].to_vec();
+        *bad.last_mut().unwrap() = 2;
+        assert!(decode_incoming(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown content format 2"));
+        // A report body cut short, or followed by extra bytes, is malformed.
+        let bytes = encoded(&samples()[8]);
+        let body = &bytes[HEADER..];
+        assert!(matches!(
+            decode_incoming(&body[..body.len() - 2]),
+            Err(CodecError::Malformed(_))
+        ));
+        let mut long = body.to_vec();
+        long.push(0);
+        let err = decode_incoming(&long).unwrap_err();
+        assert!(err.to_string().contains("trailing"), "{err}");
+        // An empty body is no frame at all.
+        assert!(matches!(
+            decode_incoming(&[]),
+            Err(CodecError::Malformed(_))
+        ));
+        // Every prefix of a report body is malformed, never a panic; so is a bad format, option
+        // tag, identity length or integer marker.
+        for cut in 1..body.len() {
+            assert!(
+                matches!(decode_incoming(&body[..cut]), Err(CodecError::Malformed(_))),
+                "cut at {cut}"
+            );
+        }
+        let at_format = 1 + 17 + 2;
+        for (at, value, message) in [
+            (at_format, 7, "unknown content format 7"),
+            (body.len() - 3, 9, "invalid option tag 9"),
+            (1, 15, "an identity of 15 bytes"),
+            (at_format, 255, "invalid variant index marker 255"),
+            (at_format, 253, "invalid variant index marker 253"),
+            (1 + 17, 255, "invalid integer marker 255"),
+        ] {
+            let mut bad = body.to_vec();
+            bad[at] = value;
+            let err = decode_incoming(&bad).unwrap_err().to_string();
+            assert!(err.contains(message), "{err}");
+        }
+    }
+}

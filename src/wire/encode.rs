@@ -230,3 +230,80 @@ fn put_target(buf: &mut BytesMut, target: TargetView<'_>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::SubjectPattern;
+    use crate::wire::frame::ReportRef;
+    use crate::wire::tests::{agent, encoded};
+    use crate::wire::{Frame, ReportFrame, ReportTarget, WirePayload, DEFAULT_MAX_FRAME};
+
+    #[test]
+    fn borrowed_report_frames_encode_exactly_as_owned_ones() {
+        let content = WirePayload {
+            format: Format::Json,
+            type_name: "t".into(),
+            bytes: bytes::Bytes::from_static(b"[1]"),
+        };
+        let targets = [
+            (agent(2), Some(SubjectPattern::new("a.*").unwrap())),
+            (agent(3), None),
+        ];
+        for targeted in [false, true] {
+            let owned = ReportFrame {
+                publisher: agent(1),
+                subject: "a.b".into(),
+                content: content.clone(),
+                targets: vec![
+                    ReportTarget {
+                        subscriber: agent(2),
+                        pattern: Some("a.*".into()),
+                    },
+                    ReportTarget {
+                        subscriber: agent(3),
+                        pattern: None,
+                    },
+                ],
+            };
+            let owned = if targeted {
+                Frame::TargetedReport(owned)
+            } else {
+                Frame::Report(owned)
+            };
+            let borrowed = ReportRef {
+                targeted,
+                publisher: agent(1),
+                subject: "a.b".into(),
+                content: content.view(),
+                targets: &targets[..],
+            };
+            let mut buf = BytesMut::new();
+            encode_frame(&borrowed, &mut buf, DEFAULT_MAX_FRAME).unwrap();
+            assert_eq!(buf.to_vec(), encoded(&owned));
+            let mut by_hand = BytesMut::new();
+            encode_report(&borrowed, &mut by_hand, DEFAULT_MAX_FRAME).unwrap();
+            assert_eq!(by_hand.to_vec(), encoded(&owned));
+            // The same targets encoded ahead of time.
+            let mut ahead = EncodedTargets::default();
+            targets.iter().for_each(|t| ahead.push(t.view()));
+            let mut with_ahead = BytesMut::new();
+            let report = ReportRef {
+                targeted,
+                publisher: agent(1),
+                subject: "a.b".into(),
+                content: content.view(),
+                targets: &ahead,
+            };
+            encode_report(&report, &mut with_ahead, DEFAULT_MAX_FRAME).unwrap();
+            assert_eq!(with_ahead.to_vec(), encoded(&owned));
+            // Over the cap, nothing is left behind.
+            let mut small = BytesMut::from(&b"x"[..]);
+            assert!(matches!(
+                encode_report(&borrowed, &mut small, 10),
+                Err(CodecError::TooLarge { .. })
+            ));
+            assert_eq!(&small[..], b"x");
+        }
+    }
+}
