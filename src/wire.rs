@@ -1,14 +1,32 @@
-//! The wire format between netsvc processes. Pure: no actors, no sockets.
+//! The wire format between netsvc processes: frames to bytes and back, no actors or sockets.
 //!
-//! A connection carries length-prefixed frames (tokio-util's `LengthDelimitedCodec`: a 4-byte
-//! big-endian length, then that many bytes), each a bincode 2 (serde, `standard()`
-//! configuration) encoding of one [`Frame`]. Both sides start with [`Frame::Hello`]; nothing
-//! else is accepted before it. The frame size is capped (default [`DEFAULT_MAX_FRAME`]) and the
-//! cap is checked from the length prefix, before any buffer for the frame is allocated.
+//! # Framing
+//!
+//! A connection carries frames, each a 4-byte big-endian length and then a body of that many
+//! bytes. A body is the bincode 2 encoding (serde, `standard()` configuration) of one
+//! [`Frame`]: the variant index, then the fields in declaration order, integers as varints,
+//! strings and byte strings after their length. Both sides start with [`Frame::Hello`];
+//! nothing else is accepted before it.
+//!
+//! - The frame size is capped (default [`DEFAULT_MAX_FRAME`]). A reader checks the cap from
+//!   the length prefix, before any buffer for the body is allocated; an encoder refuses a
+//!   frame over the cap and leaves nothing of it behind.
+//! - A body is used whole, and every length inside it is checked against the bytes left
+//!   before anything is allocated for it: a peer cannot make a reader allocate for what it
+//!   merely announces.
+//! - Integers are read in their shortest form only, so a decoded frame encodes back to the
+//!   same bytes.
 //!
 //! The format is a contract: `Frame` variants are only ever appended (bincode encodes the
 //! variant index), and golden-byte tests pin the encoding. [`PROTOCOL_VERSION`] changes when
 //! an incompatible change is unavoidable; a peer with another version is refused.
+//!
+//! # Layout
+//!
+//! `frame` holds the frames, owned and borrowed; `encode` writes them (reports, requests and
+//! responses by hand, the rest through serde), `decode` reads them (all by hand, pinned to
+//! serde's reading in tests and fuzzing), and `codec` finds them in a byte stream
+//! ([`FrameCodec`]). Nothing here uses the crate beyond its value types (`names`, `payload`).
 
 mod codec;
 mod decode;
@@ -55,7 +73,7 @@ pub enum CodecError {
     /// The frame's bytes are not a valid `Frame` (garbage, truncated, unknown variant, ...).
     #[error("malformed frame: {0}")]
     Malformed(String),
-    /// The socket failed.
+    /// The byte stream under the frames failed.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
 }

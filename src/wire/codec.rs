@@ -1,4 +1,10 @@
 //! Frames in a byte stream: where each frame begins and ends, and [`FrameCodec`] for tokio-util.
+//!
+//! A frame is its body's length (`HEADER` bytes, big-endian), then the body. A length over the
+//! cap is refused from the header alone, before anything is read or reserved for the body.
+//! [`frame_len`] and [`split_frame`] find frames in a buffer the caller fills and leave the
+//! bodies to [`decode`](super::decode); [`FrameCodec`] does both for a tokio-util stream and
+//! gives owned [`Frame`]s.
 
 use bytes::BytesMut;
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};

@@ -4,10 +4,10 @@
 //! and content borrow from the body, and their names are not checked for UTF-8 here (see
 //! [`Text`]). Every other frame, and [`decode_frame`] for all of them, gives an owned
 //! [`Frame`]. The rules hold for every frame: the whole body must be used, every length is
-//! checked against the bytes left before anything is allocated for it (a frame never makes
-//! the decoder allocate more than its own size), and integers are accepted in their shortest
-//! form only (a decoded frame encodes back to the same bytes). [`decode_frame_serde`] is the
-//! serde reference the hand-written decoder is pinned to, in tests and fuzzing.
+//! checked against the bytes left before anything is allocated for it, and integers are
+//! accepted in their shortest form only (a decoded frame encodes back to the same bytes).
+//! [`decode_frame_serde`] is the serde reference the hand-written decoder is pinned to, in
+//! tests and fuzzing.
 
 use super::frame::{
     frame_kind, ContentView, Frame, Hello, ReportFrame, ReportTarget, ReportView, RequestFrame,
@@ -75,10 +75,8 @@ pub(crate) fn decode_incoming(body: &[u8]) -> Result<Incoming<'_>, CodecError> {
     Ok(decoded)
 }
 
-/// Decodes one frame's body (without its length prefix) into an owned [`Frame`]. The whole
-/// body must be used. Decoded by hand, like [`decode_incoming`]: a length is checked against
-/// the bytes actually left in the body before anything is allocated for it, so a frame can
-/// never make the decoder allocate more than its own size.
+/// Decodes one frame's body (without its length prefix) into an owned [`Frame`]: read by
+/// [`decode_incoming`], then the borrowed parts copied and every name checked to be UTF-8.
 pub(crate) fn decode_frame(body: &[u8]) -> Result<Frame, CodecError> {
     Ok(match decode_incoming(body)? {
         Incoming::Report { view, targeted } => {
@@ -163,10 +161,9 @@ pub(crate) fn is_call(body: &[u8]) -> bool {
     body.first().is_some_and(|v| CALL_VARIANTS.contains(v))
 }
 
-/// Reads the fields of a frame as bincode (`standard()`: varint integers) writes them.
-/// Hand-written for reports, requests and responses, which are most of the traffic: it
-/// borrows everything and leaves the UTF-8 check of names to the receiver (its name cache).
-/// Tests pin it to the serde encoding.
+/// Reads the fields of a frame body as bincode (`standard()`: varint integers) writes them,
+/// each checked against the bytes left. Names and content are borrowed ([`Text`], not yet
+/// checked to be UTF-8) and copied only into the fields of an owned [`Frame`].
 struct Fields<'a> {
     buf: &'a [u8],
     at: usize,
@@ -401,7 +398,7 @@ impl<'a> Fields<'a> {
         })
     }
 
-    /// A [`WirePayload`](super::WirePayload).
+    /// A [`WirePayload`].
     fn content(&mut self) -> Result<ContentView<'a>, String> {
         Ok(ContentView {
             format: self.format()?,

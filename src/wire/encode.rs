@@ -173,8 +173,9 @@ impl PutTargets for EncodedTargets {
     }
 }
 
-/// Appends a report frame made of a received report's head ([`ReportView::head`]) and other
-/// targets: the same report for other subscribers, without encoding its content again.
+/// Appends a report frame made of a received report's head
+/// ([`ReportView::head`](super::ReportView::head)) and other targets: the same report for
+/// other subscribers, without encoding its content again.
 pub(crate) fn encode_report_spliced<'t>(
     head: &[u8],
     targets: impl ExactSizeIterator<Item = TargetView<'t>>,
@@ -188,7 +189,7 @@ pub(crate) fn encode_report_spliced<'t>(
     finish_frame(buf, start, max, Ok(0))
 }
 
-/// bincode's varint (see `Fields::varint`).
+/// bincode's varint (see `decode::Fields::varint`).
 fn put_varint(buf: &mut BytesMut, n: u64) {
     if n < 251 {
         buf.put_u8(n as u8);

@@ -1,4 +1,8 @@
-//! The frames. Variants are only ever appended; field order within a variant never changes.
+//! The frames: owned, borrowed for sending or as received, and their variant indexes.
+//!
+//! [`Frame`] variants are only ever appended, and the fields of a variant never change order:
+//! the encoding follows the declaration. A borrowed form is written to the same bytes as its
+//! owned one.
 
 use serde::{Deserialize, Serialize};
 
