@@ -1,4 +1,8 @@
-//! The frames. Variants are only ever appended; field order within a variant never changes.
+//! The frames: owned, borrowed for sending or as received, and their variant indexes.
+//!
+//! [`Frame`] variants are only ever appended, and the fields of a variant never change order:
+//! the encoding follows the declaration. A borrowed form is written to the same bytes as its
+//! owned one.
 
 use serde::{Deserialize, Serialize};
 
@@ -234,6 +238,32 @@ pub(crate) const FAILURE_VARIANT: u8 = 13;
 /// whose sender waits for them.
 pub(crate) const CALL_VARIANTS: std::ops::RangeInclusive<u8> = REQUEST_VARIANT..=FAILURE_VARIANT;
 
+/// The name of the frame variant with index `variant`, for messages.
+pub(super) fn frame_kind(variant: u8) -> &'static str {
+    const KINDS: [&str; 16] = [
+        "Hello",
+        "Refused",
+        "ServiceAvailable",
+        "ServiceWithdrawn",
+        "GroupJoined",
+        "GroupLeft",
+        "SubscriptionRequested",
+        "SubscriptionWithdrawn",
+        "Report",
+        "TargetedReport",
+        "PublisherNotice",
+        "Request",
+        "Response",
+        "Failure",
+        "Heartbeat",
+        "Goodbye",
+    ];
+    KINDS
+        .get(usize::from(variant))
+        .copied()
+        .unwrap_or("unknown")
+}
+
 /// A string as it is on the wire, not yet checked to be UTF-8: the receiver checks each
 /// distinct subject, pattern and type name once (see the bridge's name cache), not every frame
 /// that repeats it, and a method name per request. Encodes exactly as a `String` (bincode
@@ -382,7 +412,7 @@ pub(crate) struct ReportRef<'a, T: ?Sized> {
 }
 
 // The serde encoding of a borrowed report: the reference the hand-written encoder
-// (`codec::encode_report`) is tested against.
+// (`encode::encode_report`) is tested against.
 #[cfg(test)]
 #[derive(Serialize)]
 #[serde(bound = "T: TargetItem")]
