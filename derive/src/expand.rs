@@ -1,0 +1,276 @@
+//! Expanding a macro input into the impls and items it generates.
+
+use crate::parse::{parse_method, parse_service_attr, Returns, ServiceAttr};
+use proc_macro2::TokenStream as TokenStream2;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{DeriveInput, ImplItem, ItemImpl, Type};
+
+/// `#[derive(Service)]` on `input`: its impls, or the error of an invalid input.
+pub(crate) fn derive_service(input: &DeriveInput) -> TokenStream2 {
+    match expand_service(input) {
+        Ok(tokens) => tokens,
+        Err(err) => err.to_compile_error(),
+    }
+}
+
+/// `#[netsvc::methods]` with `args` on `item`: the block, then its exports or its errors.
+pub(crate) fn methods(args: TokenStream2, item: &ItemImpl) -> TokenStream2 {
+    let args_error = (!args.is_empty()).then(|| {
+        syn::Error::new_spanned(
+            &args,
+            "#[netsvc::methods] takes no arguments; write `#[netsvc::methods]`",
+        )
+        .to_compile_error()
+    });
+    let expansion = expand_methods(item).unwrap_or_else(|err| err.to_compile_error());
+    quote!(#item #args_error #expansion)
+}
+
+fn expand_service(input: &DeriveInput) -> syn::Result<TokenStream2> {
+    if !input.generics.params.is_empty() {
+        return Err(syn::Error::new_spanned(
+            &input.generics,
+            "#[derive(Service)] does not support generic types",
+        ));
+    }
+    // An invalid attribute still expands (with the default options), so that its error is the
+    // only one: `impl Service for T {}` would otherwise fail too for lack of the derived impls.
+    let (attr, attr_error) = match parse_service_attr(input) {
+        Ok(attr) => (attr, None),
+        Err(err) => (ServiceAttr::default(), Some(err.to_compile_error())),
+    };
+    let ty = &input.ident;
+    let name = attr.name.map(|l| l.value()).unwrap_or_default();
+    let audience = attr
+        .audience
+        .map(|l| l.value())
+        .unwrap_or_else(|| "*".to_owned());
+    let groups = attr.groups.iter().map(|g| g.value());
+    let p = quote!(::netsvc::__private);
+    // Without `impl Service for T`, the one error is the check below, pointing at the type:
+    // - the `Handler<Drain>` and `Descriptor` impls hold only if `T: Service` (`for<'a>` keeps
+    //   rustc from rejecting a bound that is trivially false for a concrete type), so they are
+    //   absent rather than failing;
+    // - `Actor` cannot have that bound (it would make its `Context` ambiguous), so its hooks
+    //   call the functions requiring `T: Service` through pointers taken once, by the check.
+    let bound = quote!(where for<'__netsvc> #ty: ::netsvc::Service);
+    // Spanned at the type, not at the derive: rustc would suggest implementing the helper trait.
+    let check = quote_spanned! {ty.span()=>
+        impl<S: ::netsvc::Service> ImplementsNetsvcService for S {
+            const HOOKS: __NetsvcHooks<S> = (#p::started::<S>, #p::stopping::<S>);
+        }
+        const __NETSVC_HOOKS: __NetsvcHooks<#ty> = <#ty as ImplementsNetsvcService>::HOOKS;
+    };
+    Ok(quote! {
+        #attr_error
+
+        const _: () = {
+            type __NetsvcHooks<S> = (
+                fn(&mut S, &mut ::netsvc::ServiceContext<S>),
+                fn(&mut S, &mut ::netsvc::ServiceContext<S>) -> #p::actix::Running,
+            );
+
+            #[diagnostic::on_unimplemented(
+                message = "`{Self}` derives `Service` but does not implement `netsvc::Service`",
+                label = "`#[derive(Service)]` needs `impl Service for {Self} {{}}`",
+                note = "the hooks of `Service` (`started`, `report`, ...) all have default bodies"
+            )]
+            trait ImplementsNetsvcService: #p::actix::Actor<Context = ::netsvc::ServiceContext<Self>> {
+                const HOOKS: __NetsvcHooks<Self>;
+            }
+
+            #check
+
+            impl #p::actix::Actor for #ty {
+                type Context = ::netsvc::ServiceContext<Self>;
+                fn started(&mut self, ctx: &mut Self::Context) {
+                    (__NETSVC_HOOKS.0)(self, ctx)
+                }
+                fn stopping(&mut self, ctx: &mut Self::Context) -> #p::actix::Running {
+                    (__NETSVC_HOOKS.1)(self, ctx)
+                }
+            }
+
+            impl #p::actix::Handler<#p::Drain> for #ty #bound {
+                type Result = ();
+                fn handle(&mut self, _: #p::Drain, ctx: &mut Self::Context) {
+                    #p::drain(self, ctx)
+                }
+            }
+
+            impl #p::Descriptor for #ty #bound {
+                fn options() -> #p::ServiceOptions {
+                    #p::ServiceOptions {
+                        name: #p::service_name(#name),
+                        audience: #p::audience(#audience),
+                        groups: [#(#groups),*].into_iter().filter_map(#p::group_name).collect(),
+                    }
+                }
+                fn dispatch(
+                    service: &mut Self,
+                    ctx: &mut ::netsvc::ServiceContext<Self>,
+                    method: &str,
+                    args: #p::Payload,
+                ) -> #p::Reply {
+                    #[allow(unused_imports)]
+                    use #p::{ViaExports as _, ViaNothing as _};
+                    (&&#p::Tag::<Self>::new()).dispatcher()(service, ctx, method, args)
+                }
+            }
+        };
+    })
+}
+
+fn expand_methods(item: &ItemImpl) -> syn::Result<TokenStream2> {
+    if !item.generics.params.is_empty() {
+        return Err(syn::Error::new_spanned(
+            &item.generics,
+            "#[netsvc::methods] does not support generic impls",
+        ));
+    }
+    if let Some((_, path, _)) = &item.trait_ {
+        return Err(syn::Error::new_spanned(
+            path,
+            "#[netsvc::methods] goes on an inherent impl block, not a trait impl",
+        ));
+    }
+    let self_ty = &item.self_ty;
+    let Type::Path(type_path) = &**self_ty else {
+        return Err(syn::Error::new_spanned(
+            self_ty,
+            "#[netsvc::methods] expects `impl SomeService { ... }`",
+        ));
+    };
+    let type_ident = &type_path
+        .path
+        .segments
+        .last()
+        .expect("a path has a segment")
+        .ident;
+    let client = format_ident!("{}Client", type_ident);
+
+    // Every invalid method is reported; the valid ones are still exported (and the client
+    // generated) so that the errors are only the methods' own.
+    let mut methods = Vec::new();
+    let mut errors: Option<syn::Error> = None;
+    let mut found = false;
+    for impl_item in &item.items {
+        if let ImplItem::Fn(f) = impl_item {
+            found = true;
+            match parse_method(f) {
+                Ok(m) => methods.push(m),
+                Err(err) => match &mut errors {
+                    Some(all) => all.combine(err),
+                    None => errors = Some(err),
+                },
+            }
+        }
+    }
+    if !found {
+        return Err(syn::Error::new_spanned(
+            &item.self_ty,
+            "#[netsvc::methods] found no methods to export: add a `fn` taking `&mut self` or `&self`, \
+             or remove the attribute",
+        ));
+    }
+    let errors = errors.map(|e| e.to_compile_error());
+
+    let p = quote!(::netsvc::__private);
+    let arms = methods.iter().map(|m| {
+        let ident = &m.ident;
+        let name = ident.to_string();
+        let arity = m.params.len();
+        let names: Vec<_> = (0..arity).map(|i| format_ident!("__a{}", i)).collect();
+        let types: Vec<&Type> = m.params.iter().map(|(_, t)| t).collect();
+        let ctx_arg = if m.with_ctx { quote!(ctx,) } else { quote!() };
+        let call = quote!(service.#ident(#ctx_arg #(#names),*));
+        let reply = match &m.returns {
+            Returns::Plain(_) => quote!(#p::IntoReply::into_reply(#p::Plain(#call))),
+            Returns::Result(_) | Returns::Delayed(_) => quote!(#p::IntoReply::into_reply(#call)),
+        };
+        quote_spanned! {ident.span()=>
+            #name => {
+                let (#(#names,)*): (#(#types,)*) = match #p::decode_args::<(#(#types,)*)>(args, #arity, #name) {
+                    ::core::result::Result::Ok(v) => v,
+                    ::core::result::Result::Err(f) => return #p::Reply::failure(f),
+                };
+                #reply
+            }
+        }
+    });
+
+    let client_methods = methods.iter().map(|m| {
+        let ident = &m.ident;
+        let name = ident.to_string();
+        let params = m.params.iter().map(|(n, t)| quote!(#n: #t));
+        let idents = m.params.iter().map(|(n, _)| n);
+        let out = match &m.returns {
+            Returns::Plain(t) | Returns::Result(t) | Returns::Delayed(t) => t,
+        };
+        let doc = format!("Calls `{name}` on the target service.");
+        quote! {
+            #[doc = #doc]
+            pub fn #ident(&self, #(#params),*) -> ::netsvc::Call<#out> {
+                self.endpoint.call(#name, (#(#idents,)*))
+            }
+        }
+    });
+
+    let client_doc = format!("Typed client for the exported methods of [`{type_ident}`].");
+    // A type that is not a service gets one error, from the assertion, rather than several
+    // from the `Exports` impl: that impl holds only if the type is a service (`for<'a>` keeps
+    // rustc from rejecting a bound that is trivially false for a concrete type).
+    let assertion = quote_spanned! {self_ty.span()=>
+        const _: () = {
+            #[diagnostic::on_unimplemented(
+                message = "`{Self}` is not a netsvc service",
+                label = "#[netsvc::methods] needs a service here",
+                note = "a service has `#[derive(Service)]` and `impl Service for {Self} {{}}`"
+            )]
+            trait IsNetsvcService {}
+            impl<T: ::netsvc::Service> IsNetsvcService for T {}
+            fn is_netsvc_service<T: IsNetsvcService>() {}
+            let _ = is_netsvc_service::<#self_ty>;
+        };
+    };
+    Ok(quote! {
+        #errors
+        #assertion
+
+        impl #p::Exports for #self_ty where for<'__netsvc> #self_ty: ::netsvc::Service {
+            fn dispatch(
+                service: &mut Self,
+                ctx: &mut ::netsvc::ServiceContext<Self>,
+                method: &str,
+                args: #p::Payload,
+            ) -> #p::Reply {
+                let _ = &ctx;
+                match method {
+                    #(#arms)*
+                    _ => #p::Reply::failure(#p::method_unavailable(ctx.binding().name().as_str(), method)),
+                }
+            }
+        }
+
+        #[doc = #client_doc]
+        #[derive(Clone, Debug)]
+        pub struct #client {
+            endpoint: ::netsvc::Endpoint,
+        }
+
+        impl #client {
+            /// A client calling through `endpoint`.
+            pub fn new(endpoint: ::netsvc::Endpoint) -> Self {
+                Self { endpoint }
+            }
+
+            /// The endpoint this client calls through.
+            pub fn endpoint(&self) -> &::netsvc::Endpoint {
+                &self.endpoint
+            }
+
+            #(#client_methods)*
+        }
+    })
+}
