@@ -1,17 +1,25 @@
 //! Expanding a macro input into the impls and items it generates.
 
-use crate::parse::{parse_method, parse_service_attr, Returns, ServiceAttr};
+use crate::parse::{self, parse_method, Returns, ServiceAttrs};
+use crate::validate;
 use proc_macro2::TokenStream as TokenStream2;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{DeriveInput, ImplItem, ItemImpl, Type};
+use syn::{DeriveInput, Ident, ImplItem, ItemImpl, Type};
 
 /// `#[derive(Service)]` on `input`: its impls, or the error of an invalid input.
 pub(crate) fn derive_service(input: &DeriveInput) -> TokenStream2 {
-    match expand_service(input) {
-        Ok(tokens) => tokens,
-        Err(err) => err.to_compile_error(),
+    let service = parse::service_type(input);
+    if let Err(err) = validate::service_type(&service) {
+        return err.to_compile_error();
     }
+    // An invalid attribute still expands (with the default options), so that its error is the
+    // only one: `impl Service for T {}` would otherwise fail too for lack of the derived impls.
+    let (attrs, attr_error) = match validate::service_attrs(&service.attrs) {
+        Ok(()) => (service.attrs, None),
+        Err(err) => (ServiceAttrs::default(), Some(err.to_compile_error())),
+    };
+    service_impls(service.ident, &attrs, attr_error)
 }
 
 /// `#[netsvc::methods]` with `args` on `item`: the block, then its exports or its errors.
@@ -27,26 +35,16 @@ pub(crate) fn methods(args: TokenStream2, item: &ItemImpl) -> TokenStream2 {
     quote!(#item #args_error #expansion)
 }
 
-fn expand_service(input: &DeriveInput) -> syn::Result<TokenStream2> {
-    if !input.generics.params.is_empty() {
-        return Err(syn::Error::new_spanned(
-            &input.generics,
-            "#[derive(Service)] does not support generic types",
-        ));
-    }
-    // An invalid attribute still expands (with the default options), so that its error is the
-    // only one: `impl Service for T {}` would otherwise fail too for lack of the derived impls.
-    let (attr, attr_error) = match parse_service_attr(input) {
-        Ok(attr) => (attr, None),
-        Err(err) => (ServiceAttr::default(), Some(err.to_compile_error())),
-    };
-    let ty = &input.ident;
-    let name = attr.name.map(|l| l.value()).unwrap_or_default();
-    let audience = attr
-        .audience
-        .map(|l| l.value())
-        .unwrap_or_else(|| "*".to_owned());
-    let groups = attr.groups.iter().map(|g| g.value());
+/// The impls making `ty` a service with the options `attrs`, after the error `attr_error`
+/// of its attribute, if any.
+fn service_impls(
+    ty: &Ident,
+    attrs: &ServiceAttrs,
+    attr_error: Option<TokenStream2>,
+) -> TokenStream2 {
+    let name = attrs.name();
+    let audience = attrs.audience();
+    let groups = attrs.groups();
     let p = quote!(::netsvc::__private);
     // Without `impl Service for T`, the one error is the check below, pointing at the type:
     // - the `Handler<Drain>` and `Descriptor` impls hold only if `T: Service` (`for<'a>` keeps
@@ -62,7 +60,7 @@ fn expand_service(input: &DeriveInput) -> syn::Result<TokenStream2> {
         }
         const __NETSVC_HOOKS: __NetsvcHooks<#ty> = <#ty as ImplementsNetsvcService>::HOOKS;
     };
-    Ok(quote! {
+    quote! {
         #attr_error
 
         const _: () = {
@@ -119,7 +117,7 @@ fn expand_service(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 }
             }
         };
-    })
+    }
 }
 
 fn expand_methods(item: &ItemImpl) -> syn::Result<TokenStream2> {

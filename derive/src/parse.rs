@@ -1,65 +1,149 @@
-//! Reading a macro input from syn: the `#[service(...)]` options and the exported methods.
+//! Reading a macro input from syn into a model of what was written.
+//!
+//! Reading fails only on what cannot be read. What reads but breaks a rule (a name with a
+//! space, say) is kept as written for the checks of `validate`, which report faults in source
+//! order: for that, an option that cannot be read does not lose the ones read before it.
 
-use crate::validate::check_name;
 use quote::format_ident;
+use syn::meta::ParseNestedMeta;
 use syn::spanned::Spanned;
-use syn::{DeriveInput, Expr, ExprLit, FnArg, Lit, LitStr, Pat, ReturnType, Type};
+use syn::{
+    Attribute, DeriveInput, Expr, ExprLit, FnArg, Generics, Ident, Lit, LitStr, Pat, ReturnType,
+    Type,
+};
 
-#[derive(Default)]
-pub(crate) struct ServiceAttr {
-    pub(crate) name: Option<LitStr>,
-    pub(crate) audience: Option<LitStr>,
-    pub(crate) groups: Vec<LitStr>,
+/// A type deriving `Service`, as written.
+pub(crate) struct ServiceType<'a> {
+    /// The type's name.
+    pub(crate) ident: &'a Ident,
+    /// The type's generics, which a service may not have.
+    pub(crate) generics: &'a Generics,
+    /// The options of its `#[service(...)]` attributes.
+    pub(crate) attrs: ServiceAttrs,
 }
 
-pub(crate) fn parse_service_attr(input: &DeriveInput) -> syn::Result<ServiceAttr> {
-    let mut attr = ServiceAttr {
-        name: None,
-        audience: None,
-        groups: Vec::new(),
-    };
-    for a in input.attrs.iter().filter(|a| a.path().is_ident("service")) {
-        a.parse_nested_meta(|meta| {
-            if meta.path.is_ident("name") {
-                let lit: LitStr = meta.value()?.parse()?;
-                check_name("service name", &lit, true)?;
-                attr.name = Some(lit);
-            } else if meta.path.is_ident("audience") {
-                let lit: LitStr = meta.value()?.parse()?;
-                if lit.value() != "*" {
-                    check_name("audience", &lit, true)?;
-                }
-                attr.audience = Some(lit);
-            } else if meta.path.is_ident("groups") {
-                let expr: Expr = meta.value()?.parse()?;
-                let Expr::Array(array) = expr else {
-                    return Err(syn::Error::new_spanned(
-                        expr,
-                        "expected `groups = [\"a\", \"b\"]`",
-                    ));
-                };
-                for elem in array.elems {
-                    match elem {
-                        Expr::Lit(ExprLit {
-                            lit: Lit::Str(s), ..
-                        }) => {
-                            check_name("group name", &s, false)?;
-                            attr.groups.push(s);
-                        }
-                        other => return Err(syn::Error::new_spanned(
-                            other,
-                            "group names must be string literals, as in `groups = [\"a\", \"b\"]`",
-                        )),
-                    }
-                }
-            } else {
-                return Err(meta
-                    .error("unknown service attribute; expected `name`, `audience` or `groups`"));
-            }
-            Ok(())
-        })?;
+/// The options of the `#[service(...)]` attributes of a type, in the order written.
+#[derive(Default)]
+pub(crate) struct ServiceAttrs {
+    /// The options read, attribute after attribute.
+    pub(crate) options: Vec<ServiceOption>,
+    /// Why reading stopped, if it did before the end: the options before it were read.
+    pub(crate) unreadable: Option<syn::Error>,
+}
+
+/// One option of `#[service(...)]`; `groups = [...]` gives one per group.
+pub(crate) struct ServiceOption {
+    /// Which option it is.
+    pub(crate) key: OptionKey,
+    /// Its value as written.
+    pub(crate) lit: LitStr,
+}
+
+/// The options of `#[service(...)]`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OptionKey {
+    /// `name = "..."`: the service's name.
+    Name,
+    /// `audience = "..."`: who may call the service.
+    Audience,
+    /// One of the names of `groups = [...]`: the groups the service belongs to.
+    Group,
+}
+
+impl ServiceAttrs {
+    /// The service's name: the last one given, or the empty name (an anonymous service).
+    pub(crate) fn name(&self) -> String {
+        self.values(OptionKey::Name).last().unwrap_or_default()
     }
-    Ok(attr)
+
+    /// The service's audience: the last one given, or `"*"` (everyone).
+    pub(crate) fn audience(&self) -> String {
+        self.values(OptionKey::Audience)
+            .last()
+            .unwrap_or_else(|| "*".to_owned())
+    }
+
+    /// The service's groups: those of every `groups = [...]`, in order.
+    pub(crate) fn groups(&self) -> Vec<String> {
+        self.values(OptionKey::Group).collect()
+    }
+
+    /// The values given to `key`, in order.
+    fn values(&self, key: OptionKey) -> impl Iterator<Item = String> + '_ {
+        self.options
+            .iter()
+            .filter(move |option| option.key == key)
+            .map(|option| option.lit.value())
+    }
+}
+
+/// Reads the type deriving `Service`.
+pub(crate) fn service_type(input: &DeriveInput) -> ServiceType<'_> {
+    ServiceType {
+        ident: &input.ident,
+        generics: &input.generics,
+        attrs: service_attrs(&input.attrs),
+    }
+}
+
+/// Reads the options of the `#[service(...)]` attributes among `attrs`, up to the first that
+/// cannot be read.
+fn service_attrs(attrs: &[Attribute]) -> ServiceAttrs {
+    let mut read = ServiceAttrs::default();
+    for attr in attrs.iter().filter(|attr| attr.path().is_ident("service")) {
+        if let Err(err) = attr.parse_nested_meta(|meta| service_option(&meta, &mut read.options)) {
+            read.unreadable = Some(err);
+            break;
+        }
+    }
+    read
+}
+
+/// Reads the option `meta` (`key = value`) into `options`.
+fn service_option(meta: &ParseNestedMeta, options: &mut Vec<ServiceOption>) -> syn::Result<()> {
+    if meta.path.is_ident("groups") {
+        return groups(meta.value()?.parse()?, options);
+    }
+    let key = if meta.path.is_ident("name") {
+        OptionKey::Name
+    } else if meta.path.is_ident("audience") {
+        OptionKey::Audience
+    } else {
+        return Err(
+            meta.error("unknown service attribute; expected `name`, `audience` or `groups`")
+        );
+    };
+    let lit = meta.value()?.parse()?;
+    options.push(ServiceOption { key, lit });
+    Ok(())
+}
+
+/// Reads the groups of `groups = [...]` into `options`, up to the first that is not a string
+/// literal.
+fn groups(expr: Expr, options: &mut Vec<ServiceOption>) -> syn::Result<()> {
+    let Expr::Array(array) = expr else {
+        return Err(syn::Error::new_spanned(
+            expr,
+            "expected `groups = [\"a\", \"b\"]`",
+        ));
+    };
+    for elem in array.elems {
+        match elem {
+            Expr::Lit(ExprLit {
+                lit: Lit::Str(s), ..
+            }) => options.push(ServiceOption {
+                key: OptionKey::Group,
+                lit: s,
+            }),
+            other => {
+                return Err(syn::Error::new_spanned(
+                    other,
+                    "group names must be string literals, as in `groups = [\"a\", \"b\"]`",
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 pub(crate) enum Returns {
