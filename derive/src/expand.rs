@@ -1,11 +1,11 @@
 //! Expanding a macro input into the impls and items it generates.
 
-use crate::parse::{self, parse_method, Returns, ServiceAttrs};
-use crate::validate;
+use crate::parse::{self, Returns, ServiceAttrs};
+use crate::validate::{self, Context};
 use proc_macro2::TokenStream as TokenStream2;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{DeriveInput, Ident, ImplItem, ItemImpl, Type};
+use syn::{DeriveInput, Ident, ItemImpl, Type};
 
 /// `#[derive(Service)]` on `input`: its impls, or the error of an invalid input.
 pub(crate) fn derive_service(input: &DeriveInput) -> TokenStream2 {
@@ -24,15 +24,11 @@ pub(crate) fn derive_service(input: &DeriveInput) -> TokenStream2 {
 
 /// `#[netsvc::methods]` with `args` on `item`: the block, then its exports or its errors.
 pub(crate) fn methods(args: TokenStream2, item: &ItemImpl) -> TokenStream2 {
-    let args_error = (!args.is_empty()).then(|| {
-        syn::Error::new_spanned(
-            &args,
-            "#[netsvc::methods] takes no arguments; write `#[netsvc::methods]`",
-        )
-        .to_compile_error()
-    });
-    let expansion = expand_methods(item).unwrap_or_else(|err| err.to_compile_error());
-    quote!(#item #args_error #expansion)
+    let args_error = validate::methods_args(&args)
+        .err()
+        .map(|err| err.to_compile_error());
+    let exports = exports(item).unwrap_or_else(|err| err.to_compile_error());
+    quote!(#item #args_error #exports)
 }
 
 /// The impls making `ty` a service with the options `attrs`, after the error `attr_error`
@@ -120,58 +116,16 @@ fn service_impls(
     }
 }
 
-fn expand_methods(item: &ItemImpl) -> syn::Result<TokenStream2> {
-    if !item.generics.params.is_empty() {
-        return Err(syn::Error::new_spanned(
-            &item.generics,
-            "#[netsvc::methods] does not support generic impls",
-        ));
-    }
-    if let Some((_, path, _)) = &item.trait_ {
-        return Err(syn::Error::new_spanned(
-            path,
-            "#[netsvc::methods] goes on an inherent impl block, not a trait impl",
-        ));
-    }
-    let self_ty = &item.self_ty;
-    let Type::Path(type_path) = &**self_ty else {
-        return Err(syn::Error::new_spanned(
-            self_ty,
-            "#[netsvc::methods] expects `impl SomeService { ... }`",
-        ));
-    };
-    let type_ident = &type_path
-        .path
-        .segments
-        .last()
-        .expect("a path has a segment")
-        .ident;
+/// The exports of a block and its client, after the errors of its invalid methods; or the
+/// error of an invalid block.
+fn exports(item: &ItemImpl) -> syn::Result<TokenStream2> {
+    let block = parse::impl_block(item);
+    let type_ident = validate::impl_block(&block)?;
+    let self_ty = block.self_ty;
     let client = format_ident!("{}Client", type_ident);
-
     // Every invalid method is reported; the valid ones are still exported (and the client
     // generated) so that the errors are only the methods' own.
-    let mut methods = Vec::new();
-    let mut errors: Option<syn::Error> = None;
-    let mut found = false;
-    for impl_item in &item.items {
-        if let ImplItem::Fn(f) = impl_item {
-            found = true;
-            match parse_method(f) {
-                Ok(m) => methods.push(m),
-                Err(err) => match &mut errors {
-                    Some(all) => all.combine(err),
-                    None => errors = Some(err),
-                },
-            }
-        }
-    }
-    if !found {
-        return Err(syn::Error::new_spanned(
-            &item.self_ty,
-            "#[netsvc::methods] found no methods to export: add a `fn` taking `&mut self` or `&self`, \
-             or remove the attribute",
-        ));
-    }
+    let (methods, errors) = validate::methods(&block.fns);
     let errors = errors.map(|e| e.to_compile_error());
 
     let p = quote!(::netsvc::__private);
@@ -181,7 +135,10 @@ fn expand_methods(item: &ItemImpl) -> syn::Result<TokenStream2> {
         let arity = m.params.len();
         let names: Vec<_> = (0..arity).map(|i| format_ident!("__a{}", i)).collect();
         let types: Vec<&Type> = m.params.iter().map(|(_, t)| t).collect();
-        let ctx_arg = if m.with_ctx { quote!(ctx,) } else { quote!() };
+        let ctx_arg = match m.context {
+            Context::Taken => quote!(ctx,),
+            Context::NotTaken => quote!(),
+        };
         let call = quote!(service.#ident(#ctx_arg #(#names),*));
         let reply = match &m.returns {
             Returns::Plain(_) => quote!(#p::IntoReply::into_reply(#p::Plain(#call))),

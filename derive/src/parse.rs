@@ -6,10 +6,10 @@
 
 use quote::format_ident;
 use syn::meta::ParseNestedMeta;
-use syn::spanned::Spanned;
 use syn::{
-    Attribute, DeriveInput, Expr, ExprLit, FnArg, Generics, Ident, Lit, LitStr, Pat, ReturnType,
-    Type,
+    Attribute, DeriveInput, Expr, ExprLit, FnArg, GenericArgument, Generics, Ident, ImplItem,
+    ImplItemFn, ItemImpl, Lit, LitStr, Pat, PatType, Path, PathArguments, ReturnType, Signature,
+    Type, TypeReference,
 };
 
 /// A type deriving `Service`, as written.
@@ -146,142 +146,167 @@ fn groups(expr: Expr, options: &mut Vec<ServiceOption>) -> syn::Result<()> {
     Ok(())
 }
 
+/// An impl block under `#[netsvc::methods]`, as written.
+pub(crate) struct ImplBlock<'a> {
+    /// The block's generics, which it may not have.
+    pub(crate) generics: &'a Generics,
+    /// The trait it implements, if it is a trait impl (which it may not be).
+    pub(crate) trait_path: Option<&'a Path>,
+    /// The type it is on.
+    pub(crate) self_ty: &'a Type,
+    /// The name of that type if it is a path (`impl Calculator`): the client is named after it.
+    pub(crate) type_name: Option<&'a Ident>,
+    /// Every `fn` of the block, in order: all are to be exported.
+    pub(crate) fns: Vec<FnItem<'a>>,
+}
+
+/// A `fn` of a `#[netsvc::methods]` block, as written.
+pub(crate) struct FnItem<'a> {
+    /// Its signature.
+    pub(crate) sig: &'a Signature,
+    /// How it takes `self`.
+    pub(crate) receiver: Receiver<'a>,
+    /// Its parameters after the receiver, in order.
+    pub(crate) params: Vec<Param<'a>>,
+    /// What it returns, or why that cannot be read.
+    pub(crate) returns: syn::Result<Returns>,
+}
+
+/// How a `fn` takes `self`.
+pub(crate) enum Receiver<'a> {
+    /// By reference: `&self`, `&mut self`.
+    Borrowed,
+    /// By value: `self`, `mut self`, `self: Box<Self>`.
+    Owned(&'a syn::Receiver),
+    /// Not at all: an associated function.
+    Missing,
+}
+
+/// A parameter of a `fn` after its receiver.
+pub(crate) enum Param<'a> {
+    /// A reference to the service's context, as in `ctx: &mut ServiceContext<Self>`.
+    Context {
+        /// The whole parameter.
+        arg: &'a PatType,
+        /// Its type.
+        ty: &'a TypeReference,
+    },
+    /// An argument of the call.
+    Arg {
+        /// Its name: the pattern's if that is an identifier, else one made of its position.
+        ident: Ident,
+        /// Its type.
+        ty: &'a Type,
+    },
+}
+
+/// What an exported method returns.
+#[derive(Clone)]
 pub(crate) enum Returns {
+    /// A value (`()` without a return type), sent back as it is.
     Plain(Type),
+    /// `Result<T, E>` with `E: Into<Failure>`, holding `T`: an error is sent back as an
+    /// application failure.
     Result(Type),
+    /// `Delayed<T>`, holding `T`: the value is sent later, through `ctx.suspend_response()`.
     Delayed(Type),
 }
 
-pub(crate) struct Method {
-    pub(crate) ident: syn::Ident,
-    pub(crate) with_ctx: bool,
-    pub(crate) params: Vec<(syn::Ident, Type)>,
-    pub(crate) returns: Returns,
+/// Reads an impl block under `#[netsvc::methods]`.
+pub(crate) fn impl_block(item: &ItemImpl) -> ImplBlock<'_> {
+    let type_name = match &*item.self_ty {
+        Type::Path(path) => {
+            let last = path.path.segments.last().expect("a path has a segment");
+            Some(&last.ident)
+        }
+        _ => None,
+    };
+    let fns = item.items.iter().filter_map(|item| match item {
+        ImplItem::Fn(f) => Some(fn_item(f)),
+        _ => None,
+    });
+    ImplBlock {
+        generics: &item.generics,
+        trait_path: item.trait_.as_ref().map(|(_, path, _)| path),
+        self_ty: &item.self_ty,
+        type_name,
+        fns: fns.collect(),
+    }
 }
 
-pub(crate) fn last_segment_args<'a>(ty: &'a Type, name: &str) -> Option<&'a syn::PathArguments> {
+/// Reads a `fn` of the block.
+fn fn_item(f: &ImplItemFn) -> FnItem<'_> {
+    let sig = &f.sig;
+    let mut inputs = sig.inputs.iter().peekable();
+    let receiver = match inputs.next_if(|arg| matches!(arg, FnArg::Receiver(_))) {
+        Some(FnArg::Receiver(r)) if r.reference.is_some() => Receiver::Borrowed,
+        Some(FnArg::Receiver(r)) => Receiver::Owned(r),
+        _ => Receiver::Missing,
+    };
+    FnItem {
+        sig,
+        receiver,
+        params: inputs.enumerate().map(|(i, arg)| param(i, arg)).collect(),
+        returns: returns(&sig.output),
+    }
+}
+
+/// Reads the parameter at `position` after the receiver.
+fn param(position: usize, arg: &FnArg) -> Param<'_> {
+    let FnArg::Typed(arg) = arg else {
+        unreachable!("receiver only comes first")
+    };
+    if let Some(ty) = service_context_ref(&arg.ty) {
+        return Param::Context { arg, ty };
+    }
+    let ident = match &*arg.pat {
+        Pat::Ident(pat) => pat.ident.clone(),
+        _ => format_ident!("arg{}", position),
+    };
+    Param::Arg { ident, ty: &arg.ty }
+}
+
+/// Reads a return type: `T`, `Result<T, E>` or `Delayed<T>`.
+fn returns(output: &ReturnType) -> syn::Result<Returns> {
+    let ReturnType::Type(_, ty) = output else {
+        return Ok(Returns::Plain(syn::parse_quote!(())));
+    };
+    if let Some(args) = last_segment_args(ty, "Result") {
+        let ok = first_type_arg(args).ok_or_else(|| {
+            syn::Error::new_spanned(ty, "expected Result<T, E> with E: Into<Failure>")
+        })?;
+        Ok(Returns::Result(ok))
+    } else if let Some(args) = last_segment_args(ty, "Delayed") {
+        let t = first_type_arg(args)
+            .ok_or_else(|| syn::Error::new_spanned(ty, "expected Delayed<T>"))?;
+        Ok(Returns::Delayed(t))
+    } else {
+        Ok(Returns::Plain((**ty).clone()))
+    }
+}
+
+/// The generic arguments of `ty`'s last path segment, if that segment is `name`.
+fn last_segment_args<'a>(ty: &'a Type, name: &str) -> Option<&'a PathArguments> {
     let Type::Path(path) = ty else { return None };
     let seg = path.path.segments.last()?;
     (seg.ident == name).then_some(&seg.arguments)
 }
 
-fn first_type_arg(args: &syn::PathArguments) -> Option<Type> {
-    let syn::PathArguments::AngleBracketed(ab) = args else {
+/// The first type among generic arguments `<..>`.
+fn first_type_arg(args: &PathArguments) -> Option<Type> {
+    let PathArguments::AngleBracketed(ab) = args else {
         return None;
     };
     ab.args.iter().find_map(|a| match a {
-        syn::GenericArgument::Type(t) => Some(t.clone()),
+        GenericArgument::Type(t) => Some(t.clone()),
         _ => None,
     })
 }
 
 /// `&ServiceContext<..>` or `&mut ServiceContext<..>`.
-fn service_context_ref(ty: &Type) -> Option<&syn::TypeReference> {
+fn service_context_ref(ty: &Type) -> Option<&TypeReference> {
     match ty {
         Type::Reference(r) if last_segment_args(&r.elem, "ServiceContext").is_some() => Some(r),
         _ => None,
     }
-}
-
-pub(crate) fn parse_method(f: &syn::ImplItemFn) -> syn::Result<Method> {
-    let sig = &f.sig;
-    if sig.asyncness.is_some() {
-        return Err(syn::Error::new(
-            sig.asyncness.span(),
-            "exported methods cannot be async: use ctx.suspend_response() and return Delayed<T>",
-        ));
-    }
-    if !sig.generics.params.is_empty() {
-        return Err(syn::Error::new_spanned(
-            &sig.generics,
-            "exported methods cannot be generic",
-        ));
-    }
-    let mut inputs = sig.inputs.iter();
-    match inputs.next() {
-        Some(FnArg::Receiver(r)) if r.reference.is_some() => {}
-        Some(FnArg::Receiver(r)) => {
-            return Err(syn::Error::new_spanned(
-                r,
-                format!("exported method `{}` must take `&mut self` or `&self`", sig.ident),
-            ))
-        }
-        _ => {
-            return Err(syn::Error::new(
-                sig.ident.span(),
-                format!(
-                    "exported method `{}` must take `&mut self` or `&self` (every fn in a \
-                     #[netsvc::methods] block is exported: put other functions in another impl block)",
-                    sig.ident
-                ),
-            ))
-        }
-    }
-    let mut with_ctx = false;
-    let mut params = Vec::new();
-    for (i, arg) in inputs.enumerate() {
-        let FnArg::Typed(pt) = arg else {
-            unreachable!("receiver only comes first")
-        };
-        if let Some(r) = service_context_ref(&pt.ty) {
-            if i != 0 {
-                return Err(syn::Error::new_spanned(
-                    pt,
-                    "the `ctx: &mut ServiceContext<Self>` parameter must come right after the receiver",
-                ));
-            }
-            if r.mutability.is_none() {
-                return Err(syn::Error::new_spanned(
-                    r,
-                    "take the context as `ctx: &mut ServiceContext<Self>`",
-                ));
-            }
-            with_ctx = true;
-            continue;
-        }
-        if let Type::Reference(r) = &*pt.ty {
-            return Err(syn::Error::new_spanned(
-                r,
-                "parameters of exported methods must be owned types (they arrive in a request), not references: \
-                 take `String` for `&str`, `Vec<T>` for `&[T]`, `T` for `&T`",
-            ));
-        }
-        let ident = match &*pt.pat {
-            Pat::Ident(pi) => pi.ident.clone(),
-            _ => format_ident!("arg{}", i),
-        };
-        params.push((ident, (*pt.ty).clone()));
-    }
-    let returns = match &sig.output {
-        ReturnType::Default => Returns::Plain(syn::parse_quote!(())),
-        ReturnType::Type(_, ty) => {
-            if let Some(args) = last_segment_args(ty, "Result") {
-                let ok = first_type_arg(args).ok_or_else(|| {
-                    syn::Error::new_spanned(ty, "expected Result<T, E> with E: Into<Failure>")
-                })?;
-                Returns::Result(ok)
-            } else if let Some(args) = last_segment_args(ty, "Delayed") {
-                let t = first_type_arg(args)
-                    .ok_or_else(|| syn::Error::new_spanned(ty, "expected Delayed<T>"))?;
-                Returns::Delayed(t)
-            } else {
-                Returns::Plain((**ty).clone())
-            }
-        }
-    };
-    if let (Returns::Delayed(_), ReturnType::Type(_, ty)) = (&returns, &sig.output) {
-        if !with_ctx {
-            return Err(syn::Error::new_spanned(
-                ty,
-                "a method returning Delayed<T> must take `ctx: &mut ServiceContext<Self>` (right after the \
-                 receiver) to suspend its response with `ctx.suspend_response()`",
-            ));
-        }
-    }
-    Ok(Method {
-        ident: sig.ident.clone(),
-        with_ctx,
-        params,
-        returns,
-    })
 }

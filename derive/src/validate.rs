@@ -1,7 +1,34 @@
 //! The checks of a parsed macro input, each failing with the error its user sees.
 
-use crate::parse::{OptionKey, ServiceAttrs, ServiceOption, ServiceType};
-use syn::LitStr;
+use crate::parse::{
+    FnItem, ImplBlock, OptionKey, Param, Receiver, Returns, ServiceAttrs, ServiceOption,
+    ServiceType,
+};
+use proc_macro2::TokenStream;
+use syn::spanned::Spanned;
+use syn::{Ident, LitStr, ReturnType, Type};
+
+/// An exported method that passed the checks: what its dispatch arm and its client method
+/// are made of.
+pub(crate) struct Method {
+    /// Its name, under which it is exported.
+    pub(crate) ident: Ident,
+    /// Whether it takes the service's context.
+    pub(crate) context: Context,
+    /// Its arguments, named, in order.
+    pub(crate) params: Vec<(Ident, Type)>,
+    /// What it returns.
+    pub(crate) returns: Returns,
+}
+
+/// Whether an exported method takes the service's context (right after its receiver).
+#[derive(Clone, Copy)]
+pub(crate) enum Context {
+    /// It does: `fn f(&mut self, ctx: &mut ServiceContext<Self>, ..)`.
+    Taken,
+    /// It does not: `fn f(&mut self, ..)`.
+    NotTaken,
+}
 
 /// Whether a name may be empty.
 #[derive(Clone, Copy)]
@@ -61,4 +88,168 @@ pub(crate) fn service_attrs(attrs: &ServiceAttrs) -> syn::Result<()> {
         Some(err) => Err(err.clone()),
         None => Ok(()),
     }
+}
+
+/// Checks the arguments of `#[netsvc::methods]`: there are none.
+pub(crate) fn methods_args(args: &TokenStream) -> syn::Result<()> {
+    if !args.is_empty() {
+        return Err(syn::Error::new_spanned(
+            args,
+            "#[netsvc::methods] takes no arguments; write `#[netsvc::methods]`",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks an impl block under `#[netsvc::methods]`: an inherent impl on a concrete type with a
+/// name, and with methods. Returns that name.
+pub(crate) fn impl_block<'a>(block: &ImplBlock<'a>) -> syn::Result<&'a Ident> {
+    if !block.generics.params.is_empty() {
+        return Err(syn::Error::new_spanned(
+            block.generics,
+            "#[netsvc::methods] does not support generic impls",
+        ));
+    }
+    if let Some(path) = block.trait_path {
+        return Err(syn::Error::new_spanned(
+            path,
+            "#[netsvc::methods] goes on an inherent impl block, not a trait impl",
+        ));
+    }
+    let Some(type_name) = block.type_name else {
+        return Err(syn::Error::new_spanned(
+            block.self_ty,
+            "#[netsvc::methods] expects `impl SomeService { ... }`",
+        ));
+    };
+    if block.fns.is_empty() {
+        return Err(syn::Error::new_spanned(
+            block.self_ty,
+            "#[netsvc::methods] found no methods to export: add a `fn` taking `&mut self` or `&self`, \
+             or remove the attribute",
+        ));
+    }
+    Ok(type_name)
+}
+
+/// Checks every `fn` of a block: the methods that pass, and the errors of the others, combined.
+pub(crate) fn methods(fns: &[FnItem]) -> (Vec<Method>, Option<syn::Error>) {
+    let mut methods = Vec::new();
+    let mut errors: Option<syn::Error> = None;
+    for f in fns {
+        match method(f) {
+            Ok(m) => methods.push(m),
+            Err(err) => match &mut errors {
+                Some(all) => all.combine(err),
+                None => errors = Some(err),
+            },
+        }
+    }
+    (methods, errors)
+}
+
+/// Checks a `fn` for export, in source order: the first fault of its signature, receiver,
+/// parameters or return type.
+fn method(f: &FnItem) -> syn::Result<Method> {
+    signature(f)?;
+    receiver(f)?;
+    let (context, params) = params(&f.params)?;
+    let returns = returns(f, context)?;
+    Ok(Method {
+        ident: f.sig.ident.clone(),
+        context,
+        params,
+        returns,
+    })
+}
+
+/// Checks what comes before the parameters: an exported method is neither async nor generic.
+fn signature(f: &FnItem) -> syn::Result<()> {
+    let sig = f.sig;
+    if sig.asyncness.is_some() {
+        return Err(syn::Error::new(
+            sig.asyncness.span(),
+            "exported methods cannot be async: use ctx.suspend_response() and return Delayed<T>",
+        ));
+    }
+    if !sig.generics.params.is_empty() {
+        return Err(syn::Error::new_spanned(
+            &sig.generics,
+            "exported methods cannot be generic",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that a method borrows the service, which lives in its actor.
+fn receiver(f: &FnItem) -> syn::Result<()> {
+    let ident = &f.sig.ident;
+    match f.receiver {
+        Receiver::Borrowed => Ok(()),
+        Receiver::Owned(r) => Err(syn::Error::new_spanned(
+            r,
+            format!("exported method `{ident}` must take `&mut self` or `&self`"),
+        )),
+        Receiver::Missing => Err(syn::Error::new(
+            ident.span(),
+            format!(
+                "exported method `{ident}` must take `&mut self` or `&self` (every fn in a \
+                 #[netsvc::methods] block is exported: put other functions in another impl block)"
+            ),
+        )),
+    }
+}
+
+/// Checks the parameters after the receiver: the context, if taken, comes first and mutable;
+/// the arguments are owned. Returns whether the context is taken, and the arguments.
+fn params(params: &[Param]) -> syn::Result<(Context, Vec<(Ident, Type)>)> {
+    let mut context = Context::NotTaken;
+    let mut args = Vec::new();
+    for (position, param) in params.iter().enumerate() {
+        match param {
+            Param::Context { arg, ty } => {
+                if position != 0 {
+                    return Err(syn::Error::new_spanned(
+                        arg,
+                        "the `ctx: &mut ServiceContext<Self>` parameter must come right after the receiver",
+                    ));
+                }
+                if ty.mutability.is_none() {
+                    return Err(syn::Error::new_spanned(
+                        ty,
+                        "take the context as `ctx: &mut ServiceContext<Self>`",
+                    ));
+                }
+                context = Context::Taken;
+            }
+            Param::Arg {
+                ty: Type::Reference(r),
+                ..
+            } => {
+                return Err(syn::Error::new_spanned(
+                    r,
+                    "parameters of exported methods must be owned types (they arrive in a request), not references: \
+                     take `String` for `&str`, `Vec<T>` for `&[T]`, `T` for `&T`",
+                ))
+            }
+            Param::Arg { ident, ty } => args.push((ident.clone(), (*ty).clone())),
+        }
+    }
+    Ok((context, args))
+}
+
+/// Checks the return type: readable, and `Delayed<T>` only with the context, through which
+/// the response is suspended.
+fn returns(f: &FnItem, context: Context) -> syn::Result<Returns> {
+    let returns = f.returns.clone()?;
+    if let (Returns::Delayed(_), ReturnType::Type(_, ty), Context::NotTaken) =
+        (&returns, &f.sig.output, context)
+    {
+        return Err(syn::Error::new_spanned(
+            ty,
+            "a method returning Delayed<T> must take `ctx: &mut ServiceContext<Self>` (right after the \
+             receiver) to suspend its response with `ctx.suspend_response()`",
+        ));
+    }
+    Ok(returns)
 }
