@@ -1,7 +1,7 @@
 //! Expanding a macro input into the impls and items it generates.
 
 use crate::parse::{self, Returns, ServiceAttrs};
-use crate::validate::{self, Context};
+use crate::validate::{self, Context, Method};
 use proc_macro2::TokenStream as TokenStream2;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
@@ -38,10 +38,7 @@ fn service_impls(
     attrs: &ServiceAttrs,
     attr_error: Option<TokenStream2>,
 ) -> TokenStream2 {
-    let name = attrs.name();
-    let audience = attrs.audience();
-    let groups = attrs.groups();
-    let p = quote!(::netsvc::__private);
+    let p = private();
     // Without `impl Service for T`, the one error is the check below, pointing at the type:
     // - the `Handler<Drain>` and `Descriptor` impls hold only if `T: Service` (`for<'a>` keeps
     //   rustc from rejecting a bound that is trivially false for a concrete type), so they are
@@ -49,13 +46,8 @@ fn service_impls(
     // - `Actor` cannot have that bound (it would make its `Context` ambiguous), so its hooks
     //   call the functions requiring `T: Service` through pointers taken once, by the check.
     let bound = quote!(where for<'__netsvc> #ty: ::netsvc::Service);
-    // Spanned at the type, not at the derive: rustc would suggest implementing the helper trait.
-    let check = quote_spanned! {ty.span()=>
-        impl<S: ::netsvc::Service> ImplementsNetsvcService for S {
-            const HOOKS: __NetsvcHooks<S> = (#p::started::<S>, #p::stopping::<S>);
-        }
-        const __NETSVC_HOOKS: __NetsvcHooks<#ty> = <#ty as ImplementsNetsvcService>::HOOKS;
-    };
+    let check = hooks_check(ty);
+    let descriptor = descriptor_impl(ty, attrs, &bound);
     quote! {
         #attr_error
 
@@ -93,26 +85,51 @@ fn service_impls(
                 }
             }
 
-            impl #p::Descriptor for #ty #bound {
-                fn options() -> #p::ServiceOptions {
-                    #p::ServiceOptions {
-                        name: #p::service_name(#name),
-                        audience: #p::audience(#audience),
-                        groups: [#(#groups),*].into_iter().filter_map(#p::group_name).collect(),
-                    }
-                }
-                fn dispatch(
-                    service: &mut Self,
-                    ctx: &mut ::netsvc::ServiceContext<Self>,
-                    method: &str,
-                    args: #p::Payload,
-                ) -> #p::Reply {
-                    #[allow(unused_imports)]
-                    use #p::{ViaExports as _, ViaNothing as _};
-                    (&&#p::Tag::<Self>::new()).dispatcher()(service, ctx, method, args)
+            #descriptor
+        };
+    }
+}
+
+/// The check that `ty` implements `netsvc::Service`, which takes the pointers to the hooks of
+/// its `Actor` impl.
+fn hooks_check(ty: &Ident) -> TokenStream2 {
+    let p = private();
+    // Spanned at the type, not at the derive: rustc would suggest implementing the helper trait.
+    quote_spanned! {ty.span()=>
+        impl<S: ::netsvc::Service> ImplementsNetsvcService for S {
+            const HOOKS: __NetsvcHooks<S> = (#p::started::<S>, #p::stopping::<S>);
+        }
+        const __NETSVC_HOOKS: __NetsvcHooks<#ty> = <#ty as ImplementsNetsvcService>::HOOKS;
+    }
+}
+
+/// The `Descriptor` impl of `ty`, under `bound`: its options `attrs`, and the dispatch of calls
+/// to its exports, if it has any.
+fn descriptor_impl(ty: &Ident, attrs: &ServiceAttrs, bound: &TokenStream2) -> TokenStream2 {
+    let p = private();
+    let name = attrs.name();
+    let audience = attrs.audience();
+    let groups = attrs.groups();
+    quote! {
+        impl #p::Descriptor for #ty #bound {
+            fn options() -> #p::ServiceOptions {
+                #p::ServiceOptions {
+                    name: #p::service_name(#name),
+                    audience: #p::audience(#audience),
+                    groups: [#(#groups),*].into_iter().filter_map(#p::group_name).collect(),
                 }
             }
-        };
+            fn dispatch(
+                service: &mut Self,
+                ctx: &mut ::netsvc::ServiceContext<Self>,
+                method: &str,
+                args: #p::Payload,
+            ) -> #p::Reply {
+                #[allow(unused_imports)]
+                use #p::{ViaExports as _, ViaNothing as _};
+                (&&#p::Tag::<Self>::new()).dispatcher()(service, ctx, method, args)
+            }
+        }
     }
 }
 
@@ -121,62 +138,29 @@ fn service_impls(
 fn exports(item: &ItemImpl) -> syn::Result<TokenStream2> {
     let block = parse::impl_block(item);
     let type_ident = validate::impl_block(&block)?;
-    let self_ty = block.self_ty;
-    let client = format_ident!("{}Client", type_ident);
     // Every invalid method is reported; the valid ones are still exported (and the client
     // generated) so that the errors are only the methods' own.
     let (methods, errors) = validate::methods(&block.fns);
-    let errors = errors.map(|e| e.to_compile_error());
+    let errors = errors.map(|err| err.to_compile_error());
+    let assertion = service_assertion(block.self_ty);
+    let exports_impl = exports_impl(block.self_ty, &methods);
+    let client = client(type_ident, &methods);
+    Ok(quote! {
+        #errors
+        #assertion
 
-    let p = quote!(::netsvc::__private);
-    let arms = methods.iter().map(|m| {
-        let ident = &m.ident;
-        let name = ident.to_string();
-        let arity = m.params.len();
-        let names: Vec<_> = (0..arity).map(|i| format_ident!("__a{}", i)).collect();
-        let types: Vec<&Type> = m.params.iter().map(|(_, t)| t).collect();
-        let ctx_arg = match m.context {
-            Context::Taken => quote!(ctx,),
-            Context::NotTaken => quote!(),
-        };
-        let call = quote!(service.#ident(#ctx_arg #(#names),*));
-        let reply = match &m.returns {
-            Returns::Plain(_) => quote!(#p::IntoReply::into_reply(#p::Plain(#call))),
-            Returns::Result(_) | Returns::Delayed(_) => quote!(#p::IntoReply::into_reply(#call)),
-        };
-        quote_spanned! {ident.span()=>
-            #name => {
-                let (#(#names,)*): (#(#types,)*) = match #p::decode_args::<(#(#types,)*)>(args, #arity, #name) {
-                    ::core::result::Result::Ok(v) => v,
-                    ::core::result::Result::Err(f) => return #p::Reply::failure(f),
-                };
-                #reply
-            }
-        }
-    });
+        #exports_impl
 
-    let client_methods = methods.iter().map(|m| {
-        let ident = &m.ident;
-        let name = ident.to_string();
-        let params = m.params.iter().map(|(n, t)| quote!(#n: #t));
-        let idents = m.params.iter().map(|(n, _)| n);
-        let out = match &m.returns {
-            Returns::Plain(t) | Returns::Result(t) | Returns::Delayed(t) => t,
-        };
-        let doc = format!("Calls `{name}` on the target service.");
-        quote! {
-            #[doc = #doc]
-            pub fn #ident(&self, #(#params),*) -> ::netsvc::Call<#out> {
-                self.endpoint.call(#name, (#(#idents,)*))
-            }
-        }
-    });
+        #client
+    })
+}
 
-    let client_doc = format!("Typed client for the exported methods of [`{type_ident}`].");
+/// The assertion that `self_ty` is a service, failing with an error that says so.
+fn service_assertion(self_ty: &Type) -> TokenStream2 {
     // A type that is not a service gets one error, from the assertion, rather than several
     // from the `Exports` impl: that impl holds only if the type is a service (`for<'a>` keeps
     // rustc from rejecting a bound that is trivially false for a concrete type).
-    let assertion = quote_spanned! {self_ty.span()=>
+    quote_spanned! {self_ty.span()=>
         const _: () = {
             #[diagnostic::on_unimplemented(
                 message = "`{Self}` is not a netsvc service",
@@ -188,11 +172,14 @@ fn exports(item: &ItemImpl) -> syn::Result<TokenStream2> {
             fn is_netsvc_service<T: IsNetsvcService>() {}
             let _ = is_netsvc_service::<#self_ty>;
         };
-    };
-    Ok(quote! {
-        #errors
-        #assertion
+    }
+}
 
+/// The `Exports` impl of `self_ty`: a call to one of `methods`, dispatched by its name.
+fn exports_impl(self_ty: &Type, methods: &[Method]) -> TokenStream2 {
+    let p = private();
+    let arms = methods.iter().map(dispatch_arm);
+    quote! {
         impl #p::Exports for #self_ty where for<'__netsvc> #self_ty: ::netsvc::Service {
             fn dispatch(
                 service: &mut Self,
@@ -207,7 +194,44 @@ fn exports(item: &ItemImpl) -> syn::Result<TokenStream2> {
                 }
             }
         }
+    }
+}
 
+/// The arm of the dispatch calling `method`: its arguments decoded, its return value made a
+/// reply.
+fn dispatch_arm(method: &Method) -> TokenStream2 {
+    let p = private();
+    let ident = &method.ident;
+    let name = ident.to_string();
+    let arity = method.params.len();
+    let names: Vec<_> = (0..arity).map(|i| format_ident!("__a{}", i)).collect();
+    let types: Vec<&Type> = method.params.iter().map(|(_, t)| t).collect();
+    let ctx_arg = match method.context {
+        Context::Taken => quote!(ctx,),
+        Context::NotTaken => quote!(),
+    };
+    let call = quote!(service.#ident(#ctx_arg #(#names),*));
+    let reply = match &method.returns {
+        Returns::Plain(_) => quote!(#p::IntoReply::into_reply(#p::Plain(#call))),
+        Returns::Result(_) | Returns::Delayed(_) => quote!(#p::IntoReply::into_reply(#call)),
+    };
+    quote_spanned! {ident.span()=>
+        #name => {
+            let (#(#names,)*): (#(#types,)*) = match #p::decode_args::<(#(#types,)*)>(args, #arity, #name) {
+                ::core::result::Result::Ok(v) => v,
+                ::core::result::Result::Err(f) => return #p::Reply::failure(f),
+            };
+            #reply
+        }
+    }
+}
+
+/// The typed client of `methods`, named after the type `type_ident`.
+fn client(type_ident: &Ident, methods: &[Method]) -> TokenStream2 {
+    let client = format_ident!("{}Client", type_ident);
+    let client_doc = format!("Typed client for the exported methods of [`{type_ident}`].");
+    let client_methods = methods.iter().map(client_method);
+    quote! {
         #[doc = #client_doc]
         #[derive(Clone, Debug)]
         pub struct #client {
@@ -227,5 +251,26 @@ fn exports(item: &ItemImpl) -> syn::Result<TokenStream2> {
 
             #(#client_methods)*
         }
-    })
+    }
+}
+
+/// The client's method calling `method`.
+fn client_method(method: &Method) -> TokenStream2 {
+    let ident = &method.ident;
+    let name = ident.to_string();
+    let params = method.params.iter().map(|(n, t)| quote!(#n: #t));
+    let idents = method.params.iter().map(|(n, _)| n);
+    let out = method.returns.value_type();
+    let doc = format!("Calls `{name}` on the target service.");
+    quote! {
+        #[doc = #doc]
+        pub fn #ident(&self, #(#params),*) -> ::netsvc::Call<#out> {
+            self.endpoint.call(#name, (#(#idents,)*))
+        }
+    }
+}
+
+/// The path of the items of netsvc that generated code uses, which are not its API.
+fn private() -> TokenStream2 {
+    quote!(::netsvc::__private)
 }

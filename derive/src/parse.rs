@@ -212,6 +212,15 @@ pub(crate) enum Returns {
     Delayed(Type),
 }
 
+impl Returns {
+    /// The type of the value the caller gets.
+    pub(crate) fn value_type(&self) -> &Type {
+        match self {
+            Returns::Plain(ty) | Returns::Result(ty) | Returns::Delayed(ty) => ty,
+        }
+    }
+}
+
 /// Reads an impl block under `#[netsvc::methods]`.
 pub(crate) fn impl_block(item: &ItemImpl) -> ImplBlock<'_> {
     let type_name = match &*item.self_ty {
