@@ -1,4 +1,7 @@
 //! Expanding a macro input into the impls and items it generates.
+//!
+//! `derive_service` and `methods` read their input with `parse` and check it with `validate`;
+//! the other functions generate one item each from what passed.
 
 use crate::parse::{self, Returns, ServiceAttrs};
 use crate::validate::{self, Context, Method};

@@ -2,7 +2,8 @@
 //!
 //! Each macro parses its input, validates it (names are checked at compile time with the
 //! same rules as `netsvc::ServiceName::new`), and expands; an invalid input gives a compile
-//! error pointing at the offending token.
+//! error pointing at the offending token. Those are the jobs of the modules `parse`,
+//! `validate` and `expand`; this one holds the entry points.
 
 mod expand;
 mod parse;

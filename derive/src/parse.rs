@@ -174,10 +174,10 @@ pub(crate) struct FnItem<'a> {
 
 /// How a `fn` takes `self`.
 pub(crate) enum Receiver<'a> {
-    /// By reference: `&self`, `&mut self`.
+    /// As `&self` or `&mut self`.
     Borrowed,
-    /// By value: `self`, `mut self`, `self: Box<Self>`.
-    Owned(&'a syn::Receiver),
+    /// Any other way: `self`, `mut self`, `self: Box<Self>`, even `self: &Self`.
+    Other(&'a syn::Receiver),
     /// Not at all: an associated function.
     Missing,
 }
@@ -249,7 +249,7 @@ fn fn_item(f: &ImplItemFn) -> FnItem<'_> {
     let mut inputs = sig.inputs.iter().peekable();
     let receiver = match inputs.next_if(|arg| matches!(arg, FnArg::Receiver(_))) {
         Some(FnArg::Receiver(r)) if r.reference.is_some() => Receiver::Borrowed,
-        Some(FnArg::Receiver(r)) => Receiver::Owned(r),
+        Some(FnArg::Receiver(r)) => Receiver::Other(r),
         _ => Receiver::Missing,
     };
     FnItem {

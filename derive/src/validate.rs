@@ -1,4 +1,7 @@
 //! The checks of a parsed macro input, each failing with the error its user sees.
+//!
+//! The checks of one input run in source order, so that its error is that of its first fault;
+//! the methods that pass become the `Method`s the expansion is made of.
 
 use crate::parse::{
     FnItem, ImplBlock, OptionKey, Param, Receiver, Returns, ServiceAttrs, ServiceOption,
@@ -39,8 +42,8 @@ enum Empty {
     Rejected,
 }
 
-/// Checks a name (the `kind` of name says which) with the rules of `netsvc::ServiceName::new`:
-/// no whitespace or control characters.
+/// Checks `lit`, a name of the `kind` given, with the rules of `netsvc::ServiceName::new`: no
+/// whitespace or control characters, and not empty unless `empty` allows it.
 fn check_name(kind: &str, lit: &LitStr, empty: Empty) -> syn::Result<()> {
     let value = lit.value();
     if value.is_empty() && matches!(empty, Empty::Rejected) {
@@ -186,7 +189,7 @@ fn receiver(f: &FnItem) -> syn::Result<()> {
     let ident = &f.sig.ident;
     match f.receiver {
         Receiver::Borrowed => Ok(()),
-        Receiver::Owned(r) => Err(syn::Error::new_spanned(
+        Receiver::Other(r) => Err(syn::Error::new_spanned(
             r,
             format!("exported method `{ident}` must take `&mut self` or `&self`"),
         )),
