@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes the seed corpora (fuzz/corpus/<target>/seed-*) and the regression inputs
-(fuzz/regressions/<target>/) from the golden frames of src/wire/codec.rs
+(fuzz/regressions/<target>/) from the golden frames of src/wire/tests.rs
 (`golden_bytes_pin_the_format`) and the crash inputs of issue 8. Run from anywhere; it only
 (re)writes files named seed-* and the regressions listed here."""
 

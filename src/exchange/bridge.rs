@@ -298,98 +298,74 @@ impl Bridge {
                 self.handshake(ctx, hello);
                 Ok(())
             }
-            (State::Handshaking, Frame::Refused { reason }) => {
-                self.close(
-                    ctx,
-                    &format!("refused by peer: {:?}", clip_name(&reason)),
-                    Ending::Error,
-                );
+            (_, Frame::Refused { reason }) => {
+                let reason = format!("refused by peer: {:?}", clip_name(&reason));
+                self.close(ctx, &reason, Ending::Error);
                 Ok(())
             }
             (State::Handshaking, other) => {
                 Err(format!("{} frame before the handshake", other.kind()))
             }
             (State::Ready, Frame::Hello(_)) => Err("second Hello".to_owned()),
-            (State::Ready, Frame::Refused { reason }) => {
-                self.close(
-                    ctx,
-                    &format!("refused by peer: {:?}", clip_name(&reason)),
-                    Ending::Error,
-                );
-                Ok(())
-            }
             (State::Ready, Frame::Goodbye { reason }) => {
-                self.close(
-                    ctx,
-                    &format!("peer said goodbye: {:?}", clip_name(&reason)),
-                    Ending::Normal,
-                );
+                let reason = format!("peer said goodbye: {:?}", clip_name(&reason));
+                self.close(ctx, &reason, Ending::Normal);
                 Ok(())
             }
             (State::Ready, Frame::Heartbeat) => Ok(()),
-            (State::Ready, Frame::ServiceAvailable(info)) => {
-                let limits = &self.shared.config.limits;
-                self.announced
-                    .available(&self.shared, &self.link, info, limits)
+            (State::Ready, frame) => self.on_data(frame, raw),
+        }
+    }
+
+    /// Handles a frame of a ready connection other than its control frames: announcements
+    /// change what is known through the link, subscriptions are counted against the link's
+    /// limits, and everything is routed.
+    fn on_data(&mut self, frame: Frame, raw: &[u8]) -> Result<(), String> {
+        let (shared, link) = (&self.shared, &self.link);
+        match frame {
+            Frame::ServiceAvailable(info) => {
+                let limits = &shared.config.limits;
+                self.announced.available(shared, link, info, limits)
             }
-            (State::Ready, Frame::ServiceWithdrawn { agent }) => {
+            Frame::ServiceWithdrawn { agent } => {
                 self.withdraw(agent, Lost::ServiceWithdrawn);
                 Ok(())
             }
-            (State::Ready, Frame::GroupJoined { agent, group }) => {
+            Frame::GroupJoined { agent, group } => {
                 let change = GroupChange::Joined;
                 self.announced
-                    .group_change(&self.shared, &self.link, agent, &group, change)
+                    .group_change(shared, link, agent, &group, change)
             }
-            (State::Ready, Frame::GroupLeft { agent, group }) => {
+            Frame::GroupLeft { agent, group } => {
                 let change = GroupChange::Left;
                 self.announced
-                    .group_change(&self.shared, &self.link, agent, &group, change)
+                    .group_change(shared, link, agent, &group, change)
             }
-            (
-                State::Ready,
-                Frame::SubscriptionRequested {
-                    publisher,
-                    subscriber,
-                    pattern,
-                },
-            ) => {
+            Frame::SubscriptionRequested {
+                publisher,
+                subscriber,
+                ref pattern,
+            } => {
                 let key = (
                     publisher,
-                    SubjectPattern::new(&pattern).map_err(|e| e.to_string())?,
+                    SubjectPattern::new(pattern).map_err(|e| e.to_string())?,
                 );
-                self.subscriptions.add(
-                    subscriber,
-                    key,
-                    &self.shared.config.limits,
-                    self.shared.node.routes(),
-                )?;
-                let frame = Frame::SubscriptionRequested {
-                    publisher,
-                    subscriber,
-                    pattern,
-                };
+                let limits = &shared.config.limits;
+                let routes = shared.node.routes();
+                self.subscriptions.add(subscriber, key, limits, routes)?;
                 self.inbound.data(frame, raw)
             }
-            (
-                State::Ready,
-                Frame::SubscriptionWithdrawn {
-                    publisher,
-                    subscriber,
-                    pattern,
-                },
-            ) => {
-                if let Ok(p) = SubjectPattern::new(&pattern) {
+            Frame::SubscriptionWithdrawn {
+                publisher,
+                subscriber,
+                ref pattern,
+            } => {
+                if let Ok(p) = SubjectPattern::new(pattern) {
                     self.subscriptions.remove(subscriber, &(publisher, p));
                 }
-                let frame = Frame::SubscriptionWithdrawn {
-                    publisher,
-                    subscriber,
-                    pattern,
-                };
                 self.inbound.data(frame, raw)
             }
-            (State::Ready, data) => self.inbound.data(data, raw),
+            data => self.inbound.data(data, raw),
         }
     }
 

@@ -2,6 +2,8 @@
 
 use std::sync::OnceLock;
 
+use actix::{Context, Handler};
+
 use super::*;
 use crate::delivery::{test_link, Address, Link, Routes};
 use crate::ids::ProcessId;

@@ -4,8 +4,8 @@
 //! without copying. A chunk holds everything already received, up to [`BATCH`] frames, so that
 //! a burst of reports costs one wake-up of the bridge and one write on each outgoing link
 //! rather than one per frame. A chunk ends after a request, response or failure, whose sender
-//! waits for it: passing it on at once keeps pipelined requests flowing (measured: 64 requests
-//! in flight lose a fifth of their throughput when calls wait for a batch).
+//! waits for it: passing it on at once keeps pipelined requests flowing (see BENCHMARKS.md,
+//! "Measured reasons in the code").
 
 use std::cell::Cell;
 use std::pin::Pin;
@@ -39,7 +39,7 @@ pub(crate) struct FrameChunks<R> {
     /// Set by the reader's owner when the last chunk made deliveries to local services: the
     /// stream then yields once before the next chunk, so that those services (on the same
     /// thread) get to handle and drop them first, and the read buffer is usually free to be
-    /// reused (measured: a subscriber spends a fifth less CPU per report). A relay delivers
+    /// reused (a subscriber spends less CPU per report: see BENCHMARKS.md). A relay delivers
     /// nothing locally and goes on reading.
     pause: Rc<Cell<bool>>,
 }

@@ -37,7 +37,7 @@ pub(super) struct CallRouting<'a> {
 /// buffer; smaller ones are copied. A slice keeps the whole buffer (up to `READ_CHUNK`, 256 KiB,
 /// or the frame's own when larger) alive while the call waits in an inbox, so only content
 /// that is a good part of such a buffer may hold it; for small content a copy costs no more
-/// (measured: the same round trips per second either way with 100-byte bodies).
+/// (see BENCHMARKS.md, "Measured reasons in the code").
 const SLICE_MIN: usize = 64 * 1024;
 
 /// A payload received in `chunk` for a local service: a slice of the chunk when large (see
