@@ -43,7 +43,8 @@ use clap::{Args, ValueEnum};
 use crate::fmt::{range, thousands, JsonLine};
 use crate::nats;
 use crate::procs::Proc;
-use crate::roles::{PublishOutcome, RequestOutcome, SubscribeOutcome, System, SETUP};
+use crate::role::SETUP;
+use crate::roles::{PublishOutcome, RequestOutcome, SubscribeOutcome, System};
 
 /// Options of `netsvc-bench compare`.
 #[derive(Debug, Args)]
@@ -325,7 +326,7 @@ pub(crate) fn run(args: &CompareArgs) -> ExitCode {
         println!(
             "netsvc-bench compare: netsvc vs NATS across processes on 127.0.0.1, {}-byte bodies; \
              best of {reps} runs per side, sides alternating",
-            crate::roles::PAYLOAD_LEN
+            crate::payload::PAYLOAD_LEN
         );
         println!(
             "NATS: {version}, async-nats client; reports paced: window {} reports, acknowledged every {}",

@@ -18,8 +18,12 @@
 mod compare;
 mod fmt;
 mod local;
+mod mesh;
 mod nats;
+mod pace;
+mod payload;
 mod procs;
+mod role;
 mod roles;
 mod soak;
 

@@ -22,10 +22,12 @@ use async_nats::{Client, ConnectOptions};
 use bytes::Bytes;
 use futures_util::StreamExt;
 
+use crate::pace::Pace;
+use crate::payload::{payload, seq_of};
 use crate::procs::{self, Proc};
+use crate::role::{ready, result, SETUP};
 use crate::roles::{
-    drive_requests, payload, ready, result, seq_of, Pace, PublishOutcome, RoleArgs, RoleKind,
-    Tally, PATTERN, ROLE_LIMIT, SETTLE, SETUP, SUBJECT,
+    drive_requests, PublishOutcome, RoleArgs, RoleKind, Tally, PATTERN, ROLE_LIMIT, SETTLE, SUBJECT,
 };
 
 /// Bound of each async-nats subscription's channel, in messages.

@@ -12,8 +12,8 @@
 //!
 //! Each prints `READY` once it is connected and set up, and `RESULT <json>` with its figures
 //! (see `procs.rs` for the line protocol). Every role exits when its stdin closes, so a role
-//! never outlives the driver. This file has the shared pieces (payload, pacing, latency
-//! figures) and the netsvc implementation; `nats.rs` has the NATS one.
+//! never outlives the driver. This file has the shared pieces (counting, latency figures)
+//! and the netsvc implementation; `nats.rs` has the NATS one.
 //!
 //! The netsvc exchange server is the `exchange` role of this same binary (a node with
 //! `Exchange::new(&node).listen(..)`, as `netsvc exchange` does), so `compare` needs nothing
@@ -21,19 +21,21 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
-use std::io::Read;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use netsvc::prelude::*;
-use netsvc::{ConnectionState, Exchange};
+use netsvc::Exchange;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-/// Size of every request, response and report body, in bytes.
-pub(crate) const PAYLOAD_LEN: usize = 100;
+use crate::mesh::{find, join, probe};
+use crate::pace::Pace;
+use crate::payload::{payload, seq_of, Blob};
+use crate::role::{ready, result};
+
 /// The subject of the benchmark's reports.
 pub(crate) const SUBJECT: &str = "bench.x";
 /// The pattern subscribers monitor.
@@ -42,8 +44,6 @@ pub(crate) const PATTERN: &str = "bench.*";
 const RESPONDER: &str = "bench-responder";
 /// Name of the netsvc publisher service.
 const PUBLISHER: &str = "bench-publisher";
-/// Longest a role waits for its connection and its peers.
-pub(crate) const SETUP: Duration = Duration::from_secs(15);
 /// Longest a role waits for its workload to finish (the driver usually gives up sooner).
 pub(crate) const ROLE_LIMIT: Duration = Duration::from_secs(600);
 /// How long a subscriber keeps counting after its last expected report, to catch extras.
@@ -160,99 +160,6 @@ pub(crate) struct SubscribeOutcome {
     pub(crate) out_of_order: u64,
 }
 
-/// The body of message `seq`: `PAYLOAD_LEN` bytes starting with `seq` (little endian).
-pub(crate) fn payload(seq: u64) -> Vec<u8> {
-    let mut body = vec![0xa5; PAYLOAD_LEN];
-    body[..8].copy_from_slice(&seq.to_le_bytes());
-    body
-}
-
-/// The sequence number of a body made by [`payload`]; `None` for a body of another size.
-pub(crate) fn seq_of(body: &[u8]) -> Option<u64> {
-    if body.len() != PAYLOAD_LEN {
-        return None;
-    }
-    body[..8].try_into().ok().map(u64::from_le_bytes)
-}
-
-/// The netsvc payload type: 100 bytes, encoded as one byte string.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Blob(#[serde(with = "serde_bytes")] pub(crate) Vec<u8>);
-
-/// Prints the `READY` line.
-pub(crate) fn ready(detail: &str) {
-    if detail.is_empty() {
-        println!("READY");
-    } else {
-        println!("READY {detail}");
-    }
-}
-
-/// Prints the `RESULT` line.
-pub(crate) fn result<T: Serialize>(value: &T) -> Result<(), String> {
-    let json =
-        serde_json::to_string(value).map_err(|e| format!("cannot encode the result: {e}"))?;
-    println!("RESULT {json}");
-    Ok(())
-}
-
-/// Publisher pacing, identical for netsvc and NATS: at most `window` reports beyond what the
-/// slowest subscriber has acknowledged.
-#[derive(Debug)]
-pub(crate) struct Pace {
-    /// Reports to publish.
-    total: u64,
-    /// Most reports ahead of the slowest acknowledgement.
-    window: u64,
-    /// Reports published so far.
-    sent: u64,
-    /// Reports acknowledged, per subscriber.
-    acked: Vec<u64>,
-}
-
-impl Pace {
-    /// Pacing of `total` reports for `subscribers` subscribers.
-    pub(crate) fn new(total: u64, window: u64, subscribers: usize) -> Self {
-        Pace {
-            total,
-            window: window.max(1),
-            sent: 0,
-            acked: vec![0; subscribers.max(1)],
-        }
-    }
-
-    /// Records that subscriber `index` has received `count` reports; false for an unknown
-    /// subscriber.
-    pub(crate) fn ack(&mut self, index: usize, count: u64) -> bool {
-        match self.acked.get_mut(index) {
-            Some(acked) => {
-                *acked = (*acked).max(count);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// The sequence numbers that may be published now (marked as published).
-    pub(crate) fn sendable(&mut self) -> std::ops::Range<u64> {
-        let slowest = self.acked.iter().copied().min().unwrap_or(0);
-        let limit = self.total.min(slowest.saturating_add(self.window));
-        let range = self.sent..limit.max(self.sent);
-        self.sent = range.end;
-        range
-    }
-
-    /// Whether every subscriber has acknowledged every report.
-    pub(crate) fn all_acked(&self) -> bool {
-        self.acked.iter().all(|&a| a >= self.total)
-    }
-
-    /// Acknowledged reports, per subscriber (for error messages).
-    pub(crate) fn acked(&self) -> &[u64] {
-        &self.acked
-    }
-}
-
 /// A subscriber's counting, identical for netsvc and NATS.
 #[derive(Debug)]
 pub(crate) struct Tally {
@@ -358,30 +265,12 @@ pub(crate) fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// Exits the process when stdin reaches end of file (the driver is gone or done with us).
-pub(crate) fn exit_when_stdin_closes() {
-    std::thread::spawn(|| {
-        let mut sink = [0u8; 64];
-        let mut stdin = std::io::stdin();
-        while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
-        std::process::exit(3);
-    });
-}
-
 /// Runs one role process.
 pub(crate) fn run(args: &RoleArgs) -> ExitCode {
-    exit_when_stdin_closes();
-    let outcome = match args.system {
+    crate::role::main(|| match args.system {
         System::Netsvc => actix::System::new().block_on(netsvc_role(args)),
         System::Nats => crate::nats::role(args),
-    };
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            println!("ERROR {e}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 /// The netsvc roles.
@@ -408,42 +297,6 @@ async fn exchange_server(args: &RoleArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Connects `node` to the exchange server at `server` and waits until the link is active.
-pub(crate) async fn join(node: &Node, server: &str) -> Result<Exchange, String> {
-    let exchange = Exchange::new(node);
-    let mut events = exchange.connections();
-    exchange
-        .connect(server, Some(Duration::from_millis(100)))
-        .forget();
-    let deadline = tokio::time::Instant::now() + SETUP;
-    loop {
-        match tokio::time::timeout_at(deadline, events.recv()).await {
-            Ok(Ok(event)) if event.state == ConnectionState::Active => return Ok(exchange),
-            Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
-            Ok(Err(e)) => return Err(format!("connection events ended: {e}")),
-            Err(_) => {
-                return Err(format!(
-                    "no connection to the exchange at {server} within {SETUP:?}"
-                ))
-            }
-        }
-    }
-}
-
-/// Waits until a service named `name` is known to `node`.
-pub(crate) async fn find(node: &Node, name: &str) -> Result<Binding, String> {
-    let deadline = Instant::now() + SETUP;
-    loop {
-        if let Some(binding) = node.lookup_name(name).await.into_iter().next() {
-            return Ok(binding);
-        }
-        if Instant::now() >= deadline {
-            return Err(format!("service {name} did not appear within {SETUP:?}"));
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 /// The responder: a `bench-responder` service echoing its argument, until killed.
 async fn responder(args: &RoleArgs) -> Result<(), String> {
     let node = Node::new("bench-responder");
@@ -459,22 +312,11 @@ async fn requester(args: &RoleArgs) -> Result<(), String> {
     let node = Node::new("bench-requester");
     let _exchange = join(&node, &args.server).await?;
     let responder = find(&node, RESPONDER).await?;
-    // The first request may overtake the announcement of this node's agent to the responder's
-    // process (which then drops it): probe with a timeout until one is answered.
-    let probe = services::ResponderClient::new(
+    let prober = services::ResponderClient::new(
         node.endpoint(&responder)
             .with_timeout(Duration::from_secs(1)),
     );
-    let deadline = Instant::now() + SETUP;
-    loop {
-        match probe.echo(Blob(payload(0))).await {
-            Ok(_) => break,
-            Err(e) if Instant::now() >= deadline => {
-                return Err(format!("the responder never answered: {e}"))
-            }
-            Err(_) => {}
-        }
-    }
+    probe("the responder", || prober.echo(Blob(payload(0)))).await?;
     let client = services::ResponderClient::new(node.endpoint(&responder));
     let call = |i: u64| {
         let call = client.echo(Blob(payload(i)));
@@ -548,9 +390,9 @@ mod services {
     use netsvc::prelude::*;
     use tokio::sync::oneshot;
 
-    use super::{
-        payload, seq_of, Blob, Pace, SubscribeOutcome, Tally, PATTERN, PUBLISHER, SETTLE, SUBJECT,
-    };
+    use super::{SubscribeOutcome, Tally, PATTERN, PUBLISHER, SETTLE, SUBJECT};
+    use crate::pace::Pace;
+    use crate::payload::{payload, seq_of, Blob};
 
     /// Echoes requests.
     #[derive(netsvc::Service)]
@@ -666,32 +508,6 @@ mod services {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn payload_round_trips() {
-        assert_eq!(payload(7).len(), PAYLOAD_LEN);
-        assert_eq!(seq_of(&payload(123_456)), Some(123_456));
-        assert_eq!(seq_of(&[0; 8]), None);
-    }
-
-    #[test]
-    fn pace_keeps_to_the_window() {
-        let mut pace = Pace::new(25, 10, 2);
-        assert_eq!(pace.sendable(), 0..10);
-        assert_eq!(pace.sendable(), 10..10);
-        assert!(pace.ack(0, 5));
-        assert_eq!(
-            pace.sendable(),
-            10..10,
-            "the slowest subscriber holds the window"
-        );
-        assert!(pace.ack(1, 8));
-        assert_eq!(pace.sendable(), 10..15);
-        assert!(pace.ack(0, 25) && pace.ack(1, 25));
-        assert_eq!(pace.sendable(), 15..25);
-        assert!(pace.all_acked());
-        assert!(!pace.ack(2, 1));
-    }
 
     #[test]
     fn tally_acks_and_checks_sequence() {

@@ -55,8 +55,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, Notify};
 
 use crate::fmt::thousands;
+use crate::mesh;
+use crate::pace::Pace;
+use crate::payload::{filled, payload, seq_of, Blob, PAYLOAD_LEN};
 use crate::procs::Proc;
-use crate::roles::{self, payload, seq_of, Blob, Pace, PAYLOAD_LEN, SETUP};
+use crate::role::{self, SETUP};
 
 /// The subject of the soak's reports.
 const SUBJECT: &str = "soak.seq";
@@ -72,8 +75,6 @@ const HUB: &str = "soak-hub";
 const ROLE_LIMIT: Duration = Duration::from_secs(3600);
 /// How long the consumer keeps counting after the last expected report, to catch extras.
 const SETTLE: Duration = Duration::from_millis(200);
-/// Fill byte of every body after its sequence number (see [`roles::payload`]).
-const FILL: u8 = 0xa5;
 /// Share of the totals one stream may run ahead of the other (1/50 = 2 %).
 const LOCKSTEP_SLACK: u64 = 50;
 
@@ -228,21 +229,15 @@ struct ConsumerOutcome {
 
 /// Runs one soak process.
 pub(crate) fn run_role(args: &SoakRoleArgs) -> ExitCode {
-    roles::exit_when_stdin_closes();
-    let outcome = actix::System::new().block_on(async {
-        match args.role {
-            SoakRole::Hub => hub(args).await,
-            SoakRole::Producer => producer(args).await,
-            SoakRole::Consumer => consumer(args).await,
-        }
-    });
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            println!("ERROR {e}");
-            ExitCode::FAILURE
-        }
-    }
+    role::main(|| {
+        actix::System::new().block_on(async {
+            match args.role {
+                SoakRole::Hub => hub(args).await,
+                SoakRole::Producer => producer(args).await,
+                SoakRole::Consumer => consumer(args).await,
+            }
+        })
+    })
 }
 
 /// The hub: listens, serves its counters, relays until killed.
@@ -254,7 +249,7 @@ async fn hub(args: &SoakRoleArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     node.spawn(services::Hub { exchange });
-    roles::ready(&addr.to_string());
+    role::ready(&addr.to_string());
     std::future::pending::<()>().await;
     Ok(())
 }
@@ -263,7 +258,7 @@ async fn hub(args: &SoakRoleArgs) -> Result<(), String> {
 /// figures, then stays (its peers may still call) until killed.
 async fn producer(args: &SoakRoleArgs) -> Result<(), String> {
     let node = Node::new("soak-producer");
-    let exchange = roles::join(&node, &args.server).await?;
+    let exchange = mesh::join(&node, &args.server).await?;
     let served = Rc::new(Cell::new(0u64));
     let bad = Rc::new(Cell::new(0u64));
     node.spawn(services::Server {
@@ -277,7 +272,7 @@ async fn producer(args: &SoakRoleArgs) -> Result<(), String> {
         started: false,
         done: Some(done),
     });
-    roles::ready("");
+    role::ready("");
     let work = async {
         let pace = finished
             .await
@@ -290,7 +285,7 @@ async fn producer(args: &SoakRoleArgs) -> Result<(), String> {
     let pace = tokio::time::timeout(ROLE_LIMIT, work)
         .await
         .map_err(|_| format!("not done within {ROLE_LIMIT:?}"))??;
-    roles::result(&ProducerOutcome {
+    role::result(&ProducerOutcome {
         published: args.reports,
         acked: pace.acked()[0],
         served: served.get(),
@@ -305,20 +300,12 @@ async fn producer(args: &SoakRoleArgs) -> Result<(), String> {
 /// `PROGRESS k` at every tenth and its figures at the end.
 async fn consumer(args: &SoakRoleArgs) -> Result<(), String> {
     let node = Node::new("soak-consumer");
-    let exchange = roles::join(&node, &args.server).await?;
-    let server = roles::find(&node, SERVER).await?;
-    let hub = roles::find(&node, HUB).await?;
-    // The first request may overtake the announcement of this node's agent to the producer
-    // (which then drops it): probe with a timeout until one is answered.
+    let exchange = mesh::join(&node, &args.server).await?;
+    let server = mesh::find(&node, SERVER).await?;
+    let hub = mesh::find(&node, HUB).await?;
     let probe =
         services::ServerClient::new(node.endpoint(&server).with_timeout(Duration::from_secs(1)));
-    let deadline = Instant::now() + SETUP;
-    while let Err(e) = probe.ping().await {
-        if Instant::now() >= deadline {
-            return Err(format!("{SERVER} never answered: {e}"));
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    mesh::probe(SERVER, || probe.ping()).await?;
 
     let shared = Rc::new(Shared {
         gate: RefCell::new(Gate::new(
@@ -334,7 +321,7 @@ async fn consumer(args: &SoakRoleArgs) -> Result<(), String> {
     node.spawn(services::Subscriber {
         shared: shared.clone(),
     });
-    roles::ready("");
+    role::ready("");
 
     let call_timeout = Duration::from_secs(args.call_timeout.max(1));
     let client = services::ServerClient::new(node.endpoint(&server).with_timeout(call_timeout));
@@ -435,7 +422,7 @@ async fn consumer(args: &SoakRoleArgs) -> Result<(), String> {
         }
     };
     let gate = shared.gate.borrow();
-    roles::result(&ConsumerOutcome {
+    role::result(&ConsumerOutcome {
         received: gate.received,
         lost: gate.lost,
         late: gate.late,
@@ -454,17 +441,6 @@ async fn consumer(args: &SoakRoleArgs) -> Result<(), String> {
 /// The answer to request `seq` (what the server puts in place of the sequence number).
 fn answer(seq: u64) -> u64 {
     seq.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5eed
-}
-
-/// Whether every byte of `body` after its sequence number is the fill byte.
-fn filled(body: &[u8]) -> bool {
-    body.get(8..)
-        .is_some_and(|rest| rest.iter().all(|&b| b == FILL))
-}
-
-/// The sequence number of a report body exactly as published; `None` for any other body.
-fn checked_seq(body: &[u8]) -> Option<u64> {
-    seq_of(body).filter(|_| filled(body))
 }
 
 /// The consumer's state, shared by its subscriber service and its request workers (one
@@ -818,8 +794,9 @@ mod services {
     use netsvc::Exchange;
     use tokio::sync::oneshot;
 
-    use super::{answer, checked_seq, Blob, Pace, Shared, Traffic, PATTERN, PUBLISHER, SUBJECT};
-    use crate::roles::payload;
+    use super::{answer, Shared, Traffic, PATTERN, PUBLISHER, SUBJECT};
+    use crate::pace::Pace;
+    use crate::payload::{checked_seq, payload, Blob};
 
     /// The hub's counters, on request.
     #[derive(netsvc::Service)]
@@ -1508,12 +1485,7 @@ mod tests {
     }
 
     #[test]
-    fn bodies_are_checked_whole() {
-        assert_eq!(checked_seq(&payload(42)), Some(42));
-        let mut body = payload(42);
-        body[50] = 0;
-        assert_eq!(checked_seq(&body), None);
-        assert_eq!(checked_seq(&payload(42)[..99]), None);
+    fn answers_differ_from_the_request() {
         assert_ne!(answer(7), 7);
     }
 
