@@ -3,7 +3,7 @@
 //! Every run starts its own processes and kills them at its end: a server (netsvc: the
 //! `role exchange` process of this binary, a node listening with `Exchange::listen`; NATS:
 //! `nats-server -a 127.0.0.1 -p PORT`) and the worker processes (the `role` subcommand of this
-//! binary, see `roles.rs`), all on 127.0.0.1. The workers are laid out the same way on both
+//! binary, see `compare/roles.rs`), all on 127.0.0.1. The workers are laid out the same way on both
 //! sides and every body is 100 bytes.
 //!
 //! * `request_reply_1_in_flight` — a requester process and a responder process, both
@@ -40,11 +40,18 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+mod measure;
+mod nats;
+mod nats_server;
+mod netsvc;
+mod roles;
+
+pub(crate) use roles::RoleArgs;
+use roles::{PublishOutcome, RequestOutcome, SubscribeOutcome, System};
+
 use crate::fmt::{range, thousands, JsonLine};
-use crate::nats;
 use crate::procs::Proc;
 use crate::role::SETUP;
-use crate::roles::{PublishOutcome, RequestOutcome, SubscribeOutcome, System};
 
 /// Options of `netsvc-bench compare`.
 #[derive(Debug, Args)]
@@ -271,7 +278,7 @@ pub(crate) fn run(args: &CompareArgs) -> ExitCode {
     let nats_server = if args.side == Sides::Netsvc {
         None
     } else {
-        match nats::locate_server(args.nats_server.as_ref()) {
+        match nats_server::locate(args.nats_server.as_ref()) {
             Ok(path) => Some(path),
             Err(e) => {
                 eprintln!("error: {e}");
@@ -321,7 +328,7 @@ pub(crate) fn run(args: &CompareArgs) -> ExitCode {
         let version = plan
             .nats_server
             .as_deref()
-            .map(nats::server_version)
+            .map(nats_server::version)
             .unwrap_or_else(|| "not run".to_owned());
         println!(
             "netsvc-bench compare: netsvc vs NATS across processes on 127.0.0.1, {}-byte bodies; \
@@ -409,6 +416,14 @@ pub(crate) fn run(args: &CompareArgs) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Runs one role process (the hidden `role` subcommand).
+pub(crate) fn run_role(args: &RoleArgs) -> ExitCode {
+    crate::role::main(|| match args.system {
+        System::Netsvc => actix::System::new().block_on(netsvc::role(args)),
+        System::Nats => nats::role(args),
+    })
 }
 
 /// `reps` alternating runs of each selected side.
@@ -576,7 +591,7 @@ fn server(plan: &Plan, system: System) -> Result<(Proc, String), String> {
                 .nats_server
                 .as_ref()
                 .ok_or("nats-server was not located")?;
-            let (server, url) = nats::start_server(binary)?;
+            let (server, url) = nats_server::start(binary)?;
             if plan.verbose {
                 eprintln!("started nats-server (pid {}) at {url}", server.id());
             }
