@@ -361,7 +361,7 @@ pub(crate) fn run(args: &CompareArgs) -> ExitCode {
                         ratio,
                     };
                     if let Err(e) = line.print() {
-                        eprintln!("error: {e}");
+                        eprintln!("error: {}: {e}", workload.name);
                         failed = true;
                     }
                 } else {

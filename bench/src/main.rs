@@ -23,6 +23,7 @@ mod pace;
 mod payload;
 mod procs;
 mod role;
+mod runner;
 mod soak;
 mod stats;
 
