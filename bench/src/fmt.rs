@@ -66,6 +66,11 @@ pub(crate) fn compact(x: f64) -> String {
     }
 }
 
+/// KiB as MiB.
+pub(crate) fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,20 +45,23 @@ pub(crate) async fn find(node: &Node, name: &str) -> Result<Binding, String> {
     }
 }
 
-/// Calls `call` until it succeeds, for at most [`SETUP`]; `what` names the service in the
-/// error. The first request may overtake the announcement of this node's agent to the
-/// service's process (which then drops it), so `call` should carry a short timeout.
-pub(crate) async fn probe<T, E, Fut>(what: &str, call: impl Fn() -> Fut) -> Result<(), String>
+/// Calls `call` until it succeeds, for at most [`SETUP`], and returns its answer; `what`
+/// names the service in the error. The first request may overtake the announcement of this
+/// node's agent to the service's process (which then drops it), so `call` should carry a
+/// short timeout.
+pub(crate) async fn probe<T, E, Fut>(what: &str, call: impl Fn() -> Fut) -> Result<T, String>
 where
     Fut: Future<Output = Result<T, E>>,
     E: std::fmt::Display,
 {
     let deadline = Instant::now() + SETUP;
-    while let Err(e) = call().await {
-        if Instant::now() >= deadline {
-            return Err(format!("{what} never answered: {e}"));
+    loop {
+        match call().await {
+            Ok(answer) => return Ok(answer),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(format!("{what} never answered: {e}"))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    Ok(())
 }

@@ -24,7 +24,7 @@ pub(crate) fn seq_of(body: &[u8]) -> Option<u64> {
 }
 
 /// Whether every byte of `body` after its sequence number is the fill byte.
-pub(crate) fn filled(body: &[u8]) -> bool {
+fn filled(body: &[u8]) -> bool {
     body.get(8..)
         .is_some_and(|rest| rest.iter().all(|&b| b == FILL))
 }
