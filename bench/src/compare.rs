@@ -3,7 +3,7 @@
 //! Every run starts its own processes and kills them at its end: a server (netsvc: the
 //! `role exchange` process of this binary, a node listening with `Exchange::listen`; NATS:
 //! `nats-server -a 127.0.0.1 -p PORT`) and the worker processes (the `role` subcommand of this
-//! binary, see `compare/roles.rs`), all on 127.0.0.1. The workers are laid out the same way on both
+//! binary, see `compare/protocol.rs`), all on 127.0.0.1. The workers are laid out the same way on both
 //! sides and every body is 100 bytes.
 //!
 //! * `request_reply_1_in_flight` — a requester process and a responder process, both
@@ -35,7 +35,7 @@
 //! worse. The table also shows the range. Every wait is bounded (`--timeout` per run).
 //!
 //! Files: `compare/workloads.rs` lists the workloads, `compare/run.rs` runs one side once,
-//! `compare/report.rs` prints; the processes are `compare/roles.rs` (what they agree on),
+//! `compare/report.rs` prints; the processes are `compare/protocol.rs` (what they agree on),
 //! `compare/measure.rs` (measuring shared by both systems), `compare/netsvc.rs`,
 //! `compare/nats.rs` and `compare/nats_server.rs`.
 
@@ -49,13 +49,13 @@ mod measure;
 mod nats;
 mod nats_server;
 mod netsvc;
+mod protocol;
 mod report;
-mod roles;
 mod run;
 mod workloads;
 
-pub(crate) use roles::RoleArgs;
-use roles::System;
+pub(crate) use protocol::RoleArgs;
+use protocol::System;
 use run::{Figure, Plan};
 use workloads::{Workload, WORKLOADS};
 

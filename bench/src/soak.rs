@@ -43,7 +43,7 @@
 //! ```
 //!
 //! Files: `soak/settings.rs` (the counts and limits, shared by the driver and the processes),
-//! `soak/roles.rs` (what the processes agree on), `soak/hub.rs`, `soak/producer.rs`,
+//! `soak/protocol.rs` (what the processes agree on), `soak/hub.rs`, `soak/producer.rs`,
 //! `soak/consumer.rs` with `soak/gate.rs` (the processes), `soak/run.rs` with `soak/rss.rs`
 //! (the driver), `soak/verdict.rs` and `soak/report.rs` (the checks and the output).
 
@@ -51,8 +51,8 @@ mod consumer;
 mod gate;
 mod hub;
 mod producer;
+mod protocol;
 mod report;
-mod roles;
 mod rss;
 mod run;
 mod settings;
@@ -62,8 +62,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use roles::SoakRole;
-pub(crate) use roles::SoakRoleArgs;
+use protocol::SoakRole;
+pub(crate) use protocol::SoakRoleArgs;
 use settings::Settings;
 
 /// Options of `netsvc-bench soak`.

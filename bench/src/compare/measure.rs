@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
-use super::roles::{RequestOutcome, RoleArgs, SubscribeOutcome, ROLE_LIMIT};
+use super::protocol::{RequestOutcome, RoleArgs, SubscribeOutcome, ROLE_LIMIT};
 use crate::role::{self, SETUP};
 use crate::stats::percentile;
 

@@ -22,7 +22,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 
 use super::measure::{self, Tally};
-use super::roles::{PublishOutcome, RoleArgs, RoleKind, PATTERN, ROLE_LIMIT, SETTLE, SUBJECT};
+use super::protocol::{PublishOutcome, RoleArgs, RoleKind, PATTERN, ROLE_LIMIT, SETTLE, SUBJECT};
 use crate::pace::Pace;
 use crate::payload::{payload, seq_of};
 use crate::role::{ready, result, SETUP};

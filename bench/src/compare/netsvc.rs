@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 
 use super::measure;
 use super::measure::Tally;
-use super::roles::{PublishOutcome, RoleArgs, RoleKind, ROLE_LIMIT};
+use super::protocol::{PublishOutcome, RoleArgs, RoleKind, ROLE_LIMIT};
 use crate::mesh::{find, join, probe};
 use crate::pace::Pace;
 use crate::payload::{payload, seq_of, Blob};
@@ -130,7 +130,7 @@ mod services {
 
     use super::PUBLISHER;
     use crate::compare::measure::Tally;
-    use crate::compare::roles::{SubscribeOutcome, PATTERN, SETTLE, SUBJECT};
+    use crate::compare::protocol::{SubscribeOutcome, PATTERN, SETTLE, SUBJECT};
     use crate::pace::Pace;
     use crate::payload::{payload, seq_of, Blob};
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::nats_server;
-use super::roles::{PublishOutcome, RequestOutcome, SubscribeOutcome, System};
+use super::protocol::{PublishOutcome, RequestOutcome, SubscribeOutcome, System};
 use super::workloads::{Shape, Workload};
 use crate::procs::{self, Proc};
 use crate::role::SETUP;

@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 use super::gate::{Gate, Issue, Step};
 use super::hub::HubClient;
 use super::producer::{PublisherClient, ServerClient};
-use super::roles::{
+use super::protocol::{
     answer, SoakRoleArgs, Traffic, HUB, PATTERN, PUBLISHER, ROLE_LIMIT, SERVER, SETTLE,
 };
 use super::settings::Plan;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::roles::{ConsumerOutcome, Traffic};
+use super::protocol::{ConsumerOutcome, Traffic};
 use crate::stats::Histogram;
 
 /// Share of the totals one stream may run ahead of the other (1/50 = 2 %).

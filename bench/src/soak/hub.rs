@@ -5,7 +5,7 @@
 use netsvc::prelude::*;
 use netsvc::Exchange;
 
-use super::roles::{SoakRoleArgs, Traffic};
+use super::protocol::{SoakRoleArgs, Traffic};
 use crate::role;
 
 /// The hub: listens, serves its counters, relays until killed.

@@ -10,7 +10,7 @@ use netsvc::prelude::*;
 use netsvc::Exchange;
 use tokio::sync::oneshot;
 
-use super::roles::{answer, ProducerOutcome, SoakRoleArgs, Traffic, ROLE_LIMIT, SUBJECT};
+use super::protocol::{answer, ProducerOutcome, SoakRoleArgs, Traffic, ROLE_LIMIT, SUBJECT};
 use super::settings::Plan;
 use crate::pace::Pace;
 use crate::payload::{checked_seq, payload, Blob};

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::roles::{ConsumerOutcome, ProducerOutcome};
+use super::protocol::{ConsumerOutcome, ProducerOutcome};
 use super::rss::RssSamples;
 use super::run::Finished;
 use super::settings::Plan;

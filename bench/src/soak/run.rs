@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::roles::{ConsumerOutcome, ProducerOutcome};
+use super::protocol::{ConsumerOutcome, ProducerOutcome};
 use super::rss::{RssSamples, Sampler};
 use super::settings::Plan;
 use crate::procs::{self, Proc};
