@@ -218,7 +218,7 @@ fn measure(
 
 /// Runs one role process (the hidden `role` subcommand).
 pub(crate) fn run_role(args: &RoleArgs) -> ExitCode {
-    crate::role::main(|| match args.system {
+    crate::roles::main(|| match args.system {
         System::Netsvc => actix::System::new().block_on(netsvc::role(args)),
         System::Nats => nats::role(args),
     })

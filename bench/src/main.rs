@@ -22,7 +22,7 @@ mod mesh;
 mod pace;
 mod payload;
 mod procs;
-mod role;
+mod roles;
 mod runner;
 mod soak;
 mod stats;

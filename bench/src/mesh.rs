@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use netsvc::prelude::*;
 use netsvc::{ConnectionState, Exchange};
 
-use crate::role::SETUP;
+use crate::roles::SETUP;
 
 /// Connects `node` to the exchange server at `server` and waits until the link is active.
 pub(crate) async fn join(node: &Node, server: &str) -> Result<Exchange, String> {

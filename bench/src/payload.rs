@@ -1,7 +1,6 @@
 //! The body of every request, response and report of `compare` and `soak`: [`PAYLOAD_LEN`]
-//! bytes carrying a sequence number, the rest a fill byte.
-
-use serde::{Deserialize, Serialize};
+//! bytes carrying a sequence number, the rest a fill byte. netsvc sends it as a
+//! `crate::roles::Blob`.
 
 /// Size of every body, in bytes.
 pub(crate) const PAYLOAD_LEN: usize = 100;
@@ -33,10 +32,6 @@ fn filled(body: &[u8]) -> bool {
 pub(crate) fn checked_seq(body: &[u8]) -> Option<u64> {
     seq_of(body).filter(|_| filled(body))
 }
-
-/// The netsvc payload type: one body, encoded as one byte string.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Blob(#[serde(with = "serde_bytes")] pub(crate) Vec<u8>);
 
 #[cfg(test)]
 mod tests {

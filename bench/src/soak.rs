@@ -111,7 +111,7 @@ fn soak(args: &SoakArgs) -> Result<bool, String> {
 /// Runs one soak process (the hidden `soak-role` subcommand).
 pub(crate) fn run_role(args: &SoakRoleArgs) -> ExitCode {
     let plan = args.settings.plan();
-    crate::role::main(|| {
+    crate::roles::main(|| {
         actix::System::new().block_on(async {
             match args.role {
                 SoakRole::Hub => hub::hub(args).await,

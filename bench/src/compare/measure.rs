@@ -8,7 +8,7 @@ use std::time::Instant;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use super::protocol::{RequestOutcome, RoleArgs, SubscribeOutcome, ROLE_LIMIT};
-use crate::role::{self, SETUP};
+use crate::roles::{self, SETUP};
 use crate::stats::percentile;
 
 /// The requester's work: `--warmup` unmeasured sequential requests (within [`SETUP`]), then
@@ -28,7 +28,7 @@ where
     )
     .await
     .map_err(|_| format!("requests not done within {ROLE_LIMIT:?}"))??;
-    role::result(&outcome)
+    roles::result(&outcome)
 }
 
 /// Runs `count` requests, `in_flight` at a time, and measures them: `in_flight` looping

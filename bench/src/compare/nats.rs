@@ -25,7 +25,7 @@ use super::measure::{self, Tally};
 use super::protocol::{PublishOutcome, RoleArgs, RoleKind, PATTERN, ROLE_LIMIT, SETTLE, SUBJECT};
 use crate::pace::Pace;
 use crate::payload::{payload, seq_of};
-use crate::role::{ready, result, SETUP};
+use crate::roles::{ready, result, SETUP};
 
 /// Bound of each async-nats subscription's channel, in messages.
 const SUBSCRIPTION_CAPACITY: usize = 1 << 20;

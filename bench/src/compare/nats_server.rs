@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::procs::{self, Proc};
-use crate::role::SETUP;
+use crate::roles::SETUP;
 
 /// Where nats-server is: `explicit`, else `nats-server` on `PATH`, else Debian's
 /// `/usr/sbin/nats-server`.

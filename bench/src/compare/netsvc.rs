@@ -13,8 +13,9 @@ use super::measure::Tally;
 use super::protocol::{PublishOutcome, RoleArgs, RoleKind, ROLE_LIMIT};
 use crate::mesh::{find, join, probe};
 use crate::pace::Pace;
-use crate::payload::{payload, seq_of, Blob};
-use crate::role::{ready, result};
+use crate::payload::{payload, seq_of};
+use crate::roles::Blob;
+use crate::roles::{ready, result};
 
 /// Name of the netsvc responder service.
 const RESPONDER: &str = "bench-responder";
@@ -132,7 +133,8 @@ mod services {
     use crate::compare::measure::Tally;
     use crate::compare::protocol::{SubscribeOutcome, PATTERN, SETTLE, SUBJECT};
     use crate::pace::Pace;
-    use crate::payload::{payload, seq_of, Blob};
+    use crate::payload::{payload, seq_of};
+    use crate::roles::Blob;
 
     /// Echoes requests.
     #[derive(netsvc::Service)]

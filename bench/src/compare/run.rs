@@ -8,7 +8,7 @@ use super::nats_server;
 use super::protocol::{PublishOutcome, RequestOutcome, SubscribeOutcome, System};
 use super::workloads::{Shape, Workload};
 use crate::procs::{self, Proc};
-use crate::role::SETUP;
+use crate::roles::SETUP;
 use crate::stats;
 
 /// Counts and settings of one invocation.

@@ -19,8 +19,9 @@ use super::protocol::{
     answer, SoakRoleArgs, Traffic, HUB, PATTERN, PUBLISHER, ROLE_LIMIT, SERVER, SETTLE,
 };
 use super::settings::Plan;
-use crate::payload::{checked_seq, payload, seq_of, Blob};
-use crate::{mesh, role};
+use crate::payload::{checked_seq, payload, seq_of};
+use crate::roles::Blob;
+use crate::{mesh, roles};
 
 /// The consumer: subscribes, makes the requests, counts and checks everything, prints
 /// `PROGRESS k` at every tenth and its figures at the end.
@@ -46,7 +47,7 @@ pub(crate) async fn consumer(args: &SoakRoleArgs, plan: &Plan) -> Result<(), Str
     node.spawn(Subscriber {
         shared: shared.clone(),
     });
-    role::ready("");
+    roles::ready("");
 
     let call_timeout = Duration::from_secs(args.call_timeout.max(1));
     let client = ServerClient::new(node.endpoint(&server).with_timeout(call_timeout));
@@ -67,7 +68,7 @@ pub(crate) async fn consumer(args: &SoakRoleArgs, plan: &Plan) -> Result<(), Str
         .gate
         .borrow()
         .outcome(elapsed, exchange.stats().into(), hub_traffic);
-    role::result(&outcome)
+    roles::result(&outcome)
 }
 
 /// Makes every request, `in_flight` at a time as the gate allows, then waits until the gate

@@ -6,7 +6,7 @@ use netsvc::prelude::*;
 use netsvc::Exchange;
 
 use super::protocol::{SoakRoleArgs, Traffic};
-use crate::role;
+use crate::roles;
 
 /// The hub: listens, serves its counters, relays until killed.
 pub(crate) async fn hub(args: &SoakRoleArgs) -> Result<(), String> {
@@ -17,7 +17,7 @@ pub(crate) async fn hub(args: &SoakRoleArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     node.spawn(Hub { exchange });
-    role::ready(&addr.to_string());
+    roles::ready(&addr.to_string());
     std::future::pending::<()>().await;
     Ok(())
 }

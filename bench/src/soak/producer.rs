@@ -13,8 +13,9 @@ use tokio::sync::oneshot;
 use super::protocol::{answer, ProducerOutcome, SoakRoleArgs, Traffic, ROLE_LIMIT, SUBJECT};
 use super::settings::Plan;
 use crate::pace::Pace;
-use crate::payload::{checked_seq, payload, Blob};
-use crate::{mesh, role};
+use crate::payload::{checked_seq, payload};
+use crate::roles::Blob;
+use crate::{mesh, roles};
 
 /// The producer: serves requests and publishes reports until both are done, prints its
 /// figures, then stays (its peers may still call) until killed.
@@ -34,7 +35,7 @@ pub(crate) async fn producer(args: &SoakRoleArgs, plan: &Plan) -> Result<(), Str
         started: false,
         done: Some(done),
     });
-    role::ready("");
+    roles::ready("");
     let work = async {
         let pace = finished
             .await
@@ -47,7 +48,7 @@ pub(crate) async fn producer(args: &SoakRoleArgs, plan: &Plan) -> Result<(), Str
     let pace = tokio::time::timeout(ROLE_LIMIT, work)
         .await
         .map_err(|_| format!("not done within {ROLE_LIMIT:?}"))??;
-    role::result(&ProducerOutcome {
+    roles::result(&ProducerOutcome {
         published: plan.reports,
         acked: pace.acked()[0],
         served: served.get(),

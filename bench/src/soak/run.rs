@@ -9,7 +9,7 @@ use super::protocol::{ConsumerOutcome, ProducerOutcome};
 use super::rss::{RssSamples, Sampler};
 use super::settings::Plan;
 use crate::procs::{self, Proc};
-use crate::role::SETUP;
+use crate::roles::SETUP;
 
 /// What a finished run gives the verdict and the report.
 pub(crate) struct Finished {

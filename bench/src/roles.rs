@@ -1,12 +1,14 @@
-//! The role-process side of the line protocol of `procs.rs`: the hidden `role` and
-//! `soak-role` subcommands run through [`main`], print `READY` with [`ready`] and
-//! `RESULT <json>` with [`result`], and exit when their stdin closes.
+//! What every role process shares (the processes of `compare` and `soak`, started by their
+//! drivers as the hidden `role` and `soak-role` subcommands): their side of the line protocol
+//! of `procs.rs` (they run through [`main`], print `READY` with [`ready`] and `RESULT <json>`
+//! with [`result`], and exit when their stdin closes), and [`Blob`], the type netsvc sends
+//! their bodies as.
 
 use std::io::Read;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Longest a role waits for its connection and its peers, and a driver for a setup step.
 pub(crate) const SETUP: Duration = Duration::from_secs(15);
@@ -49,4 +51,22 @@ pub(crate) fn result<T: Serialize>(value: &T) -> Result<(), String> {
         serde_json::to_string(value).map_err(|e| format!("cannot encode the result: {e}"))?;
     println!("RESULT {json}");
     Ok(())
+}
+
+/// The netsvc payload type of every body of `payload.rs`: one byte string.
+///
+/// It is defined here, not in `payload.rs`, because netsvc sends a payload's type name
+/// (`std::any::type_name`, the module path included) with every message: this path keeps
+/// every message of `compare` and `soak` the size it has always been.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Blob(#[serde(with = "serde_bytes")] pub(crate) Vec<u8>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_payload_type_keeps_its_name_on_the_wire() {
+        assert_eq!(std::any::type_name::<Blob>(), "netsvc_bench::roles::Blob");
+    }
 }
