@@ -3,8 +3,8 @@
 //! Every run starts its own processes and kills them at its end: a server (netsvc: the
 //! `role exchange` process of this binary, a node listening with `Exchange::listen`; NATS:
 //! `nats-server -a 127.0.0.1 -p PORT`) and the worker processes (the `role` subcommand of this
-//! binary, see `compare/protocol.rs`), all on 127.0.0.1. The workers are laid out the same way on both
-//! sides and every body is 100 bytes.
+//! binary, see `compare/protocol.rs`), all on 127.0.0.1. The workers are laid out the same way
+//! on both sides and every body is 100 bytes.
 //!
 //! * `request_reply_1_in_flight` — a requester process and a responder process, both
 //!   connected to the server; sequential round trips. Figure: p50 latency in µs (p99 shown in

@@ -1,7 +1,7 @@
 //! Child processes of `compare` and `soak`: started with piped stdio, read line by line with
 //! bounded waits, and always killed and reaped when dropped (also on error paths and panics).
 //!
-//! The line protocol of the role processes (their side of it is `role.rs`) on stdout:
+//! The line protocol of the role processes (their side of it is `roles.rs`) on stdout:
 //!
 //! * `READY` or `READY <detail>` — the role is connected and set up;
 //! * `RESULT <json>` — its measured outcome;

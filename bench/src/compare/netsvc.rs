@@ -8,14 +8,12 @@ use netsvc::prelude::*;
 use netsvc::Exchange;
 use tokio::sync::oneshot;
 
-use super::measure;
-use super::measure::Tally;
+use super::measure::{self, Tally};
 use super::protocol::{PublishOutcome, RoleArgs, RoleKind, ROLE_LIMIT};
 use crate::mesh::{find, join, probe};
 use crate::pace::Pace;
 use crate::payload::{payload, seq_of};
-use crate::roles::Blob;
-use crate::roles::{ready, result};
+use crate::roles::{ready, result, Blob};
 
 /// Name of the netsvc responder service.
 const RESPONDER: &str = "bench-responder";

@@ -11,7 +11,7 @@
 //! ```
 //!
 //! Each prints `READY` once it is connected and set up, and `RESULT <json>` with its figures
-//! (see `procs.rs` for the line protocol and `role.rs` for the role's side of it). Every role
+//! (see `procs.rs` for the line protocol and `roles.rs` for the role's side of it). Every role
 //! exits when its stdin closes, so a role never outlives the driver. This file has what the
 //! driver and the roles of both systems agree on: the options, the subjects and limits, and
 //! the outcomes; `measure.rs` has the measuring both systems share, `netsvc.rs` and
