@@ -135,19 +135,16 @@ pub(crate) fn run(args: &CompareArgs) -> ExitCode {
         }
     };
     let reps = args.reps.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
-    let selected = match runner::select(WORKLOADS, |w| w.name, args.only.as_deref()) {
-        Ok(selected) => selected,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::FAILURE;
+    let heading = || {
+        if !args.json {
+            report::header(&plan, reps);
         }
     };
-    if !args.json {
-        report::header(&plan, reps);
-    }
     runner::run_all(
-        &selected,
+        WORKLOADS,
         |w| w.name,
+        args.only.as_deref(),
+        heading,
         |workload| {
             let runs = measure(workload, &plan, reps, args.side)?;
             if args.json {

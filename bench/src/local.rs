@@ -130,19 +130,16 @@ pub(crate) fn run(args: &LocalArgs) -> ExitCode {
         yield_between_batches: !args.no_yield,
     };
     let reps = args.reps.unwrap_or(if args.quick { 3 } else { 7 }).max(1);
-    let selected = match runner::select(WORKLOADS, |w| w.name, args.only.as_deref()) {
-        Ok(selected) => selected,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::FAILURE;
+    let heading = || {
+        if !args.json {
+            report::header(args.stat.describe(), reps);
         }
     };
-    if !args.json {
-        report::header(args.stat.describe(), reps);
-    }
     runner::run_all(
-        &selected,
+        WORKLOADS,
         |w| w.name,
+        args.only.as_deref(),
+        heading,
         |workload| {
             let runs = measure(workload, &plan, reps, args.side)?;
             let figures = (args.stat.of(&runs[0]), args.stat.of(&runs[1]));

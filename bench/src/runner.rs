@@ -1,13 +1,13 @@
-//! What the runners of `local` and `compare` share: choosing the workloads `--only` names,
-//! the warm-up and alternation of the two sides of a workload, and running every chosen
-//! workload to the end.
+//! What the runners of `local` and `compare` share: choosing the workloads `--only` names and
+//! running each of them to the end, and the warm-up and alternation of a workload's two
+//! sides.
 
 use std::process::ExitCode;
 
 /// The workloads `only` selects: all of them without `only`; the one named `only` if there is
 /// one (a name may be a prefix of another: `reports_1_to_1`, `reports_1_to_10`); else every
 /// one whose name contains `only`. Fails when none matches.
-pub(crate) fn select<'a, W>(
+fn select<'a, W>(
     all: &'a [W],
     name: impl Fn(&W) -> &str,
     only: Option<&str>,
@@ -59,15 +59,26 @@ pub(crate) fn alternate<T>(
     Ok(runs)
 }
 
-/// Runs `each` for every workload in turn. A failure is printed (`error: <name>: <message>`)
-/// and makes the exit status a failure; the workloads after it still run.
+/// Runs `each` for every workload `only` selects (see [`select`]), in turn, after `heading`.
+/// A failure is printed (`error: <name>: <message>`) and makes the exit status a failure;
+/// the workloads after it still run. Nothing runs when no workload matches.
 pub(crate) fn run_all<W>(
-    workloads: &[&W],
+    all: &[W],
     name: impl Fn(&W) -> &str,
+    only: Option<&str>,
+    heading: impl FnOnce(),
     mut each: impl FnMut(&W) -> Result<(), String>,
 ) -> ExitCode {
+    let selected = match select(all, &name, only) {
+        Ok(selected) => selected,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    heading();
     let mut failed = false;
-    for &workload in workloads {
+    for workload in selected {
         if let Err(e) = each(workload) {
             eprintln!("error: {}: {e}", name(workload));
             failed = true;
