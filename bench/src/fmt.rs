@@ -1,5 +1,5 @@
-//! Output shared by `local` and `compare`: number formatting for the tables, and the
-//! `--json` line.
+//! Output shared by the subcommands: number formatting for the tables, and the `--json` line
+//! of `local` and `compare`.
 
 /// One line of `--json` output (fields in this order).
 #[derive(Debug, serde::Serialize)]
@@ -17,10 +17,10 @@ pub(crate) struct JsonLine {
 }
 
 impl JsonLine {
-    /// Prints the line; an encoding failure is reported as an error for `workload`.
+    /// Prints the line.
     pub(crate) fn print(&self) -> Result<(), String> {
-        let line = serde_json::to_string(self)
-            .map_err(|e| format!("{}: cannot encode the result: {e}", self.workload))?;
+        let line =
+            serde_json::to_string(self).map_err(|e| format!("cannot encode the result: {e}"))?;
         println!("{line}");
         Ok(())
     }
@@ -63,5 +63,24 @@ pub(crate) fn compact(x: f64) -> String {
         format!("{:.0}k", x / 1e3)
     } else {
         format!("{x:.1}")
+    }
+}
+
+/// KiB as MiB.
+pub(crate) fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_groups_digits() {
+        assert_eq!(thousands(0.0), "0");
+        assert_eq!(thousands(999.4), "999");
+        assert_eq!(thousands(1_712_345.0), "1,712,345");
+        assert_eq!(thousands(-12_345.0), "-12,345");
+        assert_eq!(thousands(f64::NAN), "NaN");
     }
 }

@@ -18,10 +18,14 @@
 mod compare;
 mod fmt;
 mod local;
-mod nats;
+mod mesh;
+mod pace;
+mod payload;
 mod procs;
 mod roles;
+mod runner;
 mod soak;
+mod stats;
 
 use std::process::ExitCode;
 
@@ -48,7 +52,7 @@ enum Command {
     Compare(compare::CompareArgs),
     /// One process of a `compare` workload (started by `compare` itself).
     #[command(hide = true)]
-    Role(roles::RoleArgs),
+    Role(compare::RoleArgs),
     /// A long mixed run through one hub: requests and reports counted, memory sampled.
     Soak(soak::SoakArgs),
     /// One process of `soak` (started by `soak` itself).
@@ -62,7 +66,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Local(args) => local::run(&args),
         Command::Compare(args) => compare::run(&args),
-        Command::Role(args) => roles::run(&args),
+        Command::Role(args) => compare::run_role(&args),
         Command::Soak(args) => soak::run(&args),
         Command::SoakRole(args) => soak::run_role(&args),
     }

@@ -1,7 +1,7 @@
-//! Child processes of `compare`: started with piped stdio, read line by line with bounded
-//! waits, and always killed and reaped when dropped (also on error paths and panics).
+//! Child processes of `compare` and `soak`: started with piped stdio, read line by line with
+//! bounded waits, and always killed and reaped when dropped (also on error paths and panics).
 //!
-//! The line protocol of the role processes (see `roles.rs`) on stdout:
+//! The line protocol of the role processes (their side of it is `roles.rs`) on stdout:
 //!
 //! * `READY` or `READY <detail>` — the role is connected and set up;
 //! * `RESULT <json>` — its measured outcome;
@@ -10,8 +10,10 @@
 //! Any other line is ignored. A role process also exits on its own when its stdin reaches end
 //! of file, so it cannot outlive a driver that was killed without running its destructors.
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -59,6 +61,23 @@ impl Proc {
             lines,
             _stdin: stdin,
         })
+    }
+
+    /// Starts this executable, `exe`, again with `args`, as the role process `name` (see
+    /// [`Proc::role`]); with `verbose`, says so on stderr with its pid.
+    pub(crate) fn start_role(
+        exe: &Path,
+        name: String,
+        args: impl IntoIterator<Item = impl AsRef<OsStr>>,
+        verbose: bool,
+    ) -> Result<Proc, String> {
+        let mut command = Command::new(exe);
+        command.args(args);
+        let proc = Proc::role(name, command)?;
+        if verbose {
+            eprintln!("started {} (pid {})", proc.name(), proc.id());
+        }
+        Ok(proc)
     }
 
     /// Starts a foreign server (`nats-server`) with all of its stdio discarded.
@@ -150,6 +169,11 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Decodes the `RESULT` line `line` of a role; `what` names the role in the error.
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(what: &str, line: &str) -> Result<T, String> {
+    serde_json::from_str(line).map_err(|e| format!("bad {what} result {line:?}: {e}"))
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.

@@ -1,4 +1,5 @@
-//! The NATS side of `compare`: the roles on the async-nats client, and running nats-server.
+//! The NATS side of `compare`: its roles on the async-nats client (nats-server itself is
+//! started by `nats_server.rs`).
 //!
 //! Configuration (the same for every NATS role):
 //!
@@ -14,22 +15,20 @@
 //! Subjects: requests go to `bench.rr` (the responder echoes the body to the reply inbox);
 //! reports to `bench.x`, subscribed as `bench.*`; acknowledgements to `ack.<index>`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use async_nats::{Client, ConnectOptions};
+use async_nats::{Client, ConnectOptions, Subscriber, ToSubject};
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-use crate::procs::{self, Proc};
-use crate::roles::{
-    drive_requests, payload, ready, result, seq_of, Pace, PublishOutcome, RoleArgs, RoleKind,
-    Tally, PATTERN, ROLE_LIMIT, SETTLE, SETUP, SUBJECT,
-};
+use super::measure::{self, Tally};
+use super::protocol::{PublishOutcome, RoleArgs, RoleKind, PATTERN, ROLE_LIMIT, SETTLE, SUBJECT};
+use crate::pace::Pace;
+use crate::payload::{payload, seq_of};
+use crate::roles::{ready, result, SETUP};
 
 /// Bound of each async-nats subscription's channel, in messages.
-pub(crate) const SUBSCRIPTION_CAPACITY: usize = 1 << 20;
+const SUBSCRIPTION_CAPACITY: usize = 1 << 20;
 /// Subject of the request/reply workloads.
 const REQUEST_SUBJECT: &str = "bench.rr";
 /// Prefix of acknowledgement subjects (`ack.<index>`).
@@ -42,7 +41,7 @@ pub(crate) fn role(args: &RoleArgs) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot build a tokio runtime: {e}"))?;
     runtime.block_on(async {
-        match args.kind() {
+        match args.kind {
             RoleKind::Exchange => {
                 Err("NATS has no exchange role: compare starts nats-server".to_owned())
             }
@@ -65,17 +64,29 @@ async fn connect(server: &str) -> Result<Client, String> {
         .map_err(|e| format!("cannot connect to nats-server at {server}: {e}"))
 }
 
-/// Echoes every request on `bench.rr` to its reply subject, until killed.
-async fn responder(args: &RoleArgs) -> Result<(), String> {
-    let client = connect(&args.server).await?;
-    let mut requests = client
-        .subscribe(REQUEST_SUBJECT)
+/// Subscribes to `subject` and flushes, so that the server has the subscription before the
+/// role says `READY`.
+async fn subscribe(client: &Client, subject: impl ToSubject) -> Result<Subscriber, String> {
+    let subscription = client
+        .subscribe(subject)
         .await
         .map_err(|e| format!("cannot subscribe: {e}"))?;
+    flush(client).await?;
+    Ok(subscription)
+}
+
+/// Sends everything the client has buffered.
+async fn flush(client: &Client) -> Result<(), String> {
     client
         .flush()
         .await
-        .map_err(|e| format!("cannot flush: {e}"))?;
+        .map_err(|e| format!("cannot flush: {e}"))
+}
+
+/// Echoes every request on `bench.rr` to its reply subject, until killed.
+async fn responder(args: &RoleArgs) -> Result<(), String> {
+    let client = connect(&args.server).await?;
+    let mut requests = subscribe(&client, REQUEST_SUBJECT).await?;
     ready("");
     while let Some(message) = requests.next().await {
         if let Some(reply) = message.reply {
@@ -100,30 +111,14 @@ async fn requester(args: &RoleArgs) -> Result<(), String> {
         seq_of(&message.payload)
             .ok_or_else(|| format!("request {i}: response of {} bytes", message.payload.len()))
     };
-    tokio::time::timeout(SETUP, drive_requests(args.warmup, 1, &call))
-        .await
-        .map_err(|_| format!("warm-up not done within {SETUP:?}"))??;
-    let outcome = tokio::time::timeout(
-        ROLE_LIMIT,
-        drive_requests(args.count, args.in_flight, &call),
-    )
-    .await
-    .map_err(|_| format!("requests not done within {ROLE_LIMIT:?}"))??;
-    result(&outcome)
+    measure::requests(args, call).await
 }
 
 /// Publishes `--count` reports on `bench.x`, paced by acknowledgements on `ack.*`. The
 /// driver starts it once every subscriber is subscribed.
 async fn publisher(args: &RoleArgs) -> Result<(), String> {
     let client = connect(&args.server).await?;
-    let mut acks = client
-        .subscribe(format!("{ACK_PREFIX}*"))
-        .await
-        .map_err(|e| format!("cannot subscribe: {e}"))?;
-    client
-        .flush()
-        .await
-        .map_err(|e| format!("cannot flush: {e}"))?;
+    let mut acks = subscribe(&client, format!("{ACK_PREFIX}*")).await?;
     ready("");
     let mut pace = Pace::new(args.count, args.window, args.subscribers);
     let start = Instant::now();
@@ -157,24 +152,13 @@ async fn publisher(args: &RoleArgs) -> Result<(), String> {
             _ => return Err(format!("bad acknowledgement on {}", message.subject)),
         }
     }
-    let elapsed = start.elapsed();
-    result(&PublishOutcome {
-        ops: args.count * args.subscribers as u64,
-        elapsed_ns: elapsed.as_nanos() as u64,
-    })
+    result(&PublishOutcome::of(args, start.elapsed()))
 }
 
 /// Counts reports on `bench.*` and acknowledges them on `ack.<index>`.
 async fn subscriber(args: &RoleArgs) -> Result<(), String> {
     let client = connect(&args.server).await?;
-    let mut reports = client
-        .subscribe(PATTERN)
-        .await
-        .map_err(|e| format!("cannot subscribe: {e}"))?;
-    client
-        .flush()
-        .await
-        .map_err(|e| format!("cannot flush: {e}"))?;
+    let mut reports = subscribe(&client, PATTERN).await?;
     ready("");
     let ack_subject = format!("{ACK_PREFIX}{}", args.index);
     let mut tally = Tally::new(args.count, args.ack_every);
@@ -200,10 +184,7 @@ async fn subscriber(args: &RoleArgs) -> Result<(), String> {
                 .map_err(|e| format!("cannot acknowledge: {e}"))?;
         }
     }
-    client
-        .flush()
-        .await
-        .map_err(|e| format!("cannot flush: {e}"))?;
+    flush(&client).await?;
     // Keep counting for a moment: extra deliveries would show up here.
     let settle = tokio::time::sleep(SETTLE);
     tokio::pin!(settle);
@@ -219,59 +200,4 @@ async fn subscriber(args: &RoleArgs) -> Result<(), String> {
         }
     }
     result(&tally.outcome())
-}
-
-/// Where nats-server is: `explicit`, else `nats-server` on `PATH`, else Debian's
-/// `/usr/sbin/nats-server`.
-pub(crate) fn locate_server(explicit: Option<&PathBuf>) -> Result<PathBuf, String> {
-    if let Some(path) = explicit {
-        return if path.is_file() {
-            Ok(path.clone())
-        } else {
-            Err(format!("--nats-server {}: no such file", path.display()))
-        };
-    }
-    let on_path = std::env::var_os("PATH")
-        .map(|paths| {
-            std::env::split_paths(&paths)
-                .map(|dir| dir.join("nats-server"))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    on_path
-        .into_iter()
-        .chain([
-            PathBuf::from("/usr/sbin/nats-server"),
-            PathBuf::from("/usr/bin/nats-server"),
-        ])
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            "nats-server not found: install it (Debian: `apt-get install nats-server`) or pass \
-             --nats-server PATH (or run only the netsvc side with --side netsvc)"
-                .to_owned()
-        })
-}
-
-/// `nats-server --version`, waited for at most 5 s.
-pub(crate) fn server_version(binary: &Path) -> String {
-    let binary = binary.to_path_buf();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(Command::new(binary).arg("--version").output());
-    });
-    match rx.recv_timeout(Duration::from_secs(5)) {
-        Ok(Ok(out)) => String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-        _ => "nats-server (version unknown)".to_owned(),
-    }
-}
-
-/// Starts nats-server on 127.0.0.1 with a free port; returns it and its client URL.
-pub(crate) fn start_server(binary: &Path) -> Result<(Proc, String), String> {
-    let port = procs::free_port()?;
-    let mut command = Command::new(binary);
-    command.args(["-a", "127.0.0.1", "-p", &port.to_string()]);
-    let server = Proc::server("nats-server", command)?;
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    procs::wait_listening(addr, SETUP).map_err(|e| format!("nats-server did not start: {e}"))?;
-    Ok((server, format!("nats://127.0.0.1:{port}")))
 }

@@ -1,0 +1,246 @@
+//! The netsvc side of `compare`: its roles as netsvc nodes and services, one actix `System`
+//! (one arbiter) per process, each process connected to the `exchange` role (see
+//! `compare.rs` for what each workload does on each side).
+
+use std::time::Duration;
+
+use netsvc::prelude::*;
+use netsvc::Exchange;
+use tokio::sync::oneshot;
+
+use super::measure::{self, Tally};
+use super::protocol::{PublishOutcome, RoleArgs, RoleKind, ROLE_LIMIT};
+use crate::mesh::{find, join, probe};
+use crate::pace::Pace;
+use crate::payload::{payload, seq_of};
+use crate::roles::{ready, result, Blob};
+
+/// Name of the netsvc responder service.
+const RESPONDER: &str = "bench-responder";
+/// Name of the netsvc publisher service.
+const PUBLISHER: &str = "bench-publisher";
+
+/// Runs one netsvc role.
+pub(crate) async fn role(args: &RoleArgs) -> Result<(), String> {
+    match args.kind {
+        RoleKind::Exchange => exchange_server(args).await,
+        RoleKind::Responder => responder(args).await,
+        RoleKind::Requester => requester(args).await,
+        RoleKind::Publisher => publisher(args).await,
+        RoleKind::Subscriber => subscriber(args).await,
+    }
+}
+
+/// The exchange server: listens and relays until killed.
+async fn exchange_server(args: &RoleArgs) -> Result<(), String> {
+    let node = Node::new("bench-exchange");
+    let exchange = Exchange::new(&node);
+    let addr = exchange
+        .listen(&args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    ready(&addr.to_string());
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
+/// The responder: a `bench-responder` service echoing its argument, until killed.
+async fn responder(args: &RoleArgs) -> Result<(), String> {
+    let node = Node::new("bench-responder");
+    let _exchange = join(&node, &args.server).await?;
+    node.spawn(services::Responder);
+    ready("");
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
+/// The requester: finds `bench-responder`, warms up, then measures through the typed client.
+async fn requester(args: &RoleArgs) -> Result<(), String> {
+    let node = Node::new("bench-requester");
+    let _exchange = join(&node, &args.server).await?;
+    let responder = find(&node, RESPONDER).await?;
+    let prober = services::ResponderClient::new(
+        node.endpoint(&responder)
+            .with_timeout(Duration::from_secs(1)),
+    );
+    probe("the responder", || prober.echo(Blob(payload(0)))).await?;
+    let client = services::ResponderClient::new(node.endpoint(&responder));
+    let call = |i: u64| {
+        let call = client.echo(Blob(payload(i)));
+        async move {
+            let blob = call.await.map_err(|f| format!("request {i} failed: {f}"))?;
+            seq_of(&blob.0)
+                .ok_or_else(|| format!("request {i}: response of {} bytes", blob.0.len()))
+        }
+    };
+    measure::requests(args, call).await
+}
+
+/// The publisher: waits for `--subscribers` subscriptions, then publishes `--count` reports
+/// paced by acknowledgements (requests to its `ack` method).
+async fn publisher(args: &RoleArgs) -> Result<(), String> {
+    let node = Node::new("bench-publisher");
+    let _exchange = join(&node, &args.server).await?;
+    let (done, finished) = oneshot::channel();
+    node.spawn(services::Publisher {
+        pace: Pace::new(args.count, args.window, args.subscribers),
+        subscribers: args.subscribers,
+        subscribed: 0,
+        start: None,
+        done: Some(done),
+    });
+    ready("");
+    let (elapsed, pace) = tokio::time::timeout(ROLE_LIMIT, finished)
+        .await
+        .map_err(|_| format!("publishing not done within {ROLE_LIMIT:?}"))?
+        .map_err(|_| "the publisher service stopped".to_owned())?;
+    if !pace.all_acked() {
+        return Err(format!("not every report acknowledged: {:?}", pace.acked()));
+    }
+    result(&PublishOutcome::of(args, elapsed))
+}
+
+/// A subscriber: monitors `bench.*` on `bench-publisher`, counts, acknowledges.
+async fn subscriber(args: &RoleArgs) -> Result<(), String> {
+    let node = Node::new(format!("bench-subscriber-{}", args.index));
+    let _exchange = join(&node, &args.server).await?;
+    let (done, finished) = oneshot::channel();
+    node.spawn(services::Subscriber {
+        index: args.index,
+        tally: Tally::new(args.count, args.ack_every),
+        client: None,
+        done: Some(done),
+        settling: false,
+    });
+    ready("");
+    let outcome = tokio::time::timeout(ROLE_LIMIT, finished)
+        .await
+        .map_err(|_| format!("reports not all received within {ROLE_LIMIT:?}"))?
+        .map_err(|_| "the subscriber service stopped".to_owned())?;
+    result(&outcome)
+}
+
+/// The netsvc services of the roles.
+mod services {
+    use std::time::{Duration, Instant};
+
+    use netsvc::prelude::*;
+    use tokio::sync::oneshot;
+
+    use super::PUBLISHER;
+    use crate::compare::measure::Tally;
+    use crate::compare::protocol::{SubscribeOutcome, PATTERN, SETTLE, SUBJECT};
+    use crate::pace::Pace;
+    use crate::payload::{payload, seq_of};
+    use crate::roles::Blob;
+
+    /// Echoes requests.
+    #[derive(netsvc::Service)]
+    #[service(name = "bench-responder")]
+    pub(crate) struct Responder;
+
+    impl Service for Responder {}
+
+    #[netsvc::methods]
+    impl Responder {
+        /// Returns its argument.
+        fn echo(&mut self, blob: Blob) -> Blob {
+            blob
+        }
+    }
+
+    /// Publishes `bench.x` reports, paced by its subscribers' acknowledgements.
+    #[derive(netsvc::Service)]
+    #[service(name = "bench-publisher")]
+    pub(crate) struct Publisher {
+        /// Pacing.
+        pub(crate) pace: Pace,
+        /// Subscriptions to wait for.
+        pub(crate) subscribers: usize,
+        /// Subscriptions so far.
+        pub(crate) subscribed: usize,
+        /// When publishing started.
+        pub(crate) start: Option<Instant>,
+        /// Told the elapsed time (and the pacing state) once every report is acknowledged.
+        pub(crate) done: Option<oneshot::Sender<(Duration, Pace)>>,
+    }
+
+    impl Service for Publisher {
+        fn subscription(&mut self, notice: SubscriptionNotice, ctx: &mut ServiceContext<Self>) {
+            if notice.status == SubscriptionStatus::Requested {
+                self.subscribed += 1;
+                if self.subscribed == self.subscribers && self.start.is_none() {
+                    self.start = Some(Instant::now());
+                    self.pump(ctx);
+                }
+            }
+        }
+    }
+
+    #[netsvc::methods]
+    impl Publisher {
+        /// Subscriber `index` has received `count` reports.
+        fn ack(&mut self, ctx: &mut ServiceContext<Self>, index: u32, count: u64) {
+            self.pace.ack(index as usize, count);
+            self.pump(ctx);
+        }
+    }
+
+    impl Publisher {
+        /// Publishes what the window allows; reports the end once everything is acknowledged.
+        fn pump(&mut self, ctx: &mut ServiceContext<Self>) {
+            let Some(start) = self.start else { return };
+            for seq in self.pace.sendable() {
+                ctx.publish_report(SUBJECT, Blob(payload(seq)), Lifetime::None);
+            }
+            if self.pace.all_acked() {
+                if let Some(done) = self.done.take() {
+                    let pace = std::mem::replace(&mut self.pace, Pace::new(0, 1, 0));
+                    let _ = done.send((start.elapsed(), pace));
+                }
+            }
+        }
+    }
+
+    /// Counts `bench.*` reports from `bench-publisher` and acknowledges them.
+    #[derive(netsvc::Service)]
+    pub(crate) struct Subscriber {
+        /// This subscriber's number.
+        pub(crate) index: u32,
+        /// Counting.
+        pub(crate) tally: Tally,
+        /// The publisher's client, made from the first report's publisher binding.
+        pub(crate) client: Option<PublisherClient>,
+        /// Told the figures after the settle time that follows the last expected report.
+        pub(crate) done: Option<oneshot::Sender<SubscribeOutcome>>,
+        /// Whether the settle time has started.
+        pub(crate) settling: bool,
+    }
+
+    impl Service for Subscriber {
+        fn started(&mut self, ctx: &mut ServiceContext<Self>) {
+            ctx.monitor_reports(PUBLISHER, PATTERN);
+        }
+
+        fn report(&mut self, report: Report, ctx: &mut ServiceContext<Self>) {
+            let seq = report.decode::<Blob>().ok().and_then(|b| seq_of(&b.0));
+            if let Some(count) = self.tally.record(seq) {
+                let client = self
+                    .client
+                    .get_or_insert_with(|| PublisherClient::new(ctx.endpoint(report.publisher())));
+                let call = client.ack(self.index, count);
+                actix::spawn(async move {
+                    let _ = call.await;
+                });
+            }
+            if self.tally.complete() && !self.settling {
+                self.settling = true;
+                ctx.run_later(SETTLE, |this: &mut Self, _| {
+                    if let Some(done) = this.done.take() {
+                        let _ = done.send(this.tally.outcome());
+                    }
+                });
+            }
+        }
+    }
+}

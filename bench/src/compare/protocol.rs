@@ -1,0 +1,150 @@
+//! The processes of `compare`: the hidden `role` subcommand of the bench binary, which the
+//! driver re-executes (`std::env::current_exe()`) once per process of a workload.
+//!
+//! ```text
+//! netsvc-bench role exchange   --system netsvc --listen 127.0.0.1:0
+//! netsvc-bench role responder  --system netsvc|nats --server ADDR
+//! netsvc-bench role requester  --system netsvc|nats --server ADDR --count N --in-flight K --warmup W
+//! netsvc-bench role subscriber --system netsvc|nats --server ADDR --index I --count M --ack-every K
+//! netsvc-bench role publisher  --system netsvc|nats --server ADDR --count M --subscribers S \
+//!                              --window W --ack-every K
+//! ```
+//!
+//! Each prints `READY` once it is connected and set up, and `RESULT <json>` with its figures
+//! (see `procs.rs` for the line protocol and `roles.rs` for the role's side of it). Every role
+//! exits when its stdin closes, so a role never outlives the driver. This file has what the
+//! driver and the roles of both systems agree on: the options, the subjects and limits, and
+//! the outcomes; `measure.rs` has the measuring both systems share, `netsvc.rs` and
+//! `nats.rs` the two implementations.
+//!
+//! The netsvc exchange server is the `exchange` role of this same binary (a node with
+//! `Exchange::new(&node).listen(..)`, as `netsvc exchange` does), so `compare` needs nothing
+//! but its own executable.
+
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use serde::{Deserialize, Serialize};
+
+/// The subject of the benchmark's reports.
+pub(crate) const SUBJECT: &str = "bench.x";
+/// The pattern subscribers monitor.
+pub(crate) const PATTERN: &str = "bench.*";
+/// Longest a role waits for its workload to finish (the driver usually gives up sooner).
+pub(crate) const ROLE_LIMIT: Duration = Duration::from_secs(600);
+/// How long a subscriber keeps counting after its last expected report, to catch extras.
+pub(crate) const SETTLE: Duration = Duration::from_millis(200);
+
+/// Which messaging system a role uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum System {
+    /// netsvc over its exchange.
+    Netsvc,
+    /// NATS (async-nats client, nats-server).
+    Nats,
+}
+
+impl System {
+    /// The name on the command line.
+    pub(crate) fn arg(self) -> &'static str {
+        match self {
+            System::Netsvc => "netsvc",
+            System::Nats => "nats",
+        }
+    }
+}
+
+/// What a role process does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum RoleKind {
+    /// The netsvc exchange server (NATS uses nats-server instead).
+    Exchange,
+    /// Answers requests by echoing their payload.
+    Responder,
+    /// Makes requests and measures them.
+    Requester,
+    /// Publishes reports, paced by its subscribers' acknowledgements.
+    Publisher,
+    /// Counts reports and acknowledges them every `--ack-every`.
+    Subscriber,
+}
+
+/// Options of the hidden `role` subcommand.
+#[derive(Debug, Args)]
+pub(crate) struct RoleArgs {
+    /// What this process does.
+    #[arg(value_enum)]
+    pub(crate) kind: RoleKind,
+    /// netsvc or NATS.
+    #[arg(long, value_enum)]
+    pub(crate) system: System,
+    /// The exchange server or nats-server to connect to (HOST:PORT; nats://HOST:PORT for NATS).
+    #[arg(long, default_value = "")]
+    pub(crate) server: String,
+    /// Where the exchange server listens.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub(crate) listen: String,
+    /// Requests to make (requester) or reports to publish / receive (publisher, subscriber).
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) count: u64,
+    /// Requests outstanding at once (requester).
+    #[arg(long, default_value_t = 1)]
+    pub(crate) in_flight: usize,
+    /// Unmeasured sequential requests before measuring (requester).
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) warmup: u64,
+    /// This subscriber's number, 0-based (subscriber).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) index: u32,
+    /// Subscribers to wait for and be paced by (publisher).
+    #[arg(long, default_value_t = 1)]
+    pub(crate) subscribers: usize,
+    /// Most reports published ahead of the slowest subscriber's acknowledgement (publisher).
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) window: u64,
+    /// A subscriber acknowledges every this many reports, and at the end.
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) ack_every: u64,
+}
+
+/// What a requester measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct RequestOutcome {
+    /// Round trips measured.
+    pub(crate) ops: u64,
+    /// Wall time of the measured round trips.
+    pub(crate) elapsed_ns: u64,
+    /// Median round-trip latency.
+    pub(crate) p50_ns: u64,
+    /// 99th percentile round-trip latency.
+    pub(crate) p99_ns: u64,
+}
+
+/// What a publisher measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct PublishOutcome {
+    /// Deliveries: reports published × subscribers.
+    pub(crate) ops: u64,
+    /// From the first report published to the last subscriber's final acknowledgement.
+    pub(crate) elapsed_ns: u64,
+}
+
+impl PublishOutcome {
+    /// The outcome of publishing every report of `args` in `elapsed`.
+    pub(crate) fn of(args: &RoleArgs, elapsed: Duration) -> Self {
+        PublishOutcome {
+            ops: args.count * args.subscribers as u64,
+            elapsed_ns: elapsed.as_nanos() as u64,
+        }
+    }
+}
+
+/// What a subscriber counted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SubscribeOutcome {
+    /// Reports received (including any during the settle time after the last expected one).
+    pub(crate) received: u64,
+    /// Reports whose sequence number was not the next expected one (loss, duplication,
+    /// reordering or a wrong payload).
+    pub(crate) out_of_order: u64,
+}

@@ -1,0 +1,118 @@
+//! What `compare` prints: a readable table, or one `--json` line per workload.
+
+use super::nats_server;
+use super::run::{Figure, Plan};
+use super::workloads::Workload;
+use crate::fmt::{range, thousands, JsonLine};
+use crate::payload::PAYLOAD_LEN;
+
+/// The table's heading.
+pub(crate) fn header(plan: &Plan, reps: usize) {
+    let version = plan
+        .nats_server
+        .as_deref()
+        .map(nats_server::version)
+        .unwrap_or_else(|| "not run".to_owned());
+    println!(
+        "netsvc-bench compare: netsvc vs NATS across processes on 127.0.0.1, {PAYLOAD_LEN}-byte \
+         bodies; best of {reps} runs per side, sides alternating"
+    );
+    println!(
+        "NATS: {version}, async-nats client; reports paced: window {} reports, acknowledged every {}",
+        plan.window, plan.ack_every
+    );
+    println!();
+    println!(
+        "{:<28} {:>12} {:>12} {:<24} {:>6}  {:<16} {:<4}",
+        "workload", "netsvc", "NATS", "unit", "ratio", "target", "met"
+    );
+}
+
+/// The best run of each side: netsvc's, NATS's.
+fn best(workload: &Workload, runs: &[Vec<Figure>; 2]) -> (Figure, Figure) {
+    let lower = workload.goal.lower_is_better();
+    (Figure::best(&runs[0], lower), Figure::best(&runs[1], lower))
+}
+
+/// The table's rows of `workload`, from the runs of netsvc and NATS.
+pub(crate) fn rows(workload: &Workload, runs: &[Vec<Figure>; 2]) {
+    let lower = workload.goal.lower_is_better();
+    let (n, b) = best(workload, runs);
+    let ratio = n.value / b.value;
+    let met = if ratio.is_nan() {
+        "-"
+    } else if workload.goal.met(ratio) {
+        "yes"
+    } else {
+        "NO"
+    };
+    let unit = if lower {
+        format!("{} (lower=better)", workload.unit)
+    } else {
+        workload.unit.to_owned()
+    };
+    println!(
+        "{:<28} {:>12} {:>12} {:<24} {:>6.2}  {:<16} {:<4}",
+        workload.name,
+        figure(n.value, lower),
+        figure(b.value, lower),
+        unit,
+        ratio,
+        workload.goal.describe(),
+        met
+    );
+    if lower {
+        let p99 = |f: Figure| f.p99_us.map_or("-".to_owned(), |p| format!("{p:.1}"));
+        println!(
+            "{:<28} {:>12} {:>12} us_p99 of the same runs",
+            "  p99",
+            p99(n),
+            p99(b)
+        );
+    }
+    let spread = |runs: &[Figure]| range(runs.iter().map(|f| f.value));
+    println!(
+        "{:<28} {:>12} {:>12}",
+        "  range min..max",
+        spread(&runs[0]),
+        spread(&runs[1])
+    );
+}
+
+/// The `--json` line of `workload`, from the runs of netsvc and NATS.
+pub(crate) fn json(workload: &Workload, runs: &[Vec<Figure>; 2]) -> Result<(), String> {
+    let (n, b) = best(workload, runs);
+    JsonLine {
+        workload: workload.name,
+        netsvc: n.value,
+        baseline: b.value,
+        unit: workload.unit,
+        ratio: n.value / b.value,
+    }
+    .print()
+}
+
+/// A figure for the table: latencies with one decimal, rates with thousands separators.
+fn figure(x: f64, latency: bool) -> String {
+    if latency {
+        format!("{x:.1}")
+    } else {
+        thousands(x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_by_kind() {
+        assert_eq!(figure(41.23, true), "41.2");
+        assert_eq!(figure(1_712_345.0, false), "1,712,345");
+        let runs = [1.0, 3.0].map(|value| Figure {
+            value,
+            p99_us: None,
+        });
+        assert_eq!(range(runs.iter().map(|f| f.value)), "1.0..3.0");
+    }
+}

@@ -1,0 +1,268 @@
+//! One run of one side of a cross-process workload: its server and worker processes,
+//! started, waited for and killed, and the figure made of what they measured.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::nats_server;
+use super::protocol::{PublishOutcome, RequestOutcome, SubscribeOutcome, System};
+use super::workloads::{Shape, Workload};
+use crate::procs::{self, Proc};
+use crate::roles::SETUP;
+use crate::stats;
+
+/// Counts and settings of one invocation.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    /// This executable (re-executed for every role).
+    pub(crate) exe: PathBuf,
+    /// nats-server, when the NATS side runs.
+    pub(crate) nats_server: Option<PathBuf>,
+    /// Round trips, 1 in flight.
+    pub(crate) round_trips: u64,
+    /// Round trips, 64 in flight.
+    pub(crate) round_trips_concurrent: u64,
+    /// Reports, 1 subscriber.
+    pub(crate) reports: u64,
+    /// Reports per subscriber, 10 subscribers.
+    pub(crate) reports_fanout: u64,
+    /// Warm-up round trips.
+    pub(crate) warmup: u64,
+    /// Pacing window.
+    pub(crate) window: u64,
+    /// Acknowledgement interval.
+    pub(crate) ack_every: u64,
+    /// Longest run.
+    pub(crate) limit: Duration,
+    /// Print started processes.
+    pub(crate) verbose: bool,
+}
+
+/// What one run measured.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Figure {
+    /// p50 latency in µs, or a rate per second.
+    pub(crate) value: f64,
+    /// p99 latency in µs (latency workloads).
+    pub(crate) p99_us: Option<f64>,
+}
+
+impl Figure {
+    /// The best of `runs`: the lowest value when lower is better, else the highest; NaN
+    /// without runs.
+    pub(crate) fn best(runs: &[Figure], lower_is_better: bool) -> Figure {
+        stats::best(runs, |f| f.value, lower_is_better)
+            .copied()
+            .unwrap_or(Figure {
+                value: f64::NAN,
+                p99_us: None,
+            })
+    }
+
+    /// A rate: `ops` in `elapsed_ns`, per second.
+    fn rate(ops: u64, elapsed_ns: u64) -> Figure {
+        Figure {
+            value: ops as f64 / (elapsed_ns as f64 / 1e9).max(1e-9),
+            p99_us: None,
+        }
+    }
+}
+
+/// One run of one side: starts the processes, collects the figures, kills the processes
+/// (when their guards drop, in reverse order of starting, on success and on error alike).
+pub(crate) fn once(workload: &Workload, plan: &Plan, system: System) -> Result<Figure, String> {
+    let (_server, addr) = server(plan, system)?;
+    match workload.shape {
+        Shape::RequestReply { in_flight } => request_reply(plan, system, &addr, in_flight),
+        Shape::Reports { subscribers } => reports(plan, system, &addr, subscribers),
+    }
+}
+
+/// A responder and a requester with `in_flight` requests outstanding: the p50 (and p99)
+/// latency in µs for 1 in flight, else the rate of round trips.
+fn request_reply(
+    plan: &Plan,
+    system: System,
+    addr: &str,
+    in_flight: usize,
+) -> Result<Figure, String> {
+    let mut responder = role(
+        plan,
+        system,
+        "responder",
+        "responder",
+        &[("--server", addr)],
+    )?;
+    responder.expect("READY", SETUP)?;
+    let count = if in_flight == 1 {
+        plan.round_trips
+    } else {
+        plan.round_trips_concurrent
+    };
+    let mut requester = role(
+        plan,
+        system,
+        "requester",
+        "requester",
+        &[
+            ("--server", addr),
+            ("--count", &count.to_string()),
+            ("--in-flight", &in_flight.to_string()),
+            ("--warmup", &plan.warmup.to_string()),
+        ],
+    )?;
+    let outcome: RequestOutcome =
+        procs::decode("requester", &requester.expect("RESULT", plan.limit)?)?;
+    if outcome.ops != count {
+        return Err(format!(
+            "{} round trips measured, expected {count}",
+            outcome.ops
+        ));
+    }
+    Ok(if in_flight == 1 {
+        Figure {
+            value: outcome.p50_ns as f64 / 1e3,
+            p99_us: Some(outcome.p99_ns as f64 / 1e3),
+        }
+    } else {
+        Figure::rate(outcome.ops, outcome.elapsed_ns)
+    })
+}
+
+/// `subscribers` subscribers and a publisher: the rate of deliveries, once every subscriber
+/// has been checked to have received every report exactly once, in order.
+fn reports(plan: &Plan, system: System, addr: &str, subscribers: usize) -> Result<Figure, String> {
+    let count = if subscribers == 1 {
+        plan.reports
+    } else {
+        plan.reports_fanout
+    };
+    let count_arg = count.to_string();
+    let ack_arg = plan.ack_every.to_string();
+    let mut subs = Vec::with_capacity(subscribers);
+    for i in 0..subscribers {
+        subs.push(role(
+            plan,
+            system,
+            "subscriber",
+            &format!("subscriber {i}"),
+            &[
+                ("--server", addr),
+                ("--index", &i.to_string()),
+                ("--count", &count_arg),
+                ("--ack-every", &ack_arg),
+            ],
+        )?);
+    }
+    for sub in &mut subs {
+        sub.expect("READY", SETUP)?;
+    }
+    let mut publisher = role(
+        plan,
+        system,
+        "publisher",
+        "publisher",
+        &[
+            ("--server", addr),
+            ("--count", &count_arg),
+            ("--subscribers", &subscribers.to_string()),
+            ("--window", &plan.window.to_string()),
+            ("--ack-every", &ack_arg),
+        ],
+    )?;
+    let outcome: PublishOutcome =
+        procs::decode("publisher", &publisher.expect("RESULT", plan.limit)?)?;
+    let mut problems = Vec::new();
+    for sub in &mut subs {
+        let got: SubscribeOutcome = procs::decode("subscriber", &sub.expect("RESULT", SETUP)?)?;
+        if got.received != count || got.out_of_order != 0 {
+            problems.push(format!(
+                "{}: {} reports received ({} out of sequence), expected {count}",
+                sub.name(),
+                got.received,
+                got.out_of_order
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(format!(
+            "reports lost, duplicated or reordered: {}",
+            problems.join("; ")
+        ));
+    }
+    Ok(Figure::rate(outcome.ops, outcome.elapsed_ns))
+}
+
+/// Starts the server of `system`; returns it and the address clients connect to.
+fn server(plan: &Plan, system: System) -> Result<(Proc, String), String> {
+    match system {
+        System::Netsvc => {
+            let mut exchange = role(
+                plan,
+                system,
+                "exchange",
+                "exchange",
+                &[("--listen", "127.0.0.1:0")],
+            )?;
+            let addr = exchange.expect("READY", SETUP)?;
+            Ok((exchange, addr))
+        }
+        System::Nats => {
+            let binary = plan
+                .nats_server
+                .as_ref()
+                .ok_or("nats-server was not located")?;
+            let (server, url) = nats_server::start(binary)?;
+            if plan.verbose {
+                eprintln!("started nats-server (pid {}) at {url}", server.id());
+            }
+            Ok((server, url))
+        }
+    }
+}
+
+/// Starts `netsvc-bench role <kind> --system <system> <options>`, named `<system> <name>`.
+fn role(
+    plan: &Plan,
+    system: System,
+    kind: &str,
+    name: &str,
+    options: &[(&str, &str)],
+) -> Result<Proc, String> {
+    let args = ["role", kind, "--system", system.arg()]
+        .into_iter()
+        .chain(options.iter().flat_map(|&(option, value)| [option, value]));
+    Proc::start_role(
+        &plan.exe,
+        format!("{} {name}", system.arg()),
+        args,
+        plan.verbose,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_best_figure_carries_its_p99() {
+        let runs = [
+            Figure {
+                value: 3.0,
+                p99_us: Some(9.0),
+            },
+            Figure {
+                value: 1.0,
+                p99_us: Some(5.0),
+            },
+            Figure {
+                value: 2.0,
+                p99_us: None,
+            },
+        ];
+        assert_eq!(Figure::best(&runs, true).value, 1.0);
+        assert_eq!(Figure::best(&runs, true).p99_us, Some(5.0));
+        assert_eq!(Figure::best(&runs, false).value, 3.0);
+        assert!(Figure::best(&[], false).value.is_nan());
+    }
+}

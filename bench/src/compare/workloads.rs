@@ -1,0 +1,103 @@
+//! The cross-process workloads: each one's process layout and the target netsvc should meet
+//! against NATS.
+
+/// The process layout of a workload.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Shape {
+    /// A requester and a responder; `in_flight` outstanding requests.
+    RequestReply {
+        /// Requests outstanding at once.
+        in_flight: usize,
+    },
+    /// A publisher and `subscribers` subscriber processes.
+    Reports {
+        /// Subscriber processes.
+        subscribers: usize,
+    },
+}
+
+/// The target of a workload, as netsvc ÷ NATS.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Goal {
+    /// netsvc's p50 latency at most this times NATS's.
+    LatencyAtMost(f64),
+    /// netsvc's rate at least this times NATS's.
+    RateAtLeast(f64),
+}
+
+impl Goal {
+    /// Whether `ratio` (netsvc ÷ NATS) meets the target.
+    pub(crate) fn met(self, ratio: f64) -> bool {
+        match self {
+            Goal::LatencyAtMost(r) => ratio <= r,
+            Goal::RateAtLeast(r) => ratio >= r,
+        }
+    }
+
+    /// The target as shown in the table.
+    pub(crate) fn describe(self) -> String {
+        match self {
+            Goal::LatencyAtMost(r) => format!("<= {r:.2}x NATS"),
+            Goal::RateAtLeast(r) => format!(">= {r:.2}x NATS"),
+        }
+    }
+
+    /// Whether lower figures are better.
+    pub(crate) fn lower_is_better(self) -> bool {
+        matches!(self, Goal::LatencyAtMost(_))
+    }
+}
+
+/// One cross-process workload.
+#[derive(Debug)]
+pub(crate) struct Workload {
+    /// Name, as printed and in the JSON output.
+    pub(crate) name: &'static str,
+    /// Unit of the figures.
+    pub(crate) unit: &'static str,
+    /// Process layout.
+    pub(crate) shape: Shape,
+    /// What netsvc should achieve against NATS.
+    pub(crate) goal: Goal,
+}
+
+/// Every cross-process workload, in the order they run.
+pub(crate) const WORKLOADS: &[Workload] = &[
+    Workload {
+        name: "request_reply_1_in_flight",
+        unit: "us_p50",
+        shape: Shape::RequestReply { in_flight: 1 },
+        goal: Goal::LatencyAtMost(0.75),
+    },
+    Workload {
+        name: "request_reply_64_in_flight",
+        unit: "round_trips/s",
+        shape: Shape::RequestReply { in_flight: 64 },
+        goal: Goal::RateAtLeast(2.0),
+    },
+    Workload {
+        name: "reports_1_to_1",
+        unit: "deliveries/s",
+        shape: Shape::Reports { subscribers: 1 },
+        goal: Goal::RateAtLeast(1.5),
+    },
+    Workload {
+        name: "reports_1_to_10",
+        unit: "deliveries/s",
+        shape: Shape::Reports { subscribers: 10 },
+        goal: Goal::RateAtLeast(1.2),
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn goals() {
+        assert!(Goal::LatencyAtMost(0.75).met(0.7));
+        assert!(!Goal::LatencyAtMost(0.75).met(0.8));
+        assert!(Goal::RateAtLeast(2.0).met(2.5));
+        assert!(!Goal::RateAtLeast(2.0).met(1.5));
+    }
+}

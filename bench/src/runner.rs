@@ -1,0 +1,155 @@
+//! What the runners of `local` and `compare` share: choosing the workloads `--only` names and
+//! running each of them to the end, and the warm-up and alternation of a workload's two
+//! sides.
+
+use std::process::ExitCode;
+
+/// The workloads `only` selects: all of them without `only`; the one named `only` if there is
+/// one (a name may be a prefix of another: `reports_1_to_1`, `reports_1_to_10`); else every
+/// one whose name contains `only`. Fails when none matches.
+fn select<'a, W>(
+    all: &'a [W],
+    name: impl Fn(&W) -> &str,
+    only: Option<&str>,
+) -> Result<Vec<&'a W>, String> {
+    let selected: Vec<&W> = match only {
+        None => all.iter().collect(),
+        Some(only) if all.iter().any(|w| name(w) == only) => {
+            all.iter().filter(|w| name(w) == only).collect()
+        }
+        Some(only) => all.iter().filter(|w| name(w).contains(only)).collect(),
+    };
+    if selected.is_empty() {
+        return Err(format!("no workload matches {:?}", only.unwrap_or("")));
+    }
+    Ok(selected)
+}
+
+/// One side of a workload for [`alternate`].
+pub(crate) struct Contender<'a, T> {
+    /// Its name in error messages (`netsvc`, `baseline`, `NATS`).
+    pub(crate) label: &'static str,
+    /// One run of it; `None` when this side does not run.
+    pub(crate) run: Option<&'a dyn Fn() -> Result<T, String>>,
+}
+
+/// `warmups` discarded runs of each side, then `reps` runs of each, the sides alternating
+/// (netsvc, baseline, netsvc, baseline, ...): interference from the rest of the machine then
+/// falls on both alike. The first failure ends it, prefixed with its side's label.
+pub(crate) fn alternate<T>(
+    warmups: usize,
+    reps: usize,
+    sides: &[Contender<'_, T>; 2],
+) -> Result<[Vec<T>; 2], String> {
+    for _ in 0..warmups {
+        for side in sides {
+            if let Some(run) = side.run {
+                run().map_err(|e| format!("{} warm-up: {e}", side.label))?;
+            }
+        }
+    }
+    let mut runs = [Vec::with_capacity(reps), Vec::with_capacity(reps)];
+    for _ in 0..reps {
+        for (side, runs) in sides.iter().zip(&mut runs) {
+            if let Some(run) = side.run {
+                runs.push(run().map_err(|e| format!("{}: {e}", side.label))?);
+            }
+        }
+    }
+    Ok(runs)
+}
+
+/// Runs `each` for every workload `only` selects (see [`select`]), in turn, after `heading`.
+/// A failure is printed (`error: <name>: <message>`) and makes the exit status a failure;
+/// the workloads after it still run. Nothing runs when no workload matches.
+pub(crate) fn run_all<W>(
+    all: &[W],
+    name: impl Fn(&W) -> &str,
+    only: Option<&str>,
+    heading: impl FnOnce(),
+    mut each: impl FnMut(&W) -> Result<(), String>,
+) -> ExitCode {
+    let selected = match select(all, &name, only) {
+        Ok(selected) => selected,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    heading();
+    let mut failed = false;
+    for workload in selected {
+        if let Err(e) = each(workload) {
+            eprintln!("error: {}: {e}", name(workload));
+            failed = true;
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exact_name_selects_that_workload_alone() {
+        let all = ["reports_1_to_1", "reports_1_to_10", "request_reply"];
+        let pick = |only| select(&all, |w| w, only).map(|v| v.into_iter().copied().collect());
+        assert_eq!(pick(None), Ok(all.to_vec()));
+        assert_eq!(pick(Some("reports_1_to_1")), Ok(vec!["reports_1_to_1"]));
+        assert_eq!(
+            pick(Some("reports")),
+            Ok(vec!["reports_1_to_1", "reports_1_to_10"])
+        );
+        assert_eq!(
+            pick(Some("zzz")),
+            Err("no workload matches \"zzz\"".to_owned())
+        );
+    }
+
+    #[test]
+    fn sides_alternate_after_the_warm_up() {
+        let order = std::cell::RefCell::new(Vec::new());
+        let a = || {
+            order.borrow_mut().push("a");
+            Ok(1)
+        };
+        let b = || {
+            order.borrow_mut().push("b");
+            Ok(2)
+        };
+        let runs = alternate(
+            1,
+            2,
+            &[
+                Contender {
+                    label: "a",
+                    run: Some(&a),
+                },
+                Contender {
+                    label: "b",
+                    run: Some(&b),
+                },
+            ],
+        );
+        assert_eq!(runs, Ok([vec![1, 1], vec![2, 2]]));
+        assert_eq!(*order.borrow(), ["a", "b", "a", "b", "a", "b"]);
+        let fail = || Err::<u8, _>("boom".to_owned());
+        let only_b = [
+            Contender {
+                label: "a",
+                run: None,
+            },
+            Contender {
+                label: "b",
+                run: Some(&fail),
+            },
+        ];
+        assert_eq!(alternate(1, 1, &only_b), Err("b warm-up: boom".to_owned()));
+        assert_eq!(alternate(0, 1, &only_b), Err("b: boom".to_owned()));
+    }
+}
