@@ -35,7 +35,7 @@ pub(crate) use announcer::{Announcer, GroupChange};
 pub(crate) use answer::{Outcome, ReplyTo};
 pub(crate) use binding::Address;
 pub use binding::{Binding, Location};
-pub(crate) use inbound::Inbound;
+pub(crate) use inbound::{Behind, Inbound};
 pub use inbox::Drain;
 pub(crate) use inbox::{Inbox, Refused};
 pub(crate) use link::{Link, Peer, Side};

@@ -108,20 +108,25 @@ pub(crate) type ConversationMap<V> =
 /// and turn the route tables into lists (a hash flood).
 pub(crate) type IdMap<K, V> = std::collections::HashMap<K, V>;
 
-/// Hands out conversation ids, one counter per node.
+/// Hands out conversation ids, one sequence per node. The ids are a keyed hash (SipHash
+/// with a random key per node) of a counter: no two calls in flight get the same id but with
+/// a negligible chance (about one in 2^64 per pair), and a peer that saw some ids cannot
+/// predict the next, so an answer cannot be forged by guessing its conversation.
 #[derive(Debug)]
 pub(crate) struct ConversationIds {
     /// Identifies the node in the per-thread cache.
     owner: u128,
-    /// The next block of ids not yet handed to any thread.
+    /// The next block of the counter not yet handed to any thread.
     blocks: AtomicU64,
+    /// The node's key.
+    key: std::hash::RandomState,
 }
 
 /// Ids a thread takes from its node at once, so that a call costs no shared atomic operation.
 const ID_BLOCK: u64 = 1024;
 
 thread_local! {
-    /// This thread's current block: (owner node, next id, end of block).
+    /// This thread's current block: (owner node, next count, end of block).
     static ID_CACHE: std::cell::Cell<(u128, u64, u64)> = const { std::cell::Cell::new((0, 0, 0)) };
 }
 
@@ -130,12 +135,15 @@ impl ConversationIds {
         ConversationIds {
             owner: owner.as_uuid().as_u128(),
             blocks: AtomicU64::new(0),
+            key: std::hash::RandomState::new(),
         }
     }
 
-    /// A fresh id, unique within the node: from this thread's block of the node's ids.
+    /// A fresh id: the keyed hash of the next count of this thread's block of the node's
+    /// counter (never 0, which stands for "no conversation").
     pub(crate) fn next(&self) -> ConversationId {
-        ID_CACHE.with(|cache| {
+        use std::hash::BuildHasher;
+        let count = ID_CACHE.with(|cache| {
             let (owner, next, end) = cache.get();
             let (next, end) = if owner == self.owner && next < end {
                 (next, end)
@@ -144,8 +152,9 @@ impl ConversationIds {
                 (start, start + ID_BLOCK)
             };
             cache.set((self.owner, next + 1, end));
-            ConversationId(next)
-        })
+            next
+        });
+        ConversationId(self.key.hash_one(count).max(1))
     }
 }
 
@@ -183,5 +192,23 @@ mod tests {
             .map(|id| low(keyed.hasher().hash_one(id)))
             .collect();
         assert!(buckets.len() > 9_900, "{}", buckets.len());
+    }
+
+    #[test]
+    fn conversation_ids_are_distinct_and_do_not_follow_a_pattern_a_peer_could_learn() {
+        let (a, b) = (
+            ConversationIds::new(ProcessId::random()),
+            ConversationIds::new(ProcessId::random()),
+        );
+        let ids: Vec<u64> = (0..100_000).map(|_| a.next().get()).collect();
+        let distinct: std::collections::HashSet<u64> = ids.iter().copied().collect();
+        assert_eq!(distinct.len(), ids.len());
+        assert!(!distinct.contains(&0));
+        // Neither a counter nor a fixed stride: the steps between ids are all different.
+        let steps: std::collections::HashSet<u64> =
+            ids.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
+        assert!(steps.len() > 99_000, "{}", steps.len());
+        // Two nodes count the same way but give other ids.
+        assert!((0..1000).all(|_| !distinct.contains(&b.next().get())));
     }
 }

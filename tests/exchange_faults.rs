@@ -6,6 +6,7 @@ mod common;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use common::raw::{closed_within, encode, hello_from};
 use common::{probe, WAIT};
 use netsvc::prelude::*;
 use netsvc::wire::{
@@ -14,7 +15,7 @@ use netsvc::wire::{
 use netsvc::{AgentId, ConnectionState, Exchange, ExchangeConfig, Format, ProcessId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_util::codec::{Decoder, Encoder};
+use tokio_util::codec::Decoder;
 
 #[derive(Service)]
 #[service(name = "calculator")]
@@ -67,42 +68,8 @@ async fn server(config: ExchangeConfig) -> (Node, Exchange, String) {
     (node, x, addr)
 }
 
-fn encode(frame: &Frame) -> Vec<u8> {
-    let mut buf = BytesMut::new();
-    FrameCodec::default().encode(frame, &mut buf).unwrap();
-    buf.to_vec()
-}
-
 fn hello(version: u32) -> Frame {
-    Frame::Hello(Hello {
-        version,
-        process: ProcessId::random(),
-        node: "raw".into(),
-        group: String::new(),
-        hub: false,
-    })
-}
-
-/// Reads frames until the peer closes the connection; `None` if it is still open after
-/// `limit`. Returns the frames seen.
-async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Vec<Frame>> {
-    let mut codec = FrameCodec::default();
-    let mut buf = BytesMut::new();
-    let mut frames = Vec::new();
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        let mut chunk = [0u8; 4096];
-        match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
-            Err(_) => return None,
-            Ok(Ok(0)) | Ok(Err(_)) => return Some(frames),
-            Ok(Ok(n)) => {
-                buf.extend_from_slice(&chunk[..n]);
-                while let Ok(Some(frame)) = codec.decode(&mut buf) {
-                    frames.push(frame);
-                }
-            }
-        }
-    }
+    hello_from(version, ProcessId::random())
 }
 
 /// A well-behaved client still gets answers from the server.

@@ -91,7 +91,8 @@ pub(crate) enum GroupChange {
 
 /// One per node.
 pub(crate) struct Announcer {
-    my_process: ProcessId,
+    /// This process's identity (see [`Announcer::link_up`]).
+    me: ProcessId,
     state: Mutex<State>,
 }
 
@@ -125,9 +126,9 @@ fn info(known: &Known) -> ServiceInfo {
 }
 
 impl Announcer {
-    pub(crate) fn new(my_process: ProcessId) -> Self {
+    pub(crate) fn new(me: ProcessId) -> Self {
         Announcer {
-            my_process,
+            me,
             state: Mutex::new(State::default()),
         }
     }
@@ -266,22 +267,36 @@ impl Announcer {
 
     /// A link finished its handshake. Returns `false` when it duplicates a link to the same
     /// process and was dropped (it has been marked and closed).
+    ///
+    /// Two links to one process are resolved to one only when this side opened at least one
+    /// of them: a second connection it made to the same process is dropped (the older one
+    /// kept), and of two links opened in opposite directions (two servers that connect to
+    /// each other) the one opened by the process with the smaller identity is kept, which
+    /// both sides decide alike. Two links peers opened to this side are never resolved: a
+    /// process id proves nothing, so a peer claiming another's identity (the first to
+    /// reconnect after a hub restart, say) must not lock the real process out; both links are
+    /// served, the services both announce are alternate routes of each other, and a link
+    /// whose peer goes silent is dropped by its heartbeat. (Without authentication a peer
+    /// claiming a server's identity can still displace the link this side opened to that
+    /// server when the claimed identity sorts below this side's.)
     pub(crate) fn link_up(&self, link: &Link) -> bool {
         let Some(peer) = link.peer().cloned() else {
             return false;
         };
         let mut state = self.lock();
-        // A second link to the same process: keep the one opened by the process with the
-        // smaller identity (both sides decide the same), else the older one.
-        if let Some(at) = state
-            .links
-            .iter()
-            .position(|e| e.link.peer().is_some_and(|p| p.process == peer.process))
-        {
-            let opened_by_smaller =
-                |side: Side| (side == Side::Connected) == (self.my_process < peer.process);
+        let ours = |l: &Link| l.side() == Side::Connected;
+        if let Some(at) = state.links.iter().position(|e| {
+            e.link.peer().is_some_and(|p| p.process == peer.process)
+                && (ours(&e.link) || ours(link))
+        }) {
             let existing = state.links[at].link.clone();
-            let new_wins = opened_by_smaller(link.side()) && !opened_by_smaller(existing.side());
+            let new_wins = if ours(&existing) && ours(link) {
+                false
+            } else {
+                // Opposite directions: the link opened by the smaller identity stays.
+                let opened_by_smaller = |l: &Link| ours(l) == (self.me < peer.process);
+                opened_by_smaller(link)
+            };
             let loser = if new_wins { existing } else { link.clone() };
             tracing::info!(peer = %peer.node, process = %peer.process, "duplicate link to the same process; dropping one");
             let _ = loser.out().send_frame(&Frame::Goodbye {

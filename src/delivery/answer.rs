@@ -9,10 +9,9 @@
 //! failure that says so, never dropped; an answer for a requester no longer reachable is
 //! dropped (its own node fails the call when its link went down).
 
-use std::sync::Arc;
-
 use tokio::sync::oneshot;
 
+use super::binding::Binding;
 use super::link::Link;
 use super::routes::Routes;
 use crate::failure::{ErrorCode, Failure, Oversized, Refusal};
@@ -31,12 +30,11 @@ pub(crate) type Outcome = Result<Payload, Box<Failure>>;
 pub(crate) enum ReplyTo {
     /// The requester is in this process.
     Local(oneshot::Sender<Outcome>),
-    /// The requester is behind a link; the answer is routed to it by agent.
+    /// The requester is behind a link; the answer is routed to it by agent, by its route
+    /// when the answer is ready (the requester's binding only leads to the node's routes).
     Remote {
-        /// The node's routes, to find the requester when the answer is ready.
-        routes: Arc<Routes>,
-        /// The requester's agent.
-        requester: AgentId,
+        /// The requester, as it was known when its request arrived.
+        requester: Binding,
         /// The requester's conversation id.
         conversation: u64,
         /// The format the requester wants the response in.
@@ -51,16 +49,18 @@ impl ReplyTo {
             // The requester may have given up (timeout): a late response is dropped.
             ReplyTo::Local(tx) => drop(tx.send(outcome)),
             ReplyTo::Remote {
-                routes,
                 requester,
                 conversation,
                 format,
             } => {
+                let Some(link) = requester.link() else {
+                    return tracing::debug!(%requester, "answer for a local requester sent as remote; dropped");
+                };
                 let answer = Answer::Outcome {
                     outcome: outcome.map_err(|f| *f),
                     format,
                 };
-                send_answer(&routes, requester, conversation, answer);
+                send_answer(link.routes(), requester.agent(), conversation, answer);
             }
         }
     }

@@ -17,20 +17,32 @@
 mod calls;
 mod reports;
 
-use bytes::Bytes;
+use std::collections::HashSet;
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use self::calls::CallRouting;
-use self::reports::{Relay, ReportBatch, ReportRouting};
+use self::reports::{Relay, ReportBatch, ReportRouting, Routed};
+use super::answer::Outcome;
 use super::answer::{send_answer, Answer};
 use super::binding::Binding;
 use super::interned::Names;
 use super::link::Link;
 use super::messages::{Delivery, PublisherNotice, Status};
-use super::routes::Routes;
+use super::routes::{Completed, Routes};
 use crate::ids::{AgentId, ConversationId};
 use crate::payload::SharedContent;
 use crate::wire::{Frame, ReportView, RequestView, ResponseView};
+
+/// The agents a peer announced over one link: the only ones it may speak for. A frame whose
+/// source (a report's publisher, a request's requester, a subscription's subscriber, a
+/// notice's publisher) is not one of them is refused as a forgery.
+pub(crate) type Behind = HashSet<AgentId>;
+
+/// Forged frames a connection may send before it is closed: a few can be a race with a
+/// withdrawal, many cannot.
+const FORGERIES_BEFORE_CLOSE: u64 = 64;
 
 /// The inbound routing of one connection: the names it received, the routes it looked up,
 /// and the reports gathered for local services while a chunk is handled.
@@ -45,6 +57,8 @@ pub(crate) struct Inbound {
     relay: Relay,
     /// Requests from agents not known here received on this connection (for the log).
     unknown_requesters: u64,
+    /// Frames refused for a source not behind this link, so far.
+    forgeries: u64,
     /// Whether received report content is sliced from its chunk rather than copied (set from
     /// the last chunk that had reports: see [`Inbound::chunk_done`]).
     share_chunks: bool,
@@ -61,6 +75,7 @@ impl Inbound {
             batch: ReportBatch::default(),
             relay: Relay::default(),
             unknown_requesters: 0,
+            forgeries: 0,
             share_chunks: false,
         }
     }
@@ -73,8 +88,9 @@ impl Inbound {
         chunk: &Bytes,
         shared: &mut Option<SharedContent>,
         (view, frame, targeted): (&ReportView<'_>, &[u8], bool),
+        behind: &Behind,
     ) -> Result<usize, String> {
-        ReportRouting {
+        let routed = ReportRouting {
             net: &self.routes,
             names: &mut self.names,
             routes: &mut self.cache,
@@ -83,13 +99,42 @@ impl Inbound {
             chunk,
             share: self.share_chunks,
             shared,
+            from: &self.from,
+            behind,
         }
-        .route(view, frame, targeted)
+        .route(view, frame, targeted)?;
+        match routed {
+            Routed::Delivered(bytes) => Ok(bytes),
+            Routed::Forged => self.forged(view.publisher, "Report").map(|()| 0),
+        }
+    }
+
+    /// Counts a frame refused because its source `agent` is not behind this link, and logs it
+    /// (at powers of two, so that a flood of them does not flood the log); past
+    /// [`FORGERIES_BEFORE_CLOSE`] the connection is to be closed.
+    pub(crate) fn forged(&mut self, agent: AgentId, frame: &str) -> Result<(), String> {
+        self.forgeries += 1;
+        let count = self.forgeries;
+        if count.is_power_of_two() {
+            let peer = self.from.peer().map_or("", |p| p.node.as_str());
+            tracing::warn!(peer, %agent, frame, count, "frame in the name of an agent not behind this link; refused");
+        }
+        if count > FORGERIES_BEFORE_CLOSE {
+            return Err(format!(
+                "{count} frames in the name of agents not behind this link"
+            ));
+        }
+        Ok(())
     }
 
     /// What routing a request or response received in `chunk` needs; the reports gathered so
     /// far go first.
-    fn calls<'a>(&'a mut self, chunk: &'a Bytes, frame: &'a [u8]) -> CallRouting<'a> {
+    fn calls<'a>(
+        &'a mut self,
+        chunk: &'a Bytes,
+        frame: &'a [u8],
+        behind: &'a Behind,
+    ) -> CallRouting<'a> {
         self.batch.flush();
         CallRouting {
             net: &self.routes,
@@ -98,6 +143,7 @@ impl Inbound {
             chunk,
             frame,
             from: &self.from,
+            behind,
             unknown_requesters: &mut self.unknown_requesters,
         }
     }
@@ -108,8 +154,12 @@ impl Inbound {
         chunk: &Bytes,
         frame: &[u8],
         request: &RequestView<'_>,
+        behind: &Behind,
     ) -> Result<(), String> {
-        self.calls(chunk, frame).request(request)
+        match self.calls(chunk, frame, behind).request(request)? {
+            Source::Behind => Ok(()),
+            Source::Forged(agent) => self.forged(agent, "Request"),
+        }
     }
 
     /// Routes a received response (`frame` as received, header included).
@@ -118,15 +168,29 @@ impl Inbound {
         chunk: &Bytes,
         frame: &[u8],
         response: &ResponseView<'_>,
+        behind: &Behind,
     ) -> Result<(), String> {
-        self.calls(chunk, frame).response(response)
+        match self.calls(chunk, frame, behind).response(response)? {
+            Source::Behind => Ok(()),
+            Source::Forged(agent) => self.forged(agent, "Response"),
+        }
     }
 
     /// Routes any other data frame (subscriptions, notices, failures); `raw` is the frame as
     /// received, header included.
-    pub(crate) fn data(&mut self, frame: Frame, raw: &[u8]) -> Result<(), String> {
+    pub(crate) fn data(&mut self, frame: Frame, raw: &[u8], behind: &Behind) -> Result<(), String> {
         self.batch.flush();
-        route(&self.routes, &mut self.names, frame, raw)
+        let kind = frame.kind();
+        match route(
+            &self.routes,
+            &mut self.names,
+            frame,
+            raw,
+            (&self.from, behind),
+        )? {
+            Source::Behind => Ok(()),
+            Source::Forged(agent) => self.forged(agent, kind),
+        }
     }
 
     /// Pushes the reports gathered for local services (before a frame of another kind is
@@ -156,16 +220,50 @@ impl Inbound {
     }
 }
 
+/// Whether a frame's source is behind the link it came on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Source {
+    /// It is (or the frame names no source that must be).
+    Behind,
+    /// It is not: the frame was refused.
+    Forged(AgentId),
+}
+
+/// Completes a call of a local requester with an answer received on `from`: only the link the
+/// request went out on may answer it. An answer for a call no longer waiting (it timed out)
+/// is dropped; one from another link is a forgery.
+pub(super) fn complete(
+    net: &Routes,
+    conversation: ConversationId,
+    outcome: Outcome,
+    from: &Link,
+    requester: AgentId,
+) -> Source {
+    match net.complete_from(conversation, outcome, from) {
+        Completed::Answered | Completed::NotWaiting => Source::Behind,
+        Completed::WrongLink => Source::Forged(requester),
+    }
+}
+
 /// Gives a data frame its meaning: delivers it to local services, or relays it over the
 /// link its destination is reached through. Frames for agents this node does not know are
 /// dropped (the agent was just withdrawn); frames with invalid contents are protocol errors.
-fn route(net: &Routes, names: &mut Names, frame: Frame, raw: &[u8]) -> Result<(), String> {
+fn route(
+    net: &Routes,
+    names: &mut Names,
+    frame: Frame,
+    raw: &[u8],
+    (from, behind): (&Link, &Behind),
+) -> Result<Source, String> {
     match frame {
         Frame::SubscriptionRequested {
             publisher,
             subscriber,
             pattern,
         } => {
+            if !behind.contains(&subscriber) {
+                return Ok(Source::Forged(subscriber));
+            }
             let pattern = names.pattern(pattern.as_str().into())?.clone();
             if let (Some(publisher), Some(subscriber)) =
                 (net.lookup(publisher), net.lookup(subscriber))
@@ -175,13 +273,16 @@ fn route(net: &Routes, names: &mut Names, frame: Frame, raw: &[u8]) -> Result<()
                     pattern,
                 });
             }
-            Ok(())
+            Ok(Source::Behind)
         }
         Frame::SubscriptionWithdrawn {
             publisher,
             subscriber,
             pattern,
         } => {
+            if !behind.contains(&subscriber) {
+                return Ok(Source::Forged(subscriber));
+            }
             let pattern = names.pattern(pattern.as_str().into())?.clone();
             if let Some(publisher) = net.lookup(publisher) {
                 publisher.send(Delivery::SubscriptionWithdrawn {
@@ -189,13 +290,16 @@ fn route(net: &Routes, names: &mut Names, frame: Frame, raw: &[u8]) -> Result<()
                     pattern,
                 });
             }
-            Ok(())
+            Ok(Source::Behind)
         }
         Frame::PublisherNotice {
             publisher,
             subscriber,
             available,
         } => {
+            if !behind.contains(&publisher) {
+                return Ok(Source::Forged(publisher));
+            }
             if let (Some(publisher), Some(subscriber)) =
                 (net.lookup(publisher), net.lookup(subscriber))
             {
@@ -210,7 +314,7 @@ fn route(net: &Routes, names: &mut Names, frame: Frame, raw: &[u8]) -> Result<()
                     status,
                 }));
             }
-            Ok(())
+            Ok(Source::Behind)
         }
         Frame::Failure {
             conversation,
@@ -219,10 +323,9 @@ fn route(net: &Routes, names: &mut Names, frame: Frame, raw: &[u8]) -> Result<()
         } => {
             match net.lookup(requester) {
                 Some(r) if r.link().is_none() => {
-                    let failure = failure
-                        .into_failure()
-                        .with_conversation(ConversationId(conversation));
-                    net.complete(ConversationId(conversation), Err(Box::new(failure)))
+                    let id = ConversationId(conversation);
+                    let failure = failure.into_failure().with_conversation(id);
+                    return Ok(complete(net, id, Err(Box::new(failure)), from, requester));
                 }
                 Some(_) => {
                     let answer = Answer::RelayedFailure(raw, &failure);
@@ -230,7 +333,7 @@ fn route(net: &Routes, names: &mut Names, frame: Frame, raw: &[u8]) -> Result<()
                 }
                 None => {}
             }
-            Ok(())
+            Ok(Source::Behind)
         }
         other => Err(format!("unexpected {} frame", other.kind())),
     }

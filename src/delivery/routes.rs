@@ -19,6 +19,17 @@ struct PendingCall {
     link: Link,
 }
 
+/// What an answer received for a local requester did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Completed {
+    /// It completed the call.
+    Answered,
+    /// No call of that conversation waits (it timed out, or never was).
+    NotWaiting,
+    /// The call waits for an answer from another link: refused.
+    WrongLink,
+}
+
 /// What removing one route of an agent did.
 pub(crate) enum RouteRemoved {
     /// That was the agent's only route: it is gone from this node (its last binding).
@@ -162,7 +173,28 @@ impl Routes {
             .remove(&conversation);
     }
 
-    /// Answers a pending request (a response or failure arrived). Unknown or abandoned
+    /// Answers a pending request with an answer received on `from`: only the link the request
+    /// went out on may answer it (the entry stays when another one tries).
+    pub(crate) fn complete_from(
+        &self,
+        conversation: ConversationId,
+        outcome: Outcome,
+        from: &Link,
+    ) -> Completed {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(entry) = pending.get(&conversation) else {
+            return Completed::NotWaiting;
+        };
+        if !entry.link.same(from) {
+            return Completed::WrongLink;
+        }
+        let entry = pending.remove(&conversation).expect("looked up above");
+        drop(pending);
+        let _ = entry.reply.send(outcome);
+        Completed::Answered
+    }
+
+    /// Answers a pending request (a failure decided here). Unknown or abandoned
     /// conversations are dropped.
     pub(crate) fn complete(&self, conversation: ConversationId, outcome: Outcome) {
         let entry = self

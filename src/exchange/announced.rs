@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::config::Limits;
 use super::shared::ExchangeShared;
-use crate::delivery::{Address, Binding, GroupChange, Link, RouteRemoved};
+use crate::delivery::{Address, Behind, Binding, GroupChange, Link, RouteRemoved};
 use crate::ids::AgentId;
 use crate::names::{Audience, GroupName, ServiceName};
 use crate::registry::{JoinGroup, LeaveGroup, Register, Reroute, Withdraw};
@@ -20,10 +20,20 @@ pub(super) enum Lost {
     LinkClosed,
 }
 
+/// What a group change from a peer did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum GroupOutcome {
+    /// Applied, or left to the agent's current route.
+    Applied,
+    /// Refused: the agent was not announced over this link.
+    Forged,
+}
+
 /// The services learned through one link.
 #[derive(Default)]
 pub(super) struct Announced {
-    agents: HashSet<AgentId>,
+    /// The agents themselves: the only ones the peer may speak for on this link.
+    agents: Behind,
     /// Groups of those services, for
     /// [`Limits::groups_per_service`](crate::Limits::groups_per_service).
     groups: HashMap<AgentId, HashSet<GroupName>>,
@@ -33,6 +43,11 @@ impl Announced {
     /// Every service learned through the link.
     pub(super) fn agents(&self) -> Vec<AgentId> {
         self.agents.iter().copied().collect()
+    }
+
+    /// The agents the peer may speak for on this link.
+    pub(super) fn behind(&self) -> &Behind {
+        &self.agents
     }
 
     /// The peer announced a service.
@@ -127,7 +142,9 @@ impl Announced {
         true
     }
 
-    /// The peer said a service joined or left a group.
+    /// The peer said a service joined or left a group. A change for an agent it did not
+    /// announce is a forgery ([`GroupOutcome::Forged`]); one for an agent it announced but
+    /// that is reached by another route here is not applied (that route tells).
     pub(super) fn group_change(
         &mut self,
         shared: &ExchangeShared,
@@ -135,9 +152,12 @@ impl Announced {
         agent: AgentId,
         group: &str,
         change: GroupChange,
-    ) -> Result<(), String> {
+    ) -> Result<GroupOutcome, String> {
         let join = change == GroupChange::Joined;
         let group = GroupName::new(group).map_err(|e| e.to_string())?;
+        if !self.agents.contains(&agent) {
+            return Ok(GroupOutcome::Forged);
+        }
         if let Some(binding) = Self::via_here(shared, link, agent) {
             if binding.name().is_anonymous() {
                 return Err(format!("a group change for the anonymous service {agent}"));
@@ -163,6 +183,6 @@ impl Announced {
                 registry.do_send(LeaveGroup(agent, group));
             }
         }
-        Ok(())
+        Ok(GroupOutcome::Applied)
     }
 }

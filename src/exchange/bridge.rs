@@ -16,7 +16,7 @@ use bytes::Bytes;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
-use super::announced::{Announced, Lost};
+use super::announced::{Announced, GroupOutcome, Lost};
 use super::config::{ConnectionEvent, ConnectionState};
 use super::quota::Subscriptions;
 use super::shared::{ExchangeShared, Slot};
@@ -317,11 +317,30 @@ impl Bridge {
         }
     }
 
+    /// A group change the peer sent; one for an agent it did not announce is a forgery.
+    fn group_change(
+        &mut self,
+        agent: AgentId,
+        group: &str,
+        change: GroupChange,
+        kind: &str,
+    ) -> Result<(), String> {
+        let (shared, link) = (&self.shared, &self.link);
+        match self
+            .announced
+            .group_change(shared, link, agent, group, change)?
+        {
+            GroupOutcome::Applied => Ok(()),
+            GroupOutcome::Forged => self.inbound.forged(agent, kind),
+        }
+    }
+
     /// Handles a frame of a ready connection other than its control frames: announcements
     /// change what is known through the link, subscriptions are counted against the link's
     /// limits, and everything is routed.
     fn on_data(&mut self, frame: Frame, raw: &[u8]) -> Result<(), String> {
         let (shared, link) = (&self.shared, &self.link);
+        let kind = frame.kind();
         match frame {
             Frame::ServiceAvailable(info) => {
                 let limits = &shared.config.limits;
@@ -332,14 +351,10 @@ impl Bridge {
                 Ok(())
             }
             Frame::GroupJoined { agent, group } => {
-                let change = GroupChange::Joined;
-                self.announced
-                    .group_change(shared, link, agent, &group, change)
+                self.group_change(agent, &group, GroupChange::Joined, kind)
             }
             Frame::GroupLeft { agent, group } => {
-                let change = GroupChange::Left;
-                self.announced
-                    .group_change(shared, link, agent, &group, change)
+                self.group_change(agent, &group, GroupChange::Left, kind)
             }
             Frame::SubscriptionRequested {
                 publisher,
@@ -353,7 +368,7 @@ impl Bridge {
                 let limits = &shared.config.limits;
                 let routes = shared.node.routes();
                 self.subscriptions.add(subscriber, key, limits, routes)?;
-                self.inbound.data(frame, raw)
+                self.inbound.data(frame, raw, self.announced.behind())
             }
             Frame::SubscriptionWithdrawn {
                 publisher,
@@ -363,9 +378,9 @@ impl Bridge {
                 if let Ok(p) = SubjectPattern::new(pattern) {
                     self.subscriptions.remove(subscriber, &(publisher, p));
                 }
-                self.inbound.data(frame, raw)
+                self.inbound.data(frame, raw, self.announced.behind())
             }
-            data => self.inbound.data(data, raw),
+            data => self.inbound.data(data, raw, self.announced.behind()),
         }
     }
 
@@ -447,16 +462,23 @@ impl StreamHandler<Result<Bytes, CodecError>> for Bridge {
                 (State::Closing, _) => break,
                 (State::Ready, Ok(Incoming::Report { view, targeted })) => self
                     .inbound
-                    .report(&chunk, &mut shared, (&view, frame, targeted))
+                    .report(
+                        &chunk,
+                        &mut shared,
+                        (&view, frame, targeted),
+                        self.announced.behind(),
+                    )
                     .map(|delivered| {
                         any_report = true;
                         local_bytes += delivered
                     }),
                 (State::Ready, Ok(Incoming::Request(request))) => {
-                    self.inbound.request(&chunk, frame, &request)
+                    self.inbound
+                        .request(&chunk, frame, &request, self.announced.behind())
                 }
                 (State::Ready, Ok(Incoming::Response(response))) => {
-                    self.inbound.response(&chunk, frame, &response)
+                    self.inbound
+                        .response(&chunk, frame, &response, self.announced.behind())
                 }
                 (_, Ok(Incoming::Other(decoded))) => {
                     self.inbound.flush();

@@ -1,6 +1,8 @@
 //! Test support: a channel that services report into, with bounded waits.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod raw;
+
 use std::time::Duration;
 
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};

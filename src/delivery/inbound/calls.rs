@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::RouteCache;
+use super::{complete, Behind, RouteCache, Source};
 use crate::delivery::answer::{send_answer, Answer, ReplyTo};
 use crate::delivery::interned::Names;
 use crate::delivery::link::Link;
@@ -27,8 +27,9 @@ pub(super) struct CallRouting<'a> {
     pub(super) chunk: &'a Bytes,
     /// The whole frame, header included, for passing it on unchanged.
     pub(super) frame: &'a [u8],
-    /// The link it came in on.
+    /// The link it came in on, and the agents announced over it.
     pub(super) from: &'a Link,
+    pub(super) behind: &'a Behind,
     /// Requests from agents not known here, so far on this connection (for the log).
     pub(super) unknown_requesters: &'a mut u64,
 }
@@ -60,7 +61,7 @@ impl CallRouting<'_> {
     /// Serves a received request locally, or relays it as received over the link to its
     /// target. Its names are checked either way, so a relay never passes on what its peers
     /// would refuse.
-    pub(super) fn request(self, request: &RequestView<'_>) -> Result<(), String> {
+    pub(super) fn request(self, request: &RequestView<'_>) -> Result<Source, String> {
         let &RequestView {
             conversation,
             requester,
@@ -72,9 +73,17 @@ impl CallRouting<'_> {
         let method = method
             .to_str()
             .map_err(|e| format!("method name: {}", method.utf8_error(e)))?;
-        let Some(requester) = self.routes.lookup(self.net, requester).cloned() else {
+        // Only a requester behind this link may call through it.
+        let from = self.from;
+        let known = self.routes.lookup(self.net, requester).cloned();
+        let here = known
+            .as_ref()
+            .and_then(Binding::link)
+            .is_some_and(|l| l.same(from))
+            || (known.is_some() && self.behind.contains(&requester));
+        let Some(requester) = known.filter(|_| here) else {
             self.refuse_unknown_requester(conversation, requester, method);
-            return Ok(());
+            return Ok(Source::Forged(requester));
         };
         let refuse = |refusal: Refusal| {
             let answer = Answer::Outcome {
@@ -86,41 +95,41 @@ impl CallRouting<'_> {
         // No service exports a method with a longer name (they are Rust identifiers).
         if method.len() > MAX_NAME_LEN {
             refuse(Refusal::MethodNameTooLong { len: method.len() });
-            return Ok(());
+            return Ok(Source::Behind);
         }
         self.names.type_name(args.type_name)?;
         let Some(target) = self.routes.lookup(self.net, target).cloned() else {
             refuse(Refusal::TargetUnknown {
                 target: target.to_string(),
             });
-            return Ok(());
+            return Ok(Source::Behind);
         };
         // Relayed: the frame goes on as received (its answer is routed back by requester agent),
         // if the requester can be seen beyond.
         if let Some(link) = target.link() {
             if let Err(refusal) = link.refuse_requester(&requester, &target) {
                 refuse(refusal);
-                return Ok(());
+                return Ok(Source::Behind);
             }
             link.announce_first(requester.agent());
             match link
                 .out()
                 .send_raw(self.frame, FrameClass::Control, "Request")
             {
-                Ok(()) | Err(SendError::BufferFull) => return Ok(()),
+                Ok(()) | Err(SendError::BufferFull) => return Ok(Source::Behind),
                 Err(SendError::TooLarge { max }) => {
                     let what = Oversized::RelayedRequest {
                         target: target.to_string(),
                     };
                     refuse(Refusal::TooLarge { what, max });
-                    return Ok(());
+                    return Ok(Source::Behind);
                 }
                 Err(SendError::Unencodable(error)) => {
                     let what = Oversized::RelayedRequest {
                         target: target.to_string(),
                     };
                     refuse(Refusal::Unencodable { what, error });
-                    return Ok(());
+                    return Ok(Source::Behind);
                 }
                 // The link has just closed: delivered below as any other, by the target's
                 // current route if it has another.
@@ -133,8 +142,7 @@ impl CallRouting<'_> {
             args: received_payload(self.names, self.chunk, args)?,
             sender: requester.clone(),
             reply: ReplyTo::Remote {
-                routes: self.net.clone(),
-                requester: requester.agent(),
+                requester: requester.clone(),
                 conversation,
                 format: reply_format,
             },
@@ -143,7 +151,7 @@ impl CallRouting<'_> {
         if let Err(refused) = target.push(Delivery::Request(incoming)) {
             refuse(refusal(&target, refused));
         }
-        Ok(())
+        Ok(Source::Behind)
     }
 
     /// Answers a request from an agent not known here. The hop before should not have sent it
@@ -169,7 +177,7 @@ impl CallRouting<'_> {
 
     /// Completes a local requester's call with a received response, or relays the response
     /// as received towards its requester.
-    pub(super) fn response(self, response: &ResponseView<'_>) -> Result<(), String> {
+    pub(super) fn response(self, response: &ResponseView<'_>) -> Result<Source, String> {
         match self
             .routes
             .lookup(self.net, response.requester)
@@ -177,8 +185,14 @@ impl CallRouting<'_> {
         {
             Some(None) => {
                 let payload = received_payload(self.names, self.chunk, response.content)?;
-                self.net
-                    .complete(ConversationId(response.conversation), Ok(payload));
+                let id = ConversationId(response.conversation);
+                return Ok(complete(
+                    self.net,
+                    id,
+                    Ok(payload),
+                    self.from,
+                    response.requester,
+                ));
             }
             Some(Some(_)) => {
                 self.names.type_name(response.content.type_name)?;
@@ -187,6 +201,6 @@ impl CallRouting<'_> {
             }
             None => {}
         }
-        Ok(())
+        Ok(Source::Behind)
     }
 }

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use smallvec::SmallVec;
 
-use super::RouteCache;
+use super::{Behind, RouteCache};
 use crate::delivery::interned::Names;
 use crate::delivery::link::Link;
 use crate::delivery::messages::{Delivery, Report, ReportData};
@@ -27,6 +27,17 @@ pub(super) struct ReportRouting<'a> {
     pub(super) share: bool,
     /// With `share`: the chunk as the buffer the last report's content was a part of.
     pub(super) shared: &'a mut Option<SharedContent>,
+    /// The link the report came on, and the agents announced over it.
+    pub(super) from: &'a Link,
+    pub(super) behind: &'a Behind,
+}
+
+/// What became of a received report.
+pub(super) enum Routed {
+    /// Routed; this many bytes of content went to local services.
+    Delivered(usize),
+    /// Refused: its publisher is not behind the link it came on.
+    Forged,
 }
 
 impl ReportRouting<'_> {
@@ -43,11 +54,19 @@ impl ReportRouting<'_> {
         view: &ReportView<'_>,
         frame: &[u8],
         targeted: bool,
-    ) -> Result<usize, String> {
-        // Names are interned only for a report from a known publisher: a stream of made-up
-        // names from an unknown one costs no memory.
-        if self.routes.lookup(self.net, view.publisher).is_none() {
-            return Ok(0);
+    ) -> Result<Routed, String> {
+        // Only a publisher behind this link may publish on it (usually its route is this very
+        // link; an alternate route is found in `behind`). Names are interned only then: a
+        // stream of made-up names in a made-up publisher's name costs no memory.
+        let from = self.from;
+        let here = match self.routes.lookup(self.net, view.publisher) {
+            Some(p) => {
+                p.link().is_some_and(|l| l.same(from)) || self.behind.contains(&view.publisher)
+            }
+            None => false,
+        };
+        if !here {
+            return Ok(Routed::Forged);
         }
         self.names.subject(view.subject)?;
         self.names.type_name(view.content.type_name)?;
@@ -91,7 +110,7 @@ impl ReportRouting<'_> {
         // The links are dropped now rather than held until the next report.
         remote.clear();
         self.relay.0 = remote;
-        Ok(delivered)
+        Ok(Routed::Delivered(delivered))
     }
 
     /// Delivers a received report to its local targets, all sharing one copy of its parts (the

@@ -1,0 +1,347 @@
+//! A peer speaks only for itself: frames in the name of agents it did not announce over its
+//! link are refused (and a flood of them closes the link), an answer completes a call only
+//! from the link the call went out on, and a peer claiming a live process's identity cannot
+//! lock that process out. Each attack comes from a raw peer over a real socket, with healthy
+//! services running beside it.
+
+mod common;
+
+use std::time::Duration;
+
+use common::raw::{closed_within, RawPeer};
+use common::{probe, settle, WAIT};
+use netsvc::prelude::*;
+use netsvc::wire::{Frame, ReportFrame, ReportTarget, RequestFrame, WirePayload};
+use netsvc::{ConnectionState, Exchange, ExchangeConfig, Format, ProcessId};
+use tokio::sync::mpsc::UnboundedSender;
+
+#[derive(Service)]
+#[service(name = "calculator")]
+struct Calculator;
+impl Service for Calculator {}
+
+#[netsvc::methods]
+impl Calculator {
+    fn multiply(&mut self, a: i64, b: i64) -> i64 {
+        a * b
+    }
+    fn slow(&mut self, ctx: &mut ServiceContext<Self>, millis: u64) -> Delayed<u64> {
+        let (responder, delayed) = ctx.suspend_response();
+        ctx.run_later(Duration::from_millis(millis), move |_, _| {
+            responder.resolve(millis)
+        });
+        delayed
+    }
+}
+
+/// Publishes "real" on `tick` every 10 ms.
+#[derive(Service)]
+#[service(name = "publisher")]
+struct Publisher;
+impl Service for Publisher {
+    fn started(&mut self, ctx: &mut ServiceContext<Self>) {
+        ctx.start_timer("tick", Duration::from_millis(10));
+    }
+    fn timer(&mut self, _: &str, ctx: &mut ServiceContext<Self>) {
+        ctx.publish_report("tick", "real".to_string(), Lifetime::None);
+        ctx.start_timer("tick", Duration::from_millis(10));
+    }
+}
+
+/// Subscribes to the publisher (unless told not to) and logs every report's content.
+#[derive(Service)]
+struct Victim {
+    log: UnboundedSender<String>,
+    subscribe: bool,
+}
+impl Service for Victim {
+    fn started(&mut self, ctx: &mut ServiceContext<Self>) {
+        if self.subscribe {
+            ctx.monitor_reports("publisher", "*");
+        }
+    }
+    fn report(&mut self, r: Report, _: &mut ServiceContext<Self>) {
+        let text = r.decode::<String>().unwrap_or_else(|e| e.to_string());
+        let _ = self.log.send(text);
+    }
+}
+
+fn config() -> ExchangeConfig {
+    ExchangeConfig {
+        heartbeat: Duration::from_millis(100),
+        dead_after: Duration::from_millis(800),
+        ..ExchangeConfig::default()
+    }
+}
+
+fn named(name: &str) -> netsvc::ServiceOptions {
+    netsvc::ServiceOptions::named(netsvc::ServiceName::new(name).unwrap())
+}
+
+/// A string as a JSON payload.
+fn json(text: &str) -> WirePayload {
+    WirePayload {
+        format: Format::Json,
+        type_name: "alloc::string::String".into(),
+        bytes: serde_json::to_vec(text).unwrap().into(),
+    }
+}
+
+/// Whether `log` got a line equal to `line` within `limit`, skipping others.
+async fn got(log: &mut common::Probe, line: &str, limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while let Ok(Some(next)) = tokio::time::timeout_at(deadline, log.0.recv()).await {
+        if next == line {
+            return true;
+        }
+    }
+    false
+}
+
+async fn wait_for(node: &Node, name: &str) -> Binding {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(b) = node.lookup_name(name).await.into_iter().next() {
+            return b;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} never appeared"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[actix::test]
+async fn reports_forged_in_a_real_publishers_name_reach_no_subscriber() {
+    let (tx, mut log) = probe();
+    let hub = Node::new("hub");
+    let x = Exchange::with_config(&hub, config()).unwrap();
+    let addr = x.listen("127.0.0.1:0").await.unwrap().to_string();
+    hub.spawn(Publisher);
+    let victim = hub.spawn_with(
+        Victim {
+            log: tx,
+            subscribe: true,
+        },
+        named("victim"),
+    );
+    assert!(got(&mut log, "real", WAIT).await);
+
+    let mut attacker = RawPeer::connect(&addr, ProcessId::random()).await;
+    attacker.announce_self().await;
+    let publisher = attacker.agent_named("publisher").await;
+    let forged = Frame::Report(ReportFrame {
+        publisher,
+        subject: "tick".into(),
+        content: json("forged"),
+        targets: vec![ReportTarget {
+            subscriber: victim.binding.agent(),
+            pattern: Some("*".into()),
+        }],
+    });
+    for _ in 0..10 {
+        attacker.send(&forged).await;
+    }
+    // The real reports keep coming; no forged one is among them.
+    settle().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+    let mut real = 0;
+    while let Ok(Some(line)) = tokio::time::timeout_at(deadline, log.0.recv()).await {
+        assert_eq!(line, "real", "a forged report was delivered");
+        real += 1;
+    }
+    assert!(real > 5, "the real stream goes on ({real})");
+    // A flood of them closes the attacker's link, and only that one.
+    for _ in 0..100 {
+        attacker.send(&forged).await;
+    }
+    assert!(closed_within(&mut attacker.stream, WAIT).await.is_some());
+    assert!(got(&mut log, "real", WAIT).await);
+}
+
+#[actix::test]
+async fn forged_subscription_frames_neither_stop_nor_start_a_stream() {
+    let (tx, mut log) = probe();
+    let (idle_tx, mut idle_log) = probe();
+    let hub = Node::new("hub");
+    let x = Exchange::with_config(&hub, config()).unwrap();
+    let addr = x.listen("127.0.0.1:0").await.unwrap().to_string();
+    hub.spawn(Publisher);
+    let victim = hub.spawn_with(
+        Victim {
+            log: tx,
+            subscribe: true,
+        },
+        named("victim"),
+    );
+    // A service that never subscribed: a forged request must not point a stream at it.
+    let bystander = hub.spawn_with(
+        Victim {
+            log: idle_tx,
+            subscribe: false,
+        },
+        named("bystander"),
+    );
+    assert!(got(&mut log, "real", WAIT).await);
+
+    let mut attacker = RawPeer::connect(&addr, ProcessId::random()).await;
+    attacker.announce_self().await;
+    let publisher = attacker.agent_named("publisher").await;
+    attacker
+        .send(&Frame::SubscriptionWithdrawn {
+            publisher,
+            subscriber: victim.binding.agent(),
+            pattern: "*".into(),
+        })
+        .await;
+    attacker
+        .send(&Frame::SubscriptionRequested {
+            publisher,
+            subscriber: bystander.binding.agent(),
+            pattern: "*".into(),
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The victim's stream goes on; the bystander gets nothing.
+    while log.0.try_recv().is_ok() {}
+    assert!(got(&mut log, "real", Duration::from_millis(500)).await);
+    idle_log.silent_for(Duration::from_millis(300)).await;
+}
+
+#[actix::test]
+async fn an_answer_from_another_link_completes_no_call() {
+    // The requester's node is an exchange server: the calculator's node is one client of it,
+    // the attacker another.
+    let requester = Node::new("requester");
+    let x = Exchange::with_config(&requester, config()).unwrap();
+    let addr = x.listen("127.0.0.1:0").await.unwrap().to_string();
+    let server = Node::new("server");
+    let server_x = Exchange::with_config(&server, config()).unwrap();
+    let mut events = server_x.connections();
+    server_x.connect(&addr, None).forget();
+    let event = tokio::time::timeout(WAIT, events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(event.state, ConnectionState::Active);
+    server.spawn(Calculator);
+    let calc = wait_for(&requester, "calculator").await;
+    let mut attacker = RawPeer::connect(&addr, ProcessId::random()).await;
+    attacker.announce_self().await;
+    settle().await;
+
+    let call = CalculatorClient::new(requester.endpoint(&calc).with_timeout(WAIT)).slow(400);
+    let conversation = call.conversation().get();
+    let call = tokio::spawn(call);
+    // The attacker is told the conversation (the worst case: it could not guess it) and the
+    // requester's agent, and answers first.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let process = requester.process();
+    let requester_agent = match attacker
+        .until(|f| matches!(f, Frame::ServiceAvailable(i) if i.name.is_empty() && i.process == process))
+        .await
+    {
+        Frame::ServiceAvailable(info) => info.agent,
+        _ => unreachable!(),
+    };
+    let forged = bincode::serde::encode_to_vec(666u64, bincode::config::standard()).unwrap();
+    attacker
+        .send(&Frame::Response {
+            conversation,
+            requester: requester_agent,
+            content: WirePayload {
+                format: Format::Bincode,
+                type_name: "u64".into(),
+                bytes: forged.into(),
+            },
+        })
+        .await;
+    assert_eq!(
+        call.await.unwrap(),
+        Ok(400),
+        "only the real answer completes the call"
+    );
+}
+
+#[actix::test]
+async fn a_request_in_another_agents_name_is_refused_back_to_its_sender() {
+    let hub = Node::new("hub");
+    let x = Exchange::with_config(&hub, config()).unwrap();
+    let addr = x.listen("127.0.0.1:0").await.unwrap().to_string();
+    hub.spawn(Calculator);
+    let (tx, _log) = probe();
+    let victim = hub.spawn_with(
+        Victim {
+            log: tx,
+            subscribe: false,
+        },
+        named("victim"),
+    );
+    let mut attacker = RawPeer::connect(&addr, ProcessId::random()).await;
+    attacker.announce_self().await;
+    let calculator = attacker.agent_named("calculator").await;
+    let args = bincode::serde::encode_to_vec((6i64, 7i64), bincode::config::standard()).unwrap();
+    attacker
+        .send(&Frame::Request(RequestFrame {
+            conversation: 7,
+            requester: victim.binding.agent(),
+            target: calculator,
+            method: "multiply".into(),
+            args: WirePayload {
+                format: Format::Bincode,
+                type_name: "(i64, i64)".into(),
+                bytes: args.into(),
+            },
+            reply_format: Format::Bincode,
+        }))
+        .await;
+    let answer = attacker
+        .until(|f| matches!(f, Frame::Failure { .. } | Frame::Response { .. }))
+        .await;
+    match answer {
+        Frame::Failure {
+            conversation,
+            failure,
+            ..
+        } => assert_eq!((conversation, failure.code), (7, 45), "{failure:?}"),
+        other => panic!("the call in another's name was served: {other:?}"),
+    }
+}
+
+#[actix::test]
+async fn a_peer_claiming_a_live_process_identity_does_not_lock_it_out() {
+    let hub = Node::new("hub");
+    let x = Exchange::with_config(&hub, config()).unwrap();
+    let addr = x.listen("127.0.0.1:0").await.unwrap().to_string();
+    let real = Node::new("real");
+    // The squatter claims the real process's identity before it connects (as after a hub
+    // restart, when whoever reconnects first would win).
+    let mut squatter = RawPeer::connect(&addr, real.process()).await;
+    squatter.announce_self().await;
+    settle().await;
+    let real_x = Exchange::with_config(&real, config()).unwrap();
+    let mut events = real_x.connections();
+    real_x
+        .connect(&addr, Some(Duration::from_millis(200)))
+        .forget();
+    let event = tokio::time::timeout(WAIT, events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(event.state, ConnectionState::Active);
+    real.spawn(Calculator);
+    let calc = wait_for(&hub, "calculator").await;
+    assert_eq!(
+        CalculatorClient::new(hub.endpoint(&calc))
+            .multiply(6, 7)
+            .await,
+        Ok(42)
+    );
+    // And the squatter is still connected: nothing was decided by the claimed identity.
+    assert!(
+        closed_within(&mut squatter.stream, Duration::from_millis(300))
+            .await
+            .is_none()
+    );
+}
