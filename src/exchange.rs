@@ -92,6 +92,7 @@ mod shared;
 mod silence;
 mod sockets;
 
+pub use crate::transport::{ClientAuth, Tls, TlsError, TlsPem};
 pub use config::{
     Authorise, ConnectionEvent, ConnectionState, ExchangeConfig, ExchangeError, ExchangeStats,
     Limits, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DEAD_AFTER, DEFAULT_HANDSHAKE_FRAME,

@@ -117,9 +117,10 @@ pub use delivery::{
 };
 pub use error::Error;
 pub use exchange::{
-    Authorise, ConnectionEvent, ConnectionState, Connector, Exchange, ExchangeConfig,
-    ExchangeError, ExchangeStats, Limits, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DEAD_AFTER,
-    DEFAULT_HANDSHAKE_FRAME, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HEARTBEAT, DEFAULT_OUTBOUND_LIMIT,
+    Authorise, ClientAuth, ConnectionEvent, ConnectionState, Connector, Exchange, ExchangeConfig,
+    ExchangeError, ExchangeStats, Limits, Tls, TlsError, TlsPem, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_DEAD_AFTER, DEFAULT_HANDSHAKE_FRAME, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HEARTBEAT,
+    DEFAULT_OUTBOUND_LIMIT,
 };
 pub use failure::{ErrorCode, Failure, NETSVC_ORIGIN};
 pub use ids::{AgentId, ConversationId, ProcessId};

@@ -1,15 +1,19 @@
 //! Layer 2, the transport: the bytes of one connection, without meaning.
 //!
-//! A connection has an [`Outbound`] side (a bounded buffer that frames are encoded into and a
+//! A connection ([`Connection`], plaintext or TLS: see [`Tls`]) has an [`Outbound`] side (a bounded buffer that frames are encoded into and a
 //! write loop that drains it) and a [`FrameChunks`] reading side (whole frames, in chunks,
 //! each length checked against a cap before anything is reserved for it). Neither knows what
 //! a frame means, who it is for or which failure a refusal stands for: the delivery layer
 //! above decides that from the [`SendError`] it is given.
 
+mod connection;
 mod outbound;
 mod reader;
+mod tls;
 
+pub(crate) use connection::Connection;
 #[cfg(test)]
 pub(crate) use outbound::tests as tests_support;
 pub(crate) use outbound::{Counters, FrameClass, LinkLimits, Outbound, SendError};
 pub(crate) use reader::FrameChunks;
+pub use tls::{ClientAuth, Tls, TlsError, TlsPem};

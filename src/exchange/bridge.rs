@@ -13,7 +13,6 @@ use std::time::Instant;
 
 use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message, StreamHandler};
 use bytes::Bytes;
-use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 use super::announced::{Announced, GroupOutcome, Lost};
@@ -24,7 +23,7 @@ use super::silence::{Silence, VERDICT_AFTER};
 use crate::delivery::{GroupChange, Inbound, Link, Peer, Side};
 use crate::ids::AgentId;
 use crate::names::{clip_name, SubjectPattern, MAX_NAME_LEN};
-use crate::transport::{FrameChunks, LinkLimits};
+use crate::transport::{Connection, FrameChunks, LinkLimits};
 use crate::wire::{
     decode_incoming, split_frame, CodecError, Frame, Hello, Incoming, PROTOCOL_VERSION,
 };
@@ -90,7 +89,7 @@ impl Bridge {
     /// A server's connection comes with its `slot` of the connection limits; a client's
     /// (this side initiated it) without.
     pub(crate) fn start(
-        stream: TcpStream,
+        connection: Connection,
         shared: Arc<ExchangeShared>,
         slot: Option<Slot>,
     ) -> oneshot::Receiver<Closed> {
@@ -100,26 +99,13 @@ impl Bridge {
             Side::Accepted
         };
         let (closed_tx, closed_rx) = oneshot::channel();
-        let (Ok(peer_addr), Ok(local_addr)) = (stream.peer_addr(), stream.local_addr()) else {
-            tracing::warn!("connection lost before it could be served");
-            return closed_rx;
-        };
-        let _ = stream.set_nodelay(true);
-        // A second handle on the socket for the writer's progress probe (see `write_loop`).
-        let (stream, probe) = match stream.into_std().and_then(|s| Ok((s.try_clone()?, s))) {
-            Ok((probe, std)) => match TcpStream::from_std(std) {
-                Ok(stream) => (stream, Some(probe)),
-                Err(e) => {
-                    tracing::warn!(peer = %peer_addr, "connection lost before it could be served: {e}");
-                    return closed_rx;
-                }
-            },
-            Err(e) => {
-                tracing::warn!(peer = %peer_addr, "connection lost before it could be served: {e}");
-                return closed_rx;
-            }
-        };
-        let (reader, writer) = stream.into_split();
+        let Connection {
+            reader,
+            writer,
+            probe,
+            peer_addr,
+            local_addr,
+        } = connection;
         let config = &shared.config;
         let limits = LinkLimits {
             outbound: config.outbound_limit,
@@ -449,6 +435,13 @@ impl StreamHandler<Result<Bytes, CodecError>> for Bridge {
             // The socket failed (a reset when the peer died): a lost connection, not bad input.
             Err(CodecError::Io(e)) if e.kind() != std::io::ErrorKind::InvalidData => {
                 return self.close(ctx, &format!("connection lost: {e}"), Ending::Normal);
+            }
+            // A TLS ClientHello read as a frame header: a record of type 0x16, version 3.x.
+            Err(CodecError::TooLarge { len, .. })
+                if self.state == State::Handshaking && len >> 16 == 0x1603 =>
+            {
+                let reason = "a TLS client on a plaintext exchange server (this side has no TLS)";
+                return self.close(ctx, reason, Ending::Error);
             }
             Err(e) => return self.close(ctx, &format!("protocol error: {e}"), Ending::Error),
         };

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::ids::ProcessId;
+use crate::transport::{Tls, TlsError};
 use crate::wire::DEFAULT_MAX_FRAME;
 
 /// Default interval of heartbeats on a quiet link.
@@ -125,6 +126,10 @@ pub struct ExchangeConfig {
     pub connect_timeout: Duration,
     /// What a peer can make this node spend.
     pub limits: Limits,
+    /// TLS on every link of this exchange, listened or connected (`None`: plaintext). A TLS
+    /// server refuses plaintext peers, and a plaintext server TLS ones, each with a reason
+    /// logged on both sides.
+    pub tls: Option<Tls>,
 }
 
 impl Default for ExchangeConfig {
@@ -139,6 +144,7 @@ impl Default for ExchangeConfig {
             authorise: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             limits: Limits::default(),
+            tls: None,
         }
     }
 }
@@ -155,6 +161,7 @@ impl std::fmt::Debug for ExchangeConfig {
             .field("authorise", &self.authorise.is_some())
             .field("connect_timeout", &self.connect_timeout)
             .field("limits", &self.limits)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -210,4 +217,8 @@ pub enum ExchangeError {
     /// Binding or connecting failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The TLS settings cannot serve this use (no certificate to listen with, no CA to
+    /// connect with).
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }

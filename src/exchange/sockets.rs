@@ -16,6 +16,7 @@ use super::shared::{admit, Admission, ExchangeShared};
 use crate::delivery::Link;
 use crate::names::GroupName;
 use crate::node::Node;
+use crate::transport::Connection;
 
 /// One node's endpoint in one exchange group: a server (`listen`), a client (`connect`), or
 /// both. Cheap to clone. Create it inside the actix System.
@@ -93,6 +94,9 @@ impl Exchange {
     /// Listens on `addr` (e.g. `"127.0.0.1:0"`) and serves every peer that connects; this
     /// node becomes a hub that relays between its links. Returns the bound address.
     pub async fn listen(&self, addr: &str) -> Result<SocketAddr, ExchangeError> {
+        if let Some(tls) = &self.0.config.tls {
+            tls.acceptor()?;
+        }
         let listener = bind(addr).await?;
         let local = listener.local_addr()?;
         self.0.hub.store(true, Ordering::Relaxed);
@@ -121,7 +125,23 @@ impl Exchange {
                             }
                         };
                         tracing::debug!(%peer, "accepted connection");
-                        drop(Bridge::start(stream, shared.clone(), Some(slot)));
+                        let shared = shared.clone();
+                        match &shared.config.tls {
+                            None => match Connection::plain(stream) {
+                                Ok(c) => drop(Bridge::start(c, shared.clone(), Some(slot))),
+                                Err(e) => tracing::warn!(%peer, "connection lost at once: {e}"),
+                            },
+                            // The handshake must not hold up the next accept.
+                            Some(tls) => {
+                                let (tls, timeout) = (tls.clone(), shared.config.handshake_timeout);
+                                actix::spawn(async move {
+                                    match Connection::accept(stream, &tls, timeout).await {
+                                        Ok(c) => drop(Bridge::start(c, shared, Some(slot))),
+                                        Err(e) => tracing::warn!(%peer, "connection refused: {e}"),
+                                    }
+                                });
+                            }
+                        }
                     }
                     Err(e) => {
                         tracing::warn!("accept failed: {e}");
@@ -153,9 +173,22 @@ impl Exchange {
                     }),
                     _ = &mut stop_rx => return,
                 };
-                match attempt {
-                    Ok(stream) => {
-                        let closed = Bridge::start(stream, shared.clone(), None);
+                let connection = match attempt {
+                    Ok(stream) => match &shared.config.tls {
+                        None => Connection::plain(stream).map_err(|e| e.to_string()),
+                        Some(tls) => {
+                            let timeout = shared.config.handshake_timeout;
+                            tokio::select! {
+                                c = Connection::connect(stream, tls, &addr, timeout) => c.map_err(|e| e.to_string()),
+                                _ = &mut stop_rx => return,
+                            }
+                        }
+                    },
+                    Err(e) => Err(e.to_string()),
+                };
+                match connection {
+                    Ok(connection) => {
+                        let closed = Bridge::start(connection, shared.clone(), None);
                         let closed = tokio::select! {
                             closed = closed => closed.ok(),
                             _ = &mut stop_rx => return,
