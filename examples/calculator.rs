@@ -10,6 +10,9 @@
 //! The client runs its round of requests when a calculator becomes available (here or in
 //! another process), then shuts down. `--serve` runs until Ctrl-C.
 
+#[path = "support/tls_args.rs"]
+mod tls_args;
+
 use std::time::Duration;
 
 use netsvc::prelude::*;
@@ -98,6 +101,9 @@ struct Args {
     /// An exchange server to join, e.g. 127.0.0.1:11111.
     #[arg(long, value_name = "HOST:PORT")]
     connect: Option<String>,
+    /// TLS to the exchange server.
+    #[command(flatten)]
+    tls: tls_args::TlsArgs,
     /// Run only the calculator service (until Ctrl-C); with `--connect` and without this flag,
     /// only the client runs.
     #[arg(long)]
@@ -114,7 +120,8 @@ async fn main() {
     let node = Node::new("calculator");
     node.monitor_signals();
     if let Some(addr) = &args.connect {
-        netsvc::Exchange::new(&node)
+        args.tls
+            .exchange(&node)
             .connect(addr, Some(Duration::from_secs(1)))
             .forget();
     }

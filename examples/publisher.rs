@@ -9,6 +9,9 @@
 //! after a loss), so subscribers in other processes see it. Runs until Ctrl-C (a second Ctrl-C
 //! exits at once).
 
+#[path = "support/tls_args.rs"]
+mod tls_args;
+
 use std::time::Duration;
 
 use clap::Parser;
@@ -50,6 +53,9 @@ struct Args {
     /// An exchange server to join, e.g. 127.0.0.1:11111.
     #[arg(long, value_name = "HOST:PORT")]
     connect: Option<String>,
+    /// TLS to the exchange server.
+    #[command(flatten)]
+    tls: tls_args::TlsArgs,
 }
 
 #[allow(dead_code)]
@@ -62,7 +68,8 @@ async fn main() {
     let node = Node::new("publisher");
     node.monitor_signals();
     if let Some(addr) = &args.connect {
-        netsvc::Exchange::new(&node)
+        args.tls
+            .exchange(&node)
             .connect(addr, Some(Duration::from_secs(1)))
             .forget();
     }

@@ -13,6 +13,9 @@
 #[path = "publisher.rs"]
 mod publisher;
 
+#[path = "support/tls_args.rs"]
+mod tls_args;
+
 use std::time::Duration;
 
 use clap::Parser;
@@ -59,6 +62,9 @@ struct Args {
     /// An exchange server to join, e.g. 127.0.0.1:11111.
     #[arg(long, value_name = "HOST:PORT")]
     connect: Option<String>,
+    /// TLS to the exchange server.
+    #[command(flatten)]
+    tls: tls_args::TlsArgs,
 }
 
 #[actix::main]
@@ -71,7 +77,9 @@ async fn main() {
     node.monitor_signals();
     node.spawn(Subscriber);
     match &args.connect {
-        Some(addr) => netsvc::Exchange::new(&node)
+        Some(addr) => args
+            .tls
+            .exchange(&node)
             .connect(addr, Some(Duration::from_secs(1)))
             .forget(),
         None => {

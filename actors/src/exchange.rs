@@ -1,10 +1,11 @@
 //! `netsvc exchange`: a standalone exchange server.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use netsvc::{ConnectionState, Exchange, ExchangeConfig, Node};
+use netsvc::{ClientAuth, ConnectionState, Exchange, ExchangeConfig, Node, Tls};
 
 /// Arguments of `netsvc exchange`.
 #[derive(Args)]
@@ -21,6 +22,18 @@ pub(crate) struct ExchangeArgs {
     /// The exchange group (default: the empty, default group).
     #[arg(long, default_value = "")]
     group: String,
+    /// This server's certificate chain (PEM); with `--tls-key`, every link is TLS.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// The CA (PEM) that `--connect` peers, and client certificates, must be signed by.
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// Require every client to present a certificate signed by `--tls-ca` (mutual TLS).
+    #[arg(long, requires = "tls_ca")]
+    require_client_cert: bool,
 }
 
 /// Runs an exchange server until Ctrl-C.
@@ -35,10 +48,28 @@ pub(crate) async fn run(args: ExchangeArgs) -> ExitCode {
         );
         return ExitCode::from(2);
     };
+    let client_auth = if args.require_client_cert {
+        ClientAuth::Required
+    } else {
+        ClientAuth::Optional
+    };
+    let tls = match Tls::from_files(
+        args.tls_cert.as_deref(),
+        args.tls_key.as_deref(),
+        args.tls_ca.as_deref(),
+        client_auth,
+    ) {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("netsvc exchange: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let node = Node::new("exchange");
     node.monitor_signals();
     let config = ExchangeConfig {
         group: args.group.clone(),
+        tls,
         ..ExchangeConfig::default()
     };
     let exchange = match Exchange::with_config(&node, config) {

@@ -177,6 +177,26 @@ impl Tls {
         Ok(Tls { server, client })
     }
 
+    /// Settings from PEM files, or `None` when no file is named (plaintext): what a command
+    /// line's `--tls-cert`, `--tls-key`, `--tls-ca` (and `--require-client-cert`) give.
+    pub fn from_files(
+        cert: Option<&Path>,
+        key: Option<&Path>,
+        ca: Option<&Path>,
+        client_auth: ClientAuth,
+    ) -> Result<Option<Tls>, TlsError> {
+        if cert.is_none() && key.is_none() && ca.is_none() {
+            return match client_auth {
+                ClientAuth::Optional => Ok(None),
+                ClientAuth::Required => Err(TlsError(
+                    "client certificates are required but TLS is off (no certificate, key or CA)"
+                        .into(),
+                )),
+            };
+        }
+        Tls::new(&TlsPem::from_files(cert, key, ca, client_auth)?).map(Some)
+    }
+
     /// The acceptor of a listener, if these settings can listen.
     pub(crate) fn acceptor(&self) -> Result<tokio_rustls::TlsAcceptor, TlsError> {
         self.server

@@ -379,6 +379,10 @@ struct Args {
     call: Vec<String>,
     services: Vec<(String, String)>,
     pings: Vec<(Duration, String)>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
+    tls_ca: Option<String>,
+    require_client_cert: bool,
 }
 
 fn parse_args() -> Args {
@@ -407,6 +411,10 @@ fn parse_args() -> Args {
                     .push((millis(Some(ms.to_owned())), name.to_owned()));
             }
             "--interval-ms" => args.interval = Some(millis(it.next())),
+            "--tls-cert" => args.tls_cert = it.next(),
+            "--tls-key" => args.tls_key = it.next(),
+            "--tls-ca" => args.tls_ca = it.next(),
+            "--require-client-cert" => args.require_client_cert = true,
             "--publisher" => args.publisher = true,
             "--subscriber" => args.subscriber = true,
             "--responder" => args.responder = true,
@@ -470,6 +478,24 @@ async fn main() {
         pinger(&node, *period, name.clone());
     }
 
+    let path = |p: &Option<String>| p.as_ref().map(std::path::PathBuf::from);
+    let client_auth = if args.require_client_cert {
+        netsvc::ClientAuth::Required
+    } else {
+        netsvc::ClientAuth::Optional
+    };
+    let (cert, key, ca) = (
+        path(&args.tls_cert),
+        path(&args.tls_key),
+        path(&args.tls_ca),
+    );
+    let tls = netsvc::Tls::from_files(cert.as_deref(), key.as_deref(), ca.as_deref(), client_auth)
+        .unwrap_or_else(|e| {
+            // On stdout, where the tests read.
+            println!("tls error: {e}");
+            std::process::exit(2)
+        });
+
     // One exchange per exchange group; every listener is started before any connection so
     // that the handshake tells peers this node is a server.
     let mut exchanges: Vec<(String, Exchange)> = Vec::new();
@@ -479,6 +505,7 @@ async fn main() {
         }
         let mut config = ExchangeConfig {
             group: group.to_owned(),
+            tls: tls.clone(),
             ..ExchangeConfig::default()
         };
         if let Some(timeout) = args.handshake_timeout {
