@@ -10,7 +10,7 @@
 //! exits at once).
 
 #[path = "support/tls_args.rs"]
-mod tls_args;
+pub(crate) mod tls_args;
 
 use std::time::Duration;
 

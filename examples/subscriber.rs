@@ -13,9 +13,6 @@
 #[path = "publisher.rs"]
 mod publisher;
 
-#[path = "support/tls_args.rs"]
-mod tls_args;
-
 use std::time::Duration;
 
 use clap::Parser;
@@ -64,7 +61,7 @@ struct Args {
     connect: Option<String>,
     /// TLS to the exchange server.
     #[command(flatten)]
-    tls: tls_args::TlsArgs,
+    tls: publisher::tls_args::TlsArgs,
 }
 
 #[actix::main]
