@@ -85,6 +85,7 @@
 //! link keeps working. What a peer can make a node spend is bounded by [`Limits`].
 
 mod announced;
+mod auth;
 mod bridge;
 mod config;
 mod quota;
@@ -93,6 +94,7 @@ mod silence;
 mod sockets;
 
 pub use crate::transport::{ClientAuth, Tls, TlsError, TlsPem};
+pub use auth::{Secret, SecretError, MIN_SECRET_LEN};
 pub use config::{
     Authorise, ConnectionEvent, ConnectionState, ExchangeConfig, ExchangeError, ExchangeStats,
     Limits, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DEAD_AFTER, DEFAULT_HANDSHAKE_FRAME,

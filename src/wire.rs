@@ -5,8 +5,9 @@
 //! A connection carries frames, each a 4-byte big-endian length and then a body of that many
 //! bytes. A body is the bincode 2 encoding (serde, `standard()` configuration) of one
 //! [`Frame`]: the variant index, then the fields in declaration order, integers as varints,
-//! strings and byte strings after their length. Both sides start with [`Frame::Hello`];
-//! nothing else is accepted before it.
+//! strings and byte strings after their length. Both sides start with [`Frame::Hello`],
+//! preceded by a [`Frame::Challenge`] from a side with a shared secret; nothing else is
+//! accepted before the handshake completes.
 //!
 //! - The frame size is capped (default [`DEFAULT_MAX_FRAME`]). A reader checks the cap from
 //!   the length prefix, before any buffer for the body is allocated; an encoder refuses a
@@ -40,7 +41,7 @@ pub use codec::FrameCodec;
 pub use decode::decode_frame_serde;
 pub use frame::{
     Frame, Hello, ReportFrame, ReportTarget, RequestFrame, ServiceInfo, WireFailure, WirePayload,
-    PROTOCOL_VERSION,
+    NONCE_LEN, PROTOCOL_VERSION,
 };
 
 pub(crate) use codec::{announced_len, frame_len, split_frame};

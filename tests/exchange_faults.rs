@@ -202,22 +202,23 @@ async fn a_service_frame_before_the_handshake_closes_the_connection() {
 #[actix::test]
 async fn a_wrong_protocol_version_is_refused_with_a_reason() {
     let (_node, _x, addr) = server(config()).await;
-    let mut s = raw(&addr).await;
-    s.write_all(&encode(&hello(PROTOCOL_VERSION + 1)))
-        .await
-        .unwrap();
-    let frames = closed_within(&mut s, WAIT).await.expect("closed");
-    let reason = frames
-        .iter()
-        .find_map(|f| match f {
-            Frame::Refused { reason } => Some(reason.clone()),
-            _ => None,
-        })
-        .expect("a Refused frame");
-    assert!(
-        reason.contains("protocol version 2 is not supported"),
-        "{reason}"
-    );
+    // An older peer (the version before shared secrets) and a newer one.
+    for version in [PROTOCOL_VERSION - 1, PROTOCOL_VERSION + 1] {
+        let mut s = raw(&addr).await;
+        s.write_all(&encode(&hello(version))).await.unwrap();
+        let frames = closed_within(&mut s, WAIT).await.expect("closed");
+        let reason = frames
+            .iter()
+            .find_map(|f| match f {
+                Frame::Refused { reason } => Some(reason.clone()),
+                _ => None,
+            })
+            .expect("a Refused frame");
+        assert!(
+            reason.contains(&format!("protocol version {version} is not supported")),
+            "{reason}"
+        );
+    }
     still_serving(&addr).await;
 }
 

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use netsvc::{ClientAuth, ConnectionState, Exchange, ExchangeConfig, Node, Tls};
+use netsvc::{ClientAuth, ConnectionState, Exchange, ExchangeConfig, Node, Secret, Tls};
 
 /// Arguments of `netsvc exchange`.
 #[derive(Args)]
@@ -34,6 +34,9 @@ pub(crate) struct ExchangeArgs {
     /// Require every client to present a certificate signed by `--tls-ca` (mutual TLS).
     #[arg(long, requires = "tls_ca")]
     require_client_cert: bool,
+    /// A file holding a shared secret (at least 16 bytes) every peer must prove it has.
+    #[arg(long, value_name = "FILE")]
+    secret_file: Option<PathBuf>,
 }
 
 /// Runs an exchange server until Ctrl-C.
@@ -65,11 +68,24 @@ pub(crate) async fn run(args: ExchangeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let secret = match args
+        .secret_file
+        .as_deref()
+        .map(Secret::from_file)
+        .transpose()
+    {
+        Ok(secret) => secret,
+        Err(e) => {
+            eprintln!("netsvc exchange: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let node = Node::new("exchange");
     node.monitor_signals();
     let config = ExchangeConfig {
         group: args.group.clone(),
         tls,
+        secret,
         ..ExchangeConfig::default()
     };
     let exchange = match Exchange::with_config(&node, config) {

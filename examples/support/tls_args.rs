@@ -1,10 +1,12 @@
-//! The TLS options of the examples that join an exchange (each includes this file).
+//! The TLS and shared-secret options of the examples that join an exchange (each includes
+//! this file).
 
 use std::path::PathBuf;
 
-use netsvc::{ClientAuth, Exchange, ExchangeConfig, Node, Tls};
+use netsvc::{ClientAuth, Exchange, ExchangeConfig, Node, Secret, Tls};
 
-/// `--tls-ca FILE [--tls-cert FILE --tls-key FILE]`: TLS to the exchange server.
+/// `--tls-ca FILE [--tls-cert FILE --tls-key FILE] [--secret-file FILE]`: TLS to the
+/// exchange server, and its shared secret.
 #[derive(clap::Args)]
 pub(crate) struct TlsArgs {
     /// The CA (PEM) the exchange server's certificate must be signed by; turns TLS on.
@@ -16,6 +18,9 @@ pub(crate) struct TlsArgs {
     /// The private key of `--tls-cert` (PEM).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub(crate) tls_key: Option<PathBuf>,
+    /// A file holding the exchange's shared secret.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) secret_file: Option<PathBuf>,
 }
 
 impl TlsArgs {
@@ -32,8 +37,18 @@ impl TlsArgs {
             eprintln!("{e}");
             std::process::exit(2)
         });
+        let secret = self
+            .secret_file
+            .as_deref()
+            .map(Secret::from_file)
+            .transpose()
+            .unwrap_or_else(|e| {
+                eprintln!("{e}");
+                std::process::exit(2)
+            });
         let config = ExchangeConfig {
             tls,
+            secret,
             ..ExchangeConfig::default()
         };
         Exchange::with_config(node, config).expect("the default group is valid")

@@ -1,4 +1,5 @@
-//! A distributed exchange of three servers with mutual TLS end to end, in real processes:
+//! A distributed exchange of three servers with mutual TLS and a shared secret end to end, in
+//! real processes:
 //! certificates made by the test (rcgen) and written to files, as a deployment would hold
 //! them. Reports and requests cross two servers; a client without a certificate is refused;
 //! files that cannot be used stop a process at start with status 2.
@@ -28,6 +29,7 @@ impl Pki {
         let key = KeyPair::generate().unwrap();
         let cert = params.self_signed(&key).unwrap();
         std::fs::write(dir.join("ca.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.join("secret"), "a secret of the whole mesh\n").unwrap();
         Pki {
             dir,
             issuer: Issuer::new(params, key),
@@ -55,11 +57,13 @@ impl Pki {
         )
     }
 
-    /// The mutual-TLS arguments of a process named `name`.
+    /// The mutual-TLS arguments of a process named `name`, with the mesh's shared secret.
     fn args(&self, name: &str) -> Vec<String> {
         let (cert, key) = self.issue(name);
         let mut args = vec!["--tls-cert".into(), cert, "--tls-key".into(), key];
         args.extend(["--tls-ca".into(), self.ca(), "--require-client-cert".into()]);
+        let secret = self.dir.join("secret").display().to_string();
+        args.extend(["--secret-file".into(), secret]);
         args
     }
 }
@@ -92,7 +96,7 @@ fn hub(pki: &Pki, name: &str, peers: &[&str]) -> (Process, String) {
 }
 
 #[test]
-fn a_three_server_exchange_with_mutual_tls_carries_reports_and_requests() {
+fn a_three_server_exchange_with_mutual_tls_and_a_secret_carries_reports_and_requests() {
     let pki = Pki::new("mesh");
     let (mut c, c_addr) = hub(&pki, "exchange-c", &[]);
     let (mut b, b_addr) = hub(&pki, "exchange-b", &[&c_addr]);

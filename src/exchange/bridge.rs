@@ -16,6 +16,7 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::announced::{Announced, GroupOutcome, Lost};
+use super::auth::Challenge;
 use super::config::{ConnectionEvent, ConnectionState};
 use super::quota::Subscriptions;
 use super::shared::{ExchangeShared, Slot};
@@ -49,6 +50,10 @@ pub(crate) struct Bridge {
     closed: Option<oneshot::Sender<Closed>>,
     /// What the frames received mean and where they go.
     inbound: Inbound,
+    /// The shared-secret challenge, when this side has a secret (see `auth.rs`).
+    auth: Option<Auth>,
+    /// The peer's `Hello`, accepted and waiting for its proof of the shared secret.
+    auth_hello: Option<Hello>,
     /// Makes the reader yield before its next chunk (see `FrameChunks`).
     pause: Rc<Cell<bool>>,
     /// The reader's frame size cap: small until the handshake is accepted.
@@ -59,6 +64,15 @@ pub(crate) struct Bridge {
     /// Subscriptions requested through this link and not withdrawn, for
     /// [`Limits::subscriptions_per_link`](super::Limits::subscriptions_per_link).
     subscriptions: Subscriptions,
+}
+
+/// This side's challenge of the peer and how far it got.
+struct Auth {
+    challenge: Challenge,
+    /// The peer's nonce, once its challenge came.
+    peer_nonce: Option<Vec<u8>>,
+    /// Whether the peer proved the secret.
+    proven: bool,
 }
 
 /// How a connection is closed: after an error (logged as one) or normally.
@@ -105,7 +119,25 @@ impl Bridge {
             probe,
             peer_addr,
             local_addr,
+            session,
         } = connection;
+        let auth = match shared
+            .config
+            .secret
+            .clone()
+            .map(|s| Challenge::new(s, session))
+        {
+            None => None,
+            Some(Ok(challenge)) => Some(Auth {
+                challenge,
+                peer_nonce: None,
+                proven: false,
+            }),
+            Some(Err(e)) => {
+                tracing::error!(peer = %peer_addr, "cannot authenticate the connection: {e}");
+                return closed_rx;
+            }
+        };
         let config = &shared.config;
         let limits = LinkLimits {
             outbound: config.outbound_limit,
@@ -134,6 +166,8 @@ impl Bridge {
             });
             Bridge {
                 inbound: Inbound::new(link.clone(), interned_bytes),
+                auth,
+                auth_hello: None,
                 shared,
                 link,
                 peer_addr,
@@ -197,6 +231,45 @@ impl Bridge {
         ctx.stop();
     }
 
+    /// The peer's challenge: answered with this side's proof.
+    fn challenged(&mut self, ctx: &mut Context<Self>, nonce: &[u8]) {
+        let side = self.link.side();
+        let Some(auth) = &mut self.auth else {
+            let reason = "authentication failed: the peer requires a shared secret, and this \
+                          side has none";
+            return self.refuse(ctx, reason.to_owned());
+        };
+        match auth.challenge.prove(side, nonce) {
+            Ok(mac) => {
+                auth.peer_nonce = Some(nonce.to_vec());
+                let _ = self.link.out().send_frame(&Frame::Proof { mac });
+            }
+            Err(e) => self.refuse(ctx, format!("authentication failed: {e}")),
+        }
+    }
+
+    /// The peer's proof: checked, and the link made ready if it holds.
+    fn proved(&mut self, ctx: &mut Context<Self>, mac: &[u8]) {
+        let side = self.link.side();
+        let Some(auth) = &mut self.auth else {
+            let reason = "authentication failed: this side has no shared secret";
+            return self.refuse(ctx, reason.to_owned());
+        };
+        let holds = auth
+            .peer_nonce
+            .as_deref()
+            .is_some_and(|nonce| auth.challenge.check(side, nonce, mac));
+        if !holds {
+            let reason = "authentication failed: the peer did not prove the shared secret";
+            return self.refuse(ctx, reason.to_owned());
+        }
+        auth.proven = true;
+        tracing::debug!(peer = %self.peer_addr, "the peer proved the shared secret");
+        if let Some(hello) = self.auth_hello.take() {
+            self.ready(ctx, hello);
+        }
+    }
+
     fn refuse(&mut self, ctx: &mut Context<Self>, reason: String) {
         let _ = self.link.out().send_frame(&Frame::Refused {
             reason: reason.clone(),
@@ -232,6 +305,15 @@ impl Bridge {
         if hello.process == self.shared.node.process() {
             return self.refuse(ctx, "connected to itself".to_owned());
         }
+        match &self.auth {
+            // The peer has yet to prove the shared secret: the link waits for its proof.
+            Some(auth) if !auth.proven => self.auth_hello = Some(hello),
+            _ => self.ready(ctx, hello),
+        }
+    }
+
+    /// The handshake is complete: the link is ready, unless it duplicates another.
+    fn ready(&mut self, ctx: &mut Context<Self>, hello: Hello) {
         let peer = Peer {
             process: hello.process,
             node: hello.node.clone(),
@@ -289,8 +371,29 @@ impl Bridge {
                 self.close(ctx, &reason, Ending::Error);
                 Ok(())
             }
+            (State::Handshaking, Frame::Challenge { nonce }) => {
+                self.challenged(ctx, &nonce);
+                Ok(())
+            }
+            (State::Handshaking, Frame::Proof { mac }) => {
+                self.proved(ctx, &mac);
+                Ok(())
+            }
+            (State::Handshaking, other) if self.auth_hello.is_some() => {
+                let reason = format!(
+                    "authentication failed: the peer sent {} without proving the shared secret",
+                    other.kind()
+                );
+                self.refuse(ctx, reason);
+                Ok(())
+            }
             (State::Handshaking, other) => {
                 Err(format!("{} frame before the handshake", other.kind()))
+            }
+            (State::Ready, Frame::Challenge { .. }) => {
+                let reason = "the peer requires a shared secret, and this side has none";
+                self.close(ctx, reason, Ending::Error);
+                Ok(())
             }
             (State::Ready, Frame::Hello(_)) => Err("second Hello".to_owned()),
             (State::Ready, Frame::Goodbye { reason }) => {
@@ -398,6 +501,12 @@ impl Actor for Bridge {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        // A side with a secret challenges first, so that a peer without one refuses before
+        // it takes the link for ready.
+        if let Some(auth) = &self.auth {
+            let nonce = auth.challenge.nonce();
+            let _ = self.link.out().send_frame(&Frame::Challenge { nonce });
+        }
         let _ = self.link.out().send_frame(&Frame::Hello(self.hello()));
         let config = &self.shared.config;
         let timeout = config.handshake_timeout;

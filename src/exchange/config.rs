@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::auth::Secret;
 use crate::ids::ProcessId;
 use crate::transport::{Tls, TlsError};
 use crate::wire::DEFAULT_MAX_FRAME;
@@ -130,6 +131,9 @@ pub struct ExchangeConfig {
     /// server refuses plaintext peers, and a plaintext server TLS ones, each with a reason
     /// logged on both sides.
     pub tls: Option<Tls>,
+    /// A shared secret every peer must prove it has, in the handshake (see [`Secret`]):
+    /// `None` accepts peers without one. Both ends of a link need the same secret.
+    pub secret: Option<Secret>,
 }
 
 impl Default for ExchangeConfig {
@@ -145,6 +149,7 @@ impl Default for ExchangeConfig {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             limits: Limits::default(),
             tls: None,
+            secret: None,
         }
     }
 }
@@ -162,6 +167,7 @@ impl std::fmt::Debug for ExchangeConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("limits", &self.limits)
             .field("tls", &self.tls)
+            .field("secret", &self.secret.is_some())
             .finish()
     }
 }

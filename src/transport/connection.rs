@@ -28,7 +28,13 @@ pub(crate) struct Connection {
     pub(crate) probe: Option<std::net::TcpStream>,
     pub(crate) peer_addr: SocketAddr,
     pub(crate) local_addr: SocketAddr,
+    /// Under TLS, a value the session exports for binding the handshake's authentication
+    /// to it (empty in plaintext).
+    pub(crate) session: Vec<u8>,
 }
+
+/// The label of the value a TLS session exports for the handshake's authentication.
+const EXPORTER_LABEL: &[u8] = b"EXPORTER-netsvc-authentication";
 
 fn addresses(stream: &TcpStream) -> std::io::Result<(SocketAddr, SocketAddr)> {
     Ok((stream.peer_addr()?, stream.local_addr()?))
@@ -48,6 +54,7 @@ impl Connection {
             probe: Some(probe),
             peer_addr,
             local_addr,
+            session: Vec::new(),
         })
     }
 
@@ -81,6 +88,11 @@ impl Connection {
             .await
             .map_err(|_| TlsError::said("no TLS handshake within the handshake timeout"))?
             .map_err(|e| TlsError::handshake(&e))?;
+        let session = stream
+            .get_ref()
+            .1
+            .export_keying_material([0u8; 32], EXPORTER_LABEL, None)
+            .map_or_else(|_| Vec::new(), |k| k.to_vec());
         let (reader, writer) = tokio::io::split(stream);
         Ok(Connection {
             reader: Box::new(reader),
@@ -88,6 +100,7 @@ impl Connection {
             probe: None,
             peer_addr,
             local_addr,
+            session,
         })
     }
 
@@ -106,6 +119,11 @@ impl Connection {
             .await
             .map_err(|_| TlsError::said("no TLS handshake within the handshake timeout"))?
             .map_err(|e| TlsError::handshake(&e))?;
+        let session = stream
+            .get_ref()
+            .1
+            .export_keying_material([0u8; 32], EXPORTER_LABEL, None)
+            .map_or_else(|_| Vec::new(), |k| k.to_vec());
         let (reader, writer) = tokio::io::split(stream);
         Ok(Connection {
             reader: Box::new(reader),
@@ -113,6 +131,7 @@ impl Connection {
             probe: None,
             peer_addr,
             local_addr,
+            session,
         })
     }
 }

@@ -386,6 +386,12 @@ impl<'a> Fields<'a> {
             15 => Frame::Goodbye {
                 reason: self.string()?,
             },
+            16 => Frame::Challenge {
+                nonce: self.bytes()?.to_vec(),
+            },
+            17 => Frame::Proof {
+                mac: self.bytes()?.to_vec(),
+            },
             other => return Err(format!("unknown variant index {other}")),
         })
     }

@@ -11,7 +11,7 @@ use crate::names::SubjectPattern;
 use crate::payload::Format;
 
 /// The protocol version carried in the handshake.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// One message between two netsvc processes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -103,7 +103,22 @@ pub enum Frame {
         /// Why, for the peer's log.
         reason: String,
     },
+    /// The sender has a shared secret and challenges the peer to prove it has it too: a fresh
+    /// random nonce (sent first, before `Hello`).
+    Challenge {
+        /// [`NONCE_LEN`] random bytes.
+        nonce: Vec<u8>,
+    },
+    /// The answer to a [`Frame::Challenge`]: an HMAC of the shared secret over both nonces,
+    /// the sender's side of the connection and, under TLS, the session (never the secret).
+    Proof {
+        /// The HMAC-SHA256 tag.
+        mac: Vec<u8>,
+    },
 }
+
+/// Length of a [`Frame::Challenge`] nonce.
+pub const NONCE_LEN: usize = 32;
 
 impl Frame {
     /// A short name of the variant, for logs.
@@ -125,6 +140,8 @@ impl Frame {
             Frame::Failure { .. } => "Failure",
             Frame::Heartbeat => "Heartbeat",
             Frame::Goodbye { .. } => "Goodbye",
+            Frame::Challenge { .. } => "Challenge",
+            Frame::Proof { .. } => "Proof",
         }
     }
 }
@@ -240,7 +257,7 @@ pub(crate) const CALL_VARIANTS: std::ops::RangeInclusive<u8> = REQUEST_VARIANT..
 
 /// The name of the frame variant with index `variant`, for messages.
 pub(super) fn frame_kind(variant: u8) -> &'static str {
-    const KINDS: [&str; 16] = [
+    const KINDS: [&str; 18] = [
         "Hello",
         "Refused",
         "ServiceAvailable",
@@ -257,6 +274,8 @@ pub(super) fn frame_kind(variant: u8) -> &'static str {
         "Failure",
         "Heartbeat",
         "Goodbye",
+        "Challenge",
+        "Proof",
     ];
     KINDS
         .get(usize::from(variant))

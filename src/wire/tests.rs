@@ -119,6 +119,8 @@ pub(super) fn samples() -> Vec<Frame> {
         Frame::Goodbye {
             reason: "bye".into(),
         },
+        Frame::Challenge { nonce: vec![7; 4] },
+        Frame::Proof { mac: vec![8; 4] },
     ]
 }
 
@@ -183,6 +185,8 @@ fn golden_bytes_pin_the_format() {
         "0000001b0dfb2c011002020202020202020202020202020202390164016f00",
         "000000010e",
         "000000050f03627965",
+        "00000006100407070707",
+        "00000006110408080808",
     ];
     assert_eq!(golden, expected);
     // Variant indexes are the declaration order; new variants are only appended.

@@ -383,6 +383,7 @@ struct Args {
     tls_key: Option<String>,
     tls_ca: Option<String>,
     require_client_cert: bool,
+    secret_file: Option<String>,
 }
 
 fn parse_args() -> Args {
@@ -415,6 +416,7 @@ fn parse_args() -> Args {
             "--tls-key" => args.tls_key = it.next(),
             "--tls-ca" => args.tls_ca = it.next(),
             "--require-client-cert" => args.require_client_cert = true,
+            "--secret-file" => args.secret_file = it.next(),
             "--publisher" => args.publisher = true,
             "--subscriber" => args.subscriber = true,
             "--responder" => args.responder = true,
@@ -496,6 +498,14 @@ async fn main() {
             std::process::exit(2)
         });
 
+    let secret = path(&args.secret_file)
+        .map(|p| netsvc::Secret::from_file(&p))
+        .transpose()
+        .unwrap_or_else(|e| {
+            println!("secret error: {e}");
+            std::process::exit(2)
+        });
+
     // One exchange per exchange group; every listener is started before any connection so
     // that the handshake tells peers this node is a server.
     let mut exchanges: Vec<(String, Exchange)> = Vec::new();
@@ -506,6 +516,7 @@ async fn main() {
         let mut config = ExchangeConfig {
             group: group.to_owned(),
             tls: tls.clone(),
+            secret: secret.clone(),
             ..ExchangeConfig::default()
         };
         if let Some(timeout) = args.handshake_timeout {
