@@ -88,6 +88,7 @@ mod announced;
 mod auth;
 mod bridge;
 mod config;
+mod policy;
 mod quota;
 mod shared;
 mod silence;
@@ -100,4 +101,5 @@ pub use config::{
     Limits, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DEAD_AFTER, DEFAULT_HANDSHAKE_FRAME,
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HEARTBEAT, DEFAULT_OUTBOUND_LIMIT,
 };
+pub use policy::{Admit, PeerInfo, PeerPolicy, PolicyError, PolicyFile};
 pub use sockets::{Connector, Exchange};

@@ -117,10 +117,11 @@ pub use delivery::{
 };
 pub use error::Error;
 pub use exchange::{
-    Authorise, ClientAuth, ConnectionEvent, ConnectionState, Connector, Exchange, ExchangeConfig,
-    ExchangeError, ExchangeStats, Limits, Secret, SecretError, Tls, TlsError, TlsPem,
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_DEAD_AFTER, DEFAULT_HANDSHAKE_FRAME,
-    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HEARTBEAT, DEFAULT_OUTBOUND_LIMIT, MIN_SECRET_LEN,
+    Admit, Authorise, ClientAuth, ConnectionEvent, ConnectionState, Connector, Exchange,
+    ExchangeConfig, ExchangeError, ExchangeStats, Limits, PeerInfo, PeerPolicy, PolicyError,
+    PolicyFile, Secret, SecretError, Tls, TlsError, TlsPem, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_DEAD_AFTER, DEFAULT_HANDSHAKE_FRAME, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HEARTBEAT,
+    DEFAULT_OUTBOUND_LIMIT, MIN_SECRET_LEN,
 };
 pub use failure::{ErrorCode, Failure, NETSVC_ORIGIN};
 pub use ids::{AgentId, ConversationId, ProcessId};

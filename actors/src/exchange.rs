@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use netsvc::{ClientAuth, ConnectionState, Exchange, ExchangeConfig, Node, Secret, Tls};
+use netsvc::{
+    ClientAuth, ConnectionState, Exchange, ExchangeConfig, Node, PolicyFile, Secret, Tls,
+};
 
 /// Arguments of `netsvc exchange`.
 #[derive(Args)]
@@ -37,6 +39,10 @@ pub(crate) struct ExchangeArgs {
     /// A file holding a shared secret (at least 16 bytes) every peer must prove it has.
     #[arg(long, value_name = "FILE")]
     secret_file: Option<PathBuf>,
+    /// A per-peer policy (JSON: see `netsvc::PolicyFile`): which peers are served, which
+    /// service names each may announce, and how much it may hold.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
 }
 
 /// Runs an exchange server until Ctrl-C.
@@ -80,12 +86,20 @@ pub(crate) async fn run(args: ExchangeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let admit = match args.policy.as_deref().map(PolicyFile::load).transpose() {
+        Ok(policy) => policy.map(PolicyFile::into_admit),
+        Err(e) => {
+            eprintln!("netsvc exchange: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let node = Node::new("exchange");
     node.monitor_signals();
     let config = ExchangeConfig {
         group: args.group.clone(),
         tls,
         secret,
+        admit,
         ..ExchangeConfig::default()
     };
     let exchange = match Exchange::with_config(&node, config) {

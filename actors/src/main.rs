@@ -5,6 +5,8 @@
 //!   printed as it happens. Runs until Ctrl-C, or for `--duration` seconds.
 //! * `netsvc exchange --listen HOST:PORT [--connect HOST:PORT ...]` — a standalone exchange
 //!   server (optionally part of a distributed exchange); logs connections; stops on Ctrl-C.
+//!   `--tls-cert FILE --tls-key FILE [--tls-ca FILE --require-client-cert]` put its links under
+//!   TLS, `--secret-file FILE` requires a shared secret, `--policy FILE` a per-peer policy.
 
 mod demo;
 mod exchange;

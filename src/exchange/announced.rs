@@ -4,10 +4,11 @@
 use std::collections::{HashMap, HashSet};
 
 use super::config::Limits;
+use super::policy::PeerPolicy;
 use super::shared::ExchangeShared;
 use crate::delivery::{Address, Behind, Binding, GroupChange, Link, RouteRemoved};
 use crate::ids::AgentId;
-use crate::names::{Audience, GroupName, ServiceName};
+use crate::names::{clip_name, Audience, GroupName, ServiceName};
 use crate::registry::{JoinGroup, LeaveGroup, Register, Reroute, Withdraw};
 use crate::wire::ServiceInfo;
 
@@ -37,12 +38,38 @@ pub(super) struct Announced {
     /// Groups of those services, for
     /// [`Limits::groups_per_service`](crate::Limits::groups_per_service).
     groups: HashMap<AgentId, HashSet<GroupName>>,
+    /// Those of them the peer's policy refused: announced, but visible nowhere.
+    refused: HashSet<AgentId>,
+    /// Those of them with a name that were accepted, for the policy's `max_services`
+    /// (anonymous services, which answers need, do not count).
+    named: HashSet<AgentId>,
 }
 
 impl Announced {
     /// Every service learned through the link.
     pub(super) fn agents(&self) -> Vec<AgentId> {
         self.agents.iter().copied().collect()
+    }
+
+    /// Why `policy` refuses the announcement of `info` with `groups` groups, if it does.
+    fn refused_by(&self, policy: &PeerPolicy, info: &ServiceInfo, groups: usize) -> Option<String> {
+        if self.agents.contains(&info.agent) && !self.refused.contains(&info.agent) {
+            return None;
+        }
+        if !policy.may_announce(&info.name) {
+            return Some("a name it may not announce".to_owned());
+        }
+        let counts = !info.name.is_empty() && !self.named.contains(&info.agent);
+        if let Some(max) = policy
+            .max_services
+            .filter(|&max| counts && self.named.len() >= max)
+        {
+            return Some(format!("more than {max} services"));
+        }
+        if let Some(max) = policy.max_groups.filter(|&max| groups > max) {
+            return Some(format!("in more than {max} groups"));
+        }
+        None
     }
 
     /// The agents the peer may speak for on this link.
@@ -56,7 +83,7 @@ impl Announced {
         shared: &ExchangeShared,
         link: &Link,
         info: ServiceInfo,
-        limits: &Limits,
+        (limits, policy): (&Limits, &PeerPolicy),
     ) -> Result<(), String> {
         let name = ServiceName::new(&info.name).map_err(|e| e.to_string())?;
         let audience = Audience::parse(&info.audience).map_err(|e| e.to_string())?;
@@ -79,9 +106,21 @@ impl Announced {
                 info.agent
             ));
         }
+        if let Some(why) = self.refused_by(policy, &info, groups.len()) {
+            let peer = link.peer().map_or("", |p| p.node.as_str());
+            tracing::warn!(peer, service = %clip_name(&info.name), agent = %info.agent, "announcement refused by the peer's policy ({why}); the service is visible nowhere");
+            // The peer still speaks for it on this link (its frames are not forgeries), but
+            // nothing of it goes further.
+            self.agents.insert(info.agent);
+            self.refused.insert(info.agent);
+            return Ok(());
+        }
         if !groups.is_empty() {
             self.groups
                 .insert(info.agent, groups.iter().cloned().collect());
+        }
+        if !info.name.is_empty() {
+            self.named.insert(info.agent);
         }
         let binding = Binding::new(
             name,
@@ -122,6 +161,10 @@ impl Announced {
             return false;
         }
         self.groups.remove(&agent);
+        self.named.remove(&agent);
+        if self.refused.remove(&agent) {
+            return true;
+        }
         let net = shared.node.routes();
         match net.remove(agent, Some(link)) {
             RouteRemoved::Gone(binding) => {
@@ -152,6 +195,7 @@ impl Announced {
         agent: AgentId,
         group: &str,
         change: GroupChange,
+        policy: &PeerPolicy,
     ) -> Result<GroupOutcome, String> {
         let join = change == GroupChange::Joined;
         let group = GroupName::new(group).map_err(|e| e.to_string())?;
@@ -169,6 +213,13 @@ impl Announced {
                     return Err(format!(
                         "service {agent} joined more than {limit} groups (the limit per service)"
                     ));
+                }
+                if let Some(max) = policy.max_groups {
+                    if groups.len() >= max && !groups.contains(&group) {
+                        let peer = link.peer().map_or("", |p| p.node.as_str());
+                        tracing::warn!(peer, service = %binding, %group, "group join refused by the peer's policy (more than {max} groups)");
+                        return Ok(GroupOutcome::Applied);
+                    }
                 }
                 groups.insert(group.clone());
             } else if let Some(groups) = self.groups.get_mut(&agent) {

@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 use super::announced::{Announced, GroupOutcome, Lost};
 use super::auth::Challenge;
 use super::config::{ConnectionEvent, ConnectionState};
+use super::policy::{PeerInfo, PeerPolicy};
 use super::quota::Subscriptions;
 use super::shared::{ExchangeShared, Slot};
 use super::silence::{Silence, VERDICT_AFTER};
@@ -54,6 +55,10 @@ pub(crate) struct Bridge {
     auth: Option<Auth>,
     /// The peer's `Hello`, accepted and waiting for its proof of the shared secret.
     auth_hello: Option<Hello>,
+    /// The DNS names of the peer's verified TLS certificate.
+    peer_names: Vec<String>,
+    /// What the server's policy lets this peer do (everything, without a policy).
+    policy: PeerPolicy,
     /// Makes the reader yield before its next chunk (see `FrameChunks`).
     pause: Rc<Cell<bool>>,
     /// The reader's frame size cap: small until the handshake is accepted.
@@ -120,6 +125,7 @@ impl Bridge {
             peer_addr,
             local_addr,
             session,
+            peer_names,
         } = connection;
         let auth = match shared
             .config
@@ -168,6 +174,8 @@ impl Bridge {
                 inbound: Inbound::new(link.clone(), interned_bytes),
                 auth,
                 auth_hello: None,
+                peer_names,
+                policy: PeerPolicy::default(),
                 shared,
                 link,
                 peer_addr,
@@ -312,8 +320,22 @@ impl Bridge {
         }
     }
 
-    /// The handshake is complete: the link is ready, unless it duplicates another.
+    /// The handshake is complete: the link is ready, unless the server's policy refuses the
+    /// peer or it duplicates another link.
     fn ready(&mut self, ctx: &mut Context<Self>, hello: Hello) {
+        if let Some(admit) = &self.shared.config.admit {
+            let info = PeerInfo {
+                addr: self.peer_addr,
+                node: hello.node.clone(),
+                process: hello.process,
+                certificate_names: self.peer_names.clone(),
+                secret_proven: self.auth.as_ref().is_some_and(|a| a.proven),
+            };
+            match admit(&info) {
+                Some(policy) => self.policy = policy,
+                None => return self.refuse(ctx, "refused by the server's policy".to_owned()),
+            }
+        }
         let peer = Peer {
             process: hello.process,
             node: hello.node.clone(),
@@ -414,10 +436,10 @@ impl Bridge {
         change: GroupChange,
         kind: &str,
     ) -> Result<(), String> {
-        let (shared, link) = (&self.shared, &self.link);
+        let (shared, link, policy) = (&self.shared, &self.link, &self.policy);
         match self
             .announced
-            .group_change(shared, link, agent, group, change)?
+            .group_change(shared, link, agent, group, change, policy)?
         {
             GroupOutcome::Applied => Ok(()),
             GroupOutcome::Forged => self.inbound.forged(agent, kind),
@@ -432,7 +454,7 @@ impl Bridge {
         let kind = frame.kind();
         match frame {
             Frame::ServiceAvailable(info) => {
-                let limits = &shared.config.limits;
+                let limits = (&shared.config.limits, &self.policy);
                 self.announced.available(shared, link, info, limits)
             }
             Frame::ServiceWithdrawn { agent } => {
@@ -454,6 +476,14 @@ impl Bridge {
                     publisher,
                     SubjectPattern::new(pattern).map_err(|e| e.to_string())?,
                 );
+                let (held, already) = self.subscriptions.holds(subscriber, &key);
+                if let Some(max) = self.policy.max_subscriptions.filter(|&m| held >= m) {
+                    if !already {
+                        let peer = link.peer().map_or("", |p| p.node.as_str());
+                        tracing::warn!(peer, %subscriber, "subscription refused by the peer's policy (more than {max})");
+                        return Ok(());
+                    }
+                }
                 let limits = &shared.config.limits;
                 let routes = shared.node.routes();
                 self.subscriptions.add(subscriber, key, limits, routes)?;

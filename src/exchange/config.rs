@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::auth::Secret;
+use super::policy::Admit;
 use crate::ids::ProcessId;
 use crate::transport::{Tls, TlsError};
 use crate::wire::DEFAULT_MAX_FRAME;
@@ -134,6 +135,10 @@ pub struct ExchangeConfig {
     /// A shared secret every peer must prove it has, in the handshake (see [`Secret`]):
     /// `None` accepts peers without one. Both ends of a link need the same secret.
     pub secret: Option<Secret>,
+    /// Decides, once a peer's handshake completed, whether it is served and what it may do
+    /// (see [`PeerPolicy`](crate::PeerPolicy)); `None` serves every peer with no policy
+    /// beyond [`Limits`].
+    pub admit: Option<Admit>,
 }
 
 impl Default for ExchangeConfig {
@@ -150,6 +155,7 @@ impl Default for ExchangeConfig {
             limits: Limits::default(),
             tls: None,
             secret: None,
+            admit: None,
         }
     }
 }
@@ -168,6 +174,7 @@ impl std::fmt::Debug for ExchangeConfig {
             .field("limits", &self.limits)
             .field("tls", &self.tls)
             .field("secret", &self.secret.is_some())
+            .field("admit", &self.admit.is_some())
             .finish()
     }
 }

@@ -93,6 +93,20 @@ impl Subscriptions {
         }
     }
 
+    /// Subscriptions held, and whether this one is among them.
+    pub(crate) fn holds(
+        &self,
+        subscriber: AgentId,
+        key: &(AgentId, SubjectPattern),
+    ) -> (usize, bool) {
+        let held = self
+            .by_subscriber
+            .get(&subscriber)
+            .and_then(|p| p.get(&key.0))
+            .is_some_and(|patterns| patterns.contains(&key.1));
+        (self.count, held)
+    }
+
     /// The subscriber is gone: so are its subscriptions.
     pub(crate) fn forget(&mut self, subscriber: AgentId) {
         if let Some(publishers) = self.by_subscriber.remove(&subscriber) {

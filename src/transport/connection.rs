@@ -31,6 +31,19 @@ pub(crate) struct Connection {
     /// Under TLS, a value the session exports for binding the handshake's authentication
     /// to it (empty in plaintext).
     pub(crate) session: Vec<u8>,
+    /// The DNS names of the peer's verified certificate (empty without one).
+    pub(crate) peer_names: Vec<String>,
+}
+
+/// The DNS names of the first (leaf) certificate of a verified chain.
+fn names_of(chain: Option<&[rustls::pki_types::CertificateDer<'_>]>) -> Vec<String> {
+    let Some(leaf) = chain.and_then(|c| c.first()) else {
+        return Vec::new();
+    };
+    match webpki::EndEntityCert::try_from(leaf) {
+        Ok(cert) => cert.valid_dns_names().map(str::to_owned).collect(),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// The label of the value a TLS session exports for the handshake's authentication.
@@ -55,6 +68,7 @@ impl Connection {
             peer_addr,
             local_addr,
             session: Vec::new(),
+            peer_names: Vec::new(),
         })
     }
 
@@ -88,11 +102,11 @@ impl Connection {
             .await
             .map_err(|_| TlsError::said("no TLS handshake within the handshake timeout"))?
             .map_err(|e| TlsError::handshake(&e))?;
-        let session = stream
-            .get_ref()
-            .1
+        let (_, tls) = stream.get_ref();
+        let session = tls
             .export_keying_material([0u8; 32], EXPORTER_LABEL, None)
             .map_or_else(|_| Vec::new(), |k| k.to_vec());
+        let peer_names = names_of(tls.peer_certificates());
         let (reader, writer) = tokio::io::split(stream);
         Ok(Connection {
             reader: Box::new(reader),
@@ -101,6 +115,7 @@ impl Connection {
             peer_addr,
             local_addr,
             session,
+            peer_names,
         })
     }
 
@@ -119,11 +134,11 @@ impl Connection {
             .await
             .map_err(|_| TlsError::said("no TLS handshake within the handshake timeout"))?
             .map_err(|e| TlsError::handshake(&e))?;
-        let session = stream
-            .get_ref()
-            .1
+        let (_, tls) = stream.get_ref();
+        let session = tls
             .export_keying_material([0u8; 32], EXPORTER_LABEL, None)
             .map_or_else(|_| Vec::new(), |k| k.to_vec());
+        let peer_names = names_of(tls.peer_certificates());
         let (reader, writer) = tokio::io::split(stream);
         Ok(Connection {
             reader: Box::new(reader),
@@ -132,6 +147,7 @@ impl Connection {
             peer_addr,
             local_addr,
             session,
+            peer_names,
         })
     }
 }

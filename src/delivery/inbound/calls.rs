@@ -82,8 +82,14 @@ impl CallRouting<'_> {
             .is_some_and(|l| l.same(from))
             || (known.is_some() && self.behind.contains(&requester));
         let Some(requester) = known.filter(|_| here) else {
+            // Announced here but visible nowhere (refused by the peer's policy) is no forgery.
+            let source = if self.behind.contains(&requester) {
+                Source::Behind
+            } else {
+                Source::Forged(requester)
+            };
             self.refuse_unknown_requester(conversation, requester, method);
-            return Ok(Source::Forged(requester));
+            return Ok(source);
         };
         let refuse = |refusal: Refusal| {
             let answer = Answer::Outcome {

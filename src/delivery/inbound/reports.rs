@@ -63,6 +63,8 @@ impl ReportRouting<'_> {
             Some(p) => {
                 p.link().is_some_and(|l| l.same(from)) || self.behind.contains(&view.publisher)
             }
+            // Announced here but visible nowhere (refused by the peer's policy): dropped.
+            None if self.behind.contains(&view.publisher) => return Ok(Routed::Delivered(0)),
             None => false,
         };
         if !here {
