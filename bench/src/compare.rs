@@ -127,13 +127,16 @@ enum Sides {
 
 /// Runs the cross-process workloads and prints their figures. Fails if a run fails.
 pub(crate) fn run(args: &CompareArgs) -> ExitCode {
-    let plan = match plan(args) {
-        Ok(plan) => plan,
+    // The TLS workloads' certificates, removed when this returns.
+    let planned = plan(args).and_then(|plan| Ok((plan, run::Certificates::new()?)));
+    let (mut plan, certificates) = match planned {
+        Ok(planned) => planned,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
+    plan.tls_dir = Some(certificates.dir().to_owned());
     let reps = args.reps.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
     let heading = || {
         if !args.json {
@@ -185,6 +188,7 @@ fn plan(args: &CompareArgs) -> Result<Plan, String> {
         ack_every: args.ack_every.max(1),
         limit: Duration::from_secs(args.timeout.max(1)),
         verbose: args.verbose,
+        tls_dir: None,
     })
 }
 

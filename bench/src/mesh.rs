@@ -10,8 +10,16 @@ use netsvc::{ConnectionState, Exchange};
 use crate::roles::SETUP;
 
 /// Connects `node` to the exchange server at `server` and waits until the link is active.
-pub(crate) async fn join(node: &Node, server: &str) -> Result<Exchange, String> {
-    let exchange = Exchange::new(node);
+pub(crate) async fn join(
+    node: &Node,
+    server: &str,
+    tls: Option<netsvc::Tls>,
+) -> Result<Exchange, String> {
+    let config = netsvc::ExchangeConfig {
+        tls,
+        ..netsvc::ExchangeConfig::default()
+    };
+    let exchange = Exchange::with_config(node, config).map_err(|e| e.to_string())?;
     let mut events = exchange.connections();
     exchange
         .connect(server, Some(Duration::from_millis(100)))

@@ -54,11 +54,17 @@ pub(crate) fn role(args: &RoleArgs) -> Result<(), String> {
 }
 
 /// Connects to nats-server with the benchmark's client configuration.
-async fn connect(server: &str) -> Result<Client, String> {
-    ConnectOptions::new()
+async fn connect(server: &str, tls: Option<&std::path::Path>) -> Result<Client, String> {
+    let mut options = ConnectOptions::new()
         .subscription_capacity(SUBSCRIPTION_CAPACITY)
         .request_timeout(None)
-        .connection_timeout(SETUP)
+        .connection_timeout(SETUP);
+    if let Some(dir) = tls {
+        options = options
+            .add_root_certificates(dir.join("ca.pem"))
+            .require_tls(true);
+    }
+    options
         .connect(server)
         .await
         .map_err(|e| format!("cannot connect to nats-server at {server}: {e}"))
@@ -85,7 +91,7 @@ async fn flush(client: &Client) -> Result<(), String> {
 
 /// Echoes every request on `bench.rr` to its reply subject, until killed.
 async fn responder(args: &RoleArgs) -> Result<(), String> {
-    let client = connect(&args.server).await?;
+    let client = connect(&args.server, args.tls_dir.as_deref()).await?;
     let mut requests = subscribe(&client, REQUEST_SUBJECT).await?;
     ready("");
     while let Some(message) = requests.next().await {
@@ -101,7 +107,7 @@ async fn responder(args: &RoleArgs) -> Result<(), String> {
 
 /// Warms up, then measures requests to `bench.rr`.
 async fn requester(args: &RoleArgs) -> Result<(), String> {
-    let client = connect(&args.server).await?;
+    let client = connect(&args.server, args.tls_dir.as_deref()).await?;
     let client = &client;
     let call = |i: u64| async move {
         let message = client
@@ -117,7 +123,7 @@ async fn requester(args: &RoleArgs) -> Result<(), String> {
 /// Publishes `--count` reports on `bench.x`, paced by acknowledgements on `ack.*`. The
 /// driver starts it once every subscriber is subscribed.
 async fn publisher(args: &RoleArgs) -> Result<(), String> {
-    let client = connect(&args.server).await?;
+    let client = connect(&args.server, args.tls_dir.as_deref()).await?;
     let mut acks = subscribe(&client, format!("{ACK_PREFIX}*")).await?;
     ready("");
     let mut pace = Pace::new(args.count, args.window, args.subscribers);
@@ -157,7 +163,7 @@ async fn publisher(args: &RoleArgs) -> Result<(), String> {
 
 /// Counts reports on `bench.*` and acknowledges them on `ack.<index>`.
 async fn subscriber(args: &RoleArgs) -> Result<(), String> {
-    let client = connect(&args.server).await?;
+    let client = connect(&args.server, args.tls_dir.as_deref()).await?;
     let mut reports = subscribe(&client, PATTERN).await?;
     ready("");
     let ack_subject = format!("{ACK_PREFIX}{}", args.index);

@@ -1,5 +1,5 @@
 //! nats-server for the NATS side of `compare`: finding it, asking its version, starting it
-//! on a free port of 127.0.0.1 (no configuration file, all defaults).
+//! on a free port of 127.0.0.1 (no configuration file, all defaults but TLS when asked).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -52,11 +52,17 @@ pub(crate) fn version(binary: &Path) -> String {
     }
 }
 
-/// Starts nats-server on 127.0.0.1 with a free port; returns it and its client URL.
-pub(crate) fn start(binary: &Path) -> Result<(Proc, String), String> {
+/// Starts nats-server on 127.0.0.1 with a free port (with TLS on the certificates in
+/// `tls`, if given); returns it and its client URL.
+pub(crate) fn start(binary: &Path, tls: Option<&Path>) -> Result<(Proc, String), String> {
     let port = procs::free_port()?;
     let mut command = Command::new(binary);
     command.args(["-a", "127.0.0.1", "-p", &port.to_string()]);
+    if let Some(dir) = tls {
+        command.arg("--tls");
+        command.arg("--tlscert").arg(dir.join("server.pem"));
+        command.arg("--tlskey").arg(dir.join("server.key"));
+    }
     let server = Proc::server("nats-server", command)?;
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     procs::wait_listening(addr, SETUP).map_err(|e| format!("nats-server did not start: {e}"))?;

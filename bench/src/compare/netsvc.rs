@@ -20,6 +20,36 @@ const RESPONDER: &str = "bench-responder";
 /// Name of the netsvc publisher service.
 const PUBLISHER: &str = "bench-publisher";
 
+/// Which certificates a role uses under TLS.
+enum Certificate {
+    /// The exchange server's certificate and key.
+    Server,
+    /// The CA, to verify the server.
+    Client,
+}
+
+/// The TLS settings of a role, when `--tls-dir` is given.
+fn tls(args: &RoleArgs, which: Certificate) -> Result<Option<netsvc::Tls>, String> {
+    let Some(dir) = &args.tls_dir else {
+        return Ok(None);
+    };
+    let (cert, key, ca) = match which {
+        Certificate::Server => (
+            Some(dir.join("server.pem")),
+            Some(dir.join("server.key")),
+            None,
+        ),
+        Certificate::Client => (None, None, Some(dir.join("ca.pem"))),
+    };
+    netsvc::Tls::from_files(
+        cert.as_deref(),
+        key.as_deref(),
+        ca.as_deref(),
+        netsvc::ClientAuth::Optional,
+    )
+    .map_err(|e| e.to_string())
+}
+
 /// Runs one netsvc role.
 pub(crate) async fn role(args: &RoleArgs) -> Result<(), String> {
     match args.kind {
@@ -34,7 +64,11 @@ pub(crate) async fn role(args: &RoleArgs) -> Result<(), String> {
 /// The exchange server: listens and relays until killed.
 async fn exchange_server(args: &RoleArgs) -> Result<(), String> {
     let node = Node::new("bench-exchange");
-    let exchange = Exchange::new(&node);
+    let config = netsvc::ExchangeConfig {
+        tls: tls(args, Certificate::Server)?,
+        ..netsvc::ExchangeConfig::default()
+    };
+    let exchange = Exchange::with_config(&node, config).map_err(|e| e.to_string())?;
     let addr = exchange
         .listen(&args.listen)
         .await
@@ -47,7 +81,7 @@ async fn exchange_server(args: &RoleArgs) -> Result<(), String> {
 /// The responder: a `bench-responder` service echoing its argument, until killed.
 async fn responder(args: &RoleArgs) -> Result<(), String> {
     let node = Node::new("bench-responder");
-    let _exchange = join(&node, &args.server).await?;
+    let _exchange = join(&node, &args.server, tls(args, Certificate::Client)?).await?;
     node.spawn(services::Responder);
     ready("");
     std::future::pending::<()>().await;
@@ -57,7 +91,7 @@ async fn responder(args: &RoleArgs) -> Result<(), String> {
 /// The requester: finds `bench-responder`, warms up, then measures through the typed client.
 async fn requester(args: &RoleArgs) -> Result<(), String> {
     let node = Node::new("bench-requester");
-    let _exchange = join(&node, &args.server).await?;
+    let _exchange = join(&node, &args.server, tls(args, Certificate::Client)?).await?;
     let responder = find(&node, RESPONDER).await?;
     let prober = services::ResponderClient::new(
         node.endpoint(&responder)
@@ -80,7 +114,7 @@ async fn requester(args: &RoleArgs) -> Result<(), String> {
 /// paced by acknowledgements (requests to its `ack` method).
 async fn publisher(args: &RoleArgs) -> Result<(), String> {
     let node = Node::new("bench-publisher");
-    let _exchange = join(&node, &args.server).await?;
+    let _exchange = join(&node, &args.server, tls(args, Certificate::Client)?).await?;
     let (done, finished) = oneshot::channel();
     node.spawn(services::Publisher {
         pace: Pace::new(args.count, args.window, args.subscribers),
@@ -103,7 +137,7 @@ async fn publisher(args: &RoleArgs) -> Result<(), String> {
 /// A subscriber: monitors `bench.*` on `bench-publisher`, counts, acknowledges.
 async fn subscriber(args: &RoleArgs) -> Result<(), String> {
     let node = Node::new(format!("bench-subscriber-{}", args.index));
-    let _exchange = join(&node, &args.server).await?;
+    let _exchange = join(&node, &args.server, tls(args, Certificate::Client)?).await?;
     let (done, finished) = oneshot::channel();
     node.spawn(services::Subscriber {
         index: args.index,

@@ -84,6 +84,9 @@ pub(crate) struct RoleArgs {
     /// Where the exchange server listens.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub(crate) listen: String,
+    /// A directory with `ca.pem`, `server.pem` and `server.key`: every link is TLS.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) tls_dir: Option<std::path::PathBuf>,
     /// Requests to make (requester) or reports to publish / receive (publisher, subscriber).
     #[arg(long, default_value_t = 1000)]
     pub(crate) count: u64,

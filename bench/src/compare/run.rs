@@ -1,7 +1,7 @@
 //! One run of one side of a cross-process workload: its server and worker processes,
 //! started, waited for and killed, and the figure made of what they measured.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::nats_server;
@@ -36,6 +36,8 @@ pub(crate) struct Plan {
     pub(crate) limit: Duration,
     /// Print started processes.
     pub(crate) verbose: bool,
+    /// The certificates of the TLS workloads (see [`Certificates`]).
+    pub(crate) tls_dir: Option<PathBuf>,
 }
 
 /// What one run measured.
@@ -71,28 +73,77 @@ impl Figure {
 /// One run of one side: starts the processes, collects the figures, kills the processes
 /// (when their guards drop, in reverse order of starting, on success and on error alike).
 pub(crate) fn once(workload: &Workload, plan: &Plan, system: System) -> Result<Figure, String> {
-    let (_server, addr) = server(plan, system)?;
+    let tls = if workload.tls {
+        Some(
+            plan.tls_dir
+                .as_deref()
+                .ok_or("no certificates for a TLS workload")?,
+        )
+    } else {
+        None
+    };
+    let side = Side { plan, system, tls };
+    let (_server, addr) = server(&side)?;
     match workload.shape {
-        Shape::RequestReply { in_flight } => request_reply(plan, system, &addr, in_flight),
-        Shape::Reports { subscribers } => reports(plan, system, &addr, subscribers),
+        Shape::RequestReply { in_flight } => request_reply(&side, &addr, in_flight),
+        Shape::Reports { subscribers } => reports(&side, &addr, subscribers),
+    }
+}
+
+/// What every process of one run shares: the plan, the system, and the certificates when
+/// the workload is over TLS.
+struct Side<'a> {
+    plan: &'a Plan,
+    system: System,
+    tls: Option<&'a Path>,
+}
+
+/// A CA and a server certificate for 127.0.0.1, made for the TLS workloads of one
+/// invocation in a directory of their own, removed when dropped.
+pub(crate) struct Certificates(PathBuf);
+
+impl Certificates {
+    /// Makes them.
+    pub(crate) fn new() -> Result<Certificates, String> {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let fail = |e: rcgen::Error| format!("cannot make the TLS certificates: {e}");
+        let dir = std::env::temp_dir().join(format!("netsvc-bench-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_key = KeyPair::generate().map_err(fail)?;
+        let ca_cert = ca.self_signed(&ca_key).map_err(fail)?;
+        let issuer = Issuer::new(ca, ca_key);
+        let server = CertificateParams::new(vec!["127.0.0.1".to_owned()]).map_err(fail)?;
+        let server_key = KeyPair::generate().map_err(fail)?;
+        let server_cert = server.signed_by(&server_key, &issuer).map_err(fail)?;
+        for (name, text) in [
+            ("ca.pem", ca_cert.pem()),
+            ("server.pem", server_cert.pem()),
+            ("server.key", server_key.serialize_pem()),
+        ] {
+            std::fs::write(dir.join(name), text).map_err(|e| format!("{name}: {e}"))?;
+        }
+        Ok(Certificates(dir))
+    }
+
+    /// Their directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Certificates {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
 /// A responder and a requester with `in_flight` requests outstanding: the p50 (and p99)
 /// latency in µs for 1 in flight, else the rate of round trips.
-fn request_reply(
-    plan: &Plan,
-    system: System,
-    addr: &str,
-    in_flight: usize,
-) -> Result<Figure, String> {
-    let mut responder = role(
-        plan,
-        system,
-        "responder",
-        "responder",
-        &[("--server", addr)],
-    )?;
+fn request_reply(side: &Side<'_>, addr: &str, in_flight: usize) -> Result<Figure, String> {
+    let plan = side.plan;
+    let mut responder = role(side, "responder", "responder", &[("--server", addr)])?;
     responder.expect("READY", SETUP)?;
     let count = if in_flight == 1 {
         plan.round_trips
@@ -100,8 +151,7 @@ fn request_reply(
         plan.round_trips_concurrent
     };
     let mut requester = role(
-        plan,
-        system,
+        side,
         "requester",
         "requester",
         &[
@@ -131,7 +181,8 @@ fn request_reply(
 
 /// `subscribers` subscribers and a publisher: the rate of deliveries, once every subscriber
 /// has been checked to have received every report exactly once, in order.
-fn reports(plan: &Plan, system: System, addr: &str, subscribers: usize) -> Result<Figure, String> {
+fn reports(side: &Side<'_>, addr: &str, subscribers: usize) -> Result<Figure, String> {
+    let plan = side.plan;
     let count = if subscribers == 1 {
         plan.reports
     } else {
@@ -142,8 +193,7 @@ fn reports(plan: &Plan, system: System, addr: &str, subscribers: usize) -> Resul
     let mut subs = Vec::with_capacity(subscribers);
     for i in 0..subscribers {
         subs.push(role(
-            plan,
-            system,
+            side,
             "subscriber",
             &format!("subscriber {i}"),
             &[
@@ -158,8 +208,7 @@ fn reports(plan: &Plan, system: System, addr: &str, subscribers: usize) -> Resul
         sub.expect("READY", SETUP)?;
     }
     let mut publisher = role(
-        plan,
-        system,
+        side,
         "publisher",
         "publisher",
         &[
@@ -194,16 +243,11 @@ fn reports(plan: &Plan, system: System, addr: &str, subscribers: usize) -> Resul
 }
 
 /// Starts the server of `system`; returns it and the address clients connect to.
-fn server(plan: &Plan, system: System) -> Result<(Proc, String), String> {
-    match system {
+fn server(side: &Side<'_>) -> Result<(Proc, String), String> {
+    let plan = side.plan;
+    match side.system {
         System::Netsvc => {
-            let mut exchange = role(
-                plan,
-                system,
-                "exchange",
-                "exchange",
-                &[("--listen", "127.0.0.1:0")],
-            )?;
+            let mut exchange = role(side, "exchange", "exchange", &[("--listen", "127.0.0.1:0")])?;
             let addr = exchange.expect("READY", SETUP)?;
             Ok((exchange, addr))
         }
@@ -212,7 +256,7 @@ fn server(plan: &Plan, system: System) -> Result<(Proc, String), String> {
                 .nats_server
                 .as_ref()
                 .ok_or("nats-server was not located")?;
-            let (server, url) = nats_server::start(binary)?;
+            let (server, url) = nats_server::start(binary, side.tls)?;
             if plan.verbose {
                 eprintln!("started nats-server (pid {}) at {url}", server.id());
             }
@@ -222,21 +266,21 @@ fn server(plan: &Plan, system: System) -> Result<(Proc, String), String> {
 }
 
 /// Starts `netsvc-bench role <kind> --system <system> <options>`, named `<system> <name>`.
-fn role(
-    plan: &Plan,
-    system: System,
-    kind: &str,
-    name: &str,
-    options: &[(&str, &str)],
-) -> Result<Proc, String> {
-    let args = ["role", kind, "--system", system.arg()]
-        .into_iter()
-        .chain(options.iter().flat_map(|&(option, value)| [option, value]));
+fn role(side: &Side<'_>, kind: &str, name: &str, options: &[(&str, &str)]) -> Result<Proc, String> {
+    let system = side.system;
+    let tls = side.tls.map(|dir| dir.display().to_string());
+    let tls = tls.as_deref().map(|dir| ("--tls-dir", dir));
+    let args = ["role", kind, "--system", system.arg()].into_iter().chain(
+        options
+            .iter()
+            .chain(&tls)
+            .flat_map(|&(option, value)| [option, value]),
+    );
     Proc::start_role(
-        &plan.exe,
+        &side.plan.exe,
         format!("{} {name}", system.arg()),
         args,
-        plan.verbose,
+        side.plan.verbose,
     )
 }
 

@@ -27,7 +27,7 @@ use crate::{mesh, roles};
 /// `PROGRESS k` at every tenth and its figures at the end.
 pub(crate) async fn consumer(args: &SoakRoleArgs, plan: &Plan) -> Result<(), String> {
     let node = Node::new("soak-consumer");
-    let exchange = mesh::join(&node, &args.server).await?;
+    let exchange = mesh::join(&node, &args.server, None).await?;
     let server = mesh::find(&node, SERVER).await?;
     let hub = mesh::find(&node, HUB).await?;
     let probe = ServerClient::new(node.endpoint(&server).with_timeout(Duration::from_secs(1)));

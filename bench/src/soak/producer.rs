@@ -21,7 +21,7 @@ use crate::{mesh, roles};
 /// figures, then stays (its peers may still call) until killed.
 pub(crate) async fn producer(args: &SoakRoleArgs, plan: &Plan) -> Result<(), String> {
     let node = Node::new("soak-producer");
-    let exchange = mesh::join(&node, &args.server).await?;
+    let exchange = mesh::join(&node, &args.server, None).await?;
     let served = Rc::new(Cell::new(0u64));
     let bad = Rc::new(Cell::new(0u64));
     node.spawn(Server {
