@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{probe, settle, WAIT};
+use common::{probe, settle, wait_for, WAIT};
 use netsvc::prelude::*;
 use netsvc::{ConnectionState, Exchange, ExchangeConfig, SubscriptionStatus};
 use tokio::sync::mpsc::UnboundedSender;
@@ -85,20 +85,6 @@ async fn active(rx: &mut tokio::sync::broadcast::Receiver<netsvc::ConnectionEven
         if event.state == ConnectionState::Active {
             return;
         }
-    }
-}
-
-async fn wait_for(node: &Node, name: &str) -> Binding {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(b) = node.lookup_name(name).await.into_iter().next() {
-            return b;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{name} never appeared"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::raw::{closed_within, RawPeer};
-use common::{probe, settle, WAIT};
+use common::{probe, settle, wait_for, WAIT};
 use netsvc::prelude::*;
 use netsvc::wire::{Frame, ReportFrame, ReportTarget, RequestFrame, WirePayload};
 use netsvc::{ConnectionState, Exchange, ExchangeConfig, Format, ProcessId};
@@ -96,20 +96,6 @@ async fn got(log: &mut common::Probe, line: &str, limit: Duration) -> bool {
         }
     }
     false
-}
-
-async fn wait_for(node: &Node, name: &str) -> Binding {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(b) = node.lookup_name(name).await.into_iter().next() {
-            return b;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{name} never appeared"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 #[actix::test]

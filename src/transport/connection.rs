@@ -103,20 +103,13 @@ impl Connection {
             .map_err(|_| TlsError::said("no TLS handshake within the handshake timeout"))?
             .map_err(|e| TlsError::handshake(&e))?;
         let (_, tls) = stream.get_ref();
-        let session = tls
-            .export_keying_material([0u8; 32], EXPORTER_LABEL, None)
-            .map_or_else(|_| Vec::new(), |k| k.to_vec());
-        let peer_names = names_of(tls.peer_certificates());
-        let (reader, writer) = tokio::io::split(stream);
-        Ok(Connection {
-            reader: Box::new(reader),
-            writer: Box::new(writer),
-            probe: None,
-            peer_addr,
-            local_addr,
+        let (session, peer_names) = identity(tls);
+        Ok(Connection::over_tls(
+            stream,
+            (peer_addr, local_addr),
             session,
             peer_names,
-        })
+        ))
     }
 
     /// The client side of a TLS connection to `addr` (the server is verified against the
@@ -135,12 +128,35 @@ impl Connection {
             .map_err(|_| TlsError::said("no TLS handshake within the handshake timeout"))?
             .map_err(|e| TlsError::handshake(&e))?;
         let (_, tls) = stream.get_ref();
-        let session = tls
-            .export_keying_material([0u8; 32], EXPORTER_LABEL, None)
-            .map_or_else(|_| Vec::new(), |k| k.to_vec());
-        let peer_names = names_of(tls.peer_certificates());
+        let (session, peer_names) = identity(tls);
+        Ok(Connection::over_tls(
+            stream,
+            (peer_addr, local_addr),
+            session,
+            peer_names,
+        ))
+    }
+}
+
+/// What a TLS session tells of itself: the value it exports for the handshake's
+/// authentication, and the DNS names of the peer's verified certificate.
+fn identity<D>(tls: &rustls::ConnectionCommon<D>) -> (Vec<u8>, Vec<String>) {
+    let session = tls
+        .export_keying_material([0u8; 32], EXPORTER_LABEL, None)
+        .map_or_else(|_| Vec::new(), |k| k.to_vec());
+    (session, names_of(tls.peer_certificates()))
+}
+
+impl Connection {
+    /// A connection over an established TLS stream.
+    fn over_tls(
+        stream: impl AsyncRead + AsyncWrite + Unpin + 'static,
+        (peer_addr, local_addr): (SocketAddr, SocketAddr),
+        session: Vec<u8>,
+        peer_names: Vec<String>,
+    ) -> Connection {
         let (reader, writer) = tokio::io::split(stream);
-        Ok(Connection {
+        Connection {
             reader: Box::new(reader),
             writer: Box::new(writer),
             probe: None,
@@ -148,7 +164,7 @@ impl Connection {
             local_addr,
             session,
             peer_names,
-        })
+        }
     }
 }
 

@@ -66,6 +66,22 @@ impl Probe {
     }
 }
 
+/// The first service named `name` that `node` knows (local first, then the one known
+/// longest), waiting for it up to `WAIT`.
+pub async fn wait_for(node: &netsvc::Node, name: &str) -> netsvc::Binding {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(b) = node.lookup_name(name).await.into_iter().next() {
+            return b;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} never appeared"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Lets queued actor work run (a few scheduler turns plus a short sleep).
 pub async fn settle() {
     tokio::time::sleep(Duration::from_millis(50)).await;
