@@ -83,6 +83,12 @@
 //! [`Limits::handshake_frame`]), over-long names, a wrong protocol version or exchange group,
 //! and a peer that never speaks each close that connection with a logged error; every other
 //! link keeps working. What a peer can make a node spend is bounded by [`Limits`].
+//!
+//! A peer speaks only for itself: every frame's source must be an agent announced over the
+//! link it came on, or the frame is refused (a flood of them closes the link), and a call
+//! completes only from the link it went out on. Links can be TLS ([`ExchangeConfig::tls`]),
+//! can require a shared secret proven in the handshake ([`ExchangeConfig::secret`]), and a
+//! server can decide per peer what it may announce and hold ([`ExchangeConfig::admit`]).
 
 mod announced;
 mod auth;
