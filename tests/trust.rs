@@ -331,3 +331,45 @@ async fn a_peer_claiming_a_live_process_identity_does_not_lock_it_out() {
             .is_none()
     );
 }
+
+#[actix::test]
+async fn a_peer_claiming_a_servers_identity_does_not_displace_the_link_to_it() {
+    // Server b is connected to server a (a opened the link). A squatter claims b's identity
+    // on a, with identities in the order where a link it opened would win a duplicate
+    // resolution: a keeps its link to the real b all the same.
+    let (a, b) = loop {
+        let (a, b) = (Node::new("a"), Node::new("b"));
+        if a.process() > b.process() {
+            break (a, b);
+        }
+    };
+    let a_x = Exchange::with_config(&a, config()).unwrap();
+    let b_x = Exchange::with_config(&b, config()).unwrap();
+    let a_addr = a_x.listen("127.0.0.1:0").await.unwrap().to_string();
+    let b_addr = b_x.listen("127.0.0.1:0").await.unwrap().to_string();
+    let mut events = a_x.connections();
+    a_x.connect(&b_addr, Some(Duration::from_millis(200)))
+        .forget();
+    let event = tokio::time::timeout(WAIT, events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(event.state, ConnectionState::Active);
+    b.spawn(Calculator);
+    let calc = wait_for(&a, "calculator").await;
+    let mut squatter = RawPeer::connect(&a_addr, b.process()).await;
+    squatter.announce_self().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(a_x.stats().connections, 2, "both links served");
+    assert_eq!(
+        CalculatorClient::new(a.endpoint(&calc))
+            .multiply(6, 7)
+            .await,
+        Ok(42)
+    );
+    assert!(
+        closed_within(&mut squatter.stream, Duration::from_millis(200))
+            .await
+            .is_none()
+    );
+}

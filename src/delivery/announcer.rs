@@ -268,26 +268,35 @@ impl Announcer {
     /// A link finished its handshake. Returns `false` when it duplicates a link to the same
     /// process and was dropped (it has been marked and closed).
     ///
-    /// Two links to one process are resolved to one only when this side opened at least one
-    /// of them: a second connection it made to the same process is dropped (the older one
-    /// kept), and of two links opened in opposite directions (two servers that connect to
-    /// each other) the one opened by the process with the smaller identity is kept, which
-    /// both sides decide alike. Two links peers opened to this side are never resolved: a
-    /// process id proves nothing, so a peer claiming another's identity (the first to
-    /// reconnect after a hub restart, say) must not lock the real process out; both links are
-    /// served, the services both announce are alternate routes of each other, and a link
-    /// whose peer goes silent is dropped by its heartbeat. (Without authentication a peer
-    /// claiming a server's identity can still displace the link this side opened to that
-    /// server when the claimed identity sorts below this side's.)
+    /// A link finished its handshake. Returns `false` when it duplicates a link to the same
+    /// process and was dropped (it has been marked and closed).
+    ///
+    /// A process id proves nothing by itself, so two links to one process are resolved to one
+    /// only when that cannot let a peer claiming another's identity lock the real process out:
+    /// - a second connection this side made to a process it is already connected to (two
+    ///   connectors of one node to one server) is dropped, the older one kept;
+    /// - of two links opened in opposite directions (two servers that connect to each other),
+    ///   when both peers are authenticated (the shared secret, or a certificate the CA signed),
+    ///   the one opened by the process with the smaller identity is kept, which both sides
+    ///   decide alike;
+    /// - otherwise both links are served: the services both announce are alternate routes of
+    ///   each other, and a link whose peer goes silent is dropped by its heartbeat. A peer that
+    ///   claims a live process's identity (the first to reconnect after a hub restart, say)
+    ///   thus neither evicts nor blocks it, and two unauthenticated servers that connect to
+    ///   each other keep two links.
     pub(crate) fn link_up(&self, link: &Link) -> bool {
         let Some(peer) = link.peer().cloned() else {
             return false;
         };
         let mut state = self.lock();
         let ours = |l: &Link| l.side() == Side::Connected;
+        // Authenticated: the peer proved the shared secret or a certificate the CA signed.
+        let proven = |l: &Link| l.peer().is_some_and(|p| p.authenticated);
         if let Some(at) = state.links.iter().position(|e| {
+            let (old, new) = (&e.link, link);
             e.link.peer().is_some_and(|p| p.process == peer.process)
-                && (ours(&e.link) || ours(link))
+                && ((ours(old) && ours(new))
+                    || (ours(old) != ours(new) && proven(old) && proven(new)))
         }) {
             let existing = state.links[at].link.clone();
             let new_wins = if ours(&existing) && ours(link) {

@@ -20,6 +20,8 @@ pub(crate) struct Peer {
     pub(crate) node: String,
     /// Whether the peer is an exchange server.
     pub(crate) hub: bool,
+    /// Whether the peer proved who it is: the shared secret, or a certificate the CA signed.
+    pub(crate) authenticated: bool,
 }
 
 /// Which side opened the connection.
@@ -213,6 +215,7 @@ pub(crate) mod tests {
             process: ProcessId::random(),
             node: "peer".into(),
             hub,
+            authenticated: false,
         });
         link
     }

@@ -57,6 +57,8 @@ pub(crate) struct Bridge {
     auth_hello: Option<Hello>,
     /// The DNS names of the peer's verified TLS certificate.
     peer_names: Vec<String>,
+    /// Whether the peer presented a certificate the CA signed.
+    peer_verified: bool,
     /// What the server's policy lets this peer do (everything, without a policy).
     policy: PeerPolicy,
     /// Makes the reader yield before its next chunk (see `FrameChunks`).
@@ -126,6 +128,7 @@ impl Bridge {
             local_addr,
             session,
             peer_names,
+            peer_verified,
         } = connection;
         let auth = match shared
             .config
@@ -175,6 +178,7 @@ impl Bridge {
                 auth,
                 auth_hello: None,
                 peer_names,
+                peer_verified,
                 policy: PeerPolicy::default(),
                 shared,
                 link,
@@ -340,6 +344,7 @@ impl Bridge {
             process: hello.process,
             node: hello.node.clone(),
             hub: hello.hub,
+            authenticated: self.peer_verified || self.auth.as_ref().is_some_and(|a| a.proven),
         };
         self.link.set_peer(peer);
         if !self.shared.node.announcer().link_up(&self.link) {

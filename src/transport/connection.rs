@@ -33,6 +33,9 @@ pub(crate) struct Connection {
     pub(crate) session: Vec<u8>,
     /// The DNS names of the peer's verified certificate (empty without one).
     pub(crate) peer_names: Vec<String>,
+    /// Whether the peer presented a certificate the CA signed (under TLS: always a server's;
+    /// a client's where client certificates are required).
+    pub(crate) peer_verified: bool,
 }
 
 /// The DNS names of the first (leaf) certificate of a verified chain.
@@ -69,6 +72,7 @@ impl Connection {
             local_addr,
             session: Vec::new(),
             peer_names: Vec::new(),
+            peer_verified: false,
         })
     }
 
@@ -103,12 +107,11 @@ impl Connection {
             .map_err(|_| TlsError::said("no TLS handshake within the handshake timeout"))?
             .map_err(|e| TlsError::handshake(&e))?;
         let (_, tls) = stream.get_ref();
-        let (session, peer_names) = identity(tls);
+        let identity = identity(tls);
         Ok(Connection::over_tls(
             stream,
             (peer_addr, local_addr),
-            session,
-            peer_names,
+            identity,
         ))
     }
 
@@ -128,23 +131,36 @@ impl Connection {
             .map_err(|_| TlsError::said("no TLS handshake within the handshake timeout"))?
             .map_err(|e| TlsError::handshake(&e))?;
         let (_, tls) = stream.get_ref();
-        let (session, peer_names) = identity(tls);
+        let identity = identity(tls);
         Ok(Connection::over_tls(
             stream,
             (peer_addr, local_addr),
-            session,
-            peer_names,
+            identity,
         ))
     }
 }
 
-/// What a TLS session tells of itself: the value it exports for the handshake's
-/// authentication, and the DNS names of the peer's verified certificate.
-fn identity<D>(tls: &rustls::ConnectionCommon<D>) -> (Vec<u8>, Vec<String>) {
+/// What a TLS session tells of itself and of its peer.
+struct Identity {
+    /// The value it exports for the handshake's authentication.
+    session: Vec<u8>,
+    /// The DNS names of the peer's certificate.
+    peer_names: Vec<String>,
+    /// Whether the peer presented a certificate (rustls verified it).
+    peer_verified: bool,
+}
+
+fn identity<D>(tls: &rustls::ConnectionCommon<D>) -> Identity {
     let session = tls
         .export_keying_material([0u8; 32], EXPORTER_LABEL, None)
         .map_or_else(|_| Vec::new(), |k| k.to_vec());
-    (session, names_of(tls.peer_certificates()))
+    Identity {
+        session,
+        peer_names: names_of(tls.peer_certificates()),
+        peer_verified: tls
+            .peer_certificates()
+            .is_some_and(|chain| !chain.is_empty()),
+    }
 }
 
 impl Connection {
@@ -152,8 +168,7 @@ impl Connection {
     fn over_tls(
         stream: impl AsyncRead + AsyncWrite + Unpin + 'static,
         (peer_addr, local_addr): (SocketAddr, SocketAddr),
-        session: Vec<u8>,
-        peer_names: Vec<String>,
+        identity: Identity,
     ) -> Connection {
         let (reader, writer) = tokio::io::split(stream);
         Connection {
@@ -162,8 +177,9 @@ impl Connection {
             probe: None,
             peer_addr,
             local_addr,
-            session,
-            peer_names,
+            session: identity.session,
+            peer_names: identity.peer_names,
+            peer_verified: identity.peer_verified,
         }
     }
 }
