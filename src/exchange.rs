@@ -21,8 +21,9 @@
 //! * subscriptions, reports, notices, requests, responses and failures addressed to agents
 //!   behind the link. A report crosses a link only when a subscriber behind it matches; its
 //!   content is encoded once per report in the publishing process and relays forward it
-//!   without decoding it. An answer goes back by its requester's current route, so a
-//!   requester reached by two routes is answered by the other when one drops;
+//!   without decoding it. An answer goes back the way its request came (where the
+//!   requester's node waits for it), or, when that link has closed, by the requester's
+//!   current route, so a requester reached by two routes is answered by the other;
 //! * a request, only if its requester is visible beyond the link by the same audience rule:
 //!   its answer comes back by requester agent. Every hop delivers a request, passes it on, or
 //!   answers it at once, never drops it: `CLIENT_SERVICE_ADDRESS_INVALID` (45) when its

@@ -708,13 +708,12 @@ async fn a_process_local_service_cannot_call_across_and_is_told_at_once() {
     assert_eq!(log.next().await, "Err(CLIENT_SERVICE_ADDRESS_INVALID(45))");
 }
 
-#[actix::test]
-async fn an_answer_follows_its_requester_to_another_route_while_the_call_is_served() {
-    // The requester's node is a client of two hubs: h1 in the default exchange group and h2
-    // in group "g"; so is the serving node. The calculator has audience "g", so it is seen
-    // (and called) through h2 only, while the serving node learned the requester through h1
-    // first: its answer leaves by h1 unless that route has gone. The serving node's link to
-    // h1 drops while the call is being served: the answer must take the other route.
+/// The requester's node and the serving node, both clients of two hubs: h1 in the default
+/// exchange group and h2 in group "g". The calculator has audience "g", so it is seen (and
+/// called) through h2 only, while the serving node learned the requester through h1 first:
+/// requests go one way and the requester's route back the other. Returns the requester,
+/// the calculator as it sees it, and the serving node's default-group exchange (its h1 link).
+async fn two_way_topology() -> (Node, Binding, Exchange, Vec<Node>) {
     let g = ExchangeConfig {
         group: "g".into(),
         ..Default::default()
@@ -750,12 +749,53 @@ async fn an_answer_follows_its_requester_to_another_route_while_the_call_is_serv
     };
     server.spawn_with(Calculator, options);
     let calc = wait_for(&requester, "calculator").await;
+    (requester, calc, server_default, vec![h1, h2, server])
+}
+
+#[actix::test]
+async fn an_answer_to_a_requester_whose_route_back_differs_comes_the_way_the_call_went() {
+    let (requester, calc, _server_default, _keep) = two_way_topology().await;
+    let client = CalculatorClient::new(requester.endpoint(&calc).with_timeout(WAIT));
+    assert_eq!(client.multiply(6, 7).await, Ok(42));
+    assert_eq!(client.slow(100).await, Ok(100));
+}
+
+#[actix::test]
+async fn an_answer_follows_its_requester_to_another_route_while_the_call_is_served() {
+    // Hubs a and b form a mesh; the requester is a client of a; the serving node a client of
+    // a and of b (two exchanges, so that one link can drop alone). The call goes in by a;
+    // while it is served the serving node's link to a drops: the answer cannot go back the
+    // way the call came, and takes the serving node's other route to the requester (via b,
+    // then a). Nothing is withdrawn from the requester meanwhile: a reaches the calculator
+    // through b.
+    let (a, b) = (Node::new("a"), Node::new("b"));
+    let (a_x, b_x) = (Exchange::new(&a), Exchange::new(&b));
+    let a_addr = a_x.listen("127.0.0.1:0").await.unwrap().to_string();
+    let b_addr = b_x.listen("127.0.0.1:0").await.unwrap().to_string();
+    let mut b_events = b_x.connections();
+    a_x.connect(&b_addr, None).forget();
+    active(&mut b_events).await;
+    let requester = Node::new("requester");
+    let requester_x = Exchange::new(&requester);
+    let mut events = requester_x.connections();
+    requester_x.connect(&a_addr, None).forget();
+    active(&mut events).await;
+    let server = Node::new("server");
+    let (server_a, server_b) = (Exchange::new(&server), Exchange::new(&server));
+    for (x, addr) in [(&server_a, &a_addr), (&server_b, &b_addr)] {
+        let mut events = x.connections();
+        x.connect(addr, None).forget();
+        active(&mut events).await;
+        settle().await;
+    }
+    server.spawn(Calculator);
+    let calc = wait_for(&requester, "calculator").await;
+    settle().await;
 
     let client = CalculatorClient::new(requester.endpoint(&calc).with_timeout(WAIT));
     let call = tokio::spawn(async move { client.slow(600).await });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    // The serving node's route to the requester moves from h1 to h2 meanwhile.
-    server_default.disconnect_all();
+    server_a.disconnect_all();
     let answered = tokio::time::timeout(WAIT * 2, call)
         .await
         .expect("the call ends")

@@ -1,11 +1,13 @@
 //! How an answer gets back to its requester: the one path every answer for a remote
 //! requester takes, whether a service of this process gave it or it is being relayed.
 //!
-//! An answer goes by the requester's *current* route, looked up when it is sent, not by the
-//! route its request came in on: a requester reached through two links keeps being answered
-//! when the first one drops while its call is served. If the link found closes on the way,
-//! the route is looked up once more (the bridge of the closed link moves its agents to their
-//! alternates when it closes). An answer over the frame size cap of its link is replaced by a
+//! An answer of a service of this process goes back on the link its request came in on,
+//! which is the link the requester's node expects it on; if that link has closed, it goes
+//! by the requester's *current* route, looked up when it is sent: a requester reached through
+//! two links keeps being answered when the first one drops while its call is served. A
+//! relayed answer goes by the requester's current route. If the link found closes on the
+//! way, the route is looked up once more (the bridge of the closed link moves its agents to
+//! their alternates when it closes). An answer over the frame size cap of its link is replaced by a
 //! failure that says so, never dropped; an answer for a requester no longer reachable is
 //! dropped (its own node fails the call when its link went down).
 
@@ -30,10 +32,10 @@ pub(crate) type Outcome = Result<Payload, Box<Failure>>;
 pub(crate) enum ReplyTo {
     /// The requester is in this process.
     Local(oneshot::Sender<Outcome>),
-    /// The requester is behind a link; the answer is routed to it by agent, by its route
-    /// when the answer is ready (the requester's binding only leads to the node's routes).
+    /// The requester is behind a link; the answer goes back on the link the request came in
+    /// on, or by the requester's route when that link has closed.
     Remote {
-        /// The requester, as it was known when its request arrived.
+        /// The requester, as reached through the link its request came in on.
         requester: Binding,
         /// The requester's conversation id.
         conversation: u64,
@@ -60,7 +62,8 @@ impl ReplyTo {
                     outcome: outcome.map_err(|f| *f),
                     format,
                 };
-                send_answer(link.routes(), requester.agent(), conversation, answer);
+                let to = (requester.agent(), Some(link));
+                send_answer(link.routes(), to, conversation, answer);
             }
         }
     }
@@ -89,11 +92,17 @@ pub(crate) enum Answer<'a> {
 /// Sends an answer to `requester` by its current route; see the module docs.
 pub(crate) fn send_answer(
     routes: &Routes,
-    requester: AgentId,
+    (requester, first): (AgentId, Option<&Link>),
     conversation: u64,
     answer: Answer<'_>,
 ) {
     let mut tried: Option<Link> = None;
+    if let Some(link) = first.filter(|l| !l.is_closed()) {
+        match send_on(link, requester, conversation, &answer) {
+            Err(SendError::Closed) => tried = Some(link.clone()),
+            _ => return,
+        }
+    }
     loop {
         let Some(route) = routes.lookup(requester) else {
             return tracing::debug!(%requester, "answer for a requester no longer known; dropped");

@@ -230,13 +230,14 @@ pub(super) enum Source {
 }
 
 /// Completes a call of a local requester with an answer received on `from`: only the link the
-/// request went out on may answer it. An answer for a call no longer waiting (it timed out)
-/// is dropped; one from another link is a forgery.
+/// request went out on, or another link its target is announced over (the target answered by
+/// another route), may answer it. An answer for a call no longer waiting (it timed out) is
+/// dropped; one from any other link is a forgery.
 pub(super) fn complete(
     net: &Routes,
     conversation: ConversationId,
     outcome: Outcome,
-    from: &Link,
+    from: (&Link, &Behind),
     requester: AgentId,
 ) -> Source {
     match net.complete_from(conversation, outcome, from) {
@@ -325,11 +326,12 @@ fn route(
                 Some(r) if r.link().is_none() => {
                     let id = ConversationId(conversation);
                     let failure = failure.into_failure().with_conversation(id);
+                    let from = (from, behind);
                     return Ok(complete(net, id, Err(Box::new(failure)), from, requester));
                 }
                 Some(_) => {
                     let answer = Answer::RelayedFailure(raw, &failure);
-                    send_answer(net, requester, conversation, answer);
+                    send_answer(net, (requester, None), conversation, answer);
                 }
                 None => {}
             }

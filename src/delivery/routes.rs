@@ -1,6 +1,7 @@
 //! The node's routes, shared by every bridge: which agent is reached how, and the calls sent
 //! across links that wait for an answer.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -173,19 +174,20 @@ impl Routes {
             .remove(&conversation);
     }
 
-    /// Answers a pending request with an answer received on `from`: only the link the request
-    /// went out on may answer it (the entry stays when another one tries).
+    /// Answers a pending request with an answer received on `from`, a link the agents
+    /// `behind` it are announced over: only the link the request went out on, or one its
+    /// target is announced over, may answer it (the entry stays when another one tries).
     pub(crate) fn complete_from(
         &self,
         conversation: ConversationId,
         outcome: Outcome,
-        from: &Link,
+        (from, behind): (&Link, &HashSet<AgentId>),
     ) -> Completed {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         let Some(entry) = pending.get(&conversation) else {
             return Completed::NotWaiting;
         };
-        if !entry.link.same(from) {
+        if !entry.link.same(from) && !behind.contains(&entry.target) {
             return Completed::WrongLink;
         }
         let entry = pending.remove(&conversation).expect("looked up above");

@@ -10,7 +10,7 @@ use crate::delivery::answer::{send_answer, Answer, ReplyTo};
 use crate::delivery::interned::Names;
 use crate::delivery::link::Link;
 use crate::delivery::messages::{Delivery, IncomingRequest};
-use crate::delivery::{refusal, Binding, Routes};
+use crate::delivery::{refusal, Address, Binding, Routes};
 use crate::failure::{Oversized, Refusal};
 use crate::ids::{AgentId, ConversationId};
 use crate::names::{clip_name, MAX_NAME_LEN};
@@ -91,12 +91,14 @@ impl CallRouting<'_> {
             self.refuse_unknown_requester(conversation, requester, method);
             return Ok(source);
         };
+        let requester_agent = requester.agent();
         let refuse = |refusal: Refusal| {
             let answer = Answer::Outcome {
                 outcome: Err(refusal.into()),
                 format: reply_format,
             };
-            send_answer(self.net, requester.agent(), conversation, answer);
+            let to = (requester_agent, Some(from));
+            send_answer(self.net, to, conversation, answer);
         };
         // No service exports a method with a longer name (they are Rust identifiers).
         if method.len() > MAX_NAME_LEN {
@@ -142,6 +144,18 @@ impl CallRouting<'_> {
                 Err(SendError::Closed) => {}
             }
         }
+        // Its answer goes back the way the request came: as the requester's node expects it.
+        let requester = if requester.link().is_some_and(|l| l.same(from)) {
+            requester
+        } else {
+            Binding::new(
+                requester.name().clone(),
+                requester.agent(),
+                requester.audience().clone(),
+                requester.process(),
+                Address::Remote(from.clone()),
+            )
+        };
         let incoming = IncomingRequest {
             conversation: ConversationId(conversation),
             method: method.to_owned().into(),
@@ -192,18 +206,20 @@ impl CallRouting<'_> {
             Some(None) => {
                 let payload = received_payload(self.names, self.chunk, response.content)?;
                 let id = ConversationId(response.conversation);
+                let from = (self.from, self.behind);
                 return Ok(complete(
                     self.net,
                     id,
                     Ok(payload),
-                    self.from,
+                    from,
                     response.requester,
                 ));
             }
             Some(Some(_)) => {
                 self.names.type_name(response.content.type_name)?;
                 let answer = Answer::RelayedResponse(self.frame);
-                send_answer(self.net, response.requester, response.conversation, answer);
+                let to = (response.requester, None);
+                send_answer(self.net, to, response.conversation, answer);
             }
             None => {}
         }
