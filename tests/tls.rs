@@ -313,3 +313,47 @@ async fn settings_that_cannot_work_are_refused_when_built() {
     .unwrap();
     assert!(x.listen("127.0.0.1:0").await.is_err());
 }
+
+#[actix::test]
+async fn a_servers_policy_is_told_the_client_certificates_subject_and_names() {
+    let ca = Ca::new();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let admit: netsvc::Admit = std::sync::Arc::new(move |peer: &netsvc::PeerInfo| {
+        record.lock().unwrap().push((
+            peer.certificate_subject.clone(),
+            peer.certificate_names.clone(),
+        ));
+        Some(netsvc::PeerPolicy::default())
+    });
+    let _ = probe();
+    let node = Node::new("server");
+    let server_tls = tls(
+        Some(ca.issue(&["127.0.0.1"])),
+        Some(&ca),
+        ClientAuth::Required,
+    );
+    let config = ExchangeConfig {
+        admit: Some(admit),
+        ..config(Some(server_tls))
+    };
+    let x = Exchange::with_config(&node, config).unwrap();
+    let port = x.listen("127.0.0.1:0").await.unwrap().port();
+    let client_cert = ca.issue_with(&["client-7.example"], |p| {
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, "client-7");
+    });
+    let client = Some(tls(Some(client_cert), Some(&ca), ClientAuth::Optional));
+    assert!(connects(client, &format!("127.0.0.1:{port}"), WAIT)
+        .await
+        .is_some());
+    let seen = seen.lock().unwrap().clone();
+    let (subject, names) = seen.first().cloned().expect("the policy was asked");
+    assert!(
+        subject
+            .as_deref()
+            .is_some_and(|s| s.contains("CN=client-7")),
+        "{subject:?}"
+    );
+    assert_eq!(names, ["client-7.example"]);
+}

@@ -59,6 +59,8 @@ pub(crate) struct Bridge {
     peer_names: Vec<String>,
     /// Whether the peer presented a certificate the CA signed.
     peer_verified: bool,
+    /// The subject of the peer's verified TLS certificate.
+    peer_subject: Option<String>,
     /// What the server's policy lets this peer do (everything, without a policy).
     policy: PeerPolicy,
     /// Makes the reader yield before its next chunk (see `FrameChunks`).
@@ -129,6 +131,7 @@ impl Bridge {
             session,
             peer_names,
             peer_verified,
+            peer_subject,
         } = connection;
         let auth = match shared
             .config
@@ -179,6 +182,7 @@ impl Bridge {
                 auth_hello: None,
                 peer_names,
                 peer_verified,
+                peer_subject,
                 policy: PeerPolicy::default(),
                 shared,
                 link,
@@ -333,6 +337,7 @@ impl Bridge {
                 node: hello.node.clone(),
                 process: hello.process,
                 certificate_names: self.peer_names.clone(),
+                certificate_subject: self.peer_subject.clone(),
                 secret_proven: self.auth.as_ref().is_some_and(|a| a.proven),
             };
             match admit(&info) {

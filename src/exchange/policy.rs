@@ -31,6 +31,8 @@ pub struct PeerInfo {
     pub process: ProcessId,
     /// The DNS names of its TLS client certificate, verified by the CA (empty without one).
     pub certificate_names: Vec<String>,
+    /// The subject of that certificate (`CN=sensor-7, O=Example`), if it has one.
+    pub certificate_subject: Option<String>,
     /// Whether it proved the shared secret.
     pub secret_proven: bool,
 }
@@ -82,8 +84,8 @@ pub struct PolicyError(String);
 /// }
 /// ```
 ///
-/// `node` matches the node name, `certificate` any DNS name of a verified client certificate
-/// (a rule with both needs both); `announce`, `max_services`, `max_groups` and
+/// `node` matches the node name, `certificate` any DNS name of a verified client certificate,
+/// `subject` its subject as text (`CN=sensor-7, O=Example`); a rule with several needs all; `announce`, `max_services`, `max_groups` and
 /// `max_subscriptions` are those of [`PeerPolicy`], each optional.
 #[derive(Debug, Clone)]
 pub struct PolicyFile {
@@ -95,6 +97,7 @@ pub struct PolicyFile {
 struct Rule {
     node: Option<SubjectPattern>,
     certificate: Option<SubjectPattern>,
+    subject: Option<SubjectPattern>,
     policy: PeerPolicy,
 }
 
@@ -103,6 +106,7 @@ struct Rule {
 struct FileRule {
     node: Option<String>,
     certificate: Option<String>,
+    subject: Option<String>,
     announce: Option<Vec<String>>,
     max_services: Option<usize>,
     max_groups: Option<usize>,
@@ -162,6 +166,7 @@ impl PolicyFile {
                 Ok(Rule {
                     node: rule.node.as_deref().map(pattern).transpose()?,
                     certificate: rule.certificate.as_deref().map(pattern).transpose()?,
+                    subject: rule.subject.as_deref().map(pattern).transpose()?,
                     policy: policy.parse()?,
                 })
             })
@@ -185,6 +190,11 @@ impl PolicyFile {
                     .certificate
                     .as_ref()
                     .is_none_or(|p| peer.certificate_names.iter().any(|n| p.matches(n)))
+                && rule.subject.as_ref().is_none_or(|p| {
+                    peer.certificate_subject
+                        .as_deref()
+                        .is_some_and(|s| p.matches(s))
+                })
         });
         matching
             .map(|rule| rule.policy.clone())
@@ -207,6 +217,7 @@ mod tests {
             node: node.into(),
             process: ProcessId::random(),
             certificate_names: names.iter().map(|n| n.to_string()).collect(),
+            certificate_subject: Some(format!("CN={node}")),
             secret_proven: false,
         }
     }
@@ -227,6 +238,9 @@ mod tests {
         assert!(calc.may_announce("calculator") && calc.may_announce(""));
         let other = file.decide(&peer("other", &[])).unwrap();
         assert!(!other.may_announce("anything"));
+        let by_subject = PolicyFile::parse(r#"{"peers": [{"subject": "CN=gauge*"}]}"#).unwrap();
+        assert!(by_subject.decide(&peer("gauge-1", &[])).is_some());
+        assert!(by_subject.decide(&peer("meter", &[])).is_none());
         let strict = PolicyFile::parse(r#"{"peers": []}"#).unwrap();
         assert!(
             strict.decide(&peer("other", &[])).is_none(),

@@ -36,6 +36,15 @@ pub(crate) struct Connection {
     /// Whether the peer presented a certificate the CA signed (under TLS: always a server's;
     /// a client's where client certificates are required).
     pub(crate) peer_verified: bool,
+    /// The subject of the peer's verified certificate (`CN=…, O=…`), if it has one.
+    pub(crate) peer_subject: Option<String>,
+}
+
+/// The subject of the first (leaf) certificate of a verified chain, as text.
+fn subject_of(chain: Option<&[rustls::pki_types::CertificateDer<'_>]>) -> Option<String> {
+    let leaf = chain?.first()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf).ok()?;
+    Some(cert.subject().to_string())
 }
 
 /// The DNS names of the first (leaf) certificate of a verified chain.
@@ -73,6 +82,7 @@ impl Connection {
             session: Vec::new(),
             peer_names: Vec::new(),
             peer_verified: false,
+            peer_subject: None,
         })
     }
 
@@ -148,6 +158,8 @@ struct Identity {
     peer_names: Vec<String>,
     /// Whether the peer presented a certificate (rustls verified it).
     peer_verified: bool,
+    /// The subject of the peer's certificate.
+    peer_subject: Option<String>,
 }
 
 fn identity<D>(tls: &rustls::ConnectionCommon<D>) -> Identity {
@@ -160,6 +172,7 @@ fn identity<D>(tls: &rustls::ConnectionCommon<D>) -> Identity {
         peer_verified: tls
             .peer_certificates()
             .is_some_and(|chain| !chain.is_empty()),
+        peer_subject: subject_of(tls.peer_certificates()),
     }
 }
 
@@ -180,6 +193,7 @@ impl Connection {
             session: identity.session,
             peer_names: identity.peer_names,
             peer_verified: identity.peer_verified,
+            peer_subject: identity.peer_subject,
         }
     }
 }
