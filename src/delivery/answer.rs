@@ -89,7 +89,8 @@ pub(crate) enum Answer<'a> {
     RelayedFailure(&'a [u8], &'a WireFailure),
 }
 
-/// Sends an answer to `requester` by its current route; see the module docs.
+/// Sends an answer to `requester`: on `first` (the link its request came in on) while it is
+/// open, else by the requester's current route; see the module docs.
 pub(crate) fn send_answer(
     routes: &Routes,
     (requester, first): (AgentId, Option<&Link>),
