@@ -60,7 +60,7 @@
 //! |---|---|---|
 //! | L0 values | `names`, `ids`, `payload`, `failure`, `schedule`, `error` | [`ServiceName`], [`SubjectPattern`], [`AgentId`], [`Payload`], [`Failure`] and [`ErrorCode`] (with the one table of netsvc's own failures), [`Schedule`], [`Error`] |
 //! | L1 | [`wire`] | frames ↔ bytes, pure |
-//! | L2 | `transport` | a link's outbound buffer and write loop, the chunked reader: bytes, no meaning |
+//! | L2 | `transport` | a link's outbound buffer and write loop, the chunked reader, plaintext or TLS connections ([`Tls`]): bytes, no meaning |
 //! | L3 | `delivery` | who gets a message and how: [`Binding`], inboxes, routes and pending calls, announcements per link, deliveries ↔ frames, the one path of every answer |
 //! | L4 | `registry`, `report`, `request` | what messages mean: the registry actor ([`RegistryEvent`]), reports ([`Report`], [`Lifetime`], cache, fan-out), requests ([`Endpoint`], [`Responder`]) |
 //! | L5 | `node`, `shutdown`, `service`, `spawn` | the runtime: [`Node`], [`ShutdownPhase`], [`Service`] and [`ServiceContext`] |

@@ -11,7 +11,7 @@ mod outbound;
 mod reader;
 mod tls;
 
-pub(crate) use connection::Connection;
+pub(crate) use connection::{Connection, Identity};
 #[cfg(test)]
 pub(crate) use outbound::tests as tests_support;
 pub(crate) use outbound::{Counters, FrameClass, LinkLimits, Outbound, SendError};

@@ -25,7 +25,7 @@ use super::silence::{Silence, VERDICT_AFTER};
 use crate::delivery::{GroupChange, Inbound, Link, Peer, Side};
 use crate::ids::AgentId;
 use crate::names::{clip_name, SubjectPattern, MAX_NAME_LEN};
-use crate::transport::{Connection, FrameChunks, LinkLimits};
+use crate::transport::{Connection, FrameChunks, Identity, LinkLimits};
 use crate::wire::{
     decode_incoming, split_frame, CodecError, Frame, Hello, Incoming, PROTOCOL_VERSION,
 };
@@ -55,12 +55,8 @@ pub(crate) struct Bridge {
     auth: Option<Auth>,
     /// The peer's `Hello`, accepted and waiting for its proof of the shared secret.
     auth_hello: Option<Hello>,
-    /// The DNS names of the peer's verified TLS certificate.
-    peer_names: Vec<String>,
-    /// Whether the peer presented a certificate the CA signed.
-    peer_verified: bool,
-    /// The subject of the peer's verified TLS certificate.
-    peer_subject: Option<String>,
+    /// What TLS told of the session and the peer (empty in plaintext).
+    identity: Identity,
     /// What the server's policy lets this peer do (everything, without a policy).
     policy: PeerPolicy,
     /// Makes the reader yield before its next chunk (see `FrameChunks`).
@@ -128,16 +124,13 @@ impl Bridge {
             probe,
             peer_addr,
             local_addr,
-            session,
-            peer_names,
-            peer_verified,
-            peer_subject,
+            identity,
         } = connection;
         let auth = match shared
             .config
             .secret
             .clone()
-            .map(|s| Challenge::new(s, session))
+            .map(|s| Challenge::new(s, identity.session.clone()))
         {
             None => None,
             Some(Ok(challenge)) => Some(Auth {
@@ -180,9 +173,7 @@ impl Bridge {
                 inbound: Inbound::new(link.clone(), interned_bytes),
                 auth,
                 auth_hello: None,
-                peer_names,
-                peer_verified,
-                peer_subject,
+                identity,
                 policy: PeerPolicy::default(),
                 shared,
                 link,
@@ -336,8 +327,8 @@ impl Bridge {
                 addr: self.peer_addr,
                 node: hello.node.clone(),
                 process: hello.process,
-                certificate_names: self.peer_names.clone(),
-                certificate_subject: self.peer_subject.clone(),
+                certificate_names: self.identity.peer_names.clone(),
+                certificate_subject: self.identity.peer_subject.clone(),
                 secret_proven: self.auth.as_ref().is_some_and(|a| a.proven),
             };
             match admit(&info) {
@@ -349,7 +340,8 @@ impl Bridge {
             process: hello.process,
             node: hello.node.clone(),
             hub: hello.hub,
-            authenticated: self.peer_verified || self.auth.as_ref().is_some_and(|a| a.proven),
+            authenticated: self.identity.peer_verified
+                || self.auth.as_ref().is_some_and(|a| a.proven),
         };
         self.link.set_peer(peer);
         if !self.shared.node.announcer().link_up(&self.link) {

@@ -28,16 +28,8 @@ pub(crate) struct Connection {
     pub(crate) probe: Option<std::net::TcpStream>,
     pub(crate) peer_addr: SocketAddr,
     pub(crate) local_addr: SocketAddr,
-    /// Under TLS, a value the session exports for binding the handshake's authentication
-    /// to it (empty in plaintext).
-    pub(crate) session: Vec<u8>,
-    /// The DNS names of the peer's verified certificate (empty without one).
-    pub(crate) peer_names: Vec<String>,
-    /// Whether the peer presented a certificate the CA signed (under TLS: always a server's;
-    /// a client's where client certificates are required).
-    pub(crate) peer_verified: bool,
-    /// The subject of the peer's verified certificate (`CN=…, O=…`), if it has one.
-    pub(crate) peer_subject: Option<String>,
+    /// What TLS told of the session and of the peer (empty in plaintext).
+    pub(crate) identity: Identity,
 }
 
 /// The subject of the first (leaf) certificate of a verified chain, as text.
@@ -79,10 +71,7 @@ impl Connection {
             probe: Some(probe),
             peer_addr,
             local_addr,
-            session: Vec::new(),
-            peer_names: Vec::new(),
-            peer_verified: false,
-            peer_subject: None,
+            identity: Identity::default(),
         })
     }
 
@@ -150,16 +139,18 @@ impl Connection {
     }
 }
 
-/// What a TLS session tells of itself and of its peer.
-struct Identity {
-    /// The value it exports for the handshake's authentication.
-    session: Vec<u8>,
-    /// The DNS names of the peer's certificate.
-    peer_names: Vec<String>,
-    /// Whether the peer presented a certificate (rustls verified it).
-    peer_verified: bool,
-    /// The subject of the peer's certificate.
-    peer_subject: Option<String>,
+/// What a TLS session tells of itself and of its peer; empty in plaintext.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Identity {
+    /// The value the session exports for binding the handshake's authentication to it.
+    pub(crate) session: Vec<u8>,
+    /// The DNS names of the peer's verified certificate.
+    pub(crate) peer_names: Vec<String>,
+    /// Whether the peer presented a certificate the CA signed (under TLS: always a server's;
+    /// a client's where client certificates are required).
+    pub(crate) peer_verified: bool,
+    /// The subject of the peer's certificate (`CN=…, O=…`), if it has one.
+    pub(crate) peer_subject: Option<String>,
 }
 
 fn identity<D>(tls: &rustls::ConnectionCommon<D>) -> Identity {
@@ -190,10 +181,7 @@ impl Connection {
             probe: None,
             peer_addr,
             local_addr,
-            session: identity.session,
-            peer_names: identity.peer_names,
-            peer_verified: identity.peer_verified,
-            peer_subject: identity.peer_subject,
+            identity,
         }
     }
 }
