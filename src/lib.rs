@@ -58,7 +58,7 @@
 //!
 //! | layer | modules | what |
 //! |---|---|---|
-//! | L0 values | `names`, `ids`, `payload`, `failure`, `schedule`, `error` | [`ServiceName`], [`SubjectPattern`], [`AgentId`], [`Payload`], [`Failure`] and [`ErrorCode`] (with the one table of netsvc's own failures), [`Schedule`], [`Error`] |
+//! | L0 values | `names`, `ids`, `payload`, `failure`, `schedule`, `error`, `introspection` | [`ServiceName`], [`SubjectPattern`], [`AgentId`], [`Payload`], [`Failure`] and [`ErrorCode`] (with the one table of netsvc's own failures), [`Schedule`], [`Error`], [`NodeInfo`] |
 //! | L1 | [`wire`] | frames ↔ bytes, pure |
 //! | L2 | `transport` | a link's outbound buffer and write loop, the chunked reader, plaintext or TLS connections ([`Tls`]): bytes, no meaning |
 //! | L3 | `delivery` | who gets a message and how: [`Binding`], inboxes, routes and pending calls, announcements per link, deliveries ↔ frames, the one path of every answer |
@@ -98,6 +98,7 @@ mod failure;
 #[doc(hidden)]
 pub mod fuzzing;
 mod ids;
+mod introspection;
 mod names;
 mod node;
 mod payload;
@@ -125,6 +126,10 @@ pub use exchange::{
 };
 pub use failure::{ErrorCode, Failure, NETSVC_ORIGIN};
 pub use ids::{AgentId, ConversationId, ProcessId};
+pub use introspection::{
+    node_agent_of, LinkInfo, LinkSide, NodeInfo, ServiceSummary, SubscriptionInfo,
+    INTROSPECT_METHOD,
+};
 pub use names::{
     Audience, GroupName, IntoName, InvalidName, ServiceName, Subject, SubjectPattern, MAX_NAME_LEN,
 };

@@ -8,11 +8,13 @@ use std::time::Duration;
 use actix::{Actor, Addr};
 use tokio::sync::watch;
 
-use crate::delivery::{Announcer, Binding, Routes};
+use crate::delivery::{Address, Announcer, Binding, Routes};
+use crate::failure::{ErrorCode, Failure};
 use crate::ids::{AgentId, ProcessId};
-use crate::names::{GroupName, IntoName, ServiceName};
+use crate::introspection::{node_agent_of, NodeInfo, INTROSPECT_METHOD};
+use crate::names::{Audience, GroupName, IntoName, ServiceName};
 use crate::registry::{Groups, Lookup, LookupAgent, Registry};
-use crate::request::{Calls, Endpoint, IntoRequestTarget, RequestTarget};
+use crate::request::{Call, Calls, Endpoint, IntoRequestTarget, RequestTarget};
 use crate::shutdown::{ShutdownControl, ShutdownCoordinator};
 
 /// Default capacity of a service's inbox (see [`crate::NodeConfig::inbox_capacity`]).
@@ -152,6 +154,38 @@ impl Node {
             RequestTarget::Name(ServiceName::anonymous())
         });
         Endpoint::new(self.0.calls.clone(), sender, target)
+    }
+
+    /// Asks the node of `process` (this one, or any process whose node agent this node has
+    /// heard of through its links) for its [`NodeInfo`]: its links with their counters, its
+    /// services, and who subscribes to them. The request goes to that node's agent (see
+    /// [`node_agent_of`]) as [`INTROSPECT_METHOD`]. A direct peer is reached by its link as
+    /// soon as the handshake is done; an unknown process fails at once with
+    /// `CLIENT_SERVICE_UNAVAILABLE`.
+    pub fn introspect(&self, process: ProcessId) -> Call<NodeInfo> {
+        let agent = node_agent_of(process);
+        let target = self.0.routes.lookup(agent).or_else(|| {
+            // A direct peer whose node agent's announcement is still on its way (it follows
+            // the handshake): by the link to it.
+            let link =
+                self.0.announcer.links().into_iter().find(|l| {
+                    l.peer().is_some_and(|p| p.process == process) && !l.is_duplicate()
+                })?;
+            Some(Binding::new(
+                ServiceName::anonymous(),
+                agent,
+                Audience::Everyone,
+                process,
+                Address::Remote(link),
+            ))
+        });
+        match target {
+            Some(agent) => self.endpoint(agent).call(INTROSPECT_METHOD, ()),
+            None => Call::failed(Failure::netsvc(
+                ErrorCode::CLIENT_SERVICE_UNAVAILABLE,
+                format!("no node of process {process} is known here"),
+            )),
+        }
     }
 
     /// Services with this name (local first, then the one known longest). An invalid name

@@ -6,6 +6,7 @@ use actix::Addr;
 
 use crate::delivery::{Address, Binding, Delivery, Drain, Inbox};
 use crate::ids::AgentId;
+use crate::introspection::{node_agent_of, NodeInfo, ServiceSummary, INTROSPECT_METHOD};
 use crate::names::Audience;
 use crate::node::{Node, NodeConfig};
 use crate::payload::Payload;
@@ -58,7 +59,7 @@ impl Node {
             audience: Audience::Everyone,
             ..ServiceOptions::anonymous()
         };
-        let agent = node.spawn_with(NodeAgent, options);
+        let agent = node.spawn_as(NodeAgent, options, node_agent_of(node.process()));
         node.set_agent(agent.binding);
         node
     }
@@ -71,12 +72,22 @@ impl Node {
 
     /// Spawns a service with explicit options (for names chosen at run time).
     pub fn spawn_with<S: Service>(&self, service: S, options: ServiceOptions) -> Spawned<S> {
+        self.spawn_as(service, options, AgentId::random())
+    }
+
+    /// Spawns a service with explicit options and agent identity.
+    fn spawn_as<S: Service>(
+        &self,
+        service: S,
+        options: ServiceOptions,
+        agent: AgentId,
+    ) -> Spawned<S> {
         let (tx, rx) = channel::channel::<S>(16);
         let addr = Addr::new(tx);
         let inbox = Inbox::new(self.config().inbox_capacity);
         let binding = Binding::new(
             options.name,
-            AgentId::random(),
+            agent,
             options.audience,
             self.process(),
             Address::Local(inbox.clone()),
@@ -100,8 +111,35 @@ impl Node {
     }
 }
 
-/// The node's own anonymous service (see [`Node::endpoint`]).
+/// The node's own anonymous service: the requester of [`Node::endpoint`]'s calls, and the
+/// one that answers [`INTROSPECT_METHOD`] with the node's [`NodeInfo`] (its agent id is
+/// derived from the process id: see [`node_agent_of`]).
 struct NodeAgent;
+
+impl NodeAgent {
+    /// What the node tells about itself: built from what its announcer holds (links, local
+    /// services), only when asked.
+    fn introspect(node: &Node) -> NodeInfo {
+        let mut info = NodeInfo::new(node.process(), node.name().to_owned());
+        let me = node_agent_of(node.process());
+        let announcer = node.announcer();
+        info.links = announcer.links().iter().filter_map(|l| l.info()).collect();
+        info.services = announcer
+            .local_services()
+            .into_iter()
+            .filter(|(b, _)| b.agent() != me)
+            .map(|(b, groups)| {
+                ServiceSummary::new(
+                    b.name().as_str().to_owned(),
+                    b.agent(),
+                    b.audience().as_str().to_owned(),
+                    groups.iter().map(|g| g.as_str().to_owned()).collect(),
+                )
+            })
+            .collect();
+        info
+    }
+}
 
 impl actix::Actor for NodeAgent {
     type Context = ServiceContext<Self>;
@@ -124,8 +162,11 @@ impl Descriptor for NodeAgent {
     fn options() -> ServiceOptions {
         ServiceOptions::anonymous()
     }
-    fn dispatch(_: &mut Self, _: &mut ServiceContext<Self>, method: &str, _: Payload) -> Reply {
-        Reply::failure(method_unavailable("", method))
+    fn dispatch(_: &mut Self, ctx: &mut ServiceContext<Self>, method: &str, _: Payload) -> Reply {
+        match method {
+            INTROSPECT_METHOD => Reply::Now(Ok(Payload::new(NodeAgent::introspect(ctx.node())))),
+            _ => Reply::failure(method_unavailable("", method)),
+        }
     }
 }
 

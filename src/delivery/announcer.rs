@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
-use super::binding::Binding;
+use super::binding::{Binding, Location};
 use super::link::{Link, Side};
 use crate::ids::{AgentId, ProcessId};
 use crate::names::GroupName;
@@ -330,6 +330,23 @@ impl Announcer {
         fill(&mut entry, &state.known, &state.by_seq);
         state.links.push(entry);
         true
+    }
+
+    /// This process's own services with their groups, in the order they became known.
+    pub(crate) fn local_services(&self) -> Vec<(Binding, Vec<GroupName>)> {
+        let state = self.lock();
+        state
+            .by_seq
+            .values()
+            .filter_map(|agent| state.known.get(agent))
+            .filter(|k| k.binding.location() == Location::Local)
+            .map(|k| (k.binding.clone(), k.groups.iter().cloned().collect()))
+            .collect()
+    }
+
+    /// The links that are up, in the order they came up.
+    pub(crate) fn links(&self) -> Vec<Link> {
+        self.lock().links.iter().map(|e| e.link.clone()).collect()
     }
 
     /// A link closed.

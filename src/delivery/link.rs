@@ -2,14 +2,17 @@
 //! [`Outbound`]) together with who is on the other side, which exchange group it belongs to,
 //! and the audience check that decides what may cross it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
+use std::time::Instant;
 
 use super::announcer::Announcer;
 use super::binding::Binding;
 use super::routes::Routes;
 use crate::failure::Refusal;
 use crate::ids::{AgentId, ProcessId};
+use crate::introspection::{LinkInfo, LinkSide};
 use crate::names::{Audience, GroupName};
 use crate::transport::{Counters, LinkLimits, Outbound};
 
@@ -22,6 +25,12 @@ pub(crate) struct Peer {
     pub(crate) hub: bool,
     /// Whether the peer proved who it is: the shared secret, or a certificate the CA signed.
     pub(crate) authenticated: bool,
+    /// The peer's socket address.
+    pub(crate) address: SocketAddr,
+    /// Whether the connection is under TLS.
+    pub(crate) tls: bool,
+    /// When the handshake completed.
+    pub(crate) since: Instant,
 }
 
 /// Which side opened the connection.
@@ -39,6 +48,9 @@ struct Shared {
     side: Side,
     peer: OnceLock<Peer>,
     duplicate: AtomicBool,
+    /// Frames and bytes received, counted per chunk by the link's reader.
+    frames_received: AtomicU64,
+    bytes_received: AtomicU64,
     routes: Arc<Routes>,
     /// The node's announcer, which announces services on this link from its cursor (see
     /// [`Announcer::refill`]); set when the link is served by a bridge.
@@ -64,6 +76,8 @@ impl Link {
             side,
             peer: OnceLock::new(),
             duplicate: AtomicBool::new(false),
+            frames_received: AtomicU64::new(0),
+            bytes_received: AtomicU64::new(0),
             routes,
             announcer: OnceLock::new(),
         }))
@@ -115,6 +129,37 @@ impl Link {
     /// Which side opened the connection.
     pub(crate) fn side(&self) -> Side {
         self.0.side
+    }
+
+    /// Counts a chunk of `frames` frames and `bytes` bytes read from the connection.
+    pub(crate) fn received(&self, frames: u64, bytes: u64) {
+        self.0.frames_received.fetch_add(frames, Ordering::Relaxed);
+        self.0.bytes_received.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// The link as [`crate::introspection`] shows it; `None` before the handshake.
+    pub(crate) fn info(&self) -> Option<LinkInfo> {
+        let peer = self.peer()?;
+        let written = self.0.out.written();
+        Some(LinkInfo {
+            peer_process: peer.process,
+            peer_node: peer.node.clone(),
+            peer_hub: peer.hub,
+            address: peer.address.to_string(),
+            side: match self.0.side {
+                Side::Connected => LinkSide::Connected,
+                Side::Accepted => LinkSide::Accepted,
+            },
+            group: self.group().map_or("", |g| g.as_str()).to_owned(),
+            tls: peer.tls,
+            authenticated: peer.authenticated,
+            up_ms: u64::try_from(peer.since.elapsed().as_millis()).unwrap_or(u64::MAX),
+            frames_in: self.0.frames_received.load(Ordering::Relaxed),
+            bytes_in: self.0.bytes_received.load(Ordering::Relaxed),
+            frames_out: written.frames,
+            bytes_out: written.bytes,
+            reports_dropped: written.reports_dropped,
+        })
     }
 
     pub(crate) fn set_peer(&self, peer: Peer) {
@@ -216,6 +261,9 @@ pub(crate) mod tests {
             node: "peer".into(),
             hub,
             authenticated: false,
+            address: SocketAddr::from(([127, 0, 0, 1], 1)),
+            tls: false,
+            since: Instant::now(),
         });
         link
     }

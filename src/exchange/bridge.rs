@@ -342,6 +342,9 @@ impl Bridge {
             hub: hello.hub,
             authenticated: self.identity.peer_verified
                 || self.auth.as_ref().is_some_and(|a| a.proven),
+            address: self.peer_addr,
+            tls: !self.identity.session.is_empty(),
+            since: std::time::Instant::now(),
         };
         self.link.set_peer(peer);
         if !self.shared.node.announcer().link_up(&self.link) {
@@ -590,8 +593,10 @@ impl StreamHandler<Result<Bytes, CodecError>> for Bridge {
         let mut local_bytes = 0;
         let mut any_report = false;
         let mut shared = None;
+        let mut frames = 0;
         while let Some((frame, body, next)) = split_frame(rest) {
             rest = next;
+            frames += 1;
             let result = match (self.state, decode_incoming(body)) {
                 (State::Closing, _) => break,
                 (State::Ready, Ok(Incoming::Report { view, targeted })) => self
@@ -625,6 +630,7 @@ impl StreamHandler<Result<Bytes, CodecError>> for Bridge {
                 self.close(ctx, &format!("protocol error: {reason}"), Ending::Error);
             }
         }
+        self.link.received(frames, chunk.len() as u64);
         // Local subscribers got reports: let them run before the next chunk.
         let pause = self
             .inbound

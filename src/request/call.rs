@@ -216,6 +216,18 @@ pub struct Call<R> {
 }
 
 impl<R> Call<R> {
+    /// A call that fails with `failure` when awaited, without sending anything (its
+    /// conversation id is 0, which no request sent gets... in all likelihood: see
+    /// `ConversationIds`).
+    pub(crate) fn failed(failure: Failure) -> Self {
+        Call {
+            conversation: ConversationId(0),
+            state: State::Failed(Some(failure)),
+            timeout: None,
+            _response: PhantomData,
+        }
+    }
+
     /// The conversation id of this request.
     pub fn conversation(&self) -> ConversationId {
         self.conversation

@@ -62,6 +62,14 @@ pub(crate) struct Counters {
     pub(crate) bytes_written: AtomicU64,
 }
 
+/// One link's outbound traffic so far (see [`Outbound::written`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Written {
+    pub(crate) frames: u64,
+    pub(crate) bytes: u64,
+    pub(crate) reports_dropped: u64,
+}
+
 struct Buffer {
     buf: BytesMut,
     closed: bool,
@@ -84,6 +92,9 @@ struct Shared {
     out: Mutex<Buffer>,
     wake: Notify,
     dropped_reports: AtomicU64,
+    /// This link's own share of the exchange's counters: frames and bytes written.
+    frames_written: AtomicU64,
+    bytes_written: AtomicU64,
     sent_since_tick: AtomicBool,
     on_drained: OnceLock<DrainedHook>,
     /// Whether `on_drained` has frames waiting for this link.
@@ -114,10 +125,22 @@ impl Outbound {
             }),
             wake: Notify::new(),
             dropped_reports: AtomicU64::new(0),
+            frames_written: AtomicU64::new(0),
+            bytes_written: AtomicU64::new(0),
             sent_since_tick: AtomicBool::new(false),
             on_drained: OnceLock::new(),
             has_backlog: AtomicBool::new(false),
         }))
+    }
+
+    /// What this link has written so far: frames and bytes handed to the socket, and reports
+    /// dropped because its buffer was full.
+    pub(crate) fn written(&self) -> Written {
+        Written {
+            frames: self.0.frames_written.load(Ordering::Relaxed),
+            bytes: self.0.bytes_written.load(Ordering::Relaxed),
+            reports_dropped: self.0.dropped_reports.load(Ordering::Relaxed),
+        }
     }
 
     /// Whether both handles are the same link.
@@ -361,6 +384,7 @@ impl Outbound {
                 let counters = &self.0.counters;
                 counters.frames_sent.fetch_add(frames, Ordering::Relaxed);
                 counters.reports_sent.fetch_add(reports, Ordering::Relaxed);
+                self.0.frames_written.fetch_add(frames, Ordering::Relaxed);
             }
             if !chunk.is_empty() {
                 let stall = self.0.limits.stall;
@@ -385,10 +409,12 @@ impl Outbound {
                     self.discard();
                     return Err(e);
                 }
+                let len = chunk.len() as u64;
                 self.0
                     .counters
                     .bytes_written
-                    .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    .fetch_add(len, Ordering::Relaxed);
+                self.0.bytes_written.fetch_add(len, Ordering::Relaxed);
                 if self.has_backlog() {
                     if let Some(hook) = self.0.on_drained.get() {
                         hook(self);

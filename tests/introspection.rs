@@ -1,0 +1,148 @@
+//! Mesh introspection: every node answers `$node` with its links, counters and services,
+//! through a hub too, and the answer is built only when asked.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{wait_for, WAIT};
+use netsvc::prelude::*;
+use netsvc::{ConnectionState, Exchange, LinkSide, NodeInfo, ProcessId};
+
+#[derive(Service)]
+#[service(name = "calculator", groups = ["arithmetic"])]
+struct Calculator;
+impl Service for Calculator {}
+
+#[netsvc::methods]
+impl Calculator {
+    fn multiply(&mut self, a: i64, b: i64) -> i64 {
+        a * b
+    }
+}
+
+async fn up(exchange: &Exchange) {
+    let mut events = exchange.connections();
+    tokio::time::timeout(WAIT, async {
+        while exchange.stats().connections == 0 {
+            match events.recv().await {
+                Ok(e) if e.state == ConnectionState::Active => return,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the link came up");
+}
+
+/// A hub, a node with a calculator and a tool node, each joined to the hub.
+async fn mesh() -> (Node, Node, Node, Vec<Exchange>) {
+    let hub = Node::new("hub");
+    let hub_exchange = Exchange::new(&hub);
+    let addr = hub_exchange
+        .listen("127.0.0.1:0")
+        .await
+        .unwrap()
+        .to_string();
+    let server = Node::new("server");
+    server.spawn(Calculator);
+    let server_exchange = Exchange::new(&server);
+    server_exchange.connect(&addr, None).forget();
+    let tool = Node::new("tool");
+    let tool_exchange = Exchange::new(&tool);
+    tool_exchange.connect(&addr, None).forget();
+    up(&server_exchange).await;
+    up(&tool_exchange).await;
+    (
+        hub,
+        server,
+        tool,
+        vec![hub_exchange, server_exchange, tool_exchange],
+    )
+}
+
+#[actix::test]
+async fn a_node_describes_its_own_link_and_the_hub_its_two() {
+    let (hub, server, tool, _exchanges) = mesh().await;
+    let calculator = wait_for(&tool, "calculator").await;
+    assert_eq!(
+        CalculatorClient::new(tool.endpoint(&calculator))
+            .multiply(6, 7)
+            .await,
+        Ok(42)
+    );
+
+    let own: NodeInfo = tool.introspect(tool.process()).await.unwrap();
+    assert_eq!((own.process, own.node.as_str()), (tool.process(), "tool"));
+    assert_eq!(own.links.len(), 1);
+    let link = &own.links[0];
+    assert_eq!(
+        (link.peer_process, link.peer_node.as_str(), link.peer_hub),
+        (hub.process(), "hub", true)
+    );
+    assert_eq!(link.side, LinkSide::Connected);
+    assert!(!link.tls && !link.authenticated);
+    assert!(link.frames_in > 0 && link.bytes_in > 0, "{link:?}");
+    assert!(link.frames_out > 0 && link.bytes_out > 0, "{link:?}");
+    assert!(own.services.is_empty(), "{:?}", own.services);
+
+    // The hub, through the link.
+    let remote = tool.introspect(hub.process()).await.unwrap();
+    assert_eq!(remote.node, "hub");
+    let mut peers: Vec<_> = remote
+        .links
+        .iter()
+        .map(|l| (l.peer_node.clone(), l.side, l.peer_hub))
+        .collect();
+    peers.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        peers,
+        vec![
+            ("server".to_owned(), LinkSide::Accepted, false),
+            ("tool".to_owned(), LinkSide::Accepted, false)
+        ]
+    );
+    let to_server = remote
+        .links
+        .iter()
+        .find(|l| l.peer_node == "server")
+        .unwrap();
+    // The calculator's answer came from the server through the hub.
+    assert!(
+        to_server.frames_in >= 2 && to_server.frames_out >= 2,
+        "{to_server:?}"
+    );
+    assert_eq!(to_server.peer_process, server.process());
+    assert!(to_server.address.starts_with("127.0.0.1:"));
+
+    // The server, beyond the hub: its calculator with its group.
+    let far = tool.introspect(server.process()).await.unwrap();
+    assert_eq!(far.node, "server");
+    assert_eq!(far.services.len(), 1, "{:?}", far.services);
+    let service = &far.services[0];
+    assert_eq!(
+        (
+            service.name.as_str(),
+            service.agent,
+            service.audience.as_str()
+        ),
+        ("calculator", calculator.agent(), "*")
+    );
+    assert_eq!(service.groups, vec!["arithmetic".to_owned()]);
+}
+
+#[actix::test]
+async fn the_hub_is_known_by_its_process_and_an_unknown_process_fails_at_once() {
+    let (hub, _server, tool, _exchanges) = mesh().await;
+    let hub_agent = tool
+        .introspect(hub.process())
+        .await
+        .map(|info| info.process)
+        .unwrap();
+    assert_eq!(hub_agent, hub.process());
+
+    let started = std::time::Instant::now();
+    let failure = tool.introspect(ProcessId::random()).await.unwrap_err();
+    assert_eq!(failure.code, ErrorCode::CLIENT_SERVICE_UNAVAILABLE);
+    assert!(started.elapsed() < Duration::from_millis(100));
+}
