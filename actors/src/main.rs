@@ -8,8 +8,15 @@
 //!   `--tls-cert FILE --tls-key FILE [--tls-ca FILE --require-client-cert]` put its links under
 //!   TLS, `--secret-file FILE` requires a shared secret, `--policy FILE` a per-peer policy.
 
+mod call;
+mod client;
 mod demo;
 mod exchange;
+mod list;
+mod publish;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
@@ -27,12 +34,19 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run a standalone exchange server.
     Exchange(exchange::ExchangeArgs),
+    /// List the services of the mesh (or its groups, nodes, subscriptions).
+    List(list::ListArgs),
+    /// Call a method of a service with JSON arguments; print the JSON result.
+    Call(call::CallArgs),
+    /// Publish a JSON report from a service of this command.
+    Publish(publish::PublishArgs),
 }
 
-fn main() -> std::process::ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(colour())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
@@ -41,5 +55,35 @@ fn main() -> std::process::ExitCode {
     match cli.command {
         Command::Demo(args) => actix::System::new().block_on(demo::run(args)),
         Command::Exchange(args) => actix::System::new().block_on(exchange::run(args)),
+        Command::List(args) => client_verb(list::run(args)),
+        Command::Call(args) => client_verb(call::run(args)),
+        Command::Publish(args) => client_verb(publish::run(args)),
+    }
+}
+
+/// Runs a client verb on its own actix System: its error as one line on stderr and the
+/// exit status of its class.
+fn client_verb(verb: impl std::future::Future<Output = Result<(), client::CliError>>) -> ExitCode {
+    match actix::System::new().block_on(verb) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("netsvc: {}", e.message);
+            e.exit.into()
+        }
+    }
+}
+
+/// Whether logs are coloured: only on a terminal, and never with `NO_COLOR` set
+/// (<https://no-color.org>).
+fn colour() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

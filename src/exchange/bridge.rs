@@ -49,6 +49,8 @@ pub(crate) struct Bridge {
     /// The services learned through this link.
     announced: Announced,
     closed: Option<oneshot::Sender<Closed>>,
+    /// Why the connection closed, for [`Closed`].
+    close_reason: Option<String>,
     /// What the frames received mean and where they go.
     inbound: Inbound,
     /// The shared-secret challenge, when this side has a secret (see `auth.rs`).
@@ -90,10 +92,12 @@ enum Ending {
 }
 
 /// How a connection ended, for its connector.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Closed {
     /// Set when the link was dropped as a duplicate of another link to this process.
     pub(crate) duplicate_of: Option<crate::ids::ProcessId>,
+    /// Why it closed, as logged.
+    pub(crate) reason: String,
 }
 
 /// The writer task ended.
@@ -183,6 +187,7 @@ impl Bridge {
                 silence: Silence::new(Instant::now()),
                 announced: Announced::default(),
                 closed: Some(closed_tx),
+                close_reason: None,
                 pause,
                 cap,
                 slot,
@@ -214,6 +219,7 @@ impl Bridge {
         }
         let was_ready = self.state == State::Ready;
         self.state = State::Closing;
+        self.close_reason = Some(reason.to_owned());
         self.link.close();
         self.shared.forget_link(&self.link);
         if was_ready {
@@ -565,7 +571,14 @@ impl Actor for Bridge {
                 .peer()
                 .filter(|_| self.link.is_duplicate())
                 .map(|p| p.process);
-            let _ = tx.send(Closed { duplicate_of });
+            let reason = self
+                .close_reason
+                .take()
+                .unwrap_or_else(|| "the connection ended".to_owned());
+            let _ = tx.send(Closed {
+                duplicate_of,
+                reason,
+            });
         }
     }
 }

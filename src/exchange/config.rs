@@ -234,4 +234,7 @@ pub enum ExchangeError {
     /// connect with).
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// The connection closed before its handshake completed (the reason as logged).
+    #[error("the connection closed before it was ready: {0}")]
+    Closed(String),
 }

@@ -153,6 +153,35 @@ impl Exchange {
         Ok(local)
     }
 
+    /// Connects to an exchange server at `addr` once and waits for the handshake: the
+    /// connection's announcement when it is active, or why it is not — the socket's error
+    /// (nothing listening, no answer within the connect timeout), TLS's, or the reason the
+    /// link closed before it was ready (refused by the peer, authentication failed, no
+    /// handshake within the handshake timeout). For tools that must say at once whether they
+    /// are in the mesh; the connection is not retried after a loss.
+    pub async fn connect_once(&self, addr: &str) -> Result<ConnectionEvent, ExchangeError> {
+        let shared = self.0.clone();
+        let mut events = shared.events.subscribe();
+        let connection = open(&shared, addr).await?;
+        let local = connection.local_addr;
+        let mut closed = Bridge::start(connection, shared, None);
+        loop {
+            tokio::select! {
+                event = events.recv() => match event {
+                    Ok(e) if e.state == ConnectionState::Active && e.local_addr == local => return Ok(e),
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => {
+                        return Err(ExchangeError::Closed("the exchange stopped".into()))
+                    }
+                },
+                ended = &mut closed => {
+                    let reason = ended.map_or_else(|_| "the connection ended".to_owned(), |c| c.reason);
+                    return Err(ExchangeError::Closed(reason));
+                }
+            }
+        }
+    }
+
     /// Connects to an exchange server at `addr`. With a retry delay the client keeps trying
     /// until connected and reconnects after a loss; without one it makes a single attempt.
     /// Watch [`Exchange::connections`] to learn when the connection is active.
@@ -163,28 +192,9 @@ impl Exchange {
         let mut events = shared.events.subscribe();
         actix::spawn(async move {
             loop {
-                let timeout = shared.config.connect_timeout;
-                let attempt = tokio::select! {
-                    r = tokio::time::timeout(timeout, TcpStream::connect(&addr)) => r.unwrap_or_else(|_| {
-                        Err(std::io::Error::new(
-                            std::io::ErrorKind::TimedOut,
-                            format!("no answer within {:.1} s", timeout.as_secs_f64()),
-                        ))
-                    }),
+                let connection = tokio::select! {
+                    c = open(&shared, &addr) => c.map_err(|e| e.to_string()),
                     _ = &mut stop_rx => return,
-                };
-                let connection = match attempt {
-                    Ok(stream) => match &shared.config.tls {
-                        None => Connection::plain(stream).map_err(|e| e.to_string()),
-                        Some(tls) => {
-                            let timeout = shared.config.handshake_timeout;
-                            tokio::select! {
-                                c = Connection::connect(stream, tls, &addr, timeout) => c.map_err(|e| e.to_string()),
-                                _ = &mut stop_rx => return,
-                            }
-                        }
-                    },
-                    Err(e) => Err(e.to_string()),
                 };
                 match connection {
                     Ok(connection) => {
@@ -223,6 +233,26 @@ impl Exchange {
         });
         Connector { _stop: stop_tx }
     }
+}
+
+/// One attempt at a connection to `addr` (TCP, then TLS if configured), bounded by the
+/// connect and handshake timeouts.
+async fn open(shared: &ExchangeShared, addr: &str) -> Result<Connection, ExchangeError> {
+    let timeout = shared.config.connect_timeout;
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        .await
+        .unwrap_or_else(|_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {:.1} s", timeout.as_secs_f64()),
+            ))
+        })?;
+    Ok(match &shared.config.tls {
+        None => Connection::plain(stream)?,
+        Some(tls) => {
+            Connection::connect(stream, tls, addr, shared.config.handshake_timeout).await?
+        }
+    })
 }
 
 /// A listening socket on the first address `addr` resolves to that can be bound, with a
