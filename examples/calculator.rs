@@ -113,9 +113,7 @@ struct Args {
 #[actix::main]
 async fn main() {
     use clap::Parser;
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .init();
+    tls_args::init_logs();
     let args = Args::parse();
     let node = Node::new("calculator");
     node.monitor_signals();

@@ -61,9 +61,7 @@ struct Args {
 #[allow(dead_code)]
 #[actix::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .init();
+    tls_args::init_logs();
     let args = Args::parse();
     let node = Node::new("publisher");
     node.monitor_signals();

@@ -66,9 +66,7 @@ struct Args {
 
 #[actix::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .init();
+    publisher::tls_args::init_logs();
     let args = Args::parse();
     let node = Node::new("subscriber");
     node.monitor_signals();

@@ -8,6 +8,7 @@
 //!   `--tls-cert FILE --tls-key FILE [--tls-ca FILE --require-client-cert]` put its links under
 //!   TLS, `--secret-file FILE` requires a shared secret, `--policy FILE` a per-peer policy.
 
+mod bench;
 mod call;
 mod client;
 mod demo;
@@ -40,6 +41,8 @@ enum Command {
     Call(call::CallArgs),
     /// Publish a JSON report from a service of this command.
     Publish(publish::PublishArgs),
+    /// Load a live mesh with requests or reports; print throughput and latency.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::List(args) => client_verb(list::run(args)),
         Command::Call(args) => client_verb(call::run(args)),
         Command::Publish(args) => client_verb(publish::run(args)),
+        Command::Bench(args) => client_verb(bench::run(args)),
     }
 }
 

@@ -1,5 +1,5 @@
-//! The TLS and shared-secret options of the examples that join an exchange (each includes
-//! this file).
+//! The TLS and shared-secret options of the examples that join an exchange, and their log
+//! setup (each includes this file).
 
 use std::path::PathBuf;
 
@@ -53,4 +53,16 @@ impl TlsArgs {
         };
         Exchange::with_config(node, config).expect("the default group is valid")
     }
+}
+
+/// Logs to stderr, coloured only on a terminal and never with `NO_COLOR` set, so a log
+/// written to a file or a pipe is plain text.
+pub(crate) fn init_logs() {
+    use std::io::IsTerminal;
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(colour)
+        .init();
 }

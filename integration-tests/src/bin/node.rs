@@ -441,6 +441,7 @@ async fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(false)
         .init();
     let args = parse_args();
     let node = Node::new(args.name.clone().unwrap_or_else(|| "node".to_owned()));
