@@ -9,10 +9,11 @@ use actix::{Actor, Addr};
 use tokio::sync::watch;
 
 use crate::delivery::{Announcer, Binding, Routes};
+use crate::descriptor::ServiceDescriptor;
 use crate::ids::{AgentId, ProcessId};
 use crate::names::{GroupName, IntoName, ServiceName};
 use crate::registry::{Groups, Lookup, LookupAgent, Registry};
-use crate::request::{Calls, Endpoint, IntoRequestTarget, RequestTarget};
+use crate::request::{Call, Calls, Endpoint, IntoRequestTarget, RequestTarget};
 use crate::shutdown::{ShutdownControl, ShutdownCoordinator};
 
 /// Default capacity of a service's inbox (see [`crate::NodeConfig::inbox_capacity`]).
@@ -152,6 +153,12 @@ impl Node {
             RequestTarget::Name(ServiceName::anonymous())
         });
         Endpoint::new(self.0.calls.clone(), sender, target)
+    }
+
+    /// Asks a service (by name or binding) for its [`ServiceDescriptor`], with the node's own
+    /// agent as requester: `node.endpoint(target).describe()` (see [`Endpoint::describe`]).
+    pub fn describe(&self, target: impl IntoRequestTarget) -> Call<ServiceDescriptor> {
+        self.endpoint(target).describe()
     }
 
     /// Services with this name (local first, then the one known longest). An invalid name
