@@ -1,5 +1,5 @@
-//! Requests: a calculator service, a client service calling it from inside its own hooks,
-//! a failure with an application code, a delayed response and a timeout.
+//! Requests: a calculator service, a client service describing it and calling it from inside
+//! its own hooks, a failure with an application code, a delayed response and a timeout.
 //!
 //! ```text
 //! cargo run --example calculator                                        # both in one process
@@ -29,10 +29,12 @@ const DIVISION_BY_ZERO: ErrorCode = ErrorCode(100);
 
 #[netsvc::methods]
 impl Calculator {
+    /// Multiplies two integers.
     fn multiply(&mut self, a: i64, b: i64) -> i64 {
         a * b
     }
 
+    /// Divides `a` by `b`; fails with code 100 when `b` is zero.
     fn divide(&mut self, a: i64, b: i64) -> Result<i64, Failure> {
         if b == 0 {
             return Err(Failure::new(DIVISION_BY_ZERO, "division by zero")
@@ -64,6 +66,16 @@ impl Service for Client {
         if event.status != Status::Available {
             return;
         }
+        // What it exports, as any tool sees it (the descriptor of every service).
+        let describe = ctx.endpoint(&event.binding).describe();
+        ctx.on_response(describe, |_, r, _| match r {
+            Ok(descriptor) => {
+                for method in &descriptor.methods {
+                    println!("calculator exports {method}");
+                }
+            }
+            Err(f) => println!("describe failed: {} {}", f.code, f.description),
+        });
         let calculator = CalculatorClient::new(ctx.endpoint(&event.binding));
         ctx.on_response(calculator.multiply(6, 7), |_, r, _| {
             println!("multiply(6, 7) -> {r:?}")

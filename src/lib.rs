@@ -58,7 +58,7 @@
 //!
 //! | layer | modules | what |
 //! |---|---|---|
-//! | L0 values | `names`, `ids`, `payload`, `failure`, `schedule`, `error`, `introspection` | [`ServiceName`], [`SubjectPattern`], [`AgentId`], [`Payload`], [`Failure`] and [`ErrorCode`] (with the one table of netsvc's own failures), [`Schedule`], [`Error`], [`NodeInfo`] |
+//! | L0 values | `names`, `ids`, `payload`, `failure`, `schedule`, `descriptor`, `introspection`, `error` | [`ServiceName`], [`SubjectPattern`], [`AgentId`], [`Payload`], [`Failure`] and [`ErrorCode`] (with the one table of netsvc's own failures), [`Schedule`], [`ServiceDescriptor`], [`NodeInfo`], [`Error`] |
 //! | L1 | [`wire`] | frames ↔ bytes, pure |
 //! | L2 | `transport` | a link's outbound buffer and write loop, the chunked reader, plaintext or TLS connections ([`Tls`]): bytes, no meaning |
 //! | L3 | `delivery` | who gets a message and how: [`Binding`], inboxes, routes and pending calls, announcements per link, deliveries ↔ frames, the one path of every answer |
@@ -87,11 +87,15 @@
 //! * Requests by name go to a local service first, else the one known longest.
 //! * A panic in a hook is caught and logged; the service keeps running. A panic in an exported
 //!   method fails that request with `SERVER_APPLICATION_ERROR`.
+//! * Every service answers the reserved method [`DESCRIBE_METHOD`] (`$describe`, a name no
+//!   Rust method can have) with its [`ServiceDescriptor`], before its own dispatch; see
+//!   [`Endpoint::describe`].
 //! * Invalid names, groups, subjects and patterns given as strings to fire-and-forget
 //!   operations are logged as errors naming the service and nothing is done; build them with
 //!   [`ServiceName::new`], [`Subject::new`], [`SubjectPattern::new`] to get the error value.
 
 mod delivery;
+mod descriptor;
 mod error;
 mod exchange;
 mod failure;
@@ -115,6 +119,9 @@ pub mod wire;
 pub use delivery::{
     Binding, Location, PublisherNotice, RegistryEvent, Report, ReportTypeError, ShutdownPhase,
     Status, Watch,
+};
+pub use descriptor::{
+    MethodDescriptor, ParamDescriptor, ServiceDescriptor, SubjectInfo, DESCRIBE_METHOD,
 };
 pub use error::Error;
 pub use exchange::{
@@ -159,6 +166,7 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::delivery::Drain;
+    pub use crate::descriptor::MethodSpec;
     pub use crate::request::{decode_args, method_unavailable, IntoReply, Plain, Reply};
     pub use crate::service::ServiceOptions;
     pub use crate::service::{

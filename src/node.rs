@@ -9,6 +9,7 @@ use actix::{Actor, Addr};
 use tokio::sync::watch;
 
 use crate::delivery::{Address, Announcer, Binding, Routes};
+use crate::descriptor::ServiceDescriptor;
 use crate::failure::{ErrorCode, Failure};
 use crate::ids::{AgentId, ProcessId};
 use crate::introspection::{node_agent_of, NodeInfo, INTROSPECT_METHOD};
@@ -186,6 +187,12 @@ impl Node {
                 format!("no node of process {process} is known here"),
             )),
         }
+    }
+
+    /// Asks a service (by name or binding) for its [`ServiceDescriptor`], with the node's own
+    /// agent as requester: `node.endpoint(target).describe()` (see [`Endpoint::describe`]).
+    pub fn describe(&self, target: impl IntoRequestTarget) -> Call<ServiceDescriptor> {
+        self.endpoint(target).describe()
     }
 
     /// Services with this name (local first, then the one known longest). An invalid name

@@ -2,15 +2,17 @@
 //!
 //! The operations live on [`ServiceContext`](crate::ServiceContext) (`publish_report`,
 //! `monitor_reports`, `ignore_reports`, `send_report`, `expire_reports`, ...); this module holds
-//! the types a service receives and the pure cache.
+//! the types a service receives, the pure cache and the publisher's record of its subjects.
 
 mod cache;
 mod fanout;
+mod published;
 
 use std::time::Duration;
 
 pub(crate) use cache::ReportCache;
 pub(crate) use fanout::ReportFanout;
+pub(crate) use published::PublishedSubjects;
 
 use crate::delivery::Binding;
 use crate::names::{ServiceName, SubjectPattern};

@@ -19,6 +19,7 @@
 mod broker;
 mod calls;
 mod context;
+mod describe;
 mod groups;
 mod hooks;
 mod reports;

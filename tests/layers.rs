@@ -6,7 +6,7 @@
 //!
 //! | layer | modules |
 //! |---|---|
-//! | L0 values | `error`, `ids`, `names`, `payload`, `failure`, `schedule`, `introspection` |
+//! | L0 values | `error`, `ids`, `names`, `payload`, `failure`, `schedule`, `introspection`, `descriptor` |
 //! | L1 wire | `wire` |
 //! | L2 transport | `transport` |
 //! | L3 delivery | `delivery` |
@@ -27,6 +27,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("failure", 0),
     ("schedule", 0),
     ("introspection", 0),
+    ("descriptor", 0),
     ("wire", 1),
     ("transport", 2),
     ("delivery", 3),

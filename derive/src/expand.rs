@@ -5,8 +5,8 @@
 
 use crate::parse::{self, Returns, ServiceAttrs};
 use crate::validate::{self, Context, Method};
-use proc_macro2::TokenStream as TokenStream2;
-use quote::{format_ident, quote, quote_spanned};
+use proc_macro2::{Delimiter, Spacing, TokenStream as TokenStream2, TokenTree};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{DeriveInput, Ident, ItemImpl, Type};
 
@@ -107,7 +107,7 @@ fn hooks_check(ty: &Ident) -> TokenStream2 {
 }
 
 /// The `Descriptor` impl of `ty`, under `bound`: its options `attrs`, and the dispatch of calls
-/// to its exports, if it has any.
+/// to its exports and their descriptions, if it has any.
 fn descriptor_impl(ty: &Ident, attrs: &ServiceAttrs, bound: &TokenStream2) -> TokenStream2 {
     let p = private();
     let name = attrs.name();
@@ -131,6 +131,11 @@ fn descriptor_impl(ty: &Ident, attrs: &ServiceAttrs, bound: &TokenStream2) -> To
                 #[allow(unused_imports)]
                 use #p::{ViaExports as _, ViaNothing as _};
                 (&&#p::Tag::<Self>::new()).dispatcher()(service, ctx, method, args)
+            }
+            fn methods() -> &'static [#p::MethodSpec] {
+                #[allow(unused_imports)]
+                use #p::{ViaExports as _, ViaNothing as _};
+                (&&#p::Tag::<Self>::new()).methods()
             }
         }
     }
@@ -178,12 +183,16 @@ fn service_assertion(self_ty: &Type) -> TokenStream2 {
     }
 }
 
-/// The `Exports` impl of `self_ty`: a call to one of `methods`, dispatched by its name.
+/// The `Exports` impl of `self_ty`: a call to one of `methods`, dispatched by its name, and
+/// their descriptions.
 fn exports_impl(self_ty: &Type, methods: &[Method]) -> TokenStream2 {
     let p = private();
     let arms = methods.iter().map(dispatch_arm);
+    let specs = methods.iter().map(method_spec);
     quote! {
         impl #p::Exports for #self_ty where for<'__netsvc> #self_ty: ::netsvc::Service {
+            const METHODS: &'static [#p::MethodSpec] = &[#(#specs),*];
+
             fn dispatch(
                 service: &mut Self,
                 ctx: &mut ::netsvc::ServiceContext<Self>,
@@ -198,6 +207,119 @@ fn exports_impl(self_ty: &Type, methods: &[Method]) -> TokenStream2 {
             }
         }
     }
+}
+
+/// The description of `method`, for its service's descriptor: static text only.
+fn method_spec(method: &Method) -> TokenStream2 {
+    let p = private();
+    let name = method.ident.to_string();
+    let params = method.params.iter().map(|(ident, ty)| {
+        let (name, ty) = (ident.to_string(), type_text(ty));
+        quote!((#name, #ty))
+    });
+    let returns = type_text(method.returns.value_type());
+    let fallible = matches!(method.returns, Returns::Result(_));
+    let delayed = matches!(method.returns, Returns::Delayed(_));
+    let doc = match &method.doc {
+        Some(line) => quote!(::core::option::Option::Some(#line)),
+        None => quote!(::core::option::Option::None),
+    };
+    quote! {
+        #p::MethodSpec {
+            name: #name,
+            params: &[#(#params),*],
+            returns: #returns,
+            fallible: #fallible,
+            delayed: #delayed,
+            doc: #doc,
+        }
+    }
+}
+
+/// A type as its tokens read, spaced as rustfmt would write it: `Vec<String>`,
+/// `Option<(u8, String)>`, `std::collections::HashMap<String, i64>`, `[u8; 4]`, `&'static str`.
+fn type_text(ty: &Type) -> String {
+    let mut out = String::new();
+    write_tokens(ty.to_token_stream(), &mut out);
+    out.trim_end().to_owned()
+}
+
+/// Writes `tokens` at the end of `out`: words apart, punctuation against what it belongs to,
+/// a space after `,` and `;`, spaces around `+`, `=` and `->`.
+fn write_tokens(tokens: TokenStream2, out: &mut String) {
+    let mut op = String::new();
+    for token in tokens {
+        match token {
+            TokenTree::Punct(punct) => {
+                op.push(punct.as_char());
+                if punct.spacing() == Spacing::Joint && punct.as_char() != '\'' {
+                    continue;
+                }
+                write_op(&op, out);
+                op.clear();
+            }
+            TokenTree::Group(group) => {
+                let (open, close) = match group.delimiter() {
+                    Delimiter::Parenthesis => ("(", ")"),
+                    Delimiter::Bracket => ("[", "]"),
+                    Delimiter::Brace => ("{", "}"),
+                    Delimiter::None => ("", ""),
+                };
+                if open == "{" {
+                    space_after_word(out);
+                }
+                out.push_str(open);
+                write_tokens(group.stream(), out);
+                trim_space(out);
+                out.push_str(close);
+            }
+            TokenTree::Ident(ident) => {
+                space_after_word(out);
+                out.push_str(&ident.to_string());
+            }
+            TokenTree::Literal(lit) => {
+                space_after_word(out);
+                out.push_str(&lit.to_string());
+            }
+        }
+    }
+    if !op.is_empty() {
+        write_op(&op, out);
+    }
+}
+
+/// Writes one operator (a run of joint punctuation).
+fn write_op(op: &str, out: &mut String) {
+    match op {
+        "," | ";" => {
+            trim_space(out);
+            out.push_str(op);
+            out.push(' ');
+        }
+        "+" | "=" | "->" => {
+            trim_space(out);
+            out.push(' ');
+            out.push_str(op);
+            out.push(' ');
+        }
+        _ if op.starts_with('>') => {
+            trim_space(out);
+            out.push_str(op);
+        }
+        _ => out.push_str(op),
+    }
+}
+
+/// A space, if `out` ends with a word a next word would run into.
+fn space_after_word(out: &mut String) {
+    if out.ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == '>' || c == ')') {
+        out.push(' ');
+    }
+}
+
+/// Drops the spaces at the end of `out`.
+fn trim_space(out: &mut String) {
+    out.truncate(out.trim_end().len());
 }
 
 /// The arm of the dispatch calling `method`: its arguments decoded, its return value made a
@@ -276,4 +398,41 @@ fn client_method(method: &Method) -> TokenStream2 {
 /// The path of the items of netsvc that generated code uses, which are not its API.
 fn private() -> TokenStream2 {
     quote!(::netsvc::__private)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::type_text;
+
+    fn text(ty: &str) -> String {
+        type_text(&syn::parse_str(ty).expect("a type"))
+    }
+
+    #[test]
+    fn types_read_as_written_without_token_spaces() {
+        for ty in [
+            "i64",
+            "()",
+            "Vec<String>",
+            "Option<(u8, String)>",
+            "std::collections::HashMap<String, Vec<i64>>",
+            "Vec<Vec<u8>>",
+            "[u8; 4]",
+            "(u8,)",
+            "&'static str",
+            "Box<dyn Fn(u8) -> u8 + Send>",
+            "<T as Trait>::Output",
+            "Result<(), String>",
+            "::core::option::Option<u8>",
+        ] {
+            assert_eq!(text(ty), ty);
+        }
+    }
+
+    #[test]
+    fn spacing_in_the_source_does_not_show() {
+        assert_eq!(text("Vec < String >"), "Vec<String>");
+        assert_eq!(text("Option<( u8 ,String )>"), "Option<(u8, String)>");
+        assert_eq!(text("std :: string :: String"), "std::string::String");
+    }
 }

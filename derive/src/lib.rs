@@ -48,6 +48,16 @@ pub fn derive_service(input: TokenStream) -> TokenStream {
 /// next, then owned parameters. It returns a value, `Result<T, E>` with `E: Into<Failure>`
 /// (an error becomes an application failure), or `Delayed<T>` after
 /// `ctx.suspend_response()`.
+///
+/// The block is also recorded as data, for the service's descriptor (`netsvc::ServiceDescriptor`,
+/// which tools without Rust types read): each method's name, its parameters' names and types as
+/// written (token text such as `Vec<String>`, not resolved), the type of the value the caller
+/// gets (`T` of `Result<T, E>` and `Delayed<T>`), whether it returns a `Result`, whether it is
+/// delayed, and the first line of its doc comment. The record is static: describing a service
+/// costs nothing until someone asks. Every service answers the reserved method `$describe`
+/// (`netsvc::DESCRIBE_METHOD`) with its descriptor, before its own dispatch; no exported method
+/// can take that name, since Rust identifiers cannot start with `$`. A service without
+/// `#[netsvc::methods]` describes itself with no methods.
 #[proc_macro_attribute]
 pub fn methods(args: TokenStream, input: TokenStream) -> TokenStream {
     let args = TokenStream2::from(args);

@@ -170,6 +170,8 @@ pub(crate) struct FnItem<'a> {
     pub(crate) params: Vec<Param<'a>>,
     /// What it returns, or why that cannot be read.
     pub(crate) returns: syn::Result<Returns>,
+    /// The first line of its doc comment that is not blank, trimmed.
+    pub(crate) doc: Option<String>,
 }
 
 /// How a `fn` takes `self`.
@@ -257,7 +259,39 @@ fn fn_item(f: &ImplItemFn) -> FnItem<'_> {
         receiver,
         params: inputs.enumerate().map(|(i, arg)| param(i, arg)).collect(),
         returns: returns(&sig.output),
+        doc: first_doc_line(&f.attrs),
     }
+}
+
+/// The first line that is not blank of the doc comment in `attrs`, trimmed: `/// text` and
+/// `/** text */` are `#[doc = "..."]` attributes; a doc attribute that is not a string literal
+/// (`#[doc = include_str!(..)]`) is skipped.
+fn first_doc_line(attrs: &[Attribute]) -> Option<String> {
+    attrs
+        .iter()
+        .filter(|attr| attr.path().is_ident("doc"))
+        .filter_map(|attr| match &attr.meta {
+            syn::Meta::NameValue(nv) => match &nv.value {
+                Expr::Lit(ExprLit {
+                    lit: Lit::Str(s), ..
+                }) => Some(s.value()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .flat_map(|text| text.lines().map(doc_line).collect::<Vec<_>>())
+        .find(|line| !line.is_empty())
+}
+
+/// A line of a doc comment, trimmed, without the ` * ` that starts the inner lines of a
+/// `/** */` comment.
+fn doc_line(line: &str) -> String {
+    let line = line.trim();
+    let line = match line.strip_prefix('*') {
+        Some(rest) if rest.is_empty() || rest.starts_with(char::is_whitespace) => rest.trim(),
+        _ => line,
+    };
+    line.to_owned()
 }
 
 /// Reads the parameter at `position` after the receiver.

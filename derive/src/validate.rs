@@ -22,6 +22,8 @@ pub(crate) struct Method {
     pub(crate) params: Vec<(Ident, Type)>,
     /// What it returns.
     pub(crate) returns: Returns,
+    /// The first line of its doc comment.
+    pub(crate) doc: Option<String>,
 }
 
 /// Whether an exported method takes the service's context (right after its receiver).
@@ -163,6 +165,7 @@ fn method(f: &FnItem) -> syn::Result<Method> {
         context,
         params,
         returns,
+        doc: f.doc.clone(),
     })
 }
 

@@ -90,6 +90,14 @@ impl ReportCache {
         found
     }
 
+    /// The subjects of unexpired cached reports.
+    pub(crate) fn subjects(&self, now: Instant) -> impl Iterator<Item = &Subject> {
+        self.entries
+            .iter()
+            .filter(move |(_, cached)| cached.alive(now))
+            .map(|(subject, _)| subject)
+    }
+
     /// Drops every expired entry.
     pub(crate) fn purge(&mut self, now: Instant) {
         self.entries.retain(|_, c| c.alive(now));
@@ -170,8 +178,9 @@ mod tests {
         assert!(cache
             .matching(&pattern("a.*"), t0 + Duration::from_secs(10))
             .is_empty());
-        // The expired "a.x" was dropped by the read; "b.x" stays until purged.
+        // The expired "a.x" was dropped by the read; "b.x" stays until purged, unlisted.
         assert_eq!(cache.len(), 1);
+        assert_eq!(cache.subjects(t0 + Duration::from_secs(10)).count(), 0);
         cache.purge(t0 + Duration::from_secs(11));
         assert_eq!(cache.len(), 0);
     }

@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 
 use super::RequestTarget;
 use crate::delivery::{refusal, Binding, Delivery, IncomingRequest, Outcome, ReplyTo};
+use crate::descriptor::{ServiceDescriptor, DESCRIBE_METHOD};
 use crate::failure::{ErrorCode, Failure};
 use crate::ids::{AgentId, ConversationId, ConversationIds, ProcessId};
 use crate::payload::{Content, Format, Payload};
@@ -91,6 +92,21 @@ impl Endpoint {
         self.call_payload(
             Cow::Owned(method.to_owned()),
             Payload::new(args),
+            Format::Json,
+        )
+    }
+
+    /// Asks the target for its [`ServiceDescriptor`]: its exported methods and the subjects it
+    /// publishes on. Every service answers, with or without exported methods; the request is
+    /// the reserved method [`DESCRIBE_METHOD`], sent like any other (by name or by binding, in
+    /// this process or across a link, with this endpoint's timeout).
+    ///
+    /// The answer is asked for as JSON, so that a descriptor from a node of another version
+    /// still reads: fields it does not know are ignored, missing optional ones default.
+    pub fn describe(&self) -> Call<ServiceDescriptor> {
+        self.call_payload(
+            Cow::Borrowed(DESCRIBE_METHOD),
+            Payload::new(()),
             Format::Json,
         )
     }

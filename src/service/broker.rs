@@ -26,7 +26,7 @@ use crate::ids::{AgentId, IdMap};
 use crate::names::{GroupName, ServiceName, Subject, SubjectPattern};
 use crate::node::Node;
 use crate::registry::{Subscribe, Unsubscribe};
-use crate::report::ReportFanout;
+use crate::report::{PublishedSubjects, ReportFanout};
 use crate::report::{ReportCache, SubscriptionNotice, SubscriptionStatus};
 
 /// A notice for one of the service's hooks, produced by the broker.
@@ -56,6 +56,9 @@ pub(crate) struct Broker {
     pub(super) watches: IdMap<AgentId, usize>,
     /// The subject of the last report published.
     pub(super) last_subject: Option<Subject>,
+    /// The distinct subjects published on lately, for the descriptor; a subject is recorded
+    /// when it is not `last_subject`.
+    pub(super) published: PublishedSubjects,
     /// Who gets a report on the last subject published; dropped (with the links it holds)
     /// whenever `subscribers` may change (see [`Broker::subscribers_mut`]), worked out again
     /// when the node's routes change.

@@ -12,12 +12,15 @@ use actix::{
 };
 
 use super::broker::{Broker, Notice};
+use super::describe::is_describe;
+use super::hooks::Descriptor;
 use super::timers::Timers;
 use super::Service;
 use crate::delivery::{Binding, Delivery, Inbox, IncomingRequest, ReplyTo, WatchedBy};
 use crate::failure::{ErrorCode, Failure};
 use crate::names::GroupName;
 use crate::node::Node;
+use crate::payload::Payload;
 use crate::registry::Withdraw;
 use crate::request::{take_slot, Reply, ReplySlot, RequestInfo};
 
@@ -188,6 +191,11 @@ impl<S: Service> ServiceContext<S> {
     }
 
     fn serve(&mut self, service: &mut S, request: IncomingRequest) {
+        // Answered by netsvc for every service, before its own methods (none can be named so).
+        if is_describe(&request.method) {
+            let descriptor = self.core.describe(<S as Descriptor>::methods());
+            return request.reply.send(Ok(Payload::new(descriptor)));
+        }
         let IncomingRequest {
             conversation,
             method,

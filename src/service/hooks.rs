@@ -8,6 +8,7 @@ use actix::{AsyncContext, Running};
 
 use super::context::InboxDriver;
 use super::{Service, ServiceContext, ServiceOptions};
+use crate::descriptor::MethodSpec;
 use crate::names::{Audience, GroupName, ServiceName};
 use crate::payload::Payload;
 use crate::request::{method_unavailable, Reply};
@@ -23,10 +24,16 @@ pub trait Descriptor: actix::Actor<Context = ServiceContext<Self>> {
         method: &str,
         args: Payload,
     ) -> Reply;
+    /// Its exported methods, for its descriptor: none unless `#[derive(Service)]` says so.
+    fn methods() -> &'static [MethodSpec] {
+        &[]
+    }
 }
 
 /// What `#[netsvc::methods]` generates.
 pub trait Exports: Service {
+    /// The exported methods, in the order written.
+    const METHODS: &'static [MethodSpec];
     /// Serves one request by method name.
     fn dispatch(
         service: &mut Self,
@@ -40,7 +47,8 @@ pub trait Exports: Service {
 pub type DispatchFn<S> = fn(&mut S, &mut ServiceContext<S>, &str, Payload) -> Reply;
 
 /// Autoref specialization: `(&&Tag::<S>::new()).dispatcher()` picks the exported methods
-/// when `S: Exports`, else a dispatcher that answers "method unavailable".
+/// when `S: Exports`, else a dispatcher that answers "method unavailable"; `.methods()` picks
+/// their descriptions, else none.
 pub struct Tag<S>(PhantomData<S>);
 impl<S> Tag<S> {
     /// The tag of `S`.
@@ -57,22 +65,32 @@ impl<S> Default for Tag<S> {
 pub trait ViaExports<S: Service> {
     /// The dispatcher.
     fn dispatcher(&self) -> DispatchFn<S>;
+    /// The exported methods.
+    fn methods(&self) -> &'static [MethodSpec];
 }
 impl<S: Exports> ViaExports<S> for &Tag<S> {
     fn dispatcher(&self) -> DispatchFn<S> {
         <S as Exports>::dispatch
+    }
+    fn methods(&self) -> &'static [MethodSpec] {
+        S::METHODS
     }
 }
 /// Picked otherwise: every method is unavailable.
 pub trait ViaNothing<S: Service> {
     /// The dispatcher.
     fn dispatcher(&self) -> DispatchFn<S>;
+    /// No methods.
+    fn methods(&self) -> &'static [MethodSpec];
 }
 impl<S: Service> ViaNothing<S> for Tag<S> {
     fn dispatcher(&self) -> DispatchFn<S> {
         |_, ctx, method, _| {
             Reply::failure(method_unavailable(ctx.binding().name().as_str(), method))
         }
+    }
+    fn methods(&self) -> &'static [MethodSpec] {
+        &[]
     }
 }
 

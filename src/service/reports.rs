@@ -25,15 +25,22 @@ impl<S: Service> ServiceContext<S> {
         lifetime: Lifetime,
     ) {
         // A publisher usually repeats its subjects: an equal string reuses the last one
-        // validated instead of validating and allocating it again.
-        let last = &mut self.core.broker.last_subject;
+        // validated instead of validating and allocating it again. Only another subject is
+        // recorded for the descriptor.
+        let broker = &mut self.core.broker;
+        let last = &mut broker.last_subject;
         let subject = match last
             .as_ref()
             .filter(|l| subject.unvalidated() == Some(l.as_str()))
         {
             Some(l) => l.clone(),
             None => match subject.into_name() {
-                Ok(s) => last.insert(s).clone(),
+                Ok(s) => {
+                    if last.as_ref() != Some(&s) {
+                        broker.published.record(&s);
+                    }
+                    last.insert(s).clone()
+                }
                 Err(e) => return refuse(&self.core.binding, "publish_report", e),
             },
         };
