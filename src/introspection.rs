@@ -12,6 +12,10 @@ use crate::payload::Format;
 /// start with `$`, which no Rust identifier (so no exported method) can.
 pub const INTROSPECT_METHOD: &str = "$node";
 
+/// The reserved method every service answers with the subscriptions to its reports, a
+/// `Vec<SubscriptionInfo>` (what [`NodeInfo::subscriptions`] gathers from a node's services).
+pub const SUBSCRIBERS_METHOD: &str = "$subscribers";
+
 /// The agent id of the node agent of `process`: the agent that answers
 /// [`INTROSPECT_METHOD`]. Derived from the process id (a version-8 UUID made of its bits),
 /// so a tool that knows a process (from a binding, or from a link's peer) can address its
@@ -124,6 +128,26 @@ impl NodeInfo {
             links: Vec::new(),
             services: Vec::new(),
             subscriptions: Vec::new(),
+        }
+    }
+}
+
+impl SubscriptionInfo {
+    /// One subscription (for the services answering [`SUBSCRIBERS_METHOD`]).
+    pub(crate) fn new(
+        publisher: (AgentId, String),
+        subscriber: (AgentId, String, ProcessId),
+        pattern: String,
+        format: Format,
+    ) -> Self {
+        SubscriptionInfo {
+            publisher: publisher.0,
+            publisher_name: publisher.1,
+            subscriber: subscriber.0,
+            subscriber_name: subscriber.1,
+            subscriber_process: subscriber.2,
+            pattern,
+            format,
         }
     }
 }

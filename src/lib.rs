@@ -135,7 +135,7 @@ pub use failure::{ErrorCode, Failure, NETSVC_ORIGIN};
 pub use ids::{AgentId, ConversationId, ProcessId};
 pub use introspection::{
     node_agent_of, LinkInfo, LinkSide, NodeInfo, ServiceSummary, SubscriptionInfo,
-    INTROSPECT_METHOD,
+    INTROSPECT_METHOD, SUBSCRIBERS_METHOD,
 };
 pub use names::{
     Audience, GroupName, IntoName, InvalidName, ServiceName, Subject, SubjectPattern, MAX_NAME_LEN,

@@ -6,7 +6,10 @@ use actix::Addr;
 
 use crate::delivery::{Address, Binding, Delivery, Drain, Inbox};
 use crate::ids::AgentId;
-use crate::introspection::{node_agent_of, NodeInfo, ServiceSummary, INTROSPECT_METHOD};
+use crate::introspection::{
+    node_agent_of, NodeInfo, ServiceSummary, SubscriptionInfo, INTROSPECT_METHOD,
+    SUBSCRIBERS_METHOD,
+};
 use crate::names::Audience;
 use crate::node::{Node, NodeConfig};
 use crate::payload::Payload;
@@ -139,7 +142,33 @@ impl NodeAgent {
             .collect();
         info
     }
+
+    /// [`NodeAgent::introspect`] and the subscriptions to each local service, which each
+    /// answers itself ([`SUBSCRIBERS_METHOD`]); a service that does not answer within
+    /// [`GATHER_TIMEOUT`] (busy, or stopping) is left out.
+    async fn gather(node: Node) -> NodeInfo {
+        let mut info = NodeAgent::introspect(&node);
+        let calls: Vec<_> = info
+            .services
+            .iter()
+            .filter_map(|s| node.routes().lookup(s.agent))
+            .map(|b| {
+                node.endpoint(&b)
+                    .with_timeout(GATHER_TIMEOUT)
+                    .call::<_, Vec<SubscriptionInfo>>(SUBSCRIBERS_METHOD, ())
+            })
+            .collect();
+        for call in calls {
+            if let Ok(mut subscriptions) = call.await {
+                info.subscriptions.append(&mut subscriptions);
+            }
+        }
+        info
+    }
 }
+
+/// How long the node agent waits for each local service's subscriptions.
+const GATHER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl actix::Actor for NodeAgent {
     type Context = ServiceContext<Self>;
@@ -164,7 +193,12 @@ impl Descriptor for NodeAgent {
     }
     fn dispatch(_: &mut Self, ctx: &mut ServiceContext<Self>, method: &str, _: Payload) -> Reply {
         match method {
-            INTROSPECT_METHOD => Reply::Now(Ok(Payload::new(NodeAgent::introspect(ctx.node())))),
+            INTROSPECT_METHOD => {
+                let (responder, _) = ctx.suspend_response::<NodeInfo>();
+                let node = ctx.node().clone();
+                actix::spawn(async move { responder.resolve(NodeAgent::gather(node).await) });
+                Reply::Suspended
+            }
             _ => Reply::failure(method_unavailable("", method)),
         }
     }

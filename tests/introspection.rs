@@ -21,6 +21,22 @@ impl Calculator {
     }
 }
 
+#[derive(Service)]
+#[service(name = "publisher")]
+struct Publisher;
+impl Service for Publisher {}
+
+/// Subscribes to the publisher's `system.*`.
+#[derive(Service)]
+#[service(name = "listener")]
+struct Listener;
+impl Service for Listener {
+    fn started(&mut self, ctx: &mut ServiceContext<Self>) {
+        ctx.monitor_reports("publisher", "system.*");
+        ctx.monitor_reports("publisher", "alarm.?");
+    }
+}
+
 async fn up(exchange: &Exchange) {
     let mut events = exchange.connections();
     tokio::time::timeout(WAIT, async {
@@ -145,4 +161,50 @@ async fn the_hub_is_known_by_its_process_and_an_unknown_process_fails_at_once() 
     let failure = tool.introspect(ProcessId::random()).await.unwrap_err();
     assert_eq!(failure.code, ErrorCode::CLIENT_SERVICE_UNAVAILABLE);
     assert!(started.elapsed() < Duration::from_millis(100));
+}
+
+#[actix::test]
+async fn a_node_tells_who_subscribes_to_its_services() {
+    let (_hub, server, tool, _exchanges) = mesh().await;
+    let publisher = server.spawn(Publisher);
+    let listener = tool.spawn(Listener);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let info = loop {
+        // The server's node agent is known once its announcement came through the hub.
+        let info = tool.introspect(server.process()).await;
+        if let Some(info) = info.as_ref().ok().filter(|i| i.subscriptions.len() >= 2) {
+            break info.clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{info:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let seen: Vec<_> = info
+        .subscriptions
+        .iter()
+        .map(|s| {
+            (
+                s.publisher,
+                s.publisher_name.as_str(),
+                s.subscriber,
+                s.subscriber_name.as_str(),
+                s.subscriber_process,
+                s.pattern.as_str(),
+            )
+        })
+        .collect();
+    let (p, l) = (publisher.binding.agent(), listener.binding.agent());
+    assert_eq!(
+        seen,
+        vec![
+            (p, "publisher", l, "listener", tool.process(), "alarm.?"),
+            (p, "publisher", l, "listener", tool.process(), "system.*"),
+        ]
+    );
+    // The subscriber's own node has none (nobody subscribes to the listener).
+    assert!(tool
+        .introspect(tool.process())
+        .await
+        .unwrap()
+        .subscriptions
+        .is_empty());
 }

@@ -12,6 +12,7 @@ mod bench;
 mod call;
 mod client;
 mod demo;
+mod describe;
 mod exchange;
 mod list;
 mod publish;
@@ -37,6 +38,8 @@ enum Command {
     Exchange(exchange::ExchangeArgs),
     /// List the services of the mesh (or its groups, nodes, subscriptions).
     List(list::ListArgs),
+    /// Describe a service: its methods, and the subjects it publishes.
+    Describe(describe::DescribeArgs),
     /// Call a method of a service with JSON arguments; print the JSON result.
     Call(call::CallArgs),
     /// Publish a JSON report from a service of this command.
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => actix::System::new().block_on(demo::run(args)),
         Command::Exchange(args) => actix::System::new().block_on(exchange::run(args)),
         Command::List(args) => client_verb(list::run(args)),
+        Command::Describe(args) => client_verb(describe::run(args)),
         Command::Call(args) => client_verb(call::run(args)),
         Command::Publish(args) => client_verb(publish::run(args)),
         Command::Bench(args) => client_verb(bench::run(args)),

@@ -446,3 +446,69 @@ fn bench_prints_figures_for_requests_and_reports() {
         out.stdout
     );
 }
+
+#[test]
+fn describe_lists_methods_and_subjects_and_list_subscriptions_who_listens() {
+    let mesh = mesh();
+    let out = mesh.cli(&["describe", "calculator"], WAIT);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(
+        out.stdout.starts_with("calculator (agent "),
+        "{}",
+        out.stdout
+    );
+    let multiply = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("multiply("))
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    assert!(
+        multiply.contains("multiply(a: i64, b: i64) -> i64"),
+        "{multiply}"
+    );
+    assert!(
+        out.stdout.contains("divide(a: i64, b: i64) -> Result<i64>"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("subjects: none"), "{}", out.stdout);
+
+    // The publisher: system.ctime cached, system.time not, each with its one subscriber.
+    let out = mesh.cli(&["describe", "publisher", "--json"], WAIT);
+    assert!(out.status.success(), "{}", out.stderr);
+    let d: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    let subjects = d["subjects"].as_array().unwrap();
+    let ctime = subjects
+        .iter()
+        .find(|s| s["subject"] == "system.ctime")
+        .unwrap();
+    assert_eq!(
+        (&ctime["cached"], &ctime["subscribers"]),
+        (&true.into(), &1.into())
+    );
+    let time = subjects
+        .iter()
+        .find(|s| s["subject"] == "system.time")
+        .unwrap();
+    assert_eq!(
+        (&time["cached"], &time["subscribers"]),
+        (&false.into(), &1.into())
+    );
+
+    let out = mesh.cli(&["describe", "nosuch"], WAIT);
+    assert_eq!(out.status.code(), Some(46), "{}", out.stderr);
+
+    let out = mesh.cli(&["list", "subscriptions", "--json"], WAIT);
+    assert!(out.status.success(), "{}", out.stderr);
+    let rows: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1, "{}", out.stdout);
+    assert_eq!(rows[0]["publisher"], "publisher");
+    assert_eq!(rows[0]["publisher_node"], "publisher");
+    assert_eq!(rows[0]["subscriber_node"], "subscriber");
+    assert_eq!(rows[0]["pattern"], "system.*");
+    assert_eq!(rows[0]["format"], "bincode");
+}

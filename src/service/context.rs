@@ -12,7 +12,7 @@ use actix::{
 };
 
 use super::broker::{Broker, Notice};
-use super::describe::is_describe;
+use super::describe::{reserved, Reserved};
 use super::hooks::Descriptor;
 use super::timers::Timers;
 use super::Service;
@@ -192,9 +192,16 @@ impl<S: Service> ServiceContext<S> {
 
     fn serve(&mut self, service: &mut S, request: IncomingRequest) {
         // Answered by netsvc for every service, before its own methods (none can be named so).
-        if is_describe(&request.method) {
-            let descriptor = self.core.describe(<S as Descriptor>::methods());
-            return request.reply.send(Ok(Payload::new(descriptor)));
+        match reserved(&request.method) {
+            Some(Reserved::Describe) => {
+                let descriptor = self.core.describe(<S as Descriptor>::methods());
+                return request.reply.send(Ok(Payload::new(descriptor)));
+            }
+            Some(Reserved::Subscribers) => {
+                let subscriptions = self.core.subscriptions();
+                return request.reply.send(Ok(Payload::new(subscriptions)));
+            }
+            None => {}
         }
         let IncomingRequest {
             conversation,

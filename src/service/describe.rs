@@ -1,5 +1,5 @@
-//! The answer to the reserved request [`DESCRIBE_METHOD`]: a service's descriptor, made only
-//! when asked.
+//! The answers to the reserved requests: [`DESCRIBE_METHOD`], a service's descriptor, and
+//! [`SUBSCRIBERS_METHOD`], who subscribes to it; each made only when asked.
 //!
 //! Subjects are those with a cached report (`cached: true`) and those of the publisher's
 //! record of its last distinct subjects (see `report::PublishedSubjects`), each with the number
@@ -11,14 +11,55 @@ use std::time::Instant;
 use super::broker::Broker;
 use super::context::ServiceState;
 use crate::descriptor::{MethodSpec, ServiceDescriptor, SubjectInfo, DESCRIBE_METHOD};
+use crate::introspection::{SubscriptionInfo, SUBSCRIBERS_METHOD};
 use crate::names::Subject;
+use crate::payload::Format;
 
-/// Whether a request's method is the reserved describe request.
-pub(super) fn is_describe(method: &str) -> bool {
-    method == DESCRIBE_METHOD
+/// The reserved requests every service answers, before its own methods (none can be named
+/// so: they start with `$`).
+pub(super) enum Reserved {
+    /// [`DESCRIBE_METHOD`].
+    Describe,
+    /// [`SUBSCRIBERS_METHOD`].
+    Subscribers,
+}
+
+/// The reserved request a method name is, if it is one.
+pub(super) fn reserved(method: &str) -> Option<Reserved> {
+    match method {
+        DESCRIBE_METHOD => Some(Reserved::Describe),
+        SUBSCRIBERS_METHOD => Some(Reserved::Subscribers),
+        _ => None,
+    }
 }
 
 impl ServiceState {
+    /// The subscriptions to this service's reports, one per (subscriber, pattern).
+    pub(super) fn subscriptions(&self) -> Vec<SubscriptionInfo> {
+        let me = &self.binding;
+        let publisher = (me.agent(), me.name().as_str().to_owned());
+        let mut all: Vec<SubscriptionInfo> = self
+            .broker
+            .subscribers
+            .values()
+            .flat_map(|entry| {
+                let b = &entry.binding;
+                let subscriber = (b.agent(), b.name().as_str().to_owned(), b.process());
+                let publisher = publisher.clone();
+                entry.patterns.iter().map(move |p| {
+                    SubscriptionInfo::new(
+                        publisher.clone(),
+                        subscriber.clone(),
+                        p.as_str().to_owned(),
+                        Format::Bincode,
+                    )
+                })
+            })
+            .collect();
+        all.sort_by(|a, b| (a.subscriber, &a.pattern).cmp(&(b.subscriber, &b.pattern)));
+        all
+    }
+
     /// The descriptor of this service, which exports `methods`.
     pub(super) fn describe(&self, methods: &[MethodSpec]) -> ServiceDescriptor {
         let subjects = self.broker.subjects(Instant::now());
