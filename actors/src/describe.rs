@@ -61,7 +61,7 @@ pub(crate) async fn run(args: DescribeArgs) -> Result<(), CliError> {
 
 /// A descriptor as people read it.
 pub(crate) fn render(d: &ServiceDescriptor) -> String {
-    let mut out = format!("{}", d.name.as_str());
+    let mut out = d.name.as_str().to_owned();
     if let Some(agent) = d.agent {
         out.push_str(&format!(" (agent {agent})"));
     }
