@@ -80,6 +80,11 @@
 //! message to a service goes through its inbox (a FIFO drained by the actor), so messages
 //! from one service to another arrive in the order sent.
 //!
+//! Formats matter only across processes: there, typed traffic is bincode, and a request or a
+//! subscription may ask for its answer or its reports in JSON instead, for tools without the
+//! sender's Rust types ([`ServiceContext::monitor_reports_as`]); a subscriber in the publisher's
+//! own process gets the value itself, whatever it asked for.
+//!
 //! ## Decisions where OSE left things open
 //!
 //! * Report callbacks receive a [`Report`] carrying the publisher's binding, the subject, the
