@@ -1,14 +1,17 @@
 //! Reports in JSON for subscribers without Rust types: a subscription that asks for JSON gets
 //! JSON content from another process (cached reports too, through a hub too), while a typed
 //! subscriber on the same link still gets bincode; in-process, both get the value itself.
+//! And the streams for tools: `Node::watch_reports` and `Node::watch_registry`, in-process
+//! and across processes, ending their subscriptions when dropped.
 
 mod common;
 
 use std::time::Duration;
 
 use common::{probe, settle, wait_for, Probe, WAIT};
+use futures_util::StreamExt;
 use netsvc::prelude::*;
-use netsvc::{ConnectionState, Exchange, Format, SubscriptionStatus};
+use netsvc::{ConnectionState, Exchange, Format, Location, NodeConfig, SubscriptionStatus};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -293,4 +296,225 @@ async fn in_process_a_json_subscriber_gets_the_value_itself() {
             format!("typed weather.live value {}", json(1)),
         ]
     );
+}
+
+/// The next item of a stream, within `WAIT`.
+async fn next<S: futures_core::Stream + Unpin>(stream: &mut S) -> S::Item {
+    tokio::time::timeout(WAIT, stream.next())
+        .await
+        .expect("an item within WAIT")
+        .expect("the stream goes on")
+}
+
+fn line(r: &Report) -> String {
+    format!(
+        "{} {} {}",
+        r.subject(),
+        origin(r),
+        r.content().to_json().unwrap()
+    )
+}
+
+#[actix::test]
+async fn watch_reports_replays_the_cache_then_streams_and_ends_its_subscription_when_dropped() {
+    let node = Node::new("one");
+    let (tx, mut weather_log) = probe();
+    let weather = node.spawn(Weather { log: tx });
+    let mut stream = node
+        .watch_reports("weather", "weather.*", Format::Json)
+        .unwrap();
+    assert_eq!(weather_log.next().await, "requested weather.* Json");
+    let cached = next(&mut stream).await;
+    assert_eq!(line(&cached), format!("weather.now value {}", json(0)));
+    assert_eq!(cached.publisher().name().as_str(), "weather");
+    assert_eq!(cached.pattern().unwrap().as_str(), "weather.*");
+    weather.addr.send(Publish(1)).await.unwrap();
+    assert_eq!(
+        line(&next(&mut stream).await),
+        format!("weather.live value {}", json(1))
+    );
+    assert_eq!(stream.dropped(), 0);
+    drop(stream);
+    assert_eq!(weather_log.next().await, "withdrawn weather.* Json");
+
+    // Invalid names are errors, and nothing is watched.
+    assert!(node.watch_reports("weather", "", Format::Json).is_err());
+    assert!(node.watch_reports("not a name", "*", Format::Json).is_err());
+    weather_log.silent_for(Duration::from_millis(100)).await;
+}
+
+#[actix::test]
+async fn watch_reports_across_processes_in_json_and_dropped_ends_the_remote_subscription() {
+    let (server, _server_x, addr) = server("publisher").await;
+    let (tx, mut weather_log) = probe();
+    let weather = server.spawn(Weather { log: tx });
+    let (client, _client_x) = client("tools", &addr).await;
+    wait_for(&client, "weather").await;
+
+    let mut stream = client
+        .watch_reports("weather", "weather.*", Format::Json)
+        .unwrap();
+    assert_eq!(weather_log.next().await, "requested weather.* Json");
+    let cached = next(&mut stream).await;
+    assert_eq!(line(&cached), format!("weather.now Json {}", json(0)));
+    assert_eq!(cached.publisher().location(), Location::Remote);
+    weather.addr.send(Publish(1)).await.unwrap();
+    assert_eq!(
+        line(&next(&mut stream).await),
+        format!("weather.live Json {}", json(1))
+    );
+    // In bincode, for a typed tool.
+    let mut typed = client
+        .watch_reports("weather", "weather.now", Format::Bincode)
+        .unwrap();
+    assert_eq!(weather_log.next().await, "requested weather.now Bincode");
+    let cached = next(&mut typed).await;
+    assert_eq!(origin(&cached), "Bincode");
+    assert_eq!(cached.decode::<Reading>().unwrap(), reading(0));
+    drop(typed);
+    assert_eq!(weather_log.next().await, "withdrawn weather.now Bincode");
+
+    // Dropped: the publisher in the other process sees the subscriber go.
+    drop(stream);
+    assert_eq!(weather_log.next().await, "withdrawn weather.* Json");
+    weather.addr.send(Publish(2)).await.unwrap();
+    weather_log.silent_for(Duration::from_millis(100)).await;
+}
+
+#[actix::test]
+async fn a_slow_watcher_drops_and_counts_what_does_not_fit() {
+    let node = Node::with_config(NodeConfig {
+        name: "one".into(),
+        watch_capacity: 4,
+        ..NodeConfig::default()
+    });
+    let (tx, mut weather_log) = probe();
+    let weather = node.spawn(Weather { log: tx });
+    let mut stream = node
+        .watch_reports("weather", "weather.live", Format::Json)
+        .unwrap();
+    assert_eq!(weather_log.next().await, "requested weather.live Json");
+    for n in 0..10 {
+        weather.addr.send(Publish(n)).await.unwrap();
+    }
+    settle().await;
+    assert_eq!(stream.dropped(), 6);
+    // The first four are kept, in order; then the stream goes on with what comes next.
+    for n in 0..4 {
+        assert_eq!(
+            line(&next(&mut stream).await),
+            format!("weather.live value {}", json(n))
+        );
+    }
+    weather.addr.send(Publish(10)).await.unwrap();
+    assert_eq!(
+        line(&next(&mut stream).await),
+        format!("weather.live value {}", json(10))
+    );
+}
+
+/// A named service in a group; it stops on `Stop`.
+#[derive(Service)]
+struct Member;
+impl Service for Member {}
+
+fn member(name: &str, groups: &[&str]) -> netsvc::ServiceOptions {
+    netsvc::ServiceOptions {
+        groups: groups
+            .iter()
+            .map(|g| netsvc::GroupName::new(*g).unwrap())
+            .collect(),
+        ..netsvc::ServiceOptions::named(netsvc::ServiceName::new(name).unwrap())
+    }
+}
+
+/// An event as `name [group] status location`.
+fn event(e: &RegistryEvent) -> String {
+    let group = e.group.as_ref().map_or(String::new(), |g| format!(" {g}"));
+    format!(
+        "{}{group} {:?} {:?}",
+        e.binding.name(),
+        e.status,
+        e.binding.location()
+    )
+}
+
+/// The next `count` events of `stream` about the services named in `names` (events about
+/// others are skipped).
+async fn events(stream: &mut netsvc::RegistryStream, names: &[&str], count: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    while out.len() < count {
+        let e = next(stream).await;
+        if names.contains(&e.binding.name().as_str()) {
+            out.push(event(&e));
+        }
+    }
+    out
+}
+
+#[actix::test]
+async fn watch_registry_replays_the_state_then_streams_changes_in_process() {
+    let node = Node::new("one");
+    node.spawn_with(Member, member("alpha", &["g1", "g2"]));
+    settle().await;
+    let mut stream = node.watch_registry();
+    // The current state first: the service, then its groups.
+    assert_eq!(
+        events(&mut stream, &["alpha", "beta"], 3).await,
+        [
+            "alpha Available Local",
+            "alpha g1 Available Local",
+            "alpha g2 Available Local"
+        ]
+    );
+    let beta = node.spawn_with(Member, member("beta", &["g1"]));
+    assert_eq!(
+        events(&mut stream, &["alpha", "beta"], 2).await,
+        ["beta Available Local", "beta g1 Available Local"]
+    );
+    beta.stop();
+    assert_eq!(
+        events(&mut stream, &["alpha", "beta"], 2).await,
+        ["beta g1 Withdrawn Local", "beta Withdrawn Local"]
+    );
+    // Dropped, its helper service stops: a call to it finds no one.
+    let helper = stream.subscriber().clone();
+    assert!(node
+        .endpoint(&helper)
+        .call_dynamic("anything", serde_json::json!([]))
+        .await
+        .is_err_and(|f| f.code == ErrorCode::SERVER_METHOD_UNAVAILABLE));
+    drop(stream);
+    settle().await;
+    let f = node
+        .endpoint(&helper)
+        .call_dynamic("anything", serde_json::json!([]))
+        .await
+        .unwrap_err();
+    assert_ne!(f.code, ErrorCode::SERVER_METHOD_UNAVAILABLE, "{f:?}");
+}
+
+#[actix::test]
+async fn watch_registry_across_processes() {
+    let (server, _server_x, addr) = server("services").await;
+    server.spawn_with(Member, member("alpha", &["g1"]));
+    let (client, _client_x) = client("tools", &addr).await;
+    wait_for(&client, "alpha").await;
+    settle().await;
+    let mut stream = client.watch_registry();
+    assert_eq!(
+        events(&mut stream, &["alpha", "beta"], 2).await,
+        ["alpha Available Remote", "alpha g1 Available Remote"]
+    );
+    let beta = server.spawn_with(Member, member("beta", &[]));
+    assert_eq!(
+        events(&mut stream, &["alpha", "beta"], 1).await,
+        ["beta Available Remote"]
+    );
+    beta.stop();
+    assert_eq!(
+        events(&mut stream, &["alpha", "beta"], 1).await,
+        ["beta Withdrawn Remote"]
+    );
+    drop(stream);
 }
