@@ -27,6 +27,9 @@ GOLDEN = [
     ("failure", "0000001b0dfb2c011002020202020202020202020202020202390164016f00"),
     ("heartbeat", "000000010e"),
     ("goodbye", "000000050f03627965"),
+    ("challenge", "00000006100407070707"),
+    ("proof", "00000006110408080808"),
+    ("subscription-requested-as", "000000261210010101010101010101010101010101011002020202020202020202020202020202012a01"),
 ]
 
 # Issue 8, item 1: whole frames that crashed every netsvc process before any handshake.
@@ -122,6 +125,7 @@ echo = frame(
     + varint(1) + string("(String, Vec<u8>)") + string(b'["hi", [1, 2]]') + varint(1)
 )
 subscribe = frame(b"\x06" + agent(4) + agent(2) + string("news.*"))
+subscribe_json = frame(b"\x12" + agent(4) + agent(2) + string("news.*") + varint(1))
 feed_report = frame(
     b"\x08" + agent(3) + string("feed.x") + varint(0) + string("alloc::string::String") + string(string("hey"))
     + varint(1) + agent(5) + b"\x01" + string("*")
@@ -130,6 +134,7 @@ for i, (name, f) in enumerate(golden):
     write("session", "corpus", f"seed-{i:02}-{name}", b"\x00" + f)
 write("session", "corpus", "seed-call", b"\x00" + announce(2, "") + multiply + echo)
 write("session", "corpus", "seed-subscribe", b"\x00" + announce(2, "") + subscribe)
+write("session", "corpus", "seed-subscribe-json", b"\x00" + announce(2, "") + subscribe_json + subscribe)
 write("session", "corpus", "seed-feed", b"\x00" + announce(3, "feed") + feed_report + feed_report)
 write("session", "corpus", "seed-everything", b"\x00" + announce(2, "") + every_frame[len(golden[0][1]):])
 write("session", "corpus", "seed-before-hello", b"\x04" + golden[2][1])

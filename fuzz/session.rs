@@ -752,11 +752,23 @@ impl Ops<'_, '_> {
                 agent: self.agent(),
                 group: self.input.text(GROUPS),
             },
-            4 => Frame::SubscriptionRequested {
-                publisher: self.agent(),
-                subscriber: self.agent(),
-                pattern: self.input.text(PATTERNS),
-            },
+            4 => {
+                let (publisher, subscriber) = (self.agent(), self.agent());
+                let pattern = self.input.text(PATTERNS);
+                match self.input.u8() % 3 {
+                    0 => Frame::SubscriptionRequested {
+                        publisher,
+                        subscriber,
+                        pattern,
+                    },
+                    _ => Frame::SubscriptionRequestedAs {
+                        publisher,
+                        subscriber,
+                        pattern,
+                        format: self.format(),
+                    },
+                }
+            }
             5 => Frame::SubscriptionWithdrawn {
                 publisher: self.agent(),
                 subscriber: self.agent(),
@@ -800,7 +812,7 @@ impl Ops<'_, '_> {
                 reason: self.input.text(REASONS),
             },
             15 => Frame::Hello(Hello {
-                version: self.input.u32() % 3,
+                version: self.input.u32() % (PROTOCOL_VERSION + 1),
                 process: self.process(),
                 node: self.input.text(SERVICE_NAMES),
                 group: self.input.text(GROUPS),

@@ -63,7 +63,7 @@
 //! | L2 | `transport` | a link's outbound buffer and write loop, the chunked reader, plaintext or TLS connections ([`Tls`]): bytes, no meaning |
 //! | L3 | `delivery` | who gets a message and how: [`Binding`], inboxes, routes and pending calls, announcements per link, deliveries ↔ frames, the one path of every answer |
 //! | L4 | `registry`, `report`, `request` | what messages mean: the registry actor ([`RegistryEvent`]), reports ([`Report`], [`Lifetime`], cache, fan-out), requests ([`Endpoint`], [`Responder`]) |
-//! | L5 | `node`, `shutdown`, `service`, `spawn` | the runtime: [`Node`], [`ShutdownPhase`], [`Service`] and [`ServiceContext`] |
+//! | L5 | `node`, `shutdown`, `service`, `spawn`, `watch` | the runtime: [`Node`], [`ShutdownPhase`], [`Service`] and [`ServiceContext`]; streams of reports and registry events for tools ([`ReportStream`], [`RegistryStream`]) |
 //! | L6 | `exchange` | [`Exchange`]: listen, connect, one bridge actor per connection |
 //!
 //! Where this departs from a strict reading of the plan: the delivery layer names failures
@@ -79,6 +79,11 @@
 //! service is just a binding whose route is a link: the service API is the same. Every netsvc
 //! message to a service goes through its inbox (a FIFO drained by the actor), so messages
 //! from one service to another arrive in the order sent.
+//!
+//! Formats matter only across processes: there, typed traffic is bincode, and a request or a
+//! subscription may ask for its answer or its reports in JSON instead, for tools without the
+//! sender's Rust types ([`ServiceContext::monitor_reports_as`], [`Node::watch_reports`]); a
+//! subscriber in the publisher's own process gets the value itself, whatever it asked for.
 //!
 //! ## Decisions where OSE left things open
 //!
@@ -114,6 +119,7 @@ mod service;
 mod shutdown;
 mod spawn;
 mod transport;
+mod watch;
 pub mod wire;
 
 pub use delivery::{
@@ -141,7 +147,9 @@ pub use names::{
     Audience, GroupName, IntoName, InvalidName, ServiceName, Subject, SubjectPattern, MAX_NAME_LEN,
 };
 pub use netsvc_derive::{methods, Service};
-pub use node::{Node, NodeConfig, DEFAULT_INBOX_CAPACITY, DEFAULT_SHUTDOWN_DELAY};
+pub use node::{
+    Node, NodeConfig, DEFAULT_INBOX_CAPACITY, DEFAULT_SHUTDOWN_DELAY, DEFAULT_WATCH_CAPACITY,
+};
 pub use payload::{Content, Format, Payload, PayloadError};
 pub use report::{IntoTarget, Lifetime, SubscriptionNotice, SubscriptionStatus, Target};
 pub use request::{
@@ -150,6 +158,7 @@ pub use request::{
 pub use schedule::{CronSchedule, Schedule};
 pub use service::{Service, ServiceContext, ServiceOptions};
 pub use spawn::Spawned;
+pub use watch::{RegistryStream, ReportStream};
 
 /// The usual imports: `use netsvc::prelude::*;`.
 pub mod prelude {

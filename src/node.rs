@@ -20,6 +20,9 @@ use crate::shutdown::{ShutdownControl, ShutdownCoordinator};
 
 /// Default capacity of a service's inbox (see [`crate::NodeConfig::inbox_capacity`]).
 pub const DEFAULT_INBOX_CAPACITY: usize = 1 << 20;
+/// Default capacity of the buffer between a watch and its stream (see
+/// [`crate::NodeConfig::watch_capacity`]).
+pub const DEFAULT_WATCH_CAPACITY: usize = 1024;
 /// Default delay between the two phases of shutdown.
 pub const DEFAULT_SHUTDOWN_DELAY: Duration = Duration::from_secs(1);
 
@@ -31,6 +34,10 @@ pub struct NodeConfig {
     /// Most deliveries a service's inbox holds before reports are dropped and requests
     /// refused (the slow-consumer policy, see the `inbox` docs in the crate overview).
     pub inbox_capacity: usize,
+    /// Most reports or registry events a stream of [`Node::watch_reports`] or
+    /// [`Node::watch_registry`] holds for its consumer before newer ones are dropped (and
+    /// counted).
+    pub watch_capacity: usize,
     /// Delay between `Pending` and `Arrived` when shutdown is scheduled without one.
     pub shutdown_delay: Duration,
 }
@@ -40,6 +47,7 @@ impl Default for NodeConfig {
         NodeConfig {
             name: "netsvc".to_owned(),
             inbox_capacity: DEFAULT_INBOX_CAPACITY,
+            watch_capacity: DEFAULT_WATCH_CAPACITY,
             shutdown_delay: DEFAULT_SHUTDOWN_DELAY,
         }
     }

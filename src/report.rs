@@ -1,8 +1,10 @@
 //! Reports: publish/subscribe on subjects, with cached last values for late subscribers.
 //!
 //! The operations live on [`ServiceContext`](crate::ServiceContext) (`publish_report`,
-//! `monitor_reports`, `ignore_reports`, `send_report`, `expire_reports`, ...); this module holds
-//! the types a service receives, the pure cache and the publisher's record of its subjects.
+//! `monitor_reports`, `monitor_reports_as`, `ignore_reports`, `send_report`, `expire_reports`,
+//! ...); this module holds the types a service receives, the pure cache, the publisher's
+//! record of its subjects and the fan-out (who gets a report, and in which format across
+//! processes).
 
 mod cache;
 mod fanout;
@@ -16,6 +18,7 @@ pub(crate) use published::PublishedSubjects;
 
 use crate::delivery::Binding;
 use crate::names::{ServiceName, SubjectPattern};
+use crate::payload::Format;
 
 /// How long a published report stays cached for subscribers that arrive later.
 ///
@@ -100,6 +103,9 @@ pub struct SubscriptionNotice {
     pub subscriber: Binding,
     /// The subscriber's pattern.
     pub pattern: SubjectPattern,
+    /// The format the subscriber asked the content in. It matters across processes only:
+    /// in-process, every subscriber gets the value itself.
+    pub format: Format,
     /// Requested or withdrawn.
     pub status: SubscriptionStatus,
 }

@@ -1105,8 +1105,8 @@ async fn a_peer_over_its_services_or_subscriptions_per_link_is_closed() {
         assert!(tokio::time::Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    // Five subscriptions are fine (a repeated one counts once; at most three patterns to one
-    // publisher); the sixth closes it.
+    // Five subscriptions are fine (a repeated one counts once, in either format; at most
+    // three patterns to one publisher); the sixth, asking for JSON, closes it.
     let chatty = node.spawn(Chatty).binding;
     let other = node.spawn(Calculator).binding;
     let mut s = raw(&addr).await;
@@ -1124,10 +1124,17 @@ async fn a_peer_over_its_services_or_subscriptions_per_link_is_closed() {
         let subscribe = Frame::SubscriptionRequested {
             publisher,
             subscriber,
-            pattern,
+            pattern: pattern.clone(),
         };
         s.write_all(&encode(&subscribe)).await.unwrap();
         s.write_all(&encode(&subscribe)).await.unwrap();
+        let as_json = Frame::SubscriptionRequestedAs {
+            publisher,
+            subscriber,
+            pattern,
+            format: Format::Json,
+        };
+        s.write_all(&encode(&as_json)).await.unwrap();
     }
     assert!(
         closed_within(&mut s, Duration::from_millis(300))
@@ -1135,10 +1142,11 @@ async fn a_peer_over_its_services_or_subscriptions_per_link_is_closed() {
             .is_none(),
         "closed at the limit"
     );
-    let sixth = Frame::SubscriptionRequested {
+    let sixth = Frame::SubscriptionRequestedAs {
         publisher: other.agent(),
         subscriber,
         pattern: "noise.5".into(),
+        format: Format::Json,
     };
     s.write_all(&encode(&sixth)).await.unwrap();
     assert!(

@@ -11,7 +11,7 @@
 //! | L2 transport | `transport` |
 //! | L3 delivery | `delivery` |
 //! | L4 meaning | `registry`, `report`, `request` |
-//! | L5 runtime | `node`, `shutdown`, `service`, `spawn` |
+//! | L5 runtime | `node`, `shutdown`, `service`, `spawn`, `watch` |
 //! | L6 exchange | `exchange` |
 //! | crate root | `lib.rs` and its hidden `fuzzing` checks, which may import anything |
 
@@ -38,6 +38,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("shutdown", 5),
     ("service", 5),
     ("spawn", 5),
+    ("watch", 5),
     ("exchange", 6),
 ];
 

@@ -188,6 +188,14 @@ async fn forged_subscription_frames_neither_stop_nor_start_a_stream() {
             pattern: "*".into(),
         })
         .await;
+    attacker
+        .send(&Frame::SubscriptionRequestedAs {
+            publisher,
+            subscriber: bystander.binding.agent(),
+            pattern: "t*".into(),
+            format: Format::Json,
+        })
+        .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     // The victim's stream goes on; the bystander gets nothing.
     while log.0.try_recv().is_ok() {}

@@ -32,7 +32,7 @@ use super::link::Link;
 use super::messages::{Delivery, PublisherNotice, Status};
 use super::routes::{Completed, Routes};
 use crate::ids::{AgentId, ConversationId};
-use crate::payload::SharedContent;
+use crate::payload::{Format, SharedContent};
 use crate::wire::{Frame, ReportView, RequestView, ResponseView};
 
 /// The agents a peer announced over one link: the only ones it may speak for. A frame whose
@@ -261,21 +261,25 @@ fn route(
             publisher,
             subscriber,
             pattern,
-        } => {
-            if !behind.contains(&subscriber) {
-                return Ok(Source::Forged(subscriber));
-            }
-            let pattern = names.pattern(pattern.as_str().into())?.clone();
-            if let (Some(publisher), Some(subscriber)) =
-                (net.lookup(publisher), net.lookup(subscriber))
-            {
-                publisher.send(Delivery::SubscriptionRequested {
-                    subscriber,
-                    pattern,
-                });
-            }
-            Ok(Source::Behind)
-        }
+        } => subscribe(
+            net,
+            names,
+            behind,
+            (publisher, subscriber, &pattern),
+            Format::Bincode,
+        ),
+        Frame::SubscriptionRequestedAs {
+            publisher,
+            subscriber,
+            pattern,
+            format,
+        } => subscribe(
+            net,
+            names,
+            behind,
+            (publisher, subscriber, &pattern),
+            format,
+        ),
         Frame::SubscriptionWithdrawn {
             publisher,
             subscriber,
@@ -339,6 +343,29 @@ fn route(
         }
         other => Err(format!("unexpected {} frame", other.kind())),
     }
+}
+
+/// A subscription received: delivered to its publisher (a local one, or the next link towards
+/// it, which passes the format on), if its subscriber is behind the link it came on.
+fn subscribe(
+    net: &Routes,
+    names: &mut Names,
+    behind: &Behind,
+    (publisher, subscriber, pattern): (AgentId, AgentId, &str),
+    format: Format,
+) -> Result<Source, String> {
+    if !behind.contains(&subscriber) {
+        return Ok(Source::Forged(subscriber));
+    }
+    let pattern = names.pattern(pattern.into())?.clone();
+    if let (Some(publisher), Some(subscriber)) = (net.lookup(publisher), net.lookup(subscriber)) {
+        publisher.send(Delivery::SubscriptionRequested {
+            subscriber,
+            pattern,
+            format,
+        });
+    }
+    Ok(Source::Behind)
 }
 
 /// Routes looked up while handling frames, kept while the node's routing table is unchanged

@@ -25,12 +25,15 @@ pub(crate) enum Delivery {
         /// Who took the subscription: the service itself or its broker.
         by: WatchedBy,
     },
-    /// A subscriber asks for the service's reports matching `pattern`.
+    /// A subscriber asks for the service's reports matching `pattern`, their content in
+    /// `format` when they cross to another process.
     SubscriptionRequested {
         /// The subscriber.
         subscriber: Binding,
         /// Its pattern.
         pattern: SubjectPattern,
+        /// The format it wants the content in across processes.
+        format: Format,
     },
     /// A subscriber no longer wants the reports matching `pattern`.
     SubscriptionWithdrawn {

@@ -14,6 +14,7 @@ use super::Refused;
 use crate::failure::{Failure, Oversized, Refusal};
 use crate::ids::AgentId;
 use crate::names::clip_name;
+use crate::payload::Format;
 use crate::transport::{FrameClass, SendError};
 use crate::wire::{
     encode_report, encode_request, ContentView, Frame, PutTargets, ReportRef, RequestView,
@@ -31,6 +32,7 @@ pub(crate) fn deliver(link: &Link, target: &Binding, delivery: Delivery) -> Resu
         Delivery::SubscriptionRequested {
             subscriber,
             pattern,
+            format,
         } => {
             if subscriber.link().is_none() && !link.carries(&subscriber) {
                 tracing::error!(
@@ -42,10 +44,19 @@ pub(crate) fn deliver(link: &Link, target: &Binding, delivery: Delivery) -> Resu
                 return Ok(());
             }
             link.announce_first(subscriber.agent());
-            Frame::SubscriptionRequested {
-                publisher: target.agent(),
-                subscriber: subscriber.agent(),
-                pattern: pattern.to_string(),
+            // A subscription for bincode (typed traffic) keeps the frame it always had.
+            match format {
+                Format::Bincode => Frame::SubscriptionRequested {
+                    publisher: target.agent(),
+                    subscriber: subscriber.agent(),
+                    pattern: pattern.to_string(),
+                },
+                format => Frame::SubscriptionRequestedAs {
+                    publisher: target.agent(),
+                    subscriber: subscriber.agent(),
+                    pattern: pattern.to_string(),
+                    format,
+                },
             }
         }
         Delivery::SubscriptionWithdrawn {
@@ -158,15 +169,25 @@ pub(crate) fn send_request(
     Ok(())
 }
 
-/// Sends a report to the targets behind each link, its content encoded once for all: the one
-/// way a report leaves this node, whether it was just published or replayed from the cache.
-/// A link whose buffer is full drops it (the slow-consumer policy); a content that cannot be
-/// encoded is logged.
+/// Sends a report to the targets behind each link, its content encoded once for all in the
+/// format it travels in ([`Payload::wire_format`](crate::payload::Payload::wire_format)):
+/// the one way a report leaves this node for typed subscribers, whether it was just published
+/// or replayed from the cache. A link whose buffer is full drops it (the slow-consumer
+/// policy); a content that cannot be encoded is logged.
 pub(crate) fn send_report<'l, T: PutTargets + ?Sized + 'l>(
     data: &ReportData,
     links: impl Iterator<Item = (&'l Link, &'l T)>,
 ) {
-    let format = data.content.wire_format();
+    send_report_as(data, data.content.wire_format(), links)
+}
+
+/// [`send_report`] with the content encoded in `format`, once for all links: for the
+/// subscribers that asked for JSON.
+pub(crate) fn send_report_as<'l, T: PutTargets + ?Sized + 'l>(
+    data: &ReportData,
+    format: Format,
+    links: impl Iterator<Item = (&'l Link, &'l T)>,
+) {
     let sent = data.content.with_bytes(format, |bytes| {
         let content = ContentView {
             format,

@@ -482,6 +482,12 @@ impl Bridge {
                 publisher,
                 subscriber,
                 ref pattern,
+            }
+            | Frame::SubscriptionRequestedAs {
+                publisher,
+                subscriber,
+                ref pattern,
+                ..
             } => {
                 let key = (
                     publisher,

@@ -1,10 +1,21 @@
 //! Who gets a published report: local subscribers each get a delivery sharing the content;
 //! remote subscribers are gathered per link, and each link gets one frame listing them, with
 //! the content encoded once for all links.
+//!
+//! Formats: in-process, a subscriber gets the value itself whatever format it asked for (the
+//! format is about bytes, and there are none). Across processes a subscriber gets the content
+//! in bincode (the typed format, or JSON for a `serde_json::Value`, which has no bincode
+//! form) unless it asked for JSON. Subscribers that asked for JSON are gathered apart, per
+//! link, so that a fan-out without them is exactly what it was before formats existed: the
+//! content is encoded once in its own format and nothing more. With them, it is encoded once
+//! more, in JSON, for all of their links; a link with both kinds gets one frame per format
+//! (one frame listing both when the content is JSON already).
 
-use crate::delivery::{Binding, Delivery, Link, Report, ReportData, Routes};
+use crate::delivery::Routes;
+use crate::delivery::{send_report, send_report_as, Binding, Delivery, Link, Report, ReportData};
 use crate::names::SubjectPattern;
-use crate::wire::{EncodedTargets, TargetView};
+use crate::payload::Format;
+use crate::wire::{EncodedTargets, Joined, TargetView};
 
 /// The subscribers of one subject, worked out once so that a publisher can keep it and send
 /// many reports with it. In-process subscribers depend only on the subscriptions; the list
@@ -14,7 +25,10 @@ use crate::wire::{EncodedTargets, TargetView};
 #[derive(Default)]
 pub(crate) struct ReportFanout {
     local: Vec<(Binding, Option<SubjectPattern>)>,
+    /// Remote subscribers that take the content in the format it travels in, per link.
     remote: Vec<(Link, EncodedTargets)>,
+    /// Remote subscribers that asked for JSON, per link (empty unless one did).
+    json: Vec<(Link, EncodedTargets)>,
     /// The routes' generation when a remote subscriber was first considered (`None`: none
     /// was, and the fan-out does not depend on routes).
     generation: Option<u64>,
@@ -30,17 +44,19 @@ impl ReportFanout {
 
     /// Whether no subscriber was added.
     pub(crate) fn is_empty(&self) -> bool {
-        self.local.is_empty() && self.remote.is_empty()
+        self.local.is_empty() && self.remote.is_empty() && self.json.is_empty()
     }
 
-    /// Adds a subscriber and the pattern it matched (if any). A remote subscriber is added by
-    /// its current route in `routes` (it may have moved to another link since it subscribed);
-    /// one no longer in `routes` is left out (its withdrawal is on its way).
+    /// Adds a subscriber, the pattern it matched (if any) and the format it asked for. A
+    /// remote subscriber is added by its current route in `routes` (it may have moved to
+    /// another link since it subscribed); one no longer in `routes` is left out (its
+    /// withdrawal is on its way).
     pub(crate) fn add(
         &mut self,
         routes: &Routes,
         subscriber: &Binding,
         pattern: Option<&SubjectPattern>,
+        format: Format,
     ) {
         if subscriber.link().is_none() {
             return self.local.push((subscriber.clone(), pattern.cloned()));
@@ -56,21 +72,27 @@ impl ReportFanout {
             subscriber: current.agent(),
             pattern: pattern.map(|p| p.as_str().into()),
         };
-        match self.remote.iter_mut().find(|(l, _)| l.same(link)) {
+        let lists = match format {
+            Format::Bincode => &mut self.remote,
+            Format::Json => &mut self.json,
+        };
+        match lists.iter_mut().find(|(l, _)| l.same(link)) {
             Some((_, targets)) => targets.push(target),
             None => {
                 let mut targets = EncodedTargets::default();
                 targets.push(target);
-                self.remote.push((link.clone(), targets));
+                lists.push((link.clone(), targets));
             }
         }
     }
 
     /// Sends `data` to every subscriber added.
     pub(crate) fn send(&self, data: ReportData) {
-        if !self.remote.is_empty() {
+        if !self.json.is_empty() {
+            self.send_with_json(&data);
+        } else if !self.remote.is_empty() {
             let links = self.remote.iter().map(|(link, targets)| (link, targets));
-            crate::delivery::send_report(&data, links);
+            send_report(&data, links);
         }
         if let Some(((last, last_pattern), rest)) = self.local.split_last() {
             for (subscriber, pattern) in rest {
@@ -84,5 +106,30 @@ impl ReportFanout {
                 pattern: last_pattern.clone(),
             }));
         }
+    }
+
+    /// Sends `data` to the remote subscribers when some asked for JSON: the content encoded
+    /// once in its own format for the others, once in JSON for them; when its own format is
+    /// JSON, once, and a link with both kinds gets one frame listing both.
+    #[inline(never)]
+    fn send_with_json(&self, data: &ReportData) {
+        if data.content.wire_format() != Format::Json {
+            let links = self.remote.iter().map(|(link, targets)| (link, targets));
+            send_report(data, links);
+            let links = self.json.iter().map(|(link, targets)| (link, targets));
+            return send_report_as(data, Format::Json, links);
+        }
+        let empty = EncodedTargets::default();
+        let mut joined: Vec<(&Link, Joined<'_>)> = Vec::new();
+        for (link, typed) in &self.remote {
+            let json = self.json.iter().find(|(l, _)| l.same(link));
+            joined.push((link, Joined(typed, json.map_or(&empty, |(_, t)| t))));
+        }
+        for (link, json) in &self.json {
+            if !self.remote.iter().any(|(l, _)| l.same(link)) {
+                joined.push((link, Joined(&empty, json)));
+            }
+        }
+        send_report_as(data, Format::Json, joined.iter().map(|(l, t)| (*l, t)));
     }
 }

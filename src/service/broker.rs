@@ -5,26 +5,31 @@
 //! name tells the broker about every service of that name, present and future); subscriptions
 //! by binding follow the agent identity (an internal registry subscription by agent). For each
 //! publisher agent the broker sends one `SubscriptionRequested` per pattern straight to the
-//! publisher's inbox.
+//! publisher's inbox (or across its link), with the format the subscriber wants the content in
+//! across processes. A pattern asked for in both formats (by name and by binding) is asked
+//! for in JSON: a typed subscriber decodes JSON content as well as bincode.
 //!
 //! Publisher side: the broker keeps, per subscriber agent, the patterns it asked for, and
 //! watches the subscriber's agent so that its disappearance withdraws its subscriptions.
+//! A subscription asked for again in another format changes the format of what comes next;
+//! it is not a new subscription (no notice, no replay of the cache).
 //! Publishing matches the subject against each pattern and pushes one delivery per match into
 //! the subscriber's inbox; the content is shared, never copied or serialized. Who gets a
 //! subject (local deliveries, and per link the list of subscribers behind it, encoded) is
 //! kept for the last subject published until the subscribers or the node's routes change,
 //! since a publisher usually repeats its subjects.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
 use crate::delivery::Binding;
 use crate::delivery::{Delivery, Inbox, WatchedBy};
-use crate::delivery::{PublisherNotice, Report, ReportData};
+use crate::delivery::{PublisherNotice, ReportData};
 use crate::delivery::{RegistryEvent, Status, Watch};
 use crate::ids::{AgentId, IdMap};
 use crate::names::{GroupName, ServiceName, Subject, SubjectPattern};
 use crate::node::Node;
+use crate::payload::Format;
 use crate::registry::{Subscribe, Unsubscribe};
 use crate::report::{PublishedSubjects, ReportFanout};
 use crate::report::{ReportCache, SubscriptionNotice, SubscriptionStatus};
@@ -35,14 +40,17 @@ pub(crate) enum Notice {
     Publisher(PublisherNotice),
 }
 
+/// Patterns and the format each was asked for in.
+pub(super) type Patterns = BTreeMap<SubjectPattern, Format>;
+
 pub(super) struct SubscriberEntry {
     pub(super) binding: Binding,
-    pub(super) patterns: Vec<SubjectPattern>,
+    pub(super) patterns: Vec<(SubjectPattern, Format)>,
 }
 
 pub(super) struct PublisherEntry {
     pub(super) binding: Binding,
-    pub(super) patterns: BTreeSet<SubjectPattern>,
+    pub(super) patterns: Patterns,
 }
 
 #[derive(Default)]
@@ -50,8 +58,8 @@ pub(crate) struct Broker {
     pub(super) groups: BTreeSet<GroupName>,
     pub(super) cache: ReportCache,
     pub(super) subscribers: IdMap<AgentId, SubscriberEntry>,
-    pub(super) by_name: HashMap<ServiceName, BTreeSet<SubjectPattern>>,
-    pub(super) by_agent: IdMap<AgentId, (Binding, BTreeSet<SubjectPattern>)>,
+    pub(super) by_name: HashMap<ServiceName, Patterns>,
+    pub(super) by_agent: IdMap<AgentId, (Binding, Patterns)>,
     pub(super) publishers: IdMap<AgentId, PublisherEntry>,
     pub(super) watches: IdMap<AgentId, usize>,
     /// The subject of the last report published.
@@ -108,16 +116,25 @@ impl Broker {
         }
     }
 
-    /// Patterns this service wants from `publisher`: by its name and by its agent.
-    fn desired(&self, publisher: &Binding) -> BTreeSet<SubjectPattern> {
-        let mut set = BTreeSet::new();
+    /// Patterns this service wants from `publisher`, by its name and by its agent, each with
+    /// its format (JSON where both ask for a pattern and one asks for JSON).
+    fn desired(&self, publisher: &Binding) -> Patterns {
+        let mut set = Patterns::new();
+        let mut add = |patterns: &Patterns| {
+            for (pattern, &format) in patterns {
+                let at = set.entry(pattern.clone()).or_insert(format);
+                if format != Format::Bincode {
+                    *at = format;
+                }
+            }
+        };
         if !publisher.name().is_anonymous() {
             if let Some(p) = self.by_name.get(publisher.name()) {
-                set.extend(p.iter().cloned());
+                add(p);
             }
         }
         if let Some((_, p)) = self.by_agent.get(&publisher.agent()) {
-            set.extend(p.iter().cloned());
+            add(p);
         }
         set
     }
@@ -134,17 +151,24 @@ impl Broker {
             .entry(agent)
             .or_insert_with(|| PublisherEntry {
                 binding: publisher.clone(),
-                patterns: BTreeSet::new(),
+                patterns: Patterns::new(),
             });
         entry.binding = publisher.clone();
-        for p in desired.difference(&entry.patterns.clone()) {
-            entry.patterns.insert(p.clone());
-            publisher.send(Delivery::SubscriptionRequested {
-                subscriber: me.clone(),
-                pattern: p.clone(),
-            });
+        for (p, &format) in &desired {
+            if entry.patterns.insert(p.clone(), format) != Some(format) {
+                publisher.send(Delivery::SubscriptionRequested {
+                    subscriber: me.clone(),
+                    pattern: p.clone(),
+                    format,
+                });
+            }
         }
-        let stale: Vec<SubjectPattern> = entry.patterns.difference(&desired).cloned().collect();
+        let stale: Vec<SubjectPattern> = entry
+            .patterns
+            .keys()
+            .filter(|p| !desired.contains_key(*p))
+            .cloned()
+            .collect();
         for p in stale {
             entry.patterns.remove(&p);
             publisher.send(Delivery::SubscriptionWithdrawn {
@@ -183,10 +207,11 @@ impl Broker {
                 }
                 if let Some(subscriber) = self.subscribers_mut().remove(&agent) {
                     self.unwatch(node, me, agent);
-                    for pattern in subscriber.patterns {
+                    for (pattern, format) in subscriber.patterns {
                         notices.push(Notice::Subscription(SubscriptionNotice {
                             subscriber: subscriber.binding.clone(),
                             pattern,
+                            format,
                             status: SubscriptionStatus::Withdrawn,
                         }));
                     }
@@ -202,7 +227,7 @@ impl Broker {
         me: &Binding,
         inbox: &Inbox,
         subscriber: Binding,
-        pattern: SubjectPattern,
+        (pattern, format): (SubjectPattern, Format),
     ) -> Vec<Notice> {
         let agent = subscriber.agent();
         let first = !self.subscribers.contains_key(&agent);
@@ -213,10 +238,12 @@ impl Broker {
                 binding: subscriber.clone(),
                 patterns: Vec::new(),
             });
-        if entry.patterns.contains(&pattern) {
+        if let Some((_, was)) = entry.patterns.iter_mut().find(|(p, _)| *p == pattern) {
+            // Asked for again, perhaps in another format: what comes next comes in that one.
+            *was = format;
             return Vec::new();
         }
-        entry.patterns.push(pattern.clone());
+        entry.patterns.push((pattern.clone(), format));
         if first {
             self.watch(node, me, inbox, &subscriber);
             subscriber.send(Delivery::Publisher(PublisherNotice {
@@ -225,21 +252,24 @@ impl Broker {
                 status: Status::Available,
             }));
         }
-        for (subject, content) in self.cache.matching(&pattern, Instant::now()) {
-            let data = ReportData {
-                publisher: me.clone(),
-                subject,
-                content,
-                targeted: false,
-            };
-            subscriber.send(Delivery::Report(Report {
-                data,
-                pattern: Some(pattern.clone()),
-            }));
+        // The cached reports go the way published ones do, in the format asked for.
+        let cached = self.cache.matching(&pattern, Instant::now());
+        if !cached.is_empty() {
+            let mut fanout = ReportFanout::default();
+            fanout.add(node.routes(), &subscriber, Some(&pattern), format);
+            for (subject, content) in cached {
+                fanout.send(ReportData {
+                    publisher: me.clone(),
+                    subject,
+                    content,
+                    targeted: false,
+                });
+            }
         }
         vec![Notice::Subscription(SubscriptionNotice {
             subscriber,
             pattern,
+            format,
             status: SubscriptionStatus::Requested,
         })]
     }
@@ -254,10 +284,10 @@ impl Broker {
         let Some(entry) = self.subscribers_mut().get_mut(&agent) else {
             return Vec::new();
         };
-        let Some(at) = entry.patterns.iter().position(|p| *p == pattern) else {
+        let Some(at) = entry.patterns.iter().position(|(p, _)| *p == pattern) else {
             return Vec::new();
         };
-        entry.patterns.remove(at);
+        let (_, format) = entry.patterns.remove(at);
         let subscriber = entry.binding.clone();
         if entry.patterns.is_empty() {
             self.subscribers_mut().remove(&agent);
@@ -271,6 +301,7 @@ impl Broker {
         vec![Notice::Subscription(SubscriptionNotice {
             subscriber,
             pattern,
+            format,
             status: SubscriptionStatus::Withdrawn,
         })]
     }

@@ -133,13 +133,14 @@ impl<S: Service> ServiceContext<S> {
             Delivery::SubscriptionRequested {
                 subscriber,
                 pattern,
+                format,
             } => {
                 let notices = self.core.broker.on_subscription_requested(
                     &self.core.node,
                     &self.core.binding,
                     &self.core.inbox,
                     subscriber,
-                    pattern,
+                    (pattern, format),
                 );
                 self.notify_hooks(service, notices);
             }

@@ -13,7 +13,6 @@ use super::context::ServiceState;
 use crate::descriptor::{MethodSpec, ServiceDescriptor, SubjectInfo, DESCRIBE_METHOD};
 use crate::introspection::{SubscriptionInfo, SUBSCRIBERS_METHOD};
 use crate::names::Subject;
-use crate::payload::Format;
 
 /// The reserved requests every service answers, before its own methods (none can be named
 /// so: they start with `$`).
@@ -46,12 +45,12 @@ impl ServiceState {
                 let b = &entry.binding;
                 let subscriber = (b.agent(), b.name().as_str().to_owned(), b.process());
                 let publisher = publisher.clone();
-                entry.patterns.iter().map(move |p| {
+                entry.patterns.iter().map(move |(pattern, format)| {
                     SubscriptionInfo::new(
                         publisher.clone(),
                         subscriber.clone(),
-                        p.as_str().to_owned(),
-                        Format::Bincode,
+                        pattern.as_str().to_owned(),
+                        *format,
                     )
                 })
             })
@@ -87,7 +86,12 @@ impl Broker {
                 let subscribers = self
                     .subscribers
                     .values()
-                    .filter(|entry| entry.patterns.iter().any(|p| p.matches(subject.as_str())))
+                    .filter(|entry| {
+                        entry
+                            .patterns
+                            .iter()
+                            .any(|(p, _)| p.matches(subject.as_str()))
+                    })
                     .count();
                 SubjectInfo::new(subject.clone(), cached, subscribers)
             })

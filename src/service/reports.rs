@@ -1,14 +1,13 @@
 //! A service's reports: publishing (with the cache and the fan-out), and subscribing to
 //! other services' reports.
 
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use super::broker::refuse;
+use super::broker::{refuse, Patterns};
 use super::{Service, ServiceContext};
 use crate::delivery::{Binding, ReportData, Watch, WatchedBy};
 use crate::names::{IntoName, Subject, SubjectPattern};
-use crate::payload::{Content, Payload};
+use crate::payload::{Content, Format, Payload};
 use crate::registry::{Subscribe, Unsubscribe};
 use crate::report::{IntoTarget, Lifetime, ReportFanout, Target};
 
@@ -63,12 +62,12 @@ impl<S: Service> ServiceContext<S> {
             cached => {
                 let mut fanout = ReportFanout::default();
                 for entry in broker.subscribers.values() {
-                    for pattern in entry
+                    for (pattern, format) in entry
                         .patterns
                         .iter()
-                        .filter(|p| p.matches(subject.as_str()))
+                        .filter(|(p, _)| p.matches(subject.as_str()))
                     {
-                        fanout.add(net, &entry.binding, Some(pattern));
+                        fanout.add(net, &entry.binding, Some(pattern), *format);
                     }
                 }
                 &mut cached.insert((subject.clone(), fanout)).1
@@ -101,15 +100,21 @@ impl<S: Service> ServiceContext<S> {
         };
         let net = self.core.node.routes();
         let mut fanout = ReportFanout::default();
-        for pattern in entry
+        for (pattern, format) in entry
             .patterns
             .iter()
-            .filter(|p| p.matches(subject.as_str()))
+            .filter(|(p, _)| p.matches(subject.as_str()))
         {
-            fanout.add(net, &entry.binding, Some(pattern));
+            fanout.add(net, &entry.binding, Some(pattern), *format);
         }
         if fanout.is_empty() {
-            fanout.add(net, &entry.binding, None);
+            // No pattern matched: JSON if the subscriber asked for JSON anywhere (a typed
+            // subscriber decodes it too).
+            let format = match entry.patterns.iter().any(|(_, f)| *f == Format::Json) {
+                true => Format::Json,
+                false => Format::Bincode,
+            };
+            fanout.add(net, &entry.binding, None, format);
         }
         let content = Payload::new(content);
         fanout.send(ReportData {
@@ -145,7 +150,10 @@ impl<S: Service> ServiceContext<S> {
             .broker
             .subscribers
             .values()
-            .map(|e| (e.binding.clone(), e.patterns.clone()))
+            .map(|e| {
+                let patterns = e.patterns.iter().map(|(p, _)| p.clone()).collect();
+                (e.binding.clone(), patterns)
+            })
             .collect()
     }
 
@@ -153,11 +161,32 @@ impl<S: Service> ServiceContext<S> {
 
     /// Subscribes to reports matching `pattern` from a target: a service name (every service
     /// of that name, now and later) or a binding (that agent, following its identity). Reports
-    /// arrive at [`Service::report`]; matching cached reports arrive at once.
+    /// arrive at [`Service::report`]; matching cached reports arrive at once. Reports from
+    /// another process come in bincode (see [`ServiceContext::monitor_reports_as`]).
     pub fn monitor_reports(
         &mut self,
         target: impl IntoTarget,
         pattern: impl IntoName<SubjectPattern>,
+    ) {
+        self.monitor_reports_as(target, pattern, Format::Bincode)
+    }
+
+    /// [`monitor_reports`](ServiceContext::monitor_reports), with the content of reports from
+    /// another process in `format`: JSON for a subscriber without the publisher's Rust types
+    /// (a tool, a gateway), which reads it with [`Payload::to_json`] or decodes it as a
+    /// `serde_json::Value`. The publisher's process encodes JSON once per report when some
+    /// subscriber asked for it, and only then; cached reports come in `format` too.
+    ///
+    /// The format matters across processes only: from a publisher in this process, every
+    /// subscriber gets the value itself, on which [`Payload::to_json`] works as well. A
+    /// typed subscriber may ask for JSON (it decodes JSON content into its type), at the cost
+    /// of the larger encoding. Asking again for the same target and pattern in another format
+    /// changes the format of the reports that follow.
+    pub fn monitor_reports_as(
+        &mut self,
+        target: impl IntoTarget,
+        pattern: impl IntoName<SubjectPattern>,
+        format: Format,
     ) {
         let (target, pattern) = match (target.into_target(), pattern.into_name()) {
             (Ok(t), Ok(p)) => (t, p),
@@ -176,7 +205,7 @@ impl<S: Service> ServiceContext<S> {
                 }
                 let set = broker.by_name.entry(name.clone()).or_default();
                 let first = set.is_empty();
-                if !set.insert(pattern) {
+                if set.insert(pattern, format) == Some(format) {
                     return;
                 }
                 if first {
@@ -204,9 +233,9 @@ impl<S: Service> ServiceContext<S> {
                 let entry = broker
                     .by_agent
                     .entry(agent)
-                    .or_insert_with(|| (binding.clone(), BTreeSet::new()));
+                    .or_insert_with(|| (binding.clone(), Patterns::new()));
                 let first = entry.1.is_empty();
-                if !entry.1.insert(pattern) {
+                if entry.1.insert(pattern, format) == Some(format) {
                     return;
                 }
                 if first {

@@ -392,6 +392,12 @@ impl<'a> Fields<'a> {
             17 => Frame::Proof {
                 mac: self.bytes()?.to_vec(),
             },
+            18 => Frame::SubscriptionRequestedAs {
+                publisher: self.agent()?,
+                subscriber: self.agent()?,
+                pattern: self.string()?,
+                format: self.format()?,
+            },
             other => return Err(format!("unknown variant index {other}")),
         })
     }
@@ -493,6 +499,27 @@ mod tests {
             bad[at] = value;
             let err = decode_incoming(&bad).unwrap_err().to_string();
             assert!(err.contains(message), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_subscription_in_an_unknown_format_is_malformed() {
+        let sample = &samples()[18];
+        let bytes = encoded(sample);
+        let body = &bytes[HEADER..];
+        assert_eq!(&decode_frame(body).unwrap(), sample);
+        let mut bad = body.to_vec();
+        *bad.last_mut().unwrap() = 2;
+        let err = decode_incoming(&bad).unwrap_err().to_string();
+        assert!(
+            err.contains("SubscriptionRequestedAs frame: unknown content format 2"),
+            "{err}"
+        );
+        for cut in 1..body.len() {
+            assert!(
+                matches!(decode_incoming(&body[..cut]), Err(CodecError::Malformed(_))),
+                "cut at {cut}"
+            );
         }
     }
 }

@@ -173,6 +173,18 @@ impl PutTargets for EncodedTargets {
     }
 }
 
+/// Two target lists written as one, the first's targets first: the subscribers of both
+/// formats behind one link when a report's content is the same in both (JSON already).
+pub(crate) struct Joined<'a>(pub(crate) &'a EncodedTargets, pub(crate) &'a EncodedTargets);
+
+impl PutTargets for Joined<'_> {
+    fn put_targets(&self, buf: &mut BytesMut) {
+        put_varint(buf, self.0.count + self.1.count);
+        buf.extend_from_slice(&self.0.bytes);
+        buf.extend_from_slice(&self.1.bytes);
+    }
+}
+
 /// Appends a report frame made of a received report's head
 /// ([`ReportView::head`](super::ReportView::head)) and other targets: the same report for
 /// other subscribers, without encoding its content again.
@@ -298,6 +310,21 @@ mod tests {
             };
             encode_report(&report, &mut with_ahead, DEFAULT_MAX_FRAME).unwrap();
             assert_eq!(with_ahead.to_vec(), encoded(&owned));
+            // And in two lists joined.
+            let (mut first, mut second) = (EncodedTargets::default(), EncodedTargets::default());
+            first.push(targets[0].view());
+            second.push(targets[1].view());
+            let joined = Joined(&first, &second);
+            let report = ReportRef {
+                targeted,
+                publisher: agent(1),
+                subject: "a.b".into(),
+                content: content.view(),
+                targets: &joined,
+            };
+            let mut with_joined = BytesMut::new();
+            encode_report(&report, &mut with_joined, DEFAULT_MAX_FRAME).unwrap();
+            assert_eq!(with_joined.to_vec(), encoded(&owned));
             // Over the cap, nothing is left behind.
             let mut small = BytesMut::from(&b"x"[..]);
             assert!(matches!(

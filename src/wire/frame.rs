@@ -11,7 +11,11 @@ use crate::names::SubjectPattern;
 use crate::payload::Format;
 
 /// The protocol version carried in the handshake.
-pub const PROTOCOL_VERSION: u32 = 2;
+///
+/// Version 3 added [`Frame::SubscriptionRequestedAs`]: a subscription that names the format
+/// its reports are to come in. A peer of version 2 would take it for a malformed frame, so it
+/// is refused at the handshake instead.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// One message between two netsvc processes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,6 +119,20 @@ pub enum Frame {
         /// The HMAC-SHA256 tag.
         mac: Vec<u8>,
     },
+    /// A subscriber asks a publisher for reports matching a pattern, with their content in
+    /// `format` (JSON for tools without Rust types). A subscription for bincode, the format
+    /// of typed traffic, is sent as [`Frame::SubscriptionRequested`]; this frame with
+    /// [`Format::Bincode`] means the same. [`Frame::SubscriptionWithdrawn`] ends either.
+    SubscriptionRequestedAs {
+        /// The publishing agent (the frame's destination).
+        publisher: AgentId,
+        /// The subscribing agent.
+        subscriber: AgentId,
+        /// The subscription pattern.
+        pattern: String,
+        /// The format the subscriber wants the reports' content in.
+        format: Format,
+    },
 }
 
 /// Length of a [`Frame::Challenge`] nonce.
@@ -142,6 +160,7 @@ impl Frame {
             Frame::Goodbye { .. } => "Goodbye",
             Frame::Challenge { .. } => "Challenge",
             Frame::Proof { .. } => "Proof",
+            Frame::SubscriptionRequestedAs { .. } => "SubscriptionRequestedAs",
         }
     }
 }
@@ -257,7 +276,7 @@ pub(crate) const CALL_VARIANTS: std::ops::RangeInclusive<u8> = REQUEST_VARIANT..
 
 /// The name of the frame variant with index `variant`, for messages.
 pub(super) fn frame_kind(variant: u8) -> &'static str {
-    const KINDS: [&str; 18] = [
+    const KINDS: [&str; 19] = [
         "Hello",
         "Refused",
         "ServiceAvailable",
@@ -276,6 +295,7 @@ pub(super) fn frame_kind(variant: u8) -> &'static str {
         "Goodbye",
         "Challenge",
         "Proof",
+        "SubscriptionRequestedAs",
     ];
     KINDS
         .get(usize::from(variant))

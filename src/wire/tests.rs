@@ -121,6 +121,12 @@ pub(super) fn samples() -> Vec<Frame> {
         },
         Frame::Challenge { nonce: vec![7; 4] },
         Frame::Proof { mac: vec![8; 4] },
+        Frame::SubscriptionRequestedAs {
+            publisher: agent(1),
+            subscriber: agent(2),
+            pattern: "*".into(),
+            format: Format::Json,
+        },
     ]
 }
 
@@ -167,7 +173,8 @@ fn golden_bytes_pin_the_format() {
     let golden: Vec<String> = samples().iter().map(|f| hex(&encoded(f))).collect();
     // Length prefix (4 bytes, big endian), variant index (varint), then the fields in
     // order: identities as 16 length-prefixed bytes, strings and byte strings
-    // length-prefixed, integers as varints (300 = fb2c01), booleans as one byte.
+    // length-prefixed, integers as varints (300 = fb2c01), booleans as one byte, a
+    // format as its variant index (bincode 0, JSON 1).
     let expected = [
         "0000001700011009090909090909090909090909090909016e0001",
         "00000003010178",
@@ -187,6 +194,7 @@ fn golden_bytes_pin_the_format() {
         "000000050f03627965",
         "00000006100407070707",
         "00000006110408080808",
+        "000000261210010101010101010101010101010101011002020202020202020202020202020202012a01",
     ];
     assert_eq!(golden, expected);
     // Variant indexes are the declaration order; new variants are only appended.
