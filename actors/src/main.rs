@@ -16,6 +16,7 @@ mod describe;
 mod exchange;
 mod list;
 mod publish;
+mod watch;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -40,6 +41,8 @@ enum Command {
     List(list::ListArgs),
     /// Describe a service: its methods, and the subjects it publishes.
     Describe(describe::DescribeArgs),
+    /// Watch the registry, or a service's reports, live.
+    Watch(watch::WatchArgs),
     /// Call a method of a service with JSON arguments; print the JSON result.
     Call(call::CallArgs),
     /// Publish a JSON report from a service of this command.
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         Command::Exchange(args) => actix::System::new().block_on(exchange::run(args)),
         Command::List(args) => client_verb(list::run(args)),
         Command::Describe(args) => client_verb(describe::run(args)),
+        Command::Watch(args) => client_verb(watch::run(args)),
         Command::Call(args) => client_verb(call::run(args)),
         Command::Publish(args) => client_verb(publish::run(args)),
         Command::Bench(args) => client_verb(bench::run(args)),

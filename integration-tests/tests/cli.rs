@@ -98,7 +98,7 @@ struct Mesh {
     addr: String,
     _exchange: Process,
     subscriber: Process,
-    _publisher: Process,
+    publisher: Process,
     _calculator: Process,
 }
 
@@ -118,7 +118,7 @@ fn mesh() -> Mesh {
         addr,
         _exchange: exchange,
         subscriber,
-        _publisher: publisher,
+        publisher,
         _calculator: calculator,
     }
 }
@@ -511,4 +511,91 @@ fn describe_lists_methods_and_subjects_and_list_subscriptions_who_listens() {
     assert_eq!(rows[0]["subscriber_node"], "subscriber");
     assert_eq!(rows[0]["pattern"], "system.*");
     assert_eq!(rows[0]["format"], "bincode");
+}
+
+#[test]
+fn watch_reports_gives_the_cached_report_then_live_ones_as_json() {
+    let mesh = mesh();
+    let out = mesh.cli(
+        &[
+            "watch",
+            "reports",
+            "publisher",
+            "system.*",
+            "--count",
+            "2",
+            "--json",
+        ],
+        WAIT,
+    );
+    assert!(out.status.success(), "{}", out.stderr);
+    let reports: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(reports.len(), 2, "{}", out.stdout);
+    assert_eq!(reports[0]["subject"], "system.ctime");
+    assert_eq!(reports[1]["subject"], "system.time");
+    for r in &reports {
+        assert_eq!(r["publisher"], "publisher");
+        assert_eq!(r["pattern"], "system.*");
+        // The publisher's String, as JSON: a date and time.
+        assert_eq!(r["content"].as_str().map(str::len), Some(19), "{r}");
+    }
+
+    // While a watch runs, its JSON subscription is listed next to the typed one.
+    let mut args = vec![
+        "watch",
+        "reports",
+        "publisher",
+        "system.t*",
+        "--duration",
+        "10",
+    ];
+    args.extend(["--connect", &mesh.addr]);
+    let mut watch = Process::start(&netsvc(), &args);
+    watch.expect_line("system.time", WAIT);
+    let out = mesh.cli(&["list", "subscriptions", "--json"], WAIT);
+    let mut rows: Vec<(String, String)> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|r| {
+            (
+                r["pattern"].as_str().unwrap().to_owned(),
+                r["format"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        [
+            ("system.*".to_owned(), "bincode".to_owned()),
+            ("system.t*".to_owned(), "json".to_owned())
+        ],
+        "{}",
+        out.stdout
+    );
+    watch.kill_hard();
+
+    let out = mesh.cli(&["watch", "reports", "publisher", "", "--count", "1"], WAIT);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("invalid pattern"), "{}", out.stderr);
+}
+
+#[test]
+fn watch_registry_shows_the_state_then_a_killed_publisher_withdrawn() {
+    let mut mesh = mesh();
+    let mut args = vec!["watch", "registry", "--duration", "20"];
+    args.extend(["--connect", &mesh.addr]);
+    let mut watch = Process::start(&netsvc(), &args);
+    // The current state, in whatever order the registry holds it.
+    watch.expect_count("available calculator", 1, WAIT);
+    let line = watch.expect_count("available publisher", 1, WAIT).remove(0);
+    assert!(line.contains("node publisher"), "{line}");
+    mesh.publisher.kill_hard();
+    let line = watch.expect_line("withdrawn publisher", WAIT);
+    assert!(line.contains("node publisher"), "{line}");
 }
