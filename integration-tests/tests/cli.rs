@@ -292,6 +292,15 @@ fn a_missing_or_refusing_exchange_is_a_clear_error_and_its_own_exit_code() {
         out.stderr
     );
 
+    // Something that accepts connections but never speaks: the connect timeout, then 3.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let out = cli(&["list", "--connect", &addr, "--connect-timeout", "0.5"], WAIT);
+    assert_eq!(out.status.code(), Some(3), "{}", out.stderr);
+    assert!(out.stderr.contains("no handshake within 0.5 s"), "{}", out.stderr);
+    assert!(out.took < Duration::from_secs(3), "{:?}", out.took);
+    drop(silent);
+
     // An exchange that requires a shared secret refuses a client without it.
     let dir = std::env::temp_dir().join(format!("netsvc-cli-secret-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
