@@ -30,7 +30,8 @@
 //! is the `i`-th it receives, keeps counting for 200 ms after the last one, and the run fails
 //! unless every subscriber got exactly the expected reports, in order.
 //!
-//! **Figures.** Runs of the two sides alternate; a side's figure is its best run (lowest p50,
+//! **Figures.** After a discarded warm-up run of each side, each round runs both sides once,
+//! in an order drawn at random per round; a side's figure is its best run (lowest p50,
 //! highest rate): interference from other processes on a shared machine only makes a run
 //! worse. The table also shows the range. Every wait is bounded (`--timeout` per run).
 //!
@@ -138,6 +139,8 @@ pub(crate) fn run(args: &CompareArgs) -> ExitCode {
     };
     plan.tls_dir = Some(certificates.dir().to_owned());
     let reps = args.reps.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
+    // A first run of each side warms the page cache and the CPU's frequency; discarded.
+    let warmups = usize::from(!args.quick);
     let heading = || {
         if !args.json {
             report::header(&plan, reps);
@@ -149,7 +152,7 @@ pub(crate) fn run(args: &CompareArgs) -> ExitCode {
         args.only.as_deref(),
         heading,
         |workload| {
-            let runs = measure(workload, &plan, reps, args.side)?;
+            let runs = measure(workload, &plan, (warmups, reps), args.side)?;
             if args.json {
                 report::json(workload, &runs)
             } else {
@@ -192,17 +195,18 @@ fn plan(args: &CompareArgs) -> Result<Plan, String> {
     })
 }
 
-/// `reps` alternating runs of each selected side: netsvc's, NATS's.
+/// `warmups` discarded runs, then `reps` rounds of one run of each selected side (netsvc's,
+/// NATS's) in a random order per round.
 fn measure(
     workload: &Workload,
     plan: &Plan,
-    reps: usize,
+    (warmups, reps): (usize, usize),
     sides: Sides,
 ) -> Result<[Vec<Figure>; 2], String> {
     let netsvc = || run::once(workload, plan, System::Netsvc);
     let nats = || run::once(workload, plan, System::Nats);
     runner::alternate(
-        0,
+        warmups,
         reps,
         &[
             Contender {

@@ -33,13 +33,25 @@ pub(crate) struct Contender<'a, T> {
     pub(crate) run: Option<&'a dyn Fn() -> Result<T, String>>,
 }
 
-/// `warmups` discarded runs of each side, then `reps` runs of each, the sides alternating
-/// (netsvc, baseline, netsvc, baseline, ...): interference from the rest of the machine then
-/// falls on both alike. The first failure ends it, prefixed with its side's label.
+/// `warmups` discarded runs of each side, then `reps` rounds of one run of each side, in an
+/// order drawn at random per round ([`coin`]): interference from the rest of the machine then
+/// falls on both alike, and neither side always runs on a machine the other has just warmed
+/// up (or left busy). The first failure ends it, prefixed with its side's label.
 pub(crate) fn alternate<T>(
     warmups: usize,
     reps: usize,
     sides: &[Contender<'_, T>; 2],
+) -> Result<[Vec<T>; 2], String> {
+    alternate_with(warmups, reps, sides, coin())
+}
+
+/// [`alternate`], with `second_first()` telling, per round, whether the second side runs
+/// first.
+fn alternate_with<T>(
+    warmups: usize,
+    reps: usize,
+    sides: &[Contender<'_, T>; 2],
+    mut second_first: impl FnMut() -> bool,
 ) -> Result<[Vec<T>; 2], String> {
     for _ in 0..warmups {
         for side in sides {
@@ -50,13 +62,29 @@ pub(crate) fn alternate<T>(
     }
     let mut runs = [Vec::with_capacity(reps), Vec::with_capacity(reps)];
     for _ in 0..reps {
-        for (side, runs) in sides.iter().zip(&mut runs) {
-            if let Some(run) = side.run {
-                runs.push(run().map_err(|e| format!("{}: {e}", side.label))?);
+        let order = if second_first() { [1, 0] } else { [0, 1] };
+        for i in order {
+            if let Some(run) = sides[i].run {
+                runs[i].push(run().map_err(|e| format!("{}: {e}", sides[i].label))?);
             }
         }
     }
     Ok(runs)
+}
+
+/// Fair coin flips for the order of a round's sides: xorshift64 seeded from the clock (the
+/// order only has to be unpredictable to the machine's rhythm, not to anyone).
+fn coin() -> impl FnMut() -> bool {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0x9E37_79B9_7F4A_7C15, |d| d.as_nanos() as u64);
+    let mut state = seed | 1;
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state >> 63 == 1
+    }
 }
 
 /// Runs `each` for every workload `only` selects (see [`select`]), in turn, after `heading`.
@@ -112,6 +140,40 @@ mod tests {
     }
 
     #[test]
+    fn the_coin_gives_both_orders() {
+        let mut coin = coin();
+        let heads = (0..1000).filter(|_| coin()).count();
+        assert!((400..=600).contains(&heads), "{heads} of 1000");
+    }
+
+    #[test]
+    fn each_round_runs_both_sides_in_the_order_drawn() {
+        let order = std::cell::RefCell::new(Vec::new());
+        let a = || {
+            order.borrow_mut().push("a");
+            Ok(1)
+        };
+        let b = || {
+            order.borrow_mut().push("b");
+            Ok(2)
+        };
+        let sides = [
+            Contender {
+                label: "a",
+                run: Some(&a as &dyn Fn() -> Result<i32, String>),
+            },
+            Contender {
+                label: "b",
+                run: Some(&b),
+            },
+        ];
+        let mut flips = [false, true, true].into_iter();
+        let runs = alternate_with(1, 3, &sides, || flips.next().unwrap());
+        assert_eq!(runs, Ok([vec![1, 1, 1], vec![2, 2, 2]]));
+        assert_eq!(*order.borrow(), ["a", "b", "a", "b", "b", "a", "b", "a"]);
+    }
+
+    #[test]
     fn sides_alternate_after_the_warm_up() {
         let order = std::cell::RefCell::new(Vec::new());
         let a = || {
@@ -122,7 +184,7 @@ mod tests {
             order.borrow_mut().push("b");
             Ok(2)
         };
-        let runs = alternate(
+        let runs = alternate_with(
             1,
             2,
             &[
@@ -135,6 +197,7 @@ mod tests {
                     run: Some(&b),
                 },
             ],
+            || false,
         );
         assert_eq!(runs, Ok([vec![1, 1], vec![2, 2]]));
         assert_eq!(*order.borrow(), ["a", "b", "a", "b", "a", "b"]);

@@ -9,8 +9,58 @@ use crate::procs::{self, Proc};
 use crate::roles::SETUP;
 
 /// Where nats-server is: `explicit`, else `nats-server` on `PATH`, else Debian's
-/// `/usr/sbin/nats-server`.
+/// `/usr/sbin/nats-server`; when it is nowhere and this process is root, it installs
+/// Debian's package (`apt-get install -y nats-server`, after `apt-get update` if the first
+/// attempt fails) and looks again.
 pub(crate) fn locate(explicit: Option<&PathBuf>) -> Result<PathBuf, String> {
+    match find(explicit) {
+        Err(e) if explicit.is_none() && is_root() => {
+            eprintln!("nats-server not found; installing Debian's package (apt-get install -y nats-server)");
+            install().map_err(|why| format!("{e}; installing it failed: {why}"))?;
+            find(None)
+        }
+        found => found,
+    }
+}
+
+/// Whether this process runs as root (its real uid, from `/proc/self/status`).
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().next())
+            == Some("0")
+    })
+}
+
+/// `apt-get install -y nats-server`, with `apt-get update` first if that fails.
+fn install() -> Result<(), String> {
+    let apt = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .map_err(|e| format!("apt-get: {e}"))
+            .and_then(|s| {
+                s.success()
+                    .then_some(())
+                    .ok_or_else(|| format!("apt-get {} exited with {s}", args.join(" ")))
+            })
+    };
+    let install = [
+        "install",
+        "-y",
+        "-qq",
+        "--no-install-recommends",
+        "nats-server",
+    ];
+    apt(&install).or_else(|_| apt(&["update", "-qq"]).and_then(|()| apt(&install)))
+}
+
+/// [`locate`] without installing.
+fn find(explicit: Option<&PathBuf>) -> Result<PathBuf, String> {
     if let Some(path) = explicit {
         return if path.is_file() {
             Ok(path.clone())
@@ -33,8 +83,9 @@ pub(crate) fn locate(explicit: Option<&PathBuf>) -> Result<PathBuf, String> {
         ])
         .find(|p| p.is_file())
         .ok_or_else(|| {
-            "nats-server not found: install it (Debian: `apt-get install nats-server`) or pass \
-             --nats-server PATH (or run only the netsvc side with --side netsvc)"
+            "nats-server not found: install it (Debian: `apt-get install nats-server`; as root \
+             this command installs it itself) or pass --nats-server PATH (or run only the \
+             netsvc side with --side netsvc)"
                 .to_owned()
         })
 }

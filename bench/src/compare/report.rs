@@ -15,7 +15,7 @@ pub(crate) fn header(plan: &Plan, reps: usize) {
         .unwrap_or_else(|| "not run".to_owned());
     println!(
         "netsvc-bench compare: netsvc vs NATS across processes on 127.0.0.1, {PAYLOAD_LEN}-byte \
-         bodies; best of {reps} runs per side, sides alternating"
+         bodies; best of {reps} runs per side (after a warm-up run unless --quick), in a random order per round"
     );
     println!(
         "NATS: {version}, async-nats client; reports paced: window {} reports, acknowledged every {}",

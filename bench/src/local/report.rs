@@ -6,7 +6,7 @@ use crate::fmt::{range, thousands, JsonLine};
 /// The table's heading; `stat` names the figure of a side (`best`, `median`).
 pub(crate) fn header(stat: &str, reps: usize) {
     println!(
-        "netsvc-bench local: {stat} of {reps} runs per side after 1 warm-up run, sides alternating, \
+        "netsvc-bench local: {stat} of {reps} runs per side after 1 warm-up run, in a random order per round, \
          each run in a fresh actix System on one arbiter"
     );
     println!();
