@@ -61,6 +61,7 @@ use run::{Figure, Plan};
 use workloads::{Workload, WORKLOADS};
 
 use crate::runner::{self, Contender};
+use crate::stats::Stat;
 
 /// Options of `netsvc-bench compare`.
 #[derive(Debug, Args)]
@@ -74,6 +75,10 @@ pub(crate) struct CompareArgs {
     /// Measured runs per side and workload; default 3, 1 with --quick.
     #[arg(long)]
     reps: Option<usize>,
+    /// Which run represents a side: the best (default; interference only ever makes a run
+    /// worse) or the median (steadier from one invocation to the next on a busy machine).
+    #[arg(long, value_enum, default_value_t = Stat::Best)]
+    stat: Stat,
     /// Run only the workload with this exact name, or else those whose name contains it.
     #[arg(long)]
     only: Option<String>,
@@ -143,7 +148,7 @@ pub(crate) fn run(args: &CompareArgs) -> ExitCode {
     let warmups = usize::from(!args.quick);
     let heading = || {
         if !args.json {
-            report::header(&plan, reps);
+            report::header(&plan, reps, args.stat);
         }
     };
     runner::run_all(
@@ -154,9 +159,9 @@ pub(crate) fn run(args: &CompareArgs) -> ExitCode {
         |workload| {
             let runs = measure(workload, &plan, (warmups, reps), args.side)?;
             if args.json {
-                report::json(workload, &runs)
+                report::json(workload, &runs, args.stat)
             } else {
-                report::rows(workload, &runs);
+                report::rows(workload, &runs, args.stat);
                 Ok(())
             }
         },

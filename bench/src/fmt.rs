@@ -14,6 +14,18 @@ pub(crate) struct JsonLine {
     pub(crate) unit: &'static str,
     /// netsvc ÷ baseline.
     pub(crate) ratio: f64,
+    /// Whether lower figures are better (latencies).
+    pub(crate) lower_is_better: bool,
+    /// netsvc's p99 latency in µs, for workloads with latencies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) netsvc_p99_us: Option<f64>,
+    /// The baseline's p99 latency in µs, for workloads with latencies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) baseline_p99_us: Option<f64>,
+    /// Measured runs per side.
+    pub(crate) repetitions: usize,
+    /// How a side's runs became its figure: `best` or `median`.
+    pub(crate) statistic: &'static str,
 }
 
 impl JsonLine {

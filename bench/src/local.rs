@@ -30,7 +30,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use crate::runner::{self, Contender};
-use crate::stats;
+use crate::stats::Stat;
 use run::{Plan, Sample};
 use workloads::{Workload, WORKLOADS};
 
@@ -73,35 +73,6 @@ pub(crate) struct LocalArgs {
     no_yield: bool,
 }
 
-/// How the runs of one side are summarized.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Stat {
-    /// The highest rate.
-    Best,
-    /// The median rate.
-    Median,
-}
-
-impl Stat {
-    /// The representative rate of `rates`.
-    fn of(self, rates: &[f64]) -> f64 {
-        match self {
-            Stat::Best => stats::best(rates, |&r| r, false)
-                .copied()
-                .unwrap_or(f64::NAN),
-            Stat::Median => stats::median(rates),
-        }
-    }
-
-    /// The name used in the table heading.
-    fn describe(self) -> &'static str {
-        match self {
-            Stat::Best => "best",
-            Stat::Median => "median",
-        }
-    }
-}
-
 /// Which side(s) of each workload to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Side {
@@ -142,9 +113,9 @@ pub(crate) fn run(args: &LocalArgs) -> ExitCode {
         heading,
         |workload| {
             let runs = measure(workload, &plan, reps, args.side)?;
-            let figures = (args.stat.of(&runs[0]), args.stat.of(&runs[1]));
+            let figures = (args.stat.of(&runs[0], false), args.stat.of(&runs[1], false));
             if args.json {
-                report::json(workload, figures)
+                report::json(workload, figures, (reps, args.stat))
             } else {
                 report::rows(workload, figures, &runs);
                 Ok(())

@@ -15,6 +15,36 @@ pub(crate) fn best<T>(runs: &[T], value: impl Fn(&T) -> f64, lower_is_better: bo
     }
 }
 
+/// How the runs of one side are summarized into its figure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Stat {
+    /// The best run (interference from other processes only ever makes a run worse).
+    Best,
+    /// The median run (steadier from one invocation to the next on a busy machine).
+    Median,
+}
+
+impl Stat {
+    /// The figure of `values`: the best (lowest when `lower_is_better`) or the median; NaN
+    /// when empty.
+    pub(crate) fn of(self, values: &[f64], lower_is_better: bool) -> f64 {
+        match self {
+            Stat::Best => best(values, |&v| v, lower_is_better)
+                .copied()
+                .unwrap_or(f64::NAN),
+            Stat::Median => median(values),
+        }
+    }
+
+    /// Its name, in headings and `--json`.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Stat::Best => "best",
+            Stat::Median => "median",
+        }
+    }
+}
+
 /// The median of `values` (the mean of the middle two of an even count); NaN when empty.
 pub(crate) fn median(values: &[f64]) -> f64 {
     let mut v = values.to_vec();

@@ -5,9 +5,10 @@ use super::run::{Figure, Plan};
 use super::workloads::Workload;
 use crate::fmt::{range, thousands, JsonLine};
 use crate::payload::PAYLOAD_LEN;
+use crate::stats::Stat;
 
 /// The table's heading.
-pub(crate) fn header(plan: &Plan, reps: usize) {
+pub(crate) fn header(plan: &Plan, reps: usize, stat: Stat) {
     let version = plan
         .nats_server
         .as_deref()
@@ -15,7 +16,8 @@ pub(crate) fn header(plan: &Plan, reps: usize) {
         .unwrap_or_else(|| "not run".to_owned());
     println!(
         "netsvc-bench compare: netsvc vs NATS across processes on 127.0.0.1, {PAYLOAD_LEN}-byte \
-         bodies; best of {reps} runs per side (after a warm-up run unless --quick), in a random order per round"
+         bodies; {} of {reps} runs per side (after a warm-up run unless --quick), in a random order per round",
+        stat.describe()
     );
     println!(
         "NATS: {version}, async-nats client; reports paced: window {} reports, acknowledged every {}",
@@ -28,16 +30,19 @@ pub(crate) fn header(plan: &Plan, reps: usize) {
     );
 }
 
-/// The best run of each side: netsvc's, NATS's.
-fn best(workload: &Workload, runs: &[Vec<Figure>; 2]) -> (Figure, Figure) {
+/// The figure of each side by `stat`: netsvc's, NATS's.
+fn pick(workload: &Workload, runs: &[Vec<Figure>; 2], stat: Stat) -> (Figure, Figure) {
     let lower = workload.goal.lower_is_better();
-    (Figure::best(&runs[0], lower), Figure::best(&runs[1], lower))
+    (
+        Figure::pick(&runs[0], lower, stat),
+        Figure::pick(&runs[1], lower, stat),
+    )
 }
 
 /// The table's rows of `workload`, from the runs of netsvc and NATS.
-pub(crate) fn rows(workload: &Workload, runs: &[Vec<Figure>; 2]) {
+pub(crate) fn rows(workload: &Workload, runs: &[Vec<Figure>; 2], stat: Stat) {
     let lower = workload.goal.lower_is_better();
-    let (n, b) = best(workload, runs);
+    let (n, b) = pick(workload, runs, stat);
     let ratio = n.value / b.value;
     let met = if ratio.is_nan() {
         "-"
@@ -80,14 +85,19 @@ pub(crate) fn rows(workload: &Workload, runs: &[Vec<Figure>; 2]) {
 }
 
 /// The `--json` line of `workload`, from the runs of netsvc and NATS.
-pub(crate) fn json(workload: &Workload, runs: &[Vec<Figure>; 2]) -> Result<(), String> {
-    let (n, b) = best(workload, runs);
+pub(crate) fn json(workload: &Workload, runs: &[Vec<Figure>; 2], stat: Stat) -> Result<(), String> {
+    let (n, b) = pick(workload, runs, stat);
     JsonLine {
         workload: workload.name,
         netsvc: n.value,
         baseline: b.value,
         unit: workload.unit,
         ratio: n.value / b.value,
+        lower_is_better: workload.goal.lower_is_better(),
+        netsvc_p99_us: n.p99_us,
+        baseline_p99_us: b.p99_us,
+        repetitions: runs[0].len().max(runs[1].len()),
+        statistic: stat.describe(),
     }
     .print()
 }

@@ -50,15 +50,26 @@ pub(crate) struct Figure {
 }
 
 impl Figure {
-    /// The best of `runs`: the lowest value when lower is better, else the highest; NaN
-    /// without runs.
-    pub(crate) fn best(runs: &[Figure], lower_is_better: bool) -> Figure {
-        stats::best(runs, |f| f.value, lower_is_better)
-            .copied()
-            .unwrap_or(Figure {
-                value: f64::NAN,
-                p99_us: None,
-            })
+    /// The figure of `runs` by `stat`: the best run (the lowest value when lower is better,
+    /// else the highest) with its own p99, or the median value with the median of the p99s;
+    /// NaN without runs.
+    pub(crate) fn pick(runs: &[Figure], lower_is_better: bool, stat: stats::Stat) -> Figure {
+        match stat {
+            stats::Stat::Best => stats::best(runs, |f| f.value, lower_is_better)
+                .copied()
+                .unwrap_or(Figure {
+                    value: f64::NAN,
+                    p99_us: None,
+                }),
+            stats::Stat::Median => {
+                let values: Vec<f64> = runs.iter().map(|f| f.value).collect();
+                let p99s: Vec<f64> = runs.iter().filter_map(|f| f.p99_us).collect();
+                Figure {
+                    value: stats::median(&values),
+                    p99_us: (!p99s.is_empty()).then(|| stats::median(&p99s)),
+                }
+            }
+        }
     }
 
     /// A rate: `ops` in `elapsed_ns`, per second.
@@ -304,9 +315,21 @@ mod tests {
                 p99_us: None,
             },
         ];
-        assert_eq!(Figure::best(&runs, true).value, 1.0);
-        assert_eq!(Figure::best(&runs, true).p99_us, Some(5.0));
-        assert_eq!(Figure::best(&runs, false).value, 3.0);
-        assert!(Figure::best(&[], false).value.is_nan());
+        let best = stats::Stat::Best;
+        assert_eq!(Figure::pick(&runs, true, best).value, 1.0);
+        assert_eq!(Figure::pick(&runs, true, best).p99_us, Some(5.0));
+        assert_eq!(Figure::pick(&runs, false, best).value, 3.0);
+        assert!(Figure::pick(&[], false, best).value.is_nan());
+    }
+
+    #[test]
+    fn the_median_figure_has_the_median_p99() {
+        let runs = [(3.0, 9.0), (1.0, 5.0), (2.0, 7.0), (10.0, 6.0)].map(|(value, p99)| Figure {
+            value,
+            p99_us: Some(p99),
+        });
+        let median = Figure::pick(&runs, true, stats::Stat::Median);
+        assert_eq!((median.value, median.p99_us), (2.5, Some(6.5)));
+        assert!(Figure::pick(&[], true, stats::Stat::Median).value.is_nan());
     }
 }

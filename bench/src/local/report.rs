@@ -42,13 +42,22 @@ pub(crate) fn rows(workload: &Workload, (netsvc, baseline): (f64, f64), runs: &[
 }
 
 /// The `--json` line of `workload`.
-pub(crate) fn json(workload: &Workload, (netsvc, baseline): (f64, f64)) -> Result<(), String> {
+pub(crate) fn json(
+    workload: &Workload,
+    (netsvc, baseline): (f64, f64),
+    (repetitions, stat): (usize, crate::stats::Stat),
+) -> Result<(), String> {
     JsonLine {
         workload: workload.name,
         netsvc,
         baseline,
         unit: workload.unit,
         ratio: netsvc / baseline,
+        lower_is_better: false,
+        netsvc_p99_us: None,
+        baseline_p99_us: None,
+        repetitions,
+        statistic: stat.describe(),
     }
     .print()
 }
