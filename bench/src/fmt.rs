@@ -22,6 +22,12 @@ pub(crate) struct JsonLine {
     /// The baseline's p99 latency in µs, for workloads with latencies.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) baseline_p99_us: Option<f64>,
+    /// netsvc's CPU time (user + system, every process of a run) per message, in µs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) netsvc_cpu_us_per_msg: Option<f64>,
+    /// The baseline's CPU time per message, in µs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) baseline_cpu_us_per_msg: Option<f64>,
     /// Measured runs per side.
     pub(crate) repetitions: usize,
     /// How a side's runs became its figure: `best` or `median`.

@@ -75,6 +75,17 @@ pub(crate) fn rows(workload: &Workload, runs: &[Vec<Figure>; 2], stat: Stat) {
             p99(b)
         );
     }
+    let cpu = |f: Figure| {
+        f.cpu_us_per_msg
+            .map_or("-".to_owned(), |c| format!("{c:.2}"))
+    };
+    println!(
+        "{:<28} {:>12} {:>12} cpu_us/msg, every process of the run ({:.2}x)",
+        "  cpu",
+        cpu(n),
+        cpu(b),
+        n.cpu_us_per_msg.unwrap_or(f64::NAN) / b.cpu_us_per_msg.unwrap_or(f64::NAN)
+    );
     let spread = |runs: &[Figure]| range(runs.iter().map(|f| f.value));
     println!(
         "{:<28} {:>12} {:>12}",
@@ -96,6 +107,8 @@ pub(crate) fn json(workload: &Workload, runs: &[Vec<Figure>; 2], stat: Stat) -> 
         lower_is_better: workload.goal.lower_is_better(),
         netsvc_p99_us: n.p99_us,
         baseline_p99_us: b.p99_us,
+        netsvc_cpu_us_per_msg: n.cpu_us_per_msg,
+        baseline_cpu_us_per_msg: b.cpu_us_per_msg,
         repetitions: runs[0].len().max(runs[1].len()),
         statistic: stat.describe(),
     }
@@ -119,10 +132,6 @@ mod tests {
     fn figures_by_kind() {
         assert_eq!(figure(41.23, true), "41.2");
         assert_eq!(figure(1_712_345.0, false), "1,712,345");
-        let runs = [1.0, 3.0].map(|value| Figure {
-            value,
-            p99_us: None,
-        });
-        assert_eq!(range(runs.iter().map(|f| f.value)), "1.0..3.0");
+        assert_eq!(range([1.0, 3.0].into_iter()), "1.0..3.0");
     }
 }

@@ -47,6 +47,11 @@ pub(crate) struct Figure {
     pub(crate) value: f64,
     /// p99 latency in µs (latency workloads).
     pub(crate) p99_us: Option<f64>,
+    /// CPU time (user + system) of every process of the run, in µs per message (round trip
+    /// or delivery); set by [`once`].
+    pub(crate) cpu_us_per_msg: Option<f64>,
+    /// Messages of the run, warm-up included (what its CPU time is divided by).
+    messages: u64,
 }
 
 impl Figure {
@@ -57,33 +62,80 @@ impl Figure {
         match stat {
             stats::Stat::Best => stats::best(runs, |f| f.value, lower_is_better)
                 .copied()
-                .unwrap_or(Figure {
-                    value: f64::NAN,
-                    p99_us: None,
-                }),
+                .unwrap_or(Figure::none()),
             stats::Stat::Median => {
                 let values: Vec<f64> = runs.iter().map(|f| f.value).collect();
-                let p99s: Vec<f64> = runs.iter().filter_map(|f| f.p99_us).collect();
+                let median_of = |part: fn(&Figure) -> Option<f64>| {
+                    let parts: Vec<f64> = runs.iter().filter_map(part).collect();
+                    (!parts.is_empty()).then(|| stats::median(&parts))
+                };
                 Figure {
                     value: stats::median(&values),
-                    p99_us: (!p99s.is_empty()).then(|| stats::median(&p99s)),
+                    p99_us: median_of(|f| f.p99_us),
+                    cpu_us_per_msg: median_of(|f| f.cpu_us_per_msg),
+                    messages: 0,
                 }
             }
         }
     }
 
-    /// A rate: `ops` in `elapsed_ns`, per second.
-    fn rate(ops: u64, elapsed_ns: u64) -> Figure {
+    /// No figure: NaN.
+    fn none() -> Figure {
         Figure {
-            value: ops as f64 / (elapsed_ns as f64 / 1e9).max(1e-9),
+            value: f64::NAN,
             p99_us: None,
+            cpu_us_per_msg: None,
+            messages: 0,
         }
     }
+
+    /// A rate: `ops` in `elapsed_ns`, per second, of a run of `messages` in all.
+    fn rate(ops: u64, elapsed_ns: u64, messages: u64) -> Figure {
+        Figure {
+            value: ops as f64 / (elapsed_ns as f64 / 1e9).max(1e-9),
+            messages,
+            ..Figure::none()
+        }
+    }
+}
+
+/// CPU time (user + system), in µs, of this process's children that have been waited for,
+/// from `/proc/self/stat` (`cutime` and `cstime`, in clock ticks of 10 ms: Linux's USER_HZ
+/// is 100 on every architecture it runs this on). Every process of a run is a child that is
+/// reaped when the run ends, so the difference around a run is the CPU of its processes.
+fn children_cpu_us() -> Result<u64, String> {
+    let stat =
+        std::fs::read_to_string("/proc/self/stat").map_err(|e| format!("/proc/self/stat: {e}"))?;
+    // Fields after the command name (which may hold spaces), from field 3 (`state`) on.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or("no ')' in /proc/self/stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |field: usize| -> Result<u64, String> {
+        fields
+            .get(field - 3)
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| format!("no field {field} in /proc/self/stat"))
+    };
+    Ok((tick(16)? + tick(17)?) * 10_000)
 }
 
 /// One run of one side: starts the processes, collects the figures, kills the processes
 /// (when their guards drop, in reverse order of starting, on success and on error alike).
 pub(crate) fn once(workload: &Workload, plan: &Plan, system: System) -> Result<Figure, String> {
+    let before = children_cpu_us()?;
+    let mut figure = processes(workload, plan, system)?;
+    // Every process of the run has been killed and reaped by now.
+    let cpu = children_cpu_us()?.saturating_sub(before);
+    if figure.messages > 0 {
+        figure.cpu_us_per_msg = Some(cpu as f64 / figure.messages as f64);
+    }
+    Ok(figure)
+}
+
+/// [`once`]'s processes, from the first started to the last reaped.
+fn processes(workload: &Workload, plan: &Plan, system: System) -> Result<Figure, String> {
     let tls = if workload.tls {
         Some(
             plan.tls_dir
@@ -184,9 +236,11 @@ fn request_reply(side: &Side<'_>, addr: &str, in_flight: usize) -> Result<Figure
         Figure {
             value: outcome.p50_ns as f64 / 1e3,
             p99_us: Some(outcome.p99_ns as f64 / 1e3),
+            messages: outcome.ops + plan.warmup,
+            ..Figure::none()
         }
     } else {
-        Figure::rate(outcome.ops, outcome.elapsed_ns)
+        Figure::rate(outcome.ops, outcome.elapsed_ns, outcome.ops + plan.warmup)
     })
 }
 
@@ -250,7 +304,7 @@ fn reports(side: &Side<'_>, addr: &str, subscribers: usize) -> Result<Figure, St
             problems.join("; ")
         ));
     }
-    Ok(Figure::rate(outcome.ops, outcome.elapsed_ns))
+    Ok(Figure::rate(outcome.ops, outcome.elapsed_ns, outcome.ops))
 }
 
 /// Starts the server of `system`; returns it and the address clients connect to.
@@ -301,20 +355,12 @@ mod tests {
 
     #[test]
     fn the_best_figure_carries_its_p99() {
-        let runs = [
-            Figure {
-                value: 3.0,
-                p99_us: Some(9.0),
-            },
-            Figure {
-                value: 1.0,
-                p99_us: Some(5.0),
-            },
-            Figure {
-                value: 2.0,
-                p99_us: None,
-            },
-        ];
+        let runs =
+            [(3.0, Some(9.0)), (1.0, Some(5.0)), (2.0, None)].map(|(value, p99_us)| Figure {
+                value,
+                p99_us,
+                ..Figure::none()
+            });
         let best = stats::Stat::Best;
         assert_eq!(Figure::pick(&runs, true, best).value, 1.0);
         assert_eq!(Figure::pick(&runs, true, best).p99_us, Some(5.0));
@@ -327,9 +373,24 @@ mod tests {
         let runs = [(3.0, 9.0), (1.0, 5.0), (2.0, 7.0), (10.0, 6.0)].map(|(value, p99)| Figure {
             value,
             p99_us: Some(p99),
+            cpu_us_per_msg: Some(value / 10.0),
+            ..Figure::none()
         });
         let median = Figure::pick(&runs, true, stats::Stat::Median);
         assert_eq!((median.value, median.p99_us), (2.5, Some(6.5)));
+        assert_eq!(median.cpu_us_per_msg, Some(0.25));
+    }
+
+    #[test]
+    fn children_cpu_grows_with_a_busy_child() {
+        let before = children_cpu_us().unwrap();
+        let status = std::process::Command::new("sh")
+            .args(["-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let after = children_cpu_us().unwrap();
+        assert!(after > before, "{before} -> {after}");
         assert!(Figure::pick(&[], true, stats::Stat::Median).value.is_nan());
     }
 }

@@ -56,6 +56,8 @@ pub(crate) fn json(
         lower_is_better: false,
         netsvc_p99_us: None,
         baseline_p99_us: None,
+        netsvc_cpu_us_per_msg: None,
+        baseline_cpu_us_per_msg: None,
         repetitions,
         statistic: stat.describe(),
     }
