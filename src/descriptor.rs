@@ -57,11 +57,19 @@ pub struct ServiceDescriptor {
     /// Its exported methods, in the order written; empty without `#[netsvc::methods]`.
     #[serde(default)]
     pub methods: Vec<MethodDescriptor>,
-    /// The subjects it publishes on, sorted: every subject with a cached report, and the last
-    /// 256 distinct subjects it published on (cached or not; the first recorded goes first).
+    /// The subjects it publishes on, sorted: every subject with a cached report, and the
+    /// (at most 256) distinct subjects it has recorded publishing on, cached or not; at most
+    /// [`MAX_DESCRIBED_SUBJECTS`] of them (the first in order).
     #[serde(default)]
     pub subjects: Vec<SubjectInfo>,
+    /// How many more subjects there were beyond [`MAX_DESCRIBED_SUBJECTS`].
+    #[serde(default)]
+    pub subjects_left_out: usize,
 }
+
+/// The most subjects a descriptor lists: a publisher caching a report per device may hold far
+/// more, and describing them all would be a cost any peer could make it pay at will.
+pub const MAX_DESCRIBED_SUBJECTS: usize = 1000;
 
 impl ServiceDescriptor {
     /// The exported method named `name`, if there is one.
@@ -208,13 +216,14 @@ impl ServiceDescriptor {
         name: ServiceName,
         agent: AgentId,
         methods: &[MethodSpec],
-        subjects: Vec<SubjectInfo>,
+        (subjects, subjects_left_out): (Vec<SubjectInfo>, usize),
     ) -> Self {
         ServiceDescriptor {
             name,
             agent: Some(agent),
             methods: methods.iter().map(MethodSpec::describe).collect(),
             subjects,
+            subjects_left_out,
         }
     }
 }
@@ -267,7 +276,10 @@ mod tests {
             ServiceName::new("calculator").unwrap(),
             AgentId::random(),
             &[DIVIDE],
-            vec![SubjectInfo::new(Subject::new("a.b").unwrap(), true, 2)],
+            (
+                vec![SubjectInfo::new(Subject::new("a.b").unwrap(), true, 2)],
+                0,
+            ),
         );
         let json = serde_json::to_value(&descriptor).unwrap();
         assert_eq!(json["methods"][0]["params"][1]["type"], "i64");

@@ -128,6 +128,7 @@ pub use delivery::{
 };
 pub use descriptor::{
     MethodDescriptor, ParamDescriptor, ServiceDescriptor, SubjectInfo, DESCRIBE_METHOD,
+    MAX_DESCRIBED_SUBJECTS,
 };
 pub use error::Error;
 pub use exchange::{

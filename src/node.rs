@@ -189,7 +189,7 @@ impl Node {
             ))
         });
         match target {
-            Some(agent) => self.endpoint(agent).call(INTROSPECT_METHOD, ()),
+            Some(agent) => self.endpoint(agent).call_reserved(INTROSPECT_METHOD),
             None => Call::failed(Failure::netsvc(
                 ErrorCode::CLIENT_SERVICE_UNAVAILABLE,
                 format!("no node of process {process} is known here"),

@@ -4,7 +4,8 @@
 use actix::dev::channel;
 use actix::Addr;
 
-use crate::delivery::{Address, Binding, Delivery, Drain, Inbox};
+use crate::delivery::{Address, Binding, Delivery, Drain, Inbox, Link};
+use crate::failure::{ErrorCode, Failure};
 use crate::ids::AgentId;
 use crate::introspection::{
     node_agent_of, NodeInfo, ServiceSummary, SubscriptionInfo, INTROSPECT_METHOD,
@@ -62,7 +63,7 @@ impl Node {
             audience: Audience::Everyone,
             ..ServiceOptions::anonymous()
         };
-        let agent = node.spawn_as(NodeAgent, options, node_agent_of(node.process()));
+        let agent = node.spawn_as(NodeAgent::default(), options, node_agent_of(node.process()));
         node.set_agent(agent.binding);
         node
     }
@@ -117,20 +118,44 @@ impl Node {
 /// The node's own anonymous service: the requester of [`Node::endpoint`]'s calls, and the
 /// one that answers [`INTROSPECT_METHOD`] with the node's [`NodeInfo`] (its agent id is
 /// derived from the process id: see [`node_agent_of`]).
-struct NodeAgent;
+///
+/// What it tells a requester is what that requester could reach anyway: asked over a link,
+/// only the services that link carries (audience `*` or the link's exchange group; never a
+/// process-private one), the subscriptions of subscribers it carries, and the links of the
+/// same exchange group. At most [`MAX_GATHERS`] answers are in the making at once; more
+/// fail at once with `SERVER_RESOURCE_UNAVAILABLE`, so a flood of requests cannot make the
+/// node fan out without bound.
+#[derive(Default)]
+struct NodeAgent {
+    /// Answers in the making.
+    gathering: std::rc::Rc<std::cell::Cell<usize>>,
+}
+
+/// How many introspection answers a node makes at once.
+const MAX_GATHERS: usize = 4;
+
+/// Whether `viewer` (the link a request came over; `None`: this process) may see `binding`.
+fn visible(viewer: Option<&Link>, binding: &Binding) -> bool {
+    viewer.is_none_or(|link| link.carries(binding))
+}
 
 impl NodeAgent {
-    /// What the node tells about itself: built from what its announcer holds (links, local
-    /// services), only when asked.
-    fn introspect(node: &Node) -> NodeInfo {
+    /// What the node tells `viewer` about itself: built from what its announcer holds (links,
+    /// local services), only when asked.
+    fn introspect(node: &Node, viewer: Option<&Link>) -> NodeInfo {
         let mut info = NodeInfo::new(node.process(), node.name().to_owned());
         let me = node_agent_of(node.process());
         let announcer = node.announcer();
-        info.links = announcer.links().iter().filter_map(|l| l.info()).collect();
+        info.links = announcer
+            .links()
+            .iter()
+            .filter(|l| viewer.is_none_or(|v| v.group() == l.group()))
+            .filter_map(|l| l.info())
+            .collect();
         info.services = announcer
             .local_services()
             .into_iter()
-            .filter(|(b, _)| b.agent() != me)
+            .filter(|(b, _)| b.agent() != me && visible(viewer, b))
             .map(|(b, groups)| {
                 ServiceSummary::new(
                     b.name().as_str().to_owned(),
@@ -143,11 +168,12 @@ impl NodeAgent {
         info
     }
 
-    /// [`NodeAgent::introspect`] and the subscriptions to each local service, which each
-    /// answers itself ([`SUBSCRIBERS_METHOD`]); a service that does not answer within
-    /// [`GATHER_TIMEOUT`] (busy, or stopping) is left out.
-    async fn gather(node: Node) -> NodeInfo {
-        let mut info = NodeAgent::introspect(&node);
+    /// [`NodeAgent::introspect`] and the subscriptions to each local service `viewer` sees,
+    /// which each answers itself ([`SUBSCRIBERS_METHOD`]); a service that does not answer
+    /// within [`GATHER_TIMEOUT`] (busy, or stopping) is left out.
+    async fn gather(node: Node, viewer: Option<Link>) -> NodeInfo {
+        let viewer = viewer.as_ref();
+        let mut info = NodeAgent::introspect(&node, viewer);
         let calls: Vec<_> = info
             .services
             .iter()
@@ -155,12 +181,16 @@ impl NodeAgent {
             .map(|b| {
                 node.endpoint(&b)
                     .with_timeout(GATHER_TIMEOUT)
-                    .call::<_, Vec<SubscriptionInfo>>(SUBSCRIBERS_METHOD, ())
+                    .call_reserved::<Vec<SubscriptionInfo>>(SUBSCRIBERS_METHOD)
             })
             .collect();
         for call in calls {
-            if let Ok(mut subscriptions) = call.await {
-                info.subscriptions.append(&mut subscriptions);
+            if let Ok(subscriptions) = call.await {
+                info.subscriptions
+                    .extend(subscriptions.into_iter().filter(|s| {
+                        let subscriber = node.routes().lookup(s.subscriber);
+                        subscriber.is_some_and(|b| visible(viewer, &b))
+                    }));
             }
         }
         info
@@ -191,12 +221,30 @@ impl Descriptor for NodeAgent {
     fn options() -> ServiceOptions {
         ServiceOptions::anonymous()
     }
-    fn dispatch(_: &mut Self, ctx: &mut ServiceContext<Self>, method: &str, _: Payload) -> Reply {
+    fn dispatch(
+        agent: &mut Self,
+        ctx: &mut ServiceContext<Self>,
+        method: &str,
+        _: Payload,
+    ) -> Reply {
         match method {
             INTROSPECT_METHOD => {
+                let gathering = agent.gathering.clone();
+                if gathering.get() >= MAX_GATHERS {
+                    return Reply::failure(Failure::netsvc(
+                        ErrorCode::SERVER_RESOURCE_UNAVAILABLE,
+                        format!("{MAX_GATHERS} introspections already in progress; try again"),
+                    ));
+                }
+                let viewer = ctx.current_request().and_then(|r| r.sender.link().cloned());
                 let (responder, _) = ctx.suspend_response::<NodeInfo>();
                 let node = ctx.node().clone();
-                actix::spawn(async move { responder.resolve(NodeAgent::gather(node).await) });
+                gathering.set(gathering.get() + 1);
+                actix::spawn(async move {
+                    let info = NodeAgent::gather(node, viewer).await;
+                    gathering.set(gathering.get() - 1);
+                    responder.resolve(info);
+                });
                 Reply::Suspended
             }
             _ => Reply::failure(method_unavailable("", method)),

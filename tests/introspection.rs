@@ -208,3 +208,110 @@ async fn a_node_tells_who_subscribes_to_its_services() {
         .subscriptions
         .is_empty());
 }
+
+/// A service this process keeps to itself (audience `""`).
+#[derive(Service)]
+#[service(name = "secret", audience = "")]
+struct Secret;
+impl Service for Secret {}
+
+#[netsvc::methods]
+impl Secret {
+    fn multiply(&mut self, a: i64, b: i64) -> i64 {
+        a * b
+    }
+}
+
+#[actix::test]
+async fn a_process_private_service_is_neither_shown_nor_reachable_from_outside() {
+    use common::raw::RawPeer;
+    use netsvc::wire::{Frame, RequestFrame, WirePayload};
+
+    let server = Node::new("server");
+    let secret = server.spawn(Secret);
+    let calculator = server.spawn(Calculator);
+    let exchange = Exchange::new(&server);
+    let addr = exchange.listen("127.0.0.1:0").await.unwrap().to_string();
+
+    // This process sees it; a tool in another process does not.
+    let here = server.introspect(server.process()).await.unwrap();
+    assert!(here.services.iter().any(|s| s.name == "secret"));
+    let tool = Node::new("tool");
+    let tool_exchange = Exchange::new(&tool);
+    tool_exchange.connect(&addr, None).forget();
+    up(&tool_exchange).await;
+    let there = tool.introspect(server.process()).await.unwrap();
+    let names: Vec<&str> = there.services.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["calculator"]);
+
+    // A peer that learned its agent id anyway gets "no such service", as for none at all.
+    let mut peer = RawPeer::connect(&addr, ProcessId::random()).await;
+    let me = peer.announce_self().await;
+    let args = bincode::serde::encode_to_vec((6i64, 7i64), bincode::config::standard()).unwrap();
+    for (conversation, target) in [(1, secret.binding.agent()), (2, calculator.binding.agent())] {
+        peer.send(&Frame::Request(RequestFrame {
+            conversation,
+            requester: me,
+            target,
+            method: "multiply".into(),
+            args: WirePayload {
+                format: netsvc::Format::Bincode,
+                type_name: "(i64, i64)".into(),
+                bytes: args.clone().into(),
+            },
+            reply_format: netsvc::Format::Bincode,
+        }))
+        .await;
+    }
+    let refused = peer
+        .until(|f| {
+            matches!(
+                f,
+                Frame::Failure {
+                    conversation: 1,
+                    ..
+                }
+            )
+        })
+        .await;
+    let Frame::Failure { failure, .. } = refused else {
+        unreachable!()
+    };
+    assert_eq!(failure.code, ErrorCode::CLIENT_SERVICE_UNAVAILABLE.0);
+    peer.until(|f| {
+        matches!(
+            f,
+            Frame::Response {
+                conversation: 2,
+                ..
+            }
+        )
+    })
+    .await;
+}
+
+#[actix::test]
+async fn a_node_agent_id_is_refused_for_any_other_process() {
+    use common::raw::RawPeer;
+    use netsvc::wire::{Frame, ServiceInfo};
+
+    let hub = Node::new("hub");
+    let exchange = Exchange::new(&hub);
+    let addr = exchange.listen("127.0.0.1:0").await.unwrap().to_string();
+    let victim = ProcessId::random();
+    let mut squatter = RawPeer::connect(&addr, ProcessId::random()).await;
+    squatter
+        .send(&Frame::ServiceAvailable(ServiceInfo {
+            agent: netsvc::node_agent_of(victim),
+            name: String::new(),
+            audience: "*".into(),
+            process: ProcessId::random(),
+            groups: vec![],
+        }))
+        .await;
+    let _ = squatter.announce_self().await;
+    common::settle().await;
+    // The hub does not route to it: asking the victim's node fails at once.
+    let failure = hub.introspect(victim).await.unwrap_err();
+    assert_eq!(failure.code, ErrorCode::CLIENT_SERVICE_UNAVAILABLE);
+}

@@ -106,6 +106,12 @@ impl Announced {
                 info.agent
             ));
         }
+        if let Some(why) = false_node_agent(&info) {
+            tracing::warn!(agent = %info.agent, process = %info.process, "announcement refused: {why}; the service is visible nowhere");
+            self.agents.insert(info.agent);
+            self.refused.insert(info.agent);
+            return Ok(());
+        }
         if let Some(why) = self.refused_by(policy, &info, groups.len()) {
             let peer = link.peer().map_or("", |p| p.node.as_str());
             tracing::warn!(peer, service = %clip_name(&info.name), agent = %info.agent, "announcement refused by the peer's policy ({why}); the service is visible nowhere");
@@ -236,4 +242,17 @@ impl Announced {
         }
         Ok(GroupOutcome::Applied)
     }
+}
+
+/// Why `info` may not be announced if it claims a node agent's identity: a version-8 agent
+/// id is the node agent of the process it is derived from
+/// ([`crate::introspection::node_agent_of`]), so an announcement naming another process is
+/// false. (Which link it comes over cannot be checked: a process with exchanges in two groups
+/// relays the node agents of one to the other without being a hub. A peer that names the
+/// process a node agent is derived from can still announce it before that process does,
+/// as with any agent id; what it then answers to introspection is its own word.)
+fn false_node_agent(info: &ServiceInfo) -> Option<&'static str> {
+    (info.agent.as_uuid().get_version_num() == 8
+        && info.agent != crate::introspection::node_agent_of(info.process))
+    .then_some("a node agent id that is not its process's")
 }

@@ -104,11 +104,16 @@ impl Endpoint {
     /// The answer is asked for as JSON, so that a descriptor from a node of another version
     /// still reads: fields it does not know are ignored, missing optional ones default.
     pub fn describe(&self) -> Call<ServiceDescriptor> {
-        self.call_payload(
-            Cow::Borrowed(DESCRIBE_METHOD),
-            Payload::new(()),
-            Format::Json,
-        )
+        self.call_reserved(DESCRIBE_METHOD)
+    }
+
+    /// A call of a reserved method (no arguments), its answer asked for as JSON: fields a
+    /// node of another version adds are ignored.
+    pub(crate) fn call_reserved<R: DeserializeOwned + Send + Sync + 'static>(
+        &self,
+        method: &'static str,
+    ) -> Call<R> {
+        self.call_payload(Cow::Borrowed(method), Payload::new(()), Format::Json)
     }
 
     fn call_payload<R: DeserializeOwned + Send + Sync + 'static>(

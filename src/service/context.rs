@@ -199,7 +199,7 @@ impl<S: Service> ServiceContext<S> {
                 return request.reply.send(Ok(Payload::new(descriptor)));
             }
             Some(Reserved::Subscribers) => {
-                let subscriptions = self.core.subscriptions();
+                let subscriptions = self.core.subscriptions(request.sender.link());
                 return request.reply.send(Ok(Payload::new(subscriptions)));
             }
             None => {}

@@ -10,7 +10,10 @@ use std::time::Instant;
 
 use super::broker::Broker;
 use super::context::ServiceState;
-use crate::descriptor::{MethodSpec, ServiceDescriptor, SubjectInfo, DESCRIBE_METHOD};
+use crate::delivery::Link;
+use crate::descriptor::{
+    MethodSpec, ServiceDescriptor, SubjectInfo, DESCRIBE_METHOD, MAX_DESCRIBED_SUBJECTS,
+};
 use crate::introspection::{SubscriptionInfo, SUBSCRIBERS_METHOD};
 use crate::names::Subject;
 
@@ -33,14 +36,17 @@ pub(super) fn reserved(method: &str) -> Option<Reserved> {
 }
 
 impl ServiceState {
-    /// The subscriptions to this service's reports, one per (subscriber, pattern).
-    pub(super) fn subscriptions(&self) -> Vec<SubscriptionInfo> {
+    /// The subscriptions to this service's reports, one per (subscriber, pattern), of the
+    /// subscribers `viewer` (the link the request came over; `None`: this process) carries:
+    /// a process-private subscriber is not named to another process.
+    pub(super) fn subscriptions(&self, viewer: Option<&Link>) -> Vec<SubscriptionInfo> {
         let me = &self.binding;
         let publisher = (me.agent(), me.name().as_str().to_owned());
         let mut all: Vec<SubscriptionInfo> = self
             .broker
             .subscribers
             .values()
+            .filter(|entry| viewer.is_none_or(|link| link.carries(&entry.binding)))
             .flat_map(|entry| {
                 let b = &entry.binding;
                 let subscriber = (b.agent(), b.name().as_str().to_owned(), b.process());
@@ -72,8 +78,9 @@ impl ServiceState {
 }
 
 impl Broker {
-    /// The subjects published on, sorted: cached ones, then those published lately.
-    fn subjects(&self, now: Instant) -> Vec<SubjectInfo> {
+    /// The subjects published on, sorted, at most [`MAX_DESCRIBED_SUBJECTS`] (subscribers
+    /// counted for those only), and how many more there were.
+    fn subjects(&self, now: Instant) -> (Vec<SubjectInfo>, usize) {
         let mut all: BTreeMap<&Subject, bool> = BTreeMap::new();
         for subject in self.cache.subjects(now) {
             all.insert(subject, true);
@@ -81,7 +88,10 @@ impl Broker {
         for subject in self.published.iter() {
             all.entry(subject).or_insert(false);
         }
-        all.into_iter()
+        let left_out = all.len().saturating_sub(MAX_DESCRIBED_SUBJECTS);
+        let listed = all
+            .into_iter()
+            .take(MAX_DESCRIBED_SUBJECTS)
             .map(|(subject, cached)| {
                 let subscribers = self
                     .subscribers
@@ -95,6 +105,7 @@ impl Broker {
                     .count();
                 SubjectInfo::new(subject.clone(), cached, subscribers)
             })
-            .collect()
+            .collect();
+        (listed, left_out)
     }
 }

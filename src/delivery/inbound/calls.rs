@@ -106,7 +106,15 @@ impl CallRouting<'_> {
             return Ok(Source::Behind);
         }
         self.names.type_name(args.type_name)?;
-        let Some(target) = self.routes.lookup(self.net, target).cloned() else {
+        // A target the link does not carry (another process's private service, another
+        // exchange group's) is as unknown to the peer as one that does not exist: its id may
+        // have leaked (introspection, logs), but it is not reachable from there.
+        let Some(target) = self
+            .routes
+            .lookup(self.net, target)
+            .filter(|t| from.carries(t))
+            .cloned()
+        else {
             refuse(Refusal::TargetUnknown {
                 target: target.to_string(),
             });
