@@ -81,6 +81,10 @@ struct ReportsArgs {
 
 /// Runs `netsvc bench`.
 pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
+    match &args.kind {
+        Kind::Requests(a) => check(&a.load)?,
+        Kind::Reports(a) => check(&a.load)?,
+    }
     match args.kind {
         Kind::Requests(args) => requests(args).await,
         Kind::Reports(args) => reports(args).await,
@@ -234,11 +238,11 @@ fn side_node(
     std::thread::spawn(move || {
         actix::System::new().block_on(async move {
             match connect.join(name).await {
-                Ok(Client { node, _exchange }) => {
-                    setup(&node);
+                Ok(client) => {
+                    setup(&client.node);
                     let _ = ready_tx.send(Ok(()));
                     let _ = stop_rx.await;
-                    drop(_exchange);
+                    drop(client);
                 }
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));
@@ -256,11 +260,31 @@ fn side_node(
     }
 }
 
+/// The largest `--size`: a body and its frame must fit the exchange's default frame cap.
+const MAX_SIZE: usize = 8 << 20;
+/// The most clients or subscribers.
+const MAX_CLIENTS: usize = 1000;
+
+/// Checks the load's bounds (before anything joins the mesh).
+fn check(load: &Load) -> Result<(), CliError> {
+    if load.clients == 0 || load.clients > MAX_CLIENTS {
+        return Err(CliError::usage(format!(
+            "--clients must be 1 to {MAX_CLIENTS}"
+        )));
+    }
+    if load.size > MAX_SIZE {
+        return Err(CliError::usage(format!(
+            "--size must be at most {MAX_SIZE} bytes"
+        )));
+    }
+    if load.count == 0 {
+        return Err(CliError::usage("--count must be at least 1"));
+    }
+    Ok(())
+}
+
 /// `clients` nodes on this thread, each joined to the exchange server.
 async fn client_nodes(load: &Load) -> Result<Vec<Client>, CliError> {
-    if load.clients == 0 {
-        return Err(CliError::usage("--clients must be at least 1"));
-    }
     let mut clients = Vec::with_capacity(load.clients);
     for _ in 0..load.clients {
         clients.push(load.connect.join("netsvc-bench").await?);
@@ -292,8 +316,7 @@ async fn requests(args: RequestsArgs) -> Result<(), CliError> {
     }
     let (name, method, call_args, _responder) = match (&args.service, &args.method) {
         (Some(service), Some(method)) => {
-            let name = ServiceName::new(service)
-                .map_err(|e| CliError::usage(format!("invalid --service: {e}")))?;
+            let name = crate::client::service_name("--service", service)?;
             let call_args = parse_arg(&args.args)?;
             if !call_args.is_array() {
                 return Err(CliError::usage("--args must be a JSON array"));
@@ -315,14 +338,19 @@ async fn requests(args: RequestsArgs) -> Result<(), CliError> {
     let next = Rc::new(Cell::new(0u64));
     let failures = Rc::new(Cell::new(0u64));
     let first_failure = Rc::new(RefCell::new(None::<Failure>));
-    let latencies = Rc::new(RefCell::new(Vec::with_capacity(load.count as usize)));
+    let latencies = Rc::new(RefCell::new(Vec::with_capacity(
+        load.count.min(1 << 24) as usize
+    )));
     let bar = progress(load.count);
     let mut tasks = Vec::new();
-    let started = Instant::now();
+    let mut targets = Vec::with_capacity(clients.len());
     for client in &clients {
-        let target = find(&client.node, &name).await?;
+        targets.push(find(&client.node, &name).await?);
+    }
+    let started = Instant::now();
+    for (client, target) in clients.iter().zip(&targets) {
         for _ in 0..args.in_flight {
-            let endpoint = client.node.endpoint(&target);
+            let endpoint = client.node.endpoint(target);
             let (next, failures, first_failure, latencies, bar) = (
                 next.clone(),
                 failures.clone(),
@@ -408,7 +436,7 @@ async fn reports(args: ReportsArgs) -> Result<(), CliError> {
     let name = ServiceName::new(format!("netsvc-bench-{}", std::process::id()))
         .map_err(|e| CliError::usage(e.to_string()))?;
     let clients = client_nodes(&load).await?;
-    let expected = load.count * load.clients as u64;
+    let expected = load.count.saturating_mul(load.clients as u64);
     let bar = progress(expected);
     let mut samples = Vec::new();
     for client in &clients {

@@ -1,12 +1,9 @@
 //! `netsvc call SERVICE METHOD [ARG …]`: a request by name with JSON arguments; prints the
 //! JSON result.
 
-use std::time::Duration;
-
 use clap::Args;
-use netsvc::ServiceName;
 
-use crate::client::{describe_failure, CliError, ConnectArgs, Exit};
+use crate::client::{describe_failure, seconds, service_name, CliError, ConnectArgs, Exit};
 
 /// Arguments of `netsvc call`.
 #[derive(Args, Debug)]
@@ -44,17 +41,13 @@ pub(crate) fn parse_arg(arg: &str) -> Result<serde_json::Value, CliError> {
 
 /// Runs `netsvc call`.
 pub(crate) async fn run(args: CallArgs) -> Result<(), CliError> {
-    let service = ServiceName::new(&args.service)
-        .map_err(|e| CliError::usage(format!("invalid service name {:?}: {e}", args.service)))?;
+    let service = service_name("service name", &args.service)?;
     let values = args
         .args
         .iter()
         .map(|a| parse_arg(a))
         .collect::<Result<Vec<_>, _>>()?;
-    let timeout = Duration::try_from_secs_f64(args.timeout)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| CliError::usage("--timeout must be a positive number of seconds"))?;
+    let timeout = seconds("--timeout", args.timeout, false)?;
     let client = args.connect.join("netsvc-call").await?;
     let outcome = client
         .node

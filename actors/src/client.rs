@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use netsvc::{
-    ClientAuth, ConnectionEvent, ErrorCode, Exchange, ExchangeConfig, ExchangeError, Failure, Node,
-    NodeInfo, ProcessId, Secret, Tls,
+    ClientAuth, ConnectionEvent, ConnectionState, ErrorCode, Exchange, ExchangeConfig,
+    ExchangeError, Failure, Node, NodeInfo, ProcessId, Secret, ServiceName, Tls,
 };
 
 /// The exchange server a client verb joins when neither `--connect` nor `NETSVC_CONNECT`
@@ -103,6 +103,33 @@ pub(crate) fn code_name(code: ErrorCode) -> &'static str {
     code.name().unwrap_or("APPLICATION_ERROR")
 }
 
+/// A service name given on the command line: valid, and not empty (the empty name is the
+/// anonymous one, which nobody can be found by).
+pub(crate) fn service_name(flag: &str, text: &str) -> Result<ServiceName, CliError> {
+    match ServiceName::new(text) {
+        Ok(name) if !name.is_anonymous() => Ok(name),
+        Ok(_) => Err(CliError::usage(format!(
+            "{flag} needs a name: services are found by name, and the empty name is nobody's"
+        ))),
+        Err(e) => Err(CliError::usage(format!("invalid {flag} {text:?}: {e}"))),
+    }
+}
+
+/// A number of seconds given as `flag` on the command line; zero only if `allow_zero`.
+pub(crate) fn seconds(flag: &str, value: f64, allow_zero: bool) -> Result<Duration, CliError> {
+    Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|d| allow_zero || !d.is_zero())
+        .ok_or_else(|| {
+            let what = if allow_zero {
+                "a number"
+            } else {
+                "a positive number"
+            };
+            CliError::usage(format!("{flag} must be {what} of seconds, got {value}"))
+        })
+}
+
 /// `--connect` and the security options of every client verb.
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct ConnectArgs {
@@ -134,19 +161,36 @@ pub(crate) struct Client {
     pub(crate) node: Node,
     /// Kept for the life of the verb (its counters and events live here).
     pub(crate) _exchange: Exchange,
+    /// This side's address of the link to the exchange server, and the exchange's
+    /// connection events, for [`Client::lost`].
+    link: (
+        std::net::SocketAddr,
+        tokio::sync::broadcast::Receiver<ConnectionEvent>,
+    ),
+}
+
+impl Client {
+    /// Resolves when the link to the exchange server is lost (this tool does not reconnect):
+    /// a verb that follows the mesh ends then, with [`Exit::Unreachable`].
+    pub(crate) async fn lost(&mut self) -> CliError {
+        let (local, events) = &mut self.link;
+        loop {
+            match events.recv().await {
+                Ok(e) if e.state == ConnectionState::Inactive && e.local_addr == *local => break,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            }
+        }
+        CliError {
+            exit: Exit::Unreachable,
+            message: "lost the link to the exchange server".into(),
+        }
+    }
 }
 
 impl ConnectArgs {
     fn timeout(&self) -> Result<Duration, CliError> {
-        Duration::try_from_secs_f64(self.connect_timeout)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| {
-                CliError::usage(format!(
-                    "--connect-timeout must be a positive number of seconds, got {}",
-                    self.connect_timeout
-                ))
-            })
+        seconds("--connect-timeout", self.connect_timeout, false)
     }
 
     /// A node named `name` joined to the exchange server, once its registry has taken in
@@ -154,11 +198,13 @@ impl ConnectArgs {
     pub(crate) async fn join(&self, name: &str) -> Result<Client, CliError> {
         let node = Node::new(name);
         let exchange = self.exchange(&node)?;
-        self.connect(&exchange).await?;
+        let events = exchange.connections();
+        let hub = self.connect(&exchange).await?;
         settle(&node).await;
         Ok(Client {
             node,
             _exchange: exchange,
+            link: (hub.local_addr, events),
         })
     }
 

@@ -2,12 +2,10 @@
 //! types) and publishes (subjects, with their subscriber counts and whether a value is
 //! cached), from its answer to the reserved `$describe` request.
 
-use std::time::Duration;
-
 use clap::Args;
-use netsvc::{ServiceDescriptor, ServiceName};
+use netsvc::ServiceDescriptor;
 
-use crate::client::{print_json, CliError, ConnectArgs, Exit, Table};
+use crate::client::{print_json, seconds, service_name, CliError, ConnectArgs, Exit, Table};
 
 /// Arguments of `netsvc describe`.
 #[derive(Args, Debug)]
@@ -26,17 +24,16 @@ pub(crate) struct DescribeArgs {
 
 /// Runs `netsvc describe`.
 pub(crate) async fn run(args: DescribeArgs) -> Result<(), CliError> {
-    let name = ServiceName::new(&args.service)
-        .map_err(|e| CliError::usage(format!("invalid service name {:?}: {e}", args.service)))?;
-    let timeout = Duration::try_from_secs_f64(args.timeout)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| CliError::usage("--timeout must be a positive number of seconds"))?;
+    let name = service_name("service name", &args.service)?;
+    let timeout = seconds("--timeout", args.timeout, false)?;
     let client = args.connect.join("netsvc-describe").await?;
     let bindings = client.node.lookup_name(name.clone()).await;
     if bindings.is_empty() {
         return Err(CliError {
-            exit: Exit::Code(46),
+            exit: Exit::of(&netsvc::Failure::new(
+                netsvc::ErrorCode::CLIENT_SERVICE_UNAVAILABLE,
+                "",
+            )),
             message: format!("no service named {:?}", name.as_str()),
         });
     }

@@ -53,12 +53,16 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The servers log warnings; a client verb reports its own errors, one line each, so the
+    // library's logs are off unless RUST_LOG asks for them.
+    let quiet = !matches!(cli.command, Command::Demo(_) | Command::Exchange(_));
+    let default = if quiet { "off" } else { "warn" };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(colour())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
         )
         .init();
     match cli.command {

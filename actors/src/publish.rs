@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use clap::Args;
 use netsvc::prelude::*;
-use netsvc::{ServiceName, ServiceOptions, Subject};
+use netsvc::{ServiceOptions, Subject};
 
 use crate::call::parse_arg;
-use crate::client::{CliError, ConnectArgs};
+use crate::client::{seconds, service_name, CliError, ConnectArgs};
 
 /// Arguments of `netsvc publish`.
 #[derive(Args, Debug)]
@@ -55,11 +55,6 @@ pub(crate) fn parse_lifetime(text: &str) -> Result<Lifetime, CliError> {
     }
 }
 
-fn seconds(name: &str, value: f64) -> Result<Duration, CliError> {
-    Duration::try_from_secs_f64(value)
-        .map_err(|_| CliError::usage(format!("--{name} must be a number of seconds, got {value}")))
-}
-
 /// The service of `netsvc publish`: publishes `count` reports, `interval` apart, then
 /// stays `linger` and shuts the node down.
 #[derive(Service)]
@@ -97,13 +92,7 @@ impl Publisher {
 
 /// Runs `netsvc publish`.
 pub(crate) async fn run(args: PublishArgs) -> Result<(), CliError> {
-    let name = ServiceName::new(&args.name)
-        .map_err(|e| CliError::usage(format!("invalid service name {:?}: {e}", args.name)))?;
-    if name.is_anonymous() {
-        return Err(CliError::usage(
-            "--as needs a name: subscribers find publishers by name",
-        ));
-    }
+    let name = service_name("--as", &args.name)?;
     let subject = Subject::new(&args.subject)
         .map_err(|e| CliError::usage(format!("invalid subject {:?}: {e}", args.subject)))?;
     let content = parse_arg(&args.content)?;
@@ -111,8 +100,9 @@ pub(crate) async fn run(args: PublishArgs) -> Result<(), CliError> {
     if args.count == 0 {
         return Err(CliError::usage("--count must be at least 1"));
     }
-    let interval = seconds("interval", args.interval)?;
-    let linger = seconds("linger", args.linger)?;
+    let interval = seconds("--interval", args.interval, true)?;
+    // A zero delay would mean "the node's default shutdown delay".
+    let linger = seconds("--linger", args.linger, true)?.max(Duration::from_millis(1));
     let client = args.connect.join("netsvc-publish").await?;
     client.node.monitor_signals();
     client.node.spawn_with(

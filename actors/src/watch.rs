@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use futures_core::Stream;
-use netsvc::{Format, Node, ProcessId, RegistryEvent, Report, ServiceName, Status};
+use netsvc::{Format, Node, ProcessId, RegistryEvent, Report, Status};
 use serde_json::json;
 
-use crate::client::{CliError, ConnectArgs};
+use crate::client::{seconds, service_name, CliError, Client, ConnectArgs};
 use crate::list::short;
 
 /// Arguments of `netsvc watch`.
@@ -70,18 +70,11 @@ async fn next<S: Stream + Unpin>(stream: &mut S) -> Option<S::Item> {
 /// printed, `--duration` passed or Ctrl-C.
 async fn follow<S: Stream + Unpin>(
     mut stream: S,
-    common: &Common,
+    (common, duration): (&Common, Option<Duration>),
+    client: &mut Client,
     mut print: impl AsyncFnMut(S::Item),
 ) -> Result<(), CliError> {
-    let deadline = match common.duration {
-        None => None,
-        Some(s) => Some(
-            tokio::time::Instant::now()
-                + Duration::try_from_secs_f64(s).map_err(|_| {
-                    CliError::usage(format!("--duration must be a number of seconds, got {s}"))
-                })?,
-        ),
-    };
+    let deadline = duration.map(|d| tokio::time::Instant::now() + d);
     let until = async {
         match deadline {
             Some(at) => tokio::time::sleep_until(at).await,
@@ -89,6 +82,10 @@ async fn follow<S: Stream + Unpin>(
         }
     };
     tokio::pin!(until);
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    let lost = client.lost();
+    tokio::pin!(lost);
     let mut printed = 0u64;
     while common.count.is_none_or(|n| printed < n) {
         tokio::select! {
@@ -100,10 +97,19 @@ async fn follow<S: Stream + Unpin>(
                 None => break,
             },
             _ = &mut until => break,
-            _ = tokio::signal::ctrl_c() => break,
+            _ = &mut interrupted => break,
+            error = &mut lost => return Err(error),
         }
     }
     Ok(())
+}
+
+/// `--duration`, checked before anything else is done.
+fn duration(common: &Common) -> Result<Option<Duration>, CliError> {
+    common
+        .duration
+        .map(|s| seconds("--duration", s, true))
+        .transpose()
 }
 
 /// Node names by process, asked of each process once (the mesh may grow while watching).
@@ -118,9 +124,10 @@ impl NodeNames {
             return name.clone();
         }
         let call = self.node.introspect(process);
-        let name = match tokio::time::timeout(Duration::from_millis(500), call).await {
+        // A node that does not answer is not asked again: "?" stays its name here.
+        let name = match tokio::time::timeout(Duration::from_millis(1500), call).await {
             Ok(Ok(info)) => info.node,
-            _ => return "?".to_owned(),
+            _ => "?".to_owned(),
         };
         self.known.insert(process, name.clone());
         name
@@ -128,87 +135,98 @@ impl NodeNames {
 }
 
 async fn registry(common: Common) -> Result<(), CliError> {
-    let client = common.connect.join("netsvc-watch").await?;
+    let duration = duration(&common)?;
+    let mut client = common.connect.join("netsvc-watch").await?;
     let stream = client.node.watch_registry();
     let mut names = NodeNames {
         node: client.node.clone(),
         known: HashMap::new(),
     };
     let json = common.json;
-    follow(stream, &common, async |event: RegistryEvent| {
-        let b = &event.binding;
-        let node = names.of(b.process()).await;
-        let what = match (&event.group, event.status) {
-            (None, Status::Available) => "available",
-            (None, Status::Withdrawn) => "withdrawn",
-            (Some(_), Status::Available) => "joined",
-            (Some(_), Status::Withdrawn) => "left",
-        };
-        let group = event.group.as_ref().map(|g| g.as_str().to_owned());
-        if json {
-            println!(
-                "{}",
-                json!({
-                    "event": what,
-                    "name": b.name().as_str(),
-                    "agent": b.agent().to_string(),
-                    "group": group,
-                    "process": b.process().to_string(),
-                    "node": node,
-                })
-            );
-        } else {
-            let group = group.map_or_else(String::new, |g| format!(" group {g:?}"));
-            println!(
-                "{what:<9} {} {}{group} (process {}, node {node})",
-                b.name().as_str(),
-                short(&b.agent().to_string()),
-                short(&b.process().to_string()),
-            );
-        }
-    })
+    follow(
+        stream,
+        (&common, duration),
+        &mut client,
+        async |event: RegistryEvent| {
+            let b = &event.binding;
+            let node = names.of(b.process()).await;
+            let what = match (&event.group, event.status) {
+                (None, Status::Available) => "available",
+                (None, Status::Withdrawn) => "withdrawn",
+                (Some(_), Status::Available) => "joined",
+                (Some(_), Status::Withdrawn) => "left",
+            };
+            let group = event.group.as_ref().map(|g| g.as_str().to_owned());
+            if json {
+                println!(
+                    "{}",
+                    json!({
+                        "event": what,
+                        "name": b.name().as_str(),
+                        "agent": b.agent().to_string(),
+                        "group": group,
+                        "process": b.process().to_string(),
+                        "node": node,
+                    })
+                );
+            } else {
+                let group = group.map_or_else(String::new, |g| format!(" group {g:?}"));
+                println!(
+                    "{what:<9} {} {}{group} (process {}, node {node})",
+                    b.name().as_str(),
+                    short(&b.agent().to_string()),
+                    short(&b.process().to_string()),
+                );
+            }
+        },
+    )
     .await
 }
 
 async fn reports(args: ReportsArgs) -> Result<(), CliError> {
-    let service = ServiceName::new(&args.service)
-        .map_err(|e| CliError::usage(format!("invalid service name {:?}: {e}", args.service)))?;
+    let service = service_name("service name", &args.service)?;
     let pattern = netsvc::SubjectPattern::new(&args.pattern)
         .map_err(|e| CliError::usage(format!("invalid pattern {:?}: {e}", args.pattern)))?;
     let common = args.common;
-    let client = common.connect.join("netsvc-watch").await?;
+    let duration = duration(&common)?;
+    let mut client = common.connect.join("netsvc-watch").await?;
     let stream = client
         .node
         .watch_reports(service, pattern, Format::Json)
         .map_err(|e| CliError::usage(e.to_string()))?;
     let json = common.json;
-    follow(stream, &common, async |report: Report| {
-        let content = report
-            .content()
-            .to_json()
-            .unwrap_or_else(|e| json!({ "undecodable": e.to_string() }));
-        let publisher = report.publisher();
-        let pattern = report.pattern().map(|p| p.as_str().to_owned());
-        if json {
-            println!(
-                "{}",
-                json!({
-                    "publisher": publisher.name().as_str(),
-                    "agent": publisher.agent().to_string(),
-                    "subject": report.subject().as_str(),
-                    "pattern": pattern,
-                    "content": content,
-                })
-            );
-        } else {
-            println!(
-                "{}/{} {} [{}] {content}",
-                publisher.name().as_str(),
-                short(&publisher.agent().to_string()),
-                report.subject().as_str(),
-                pattern.unwrap_or_default(),
-            );
-        }
-    })
+    follow(
+        stream,
+        (&common, duration),
+        &mut client,
+        async |report: Report| {
+            let content = report
+                .content()
+                .to_json()
+                .unwrap_or_else(|e| json!({ "undecodable": e.to_string() }));
+            let publisher = report.publisher();
+            let pattern = report.pattern().map(|p| p.as_str().to_owned());
+            if json {
+                println!(
+                    "{}",
+                    json!({
+                        "publisher": publisher.name().as_str(),
+                        "agent": publisher.agent().to_string(),
+                        "subject": report.subject().as_str(),
+                        "pattern": pattern,
+                        "content": content,
+                    })
+                );
+            } else {
+                println!(
+                    "{}/{} {} [{}] {content}",
+                    publisher.name().as_str(),
+                    short(&publisher.agent().to_string()),
+                    report.subject().as_str(),
+                    pattern.unwrap_or_default(),
+                );
+            }
+        },
+    )
     .await
 }

@@ -96,7 +96,7 @@ fn listening_addr(line: &str) -> String {
 /// A running mesh: an exchange server and the calculator, publisher and subscriber examples.
 struct Mesh {
     addr: String,
-    _exchange: Process,
+    exchange: Process,
     subscriber: Process,
     publisher: Process,
     _calculator: Process,
@@ -116,7 +116,7 @@ fn mesh() -> Mesh {
     exchange.expect_count("connected:", 3, WAIT);
     Mesh {
         addr,
-        _exchange: exchange,
+        exchange,
         subscriber,
         publisher,
         _calculator: calculator,
@@ -338,6 +338,7 @@ fn a_missing_or_refusing_exchange_is_a_clear_error_and_its_own_exit_code() {
     );
     assert_eq!(out.status.code(), Some(4), "{}", out.stderr);
     assert!(out.stderr.contains("cannot join"), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "one line: {}", out.stderr);
     // With it, the tool is in: no calculator there, so 46.
     let out = cli(
         &[
@@ -365,6 +366,13 @@ fn a_missing_or_refusing_exchange_is_a_clear_error_and_its_own_exit_code() {
             "--lifetime",
         ),
         (&["list", "--name", "two words"][..], "invalid --name"),
+        (&["call", "", "x"][..], "needs a name"),
+        (&["watch", "reports", "", "*"][..], "needs a name"),
+        (&["watch", "registry", "--duration=-1"][..], "--duration"),
+        (
+            &["bench", "requests", "--size", "99999999999"][..],
+            "--size",
+        ),
     ] {
         let out = cli(args, WAIT);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", out.stderr);
@@ -614,4 +622,7 @@ fn watch_registry_shows_the_state_then_a_killed_publisher_withdrawn() {
     mesh.publisher.kill_hard();
     let line = watch.expect_line("withdrawn publisher", WAIT);
     assert!(line.contains("node publisher"), "{line}");
+    // This tool does not reconnect: when the exchange goes, the watch ends, with status 3.
+    mesh.exchange.kill_hard();
+    assert_eq!(watch.wait_exit(WAIT).code(), Some(3));
 }
