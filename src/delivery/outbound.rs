@@ -206,7 +206,13 @@ pub(crate) fn send_report_as<'l, T: PutTargets + ?Sized + 'l>(
         }
     });
     if let Err(e) = sent {
-        tracing::error!(publisher = %data.publisher, subject = %data.subject, "report not sent to remote subscribers: {e}");
+        // A remote subscriber can ask for a format some content has no encoding in (JSON of a
+        // map with non-string keys): logged at powers of two, not per report.
+        static UNSENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let unsent = UNSENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if unsent.is_power_of_two() {
+            tracing::error!(publisher = %data.publisher, subject = %data.subject, unsent, "report not sent to remote subscribers: {e}");
+        }
     }
 }
 
