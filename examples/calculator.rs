@@ -19,7 +19,7 @@ use netsvc::prelude::*;
 
 /// Exports arithmetic.
 #[derive(Service)]
-#[service(name = "calculator")]
+#[service(name = "calculator", groups = ["arithmetic"])]
 struct Calculator;
 
 impl Service for Calculator {}

@@ -146,9 +146,35 @@ fn list_shows_the_services_with_their_nodes_and_the_nodes_with_their_links() {
         .collect();
     assert_eq!(names, ["calculator", "publisher"], "{}", out.stdout);
     let calculator = lines[1].split_whitespace().collect::<Vec<_>>();
-    assert_eq!(calculator[2], "*", "{}", out.stdout);
-    assert_eq!(calculator[4], "calculator", "node name: {}", out.stdout);
-    assert!(calculator[5].starts_with("127.0.0.1:"), "{}", out.stdout);
+    assert_eq!(calculator[2], "arithmetic", "{}", out.stdout);
+    assert_eq!(calculator[3], "*", "{}", out.stdout);
+    assert_eq!(calculator[5], "calculator", "node name: {}", out.stdout);
+    assert!(calculator[6].starts_with("127.0.0.1:"), "{}", out.stdout);
+
+    // By group, and the groups with their members.
+    let out = mesh.cli(&["list", "--group", "arithmetic", "--json"], WAIT);
+    let objects: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(objects.len(), 1, "{}", out.stdout);
+    assert_eq!(objects[0]["name"], "calculator");
+    assert_eq!(objects[0]["groups"], serde_json::json!(["arithmetic"]));
+    let out = mesh.cli(&["list", "groups"], WAIT);
+    assert!(out.status.success(), "{}", out.stderr);
+    let rows: Vec<Vec<&str>> = out
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            vec!["GROUP", "MEMBERS", "SERVICES"],
+            vec!["arithmetic", "1", "calculator"]
+        ]
+    );
 
     // --json: one object per line, full identities.
     let out = mesh.cli(&["list", "--name", "publisher", "--json"], WAIT);
