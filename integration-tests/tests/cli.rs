@@ -295,9 +295,16 @@ fn a_missing_or_refusing_exchange_is_a_clear_error_and_its_own_exit_code() {
     // Something that accepts connections but never speaks: the connect timeout, then 3.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = silent.local_addr().unwrap().to_string();
-    let out = cli(&["list", "--connect", &addr, "--connect-timeout", "0.5"], WAIT);
+    let out = cli(
+        &["list", "--connect", &addr, "--connect-timeout", "0.5"],
+        WAIT,
+    );
     assert_eq!(out.status.code(), Some(3), "{}", out.stderr);
-    assert!(out.stderr.contains("no handshake within 0.5 s"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("no handshake within 0.5 s"),
+        "{}",
+        out.stderr
+    );
     assert!(out.took < Duration::from_secs(3), "{:?}", out.took);
     drop(silent);
 
