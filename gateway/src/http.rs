@@ -50,26 +50,22 @@ pub(crate) fn refuse(req: &HttpRequest, failure: HttpFailure) -> HttpResponse {
         .peer_addr()
         .map_or_else(|| "?".to_owned(), |a| a.to_string());
     let f = &failure.failure;
-    if failure.status.is_server_error() {
-        tracing::warn!(
-            "{peer} {} {}: {} {} ({}): {}",
-            req.method(),
-            req.path(),
-            failure.status.as_u16(),
-            f.code.0,
-            f.origin,
-            f.description
-        );
+    // The gateway's or netsvc's own trouble is a warning; a client's mistake or a
+    // service's own failure is information.
+    let ours = f.origin == crate::error::GATEWAY_ORIGIN || f.origin == netsvc::NETSVC_ORIGIN;
+    let line = format!(
+        "{peer} {} {}: {} {} ({}): {}",
+        req.method(),
+        req.path(),
+        failure.status.as_u16(),
+        f.code.0,
+        f.origin,
+        f.description
+    );
+    if failure.status.is_server_error() && ours {
+        tracing::warn!("{line}");
     } else {
-        tracing::info!(
-            "{peer} {} {}: {} {} ({}): {}",
-            req.method(),
-            req.path(),
-            failure.status.as_u16(),
-            f.code.0,
-            f.origin,
-            f.description
-        );
+        tracing::info!("{line}");
     }
     failure.response()
 }
