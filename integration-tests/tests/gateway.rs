@@ -37,7 +37,7 @@ struct Mesh {
     /// `http://127.0.0.1:PORT`.
     url: String,
     _exchange: Process,
-    _calculator: Process,
+    calculator: Option<Process>,
     _shapes: Process,
     _gateway: Process,
 }
@@ -76,7 +76,7 @@ fn mesh() -> Mesh {
     let mesh = Mesh {
         url,
         _exchange: exchange,
-        _calculator: calculator,
+        calculator: Some(calculator),
         _shapes: shapes,
         _gateway: gateway,
     };
@@ -282,6 +282,33 @@ fn curl_follows_events_cached_first() {
     );
     registry.expect_line("\"name\":\"calculator\"", WAIT);
     registry.expect_count("event: available", 3, WAIT);
+}
+
+#[test]
+fn a_call_pending_when_its_service_dies_fails_at_once() {
+    let mut mesh = mesh();
+    let url = mesh.url.clone();
+    let pending = std::thread::spawn(move || {
+        let out = Command::new("curl")
+            .args(["-s", "--max-time", "10", "--json", "[3, 8000]"])
+            .arg(format!("{url}/call/calculator/slow_square?timeout=9"))
+            .output()
+            .expect("curl runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let killed = Instant::now();
+    drop(mesh.calculator.take());
+    let body = pending.join().unwrap();
+    assert!(
+        killed.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        killed.elapsed()
+    );
+    let v: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert_eq!(v["error"]["code"], 57, "{v}");
+    let (status, v) = mesh.json("/call/calculator/multiply", "[6, 7]");
+    assert_eq!(status, 503, "no calculator any more: {v}");
 }
 
 /// Runs a Python script with the gateway's URL as its argument; its stdout.
