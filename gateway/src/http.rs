@@ -50,8 +50,9 @@ pub(crate) fn refuse(req: &HttpRequest, failure: HttpFailure) -> HttpResponse {
         .peer_addr()
         .map_or_else(|| "?".to_owned(), |a| a.to_string());
     let f = &failure.failure;
-    // The gateway's or netsvc's own trouble is a warning; a client's mistake or a
-    // service's own failure is information.
+    // The gateway's or netsvc's own trouble (a 500 of theirs) is a warning; a client's
+    // mistake, a service that is not there or too slow, or a service's own failure is
+    // information.
     let ours = f.origin == crate::error::GATEWAY_ORIGIN || f.origin == netsvc::NETSVC_ORIGIN;
     let line = format!(
         "{peer} {} {}: {} {} ({}): {}",
@@ -62,7 +63,7 @@ pub(crate) fn refuse(req: &HttpRequest, failure: HttpFailure) -> HttpResponse {
         f.origin,
         f.description
     );
-    if failure.status.is_server_error() && ours {
+    if failure.status == actix_web::http::StatusCode::INTERNAL_SERVER_ERROR && ours {
         tracing::warn!("{line}");
     } else {
         tracing::info!("{line}");

@@ -62,9 +62,14 @@
 //!
 //! ## XML-RPC
 //!
-//! dxr as a codec; values mapped to and from JSON ([`xmlrpc_to_json`], [`json_to_xmlrpc`]);
-//! faults with `faultCode` = the netsvc code and `faultString` = `"origin -- description"`,
-//! then a blank line and the details ([`xmlrpc_fault`]).
+//! dxr as a codec only (its types are not part of this crate's API); values mapped to and
+//! from JSON by hand: `i4` and `i8` integers (an integer that fits `i4` is sent as one),
+//! doubles, booleans, strings, `base64` (a JSON array of byte values, as serde writes a
+//! `Vec<u8>`), `dateTime.iso8601` (a string, `20261202T06:10:00`), arrays, structs, `nil`
+//! (`null`); a value with no XML-RPC equivalent (an integer beyond `i8`) as a string, as OSE
+//! did. Faults carry `faultCode` = the netsvc code and `faultString` =
+//! `"origin -- description"`, then a blank line and the details when there are any. A call's
+//! failure is a fault with `200`; a body that is not an XML-RPC call is `400` with a fault.
 //!
 //! ## Architecture
 //!
@@ -104,9 +109,6 @@ use netsvc::{Binding, ErrorCode, GroupName, Node, ServiceName, ServiceOptions};
 pub use error::{code_name, failure_json, status_of, GATEWAY_ORIGIN};
 pub use events::KEEP_ALIVE;
 pub use jsonrpc::MAX_BATCH;
-pub use xmlrpc::{
-    fault_of as xmlrpc_fault, from_json as json_to_xmlrpc, to_json as xmlrpc_to_json,
-};
 
 /// Default per-request timeout (see [`GatewayConfig::timeout`]).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -32,7 +32,7 @@ use crate::route::Args;
 use crate::Shared;
 
 /// An XML-RPC value as JSON.
-pub fn to_json(value: dxr::Value) -> Value {
+pub(crate) fn to_json(value: dxr::Value) -> Value {
     match value {
         dxr::Value::Integer(i) => Value::from(i),
         dxr::Value::Long(l) => Value::from(l),
@@ -54,7 +54,7 @@ pub fn to_json(value: dxr::Value) -> Value {
 }
 
 /// A JSON value as XML-RPC.
-pub fn from_json(value: &Value) -> dxr::Value {
+pub(crate) fn from_json(value: &Value) -> dxr::Value {
     match value {
         Value::Null => dxr::Value::Nil,
         Value::Bool(b) => dxr::Value::Boolean(*b),
@@ -81,7 +81,7 @@ pub fn from_json(value: &Value) -> dxr::Value {
 
 /// A failure as a fault: the netsvc code, and `"origin -- description"` followed by a blank
 /// line and the details when there are any.
-pub fn fault_of(failure: &Failure) -> dxr::Fault {
+pub(crate) fn fault_of(failure: &Failure) -> dxr::Fault {
     let mut text = format!("{} -- {}", failure.origin, failure.description);
     if !failure.details.is_empty() {
         text.push_str("\n\n");

@@ -39,7 +39,7 @@ struct Mesh {
     _exchange: Process,
     calculator: Option<Process>,
     _shapes: Process,
-    _gateway: Process,
+    gateway: Process,
 }
 
 fn mesh() -> Mesh {
@@ -78,7 +78,7 @@ fn mesh() -> Mesh {
         _exchange: exchange,
         calculator: Some(calculator),
         _shapes: shapes,
-        _gateway: gateway,
+        gateway,
     };
     // Until the gateway's node has heard of both services.
     let deadline = Instant::now() + WAIT;
@@ -309,6 +309,29 @@ fn a_call_pending_when_its_service_dies_fails_at_once() {
     assert_eq!(v["error"]["code"], 57, "{v}");
     let (status, v) = mesh.json("/call/calculator/multiply", "[6, 7]");
     assert_eq!(status, 503, "no calculator any more: {v}");
+}
+
+#[test]
+fn sigterm_stops_the_gateway_and_ends_its_event_streams() {
+    let mut mesh = mesh();
+    let mut registry = Process::start(
+        "curl",
+        &[
+            "-N",
+            "-s",
+            "--max-time",
+            "20",
+            &format!("{}/events/registry", mesh.url),
+        ],
+    );
+    registry.expect_line("event: available", WAIT);
+    mesh.gateway.signal("TERM");
+    mesh.gateway.expect_line("gateway stopped", WAIT);
+    assert!(mesh.gateway.wait_exit(WAIT).success());
+    let status = registry.wait_exit(WAIT);
+    assert!(status.success(), "the stream ended cleanly: {status:?}");
+    let (status, _) = mesh.curl(&["/services"]);
+    assert_eq!(status, 0, "nothing listens any more");
 }
 
 /// Runs a Python script with the gateway's URL as its argument; its stdout.
