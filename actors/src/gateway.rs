@@ -89,6 +89,7 @@ pub(crate) async fn run(args: GatewayArgs) -> Result<(), CliError> {
         workers: args.workers,
     };
     let gateway = Gateway::new(&node, config);
+    gateway.watch_links(&exchange);
     let local = gateway.listen(&args.listen).await.map_err(|e| CliError {
         exit: Exit::Failed,
         message: format!("cannot listen on {}: {e}", args.listen),

@@ -15,7 +15,10 @@
 //! keep-alive comment goes out every [`KEEP_ALIVE`] so that proxies keep the connection and
 //! a vanished client is noticed.
 //!
-//! Registry events: `available`, `withdrawn`, `joined`, `left`, each with the service's
+//! Registry events: first a `link` event for each exchange link of the gateway's node (`state`
+//! `up`, `peer_node`, `peer_process`, `address`), then `link` events as links come up and go
+//! down when the gateway was given its exchange ([`Gateway::watch_links`](crate::Gateway));
+//! and `available`, `withdrawn`, `joined`, `left`, each with the service's
 //! `name`, `agent`, `process` and `node` (and the `group` for the last two), the current state
 //! first. With an exposed group, the stream shows the exposed view: a service appears
 //! (`available`) when it is in the group and disappears (`withdrawn`) when it leaves it or is
@@ -160,20 +163,90 @@ fn keep_alive() -> tokio::time::Interval {
     tick
 }
 
+/// A link's state as an event's data.
+fn link_json(up: bool, node: &str, process: &netsvc::ProcessId, address: &str) -> Value {
+    json!({
+        "state": if up { "up" } else { "down" },
+        "peer_node": node,
+        "peer_process": process.to_string(),
+        "address": address,
+    })
+}
+
+/// The gateway node's links now, as `link` events (from its own introspection).
+async fn current_links(shared: &Shared) -> Vec<Bytes> {
+    let node = &shared.router.node;
+    let call = node.introspect(node.process());
+    match tokio::time::timeout(Duration::from_secs(2), call).await {
+        Ok(Ok(info)) => info
+            .links
+            .iter()
+            .map(|l| {
+                event(
+                    "link",
+                    &link_json(true, &l.peer_node, &l.peer_process, &l.address),
+                )
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The next link change, or never without an exchange to watch.
+async fn next_link(
+    links: &mut Option<tokio::sync::broadcast::Receiver<netsvc::ConnectionEvent>>,
+) -> Option<netsvc::ConnectionEvent> {
+    let Some(rx) = links else {
+        return std::future::pending().await;
+    };
+    loop {
+        match rx.recv().await {
+            Ok(event) => return Some(event),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                *links = None;
+                return std::future::pending().await;
+            }
+        }
+    }
+}
+
 /// `GET /events/registry`.
 pub(crate) async fn registry(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
     let Some(mut watch) = at_home(&shared, |node| node.watch_registry()).await else {
         return refuse(&req, stopped());
     };
+    let mut links = shared.exchange.get().map(netsvc::Exchange::connections);
     let (response, sink) = stream(&req, shared.config.sse_buffer);
     let shared = shared.into_inner();
     actix_rt::spawn(async move {
+        for link in current_links(&shared).await {
+            if !sink.send(link) {
+                return;
+            }
+        }
         let mut tick = keep_alive();
         // With an exposed group: every service known, and those in the group (shown).
         let mut known: HashMap<AgentId, Binding> = HashMap::new();
         let mut shown: HashSet<AgentId> = HashSet::new();
         loop {
-            let item = match next_or_tick(&mut watch, &mut tick).await {
+            let item = tokio::select! {
+                next = next_or_tick(&mut watch, &mut tick) => next,
+                Some(link) = next_link(&mut links) => {
+                    let up = link.state == netsvc::ConnectionState::Active;
+                    let data = link_json(
+                        up,
+                        &link.remote_node,
+                        &link.remote_process,
+                        &link.remote_addr.to_string(),
+                    );
+                    if !sink.send(event("link", &data)) {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let item = match item {
                 Next::Tick => {
                     if !sink.send(Bytes::from_static(b": keep-alive\n\n")) {
                         return;

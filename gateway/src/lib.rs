@@ -30,7 +30,7 @@
 //! | `POST /call/{service}/{method}` | a JSON array (by position) or object (by parameter name) of arguments → `200 {"result": …}`, or a failure with the status map below and `{"error": {"code", "name", "description", "origin", "details"}}`; `?timeout=SECONDS` |
 //! | `POST /jsonrpc` | JSON-RPC 2.0, method `service.method`: see [`jsonrpc`](crate#json-rpc-20) below |
 //! | `POST /RPC2`, `POST /xmlrpc/{service}` | XML-RPC, methodName `service.method`, or the service from the path and methodName = method |
-//! | `GET /events/registry` | Server-Sent Events: the exposed services, the current state first, then changes |
+//! | `GET /events/registry` | Server-Sent Events: the node's links and the exposed services, the current state first, then changes (links too with [`Gateway::watch_links`]) |
 //! | `GET /events/reports/{service}?pattern=P` | Server-Sent Events: reports of every service of that name matching `P` (default `*`), cached ones first, content as JSON |
 //! | `POST /publish/{subject}?lifetime=forever\|none\|SECONDS` | the JSON body published by the gateway's own service ([`GatewayConfig::publisher`]) |
 //! | `GET /services`, `GET /services/{name}` | the exposed services (name, agent, groups, audience, process, node, location); one name's bindings and descriptor |
@@ -160,6 +160,8 @@ pub(crate) struct Shared {
     publisher: Addr<publisher::Publisher>,
     /// The arbiter the gateway was built on (the node's): watches are made there.
     home: ArbiterHandle,
+    /// The exchange whose links `/events/registry` follows, once given.
+    exchange: std::sync::OnceLock<netsvc::Exchange>,
 }
 
 /// An HTTP gateway of one node. Build it inside the node's actix System; it serves on every
@@ -196,10 +198,18 @@ impl Gateway {
                 config,
                 publisher: spawned.addr,
                 home: actix_rt::Arbiter::current(),
+                exchange: std::sync::OnceLock::new(),
             }),
             publisher: spawned.binding,
             servers: Arc::new(Mutex::new(Vec::new())),
         }
+    }
+
+    /// Follows the links of `exchange` (the gateway node's): `/events/registry` then tells
+    /// when they come up and go down. Without it, the stream tells only the links there are
+    /// when it starts. Only the first exchange given is followed.
+    pub fn watch_links(&self, exchange: &netsvc::Exchange) {
+        let _ = self.shared.exchange.set(exchange.clone());
     }
 
     /// The gateway's settings.

@@ -36,7 +36,7 @@ fn built(relative: &str) -> String {
 struct Mesh {
     /// `http://127.0.0.1:PORT`.
     url: String,
-    _exchange: Process,
+    exchange: Option<Process>,
     calculator: Option<Process>,
     _shapes: Process,
     gateway: Process,
@@ -75,7 +75,7 @@ fn mesh() -> Mesh {
     let url = format!("http://{}", line.rsplit(' ').next().expect("an address"));
     let mesh = Mesh {
         url,
-        _exchange: exchange,
+        exchange: Some(exchange),
         calculator: Some(calculator),
         _shapes: shapes,
         gateway,
@@ -280,6 +280,11 @@ fn curl_follows_events_cached_first() {
             &format!("{}/events/registry", mesh.url),
         ],
     );
+    let link = registry.expect_line("^data: {\"address\"", WAIT);
+    assert!(
+        link.contains(r#""peer_node":"exchange""#) && link.contains(r#""state":"up""#),
+        "{link}"
+    );
     registry.expect_line("\"name\":\"calculator\"", WAIT);
     registry.expect_count("event: available", 3, WAIT);
 }
@@ -325,6 +330,10 @@ fn sigterm_stops_the_gateway_and_ends_its_event_streams() {
         ],
     );
     registry.expect_line("event: available", WAIT);
+    // The exchange goes: its link goes down, live.
+    drop(mesh.exchange.take());
+    let down = registry.expect_line(r#""state":"down""#, WAIT);
+    assert!(down.contains(r#""peer_node":"exchange""#), "{down}");
     mesh.gateway.signal("TERM");
     mesh.gateway.expect_line("gateway stopped", WAIT);
     assert!(mesh.gateway.wait_exit(WAIT).success());
