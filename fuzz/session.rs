@@ -265,10 +265,10 @@ pub fn run(input: &[u8]) {
     let hub = hub();
     let n = EXECUTIONS.fetch_add(1, Ordering::Relaxed);
     session(hub, input);
-    if n % check_every() == 0 {
+    if n.is_multiple_of(check_every()) {
         check_raw(hub);
     }
-    if n % node_check_every() == 0 {
+    if n.is_multiple_of(node_check_every()) {
         check_node(hub);
     }
 }

@@ -29,7 +29,7 @@ fn reading(n: u32) -> Reading {
         city: "Zürich".into(),
         celsius: 20.5 + f64::from(n),
         tags: vec!["live".into(), format!("n{n}")],
-        station: (n % 2 == 0).then_some(n),
+        station: n.is_multiple_of(2).then_some(n),
     }
 }
 

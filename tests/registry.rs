@@ -229,7 +229,7 @@ async fn lookups_by_name_group_agent_and_all() {
 async fn lookups_by_name_among_thousands_of_services_answer_what_a_filter_of_every_service_does() {
     let node = Node::new("test");
     let name = |i: usize| {
-        if i % 10 == 0 {
+        if i.is_multiple_of(10) {
             format!("shared-{}", i % 7)
         } else {
             format!("unique-{i}")

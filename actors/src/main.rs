@@ -7,6 +7,9 @@
 //!   server (optionally part of a distributed exchange); logs connections; stops on Ctrl-C.
 //!   `--tls-cert FILE --tls-key FILE [--tls-ca FILE --require-client-cert]` put its links under
 //!   TLS, `--secret-file FILE` requires a shared secret, `--policy FILE` a per-peer policy.
+//! * `netsvc gateway --listen HOST:PORT --connect HOST:PORT [--group G | --all]` — the HTTP
+//!   gateway (JSON calls, JSON-RPC 2.0, XML-RPC, Server-Sent Events) on a node joined to the
+//!   exchange; prints "gateway listening on ADDR"; stops on Ctrl-C.
 
 mod bench;
 mod call;
@@ -14,6 +17,7 @@ mod client;
 mod demo;
 mod describe;
 mod exchange;
+mod gateway;
 mod list;
 mod publish;
 mod watch;
@@ -37,6 +41,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run a standalone exchange server.
     Exchange(exchange::ExchangeArgs),
+    /// Serve the mesh over HTTP: JSON calls, JSON-RPC 2.0, XML-RPC, live events.
+    Gateway(gateway::GatewayArgs),
     /// List the services of the mesh (or its groups, nodes, subscriptions).
     List(list::ListArgs),
     /// Describe a service: its methods, and the subjects it publishes.
@@ -68,6 +74,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Demo(args) => actix::System::new().block_on(demo::run(args)),
         Command::Exchange(args) => actix::System::new().block_on(exchange::run(args)),
+        Command::Gateway(args) => client_verb(gateway::run(args)),
         Command::List(args) => client_verb(list::run(args)),
         Command::Describe(args) => client_verb(describe::run(args)),
         Command::Watch(args) => client_verb(watch::run(args)),

@@ -118,7 +118,7 @@ fn lookups_by_name_answer_what_a_scan_of_every_agent_answers() {
     names.push(ServiceName::new("nobody").unwrap());
     let register =
         |registry: &mut Registry, agent: AgentId, name: &ServiceName, location: Location| {
-            let groups = if agent.as_uuid().as_bytes()[0] % 2 == 0 {
+            let groups = if agent.as_uuid().as_bytes()[0].is_multiple_of(2) {
                 vec![group.clone()]
             } else {
                 Vec::new()

@@ -1,0 +1,305 @@
+//! # netsvc-gateway — netsvc over HTTP
+//!
+//! An HTTP front door for a netsvc node (OSE's `HttpDaemon` and `RpcGateway(group)`): tools
+//! without Rust types, scripts and other languages call the mesh's services, watch its
+//! registry and reports, and publish into it. The gateway's node joins the mesh like any
+//! other; the gateway is actix-web on the node's own actix System.
+//!
+//! ```no_run
+//! use netsvc::Node;
+//! use netsvc_gateway::{Gateway, GatewayConfig};
+//!
+//! #[actix::main]
+//! async fn main() -> std::io::Result<()> {
+//!     let node = Node::new("gateway");
+//!     // ... join an exchange, spawn services ...
+//!     let gateway = Gateway::new(&node, GatewayConfig::default());
+//!     let addr = gateway.listen("127.0.0.1:8080").await?;
+//!     println!("gateway listening on {addr}");
+//!     node.monitor_signals();
+//!     node.shutdown_complete().await; // the gateway stops with the node
+//!     gateway.stop().await;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! ## Endpoints
+//!
+//! | endpoint | what |
+//! |---|---|
+//! | `POST /call/{service}/{method}` | a JSON array (by position) or object (by parameter name) of arguments → `200 {"result": …}`, or a failure with the status map below and `{"error": {"code", "name", "description", "origin", "details"}}`; `?timeout=SECONDS` |
+//! | `POST /jsonrpc` | JSON-RPC 2.0, method `service.method`: see [`jsonrpc`](crate#json-rpc-20) below |
+//! | `POST /RPC2`, `POST /xmlrpc/{service}` | XML-RPC, methodName `service.method`, or the service from the path and methodName = method |
+//! | `GET /events/registry` | Server-Sent Events: the node's links and the exposed services, the current state first, then changes (links too with [`Gateway::watch_links`]) |
+//! | `GET /events/reports/{service}?pattern=P` | Server-Sent Events: reports of every service of that name matching `P` (default `*`), cached ones first, content as JSON |
+//! | `POST /publish/{subject}?lifetime=forever\|none\|SECONDS` | the JSON body published by the gateway's own service ([`GatewayConfig::publisher`]) |
+//! | `GET /services`, `GET /services/{name}` | the exposed services (name, agent, groups, audience, process, node, location); one name's bindings and descriptor |
+//! | `GET /nodes` | the introspection of every node reachable by links, as `netsvc list nodes` walks them |
+//!
+//! The status map (DESIGN §5): 46 no such service → 503, 47 timeout → 504, 55 no such method
+//! → 404, 54 / 56 undecodable or wrong arguments → 400, an application's code and other
+//! server failures → 500 (the code is in the body). The HTTP layer adds 413 for a body over
+//! [`GatewayConfig::body_limit`] and 415 for a content type other than JSON (XML for
+//! XML-RPC); a request without a content type is taken as the endpoint's.
+//!
+//! ## What is reachable
+//!
+//! Only the services of the exposed group ([`GatewayConfig::group`]; `None`: every service
+//! the node sees), and the gateway's own publisher. A service outside it looks like no
+//! service at all (46). Reserved methods (names starting with `$`, such as `$describe`) are
+//! not callable: their answers come through the dedicated endpoints. Of several services of
+//! one name, a call goes to a local one first, else to the one known longest; when that one
+//! is withdrawn the next call goes to the next. A call whose service is withdrawn while it
+//! is pending fails at once (`SERVER_APPLICATION_ERROR`, from the core), and is not retried
+//! elsewhere (it may have run).
+//!
+//! ## JSON-RPC 2.0
+//!
+//! See the `jsonrpc` module: reserved codes −32700, −32600, −32601 (netsvc's 55), −32602 (54,
+//! 56), −32603; every other failure has `error.code` = the netsvc code and `{"name", "origin",
+//! "details"}` in `error.data`. Batches run concurrently and answer in order; notifications
+//! are run and never answered (`204` for a single one or a batch of only notifications).
+//!
+//! ## XML-RPC
+//!
+//! dxr as a codec only (its types are not part of this crate's API); values mapped to and
+//! from JSON by hand: `i4` and `i8` integers (an integer that fits `i4` is sent as one),
+//! doubles, booleans, strings, `base64` (a JSON array of byte values, as serde writes a
+//! `Vec<u8>`), `dateTime.iso8601` (a string, `20261202T06:10:00`), arrays, structs, `nil`
+//! (`null`); a value with no XML-RPC equivalent (an integer beyond `i8`) as a string, as OSE
+//! did. Faults carry `faultCode` = the netsvc code and `faultString` =
+//! `"origin -- description"`, then a blank line and the details when there are any. A call's
+//! failure is a fault with `200`; a body that is not an XML-RPC call is `400` with a fault.
+//!
+//! ## Architecture
+//!
+//! | module | what |
+//! |---|---|
+//! | `lib.rs` | [`Gateway`], [`GatewayConfig`], the routes, start and stop |
+//! | `route` | what is exposed, which binding a call goes to, arguments by name, timeouts: the one path of every call |
+//! | `body` | request bodies: content type, size limit |
+//! | `error` | failures at the door: the status map, the `{"error": …}` body |
+//! | `http` | the plain JSON endpoints, the registry and introspection |
+//! | `jsonrpc`, `xmlrpc` | the two RPC protocols over the same calls |
+//! | `events` | Server-Sent Events and the slow-client policy |
+//! | `publisher` | the gateway's own service behind `POST /publish` |
+//!
+//! Threads: actix-web's workers are arbiters of the node's System; handlers talk to the node
+//! through its thread-safe handles, and the watches behind event streams are made on the
+//! arbiter that built the gateway (the node's), so that HTTP workers own no netsvc service.
+
+mod body;
+mod error;
+mod events;
+mod http;
+mod jsonrpc;
+mod publisher;
+mod route;
+mod xmlrpc;
+
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::Addr;
+use actix_rt::ArbiterHandle;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use netsvc::{Binding, ErrorCode, GroupName, Node, ServiceName, ServiceOptions};
+
+pub use error::{code_name, failure_json, status_of, GATEWAY_ORIGIN};
+pub use events::KEEP_ALIVE;
+pub use jsonrpc::MAX_BATCH;
+
+/// Default per-request timeout (see [`GatewayConfig::timeout`]).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default limit of a request body, in bytes (see [`GatewayConfig::body_limit`]).
+pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
+/// Default name of the gateway's own publisher (see [`GatewayConfig::publisher`]).
+pub const DEFAULT_PUBLISHER: &str = "gateway";
+/// Default number of events an event stream buffers for a slow client before it is dropped
+/// (see [`GatewayConfig::sse_buffer`]).
+pub const DEFAULT_SSE_BUFFER: usize = 256;
+/// Default number of HTTP worker threads (see [`GatewayConfig::workers`]).
+pub const DEFAULT_WORKERS: usize = 1;
+
+/// Tunables of a gateway.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// The exposed group (OSE's `RpcGateway(group)`); `None`: every service the node sees.
+    pub group: Option<GroupName>,
+    /// Timeout of a request that does not say `?timeout=SECONDS`.
+    pub timeout: Duration,
+    /// Largest request body accepted (413 beyond).
+    pub body_limit: usize,
+    /// Name of the gateway's own service, the publisher of `POST /publish/{subject}`.
+    pub publisher: ServiceName,
+    /// Events an event stream holds for a client that reads too slowly; when they are all
+    /// waiting, the client is dropped.
+    pub sse_buffer: usize,
+    /// HTTP worker threads (each an arbiter of the node's System).
+    pub workers: usize,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            group: None,
+            timeout: DEFAULT_TIMEOUT,
+            body_limit: DEFAULT_BODY_LIMIT,
+            publisher: ServiceName::new(DEFAULT_PUBLISHER).expect("a valid name"),
+            sse_buffer: DEFAULT_SSE_BUFFER,
+            workers: DEFAULT_WORKERS,
+        }
+    }
+}
+
+/// What every handler shares.
+pub(crate) struct Shared {
+    router: route::Router,
+    config: GatewayConfig,
+    publisher: Addr<publisher::Publisher>,
+    /// The arbiter the gateway was built on (the node's): watches are made there.
+    home: ArbiterHandle,
+    /// The exchange whose links `/events/registry` follows, once given.
+    exchange: std::sync::OnceLock<netsvc::Exchange>,
+}
+
+/// An HTTP gateway of one node. Build it inside the node's actix System; it serves on every
+/// address given to [`Gateway::listen`] and stops when the node's shutdown completes (or on
+/// [`Gateway::stop`]).
+#[derive(Clone)]
+pub struct Gateway {
+    shared: web::Data<Shared>,
+    publisher: Binding,
+    servers: Arc<Mutex<Vec<actix_web::dev::ServerHandle>>>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("config", &self.shared.config)
+            .finish()
+    }
+}
+
+impl Gateway {
+    /// A gateway for `node`: spawns its publisher service on the current arbiter. Must be
+    /// called inside the node's actix System.
+    pub fn new(node: &Node, config: GatewayConfig) -> Gateway {
+        let spawned = node.spawn_with(
+            publisher::Publisher,
+            ServiceOptions::named(config.publisher.clone()),
+        );
+        let router =
+            route::Router::new(node.clone(), config.group.clone(), spawned.binding.agent());
+        Gateway {
+            shared: web::Data::new(Shared {
+                router,
+                config,
+                publisher: spawned.addr,
+                home: actix_rt::Arbiter::current(),
+                exchange: std::sync::OnceLock::new(),
+            }),
+            publisher: spawned.binding,
+            servers: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// Follows the links of `exchange` (the gateway node's): `/events/registry` then tells
+    /// when they come up and go down. Without it, the stream tells only the links there are
+    /// when it starts. Only the first exchange given is followed.
+    pub fn watch_links(&self, exchange: &netsvc::Exchange) {
+        let _ = self.shared.exchange.set(exchange.clone());
+    }
+
+    /// The gateway's settings.
+    pub fn config(&self) -> &GatewayConfig {
+        &self.shared.config
+    }
+
+    /// The gateway's own service, the publisher of `POST /publish/{subject}`.
+    pub fn publisher(&self) -> &Binding {
+        &self.publisher
+    }
+
+    /// Serves on `addr` (port 0: a free port) and returns the address bound. The server
+    /// runs on the current System until the node's shutdown completes or [`Gateway::stop`];
+    /// actix-web's signal handling is off (the node's [`Node::monitor_signals`] owns signals).
+    pub async fn listen(&self, addr: impl ToSocketAddrs) -> std::io::Result<SocketAddr> {
+        let listener = TcpListener::bind(addr)?;
+        let local = listener.local_addr()?;
+        let shared = self.shared.clone();
+        let server = HttpServer::new(move || routes(App::new().app_data(shared.clone())))
+            .workers(self.shared.config.workers.max(1))
+            .disable_signals()
+            .shutdown_timeout(1)
+            .listen(listener)?
+            .run();
+        let handle = server.handle();
+        actix_rt::spawn(async move {
+            if let Err(e) = server.await {
+                tracing::error!("gateway on {local}: {e}");
+            }
+        });
+        self.servers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(handle.clone());
+        let node = self.shared.router.node.clone();
+        actix_rt::spawn(async move {
+            node.shutdown_complete().await;
+            handle.stop(true).await;
+            tracing::info!("gateway on {local} stopped with its node");
+        });
+        tracing::info!("gateway listening on {local}");
+        Ok(local)
+    }
+
+    /// Stops serving on every address (gracefully: requests in progress finish, for at most
+    /// a second) and waits for it.
+    pub async fn stop(&self) {
+        let servers: Vec<_> =
+            std::mem::take(&mut *self.servers.lock().unwrap_or_else(|e| e.into_inner()));
+        for server in servers {
+            server.stop(true).await;
+        }
+    }
+}
+
+/// The gateway's routes on `app`.
+fn routes<T>(app: App<T>) -> App<T>
+where
+    T: actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+{
+    app.route("/call/{service}/{method}", web::post().to(http::call))
+        .route("/jsonrpc", web::post().to(jsonrpc::handle))
+        .route("/RPC2", web::post().to(xmlrpc::rpc2))
+        .route("/xmlrpc/{service}", web::post().to(xmlrpc::by_service))
+        .route("/events/registry", web::get().to(events::registry))
+        .route("/events/reports/{service}", web::get().to(events::reports))
+        .route("/publish/{subject}", web::post().to(http::publish))
+        .route("/services", web::get().to(http::services))
+        .route("/services/{name}", web::get().to(http::service))
+        .route("/nodes", web::get().to(http::nodes))
+        .default_service(web::to(unknown))
+}
+
+/// Any other path: 404 with an error body naming it.
+async fn unknown(req: HttpRequest) -> HttpResponse {
+    let failure = error::HttpFailure {
+        status: actix_web::http::StatusCode::NOT_FOUND,
+        failure: error::gateway_failure(
+            ErrorCode::SERVER_METHOD_UNAVAILABLE,
+            format!("no endpoint {} {}", req.method(), req.path()),
+        ),
+    };
+    http::refuse(&req, failure)
+}
+
+#[cfg(test)]
+mod tests;
