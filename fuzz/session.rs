@@ -424,7 +424,12 @@ pub fn check_raw(hub: &Hub) {
                     conversation: c,
                     requester,
                     content,
+                    responder,
                 } if c == conversation && requester == me => {
+                    assert_eq!(
+                        responder, hub.calculator,
+                        "the hub answered multiply(6, 7) in another agent's name"
+                    );
                     let answer = Payload::encoded(content.format, content.bytes, content.type_name)
                         .decode::<i64>();
                     assert_eq!(answer, Ok(42), "the hub answered multiply(6, 7) wrongly");
@@ -793,6 +798,7 @@ impl Ops<'_, '_> {
                 conversation: self.input.u64(),
                 requester: self.agent(),
                 content: self.payload(),
+                responder: self.agent(),
             },
             11 => Frame::Failure {
                 conversation: self.input.u64(),
@@ -803,6 +809,7 @@ impl Ops<'_, '_> {
                     origin: self.input.text(REASONS),
                     details: self.input.text(REASONS),
                 },
+                responder: self.agent(),
             },
             12 => Frame::Heartbeat,
             13 => Frame::Goodbye {

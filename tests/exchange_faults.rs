@@ -350,11 +350,22 @@ async fn invalid_utf8_in_a_request_or_response_closes_the_connection() {
         args: args.clone(),
         reply_format: Format::Bincode,
     });
+    // The response's responder is an agent the peer announced: its source is right, only
+    // its type name is wrong.
+    let responder = AgentId::random();
     let response = Frame::Response {
         conversation: 1,
         requester: calculator.agent(),
         content: args,
+        responder,
     };
+    let announce = Frame::ServiceAvailable(ServiceInfo {
+        agent: responder,
+        name: String::new(),
+        audience: "*".into(),
+        process: ProcessId::random(),
+        groups: vec![],
+    });
     for (frame, name) in [(request, &b"multiply"[..]), (response, &b"(i64, i64)"[..])] {
         let mut bytes = encode(&frame);
         let at = bytes.windows(name.len()).position(|w| w == name).unwrap();
@@ -363,6 +374,7 @@ async fn invalid_utf8_in_a_request_or_response_closes_the_connection() {
         s.write_all(&encode(&hello(PROTOCOL_VERSION)))
             .await
             .unwrap();
+        s.write_all(&encode(&announce)).await.unwrap();
         s.write_all(&bytes).await.unwrap();
         // At once: well before the peer would count as silent (`dead_after`, 800 ms).
         let closed = closed_within(&mut s, Duration::from_millis(400)).await;
@@ -1323,9 +1335,11 @@ async fn a_request_from_an_agent_never_announced_is_answered_45_back_where_it_ca
                 conversation: 9,
                 requester,
                 failure,
+                responder,
             } = frame
             {
                 assert_eq!(requester, stranger);
+                assert_eq!(responder, calculator.agent(), "answered as the target");
                 break 'answered failure;
             }
         }

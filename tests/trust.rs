@@ -249,6 +249,7 @@ async fn an_answer_from_another_link_completes_no_call() {
                 type_name: "u64".into(),
                 bytes: forged.into(),
             },
+            responder: calc.agent(),
         })
         .await;
     assert_eq!(

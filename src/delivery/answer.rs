@@ -10,6 +10,13 @@
 //! their alternates when it closes). An answer over the frame size cap of its link is replaced by a
 //! failure that says so, never dropped; an answer for a requester no longer reachable is
 //! dropped (its own node fails the call when its link went down).
+//!
+//! Every answer names its responder ([`Parties::responder`]): the request's target. A service
+//! of this process answers as itself; a hop that fails a request it cannot pass on (the
+//! target is not known here, the requester cannot be seen beyond, the request is too large,
+//! an answer on the way is too large) answers as the target it could not reach, which is the
+//! agent the requester's node expects the answer from. A relayed answer keeps the responder it
+//! came with, and the hop checked it (see `inbound`).
 
 use tokio::sync::oneshot;
 
@@ -45,8 +52,10 @@ pub(crate) enum ReplyTo {
 }
 
 impl ReplyTo {
-    /// Sends the outcome to the requester.
-    pub(crate) fn send(self, outcome: Outcome) {
+    /// Sends the outcome to the requester, as the answer of `responder` (the request's
+    /// target, which a remote requester's node checks; see the module docs). The responder is
+    /// given here rather than kept in the reply so that a request in an inbox stays small.
+    pub(crate) fn send(self, responder: AgentId, outcome: Outcome) {
         match self {
             // The requester may have given up (timeout): a late response is dropped.
             ReplyTo::Local(tx) => drop(tx.send(outcome)),
@@ -62,16 +71,31 @@ impl ReplyTo {
                     outcome: outcome.map_err(|f| *f),
                     format,
                 };
-                let to = (requester.agent(), Some(link));
-                send_answer(link.routes(), to, conversation, answer);
+                let parties = Parties {
+                    conversation,
+                    requester: requester.agent(),
+                    responder,
+                };
+                send_answer(link.routes(), parties, Some(link), answer);
             }
         }
     }
 
-    /// Answers with a failure.
-    pub(crate) fn fail(self, failure: Failure) {
-        self.send(Err(Box::new(failure)))
+    /// Answers with a failure, as `responder` (see [`ReplyTo::send`]).
+    pub(crate) fn fail(self, responder: AgentId, failure: Failure) {
+        self.send(responder, Err(Box::new(failure)))
     }
+}
+
+/// Who an answer is between, as its frame names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Parties {
+    /// The requester's conversation id.
+    pub(crate) conversation: u64,
+    /// The requesting agent: where the answer goes.
+    pub(crate) requester: AgentId,
+    /// The answering agent: the request's target (see the module docs).
+    pub(crate) responder: AgentId,
 }
 
 /// An answer for a remote requester.
@@ -89,17 +113,18 @@ pub(crate) enum Answer<'a> {
     RelayedFailure(&'a [u8], &'a WireFailure),
 }
 
-/// Sends an answer to `requester`: on `first` (the link its request came in on) while it is
+/// Sends an answer to its requester: on `first` (the link its request came in on) while it is
 /// open, else by the requester's current route; see the module docs.
 pub(crate) fn send_answer(
     routes: &Routes,
-    (requester, first): (AgentId, Option<&Link>),
-    conversation: u64,
+    parties: Parties,
+    first: Option<&Link>,
     answer: Answer<'_>,
 ) {
+    let requester = parties.requester;
     let mut tried: Option<Link> = None;
     if let Some(link) = first.filter(|l| !l.is_closed()) {
-        match send_on(link, requester, conversation, &answer) {
+        match send_on(link, parties, &answer) {
             Err(SendError::Closed) => tried = Some(link.clone()),
             _ => return,
         }
@@ -114,20 +139,24 @@ pub(crate) fn send_answer(
         if tried.as_ref().is_some_and(|t| t.same(link)) {
             return tracing::debug!(%requester, "answer for a requester whose route closed; dropped");
         }
-        match send_on(link, requester, conversation, &answer) {
+        match send_on(link, parties, &answer) {
             Err(SendError::Closed) => tried = Some(link.clone()),
             _ => return,
         }
     }
 }
 
-/// Queues the answer on one link, with a failure in its place if it is too large.
-fn send_on(
-    link: &Link,
-    requester: AgentId,
-    conversation: u64,
-    answer: &Answer<'_>,
-) -> Result<(), SendError> {
+/// Queues the answer on one link, with a failure in its place if it is too large. The
+/// responder is announced on the link first if the link's announcements are still catching
+/// up (an answer of this node's agent to a peer that asked it straight after the handshake):
+/// the hop beyond checks that it speaks for an agent announced over the link.
+fn send_on(link: &Link, parties: Parties, answer: &Answer<'_>) -> Result<(), SendError> {
+    let Parties {
+        conversation,
+        requester,
+        responder,
+    } = parties;
+    link.announce_first(responder);
     let out = link.out();
     let max = out.max_frame();
     let refused = match answer {
@@ -146,6 +175,7 @@ fn send_on(
                         type_name: clip_name(content.type_name()).into(),
                         bytes,
                     },
+                    responder,
                 };
                 out.queue(FrameClass::Control, "Response", |buf| {
                     encode_response(&response, buf, max)
@@ -189,31 +219,22 @@ fn send_on(
             match out.send_raw(frame, FrameClass::Control, "Failure") {
                 Err(SendError::TooLarge { max }) => {
                     let failure = (*failure).clone().shortened(max);
-                    return send_failure(out, requester, conversation, failure);
+                    return send_failure(out, parties, failure);
                 }
                 other => return other,
             }
         }
     };
-    send_failure(
-        out,
-        requester,
-        conversation,
-        WireFailure::from_failure(refused),
-    )
+    send_failure(out, parties, WireFailure::from_failure(refused))
 }
 
 /// Queues a failure frame; one over the frame size cap goes with its texts cut short.
-fn send_failure(
-    out: &Outbound,
-    requester: AgentId,
-    conversation: u64,
-    failure: WireFailure,
-) -> Result<(), SendError> {
+fn send_failure(out: &Outbound, parties: Parties, failure: WireFailure) -> Result<(), SendError> {
     let frame = |failure| Frame::Failure {
-        conversation,
-        requester,
+        conversation: parties.conversation,
+        requester: parties.requester,
         failure,
+        responder: parties.responder,
     };
     match out.send_frame(&frame(failure.clone())) {
         Err(SendError::TooLarge { max }) => out.send_frame(&frame(failure.shortened(max))),

@@ -24,8 +24,7 @@ use bytes::Bytes;
 
 use self::calls::CallRouting;
 use self::reports::{Relay, ReportBatch, ReportRouting, Routed};
-use super::answer::Outcome;
-use super::answer::{send_answer, Answer};
+use super::answer::{send_answer, Answer, Outcome, Parties};
 use super::binding::Binding;
 use super::interned::Names;
 use super::link::Link;
@@ -325,7 +324,13 @@ fn route(
             conversation,
             requester,
             failure,
+            responder,
         } => {
+            let parties = Parties {
+                conversation,
+                requester,
+                responder,
+            };
             match net.lookup(requester) {
                 Some(r) if r.link().is_none() => {
                     let id = ConversationId(conversation);
@@ -333,10 +338,7 @@ fn route(
                     let from = (from, behind);
                     return Ok(complete(net, id, Err(Box::new(failure)), from, requester));
                 }
-                Some(_) => {
-                    let answer = Answer::RelayedFailure(raw, &failure);
-                    send_answer(net, (requester, None), conversation, answer);
-                }
+                Some(_) => send_answer(net, parties, None, Answer::RelayedFailure(raw, &failure)),
                 None => {}
             }
             Ok(Source::Behind)

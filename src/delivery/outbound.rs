@@ -98,7 +98,7 @@ pub(crate) fn send_request(
         reply_format,
     } = request;
     if let Err(refusal) = link.refuse_requester(&sender, target) {
-        reply.fail(refusal.into());
+        reply.fail(target.agent(), refusal.into());
         return Ok(());
     }
     // A local requester's answer will come back over this link: it waits for it from now.
@@ -164,7 +164,7 @@ pub(crate) fn send_request(
     let failure = Failure::from(refusal);
     match relayed {
         None => link.routes().complete(conversation, Err(Box::new(failure))),
-        Some(reply) => reply.fail(failure),
+        Some(reply) => reply.fail(target.agent(), failure),
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::delivery::ReplyTo;
 use crate::failure::{ErrorCode, Failure};
-use crate::ids::ConversationId;
+use crate::ids::{AgentId, ConversationId};
 use crate::payload::{Content, Payload};
 
 /// The shared slot of a suspended response: held by the [`Responder`] and by the serving
@@ -23,6 +23,8 @@ pub(crate) fn take_slot(slot: &ReplySlot) -> Option<ReplyTo> {
 pub struct Responder<T> {
     slot: ReplySlot,
     conversation: ConversationId,
+    /// The serving service: the agent the answer comes from.
+    agent: AgentId,
     origin: String,
     _type: PhantomData<fn(T)>,
 }
@@ -40,13 +42,14 @@ impl<T> std::fmt::Debug for Delayed<T> {
 impl<T: Content> Responder<T> {
     pub(crate) fn new(
         slot: ReplySlot,
-        conversation: ConversationId,
+        (conversation, agent): (ConversationId, AgentId),
         origin: String,
     ) -> (Self, Delayed<T>) {
         (
             Responder {
                 slot,
                 conversation,
+                agent,
                 origin,
                 _type: PhantomData,
             },
@@ -62,7 +65,7 @@ impl<T: Content> Responder<T> {
     /// Sends `value` as the response.
     pub fn resolve(self, value: T) {
         if let Some(reply) = take_slot(&self.slot) {
-            reply.send(Ok(Payload::new(value)));
+            reply.send(self.agent, Ok(Payload::new(value)));
         }
     }
 
@@ -73,7 +76,7 @@ impl<T: Content> Responder<T> {
                 .into()
                 .with_default_origin(&self.origin)
                 .with_conversation(self.conversation);
-            reply.fail(failure);
+            reply.fail(self.agent, failure);
         }
     }
 
@@ -90,6 +93,7 @@ impl<T> Drop for Responder<T> {
     fn drop(&mut self) {
         if let Some(reply) = take_slot(&self.slot) {
             reply.fail(
+                self.agent,
                 Failure::netsvc(
                     ErrorCode::SERVER_RESPONSE_ABORTED,
                     "the delayed response was dropped without an answer",

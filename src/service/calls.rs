@@ -38,7 +38,7 @@ impl<S: Service> ServiceContext<S> {
             .suspended
             .retain(|s| s.lock().map(|g| g.is_some()).unwrap_or(false));
         self.core.suspended.push(slot.clone());
-        Responder::new(slot, conversation, origin)
+        Responder::new(slot, (conversation, self.core.binding.agent()), origin)
     }
 
     /// Runs `then` on this service when `call` completes, without blocking the mailbox.

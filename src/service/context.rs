@@ -196,11 +196,13 @@ impl<S: Service> ServiceContext<S> {
         match reserved(&request.method) {
             Some(Reserved::Describe) => {
                 let descriptor = self.core.describe(<S as Descriptor>::methods());
-                return request.reply.send(Ok(Payload::new(descriptor)));
+                let me = self.core.binding.agent();
+                return request.reply.send(me, Ok(Payload::new(descriptor)));
             }
             Some(Reserved::Subscribers) => {
                 let subscriptions = self.core.subscriptions(request.sender.link());
-                return request.reply.send(Ok(Payload::new(subscriptions)));
+                let me = self.core.binding.agent();
+                return request.reply.send(me, Ok(Payload::new(subscriptions)));
             }
             None => {}
         }
@@ -253,7 +255,7 @@ impl<S: Service> ServiceContext<S> {
             failure.set_conversation(conversation);
         }
         if let Some(reply) = reply {
-            reply.send(outcome);
+            reply.send(self.core.binding.agent(), outcome);
         }
     }
 }
@@ -270,10 +272,11 @@ impl ServiceState {
         drop(self.inbox.close());
         for slot in self.suspended.drain(..) {
             if let Some(reply) = take_slot(&slot) {
-                reply.fail(Failure::netsvc(
+                let failure = Failure::netsvc(
                     ErrorCode::SERVER_APPLICATION_ERROR,
                     format!("service {} stopped before responding", self.binding),
-                ));
+                );
+                reply.fail(self.binding.agent(), failure);
             }
         }
         let _ = self.node.routes().remove(self.binding.agent(), None);

@@ -99,6 +99,7 @@ pub(crate) fn decode_frame(body: &[u8]) -> Result<Frame, CodecError> {
             conversation: view.conversation,
             requester: view.requester,
             content: owned_payload(view.content).map_err(|e| malformed_in("Response", e))?,
+            responder: view.responder,
         },
         Incoming::Other(frame) => frame,
     })
@@ -381,6 +382,7 @@ impl<'a> Fields<'a> {
                     origin: self.string()?,
                     details: self.string()?,
                 },
+                responder: self.agent()?,
             },
             14 => Frame::Heartbeat,
             15 => Frame::Goodbye {
@@ -407,6 +409,7 @@ impl<'a> Fields<'a> {
             conversation: self.varint()?,
             requester: self.agent()?,
             content: self.content()?,
+            responder: self.agent()?,
         })
     }
 
@@ -436,9 +439,9 @@ mod tests {
 
     #[test]
     fn cut_long_and_corrupted_bodies_are_malformed() {
-        // Requests and responses: every prefix, or an extra byte, is malformed; so is an
-        // unknown reply format.
-        for sample in [&samples()[11], &samples()[12]] {
+        // Requests, responses and failures: every prefix (an answer of version 3, without its
+        // responder, among them), or an extra byte, is malformed; so is an unknown reply format.
+        for sample in [&samples()[11], &samples()[12], &samples()[13]] {
             let bytes = encoded(sample);
             let body = &bytes[HEADER..];
             for cut in 1..body.len() {

@@ -102,6 +102,7 @@ pub(crate) fn encode_response(
         put_varint(buf, response.conversation);
         put_agent(buf, response.requester);
         put_content(buf, response.content);
+        put_agent(buf, response.responder);
     })
 }
 

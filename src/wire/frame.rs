@@ -13,9 +13,12 @@ use crate::payload::Format;
 /// The protocol version carried in the handshake.
 ///
 /// Version 3 added [`Frame::SubscriptionRequestedAs`]: a subscription that names the format
-/// its reports are to come in. A peer of version 2 would take it for a malformed frame, so it
-/// is refused at the handshake instead.
-pub const PROTOCOL_VERSION: u32 = 3;
+/// its reports are to come in. Version 4 appended the responder's agent to
+/// [`Frame::Response`] and [`Frame::Failure`], so that a requester's node can tell an answer
+/// from its call's target from one forged in another agent's name. A peer of an older
+/// version would take such frames for malformed ones, so it is refused at the handshake
+/// instead.
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// One message between two netsvc processes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,6 +93,8 @@ pub enum Frame {
         requester: AgentId,
         /// The response value.
         content: WirePayload,
+        /// The answering agent: the request's target (since version 4).
+        responder: AgentId,
     },
     /// The failure of a request.
     Failure {
@@ -99,6 +104,9 @@ pub enum Frame {
         requester: AgentId,
         /// What went wrong.
         failure: WireFailure,
+        /// The answering agent: the request's target, also when a hop on the way fails the
+        /// request for it (it answers as the target it could not reach; since version 4).
+        responder: AgentId,
     },
     /// Liveness: sent when a link has been quiet for a while.
     Heartbeat,
@@ -413,6 +421,7 @@ pub(crate) struct ResponseView<'a> {
     pub(crate) conversation: u64,
     pub(crate) requester: AgentId,
     pub(crate) content: ContentView<'a>,
+    pub(crate) responder: AgentId,
 }
 
 /// The targets of a received report; one (the usual number behind a link to a client) is kept

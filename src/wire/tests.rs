@@ -104,6 +104,7 @@ pub(super) fn samples() -> Vec<Frame> {
             conversation: 300,
             requester: agent(2),
             content: payload,
+            responder: agent(1),
         },
         Frame::Failure {
             conversation: 300,
@@ -114,6 +115,7 @@ pub(super) fn samples() -> Vec<Frame> {
                 origin: "o".into(),
                 details: "".into(),
             },
+            responder: agent(1),
         },
         Frame::Heartbeat,
         Frame::Goodbye {
@@ -164,6 +166,7 @@ fn large_frames() -> [Frame; 3] {
         conversation: 1 << 40,
         requester: agent(3),
         content: big_payload,
+        responder: agent(4),
     };
     [big, big_request, big_response]
 }
@@ -174,7 +177,8 @@ fn golden_bytes_pin_the_format() {
     // Length prefix (4 bytes, big endian), variant index (varint), then the fields in
     // order: identities as 16 length-prefixed bytes, strings and byte strings
     // length-prefixed, integers as varints (300 = fb2c01), booleans as one byte, a
-    // format as its variant index (bincode 0, JSON 1).
+    // format as its variant index (bincode 0, JSON 1). Since version 4 a response and a
+    // failure end with the responder's identity.
     let expected = [
         "0000001700011009090909090909090909090909090909016e0001",
         "00000003010178",
@@ -188,8 +192,8 @@ fn golden_bytes_pin_the_format() {
         "0000002d091001010101010101010101010101010101017400027538010701100202020202020202020202020202020200",
         "000000240a1001010101010101010101010101010101100202020202020202020202020202020201",
         "0000002f0bfb2c0110020202020202020202020202020202021001010101010101010101010101010101016d00027538010701",
-        "0000001b0cfb2c011002020202020202020202020202020202000275380107",
-        "0000001b0dfb2c011002020202020202020202020202020202390164016f00",
+        "0000002c0cfb2c0110020202020202020202020202020202020002753801071001010101010101010101010101010101",
+        "0000002c0dfb2c011002020202020202020202020202020202390164016f001001010101010101010101010101010101",
         "000000010e",
         "000000050f03627965",
         "00000006100407070707",
@@ -241,12 +245,14 @@ fn reports_decode_without_copying_and_other_frames_as_frames() {
                     conversation,
                     requester,
                     content,
+                    responder,
                 },
             ) => {
                 let expected = ResponseView {
                     conversation: *conversation,
                     requester: *requester,
                     content: content.view(),
+                    responder: *responder,
                 };
                 check_call_view(view, expected, &bytes, encode_response);
             }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::{complete, Behind, RouteCache, Source};
-use crate::delivery::answer::{send_answer, Answer, ReplyTo};
+use crate::delivery::answer::{send_answer, Answer, Parties, ReplyTo};
 use crate::delivery::interned::Names;
 use crate::delivery::link::Link;
 use crate::delivery::messages::{Delivery, IncomingRequest};
@@ -88,17 +88,22 @@ impl CallRouting<'_> {
             } else {
                 Source::Forged(requester)
             };
-            self.refuse_unknown_requester(conversation, requester, method);
+            self.refuse_unknown_requester(conversation, (requester, target), method);
             return Ok(source);
         };
-        let requester_agent = requester.agent();
+        // A request that cannot go on is answered from here, in the name of its target (the
+        // agent the requester's node waits for; see `answer`).
+        let parties = Parties {
+            conversation,
+            requester: requester.agent(),
+            responder: target,
+        };
         let refuse = |refusal: Refusal| {
             let answer = Answer::Outcome {
                 outcome: Err(refusal.into()),
                 format: reply_format,
             };
-            let to = (requester_agent, Some(from));
-            send_answer(self.net, to, conversation, answer);
+            send_answer(self.net, parties, Some(from), answer);
         };
         // No service exports a method with a longer name (they are Rust identifiers).
         if method.len() > MAX_NAME_LEN {
@@ -187,7 +192,12 @@ impl CallRouting<'_> {
     /// back on the link it came in on, the one answer not sent by the requester's route (it
     /// has none here), never dropped unanswered. Logged at powers of two: a peer sending many
     /// cannot flood the log.
-    fn refuse_unknown_requester(self, conversation: u64, requester: AgentId, method: &str) {
+    fn refuse_unknown_requester(
+        self,
+        conversation: u64,
+        (requester, target): (AgentId, AgentId),
+        method: &str,
+    ) {
         *self.unknown_requesters += 1;
         if self.unknown_requesters.is_power_of_two() {
             let (method, count) = (clip_name(method), *self.unknown_requesters);
@@ -200,6 +210,7 @@ impl CallRouting<'_> {
             conversation,
             requester,
             failure: WireFailure::from_failure(refusal.into()),
+            responder: target,
         });
     }
 
@@ -226,8 +237,12 @@ impl CallRouting<'_> {
             Some(Some(_)) => {
                 self.names.type_name(response.content.type_name)?;
                 let answer = Answer::RelayedResponse(self.frame);
-                let to = (response.requester, None);
-                send_answer(self.net, to, response.conversation, answer);
+                let parties = Parties {
+                    conversation: response.conversation,
+                    requester: response.requester,
+                    responder: response.responder,
+                };
+                send_answer(self.net, parties, None, answer);
             }
             None => {}
         }
