@@ -87,7 +87,8 @@
 //!
 //! A peer speaks only for itself: every frame's source must be an agent announced over the
 //! link it came on, or the frame is refused (a flood of them closes the link), and a call
-//! completes only from the link it went out on. Links can be TLS ([`ExchangeConfig::tls`]),
+//! completes only with an answer from its target (an answer names its responder: see
+//! [`wire::Frame::Response`](crate::wire::Frame::Response)). Links can be TLS ([`ExchangeConfig::tls`]),
 //! can require a shared secret proven in the handshake ([`ExchangeConfig::secret`]), and a
 //! server can decide per peer what it may announce and hold ([`ExchangeConfig::admit`]).
 

@@ -1,8 +1,8 @@
 //! A peer speaks only for itself: frames in the name of agents it did not announce over its
 //! link are refused (and a flood of them closes the link), an answer completes a call only
-//! from the link the call went out on, and a peer claiming a live process's identity cannot
-//! lock that process out. Each attack comes from a raw peer over a real socket, with healthy
-//! services running beside it.
+//! from its target and over a link the target is behind (a hub relays an answer only from
+//! there), and a peer claiming a live process's identity cannot lock that process out. Each
+//! attack comes from a raw peer over a real socket, with healthy services running beside it.
 
 mod common;
 
@@ -257,6 +257,245 @@ async fn an_answer_from_another_link_completes_no_call() {
         Ok(400),
         "only the real answer completes the call"
     );
+}
+
+/// A hub with a calculator node and a requester node as clients, and a raw attacker
+/// connected to it that announced an anonymous agent of its own.
+struct HubOfThree {
+    requester: Node,
+    calc: netsvc::Binding,
+    attacker: RawPeer,
+    /// The attacker's own agent.
+    forger: netsvc::AgentId,
+    hub_addr: String,
+    _keep: (Node, Exchange, Node, Exchange, Exchange),
+}
+
+async fn client_of(name: &str, addr: &str) -> (Node, Exchange) {
+    let node = Node::new(name);
+    let x = Exchange::with_config(&node, config()).unwrap();
+    let mut events = x.connections();
+    x.connect(addr, None).forget();
+    let event = tokio::time::timeout(WAIT, events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(event.state, ConnectionState::Active);
+    (node, x)
+}
+
+async fn hub_of_three() -> HubOfThree {
+    let _ = probe();
+    let hub = Node::new("hub");
+    let hub_x = Exchange::with_config(&hub, config()).unwrap();
+    let hub_addr = hub_x.listen("127.0.0.1:0").await.unwrap().to_string();
+    let (server, server_x) = client_of("server", &hub_addr).await;
+    server.spawn(Calculator);
+    let (requester, requester_x) = client_of("requester", &hub_addr).await;
+    let calc = wait_for(&requester, "calculator").await;
+    let mut attacker = RawPeer::connect(&hub_addr, ProcessId::random()).await;
+    let forger = attacker.announce_self().await;
+    settle().await;
+    HubOfThree {
+        requester,
+        calc,
+        attacker,
+        forger,
+        hub_addr,
+        _keep: (hub, hub_x, server, server_x, requester_x),
+    }
+}
+
+/// The requester's agent as the attacker sees it announced: the anonymous agent of the
+/// requester's process (its node agent, the requester of `Node::endpoint`).
+async fn requester_agent(attacker: &mut RawPeer, requester: &Node) -> netsvc::AgentId {
+    let process = requester.process();
+    if let Some(info) = attacker
+        .announced
+        .iter()
+        .find(|i| i.name.is_empty() && i.process == process)
+    {
+        return info.agent;
+    }
+    match attacker
+        .until(|f| matches!(f, Frame::ServiceAvailable(i) if i.name.is_empty() && i.process == process))
+        .await
+    {
+        Frame::ServiceAvailable(info) => info.agent,
+        _ => unreachable!(),
+    }
+}
+
+/// A response carrying `value` (a u64), as `responder` answering `requester`.
+fn forged_response(
+    conversation: u64,
+    requester: netsvc::AgentId,
+    responder: netsvc::AgentId,
+    value: u64,
+) -> Frame {
+    let bytes = bincode::serde::encode_to_vec(value, bincode::config::standard()).unwrap();
+    Frame::Response {
+        conversation,
+        requester,
+        content: WirePayload {
+            format: Format::Bincode,
+            type_name: "u64".into(),
+            bytes: bytes.into(),
+        },
+        responder,
+    }
+}
+
+#[actix::test]
+async fn an_answer_from_another_agent_behind_the_right_link_completes_no_call() {
+    // The forger is behind the hub, as the calculator is: its answer in its own name passes
+    // the hub (it speaks for itself) and arrives over the link the call went out on, but the
+    // call waits for the calculator.
+    let HubOfThree {
+        requester,
+        calc,
+        mut attacker,
+        forger,
+        ..
+    } = hub_of_three().await;
+    let call = CalculatorClient::new(requester.endpoint(&calc).with_timeout(WAIT)).slow(400);
+    let conversation = call.conversation().get();
+    let call = tokio::spawn(call);
+    // The attacker is told the conversation (the worst case: it could not guess it).
+    let requester_agent = requester_agent(&mut attacker, &requester).await;
+    attacker
+        .send(&forged_response(conversation, requester_agent, forger, 666))
+        .await;
+    attacker
+        .send(&Frame::Failure {
+            conversation,
+            requester: requester_agent,
+            failure: netsvc::wire::WireFailure {
+                code: 46,
+                description: "forged".into(),
+                origin: "forger".into(),
+                details: String::new(),
+            },
+            responder: forger,
+        })
+        .await;
+    assert_eq!(
+        call.await.unwrap(),
+        Ok(400),
+        "only the calculator's answer completes the call"
+    );
+    // Healthy traffic goes on, over the same links.
+    let client = CalculatorClient::new(requester.endpoint(&calc).with_timeout(WAIT));
+    assert_eq!(client.multiply(6, 7).await, Ok(42));
+}
+
+#[actix::test]
+async fn answers_in_another_agents_name_are_counted_and_a_flood_closes_the_link() {
+    // The requester's node is the server; a raw peer serves "echo" by hand and answers a call
+    // to it in the name of another agent it announced.
+    let requester = Node::new("requester");
+    let x = Exchange::with_config(&requester, config()).unwrap();
+    let addr = x.listen("127.0.0.1:0").await.unwrap().to_string();
+    let (_server, _server_x) = client_of("server", &addr).await;
+    _server.spawn(Calculator);
+    let calc = wait_for(&requester, "calculator").await;
+    let mut peer = RawPeer::connect(&addr, ProcessId::random()).await;
+    let other = peer.announce_self().await;
+    let echo = netsvc::AgentId::random();
+    peer.send(&Frame::ServiceAvailable(netsvc::wire::ServiceInfo {
+        agent: echo,
+        name: "echo".into(),
+        audience: "*".into(),
+        process: ProcessId::random(),
+        groups: vec![],
+    }))
+    .await;
+    let echo = wait_for(&requester, "echo").await;
+    let call = requester
+        .endpoint(&echo)
+        .with_timeout(WAIT)
+        .call::<_, u64>("ping", ());
+    let call = tokio::spawn(call);
+    let (conversation, requester_agent) = match peer.until(|f| matches!(f, Frame::Request(_))).await
+    {
+        Frame::Request(r) => (r.conversation, r.requester),
+        _ => unreachable!(),
+    };
+    for _ in 0..100 {
+        peer.send(&forged_response(conversation, requester_agent, other, 666))
+            .await;
+    }
+    assert!(
+        closed_within(&mut peer.stream, WAIT).await.is_some(),
+        "a flood of answers in another agent's name closes the link"
+    );
+    let outcome = call.await.unwrap();
+    assert!(
+        outcome.is_err(),
+        "no forged answer completed the call: {outcome:?}"
+    );
+    // The healthy pair is unaffected.
+    let client = CalculatorClient::new(requester.endpoint(&calc).with_timeout(WAIT));
+    assert_eq!(client.multiply(6, 7).await, Ok(42));
+}
+
+#[actix::test]
+async fn a_hops_failures_for_a_target_it_just_lost_are_no_forgery() {
+    // A hop that lost its route to a target fails the requests still on their way to it, in
+    // the target's name, after it withdrew the target: the hub passes them on, the requester's
+    // node drops them (its call already failed), and neither counts them against a link.
+    let HubOfThree {
+        requester,
+        calc,
+        hub_addr,
+        ..
+    } = hub_of_three().await;
+    let mut hop = RawPeer::connect(&hub_addr, ProcessId::random()).await;
+    let lost = netsvc::AgentId::random();
+    hop.send(&Frame::ServiceAvailable(netsvc::wire::ServiceInfo {
+        agent: lost,
+        name: "lost".into(),
+        audience: "*".into(),
+        process: ProcessId::random(),
+        groups: vec![],
+    }))
+    .await;
+    let target = wait_for(&requester, "lost").await;
+    let call = requester
+        .endpoint(&target)
+        .with_timeout(WAIT)
+        .call::<_, u64>("ping", ());
+    let call = tokio::spawn(call);
+    let (conversation, requester_agent) = match hop.until(|f| matches!(f, Frame::Request(_))).await
+    {
+        Frame::Request(r) => (r.conversation, r.requester),
+        _ => unreachable!(),
+    };
+    hop.send(&Frame::ServiceWithdrawn { agent: lost }).await;
+    let failure = Frame::Failure {
+        conversation,
+        requester: requester_agent,
+        failure: netsvc::wire::WireFailure {
+            code: 46,
+            description: "service lost is not available".into(),
+            origin: "netsvc".into(),
+            details: String::new(),
+        },
+        responder: lost,
+    };
+    for _ in 0..100 {
+        hop.send(&failure).await;
+    }
+    let outcome = call.await.unwrap();
+    assert!(outcome.is_err(), "{outcome:?}");
+    assert!(
+        closed_within(&mut hop.stream, Duration::from_millis(500))
+            .await
+            .is_none(),
+        "the hop's link stays up"
+    );
+    let client = CalculatorClient::new(requester.endpoint(&calc).with_timeout(WAIT));
+    assert_eq!(client.multiply(6, 7).await, Ok(42));
 }
 
 #[actix::test]

@@ -17,7 +17,7 @@
 mod calls;
 mod reports;
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -36,8 +36,61 @@ use crate::wire::{Frame, ReportView, RequestView, ResponseView};
 
 /// The agents a peer announced over one link: the only ones it may speak for. A frame whose
 /// source (a report's publisher, a request's requester, a subscription's subscriber, a
-/// notice's publisher) is not one of them is refused as a forgery.
-pub(crate) type Behind = HashSet<AgentId>;
+/// notice's publisher, an answer's responder) is not one of them is refused as a forgery.
+///
+/// An answer may also name an agent withdrawn over the link a moment ago: a hop that lost
+/// its route to a target fails the requests still on their way to it in the target's name
+/// (see `answer`), after its withdrawal. The last [`WITHDRAWN_KEPT`] agents withdrawn are kept
+/// for that.
+#[derive(Debug, Default)]
+pub(crate) struct Behind {
+    agents: HashSet<AgentId>,
+    /// Agents withdrawn over the link lately, the oldest first.
+    withdrawn: VecDeque<AgentId>,
+}
+
+/// How many agents withdrawn over a link its answers may still name (see [`Behind`]).
+pub(crate) const WITHDRAWN_KEPT: usize = 1024;
+
+impl Behind {
+    /// Whether `agent` is announced over the link.
+    pub(crate) fn contains(&self, agent: &AgentId) -> bool {
+        self.agents.contains(agent)
+    }
+
+    /// Whether the link may carry an answer of `responder`: it is announced over the link,
+    /// or was withdrawn over it lately. The usual case costs one hash lookup.
+    pub(crate) fn may_answer_for(&self, responder: &AgentId) -> bool {
+        self.agents.contains(responder) || self.withdrawn.contains(responder)
+    }
+
+    /// The peer announced `agent` over the link; returns whether it was new.
+    pub(crate) fn insert(&mut self, agent: AgentId) -> bool {
+        self.agents.insert(agent)
+    }
+
+    /// `agent` is no longer behind the link; returns whether it was.
+    pub(crate) fn remove(&mut self, agent: &AgentId) -> bool {
+        if !self.agents.remove(agent) {
+            return false;
+        }
+        if self.withdrawn.len() >= WITHDRAWN_KEPT {
+            self.withdrawn.pop_front();
+        }
+        self.withdrawn.push_back(*agent);
+        true
+    }
+
+    /// How many agents are announced over the link.
+    pub(crate) fn len(&self) -> usize {
+        self.agents.len()
+    }
+
+    /// The agents announced over the link.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &AgentId> {
+        self.agents.iter()
+    }
+}
 
 /// Forged frames a connection may send before it is closed: a few can be a race with a
 /// withdrawal, many cannot.
@@ -112,11 +165,28 @@ impl Inbound {
     /// (at powers of two, so that a flood of them does not flood the log); past
     /// [`FORGERIES_BEFORE_CLOSE`] the connection is to be closed.
     pub(crate) fn forged(&mut self, agent: AgentId, frame: &str) -> Result<(), String> {
+        self.violation(Source::Forged(agent), frame)
+    }
+
+    /// Counts and logs a frame refused for its source (see [`Inbound::forged`]).
+    fn violation(&mut self, source: Source, frame: &str) -> Result<(), String> {
         self.forgeries += 1;
         let count = self.forgeries;
         if count.is_power_of_two() {
-            let peer = self.from.peer().map_or("", |p| p.node.as_str());
-            tracing::warn!(peer, %agent, frame, count, "frame in the name of an agent not behind this link; refused");
+            let (peer, addr) = self
+                .from
+                .peer()
+                .map_or(("", None), |p| (p.node.as_str(), Some(p.address)));
+            let addr = addr.map(tracing::field::display);
+            match source {
+                Source::Behind => {}
+                Source::Forged(agent) => {
+                    tracing::warn!(peer, addr, %agent, frame, count, "frame in the name of an agent not behind this link; refused")
+                }
+                Source::NotTheTarget { responder, target } => {
+                    tracing::warn!(peer, addr, %responder, %target, frame, count, "answer from an agent that is not its call's target; refused")
+                }
+            }
         }
         if count > FORGERIES_BEFORE_CLOSE {
             return Err(format!(
@@ -157,7 +227,7 @@ impl Inbound {
     ) -> Result<(), String> {
         match self.calls(chunk, frame, behind).request(request)? {
             Source::Behind => Ok(()),
-            Source::Forged(agent) => self.forged(agent, "Request"),
+            forged => self.violation(forged, "Request"),
         }
     }
 
@@ -171,7 +241,7 @@ impl Inbound {
     ) -> Result<(), String> {
         match self.calls(chunk, frame, behind).response(response)? {
             Source::Behind => Ok(()),
-            Source::Forged(agent) => self.forged(agent, "Response"),
+            forged => self.violation(forged, "Response"),
         }
     }
 
@@ -180,15 +250,9 @@ impl Inbound {
     pub(crate) fn data(&mut self, frame: Frame, raw: &[u8], behind: &Behind) -> Result<(), String> {
         self.batch.flush();
         let kind = frame.kind();
-        match route(
-            &self.routes,
-            &mut self.names,
-            frame,
-            raw,
-            (&self.from, behind),
-        )? {
+        match route(&self.routes, &mut self.names, frame, raw, behind)? {
             Source::Behind => Ok(()),
-            Source::Forged(agent) => self.forged(agent, kind),
+            forged => self.violation(forged, kind),
         }
     }
 
@@ -226,22 +290,35 @@ pub(super) enum Source {
     Behind,
     /// It is not: the frame was refused.
     Forged(AgentId),
+    /// An answer from an agent behind the link, but not the one its call waits for: refused.
+    NotTheTarget {
+        /// The agent the answer names.
+        responder: AgentId,
+        /// The call's target.
+        target: AgentId,
+    },
 }
 
-/// Completes a call of a local requester with an answer received on `from`: only the link the
-/// request went out on, or another link its target is announced over (the target answered by
-/// another route), may answer it. An answer for a call no longer waiting (it timed out) is
-/// dropped; one from any other link is a forgery.
-pub(super) fn complete(
-    net: &Routes,
-    conversation: ConversationId,
-    outcome: Outcome,
-    from: (&Link, &Behind),
-    requester: AgentId,
-) -> Source {
-    match net.complete_from(conversation, outcome, from) {
+/// The source check of an answer received over a link with the agents `behind` it: its
+/// responder must be one of them (see [`Behind::may_answer_for`]). One hash lookup, nothing
+/// allocated.
+pub(super) fn answer_source(behind: &Behind, responder: AgentId) -> Source {
+    if behind.may_answer_for(&responder) {
+        Source::Behind
+    } else {
+        Source::Forged(responder)
+    }
+}
+
+/// Completes a call of a local requester with an answer whose responder is behind the link it
+/// came on ([`answer_source`]): only the call's target may answer it (for a call by name, the
+/// agent the name resolved to). An answer for a call no longer waiting (it timed out, or
+/// failed when its target was withdrawn) is dropped.
+pub(super) fn complete(net: &Routes, parties: Parties, outcome: Outcome) -> Source {
+    let responder = parties.responder;
+    match net.complete_from(ConversationId(parties.conversation), outcome, responder) {
         Completed::Answered | Completed::NotWaiting => Source::Behind,
-        Completed::WrongLink => Source::Forged(requester),
+        Completed::NotTheTarget(target) => Source::NotTheTarget { responder, target },
     }
 }
 
@@ -253,7 +330,7 @@ fn route(
     names: &mut Names,
     frame: Frame,
     raw: &[u8],
-    (from, behind): (&Link, &Behind),
+    behind: &Behind,
 ) -> Result<Source, String> {
     match frame {
         Frame::SubscriptionRequested {
@@ -333,12 +410,17 @@ fn route(
             };
             match net.lookup(requester) {
                 Some(r) if r.link().is_none() => {
+                    let source = answer_source(behind, responder);
+                    if source != Source::Behind {
+                        return Ok(source);
+                    }
                     let id = ConversationId(conversation);
                     let failure = failure.into_failure().with_conversation(id);
-                    let from = (from, behind);
-                    return Ok(complete(net, id, Err(Box::new(failure)), from, requester));
+                    return Ok(complete(net, parties, Err(Box::new(failure))));
                 }
+                // Relayed towards the requester, by its route.
                 Some(_) => send_answer(net, parties, None, Answer::RelayedFailure(raw, &failure)),
+                // The requester was just withdrawn.
                 None => {}
             }
             Ok(Source::Behind)
@@ -400,5 +482,35 @@ impl RouteCache {
             }
         };
         self.entries[at].1.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_may_name_agents_withdrawn_lately_and_no_older_ones() {
+        let mut behind = Behind::default();
+        let agents: Vec<AgentId> = (0..=WITHDRAWN_KEPT).map(|_| AgentId::random()).collect();
+        for &agent in &agents {
+            assert!(behind.insert(agent));
+        }
+        let stranger = AgentId::random();
+        assert!(!behind.may_answer_for(&stranger));
+        assert!(
+            !behind.remove(&stranger),
+            "never behind: nothing to remember"
+        );
+        for agent in &agents {
+            assert!(behind.remove(agent));
+        }
+        assert_eq!(behind.len(), 0);
+        // Only the last WITHDRAWN_KEPT are remembered, and for answers only.
+        assert!(!behind.may_answer_for(&agents[0]));
+        for agent in &agents[1..] {
+            assert!(behind.may_answer_for(agent) && !behind.contains(agent));
+        }
+        assert!(!behind.may_answer_for(&stranger));
     }
 }

@@ -1,7 +1,6 @@
 //! The node's routes, shared by every bridge: which agent is reached how, and the calls sent
 //! across links that wait for an answer.
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -27,8 +26,8 @@ pub(crate) enum Completed {
     Answered,
     /// No call of that conversation waits (it timed out, or never was).
     NotWaiting,
-    /// The call waits for an answer from another link: refused.
-    WrongLink,
+    /// The call waits for an answer from another agent, its target (given): refused.
+    NotTheTarget(AgentId),
 }
 
 /// What removing one route of an agent did.
@@ -174,21 +173,21 @@ impl Routes {
             .remove(&conversation);
     }
 
-    /// Answers a pending request with an answer received on `from`, a link the agents
-    /// `behind` it are announced over: only the link the request went out on, or one its
-    /// target is announced over, may answer it (the entry stays when another one tries).
+    /// Answers a pending request with an answer received from `responder`: only the call's
+    /// target may answer it (the entry stays when another agent tries). The caller checked
+    /// that the responder is behind the link the answer came over.
     pub(crate) fn complete_from(
         &self,
         conversation: ConversationId,
         outcome: Outcome,
-        (from, behind): (&Link, &HashSet<AgentId>),
+        responder: AgentId,
     ) -> Completed {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         let Some(entry) = pending.get(&conversation) else {
             return Completed::NotWaiting;
         };
-        if !entry.link.same(from) && !behind.contains(&entry.target) {
-            return Completed::WrongLink;
+        if entry.target != responder {
+            return Completed::NotTheTarget(entry.target);
         }
         let entry = pending.remove(&conversation).expect("looked up above");
         drop(pending);
@@ -267,6 +266,28 @@ mod tests {
             ProcessId::random(),
             Address::Remote(link.clone()),
         )
+    }
+
+    #[test]
+    fn a_call_completes_only_with_an_answer_from_its_target() {
+        let net = Routes::new();
+        let link = link(&net, "", false);
+        let (target, other) = (AgentId::random(), AgentId::random());
+        let (tx, mut rx) = oneshot::channel();
+        let id = ConversationId(7);
+        net.add_pending(id, target, &link, tx);
+        let answer = || Ok(crate::payload::Payload::new(1u8));
+        assert_eq!(
+            net.complete_from(id, answer(), other),
+            Completed::NotTheTarget(target)
+        );
+        assert!(rx.try_recv().is_err(), "still waiting");
+        assert_eq!(net.complete_from(id, answer(), target), Completed::Answered);
+        assert!(rx.try_recv().unwrap().is_ok());
+        assert_eq!(
+            net.complete_from(id, answer(), target),
+            Completed::NotWaiting
+        );
     }
 
     #[test]

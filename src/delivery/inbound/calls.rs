@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{complete, Behind, RouteCache, Source};
+use super::{answer_source, complete, Behind, RouteCache, Source};
 use crate::delivery::answer::{send_answer, Answer, Parties, ReplyTo};
 use crate::delivery::interned::Names;
 use crate::delivery::link::Link;
@@ -215,33 +215,32 @@ impl CallRouting<'_> {
     }
 
     /// Completes a local requester's call with a received response, or relays the response
-    /// as received towards its requester.
+    /// as received towards its requester. For a local requester, the responder must be behind
+    /// this link and the call's target.
     pub(super) fn response(self, response: &ResponseView<'_>) -> Result<Source, String> {
-        match self
-            .routes
-            .lookup(self.net, response.requester)
-            .map(Binding::link)
-        {
+        let &ResponseView {
+            conversation,
+            requester,
+            content,
+            responder,
+        } = response;
+        let parties = Parties {
+            conversation,
+            requester,
+            responder,
+        };
+        match self.routes.lookup(self.net, requester).map(Binding::link) {
             Some(None) => {
-                let payload = received_payload(self.names, self.chunk, response.content)?;
-                let id = ConversationId(response.conversation);
-                let from = (self.from, self.behind);
-                return Ok(complete(
-                    self.net,
-                    id,
-                    Ok(payload),
-                    from,
-                    response.requester,
-                ));
+                let source = answer_source(self.behind, responder);
+                if source != Source::Behind {
+                    return Ok(source);
+                }
+                let payload = received_payload(self.names, self.chunk, content)?;
+                return Ok(complete(self.net, parties, Ok(payload)));
             }
             Some(Some(_)) => {
-                self.names.type_name(response.content.type_name)?;
+                self.names.type_name(content.type_name)?;
                 let answer = Answer::RelayedResponse(self.frame);
-                let parties = Parties {
-                    conversation: response.conversation,
-                    requester: response.requester,
-                    responder: response.responder,
-                };
                 send_answer(self.net, parties, None, answer);
             }
             None => {}
