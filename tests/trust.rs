@@ -390,6 +390,66 @@ async fn an_answer_from_another_agent_behind_the_right_link_completes_no_call() 
 }
 
 #[actix::test]
+async fn an_answer_in_the_targets_name_from_the_wrong_link_is_refused_by_the_hub() {
+    // The forger names the calculator as the responder: at the requester's node the answer
+    // would look right (the target, over the link it is behind), so it is the hub that must
+    // refuse it, as it comes from a link the calculator is not behind.
+    let HubOfThree {
+        requester,
+        calc,
+        mut attacker,
+        ..
+    } = hub_of_three().await;
+    let call = CalculatorClient::new(requester.endpoint(&calc).with_timeout(WAIT)).slow(400);
+    let conversation = call.conversation().get();
+    let call = tokio::spawn(call);
+    let requester_agent = requester_agent(&mut attacker, &requester).await;
+    let forged_failure = Frame::Failure {
+        conversation,
+        requester: requester_agent,
+        failure: netsvc::wire::WireFailure {
+            code: 46,
+            description: "forged".into(),
+            origin: "forger".into(),
+            details: String::new(),
+        },
+        responder: calc.agent(),
+    };
+    attacker.send(&forged_failure).await;
+    attacker
+        .send(&forged_response(
+            conversation,
+            requester_agent,
+            calc.agent(),
+            666,
+        ))
+        .await;
+    assert_eq!(
+        call.await.unwrap(),
+        Ok(400),
+        "only the calculator's answer completes the call"
+    );
+    // A flood of them closes the forger's link at the hub, and only that one.
+    let next = CalculatorClient::new(requester.endpoint(&calc).with_timeout(WAIT)).slow(300);
+    let conversation = next.conversation().get();
+    let next = tokio::spawn(next);
+    for _ in 0..100 {
+        attacker
+            .send(&forged_response(
+                conversation,
+                requester_agent,
+                calc.agent(),
+                666,
+            ))
+            .await;
+    }
+    assert!(closed_within(&mut attacker.stream, WAIT).await.is_some());
+    assert_eq!(next.await.unwrap(), Ok(300));
+    let client = CalculatorClient::new(requester.endpoint(&calc).with_timeout(WAIT));
+    assert_eq!(client.multiply(6, 7).await, Ok(42));
+}
+
+#[actix::test]
 async fn answers_in_another_agents_name_are_counted_and_a_flood_closes_the_link() {
     // The requester's node is the server; a raw peer serves "echo" by hand and answers a call
     // to it in the name of another agent it announced.

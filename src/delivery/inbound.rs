@@ -300,8 +300,9 @@ pub(super) enum Source {
 }
 
 /// The source check of an answer received over a link with the agents `behind` it: its
-/// responder must be one of them (see [`Behind::may_answer_for`]). One hash lookup, nothing
-/// allocated.
+/// responder must be one of them (see [`Behind::may_answer_for`]), whether the answer is for a
+/// local requester or relayed (an exchange server does not know the calls it relays, but
+/// it knows who may speak on each link). One hash lookup, nothing allocated.
 pub(super) fn answer_source(behind: &Behind, responder: AgentId) -> Source {
     if behind.may_answer_for(&responder) {
         Source::Behind
@@ -403,6 +404,12 @@ fn route(
             failure,
             responder,
         } => {
+            // Whether for a local requester or relayed: a hub passes on only answers of agents
+            // behind the link they came over.
+            let source = answer_source(behind, responder);
+            if source != Source::Behind {
+                return Ok(source);
+            }
             let parties = Parties {
                 conversation,
                 requester,
@@ -410,10 +417,6 @@ fn route(
             };
             match net.lookup(requester) {
                 Some(r) if r.link().is_none() => {
-                    let source = answer_source(behind, responder);
-                    if source != Source::Behind {
-                        return Ok(source);
-                    }
                     let id = ConversationId(conversation);
                     let failure = failure.into_failure().with_conversation(id);
                     return Ok(complete(net, parties, Err(Box::new(failure))));

@@ -215,8 +215,9 @@ impl CallRouting<'_> {
     }
 
     /// Completes a local requester's call with a received response, or relays the response
-    /// as received towards its requester. For a local requester, the responder must be behind
-    /// this link and the call's target.
+    /// as received towards its requester, if its responder is behind this link (and, for a
+    /// local requester, is the call's target). A response for a requester not known here
+    /// (just withdrawn) is dropped.
     pub(super) fn response(self, response: &ResponseView<'_>) -> Result<Source, String> {
         let &ResponseView {
             conversation,
@@ -224,6 +225,10 @@ impl CallRouting<'_> {
             content,
             responder,
         } = response;
+        let source = answer_source(self.behind, responder);
+        if source != Source::Behind {
+            return Ok(source);
+        }
         let parties = Parties {
             conversation,
             requester,
@@ -231,10 +236,6 @@ impl CallRouting<'_> {
         };
         match self.routes.lookup(self.net, requester).map(Binding::link) {
             Some(None) => {
-                let source = answer_source(self.behind, responder);
-                if source != Source::Behind {
-                    return Ok(source);
-                }
                 let payload = received_payload(self.names, self.chunk, content)?;
                 return Ok(complete(self.net, parties, Ok(payload)));
             }
