@@ -5,9 +5,11 @@
 //! A connection carries frames, each a 4-byte big-endian length and then a body of that many
 //! bytes. A body is the bincode 2 encoding (serde, `standard()` configuration) of one
 //! [`Frame`]: the variant index, then the fields in declaration order, integers as varints,
-//! strings and byte strings after their length. Both sides start with [`Frame::Hello`],
-//! preceded by a [`Frame::Challenge`] from a side with a shared secret; nothing else is
-//! accepted before the handshake completes.
+//! strings and byte strings after their length. Both sides send a [`Frame::Hello`], preceded
+//! by a [`Frame::Challenge`] from a side with a shared secret: the side that connected at
+//! once, the side that accepted once it has accepted the peer's (from version 4; a refused
+//! peer gets a [`Frame::Refused`] instead). Nothing else is accepted before the handshake
+//! completes.
 //!
 //! - The frame size is capped (default [`DEFAULT_MAX_FRAME`]). A reader checks the cap from
 //!   the length prefix, before any buffer for the body is allocated; an encoder refuses a

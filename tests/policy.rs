@@ -168,7 +168,7 @@ async fn a_peer_no_rule_admits_is_refused_and_subscriptions_over_the_limit_are_n
     let (tx, mut log) = probe();
     hub.spawn(Publisher { log: tx });
     // "stranger" matches no rule, and there is no default: the server refuses it as its
-    // handshake completes (the stranger may see its side of the link up for a moment).
+    // handshake completes (what the stranger sees: see the next test).
     let mut hub_events = _x.connections();
     let stranger = Node::new("stranger");
     let stranger_x = Exchange::new(&stranger);
@@ -203,4 +203,37 @@ async fn a_peer_no_rule_admits_is_refused_and_subscriptions_over_the_limit_are_n
     assert!(closed_within(&mut peer.stream, Duration::from_millis(200))
         .await
         .is_none());
+}
+
+#[actix::test]
+async fn a_refused_peer_never_sees_its_side_of_the_link_up() {
+    let policy = r#"{"peers": [{"node": "friend"}]}"#;
+    let (_hub, _x, addr) = server(policy).await;
+    let stranger = Node::new("stranger");
+    let stranger_x = Exchange::new(&stranger);
+    let mut events = stranger_x.connections();
+    // Told why at once, as a tool connecting once would be.
+    let refused = stranger_x.connect_once(&addr).await;
+    match refused {
+        Err(netsvc::ExchangeError::Closed(reason)) => {
+            assert!(
+                reason.contains("refused by the server's policy"),
+                "{reason}"
+            )
+        }
+        other => panic!("the stranger got in: {other:?}"),
+    }
+    // A client that keeps retrying is refused every time, and never sees the link active.
+    stranger_x
+        .connect(&addr, Some(Duration::from_millis(50)))
+        .forget();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        events.try_recv().is_err(),
+        "the stranger saw a connection event"
+    );
+    assert_eq!(stranger_x.stats().connections, 0);
+    // The one the policy admits is served.
+    let friend = client("friend", &addr).await;
+    drop(friend);
 }

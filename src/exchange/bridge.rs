@@ -4,6 +4,11 @@
 //! past the handshake timeout closes the connection) → `Ready` (announcements update the
 //! routing table and the registry; data frames are routed to local services or relayed over
 //! another link) → `Closing` (everything learned through the link is withdrawn).
+//!
+//! The side that connected speaks first; the side that accepted sends its `Hello` only once
+//! it has accepted the peer's: the version, group and node name checked, the shared secret
+//! proven, the server's policy consulted. A peer it refuses gets `Refused` and never a
+//! `Hello`, so it never takes the link for up, not even for a moment.
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
@@ -342,6 +347,10 @@ impl Bridge {
                 None => return self.refuse(ctx, "refused by the server's policy".to_owned()),
             }
         }
+        // The peer is accepted: now it may hear this side's Hello (see the module docs).
+        if self.link.side() == Side::Accepted {
+            let _ = self.link.out().send_frame(&Frame::Hello(self.hello()));
+        }
         let peer = Peer {
             process: hello.process,
             node: hello.node.clone(),
@@ -549,12 +558,15 @@ impl Actor for Bridge {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         // A side with a secret challenges first, so that a peer without one refuses before
-        // it takes the link for ready.
+        // it takes the link for ready. The side that accepted says hello once it accepted
+        // the peer's (see `ready`).
         if let Some(auth) = &self.auth {
             let nonce = auth.challenge.nonce();
             let _ = self.link.out().send_frame(&Frame::Challenge { nonce });
         }
-        let _ = self.link.out().send_frame(&Frame::Hello(self.hello()));
+        if self.link.side() == Side::Connected {
+            let _ = self.link.out().send_frame(&Frame::Hello(self.hello()));
+        }
         let config = &self.shared.config;
         let timeout = config.handshake_timeout;
         ctx.run_later(timeout, move |bridge, ctx| {

@@ -137,7 +137,8 @@ pub struct ExchangeConfig {
     pub secret: Option<Secret>,
     /// Decides, once a peer's handshake completed, whether it is served and what it may do
     /// (see [`PeerPolicy`](crate::PeerPolicy)); `None` serves every peer with no policy
-    /// beyond [`Limits`].
+    /// beyond [`Limits`]. A server sends its `Hello` only after this decision: a peer it
+    /// refuses gets the refusal and never sees the connection active.
     pub admit: Option<Admit>,
 }
 

@@ -15,9 +15,10 @@ use crate::payload::Format;
 /// Version 3 added [`Frame::SubscriptionRequestedAs`]: a subscription that names the format
 /// its reports are to come in. Version 4 appended the responder's agent to
 /// [`Frame::Response`] and [`Frame::Failure`], so that a requester's node can tell an answer
-/// from its call's target from one forged in another agent's name. A peer of an older
-/// version would take such frames for malformed ones, so it is refused at the handshake
-/// instead.
+/// from its call's target from one forged in another agent's name (and the side that
+/// accepted a connection sends its `Hello` only once it has accepted the peer's). A peer of
+/// an older version would take such frames for malformed ones, so it is refused at the
+/// handshake instead.
 pub const PROTOCOL_VERSION: u32 = 4;
 
 /// One message between two netsvc processes.
