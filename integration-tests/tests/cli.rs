@@ -93,6 +93,13 @@ fn listening_addr(line: &str) -> String {
         .to_owned()
 }
 
+/// Each line of `text` as a JSON value (what `--json` prints).
+fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect()
+}
+
 /// A running mesh: an exchange server and the calculator, publisher and subscriber examples.
 struct Mesh {
     addr: String,
@@ -153,11 +160,7 @@ fn list_shows_the_services_with_their_nodes_and_the_nodes_with_their_links() {
 
     // By group, and the groups with their members.
     let out = mesh.cli(&["list", "--group", "arithmetic", "--json"], WAIT);
-    let objects: Vec<serde_json::Value> = out
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let objects: Vec<serde_json::Value> = json_lines(&out.stdout);
     assert_eq!(objects.len(), 1, "{}", out.stdout);
     assert_eq!(objects[0]["name"], "calculator");
     assert_eq!(objects[0]["groups"], serde_json::json!(["arithmetic"]));
@@ -179,11 +182,7 @@ fn list_shows_the_services_with_their_nodes_and_the_nodes_with_their_links() {
     // --json: one object per line, full identities.
     let out = mesh.cli(&["list", "--name", "publisher", "--json"], WAIT);
     assert!(out.status.success(), "{}", out.stderr);
-    let objects: Vec<serde_json::Value> = out
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let objects: Vec<serde_json::Value> = json_lines(&out.stdout);
     assert_eq!(objects.len(), 1, "{}", out.stdout);
     assert_eq!(objects[0]["name"], "publisher");
     assert_eq!(objects[0]["node"], "publisher");
@@ -192,11 +191,7 @@ fn list_shows_the_services_with_their_nodes_and_the_nodes_with_their_links() {
     // The nodes: the exchange with a link to each example and to the tool, counters > 0.
     let out = mesh.cli(&["list", "nodes", "--json"], WAIT);
     assert!(out.status.success(), "{}", out.stderr);
-    let nodes: Vec<serde_json::Value> = out
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let nodes: Vec<serde_json::Value> = json_lines(&out.stdout);
     let hub = nodes
         .iter()
         .find(|n| n["node"] == "exchange")
@@ -550,11 +545,7 @@ fn describe_lists_methods_and_subjects_and_list_subscriptions_who_listens() {
 
     let out = mesh.cli(&["list", "subscriptions", "--json"], WAIT);
     assert!(out.status.success(), "{}", out.stderr);
-    let rows: Vec<serde_json::Value> = out
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows: Vec<serde_json::Value> = json_lines(&out.stdout);
     assert_eq!(rows.len(), 1, "{}", out.stdout);
     assert_eq!(rows[0]["publisher"], "publisher");
     assert_eq!(rows[0]["publisher_node"], "publisher");
@@ -579,11 +570,7 @@ fn watch_reports_gives_the_cached_report_then_live_ones_as_json() {
         WAIT,
     );
     assert!(out.status.success(), "{}", out.stderr);
-    let reports: Vec<serde_json::Value> = out
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let reports: Vec<serde_json::Value> = json_lines(&out.stdout);
     assert_eq!(reports.len(), 2, "{}", out.stdout);
     assert_eq!(reports[0]["subject"], "system.ctime");
     assert_eq!(reports[1]["subject"], "system.time");
@@ -607,10 +594,8 @@ fn watch_reports_gives_the_cached_report_then_live_ones_as_json() {
     let mut watch = Process::start(&netsvc(), &args);
     watch.expect_line("system.time", WAIT);
     let out = mesh.cli(&["list", "subscriptions", "--json"], WAIT);
-    let mut rows: Vec<(String, String)> = out
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+    let mut rows: Vec<(String, String)> = json_lines(&out.stdout)
+        .into_iter()
         .map(|r| {
             (
                 r["pattern"].as_str().unwrap().to_owned(),
