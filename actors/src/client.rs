@@ -1,14 +1,13 @@
 //! What every client verb shares: joining the mesh through one exchange server, the exit
 //! codes, and the output (tables for people, one JSON object per line for programs).
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use netsvc::{
     ClientAuth, ConnectionEvent, ConnectionState, ErrorCode, Exchange, ExchangeConfig,
-    ExchangeError, Failure, Node, NodeInfo, ProcessId, Secret, ServiceName, Tls,
+    ExchangeError, Failure, Node, NodeInfo, Secret, ServiceName, Tls,
 };
 
 /// The exchange server a client verb joins when neither `--connect` nor `NETSVC_CONNECT`
@@ -275,7 +274,6 @@ pub(crate) async fn settle(node: &Node) {
 /// each node found, breadth first. A node that does not answer within `timeout` is left
 /// out (its peers are still found through the others).
 pub(crate) async fn nodes(node: &Node, timeout: Duration) -> Vec<NodeInfo> {
-    let mut found: BTreeMap<ProcessId, usize> = BTreeMap::new();
     let mut all = Vec::new();
     let mut queue = std::collections::VecDeque::from([node.process()]);
     let mut asked = std::collections::BTreeSet::from([node.process()]);
@@ -289,7 +287,6 @@ pub(crate) async fn nodes(node: &Node, timeout: Duration) -> Vec<NodeInfo> {
                 queue.push_back(link.peer_process);
             }
         }
-        found.insert(info.process, all.len());
         all.push(info);
     }
     all
