@@ -681,3 +681,92 @@ async fn a_peer_claiming_a_servers_identity_does_not_displace_the_link_to_it() {
             .is_none()
     );
 }
+
+/// Sends `forged` (reports in `publisher`'s name to `victim`) ten times, then checks that the
+/// victim gets only real reports while they keep coming.
+async fn only_real_reports_arrive(attacker: &mut RawPeer, forged: &Frame, log: &mut common::Probe) {
+    for _ in 0..10 {
+        attacker.send(forged).await;
+    }
+    settle().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+    let mut real = 0;
+    while let Ok(Some(line)) = tokio::time::timeout_at(deadline, log.0.recv()).await {
+        assert_eq!(line, "real", "a forged report was delivered");
+        real += 1;
+    }
+    assert!(real > 5, "the real stream goes on ({real})");
+}
+
+fn forged_tick(publisher: netsvc::AgentId, victim: netsvc::AgentId) -> Frame {
+    Frame::Report(ReportFrame {
+        publisher,
+        subject: "tick".into(),
+        content: json("forged"),
+        targets: vec![ReportTarget {
+            subscriber: victim,
+            pattern: Some("*".into()),
+        }],
+    })
+}
+
+fn claim(agent: netsvc::AgentId, process: ProcessId) -> Frame {
+    Frame::ServiceAvailable(netsvc::wire::ServiceInfo {
+        agent,
+        name: "publisher".into(),
+        audience: "*".into(),
+        process,
+        groups: vec![],
+    })
+}
+
+#[actix::test]
+async fn announcing_a_local_agent_as_a_second_route_does_not_let_a_peer_speak_for_it() {
+    let (tx, mut log) = probe();
+    let hub = Node::new("hub");
+    let x = Exchange::with_config(&hub, config()).unwrap();
+    let addr = x.listen("127.0.0.1:0").await.unwrap().to_string();
+    hub.spawn(Publisher);
+    let victim = hub.spawn_with(
+        Victim {
+            log: tx,
+            subscribe: true,
+        },
+        named("victim"),
+    );
+    assert!(got(&mut log, "real", WAIT).await);
+
+    let mut attacker = RawPeer::connect(&addr, ProcessId::random()).await;
+    attacker.announce_self().await;
+    let publisher = attacker.agent_named("publisher").await;
+    // In the hub's own process's name, and in a made-up process's.
+    attacker.send(&claim(publisher, hub.process())).await;
+    attacker.send(&claim(publisher, ProcessId::random())).await;
+    let forged = forged_tick(publisher, victim.binding.agent());
+    only_real_reports_arrive(&mut attacker, &forged, &mut log).await;
+}
+
+#[actix::test]
+async fn announcing_a_remote_agent_for_another_process_does_not_let_a_peer_speak_for_it() {
+    let (tx, mut log) = probe();
+    let hub = Node::new("hub");
+    let x = Exchange::with_config(&hub, config()).unwrap();
+    let addr = x.listen("127.0.0.1:0").await.unwrap().to_string();
+    let (client, _cx) = client_of("client", &addr).await;
+    client.spawn(Publisher);
+    let victim = hub.spawn_with(
+        Victim {
+            log: tx,
+            subscribe: true,
+        },
+        named("victim"),
+    );
+    assert!(got(&mut log, "real", WAIT).await);
+
+    let mut attacker = RawPeer::connect(&addr, ProcessId::random()).await;
+    attacker.announce_self().await;
+    let publisher = attacker.agent_named("publisher").await;
+    attacker.send(&claim(publisher, ProcessId::random())).await;
+    let forged = forged_tick(publisher, victim.binding.agent());
+    only_real_reports_arrive(&mut attacker, &forged, &mut log).await;
+}

@@ -106,6 +106,14 @@ impl Announced {
                 info.agent
             ));
         }
+        if let Some(why) = foreign_claim(shared, &info) {
+            // Not recorded as behind this link, so the peer does not get to speak for it: its
+            // frames in that agent's name are refused and counted by the source checks. The
+            // announcement itself is not counted: a loop of a mesh may echo one honestly.
+            let peer = link.peer().map_or("", |p| p.node.as_str());
+            tracing::warn!(peer, agent = %info.agent, process = %info.process, "announcement refused: {why}");
+            return Ok(());
+        }
         if let Some(why) = false_node_agent(&info) {
             tracing::warn!(agent = %info.agent, process = %info.process, "announcement refused: {why}; the service is visible nowhere");
             self.agents.insert(info.agent);
@@ -251,6 +259,26 @@ impl Announced {
 /// relays the node agents of one to the other without being a hub. A peer that names the
 /// process a node agent is derived from can still announce it before that process does,
 /// as with any agent id; what it then answers to introspection is its own word.)
+/// Why the announcement of `info` claims an agent that is not the announcer's to claim, if
+/// it does: an agent of this very node (or of this node's process), or an agent already
+/// known here as another process's. Agent ids are public (every announcement carries them),
+/// so without this a peer could announce a known agent as a second route and then speak for
+/// it on its own link, past every source check. A real second route of a mesh always
+/// agrees with the first on the agent's process.
+fn foreign_claim(shared: &ExchangeShared, info: &ServiceInfo) -> Option<&'static str> {
+    if info.process == shared.node.process() {
+        return Some("it claims an agent of this node's own process");
+    }
+    let known = shared.node.routes().lookup(info.agent)?;
+    if known.link().is_none() {
+        Some("it claims an agent local to this node")
+    } else if known.process() != info.process {
+        Some("it claims an agent known here as another process's")
+    } else {
+        None
+    }
+}
+
 fn false_node_agent(info: &ServiceInfo) -> Option<&'static str> {
     (info.agent.as_uuid().get_version_num() == 8
         && info.agent != crate::introspection::node_agent_of(info.process))
