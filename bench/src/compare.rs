@@ -1,10 +1,11 @@
-//! Cross-process workloads: netsvc over its exchange against NATS, side by side in one run.
+//! Cross-process workloads: netsvc over its exchange against NATS, side by side in one run,
+//! and, where it is defined, the physical limit: a raw TCP relay of length-prefixed frames.
 //!
 //! Every run starts its own processes and kills them at its end: a server (netsvc: the
 //! `role exchange` process of this binary, a node listening with `Exchange::listen`; NATS:
 //! `nats-server -a 127.0.0.1 -p PORT`) and the worker processes (the `role` subcommand of this
 //! binary, see `compare/protocol.rs`), all on 127.0.0.1. The workers are laid out the same way
-//! on both sides and every body is 100 bytes.
+//! on every side and every body is 100 bytes.
 //!
 //! * `request_reply_1_in_flight` — a requester process and a responder process, both
 //!   connected to the server; sequential round trips. Figure: p50 latency in µs (p99 shown in
@@ -19,7 +20,7 @@
 //!   of `bench.*`. Figure: deliveries/s (reports × subscribers) from the first report to the
 //!   last subscriber's final acknowledgement.
 //!
-//! **Pacing (both sides alike).** A subscriber acknowledges every `--ack-every` reports (1000)
+//! **Pacing (every side alike).** A subscriber acknowledges every `--ack-every` reports (1000)
 //! and at the end; the publisher stays at most `--window` reports (10,000) ahead of the
 //! slowest acknowledgement. netsvc acknowledges with a request to the publisher's `ack`
 //! method, NATS with a publish on `ack.<index>`. Without pacing the netsvc exchange drops
@@ -30,15 +31,22 @@
 //! is the `i`-th it receives, keeps counting for 200 ms after the last one, and the run fails
 //! unless every subscriber got exactly the expected reports, in order.
 //!
-//! **Figures.** After a discarded warm-up run of each side, each round runs both sides once,
+//! **The limit.** For the plaintext workloads with one peer on each side of the server
+//! (`request_reply_1_in_flight`, `request_reply_64_in_flight`, `reports_1_to_1`) a third side
+//! runs: the `relay` role of `compare/raw.rs`, forwarding frames of a 4-byte big-endian
+//! length and the body between the same two worker processes, with the same bodies, the same
+//! request loop, the same pacing and the same counting. No messaging system can relay faster
+//! through one middle process; the table shows it as `raw limit` and netsvc ÷ it.
+//!
+//! **Figures.** After a discarded warm-up run of each side, each round runs every side once,
 //! in an order drawn at random per round; a side's figure is its best run (lowest p50,
 //! highest rate): interference from other processes on a shared machine only makes a run
 //! worse. The table also shows the range. Every wait is bounded (`--timeout` per run).
 //!
 //! Files: `compare/workloads.rs` lists the workloads, `compare/run.rs` runs one side once,
 //! `compare/report.rs` prints; the processes are `compare/protocol.rs` (what they agree on),
-//! `compare/measure.rs` (measuring shared by both systems), `compare/netsvc.rs`,
-//! `compare/nats.rs` and `compare/nats_server.rs`.
+//! `compare/measure.rs` (measuring shared by every system), `compare/netsvc.rs`,
+//! `compare/nats.rs`, `compare/nats_server.rs` and `compare/raw.rs`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,6 +59,7 @@ mod nats;
 mod nats_server;
 mod netsvc;
 mod protocol;
+mod raw;
 mod report;
 mod run;
 mod workloads;
@@ -82,8 +91,8 @@ pub(crate) struct CompareArgs {
     /// Run only the workload with this exact name, or else those whose name contains it.
     #[arg(long)]
     only: Option<String>,
-    /// Run only one side (for profiling); the other shows NaN.
-    #[arg(long, value_enum, default_value_t = Sides::Both)]
+    /// Run only one side (for profiling); the others show NaN.
+    #[arg(long, value_enum, default_value_t = Sides::All)]
     side: Sides,
     /// Measured round trips per run of `request_reply_1_in_flight` (default 20000, 2000 with
     /// --quick).
@@ -123,12 +132,15 @@ pub(crate) struct CompareArgs {
 /// Which side(s) of each workload to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Sides {
-    /// netsvc and NATS.
-    Both,
+    /// netsvc, NATS, and the raw relay where it is defined.
+    #[value(alias = "both")]
+    All,
     /// netsvc only.
     Netsvc,
     /// NATS only.
     Nats,
+    /// The raw relay only.
+    Raw,
 }
 
 /// Runs the cross-process workloads and prints their figures. Fails if a run fails.
@@ -172,10 +184,10 @@ pub(crate) fn run(args: &CompareArgs) -> ExitCode {
 fn plan(args: &CompareArgs) -> Result<Plan, String> {
     let exe = std::env::current_exe()
         .map_err(|e| format!("cannot find this executable to start the role processes: {e}"))?;
-    let nats_server = if args.side == Sides::Netsvc {
-        None
-    } else {
+    let nats_server = if matches!(args.side, Sides::All | Sides::Nats) {
         Some(nats_server::locate(args.nats_server.as_ref())?)
+    } else {
+        None
     };
     let pick = |explicit: Option<u64>, full: u64, quick: u64| {
         explicit.unwrap_or(if args.quick { quick } else { full })
@@ -201,26 +213,32 @@ fn plan(args: &CompareArgs) -> Result<Plan, String> {
 }
 
 /// `warmups` discarded runs, then `reps` rounds of one run of each selected side (netsvc's,
-/// NATS's) in a random order per round.
+/// NATS's, the raw relay's where the workload has a limit) in a random order per round.
 fn measure(
     workload: &Workload,
     plan: &Plan,
     (warmups, reps): (usize, usize),
     sides: Sides,
-) -> Result<[Vec<Figure>; 2], String> {
+) -> Result<[Vec<Figure>; 3], String> {
     let netsvc = || run::once(workload, plan, System::Netsvc);
     let nats = || run::once(workload, plan, System::Nats);
+    let raw = || run::once(workload, plan, System::Raw);
+    let runs = |side: Sides| sides == Sides::All || sides == side;
     runner::alternate(
         warmups,
         reps,
         &[
             Contender {
                 label: "netsvc",
-                run: (sides != Sides::Nats).then_some(&netsvc),
+                run: runs(Sides::Netsvc).then_some(&netsvc),
             },
             Contender {
                 label: "NATS",
-                run: (sides != Sides::Netsvc).then_some(&nats),
+                run: runs(Sides::Nats).then_some(&nats),
+            },
+            Contender {
+                label: "raw relay",
+                run: (workload.limit && runs(Sides::Raw)).then_some(&raw),
             },
         ],
     )
@@ -231,5 +249,6 @@ pub(crate) fn run_role(args: &RoleArgs) -> ExitCode {
     crate::roles::main(|| match args.system {
         System::Netsvc => actix::System::new().block_on(netsvc::role(args)),
         System::Nats => nats::role(args),
+        System::Raw => raw::role(args),
     })
 }

@@ -32,6 +32,23 @@ pub(crate) struct JsonLine {
     pub(crate) repetitions: usize,
     /// How a side's runs became its figure: `best` or `median`.
     pub(crate) statistic: &'static str,
+    /// The physical limit's fields (`compare` only; absent from `local`).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub(crate) limit: Option<Limit>,
+}
+
+/// The raw TCP relay's figures in a `--json` line of `compare`: each `null` where the
+/// workload has no limit (or the relay did not run).
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct Limit {
+    /// The raw relay's figure, in the line's unit.
+    pub(crate) limit: Option<f64>,
+    /// netsvc ÷ the limit.
+    pub(crate) netsvc_to_limit: Option<f64>,
+    /// The raw relay's p99 latency in µs, for workloads with latencies.
+    pub(crate) limit_p99_us: Option<f64>,
+    /// The raw relay's CPU time (every process of a run) per message, in µs.
+    pub(crate) limit_cpu_us_per_msg: Option<f64>,
 }
 
 impl JsonLine {

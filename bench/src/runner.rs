@@ -34,25 +34,25 @@ pub(crate) struct Contender<'a, T> {
 }
 
 /// `warmups` discarded runs of each side, then `reps` rounds of one run of each side, in an
-/// order drawn at random per round ([`coin`]): interference from the rest of the machine then
-/// falls on both alike, and neither side always runs on a machine the other has just warmed
+/// order drawn at random per round ([`draw`]): interference from the rest of the machine then
+/// falls on every side alike, and no side always runs on a machine another has just warmed
 /// up (or left busy). The first failure ends it, prefixed with its side's label.
-pub(crate) fn alternate<T>(
+pub(crate) fn alternate<T, const N: usize>(
     warmups: usize,
     reps: usize,
-    sides: &[Contender<'_, T>; 2],
-) -> Result<[Vec<T>; 2], String> {
-    alternate_with(warmups, reps, sides, coin())
+    sides: &[Contender<'_, T>; N],
+) -> Result<[Vec<T>; N], String> {
+    alternate_with(warmups, reps, sides, draw())
 }
 
-/// [`alternate`], with `second_first()` telling, per round, whether the second side runs
-/// first.
-fn alternate_with<T>(
+/// [`alternate`], with `below(n)` drawing a number in `0..n` for the shuffle (Fisher–Yates)
+/// of each round's order.
+fn alternate_with<T, const N: usize>(
     warmups: usize,
     reps: usize,
-    sides: &[Contender<'_, T>; 2],
-    mut second_first: impl FnMut() -> bool,
-) -> Result<[Vec<T>; 2], String> {
+    sides: &[Contender<'_, T>; N],
+    mut below: impl FnMut(usize) -> usize,
+) -> Result<[Vec<T>; N], String> {
     for _ in 0..warmups {
         for side in sides {
             if let Some(run) = side.run {
@@ -60,9 +60,12 @@ fn alternate_with<T>(
             }
         }
     }
-    let mut runs = [Vec::with_capacity(reps), Vec::with_capacity(reps)];
+    let mut runs: [Vec<T>; N] = std::array::from_fn(|_| Vec::with_capacity(reps));
     for _ in 0..reps {
-        let order = if second_first() { [1, 0] } else { [0, 1] };
+        let mut order: [usize; N] = std::array::from_fn(|i| i);
+        for i in (1..N).rev() {
+            order.swap(i, below(i + 1));
+        }
         for i in order {
             if let Some(run) = sides[i].run {
                 runs[i].push(run().map_err(|e| format!("{}: {e}", sides[i].label))?);
@@ -72,18 +75,19 @@ fn alternate_with<T>(
     Ok(runs)
 }
 
-/// Fair coin flips for the order of a round's sides: xorshift64 seeded from the clock (the
-/// order only has to be unpredictable to the machine's rhythm, not to anyone).
-fn coin() -> impl FnMut() -> bool {
+/// Uniform draws in `0..n` for the order of a round's sides: xorshift64 seeded from the
+/// clock (the order only has to be unpredictable to the machine's rhythm, not to anyone).
+fn draw() -> impl FnMut(usize) -> usize {
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0x9E37_79B9_7F4A_7C15, |d| d.as_nanos() as u64);
     let mut state = seed | 1;
-    move || {
+    move |n| {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
-        state >> 63 == 1
+        // The high bits are the best mixed; the bias of `%` for n ≤ 3 is 2^-62.
+        ((state >> 32) % n.max(1) as u64) as usize
     }
 }
 
@@ -140,10 +144,19 @@ mod tests {
     }
 
     #[test]
-    fn the_coin_gives_both_orders() {
-        let mut coin = coin();
-        let heads = (0..1000).filter(|_| coin()).count();
+    fn the_draws_give_every_order() {
+        let mut draw = draw();
+        let heads = (0..1000).filter(|_| draw(2) == 0).count();
         assert!((400..=600).contains(&heads), "{heads} of 1000");
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let mut order = [0, 1, 2];
+            for i in (1..3).rev() {
+                order.swap(i, draw(i + 1));
+            }
+            seen.insert(order);
+        }
+        assert_eq!(seen.len(), 6, "every order of three sides: {seen:?}");
     }
 
     #[test]
@@ -168,7 +181,8 @@ mod tests {
             },
         ];
         let mut flips = [false, true, true].into_iter();
-        let runs = alternate_with(1, 3, &sides, || flips.next().unwrap());
+        // Drawing 0 for the last place swaps the two sides: the second runs first.
+        let runs = alternate_with(1, 3, &sides, |_| usize::from(!flips.next().unwrap()));
         assert_eq!(runs, Ok([vec![1, 1, 1], vec![2, 2, 2]]));
         assert_eq!(*order.borrow(), ["a", "b", "a", "b", "b", "a", "b", "a"]);
     }
@@ -197,7 +211,7 @@ mod tests {
                     run: Some(&b),
                 },
             ],
-            || false,
+            |n| n - 1,
         );
         assert_eq!(runs, Ok([vec![1, 1], vec![2, 2]]));
         assert_eq!(*order.borrow(), ["a", "b", "a", "b", "a", "b"]);

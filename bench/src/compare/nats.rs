@@ -45,6 +45,7 @@ pub(crate) fn role(args: &RoleArgs) -> Result<(), String> {
             RoleKind::Exchange => {
                 Err("NATS has no exchange role: compare starts nats-server".to_owned())
             }
+            RoleKind::Relay => Err("the relay is a role of the raw side".to_owned()),
             RoleKind::Responder => responder(args).await,
             RoleKind::Requester => requester(args).await,
             RoleKind::Publisher => publisher(args).await,

@@ -54,6 +54,7 @@ fn tls(args: &RoleArgs, which: Certificate) -> Result<Option<netsvc::Tls>, Strin
 pub(crate) async fn role(args: &RoleArgs) -> Result<(), String> {
     match args.kind {
         RoleKind::Exchange => exchange_server(args).await,
+        RoleKind::Relay => Err("the relay is a role of the raw side".to_owned()),
         RoleKind::Responder => responder(args).await,
         RoleKind::Requester => requester(args).await,
         RoleKind::Publisher => publisher(args).await,

@@ -3,10 +3,11 @@
 //!
 //! ```text
 //! netsvc-bench role exchange   --system netsvc --listen 127.0.0.1:0
-//! netsvc-bench role responder  --system netsvc|nats --server ADDR
-//! netsvc-bench role requester  --system netsvc|nats --server ADDR --count N --in-flight K --warmup W
-//! netsvc-bench role subscriber --system netsvc|nats --server ADDR --index I --count M --ack-every K
-//! netsvc-bench role publisher  --system netsvc|nats --server ADDR --count M --subscribers S \
+//! netsvc-bench role relay      --system raw --listen 127.0.0.1:0
+//! netsvc-bench role responder  --system netsvc|nats|raw --server ADDR
+//! netsvc-bench role requester  --system netsvc|nats|raw --server ADDR --count N --in-flight K --warmup W
+//! netsvc-bench role subscriber --system netsvc|nats|raw --server ADDR --index I --count M --ack-every K
+//! netsvc-bench role publisher  --system netsvc|nats|raw --server ADDR --count M --subscribers S \
 //!                              --window W --ack-every K
 //! ```
 //!
@@ -14,8 +15,8 @@
 //! (see `procs.rs` for the line protocol and `roles.rs` for the role's side of it). Every role
 //! exits when its stdin closes, so a role never outlives the driver. This file has what the
 //! driver and the roles of both systems agree on: the options, the subjects and limits, and
-//! the outcomes; `measure.rs` has the measuring both systems share, `netsvc.rs` and
-//! `nats.rs` the two implementations.
+//! the outcomes; `measure.rs` has the measuring every system shares, `netsvc.rs`, `nats.rs`
+//! and `raw.rs` the implementations.
 //!
 //! The netsvc exchange server is the `exchange` role of this same binary (a node with
 //! `Exchange::new(&node).listen(..)`, as `netsvc exchange` does), so `compare` needs nothing
@@ -42,6 +43,8 @@ pub(crate) enum System {
     Netsvc,
     /// NATS (async-nats client, nats-server).
     Nats,
+    /// Length-prefixed frames over plain TCP through the `relay` role: the physical limit.
+    Raw,
 }
 
 impl System {
@@ -50,6 +53,7 @@ impl System {
         match self {
             System::Netsvc => "netsvc",
             System::Nats => "nats",
+            System::Raw => "raw",
         }
     }
 }
@@ -59,6 +63,8 @@ impl System {
 pub(crate) enum RoleKind {
     /// The netsvc exchange server (NATS uses nats-server instead).
     Exchange,
+    /// The raw side's frame relay between its first two connections.
+    Relay,
     /// Answers requests by echoing their payload.
     Responder,
     /// Makes requests and measures them.
@@ -75,13 +81,13 @@ pub(crate) struct RoleArgs {
     /// What this process does.
     #[arg(value_enum)]
     pub(crate) kind: RoleKind,
-    /// netsvc or NATS.
+    /// netsvc, NATS or the raw TCP relay.
     #[arg(long, value_enum)]
     pub(crate) system: System,
     /// The exchange server or nats-server to connect to (HOST:PORT; nats://HOST:PORT for NATS).
     #[arg(long, default_value = "")]
     pub(crate) server: String,
-    /// Where the exchange server listens.
+    /// Where the exchange server (or the relay) listens.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub(crate) listen: String,
     /// A directory with `ca.pem`, `server.pem` and `server.key`: every link is TLS.

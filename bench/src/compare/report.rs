@@ -3,7 +3,7 @@
 use super::nats_server;
 use super::run::{Figure, Plan};
 use super::workloads::Workload;
-use crate::fmt::{range, thousands, JsonLine};
+use crate::fmt::{range, thousands, JsonLine, Limit};
 use crate::payload::PAYLOAD_LEN;
 use crate::stats::Stat;
 
@@ -15,7 +15,7 @@ pub(crate) fn header(plan: &Plan, reps: usize, stat: Stat) {
         .map(nats_server::version)
         .unwrap_or_else(|| "not run".to_owned());
     println!(
-        "netsvc-bench compare: netsvc vs NATS across processes on 127.0.0.1, {PAYLOAD_LEN}-byte \
+        "netsvc-bench compare: netsvc vs NATS (and a raw TCP relay, the limit) across processes on 127.0.0.1, {PAYLOAD_LEN}-byte \
          bodies; {} of {reps} runs per side (after a warm-up run unless --quick), in a random order per round",
         stat.describe()
     );
@@ -23,26 +23,36 @@ pub(crate) fn header(plan: &Plan, reps: usize, stat: Stat) {
         "NATS: {version}, async-nats client; reports paced: window {} reports, acknowledged every {}",
         plan.window, plan.ack_every
     );
+    println!(
+        "raw limit: 4-byte-length frames relayed by a plain tokio process between the same two \
+         workers (1-to-1 plaintext workloads only; - elsewhere); /limit = netsvc / raw limit"
+    );
     println!();
     println!(
-        "{:<28} {:>12} {:>12} {:<24} {:>6}  {:<16} {:<4}",
-        "workload", "netsvc", "NATS", "unit", "ratio", "target", "met"
+        "{:<28} {:>12} {:>12} {:>12} {:<24} {:>6}  {:<16} {:<4} {:>6}",
+        "workload", "netsvc", "NATS", "raw limit", "unit", "ratio", "target", "met", "/limit"
     );
 }
 
-/// The figure of each side by `stat`: netsvc's, NATS's.
-fn pick(workload: &Workload, runs: &[Vec<Figure>; 2], stat: Stat) -> (Figure, Figure) {
+/// The figure of each side by `stat`: netsvc's, NATS's, the raw relay's.
+fn pick(workload: &Workload, runs: &[Vec<Figure>; 3], stat: Stat) -> [Figure; 3] {
     let lower = workload.goal.lower_is_better();
-    (
-        Figure::pick(&runs[0], lower, stat),
-        Figure::pick(&runs[1], lower, stat),
-    )
+    [0, 1, 2].map(|i| Figure::pick(&runs[i], lower, stat))
 }
 
-/// The table's rows of `workload`, from the runs of netsvc and NATS.
-pub(crate) fn rows(workload: &Workload, runs: &[Vec<Figure>; 2], stat: Stat) {
+/// A figure as shown: `-` where there is none (the side did not run).
+fn shown(x: f64, latency: bool) -> String {
+    if x.is_nan() {
+        "-".to_owned()
+    } else {
+        figure(x, latency)
+    }
+}
+
+/// The table's rows of `workload`, from the runs of netsvc, NATS and the raw relay.
+pub(crate) fn rows(workload: &Workload, runs: &[Vec<Figure>; 3], stat: Stat) {
     let lower = workload.goal.lower_is_better();
-    let (n, b) = pick(workload, runs, stat);
+    let [n, b, r] = pick(workload, runs, stat);
     let ratio = n.value / b.value;
     let met = if ratio.is_nan() {
         "-"
@@ -56,23 +66,32 @@ pub(crate) fn rows(workload: &Workload, runs: &[Vec<Figure>; 2], stat: Stat) {
     } else {
         workload.unit.to_owned()
     };
+    let to_limit = n.value / r.value;
+    let to_limit = if to_limit.is_nan() {
+        "-".to_owned()
+    } else {
+        format!("{to_limit:.2}")
+    };
     println!(
-        "{:<28} {:>12} {:>12} {:<24} {:>6.2}  {:<16} {:<4}",
+        "{:<28} {:>12} {:>12} {:>12} {:<24} {:>6.2}  {:<16} {:<4} {:>6}",
         workload.name,
         figure(n.value, lower),
         figure(b.value, lower),
+        shown(r.value, lower),
         unit,
         ratio,
         workload.goal.describe(),
-        met
+        met,
+        to_limit
     );
     if lower {
         let p99 = |f: Figure| f.p99_us.map_or("-".to_owned(), |p| format!("{p:.1}"));
         println!(
-            "{:<28} {:>12} {:>12} us_p99 of the same runs",
+            "{:<28} {:>12} {:>12} {:>12} us_p99 of the same runs",
             "  p99",
             p99(n),
-            p99(b)
+            p99(b),
+            p99(r)
         );
     }
     let cpu = |f: Figure| {
@@ -80,24 +99,27 @@ pub(crate) fn rows(workload: &Workload, runs: &[Vec<Figure>; 2], stat: Stat) {
             .map_or("-".to_owned(), |c| format!("{c:.2}"))
     };
     println!(
-        "{:<28} {:>12} {:>12} cpu_us/msg, every process of the run ({:.2}x)",
+        "{:<28} {:>12} {:>12} {:>12} cpu_us/msg, every process of the run ({:.2}x NATS)",
         "  cpu",
         cpu(n),
         cpu(b),
+        cpu(r),
         n.cpu_us_per_msg.unwrap_or(f64::NAN) / b.cpu_us_per_msg.unwrap_or(f64::NAN)
     );
     let spread = |runs: &[Figure]| range(runs.iter().map(|f| f.value));
     println!(
-        "{:<28} {:>12} {:>12}",
+        "{:<28} {:>12} {:>12} {:>12}",
         "  range min..max",
         spread(&runs[0]),
-        spread(&runs[1])
+        spread(&runs[1]),
+        spread(&runs[2])
     );
 }
 
-/// The `--json` line of `workload`, from the runs of netsvc and NATS.
-pub(crate) fn json(workload: &Workload, runs: &[Vec<Figure>; 2], stat: Stat) -> Result<(), String> {
-    let (n, b) = pick(workload, runs, stat);
+/// The `--json` line of `workload`, from the runs of netsvc, NATS and the raw relay.
+pub(crate) fn json(workload: &Workload, runs: &[Vec<Figure>; 3], stat: Stat) -> Result<(), String> {
+    let [n, b, r] = pick(workload, runs, stat);
+    let defined = |x: f64| (!x.is_nan()).then_some(x);
     JsonLine {
         workload: workload.name,
         netsvc: n.value,
@@ -109,8 +131,14 @@ pub(crate) fn json(workload: &Workload, runs: &[Vec<Figure>; 2], stat: Stat) -> 
         baseline_p99_us: b.p99_us,
         netsvc_cpu_us_per_msg: n.cpu_us_per_msg,
         baseline_cpu_us_per_msg: b.cpu_us_per_msg,
-        repetitions: runs[0].len().max(runs[1].len()),
+        repetitions: runs.iter().map(Vec::len).max().unwrap_or(0),
         statistic: stat.describe(),
+        limit: Some(Limit {
+            limit: defined(r.value),
+            netsvc_to_limit: defined(n.value / r.value),
+            limit_p99_us: r.p99_us,
+            limit_cpu_us_per_msg: r.cpu_us_per_msg,
+        }),
     }
     .print()
 }

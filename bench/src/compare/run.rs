@@ -124,6 +124,9 @@ fn children_cpu_us() -> Result<u64, String> {
 /// One run of one side: starts the processes, collects the figures, kills the processes
 /// (when their guards drop, in reverse order of starting, on success and on error alike).
 pub(crate) fn once(workload: &Workload, plan: &Plan, system: System) -> Result<Figure, String> {
+    if system == System::Raw && !workload.limit {
+        return Err(format!("the raw relay does not run {}", workload.name));
+    }
     let before = children_cpu_us()?;
     let mut figure = processes(workload, plan, system)?;
     // Every process of the run has been killed and reaped by now.
@@ -307,7 +310,7 @@ fn reports(side: &Side<'_>, addr: &str, subscribers: usize) -> Result<Figure, St
     Ok(Figure::rate(outcome.ops, outcome.elapsed_ns, outcome.ops))
 }
 
-/// Starts the server of `system`; returns it and the address clients connect to.
+/// Starts the server of `system` (for the raw side, the relay); returns it and the address clients connect to.
 fn server(side: &Side<'_>) -> Result<(Proc, String), String> {
     let plan = side.plan;
     match side.system {
@@ -326,6 +329,11 @@ fn server(side: &Side<'_>) -> Result<(Proc, String), String> {
                 eprintln!("started nats-server (pid {}) at {url}", server.id());
             }
             Ok((server, url))
+        }
+        System::Raw => {
+            let mut relay = role(side, "relay", "relay", &[("--listen", "127.0.0.1:0")])?;
+            let addr = relay.expect("READY", SETUP)?;
+            Ok((relay, addr))
         }
     }
 }

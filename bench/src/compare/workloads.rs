@@ -61,6 +61,9 @@ pub(crate) struct Workload {
     pub(crate) goal: Goal,
     /// Whether every link is TLS (both sides, on the same certificates).
     pub(crate) tls: bool,
+    /// Whether the raw TCP relay (`raw.rs`, the physical limit) runs it too: plaintext
+    /// workloads with one peer on each side of the relay.
+    pub(crate) limit: bool,
 }
 
 /// Every cross-process workload, in the order they run.
@@ -71,6 +74,7 @@ pub(crate) const WORKLOADS: &[Workload] = &[
         shape: Shape::RequestReply { in_flight: 1 },
         goal: Goal::LatencyAtMost(0.75),
         tls: false,
+        limit: true,
     },
     Workload {
         name: "request_reply_64_in_flight",
@@ -78,6 +82,7 @@ pub(crate) const WORKLOADS: &[Workload] = &[
         shape: Shape::RequestReply { in_flight: 64 },
         goal: Goal::RateAtLeast(2.0),
         tls: false,
+        limit: true,
     },
     Workload {
         name: "reports_1_to_1",
@@ -85,6 +90,7 @@ pub(crate) const WORKLOADS: &[Workload] = &[
         shape: Shape::Reports { subscribers: 1 },
         goal: Goal::RateAtLeast(1.5),
         tls: false,
+        limit: true,
     },
     Workload {
         name: "reports_1_to_10",
@@ -92,6 +98,7 @@ pub(crate) const WORKLOADS: &[Workload] = &[
         shape: Shape::Reports { subscribers: 10 },
         goal: Goal::RateAtLeast(1.2),
         tls: false,
+        limit: false,
     },
     // Over TLS: ahead of NATS over TLS (issue 11); against netsvc's own plaintext rows the
     // table shows the ratio too (target: at least 0.7).
@@ -101,6 +108,7 @@ pub(crate) const WORKLOADS: &[Workload] = &[
         shape: Shape::RequestReply { in_flight: 64 },
         goal: Goal::RateAtLeast(1.0),
         tls: true,
+        limit: false,
     },
     Workload {
         name: "reports_1_to_1_tls",
@@ -108,6 +116,7 @@ pub(crate) const WORKLOADS: &[Workload] = &[
         shape: Shape::Reports { subscribers: 1 },
         goal: Goal::RateAtLeast(1.0),
         tls: true,
+        limit: false,
     },
 ];
 

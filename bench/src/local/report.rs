@@ -60,6 +60,7 @@ pub(crate) fn json(
         baseline_cpu_us_per_msg: None,
         repetitions,
         statistic: stat.describe(),
+        limit: None,
     }
     .print()
 }
