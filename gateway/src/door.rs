@@ -113,8 +113,8 @@ impl Network {
     }
 }
 
-/// An allow-list of hosts: the hook of [`GatewayConfig::authorise_host`](crate::GatewayConfig::authorise_host)
-/// that `--allow-host` builds.
+/// An allow-list of hosts, for [`GatewayConfig::authorise_host`](crate::GatewayConfig):
+/// what `--allow-host` builds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostList(Vec<Network>);
 

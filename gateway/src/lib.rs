@@ -42,6 +42,27 @@
 //! [`GatewayConfig::body_limit`] and 415 for a content type other than JSON (XML for
 //! XML-RPC); a request without a content type is taken as the endpoint's.
 //!
+//! ## Security at the door
+//!
+//! Checked before any endpoint runs (event streams and unknown paths included), in this
+//! order:
+//!
+//! - [`GatewayConfig::authorise_host`] decides by the client's socket address (OSE's host
+//!   authorisation; [`HostList`] from addresses and networks such as `10.0.0.0/8`): a
+//!   refused host gets 403.
+//! - [`GatewayConfig::authorise_user`] checks HTTP Basic credentials (OSE's
+//!   `authorise(login, password)`; [`Passwords`] from a `login:password` file) and
+//!   [`GatewayConfig::authorise_token`] bearer tokens ([`Tokens`]). With either, missing or
+//!   wrong credentials get 401 with a `WWW-Authenticate` challenge (realm [`REALM`]) per
+//!   configured scheme.
+//!
+//! Refusals carry the `{"error": …}` body (code 53, origin `gateway`) and a log line naming
+//! the client's address, never a password or token. [`Passwords`] and [`Tokens`] keep keyed
+//! tags of the secrets, not the secrets, and compare in constant time; a hook of your own
+//! should too. [`GatewayConfig::tls`] serves HTTPS (rustls, from [`netsvc::Tls::server_config`]
+//! for PEM files); a plain HTTP request to such an address gets no HTTP answer. Without any
+//! of these the gateway serves every host in plain HTTP: meant for 127.0.0.1.
+//!
 //! ## What is reachable
 //!
 //! Only the services of the exposed group ([`GatewayConfig::group`]; `None`: every service
@@ -77,6 +98,7 @@
 //! |---|---|
 //! | `lib.rs` | [`Gateway`], [`GatewayConfig`], the routes, start and stop |
 //! | `route` | what is exposed, which binding a call goes to, arguments by name, timeouts: the one path of every call |
+//! | `door` | security at the door: host authorisation, Basic and bearer authentication |
 //! | `body` | request bodies: content type, size limit |
 //! | `error` | failures at the door: the status map, the `{"error": …}` body |
 //! | `http` | the plain JSON endpoints, the registry and introspection |
