@@ -350,13 +350,15 @@ fn refusal(shared: &Shared, req: &ServiceRequest) -> Option<HttpFailure> {
         false
     };
     (!ok).then(|| {
-        refuse(
-            StatusCode::UNAUTHORIZED,
-            format!(
-                "the {} credentials are not valid",
-                scheme.to_ascii_lowercase()
-            ),
-        )
+        // The scheme is the client's text: only the known ones are repeated in the log.
+        let why = if scheme.eq_ignore_ascii_case("basic") {
+            "the basic credentials are not valid"
+        } else if scheme.eq_ignore_ascii_case("bearer") {
+            "the bearer token is not valid"
+        } else {
+            "the authorization scheme is not supported: send basic or bearer"
+        };
+        refuse(StatusCode::UNAUTHORIZED, why.to_owned())
     })
 }
 

@@ -287,6 +287,7 @@ impl Gateway {
     /// Serves on `addr` (port 0: a free port) and returns the address bound. The server
     /// runs on the current System until the node's shutdown completes or [`Gateway::stop`];
     /// actix-web's signal handling is off (the node's [`Node::monitor_signals`] owns signals).
+    /// With [`GatewayConfig::tls`] it serves HTTPS only on every address.
     pub async fn listen(&self, addr: impl ToSocketAddrs) -> std::io::Result<SocketAddr> {
         let listener = TcpListener::bind(addr)?;
         let local = listener.local_addr()?;
