@@ -1,13 +1,14 @@
 //! `netsvc gateway --listen HOST:PORT [--group G | --all]`: the HTTP gateway
 //! (`netsvc-gateway`) on a node of its own, joined to one exchange server; runs until Ctrl-C.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use netsvc::{ConnectionState, GroupName, ServiceName};
+use netsvc::{ClientAuth, ConnectionState, GroupName, ServiceName, Tls};
 use netsvc_gateway::{
-    Gateway, GatewayConfig, DEFAULT_BODY_LIMIT, DEFAULT_PUBLISHER, DEFAULT_SSE_BUFFER,
-    DEFAULT_WORKERS,
+    Gateway, GatewayConfig, HostList, Passwords, Tokens, DEFAULT_BODY_LIMIT, DEFAULT_PUBLISHER,
+    DEFAULT_SSE_BUFFER, DEFAULT_WORKERS,
 };
 
 use crate::client::{settle, CliError, ConnectArgs, Exit};
@@ -43,6 +44,24 @@ pub(crate) struct GatewayArgs {
     /// HTTP worker threads.
     #[arg(long, default_value_t = DEFAULT_WORKERS)]
     workers: usize,
+    /// Serve only clients from this IP address or network (`10.0.0.0/8`, `fd00::/8`);
+    /// repeatable. Others get 403. Default: every host.
+    #[arg(long, value_name = "ADDR[/PREFIX]")]
+    allow_host: Vec<String>,
+    /// Require HTTP Basic credentials from this file: lines `login:password`, `#` comments.
+    #[arg(long, value_name = "FILE")]
+    basic_auth_file: Option<PathBuf>,
+    /// Require a bearer token (`Authorization: Bearer T`) from this file: one per line, `#`
+    /// comments. With --basic-auth-file, either is accepted.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Serve HTTPS with this certificate chain (PEM); the gateway's own, not the exchange
+    /// link's (--tls-cert).
+    #[arg(long, value_name = "FILE", requires = "http_tls_key")]
+    http_tls_cert: Option<PathBuf>,
+    /// The private key of --http-tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "http_tls_cert")]
+    http_tls_key: Option<PathBuf>,
     #[command(flatten)]
     connect: ConnectArgs,
 }
@@ -63,6 +82,35 @@ pub(crate) async fn run(args: GatewayArgs) -> Result<(), CliError> {
         .ok()
         .filter(|d| !d.is_zero())
         .ok_or_else(|| CliError::usage("--timeout must be a positive number of seconds"))?;
+    let authorise_host = if args.allow_host.is_empty() {
+        None
+    } else {
+        let hosts = HostList::parse(&args.allow_host)
+            .map_err(|e| CliError::usage(format!("invalid --allow-host: {e}")))?;
+        Some(hosts.into_hook())
+    };
+    let authorise_user = args
+        .basic_auth_file
+        .as_deref()
+        .map(Passwords::from_file)
+        .transpose()
+        .map_err(|e| CliError::usage(format!("--basic-auth-file: {e}")))?
+        .map(Passwords::into_hook);
+    let authorise_token = args
+        .token_file
+        .as_deref()
+        .map(Tokens::from_file)
+        .transpose()
+        .map_err(|e| CliError::usage(format!("--token-file: {e}")))?
+        .map(Tokens::into_hook);
+    let tls = Tls::from_files(
+        args.http_tls_cert.as_deref(),
+        args.http_tls_key.as_deref(),
+        None,
+        ClientAuth::Optional,
+    )
+    .map_err(|e| CliError::usage(format!("--http-tls-cert/--http-tls-key: {e}")))?
+    .and_then(|tls| tls.server_config());
     let node = netsvc::Node::new("netsvc-gateway");
     let exchange = args.connect.exchange(&node)?;
     let joined = args.connect.connect(&exchange).await?;
@@ -87,6 +135,10 @@ pub(crate) async fn run(args: GatewayArgs) -> Result<(), CliError> {
         publisher,
         sse_buffer: args.sse_buffer,
         workers: args.workers,
+        authorise_host,
+        authorise_user,
+        authorise_token,
+        tls,
     };
     let gateway = Gateway::new(&node, config);
     gateway.watch_links(&exchange);

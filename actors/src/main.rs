@@ -9,7 +9,9 @@
 //!   TLS, `--secret-file FILE` requires a shared secret, `--policy FILE` a per-peer policy.
 //! * `netsvc gateway --listen HOST:PORT --connect HOST:PORT [--group G | --all]` — the HTTP
 //!   gateway (JSON calls, JSON-RPC 2.0, XML-RPC, Server-Sent Events) on a node joined to the
-//!   exchange; prints "gateway listening on ADDR"; stops on Ctrl-C.
+//!   exchange; prints "gateway listening on ADDR"; stops on Ctrl-C. `--allow-host ADDR[/PREFIX]`,
+//!   `--basic-auth-file FILE`, `--token-file FILE` and `--http-tls-cert FILE --http-tls-key
+//!   FILE` guard its door (HTTPS with the latter two).
 
 mod bench;
 mod call;

@@ -42,6 +42,27 @@
 //! [`GatewayConfig::body_limit`] and 415 for a content type other than JSON (XML for
 //! XML-RPC); a request without a content type is taken as the endpoint's.
 //!
+//! ## Security at the door
+//!
+//! Checked before any endpoint runs (event streams and unknown paths included), in this
+//! order:
+//!
+//! - [`GatewayConfig::authorise_host`] decides by the client's socket address (OSE's host
+//!   authorisation; [`HostList`] from addresses and networks such as `10.0.0.0/8`): a
+//!   refused host gets 403.
+//! - [`GatewayConfig::authorise_user`] checks HTTP Basic credentials (OSE's
+//!   `authorise(login, password)`; [`Passwords`] from a `login:password` file) and
+//!   [`GatewayConfig::authorise_token`] bearer tokens ([`Tokens`]). With either, missing or
+//!   wrong credentials get 401 with a `WWW-Authenticate` challenge (realm [`REALM`]) per
+//!   configured scheme.
+//!
+//! Refusals carry the `{"error": …}` body (code 53, origin `gateway`) and a log line naming
+//! the client's address, never a password or token. [`Passwords`] and [`Tokens`] keep keyed
+//! tags of the secrets, not the secrets, and compare in constant time; a hook of your own
+//! should too. [`GatewayConfig::tls`] serves HTTPS (rustls, from [`netsvc::Tls::server_config`]
+//! for PEM files); a plain HTTP request to such an address gets no HTTP answer. Without any
+//! of these the gateway serves every host in plain HTTP: meant for 127.0.0.1.
+//!
 //! ## What is reachable
 //!
 //! Only the services of the exposed group ([`GatewayConfig::group`]; `None`: every service
@@ -77,6 +98,7 @@
 //! |---|---|
 //! | `lib.rs` | [`Gateway`], [`GatewayConfig`], the routes, start and stop |
 //! | `route` | what is exposed, which binding a call goes to, arguments by name, timeouts: the one path of every call |
+//! | `door` | security at the door: host authorisation, Basic and bearer authentication |
 //! | `body` | request bodies: content type, size limit |
 //! | `error` | failures at the door: the status map, the `{"error": …}` body |
 //! | `http` | the plain JSON endpoints, the registry and introspection |
@@ -89,6 +111,7 @@
 //! arbiter that built the gateway (the node's), so that HTTP workers own no netsvc service.
 
 mod body;
+mod door;
 mod error;
 mod events;
 mod http;
@@ -106,6 +129,10 @@ use actix_rt::ArbiterHandle;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use netsvc::{Binding, ErrorCode, GroupName, Node, ServiceName, ServiceOptions};
 
+pub use door::{
+    AuthoriseHost, AuthoriseToken, AuthoriseUser, DoorError, HostList, Network, Passwords, Tokens,
+    REALM,
+};
 pub use error::{code_name, failure_json, status_of, GATEWAY_ORIGIN};
 pub use events::KEEP_ALIVE;
 pub use jsonrpc::MAX_BATCH;
@@ -123,7 +150,7 @@ pub const DEFAULT_SSE_BUFFER: usize = 256;
 pub const DEFAULT_WORKERS: usize = 1;
 
 /// Tunables of a gateway.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct GatewayConfig {
     /// The exposed group (OSE's `RpcGateway(group)`); `None`: every service the node sees.
     pub group: Option<GroupName>,
@@ -138,6 +165,37 @@ pub struct GatewayConfig {
     pub sse_buffer: usize,
     /// HTTP worker threads (each an arbiter of the node's System).
     pub workers: usize,
+    /// Decides by the client's socket address whether it is served (OSE's host
+    /// authorisation); a refused host gets 403. `None`: every host ([`HostList`] builds one
+    /// from addresses and networks).
+    pub authorise_host: Option<AuthoriseHost>,
+    /// Checks HTTP Basic credentials (login, password; OSE's `authorise`). With this or
+    /// [`GatewayConfig::authorise_token`], every endpoint requires valid credentials (401
+    /// otherwise). [`Passwords`] builds one from a file.
+    pub authorise_user: Option<AuthoriseUser>,
+    /// Checks bearer tokens (`Authorization: Bearer T`); see
+    /// [`GatewayConfig::authorise_user`]. [`Tokens`] builds one from a file.
+    pub authorise_token: Option<AuthoriseToken>,
+    /// Serve HTTPS with these settings (rustls; `None`: plain HTTP). A plain HTTP request
+    /// to a TLS address gets no answer. [`netsvc::Tls::server_config`] gives one from PEM.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl std::fmt::Debug for GatewayConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayConfig")
+            .field("group", &self.group)
+            .field("timeout", &self.timeout)
+            .field("body_limit", &self.body_limit)
+            .field("publisher", &self.publisher)
+            .field("sse_buffer", &self.sse_buffer)
+            .field("workers", &self.workers)
+            .field("authorise_host", &self.authorise_host.is_some())
+            .field("authorise_user", &self.authorise_user.is_some())
+            .field("authorise_token", &self.authorise_token.is_some())
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
 }
 
 impl Default for GatewayConfig {
@@ -149,6 +207,10 @@ impl Default for GatewayConfig {
             publisher: ServiceName::new(DEFAULT_PUBLISHER).expect("a valid name"),
             sse_buffer: DEFAULT_SSE_BUFFER,
             workers: DEFAULT_WORKERS,
+            authorise_host: None,
+            authorise_user: None,
+            authorise_token: None,
+            tls: None,
         }
     }
 }
@@ -225,16 +287,23 @@ impl Gateway {
     /// Serves on `addr` (port 0: a free port) and returns the address bound. The server
     /// runs on the current System until the node's shutdown completes or [`Gateway::stop`];
     /// actix-web's signal handling is off (the node's [`Node::monitor_signals`] owns signals).
+    /// With [`GatewayConfig::tls`] it serves HTTPS only on every address.
     pub async fn listen(&self, addr: impl ToSocketAddrs) -> std::io::Result<SocketAddr> {
         let listener = TcpListener::bind(addr)?;
         let local = listener.local_addr()?;
         let shared = self.shared.clone();
-        let server = HttpServer::new(move || routes(App::new().app_data(shared.clone())))
-            .workers(self.shared.config.workers.max(1))
-            .disable_signals()
-            .shutdown_timeout(1)
-            .listen(listener)?
-            .run();
+        let server = HttpServer::new(move || {
+            routes(App::new().app_data(shared.clone()))
+                .wrap(actix_web::middleware::from_fn(door::check))
+        })
+        .workers(self.shared.config.workers.max(1))
+        .disable_signals()
+        .shutdown_timeout(1);
+        let server = match &self.shared.config.tls {
+            Some(tls) => server.listen_rustls_0_23(listener, (**tls).clone())?,
+            None => server.listen(listener)?,
+        }
+        .run();
         let handle = server.handle();
         actix_rt::spawn(async move {
             if let Err(e) = server.await {
@@ -251,7 +320,12 @@ impl Gateway {
             handle.stop(true).await;
             tracing::info!("gateway on {local} stopped with its node");
         });
-        tracing::info!("gateway listening on {local}");
+        let scheme = if self.shared.config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        tracing::info!("gateway listening on {scheme}://{local}");
         Ok(local)
     }
 

@@ -94,18 +94,48 @@ async fn http(
     ctype: Option<&str>,
     body: &[u8],
 ) -> Response {
+    http_with(addr, method, path, ctype, &[], body).await
+}
+
+/// One request's bytes, with more header lines (`Name: value`).
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    ctype: Option<&str>,
+    headers: &[&str],
+    body: &[u8],
+) -> Vec<u8> {
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(t) = ctype {
+        head.push_str(&format!("Content-Type: {t}\r\n"));
+    }
+    for h in headers {
+        head.push_str(&format!("{h}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut raw = head.into_bytes();
+    raw.extend_from_slice(body);
+    raw
+}
+
+/// [`http`] with more header lines.
+async fn http_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    ctype: Option<&str>,
+    headers: &[&str],
+    body: &[u8],
+) -> Response {
     let go = async {
         let mut s = TcpStream::connect(addr).await.unwrap();
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        if let Some(t) = ctype {
-            head.push_str(&format!("Content-Type: {t}\r\n"));
-        }
-        head.push_str("\r\n");
-        s.write_all(head.as_bytes()).await.unwrap();
-        s.write_all(body).await.unwrap();
+        s.write_all(&request(addr, method, path, ctype, headers, body))
+            .await
+            .unwrap();
         let mut raw = Vec::new();
         s.read_to_end(&mut raw).await.unwrap();
         raw
@@ -113,7 +143,12 @@ async fn http(
     let raw = tokio::time::timeout(WAIT, go)
         .await
         .expect("a response in time");
-    let text = String::from_utf8_lossy(&raw).into_owned();
+    parse(&raw)
+}
+
+/// A whole response's bytes, parsed.
+fn parse(raw: &[u8]) -> Response {
+    let text = String::from_utf8_lossy(raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
     let body = if head
@@ -185,8 +220,13 @@ struct Events {
 
 impl Events {
     async fn open(addr: SocketAddr, path: &str) -> Events {
+        Events::open_with(addr, path, "X-Nothing: here").await
+    }
+
+    /// [`Events::open`] with one more header line.
+    async fn open_with(addr: SocketAddr, path: &str, header: &str) -> Events {
         let mut stream = TcpStream::connect(addr).await.unwrap();
-        let head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+        let head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{header}\r\n\r\n");
         stream.write_all(head.as_bytes()).await.unwrap();
         Events {
             stream,
@@ -704,4 +744,241 @@ async fn the_gateway_stops_with_its_node() {
         assert!(Instant::now() < deadline, "still listening");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// `GET path` with these header lines.
+async fn get(addr: SocketAddr, path: &str, headers: &[&str]) -> Response {
+    http_with(addr, "GET", path, None, headers, b"").await
+}
+
+/// `Authorization: Basic …` of a login and password.
+fn basic(login: &str, password: &str) -> String {
+    use base64::Engine;
+    let pair = base64::engine::general_purpose::STANDARD.encode(format!("{login}:{password}"));
+    format!("Authorization: Basic {pair}")
+}
+
+/// A 401 or 403 as the door answers it: the JSON error body, with code 53.
+fn assert_refused(r: &Response, status: u16, what: &str) {
+    assert_eq!(r.status, status, "{what}: {}", r.body);
+    assert_eq!(r.json()["error"]["code"], 53, "{what}: {}", r.body);
+    assert_eq!(r.json()["error"]["origin"], GATEWAY_ORIGIN, "{what}");
+}
+
+#[actix::test]
+async fn basic_and_bearer_credentials_guard_every_endpoint() {
+    let config = GatewayConfig {
+        authorise_user: Some(
+            Passwords::parse("# who\nada:lovelace\n", "test")
+                .unwrap()
+                .into_hook(),
+        ),
+        authorise_token: Some(Tokens::parse("t0ken\n", "test").unwrap().into_hook()),
+        ..GatewayConfig::default()
+    };
+    let (_node, _gateway, addr) = start(config).await;
+    for path in ["/", "/services", "/nodes", "/events/registry", "/nowhere"] {
+        let r = get(addr, path, &[]).await;
+        assert_refused(&r, 401, path);
+        let head = r.head.to_ascii_lowercase();
+        assert!(
+            head.contains("www-authenticate: basic realm=\"netsvc\""),
+            "{path}: {}",
+            r.head
+        );
+        assert!(
+            head.contains("www-authenticate: bearer realm=\"netsvc\""),
+            "{path}: {}",
+            r.head
+        );
+    }
+    let ada = basic("ada", "lovelace");
+    let r = get(addr, "/services", &[&ada]).await;
+    assert_eq!(r.status, 200, "right password: {}", r.body);
+    let r = http_with(
+        addr,
+        "POST",
+        "/call/calculator/multiply",
+        Some("application/json"),
+        &[&ada],
+        b"[6, 7]",
+    )
+    .await;
+    assert_eq!((r.status, r.json()), (200, json!({"result": 42})));
+    let wrong: [(&str, String); 6] = [
+        ("wrong password", basic("ada", "lovelacE")),
+        ("wrong login", basic("bob", "lovelace")),
+        ("no colon", "Authorization: Basic YWRh".to_owned()),
+        ("not base64", "Authorization: Basic !!!".to_owned()),
+        ("wrong token", "Authorization: Bearer t0ke".to_owned()),
+        ("unknown scheme", "Authorization: Digest x".to_owned()),
+    ];
+    for (what, header) in &wrong {
+        let r = get(addr, "/services", &[header]).await;
+        assert_refused(&r, 401, what);
+        assert!(!r.body.contains("lovelace"), "{what}: {}", r.body);
+    }
+    let r = get(addr, "/services", &["Authorization: Bearer t0ken"]).await;
+    assert_eq!(r.status, 200, "right token: {}", r.body);
+    let r = post_json(
+        addr,
+        "/jsonrpc",
+        r#"{"jsonrpc": "2.0", "method": "x", "id": 1}"#,
+    )
+    .await;
+    assert_refused(&r, 401, "JSON-RPC without credentials");
+    // An event stream with credentials opens.
+    let mut events =
+        Events::open_with(addr, "/events/registry", "Authorization: Bearer t0ken").await;
+    events.expect("200 OK").await;
+}
+
+#[actix::test]
+async fn basic_alone_challenges_with_basic_only() {
+    let config = GatewayConfig {
+        authorise_user: Some(Arc::new(|login: &str, password: &str| {
+            login == "u" && password == "p"
+        })),
+        ..GatewayConfig::default()
+    };
+    let (_node, _gateway, addr) = start(config).await;
+    let r = get(addr, "/services", &["Authorization: Bearer p"]).await;
+    assert_refused(&r, 401, "a token where none is configured");
+    assert!(
+        !r.head.to_ascii_lowercase().contains("bearer"),
+        "{}",
+        r.head
+    );
+    let r = get(addr, "/services", &[&basic("u", "p")]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[actix::test]
+async fn a_host_not_allowed_gets_403() {
+    let config = GatewayConfig {
+        authorise_host: Some(HostList::parse(&["10.0.0.0/8", "::1"]).unwrap().into_hook()),
+        ..GatewayConfig::default()
+    };
+    let (_node, _gateway, addr) = start(config).await;
+    for path in ["/services", "/", "/events/registry"] {
+        let r = get(addr, path, &[]).await;
+        assert_refused(&r, 403, path);
+        assert!(
+            r.json()["error"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("127.0.0.1"),
+            "names the host: {}",
+            r.body
+        );
+    }
+    let config = GatewayConfig {
+        authorise_host: Some(HostList::parse(&["127.0.0.0/8"]).unwrap().into_hook()),
+        ..GatewayConfig::default()
+    };
+    let (_node, _gateway, addr) = start(config).await;
+    let r = get(addr, "/services", &[]).await;
+    assert_eq!(r.status, 200, "an allowed host: {}", r.body);
+}
+
+#[actix::test]
+async fn every_post_endpoint_caps_its_body() {
+    let config = GatewayConfig {
+        body_limit: 100,
+        ..GatewayConfig::default()
+    };
+    let (_node, _gateway, addr) = start(config).await;
+    let json_body = format!("[{}]", vec!["1"; 100].join(","));
+    let xml_body = format!(
+        "<methodCall><methodName>calculator.multiply</methodName>{}</methodCall>",
+        " ".repeat(100)
+    );
+    let cases = [
+        ("/call/calculator/multiply", "application/json", &json_body),
+        ("/jsonrpc", "application/json", &json_body),
+        ("/publish/some.subject", "application/json", &json_body),
+        ("/RPC2", "text/xml", &xml_body),
+        ("/xmlrpc/calculator", "text/xml", &xml_body),
+    ];
+    for (path, ctype, body) in cases {
+        let r = http(addr, "POST", path, Some(ctype), body.as_bytes()).await;
+        assert_eq!(r.status, 413, "{path}: {}", r.body);
+    }
+    let r = post_json(addr, "/call/calculator/multiply", "[6, 7]").await;
+    assert_eq!(r.status, 200, "under the limit: {}", r.body);
+}
+
+#[actix::test]
+async fn https_serves_a_client_that_trusts_the_certificate_and_refuses_plain_http() {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let tls = netsvc::Tls::new(&netsvc::TlsPem {
+        cert: Some(cert.pem().into_bytes()),
+        key: Some(key.serialize_pem().into_bytes()),
+        ..netsvc::TlsPem::default()
+    })
+    .unwrap();
+    let config = GatewayConfig {
+        tls: tls.server_config(),
+        ..GatewayConfig::default()
+    };
+    let (_node, _gateway, addr) = start(config).await;
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.der().clone()).unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+    let go = async {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let mut tls = connector.connect(name, tcp).await.unwrap();
+        let body = b"[6, 7]";
+        let raw = request(
+            addr,
+            "POST",
+            "/call/calculator/multiply",
+            Some("application/json"),
+            &[],
+            body,
+        );
+        tls.write_all(&raw).await.unwrap();
+        let mut out = Vec::new();
+        // A peer closing without close_notify is an error to rustls: what was read counts.
+        let _ = tls.read_to_end(&mut out).await;
+        out
+    };
+    let raw = tokio::time::timeout(WAIT, go).await.expect("in time");
+    let r = parse(&raw);
+    assert_eq!(
+        (r.status, r.json()),
+        (200, json!({"result": 42})),
+        "over TLS"
+    );
+
+    let plain = async {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(&request(addr, "GET", "/services", None, &[], b""))
+            .await
+            .unwrap();
+        let mut raw = Vec::new();
+        let _ = s.read_to_end(&mut raw).await;
+        raw
+    };
+    let raw = tokio::time::timeout(WAIT, plain)
+        .await
+        .expect("closed in time");
+    assert!(
+        !raw.starts_with(b"HTTP/"),
+        "plain HTTP to the TLS port: {}",
+        String::from_utf8_lossy(&raw)
+    );
 }

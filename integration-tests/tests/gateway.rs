@@ -399,3 +399,135 @@ fn python_xmlrpc_client_calls_through_the_gateway() {
     assert!(lines[6].starts_with("fault 55 "), "{out}");
     assert_eq!(lines[7], "path 12", "{out}");
 }
+
+/// A directory of files for one test, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("netsvc-gateway-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    /// Writes `name`; its path.
+    fn write(&self, name: &str, text: &str) -> String {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `netsvc gateway` with `args` that must stop it at start: its exit status and stderr.
+fn refused_at_start(args: &[&str]) -> (Option<i32>, String) {
+    let mut all = vec!["gateway", "--listen", "127.0.0.1:0"];
+    all.extend(args);
+    let out = Command::new(built("netsvc"))
+        .args(&all)
+        .stdin(Stdio::null())
+        .output()
+        .expect("netsvc runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn unusable_credential_and_certificate_files_exit_2_with_a_reason() {
+    let dir = Scratch::new("bad-files");
+    let passwords = dir.write("passwords", "# people\nada:lovelace\nbob\n");
+    let empty = dir.write("tokens", "# nobody\n\n");
+    let not_pem = dir.write("cert.pem", "not a certificate\n");
+    let missing = dir.0.join("missing").display().to_string();
+    let cases: [(&[&str], &str); 5] = [
+        (&["--basic-auth-file", &passwords], "line 3"),
+        (&["--basic-auth-file", &missing], "cannot read"),
+        (&["--token-file", &empty], "no entry"),
+        (&["--allow-host", "10.0.0.0/33"], "--allow-host"),
+        (
+            &["--http-tls-cert", &not_pem, "--http-tls-key", &not_pem],
+            "--http-tls-cert",
+        ),
+    ];
+    for (args, reason) in cases {
+        let (code, stderr) = refused_at_start(args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(reason), "{args:?}: {stderr}");
+        assert!(!stderr.contains("lovelace"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn curl_calls_over_https_with_basic_auth_and_plain_http_fails() {
+    let dir = Scratch::new("https");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let cert_path = dir.write("gateway.pem", &cert.pem());
+    let key_path = dir.write("gateway.key", &key.serialize_pem());
+    let passwords = dir.write("passwords", "ada:lovelace\n");
+    let netsvc = built("netsvc");
+    let mut exchange = Process::start(&netsvc, &["exchange", "--listen", "127.0.0.1:0"]);
+    let line = exchange.expect_line("exchange listening on", WAIT);
+    let addr = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .expect("an address")
+        .to_owned();
+    let mut gateway = Process::start(
+        &netsvc,
+        &[
+            "gateway",
+            "--listen",
+            "127.0.0.1:0",
+            "--connect",
+            &addr,
+            "--http-tls-cert",
+            &cert_path,
+            "--http-tls-key",
+            &key_path,
+            "--basic-auth-file",
+            &passwords,
+        ],
+    );
+    let line = gateway.expect_line("gateway listening on", WAIT);
+    let local = line.rsplit(' ').next().expect("an address").to_owned();
+    let curl = |url: String, more: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-s", "--max-time", "10", "-w", "\n%{http_code}"])
+            .args(more)
+            .arg(url)
+            .stdin(Stdio::null())
+            .output()
+            .expect("curl runs (apt-get install curl)");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+        (status.trim().parse::<u16>().unwrap_or(0), body.to_owned())
+    };
+    let https = format!("https://{local}/services");
+    let (status, body) = curl(
+        https.clone(),
+        &["--cacert", &cert_path, "-u", "ada:lovelace"],
+    );
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert!(v["services"].is_array(), "{body}");
+    let (status, body) = curl(https.clone(), &["--cacert", &cert_path, "-u", "ada:wrong"]);
+    assert_eq!(status, 401, "{body}");
+    let (status, _) = curl(https.clone(), &["--cacert", &cert_path]);
+    assert_eq!(status, 401, "no credentials");
+    let (status, _) = curl(https, &["-u", "ada:lovelace"]);
+    assert_eq!(status, 0, "a client that does not trust the certificate");
+    let (status, body) = curl(format!("http://{local}/services"), &["-u", "ada:lovelace"]);
+    assert_eq!(status, 0, "plain HTTP to the TLS port: {body}");
+}

@@ -197,6 +197,12 @@ impl Tls {
         Tls::new(&TlsPem::from_files(cert, key, ca, client_auth)?).map(Some)
     }
 
+    /// The rustls server settings, if these can listen (a certificate and key were given):
+    /// for another TLS server of the same identity, such as the HTTP gateway's.
+    pub fn server_config(&self) -> Option<Arc<ServerConfig>> {
+        self.server.clone()
+    }
+
     /// The acceptor of a listener, if these settings can listen.
     pub(crate) fn acceptor(&self) -> Result<tokio_rustls::TlsAcceptor, TlsError> {
         self.server
