@@ -117,12 +117,12 @@ async fn hub_with_publisher_and_victim() -> (Node, Exchange, common::Probe, nets
     assert!(got(&mut log, "real", WAIT).await);
     let mut attacker = RawPeer::connect(&addr, ProcessId::random()).await;
     attacker.announce_self().await;
-    (hub, x, log, victim, attacker)
+    (hub, x, log, victim.binding.agent(), attacker)
 }
 
 #[actix::test]
 async fn reports_forged_in_a_real_publishers_name_reach_no_subscriber() {
-    let (hub, _x, mut log, victim, mut attacker) = hub_with_publisher_and_victim().await;
+    let (_hub, _x, mut log, victim, mut attacker) = hub_with_publisher_and_victim().await;
     let publisher = attacker.agent_named("publisher").await;
     let forged = forged_tick(publisher, victim);
     only_real_reports_arrive(&mut attacker, &forged, &mut log).await;
@@ -165,7 +165,7 @@ async fn forged_subscription_frames_neither_stop_nor_start_a_stream() {
     attacker
         .send(&Frame::SubscriptionWithdrawn {
             publisher,
-            subscriber: victim,
+            subscriber: victim.binding.agent(),
             pattern: "*".into(),
         })
         .await;
@@ -567,7 +567,7 @@ async fn a_request_in_another_agents_name_is_refused_back_to_its_sender() {
     attacker
         .send(&Frame::Request(RequestFrame {
             conversation: 7,
-            requester: victim,
+            requester: victim.binding.agent(),
             target: calculator,
             method: "multiply".into(),
             args: WirePayload {
@@ -740,6 +740,6 @@ async fn announcing_a_remote_agent_for_another_process_does_not_let_a_peer_speak
     attacker.announce_self().await;
     let publisher = attacker.agent_named("publisher").await;
     attacker.send(&claim(publisher, ProcessId::random())).await;
-    let forged = forged_tick(publisher, victim);
+    let forged = forged_tick(publisher, victim.binding.agent());
     only_real_reports_arrive(&mut attacker, &forged, &mut log).await;
 }
