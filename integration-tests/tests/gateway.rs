@@ -42,9 +42,9 @@ struct Mesh {
     gateway: Process,
 }
 
-fn mesh() -> Mesh {
-    let netsvc = built("netsvc");
-    let mut exchange = Process::start(&netsvc, &["exchange", "--listen", "127.0.0.1:0"]);
+/// `netsvc exchange` on a free port, and the address it printed.
+fn start_exchange(netsvc: &str) -> (Process, String) {
+    let mut exchange = Process::start(netsvc, &["exchange", "--listen", "127.0.0.1:0"]);
     let line = exchange.expect_line("exchange listening on", WAIT);
     let addr = line
         .split("listening on ")
@@ -52,6 +52,12 @@ fn mesh() -> Mesh {
         .and_then(|r| r.split_whitespace().next())
         .expect("an address")
         .to_owned();
+    (exchange, addr)
+}
+
+fn mesh() -> Mesh {
+    let netsvc = built("netsvc");
+    let (mut exchange, addr) = start_exchange(&netsvc);
     let calculator = Process::start(
         &built("examples/calculator"),
         &["--connect", &addr, "--serve"],
@@ -476,14 +482,7 @@ fn curl_calls_over_https_with_basic_auth_and_plain_http_fails() {
     let key_path = dir.write("gateway.key", &key.serialize_pem());
     let passwords = dir.write("passwords", "ada:lovelace\n");
     let netsvc = built("netsvc");
-    let mut exchange = Process::start(&netsvc, &["exchange", "--listen", "127.0.0.1:0"]);
-    let line = exchange.expect_line("exchange listening on", WAIT);
-    let addr = line
-        .split("listening on ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .expect("an address")
-        .to_owned();
+    let (_exchange, addr) = start_exchange(&netsvc);
     let mut gateway = Process::start(
         &netsvc,
         &[

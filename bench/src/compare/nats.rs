@@ -34,24 +34,18 @@ const REQUEST_SUBJECT: &str = "bench.rr";
 /// Prefix of acknowledgement subjects (`ack.<index>`).
 const ACK_PREFIX: &str = "ack.";
 
-/// Runs one NATS role on a current-thread tokio runtime.
-pub(crate) fn role(args: &RoleArgs) -> Result<(), String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot build a tokio runtime: {e}"))?;
-    runtime.block_on(async {
-        match args.kind {
-            RoleKind::Exchange => {
-                Err("NATS has no exchange role: compare starts nats-server".to_owned())
-            }
-            RoleKind::Relay => Err("the relay is a role of the raw side".to_owned()),
-            RoleKind::Responder => responder(args).await,
-            RoleKind::Requester => requester(args).await,
-            RoleKind::Publisher => publisher(args).await,
-            RoleKind::Subscriber => subscriber(args).await,
+/// Runs one NATS role.
+pub(crate) async fn role(args: &RoleArgs) -> Result<(), String> {
+    match args.kind {
+        RoleKind::Exchange => {
+            Err("NATS has no exchange role: compare starts nats-server".to_owned())
         }
-    })
+        RoleKind::Relay => Err("the relay is a role of the raw side".to_owned()),
+        RoleKind::Responder => responder(args).await,
+        RoleKind::Requester => requester(args).await,
+        RoleKind::Publisher => publisher(args).await,
+        RoleKind::Subscriber => subscriber(args).await,
+    }
 }
 
 /// Connects to nats-server with the benchmark's client configuration.

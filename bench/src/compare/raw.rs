@@ -46,22 +46,16 @@ type Reader = BufReader<OwnedReadHalf>;
 /// The writing half of a connection, buffered (written out by [`flush`]).
 type Writer = BufWriter<OwnedWriteHalf>;
 
-/// Runs one raw role on a current-thread tokio runtime.
-pub(crate) fn role(args: &RoleArgs) -> Result<(), String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot build a tokio runtime: {e}"))?;
-    runtime.block_on(async {
-        match args.kind {
-            RoleKind::Relay => relay(args).await,
-            RoleKind::Exchange => Err("the raw side has no exchange: it uses the relay".to_owned()),
-            RoleKind::Responder => responder(args).await,
-            RoleKind::Requester => requester(args).await,
-            RoleKind::Publisher => publisher(args).await,
-            RoleKind::Subscriber => subscriber(args).await,
-        }
-    })
+/// Runs one raw role.
+pub(crate) async fn role(args: &RoleArgs) -> Result<(), String> {
+    match args.kind {
+        RoleKind::Relay => relay(args).await,
+        RoleKind::Exchange => Err("the raw side has no exchange: it uses the relay".to_owned()),
+        RoleKind::Responder => responder(args).await,
+        RoleKind::Requester => requester(args).await,
+        RoleKind::Publisher => publisher(args).await,
+        RoleKind::Subscriber => subscriber(args).await,
+    }
 }
 
 /// The two buffered halves of `stream`, with `TCP_NODELAY` set.
