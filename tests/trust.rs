@@ -719,13 +719,23 @@ async fn announcing_a_local_agent_as_a_second_route_does_not_let_a_peer_speak_fo
     only_real_reports_arrive(&mut attacker, &forged, &mut log).await;
 }
 
-#[actix::test]
-async fn announcing_a_remote_agent_for_another_process_does_not_let_a_peer_speak_for_it() {
+/// A hub (with `config`) whose local victim receives the reports of a publisher on a client
+/// process, and a raw attacker connected to the hub and announced; returns the publisher's
+/// agent and process as the attacker learned them.
+async fn hub_with_remote_publisher(
+    config: ExchangeConfig,
+) -> (
+    (Node, Exchange, Node, Exchange),
+    common::Probe,
+    netsvc::AgentId,
+    (netsvc::AgentId, ProcessId),
+    RawPeer,
+) {
     let (tx, mut log) = probe();
     let hub = Node::new("hub");
-    let x = Exchange::with_config(&hub, config()).unwrap();
+    let x = Exchange::with_config(&hub, config).unwrap();
     let addr = x.listen("127.0.0.1:0").await.unwrap().to_string();
-    let (client, _cx) = client_of("client", &addr).await;
+    let (client, cx) = client_of("client", &addr).await;
     client.spawn(Publisher);
     let victim = hub.spawn_with(
         Victim {
@@ -735,11 +745,54 @@ async fn announcing_a_remote_agent_for_another_process_does_not_let_a_peer_speak
         named("victim"),
     );
     assert!(got(&mut log, "real", WAIT).await);
-
     let mut attacker = RawPeer::connect(&addr, ProcessId::random()).await;
     attacker.announce_self().await;
     let publisher = attacker.agent_named("publisher").await;
+    let process = client.process();
+    (
+        (hub, x, client, cx),
+        log,
+        victim.binding.agent(),
+        (publisher, process),
+        attacker,
+    )
+}
+
+#[actix::test]
+async fn announcing_a_remote_agent_for_another_process_does_not_let_a_peer_speak_for_it() {
+    let (_keep, mut log, victim, (publisher, _), mut attacker) =
+        hub_with_remote_publisher(config()).await;
     attacker.send(&claim(publisher, ProcessId::random())).await;
-    let forged = forged_tick(publisher, victim.binding.agent());
+    let forged = forged_tick(publisher, victim);
+    only_real_reports_arrive(&mut attacker, &forged, &mut log).await;
+}
+
+/// A hub whose policy admits the raw peer (node name "raw") with `rule` and everyone else
+/// with everything.
+fn config_with_rule_for_raw(rule: &str) -> ExchangeConfig {
+    let policy = format!(r#"{{"peers": [{{"node": "raw", {rule}}}], "default": {{}}}}"#);
+    ExchangeConfig {
+        admit: Some(netsvc::PolicyFile::parse(&policy).unwrap().into_admit()),
+        ..config()
+    }
+}
+
+#[actix::test]
+async fn a_peer_the_policy_does_not_let_relay_cannot_claim_another_process_agent() {
+    // With the publisher's real process id the claim is a plausible second route; a plain
+    // client the policy does not let relay is refused it, and so cannot speak for it.
+    let (_keep, mut log, victim, (publisher, process), mut attacker) =
+        hub_with_remote_publisher(config_with_rule_for_raw(r#""relay": false"#)).await;
+    attacker.send(&claim(publisher, process)).await;
+    let forged = forged_tick(publisher, victim);
+    only_real_reports_arrive(&mut attacker, &forged, &mut log).await;
+}
+
+#[actix::test]
+async fn a_second_route_the_policy_refuses_by_name_does_not_let_a_peer_speak_for_it() {
+    let (_keep, mut log, victim, (publisher, process), mut attacker) =
+        hub_with_remote_publisher(config_with_rule_for_raw(r#""announce": ["sensor.*"]"#)).await;
+    attacker.send(&claim(publisher, process)).await;
+    let forged = forged_tick(publisher, victim);
     only_real_reports_arrive(&mut attacker, &forged, &mut log).await;
 }

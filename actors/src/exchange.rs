@@ -40,7 +40,7 @@ pub(crate) struct ExchangeArgs {
     #[arg(long, value_name = "FILE")]
     secret_file: Option<PathBuf>,
     /// A per-peer policy (JSON: see `netsvc::PolicyFile`): which peers are served, which
-    /// service names each may announce, and how much it may hold.
+    /// service names each may announce, whether it may relay, and how much it may hold.
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
 }

@@ -268,9 +268,6 @@ impl Announcer {
     /// A link finished its handshake. Returns `false` when it duplicates a link to the same
     /// process and was dropped (it has been marked and closed).
     ///
-    /// A link finished its handshake. Returns `false` when it duplicates a link to the same
-    /// process and was dropped (it has been marked and closed).
-    ///
     /// A process id proves nothing by itself, so two links to one process are resolved to one
     /// only when that cannot let a peer claiming another's identity lock the real process out:
     /// - a second connection this side made to a process it is already connected to (two

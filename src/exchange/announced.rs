@@ -51,10 +51,20 @@ impl Announced {
         self.agents.iter().copied().collect()
     }
 
-    /// Why `policy` refuses the announcement of `info` with `groups` groups, if it does.
-    fn refused_by(&self, policy: &PeerPolicy, info: &ServiceInfo, groups: usize) -> Option<String> {
+    /// Why `policy` refuses the announcement of `info` with `groups` groups, if it does;
+    /// `relayed`: the service is another process's than the one the peer claimed.
+    fn refused_by(
+        &self,
+        policy: &PeerPolicy,
+        info: &ServiceInfo,
+        groups: usize,
+        relayed: bool,
+    ) -> Option<String> {
         if self.agents.contains(&info.agent) && !self.refused.contains(&info.agent) {
             return None;
+        }
+        if relayed && !policy.relay {
+            return Some("another process's service, and it may not relay".to_owned());
         }
         if !policy.may_announce(&info.name) {
             return Some("a name it may not announce".to_owned());
@@ -120,13 +130,19 @@ impl Announced {
             self.refused.insert(info.agent);
             return Ok(());
         }
-        if let Some(why) = self.refused_by(policy, &info, groups.len()) {
+        // A service of another process than the one the peer claimed: relayed.
+        let relayed = link.peer().is_none_or(|p| p.process != info.process);
+        if let Some(why) = self.refused_by(policy, &info, groups.len(), relayed) {
             let peer = link.peer().map_or("", |p| p.node.as_str());
-            tracing::warn!(peer, service = %clip_name(&info.name), agent = %info.agent, "announcement refused by the peer's policy ({why}); the service is visible nowhere");
-            // The peer still speaks for it on this link (its frames are not forgeries), but
-            // nothing of it goes further.
-            self.agents.insert(info.agent);
-            self.refused.insert(info.agent);
+            tracing::warn!(peer, service = %clip_name(&info.name), agent = %info.agent, process = %info.process, "announcement refused by the peer's policy ({why}); the service is visible nowhere");
+            // One of the peer's own that is known nowhere else: the peer still speaks for it
+            // on this link (its frames are not forgeries), but nothing of it goes further.
+            // Another process's, or one known through another route, it does not speak for:
+            // that would let a refused announcement open the door the policy closed.
+            if !relayed && shared.node.routes().lookup(info.agent).is_none() {
+                self.agents.insert(info.agent);
+                self.refused.insert(info.agent);
+            }
             return Ok(());
         }
         if !groups.is_empty() {
@@ -252,13 +268,6 @@ impl Announced {
     }
 }
 
-/// Why `info` may not be announced if it claims a node agent's identity: a version-8 agent
-/// id is the node agent of the process it is derived from
-/// ([`crate::introspection::node_agent_of`]), so an announcement naming another process is
-/// false. (Which link it comes over cannot be checked: a process with exchanges in two groups
-/// relays the node agents of one to the other without being a hub. A peer that names the
-/// process a node agent is derived from can still announce it before that process does,
-/// as with any agent id; what it then answers to introspection is its own word.)
 /// Why the announcement of `info` claims an agent that is not the announcer's to claim, if
 /// it does: an agent of this very node (or of this node's process), or an agent already
 /// known here as another process's. Agent ids are public (every announcement carries them),
@@ -279,6 +288,13 @@ fn foreign_claim(shared: &ExchangeShared, info: &ServiceInfo) -> Option<&'static
     }
 }
 
+/// Why `info` may not be announced if it claims a node agent's identity: a version-8 agent
+/// id is the node agent of the process it is derived from
+/// ([`crate::introspection::node_agent_of`]), so an announcement naming another process is
+/// false. (Which link it comes over cannot be checked: a process with exchanges in two groups
+/// relays the node agents of one to the other without being a hub. A peer that names the
+/// process a node agent is derived from can still announce it before that process does,
+/// as with any agent id; what it then answers to introspection is its own word.)
 fn false_node_agent(info: &ServiceInfo) -> Option<&'static str> {
     (info.agent.as_uuid().get_version_num() == 8
         && info.agent != crate::introspection::node_agent_of(info.process))

@@ -2,8 +2,8 @@
 //!
 //! The decision hook ([`ExchangeConfig::admit`](crate::ExchangeConfig::admit)) is told who the
 //! peer is ([`PeerInfo`]) and refuses it (`None`) or accepts it with a [`PeerPolicy`]: the
-//! service names it may announce and how many services, groups per service and subscriptions
-//! it may hold. A violation is logged with the peer and the name, and refused: the
+//! service names it may announce, whether it may relay other processes' services, and how
+//! many services, groups per service and subscriptions it may hold. A violation is logged with the peer and the name, and refused: the
 //! announcement is visible nowhere (the link stays), the group is not joined, the
 //! subscription not made. Without a hook every peer may do everything the [`Limits`]
 //! allow, as before. A [`PolicyFile`] is such a hook read from JSON.
@@ -38,7 +38,7 @@ pub struct PeerInfo {
 }
 
 /// What one peer may do. The default allows everything.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PeerPolicy {
     /// Patterns (`*` and `?` as in subject patterns) the names of the services it announces
     /// must match; `None`: any name. Anonymous services (no name) are always allowed.
@@ -49,6 +49,25 @@ pub struct PeerPolicy {
     pub max_groups: Option<usize>,
     /// Most subscriptions it may request.
     pub max_subscriptions: Option<usize>,
+    /// Whether it may announce services of other processes than the one it claimed in its
+    /// handshake, as an exchange server does for its clients and a process with exchanges in
+    /// two groups does between them (default `true`). Set it to `false` for peers that are
+    /// plain clients: a peer that relays a service speaks for it on its link, so a client
+    /// allowed to relay could announce another process's agent (agent ids are public) as a
+    /// second route to it and then send frames in its name.
+    pub relay: bool,
+}
+
+impl Default for PeerPolicy {
+    fn default() -> Self {
+        PeerPolicy {
+            announce: None,
+            max_services: None,
+            max_groups: None,
+            max_subscriptions: None,
+            relay: true,
+        }
+    }
 }
 
 impl PeerPolicy {
@@ -78,15 +97,17 @@ pub struct PolicyError(String);
 /// {
 ///   "peers": [
 ///     { "certificate": "sensor-*.example", "announce": ["sensor.*"], "max_services": 10 },
-///     { "node": "calculator", "announce": ["calculator"], "max_subscriptions": 100 }
+///     { "node": "calculator", "announce": ["calculator"], "relay": false },
+///     { "certificate": "hub-*.example" }
 ///   ],
 ///   "default": { "announce": [], "max_subscriptions": 1000 }
 /// }
 /// ```
 ///
 /// `node` matches the node name, `certificate` any DNS name of a verified client certificate,
-/// `subject` its subject as text (`CN=sensor-7, O=Example`); a rule with several needs all; `announce`, `max_services`, `max_groups` and
-/// `max_subscriptions` are those of [`PeerPolicy`], each optional.
+/// `subject` its subject as text (`CN=sensor-7, O=Example`); a rule with several needs all.
+/// `announce`, `max_services`, `max_groups`, `max_subscriptions` and `relay` are those of
+/// [`PeerPolicy`], each optional.
 #[derive(Debug, Clone)]
 pub struct PolicyFile {
     rules: Vec<Rule>,
@@ -111,6 +132,7 @@ struct FileRule {
     max_services: Option<usize>,
     max_groups: Option<usize>,
     max_subscriptions: Option<usize>,
+    relay: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -120,6 +142,7 @@ struct FilePolicy {
     max_services: Option<usize>,
     max_groups: Option<usize>,
     max_subscriptions: Option<usize>,
+    relay: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -145,6 +168,7 @@ impl FilePolicy {
             max_services: self.max_services,
             max_groups: self.max_groups,
             max_subscriptions: self.max_subscriptions,
+            relay: self.relay.unwrap_or(true),
         })
     }
 }
@@ -162,6 +186,7 @@ impl PolicyFile {
                     max_services: rule.max_services,
                     max_groups: rule.max_groups,
                     max_subscriptions: rule.max_subscriptions,
+                    relay: rule.relay,
                 };
                 Ok(Rule {
                     node: rule.node.as_deref().map(pattern).transpose()?,
@@ -227,7 +252,7 @@ mod tests {
         let file = PolicyFile::parse(
             r#"{"peers": [
                 {"certificate": "sensor-*.example", "announce": ["sensor.*"], "max_services": 2},
-                {"node": "calc", "announce": ["calculator"]}
+                {"node": "calc", "announce": ["calculator"], "relay": false}
             ], "default": {"announce": []}}"#,
         )
         .unwrap();
@@ -236,6 +261,10 @@ mod tests {
         assert_eq!(sensor.max_services, Some(2));
         let calc = file.decide(&peer("calc", &[])).unwrap();
         assert!(calc.may_announce("calculator") && calc.may_announce(""));
+        assert!(
+            !calc.relay && sensor.relay,
+            "relaying is allowed unless a rule says not"
+        );
         let other = file.decide(&peer("other", &[])).unwrap();
         assert!(!other.may_announce("anything"));
         let by_subject = PolicyFile::parse(r#"{"peers": [{"subject": "CN=gauge*"}]}"#).unwrap();
