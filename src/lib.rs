@@ -63,7 +63,7 @@
 //! | L2 | `transport` | a link's outbound buffer and write loop, the chunked reader, plaintext or TLS connections ([`Tls`]): bytes, no meaning |
 //! | L3 | `delivery` | who gets a message and how: [`Binding`], inboxes, routes and pending calls, announcements per link, deliveries ↔ frames, the one path of every answer |
 //! | L4 | `registry`, `report`, `request` | what messages mean: the registry actor ([`RegistryEvent`]), reports ([`Report`], [`Lifetime`], cache, fan-out), requests ([`Endpoint`], [`Responder`]) |
-//! | L5 | `node`, `shutdown`, `service`, `spawn`, `watch` | the runtime: [`Node`], [`ShutdownPhase`], [`Service`] and [`ServiceContext`]; streams of reports and registry events for tools ([`ReportStream`], [`RegistryStream`]) |
+//! | L5 | `node`, `shutdown`, `service`, `spawn`, `watch`, `telemetry` | the runtime: [`Node`], [`ShutdownPhase`], [`Service`] and [`ServiceContext`]; streams of reports and registry events for tools ([`ReportStream`], [`RegistryStream`]); metrics through the `metrics` facade ([`telemetry`]) |
 //! | L6 | `exchange` | [`Exchange`]: listen, connect, one bridge actor per connection |
 //!
 //! Where this departs from a strict reading of the plan: the delivery layer names failures
@@ -118,6 +118,7 @@ mod schedule;
 mod service;
 mod shutdown;
 mod spawn;
+pub mod telemetry;
 mod transport;
 mod watch;
 pub mod wire;

@@ -91,10 +91,11 @@ impl Node {
             ShutdownCoordinator::new(registry.clone(), config.shutdown_delay);
         let shutdown = coordinator.start();
         let process = ProcessId::random();
+        let calls = Arc::new(Calls::new(registry.clone(), process, &config.name));
         Node(Arc::new(NodeInner {
             config,
             process,
-            calls: Arc::new(Calls::new(registry.clone(), process)),
+            calls,
             registry,
             shutdown,
             shutdown_done,

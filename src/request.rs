@@ -23,6 +23,7 @@
 
 mod call;
 mod dispatch;
+mod measure;
 mod responder;
 
 use std::borrow::Cow;
@@ -30,6 +31,7 @@ use std::borrow::Cow;
 pub(crate) use call::Calls;
 pub use call::{Call, Endpoint};
 pub use dispatch::{decode_args, method_unavailable, IntoReply, Plain, Reply};
+pub(crate) use measure::enable as enable_call_metrics;
 pub(crate) use responder::{take_slot, ReplySlot};
 pub use responder::{Delayed, Responder};
 

@@ -11,7 +11,7 @@
 //! | L2 transport | `transport` |
 //! | L3 delivery | `delivery` |
 //! | L4 meaning | `registry`, `report`, `request` |
-//! | L5 runtime | `node`, `shutdown`, `service`, `spawn`, `watch` |
+//! | L5 runtime | `node`, `shutdown`, `service`, `spawn`, `watch`, `telemetry` |
 //! | L6 exchange | `exchange` |
 //! | crate root | `lib.rs` and its hidden `fuzzing` checks, which may import anything |
 
@@ -39,6 +39,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("service", 5),
     ("spawn", 5),
     ("watch", 5),
+    ("telemetry", 5),
     ("exchange", 6),
 ];
 

@@ -35,6 +35,7 @@
 //! | `POST /publish/{subject}?lifetime=forever\|none\|SECONDS` | the JSON body published by the gateway's own service ([`GatewayConfig::publisher`]) |
 //! | `GET /services`, `GET /services/{name}` | the exposed services (name, agent, groups, audience, process, node, location); one name's bindings and descriptor |
 //! | `GET /nodes` | the introspection of every node reachable by links, as `netsvc list nodes` walks them |
+//! | `GET /metrics` | Prometheus text: the gateway node's links (frames, bytes, drops), its registry size, and the calls made through it (per method: count, latency histogram, failures by code); see [`netsvc::telemetry`] |
 //!
 //! The status map (DESIGN §5): 46 no such service → 503, 47 timeout → 504, 55 no such method
 //! → 404, 54 / 56 undecodable or wrong arguments → 400, an application's code and other
@@ -105,6 +106,7 @@
 //! | `jsonrpc`, `xmlrpc` | the two RPC protocols over the same calls |
 //! | `events` | Server-Sent Events and the slow-client policy |
 //! | `publisher` | the gateway's own service behind `POST /publish` |
+//! | `prometheus` | `GET /metrics`: the process's Prometheus recorder |
 //!
 //! Threads: actix-web's workers are arbiters of the node's System; handlers talk to the node
 //! through its thread-safe handles, and the watches behind event streams are made on the
@@ -116,6 +118,7 @@ mod error;
 mod events;
 mod http;
 mod jsonrpc;
+mod prometheus;
 mod publisher;
 mod route;
 mod xmlrpc;
@@ -245,9 +248,12 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
-    /// A gateway for `node`: spawns its publisher service on the current arbiter. Must be
-    /// called inside the node's actix System.
+    /// A gateway for `node`: spawns its publisher service on the current arbiter, and
+    /// installs the process's metrics recorder unless one is installed (see `GET /metrics`).
+    /// Must be called inside the node's actix System.
     pub fn new(node: &Node, config: GatewayConfig) -> Gateway {
+        // The metrics recorder, before any call is made through the gateway.
+        prometheus::handle();
         let spawned = node.spawn_with(
             publisher::Publisher,
             ServiceOptions::named(config.publisher.clone()),
@@ -360,6 +366,7 @@ where
         .route("/services", web::get().to(http::services))
         .route("/services/{name}", web::get().to(http::service))
         .route("/nodes", web::get().to(http::nodes))
+        .route("/metrics", web::get().to(prometheus::render))
         .default_service(web::to(unknown))
 }
 

@@ -982,3 +982,113 @@ async fn https_serves_a_client_that_trusts_the_certificate_and_refuses_plain_htt
         String::from_utf8_lossy(&raw)
     );
 }
+
+/// The value of the sample of `name` whose labels include every one of `labels`.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .find(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[actix::test]
+async fn metrics_count_links_the_registry_and_calls_by_method_and_code() {
+    let hub = Node::new("metrics-hub");
+    let hub_x = netsvc::Exchange::new(&hub);
+    let hub_addr = hub_x.listen("127.0.0.1:0").await.unwrap().to_string();
+    hub.spawn(Spec);
+    let node = Node::new("metrics-test");
+    node.spawn(Calculator("first"));
+    let x = netsvc::Exchange::new(&node);
+    let mut links = x.connections();
+    x.connect(&hub_addr, None).forget();
+    let up = tokio::time::timeout(WAIT, links.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(up.state, netsvc::ConnectionState::Active);
+    let deadline = Instant::now() + WAIT;
+    while node.lookup_name("spec").await.is_empty() {
+        assert!(Instant::now() < deadline, "the hub's service never arrived");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let gateway = Gateway::new(&node, GatewayConfig::default());
+    let addr = gateway.listen("127.0.0.1:0").await.unwrap();
+    for _ in 0..3 {
+        let r = post_json(addr, "/call/calculator/multiply", "[6, 7]").await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let r = post_json(addr, "/call/calculator/divide", "[1, 0]").await;
+    assert_eq!(r.status, 500, "{}", r.body);
+
+    let r = http(addr, "GET", "/metrics", None, b"").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.head
+            .to_ascii_lowercase()
+            .contains("content-type: text/plain"),
+        "{}",
+        r.head
+    );
+    let text = &r.body;
+    let me = ("node", "metrics-test");
+    let multiply = [me, ("service", "calculator"), ("method", "multiply")];
+    let divide = [me, ("service", "calculator"), ("method", "divide")];
+    assert_eq!(
+        sample(text, "netsvc_calls_total", &multiply),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(text, "netsvc_calls_total", &divide),
+        Some(1.0),
+        "{text}"
+    );
+    let by_code = [divide[0], divide[1], divide[2], ("code", "100")];
+    assert_eq!(
+        sample(text, "netsvc_call_failures_total", &by_code),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(text, "netsvc_call_failures_total", &multiply),
+        None,
+        "{text}"
+    );
+    assert_eq!(
+        sample(text, "netsvc_call_duration_seconds_count", &multiply),
+        Some(3.0),
+        "{text}"
+    );
+    let top = [multiply[0], multiply[1], multiply[2], ("le", "10")];
+    assert_eq!(
+        sample(text, "netsvc_call_duration_seconds_bucket", &top),
+        Some(3.0),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE netsvc_call_duration_seconds histogram"),
+        "{text}"
+    );
+
+    let link = [me, ("peer", "metrics-hub")];
+    for counter in ["frames_in", "frames_out", "bytes_in", "bytes_out"] {
+        let name = format!("netsvc_link_{counter}_total");
+        let value = sample(text, &name, &link).unwrap_or_else(|| panic!("no {name}: {text}"));
+        assert!(value > 0.0, "{name} {value}");
+    }
+    assert_eq!(
+        sample(text, "netsvc_link_reports_dropped_total", &link),
+        Some(0.0)
+    );
+    assert_eq!(sample(text, "netsvc_links", &[me]), Some(1.0), "{text}");
+    // The calculator and the gateway's publisher here, the spec service there.
+    let known = sample(text, "netsvc_registry_services", &[me]).unwrap();
+    let local = sample(text, "netsvc_local_services", &[me]).unwrap();
+    assert!(local >= 2.0 && known > local, "{known} {local}");
+    drop((hub, hub_x));
+}

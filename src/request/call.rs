@@ -12,6 +12,7 @@ use actix::Addr;
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
+use super::measure::{CallMetrics, Measured};
 use super::RequestTarget;
 use crate::delivery::{refusal, Binding, Delivery, IncomingRequest, Outcome, ReplyTo};
 use crate::descriptor::{ServiceDescriptor, DESCRIBE_METHOD};
@@ -20,19 +21,21 @@ use crate::ids::{AgentId, ConversationId, ConversationIds, ProcessId};
 use crate::payload::{Content, Format, Payload};
 use crate::registry::{Lookup, Registry};
 
-/// What endpoints need to make calls: the registry (to resolve names) and the node's
-/// conversation ids. One per node, shared by its endpoints.
+/// What endpoints need to make calls: the registry (to resolve names), the node's
+/// conversation ids and its per-call metrics. One per node, shared by its endpoints.
 #[derive(Debug)]
 pub(crate) struct Calls {
     registry: Addr<Registry>,
     conversations: ConversationIds,
+    metrics: Arc<CallMetrics>,
 }
 
 impl Calls {
-    pub(crate) fn new(registry: Addr<Registry>, process: ProcessId) -> Self {
+    pub(crate) fn new(registry: Addr<Registry>, process: ProcessId, node: &str) -> Self {
         Calls {
             registry,
             conversations: ConversationIds::new(process),
+            metrics: Arc::new(CallMetrics::new(node)),
         }
     }
 }
@@ -123,6 +126,11 @@ impl Endpoint {
         reply_format: Format,
     ) -> Call<R> {
         let conversation = self.calls.conversations.next();
+        let service = match &self.target {
+            RequestTarget::Binding(binding) => binding.name(),
+            RequestTarget::Name(name) => name,
+        };
+        let measured = self.calls.metrics.start(service.as_str(), &method);
         let timeout = self
             .timeout
             .map(|limit| (limit, Box::pin(tokio::time::sleep(limit))));
@@ -166,6 +174,7 @@ impl Endpoint {
             conversation,
             state,
             timeout,
+            measured,
             _response: PhantomData,
         }
     }
@@ -233,6 +242,8 @@ pub struct Call<R> {
     conversation: ConversationId,
     state: State,
     timeout: Option<(Duration, Pin<Box<tokio::time::Sleep>>)>,
+    /// Set while per-call metrics are on.
+    measured: Option<Box<Measured>>,
     _response: PhantomData<fn() -> R>,
 }
 
@@ -245,6 +256,7 @@ impl<R> Call<R> {
             conversation: ConversationId(0),
             state: State::Failed(Some(failure)),
             timeout: None,
+            measured: None,
             _response: PhantomData,
         }
     }
@@ -261,8 +273,14 @@ impl<R: DeserializeOwned + Send + Sync + 'static> Future for Call<R> {
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let conversation = this.conversation;
-        let done =
-            |r: Result<R, Failure>| Poll::Ready(r.map_err(|f| f.with_conversation(conversation)));
+        let measured = &mut this.measured;
+        let mut done = |r: Result<R, Failure>| {
+            let r = r.map_err(|f| f.with_conversation(conversation));
+            if let Some(measured) = measured.take() {
+                measured.finish(&r);
+            }
+            Poll::Ready(r)
+        };
         loop {
             match &mut this.state {
                 State::Failed(failure) => {
