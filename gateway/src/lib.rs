@@ -40,8 +40,9 @@
 //! The status map (DESIGN §5): 46 no such service → 503, 47 timeout → 504, 55 no such method
 //! → 404, 54 / 56 undecodable or wrong arguments → 400, an application's code and other
 //! server failures → 500 (the code is in the body). The HTTP layer adds 413 for a body over
-//! [`GatewayConfig::body_limit`] and 415 for a content type other than JSON (XML for
-//! XML-RPC); a request without a content type is taken as the endpoint's.
+//! [`GatewayConfig::body_limit`], 415 for a content type other than JSON (XML for
+//! XML-RPC), and 405 with `Allow` for a method an endpoint does not take; a request without a
+//! content type is taken as the endpoint's. An unknown path is 404.
 //!
 //! ## Security at the door
 //!
@@ -356,18 +357,39 @@ where
         InitError = (),
     >,
 {
-    app.route("/call/{service}/{method}", web::post().to(http::call))
-        .route("/jsonrpc", web::post().to(jsonrpc::handle))
-        .route("/RPC2", web::post().to(xmlrpc::rpc2))
-        .route("/xmlrpc/{service}", web::post().to(xmlrpc::by_service))
-        .route("/events/registry", web::get().to(events::registry))
-        .route("/events/reports/{service}", web::get().to(events::reports))
-        .route("/publish/{subject}", web::post().to(http::publish))
-        .route("/services", web::get().to(http::services))
-        .route("/services/{name}", web::get().to(http::service))
-        .route("/nodes", web::get().to(http::nodes))
-        .route("/metrics", web::get().to(prometheus::render))
+    // Each endpoint answers the methods it does not take with 405 and an error body.
+    let post = |path: &str| web::resource(path).default_service(web::to(not_allowed::<true>));
+    let get = |path: &str| web::resource(path).default_service(web::to(not_allowed::<false>));
+    app.service(post("/call/{service}/{method}").route(web::post().to(http::call)))
+        .service(post("/jsonrpc").route(web::post().to(jsonrpc::handle)))
+        .service(post("/RPC2").route(web::post().to(xmlrpc::rpc2)))
+        .service(post("/xmlrpc/{service}").route(web::post().to(xmlrpc::by_service)))
+        .service(get("/events/registry").route(web::get().to(events::registry)))
+        .service(get("/events/reports/{service}").route(web::get().to(events::reports)))
+        .service(post("/publish/{subject}").route(web::post().to(http::publish)))
+        .service(get("/services").route(web::get().to(http::services)))
+        .service(get("/services/{name}").route(web::get().to(http::service)))
+        .service(get("/nodes").route(web::get().to(http::nodes)))
+        .service(get("/metrics").route(web::get().to(prometheus::render)))
         .default_service(web::to(unknown))
+}
+
+/// A method an endpoint does not take: 405 with `Allow` and an error body.
+async fn not_allowed<const POST: bool>(req: HttpRequest) -> HttpResponse {
+    let allow = if POST { "POST" } else { "GET" };
+    let failure = error::HttpFailure {
+        status: actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+        failure: error::gateway_failure(
+            ErrorCode::SERVER_METHOD_UNAVAILABLE,
+            format!("{} takes {allow}, not {}", req.path(), req.method()),
+        ),
+    };
+    let mut response = http::refuse(&req, failure);
+    response.headers_mut().insert(
+        actix_web::http::header::ALLOW,
+        actix_web::http::header::HeaderValue::from_static(allow),
+    );
+    response
 }
 
 /// Any other path: 404 with an error body naming it.

@@ -1092,3 +1092,31 @@ async fn metrics_count_links_the_registry_and_calls_by_method_and_code() {
     assert!(local >= 2.0 && known > local, "{known} {local}");
     drop((hub, hub_x));
 }
+
+#[actix::test]
+async fn a_method_an_endpoint_does_not_take_gets_405_with_allow() {
+    let (_node, _gateway, addr) = start(GatewayConfig::default()).await;
+    for (method, path, allow) in [
+        ("GET", "/call/calculator/multiply", "POST"),
+        ("PUT", "/jsonrpc", "POST"),
+        ("GET", "/RPC2", "POST"),
+        ("POST", "/services", "GET"),
+        ("DELETE", "/events/registry", "GET"),
+        ("POST", "/metrics", "GET"),
+    ] {
+        let r = http(addr, method, path, Some("application/json"), b"[]").await;
+        assert_eq!(r.status, 405, "{method} {path}: {}", r.body);
+        let head = r.head.to_ascii_lowercase();
+        assert!(
+            head.contains(&format!("allow: {}", allow.to_ascii_lowercase())),
+            "{head}"
+        );
+        let v = r.json();
+        assert_eq!(v["error"]["origin"], "gateway", "{}", r.body);
+        assert!(v["error"]["description"].as_str().unwrap().contains(allow));
+    }
+    // An unknown path is still 404, and the endpoints still answer.
+    assert_eq!(http(addr, "GET", "/nowhere", None, b"").await.status, 404);
+    let r = post_json(addr, "/call/calculator/multiply", "[6, 7]").await;
+    assert_eq!(r.json()["result"], 42);
+}
