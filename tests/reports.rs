@@ -612,3 +612,76 @@ async fn publishing_again_on_one_subject_follows_every_subscription_change() {
     log1.silent_for(Duration::from_millis(100)).await;
     log2.silent_for(Duration::from_millis(100)).await;
 }
+
+#[actix::test]
+async fn cycling_over_subjects_follows_every_subscription_change() {
+    // A publisher keeps who gets each subject it published on lately, not only the last:
+    // a change of subscriptions must show up on every subject, the ones kept aside too.
+    let node = Node::new("test");
+    let (publ, mut plog) = publisher(&node);
+    let (sub1, mut log1) = subscriber(&node);
+    let (sub2, mut log2) = subscriber(&node);
+    let publish = |subject, value| Do::Publish(subject, value, Lifetime::None);
+
+    sub1.addr
+        .send(Sub::ByName("publisher", "a.*"))
+        .await
+        .unwrap();
+    plog.until("sub Requested a.* subscriber").await;
+    sub2.addr
+        .send(Sub::ByName("publisher", "b.*"))
+        .await
+        .unwrap();
+    plog.until("sub Requested b.* subscriber").await;
+    for round in 0..3 {
+        publ.addr.send(publish("a.1", round)).await.unwrap();
+        publ.addr.send(publish("b.1", round)).await.unwrap();
+        publ.addr.send(publish("a.2", round)).await.unwrap();
+        assert_eq!(
+            next_report(&mut log1).await,
+            format!("report a.1 a.* {round}")
+        );
+        assert_eq!(
+            next_report(&mut log1).await,
+            format!("report a.2 a.* {round}")
+        );
+        assert_eq!(
+            next_report(&mut log2).await,
+            format!("report b.1 b.* {round}")
+        );
+    }
+    // The second also takes `a.*`: the fan-outs of a.1 and a.2, kept aside, are out of date.
+    sub2.addr
+        .send(Sub::ByName("publisher", "a.*"))
+        .await
+        .unwrap();
+    plog.until("sub Requested a.* subscriber").await;
+    publ.addr.send(publish("a.1", 7)).await.unwrap();
+    publ.addr.send(publish("b.1", 7)).await.unwrap();
+    publ.addr.send(publish("a.2", 7)).await.unwrap();
+    assert_eq!(next_report(&mut log1).await, "report a.1 a.* 7");
+    assert_eq!(next_report(&mut log1).await, "report a.2 a.* 7");
+    assert_eq!(next_report(&mut log2).await, "report a.1 a.* 7");
+    assert_eq!(next_report(&mut log2).await, "report b.1 b.* 7");
+    assert_eq!(next_report(&mut log2).await, "report a.2 a.* 7");
+    // The first goes: nothing more for it on any subject.
+    sub1.addr.send(Sub::IgnoreAll("publisher")).await.unwrap();
+    plog.until("sub Withdrawn a.* subscriber").await;
+    publ.addr.send(publish("a.2", 8)).await.unwrap();
+    publ.addr.send(publish("a.1", 8)).await.unwrap();
+    assert_eq!(next_report(&mut log2).await, "report a.2 a.* 8");
+    assert_eq!(next_report(&mut log2).await, "report a.1 a.* 8");
+    plog.until("done").await;
+    assert_eq!(log1.next().await, "publisher Withdrawn publisher");
+    log1.silent_for(Duration::from_millis(100)).await;
+}
+
+/// The next report line of `log`, skipping notices.
+async fn next_report(log: &mut Probe) -> String {
+    loop {
+        let line = log.next().await;
+        if line.starts_with("report ") {
+            return line;
+        }
+    }
+}

@@ -30,7 +30,7 @@ use super::interned::Names;
 use super::link::Link;
 use super::messages::{Delivery, PublisherNotice, Status};
 use super::routes::{Completed, Routes};
-use crate::ids::{AgentId, ConversationId};
+use crate::ids::{AgentId, ConversationId, IdMap};
 use crate::payload::{Format, SharedContent};
 use crate::wire::{Frame, ReportView, RequestView, ResponseView};
 
@@ -456,35 +456,41 @@ fn subscribe(
 }
 
 /// Routes looked up while handling frames, kept while the node's routing table is unchanged
-/// (its generation), so that a stream of reports between the same agents costs no lock and
-/// no hash per frame.
+/// (its generation), so that a stream of reports between the same agents costs no lock per
+/// frame: the last agent looked up is compared first, the others are one hash away.
 #[derive(Default)]
 pub(super) struct RouteCache {
     generation: u64,
-    entries: Vec<(AgentId, Option<Binding>)>,
+    last: Option<(AgentId, Option<Binding>)>,
+    entries: IdMap<AgentId, Option<Binding>>,
 }
 
-/// Most agents a bridge keeps routes for.
-const ROUTE_CACHE: usize = 16;
+/// Most agents a bridge keeps routes for (then it forgets them all and starts again).
+const ROUTE_CACHE: usize = 4096;
 
 impl RouteCache {
     pub(super) fn lookup(&mut self, net: &Routes, agent: AgentId) -> Option<&Binding> {
         let generation = net.generation();
         if generation != self.generation {
             self.entries.clear();
+            self.last = None;
             self.generation = generation;
         }
-        let at = match self.entries.iter().position(|(a, _)| *a == agent) {
-            Some(at) => at,
-            None => {
-                if self.entries.len() >= ROUTE_CACHE {
-                    self.entries.remove(0);
+        if self.last.as_ref().is_none_or(|(a, _)| *a != agent) {
+            let route = match self.entries.get(&agent) {
+                Some(route) => route.clone(),
+                None => {
+                    if self.entries.len() >= ROUTE_CACHE {
+                        self.entries.clear();
+                    }
+                    let route = net.lookup(agent);
+                    self.entries.insert(agent, route.clone());
+                    route
                 }
-                self.entries.push((agent, net.lookup(agent)));
-                self.entries.len() - 1
-            }
-        };
-        self.entries[at].1.as_ref()
+            };
+            self.last = Some((agent, route));
+        }
+        self.last.as_ref().and_then(|(_, route)| route.as_ref())
     }
 }
 

@@ -16,10 +16,11 @@
 //! Publishing matches the subject against each pattern and pushes one delivery per match into
 //! the subscriber's inbox; the content is shared, never copied or serialized. Who gets a
 //! subject (local deliveries, and per link the list of subscribers behind it, encoded) is
-//! kept for the last subject published until the subscribers or the node's routes change,
-//! since a publisher usually repeats its subjects.
+//! kept for each subject published on lately (at most [`SUBJECTS_KEPT`]) until the
+//! subscribers or the node's routes change, since a publisher repeats its subjects, whether
+//! one or a thousand.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
 use crate::delivery::Binding;
@@ -64,14 +65,24 @@ pub(crate) struct Broker {
     pub(super) watches: IdMap<AgentId, usize>,
     /// The subject of the last report published.
     pub(super) last_subject: Option<Subject>,
+    /// Subjects published on lately, validated: a publisher that cycles over many subjects
+    /// validates and allocates each once, not per report. At most [`SUBJECTS_KEPT`] (then
+    /// forgotten all at once).
+    pub(super) subjects: HashSet<Subject>,
     /// The distinct subjects published on lately, for the descriptor; a subject is recorded
-    /// when it is not `last_subject`.
+    /// when it is first published (or first again once `subjects` forgot it).
     pub(super) published: PublishedSubjects,
     /// Who gets a report on the last subject published; dropped (with the links it holds)
     /// whenever `subscribers` may change (see [`Broker::subscribers_mut`]), worked out again
     /// when the node's routes change.
     pub(super) fanout: Option<(Subject, ReportFanout)>,
+    /// The same for the other subjects published on lately, at most [`SUBJECTS_KEPT`], so
+    /// that cycling over many subjects does not work every fan-out out again per report.
+    pub(super) fanouts: HashMap<Subject, ReportFanout>,
 }
+
+/// Most subjects a publisher keeps validated, and most fan-outs it keeps.
+pub(super) const SUBJECTS_KEPT: usize = 4096;
 
 impl Broker {
     pub(crate) fn with_groups(groups: Vec<GroupName>) -> Self {
@@ -85,7 +96,27 @@ impl Broker {
     /// can leave it out of date.
     pub(super) fn subscribers_mut(&mut self) -> &mut IdMap<AgentId, SubscriberEntry> {
         self.fanout = None;
+        self.fanouts.clear();
         &mut self.subscribers
+    }
+
+    /// The subject spelled `text`, if it was published on lately (validated then).
+    pub(super) fn known_subject(&self, text: &str) -> Option<Subject> {
+        if let Some(last) = self.last_subject.as_ref().filter(|l| l.as_str() == text) {
+            return Some(last.clone());
+        }
+        self.subjects.get(text).cloned()
+    }
+
+    /// Keeps `subject` as published on lately (recorded for the descriptor if new).
+    pub(super) fn remember(&mut self, subject: &Subject) {
+        if !self.subjects.contains(subject) {
+            if self.subjects.len() >= SUBJECTS_KEPT {
+                self.subjects.clear();
+            }
+            self.subjects.insert(subject.clone());
+            self.published.record(subject);
+        }
     }
 
     pub(super) fn watch(&mut self, node: &Node, me: &Binding, inbox: &Inbox, target: &Binding) {

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::broker::{refuse, Patterns};
+use super::broker::{refuse, Patterns, SUBJECTS_KEPT};
 use super::{Service, ServiceContext};
 use crate::delivery::{Binding, ReportData, Watch, WatchedBy};
 use crate::names::{IntoName, Subject, SubjectPattern};
@@ -24,25 +24,23 @@ impl<S: Service> ServiceContext<S> {
         lifetime: Lifetime,
     ) {
         // A publisher usually repeats its subjects: an equal string reuses the last one
-        // validated instead of validating and allocating it again. Only another subject is
-        // recorded for the descriptor.
+        // validated, or one of those published on lately, instead of validating and
+        // allocating it again. Only a new subject is recorded for the descriptor.
         let broker = &mut self.core.broker;
-        let last = &mut broker.last_subject;
-        let subject = match last
-            .as_ref()
-            .filter(|l| subject.unvalidated() == Some(l.as_str()))
-        {
-            Some(l) => l.clone(),
+        let known = subject.unvalidated().and_then(|t| broker.known_subject(t));
+        let subject = match known {
+            Some(s) => s,
             None => match subject.into_name() {
                 Ok(s) => {
-                    if last.as_ref() != Some(&s) {
-                        broker.published.record(&s);
-                    }
-                    last.insert(s).clone()
+                    broker.remember(&s);
+                    s
                 }
                 Err(e) => return refuse(&self.core.binding, "publish_report", e),
             },
         };
+        if broker.last_subject.as_ref() != Some(&subject) {
+            broker.last_subject = Some(subject.clone());
+        }
         self.publish_payload(subject, Payload::new(content), lifetime);
     }
 
@@ -54,25 +52,42 @@ impl<S: Service> ServiceContext<S> {
         if broker.subscribers.is_empty() {
             return;
         }
-        // Who gets a report on this subject is worked out once and kept while the subject,
-        // the subscribers and the node's routes stay the same.
+        // Who gets a report on a subject is worked out once and kept while the subscribers
+        // and the node's routes stay the same: the last subject's in `fanout`, the others'
+        // in `fanouts`, so that cycling over many subjects works none out again.
         let net = self.core.node.routes();
-        let fanout = match &mut broker.fanout {
-            Some((s, fanout)) if *s == subject && fanout.is_current(net) => fanout,
-            cached => {
-                let mut fanout = ReportFanout::default();
-                for entry in broker.subscribers.values() {
-                    for (pattern, format) in entry
-                        .patterns
-                        .iter()
-                        .filter(|(p, _)| p.matches(subject.as_str()))
-                    {
-                        fanout.add(net, &entry.binding, Some(pattern), *format);
+        if broker
+            .fanout
+            .as_ref()
+            .is_none_or(|(s, f)| *s != subject || !f.is_current(net))
+        {
+            if let Some((last, fanout)) = broker.fanout.take() {
+                if fanout.is_current(net) {
+                    if broker.fanouts.len() >= SUBJECTS_KEPT {
+                        broker.fanouts.clear();
                     }
+                    broker.fanouts.insert(last, fanout);
                 }
-                &mut cached.insert((subject.clone(), fanout)).1
             }
-        };
+            let fanout = match broker.fanouts.remove(&subject) {
+                Some(kept) if kept.is_current(net) => kept,
+                _ => {
+                    let mut fanout = ReportFanout::default();
+                    for entry in broker.subscribers.values() {
+                        for (pattern, format) in entry
+                            .patterns
+                            .iter()
+                            .filter(|(p, _)| p.matches(subject.as_str()))
+                        {
+                            fanout.add(net, &entry.binding, Some(pattern), *format);
+                        }
+                    }
+                    fanout
+                }
+            };
+            broker.fanout = Some((subject.clone(), fanout));
+        }
+        let (_, fanout) = broker.fanout.as_mut().expect("set above");
         fanout.send(ReportData {
             publisher: self.core.binding.clone(),
             subject,
