@@ -37,7 +37,7 @@ pub(crate) use binding::Address;
 pub use binding::{Binding, Location};
 pub(crate) use inbound::{Behind, Inbound};
 pub use inbox::Drain;
-pub(crate) use inbox::{Inbox, Refused};
+pub(crate) use inbox::{Inbox, Publishers, Refused};
 pub(crate) use link::{Link, Peer, Side};
 pub(crate) use messages::{Delivery, IncomingRequest, ReportData, WatchedBy};
 pub use messages::{

@@ -38,6 +38,9 @@ enum Do {
     ExpireAll,
     Purge,
     Stop,
+    /// `count` reports at once, cycling over `s.0`, `s.1`, … `s.{subjects - 1}`, each
+    /// carrying its sequence number.
+    Burst(u32, u32),
 }
 
 impl actix::Handler<Do> for Publisher {
@@ -53,6 +56,11 @@ impl actix::Handler<Do> for Publisher {
             Do::ExpireAll => ctx.expire_all_reports(Duration::ZERO),
             Do::Purge => ctx.purge_reports(),
             Do::Stop => ctx.stop(),
+            Do::Burst(count, subjects) => {
+                for i in 0..count {
+                    ctx.publish_report(format!("s.{}", i % subjects), i, Lifetime::None);
+                }
+            }
         }
         let _ = self.log.send("done".into());
     }
@@ -684,4 +692,149 @@ async fn next_report(log: &mut Probe) -> String {
             return line;
         }
     }
+}
+
+/// Subscribes to `s.*` of "publisher", conflated or not, and logs `subject value conflated`.
+#[derive(Service)]
+#[service(name = "tally")]
+struct Tally {
+    log: UnboundedSender<String>,
+    conflate: bool,
+}
+
+impl Service for Tally {
+    fn started(&mut self, ctx: &mut ServiceContext<Self>) {
+        ctx.monitor_reports("publisher", "s.*");
+        if self.conflate {
+            ctx.conflate_reports("publisher", "s.*");
+        }
+    }
+    fn report(&mut self, r: Report, _ctx: &mut ServiceContext<Self>) {
+        let value = r.decode::<u32>().unwrap();
+        let _ = self
+            .log
+            .send(format!("{} {value} {}", r.subject(), r.conflated()));
+    }
+}
+
+/// Every line `log` gets until it has been silent for a while.
+async fn drain(log: &mut Probe) -> Vec<(String, u32, u64)> {
+    let mut lines = Vec::new();
+    while let Ok(Some(line)) = tokio::time::timeout(Duration::from_millis(300), log.0.recv()).await
+    {
+        let mut parts = line.split(' ');
+        let subject = parts.next().unwrap().to_owned();
+        let value = parts.next().unwrap().parse().unwrap();
+        let conflated = parts.next().unwrap().parse().unwrap();
+        lines.push((subject, value, conflated));
+    }
+    lines
+}
+
+#[actix::test]
+async fn a_conflated_subscriber_behind_a_burst_ends_with_the_last_value_of_every_subject() {
+    let node = Node::with_config(netsvc::NodeConfig {
+        name: "test".into(),
+        inbox_capacity: 16,
+        ..netsvc::NodeConfig::default()
+    });
+    let (publ, mut plog) = publisher(&node);
+    let (tx, mut conflated) = probe();
+    node.spawn(Tally {
+        log: tx,
+        conflate: true,
+    });
+    let (tx, mut plain) = probe();
+    node.spawn(Tally {
+        log: tx,
+        conflate: false,
+    });
+    plog.until("sub Requested s.* tally").await;
+    plog.until("sub Requested s.* tally").await;
+    // 1,000 reports over 10 subjects land at once in inboxes of 16.
+    publ.addr.send(Do::Burst(1000, 10)).await.unwrap();
+    plog.until("done").await;
+
+    let got = drain(&mut conflated).await;
+    // The 16 queued, then one per subject kept aside: the last of each.
+    assert_eq!(got.len(), 16 + 10, "{got:?}");
+    for (i, (subject, value, skipped)) in got[..16].iter().enumerate() {
+        assert_eq!(
+            (subject.as_str(), *value, *skipped),
+            (format!("s.{}", i % 10).as_str(), i as u32, 0)
+        );
+    }
+    for (k, (subject, value, _)) in got[16..].iter().enumerate() {
+        assert_eq!(*subject, format!("s.{}", (16 + k) % 10));
+        assert_eq!(
+            *value,
+            990 + (16 + k as u32) % 10,
+            "the last value of {subject}"
+        );
+    }
+    let told: u64 = got.iter().map(|(_, _, skipped)| skipped).sum();
+    assert_eq!(
+        told as usize + got.len(),
+        1000,
+        "every report delivered or counted"
+    );
+    // Per subject, in order.
+    for k in 0..10 {
+        let values: Vec<u32> = got
+            .iter()
+            .filter(|(s, _, _)| *s == format!("s.{k}"))
+            .map(|(_, v, _)| *v)
+            .collect();
+        assert!(values.windows(2).all(|w| w[0] < w[1]), "s.{k}: {values:?}");
+    }
+
+    // Without conflation the same burst keeps the 16 queued and drops the rest.
+    let got = drain(&mut plain).await;
+    assert_eq!(got.len(), 16, "{got:?}");
+    assert!(got.iter().all(|(_, _, skipped)| *skipped == 0));
+
+    // Later reports, with room in the inbox, arrive one by one, replacing nothing.
+    publ.addr.send(Do::Burst(3, 10)).await.unwrap();
+    let got = drain(&mut conflated).await;
+    let later: Vec<_> = got.iter().map(|(s, v, c)| format!("{s} {v} {c}")).collect();
+    assert_eq!(later, ["s.0 0 0", "s.1 1 0", "s.2 2 0"]);
+}
+
+#[actix::test]
+async fn conflation_works_on_reports_from_another_process_too() {
+    // The subscriber's node behind an exchange from the publisher's: its reports reach the
+    // inbox through the link, in chunks; however they fall, every report is delivered or
+    // counted as conflated, and each subject ends with its last value.
+    let hub = Node::new("hub");
+    let x = netsvc::Exchange::new(&hub);
+    let addr = x.listen("127.0.0.1:0").await.unwrap().to_string();
+    let (publ, mut plog) = publisher(&hub);
+    let node = Node::with_config(netsvc::NodeConfig {
+        name: "subscriber".into(),
+        inbox_capacity: 16,
+        ..netsvc::NodeConfig::default()
+    });
+    let client = netsvc::Exchange::new(&node);
+    client.connect(&addr, None).forget();
+    let (tx, mut conflated) = probe();
+    node.spawn(Tally {
+        log: tx,
+        conflate: true,
+    });
+    plog.until("sub Requested s.* tally").await;
+    publ.addr.send(Do::Burst(1000, 10)).await.unwrap();
+    let got = drain(&mut conflated).await;
+    let told: u64 = got.iter().map(|(_, _, skipped)| skipped).sum();
+    assert_eq!(told as usize + got.len(), 1000, "{got:?}");
+    assert!(told > 0, "the burst overran an inbox of 16: {got:?}");
+    for k in 0..10u32 {
+        let values: Vec<u32> = got
+            .iter()
+            .filter(|(s, _, _)| *s == format!("s.{k}"))
+            .map(|(_, v, _)| *v)
+            .collect();
+        assert!(values.windows(2).all(|w| w[0] < w[1]), "s.{k}: {values:?}");
+        assert_eq!(values.last(), Some(&(990 + k)), "s.{k}: {values:?}");
+    }
+    drop((x, client));
 }

@@ -74,6 +74,9 @@ pub(crate) struct ReportData {
 pub struct Report {
     pub(crate) data: ReportData,
     pub(crate) pattern: Option<SubjectPattern>,
+    /// Earlier reports on the same subject, publisher and pattern this one replaced in a
+    /// full inbox (a conflated subscription's; see [`Report::conflated`]).
+    pub(crate) conflated: u64,
 }
 
 /// A report whose content is not of the type the subscriber asked for.
@@ -108,6 +111,14 @@ impl Report {
     /// Whether the publisher sent this report to this subscriber only.
     pub fn is_targeted(&self) -> bool {
         self.data.targeted
+    }
+
+    /// How many earlier reports on this subject (from this publisher, for this pattern) this
+    /// one replaced, unseen, because the subscriber's inbox was full and the subscription is
+    /// conflated ([`ServiceContext::conflate_reports`](crate::ServiceContext::conflate_reports)):
+    /// 0 for a report that replaced none.
+    pub fn conflated(&self) -> u64 {
+        self.conflated
     }
 
     /// The content, type-erased.

@@ -99,11 +99,13 @@ impl ReportFanout {
                 subscriber.send(Delivery::Report(Report {
                     data: data.clone(),
                     pattern: pattern.clone(),
+                    conflated: 0,
                 }));
             }
             last.send(Delivery::Report(Report {
                 data,
                 pattern: last_pattern.clone(),
+                conflated: 0,
             }));
         }
     }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::broker::{refuse, Patterns, SUBJECTS_KEPT};
 use super::{Service, ServiceContext};
-use crate::delivery::{Binding, ReportData, Watch, WatchedBy};
+use crate::delivery::{Binding, Publishers, ReportData, Watch, WatchedBy};
 use crate::names::{IntoName, Subject, SubjectPattern};
 use crate::payload::{Content, Format, Payload};
 use crate::registry::{Subscribe, Unsubscribe};
@@ -262,6 +262,28 @@ impl<S: Service> ServiceContext<S> {
         }
     }
 
+    /// Conflates the subscription to `target` with `pattern` (made or to be made with
+    /// [`monitor_reports`](ServiceContext::monitor_reports) or its variants): when this
+    /// service's inbox is full
+    /// ([`NodeConfig::inbox_capacity`](crate::NodeConfig::inbox_capacity)), its reports are not
+    /// dropped, as other reports are, but kept aside, only the latest per publisher and
+    /// subject, and handed to the service once what was queued before them is handled.
+    /// A report that replaced others says how many ([`Report::conflated`]). A slow
+    /// subscriber thus ends with the last value of every subject, however far behind it
+    /// fell. It applies to what reaches this service's inbox, from this process or another;
+    /// a link whose peer stops reading still drops reports at its outbound buffer. Ending
+    /// the subscription ([`ignore_reports`](ServiceContext::ignore_reports)) ends it.
+    pub fn conflate_reports(
+        &mut self,
+        target: impl IntoTarget,
+        pattern: impl IntoName<SubjectPattern>,
+    ) {
+        match (target.into_target(), pattern.into_name()) {
+            (Ok(t), Ok(p)) => self.core.inbox.conflate(publishers(&t), p, true),
+            (Err(e), _) | (_, Err(e)) => refuse(&self.core.binding, "conflate_reports", e),
+        }
+    }
+
     /// Ends the subscription to `target` with exactly this pattern.
     pub fn ignore_reports(
         &mut self,
@@ -284,6 +306,10 @@ impl<S: Service> ServiceContext<S> {
 
     fn ignore(&mut self, target: Target, pattern: Option<SubjectPattern>) {
         let core = &mut self.core;
+        match &pattern {
+            Some(p) => core.inbox.conflate(publishers(&target), p.clone(), false),
+            None => core.inbox.unconflate_all(&publishers(&target)),
+        }
         let broker = &mut core.broker;
         let affected: Vec<Binding> = match &target {
             Target::Name(name) => {
@@ -337,5 +363,13 @@ impl<S: Service> ServiceContext<S> {
         for publisher in affected {
             broker.sync_publisher(&core.binding, &publisher);
         }
+    }
+}
+
+/// The publishers of a subscription target, as the inbox knows them.
+fn publishers(target: &Target) -> Publishers {
+    match target {
+        Target::Name(name) => Publishers::Named(name.clone()),
+        Target::Binding(binding) => Publishers::Agent(binding.agent()),
     }
 }

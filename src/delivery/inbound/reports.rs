@@ -160,13 +160,21 @@ impl ReportRouting<'_> {
                     Report {
                         data: data.clone(),
                         pattern,
+                        conflated: 0,
                     },
                 );
             }
         }
         if let Some((i, pattern)) = last {
             if let Some(subscriber) = self.routes.lookup(self.net, view.targets[i].subscriber) {
-                self.batch.push(subscriber, Report { data, pattern });
+                self.batch.push(
+                    subscriber,
+                    Report {
+                        data,
+                        pattern,
+                        conflated: 0,
+                    },
+                );
             }
         }
         Ok(view.content.bytes.len().max(1))
