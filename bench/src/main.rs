@@ -12,10 +12,12 @@
 //! cargo run --release -p netsvc-bench -- local --json     # one JSON object per workload
 //! cargo run --release -p netsvc-bench -- local --quick    # small counts, for smoke tests
 //! cargo run --release -p netsvc-bench -- compare [--json] [--quick]
+//! cargo run --release -p netsvc-bench -- converge [--services 10000,100000] [--json] [--quick]
 //! cargo run --release -p netsvc-bench -- soak [--json] [--quick]
 //! ```
 
 mod compare;
+mod converge;
 mod fmt;
 mod local;
 mod mesh;
@@ -53,6 +55,12 @@ enum Command {
     /// One process of a `compare` workload (started by `compare` itself).
     #[command(hide = true)]
     Role(compare::RoleArgs),
+    /// How fast a second client learns N services announced through a hub, and the memory
+    /// per registry entry and per idle service.
+    Converge(converge::ConvergeArgs),
+    /// One process of `converge` (started by `converge` itself).
+    #[command(hide = true)]
+    ConvergeRole(converge::ConvergeRoleArgs),
     /// A long mixed run through one hub: requests and reports counted, memory sampled.
     Soak(soak::SoakArgs),
     /// One process of `soak` (started by `soak` itself).
@@ -67,6 +75,8 @@ fn main() -> ExitCode {
         Command::Local(args) => local::run(&args),
         Command::Compare(args) => compare::run(&args),
         Command::Role(args) => compare::run_role(&args),
+        Command::Converge(args) => converge::run(&args),
+        Command::ConvergeRole(args) => converge::run_role(&args),
         Command::Soak(args) => soak::run(&args),
         Command::SoakRole(args) => soak::run_role(&args),
     }

@@ -53,7 +53,7 @@ mod hub;
 mod producer;
 mod protocol;
 mod report;
-mod rss;
+pub(crate) mod rss;
 mod run;
 mod settings;
 mod verdict;

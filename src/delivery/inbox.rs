@@ -72,7 +72,8 @@ struct State {
     queue: VecDeque<Delivery>,
     /// The subscriptions whose reports are conflated rather than dropped when full.
     conflate: Vec<(Publishers, SubjectPattern)>,
-    aside: Aside,
+    /// Made when first needed: most services never fill their inbox.
+    aside: Option<Box<Aside>>,
     /// A wake-up is pending or the drainer is running: pushes need not wake it.
     scheduled: bool,
     closed: bool,
@@ -99,7 +100,7 @@ impl Inbox {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
                 conflate: Vec::new(),
-                aside: Aside::default(),
+                aside: None,
                 scheduled: false,
                 closed: false,
                 dropped_reports: 0,
@@ -199,7 +200,7 @@ impl Inbox {
         if !conflated {
             return Some(report);
         }
-        let aside = &mut state.aside;
+        let aside = state.aside.get_or_insert_default();
         let key = (
             publisher.agent(),
             report.data.subject.clone(),
@@ -265,14 +266,15 @@ impl Inbox {
         if !state.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
             state.waker = Some(waker.clone());
         }
-        if state.queue.is_empty() && state.aside.reports.is_empty() {
+        let aside = state.aside.as_ref().is_some_and(|a| !a.reports.is_empty());
+        if state.queue.is_empty() && !aside {
             return false;
         }
         std::mem::swap(&mut state.queue, batch);
         // What was kept aside comes after everything queued before it.
-        if !state.aside.reports.is_empty() {
-            state.aside.index.clear();
-            batch.extend(state.aside.reports.drain(..).map(Delivery::Report));
+        if let Some(aside) = state.aside.as_mut() {
+            aside.index.clear();
+            batch.extend(aside.reports.drain(..).map(Delivery::Report));
         }
         true
     }
@@ -307,7 +309,7 @@ impl Inbox {
         let mut state = self.lock();
         state.closed = true;
         state.waker = None;
-        state.aside = Aside::default();
+        state.aside = None;
         std::mem::take(&mut state.queue)
     }
 }

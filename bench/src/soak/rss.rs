@@ -69,7 +69,7 @@ impl Sampler {
 }
 
 /// The resident set of process `pid`, in KiB (`VmRSS` of `/proc/PID/status`).
-fn rss_kib(pid: u32) -> Result<u64, String> {
+pub(crate) fn rss_kib(pid: u32) -> Result<u64, String> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .map_err(|e| format!("cannot read /proc/{pid}/status: {e}"))?;
     parse_vm_rss(&status).ok_or_else(|| format!("no VmRSS in /proc/{pid}/status"))
