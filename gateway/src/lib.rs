@@ -35,6 +35,7 @@
 //! | `POST /publish/{subject}?lifetime=forever\|none\|SECONDS` | the JSON body published by the gateway's own service ([`GatewayConfig::publisher`]) |
 //! | `GET /services`, `GET /services/{name}` | the exposed services (name, agent, groups, audience, process, node, location); one name's bindings and descriptor |
 //! | `GET /nodes` | the introspection of every node reachable by links, as `netsvc list nodes` walks them |
+//! | `GET /` (and `/console.css`, `/console.js`) | the web console: the services live, a form per method, a subscription, the nodes and links with their counters |
 //!
 //! The status map (DESIGN §5): 46 no such service → 503, 47 timeout → 504, 55 no such method
 //! → 404, 54 / 56 undecodable or wrong arguments → 400, an application's code and other
@@ -104,6 +105,7 @@
 //! | `http` | the plain JSON endpoints, the registry and introspection |
 //! | `jsonrpc`, `xmlrpc` | the two RPC protocols over the same calls |
 //! | `events` | Server-Sent Events and the slow-client policy |
+//! | `console` | the web console at `GET /`: one embedded page (`console/`: HTML, CSS, plain JavaScript) over the endpoints above |
 //! | `publisher` | the gateway's own service behind `POST /publish` |
 //!
 //! Threads: actix-web's workers are arbiters of the node's System; handlers talk to the node
@@ -111,6 +113,7 @@
 //! arbiter that built the gateway (the node's), so that HTTP workers own no netsvc service.
 
 mod body;
+mod console;
 mod door;
 mod error;
 mod events;
@@ -350,7 +353,10 @@ where
         InitError = (),
     >,
 {
-    app.route("/call/{service}/{method}", web::post().to(http::call))
+    app.route("/", web::get().to(console::index))
+        .route("/console.css", web::get().to(console::css))
+        .route("/console.js", web::get().to(console::js))
+        .route("/call/{service}/{method}", web::post().to(http::call))
         .route("/jsonrpc", web::post().to(jsonrpc::handle))
         .route("/RPC2", web::post().to(xmlrpc::rpc2))
         .route("/xmlrpc/{service}", web::post().to(xmlrpc::by_service))
