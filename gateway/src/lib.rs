@@ -36,6 +36,7 @@
 //! | `GET /services`, `GET /services/{name}` | the exposed services (name, agent, groups, audience, process, node, location); one name's bindings and descriptor |
 //! | `GET /nodes` | the introspection of every node reachable by links, as `netsvc list nodes` walks them |
 //! | `GET /metrics` | Prometheus text: the gateway node's links (frames, bytes, drops), its registry size, and the calls made through it (per method: count, latency histogram, failures by code); see [`netsvc::telemetry`] |
+//! | `GET /` (and `/console.css`, `/console.js`) | the web console: the services live, a form per method, a subscription, the nodes and links with their counters |
 //!
 //! The status map (DESIGN §5): 46 no such service → 503, 47 timeout → 504, 55 no such method
 //! → 404, 54 / 56 undecodable or wrong arguments → 400, an application's code and other
@@ -106,6 +107,7 @@
 //! | `http` | the plain JSON endpoints, the registry and introspection |
 //! | `jsonrpc`, `xmlrpc` | the two RPC protocols over the same calls |
 //! | `events` | Server-Sent Events and the slow-client policy |
+//! | `console` | the web console at `GET /`: one embedded page (`console/`: HTML, CSS, plain JavaScript) over the endpoints above |
 //! | `publisher` | the gateway's own service behind `POST /publish` |
 //! | `prometheus` | `GET /metrics`: the process's Prometheus recorder |
 //!
@@ -114,6 +116,7 @@
 //! arbiter that built the gateway (the node's), so that HTTP workers own no netsvc service.
 
 mod body;
+mod console;
 mod door;
 mod error;
 mod events;
@@ -360,7 +363,10 @@ where
     // Each endpoint answers the methods it does not take with 405 and an error body.
     let post = |path: &str| web::resource(path).default_service(web::to(not_allowed::<true>));
     let get = |path: &str| web::resource(path).default_service(web::to(not_allowed::<false>));
-    app.service(post("/call/{service}/{method}").route(web::post().to(http::call)))
+    app.service(get("/").route(web::get().to(console::index)))
+        .service(get("/console.css").route(web::get().to(console::css)))
+        .service(get("/console.js").route(web::get().to(console::js)))
+        .service(post("/call/{service}/{method}").route(web::post().to(http::call)))
         .service(post("/jsonrpc").route(web::post().to(jsonrpc::handle)))
         .service(post("/RPC2").route(web::post().to(xmlrpc::rpc2)))
         .service(post("/xmlrpc/{service}").route(web::post().to(xmlrpc::by_service)))

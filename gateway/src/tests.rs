@@ -1120,3 +1120,73 @@ async fn a_method_an_endpoint_does_not_take_gets_405_with_allow() {
     let r = post_json(addr, "/call/calculator/multiply", "[6, 7]").await;
     assert_eq!(r.json()["result"], 42);
 }
+
+#[actix::test]
+async fn the_console_page_and_its_assets_are_served_with_their_types() {
+    let (_node, _gateway, addr) = start(GatewayConfig::default()).await;
+    let header = |r: &Response, name: &str| {
+        r.head
+            .lines()
+            .find_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+            })
+            .unwrap_or_default()
+    };
+    let page = get(addr, "/", &[]).await;
+    assert_eq!(page.status, 200, "{}", page.head);
+    assert!(
+        header(&page, "content-type").starts_with("text/html"),
+        "{}",
+        page.head
+    );
+    assert!(
+        page.body.contains("<title>netsvc console</title>"),
+        "{}",
+        page.body
+    );
+    for asset in ["console.css", "console.js"] {
+        assert!(
+            page.body.contains(&format!("\"{asset}\"")),
+            "the page links {asset}"
+        );
+    }
+    assert!(header(&page, "content-security-policy").contains("script-src 'self'"));
+    let css = get(addr, "/console.css", &[]).await;
+    assert_eq!(css.status, 200);
+    assert!(
+        header(&css, "content-type").starts_with("text/css"),
+        "{}",
+        css.head
+    );
+    assert!(css.body.contains("tr.service"), "the style sheet");
+    let js = get(addr, "/console.js", &[]).await;
+    assert_eq!(js.status, 200);
+    assert!(
+        header(&js, "content-type").starts_with("text/javascript"),
+        "{}",
+        js.head
+    );
+    assert!(js.body.contains("events/registry"), "the script");
+    assert_eq!(header(&js, "x-content-type-options"), "nosniff");
+    // Only GET: the page is not an endpoint to post to.
+    let post = post_json(addr, "/", "{}").await;
+    assert_eq!(post.status, 405, "{}", post.body);
+}
+
+#[actix::test]
+async fn the_console_is_behind_the_door() {
+    let config = GatewayConfig {
+        authorise_user: Some(
+            Passwords::parse("ada:lovelace\n", "test")
+                .unwrap()
+                .into_hook(),
+        ),
+        ..GatewayConfig::default()
+    };
+    let (_node, _gateway, addr) = start(config).await;
+    let r = get(addr, "/", &[]).await;
+    assert_refused(&r, 401, "no credentials");
+    let r = get(addr, "/console.js", &[&basic("ada", "lovelace")]).await;
+    assert_eq!(r.status, 200, "{}", r.head);
+}

@@ -511,3 +511,56 @@ pub fn assert_healthy(client: &mut Process, pinged: &str, from: Instant, to: Ins
     }
     summary
 }
+
+/// A binary of the workspace's target directory, by its path relative to the directory of
+/// `anchor`, a binary of this crate (`env!("CARGO_BIN_EXE_node")` in a test): the `netsvc`
+/// binary is `"netsvc"`, the calculator example `"examples/calculator"`. Panics, saying how to
+/// build it, when it is not there: `cargo test --workspace` builds them all before any test.
+pub fn built_beside(anchor: &str, relative: &str) -> String {
+    let path = std::path::Path::new(anchor)
+        .parent()
+        .expect("a directory")
+        .join(relative);
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo test --workspace` (it builds the netsvc binary and the examples)",
+        path.display()
+    );
+    path.to_string_lossy().into_owned()
+}
+
+/// The address at the end of a `... listening on ADDR` line (`netsvc exchange`, `netsvc
+/// gateway`), without a scheme.
+fn listening_on(line: &str) -> String {
+    let addr = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    addr.rsplit("://").next().unwrap_or(addr).to_owned()
+}
+
+/// `netsvc exchange` (the binary at `netsvc`) on a free port of 127.0.0.1, and the address it
+/// printed; `limit` bounds the wait.
+pub fn start_exchange(netsvc: &str, limit: Duration) -> (Process, String) {
+    let mut exchange = Process::start(netsvc, &["exchange", "--listen", "127.0.0.1:0"]);
+    let line = exchange.expect_line("exchange listening on", limit);
+    (exchange, listening_on(&line))
+}
+
+/// `netsvc gateway` on a free port of 127.0.0.1, joined to the exchange at `exchange`, with
+/// `extra` arguments; the process and its URL (`http://127.0.0.1:PORT`). `limit` bounds the
+/// wait.
+pub fn start_gateway(
+    netsvc: &str,
+    exchange: &str,
+    extra: &[&str],
+    limit: Duration,
+) -> (Process, String) {
+    let mut args = vec!["gateway", "--listen", "127.0.0.1:0", "--connect", exchange];
+    args.extend(extra);
+    let mut gateway = Process::start(netsvc, &args);
+    let line = gateway.expect_line("gateway listening on", limit);
+    let url = format!("http://{}", listening_on(&line));
+    (gateway, url)
+}

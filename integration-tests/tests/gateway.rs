@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use netsvc_integration_tests::Process;
+use netsvc_integration_tests::{built_beside, start_gateway, Process};
 use serde_json::{json, Value};
 
 const NODE: &str = env!("CARGO_BIN_EXE_node");
@@ -20,16 +20,7 @@ const WAIT: Duration = Duration::from_secs(10);
 
 /// A binary of the workspace's target directory, by its path relative to `node`'s directory.
 fn built(relative: &str) -> String {
-    let path = PathBuf::from(NODE)
-        .parent()
-        .expect("a directory")
-        .join(relative);
-    assert!(
-        path.exists(),
-        "{} is not built: run `cargo test --workspace` (it builds the netsvc binary and the examples)",
-        path.display()
-    );
-    path.to_string_lossy().into_owned()
+    built_beside(NODE, relative)
 }
 
 /// A mesh with a gateway in front: exchange, calculator, shapes, `netsvc gateway`.
@@ -44,15 +35,7 @@ struct Mesh {
 
 /// `netsvc exchange` on a free port, and the address it printed.
 fn start_exchange(netsvc: &str) -> (Process, String) {
-    let mut exchange = Process::start(netsvc, &["exchange", "--listen", "127.0.0.1:0"]);
-    let line = exchange.expect_line("exchange listening on", WAIT);
-    let addr = line
-        .split("listening on ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .expect("an address")
-        .to_owned();
-    (exchange, addr)
+    netsvc_integration_tests::start_exchange(netsvc, WAIT)
 }
 
 fn mesh() -> Mesh {
@@ -65,20 +48,7 @@ fn mesh() -> Mesh {
     let mut shapes = Process::start(SHAPES, &["--connect", &addr]);
     shapes.expect_line("shapes ready", WAIT);
     exchange.expect_count("connected:", 2, WAIT);
-    let mut gateway = Process::start(
-        &netsvc,
-        &[
-            "gateway",
-            "--listen",
-            "127.0.0.1:0",
-            "--connect",
-            &addr,
-            "--body-limit",
-            "4096",
-        ],
-    );
-    let line = gateway.expect_line("gateway listening on", WAIT);
-    let url = format!("http://{}", line.rsplit(' ').next().expect("an address"));
+    let (gateway, url) = start_gateway(&netsvc, &addr, &["--body-limit", "4096"], WAIT);
     let mesh = Mesh {
         url,
         exchange: Some(exchange),
