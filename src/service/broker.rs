@@ -84,6 +84,35 @@ pub(crate) struct Broker {
 /// Most subjects a publisher keeps validated, and most fan-outs it keeps.
 pub(super) const SUBJECTS_KEPT: usize = 4096;
 
+/// A service's broker, made on first use: an idle service never publishes or subscribes,
+/// and an empty broker is some 600 bytes of empty maps (most of an idle service's state).
+/// Reading an unmade one reads an empty broker.
+#[derive(Default)]
+pub(crate) struct LazyBroker(Option<Box<Broker>>);
+
+impl LazyBroker {
+    /// A broker for a service in `groups`, made now if there are any.
+    pub(crate) fn with_groups(groups: Vec<GroupName>) -> Self {
+        LazyBroker((!groups.is_empty()).then(|| Box::new(Broker::with_groups(groups))))
+    }
+}
+
+impl std::ops::Deref for LazyBroker {
+    type Target = Broker;
+    fn deref(&self) -> &Broker {
+        static EMPTY: std::sync::OnceLock<Broker> = std::sync::OnceLock::new();
+        self.0
+            .as_deref()
+            .unwrap_or_else(|| EMPTY.get_or_init(Broker::default))
+    }
+}
+
+impl std::ops::DerefMut for LazyBroker {
+    fn deref_mut(&mut self) -> &mut Broker {
+        self.0.get_or_insert_default()
+    }
+}
+
 impl Broker {
     pub(crate) fn with_groups(groups: Vec<GroupName>) -> Self {
         Broker {

@@ -11,7 +11,7 @@ use actix::{
     Actor, ActorContext, ActorFuture, ActorState, Addr, AsyncContext, Handler, Message, SpawnHandle,
 };
 
-use super::broker::{Broker, Notice};
+use super::broker::{LazyBroker, Notice};
 use super::describe::{reserved, Reserved};
 use super::hooks::Descriptor;
 use super::timers::Timers;
@@ -37,7 +37,7 @@ pub(crate) struct ServiceState {
     pub(crate) binding: Binding,
     pub(crate) inbox: Inbox,
     spare: VecDeque<Delivery>,
-    pub(crate) broker: Broker,
+    pub(crate) broker: LazyBroker,
     pub(crate) timers: Timers,
     /// The request being served, and its reply while not yet sent or suspended.
     pub(crate) current: Option<(RequestInfo, Option<ReplyTo>)>,
@@ -65,7 +65,7 @@ impl<S: Service> ServiceContext<S> {
                 binding,
                 inbox,
                 spare: VecDeque::new(),
-                broker: Broker::with_groups(groups),
+                broker: LazyBroker::with_groups(groups),
                 timers: Timers::default(),
                 current: None,
                 suspended: Vec::new(),

@@ -26,7 +26,7 @@ impl<S: Service> ServiceContext<S> {
         // A publisher usually repeats its subjects: an equal string reuses the last one
         // validated, or one of those published on lately, instead of validating and
         // allocating it again. Only a new subject is recorded for the descriptor.
-        let broker = &mut self.core.broker;
+        let broker = &mut *self.core.broker;
         let known = subject.unvalidated().and_then(|t| broker.known_subject(t));
         let subject = match known {
             Some(s) => s,
@@ -45,7 +45,7 @@ impl<S: Service> ServiceContext<S> {
     }
 
     fn publish_payload(&mut self, subject: Subject, content: Payload, lifetime: Lifetime) {
-        let broker = &mut self.core.broker;
+        let broker = &mut *self.core.broker;
         broker
             .cache
             .post(&subject, &content, lifetime, Instant::now);
@@ -208,7 +208,7 @@ impl<S: Service> ServiceContext<S> {
             (Err(e), _) | (_, Err(e)) => return refuse(&self.core.binding, "monitor_reports", e),
         };
         let core = &mut self.core;
-        let broker = &mut core.broker;
+        let broker = &mut *core.broker;
         match target {
             Target::Name(name) => {
                 if name.is_anonymous() {
@@ -310,7 +310,7 @@ impl<S: Service> ServiceContext<S> {
             Some(p) => core.inbox.conflate(publishers(&target), p.clone(), false),
             None => core.inbox.unconflate_all(&publishers(&target)),
         }
-        let broker = &mut core.broker;
+        let broker = &mut *core.broker;
         let affected: Vec<Binding> = match &target {
             Target::Name(name) => {
                 let Some(set) = broker.by_name.get_mut(name) else {
