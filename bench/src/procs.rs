@@ -1,6 +1,6 @@
-//! Child processes of `compare` and `soak`: started with piped stdio, read line by line with
-//! bounded waits, and always killed and reaped when dropped (also on error paths and panics);
-//! and their CPU time, counted once they are reaped.
+//! Child processes of `compare`, `soak` and `gateway`: started with piped stdio, read line by
+//! line with bounded waits, and always killed and reaped when dropped (also on error paths and
+//! panics); and their CPU time, counted once they are reaped.
 //!
 //! The line protocol of the role processes (their side of it is `roles.rs`) on stdout:
 //!
@@ -182,6 +182,12 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(what: &str, line: &str) -> 
 /// reaped when the run ends, so the difference around a run is the CPU of its processes.
 pub(crate) fn children_cpu_us() -> Result<u64, String> {
     cpu_us_of_self(16, 17)
+}
+
+/// CPU time (user + system), in µs, of this process so far, from `/proc/self/stat` (`utime`
+/// and `stime`).
+pub(crate) fn own_cpu_us() -> Result<u64, String> {
+    cpu_us_of_self(14, 15)
 }
 
 /// The sum of fields `user` and `system` (1-based, as in proc(5)) of `/proc/self/stat`, in
