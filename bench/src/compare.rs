@@ -69,6 +69,7 @@ use protocol::System;
 use run::{Figure, Plan};
 use workloads::{Workload, WORKLOADS};
 
+use crate::roles;
 use crate::runner::{self, Contender};
 use crate::stats::Stat;
 
@@ -248,17 +249,7 @@ fn measure(
 pub(crate) fn run_role(args: &RoleArgs) -> ExitCode {
     crate::roles::main(|| match args.system {
         System::Netsvc => actix::System::new().block_on(netsvc::role(args)),
-        System::Nats => on_tokio(nats::role(args)),
-        System::Raw => on_tokio(raw::role(args)),
+        System::Nats => roles::on_tokio(nats::role(args)),
+        System::Raw => roles::on_tokio(raw::role(args)),
     })
-}
-
-/// Runs a NATS or raw role on a current-thread tokio runtime (one thread, as netsvc's actix
-/// roles have).
-fn on_tokio(role: impl std::future::Future<Output = Result<(), String>>) -> Result<(), String> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot build a tokio runtime: {e}"))?
-        .block_on(role)
 }

@@ -5,7 +5,9 @@
 //! bare actix. `compare`: cross-process workloads over TCP against NATS (the processes are
 //! this binary again, started with the hidden `role` subcommand). `soak`: a long run of
 //! requests and reports through one exchange hub, counting every message and sampling every
-//! process's memory (processes started with the hidden `soak-role` subcommand).
+//! process's memory (processes started with the hidden `soak-role` subcommand). `gateway`: JSON
+//! calls through the HTTP gateway to a service in another process against a bare actix-web
+//! handler (processes started with the hidden `gateway-role` subcommand).
 //!
 //! ```text
 //! cargo run --release -p netsvc-bench -- local            # readable table
@@ -14,11 +16,13 @@
 //! cargo run --release -p netsvc-bench -- compare [--json] [--quick]
 //! cargo run --release -p netsvc-bench -- converge [--services 10000,100000] [--json] [--quick]
 //! cargo run --release -p netsvc-bench -- soak [--json] [--quick]
+//! cargo run --release -p netsvc-bench -- gateway [--json] [--quick] [--clients K]
 //! ```
 
 mod compare;
 mod converge;
 mod fmt;
+mod gateway;
 mod local;
 mod mesh;
 mod pace;
@@ -37,7 +41,7 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(
     name = "netsvc-bench",
-    about = "Benchmarks netsvc against bare actix (local) and NATS (compare)"
+    about = "Benchmarks netsvc against bare actix (local), NATS (compare) and bare actix-web (gateway)"
 )]
 struct Cli {
     /// What to run.
@@ -61,6 +65,11 @@ enum Command {
     /// One process of `converge` (started by `converge` itself).
     #[command(hide = true)]
     ConvergeRole(converge::ConvergeRoleArgs),
+    /// JSON calls through the HTTP gateway to another process, against bare actix-web.
+    Gateway(gateway::GatewayArgs),
+    /// One process of `gateway` (started by `gateway` itself).
+    #[command(hide = true)]
+    GatewayRole(gateway::GatewayRoleArgs),
     /// A long mixed run through one hub: requests and reports counted, memory sampled.
     Soak(soak::SoakArgs),
     /// One process of `soak` (started by `soak` itself).
@@ -77,6 +86,8 @@ fn main() -> ExitCode {
         Command::Role(args) => compare::run_role(&args),
         Command::Converge(args) => converge::run(&args),
         Command::ConvergeRole(args) => converge::run_role(&args),
+        Command::Gateway(args) => gateway::run(&args),
+        Command::GatewayRole(args) => gateway::run_role(&args),
         Command::Soak(args) => soak::run(&args),
         Command::SoakRole(args) => soak::run_role(&args),
     }

@@ -1,5 +1,6 @@
-//! Child processes of `compare` and `soak`: started with piped stdio, read line by line with
-//! bounded waits, and always killed and reaped when dropped (also on error paths and panics).
+//! Child processes of `compare`, `soak` and `gateway`: started with piped stdio, read line by
+//! line with bounded waits, and always killed and reaped when dropped (also on error paths and
+//! panics); and their CPU time, counted once they are reaped.
 //!
 //! The line protocol of the role processes (their side of it is `roles.rs`) on stdout:
 //!
@@ -174,6 +175,40 @@ impl Drop for Proc {
 /// Decodes the `RESULT` line `line` of a role; `what` names the role in the error.
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(what: &str, line: &str) -> Result<T, String> {
     serde_json::from_str(line).map_err(|e| format!("bad {what} result {line:?}: {e}"))
+}
+
+/// CPU time (user + system), in µs, of this process's children that have been waited for,
+/// from `/proc/self/stat` (`cutime` and `cstime`). Every process of a run is a child that is
+/// reaped when the run ends, so the difference around a run is the CPU of its processes.
+pub(crate) fn children_cpu_us() -> Result<u64, String> {
+    cpu_us_of_self(16, 17)
+}
+
+/// CPU time (user + system), in µs, of this process so far, from `/proc/self/stat` (`utime`
+/// and `stime`).
+pub(crate) fn own_cpu_us() -> Result<u64, String> {
+    cpu_us_of_self(14, 15)
+}
+
+/// The sum of fields `user` and `system` (1-based, as in proc(5)) of `/proc/self/stat`, in
+/// µs: they count clock ticks of 10 ms (Linux's USER_HZ is 100 on every architecture it runs
+/// this on).
+fn cpu_us_of_self(user: usize, system: usize) -> Result<u64, String> {
+    let stat =
+        std::fs::read_to_string("/proc/self/stat").map_err(|e| format!("/proc/self/stat: {e}"))?;
+    // Fields after the command name (which may hold spaces), from field 3 (`state`) on.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or("no ')' in /proc/self/stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |field: usize| -> Result<u64, String> {
+        fields
+            .get(field - 3)
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| format!("no field {field} in /proc/self/stat"))
+    };
+    Ok((tick(user)? + tick(system)?) * 10_000)
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.

@@ -1,8 +1,9 @@
-//! What every role process shares (the processes of `compare` and `soak`, started by their
-//! drivers as the hidden `role` and `soak-role` subcommands): their side of the line protocol
-//! of `procs.rs` (they run through [`main`], print `READY` with [`ready`] and `RESULT <json>`
-//! with [`result`], and exit when their stdin closes), and [`Blob`], the type netsvc sends
-//! their bodies as.
+//! What every role process shares (the processes of `compare`, `soak` and `gateway`, started
+//! by their drivers as the hidden `role`, `soak-role` and `gateway-role` subcommands): their
+//! side of the line protocol of `procs.rs` (they run through [`main`], print `READY` with
+//! [`ready`] and `RESULT <json>` with [`result`], and exit when their stdin closes), the one
+//! runtime of the plain tokio roles ([`on_tokio`]), and [`Blob`], the type netsvc sends their
+//! bodies as.
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -51,6 +52,18 @@ pub(crate) fn result<T: Serialize>(value: &T) -> Result<(), String> {
         serde_json::to_string(value).map_err(|e| format!("cannot encode the result: {e}"))?;
     println!("RESULT {json}");
     Ok(())
+}
+
+/// Runs a role that is plain tokio (NATS's, the raw relay's, the gateway workload's HTTP
+/// client) on a current-thread runtime: one thread, as netsvc's actix roles have.
+pub(crate) fn on_tokio(
+    role: impl std::future::Future<Output = Result<(), String>>,
+) -> Result<(), String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot build a tokio runtime: {e}"))?
+        .block_on(role)
 }
 
 /// The netsvc payload type of every body of `payload.rs`: one byte string.

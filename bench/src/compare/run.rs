@@ -99,38 +99,16 @@ impl Figure {
     }
 }
 
-/// CPU time (user + system), in µs, of this process's children that have been waited for,
-/// from `/proc/self/stat` (`cutime` and `cstime`, in clock ticks of 10 ms: Linux's USER_HZ
-/// is 100 on every architecture it runs this on). Every process of a run is a child that is
-/// reaped when the run ends, so the difference around a run is the CPU of its processes.
-fn children_cpu_us() -> Result<u64, String> {
-    let stat =
-        std::fs::read_to_string("/proc/self/stat").map_err(|e| format!("/proc/self/stat: {e}"))?;
-    // Fields after the command name (which may hold spaces), from field 3 (`state`) on.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .ok_or("no ')' in /proc/self/stat")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let tick = |field: usize| -> Result<u64, String> {
-        fields
-            .get(field - 3)
-            .and_then(|v| v.parse::<u64>().ok())
-            .ok_or_else(|| format!("no field {field} in /proc/self/stat"))
-    };
-    Ok((tick(16)? + tick(17)?) * 10_000)
-}
-
 /// One run of one side: starts the processes, collects the figures, kills the processes
 /// (when their guards drop, in reverse order of starting, on success and on error alike).
 pub(crate) fn once(workload: &Workload, plan: &Plan, system: System) -> Result<Figure, String> {
     if system == System::Raw && !workload.limit {
         return Err(format!("the raw relay does not run {}", workload.name));
     }
-    let before = children_cpu_us()?;
+    let before = procs::children_cpu_us()?;
     let mut figure = processes(workload, plan, system)?;
     // Every process of the run has been killed and reaped by now.
-    let cpu = children_cpu_us()?.saturating_sub(before);
+    let cpu = procs::children_cpu_us()?.saturating_sub(before);
     if figure.messages > 0 {
         figure.cpu_us_per_msg = Some(cpu as f64 / figure.messages as f64);
     }
@@ -391,13 +369,13 @@ mod tests {
 
     #[test]
     fn children_cpu_grows_with_a_busy_child() {
-        let before = children_cpu_us().unwrap();
+        let before = procs::children_cpu_us().unwrap();
         let status = std::process::Command::new("sh")
             .args(["-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"])
             .status()
             .unwrap();
         assert!(status.success());
-        let after = children_cpu_us().unwrap();
+        let after = procs::children_cpu_us().unwrap();
         assert!(after > before, "{before} -> {after}");
         assert!(Figure::pick(&[], true, stats::Stat::Median).value.is_nan());
     }
