@@ -62,6 +62,8 @@ struct NodeInner {
     config: NodeConfig,
     process: ProcessId,
     registry: Addr<Registry>,
+    /// Changes after every change of what the registry's lookups answer.
+    registry_generation: Arc<std::sync::atomic::AtomicU64>,
     shutdown: Addr<ShutdownCoordinator>,
     shutdown_done: watch::Receiver<bool>,
     /// What an endpoint needs to make calls: the registry and the conversation ids.
@@ -86,7 +88,9 @@ impl std::fmt::Debug for Node {
 impl Node {
     /// Everything of a node but its own agent, which `spawn.rs` adds.
     pub(crate) fn assemble(config: NodeConfig) -> Node {
-        let registry = Registry::new().start();
+        let registry = Registry::new();
+        let registry_generation = registry.generation();
+        let registry = registry.start();
         let (coordinator, shutdown_done) =
             ShutdownCoordinator::new(registry.clone(), config.shutdown_delay);
         let shutdown = coordinator.start();
@@ -97,6 +101,7 @@ impl Node {
             process,
             calls,
             registry,
+            registry_generation,
             shutdown,
             shutdown_done,
             agent: OnceLock::new(),
@@ -164,6 +169,17 @@ impl Node {
             RequestTarget::Name(ServiceName::anonymous())
         });
         Endpoint::new(self.0.calls.clone(), sender, target)
+    }
+
+    /// A number that changes after every change of what this node's lookups answer
+    /// ([`Node::lookup_name`], [`Node::lookup_group`], [`Node::services`] and the rest): a
+    /// service known, withdrawn or moved to another route, a group joined or left. A cache of
+    /// lookups made after reading `g` holds for as long as this still reads `g`; reading it is
+    /// one atomic load, from any thread.
+    pub fn registry_generation(&self) -> u64 {
+        self.0
+            .registry_generation
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Asks the node of `process` (this one, or any process whose node agent this node has

@@ -17,6 +17,8 @@
 //! so a call by name costs the same whatever the number of other services known.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use actix::{Actor, Context};
 use smallvec::SmallVec;
@@ -53,6 +55,8 @@ pub(crate) struct Registry {
     /// Local services known (named or anonymous), and who waits for there to be none.
     local: usize,
     idle: Vec<tokio::sync::oneshot::Sender<()>>,
+    /// Bumped after every change of what lookups answer (see [`Registry::generation`]).
+    generation: Arc<AtomicU64>,
 }
 
 impl Actor for Registry {
@@ -69,12 +73,26 @@ impl Registry {
             seq: 0,
             local: 0,
             idle: Vec::new(),
+            generation: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// A counter that changes after every change of what this registry's lookups answer (a
+    /// service known, withdrawn or rerouted, a group joined or left), readable from any
+    /// thread: a cache of lookups made while it read `g` holds while it still reads `g`.
+    pub(crate) fn generation(&self) -> Arc<AtomicU64> {
+        self.generation.clone()
+    }
+
+    /// Marks a change of what lookups answer.
+    pub(crate) fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     /// Adds (or replaces) the entry of `entry.binding.agent()`, and indexes it by name if it
     /// is announced.
     fn insert(&mut self, entry: Entry) {
+        self.changed();
         let agent = entry.binding.agent();
         if entry.announced {
             self.by_name.add(entry.binding.name(), entry.seq, agent);
@@ -91,6 +109,7 @@ impl Registry {
     /// Removes the entry of `agent` and its place in the name index.
     fn remove(&mut self, agent: AgentId) -> Option<Entry> {
         let entry = self.agents.remove(&agent)?;
+        self.changed();
         self.unindex(&entry);
         self.local_gone(&entry.binding);
         Some(entry)
@@ -98,6 +117,7 @@ impl Registry {
 
     /// Replaces the binding of a known agent, moving it in the name index if its name changed.
     fn rebind(&mut self, binding: Binding) {
+        self.changed();
         let Some(entry) = self.agents.get_mut(&binding.agent()) else {
             return;
         };
@@ -278,6 +298,7 @@ impl Registry {
             return;
         }
         if entry.groups.insert(group.clone()) {
+            self.generation.fetch_add(1, Ordering::Release);
             let binding = entry.binding.clone();
             self.groups.entry(group.clone()).or_default().insert(agent);
             self.announce(&binding, Some(&group), Status::Available);
@@ -289,6 +310,7 @@ impl Registry {
             return;
         };
         if entry.groups.remove(group) {
+            self.generation.fetch_add(1, Ordering::Release);
             let binding = entry.binding.clone();
             if let Some(members) = self.groups.get_mut(group) {
                 members.remove(&agent);

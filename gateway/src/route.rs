@@ -68,7 +68,21 @@ pub(crate) struct Router {
     own: AgentId,
     descriptors: Mutex<HashMap<AgentId, Arc<ServiceDescriptor>>>,
     node_names: Mutex<HashMap<ProcessId, String>>,
+    /// The exposed services of each name called lately, as of one registry generation
+    /// ([`Node::registry_generation`]): a call then needs no round trip to the node's
+    /// registry (two thread wake-ups) while nothing changed there.
+    exposed: Mutex<Exposed>,
 }
+
+/// [`Router::exposed`]'s answers while the registry stays the same.
+#[derive(Default)]
+struct Exposed {
+    generation: u64,
+    by_name: HashMap<ServiceName, Vec<Binding>>,
+}
+
+/// Most names [`Exposed`] keeps (then it forgets them all): callers choose the names.
+const EXPOSED_NAMES: usize = 1024;
 
 impl Router {
     pub(crate) fn new(node: Node, group: Option<GroupName>, own: AgentId) -> Self {
@@ -78,6 +92,7 @@ impl Router {
             own,
             descriptors: Mutex::new(HashMap::new()),
             node_names: Mutex::new(HashMap::new()),
+            exposed: Mutex::new(Exposed::default()),
         }
     }
 
@@ -90,8 +105,26 @@ impl Router {
         if name.is_anonymous() {
             return Vec::new();
         }
-        let found = self.node.lookup_name(name).await;
-        self.filter(found).await
+        let generation = self.node.registry_generation();
+        {
+            let kept = self.exposed.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(hit) = kept
+                .by_name
+                .get(&name)
+                .filter(|_| kept.generation == generation)
+            {
+                return hit.clone();
+            }
+        }
+        let found = self.node.lookup_name(name.clone()).await;
+        let exposed = self.filter(found).await;
+        let mut kept = self.exposed.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.generation != generation || kept.by_name.len() >= EXPOSED_NAMES {
+            kept.by_name.clear();
+            kept.generation = generation;
+        }
+        kept.by_name.insert(name, exposed.clone());
+        exposed
     }
 
     /// Every exposed service.
