@@ -27,7 +27,7 @@ use crate::registry::{Lookup, Registry};
 pub(crate) struct Calls {
     registry: Addr<Registry>,
     conversations: ConversationIds,
-    metrics: Arc<CallMetrics>,
+    metrics: CallMetrics,
 }
 
 impl Calls {
@@ -35,7 +35,7 @@ impl Calls {
         Calls {
             registry,
             conversations: ConversationIds::new(process),
-            metrics: Arc::new(CallMetrics::new(node)),
+            metrics: CallMetrics::new(node),
         }
     }
 }
@@ -243,7 +243,7 @@ pub struct Call<R> {
     state: State,
     timeout: Option<(Duration, Pin<Box<tokio::time::Sleep>>)>,
     /// Set while per-call metrics are on.
-    measured: Option<Box<Measured>>,
+    measured: Option<Measured>,
     _response: PhantomData<fn() -> R>,
 }
 

@@ -27,30 +27,32 @@ pub(crate) fn enable() {
     ENABLED.store(true, Ordering::Relaxed);
 }
 
-/// The handles of one method of one service.
+/// The handles of one method of one service, and its labels for the failure counter.
 struct Handles {
     calls: Counter,
     duration: Histogram,
-}
-
-/// The per-method handles of one node.
-#[derive(Debug)]
-pub(crate) struct CallMetrics {
-    node: Arc<str>,
-    table: Mutex<HashMap<(String, String), Arc<Handles>>>,
+    labels: [(&'static str, String); 3],
 }
 
 impl std::fmt::Debug for Handles {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Handles")
+        f.debug_struct("Handles")
+            .field("labels", &self.labels)
+            .finish()
     }
+}
+
+/// The per-method handles of one node, by service name, then method: found without
+/// allocating once made.
+#[derive(Debug)]
+pub(crate) struct CallMetrics {
+    node: Arc<str>,
+    table: Mutex<HashMap<String, HashMap<String, Arc<Handles>>>>,
 }
 
 /// One call being measured.
 pub(crate) struct Measured {
-    metrics: Arc<CallMetrics>,
-    service: String,
-    method: String,
+    handles: Arc<Handles>,
     started: Instant,
 }
 
@@ -63,56 +65,47 @@ impl CallMetrics {
     }
 
     /// A measure of a call of `method` of `service` starting now, if metrics are on.
-    pub(crate) fn start(self: &Arc<Self>, service: &str, method: &str) -> Option<Box<Measured>> {
-        ENABLED.load(Ordering::Relaxed).then(|| {
-            Box::new(Measured {
-                metrics: self.clone(),
-                service: service.to_owned(),
-                method: method.to_owned(),
-                started: Instant::now(),
-            })
+    pub(crate) fn start(&self, service: &str, method: &str) -> Option<Measured> {
+        ENABLED.load(Ordering::Relaxed).then(|| Measured {
+            handles: self.handles(service, method),
+            started: Instant::now(),
         })
     }
 
     fn handles(&self, service: &str, method: &str) -> Arc<Handles> {
         let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
-        let key = (service.to_owned(), method.to_owned());
+        if let Some(handles) = table.get(service).and_then(|m| m.get(method)) {
+            return handles.clone();
+        }
+        let labels = [
+            ("node", self.node.to_string()),
+            ("service", service.to_owned()),
+            ("method", method.to_owned()),
+        ];
+        let handles = Arc::new(Handles {
+            calls: metrics::counter!(CALLS, &labels),
+            duration: metrics::histogram!(DURATION, &labels),
+            labels,
+        });
         table
-            .entry(key)
-            .or_insert_with(|| {
-                let labels = [
-                    ("node", self.node.to_string()),
-                    ("service", service.to_owned()),
-                    ("method", method.to_owned()),
-                ];
-                Arc::new(Handles {
-                    calls: metrics::counter!(CALLS, &labels),
-                    duration: metrics::histogram!(DURATION, &labels),
-                })
-            })
-            .clone()
+            .entry(service.to_owned())
+            .or_default()
+            .insert(method.to_owned(), handles.clone());
+        handles
     }
 }
 
 impl Measured {
     /// The call ended with `outcome`.
     pub(crate) fn finish<R>(self, outcome: &Result<R, Failure>) {
-        let Measured {
-            metrics,
-            service,
-            method,
-            started,
-        } = self;
-        let handles = metrics.handles(&service, &method);
+        let handles = &self.handles;
         handles.calls.increment(1);
-        handles.duration.record(started.elapsed().as_secs_f64());
+        handles
+            .duration
+            .record(self.started.elapsed().as_secs_f64());
         if let Err(failure) = outcome {
-            let labels = [
-                ("node", metrics.node.to_string()),
-                ("service", service),
-                ("method", method),
-                ("code", failure.code.0.to_string()),
-            ];
+            let [node, service, method] = handles.labels.clone();
+            let labels = [node, service, method, ("code", failure.code.0.to_string())];
             metrics::counter!(FAILURES, &labels).increment(1);
         }
     }
