@@ -2,46 +2,17 @@
 //! reports through one hub, three processes) must pass: every report and answer counted and
 //! checked, nothing dropped, every process's memory flat.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
+
+use std::time::Duration;
 
 /// Longest the quick soak may take here (it takes a few seconds, even unoptimised).
 const LIMIT: Duration = Duration::from_secs(180);
 
 #[test]
 fn quick_soak_passes() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_netsvc-bench"))
-        .args(["soak", "--quick", "--json"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start netsvc-bench");
-    let deadline = Instant::now() + LIMIT;
-    let status = loop {
-        match child.try_wait().expect("wait for netsvc-bench") {
-            Some(status) => break status,
-            None if Instant::now() >= deadline => {
-                // The soak's own processes exit when its pipes to them close.
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("soak --quick did not finish within {LIMIT:?}");
-            }
-            None => std::thread::sleep(Duration::from_millis(50)),
-        }
-    };
-    let output = child
-        .wait_with_output()
-        .expect("read netsvc-bench's output");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        status.success(),
-        "soak --quick failed ({status})\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-
-    let line = stdout.lines().last().expect("one JSON line");
-    let result: serde_json::Value = serde_json::from_str(line).expect("the JSON line parses");
+    let result = common::last_json_line(&["soak", "--quick", "--json"], LIMIT);
+    let line = &result.to_string();
     assert_eq!(result["workload"], "soak");
     assert_eq!(result["passed"], true, "{line}");
     assert_eq!(result["reports"], 200_000);
