@@ -456,41 +456,53 @@ fn subscribe(
 }
 
 /// Routes looked up while handling frames, kept while the node's routing table is unchanged
-/// (its generation), so that a stream of reports between the same agents costs no lock per
-/// frame: the last agent looked up is compared first, the others are one hash away.
+/// (its generation), so that a stream of reports between the same agents costs no lock and
+/// no hash per frame: the agents seen last are scanned first, with no reference count
+/// touched on a hit; the others are one hash away, not a lock on the routing table.
 #[derive(Default)]
 pub(super) struct RouteCache {
     generation: u64,
-    last: Option<(AgentId, Option<Binding>)>,
+    /// The last [`RECENT`] agents looked up, oldest first.
+    recent: Vec<(AgentId, Option<Binding>)>,
+    /// Every agent looked up, at most [`ROUTE_CACHE`] (then forgotten all at once).
     entries: IdMap<AgentId, Option<Binding>>,
 }
 
-/// Most agents a bridge keeps routes for (then it forgets them all and starts again).
+/// How many agents a bridge scans before it hashes.
+const RECENT: usize = 16;
+/// Most agents a bridge keeps routes for.
 const ROUTE_CACHE: usize = 4096;
 
 impl RouteCache {
     pub(super) fn lookup(&mut self, net: &Routes, agent: AgentId) -> Option<&Binding> {
         let generation = net.generation();
         if generation != self.generation {
+            self.recent.clear();
             self.entries.clear();
-            self.last = None;
             self.generation = generation;
         }
-        if self.last.as_ref().is_none_or(|(a, _)| *a != agent) {
-            let route = match self.entries.get(&agent) {
-                Some(route) => route.clone(),
-                None => {
-                    if self.entries.len() >= ROUTE_CACHE {
-                        self.entries.clear();
+        let at = match self.recent.iter().position(|(a, _)| *a == agent) {
+            Some(at) => at,
+            None => {
+                let route = match self.entries.get(&agent) {
+                    Some(route) => route.clone(),
+                    None => {
+                        if self.entries.len() >= ROUTE_CACHE {
+                            self.entries.clear();
+                        }
+                        let route = net.lookup(agent);
+                        self.entries.insert(agent, route.clone());
+                        route
                     }
-                    let route = net.lookup(agent);
-                    self.entries.insert(agent, route.clone());
-                    route
+                };
+                if self.recent.len() >= RECENT {
+                    self.recent.remove(0);
                 }
-            };
-            self.last = Some((agent, route));
-        }
-        self.last.as_ref().and_then(|(_, route)| route.as_ref())
+                self.recent.push((agent, route));
+                self.recent.len() - 1
+            }
+        };
+        self.recent[at].1.as_ref()
     }
 }
 
