@@ -19,6 +19,15 @@
 //!   `monitor_reports("bench-publisher", "bench.*")`. NATS: `publish("bench.x")`, subscribers
 //!   of `bench.*`. Figure: deliveries/s (reports × subscribers) from the first report to the
 //!   last subscriber's final acknowledgement.
+//! * `reports_1_to_100` — one publisher process cycling over 1,000 subjects, 10 subscriber
+//!   processes of 10 subscriber services each, every service on a pattern matching a tenth
+//!   of the subjects (`compare/subjects.rs`): every report goes to 10 services (one in each
+//!   process), each service gets one report in 10. netsvc: one node per process with 10
+//!   services monitoring `g<k>.*`; NATS: one connection per process with 10 subscriptions of
+//!   `g<k>.*`. Each service acknowledges on its own, every `--ack-every` ÷ 10 of its reports
+//!   (the publisher hears as often per report published as in the other workloads), and is
+//!   checked on its own: exactly its reports, each subject's in order with none missing.
+//!   Figure: deliveries/s.
 //!
 //! **Pacing (every side alike).** A subscriber acknowledges every `--ack-every` reports (1000)
 //! and at the end; the publisher stays at most `--window` reports (10,000) ahead of the
@@ -62,6 +71,7 @@ mod protocol;
 mod raw;
 mod report;
 mod run;
+mod subjects;
 mod workloads;
 
 pub(crate) use protocol::RoleArgs;
@@ -110,6 +120,10 @@ pub(crate) struct CompareArgs {
     /// --quick).
     #[arg(long)]
     reports_fanout: Option<u64>,
+    /// Reports published per run of `reports_1_to_100`, each to 10 subscribers (default
+    /// 200000, 10000 with --quick).
+    #[arg(long)]
+    reports_subjects: Option<u64>,
     /// Unmeasured sequential round trips before measuring, in every requester.
     #[arg(long, default_value_t = 2000)]
     warmup: u64,
@@ -200,6 +214,8 @@ fn plan(args: &CompareArgs) -> Result<Plan, String> {
         round_trips_concurrent: pick(args.round_trips_concurrent, 200_000, 20_000).max(1),
         reports: pick(args.reports, 500_000, 50_000).max(1),
         reports_fanout: pick(args.reports_fanout, 100_000, 10_000).max(1),
+        // Every subscriber service of `reports_1_to_100` gets at least one.
+        reports_subjects: pick(args.reports_subjects, 200_000, 10_000).max(subjects::GROUPS),
         warmup: if args.quick {
             args.warmup.min(500)
         } else {

@@ -22,7 +22,8 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 
 use super::measure::{self, Tally};
-use super::protocol::{PublishOutcome, RoleArgs, RoleKind, PATTERN, ROLE_LIMIT, SETTLE, SUBJECT};
+use super::protocol::{PublishOutcome, RoleArgs, RoleKind, PATTERN, ROLE_LIMIT, SETTLE};
+use super::subjects::{self, SubjectTally};
 use crate::pace::Pace;
 use crate::payload::{payload, seq_of};
 use crate::roles::{ready, result, SETUP};
@@ -44,6 +45,7 @@ pub(crate) async fn role(args: &RoleArgs) -> Result<(), String> {
         RoleKind::Responder => responder(args).await,
         RoleKind::Requester => requester(args).await,
         RoleKind::Publisher => publisher(args).await,
+        RoleKind::Subscriber if args.subjects > 0 => subject_subscribers(args).await,
         RoleKind::Subscriber => subscriber(args).await,
     }
 }
@@ -115,19 +117,23 @@ async fn requester(args: &RoleArgs) -> Result<(), String> {
     measure::requests(args, call).await
 }
 
-/// Publishes `--count` reports on `bench.x`, paced by acknowledgements on `ack.*`. The
+/// Publishes `--count` reports on `bench.x` (or the subjects of `--subjects`), paced by acknowledgements on `ack.*`. The
 /// driver starts it once every subscriber is subscribed.
 async fn publisher(args: &RoleArgs) -> Result<(), String> {
     let client = connect(&args.server, args.tls_dir.as_deref()).await?;
     let mut acks = subscribe(&client, format!("{ACK_PREFIX}*")).await?;
     ready("");
     let mut pace = Pace::new(args.count, args.window, args.subscribers);
+    let subjects: Vec<async_nats::Subject> = args.subjects().into_iter().map(Into::into).collect();
     let start = Instant::now();
     let deadline = tokio::time::Instant::now() + ROLE_LIMIT;
     loop {
         for seq in pace.sendable() {
             client
-                .publish(SUBJECT, Bytes::from(payload(seq)))
+                .publish(
+                    subjects[(seq % subjects.len() as u64) as usize].clone(),
+                    Bytes::from(payload(seq)),
+                )
                 .await
                 .map_err(|e| format!("cannot publish: {e}"))?;
         }
@@ -201,4 +207,64 @@ async fn subscriber(args: &RoleArgs) -> Result<(), String> {
         }
     }
     result(&tally.outcome())
+}
+
+/// The subscriber services `--services` of a subscriber process of `--subjects` (see
+/// `subjects.rs`): one subscription per service, on this process's one connection, each
+/// counted, checked and acknowledged (on `ack.<m>`) on its own; the result lists their
+/// outcomes.
+async fn subject_subscribers(args: &RoleArgs) -> Result<(), String> {
+    let client = connect(&args.server, args.tls_dir.as_deref()).await?;
+    let mut streams = Vec::new();
+    let mut tallies = Vec::new();
+    for (local, m) in args.services().enumerate() {
+        let subscription = client
+            .subscribe(subjects::pattern(m))
+            .await
+            .map_err(|e| format!("cannot subscribe: {e}"))?;
+        streams.push(subscription.map(move |message| (local, message)));
+        let tally = SubjectTally::new(m, args.count, args.subjects, args.ack_every);
+        tallies.push((format!("{ACK_PREFIX}{m}"), tally));
+    }
+    flush(&client).await?;
+    let mut reports = futures_util::stream::select_all(streams);
+    ready("");
+    let deadline = tokio::time::Instant::now() + ROLE_LIMIT;
+    while !tallies.iter().all(|(_, tally)| tally.complete()) {
+        let (local, message) = match tokio::time::timeout_at(deadline, reports.next()).await {
+            Ok(Some(delivery)) => delivery,
+            Ok(None) => return Err("the report subscriptions ended".to_owned()),
+            Err(_) => {
+                let received: Vec<u64> = tallies.iter().map(|(_, t)| t.received).collect();
+                return Err(format!("only {received:?} reports received"));
+            }
+        };
+        let (ack_subject, tally) = &mut tallies[local];
+        if let Some(progress) = tally.record(&message.subject, seq_of(&message.payload)) {
+            client
+                .publish(
+                    ack_subject.clone(),
+                    Bytes::copy_from_slice(&progress.to_le_bytes()),
+                )
+                .await
+                .map_err(|e| format!("cannot acknowledge: {e}"))?;
+        }
+    }
+    flush(&client).await?;
+    // Keep counting for a moment: extra deliveries would show up here.
+    let settle = tokio::time::sleep(SETTLE);
+    tokio::pin!(settle);
+    loop {
+        tokio::select! {
+            _ = &mut settle => break,
+            delivery = reports.next() => match delivery {
+                Some((local, message)) => {
+                    tallies[local].1.record(&message.subject, seq_of(&message.payload));
+                }
+                None => break,
+            },
+        }
+    }
+    let outcomes: Vec<_> = tallies.iter().map(|(_, tally)| tally.outcome()).collect();
+    result(&outcomes)
 }

@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 
 use super::measure::{self, Tally};
 use super::protocol::{PublishOutcome, RoleArgs, RoleKind, ROLE_LIMIT};
+use super::subjects::{self, SubjectTally};
 use crate::mesh::{find, join, probe};
 use crate::pace::Pace;
 use crate::payload::{payload, seq_of};
@@ -58,6 +59,7 @@ pub(crate) async fn role(args: &RoleArgs) -> Result<(), String> {
         RoleKind::Responder => responder(args).await,
         RoleKind::Requester => requester(args).await,
         RoleKind::Publisher => publisher(args).await,
+        RoleKind::Subscriber if args.subjects > 0 => subject_subscribers(args).await,
         RoleKind::Subscriber => subscriber(args).await,
     }
 }
@@ -119,6 +121,7 @@ async fn publisher(args: &RoleArgs) -> Result<(), String> {
     let (done, finished) = oneshot::channel();
     node.spawn(services::Publisher {
         pace: Pace::new(args.count, args.window, args.subscribers),
+        subjects: args.subjects(),
         subscribers: args.subscribers,
         subscribed: 0,
         start: None,
@@ -155,6 +158,35 @@ async fn subscriber(args: &RoleArgs) -> Result<(), String> {
     result(&outcome)
 }
 
+/// The subscriber services `--services` of a subscriber process of `--subjects` (see
+/// `subjects.rs`), one node with a service per pattern; the result lists their outcomes.
+async fn subject_subscribers(args: &RoleArgs) -> Result<(), String> {
+    let node = Node::new(format!("bench-subscriber-{}", args.index));
+    let _exchange = join(&node, &args.server, tls(args, Certificate::Client)?).await?;
+    let mut finished = Vec::new();
+    for m in args.services() {
+        let (done, outcome) = oneshot::channel();
+        node.spawn(services::SubjectSubscriber {
+            index: m as u32,
+            pattern: subjects::pattern(m),
+            tally: SubjectTally::new(m, args.count, args.subjects, args.ack_every),
+            client: None,
+            done: Some(done),
+            settling: false,
+        });
+        finished.push(outcome);
+    }
+    ready("");
+    let all = futures_util::future::join_all(finished);
+    let outcomes = tokio::time::timeout(ROLE_LIMIT, all)
+        .await
+        .map_err(|_| format!("reports not all received within {ROLE_LIMIT:?}"))?
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| "a subscriber service stopped".to_owned())?;
+    result(&outcomes)
+}
+
 /// The netsvc services of the roles.
 mod services {
     use std::time::{Duration, Instant};
@@ -164,7 +196,8 @@ mod services {
 
     use super::PUBLISHER;
     use crate::compare::measure::Tally;
-    use crate::compare::protocol::{SubscribeOutcome, PATTERN, SETTLE, SUBJECT};
+    use crate::compare::protocol::{SubscribeOutcome, PATTERN, SETTLE};
+    use crate::compare::subjects::SubjectTally;
     use crate::pace::Pace;
     use crate::payload::{payload, seq_of};
     use crate::roles::Blob;
@@ -184,12 +217,14 @@ mod services {
         }
     }
 
-    /// Publishes `bench.x` reports, paced by its subscribers' acknowledgements.
+    /// Publishes reports on its subjects (`bench.x`, or those of `subjects.rs`), paced by its subscribers' acknowledgements.
     #[derive(netsvc::Service)]
     #[service(name = "bench-publisher")]
     pub(crate) struct Publisher {
         /// Pacing.
         pub(crate) pace: Pace,
+        /// The subjects, report `seq` on the `seq % len`-th.
+        pub(crate) subjects: Vec<String>,
         /// Subscriptions to wait for.
         pub(crate) subscribers: usize,
         /// Subscriptions so far.
@@ -225,8 +260,10 @@ mod services {
         /// Publishes what the window allows; reports the end once everything is acknowledged.
         fn pump(&mut self, ctx: &mut ServiceContext<Self>) {
             let Some(start) = self.start else { return };
+            let subjects = &self.subjects;
             for seq in self.pace.sendable() {
-                ctx.publish_report(SUBJECT, Blob(payload(seq)), Lifetime::None);
+                let subject = subjects[(seq % subjects.len() as u64) as usize].as_str();
+                ctx.publish_report(subject, Blob(payload(seq)), Lifetime::None);
             }
             if self.pace.all_acked() {
                 if let Some(done) = self.done.take() {
@@ -264,6 +301,51 @@ mod services {
                     .client
                     .get_or_insert_with(|| PublisherClient::new(ctx.endpoint(report.publisher())));
                 let call = client.ack(self.index, count);
+                actix::spawn(async move {
+                    let _ = call.await;
+                });
+            }
+            if self.tally.complete() && !self.settling {
+                self.settling = true;
+                ctx.run_later(SETTLE, |this: &mut Self, _| {
+                    if let Some(done) = this.done.take() {
+                        let _ = done.send(this.tally.outcome());
+                    }
+                });
+            }
+        }
+    }
+
+    /// One subscriber service of the many-subject workload: counts the reports of its
+    /// pattern from `bench-publisher`, checks each subject's order, acknowledges.
+    #[derive(netsvc::Service)]
+    pub(crate) struct SubjectSubscriber {
+        /// This service's number (`m` of `subjects.rs`).
+        pub(crate) index: u32,
+        /// Its pattern.
+        pub(crate) pattern: String,
+        /// Counting and checking.
+        pub(crate) tally: SubjectTally,
+        /// The publisher's client, made from the first report's publisher binding.
+        pub(crate) client: Option<PublisherClient>,
+        /// Told the figures after the settle time that follows the last expected report.
+        pub(crate) done: Option<oneshot::Sender<SubscribeOutcome>>,
+        /// Whether the settle time has started.
+        pub(crate) settling: bool,
+    }
+
+    impl Service for SubjectSubscriber {
+        fn started(&mut self, ctx: &mut ServiceContext<Self>) {
+            ctx.monitor_reports(PUBLISHER, self.pattern.as_str());
+        }
+
+        fn report(&mut self, report: Report, ctx: &mut ServiceContext<Self>) {
+            let seq = report.decode::<Blob>().ok().and_then(|b| seq_of(&b.0));
+            if let Some(progress) = self.tally.record(report.subject().as_str(), seq) {
+                let client = self
+                    .client
+                    .get_or_insert_with(|| PublisherClient::new(ctx.endpoint(report.publisher())));
+                let call = client.ack(self.index, progress);
                 actix::spawn(async move {
                     let _ = call.await;
                 });

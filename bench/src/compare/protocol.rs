@@ -11,6 +11,10 @@
 //!                              --window W --ack-every K
 //! ```
 //!
+//! With `--subjects N` (netsvc and NATS), the publisher cycles over the N subjects of
+//! `subjects.rs` and each subscriber process runs `--services S` subscriber services, process
+//! `I`'s numbered `I × S ..`; `--subscribers` then counts services.
+//!
 //! Each prints `READY` once it is connected and set up, and `RESULT <json>` with its figures
 //! (see `procs.rs` for the line protocol and `roles.rs` for the role's side of it). Every role
 //! exits when its stdin closes, so a role never outlives the driver. This file has what the
@@ -114,6 +118,30 @@ pub(crate) struct RoleArgs {
     /// A subscriber acknowledges every this many reports, and at the end.
     #[arg(long, default_value_t = 1000)]
     pub(crate) ack_every: u64,
+    /// Subjects the publisher cycles over, as `subjects.rs` lays them out (a multiple of its
+    /// groups); 0 for the one subject `bench.x`.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) subjects: u64,
+    /// Subscriber services in this subscriber process (with `--subjects`).
+    #[arg(long, default_value_t = 1)]
+    pub(crate) services: u64,
+}
+
+impl RoleArgs {
+    /// The subjects the publisher publishes on, report `r` on the `r % len`-th.
+    pub(crate) fn subjects(&self) -> Vec<String> {
+        if self.subjects == 0 {
+            vec![SUBJECT.to_owned()]
+        } else {
+            super::subjects::subjects(self.subjects)
+        }
+    }
+
+    /// The numbers of this subscriber process's services (with `--subjects`).
+    pub(crate) fn services(&self) -> std::ops::Range<u64> {
+        let first = u64::from(self.index) * self.services;
+        first..first + self.services
+    }
 }
 
 /// What a requester measured.
@@ -141,8 +169,13 @@ pub(crate) struct PublishOutcome {
 impl PublishOutcome {
     /// The outcome of publishing every report of `args` in `elapsed`.
     pub(crate) fn of(args: &RoleArgs, elapsed: Duration) -> Self {
+        let ops = if args.subjects == 0 {
+            args.count * args.subscribers as u64
+        } else {
+            super::subjects::deliveries(args.count, args.subscribers as u64)
+        };
         PublishOutcome {
-            ops: args.count * args.subscribers as u64,
+            ops,
             elapsed_ns: elapsed.as_nanos() as u64,
         }
     }

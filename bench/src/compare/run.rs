@@ -11,6 +11,8 @@ use crate::procs::{self, Proc};
 use crate::roles::SETUP;
 use crate::stats;
 
+mod fanout;
+
 /// Counts and settings of one invocation.
 #[derive(Debug)]
 pub(crate) struct Plan {
@@ -26,6 +28,8 @@ pub(crate) struct Plan {
     pub(crate) reports: u64,
     /// Reports per subscriber, 10 subscribers.
     pub(crate) reports_fanout: u64,
+    /// Reports published, many subjects (`Shape::SubjectReports`).
+    pub(crate) reports_subjects: u64,
     /// Warm-up round trips.
     pub(crate) warmup: u64,
     /// Pacing window.
@@ -131,6 +135,11 @@ fn processes(workload: &Workload, plan: &Plan, system: System) -> Result<Figure,
     match workload.shape {
         Shape::RequestReply { in_flight } => request_reply(&side, &addr, in_flight),
         Shape::Reports { subscribers } => reports(&side, &addr, subscribers),
+        Shape::SubjectReports {
+            processes,
+            services,
+            subjects,
+        } => fanout::reports(&side, &addr, (processes, services), subjects),
     }
 }
 

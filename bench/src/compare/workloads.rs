@@ -14,6 +14,16 @@ pub(crate) enum Shape {
         /// Subscriber processes.
         subscribers: usize,
     },
+    /// A publisher cycling over `subjects` subjects and `processes` subscriber processes of
+    /// `services` subscriber services each, laid out as `subjects.rs` says.
+    SubjectReports {
+        /// Subscriber processes.
+        processes: u64,
+        /// Subscriber services per process.
+        services: u64,
+        /// Subjects.
+        subjects: u64,
+    },
 }
 
 /// The target of a workload, as netsvc ÷ NATS.
@@ -97,6 +107,20 @@ pub(crate) const WORKLOADS: &[Workload] = &[
         unit: "deliveries/s",
         shape: Shape::Reports { subscribers: 10 },
         goal: Goal::RateAtLeast(1.2),
+        tls: false,
+        limit: false,
+    },
+    // Issue 14: many subscribers behind each link and many subjects, where caches of one
+    // subject or of a few agents would turn into cliffs.
+    Workload {
+        name: "reports_1_to_100",
+        unit: "deliveries/s",
+        shape: Shape::SubjectReports {
+            processes: 10,
+            services: 10,
+            subjects: 1000,
+        },
+        goal: Goal::RateAtLeast(2.0),
         tls: false,
         limit: false,
     },
