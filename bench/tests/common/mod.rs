@@ -3,10 +3,19 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Runs `netsvc-bench ARGS` and returns the last line of its output, parsed as JSON. Fails
-/// the test if it exits unsuccessfully, prints no JSON line, or runs past `limit` (then it is
-/// killed; its own processes exit when their pipes to it close).
+/// Runs `netsvc-bench ARGS` and returns the last line of its output, parsed as JSON (see
+/// [`json_lines`]).
+#[allow(dead_code)]
 pub(crate) fn last_json_line(args: &[&str], limit: Duration) -> serde_json::Value {
+    json_lines(args, limit)
+        .pop()
+        .expect("one JSON line at least")
+}
+
+/// Runs `netsvc-bench ARGS` and returns every line of its output that is JSON. Fails the
+/// test if it exits unsuccessfully or runs past `limit` (then it is killed; its own
+/// processes exit when their pipes to it close).
+pub(crate) fn json_lines(args: &[&str], limit: Duration) -> Vec<serde_json::Value> {
     let what = args.join(" ");
     let mut child = Command::new(env!("CARGO_BIN_EXE_netsvc-bench"))
         .args(args)
@@ -36,6 +45,9 @@ pub(crate) fn last_json_line(args: &[&str], limit: Duration) -> serde_json::Valu
         status.success(),
         "{what} failed ({status})\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
-    let line = stdout.lines().last().expect("one JSON line");
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
 }
