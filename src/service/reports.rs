@@ -268,7 +268,7 @@ impl<S: Service> ServiceContext<S> {
     /// ([`NodeConfig::inbox_capacity`](crate::NodeConfig::inbox_capacity)), its reports are not
     /// dropped, as other reports are, but kept aside, only the latest per publisher and
     /// subject, and handed to the service once what was queued before them is handled.
-    /// A report that replaced others says how many ([`Report::conflated`]). A slow
+    /// A report that replaced others says how many ([`Report::conflated`](crate::Report::conflated)). A slow
     /// subscriber thus ends with the last value of every subject, however far behind it
     /// fell. It applies to what reaches this service's inbox, from this process or another;
     /// a link whose peer stops reading still drops reports at its outbound buffer. Ending
