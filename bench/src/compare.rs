@@ -8,12 +8,14 @@
 //! on every side and every body is 100 bytes.
 //!
 //! * `request_reply_1_in_flight` — a requester process and a responder process, both
-//!   connected to the server; sequential round trips. Figure: p50 latency in µs (p99 shown in
-//!   the table). netsvc: the typed client of `#[netsvc::methods] fn echo(&mut self, Blob) ->
+//!   connected to the server; sequential round trips. Figure: p50 latency in µs (p99 and max
+//!   shown under it, and in `--json`). netsvc: the typed client of `#[netsvc::methods] fn echo(&mut self, Blob) ->
 //!   Blob`, on an endpoint bound to the remote binding. NATS: `Client::request` to a
 //!   subscriber that publishes the body back to the reply subject.
 //! * `request_reply_64_in_flight` — the same processes, 64 requests outstanding at all times
-//!   (64 looping futures on one `FuturesUnordered`). Figure: round trips/s.
+//!   (64 looping futures on one `FuturesUnordered`). Figure: round trips/s; the p50, p99
+//!   and max latency of the same runs are shown under it (`netsvc_p50_us`, `…_p99_us`,
+//!   `…_max_us` and the baseline's in `--json`).
 //! * `reports_1_to_1` / `reports_1_to_10` — one publisher process, 1 or 10 subscriber
 //!   processes. netsvc: `publish_report("bench.x", Blob, Lifetime::None)`, subscribers
 //!   `monitor_reports("bench-publisher", "bench.*")`. NATS: `publish("bench.x")`, subscribers

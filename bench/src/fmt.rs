@@ -16,12 +16,24 @@ pub(crate) struct JsonLine {
     pub(crate) ratio: f64,
     /// Whether lower figures are better (latencies).
     pub(crate) lower_is_better: bool,
+    /// netsvc's p50 latency in µs, for rate workloads that also measure latencies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) netsvc_p50_us: Option<f64>,
+    /// The baseline's p50 latency in µs, likewise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) baseline_p50_us: Option<f64>,
     /// netsvc's p99 latency in µs, for workloads with latencies.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) netsvc_p99_us: Option<f64>,
     /// The baseline's p99 latency in µs, for workloads with latencies.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) baseline_p99_us: Option<f64>,
+    /// netsvc's highest latency in µs, for workloads with latencies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) netsvc_max_us: Option<f64>,
+    /// The baseline's highest latency in µs, likewise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) baseline_max_us: Option<f64>,
     /// netsvc's CPU time (user + system, every process of a run) per message, in µs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) netsvc_cpu_us_per_msg: Option<f64>,

@@ -74,6 +74,7 @@ where
         elapsed_ns: elapsed.as_nanos() as u64,
         p50_ns: percentile(&latencies, 0.50),
         p99_ns: percentile(&latencies, 0.99),
+        max_ns: latencies.last().copied().unwrap_or(0),
     })
 }
 

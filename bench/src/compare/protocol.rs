@@ -155,6 +155,8 @@ pub(crate) struct RequestOutcome {
     pub(crate) p50_ns: u64,
     /// 99th percentile round-trip latency.
     pub(crate) p99_ns: u64,
+    /// Highest round-trip latency.
+    pub(crate) max_ns: u64,
 }
 
 /// What a publisher measured.

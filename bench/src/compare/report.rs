@@ -84,14 +84,30 @@ pub(crate) fn rows(workload: &Workload, runs: &[Vec<Figure>; 3], stat: Stat) {
         met,
         to_limit
     );
-    if lower {
-        let p99 = |f: Figure| f.p99_us.map_or("-".to_owned(), |p| format!("{p:.1}"));
+    if n.p99_us.is_some() || b.p99_us.is_some() {
+        let us = |x: Option<f64>| x.map_or("-".to_owned(), |p| format!("{p:.1}"));
+        if !lower {
+            println!(
+                "{:<28} {:>12} {:>12} {:>12} us_p50 of the same runs",
+                "  p50",
+                us(n.p50_us),
+                us(b.p50_us),
+                us(r.p50_us)
+            );
+        }
         println!(
             "{:<28} {:>12} {:>12} {:>12} us_p99 of the same runs",
             "  p99",
-            p99(n),
-            p99(b),
-            p99(r)
+            us(n.p99_us),
+            us(b.p99_us),
+            us(r.p99_us)
+        );
+        println!(
+            "{:<28} {:>12} {:>12} {:>12} us_max of the same runs",
+            "  max",
+            us(n.max_us),
+            us(b.max_us),
+            us(r.max_us)
         );
     }
     let cpu = |f: Figure| {
@@ -127,8 +143,12 @@ pub(crate) fn json(workload: &Workload, runs: &[Vec<Figure>; 3], stat: Stat) -> 
         unit: workload.unit,
         ratio: n.value / b.value,
         lower_is_better: workload.goal.lower_is_better(),
+        netsvc_p50_us: n.p50_us.filter(|_| !workload.goal.lower_is_better()),
+        baseline_p50_us: b.p50_us.filter(|_| !workload.goal.lower_is_better()),
         netsvc_p99_us: n.p99_us,
         baseline_p99_us: b.p99_us,
+        netsvc_max_us: n.max_us,
+        baseline_max_us: b.max_us,
         netsvc_cpu_us_per_msg: n.cpu_us_per_msg,
         baseline_cpu_us_per_msg: b.cpu_us_per_msg,
         repetitions: runs.iter().map(Vec::len).max().unwrap_or(0),

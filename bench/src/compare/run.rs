@@ -49,8 +49,12 @@ pub(crate) struct Plan {
 pub(crate) struct Figure {
     /// p50 latency in µs, or a rate per second.
     pub(crate) value: f64,
-    /// p99 latency in µs (latency workloads).
+    /// p50 latency in µs (request workloads: also at 64 in flight, where `value` is a rate).
+    pub(crate) p50_us: Option<f64>,
+    /// p99 latency in µs (request workloads).
     pub(crate) p99_us: Option<f64>,
+    /// Highest latency in µs (request workloads).
+    pub(crate) max_us: Option<f64>,
     /// CPU time (user + system) of every process of the run, in µs per message (round trip
     /// or delivery); set by [`once`].
     pub(crate) cpu_us_per_msg: Option<f64>,
@@ -75,7 +79,9 @@ impl Figure {
                 };
                 Figure {
                     value: stats::median(&values),
+                    p50_us: median_of(|f| f.p50_us),
                     p99_us: median_of(|f| f.p99_us),
+                    max_us: median_of(|f| f.max_us),
                     cpu_us_per_msg: median_of(|f| f.cpu_us_per_msg),
                     messages: 0,
                 }
@@ -87,7 +93,9 @@ impl Figure {
     fn none() -> Figure {
         Figure {
             value: f64::NAN,
+            p50_us: None,
             p99_us: None,
+            max_us: None,
             cpu_us_per_msg: None,
             messages: 0,
         }
@@ -192,8 +200,8 @@ impl Drop for Certificates {
     }
 }
 
-/// A responder and a requester with `in_flight` requests outstanding: the p50 (and p99)
-/// latency in µs for 1 in flight, else the rate of round trips.
+/// A responder and a requester with `in_flight` requests outstanding: the p50 latency in µs
+/// for 1 in flight, else the rate of round trips; p50, p99 and max latency either way.
 fn request_reply(side: &Side<'_>, addr: &str, in_flight: usize) -> Result<Figure, String> {
     let plan = side.plan;
     let mut responder = role(side, "responder", "responder", &[("--server", addr)])?;
@@ -222,15 +230,19 @@ fn request_reply(side: &Side<'_>, addr: &str, in_flight: usize) -> Result<Figure
             outcome.ops
         ));
     }
-    Ok(if in_flight == 1 {
-        Figure {
-            value: outcome.p50_ns as f64 / 1e3,
-            p99_us: Some(outcome.p99_ns as f64 / 1e3),
-            messages: outcome.ops + plan.warmup,
-            ..Figure::none()
-        }
+    let messages = outcome.ops + plan.warmup;
+    let value = if in_flight == 1 {
+        outcome.p50_ns as f64 / 1e3
     } else {
-        Figure::rate(outcome.ops, outcome.elapsed_ns, outcome.ops + plan.warmup)
+        Figure::rate(outcome.ops, outcome.elapsed_ns, messages).value
+    };
+    Ok(Figure {
+        value,
+        p50_us: Some(outcome.p50_ns as f64 / 1e3),
+        p99_us: Some(outcome.p99_ns as f64 / 1e3),
+        max_us: Some(outcome.max_ns as f64 / 1e3),
+        messages,
+        ..Figure::none()
     })
 }
 
