@@ -192,21 +192,27 @@ async fn subscriber(args: &RoleArgs) -> Result<(), String> {
         }
     }
     flush(&client).await?;
-    // Keep counting for a moment: extra deliveries would show up here.
+    settle(&mut reports, |message| {
+        tally.record(seq_of(&message.payload));
+    })
+    .await;
+    result(&tally.outcome())
+}
+
+/// Keeps counting for [`SETTLE`] after the last expected report: extra deliveries (a
+/// duplicate, a report beyond the count) would show up in `record`.
+async fn settle<S: futures_util::Stream + Unpin>(stream: &mut S, mut record: impl FnMut(S::Item)) {
     let settle = tokio::time::sleep(SETTLE);
     tokio::pin!(settle);
     loop {
         tokio::select! {
             _ = &mut settle => break,
-            message = reports.next() => match message {
-                Some(message) => {
-                    tally.record(seq_of(&message.payload));
-                }
+            item = stream.next() => match item {
+                Some(item) => record(item),
                 None => break,
             },
         }
     }
-    result(&tally.outcome())
 }
 
 /// The subscriber services `--services` of a subscriber process of `--subjects` (see
@@ -251,20 +257,12 @@ async fn subject_subscribers(args: &RoleArgs) -> Result<(), String> {
         }
     }
     flush(&client).await?;
-    // Keep counting for a moment: extra deliveries would show up here.
-    let settle = tokio::time::sleep(SETTLE);
-    tokio::pin!(settle);
-    loop {
-        tokio::select! {
-            _ = &mut settle => break,
-            delivery = reports.next() => match delivery {
-                Some((local, message)) => {
-                    tallies[local].1.record(&message.subject, seq_of(&message.payload));
-                }
-                None => break,
-            },
-        }
-    }
+    settle(&mut reports, |(local, message)| {
+        tallies[local]
+            .1
+            .record(&message.subject, seq_of(&message.payload));
+    })
+    .await;
     let outcomes: Vec<_> = tallies.iter().map(|(_, tally)| tally.outcome()).collect();
     result(&outcomes)
 }
