@@ -41,7 +41,7 @@ pub(crate) struct GatewayArgs {
     /// Events an event stream holds for a slow client before dropping it.
     #[arg(long, value_name = "EVENTS", default_value_t = DEFAULT_SSE_BUFFER)]
     sse_buffer: usize,
-    /// HTTP worker threads.
+    /// HTTP worker threads; 0: serve on the node's own thread (fastest for a call).
     #[arg(long, default_value_t = DEFAULT_WORKERS)]
     workers: usize,
     /// Serve only clients from this IP address or network (`10.0.0.0/8`, `fd00::/8`);

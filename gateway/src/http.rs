@@ -75,15 +75,37 @@ pub(crate) fn refuse(req: &HttpRequest, failure: HttpFailure) -> HttpResponse {
 /// arguments; `200 {"result": …}` or the status map with `{"error": …}`.
 pub(crate) async fn call(
     req: HttpRequest,
-    path: web::Path<(String, String)>,
     payload: web::Payload,
     shared: web::Data<Shared>,
 ) -> HttpResponse {
-    let (service, method) = path.into_inner();
+    let Some((service, method)) = service_and_method(req.match_info().unprocessed()) else {
+        return crate::unknown(req).await;
+    };
+    let (Some(service), Some(method)) = (decoded(service), decoded(method)) else {
+        return crate::unknown(req).await;
+    };
+    if req.method() != actix_web::http::Method::POST {
+        return crate::not_allowed::<true>(req).await;
+    }
     match call_inner(&req, &service, &method, payload, &shared).await {
         Ok(result) => HttpResponse::Ok().json(json!({ "result": result })),
         Err(failure) => refuse(&req, failure),
     }
+}
+
+/// A path segment percent-decoded, as actix-web's `Path` extractor decodes it; `None` when
+/// it is not UTF-8.
+fn decoded(segment: &str) -> Option<std::borrow::Cow<'_, str>> {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8()
+        .ok()
+}
+
+/// `/{service}/{method}` (what follows `/call`): both parts, neither empty, no third.
+fn service_and_method(rest: &str) -> Option<(&str, &str)> {
+    let (service, method) = rest.strip_prefix('/')?.split_once('/')?;
+    (!service.is_empty() && !method.is_empty() && !method.contains('/'))
+        .then_some((service, method))
 }
 
 async fn call_inner(
@@ -278,4 +300,30 @@ pub(crate) async fn nodes(shared: web::Data<Shared>) -> HttpResponse {
         "gateway": node.process().to_string(),
         "nodes": all,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{decoded, service_and_method};
+
+    #[test]
+    fn a_call_path_has_a_service_and_a_method() {
+        assert_eq!(
+            service_and_method("/calculator/multiply"),
+            Some(("calculator", "multiply"))
+        );
+        for rest in [
+            "",
+            "/",
+            "/calculator",
+            "/calculator/",
+            "//multiply",
+            "/a/b/c",
+            "x/y",
+        ] {
+            assert_eq!(service_and_method(rest), None, "{rest:?}");
+        }
+        assert_eq!(decoded("%24describe").as_deref(), Some("$describe"));
+        assert_eq!(decoded("%ff"), None);
+    }
 }

@@ -110,10 +110,14 @@
 //! | `console` | the web console at `GET /`: one embedded page (`console/`: HTML, CSS, plain JavaScript) over the endpoints above |
 //! | `publisher` | the gateway's own service behind `POST /publish` |
 //! | `prometheus` | `GET /metrics`: the process's Prometheus recorder |
+//! | `serve` | serving HTTP/1.1 on the node's own arbiter (no worker threads) |
 //!
-//! Threads: actix-web's workers are arbiters of the node's System; handlers talk to the node
-//! through its thread-safe handles, and the watches behind event streams are made on the
-//! arbiter that built the gateway (the node's), so that HTTP workers own no netsvc service.
+//! Threads: by default ([`GatewayConfig::workers`] = 0) the gateway serves HTTP on the arbiter
+//! that calls [`Gateway::listen`], the node's, so that a call goes from its socket to the
+//! node's link and back on one thread (`serve`). With workers, actix-web's workers are
+//! arbiters of the node's System; handlers talk to the node through its thread-safe handles,
+//! and the watches behind event streams are made on the arbiter that built the gateway (the
+//! node's), so that HTTP workers own no netsvc service.
 
 mod body;
 mod console;
@@ -125,6 +129,7 @@ mod jsonrpc;
 mod prometheus;
 mod publisher;
 mod route;
+mod serve;
 mod xmlrpc;
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
@@ -153,8 +158,9 @@ pub const DEFAULT_PUBLISHER: &str = "gateway";
 /// Default number of events an event stream buffers for a slow client before it is dropped
 /// (see [`GatewayConfig::sse_buffer`]).
 pub const DEFAULT_SSE_BUFFER: usize = 256;
-/// Default number of HTTP worker threads (see [`GatewayConfig::workers`]).
-pub const DEFAULT_WORKERS: usize = 1;
+/// Default number of HTTP worker threads (see [`GatewayConfig::workers`]): none, HTTP is
+/// served on the node's own arbiter.
+pub const DEFAULT_WORKERS: usize = 0;
 
 /// Tunables of a gateway.
 #[derive(Clone)]
@@ -170,7 +176,10 @@ pub struct GatewayConfig {
     /// Events an event stream holds for a client that reads too slowly; when they are all
     /// waiting, the client is dropped.
     pub sse_buffer: usize,
-    /// HTTP worker threads (each an arbiter of the node's System).
+    /// HTTP worker threads (each an arbiter of the node's System, as actix-web's
+    /// `HttpServer` runs them); 0 (the default): none, the connections are served on the
+    /// arbiter that calls [`Gateway::listen`] (the node's), so that a call never crosses
+    /// threads inside the gateway process (HTTP/1.1 only, as with workers).
     pub workers: usize,
     /// Decides by the client's socket address whether it is served (OSE's host
     /// authorisation); a refused host gets 403. `None`: every host ([`HostList`] builds one
@@ -240,7 +249,26 @@ pub(crate) struct Shared {
 pub struct Gateway {
     shared: web::Data<Shared>,
     publisher: Binding,
-    servers: Arc<Mutex<Vec<actix_web::dev::ServerHandle>>>,
+    servers: Arc<Mutex<Vec<Server>>>,
+}
+
+/// A running server of [`Gateway::listen`], to stop it.
+#[derive(Clone)]
+enum Server {
+    /// actix-web's, on worker threads.
+    Workers(actix_web::dev::ServerHandle),
+    /// On the node's arbiter (`serve`).
+    Here(serve::StopHandle),
+}
+
+impl Server {
+    /// Stops it gracefully (requests in progress finish, for at most a second).
+    async fn stop(&self) {
+        match self {
+            Server::Workers(handle) => handle.stop(true).await,
+            Server::Here(handle) => handle.stop().await,
+        }
+    }
 }
 
 impl std::fmt::Debug for Gateway {
@@ -301,33 +329,39 @@ impl Gateway {
     pub async fn listen(&self, addr: impl ToSocketAddrs) -> std::io::Result<SocketAddr> {
         let listener = TcpListener::bind(addr)?;
         let local = listener.local_addr()?;
-        let shared = self.shared.clone();
-        let server = HttpServer::new(move || {
-            routes(App::new().app_data(shared.clone()))
-                .wrap(actix_web::middleware::from_fn(door::check))
-        })
-        .workers(self.shared.config.workers.max(1))
-        .disable_signals()
-        .shutdown_timeout(1);
-        let server = match &self.shared.config.tls {
-            Some(tls) => server.listen_rustls_0_23(listener, (**tls).clone())?,
-            None => server.listen(listener)?,
-        }
-        .run();
-        let handle = server.handle();
-        actix_rt::spawn(async move {
-            if let Err(e) = server.await {
-                tracing::error!("gateway on {local}: {e}");
+        let config = &self.shared.config;
+        let server = if config.workers == 0 {
+            Server::Here(serve::serve(listener, self.shared.clone(), config.tls.clone()).await?)
+        } else {
+            let shared = self.shared.clone();
+            let server = HttpServer::new(move || {
+                routes(App::new().app_data(shared.clone()))
+                    .wrap(actix_web::middleware::from_fn(door::check))
+            })
+            .workers(config.workers)
+            .disable_signals()
+            .shutdown_timeout(1);
+            let server = match &config.tls {
+                Some(tls) => server.listen_rustls_0_23(listener, (**tls).clone())?,
+                None => server.listen(listener)?,
             }
-        });
+            .run();
+            let handle = server.handle();
+            actix_rt::spawn(async move {
+                if let Err(e) = server.await {
+                    tracing::error!("gateway on {local}: {e}");
+                }
+            });
+            Server::Workers(handle)
+        };
         self.servers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(handle.clone());
+            .push(server.clone());
         let node = self.shared.router.node.clone();
         actix_rt::spawn(async move {
             node.shutdown_complete().await;
-            handle.stop(true).await;
+            server.stop().await;
             tracing::info!("gateway on {local} stopped with its node");
         });
         let scheme = if self.shared.config.tls.is_some() {
@@ -345,7 +379,7 @@ impl Gateway {
         let servers: Vec<_> =
             std::mem::take(&mut *self.servers.lock().unwrap_or_else(|e| e.into_inner()));
         for server in servers {
-            server.stop(true).await;
+            server.stop().await;
         }
     }
 }
@@ -366,7 +400,10 @@ where
     app.service(get("/").route(web::get().to(console::index)))
         .service(get("/console.css").route(web::get().to(console::css)))
         .service(get("/console.js").route(web::get().to(console::js)))
-        .service(post("/call/{service}/{method}").route(web::post().to(http::call)))
+        // A prefix, not the pattern `/call/{service}/{method}`: the hottest route is then
+        // found by comparing strings, not by running a regular expression (`http::call`
+        // splits the rest of the path itself).
+        .service(web::scope("/call").default_service(web::to(http::call)))
         .service(post("/jsonrpc").route(web::post().to(jsonrpc::handle)))
         .service(post("/RPC2").route(web::post().to(xmlrpc::rpc2)))
         .service(post("/xmlrpc/{service}").route(web::post().to(xmlrpc::by_service)))
@@ -381,7 +418,7 @@ where
 }
 
 /// A method an endpoint does not take: 405 with `Allow` and an error body.
-async fn not_allowed<const POST: bool>(req: HttpRequest) -> HttpResponse {
+pub(crate) async fn not_allowed<const POST: bool>(req: HttpRequest) -> HttpResponse {
     let allow = if POST { "POST" } else { "GET" };
     let failure = error::HttpFailure {
         status: actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
@@ -399,7 +436,7 @@ async fn not_allowed<const POST: bool>(req: HttpRequest) -> HttpResponse {
 }
 
 /// Any other path: 404 with an error body naming it.
-async fn unknown(req: HttpRequest) -> HttpResponse {
+pub(crate) async fn unknown(req: HttpRequest) -> HttpResponse {
     let failure = error::HttpFailure {
         status: actix_web::http::StatusCode::NOT_FOUND,
         failure: error::gateway_failure(

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use netsvc::prelude::*;
-use netsvc_gateway::{Gateway, GatewayConfig, DEFAULT_WORKERS};
+use netsvc_gateway::{Gateway, GatewayConfig};
 use serde_json::json;
 
 use super::protocol::GatewayRoleArgs;
@@ -60,7 +60,7 @@ pub(crate) async fn bare(args: &GatewayRoleArgs) -> Result<(), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let server =
         HttpServer::new(|| App::new().route("/call/{service}/{method}", web::post().to(multiply)))
-            .workers(DEFAULT_WORKERS)
+            .workers(1)
             .disable_signals()
             .listen(listener)
             .map_err(|e| format!("cannot serve on {addr}: {e}"))?
