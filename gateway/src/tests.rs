@@ -256,6 +256,42 @@ impl Events {
 }
 
 #[actix::test]
+async fn worker_threads_serve_the_same_endpoints_as_the_nodes_arbiter() {
+    // workers = 0 (the default, every other test) serves on the node's arbiter; workers = 2
+    // is actix-web's HttpServer on threads of its own.
+    let config = GatewayConfig {
+        workers: 2,
+        ..GatewayConfig::default()
+    };
+    let (_node, gateway, addr) = start(config).await;
+    let r = post_json(addr, "/call/calculator/multiply", "[6, 7]").await;
+    assert_eq!((r.status, r.json()), (200, json!({"result": 42})));
+    let r = http(addr, "GET", "/call/calculator/multiply", None, b"").await;
+    assert_eq!(r.status, 405, "{}", r.body);
+    let r = post_json(addr, "/call/calculator", "[]").await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    gateway.stop().await;
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "still accepting after stop"
+    );
+}
+
+#[actix::test]
+async fn a_stopped_gateway_on_the_nodes_arbiter_accepts_no_more() {
+    let (_node, gateway, addr) = start(GatewayConfig::default()).await;
+    let r = post_json(addr, "/call/calculator/multiply", "[6, 7]").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    tokio::time::timeout(std::time::Duration::from_secs(5), gateway.stop())
+        .await
+        .expect("stopped within the grace period");
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "still accepting after stop"
+    );
+}
+
+#[actix::test]
 async fn json_calls_answer_results_and_each_status_of_the_map() {
     let (node, _gateway, addr) = start(GatewayConfig::default()).await;
     let r = post_json(addr, "/call/calculator/multiply", "[6, 7]").await;
