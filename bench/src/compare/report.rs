@@ -213,6 +213,25 @@ fn burst_rows(workload: &Workload, runs: &[Vec<Figure>; 3], stat: Stat) {
         &|b| format!("{}/{}", b.subjects_with_last_value, b.subjects),
         "subjects whose last report arrived",
     );
+    let every_last = |side: usize| {
+        let runs = &runs[side];
+        let with = runs
+            .iter()
+            .filter(|f| f.burst.is_some_and(|b| b.last_value_of_every_subject()))
+            .count();
+        if runs.is_empty() {
+            "-".to_owned()
+        } else {
+            format!("{with}/{}", runs.len())
+        }
+    };
+    println!(
+        "{:<28} {:>12} {:>12} {:>12} runs that got the last report of every subject",
+        "    in runs",
+        every_last(0),
+        every_last(1),
+        every_last(2)
+    );
     row(
         "  peak RSS",
         &|b| count(b.peak_rss_kib),
@@ -239,16 +258,22 @@ fn burst_rows(workload: &Workload, runs: &[Vec<Figure>; 3], stat: Stat) {
         cpu(figures[1]),
         cpu(figures[2])
     );
-    if let Some(conflating) = bursts[2].filter(|b| !b.last_value_of_every_subject()) {
+    let missed: Vec<Burst> = runs[2]
+        .iter()
+        .filter_map(|f| f.burst)
+        .filter(|b| !b.last_value_of_every_subject())
+        .collect();
+    if let Some(worst) = missed.iter().min_by_key(|b| b.subjects_with_last_value) {
         println!(
-            "  NOTE: conflating, netsvc did not end with the last report of every subject ({} of \
-             {}): {} reports were dropped before its inbox, where conflation does not reach",
-            conflating.subjects_with_last_value,
-            conflating.subjects,
-            thousands(
-                (conflating.dropped_at_publisher.unwrap_or(0)
-                    + conflating.dropped_at_server.unwrap_or(0)) as f64
-            )
+            "  NOTE: conflating, netsvc did not end with the last report of every subject in {} \
+             of {} runs (at worst {} of {}): reports dropped before its inbox, at a link's \
+             outbound buffer (at worst {} at the server, {} at the publisher), are not conflated",
+            missed.len(),
+            runs[2].len(),
+            worst.subjects_with_last_value,
+            worst.subjects,
+            thousands(worst.dropped_at_server.unwrap_or(0) as f64),
+            thousands(worst.dropped_at_publisher.unwrap_or(0) as f64),
         );
     }
 }
