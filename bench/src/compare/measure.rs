@@ -162,11 +162,17 @@ pub(crate) struct BurstTally {
 impl BurstTally {
     /// The tally of a burst of `args.count` reports over `args.subjects` subjects.
     pub(crate) fn new(args: &RoleArgs) -> Self {
-        let subjects = args.subjects.max(1);
+        Self::of(args.count, args.subjects, args.body_len, args.spin_ns)
+    }
+
+    /// The tally of a burst of `total` reports of `body_len` bytes over `subjects` subjects,
+    /// spending `spin_ns` on each.
+    fn of(total: u64, subjects: u64, body_len: usize, spin_ns: u64) -> Self {
+        let subjects = subjects.max(1);
         BurstTally {
-            total: args.count,
-            body_len: args.body_len,
-            spin: Duration::from_nanos(args.spin_ns),
+            total,
+            body_len,
+            spin: Duration::from_nanos(spin_ns),
             subjects: burst_subjects(subjects),
             last: vec![None; subjects as usize],
             received: BurstReceived::default(),
@@ -261,5 +267,35 @@ mod tests {
         assert_eq!(last_seq(10, 3, 2), 8);
         assert_eq!(last_seq(2, 3, 2), u64::MAX);
         assert!(peak_rss_kib() > 0);
+    }
+
+    #[test]
+    fn the_burst_tally_takes_gaps_but_no_repeats_or_reorders() {
+        use crate::payload::payload_of;
+        // 10 reports over 3 subjects: s0 gets 0, 3, 6, 9; s1 gets 1, 4, 7; s2 gets 2, 5, 8.
+        let mut tally = BurstTally::of(10, 3, 100, 0);
+        for (subject, seq) in [("burst.s0", 0), ("burst.s1", 4), ("burst.s0", 9)] {
+            tally.record(subject, &payload_of(seq, 100), 0);
+        }
+        tally.record("burst.s2", &payload_of(8, 100), 2);
+        let outcome = tally.outcome();
+        assert_eq!(
+            (outcome.delivered, outcome.conflated, outcome.bad),
+            (4, 2, 0)
+        );
+        assert_eq!(outcome.subjects_with_last_value, 2, "s0 and s2, not s1");
+        tally.record("burst.s0", &payload_of(9, 100), 0);
+        tally.record("burst.s1", &payload_of(1, 100), 0);
+        tally.record("burst.s2", &payload_of(7, 100), 0);
+        tally.record("burst.s0", &payload_of(10, 100), 0);
+        tally.record("burst.s1", &payload_of(7, 99), 0);
+        assert_eq!(
+            tally.outcome().bad,
+            5,
+            "a repeat, two reorders, beyond the end, a wrong body"
+        );
+        let mut misrouted = BurstTally::of(10, 3, 100, 0);
+        misrouted.record("burst.s1", &payload_of(3, 100), 0);
+        assert_eq!(misrouted.outcome().bad, 1);
     }
 }

@@ -5,12 +5,12 @@
 //! netsvc-bench role exchange   --system netsvc --listen 127.0.0.1:0   (GO on stdin: RESULT of its drops)
 //! netsvc-bench role relay      --system raw --listen 127.0.0.1:0
 //! netsvc-bench role responder  --system netsvc|nats|raw --server ADDR
-//! netsvc-bench role requester  --system netsvc|nats|raw --server ADDR --count N --in-flight K --warmup W [--go]
+//! netsvc-bench role requester  --system netsvc|nats|raw --server ADDR --count N --in-flight K --warmup W [--go true]
 //! netsvc-bench role subscriber --system netsvc|nats|raw --server ADDR --index I --count M --ack-every K
 //! netsvc-bench role publisher  --system netsvc|nats|raw --server ADDR --count M --subscribers S \
 //!                              --window W --ack-every K
 //! netsvc-bench role burst-subscriber --system netsvc|nats --server ADDR --count M --subjects N \
-//!                              --capacity C --spin-ns T [--conflate]
+//!                              --capacity C --spin-ns T [--conflate true]
 //! netsvc-bench role burst-publisher  --system netsvc|nats --server ADDR --count M --subjects N
 //! ```
 //!
@@ -21,7 +21,7 @@
 //! With `--body-len L` (every system; the `reports_payload_*` workloads), every body is `L`
 //! bytes (`payload::payload_of`) instead of 100, checked whole by the subscriber.
 //!
-//! With `--go` (the 16 requesters of `request_reply_fanin`), a requester prints `READY` after
+//! With `--go true` (the 16 requesters of `request_reply_fanin`), a requester prints `READY` after
 //! its warm-up and starts measuring only when the driver writes a line `GO` to its stdin, so
 //! that every requester measures at the same time; its `RESULT` then also carries the wall
 //! clock (Unix time) of its first and last measured round trip.
@@ -32,7 +32,7 @@
 //! `burst.s<j>` with no pacing at all, prints its `RESULT`, then publishes an end marker on
 //! `end.x` every 20 ms until it is killed (a marker may be dropped like any report; the next
 //! one gets through). The subscriber (an inbox, or a NATS subscription, bounded to
-//! `--capacity`; with `--conflate` the netsvc subscription is conflated) spends `--spin-ns` on
+//! `--capacity`; with `--conflate true` the netsvc subscription is conflated) spends `--spin-ns` on
 //! every report (a busy loop on `Instant`), checks every body whole and every subject's
 //! reports in increasing order, and ends once it has seen a marker and no report for
 //! [`QUIET`]; its `RESULT` counts what arrived (see [`BurstReceived`]).
