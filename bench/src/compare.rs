@@ -3,7 +3,8 @@
 //!
 //! Every run starts its own processes and kills them at its end: a server (netsvc: the
 //! `role exchange` process of this binary, a node listening with `Exchange::listen`; NATS:
-//! `nats-server -a 127.0.0.1 -p PORT`) and the worker processes (the `role` subcommand of this
+//! `nats-server -a 127.0.0.1 -p PORT`, in the payload workloads with `-c` a file raising
+//! `max_payload`) and the worker processes (the `role` subcommand of this
 //! binary, see `compare/protocol.rs`), all on 127.0.0.1. The workers are laid out the same way
 //! on every side and every body is 100 bytes but in the `reports_payload_*` workloads.
 //!
@@ -93,7 +94,8 @@
 //! highest rate): interference from other processes on a shared machine only makes a run
 //! worse. The table also shows the range. Every wait is bounded (`--timeout` per run).
 //!
-//! Files: `compare/workloads.rs` lists the workloads, `compare/run.rs` runs one side once,
+//! Files: `compare/workloads.rs` lists the workloads, `compare/run.rs` runs one side once
+//! (`compare/run/fanout.rs`, `run/fanin.rs` and `run/burst.rs` the many-process shapes),
 //! `compare/report.rs` prints; the processes are `compare/protocol.rs` (what they agree on),
 //! `compare/measure.rs` (measuring shared by every system), `compare/netsvc.rs`,
 //! `compare/nats.rs`, `compare/nats_server.rs` and `compare/raw.rs`.
