@@ -8,11 +8,13 @@
 //! * `RESULT <json>` — its measured outcome;
 //! * `ERROR <message>` — it failed (it also exits with a non-zero status).
 //!
-//! Any other line is ignored. A role process also exits on its own when its stdin reaches end
-//! of file, so it cannot outlive a driver that was killed without running its destructors.
+//! Any other line is ignored. The driver may write one line to a role's stdin, `GO`
+//! ([`Proc::send`]), which a role started to wait for it takes as the signal to start
+//! measuring. A role process also exits on its own when its stdin reaches end of file, so it
+//! cannot outlive a driver that was killed without running its destructors.
 
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -28,7 +30,7 @@ pub(crate) struct Proc {
     /// Lines of its stdout, read by a helper thread (`None` when stdout is not captured).
     lines: Option<Receiver<String>>,
     /// Its stdin, kept open for as long as the process should live.
-    _stdin: Option<ChildStdin>,
+    stdin: Option<ChildStdin>,
 }
 
 impl Proc {
@@ -60,7 +62,7 @@ impl Proc {
             name,
             child,
             lines,
-            _stdin: stdin,
+            stdin,
         })
     }
 
@@ -95,8 +97,19 @@ impl Proc {
             name,
             child,
             lines: None,
-            _stdin: None,
+            stdin: None,
         })
+    }
+
+    /// Writes `line` and a newline to the process's stdin, at once.
+    pub(crate) fn send(&mut self, line: &str) -> Result<(), String> {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| format!("{}: stdin is not piped", self.name))?;
+        writeln!(stdin, "{line}")
+            .and_then(|()| stdin.flush())
+            .map_err(|e| format!("{}: cannot write to its stdin: {e}", self.name))
     }
 
     /// The process's name for messages.

@@ -1,12 +1,14 @@
 //! What every role process shares (the processes of `compare`, `soak` and `gateway`, started
 //! by their drivers as the hidden `role`, `soak-role` and `gateway-role` subcommands): their
 //! side of the line protocol of `procs.rs` (they run through [`main`], print `READY` with
-//! [`ready`] and `RESULT <json>` with [`result`], and exit when their stdin closes), the one
+//! [`ready`] and `RESULT <json>` with [`result`], wait for a `GO` line with [`go`], and exit
+//! when their stdin closes), the one
 //! runtime of the plain tokio roles ([`on_tokio`]), and [`Blob`], the type netsvc sends their
 //! bodies as.
 
-use std::io::Read;
+use std::io::BufRead;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -27,14 +29,35 @@ pub(crate) fn main(body: impl FnOnce() -> Result<(), String>) -> ExitCode {
     }
 }
 
-/// Exits the process when stdin reaches end of file (the driver is gone or done with us).
+/// Whether stdin has said `GO`.
+static GONE: AtomicBool = AtomicBool::new(false);
+/// Woken when stdin says `GO`.
+static GO: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Reads stdin line by line: a `GO` line releases [`go`]; the process exits when stdin
+/// reaches end of file (the driver is gone or done with us).
 fn exit_when_stdin_closes() {
     std::thread::spawn(|| {
-        let mut sink = [0u8; 64];
-        let mut stdin = std::io::stdin();
-        while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if line.trim() == "GO" {
+                GONE.store(true, Ordering::Release);
+                GO.notify_waiters();
+            }
+        }
         std::process::exit(3);
     });
+}
+
+/// Waits until stdin has said `GO` (on any runtime: tokio's `Notify` needs none).
+pub(crate) async fn go() {
+    loop {
+        let notified = GO.notified();
+        if GONE.load(Ordering::Acquire) {
+            return;
+        }
+        notified.await;
+    }
 }
 
 /// Prints the `READY` line.

@@ -25,6 +25,11 @@ fn quick_compare_runs_every_workload_on_both_sides() {
         "reports_1_to_1",
         "reports_1_to_10",
         "reports_1_to_100",
+        "reports_payload_1k",
+        "reports_payload_64k",
+        "reports_payload_1m",
+        "request_reply_fanin",
+        "burst_unpaced",
         "request_reply_64_in_flight_tls",
         "reports_1_to_1_tls",
     ] {
@@ -40,5 +45,23 @@ fn quick_compare_runs_every_workload_on_both_sides() {
                 "{side} not measured: {line}"
             );
         }
+    }
+    let burst = lines
+        .iter()
+        .find(|l| l["workload"] == "burst_unpaced")
+        .expect("burst_unpaced ran");
+    assert_eq!(
+        burst["netsvc_conflating_last_value_of_every_subject"],
+        serde_json::Value::Bool(true),
+        "conflating, netsvc must end with every subject's last report: {burst}"
+    );
+    for side in ["netsvc", "baseline", "netsvc_conflating"] {
+        let count = |field: &str| burst[format!("{side}_{field}")].as_u64().unwrap_or(0);
+        assert_eq!(
+            count("delivered") + count("dropped") + count("conflated"),
+            count("published"),
+            "{side}: delivered + dropped + conflated is not what was published: {burst}"
+        );
+        assert!(count("peak_rss_kib") > 0, "{side}: no peak RSS: {burst}");
     }
 }

@@ -14,6 +14,10 @@
 //!
 //! Subjects: requests go to `bench.rr` (the responder echoes the body to the reply inbox);
 //! reports to `bench.x`, subscribed as `bench.*`; acknowledgements to `ack.<index>`.
+//!
+//! `burst_unpaced` is the exception to the capacity above: its subscriber connects with
+//! `subscription_capacity(--capacity)`, 65,536 (the client's default), so that the client
+//! drops what does not fit as it would for any NATS user with a slow handler.
 
 use std::time::Instant;
 
@@ -21,11 +25,14 @@ use async_nats::{Client, ConnectOptions, Subscriber, ToSubject};
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-use super::measure::{self, Tally};
-use super::protocol::{PublishOutcome, RoleArgs, RoleKind, PATTERN, ROLE_LIMIT, SETTLE};
+use super::measure::{self, BurstTally, Tally};
+use super::protocol::{
+    unix_ns, BurstPublished, PublishOutcome, RoleArgs, RoleKind, BURST_PATTERN, END_PATTERN,
+    END_SUBJECT, MARKER_EVERY, PATTERN, QUIET, ROLE_LIMIT, SETTLE,
+};
 use super::subjects::{self, SubjectTally};
 use crate::pace::Pace;
-use crate::payload::{payload, seq_of};
+use crate::payload::{checked_seq_of, payload, payload_of, seq_of, PAYLOAD_LEN};
 use crate::roles::{ready, result, SETUP};
 
 /// Bound of each async-nats subscription's channel, in messages.
@@ -47,13 +54,24 @@ pub(crate) async fn role(args: &RoleArgs) -> Result<(), String> {
         RoleKind::Publisher => publisher(args).await,
         RoleKind::Subscriber if args.subjects > 0 => subject_subscribers(args).await,
         RoleKind::Subscriber => subscriber(args).await,
+        RoleKind::BurstPublisher => burst_publisher(args).await,
+        RoleKind::BurstSubscriber => burst_subscriber(args).await,
     }
 }
 
 /// Connects to nats-server with the benchmark's client configuration.
 async fn connect(server: &str, tls: Option<&std::path::Path>) -> Result<Client, String> {
+    connect_with(server, tls, SUBSCRIPTION_CAPACITY).await
+}
+
+/// [`connect`], with each subscription's channel bounded to `capacity` messages.
+async fn connect_with(
+    server: &str,
+    tls: Option<&std::path::Path>,
+    capacity: usize,
+) -> Result<Client, String> {
     let mut options = ConnectOptions::new()
-        .subscription_capacity(SUBSCRIPTION_CAPACITY)
+        .subscription_capacity(capacity.max(1))
         .request_timeout(None)
         .connection_timeout(SETUP);
     if let Some(dir) = tls {
@@ -132,7 +150,7 @@ async fn publisher(args: &RoleArgs) -> Result<(), String> {
             client
                 .publish(
                     subjects[(seq % subjects.len() as u64) as usize].clone(),
-                    Bytes::from(payload(seq)),
+                    Bytes::from(payload_of(seq, args.body_len)),
                 )
                 .await
                 .map_err(|e| format!("cannot publish: {e}"))?;
@@ -181,7 +199,7 @@ async fn subscriber(args: &RoleArgs) -> Result<(), String> {
                 ))
             }
         };
-        if let Some(count) = tally.record(seq_of(&message.payload)) {
+        if let Some(count) = tally.record(checked_seq_of(&message.payload, args.body_len)) {
             client
                 .publish(
                     ack_subject.clone(),
@@ -193,7 +211,7 @@ async fn subscriber(args: &RoleArgs) -> Result<(), String> {
     }
     flush(&client).await?;
     settle(&mut reports, |message| {
-        tally.record(seq_of(&message.payload));
+        tally.record(checked_seq_of(&message.payload, args.body_len));
     })
     .await;
     result(&tally.outcome())
@@ -246,7 +264,8 @@ async fn subject_subscribers(args: &RoleArgs) -> Result<(), String> {
             }
         };
         let (ack_subject, tally) = &mut tallies[local];
-        if let Some(progress) = tally.record(&message.subject, seq_of(&message.payload)) {
+        let seq = checked_seq_of(&message.payload, PAYLOAD_LEN);
+        if let Some(progress) = tally.record(&message.subject, seq) {
             client
                 .publish(
                     ack_subject.clone(),
@@ -258,11 +277,90 @@ async fn subject_subscribers(args: &RoleArgs) -> Result<(), String> {
     }
     flush(&client).await?;
     settle(&mut reports, |(local, message)| {
-        tallies[local]
-            .1
-            .record(&message.subject, seq_of(&message.payload));
+        tallies[local].1.record(
+            &message.subject,
+            checked_seq_of(&message.payload, PAYLOAD_LEN),
+        );
     })
     .await;
     let outcomes: Vec<_> = tallies.iter().map(|(_, tally)| tally.outcome()).collect();
     result(&outcomes)
+}
+
+/// The burst publisher of `burst_unpaced`: publishes `--count` reports over the subjects
+/// `burst.s<j>` as fast as the client takes them, prints the `RESULT`, then publishes the
+/// end marker every [`MARKER_EVERY`] until killed. The driver starts it once the subscriber
+/// is subscribed.
+async fn burst_publisher(args: &RoleArgs) -> Result<(), String> {
+    let client = connect(&args.server, args.tls_dir.as_deref()).await?;
+    ready("");
+    let subjects: Vec<async_nats::Subject> = measure::burst_subjects(args.subjects.max(1))
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    let start_unix_ns = unix_ns();
+    for seq in 0..args.count {
+        client
+            .publish(
+                subjects[(seq % subjects.len() as u64) as usize].clone(),
+                Bytes::from(payload_of(seq, args.body_len)),
+            )
+            .await
+            .map_err(|e| format!("cannot publish: {e}"))?;
+    }
+    flush(&client).await?;
+    result(&BurstPublished {
+        published: args.count,
+        start_unix_ns,
+        end_unix_ns: unix_ns(),
+        dropped_at_publisher: None,
+    })?;
+    loop {
+        tokio::time::sleep(MARKER_EVERY).await;
+        client
+            .publish(END_SUBJECT, Bytes::new())
+            .await
+            .map_err(|e| format!("cannot publish the end marker: {e}"))?;
+        flush(&client).await?;
+    }
+}
+
+/// The burst subscriber of `burst_unpaced`: subscriptions to `burst.*` and the end marker
+/// on a connection whose subscriptions hold `--capacity` messages; every report handled
+/// slowly and counted; ends [`QUIET`] after the end marker and the last report.
+async fn burst_subscriber(args: &RoleArgs) -> Result<(), String> {
+    let client = connect_with(&args.server, args.tls_dir.as_deref(), args.capacity).await?;
+    let mut reports = client
+        .subscribe(BURST_PATTERN)
+        .await
+        .map_err(|e| format!("cannot subscribe: {e}"))?;
+    let mut ends = subscribe(&client, END_PATTERN).await?;
+    ready("");
+    let mut tally = BurstTally::new(args);
+    let mut marker_seen = false;
+    let mut last_activity = tokio::time::Instant::now();
+    let deadline = tokio::time::Instant::now() + ROLE_LIMIT;
+    loop {
+        let quiet = tokio::time::sleep_until(last_activity + QUIET);
+        tokio::select! {
+            biased;
+            message = reports.next() => {
+                let message = message.ok_or("the report subscription ended")?;
+                tally.record(&message.subject, &message.payload, 0);
+                last_activity = tokio::time::Instant::now();
+            }
+            marker = ends.next() => {
+                marker.ok_or("the end marker subscription ended")?;
+                if !marker_seen {
+                    marker_seen = true;
+                    last_activity = tokio::time::Instant::now();
+                }
+            }
+            () = quiet, if marker_seen => break,
+            () = tokio::time::sleep_until(deadline) => {
+                return Err(format!("no end of the burst within {ROLE_LIMIT:?}"));
+            }
+        }
+    }
+    result(&tally.outcome())
 }

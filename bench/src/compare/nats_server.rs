@@ -1,5 +1,7 @@
 //! nats-server for the NATS side of `compare`: finding it, asking its version, starting it
-//! on a free port of 127.0.0.1 (no configuration file, all defaults but TLS when asked).
+//! on a free port of 127.0.0.1 (all defaults but TLS when asked, and `max_payload` when
+//! asked: nats-server has no flag for it, so then a one-line configuration file, written to
+//! the temporary directory and removed once the server listens).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -104,10 +106,22 @@ pub(crate) fn version(binary: &Path) -> String {
 }
 
 /// Starts nats-server on 127.0.0.1 with a free port (with TLS on the certificates in
-/// `tls`, if given); returns it and its client URL.
-pub(crate) fn start(binary: &Path, tls: Option<&Path>) -> Result<(Proc, String), String> {
+/// `tls`, if given; with `max_payload` bytes as its largest message, headers included,
+/// instead of the default 1 MiB, if given); returns it and its client URL.
+pub(crate) fn start(
+    binary: &Path,
+    tls: Option<&Path>,
+    max_payload: Option<usize>,
+) -> Result<(Proc, String), String> {
     let port = procs::free_port()?;
     let mut command = Command::new(binary);
+    let config = max_payload
+        .map(|bytes| Config::write(port, &format!("max_payload: {bytes}\n")))
+        .transpose()?;
+    if let Some(config) = &config {
+        command.arg("-c").arg(&config.0);
+    }
+    // After -c: flags override the file.
     command.args(["-a", "127.0.0.1", "-p", &port.to_string()]);
     if let Some(dir) = tls {
         command.arg("--tls");
@@ -118,4 +132,25 @@ pub(crate) fn start(binary: &Path, tls: Option<&Path>) -> Result<(Proc, String),
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     procs::wait_listening(addr, SETUP).map_err(|e| format!("nats-server did not start: {e}"))?;
     Ok((server, format!("nats://127.0.0.1:{port}")))
+}
+
+/// A configuration file of nats-server, removed when dropped.
+struct Config(PathBuf);
+
+impl Config {
+    /// Writes `text` to a file of its own for the server on `port`.
+    fn write(port: u16, text: &str) -> Result<Config, String> {
+        let path = std::env::temp_dir().join(format!(
+            "netsvc-bench-nats-{}-{port}.conf",
+            std::process::id()
+        ));
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Config(path))
+    }
+}
+
+impl Drop for Config {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }

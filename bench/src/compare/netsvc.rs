@@ -8,8 +8,10 @@ use netsvc::prelude::*;
 use netsvc::Exchange;
 use tokio::sync::oneshot;
 
-use super::measure::{self, Tally};
-use super::protocol::{PublishOutcome, RoleArgs, RoleKind, ROLE_LIMIT};
+use super::measure::{self, BurstTally, Tally};
+use super::protocol::{
+    BurstPublished, PublishOutcome, RoleArgs, RoleKind, ServerStats, ROLE_LIMIT,
+};
 use super::subjects::{self, SubjectTally};
 use crate::mesh::{find, join, probe};
 use crate::pace::Pace;
@@ -61,6 +63,8 @@ pub(crate) async fn role(args: &RoleArgs) -> Result<(), String> {
         RoleKind::Publisher => publisher(args).await,
         RoleKind::Subscriber if args.subjects > 0 => subject_subscribers(args).await,
         RoleKind::Subscriber => subscriber(args).await,
+        RoleKind::BurstPublisher => burst_publisher(args).await,
+        RoleKind::BurstSubscriber => burst_subscriber(args).await,
     }
 }
 
@@ -77,6 +81,13 @@ async fn exchange_server(args: &RoleArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     ready(&addr.to_string());
+    // `burst_unpaced` asks, with `GO`, for what this server's links dropped.
+    crate::roles::go().await;
+    let stats = exchange.stats();
+    result(&ServerStats {
+        reports_sent: stats.reports_sent,
+        reports_dropped: stats.reports_dropped,
+    })?;
     std::future::pending::<()>().await;
     Ok(())
 }
@@ -122,6 +133,7 @@ async fn publisher(args: &RoleArgs) -> Result<(), String> {
     node.spawn(services::Publisher {
         pace: Pace::new(args.count, args.window, args.subscribers),
         subjects: args.subjects(),
+        body_len: args.body_len,
         subscribers: args.subscribers,
         subscribed: 0,
         start: None,
@@ -146,6 +158,7 @@ async fn subscriber(args: &RoleArgs) -> Result<(), String> {
     node.spawn(services::Subscriber {
         index: args.index,
         tally: Tally::new(args.count, args.ack_every),
+        body_len: args.body_len,
         client: None,
         done: Some(done),
         settling: false,
@@ -187,6 +200,63 @@ async fn subject_subscribers(args: &RoleArgs) -> Result<(), String> {
     result(&outcomes)
 }
 
+/// The burst publisher of `burst_unpaced`: once the subscriber has subscribed to
+/// `burst.*`, publishes `--count` reports unpaced, prints the `RESULT`, then publishes the
+/// end marker every [`MARKER_EVERY`](super::protocol::MARKER_EVERY) until killed.
+async fn burst_publisher(args: &RoleArgs) -> Result<(), String> {
+    let node = Node::new("bench-publisher");
+    let exchange = join(&node, &args.server, tls(args, Certificate::Client)?).await?;
+    let (done, finished) = oneshot::channel();
+    node.spawn(services::BurstPublisher {
+        total: args.count,
+        body_len: args.body_len,
+        subjects: measure::burst_subjects(args.subjects.max(1)),
+        next: 0,
+        start_unix_ns: None,
+        done: Some(done),
+    });
+    ready("");
+    let (start_unix_ns, end_unix_ns) = tokio::time::timeout(ROLE_LIMIT, finished)
+        .await
+        .map_err(|_| format!("publishing not done within {ROLE_LIMIT:?}"))?
+        .map_err(|_| "the publisher service stopped".to_owned())?;
+    result(&BurstPublished {
+        published: args.count,
+        start_unix_ns,
+        end_unix_ns,
+        dropped_at_publisher: Some(exchange.stats().reports_dropped),
+    })?;
+    // The service goes on publishing its end marker.
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
+/// The burst subscriber of `burst_unpaced`: one service on a node whose inboxes hold
+/// `--capacity` deliveries, subscribed to `burst.*` (conflated with `--conflate`) and to
+/// the end marker.
+async fn burst_subscriber(args: &RoleArgs) -> Result<(), String> {
+    let node = Node::with_config(netsvc::NodeConfig {
+        name: "bench-burst-subscriber".to_owned(),
+        inbox_capacity: args.capacity.max(1),
+        ..netsvc::NodeConfig::default()
+    });
+    let _exchange = join(&node, &args.server, tls(args, Certificate::Client)?).await?;
+    let (done, finished) = oneshot::channel();
+    node.spawn(services::BurstSubscriber {
+        tally: BurstTally::new(args),
+        conflate: args.conflate,
+        marker_seen: false,
+        last_activity: std::time::Instant::now(),
+        done: Some(done),
+    });
+    ready("");
+    let outcome = tokio::time::timeout(ROLE_LIMIT, finished)
+        .await
+        .map_err(|_| format!("no end of the burst within {ROLE_LIMIT:?}"))?
+        .map_err(|_| "the subscriber service stopped".to_owned())?;
+    result(&outcome)
+}
+
 /// The netsvc services of the roles.
 mod services {
     use std::time::{Duration, Instant};
@@ -195,12 +265,19 @@ mod services {
     use tokio::sync::oneshot;
 
     use super::PUBLISHER;
-    use crate::compare::measure::Tally;
-    use crate::compare::protocol::{SubscribeOutcome, PATTERN, SETTLE};
+    use crate::compare::measure::{BurstTally, Tally};
+    use crate::compare::protocol::{
+        unix_ns, BurstReceived, SubscribeOutcome, BURST_PATTERN, END_PATTERN, END_SUBJECT,
+        MARKER_EVERY, PATTERN, QUIET, SETTLE,
+    };
     use crate::compare::subjects::SubjectTally;
     use crate::pace::Pace;
-    use crate::payload::{payload, seq_of};
+    use crate::payload::{checked_seq_of, payload_of};
     use crate::roles::Blob;
+
+    /// Reports the burst publisher publishes in one go before letting its link's writer
+    /// (on the same thread) run.
+    const BURST_CHUNK: u64 = 1024;
 
     /// Echoes requests.
     #[derive(netsvc::Service)]
@@ -225,6 +302,8 @@ mod services {
         pub(crate) pace: Pace,
         /// The subjects, report `seq` on the `seq % len`-th.
         pub(crate) subjects: Vec<String>,
+        /// Bytes of every body.
+        pub(crate) body_len: usize,
         /// Subscriptions to wait for.
         pub(crate) subscribers: usize,
         /// Subscriptions so far.
@@ -263,7 +342,11 @@ mod services {
             let subjects = &self.subjects;
             for seq in self.pace.sendable() {
                 let subject = subjects[(seq % subjects.len() as u64) as usize].as_str();
-                ctx.publish_report(subject, Blob(payload(seq)), Lifetime::None);
+                ctx.publish_report(
+                    subject,
+                    Blob(payload_of(seq, self.body_len)),
+                    Lifetime::None,
+                );
             }
             if self.pace.all_acked() {
                 if let Some(done) = self.done.take() {
@@ -281,6 +364,8 @@ mod services {
         pub(crate) index: u32,
         /// Counting.
         pub(crate) tally: Tally,
+        /// Bytes of every body.
+        pub(crate) body_len: usize,
         /// The publisher's client, made from the first report's publisher binding.
         pub(crate) client: Option<PublisherClient>,
         /// Told the figures after the settle time that follows the last expected report.
@@ -295,7 +380,11 @@ mod services {
         }
 
         fn report(&mut self, report: Report, ctx: &mut ServiceContext<Self>) {
-            let seq = report.decode::<Blob>().ok().and_then(|b| seq_of(&b.0));
+            let body_len = self.body_len;
+            let seq = report
+                .decode::<Blob>()
+                .ok()
+                .and_then(|b| checked_seq_of(&b.0, body_len));
             if let Some(count) = self.tally.record(seq) {
                 let client = self
                     .client
@@ -340,7 +429,10 @@ mod services {
         }
 
         fn report(&mut self, report: Report, ctx: &mut ServiceContext<Self>) {
-            let seq = report.decode::<Blob>().ok().and_then(|b| seq_of(&b.0));
+            let seq = report
+                .decode::<Blob>()
+                .ok()
+                .and_then(|b| checked_seq_of(&b.0, crate::payload::PAYLOAD_LEN));
             if let Some(progress) = self.tally.record(report.subject().as_str(), seq) {
                 let client = self
                     .client
@@ -358,6 +450,111 @@ mod services {
                     }
                 });
             }
+        }
+    }
+
+    /// Publishes a burst of reports over its subjects with no pacing (a chunk of
+    /// [`BURST_CHUNK`] at a time, each on its own turn of the arbiter so that its link's
+    /// writer can run), then the end marker every [`MARKER_EVERY`].
+    #[derive(netsvc::Service)]
+    #[service(name = "bench-publisher")]
+    pub(crate) struct BurstPublisher {
+        /// Reports to publish.
+        pub(crate) total: u64,
+        /// Bytes of every body.
+        pub(crate) body_len: usize,
+        /// The subjects, report `seq` on the `seq % len`-th.
+        pub(crate) subjects: Vec<String>,
+        /// The next report's sequence number.
+        pub(crate) next: u64,
+        /// Unix time when publishing started.
+        pub(crate) start_unix_ns: Option<u64>,
+        /// Told the start and end (Unix time, ns) once every report is published.
+        pub(crate) done: Option<oneshot::Sender<(u64, u64)>>,
+    }
+
+    impl Service for BurstPublisher {
+        fn subscription(&mut self, notice: SubscriptionNotice, ctx: &mut ServiceContext<Self>) {
+            if notice.status == SubscriptionStatus::Requested
+                && notice.pattern.as_str() == BURST_PATTERN
+                && self.start_unix_ns.is_none()
+            {
+                self.start_unix_ns = Some(unix_ns());
+                self.pump(ctx);
+            }
+        }
+    }
+
+    impl BurstPublisher {
+        /// Publishes the next chunk, and schedules the one after it or the end.
+        fn pump(&mut self, ctx: &mut ServiceContext<Self>) {
+            let end = self.total.min(self.next + BURST_CHUNK);
+            for seq in self.next..end {
+                let subject = self.subjects[(seq % self.subjects.len() as u64) as usize].as_str();
+                ctx.publish_report(
+                    subject,
+                    Blob(payload_of(seq, self.body_len)),
+                    Lifetime::None,
+                );
+            }
+            self.next = end;
+            if self.next < self.total {
+                ctx.run_later(Duration::ZERO, |this: &mut Self, ctx| this.pump(ctx));
+                return;
+            }
+            if let Some(done) = self.done.take() {
+                let _ = done.send((self.start_unix_ns.unwrap_or(0), unix_ns()));
+            }
+            ctx.run_interval(MARKER_EVERY, |_: &mut Self, ctx| {
+                ctx.publish_report(END_SUBJECT, Blob(Vec::new()), Lifetime::None);
+            });
+        }
+    }
+
+    /// Receives the burst slowly and counts what arrives; ends [`QUIET`] after the end
+    /// marker and the last report.
+    #[derive(netsvc::Service)]
+    pub(crate) struct BurstSubscriber {
+        /// Counting, checking and the time spent per report.
+        pub(crate) tally: BurstTally,
+        /// Whether the burst's subscription is conflated.
+        pub(crate) conflate: bool,
+        /// Whether an end marker has arrived.
+        pub(crate) marker_seen: bool,
+        /// When the last report of the burst (or the first marker) arrived.
+        pub(crate) last_activity: Instant,
+        /// Told the figures at the end.
+        pub(crate) done: Option<oneshot::Sender<BurstReceived>>,
+    }
+
+    impl Service for BurstSubscriber {
+        fn started(&mut self, ctx: &mut ServiceContext<Self>) {
+            ctx.monitor_reports(PUBLISHER, END_PATTERN);
+            if self.conflate {
+                ctx.conflate_reports(PUBLISHER, BURST_PATTERN);
+            }
+            ctx.monitor_reports(PUBLISHER, BURST_PATTERN);
+            ctx.run_interval(Duration::from_millis(20), |this: &mut Self, _| {
+                if this.marker_seen && this.last_activity.elapsed() >= QUIET {
+                    if let Some(done) = this.done.take() {
+                        let _ = done.send(this.tally.outcome());
+                    }
+                }
+            });
+        }
+
+        fn report(&mut self, report: Report, _ctx: &mut ServiceContext<Self>) {
+            if report.subject().as_str() == END_SUBJECT {
+                if !self.marker_seen {
+                    self.marker_seen = true;
+                    self.last_activity = Instant::now();
+                }
+                return;
+            }
+            let body = report.decode::<Blob>().map(|b| b.0).unwrap_or_default();
+            self.tally
+                .record(report.subject().as_str(), &body, report.conflated());
+            self.last_activity = Instant::now();
         }
     }
 }

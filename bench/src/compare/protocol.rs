@@ -2,18 +2,40 @@
 //! driver re-executes (`std::env::current_exe()`) once per process of a workload.
 //!
 //! ```text
-//! netsvc-bench role exchange   --system netsvc --listen 127.0.0.1:0
+//! netsvc-bench role exchange   --system netsvc --listen 127.0.0.1:0   (GO on stdin: RESULT of its drops)
 //! netsvc-bench role relay      --system raw --listen 127.0.0.1:0
 //! netsvc-bench role responder  --system netsvc|nats|raw --server ADDR
-//! netsvc-bench role requester  --system netsvc|nats|raw --server ADDR --count N --in-flight K --warmup W
+//! netsvc-bench role requester  --system netsvc|nats|raw --server ADDR --count N --in-flight K --warmup W [--go true]
 //! netsvc-bench role subscriber --system netsvc|nats|raw --server ADDR --index I --count M --ack-every K
 //! netsvc-bench role publisher  --system netsvc|nats|raw --server ADDR --count M --subscribers S \
 //!                              --window W --ack-every K
+//! netsvc-bench role burst-subscriber --system netsvc|nats --server ADDR --count M --subjects N \
+//!                              --capacity C --spin-ns T [--conflate true]
+//! netsvc-bench role burst-publisher  --system netsvc|nats --server ADDR --count M --subjects N
 //! ```
 //!
 //! With `--subjects N` (netsvc and NATS), the publisher cycles over the N subjects of
 //! `subjects.rs` and each subscriber process runs `--services S` subscriber services, process
 //! `I`'s numbered `I × S ..`; `--subscribers` then counts services.
+//!
+//! With `--body-len L` (every system; the `reports_payload_*` workloads), every body is `L`
+//! bytes (`payload::payload_of`) instead of 100, checked whole by the subscriber.
+//!
+//! With `--go true` (the 16 requesters of `request_reply_fanin`), a requester prints `READY` after
+//! its warm-up and starts measuring only when the driver writes a line `GO` to its stdin, so
+//! that every requester measures at the same time; its `RESULT` then also carries the wall
+//! clock (Unix time) of its first and last measured round trip.
+//!
+//! `burst-publisher` and `burst-subscriber` are `burst_unpaced`: the publisher, once the
+//! subscriber is subscribed (netsvc: a subscription notice; NATS: the driver starts it after
+//! the subscriber's `READY`), publishes `--count` reports cycling over the `--subjects` subjects
+//! `burst.s<j>` with no pacing at all, prints its `RESULT`, then publishes an end marker on
+//! `end.x` every 20 ms until it is killed (a marker may be dropped like any report; the next
+//! one gets through). The subscriber (an inbox, or a NATS subscription, bounded to
+//! `--capacity`; with `--conflate true` the netsvc subscription is conflated) spends `--spin-ns` on
+//! every report (a busy loop on `Instant`), checks every body whole and every subject's
+//! reports in increasing order, and ends once it has seen a marker and no report for
+//! [`QUIET`]; its `RESULT` counts what arrived (see [`BurstReceived`]).
 //!
 //! Each prints `READY` once it is connected and set up, and `RESULT <json>` with its figures
 //! (see `procs.rs` for the line protocol and `roles.rs` for the role's side of it). Every role
@@ -39,6 +61,16 @@ pub(crate) const PATTERN: &str = "bench.*";
 pub(crate) const ROLE_LIMIT: Duration = Duration::from_secs(600);
 /// How long a subscriber keeps counting after its last expected report, to catch extras.
 pub(crate) const SETTLE: Duration = Duration::from_millis(200);
+/// Prefix of the subjects of `burst_unpaced` (`burst.s<j>`), and the pattern of its subscriber.
+pub(crate) const BURST_PATTERN: &str = "burst.*";
+/// The subject of `burst_unpaced`'s end marker, and its subscriber's pattern for it.
+pub(crate) const END_SUBJECT: &str = "end.x";
+/// The pattern of the end marker.
+pub(crate) const END_PATTERN: &str = "end.*";
+/// How often the burst publisher publishes its end marker once the burst is out.
+pub(crate) const MARKER_EVERY: Duration = Duration::from_millis(20);
+/// How long the burst subscriber waits, after the end marker, with no report before it ends.
+pub(crate) const QUIET: Duration = Duration::from_millis(300);
 
 /// Which messaging system a role uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -77,6 +109,10 @@ pub(crate) enum RoleKind {
     Publisher,
     /// Counts reports and acknowledges them every `--ack-every`.
     Subscriber,
+    /// Publishes `--count` reports unpaced, then an end marker every [`MARKER_EVERY`].
+    BurstPublisher,
+    /// Receives a burst slowly (`--spin-ns` per report) and counts what arrives.
+    BurstSubscriber,
 }
 
 /// Options of the hidden `role` subcommand.
@@ -125,6 +161,22 @@ pub(crate) struct RoleArgs {
     /// Subscriber services in this subscriber process (with `--subjects`).
     #[arg(long, default_value_t = 1)]
     pub(crate) services: u64,
+    /// Bytes of every body (at least 8).
+    #[arg(long, default_value_t = crate::payload::PAYLOAD_LEN)]
+    pub(crate) body_len: usize,
+    /// Print `READY` after the warm-up and measure once stdin says `GO` (requester).
+    #[arg(long, action = clap::ArgAction::Set, default_value_t = false)]
+    pub(crate) go: bool,
+    /// Time spent on every report, busy (burst subscriber).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) spin_ns: u64,
+    /// Most reports waiting for the subscriber: its netsvc inbox capacity, or its NATS
+    /// subscription's `subscription_capacity` (burst subscriber).
+    #[arg(long, default_value_t = 65_536)]
+    pub(crate) capacity: usize,
+    /// Conflate the subscription (netsvc burst subscriber).
+    #[arg(long, action = clap::ArgAction::Set, default_value_t = false)]
+    pub(crate) conflate: bool,
 }
 
 impl RoleArgs {
@@ -157,6 +209,13 @@ pub(crate) struct RequestOutcome {
     pub(crate) p99_ns: u64,
     /// Highest round-trip latency.
     pub(crate) max_ns: u64,
+    /// Unix time, in ns, when measuring started (the wall clock, comparable across the
+    /// processes of one machine).
+    #[serde(default)]
+    pub(crate) start_unix_ns: u64,
+    /// Unix time, in ns, when the last measured round trip ended.
+    #[serde(default)]
+    pub(crate) end_unix_ns: u64,
 }
 
 /// What a publisher measured.
@@ -191,4 +250,54 @@ pub(crate) struct SubscribeOutcome {
     /// Reports whose sequence number was not the next expected one (loss, duplication,
     /// reordering or a wrong payload).
     pub(crate) out_of_order: u64,
+}
+
+/// What the netsvc exchange server's links did, printed as its `RESULT` when the driver
+/// writes `GO` to it (`burst_unpaced`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ServerStats {
+    /// Report frames written to its links.
+    pub(crate) reports_sent: u64,
+    /// Reports its links dropped at their outbound buffers (`ExchangeStats::reports_dropped`).
+    pub(crate) reports_dropped: u64,
+}
+
+/// What a burst publisher did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct BurstPublished {
+    /// Reports published (every one handed to the client or the node without error).
+    pub(crate) published: u64,
+    /// Unix time, in ns, of the first report published.
+    pub(crate) start_unix_ns: u64,
+    /// Unix time, in ns, once the last report was published.
+    pub(crate) end_unix_ns: u64,
+    /// netsvc: reports the publisher's own link dropped at its outbound buffer (the
+    /// exchange's `stats().reports_dropped`); NATS: none counted.
+    pub(crate) dropped_at_publisher: Option<u64>,
+}
+
+/// What a burst subscriber received.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct BurstReceived {
+    /// Reports of the burst handled.
+    pub(crate) delivered: u64,
+    /// The sum of `Report::conflated()` over them: reports replaced unseen (netsvc
+    /// conflation; 0 elsewhere).
+    pub(crate) conflated: u64,
+    /// Reports with a wrong body, on a wrong subject, or not after their subject's last one
+    /// (a duplicate or a reordering): a failure, whatever the policy.
+    pub(crate) bad: u64,
+    /// Subjects whose last report (the highest sequence number published on it) arrived.
+    pub(crate) subjects_with_last_value: u64,
+    /// Highest resident set size of the subscriber process (`VmHWM`), in KiB.
+    pub(crate) peak_rss_kib: u64,
+    /// Unix time, in ns, when the last report of the burst was handled.
+    pub(crate) last_unix_ns: u64,
+}
+
+/// The wall clock as Unix time in ns.
+pub(crate) fn unix_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }

@@ -14,7 +14,8 @@
 //! * `publisher` / `subscriber`: reports as frames, acknowledged (a frame of the count, 8
 //!   bytes little endian, every `--ack-every`) and paced exactly as on the other sides, and
 //!   counted and checked by the same `Tally`; one subscriber only (the relay pairs two
-//!   connections).
+//!   connections). With `--body-len` (the `reports_payload_*` workloads) the bodies are that
+//!   long, up to [`MAX_FRAME`].
 //!
 //! Every role runs on one tokio current-thread runtime, like the NATS roles, with
 //! `TCP_NODELAY` and 64 KiB buffers on each socket.
@@ -31,11 +32,12 @@ use tokio::time::{timeout_at, Instant};
 use super::measure::{self, Tally};
 use super::protocol::{PublishOutcome, RoleArgs, RoleKind, ROLE_LIMIT, SETTLE};
 use crate::pace::Pace;
-use crate::payload::{checked_seq, payload};
+use crate::payload::{checked_seq, checked_seq_of, payload, payload_of};
 use crate::roles::{ready, result, SETUP};
 
-/// Largest frame body accepted, checked before allocating.
-const MAX_FRAME: usize = 1 << 20;
+/// Largest frame body accepted, checked before allocating: 8 MiB, as the NATS side's
+/// `max_payload` in the payload workloads (whose largest body is 1 MiB).
+const MAX_FRAME: usize = 8 << 20;
 /// Buffer size of each socket half.
 const BUFFER: usize = 64 * 1024;
 /// Bytes of a frame's length prefix.
@@ -55,6 +57,9 @@ pub(crate) async fn role(args: &RoleArgs) -> Result<(), String> {
         RoleKind::Requester => requester(args).await,
         RoleKind::Publisher => publisher(args).await,
         RoleKind::Subscriber => subscriber(args).await,
+        RoleKind::BurstPublisher | RoleKind::BurstSubscriber => {
+            Err("the raw side does not run burst_unpaced".to_owned())
+        }
     }
 }
 
@@ -256,7 +261,7 @@ async fn publisher(args: &RoleArgs) -> Result<(), String> {
     let deadline = Instant::now() + ROLE_LIMIT;
     loop {
         for seq in pace.sendable() {
-            write_frame(&mut writer, &payload(seq)).await?;
+            write_frame(&mut writer, &payload_of(seq, args.body_len)).await?;
         }
         flush(&mut writer).await?;
         if pace.all_acked() {
@@ -299,14 +304,14 @@ async fn subscriber(args: &RoleArgs) -> Result<(), String> {
                 ))
             }
         }
-        if let Some(count) = tally.record(checked_seq(&body)) {
+        if let Some(count) = tally.record(checked_seq_of(&body, args.body_len)) {
             write_frame(&mut writer, &count.to_le_bytes()).await?;
             flush(&mut writer).await?;
         }
     }
     let settled = Instant::now() + SETTLE;
     while let Ok(Ok(true)) = timeout_at(settled, read_frame(&mut reader, &mut body)).await {
-        tally.record(checked_seq(&body));
+        tally.record(checked_seq_of(&body, args.body_len));
     }
     result(&tally.outcome())
 }

@@ -11,7 +11,20 @@ use crate::procs::{self, Proc};
 use crate::roles::SETUP;
 use crate::stats;
 
+mod burst;
+mod fanin;
 mod fanout;
+
+pub(crate) use burst::Burst;
+
+/// nats-server's `max_payload` in the payload workloads (its default, 1 MiB headers
+/// included, is too small for a 1 MiB body).
+const NATS_MAX_PAYLOAD: usize = 8 << 20;
+/// Most bytes of reports in flight in the payload workloads: the pacing window, in reports,
+/// is at most this ÷ the body. netsvc's default outbound buffer per link is 32 MiB
+/// (`ExchangeConfig::outbound_limit`), and a publisher publishing a window in one handler
+/// fills it before its writer runs: a window of 64 MiB would drop reports.
+const PAYLOAD_WINDOW_BYTES: u64 = 16 << 20;
 
 /// Counts and settings of one invocation.
 #[derive(Debug)]
@@ -30,6 +43,16 @@ pub(crate) struct Plan {
     pub(crate) reports_fanout: u64,
     /// Reports published, many subjects (`Shape::SubjectReports`).
     pub(crate) reports_subjects: u64,
+    /// Bytes of bodies per run of a payload workload (`Shape::Payload`).
+    pub(crate) payload_bytes: u64,
+    /// Measured round trips per requester of the fan-in workload.
+    pub(crate) round_trips_fanin: u64,
+    /// Reports of the unpaced burst.
+    pub(crate) burst_reports: u64,
+    /// Time the burst subscriber spends per report, in ns.
+    pub(crate) burst_spin_ns: u64,
+    /// The burst subscriber's bound: netsvc inbox capacity, NATS subscription capacity.
+    pub(crate) burst_capacity: usize,
     /// Warm-up round trips.
     pub(crate) warmup: u64,
     /// Pacing window.
@@ -58,6 +81,11 @@ pub(crate) struct Figure {
     /// CPU time (user + system) of every process of the run, in µs per message (round trip
     /// or delivery); set by [`once`].
     pub(crate) cpu_us_per_msg: Option<f64>,
+    /// Messages per second, where `value` is another rate (bytes/s of the payload
+    /// workloads).
+    pub(crate) msgs_per_s: Option<f64>,
+    /// What the burst subscriber counted (`burst_unpaced`).
+    pub(crate) burst: Option<Burst>,
     /// Messages of the run, warm-up included (what its CPU time is divided by).
     messages: u64,
 }
@@ -77,12 +105,19 @@ impl Figure {
                     let parts: Vec<f64> = runs.iter().filter_map(part).collect();
                     (!parts.is_empty()).then(|| stats::median(&parts))
                 };
+                let value = stats::median(&values);
+                // The burst's counts are those of the run nearest the median.
+                let nearest = runs
+                    .iter()
+                    .min_by(|a, b| (a.value - value).abs().total_cmp(&(b.value - value).abs()));
                 Figure {
-                    value: stats::median(&values),
+                    value,
                     p50_us: median_of(|f| f.p50_us),
                     p99_us: median_of(|f| f.p99_us),
                     max_us: median_of(|f| f.max_us),
                     cpu_us_per_msg: median_of(|f| f.cpu_us_per_msg),
+                    msgs_per_s: median_of(|f| f.msgs_per_s),
+                    burst: nearest.and_then(|f| f.burst),
                     messages: 0,
                 }
             }
@@ -97,6 +132,8 @@ impl Figure {
             p99_us: None,
             max_us: None,
             cpu_us_per_msg: None,
+            msgs_per_s: None,
+            burst: None,
             messages: 0,
         }
     }
@@ -114,11 +151,27 @@ impl Figure {
 /// One run of one side: starts the processes, collects the figures, kills the processes
 /// (when their guards drop, in reverse order of starting, on success and on error alike).
 pub(crate) fn once(workload: &Workload, plan: &Plan, system: System) -> Result<Figure, String> {
+    measured(workload, plan, system, false)
+}
+
+/// [`once`] for the netsvc side with its subscription conflated (`burst_unpaced`'s third
+/// column).
+pub(crate) fn once_conflated(workload: &Workload, plan: &Plan) -> Result<Figure, String> {
+    measured(workload, plan, System::Netsvc, true)
+}
+
+/// [`once`], `conflate` telling a burst subscriber to conflate.
+fn measured(
+    workload: &Workload,
+    plan: &Plan,
+    system: System,
+    conflate: bool,
+) -> Result<Figure, String> {
     if system == System::Raw && !workload.limit {
         return Err(format!("the raw relay does not run {}", workload.name));
     }
     let before = procs::children_cpu_us()?;
-    let mut figure = processes(workload, plan, system)?;
+    let mut figure = processes(workload, plan, system, conflate)?;
     // Every process of the run has been killed and reaped by now.
     let cpu = procs::children_cpu_us()?.saturating_sub(before);
     if figure.messages > 0 {
@@ -128,7 +181,12 @@ pub(crate) fn once(workload: &Workload, plan: &Plan, system: System) -> Result<F
 }
 
 /// [`once`]'s processes, from the first started to the last reaped.
-fn processes(workload: &Workload, plan: &Plan, system: System) -> Result<Figure, String> {
+fn processes(
+    workload: &Workload,
+    plan: &Plan,
+    system: System,
+    conflate: bool,
+) -> Result<Figure, String> {
     let tls = if workload.tls {
         Some(
             plan.tls_dir
@@ -139,15 +197,68 @@ fn processes(workload: &Workload, plan: &Plan, system: System) -> Result<Figure,
         None
     };
     let side = Side { plan, system, tls };
-    let (_server, addr) = server(&side)?;
+    let max_payload = matches!(workload.shape, Shape::Payload { .. }).then_some(NATS_MAX_PAYLOAD);
+    let (mut server, addr) = server(&side, max_payload)?;
     match workload.shape {
         Shape::RequestReply { in_flight } => request_reply(&side, &addr, in_flight),
-        Shape::Reports { subscribers } => reports(&side, &addr, subscribers),
+        Shape::Reports { subscribers } => {
+            let count = if subscribers == 1 {
+                plan.reports
+            } else {
+                plan.reports_fanout
+            };
+            let load = Load {
+                count,
+                window: plan.window,
+                ack_every: plan.ack_every,
+                body: crate::payload::PAYLOAD_LEN,
+            };
+            reports(&side, &addr, subscribers, load)
+        }
         Shape::SubjectReports {
             processes,
             services,
             subjects,
         } => fanout::reports(&side, &addr, (processes, services), subjects),
+        Shape::Payload { body } => reports(&side, &addr, 1, Load::payload(plan, body)),
+        Shape::FanIn {
+            requesters,
+            in_flight,
+        } => fanin::request_reply(&side, &addr, requesters, in_flight),
+        Shape::Burst { subjects } => {
+            burst::reports(&side, (&mut server, &addr), subjects, conflate)
+        }
+    }
+}
+
+/// The counts of one report run: reports, pacing window and acknowledgement interval (in
+/// reports), bytes of every body.
+#[derive(Debug, Clone, Copy)]
+struct Load {
+    /// Reports to publish.
+    count: u64,
+    /// Most reports ahead of the subscriber's acknowledgement.
+    window: u64,
+    /// The subscriber acknowledges every this many.
+    ack_every: u64,
+    /// Bytes of every body.
+    body: usize,
+}
+
+impl Load {
+    /// The load of a payload workload of `body`-byte bodies: `plan.payload_bytes` of
+    /// bodies (at least 16 reports), a window of at most [`PAYLOAD_WINDOW_BYTES`] (and at
+    /// most `--window` reports), acknowledged every quarter window (at most `--ack-every`).
+    fn payload(plan: &Plan, body: usize) -> Load {
+        let body = body.max(8);
+        let count = (plan.payload_bytes / body as u64).max(16);
+        let window = (PAYLOAD_WINDOW_BYTES / body as u64).clamp(4, plan.window);
+        Load {
+            count,
+            window,
+            ack_every: (window / 4).clamp(1, plan.ack_every),
+            body,
+        }
     }
 }
 
@@ -246,17 +357,16 @@ fn request_reply(side: &Side<'_>, addr: &str, in_flight: usize) -> Result<Figure
     })
 }
 
-/// `subscribers` subscribers and a publisher: the rate of deliveries, once every subscriber
-/// has been checked to have received every report exactly once, in order.
-fn reports(side: &Side<'_>, addr: &str, subscribers: usize) -> Result<Figure, String> {
+/// `subscribers` subscribers and a publisher of `load`: the rate of deliveries (of bytes,
+/// with the rate of deliveries beside it, for bodies of other than 100 bytes), once every
+/// subscriber has been checked to have received every report exactly once, in order, every
+/// body whole.
+fn reports(side: &Side<'_>, addr: &str, subscribers: usize, load: Load) -> Result<Figure, String> {
     let plan = side.plan;
-    let count = if subscribers == 1 {
-        plan.reports
-    } else {
-        plan.reports_fanout
-    };
+    let count = load.count;
     let count_arg = count.to_string();
-    let ack_arg = plan.ack_every.to_string();
+    let ack_arg = load.ack_every.to_string();
+    let body_arg = load.body.to_string();
     let mut subs = Vec::with_capacity(subscribers);
     for i in 0..subscribers {
         subs.push(role(
@@ -268,6 +378,7 @@ fn reports(side: &Side<'_>, addr: &str, subscribers: usize) -> Result<Figure, St
                 ("--index", &i.to_string()),
                 ("--count", &count_arg),
                 ("--ack-every", &ack_arg),
+                ("--body-len", &body_arg),
             ],
         )?);
     }
@@ -282,8 +393,9 @@ fn reports(side: &Side<'_>, addr: &str, subscribers: usize) -> Result<Figure, St
             ("--server", addr),
             ("--count", &count_arg),
             ("--subscribers", &subscribers.to_string()),
-            ("--window", &plan.window.to_string()),
+            ("--window", &load.window.to_string()),
             ("--ack-every", &ack_arg),
+            ("--body-len", &body_arg),
         ],
     )?;
     let outcome: PublishOutcome =
@@ -306,11 +418,20 @@ fn reports(side: &Side<'_>, addr: &str, subscribers: usize) -> Result<Figure, St
             problems.join("; ")
         ));
     }
-    Ok(Figure::rate(outcome.ops, outcome.elapsed_ns, outcome.ops))
+    let deliveries = Figure::rate(outcome.ops, outcome.elapsed_ns, outcome.ops);
+    if load.body == crate::payload::PAYLOAD_LEN {
+        return Ok(deliveries);
+    }
+    Ok(Figure {
+        value: deliveries.value * load.body as f64,
+        msgs_per_s: Some(deliveries.value),
+        ..deliveries
+    })
 }
 
-/// Starts the server of `system` (for the raw side, the relay); returns it and the address clients connect to.
-fn server(side: &Side<'_>) -> Result<(Proc, String), String> {
+/// Starts the server of `system` (for the raw side, the relay; nats-server with
+/// `max_payload` if given); returns it and the address clients connect to.
+fn server(side: &Side<'_>, max_payload: Option<usize>) -> Result<(Proc, String), String> {
     let plan = side.plan;
     match side.system {
         System::Netsvc => {
@@ -323,7 +444,7 @@ fn server(side: &Side<'_>) -> Result<(Proc, String), String> {
                 .nats_server
                 .as_ref()
                 .ok_or("nats-server was not located")?;
-            let (server, url) = nats_server::start(binary, side.tls)?;
+            let (server, url) = nats_server::start(binary, side.tls, max_payload)?;
             if plan.verbose {
                 eprintln!("started nats-server (pid {}) at {url}", server.id());
             }

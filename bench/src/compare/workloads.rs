@@ -24,6 +24,25 @@ pub(crate) enum Shape {
         /// Subjects.
         subjects: u64,
     },
+    /// A publisher and one subscriber, every body `body` bytes; counts and the pacing window
+    /// scaled to the body (see `run.rs`).
+    Payload {
+        /// Bytes of every body.
+        body: usize,
+    },
+    /// `requesters` requester processes, each with `in_flight` requests outstanding, and one
+    /// responder.
+    FanIn {
+        /// Requester processes.
+        requesters: usize,
+        /// Requests outstanding at once in each.
+        in_flight: usize,
+    },
+    /// An unpaced publisher cycling over `subjects` subjects and a slow subscriber.
+    Burst {
+        /// Subjects.
+        subjects: u64,
+    },
 }
 
 /// The target of a workload, as netsvc ÷ NATS.
@@ -33,6 +52,9 @@ pub(crate) enum Goal {
     LatencyAtMost(f64),
     /// netsvc's rate at least this times NATS's.
     RateAtLeast(f64),
+    /// No target: the figures are recorded (`burst_unpaced`, where more delivered is not
+    /// simply better: conflation delivers fewer reports, and the last of each subject).
+    Record,
 }
 
 impl Goal {
@@ -41,6 +63,7 @@ impl Goal {
         match self {
             Goal::LatencyAtMost(r) => ratio <= r,
             Goal::RateAtLeast(r) => ratio >= r,
+            Goal::Record => true,
         }
     }
 
@@ -49,6 +72,7 @@ impl Goal {
         match self {
             Goal::LatencyAtMost(r) => format!("<= {r:.2}x NATS"),
             Goal::RateAtLeast(r) => format!(">= {r:.2}x NATS"),
+            Goal::Record => "none (recorded)".to_owned(),
         }
     }
 
@@ -124,6 +148,54 @@ pub(crate) const WORKLOADS: &[Workload] = &[
         tls: false,
         limit: false,
     },
+    // Issue 14: large bodies, 1 publisher to 1 subscriber; the figure is bytes/s (msg/s
+    // shown under it).
+    Workload {
+        name: "reports_payload_1k",
+        unit: "bytes/s",
+        shape: Shape::Payload { body: 1 << 10 },
+        goal: Goal::RateAtLeast(1.5),
+        tls: false,
+        limit: true,
+    },
+    Workload {
+        name: "reports_payload_64k",
+        unit: "bytes/s",
+        shape: Shape::Payload { body: 64 << 10 },
+        goal: Goal::RateAtLeast(1.5),
+        tls: false,
+        limit: true,
+    },
+    Workload {
+        name: "reports_payload_1m",
+        unit: "bytes/s",
+        shape: Shape::Payload { body: 1 << 20 },
+        goal: Goal::RateAtLeast(1.5),
+        tls: false,
+        limit: true,
+    },
+    // Issue 14: many requesters, one responder.
+    Workload {
+        name: "request_reply_fanin",
+        unit: "round_trips/s",
+        shape: Shape::FanIn {
+            requesters: 16,
+            in_flight: 8,
+        },
+        goal: Goal::RateAtLeast(2.0),
+        tls: false,
+        limit: false,
+    },
+    // Issue 14: the slow-consumer policy under an unpaced burst. The third column is netsvc
+    // with the subscription conflated, not a raw limit.
+    Workload {
+        name: "burst_unpaced",
+        unit: "delivered",
+        shape: Shape::Burst { subjects: 100 },
+        goal: Goal::Record,
+        tls: false,
+        limit: false,
+    },
     // Over TLS: ahead of NATS over TLS (issue 11); against netsvc's own plaintext rows the
     // table shows the ratio too (target: at least 0.7).
     Workload {
@@ -154,5 +226,6 @@ mod tests {
         assert!(!Goal::LatencyAtMost(0.75).met(0.8));
         assert!(Goal::RateAtLeast(2.0).met(2.5));
         assert!(!Goal::RateAtLeast(2.0).met(1.5));
+        assert!(Goal::Record.met(0.1));
     }
 }
