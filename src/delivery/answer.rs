@@ -107,9 +107,8 @@ pub(crate) enum Answer<'a> {
         /// The format the requester wants the response in.
         format: Format,
     },
-    /// A received response, passed on as received (header included), with the chunk it was
-    /// read in (a large one is passed on as a slice of it).
-    RelayedResponse(&'a [u8], &'a bytes::Bytes),
+    /// A received response, passed on as received (header included).
+    RelayedResponse(&'a [u8]),
     /// A received failure, passed on as received (header included), and decoded.
     RelayedFailure(&'a [u8], &'a WireFailure),
 }
@@ -206,8 +205,8 @@ fn send_on(link: &Link, parties: Parties, answer: &Answer<'_>) -> Result<(), Sen
             outcome: Err(failure),
             ..
         } => failure.clone(),
-        Answer::RelayedResponse(frame, chunk) => {
-            match out.send_raw(frame, Some(chunk), FrameClass::Control, "Response") {
+        Answer::RelayedResponse(frame) => {
+            match out.send_raw(frame, FrameClass::Control, "Response") {
                 Err(SendError::TooLarge { max }) => Refusal::TooLarge {
                     what: Oversized::RelayedResponse,
                     max,
@@ -217,7 +216,7 @@ fn send_on(link: &Link, parties: Parties, answer: &Answer<'_>) -> Result<(), Sen
             }
         }
         Answer::RelayedFailure(frame, failure) => {
-            match out.send_raw(frame, None, FrameClass::Control, "Failure") {
+            match out.send_raw(frame, FrameClass::Control, "Failure") {
                 Err(SendError::TooLarge { max }) => {
                     let failure = (*failure).clone().shortened(max);
                     return send_failure(out, parties, failure);

@@ -11,13 +11,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 
-use crate::wire::{
-    encode_frame, encode_report_spliced, encode_targets, CodecError, Frame, TargetView,
-};
+use crate::wire::{encode_frame, encode_report_spliced, CodecError, Frame, TargetView};
 
 /// The bounds of one link's sending side.
 #[derive(Debug, Clone, Copy)]
@@ -74,12 +72,6 @@ pub(crate) struct Written {
 
 struct Buffer {
     buf: BytesMut,
-    /// Large received frames (or parts of them) passed on without copying: each is written
-    /// after the first `offset` bytes of `buf` (offsets ascending), so the output is `buf`
-    /// with these slices spliced in.
-    spliced: Vec<(usize, Bytes)>,
-    /// Bytes in `spliced`.
-    spliced_len: usize,
     closed: bool,
     /// Closed because the peer did not read: the writer fails rather than flush.
     overflowed: bool,
@@ -111,39 +103,6 @@ struct Shared {
 
 /// A written buffer larger than this is not kept for reuse (after a burst to a slow peer).
 const KEEP_CAPACITY: usize = 1024 * 1024;
-/// A received frame (or a received report's head) this large is relayed as a slice of the
-/// buffer it was read into rather than copied into the outbound buffer: no copy and no
-/// growth of the outbound buffer per large report (smaller ones are cheaper to copy).
-pub(crate) const SPLICE_MIN: usize = 16 * 1024;
-
-/// `part` as a slice of `within` (no copy), when it has [`SPLICE_MIN`] bytes or more and
-/// lies inside it; `None` otherwise (the caller copies it).
-fn shared_slice(part: &[u8], within: Option<&Bytes>) -> Option<Bytes> {
-    let within = within?;
-    let start = (part.as_ptr() as usize).checked_sub(within.as_ptr() as usize)?;
-    (part.len() >= SPLICE_MIN && start + part.len() <= within.len())
-        .then(|| within.slice(start..start + part.len()))
-}
-
-impl Buffer {
-    /// Bytes queued, spliced slices included.
-    fn len(&self) -> usize {
-        self.buf.len() + self.spliced_len
-    }
-
-    /// Appends `bytes` as a slice of their own buffer, after what `buf` holds so far.
-    fn splice(&mut self, bytes: Bytes) {
-        self.spliced_len += bytes.len();
-        self.spliced.push((self.buf.len(), bytes));
-    }
-
-    /// Forgets everything queued.
-    fn clear(&mut self) {
-        self.buf = BytesMut::new();
-        self.spliced = Vec::new();
-        self.spliced_len = 0;
-    }
-}
 
 /// The sending side of one connection. Cheap to clone.
 #[derive(Clone)]
@@ -159,8 +118,6 @@ impl Outbound {
             limits,
             out: Mutex::new(Buffer {
                 buf: BytesMut::with_capacity(64 * 1024),
-                spliced: Vec::new(),
-                spliced_len: 0,
                 closed: false,
                 overflowed: false,
                 frames: 0,
@@ -210,7 +167,7 @@ impl Outbound {
     fn discard(&self) {
         let mut out = self.lock();
         out.closed = true;
-        out.clear();
+        out.buf = BytesMut::new();
     }
 
     /// The cap on one frame's size on this link.
@@ -225,7 +182,7 @@ impl Outbound {
 
     /// Bytes queued and not yet taken by the writer.
     pub(crate) fn queued(&self) -> usize {
-        self.lock().len()
+        self.lock().buf.len()
     }
 
     /// Sends a heartbeat if nothing was queued since the last call and nothing waits to be
@@ -233,7 +190,7 @@ impl Outbound {
     /// behind a full buffer of reports for a slow reader would count as a frame it must read).
     pub(crate) fn heartbeat(&self) {
         let sent = self.0.sent_since_tick.swap(false, Ordering::Relaxed);
-        if !sent && self.lock().len() == 0 {
+        if !sent && self.lock().buf.is_empty() {
             let _ = self.send_frame(&Frame::Heartbeat);
         }
     }
@@ -250,63 +207,34 @@ impl Outbound {
     }
 
     /// Sends a received report ([`crate::wire::ReportView::head`]) to the listed subscribers
-    /// behind this link, without encoding its content again. When `head` is a part of
-    /// `within` (the buffer the report was read into) and has [`SPLICE_MIN`] bytes or more,
-    /// it is passed on as a slice of that buffer, not copied.
+    /// behind this link, without encoding its content again.
     pub(crate) fn send_report_head<'t>(
         &self,
         head: &[u8],
-        within: Option<&Bytes>,
         targets: impl ExactSizeIterator<Item = TargetView<'t>>,
     ) -> Result<(), SendError> {
         let max = self.max_frame();
-        let Some(head) = shared_slice(head, within) else {
-            return self.queue(FrameClass::Report, "Report", |buf| {
-                encode_report_spliced(head, targets, buf, max)
-            });
-        };
-        self.queue_with(FrameClass::Report, "Report", |out| {
-            // The header, then the head as a slice, then the targets; the header's length
-            // counts all three.
-            let start = out.buf.len();
-            out.buf.put_u32(0);
-            let head_len = head.len();
-            out.splice(head);
-            encode_targets(targets, &mut out.buf);
-            let len = head_len + (out.buf.len() - start - 4);
-            if len > max {
-                out.buf.truncate(start);
-                let (_, slice) = out.spliced.pop().expect("just spliced");
-                out.spliced_len -= slice.len();
-                return Err(CodecError::TooLarge { len, max });
-            }
-            out.buf[start..start + 4].copy_from_slice(&(len as u32).to_be_bytes());
-            Ok(())
+        self.queue(FrameClass::Report, "Report", |buf| {
+            encode_report_spliced(head, targets, buf, max)
         })
     }
 
-    /// Queues a received frame (header included) as it is. When it is a part of `within` (the
-    /// buffer it was read into) and has [`SPLICE_MIN`] bytes or more, it is passed on as a
-    /// slice of that buffer, not copied.
+    /// Queues a received frame (header included) as it is.
     /// The frame was accepted under the receiving exchange's size cap, which may be larger
     /// than this link's: it is checked again, as an encoded frame would be.
     pub(crate) fn send_raw(
         &self,
         frame: &[u8],
-        within: Option<&Bytes>,
         class: FrameClass,
         kind: &str,
     ) -> Result<(), SendError> {
         let max = self.max_frame();
-        self.queue_with(class, kind, |out| {
+        self.queue(class, kind, |buf| {
             let len = frame.len().saturating_sub(4);
             if len > max {
                 return Err(CodecError::TooLarge { len, max });
             }
-            match shared_slice(frame, within) {
-                Some(slice) => out.splice(slice),
-                None => out.buf.extend_from_slice(frame),
-            }
+            buf.extend_from_slice(frame);
             Ok(())
         })
     }
@@ -317,16 +245,6 @@ impl Outbound {
         class: FrameClass,
         kind: &str,
         write: impl FnOnce(&mut BytesMut) -> Result<(), CodecError>,
-    ) -> Result<(), SendError> {
-        self.queue_with(class, kind, |out| write(&mut out.buf))
-    }
-
-    /// [`Outbound::queue`], with `write` given the whole buffer (to splice slices in).
-    fn queue_with(
-        &self,
-        class: FrameClass,
-        kind: &str,
-        write: impl FnOnce(&mut Buffer) -> Result<(), CodecError>,
     ) -> Result<(), SendError> {
         {
             let mut out = self.lock();
@@ -341,7 +259,7 @@ impl Outbound {
                 FrameClass::Report => limit,
                 FrameClass::Control => limit.saturating_add(limit / 2),
             };
-            if out.len() >= allowed {
+            if out.buf.len() >= allowed {
                 if class == FrameClass::Report {
                     self.0
                         .counters
@@ -368,13 +286,13 @@ impl Outbound {
                 // dropped, and the writer ends at once (its bridge closes the connection).
                 out.closed = true;
                 out.overflowed = true;
-                out.clear();
+                out.buf = BytesMut::new();
                 drop(out);
                 self.0.wake.notify_one();
                 return Err(SendError::Closed);
             }
-            let was_empty = out.len() == 0;
-            if let Err(e) = write(&mut out) {
+            let was_empty = out.buf.is_empty();
+            if let Err(e) = write(&mut out.buf) {
                 tracing::error!(link = self.0.id, frame = kind, "cannot send frame: {e}");
                 return Err(match e {
                     CodecError::TooLarge { max, .. } => SendError::TooLarge { max },
@@ -412,16 +330,8 @@ impl Outbound {
     /// Takes what is queued, as the writer would (tests).
     #[cfg(test)]
     pub(crate) fn take_queued(&self) -> Vec<Frame> {
-        let (buf, spliced) = {
-            let mut out = self.lock();
-            out.spliced_len = 0;
-            (
-                std::mem::take(&mut out.buf),
-                std::mem::take(&mut out.spliced),
-            )
-        };
-        let bytes = joined(&buf, &spliced);
-        let mut rest = &bytes[..];
+        let buf = std::mem::take(&mut self.lock().buf);
+        let mut rest = &buf[..];
         let mut frames = Vec::new();
         while let Some((_, body, next)) = crate::wire::split_frame(rest) {
             frames.push(crate::wire::decode_frame(body).expect("frames queued decode"));
@@ -447,7 +357,6 @@ impl Outbound {
         // Two buffers take turns: frames are queued into one while the other is written, and
         // the written one keeps its capacity (no allocation, no fresh pages per write).
         let mut chunk = BytesMut::with_capacity(64 * 1024);
-        let mut spliced: Vec<(usize, Bytes)> = Vec::new();
         // Once the link is closed, what is left is flushed within the stall limit, at most.
         let mut flush_by: Option<tokio::time::Instant> = None;
         loop {
@@ -455,13 +364,9 @@ impl Outbound {
             if chunk.capacity() > KEEP_CAPACITY {
                 chunk = BytesMut::with_capacity(64 * 1024);
             }
-            // The slices written last time are let go here (outside the lock).
-            spliced.clear();
             let (closed, overflowed, frames, reports) = {
                 let mut out = self.lock();
                 std::mem::swap(&mut out.buf, &mut chunk);
-                std::mem::swap(&mut out.spliced, &mut spliced);
-                out.spliced_len = 0;
                 (
                     out.closed,
                     out.overflowed,
@@ -481,14 +386,14 @@ impl Outbound {
                 counters.reports_sent.fetch_add(reports, Ordering::Relaxed);
                 self.0.frames_written.fetch_add(frames, Ordering::Relaxed);
             }
-            if !chunk.is_empty() || !spliced.is_empty() {
+            if !chunk.is_empty() {
                 let stall = self.0.limits.stall;
                 let written = match flush_by
                     .or_else(|| closed.then(|| tokio::time::Instant::now() + stall))
                 {
                     Some(deadline) => {
                         flush_by = Some(deadline);
-                        let write = self.write_out(&mut sink, probe.as_mut(), &chunk, &spliced);
+                        let write = self.write_all(&mut sink, probe.as_mut(), &chunk);
                         tokio::time::timeout_at(deadline, write)
                             .await
                             .unwrap_or_else(|_| {
@@ -498,17 +403,13 @@ impl Outbound {
                                 ))
                             })
                     }
-                    None => {
-                        self.write_out(&mut sink, probe.as_mut(), &chunk, &spliced)
-                            .await
-                    }
+                    None => self.write_all(&mut sink, probe.as_mut(), &chunk).await,
                 };
                 if let Err(e) = written {
                     self.discard();
                     return Err(e);
                 }
-                let len =
-                    (chunk.len() + spliced.iter().map(|(_, b)| b.len()).sum::<usize>()) as u64;
+                let len = chunk.len() as u64;
                 self.0
                     .counters
                     .bytes_written
@@ -527,24 +428,6 @@ impl Outbound {
             }
             self.0.wake.notified().await;
         }
-    }
-
-    /// Writes `buf` with the slices of `spliced` spliced in at their offsets.
-    async fn write_out<W: AsyncWrite + Unpin>(
-        &self,
-        sink: &mut W,
-        mut probe: Option<&mut std::net::TcpStream>,
-        buf: &[u8],
-        spliced: &[(usize, Bytes)],
-    ) -> std::io::Result<()> {
-        let mut from = 0;
-        for (offset, slice) in spliced {
-            self.write_all(sink, probe.as_deref_mut(), &buf[from..*offset])
-                .await?;
-            self.write_all(sink, probe.as_deref_mut(), slice).await?;
-            from = *offset;
-        }
-        self.write_all(sink, probe, &buf[from..]).await
     }
 
     /// Writes all of `bytes`, failing when no byte could be written for the stall limit: a
@@ -591,20 +474,6 @@ impl Outbound {
     }
 }
 
-/// `buf` with `spliced` spliced in, as the write loop writes them (tests).
-#[cfg(test)]
-fn joined(buf: &[u8], spliced: &[(usize, Bytes)]) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    let mut from = 0;
-    for (offset, slice) in spliced {
-        bytes.extend_from_slice(&buf[from..*offset]);
-        bytes.extend_from_slice(slice);
-        from = *offset;
-    }
-    bytes.extend_from_slice(&buf[from..]);
-    bytes
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -628,74 +497,18 @@ pub(crate) mod tests {
     fn relayed_frames_are_held_to_this_links_size_cap() {
         let link = Outbound::new(limits(1 << 20, 8), Arc::default());
         assert!(link
-            .send_raw(&frame(8), None, FrameClass::Control, "Request")
+            .send_raw(&frame(8), FrameClass::Control, "Request")
             .is_ok());
         assert_eq!(
-            link.send_raw(&frame(9), None, FrameClass::Control, "Request"),
+            link.send_raw(&frame(9), FrameClass::Control, "Request"),
             Err(SendError::TooLarge { max: 8 })
         );
         assert_eq!(
-            link.send_raw(&frame(9), None, FrameClass::Report, "Report"),
+            link.send_raw(&frame(9), FrameClass::Report, "Report"),
             Err(SendError::TooLarge { max: 8 })
         );
         // Only the frame that fits was queued, and the link stays open.
         let out = link.lock();
         assert_eq!((out.buf.len(), out.frames, out.closed), (12, 1, false));
-    }
-
-    #[actix_rt::test]
-    async fn large_relayed_frames_are_slices_written_in_their_place() {
-        let link = Outbound::new(limits(1 << 22, 1 << 21), Arc::default());
-        let small = frame(10);
-        // A read chunk holding a large frame, as the reader hands it over.
-        let mut chunk = frame(8);
-        chunk.extend_from_slice(&frame(SPLICE_MIN + 100));
-        let chunk = Bytes::from(chunk);
-        let large = &chunk[12..];
-        link.send_raw(&small, Some(&chunk), FrameClass::Control, "Request")
-            .unwrap();
-        link.send_raw(large, Some(&chunk), FrameClass::Report, "Report")
-            .unwrap();
-        link.send_raw(&small, None, FrameClass::Control, "Request")
-            .unwrap();
-        // A large frame that is not part of the chunk is copied.
-        let elsewhere = frame(SPLICE_MIN + 1);
-        link.send_raw(&elsewhere, Some(&chunk), FrameClass::Report, "Report")
-            .unwrap();
-        {
-            let out = link.lock();
-            assert_eq!(
-                out.spliced.len(),
-                1,
-                "only the frame inside the chunk is a slice"
-            );
-            assert_eq!(out.spliced[0].0, small.len());
-            assert_eq!(out.spliced[0].1.as_ptr(), large.as_ptr(), "not a copy");
-            assert_eq!(out.len(), 2 * small.len() + large.len() + elsewhere.len());
-        }
-        assert_eq!(
-            link.queued(),
-            2 * small.len() + large.len() + elsewhere.len()
-        );
-        link.close();
-        let mut written = Vec::new();
-        link.write_loop(&mut written, None).await.unwrap();
-        let expected = [&small[..], large, &small[..], &elsewhere[..]].concat();
-        assert_eq!(written, expected);
-        assert_eq!(link.written().bytes, expected.len() as u64);
-    }
-
-    #[test]
-    fn spliced_bytes_count_against_the_outbound_limit() {
-        let chunk = Bytes::from(frame(SPLICE_MIN));
-        let link = Outbound::new(limits(SPLICE_MIN, 1 << 21), Arc::default());
-        link.send_raw(&chunk, Some(&chunk), FrameClass::Report, "Report")
-            .unwrap();
-        assert_eq!(
-            link.send_raw(&chunk, Some(&chunk), FrameClass::Report, "Report"),
-            Err(SendError::BufferFull)
-        );
-        assert_eq!(link.queued(), chunk.len());
-        assert_eq!(link.written().reports_dropped, 1);
     }
 }

@@ -202,15 +202,6 @@ pub(crate) fn encode_report_spliced<'t>(
     finish_frame(buf, start, max, Ok(0))
 }
 
-/// Appends a report frame's targets as [`encode_report_spliced`] does, for a frame whose
-/// head is passed on as a slice of its own (`transport::outbound`).
-pub(crate) fn encode_targets<'t>(
-    targets: impl ExactSizeIterator<Item = TargetView<'t>>,
-    buf: &mut BytesMut,
-) {
-    put_targets(buf, targets);
-}
-
 /// bincode's varint (see `decode::Fields::varint`).
 fn put_varint(buf: &mut BytesMut, n: u64) {
     if n < 251 {

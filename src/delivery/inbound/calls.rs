@@ -135,7 +135,7 @@ impl CallRouting<'_> {
             link.announce_first(requester.agent());
             match link
                 .out()
-                .send_raw(self.frame, Some(self.chunk), FrameClass::Control, "Request")
+                .send_raw(self.frame, FrameClass::Control, "Request")
             {
                 Ok(()) | Err(SendError::BufferFull) => return Ok(Source::Behind),
                 Err(SendError::TooLarge { max }) => {
@@ -241,7 +241,7 @@ impl CallRouting<'_> {
             }
             Some(Some(_)) => {
                 self.names.type_name(content.type_name)?;
-                let answer = Answer::RelayedResponse(self.frame, self.chunk);
+                let answer = Answer::RelayedResponse(self.frame);
                 send_answer(self.net, parties, None, answer);
             }
             None => {}

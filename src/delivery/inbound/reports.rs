@@ -100,16 +100,12 @@ impl ReportRouting<'_> {
         match &remote[..] {
             // One link has every target: the frame goes on as received.
             [(link, indexes)] if indexes.len() == view.targets.len() => {
-                let _ = link
-                    .out()
-                    .send_raw(frame, Some(self.chunk), FrameClass::Report, "Report");
+                let _ = link.out().send_raw(frame, FrameClass::Report, "Report");
             }
             _ => {
                 for (link, indexes) in remote.iter() {
                     let targets = indexes.iter().map(|&i| view.targets[i]);
-                    let _ = link
-                        .out()
-                        .send_report_head(view.head, Some(self.chunk), targets);
+                    let _ = link.out().send_report_head(view.head, targets);
                 }
             }
         }
