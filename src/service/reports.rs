@@ -268,11 +268,18 @@ impl<S: Service> ServiceContext<S> {
     /// ([`NodeConfig::inbox_capacity`](crate::NodeConfig::inbox_capacity)), its reports are not
     /// dropped, as other reports are, but kept aside, only the latest per publisher and
     /// subject, and handed to the service once what was queued before them is handled.
-    /// A report that replaced others says how many ([`Report::conflated`](crate::Report::conflated)). A slow
-    /// subscriber thus ends with the last value of every subject, however far behind it
-    /// fell. It applies to what reaches this service's inbox, from this process or another;
-    /// a link whose peer stops reading still drops reports at its outbound buffer. Ending
-    /// the subscription ([`ignore_reports`](ServiceContext::ignore_reports)) ends it.
+    /// A report that replaced others says how many ([`Report::conflated`](crate::Report::conflated)).
+    /// A slow subscriber in the publisher's process thus ends with the last value of every
+    /// subject, however far behind it fell.
+    ///
+    /// Across processes it applies only to what reaches this service's inbox, and that is
+    /// less than it seems: a subscriber's link is read on the thread its services run on,
+    /// which lets them handle each chunk read before reading the next, so a subscriber that
+    /// handles slowly also reads slowly, and its backlog builds up at the sending side's
+    /// outbound link buffer instead of in its inbox. There reports are dropped, not
+    /// conflated (conflation at a link's buffer is not built yet; `netsvc-bench compare`'s
+    /// `burst_unpaced` row measures it). Ending the subscription
+    /// ([`ignore_reports`](ServiceContext::ignore_reports)) ends it.
     pub fn conflate_reports(
         &mut self,
         target: impl IntoTarget,
