@@ -106,7 +106,8 @@ pub(crate) const WORKLOADS: &[Workload] = &[
         name: "request_reply_1_in_flight",
         unit: "us_p50",
         shape: Shape::RequestReply { in_flight: 1 },
-        goal: Goal::LatencyAtMost(0.75),
+        // Issue 14 (was 0.75); it also asks p99 <= 0.75x NATS (BENCHMARKS.md's table).
+        goal: Goal::LatencyAtMost(0.6),
         tls: false,
         limit: true,
     },
@@ -114,7 +115,8 @@ pub(crate) const WORKLOADS: &[Workload] = &[
         name: "request_reply_64_in_flight",
         unit: "round_trips/s",
         shape: Shape::RequestReply { in_flight: 64 },
-        goal: Goal::RateAtLeast(2.0),
+        // Issue 14 (was 2.0); it also asks >= 0.6x the raw relay (the /limit column).
+        goal: Goal::RateAtLeast(3.0),
         tls: false,
         limit: true,
     },
@@ -122,7 +124,8 @@ pub(crate) const WORKLOADS: &[Workload] = &[
         name: "reports_1_to_1",
         unit: "deliveries/s",
         shape: Shape::Reports { subscribers: 1 },
-        goal: Goal::RateAtLeast(1.5),
+        // Issue 14 (was 1.5); it also asks >= 0.35x the raw relay (the /limit column).
+        goal: Goal::RateAtLeast(3.0),
         tls: false,
         limit: true,
     },
@@ -130,7 +133,8 @@ pub(crate) const WORKLOADS: &[Workload] = &[
         name: "reports_1_to_10",
         unit: "deliveries/s",
         shape: Shape::Reports { subscribers: 10 },
-        goal: Goal::RateAtLeast(1.2),
+        // Issue 14 (was 1.2).
+        goal: Goal::RateAtLeast(2.0),
         tls: false,
         limit: false,
     },
