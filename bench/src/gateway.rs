@@ -10,9 +10,9 @@
 //! * **gateway side** — a hub (compare's `role exchange` process: a node whose exchange
 //!   listens), a `calculator` service on a node of its own joined to it, and a gateway
 //!   process: a node joined to it serving [`netsvc_gateway::Gateway`] with its default
-//!   configuration (one HTTP worker). A call goes client → gateway → hub → calculator and
-//!   back: two processes more than the bare side, and two exchange hops.
-//! * **bare side** — one actix-web server (one worker, as the gateway) whose handler reads
+//!   configuration (HTTP served on the node's own thread). A call goes client → gateway →
+//!   hub → calculator and back: two processes more than the bare side, and two exchange hops.
+//! * **bare side** — one actix-web server (`HttpServer`, one worker) whose handler reads
 //!   the body, decodes `(a, b)` and answers `HttpResponse::json({"result": a * b})`, as the
 //!   gateway does. Its route is the gateway's pattern, `/call/{service}/{method}`.
 //! * **client** — the same on both sides (`gateway/client.rs`): a hand-written client on

@@ -1,8 +1,8 @@
 //! The server processes of `gateway`: on the gateway side a calculator service and the
 //! gateway, each a netsvc node joined to the hub (compare's `role exchange` process); on the
-//! bare side an actix-web server with one handler. Every server is one actix `System`; both
-//! HTTP servers have one worker thread (the gateway's default, [`DEFAULT_WORKERS`]), so the
-//! two sides differ by what happens between reading the request and writing the answer.
+//! bare side an actix-web server with one handler. Every server is one actix `System`. The
+//! gateway serves HTTP on its node's own thread (its default, `workers: 0`); the bare server
+//! is actix-web's `HttpServer` with one worker thread, as a user would write it.
 
 use std::time::Duration;
 
