@@ -269,12 +269,26 @@ impl Inbound {
     /// reads (a client), copied otherwise (a server relaying mostly for others), so that a
     /// queued report never pins a read buffer it barely uses. A chunk without reports (an
     /// answer to a call, say) leaves the choice as it was.
-    pub(crate) fn chunk_done(&mut self, len: usize, local_bytes: usize, any_report: bool) -> bool {
+    ///
+    /// Except when a full chunk (`full`: more is most likely waiting to be read) went to a
+    /// service that conflates a subscription: then the reader reads on. A slow service on the
+    /// thread that reads its link would otherwise make the link be read as slowly as it
+    /// handles, and its backlog would wait in the sending side's link buffer, which can only
+    /// drop; read ahead, the backlog reaches its inbox, where conflation keeps the latest
+    /// report of every subject.
+    pub(crate) fn chunk_done(
+        &mut self,
+        len: usize,
+        local_bytes: usize,
+        any_report: bool,
+        full: bool,
+    ) -> bool {
         self.batch.flush();
         if any_report {
             self.share_chunks = local_bytes * 4 >= len;
         }
-        local_bytes > 0
+        let read_ahead = self.batch.take_conflating() && full;
+        local_bytes > 0 && !read_ahead
     }
 
     /// Forgets the routes looked up: an idle connection must not keep closed links alive.

@@ -139,17 +139,20 @@ impl Inbox {
     /// Appends deliveries under one lock (what a bridge received for this service in one
     /// chunk), with the same refusal policy as [`Inbox::push`] for each. Refusals are not
     /// reported: only for deliveries whose refusal needs no handling (not requests).
-    pub(crate) fn push_all(&self, deliveries: impl Iterator<Item = Delivery>) {
-        let wake = {
+    /// Returns whether the service conflates any subscription (see
+    /// `Inbound::chunk_done`: its link is then read ahead of it).
+    pub(crate) fn push_all(&self, deliveries: impl Iterator<Item = Delivery>) -> bool {
+        let (wake, conflates) = {
             let mut state = self.lock();
             for delivery in deliveries {
                 let _ = self.admit(&mut state, delivery);
             }
-            self.schedule(&mut state)
+            (self.schedule(&mut state), !state.conflate.is_empty())
         };
         if let Some(waker) = wake {
             waker.wake();
         }
+        conflates
     }
 
     /// Queues one delivery unless the inbox is closed, or full for a report or request.
@@ -327,7 +330,8 @@ mod tests {
         assert!(!inbox.take_batch(&mut batch, Waker::noop()));
         assert!(!inbox.ready());
         // Only reports and requests are refused when full: control deliveries always get in.
-        inbox.push_all([Delivery::Shutdown(ShutdownPhase::Pending), Delivery::Stop].into_iter());
+        let _ = inbox
+            .push_all([Delivery::Shutdown(ShutdownPhase::Pending), Delivery::Stop].into_iter());
         assert!(inbox.ready());
         assert!(inbox.take_batch(&mut batch, Waker::noop()));
         assert!(matches!(
@@ -339,7 +343,7 @@ mod tests {
         ));
         // A closed inbox takes nothing.
         drop(inbox.close());
-        inbox.push_all([Delivery::Stop].into_iter());
+        let _ = inbox.push_all([Delivery::Stop].into_iter());
         assert!(inbox.close().is_empty());
     }
 }

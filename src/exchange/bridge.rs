@@ -30,7 +30,7 @@ use super::silence::{Silence, VERDICT_AFTER};
 use crate::delivery::{GroupChange, Inbound, Link, Peer, Side};
 use crate::ids::AgentId;
 use crate::names::{clip_name, SubjectPattern, MAX_NAME_LEN};
-use crate::transport::{Connection, FrameChunks, Identity, LinkLimits};
+use crate::transport::{Connection, FrameChunks, Identity, LinkLimits, BATCH};
 use crate::wire::{
     decode_incoming, split_frame, CodecError, Frame, Hello, Incoming, PROTOCOL_VERSION,
 };
@@ -663,9 +663,9 @@ impl StreamHandler<Result<Bytes, CodecError>> for Bridge {
         }
         self.link.received(frames, chunk.len() as u64);
         // Local subscribers got reports: let them run before the next chunk.
-        let pause = self
-            .inbound
-            .chunk_done(chunk.len(), local_bytes, any_report);
+        let pause =
+            self.inbound
+                .chunk_done(chunk.len(), local_bytes, any_report, frames >= BATCH as u64);
         self.pause.set(pause);
     }
 

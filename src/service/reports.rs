@@ -272,14 +272,14 @@ impl<S: Service> ServiceContext<S> {
     /// A slow subscriber in the publisher's process thus ends with the last value of every
     /// subject, however far behind it fell.
     ///
-    /// Across processes it applies only to what reaches this service's inbox, and that is
-    /// less than it seems: a subscriber's link is read on the thread its services run on,
-    /// which lets them handle each chunk read before reading the next, so a subscriber that
-    /// handles slowly also reads slowly, and its backlog builds up at the sending side's
-    /// outbound link buffer instead of in its inbox. There reports are dropped, not
-    /// conflated (conflation at a link's buffer is not built yet; `netsvc-bench compare`'s
-    /// `burst_unpaced` row measures it). Ending the subscription
-    /// ([`ignore_reports`](ServiceContext::ignore_reports)) ends it.
+    /// Across processes, the link that brings this service's reports is read ahead of it
+    /// while reports keep coming (other links are read only as fast as their services
+    /// handle what they bring), so that its backlog builds up in its inbox, where it is
+    /// conflated. What this process cannot read as fast as it is sent (its CPU is taken, or
+    /// it stops reading) still waits at the sending side's link buffer, and there reports
+    /// are dropped, not conflated: conflation at a link's buffer is not built
+    /// (`netsvc-bench compare`'s `burst_unpaced` row measures both). Ending the
+    /// subscription ([`ignore_reports`](ServiceContext::ignore_reports)) ends it.
     pub fn conflate_reports(
         &mut self,
         target: impl IntoTarget,

@@ -18,7 +18,7 @@ use tokio::io::AsyncRead;
 use crate::wire::{announced_len, frame_len, is_call, CodecError, HEADER};
 
 /// Most frames in one chunk.
-const BATCH: usize = 512;
+pub(crate) const BATCH: usize = 512;
 /// Read buffer growth step: one read takes up to this much.
 const READ_CHUNK: usize = 256 * 1024;
 /// The buffer a connection starts with; it grows to `READ_CHUNK` once traffic flows, so an

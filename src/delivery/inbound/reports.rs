@@ -194,6 +194,9 @@ pub(super) struct Relay(Vec<(Link, SmallVec<[usize; 4]>)>);
 pub(super) struct ReportBatch {
     inbox: Option<Inbox>,
     reports: Vec<Report>,
+    /// Whether an inbox pushed to since [`ReportBatch::take_conflating`] conflates a
+    /// subscription.
+    conflating: bool,
 }
 
 impl ReportBatch {
@@ -210,7 +213,12 @@ impl ReportBatch {
 
     pub(super) fn flush(&mut self) {
         if let Some(inbox) = self.inbox.take() {
-            inbox.push_all(self.reports.drain(..).map(Delivery::Report));
+            self.conflating |= inbox.push_all(self.reports.drain(..).map(Delivery::Report));
         }
+    }
+
+    /// Whether reports went to a service that conflates a subscription since the last call.
+    pub(super) fn take_conflating(&mut self) -> bool {
+        std::mem::take(&mut self.conflating)
     }
 }
