@@ -147,13 +147,7 @@ async fn publisher(args: &RoleArgs) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + ROLE_LIMIT;
     loop {
         for seq in pace.sendable() {
-            client
-                .publish(
-                    subjects[(seq % subjects.len() as u64) as usize].clone(),
-                    Bytes::from(payload_of(seq, args.body_len)),
-                )
-                .await
-                .map_err(|e| format!("cannot publish: {e}"))?;
+            publish_seq(&client, &subjects, seq, args.body_len).await?;
         }
         if pace.all_acked() {
             break;
@@ -178,6 +172,22 @@ async fn publisher(args: &RoleArgs) -> Result<(), String> {
         }
     }
     result(&PublishOutcome::of(args, start.elapsed()))
+}
+
+/// Publishes report `seq` (a body of `body_len` bytes) on the `seq % len`-th of `subjects`.
+async fn publish_seq(
+    client: &Client,
+    subjects: &[async_nats::Subject],
+    seq: u64,
+    body_len: usize,
+) -> Result<(), String> {
+    client
+        .publish(
+            subjects[(seq % subjects.len() as u64) as usize].clone(),
+            Bytes::from(payload_of(seq, body_len)),
+        )
+        .await
+        .map_err(|e| format!("cannot publish: {e}"))
 }
 
 /// Counts reports on `bench.*` and acknowledges them on `ack.<index>`.
@@ -300,13 +310,7 @@ async fn burst_publisher(args: &RoleArgs) -> Result<(), String> {
         .collect();
     let start_unix_ns = unix_ns();
     for seq in 0..args.count {
-        client
-            .publish(
-                subjects[(seq % subjects.len() as u64) as usize].clone(),
-                Bytes::from(payload_of(seq, args.body_len)),
-            )
-            .await
-            .map_err(|e| format!("cannot publish: {e}"))?;
+        publish_seq(&client, &subjects, seq, args.body_len).await?;
     }
     flush(&client).await?;
     result(&BurstPublished {
