@@ -12,6 +12,8 @@
 //!   process: a node joined to it serving [`netsvc_gateway::Gateway`] with its default
 //!   configuration (HTTP served on the node's own thread). A call goes client → gateway →
 //!   hub → calculator and back: two processes more than the bare side, and two exchange hops.
+//!   With `--topology direct`, no hub: the calculator's node listens as an exchange of its
+//!   own and the gateway's joins it (gateway → calculator, one exchange hop).
 //! * **bare side** — one actix-web server (`HttpServer`, one worker) whose handler reads
 //!   the body, decodes `(a, b)` and answers `HttpResponse::json({"result": a * b})`, as the
 //!   gateway does. Its route is the gateway's pattern, `/call/{service}/{method}`.
@@ -98,6 +100,21 @@ pub(crate) struct GatewayArgs {
     /// Print every process started (name and pid) on stderr, e.g. to attach `perf record -p`.
     #[arg(long)]
     verbose: bool,
+    /// How the gateway reaches the calculator: through a hub (the default, the deployment of
+    /// every figure since issue 13's first), or over a direct link to an exchange the
+    /// calculator's own node listens on.
+    #[arg(long, value_enum, default_value_t = Topology::Hub)]
+    topology: Topology,
+}
+
+/// How the gateway's node and the calculator's are connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Topology {
+    /// Both join a hub (`compare`'s `role exchange`): gateway → hub → calculator.
+    Hub,
+    /// The calculator's node listens; the gateway's connects to it: gateway → calculator.
+    Direct,
 }
 
 /// Which side(s) to run.
@@ -175,6 +192,7 @@ fn plan(args: &GatewayArgs) -> Result<Plan, String> {
         warmup: pick(args.warmup, 5_000, 200),
         limit: Duration::from_secs(args.timeout.max(1)),
         verbose: args.verbose,
+        topology: args.topology,
     })
 }
 

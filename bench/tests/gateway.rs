@@ -19,6 +19,7 @@ fn quick_gateway_run_passes() {
     assert_eq!(result["clients"], 16, "{line}");
     assert_eq!(result["calls"], 2000, "{line}");
     assert_eq!(result["repetitions"], 1, "{line}");
+    assert_eq!(result["topology"], "hub", "{line}");
     for field in [
         "netsvc",
         "baseline",
@@ -33,4 +34,24 @@ fn quick_gateway_run_passes() {
             "{field}: {line}"
         );
     }
+}
+
+#[test]
+fn quick_gateway_run_over_a_direct_link_passes() {
+    let args = [
+        "gateway",
+        "--quick",
+        "--json",
+        "--side",
+        "gateway",
+        "--topology",
+        "direct",
+    ];
+    let result = common::last_json_line(&args, LIMIT);
+    let line = &result.to_string();
+    assert_eq!(result["topology"], "direct", "{line}");
+    assert!(
+        result["netsvc"].as_f64().is_some_and(|x| x > 0.0),
+        "the gateway side not measured: {line}"
+    );
 }

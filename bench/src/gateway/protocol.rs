@@ -33,7 +33,9 @@ pub(crate) const CALL_LIMIT: Duration = Duration::from_secs(600);
 /// What a `gateway-role` process does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum GatewayRole {
-    /// A node joined to the hub with a `calculator` service (`multiply(a, b)`).
+    /// A node with a `calculator` service (`multiply(a, b)`), joined to the hub at
+    /// `--server`; without `--server`, listening on `--listen` as an exchange of its own
+    /// (prints `READY <addr>`).
     Calculator,
     /// A node joined to the hub, serving `netsvc-gateway` with its default configuration.
     Gateway,
@@ -49,10 +51,10 @@ pub(crate) struct GatewayRoleArgs {
     /// What this process does.
     #[arg(value_enum)]
     pub(crate) role: GatewayRole,
-    /// The exchange hub to join (calculator, gateway).
+    /// The exchange to join (calculator: the hub; gateway: the hub or the calculator's).
     #[arg(long, default_value = "")]
     pub(crate) server: String,
-    /// Where to serve HTTP (gateway, bare).
+    /// Where to serve HTTP (gateway, bare), or the calculator's exchange without `--server`.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub(crate) listen: String,
     /// The HTTP server to call (client).

@@ -23,9 +23,13 @@ pub(crate) fn header(plan: &Plan, reps: usize, stat: Stat) {
         stat.describe()
     );
     println!(
-        "gateway: hub + calculator + netsvc-gateway processes (one HTTP worker); bare: one \
+        "gateway: {} + netsvc-gateway processes (HTTP on the node's thread); bare: one \
          actix-web process (one worker), the same answer; cpu: every process of a run, client \
-         included (server: without the client)"
+         included (server: without the client)",
+        match plan.topology {
+            super::Topology::Hub => "hub + calculator",
+            super::Topology::Direct => "calculator (its own exchange, linked directly)",
+        }
     );
     println!();
     println!(
@@ -75,6 +79,8 @@ struct GatewayLine {
     clients: usize,
     /// Measured calls per run.
     calls: u64,
+    /// How the gateway reached the calculator (`hub` or `direct`).
+    topology: super::Topology,
     /// p50 latencies, µs.
     netsvc_p50_us: f64,
     baseline_p50_us: f64,
@@ -116,6 +122,7 @@ pub(crate) fn json(plan: &Plan, runs: &[Vec<Figure>; 2], stat: Stat) -> Result<(
         },
         clients: plan.clients,
         calls: plan.calls,
+        topology: plan.topology,
         netsvc_p50_us: gateway.p50_us,
         baseline_p50_us: bare.p50_us,
         netsvc_max_us: gateway.max_us,

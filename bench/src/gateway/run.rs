@@ -24,6 +24,8 @@ pub(crate) struct Plan {
     pub(crate) limit: Duration,
     /// Print started processes.
     pub(crate) verbose: bool,
+    /// How the gateway reaches the calculator.
+    pub(crate) topology: super::Topology,
 }
 
 /// The two sides of the workload.
@@ -130,31 +132,44 @@ fn processes(plan: &Plan, side: Side) -> Result<CallOutcome, String> {
     let mut servers = Vec::new();
     let target = match side {
         Side::Gateway => {
-            let mut hub = start(
-                plan,
-                "hub",
-                &[
-                    "role",
-                    "exchange",
-                    "--system",
-                    "netsvc",
-                    "--listen",
-                    "127.0.0.1:0",
-                ],
-            )?;
-            let hub_addr = hub.expect("READY", SETUP)?;
-            servers.push(hub);
-            let mut calculator = start(
-                plan,
-                "calculator",
-                &["gateway-role", "calculator", "--server", &hub_addr],
-            )?;
-            calculator.expect("READY", SETUP)?;
-            servers.push(calculator);
+            // The exchange the gateway joins: the hub's, or the calculator's own.
+            let server = match plan.topology {
+                super::Topology::Hub => {
+                    let mut hub = start(
+                        plan,
+                        "hub",
+                        &[
+                            "role",
+                            "exchange",
+                            "--system",
+                            "netsvc",
+                            "--listen",
+                            "127.0.0.1:0",
+                        ],
+                    )?;
+                    let hub_addr = hub.expect("READY", SETUP)?;
+                    servers.push(hub);
+                    let mut calculator = start(
+                        plan,
+                        "calculator",
+                        &["gateway-role", "calculator", "--server", &hub_addr],
+                    )?;
+                    calculator.expect("READY", SETUP)?;
+                    servers.push(calculator);
+                    hub_addr
+                }
+                super::Topology::Direct => {
+                    let mut calculator =
+                        start(plan, "calculator", &["gateway-role", "calculator"])?;
+                    let addr = calculator.expect("READY", SETUP)?;
+                    servers.push(calculator);
+                    addr
+                }
+            };
             let mut gateway = start(
                 plan,
                 "gateway",
-                &["gateway-role", "gateway", "--server", &hub_addr],
+                &["gateway-role", "gateway", "--server", &server],
             )?;
             let addr = gateway.expect("READY", SETUP)?;
             servers.push(gateway);

@@ -18,8 +18,19 @@ use crate::roles::ready;
 /// The calculator: a node with the `calculator` service, until killed.
 pub(crate) async fn calculator(args: &GatewayRoleArgs) -> Result<(), String> {
     let node = Node::new("bench-calculator");
-    let _exchange = join(&node, &args.server, None).await?;
     node.spawn(services::Calculator);
+    if args.server.is_empty() {
+        // `--topology direct`: this node's own exchange, which the gateway joins.
+        let exchange = netsvc::Exchange::new(&node);
+        let addr = exchange
+            .listen(&args.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        ready(&addr.to_string());
+        std::future::pending::<()>().await;
+        return Ok(());
+    }
+    let _exchange = join(&node, &args.server, None).await?;
     ready("");
     std::future::pending::<()>().await;
     Ok(())
