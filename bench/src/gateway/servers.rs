@@ -36,9 +36,10 @@ pub(crate) async fn calculator(args: &GatewayRoleArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// The gateway: a node joined to `--server` (the hub or the calculator's exchange) that waits for the calculator, checks that a call
-/// reaches it, then serves `netsvc-gateway` (default configuration: every service exposed,
-/// HTTP on the node's own thread) until killed. Prints `READY <addr>`.
+/// The gateway: a node joined to `--server` (the hub, or the calculator's own exchange) that
+/// waits for the calculator, checks that a call reaches it, then serves `netsvc-gateway`
+/// (default configuration: every service exposed, HTTP on the node's own thread) until
+/// killed. Prints `READY <addr>`.
 pub(crate) async fn gateway(args: &GatewayRoleArgs) -> Result<(), String> {
     let node = Node::new("bench-gateway");
     let exchange = join(&node, &args.server, None).await?;
