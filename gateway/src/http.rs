@@ -88,9 +88,16 @@ pub(crate) async fn call(
         return crate::not_allowed::<true>(req).await;
     }
     match call_inner(&req, &service, &method, payload, &shared).await {
-        Ok(result) => HttpResponse::Ok().json(json!({ "result": result })),
+        // `{"result": …}` written straight from the result (no map built around it).
+        Ok(result) => HttpResponse::Ok().json(CallResult { result: &result }),
         Err(failure) => refuse(&req, failure),
     }
+}
+
+/// The body of a call's `200`.
+#[derive(serde::Serialize)]
+struct CallResult<'a> {
+    result: &'a Value,
 }
 
 /// A path segment percent-decoded, as actix-web's `Path` extractor decodes it; `None` when

@@ -106,15 +106,8 @@ impl Router {
             return Vec::new();
         }
         let generation = self.node.registry_generation();
-        {
-            let kept = self.exposed.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(hit) = kept
-                .by_name
-                .get(&name)
-                .filter(|_| kept.generation == generation)
-            {
-                return hit.clone();
-            }
+        if let Some(hit) = self.kept(&name, generation) {
+            return hit;
         }
         let found = self.node.lookup_name(name.clone()).await;
         let exposed = self.filter(found).await;
@@ -125,6 +118,16 @@ impl Router {
         }
         kept.by_name.insert(name, exposed.clone());
         exposed
+    }
+
+    /// The exposed services of `name` as kept from a lookup at `generation` of the registry,
+    /// if any.
+    fn kept(&self, name: &ServiceName, generation: u64) -> Option<Vec<Binding>> {
+        let kept = self.exposed.lock().unwrap_or_else(|p| p.into_inner());
+        kept.by_name
+            .get(name)
+            .filter(|_| kept.generation == generation)
+            .cloned()
     }
 
     /// Every exposed service.
@@ -175,29 +178,32 @@ impl Router {
         args: Args,
         timeout: Duration,
     ) -> Result<Value, Failure> {
-        match tokio::time::timeout(timeout, self.call_inner(service, method, args, timeout)).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(gateway_failure(
+        // One deadline for every step. The call itself is bounded by its endpoint's own
+        // timeout; the steps before it (a registry lookup the router has not kept, a
+        // descriptor) by a timer of their own, so that the usual call arms one timer.
+        let deadline = tokio::time::Instant::now() + timeout;
+        let timed_out = || {
+            gateway_failure(
                 ErrorCode::CLIENT_REQUEST_TIMEOUT,
                 format!("no response from {service} to {method} within {timeout:?}"),
-            )),
-        }
-    }
-
-    async fn call_inner(
-        &self,
-        service: &str,
-        method: &str,
-        args: Args,
-        timeout: Duration,
-    ) -> Result<Value, Failure> {
+            )
+        };
+        let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
         if method.starts_with('$') {
             return Err(gateway_failure(
                 ErrorCode::SERVER_METHOD_UNAVAILABLE,
                 format!("{method} is reserved: it is not callable through the gateway"),
             ));
         }
-        let candidates = self.exposed(service).await;
+        let kept = ServiceName::new(service)
+            .ok()
+            .and_then(|name| self.kept(&name, self.node.registry_generation()));
+        let candidates = match kept {
+            Some(kept) => kept,
+            None => tokio::time::timeout_at(deadline, self.exposed(service))
+                .await
+                .map_err(|_| timed_out())?,
+        };
         if candidates.is_empty() {
             return Err(gateway_failure(
                 ErrorCode::CLIENT_SERVICE_UNAVAILABLE,
@@ -205,18 +211,29 @@ impl Router {
             ));
         }
         let mut last = None;
-        for binding in candidates {
-            let positional = match &args {
+        let mut args = args;
+        let count = candidates.len();
+        for (i, binding) in candidates.into_iter().enumerate() {
+            let positional = match &mut args {
+                // The last candidate takes the arguments rather than a copy.
+                Args::Positional(items) if i + 1 == count => std::mem::take(items),
                 Args::Positional(items) => items.clone(),
                 Args::Named(map) => {
-                    let descriptor = self.descriptor(&binding, timeout).await?;
+                    let descriptor =
+                        tokio::time::timeout_at(deadline, self.descriptor(&binding, left()))
+                            .await
+                            .map_err(|_| timed_out())??;
                     by_name(&descriptor, method, map)?
                 }
             };
+            let left = left();
+            if left.is_zero() {
+                return Err(timed_out());
+            }
             let outcome = self
                 .node
                 .endpoint(&binding)
-                .with_timeout(timeout)
+                .with_timeout(left)
                 .call_dynamic(method, Value::Array(positional))
                 .await;
             match outcome {
