@@ -68,6 +68,19 @@ pub(crate) async fn role(args: &RoleArgs) -> Result<(), String> {
     }
 }
 
+/// What a role's service sends on `finished`, waited for at most [`ROLE_LIMIT`]; an error
+/// saying `late` (then the limit) or `stopped`.
+async fn outcome_of<T>(
+    finished: oneshot::Receiver<T>,
+    late: &str,
+    stopped: &str,
+) -> Result<T, String> {
+    tokio::time::timeout(ROLE_LIMIT, finished)
+        .await
+        .map_err(|_| format!("{late} within {ROLE_LIMIT:?}"))?
+        .map_err(|_| stopped.to_owned())
+}
+
 /// The exchange server: listens and relays until killed.
 async fn exchange_server(args: &RoleArgs) -> Result<(), String> {
     let node = Node::new("bench-exchange");
@@ -140,10 +153,12 @@ async fn publisher(args: &RoleArgs) -> Result<(), String> {
         done: Some(done),
     });
     ready("");
-    let (elapsed, pace) = tokio::time::timeout(ROLE_LIMIT, finished)
-        .await
-        .map_err(|_| format!("publishing not done within {ROLE_LIMIT:?}"))?
-        .map_err(|_| "the publisher service stopped".to_owned())?;
+    let (elapsed, pace) = outcome_of(
+        finished,
+        "publishing not done",
+        "the publisher service stopped",
+    )
+    .await?;
     if !pace.all_acked() {
         return Err(format!("not every report acknowledged: {:?}", pace.acked()));
     }
@@ -164,10 +179,12 @@ async fn subscriber(args: &RoleArgs) -> Result<(), String> {
         settling: false,
     });
     ready("");
-    let outcome = tokio::time::timeout(ROLE_LIMIT, finished)
-        .await
-        .map_err(|_| format!("reports not all received within {ROLE_LIMIT:?}"))?
-        .map_err(|_| "the subscriber service stopped".to_owned())?;
+    let outcome = outcome_of(
+        finished,
+        "reports not all received",
+        "the subscriber service stopped",
+    )
+    .await?;
     result(&outcome)
 }
 
@@ -216,10 +233,12 @@ async fn burst_publisher(args: &RoleArgs) -> Result<(), String> {
         done: Some(done),
     });
     ready("");
-    let (start_unix_ns, end_unix_ns) = tokio::time::timeout(ROLE_LIMIT, finished)
-        .await
-        .map_err(|_| format!("publishing not done within {ROLE_LIMIT:?}"))?
-        .map_err(|_| "the publisher service stopped".to_owned())?;
+    let (start_unix_ns, end_unix_ns) = outcome_of(
+        finished,
+        "publishing not done",
+        "the publisher service stopped",
+    )
+    .await?;
     result(&BurstPublished {
         published: args.count,
         start_unix_ns,
@@ -250,10 +269,12 @@ async fn burst_subscriber(args: &RoleArgs) -> Result<(), String> {
         done: Some(done),
     });
     ready("");
-    let outcome = tokio::time::timeout(ROLE_LIMIT, finished)
-        .await
-        .map_err(|_| format!("no end of the burst within {ROLE_LIMIT:?}"))?
-        .map_err(|_| "the subscriber service stopped".to_owned())?;
+    let outcome = outcome_of(
+        finished,
+        "no end of the burst",
+        "the subscriber service stopped",
+    )
+    .await?;
     result(&outcome)
 }
 
