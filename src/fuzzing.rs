@@ -77,9 +77,17 @@ fn invalid_text(view: &Incoming<'_>) -> bool {
 /// A report, request or response decoded without copying encodes back to the same body with
 /// the hand-written encoders.
 fn re_encode_incoming(body: &[u8]) {
-    use crate::wire::{encode_report, encode_request, encode_response, ReportRef};
+    use crate::wire::{
+        encode_report, encode_report_spliced, encode_request, encode_response, ReportRef,
+    };
     let mut buf = BytesMut::new();
     match decode_incoming(body).expect("checked by the caller") {
+        // A conflated report is only ever written from a received one's head.
+        Incoming::Report { view, .. } if view.conflated.is_some() => {
+            let targets = view.targets.iter().copied();
+            encode_report_spliced(view.head, targets, view.conflated, &mut buf, usize::MAX)
+                .expect("encodes");
+        }
         Incoming::Report { view, targeted } => {
             let report = ReportRef {
                 targeted,

@@ -83,6 +83,9 @@ pub struct LinkInfo {
     pub bytes_out: u64,
     /// Reports dropped because the peer's outbound buffer was full.
     pub reports_dropped: u64,
+    /// Reports the full outbound buffer kept aside for a conflated subscription and then
+    /// replaced by a later one of the same subject.
+    pub reports_conflated: u64,
 }
 
 /// One local service of a node.

@@ -7,6 +7,7 @@
 //! | `netsvc_link_frames_in_total`, `netsvc_link_bytes_in_total` | counter | `node`, `peer`, `address`, `group` | [`Node::emit_metrics`] |
 //! | `netsvc_link_frames_out_total`, `netsvc_link_bytes_out_total` | counter | same | same |
 //! | `netsvc_link_reports_dropped_total` (reports the peer's full buffer did not take) | counter | same | same |
+//! | `netsvc_link_reports_conflated_total` (reports of a conflated subscription the peer's full buffer replaced by a later one) | counter | same | same |
 //! | `netsvc_links` | gauge | `node` | same |
 //! | `netsvc_registry_services` (services the node knows, its own included) | gauge | `node` | same |
 //! | `netsvc_local_services` (its own) | gauge | `node` | same |
@@ -50,6 +51,10 @@ fn describe() {
     describe_counter!(
         "netsvc_link_reports_dropped_total",
         "Reports dropped because the peer's outbound buffer was full"
+    );
+    describe_counter!(
+        "netsvc_link_reports_conflated_total",
+        "Reports the peer's full outbound buffer replaced by a later one of a conflated subscription"
     );
     describe_gauge!(
         "netsvc_links",
@@ -97,6 +102,8 @@ impl Node {
             counter!("netsvc_link_frames_out_total", &labels).absolute(link.frames_out);
             counter!("netsvc_link_bytes_out_total", &labels).absolute(link.bytes_out);
             counter!("netsvc_link_reports_dropped_total", &labels).absolute(link.reports_dropped);
+            counter!("netsvc_link_reports_conflated_total", &labels)
+                .absolute(link.reports_conflated);
         }
         let labels = [("node", node)];
         gauge!("netsvc_links", &labels).set(links.len() as f64);

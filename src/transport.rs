@@ -3,9 +3,13 @@
 //! A connection ([`Connection`], plaintext or TLS: see [`Tls`]) has an [`Outbound`] side (a bounded buffer that frames are encoded into and a
 //! write loop that drains it) and a [`FrameChunks`] reading side (whole frames, in chunks,
 //! each length checked against a cap before anything is reserved for it). Neither knows what
-//! a frame means, who it is for or which failure a refusal stands for: the delivery layer
-//! above decides that from the [`SendError`] it is given.
+//! a frame means or which failure a refusal stands for: the delivery layer above decides
+//! that from the [`SendError`] it is given. The one thing the sending side knows of whom a
+//! frame is for is the slow-consumer policy's: a full buffer keeps reports aside, rather
+//! than drop them, for the (subscriber, pattern) pairs the delivery layer marked conflated
+//! (`conflation`).
 
+mod conflation;
 mod connection;
 mod outbound;
 mod reader;

@@ -49,8 +49,8 @@ pub use frame::{
 pub(crate) use codec::{announced_len, frame_len, split_frame};
 pub(crate) use decode::{decode_frame, decode_incoming, is_call, Incoming};
 pub(crate) use encode::{
-    encode_frame, encode_report, encode_report_spliced, encode_request, encode_response,
-    EncodedTargets, Joined, PutTargets,
+    encode_conflated, encode_frame, encode_report, encode_report_spliced, encode_request,
+    encode_response, encode_targets, EncodedTargets, Joined, PutTargets,
 };
 pub(crate) use frame::{
     ContentView, ReportRef, ReportView, RequestView, ResponseView, TargetView, Text,

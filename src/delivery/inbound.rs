@@ -250,7 +250,13 @@ impl Inbound {
     pub(crate) fn data(&mut self, frame: Frame, raw: &[u8], behind: &Behind) -> Result<(), String> {
         self.batch.flush();
         let kind = frame.kind();
-        match route(&self.routes, &mut self.names, frame, raw, behind)? {
+        match route(
+            &self.routes,
+            &mut self.names,
+            frame,
+            raw,
+            (behind, &self.from),
+        )? {
             Source::Behind => Ok(()),
             forged => self.violation(forged, kind),
         }
@@ -345,7 +351,7 @@ fn route(
     names: &mut Names,
     frame: Frame,
     raw: &[u8],
-    behind: &Behind,
+    (behind, from): (&Behind, &Link),
 ) -> Result<Source, String> {
     match frame {
         Frame::SubscriptionRequested {
@@ -355,9 +361,9 @@ fn route(
         } => subscribe(
             net,
             names,
-            behind,
+            (behind, from),
             (publisher, subscriber, &pattern),
-            Format::Bincode,
+            (Format::Bincode, false),
         ),
         Frame::SubscriptionRequestedAs {
             publisher,
@@ -367,9 +373,21 @@ fn route(
         } => subscribe(
             net,
             names,
-            behind,
+            (behind, from),
             (publisher, subscriber, &pattern),
+            (format, false),
+        ),
+        Frame::SubscriptionConflated {
+            publisher,
+            subscriber,
+            pattern,
             format,
+        } => subscribe(
+            net,
+            names,
+            (behind, from),
+            (publisher, subscriber, &pattern),
+            (format, true),
         ),
         Frame::SubscriptionWithdrawn {
             publisher,
@@ -380,6 +398,7 @@ fn route(
                 return Ok(Source::Forged(subscriber));
             }
             let pattern = names.pattern(pattern.as_str().into())?.clone();
+            from.out().unconflate(subscriber, Some(pattern.as_str()));
             if let Some(publisher) = net.lookup(publisher) {
                 publisher.send(Delivery::SubscriptionWithdrawn {
                     subscriber,
@@ -447,23 +466,29 @@ fn route(
 }
 
 /// A subscription received: delivered to its publisher (a local one, or the next link towards
-/// it, which passes the format on), if its subscriber is behind the link it came on.
+/// it, which passes the format and the conflation on), if its subscriber is behind the link
+/// it came on. A conflated one is noted on that link first, whose reports to the subscriber
+/// it conflates.
 fn subscribe(
     net: &Routes,
     names: &mut Names,
-    behind: &Behind,
+    (behind, from): (&Behind, &Link),
     (publisher, subscriber, pattern): (AgentId, AgentId, &str),
-    format: Format,
+    (format, conflated): (Format, bool),
 ) -> Result<Source, String> {
     if !behind.contains(&subscriber) {
         return Ok(Source::Forged(subscriber));
     }
     let pattern = names.pattern(pattern.into())?.clone();
+    if conflated {
+        from.out().conflate(subscriber, pattern.as_str());
+    }
     if let (Some(publisher), Some(subscriber)) = (net.lookup(publisher), net.lookup(subscriber)) {
         publisher.send(Delivery::SubscriptionRequested {
             subscriber,
             pattern,
             format,
+            conflated,
         });
     }
     Ok(Source::Behind)

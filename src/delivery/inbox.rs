@@ -27,6 +27,7 @@ use std::task::Waker;
 
 use actix::Message;
 
+use super::binding::Binding;
 use super::messages::{Delivery, Report};
 use crate::ids::AgentId;
 use crate::names::{ServiceName, Subject, SubjectPattern};
@@ -59,6 +60,16 @@ pub(crate) enum Publishers {
     Named(ServiceName),
     /// This agent.
     Agent(AgentId),
+}
+
+impl Publishers {
+    /// Whether `publisher` is one of them.
+    pub(crate) fn includes(&self, publisher: &Binding) -> bool {
+        match self {
+            Publishers::Named(name) => publisher.name() == name,
+            Publishers::Agent(agent) => publisher.agent() == *agent,
+        }
+    }
 }
 
 /// Reports kept aside for conflated subscriptions, one per publisher, subject and pattern.
@@ -193,14 +204,7 @@ impl Inbox {
             return Some(report);
         };
         let publisher = &report.data.publisher;
-        let conflated = state.conflate.iter().any(|(from, p)| {
-            p == pattern
-                && match from {
-                    Publishers::Named(name) => publisher.name() == name,
-                    Publishers::Agent(agent) => publisher.agent() == *agent,
-                }
-        });
-        if !conflated {
+        if !conflating(state, publisher, pattern) {
             return Some(report);
         }
         let aside = state.aside.get_or_insert_default();
@@ -221,6 +225,11 @@ impl Inbox {
         aside.index.insert(key, aside.reports.len());
         aside.reports.push(report);
         None
+    }
+
+    /// Whether the subscription to `publisher` with `pattern` is conflated.
+    pub(crate) fn conflates(&self, publisher: &Binding, pattern: &SubjectPattern) -> bool {
+        conflating(&self.lock(), publisher, pattern)
     }
 
     /// Marks the subscription to `publishers` with `pattern` conflated (`on`) or not.
@@ -315,6 +324,14 @@ impl Inbox {
         state.aside = None;
         std::mem::take(&mut state.queue)
     }
+}
+
+/// Whether the subscription to `publisher` with `pattern` is conflated.
+fn conflating(state: &State, publisher: &Binding, pattern: &SubjectPattern) -> bool {
+    state
+        .conflate
+        .iter()
+        .any(|(from, p)| p == pattern && from.includes(publisher))
 }
 
 #[cfg(test)]

@@ -159,6 +159,7 @@ impl Link {
             frames_out: written.frames,
             bytes_out: written.bytes,
             reports_dropped: written.reports_dropped,
+            reports_conflated: written.reports_conflated,
         })
     }
 

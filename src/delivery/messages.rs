@@ -34,6 +34,10 @@ pub(crate) enum Delivery {
         pattern: SubjectPattern,
         /// The format it wants the content in across processes.
         format: Format,
+        /// Whether its reports are conflated, not dropped, at full link buffers on their way
+        /// (it crosses links as a `SubscriptionConflated` frame, which each link on the way
+        /// notes; the publisher's broker takes it as any other request).
+        conflated: bool,
     },
     /// A subscriber no longer wants the reports matching `pattern`.
     SubscriptionWithdrawn {

@@ -33,6 +33,7 @@ pub(crate) fn deliver(link: &Link, target: &Binding, delivery: Delivery) -> Resu
             subscriber,
             pattern,
             format,
+            conflated,
         } => {
             if subscriber.link().is_none() && !link.carries(&subscriber) {
                 tracing::error!(
@@ -46,6 +47,12 @@ pub(crate) fn deliver(link: &Link, target: &Binding, delivery: Delivery) -> Resu
             link.announce_first(subscriber.agent());
             // A subscription for bincode (typed traffic) keeps the frame it always had.
             match format {
+                format if conflated => Frame::SubscriptionConflated {
+                    publisher: target.agent(),
+                    subscriber: subscriber.agent(),
+                    pattern: pattern.to_string(),
+                    format,
+                },
                 Format::Bincode => Frame::SubscriptionRequested {
                     publisher: target.agent(),
                     subscriber: subscriber.agent(),

@@ -391,6 +391,7 @@ impl Bridge {
             .withdraw(&self.shared, &self.link, agent, lost)
         {
             self.subscriptions.forget(agent);
+            self.link.out().unconflate(agent, None);
         }
     }
 
@@ -493,6 +494,12 @@ impl Bridge {
                 ref pattern,
             }
             | Frame::SubscriptionRequestedAs {
+                publisher,
+                subscriber,
+                ref pattern,
+                ..
+            }
+            | Frame::SubscriptionConflated {
                 publisher,
                 subscriber,
                 ref pattern,

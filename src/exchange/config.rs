@@ -216,6 +216,10 @@ pub struct ExchangeStats {
     pub reports_sent: u64,
     /// Reports dropped because a peer's outbound buffer was full.
     pub reports_dropped: u64,
+    /// Reports a peer's full outbound buffer kept aside for a conflated subscription and then
+    /// replaced by a later one of the same subject (counted by the report that replaced
+    /// them, [`Report::conflated`](crate::Report::conflated)).
+    pub reports_conflated: u64,
     /// Bytes written to sockets.
     pub bytes_written: u64,
     /// Connections currently active.

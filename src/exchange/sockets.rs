@@ -81,6 +81,7 @@ impl Exchange {
             frames_sent: c.frames_sent.load(Ordering::Relaxed),
             reports_sent: c.reports_sent.load(Ordering::Relaxed),
             reports_dropped: c.reports_dropped.load(Ordering::Relaxed),
+            reports_conflated: c.reports_conflated.load(Ordering::Relaxed),
             bytes_written: c.bytes_written.load(Ordering::Relaxed),
             connections: self.0.links.lock().unwrap_or_else(|p| p.into_inner()).len(),
         }

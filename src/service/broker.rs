@@ -200,7 +200,9 @@ impl Broker {
     }
 
     /// Brings the subscriptions sent to one publisher in line with what is desired.
-    pub(super) fn sync_publisher(&mut self, me: &Binding, publisher: &Binding) {
+    /// A subscription to a publisher in another process says whether it is conflated
+    /// (`inbox` knows), so that the links on the way conflate its reports too.
+    pub(super) fn sync_publisher(&mut self, me: &Binding, inbox: &Inbox, publisher: &Binding) {
         let desired = self.desired(publisher);
         let agent = publisher.agent();
         if desired.is_empty() && !self.publishers.contains_key(&agent) {
@@ -220,6 +222,7 @@ impl Broker {
                     subscriber: me.clone(),
                     pattern: p.clone(),
                     format,
+                    conflated: publisher.link().is_some() && inbox.conflates(publisher, p),
                 });
             }
         }
@@ -245,6 +248,7 @@ impl Broker {
         &mut self,
         node: &Node,
         me: &Binding,
+        inbox: &Inbox,
         event: RegistryEvent,
     ) -> Vec<Notice> {
         if event.group.is_some() {
@@ -253,7 +257,7 @@ impl Broker {
         let agent = event.binding.agent();
         match event.status {
             Status::Available => {
-                self.sync_publisher(me, &event.binding);
+                self.sync_publisher(me, inbox, &event.binding);
                 Vec::new()
             }
             Status::Withdrawn => {

@@ -124,16 +124,19 @@ impl<S: Service> ServiceContext<S> {
                 event,
                 by: WatchedBy::Broker,
             } => {
-                let notices =
-                    self.core
-                        .broker
-                        .on_registry_event(&self.core.node, &self.core.binding, event);
+                let notices = self.core.broker.on_registry_event(
+                    &self.core.node,
+                    &self.core.binding,
+                    &self.core.inbox,
+                    event,
+                );
                 self.notify_hooks(service, notices);
             }
             Delivery::SubscriptionRequested {
                 subscriber,
                 pattern,
                 format,
+                conflated: _,
             } => {
                 let notices = self.core.broker.on_subscription_requested(
                     &self.core.node,

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::broker::{refuse, Patterns, SUBJECTS_KEPT};
 use super::{Service, ServiceContext};
-use crate::delivery::{Binding, Publishers, ReportData, Watch, WatchedBy};
+use crate::delivery::{Binding, Delivery, Publishers, ReportData, Watch, WatchedBy};
 use crate::names::{IntoName, Subject, SubjectPattern};
 use crate::payload::{Content, Format, Payload};
 use crate::registry::{Subscribe, Unsubscribe};
@@ -239,7 +239,7 @@ impl<S: Service> ServiceContext<S> {
                         .map(|p| p.binding.clone())
                         .collect();
                     for publisher in known {
-                        broker.sync_publisher(&core.binding, &publisher);
+                        broker.sync_publisher(&core.binding, &core.inbox, &publisher);
                     }
                 }
             }
@@ -256,7 +256,7 @@ impl<S: Service> ServiceContext<S> {
                 if first {
                     broker.watch(&core.node, &core.binding, &core.inbox, &binding);
                 } else if broker.publishers.contains_key(&agent) {
-                    broker.sync_publisher(&core.binding, &binding);
+                    broker.sync_publisher(&core.binding, &core.inbox, &binding);
                 }
             }
         }
@@ -272,22 +272,46 @@ impl<S: Service> ServiceContext<S> {
     /// A slow subscriber in the publisher's process thus ends with the last value of every
     /// subject, however far behind it fell.
     ///
-    /// Across processes, the link that brings this service's reports is read ahead of it
-    /// while reports keep coming (other links are read only as fast as their services
-    /// handle what they bring), so that its backlog builds up in its inbox, where it is
-    /// conflated. What this process cannot read as fast as it is sent (its CPU is taken, or
-    /// it stops reading) still waits at the sending side's link buffer, and there reports
-    /// are dropped, not conflated: conflation at a link's buffer is not built
-    /// (`netsvc-bench compare`'s `burst_unpaced` row measures both). Ending the
-    /// subscription ([`ignore_reports`](ServiceContext::ignore_reports)) ends it.
+    /// Across processes, the subscription says it is conflated to every process on its way
+    /// to the publisher, and each link on the way conflates too: while a link's outbound
+    /// buffer is full ([`ExchangeConfig::outbound_limit`](crate::ExchangeConfig::outbound_limit)),
+    /// this service's reports are kept aside there, the latest per publisher and subject,
+    /// and sent once the link has room, saying how many they replaced, where other reports
+    /// are dropped. So a subscriber whose process stops reading for a while also ends with
+    /// every subject's last value. The link that brings this service's reports is also read
+    /// ahead of it while reports keep coming (other links are read only as fast as their
+    /// services handle what they bring), so that a backlog reaches its inbox. What a link
+    /// keeps aside is bounded by its outbound limit again; past that (more subjects than
+    /// fit), reports are dropped (`netsvc-bench compare`'s `burst_unpaced` row measures
+    /// both). Ending the subscription ([`ignore_reports`](ServiceContext::ignore_reports))
+    /// ends it.
     pub fn conflate_reports(
         &mut self,
         target: impl IntoTarget,
         pattern: impl IntoName<SubjectPattern>,
     ) {
-        match (target.into_target(), pattern.into_name()) {
-            (Ok(t), Ok(p)) => self.core.inbox.conflate(publishers(&t), p, true),
-            (Err(e), _) | (_, Err(e)) => refuse(&self.core.binding, "conflate_reports", e),
+        let (target, pattern) = match (target.into_target(), pattern.into_name()) {
+            (Ok(t), Ok(p)) => (t, p),
+            (Err(e), _) | (_, Err(e)) => return refuse(&self.core.binding, "conflate_reports", e),
+        };
+        let core = &mut self.core;
+        let from = publishers(&target);
+        core.inbox.conflate(from.clone(), pattern.clone(), true);
+        // Publishers in other processes already asked are asked again, conflated, so that
+        // the links on the way conflate too (a publisher takes it as the same subscription).
+        for publisher in core.broker.publishers.values() {
+            let binding = &publisher.binding;
+            if binding.link().is_none() || !from.includes(binding) {
+                continue;
+            }
+            if let Some(&format) = publisher.patterns.get(&pattern) {
+                binding.send(Delivery::SubscriptionRequested {
+                    subscriber: core.binding.clone(),
+                    pattern: pattern.clone(),
+                    format,
+                    conflated: true,
+                });
+            }
         }
     }
 
@@ -368,7 +392,7 @@ impl<S: Service> ServiceContext<S> {
             }
         };
         for publisher in affected {
-            broker.sync_publisher(&core.binding, &publisher);
+            broker.sync_publisher(&core.binding, &core.inbox, &publisher);
         }
     }
 }

@@ -6,6 +6,8 @@
 //! does not fit means the peer stopped reading while the protocol needs it to: the link is
 //! closed. A peer that reads, however slowly, is never taken for one that stopped: the write
 //! loop fails only when a write makes no progress at all for [`LinkLimits::stall`].
+//! Reports for conflated subscriptions are kept aside rather than dropped (see
+//! [`super::conflation`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -15,7 +17,9 @@ use bytes::BytesMut;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 
-use crate::wire::{encode_frame, encode_report_spliced, CodecError, Frame, TargetView};
+use super::conflation::{Conflation, Offered};
+use crate::ids::AgentId;
+use crate::wire::{encode_frame, encode_report_spliced, CodecError, Frame, ReportView, TargetView};
 
 /// The bounds of one link's sending side.
 #[derive(Debug, Clone, Copy)]
@@ -59,6 +63,9 @@ pub(crate) struct Counters {
     pub(crate) frames_sent: AtomicU64,
     pub(crate) reports_sent: AtomicU64,
     pub(crate) reports_dropped: AtomicU64,
+    /// Reports a link kept aside for a conflated subscription and then replaced by a later
+    /// one (see [`super::conflation`]).
+    pub(crate) reports_conflated: AtomicU64,
     pub(crate) bytes_written: AtomicU64,
 }
 
@@ -68,6 +75,7 @@ pub(crate) struct Written {
     pub(crate) frames: u64,
     pub(crate) bytes: u64,
     pub(crate) reports_dropped: u64,
+    pub(crate) reports_conflated: u64,
 }
 
 struct Buffer {
@@ -79,6 +87,8 @@ struct Buffer {
     /// shared-counter update per write rather than per frame).
     frames: u64,
     reports: u64,
+    /// Conflated subscriptions behind the link, and the reports kept aside for them.
+    conflation: Conflation,
 }
 
 /// Called by the write loop after it wrote the buffer out, while [`Outbound::set_backlog`] says
@@ -92,6 +102,7 @@ struct Shared {
     out: Mutex<Buffer>,
     wake: Notify,
     dropped_reports: AtomicU64,
+    conflated_reports: AtomicU64,
     /// This link's own share of the exchange's counters: frames and bytes written.
     frames_written: AtomicU64,
     bytes_written: AtomicU64,
@@ -122,9 +133,11 @@ impl Outbound {
                 overflowed: false,
                 frames: 0,
                 reports: 0,
+                conflation: Conflation::default(),
             }),
             wake: Notify::new(),
             dropped_reports: AtomicU64::new(0),
+            conflated_reports: AtomicU64::new(0),
             frames_written: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
             sent_since_tick: AtomicBool::new(false),
@@ -140,6 +153,7 @@ impl Outbound {
             frames: self.0.frames_written.load(Ordering::Relaxed),
             bytes: self.0.bytes_written.load(Ordering::Relaxed),
             reports_dropped: self.0.dropped_reports.load(Ordering::Relaxed),
+            reports_conflated: self.0.conflated_reports.load(Ordering::Relaxed),
         }
     }
 
@@ -199,7 +213,9 @@ impl Outbound {
     /// fit closes the link (the peer stopped reading).
     pub(crate) fn send_frame(&self, frame: &Frame) -> Result<(), SendError> {
         let class = match frame {
-            Frame::Report(_) | Frame::TargetedReport(_) => FrameClass::Report,
+            Frame::Report(_) | Frame::TargetedReport(_) | Frame::ConflatedReport { .. } => {
+                FrameClass::Report
+            }
             _ => FrameClass::Control,
         };
         let max = self.max_frame();
@@ -210,13 +226,28 @@ impl Outbound {
     /// behind this link, without encoding its content again.
     pub(crate) fn send_report_head<'t>(
         &self,
-        head: &[u8],
+        view: &ReportView<'_>,
         targets: impl ExactSizeIterator<Item = TargetView<'t>>,
     ) -> Result<(), SendError> {
         let max = self.max_frame();
         self.queue(FrameClass::Report, "Report", |buf| {
-            encode_report_spliced(head, targets, buf, max)
+            encode_report_spliced(view.head, targets, view.conflated, buf, max)
         })
+    }
+
+    /// Conflates the reports for `subscriber` (an agent behind this link) matched by
+    /// `pattern` while this link's buffer is full, rather than drop them (see
+    /// [`super::conflation`]). Refused, with a log line, past
+    /// [`MAX_CONFLATED`](super::conflation::MAX_CONFLATED) subscriptions on one link.
+    pub(crate) fn conflate(&self, subscriber: AgentId, pattern: &str) {
+        if !self.lock().conflation.conflate(subscriber, pattern) {
+            tracing::warn!(link = self.0.id, %subscriber, "too many conflated subscriptions on one link: this one's reports are dropped, not conflated, when the link is full");
+        }
+    }
+
+    /// Ends the conflation of `subscriber`'s `pattern`, or of all its patterns (`None`).
+    pub(crate) fn unconflate(&self, subscriber: AgentId, pattern: Option<&str>) {
+        self.lock().conflation.unconflate(subscriber, pattern);
     }
 
     /// Queues a received frame (header included) as it is.
@@ -246,36 +277,128 @@ impl Outbound {
         kind: &str,
         write: impl FnOnce(&mut BytesMut) -> Result<(), CodecError>,
     ) -> Result<(), SendError> {
-        {
-            let mut out = self.lock();
-            if out.closed {
-                return Err(SendError::Closed);
+        let out = self.lock();
+        if out.closed {
+            return Err(SendError::Closed);
+        }
+        let limit = self.0.limits.outbound;
+        // Reports are dropped at the limit; other frames have headroom above it (half the
+        // limit again), so that a slow reader whose buffer is full of reports still gets
+        // its notices and answers; past that, the peer is not reading at all.
+        let allowed = match class {
+            FrameClass::Report => limit,
+            FrameClass::Control => limit.saturating_add(limit / 2),
+        };
+        let full = out.buf.len() >= allowed;
+        if full && class == FrameClass::Report && out.conflation.active() {
+            return self.queue_conflating(out, kind, full, write);
+        }
+        self.queue_ordinary(out, class, kind, full, write)
+    }
+
+    /// [`Outbound::queue`] for a report on a link with conflated subscriptions while its
+    /// buffer is full: the report, written on its own, is offered to the link's
+    /// [`Conflation`] first.
+    fn queue_conflating(
+        &self,
+        mut out: std::sync::MutexGuard<'_, Buffer>,
+        kind: &str,
+        full: bool,
+        write: impl FnOnce(&mut BytesMut) -> Result<(), CodecError>,
+    ) -> Result<(), SendError> {
+        let mut frame = BytesMut::new();
+        let offered = write(&mut frame).and_then(|()| {
+            let out = &mut *out;
+            let bounds = (self.0.limits.max_frame, self.0.limits.outbound);
+            out.conflation.offer(&frame, &mut out.buf, full, bounds)
+        });
+        let offered = match offered {
+            Ok(Some(offered)) => offered,
+            // None of its targets is conflated: the ordinary policy.
+            Ok(None) => {
+                return self.queue_ordinary(out, FrameClass::Report, kind, full, |buf| {
+                    buf.extend_from_slice(&frame);
+                    Ok(())
+                })
             }
+            Err(e) => return Err(self.unsendable(kind, e)),
+        };
+        let Offered {
+            queued,
+            aside,
+            dropped,
+        } = offered;
+        if queued {
+            out.frames += 1;
+            out.reports += 1;
+        }
+        let counters = &self.0.counters;
+        if let Some(replaced) = aside.filter(|&n| n > 0) {
+            counters.reports_conflated.fetch_add(1, Ordering::Relaxed);
+            self.0.conflated_reports.fetch_add(1, Ordering::Relaxed);
+            if replaced.is_power_of_two() {
+                tracing::debug!(
+                    link = self.0.id,
+                    replaced,
+                    "outbound buffer full: conflating reports for a slow peer"
+                );
+            }
+        }
+        drop(out);
+        // The writer flushes what is aside at its next turn; it may be idle.
+        self.0.sent_since_tick.store(true, Ordering::Relaxed);
+        self.0.wake.notify_one();
+        if dropped {
+            self.count_dropped();
+            return Err(SendError::BufferFull);
+        }
+        Ok(())
+    }
+
+    /// Counts a dropped report, with a log line at powers of two.
+    fn count_dropped(&self) {
+        self.0
+            .counters
+            .reports_dropped
+            .fetch_add(1, Ordering::Relaxed);
+        let dropped = self.0.dropped_reports.fetch_add(1, Ordering::Relaxed) + 1;
+        if dropped.is_power_of_two() {
             let limit = self.0.limits.outbound;
-            // Reports are dropped at the limit; other frames have headroom above it (half the
-            // limit again), so that a slow reader whose buffer is full of reports still gets
-            // its notices and answers; past that, the peer is not reading at all.
-            let allowed = match class {
-                FrameClass::Report => limit,
-                FrameClass::Control => limit.saturating_add(limit / 2),
-            };
-            if out.buf.len() >= allowed {
+            tracing::warn!(
+                link = self.0.id,
+                dropped,
+                limit,
+                "outbound buffer full: dropping reports for a slow peer"
+            );
+        }
+    }
+
+    /// The error for a frame that could not be written, logged.
+    fn unsendable(&self, kind: &str, e: CodecError) -> SendError {
+        tracing::error!(link = self.0.id, frame = kind, "cannot send frame: {e}");
+        match e {
+            CodecError::TooLarge { max, .. } => SendError::TooLarge { max },
+            other => SendError::Unencodable(other.to_string()),
+        }
+    }
+
+    /// [`Outbound::queue`] for a frame no conflated subscription takes.
+    fn queue_ordinary(
+        &self,
+        mut out: std::sync::MutexGuard<'_, Buffer>,
+        class: FrameClass,
+        kind: &str,
+        full: bool,
+        write: impl FnOnce(&mut BytesMut) -> Result<(), CodecError>,
+    ) -> Result<(), SendError> {
+        {
+            if full {
                 if class == FrameClass::Report {
-                    self.0
-                        .counters
-                        .reports_dropped
-                        .fetch_add(1, Ordering::Relaxed);
-                    let dropped = self.0.dropped_reports.fetch_add(1, Ordering::Relaxed) + 1;
-                    if dropped.is_power_of_two() {
-                        tracing::warn!(
-                            link = self.0.id,
-                            dropped,
-                            limit,
-                            "outbound buffer full: dropping reports for a slow peer"
-                        );
-                    }
+                    drop(out);
+                    self.count_dropped();
                     return Err(SendError::BufferFull);
                 }
+                let limit = self.0.limits.outbound;
                 tracing::error!(
                     link = self.0.id,
                     limit,
@@ -293,11 +416,7 @@ impl Outbound {
             }
             let was_empty = out.buf.is_empty();
             if let Err(e) = write(&mut out.buf) {
-                tracing::error!(link = self.0.id, frame = kind, "cannot send frame: {e}");
-                return Err(match e {
-                    CodecError::TooLarge { max, .. } => SendError::TooLarge { max },
-                    other => SendError::Unencodable(other.to_string()),
-                });
+                return Err(self.unsendable(kind, e));
             }
             out.frames += 1;
             out.reports += u64::from(class == FrameClass::Report);
@@ -327,10 +446,31 @@ impl Outbound {
         self.0.has_backlog.load(Ordering::Acquire)
     }
 
+    /// Swaps what is queued into `chunk` (empty), followed by the reports kept aside for
+    /// conflated subscriptions; returns whether the link is closed and overflowed, and the
+    /// frames and reports taken.
+    fn take_for_write(&self, chunk: &mut BytesMut) -> (bool, bool, u64, u64) {
+        let mut out = self.lock();
+        std::mem::swap(&mut out.buf, chunk);
+        if out.conflation.pending() {
+            // After what was queued while they were kept aside.
+            let kept = out.conflation.flush_into(chunk, self.0.limits.max_frame);
+            out.frames += kept;
+            out.reports += kept;
+        }
+        (
+            out.closed,
+            out.overflowed,
+            std::mem::take(&mut out.frames),
+            std::mem::take(&mut out.reports),
+        )
+    }
+
     /// Takes what is queued, as the writer would (tests).
     #[cfg(test)]
     pub(crate) fn take_queued(&self) -> Vec<Frame> {
-        let buf = std::mem::take(&mut self.lock().buf);
+        let mut buf = BytesMut::new();
+        self.take_for_write(&mut buf);
         let mut rest = &buf[..];
         let mut frames = Vec::new();
         while let Some((_, body, next)) = crate::wire::split_frame(rest) {
@@ -364,16 +504,7 @@ impl Outbound {
             if chunk.capacity() > KEEP_CAPACITY {
                 chunk = BytesMut::with_capacity(64 * 1024);
             }
-            let (closed, overflowed, frames, reports) = {
-                let mut out = self.lock();
-                std::mem::swap(&mut out.buf, &mut chunk);
-                (
-                    out.closed,
-                    out.overflowed,
-                    std::mem::take(&mut out.frames),
-                    std::mem::take(&mut out.reports),
-                )
-            };
+            let (closed, overflowed, frames, reports) = self.take_for_write(&mut chunk);
             if overflowed {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::WriteZero,
@@ -510,5 +641,144 @@ pub(crate) mod tests {
         // Only the frame that fits was queued, and the link stays open.
         let out = link.lock();
         assert_eq!((out.buf.len(), out.frames, out.closed), (12, 1, false));
+    }
+
+    fn agent(n: u8) -> AgentId {
+        AgentId::from_uuid(uuid::Uuid::from_bytes([n; 16]))
+    }
+
+    /// A report of `value` on `subject` for `targets` (subscriber, pattern).
+    fn report(subject: &str, value: u8, targets: &[(u8, &str)]) -> Frame {
+        Frame::Report(crate::wire::ReportFrame {
+            publisher: agent(1),
+            subject: subject.into(),
+            content: crate::wire::WirePayload {
+                format: crate::payload::Format::Bincode,
+                type_name: "u8".into(),
+                bytes: bytes::Bytes::from(vec![value]),
+            },
+            targets: targets
+                .iter()
+                .map(|&(s, p)| crate::wire::ReportTarget {
+                    subscriber: agent(s),
+                    pattern: Some(p.into()),
+                })
+                .collect(),
+        })
+    }
+
+    /// (subject, value, subscribers, conflated count) of each queued report.
+    fn reports(frames: Vec<Frame>) -> Vec<(String, u8, Vec<AgentId>, u64)> {
+        frames
+            .into_iter()
+            .map(|f| {
+                let (r, n) = match f {
+                    Frame::Report(r) => (r, 0),
+                    Frame::ConflatedReport { report, conflated } => (report, conflated),
+                    other => panic!("{} queued", other.kind()),
+                };
+                let to = r.targets.iter().map(|t| t.subscriber).collect();
+                (r.subject, r.content.bytes[0], to, n)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_full_link_keeps_the_latest_report_per_subject_for_conflated_subscriptions() {
+        // Room for about three reports.
+        let link = Outbound::new(limits(200, 4096), Arc::default());
+        link.conflate(agent(2), "s.*");
+        for value in 0..20u8 {
+            let subject = format!("s.{}", value % 2);
+            assert!(link
+                .send_frame(&report(&subject, value, &[(2, "s.*")]))
+                .is_ok());
+        }
+        let got = reports(link.take_queued());
+        let queued = got.iter().filter(|r| r.3 == 0 && r.1 < 4).count();
+        assert!((2..=4).contains(&queued), "{got:?}");
+        // What did not fit was kept aside: the last value of each subject, after what was
+        // queued, standing for every report it replaced.
+        let tail: Vec<_> = got[got.len() - 2..]
+            .iter()
+            .map(|r| (r.0.as_str(), r.1))
+            .collect();
+        assert_eq!(tail, [("s.0", 18), ("s.1", 19)]);
+        let stood_for: u64 = got.iter().map(|r| 1 + r.3).sum();
+        assert_eq!(
+            stood_for, 20,
+            "every report is delivered or counted: {got:?}"
+        );
+        for subject in ["s.0", "s.1"] {
+            let values: Vec<u8> = got.iter().filter(|r| r.0 == subject).map(|r| r.1).collect();
+            assert!(
+                values.windows(2).all(|w| w[0] < w[1]),
+                "order of {subject}: {values:?}"
+            );
+        }
+        assert_eq!(link.written().reports_dropped, 0);
+        assert!(link.written().reports_conflated > 0);
+        // With room again, reports are queued as they come.
+        link.send_frame(&report("s.0", 30, &[(2, "s.*")])).unwrap();
+        assert_eq!(
+            reports(link.take_queued()),
+            [("s.0".into(), 30, vec![agent(2)], 0)]
+        );
+    }
+
+    #[test]
+    fn other_subscribers_of_a_conflated_report_keep_the_ordinary_policy() {
+        let link = Outbound::new(limits(200, 4096), Arc::default());
+        link.conflate(agent(2), "s.*");
+        let both = [(2, "s.*"), (3, "s.*")];
+        let mut value = 0;
+        while link.queued() < 200 {
+            link.send_frame(&report("s.0", value, &both)).unwrap();
+            value += 1;
+        }
+        // Full: dropped for subscriber 3, kept aside for subscriber 2.
+        let dropped = link.send_frame(&report("s.0", 100, &both));
+        assert_eq!(dropped, Err(SendError::BufferFull));
+        assert_eq!(link.written().reports_dropped, 1);
+        let got = reports(link.take_queued());
+        assert_eq!(got.last().unwrap(), &("s.0".into(), 100, vec![agent(2)], 0));
+        // Taken by the writer, the one aside went with it: the next report is queued for
+        // both at once.
+        link.send_frame(&report("s.0", 102, &both)).unwrap();
+        let got = reports(link.take_queued());
+        assert_eq!(got, [("s.0".into(), 102, vec![agent(2), agent(3)], 0)]);
+        // Once its conflation ends, subscriber 2's reports are dropped again.
+        link.unconflate(agent(2), Some("s.*"));
+        while link.queued() < 200 {
+            link.send_frame(&report("s.0", value, &both)).unwrap();
+            value += 1;
+        }
+        let before = link.written().reports_dropped;
+        link.send_frame(&report("s.0", 103, &both)).unwrap_err();
+        assert_eq!(link.written().reports_dropped, before + 1);
+        assert!(reports(link.take_queued()).iter().all(|r| r.1 != 103));
+    }
+
+    #[test]
+    fn what_a_link_keeps_aside_is_bounded_by_its_limit() {
+        let link = Outbound::new(limits(400, 4096), Arc::default());
+        link.conflate(agent(2), "s.*");
+        for i in 0..100u8 {
+            let _ = link.send_frame(&report(&format!("s.{i}"), i, &[(2, "s.*")]));
+        }
+        let dropped = link.written().reports_dropped;
+        assert!(dropped > 0);
+        let mut chunk = BytesMut::new();
+        link.take_for_write(&mut chunk);
+        let mut rest = &chunk[..];
+        let mut frames = 0;
+        while let Some((_, _, next)) = crate::wire::split_frame(rest) {
+            frames += 1;
+            rest = next;
+        }
+        assert_eq!(frames + dropped, 100);
+        // The buffer passes its limit by one frame at most, and what is aside stays within it.
+        let bytes = chunk.len();
+        assert!(bytes <= 2 * 400 + 70, "{bytes} bytes queued and aside");
     }
 }

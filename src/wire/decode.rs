@@ -12,7 +12,8 @@
 use super::frame::{
     frame_kind, ContentView, Frame, Hello, ReportFrame, ReportTarget, ReportView, RequestFrame,
     RequestView, ResponseView, ServiceInfo, TargetList, TargetView, Text, WireFailure, WirePayload,
-    CALL_VARIANTS, REPORT_VARIANT, REQUEST_VARIANT, RESPONSE_VARIANT, TARGETED_REPORT_VARIANT,
+    CALL_VARIANTS, CONFLATED_REPORT_VARIANT, REPORT_VARIANT, REQUEST_VARIANT, RESPONSE_VARIANT,
+    TARGETED_REPORT_VARIANT,
 };
 use super::CodecError;
 use crate::ids::{AgentId, ProcessId};
@@ -22,7 +23,8 @@ use crate::payload::Format;
 /// most of the traffic, and a relay forwards them as they are), everything else as a [`Frame`].
 #[derive(Debug)]
 pub(crate) enum Incoming<'a> {
-    /// `Frame::Report` (`targeted: false`) or `Frame::TargetedReport`.
+    /// `Frame::Report` (`targeted: false`), `Frame::TargetedReport`, or
+    /// `Frame::ConflatedReport` (`targeted: false`, [`ReportView::conflated`] set).
     Report {
         view: ReportView<'a>,
         targeted: bool,
@@ -40,6 +42,10 @@ impl Incoming<'_> {
     pub(crate) fn kind(&self) -> &'static str {
         match self {
             Incoming::Report {
+                view,
+                targeted: false,
+            } if view.conflated.is_some() => "ConflatedReport",
+            Incoming::Report {
                 targeted: false, ..
             } => "Report",
             Incoming::Report { targeted: true, .. } => "TargetedReport",
@@ -56,6 +62,7 @@ pub(crate) fn decode_incoming(body: &[u8]) -> Result<Incoming<'_>, CodecError> {
     let (kind, decoded) = match body.first() {
         Some(&REPORT_VARIANT) => ("Report", fields.report(false)),
         Some(&TARGETED_REPORT_VARIANT) => ("TargetedReport", fields.report(true)),
+        Some(&CONFLATED_REPORT_VARIANT) => ("ConflatedReport", fields.conflated_report()),
         Some(&REQUEST_VARIANT) => ("Request", fields.request().map(Incoming::Request)),
         Some(&RESPONSE_VARIANT) => ("Response", fields.response().map(Incoming::Response)),
         Some(&variant) => (
@@ -81,10 +88,10 @@ pub(crate) fn decode_frame(body: &[u8]) -> Result<Frame, CodecError> {
     Ok(match decode_incoming(body)? {
         Incoming::Report { view, targeted } => {
             let report = owned_report(&view).map_err(|e| malformed_in("Report", e))?;
-            if targeted {
-                Frame::TargetedReport(report)
-            } else {
-                Frame::Report(report)
+            match (targeted, view.conflated) {
+                (true, _) => Frame::TargetedReport(report),
+                (false, None) => Frame::Report(report),
+                (false, Some(conflated)) => Frame::ConflatedReport { report, conflated },
             }
         }
         Incoming::Request(view) => Frame::Request(RequestFrame {
@@ -297,9 +304,19 @@ impl<'a> Fields<'a> {
                 content,
                 targets,
                 head,
+                conflated: None,
             },
             targeted,
         })
+    }
+
+    /// A `Frame::ConflatedReport`: a report's fields, then the count it stands for.
+    fn conflated_report(&mut self) -> Result<Incoming<'a>, String> {
+        let mut report = self.report(false)?;
+        if let Incoming::Report { view, .. } = &mut report {
+            view.conflated = Some(self.varint()?);
+        }
+        Ok(report)
     }
 
     fn request(&mut self) -> Result<RequestView<'a>, String> {
@@ -395,6 +412,12 @@ impl<'a> Fields<'a> {
                 mac: self.bytes()?.to_vec(),
             },
             18 => Frame::SubscriptionRequestedAs {
+                publisher: self.agent()?,
+                subscriber: self.agent()?,
+                pattern: self.string()?,
+                format: self.format()?,
+            },
+            19 => Frame::SubscriptionConflated {
                 publisher: self.agent()?,
                 subscriber: self.agent()?,
                 pattern: self.string()?,

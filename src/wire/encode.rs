@@ -9,8 +9,9 @@
 use bytes::{BufMut, BytesMut};
 
 use super::frame::{
-    ContentView, ReportRef, RequestView, ResponseView, TargetItem, TargetView, REPORT_VARIANT,
-    REQUEST_VARIANT, RESPONSE_VARIANT, TARGETED_REPORT_VARIANT,
+    ContentView, ReportRef, RequestView, ResponseView, TargetItem, TargetView,
+    CONFLATED_REPORT_VARIANT, REPORT_VARIANT, REQUEST_VARIANT, RESPONSE_VARIANT,
+    TARGETED_REPORT_VARIANT,
 };
 use super::{CodecError, HEADER};
 use crate::ids::AgentId;
@@ -188,10 +189,13 @@ impl PutTargets for Joined<'_> {
 
 /// Appends a report frame made of a received report's head
 /// ([`ReportView::head`](super::ReportView::head)) and other targets: the same report for
-/// other subscribers, without encoding its content again.
+/// other subscribers, without encoding its content again. `conflated` is the count of a
+/// `Frame::ConflatedReport` (whose head it is, [`ReportView::conflated`](super::ReportView::conflated)),
+/// written after the targets.
 pub(crate) fn encode_report_spliced<'t>(
     head: &[u8],
     targets: impl ExactSizeIterator<Item = TargetView<'t>>,
+    conflated: Option<u64>,
     buf: &mut BytesMut,
     max: usize,
 ) -> Result<(), CodecError> {
@@ -199,7 +203,36 @@ pub(crate) fn encode_report_spliced<'t>(
     buf.put_u32(0);
     buf.extend_from_slice(head);
     put_targets(buf, targets);
+    if let Some(n) = conflated {
+        put_varint(buf, n);
+    }
     finish_frame(buf, start, max, Ok(0))
+}
+
+/// Appends a `Frame::ConflatedReport` from the parts a link keeps aside for conflated
+/// subscriptions: a report's head without its variant index, its encoded targets (count
+/// first), and the count it stands for.
+pub(crate) fn encode_conflated(
+    head: &[u8],
+    targets: &[u8],
+    conflated: u64,
+    buf: &mut BytesMut,
+    max: usize,
+) -> Result<(), CodecError> {
+    put_frame(buf, max, CONFLATED_REPORT_VARIANT, |buf| {
+        buf.extend_from_slice(head);
+        buf.extend_from_slice(targets);
+        put_varint(buf, conflated);
+    })
+}
+
+/// Encodes a target list (count first) on its own, for [`encode_conflated`].
+pub(crate) fn encode_targets<'t>(
+    targets: impl ExactSizeIterator<Item = TargetView<'t>>,
+) -> BytesMut {
+    let mut buf = BytesMut::new();
+    put_targets(&mut buf, targets);
+    buf
 }
 
 /// bincode's varint (see `decode::Fields::varint`).

@@ -18,8 +18,10 @@ use crate::payload::Format;
 /// from its call's target from one forged in another agent's name (and the side that
 /// accepted a connection sends its `Hello` only once it has accepted the peer's). A peer of
 /// an older version would take such frames for malformed ones, so it is refused at the
-/// handshake instead.
-pub const PROTOCOL_VERSION: u32 = 4;
+/// handshake instead. Version 5 appended [`Frame::SubscriptionConflated`], a subscription
+/// whose reports every link on their way conflates when its buffer is full, and
+/// [`Frame::ConflatedReport`], the latest report of a subject standing for those it replaced.
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// One message between two netsvc processes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -142,6 +144,33 @@ pub enum Frame {
         /// The format the subscriber wants the reports' content in.
         format: Format,
     },
+    /// A subscription as [`Frame::SubscriptionRequestedAs`], whose reports are conflated
+    /// rather than dropped when a link's outbound buffer on their way is full: every process
+    /// the frame passes on its way to the publisher (and the publisher's) notes it on the
+    /// link it came over, and that link keeps aside only the latest report per publisher and
+    /// subject for it while its buffer is full, sent as a [`Frame::ConflatedReport`] once
+    /// there is room. Asked for again (after a plain subscription), it conflates that one.
+    /// [`Frame::SubscriptionWithdrawn`] ends it.
+    SubscriptionConflated {
+        /// The publishing agent (the frame's destination).
+        publisher: AgentId,
+        /// The subscribing agent.
+        subscriber: AgentId,
+        /// The subscription pattern.
+        pattern: String,
+        /// The format the subscriber wants the reports' content in.
+        format: Format,
+    },
+    /// A report that a link kept aside for conflated subscriptions while its buffer was full:
+    /// the latest of its publisher and subject, standing for `conflated` earlier ones that
+    /// were replaced on the way (on this link or before). Relayed and delivered as a
+    /// [`Frame::Report`] is.
+    ConflatedReport {
+        /// The report, for the listed subscribers behind the receiving link.
+        report: ReportFrame,
+        /// How many earlier reports of the same publisher and subject it replaced.
+        conflated: u64,
+    },
 }
 
 /// Length of a [`Frame::Challenge`] nonce.
@@ -170,6 +199,8 @@ impl Frame {
             Frame::Challenge { .. } => "Challenge",
             Frame::Proof { .. } => "Proof",
             Frame::SubscriptionRequestedAs { .. } => "SubscriptionRequestedAs",
+            Frame::SubscriptionConflated { .. } => "SubscriptionConflated",
+            Frame::ConflatedReport { .. } => "ConflatedReport",
         }
     }
 }
@@ -273,6 +304,8 @@ pub struct WireFailure {
 pub(crate) const REPORT_VARIANT: u8 = 8;
 /// Variant index of [`Frame::TargetedReport`].
 pub(crate) const TARGETED_REPORT_VARIANT: u8 = 9;
+/// Variant index of [`Frame::ConflatedReport`].
+pub(crate) const CONFLATED_REPORT_VARIANT: u8 = 20;
 /// Variant index of [`Frame::Request`].
 pub(crate) const REQUEST_VARIANT: u8 = 11;
 /// Variant index of [`Frame::Response`].
@@ -285,7 +318,7 @@ pub(crate) const CALL_VARIANTS: std::ops::RangeInclusive<u8> = REQUEST_VARIANT..
 
 /// The name of the frame variant with index `variant`, for messages.
 pub(super) fn frame_kind(variant: u8) -> &'static str {
-    const KINDS: [&str; 19] = [
+    const KINDS: [&str; 21] = [
         "Hello",
         "Refused",
         "ServiceAvailable",
@@ -305,6 +338,8 @@ pub(super) fn frame_kind(variant: u8) -> &'static str {
         "Challenge",
         "Proof",
         "SubscriptionRequestedAs",
+        "SubscriptionConflated",
+        "ConflatedReport",
     ];
     KINDS
         .get(usize::from(variant))
@@ -403,6 +438,9 @@ pub(crate) struct ReportView<'a> {
     /// The frame's body up to its targets (variant index included): what every copy of the
     /// report shares, whatever subscribers it lists.
     pub(crate) head: &'a [u8],
+    /// For a [`Frame::ConflatedReport`] (whose head begins with its variant index), how many
+    /// reports it replaced; `None` for any other report.
+    pub(crate) conflated: Option<u64>,
 }
 
 /// A received request frame decoded without copying (see [`RequestFrame`]).

@@ -5,10 +5,10 @@ use bytes::BytesMut;
 
 use super::frame::{ReportFrame, ReportRef, ReportView, TargetView, Text};
 use super::{
-    decode_incoming, encode_frame, encode_report, encode_report_spliced, encode_request,
-    encode_response, is_call, split_frame, CodecError, Frame, Hello, Incoming, ReportTarget,
-    RequestFrame, RequestView, ResponseView, ServiceInfo, WireFailure, WirePayload,
-    DEFAULT_MAX_FRAME,
+    decode_incoming, encode_conflated, encode_frame, encode_report, encode_report_spliced,
+    encode_request, encode_response, encode_targets, is_call, split_frame, CodecError, Frame,
+    Hello, Incoming, ReportTarget, RequestFrame, RequestView, ResponseView, ServiceInfo,
+    WireFailure, WirePayload, DEFAULT_MAX_FRAME,
 };
 use crate::ids::{AgentId, ProcessId};
 use crate::payload::Format;
@@ -103,7 +103,7 @@ pub(super) fn samples() -> Vec<Frame> {
         Frame::Response {
             conversation: 300,
             requester: agent(2),
-            content: payload,
+            content: payload.clone(),
             responder: agent(1),
         },
         Frame::Failure {
@@ -128,6 +128,24 @@ pub(super) fn samples() -> Vec<Frame> {
             subscriber: agent(2),
             pattern: "*".into(),
             format: Format::Json,
+        },
+        Frame::SubscriptionConflated {
+            publisher: agent(1),
+            subscriber: agent(2),
+            pattern: "*".into(),
+            format: Format::Bincode,
+        },
+        Frame::ConflatedReport {
+            report: ReportFrame {
+                publisher: agent(1),
+                subject: "t".into(),
+                content: payload,
+                targets: vec![ReportTarget {
+                    subscriber: agent(2),
+                    pattern: Some("*".into()),
+                }],
+            },
+            conflated: 300,
         },
     ]
 }
@@ -178,7 +196,7 @@ fn golden_bytes_pin_the_format() {
     // order: identities as 16 length-prefixed bytes, strings and byte strings
     // length-prefixed, integers as varints (300 = fb2c01), booleans as one byte, a
     // format as its variant index (bincode 0, JSON 1). Since version 4 a response and a
-    // failure end with the responder's identity.
+    // failure end with the responder's identity; version 5 appended the last two.
     let expected = [
         "0000001700011009090909090909090909090909090909016e0001",
         "00000003010178",
@@ -199,6 +217,8 @@ fn golden_bytes_pin_the_format() {
         "00000006100407070707",
         "00000006110408080808",
         "000000261210010101010101010101010101010101011002020202020202020202020202020202012a01",
+        "000000261310010101010101010101010101010101011002020202020202020202020202020202012a00",
+        "00000032141001010101010101010101010101010101017400027538010701100202020202020202020202020202020201012afb2c01",
     ];
     assert_eq!(golden, expected);
     // Variant indexes are the declaration order; new variants are only appended.
@@ -226,7 +246,13 @@ fn reports_decode_without_copying_and_other_frames_as_frames() {
                 Frame::Report(owned) | Frame::TargetedReport(owned),
             ) => {
                 assert_eq!(targeted, matches!(frame, Frame::TargetedReport(_)));
+                assert_eq!(view.conflated, None);
                 check_report_view(&view, targeted, owned, &bytes);
+            }
+            (Incoming::Report { view, targeted }, Frame::ConflatedReport { report, conflated }) => {
+                assert!(!targeted);
+                assert_eq!(view.conflated, Some(*conflated));
+                check_conflated_view(&view, report, *conflated, &bytes);
             }
             (Incoming::Request(view), Frame::Request(owned)) => {
                 let expected = RequestView {
@@ -305,6 +331,7 @@ fn check_report_view(view: &ReportView<'_>, targeted: bool, owned: &ReportFrame,
     encode_report_spliced(
         view.head,
         view.targets.iter().copied(),
+        None,
         &mut spliced,
         DEFAULT_MAX_FRAME,
     )
@@ -321,11 +348,56 @@ fn check_report_view(view: &ReportView<'_>, targeted: bool, owned: &ReportFrame,
     encode_report_spliced(
         view.head,
         std::iter::empty(),
+        None,
         &mut spliced,
         DEFAULT_MAX_FRAME,
     )
     .unwrap();
     assert_eq!(spliced.to_vec(), encoded(&fewer));
+    // Kept aside by a link for conflated subscribers, it becomes the serde encoding of a
+    // conflated report.
+    let targets = encode_targets(view.targets.iter().copied());
+    let mut kept = BytesMut::new();
+    encode_conflated(&view.head[1..], &targets, 7, &mut kept, DEFAULT_MAX_FRAME).unwrap();
+    if !targeted {
+        let conflated = Frame::ConflatedReport {
+            report: owned.clone(),
+            conflated: 7,
+        };
+        assert_eq!(kept.to_vec(), encoded(&conflated));
+    }
+}
+
+/// A conflated report decoded without copying has the owned frame's fields and count, and
+/// its head spliced with its targets and count is the same frame again.
+fn check_conflated_view(view: &ReportView<'_>, owned: &ReportFrame, conflated: u64, bytes: &[u8]) {
+    assert_eq!(
+        (view.publisher, view.subject, view.content),
+        (
+            owned.publisher,
+            owned.subject.as_str().into(),
+            owned.content.view()
+        )
+    );
+    assert_eq!(view.targets.len(), owned.targets.len());
+    let mut spliced = BytesMut::new();
+    let targets = view.targets.iter().copied();
+    encode_report_spliced(
+        view.head,
+        targets,
+        Some(conflated),
+        &mut spliced,
+        DEFAULT_MAX_FRAME,
+    )
+    .unwrap();
+    assert_eq!(spliced.to_vec(), bytes);
+    assert_eq!(
+        super::decode_frame(&bytes[4..]).unwrap(),
+        Frame::ConflatedReport {
+            report: owned.clone(),
+            conflated
+        }
+    );
 }
 
 /// A request or response decoded without copying is the owned frame's view, and encodes back

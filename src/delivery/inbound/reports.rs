@@ -105,7 +105,7 @@ impl ReportRouting<'_> {
             _ => {
                 for (link, indexes) in remote.iter() {
                     let targets = indexes.iter().map(|&i| view.targets[i]);
-                    let _ = link.out().send_report_head(view.head, targets);
+                    let _ = link.out().send_report_head(view, targets);
                 }
             }
         }
@@ -152,6 +152,8 @@ impl ReportRouting<'_> {
             content,
             targeted,
         };
+        // A conflated report stands for the ones replaced on its way.
+        let stands_for = view.conflated.unwrap_or(0);
         let last = local.pop();
         for (i, pattern) in local {
             if let Some(subscriber) = self.routes.lookup(self.net, view.targets[i].subscriber) {
@@ -160,7 +162,7 @@ impl ReportRouting<'_> {
                     Report {
                         data: data.clone(),
                         pattern,
-                        conflated: 0,
+                        conflated: stands_for,
                     },
                 );
             }
@@ -172,7 +174,7 @@ impl ReportRouting<'_> {
                     Report {
                         data,
                         pattern,
-                        conflated: 0,
+                        conflated: stands_for,
                     },
                 );
             }
