@@ -215,7 +215,11 @@ impl Inbox {
         );
         if let Some(&at) = aside.index.get(&key) {
             let replaced = &mut aside.reports[at];
-            report.conflated += replaced.conflated + 1;
+            // Saturating: a peer's conflated report may claim any count.
+            report.conflated = report
+                .conflated
+                .saturating_add(replaced.conflated)
+                .saturating_add(1);
             *replaced = report;
             return None;
         }

@@ -180,10 +180,11 @@ impl Conflation {
         match self.index.get(&key) {
             Some(&at) => {
                 let old = &mut self.aside[at];
-                let replaced = old.conflated + 1;
+                // Saturating: a received conflated report may claim any count.
+                let replaced = old.conflated.saturating_add(1);
                 self.aside_bytes = self.aside_bytes - old.len() + kept.len();
                 *old = Kept {
-                    conflated: stands_for + replaced,
+                    conflated: stands_for.saturating_add(replaced),
                     ..kept
                 };
                 offered.aside = Some(replaced);

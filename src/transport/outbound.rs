@@ -781,4 +781,28 @@ pub(crate) mod tests {
         let bytes = chunk.len();
         assert!(bytes <= 2 * 400 + 70, "{bytes} bytes queued and aside");
     }
+
+    #[test]
+    fn a_peers_conflated_count_saturates_rather_than_overflow() {
+        let link = Outbound::new(limits(100, 4096), Arc::default());
+        link.conflate(agent(2), "s.*");
+        let claiming = |value| match report("s.0", value, &[(2, "s.*")]) {
+            Frame::Report(report) => Frame::ConflatedReport {
+                report,
+                conflated: u64::MAX,
+            },
+            _ => unreachable!(),
+        };
+        while link.queued() < 100 {
+            link.send_frame(&claiming(0)).unwrap();
+        }
+        // Kept aside, then replaced: u64::MAX + 1 + u64::MAX.
+        link.send_frame(&claiming(1)).unwrap();
+        link.send_frame(&claiming(2)).unwrap();
+        let got = reports(link.take_queued());
+        assert_eq!(
+            got.last().unwrap(),
+            &("s.0".into(), 2, vec![agent(2)], u64::MAX)
+        );
+    }
 }
