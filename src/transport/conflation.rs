@@ -19,8 +19,7 @@ use bytes::BytesMut;
 
 use crate::ids::AgentId;
 use crate::wire::{
-    decode_incoming, encode_conflated, encode_report_spliced, encode_targets, CodecError, Incoming,
-    TargetView, HEADER,
+    decode_incoming, encode_conflated, encode_targets, CodecError, Incoming, TargetView, HEADER,
 };
 
 /// The most (subscriber, pattern) pairs one link conflates for: a peer's subscriptions are
@@ -59,8 +58,6 @@ impl Kept {
 /// What became of a report offered to [`Conflation::offer`].
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(super) struct Offered {
-    /// A frame was appended to the buffer (for the targets that are not conflated).
-    pub(super) queued: bool,
     /// It was kept aside, replacing this many (0: it is the first kept for its key).
     pub(super) aside: Option<u64>,
     /// It was dropped for some of its targets (the buffer, or the room aside, was full).
@@ -121,16 +118,13 @@ impl Conflation {
             .is_some_and(|patterns| patterns.iter().any(|p| **p == *pattern.0))
     }
 
-    /// Offers a report frame (`frame`, header included) that the buffer cannot take as it is
-    /// (`full`; the buffer takes it for its other targets otherwise). Returns `None` when none of its
-    /// targets is conflated (or it is a targeted report): the ordinary policy applies to it.
-    /// Otherwise its conflated targets get it kept aside, and its other targets get it
-    /// appended to `buf` (unless `full`: then it is dropped for them).
+    /// Offers a report frame (`frame`, header included) that the full buffer cannot take.
+    /// Returns `None` when none of its targets is conflated (or it is a targeted report): the
+    /// ordinary policy applies to it. Otherwise its conflated targets get it kept aside, and
+    /// for its other targets it is dropped.
     pub(super) fn offer(
         &mut self,
         frame: &[u8],
-        buf: &mut BytesMut,
-        full: bool,
         (max, limit): (usize, usize),
     ) -> Result<Option<Offered>, CodecError> {
         let Some(body) = frame.get(HEADER..) else {
@@ -143,20 +137,19 @@ impl Conflation {
             } => view,
             _ => return Ok(None),
         };
-        let (conflated, others): (Vec<TargetView<'_>>, Vec<TargetView<'_>>) =
-            view.targets.iter().partition(|t| self.conflates(t));
+        let conflated: Vec<TargetView<'_>> = view
+            .targets
+            .iter()
+            .filter(|t| self.conflates(t))
+            .copied()
+            .collect();
         if conflated.is_empty() {
             return Ok(None);
         }
-        let mut offered = Offered::default();
-        if !others.is_empty() {
-            if full {
-                offered.dropped = true;
-            } else {
-                encode_report_spliced(view.head, others.into_iter(), view.conflated, buf, max)?;
-                offered.queued = true;
-            }
-        }
+        let mut offered = Offered {
+            aside: None,
+            dropped: conflated.len() < view.targets.len(),
+        };
         let targets = encode_targets(conflated.into_iter());
         // The head without its variant index: publisher, subject, content.
         let head = &view.head[1..];

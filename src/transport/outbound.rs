@@ -291,7 +291,7 @@ impl Outbound {
         };
         let full = out.buf.len() >= allowed;
         if full && class == FrameClass::Report && out.conflation.active() {
-            return self.queue_conflating(out, kind, full, write);
+            return self.queue_conflating(out, kind, write);
         }
         self.queue_ordinary(out, class, kind, full, write)
     }
@@ -303,35 +303,23 @@ impl Outbound {
         &self,
         mut out: std::sync::MutexGuard<'_, Buffer>,
         kind: &str,
-        full: bool,
         write: impl FnOnce(&mut BytesMut) -> Result<(), CodecError>,
     ) -> Result<(), SendError> {
         let mut frame = BytesMut::new();
         let offered = write(&mut frame).and_then(|()| {
-            let out = &mut *out;
             let bounds = (self.0.limits.max_frame, self.0.limits.outbound);
-            out.conflation.offer(&frame, &mut out.buf, full, bounds)
+            out.conflation.offer(&frame, bounds)
         });
         let offered = match offered {
             Ok(Some(offered)) => offered,
-            // None of its targets is conflated: the ordinary policy.
+            // None of its targets is conflated: the ordinary policy (dropped, the buffer is
+            // full).
             Ok(None) => {
-                return self.queue_ordinary(out, FrameClass::Report, kind, full, |buf| {
-                    buf.extend_from_slice(&frame);
-                    Ok(())
-                })
+                return self.queue_ordinary(out, FrameClass::Report, kind, true, |_| Ok(()))
             }
             Err(e) => return Err(self.unsendable(kind, e)),
         };
-        let Offered {
-            queued,
-            aside,
-            dropped,
-        } = offered;
-        if queued {
-            out.frames += 1;
-            out.reports += 1;
-        }
+        let Offered { aside, dropped } = offered;
         let counters = &self.0.counters;
         if let Some(replaced) = aside.filter(|&n| n > 0) {
             counters.reports_conflated.fetch_add(1, Ordering::Relaxed);
@@ -345,7 +333,8 @@ impl Outbound {
             }
         }
         drop(out);
-        // The writer flushes what is aside at its next turn; it may be idle.
+        // The writer takes what is aside with the buffer at its next turn (it is busy: the
+        // buffer is full; woken anyway, it costs nothing).
         self.0.sent_since_tick.store(true, Ordering::Relaxed);
         self.0.wake.notify_one();
         if dropped {
