@@ -16,7 +16,7 @@ impl<S: Service> ServiceContext<S> {
     /// The request being served, while inside an exported method: its conversation id,
     /// method name and the requesting service's binding.
     pub fn current_request(&self) -> Option<&RequestInfo> {
-        self.core.current.as_ref().map(|(info, _)| info)
+        self.core.worked()?.current.as_ref().map(|(info, _)| info)
     }
 
     /// Suspends the response to the request being served: return the [`Delayed`] from the
@@ -26,7 +26,7 @@ impl<S: Service> ServiceContext<S> {
     ///
     pub fn suspend_response<T: crate::payload::Content>(&mut self) -> (Responder<T>, Delayed<T>) {
         let origin = self.core.binding.name().to_string();
-        let (conversation, reply) = match self.core.current.as_mut() {
+        let (conversation, reply) = match self.core.work().current.as_mut() {
             Some((info, reply)) => (info.conversation, reply.take()),
             None => (crate::ids::ConversationId(0), None),
         };
@@ -34,10 +34,9 @@ impl<S: Service> ServiceContext<S> {
             tracing::error!(service = %self.core.binding, "suspend_response called outside an exported method or twice");
         }
         let slot = std::sync::Arc::new(std::sync::Mutex::new(reply));
-        self.core
-            .suspended
-            .retain(|s| s.lock().map(|g| g.is_some()).unwrap_or(false));
-        self.core.suspended.push(slot.clone());
+        let suspended = &mut self.core.work().suspended;
+        suspended.retain(|s| s.lock().map(|g| g.is_some()).unwrap_or(false));
+        suspended.push(slot.clone());
         Responder::new(slot, (conversation, self.core.binding.agent()), origin)
     }
 

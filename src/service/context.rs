@@ -27,22 +27,61 @@ use crate::request::{take_slot, Reply, ReplySlot, RequestInfo};
 /// The actix context of a service, with every netsvc operation. See the [`Service`] docs.
 pub struct ServiceContext<S: Actor<Context = ServiceContext<S>>> {
     pub(super) parts: ContextParts<S>,
-    pub(super) mb: Option<Mailbox<S>>,
     pub(crate) core: ServiceState,
 }
 
 /// The non-generic state of a service.
+///
+/// It lives inline in the service's actix task, so it is kept small: what only a service
+/// that works needs (a drained batch's buffer, timers, the request being served, suspended
+/// responses) is in [`Working`], made on first use and kept. An idle service, of which a
+/// node may hold a hundred thousand, pays one pointer for it.
 pub(crate) struct ServiceState {
     pub(crate) node: Node,
     pub(crate) binding: Binding,
     pub(crate) inbox: Inbox,
-    spare: VecDeque<Delivery>,
     pub(crate) broker: LazyBroker,
+    pub(super) work: Option<Box<Working>>,
+    pub(super) withdrawn: bool,
+}
+
+/// The state of a service that has worked: see [`ServiceState`].
+#[derive(Default)]
+pub(crate) struct Working {
+    /// The buffer of the last drained batch, reused by the next.
+    spare: VecDeque<Delivery>,
     pub(crate) timers: Timers,
     /// The request being served, and its reply while not yet sent or suspended.
     pub(crate) current: Option<(RequestInfo, Option<ReplyTo>)>,
     pub(crate) suspended: Vec<ReplySlot>,
-    pub(super) withdrawn: bool,
+}
+
+impl Working {
+    /// A new working state, out of the line of [`ServiceState::work`]'s hit.
+    #[cold]
+    fn boxed() -> Box<Working> {
+        Box::default()
+    }
+}
+
+impl ServiceState {
+    /// The working state, made now if this is its first use.
+    #[inline]
+    pub(crate) fn work(&mut self) -> &mut Working {
+        self.work.get_or_insert_with(Working::boxed)
+    }
+
+    /// The working state, if it was ever made.
+    #[inline]
+    pub(crate) fn worked(&self) -> Option<&Working> {
+        self.work.as_deref()
+    }
+
+    /// The working state, if it was ever made.
+    #[inline]
+    pub(crate) fn worked_mut(&mut self) -> Option<&mut Working> {
+        self.work.as_deref_mut()
+    }
 }
 
 const DRAIN_BUDGET: usize = 1024;
@@ -59,16 +98,12 @@ impl<S: Service> ServiceContext<S> {
         let mb = Mailbox::new(rx);
         let ctx = ServiceContext {
             parts: ContextParts::new(mb.sender_producer()),
-            mb: None,
             core: ServiceState {
                 node,
                 binding,
                 inbox,
-                spare: VecDeque::new(),
                 broker: LazyBroker::with_groups(groups),
-                timers: Timers::default(),
-                current: None,
-                suspended: Vec::new(),
+                work: None,
                 withdrawn: false,
             },
         };
@@ -88,7 +123,12 @@ impl<S: Service> ServiceContext<S> {
     /// Handles everything in the inbox, up to a budget. Returns `true` when work is left
     /// (the budget ran out and the caller should yield, then come back).
     pub(super) fn drain(&mut self, service: &mut S, waker: &Waker) -> bool {
-        let mut batch = std::mem::take(&mut self.core.spare);
+        // An idle service finds its inbox empty without making its working state.
+        let mut batch = self
+            .core
+            .worked_mut()
+            .map(|w| std::mem::take(&mut w.spare))
+            .unwrap_or_default();
         let mut handled = 0;
         // Pushes made meanwhile wake this drainer again (see `Inbox::take_batch`), so one batch
         // per poll suffices; the budget bounds how much of it is handled before yielding.
@@ -98,17 +138,19 @@ impl<S: Service> ServiceContext<S> {
                 handled += 1;
                 if self.parts.state() != ActorState::Running {
                     self.core.inbox.put_back(&mut batch);
-                    self.core.spare = batch;
+                    self.core.work().spare = batch;
                     return false;
                 }
                 if handled >= DRAIN_BUDGET && !batch.is_empty() {
                     self.core.inbox.put_back(&mut batch);
-                    self.core.spare = batch;
+                    self.core.work().spare = batch;
                     return true;
                 }
             }
         }
-        self.core.spare = batch;
+        if batch.capacity() > 0 {
+            self.core.work().spare = batch;
+        }
         false
     }
 
@@ -223,11 +265,11 @@ impl<S: Service> ServiceContext<S> {
             sender,
         };
         let method = info.method.clone();
-        self.core.current = Some((info, Some(reply)));
+        self.core.work().current = Some((info, Some(reply)));
         let result = catch_unwind(AssertUnwindSafe(|| {
             S::dispatch(service, self, &method, args)
         }));
-        let reply = self.core.current.take().and_then(|(_, reply)| reply);
+        let reply = self.core.work().current.take().and_then(|(_, reply)| reply);
         let mut outcome = match result {
             Ok(Reply::Now(outcome)) => outcome,
             Ok(Reply::Suspended) => {
@@ -273,7 +315,8 @@ impl ServiceState {
         }
         self.withdrawn = true;
         drop(self.inbox.close());
-        for slot in self.suspended.drain(..) {
+        let suspended = self.worked_mut().map(|w| std::mem::take(&mut w.suspended));
+        for slot in suspended.into_iter().flatten() {
             if let Some(reply) = take_slot(&slot) {
                 let failure = Failure::netsvc(
                     ErrorCode::SERVER_APPLICATION_ERROR,
@@ -407,5 +450,26 @@ fn drain_and_rewake<S: Service>(
     if ctx.drain(service, task.waker()) {
         // Budget spent: let the other actors of this arbiter run, then continue.
         task.waker().wake_by_ref();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A service that holds nothing.
+    struct Empty;
+    impl Actor for Empty {
+        type Context = ServiceContext<Self>;
+    }
+
+    #[test]
+    fn an_idle_service_task_fits_tokios_four_line_cell() {
+        // tokio aligns a task's cell to 128 bytes and adds about 120 bytes of its own to the
+        // future; actix's `ContextFut` adds 136 to the context. A context of at most 256
+        // bytes keeps a stateless service's task at 512 bytes, as small as a bare actix
+        // actor's (BENCHMARKS.md, "Registry convergence"). Working state is boxed for that.
+        assert!(std::mem::size_of::<ServiceContext<Empty>>() <= 256);
+        assert!(std::mem::size_of::<ContextFut<Empty, ServiceContext<Empty>>>() <= 392);
     }
 }

@@ -96,7 +96,6 @@ impl<S: Service> ViaNothing<S> for Tag<S> {
 
 /// The actor started: the inbox driver starts, then the `started` hook.
 pub fn started<S: Service>(service: &mut S, ctx: &mut ServiceContext<S>) {
-    let _ = ctx.mb.take();
     ctx.spawn(InboxDriver);
     ctx.guarded(service, "started", |s, c| Service::started(s, c));
 }
@@ -105,7 +104,9 @@ pub fn started<S: Service>(service: &mut S, ctx: &mut ServiceContext<S>) {
 /// withdrawn.
 pub fn stopping<S: Service>(service: &mut S, ctx: &mut ServiceContext<S>) -> Running {
     ctx.guarded(service, "stopping", |s, c| Service::stopping(s, c));
-    ctx.core.timers.cancel_everything(&mut ctx.parts);
+    if let Some(work) = ctx.core.worked_mut() {
+        work.timers.cancel_everything(&mut ctx.parts);
+    }
     ctx.core.withdraw();
     Running::Stop
 }

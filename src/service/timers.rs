@@ -45,7 +45,7 @@ impl<S: Service> ServiceContext<S> {
         let fire_key = key.clone();
         let handle = self.run_later(delay, move |service, ctx| {
             if kind != Kind::Action {
-                ctx.core.timers.pending.remove(&fire_key);
+                ctx.core.work().timers.pending.remove(&fire_key);
             }
             let name = fire_key.1;
             if kind == Kind::Action {
@@ -53,22 +53,23 @@ impl<S: Service> ServiceContext<S> {
             }
             ctx.guarded(service, "timer", |s, c| s.timer(&name, c));
         });
-        self.core.timers.pending.insert(key, handle);
+        self.core.work().timers.pending.insert(key, handle);
     }
 
     fn disarm(&mut self, kind: Kind, name: &str) -> bool {
-        match self.core.timers.pending.remove(&(kind, name.to_owned())) {
+        let key = (kind, name.to_owned());
+        let pending = self.core.worked_mut().map(|w| &mut w.timers.pending);
+        match pending.and_then(|p| p.remove(&key)) {
             Some(handle) => self.parts.cancel_future(handle),
             None => false,
         }
     }
 
     fn disarm_all(&mut self, kind: Kind) {
-        let keys: Vec<(Kind, String)> = self
-            .core
-            .timers
-            .pending
-            .keys()
+        let Some(work) = self.core.worked() else {
+            return;
+        };
+        let keys: Vec<(Kind, String)> = (work.timers.pending.keys())
             .filter(|k| k.0 == kind)
             .cloned()
             .collect();
@@ -96,9 +97,8 @@ impl<S: Service> ServiceContext<S> {
     /// Whether the timer `name` is pending.
     pub fn timer_pending(&self, name: &str) -> bool {
         self.core
-            .timers
-            .pending
-            .contains_key(&(Kind::Timer, name.to_owned()))
+            .worked()
+            .is_some_and(|w| (w.timers.pending).contains_key(&(Kind::Timer, name.to_owned())))
     }
 
     /// Sets (or resets) the alarm `name` for an absolute time; a time in the past fires at
@@ -124,18 +124,24 @@ impl<S: Service> ServiceContext<S> {
     /// until cancelled.
     pub fn schedule_action(&mut self, name: impl Into<String>, schedule: Schedule) {
         let name = name.into();
-        self.core.timers.schedules.insert(name.clone(), schedule);
+        self.core
+            .work()
+            .timers
+            .schedules
+            .insert(name.clone(), schedule);
         self.rearm_action(name);
     }
 
     fn rearm_action(&mut self, name: String) {
-        let delay = match self.core.timers.schedules.get(&name) {
+        let core = &mut self.core;
+        let schedules = &mut core.work.get_or_insert_default().timers.schedules;
+        let delay = match schedules.get(&name) {
             Some(Schedule::Every(d)) => *d,
             Some(Schedule::Cron(c)) => match c.delay_from_now() {
                 Some(d) => d,
                 None => {
-                    tracing::warn!(service = %self.core.binding, action = %name, cron = c.as_str(), "cron expression names no future time; action dropped");
-                    self.core.timers.schedules.remove(&name);
+                    tracing::warn!(service = %core.binding, action = %name, cron = c.as_str(), "cron expression names no future time; action dropped");
+                    schedules.remove(&name);
                     return;
                 }
             },
@@ -146,13 +152,17 @@ impl<S: Service> ServiceContext<S> {
 
     /// Cancels a recurring action; returns whether it was scheduled.
     pub fn cancel_action(&mut self, name: &str) -> bool {
-        self.core.timers.schedules.remove(name);
+        if let Some(work) = self.core.worked_mut() {
+            work.timers.schedules.remove(name);
+        }
         self.disarm(Kind::Action, name)
     }
 
     /// Cancels every recurring action.
     pub fn cancel_all_actions(&mut self) {
-        self.core.timers.schedules.clear();
+        if let Some(work) = self.core.worked_mut() {
+            work.timers.schedules.clear();
+        }
         self.disarm_all(Kind::Action)
     }
 }
