@@ -112,6 +112,12 @@ pub(crate) type IdMap<K, V> = std::collections::HashMap<K, V>;
 /// with a random key per node) of a counter: no two calls in flight get the same id but with
 /// a negligible chance (about one in 2^64 per pair), and a peer that saw some ids cannot
 /// predict the next, so an answer cannot be forged by guessing its conversation.
+///
+/// A call to a service of this process takes the count itself ([`ConversationIds::next_local`]):
+/// its answer comes back through a channel of this process, never over a link, so there is
+/// no answer to forge, and the hash (about a thirtieth of an in-process round trip's
+/// instructions; BENCHMARKS.md) is saved. Counts and hashes share the same space without
+/// meaning to, so they collide as rarely as two hashes do.
 #[derive(Debug)]
 pub(crate) struct ConversationIds {
     /// Identifies the node in the per-thread cache.
@@ -143,7 +149,18 @@ impl ConversationIds {
     /// counter (never 0, which stands for "no conversation").
     pub(crate) fn next(&self) -> ConversationId {
         use std::hash::BuildHasher;
-        let count = ID_CACHE.with(|cache| {
+        ConversationId(self.key.hash_one(self.count()).max(1))
+    }
+
+    /// A fresh id for a call whose answer never crosses a link: the next count itself
+    /// (never 0: counts start at 1). See the type's docs.
+    pub(crate) fn next_local(&self) -> ConversationId {
+        ConversationId(self.count())
+    }
+
+    /// The next count of this thread's block of the node's counter.
+    fn count(&self) -> u64 {
+        ID_CACHE.with(|cache| {
             let (owner, next, end) = cache.get();
             let (next, end) = if owner == self.owner && next < end {
                 (next, end)
@@ -153,8 +170,7 @@ impl ConversationIds {
             };
             cache.set((self.owner, next + 1, end));
             next
-        });
-        ConversationId(self.key.hash_one(count).max(1))
+        })
     }
 }
 
@@ -210,5 +226,26 @@ mod tests {
         assert!(steps.len() > 99_000, "{}", steps.len());
         // Two nodes count the same way but give other ids.
         assert!((0..1000).all(|_| !distinct.contains(&b.next().get())));
+    }
+
+    #[test]
+    fn local_conversation_ids_are_counts_never_handed_out_twice() {
+        let ids = ConversationIds::new(ProcessId::random());
+        let mut counts = Vec::new();
+        let mut hashed = std::collections::HashSet::new();
+        for i in 0..5_000 {
+            // Interleaved with hashed ids, which take their counts from the same sequence.
+            if i % 3 == 0 {
+                assert!(hashed.insert(ids.next().get()));
+            } else {
+                counts.push(ids.next_local().get());
+            }
+        }
+        assert!(counts.iter().all(|&c| c != 0));
+        assert!(
+            counts.windows(2).all(|w| w[0] < w[1]),
+            "increasing, so distinct"
+        );
+        assert!(counts.iter().all(|c| !hashed.contains(c)));
     }
 }

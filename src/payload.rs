@@ -248,21 +248,22 @@ impl Payload {
     pub fn take<T: DeserializeOwned + Send + Sync + 'static>(self) -> Result<T, PayloadError> {
         match self.0 {
             Repr::Value(v) => {
-                if !v.as_any().is::<T>() {
+                let any: &(dyn Any + Send + Sync) = &*v;
+                if !any.is::<T>() {
                     return Payload(Repr::Value(v)).decode_other();
                 }
-                let type_name = v.type_name();
                 if Arc::strong_count(&v) > 1 {
                     let bytes = v.encode(Format::Bincode)?;
-                    return decode_bytes(Format::Bincode, &bytes, type_name);
+                    return decode_bytes(Format::Bincode, &bytes, v.type_name());
                 }
                 // The only reference: move the value out. Neither step can fail (type checked
                 // above, no other reference exists), but stay total rather than panic.
                 let mismatch = || PayloadError::TypeMismatch {
                     expected: std::any::type_name::<T>(),
-                    found: type_name.to_owned(),
+                    found: std::any::type_name::<T>().to_owned(),
                 };
-                let arc = v.into_any().downcast::<T>().map_err(|_| mismatch())?;
+                let any: Arc<dyn Any + Send + Sync> = v;
+                let arc = any.downcast::<T>().map_err(|_| mismatch())?;
                 Arc::try_unwrap(arc).map_err(|_| mismatch())
             }
             encoded => Payload(encoded).decode_other(),

@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 
 use super::measure::{CallMetrics, Measured};
 use super::RequestTarget;
-use crate::delivery::{refusal, Binding, Delivery, IncomingRequest, Outcome, ReplyTo};
+use crate::delivery::{refusal, Binding, Delivery, IncomingRequest, Location, Outcome, ReplyTo};
 use crate::descriptor::{ServiceDescriptor, DESCRIBE_METHOD};
 use crate::failure::{ErrorCode, Failure};
 use crate::ids::{AgentId, ConversationId, ConversationIds, ProcessId};
@@ -125,7 +125,14 @@ impl Endpoint {
         args: Payload,
         reply_format: Format,
     ) -> Call<R> {
-        let conversation = self.calls.conversations.next();
+        let conversation = match &self.target {
+            // Answered through a channel of this process: nothing to forge (see
+            // `ConversationIds`).
+            RequestTarget::Binding(b) if b.location() == Location::Local => {
+                self.calls.conversations.next_local()
+            }
+            _ => self.calls.conversations.next(),
+        };
         let service = match &self.target {
             RequestTarget::Binding(binding) => binding.name(),
             RequestTarget::Name(name) => name,

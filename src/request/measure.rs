@@ -65,6 +65,7 @@ impl CallMetrics {
     }
 
     /// A measure of a call of `method` of `service` starting now, if metrics are on.
+    #[inline]
     pub(crate) fn start(&self, service: &str, method: &str) -> Option<Measured> {
         ENABLED.load(Ordering::Relaxed).then(|| Measured {
             handles: self.handles(service, method),
