@@ -198,7 +198,22 @@ impl<'a> Fields<'a> {
     /// bincode's varint: one byte below 251, else a marker for a 2, 4 or 8 byte little-endian
     /// integer. Only the shortest form is accepted (the one every encoder writes), so that a
     /// decoded frame encodes again to the same bytes.
+    #[inline]
     fn varint(&mut self) -> Result<u64, String> {
+        // Nearly every varint of a frame (lengths, tags, counts) is one byte: read it here,
+        // and leave the longer forms and the errors out of line.
+        match self.buf.get(self.at) {
+            Some(&n) if n <= 250 => {
+                self.at += 1;
+                Ok(u64::from(n))
+            }
+            _ => self.long_varint(),
+        }
+    }
+
+    /// [`Fields::varint`] past its one-byte form.
+    #[inline(never)]
+    fn long_varint(&mut self) -> Result<u64, String> {
         fn le<const N: usize>(bytes: &[u8]) -> [u8; N] {
             let mut out = [0; N];
             out.copy_from_slice(bytes);
@@ -238,7 +253,9 @@ impl<'a> Fields<'a> {
 
     fn uuid(&mut self) -> Result<uuid::Uuid, String> {
         let bytes = self.bytes()?;
-        uuid::Uuid::from_slice(bytes).map_err(|_| format!("an identity of {} bytes", bytes.len()))
+        let bytes = <[u8; 16]>::try_from(bytes)
+            .map_err(|_| format!("an identity of {} bytes", bytes.len()))?;
+        Ok(uuid::Uuid::from_bytes(bytes))
     }
 
     /// How many of `count` announced items of at least `min_len` bytes each can be in what is
