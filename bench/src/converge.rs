@@ -6,6 +6,8 @@
 //! watcher's registry holding all N (both clocks are this machine's wall clock). Memory: the
 //! announcer's resident set grows by the idle services (KiB per local service), the watcher's
 //! by the entries (KiB per remote entry), each measured on its own process around that step.
+//! The floor of the first is a bare actix actor: a fourth process spawns N of them (no
+//! netsvc), measured the same way (KiB per bare actix actor).
 //!
 //! No NATS equivalent exists. The baseline is what the wire allows: the bytes the watcher's
 //! link actually received, in as many frames, streamed through the raw TCP relay of
@@ -53,6 +55,8 @@ pub(crate) enum ConvergeRole {
     Announcer,
     /// Joins the hub first and counts what it learns.
     Watcher,
+    /// Spawns bare actix actors: the floor of an idle service's memory.
+    Bare,
 }
 
 /// Options of the hidden `converge-role` subcommand.
@@ -92,6 +96,13 @@ struct Learned {
     bytes_in: u64,
 }
 
+/// The bare actors' `RESULT`.
+#[derive(Debug, Serialize, Deserialize)]
+struct Bare {
+    /// Resident set growth over spawning the actors, KiB.
+    spawn_kib: u64,
+}
+
 /// One size's figures.
 #[derive(Debug, Serialize)]
 struct Outcome {
@@ -102,6 +113,7 @@ struct Outcome {
     netsvc_to_raw: f64,
     kib_per_remote_entry: f64,
     kib_per_local_service: f64,
+    kib_per_bare_actor: f64,
     spawn_s: f64,
     frames: u64,
     bytes: u64,
@@ -126,8 +138,8 @@ pub(crate) fn run(args: &ConvergeArgs) -> ExitCode {
     };
     let mut ok = true;
     if !args.json {
-        println!("| services | converge (s) | raw relay (s) | ÷ raw | KiB / remote entry | KiB / idle local service | spawn (s) |");
-        println!("|---:|---:|---:|---:|---:|---:|---:|");
+        println!("| services | converge (s) | raw relay (s) | ÷ raw | KiB / remote entry | KiB / idle local service | KiB / bare actix actor | spawn (s) |");
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     }
     for n in sizes {
         match converge(n, Duration::from_secs(args.limit)) {
@@ -136,13 +148,14 @@ pub(crate) fn run(args: &ConvergeArgs) -> ExitCode {
                     println!("{}", serde_json::to_string(&o).unwrap_or_default());
                 } else {
                     println!(
-                        "| {} | {:.3} | {:.3} | {:.1} | {:.2} | {:.2} | {:.3} |",
+                        "| {} | {:.3} | {:.3} | {:.1} | {:.2} | {:.2} | {:.2} | {:.3} |",
                         o.services,
                         o.converge_s,
                         o.raw_s,
                         o.netsvc_to_raw,
                         o.kib_per_remote_entry,
                         o.kib_per_local_service,
+                        o.kib_per_bare_actor,
                         o.spawn_s
                     );
                 }
@@ -188,6 +201,9 @@ fn converge(n: usize, limit: Duration) -> Result<Outcome, String> {
     drop((announcer, watcher, hub));
     let converge_s = learned.done_ns.saturating_sub(announced.connect_ns) as f64 / 1e9;
     let raw_s = raw_stream(learned.frames_in, learned.bytes_in)?;
+    let mut bare = role_proc("bare", &common("bare"))?;
+    let floor: Bare = decode("bare", &bare.expect("RESULT", limit)?)?;
+    drop(bare);
     Ok(Outcome {
         workload: format!("registry_converge_{n}"),
         services: n,
@@ -196,6 +212,7 @@ fn converge(n: usize, limit: Duration) -> Result<Outcome, String> {
         netsvc_to_raw: converge_s / raw_s.max(1e-9),
         kib_per_remote_entry: learned.learn_kib as f64 / n as f64,
         kib_per_local_service: announced.spawn_kib as f64 / n as f64,
+        kib_per_bare_actor: floor.spawn_kib as f64 / n as f64,
         spawn_s: announced.spawn_s,
         frames: learned.frames_in,
         bytes: learned.bytes_in,
@@ -279,6 +296,7 @@ pub(crate) fn run_role(args: &ConvergeRoleArgs) -> ExitCode {
                 ConvergeRole::Hub => hub().await,
                 ConvergeRole::Announcer => announcer(&args.server, args.services).await,
                 ConvergeRole::Watcher => watcher(&args.server, args.services).await,
+                ConvergeRole::Bare => bare(args.services).await,
             }
         })
     })
@@ -326,6 +344,38 @@ async fn announcer(server: &str, n: usize) -> Result<(), String> {
     ready(&serde_json::to_string(&announced).map_err(|e| e.to_string())?);
     std::future::pending::<()>().await;
     drop(spawned);
+    Ok(())
+}
+
+/// A bare actix actor: the floor of [`Idle`]'s memory.
+struct BareActor(std::rc::Rc<std::cell::Cell<usize>>);
+
+impl actix::Actor for BareActor {
+    type Context = actix::Context<Self>;
+    fn started(&mut self, _: &mut Self::Context) {
+        self.0.set(self.0.get() + 1);
+    }
+}
+
+/// Spawns `n` bare actors, as [`announcer`] spawns its services (their addresses kept), and
+/// tells how much the resident set grew once they all started.
+async fn bare(n: usize) -> Result<(), String> {
+    use actix::Actor;
+    // The same start as the announcer's, whose node exists before its services.
+    let _node = Node::new("bare");
+    let started = std::rc::Rc::new(std::cell::Cell::new(0));
+    let before = own_rss()?;
+    let mut actors = Vec::with_capacity(n);
+    for _ in 0..n {
+        actors.push(BareActor(started.clone()).start());
+    }
+    while started.get() < n {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let spawn_kib = own_rss()?.saturating_sub(before);
+    result(&Bare { spawn_kib })?;
+    std::future::pending::<()>().await;
+    drop(actors);
     Ok(())
 }
 

@@ -17,7 +17,12 @@ fn quick_converge_learns_every_service() {
     assert_eq!(v["services"], 1000);
     // One announcement per service at least crossed the watcher's link.
     assert!(v["frames"].as_u64().is_some_and(|f| f >= 1000), "{line}");
-    for figure in ["converge_s", "raw_s", "kib_per_local_service"] {
+    for figure in [
+        "converge_s",
+        "raw_s",
+        "kib_per_local_service",
+        "kib_per_bare_actor",
+    ] {
         assert!(
             v[figure].as_f64().is_some_and(|x| x > 0.0),
             "{figure}: {line}"
