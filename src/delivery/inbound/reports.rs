@@ -72,8 +72,10 @@ impl ReportRouting<'_> {
         }
         self.names.subject(view.subject)?;
         self.names.type_name(view.content.type_name)?;
-        // Targets per link, as indexes into `view.targets`.
-        let mut remote = std::mem::take(&mut self.relay.0);
+        // Targets per link, as indexes into `view.targets`: the first link's here (usually
+        // the only one: nothing is moved into a vector for it), any others' in `more`.
+        let mut first: Option<(Link, SmallVec<[usize; 4]>)> = None;
+        let mut more = std::mem::take(&mut self.relay.0);
         // Local targets, as indexes into `view.targets`, with their patterns.
         let mut local: SmallVec<[(usize, Option<SubjectPattern>); 1]> = SmallVec::new();
         for (i, target) in view.targets.iter().enumerate() {
@@ -84,34 +86,39 @@ impl ReportRouting<'_> {
             let Some(subscriber) = self.routes.lookup(self.net, target.subscriber) else {
                 continue;
             };
-            match subscriber.link() {
-                None => local.push((i, pattern.cloned())),
-                Some(link) => match remote.iter_mut().find(|(l, _)| l.same(link)) {
+            let Some(link) = subscriber.link() else {
+                local.push((i, pattern.cloned()));
+                continue;
+            };
+            match &mut first {
+                Some((l, indexes)) if l.same(link) => indexes.push(i),
+                None => first = Some((link.clone(), smallvec::smallvec![i])),
+                Some(_) => match more.iter_mut().find(|(l, _)| l.same(link)) {
                     Some((_, indexes)) => indexes.push(i),
-                    None => remote.push((link.clone(), smallvec::smallvec![i])),
+                    None => more.push((link.clone(), smallvec::smallvec![i])),
                 },
             }
         }
         let delivered = if local.is_empty() {
             0
         } else {
-            self.deliver_locally(view, targeted, local)?
+            self.deliver_locally(view, targeted, &mut local)?
         };
-        match &remote[..] {
+        match &first {
             // One link has every target: the frame goes on as received.
-            [(link, indexes)] if indexes.len() == view.targets.len() => {
+            Some((link, indexes)) if more.is_empty() && indexes.len() == view.targets.len() => {
                 let _ = link.out().send_raw(frame, FrameClass::Report, "Report");
             }
             _ => {
-                for (link, indexes) in remote.iter() {
+                for (link, indexes) in first.iter().chain(more.iter()) {
                     let targets = indexes.iter().map(|&i| view.targets[i]);
                     let _ = link.out().send_report_head(view, targets);
                 }
             }
         }
         // The links are dropped now rather than held until the next report.
-        remote.clear();
-        self.relay.0 = remote;
+        more.clear();
+        self.relay.0 = more;
         Ok(Routed::Delivered(delivered))
     }
 
@@ -122,7 +129,7 @@ impl ReportRouting<'_> {
         &mut self,
         view: &ReportView<'_>,
         targeted: bool,
-        mut local: SmallVec<[(usize, Option<SubjectPattern>); 1]>,
+        local: &mut SmallVec<[(usize, Option<SubjectPattern>); 1]>,
     ) -> Result<usize, String> {
         let Some(publisher) = self.routes.lookup(self.net, view.publisher).cloned() else {
             return Ok(0);
@@ -155,7 +162,7 @@ impl ReportRouting<'_> {
         // A conflated report stands for the ones replaced on its way.
         let stands_for = view.conflated.unwrap_or(0);
         let last = local.pop();
-        for (i, pattern) in local {
+        for (i, pattern) in local.drain(..) {
             if let Some(subscriber) = self.routes.lookup(self.net, view.targets[i].subscriber) {
                 self.batch.push(
                     subscriber,
@@ -183,7 +190,8 @@ impl ReportRouting<'_> {
     }
 }
 
-/// The subscribers of one report per link, as indexes into its targets.
+/// The subscribers of one report per link beyond the first, as indexes into its targets
+/// (kept between reports for its capacity).
 #[derive(Default)]
 pub(super) struct Relay(Vec<(Link, SmallVec<[usize; 4]>)>);
 
