@@ -257,7 +257,8 @@ impl Payload {
                     return decode_bytes(Format::Bincode, &bytes, v.type_name());
                 }
                 // The only reference: move the value out. Neither step can fail (type checked
-                // above, no other reference exists), but stay total rather than panic.
+                // above, no other reference exists), but stay total rather than panic. (The
+                // stored type is `T`, checked above: its name is not asked of the value.)
                 let mismatch = || PayloadError::TypeMismatch {
                     expected: std::any::type_name::<T>(),
                     found: std::any::type_name::<T>().to_owned(),

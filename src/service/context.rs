@@ -59,7 +59,7 @@ pub(crate) struct Working {
 impl Working {
     /// A new working state, out of the line of [`ServiceState::work`]'s hit.
     #[cold]
-    fn boxed() -> Box<Working> {
+    pub(super) fn boxed() -> Box<Working> {
         Box::default()
     }
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use actix::dev::ContextParts;
 use actix::{AsyncContext, SpawnHandle};
 
+use super::context::Working;
 use super::{Service, ServiceContext};
 use crate::schedule::Schedule;
 
@@ -134,7 +135,12 @@ impl<S: Service> ServiceContext<S> {
 
     fn rearm_action(&mut self, name: String) {
         let core = &mut self.core;
-        let schedules = &mut core.work.get_or_insert_default().timers.schedules;
+        // `core.work()` would borrow all of `core`; the binding is needed below.
+        let schedules = &mut core
+            .work
+            .get_or_insert_with(Working::boxed)
+            .timers
+            .schedules;
         let delay = match schedules.get(&name) {
             Some(Schedule::Every(d)) => *d,
             Some(Schedule::Cron(c)) => match c.delay_from_now() {
