@@ -489,5 +489,45 @@ macro_rules! into_name {
 
 into_name!(ServiceName, GroupName, Subject, SubjectPattern);
 
+/// The groups of one service, in order, as the registry and the announcer keep them for
+/// every service they know: one pointer while empty, which most services are (a node may
+/// know a hundred thousand services; a `BTreeSet` inline is three words).
+#[derive(Debug, Clone, Default)]
+// The box is the point: one word inline instead of a `BTreeSet`'s three.
+#[allow(clippy::box_collection)]
+pub(crate) struct GroupSet(Option<Box<std::collections::BTreeSet<GroupName>>>);
+
+impl GroupSet {
+    /// Adds `group`; whether it was new.
+    pub(crate) fn insert(&mut self, group: GroupName) -> bool {
+        self.0.get_or_insert_default().insert(group)
+    }
+
+    /// Removes `group`; whether it was there. The last one gone, the set is one pointer again.
+    pub(crate) fn remove(&mut self, group: &GroupName) -> bool {
+        let Some(set) = &mut self.0 else {
+            return false;
+        };
+        let removed = set.remove(group);
+        if set.is_empty() {
+            self.0 = None;
+        }
+        removed
+    }
+
+    /// The groups, in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &GroupName> {
+        self.0.iter().flat_map(|set| set.iter())
+    }
+}
+
+impl Extend<GroupName> for GroupSet {
+    fn extend<I: IntoIterator<Item = GroupName>>(&mut self, groups: I) {
+        for group in groups {
+            self.insert(group);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

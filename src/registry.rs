@@ -26,11 +26,11 @@ use smallvec::SmallVec;
 use crate::delivery::{Binding, Location};
 use crate::delivery::{Delivery, Inbox, RegistryEvent, Status, Watch, WatchedBy};
 use crate::ids::AgentId;
-use crate::names::{GroupName, ServiceName};
+use crate::names::{GroupName, GroupSet, ServiceName};
 
 struct Entry {
     binding: Binding,
-    groups: BTreeSet<GroupName>,
+    groups: GroupSet,
     announced: bool,
     seq: u64,
 }
@@ -225,7 +225,7 @@ impl Registry {
                 Watch::Group(g) => send_event(sub, watch, &binding, Some(g), Status::Available),
                 Watch::Registry | Watch::Agent(_) => {
                     send_event(sub, watch, &binding, None, Status::Available);
-                    for g in &entry.groups {
+                    for g in entry.groups.iter() {
                         send_event(sub, watch, &binding, Some(g), Status::Available);
                     }
                 }

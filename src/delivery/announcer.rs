@@ -16,19 +16,19 @@
 //! ([`Announcer::announce_first`]). Nothing is copied per link: a hub with many services and
 //! many slow new links costs a cursor each.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use super::binding::{Binding, Location};
 use super::link::{Link, Side};
 use crate::ids::{AgentId, ProcessId};
-use crate::names::GroupName;
+use crate::names::{GroupName, GroupSet};
 use crate::transport::Outbound;
 use crate::wire::{Frame, ServiceInfo};
 
 struct Known {
     binding: Binding,
-    groups: BTreeSet<GroupName>,
+    groups: GroupSet,
     /// When the service became known here: its place in [`State::by_seq`].
     seq: u64,
 }
@@ -148,7 +148,7 @@ impl Announcer {
             None => {
                 state.last_seq += 1;
                 state.by_seq.insert(state.last_seq, agent);
-                (BTreeSet::new(), state.last_seq)
+                (GroupSet::default(), state.last_seq)
             }
         };
         if !binding.name().is_anonymous() {

@@ -76,3 +76,25 @@ fn audience_spelling_round_trips() {
     assert_eq!(Audience::parse("backend").unwrap().as_str(), "backend");
     assert!(Audience::parse("two words").is_err());
 }
+
+#[test]
+fn a_group_set_keeps_its_groups_in_order_in_one_pointer() {
+    assert_eq!(
+        std::mem::size_of::<GroupSet>(),
+        std::mem::size_of::<usize>()
+    );
+    let g = |name: &str| GroupName::new(name).expect("a valid group");
+    let mut set = GroupSet::default();
+    assert!(!set.remove(&g("a")));
+    assert!(set.insert(g("b")));
+    assert!(set.insert(g("a")));
+    assert!(!set.insert(g("b")));
+    set.extend([g("c"), g("a")]);
+    let names: Vec<&str> = set.iter().map(GroupName::as_str).collect();
+    assert_eq!(names, ["a", "b", "c"]);
+    for name in ["a", "b", "c"] {
+        assert!(set.remove(&g(name)));
+    }
+    assert_eq!(set.iter().count(), 0);
+    assert!(set.insert(g("a")), "usable again once empty");
+}

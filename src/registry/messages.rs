@@ -1,14 +1,12 @@
 //! The registry's messages: registering and withdrawing services, group changes,
 //! subscriptions to availability, and lookups.
 
-use std::collections::BTreeSet;
-
 use actix::{Context, Handler, Message, MessageResult};
 
 use super::{send_event, Entry, Registry, Sub};
 use crate::delivery::{Binding, Inbox, Status, Watch, WatchedBy};
 use crate::ids::AgentId;
-use crate::names::{GroupName, ServiceName};
+use crate::names::{GroupName, GroupSet, ServiceName};
 
 macro_rules! message {
     ($name:ident => $result:ty) => {
@@ -33,7 +31,7 @@ impl Handler<Register> for Registry {
         let agent = binding.agent();
         self.insert(Entry {
             binding: binding.clone(),
-            groups: BTreeSet::new(),
+            groups: GroupSet::default(),
             announced,
             seq: self.seq,
         });
