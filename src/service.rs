@@ -23,6 +23,7 @@ mod describe;
 mod groups;
 mod hooks;
 mod reports;
+mod task;
 mod timers;
 
 use actix::{Actor, Handler};

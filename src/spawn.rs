@@ -105,6 +105,7 @@ impl Node {
         });
         ServiceContext::start(
             rx,
+            addr.downgrade(),
             self.clone(),
             binding.clone(),
             inbox,

@@ -6,14 +6,16 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::task::Waker;
 
 use actix::dev::channel::AddressReceiver;
-use actix::dev::{AsyncContextParts, ContextFut, ContextParts, Envelope, Mailbox, ToEnvelope};
+use actix::dev::{Envelope, Mailbox, ToEnvelope};
 use actix::{
-    Actor, ActorContext, ActorFuture, ActorState, Addr, AsyncContext, Handler, Message, SpawnHandle,
+    Actor, ActorContext, ActorFuture, ActorState, Addr, AsyncContext, Handler, Message,
+    SpawnHandle, WeakAddr,
 };
 
 use super::broker::{LazyBroker, Notice};
 use super::describe::{reserved, Reserved};
 use super::hooks::Descriptor;
+use super::task::{Runtime, ServiceTask};
 use super::timers::Timers;
 use super::Service;
 use crate::delivery::{Binding, Delivery, Inbox, IncomingRequest, ReplyTo, WatchedBy};
@@ -26,7 +28,7 @@ use crate::request::{take_slot, Reply, ReplySlot, RequestInfo};
 
 /// The actix context of a service, with every netsvc operation. See the [`Service`] docs.
 pub struct ServiceContext<S: Actor<Context = ServiceContext<S>>> {
-    pub(super) parts: ContextParts<S>,
+    pub(super) rt: Runtime<S>,
     pub(crate) core: ServiceState,
 }
 
@@ -89,6 +91,7 @@ const DRAIN_BUDGET: usize = 1024;
 impl<S: Service> ServiceContext<S> {
     pub(crate) fn start(
         rx: AddressReceiver<S>,
+        addr: WeakAddr<S>,
         node: Node,
         binding: Binding,
         inbox: Inbox,
@@ -97,7 +100,7 @@ impl<S: Service> ServiceContext<S> {
     ) {
         let mb = Mailbox::new(rx);
         let ctx = ServiceContext {
-            parts: ContextParts::new(mb.sender_producer()),
+            rt: Runtime::new(addr),
             core: ServiceState {
                 node,
                 binding,
@@ -107,7 +110,7 @@ impl<S: Service> ServiceContext<S> {
                 withdrawn: false,
             },
         };
-        actix_rt::spawn(ContextFut::new(ctx, service, mb));
+        actix_rt::spawn(ServiceTask::new(ctx, service, mb));
     }
 
     /// This service's binding.
@@ -136,7 +139,7 @@ impl<S: Service> ServiceContext<S> {
             while let Some(delivery) = batch.pop_front() {
                 self.deliver(service, delivery);
                 handled += 1;
-                if self.parts.state() != ActorState::Running {
+                if self.rt.state() != ActorState::Running {
                     self.core.inbox.put_back(&mut batch);
                     self.core.work().spare = batch;
                     return false;
@@ -354,13 +357,13 @@ impl<S: Actor<Context = ServiceContext<S>>> Drop for ServiceContext<S> {
 
 impl<S: Actor<Context = Self>> ActorContext for ServiceContext<S> {
     fn stop(&mut self) {
-        self.parts.stop()
+        self.rt.stop()
     }
     fn terminate(&mut self) {
-        self.parts.terminate()
+        self.rt.terminate()
     }
     fn state(&self) -> ActorState {
-        self.parts.state()
+        self.rt.state()
     }
 }
 
@@ -369,28 +372,22 @@ impl<S: Actor<Context = Self>> AsyncContext<S> for ServiceContext<S> {
     where
         F: ActorFuture<S, Output = ()> + 'static,
     {
-        self.parts.spawn(fut)
+        self.rt.spawn(fut)
     }
     fn wait<F>(&mut self, fut: F)
     where
         F: ActorFuture<S, Output = ()> + 'static,
     {
-        self.parts.wait(fut)
+        self.rt.wait(fut)
     }
     fn waiting(&self) -> bool {
-        self.parts.waiting()
+        self.rt.waiting()
     }
     fn cancel_future(&mut self, handle: SpawnHandle) -> bool {
-        self.parts.cancel_future(handle)
+        self.rt.cancel_future(handle)
     }
     fn address(&self) -> Addr<S> {
-        self.parts.address()
-    }
-}
-
-impl<S: Actor<Context = Self>> AsyncContextParts<S> for ServiceContext<S> {
-    fn parts(&mut self) -> &mut ContextParts<S> {
-        &mut self.parts
+        self.rt.address()
     }
 }
 
@@ -413,36 +410,12 @@ impl<S: Actor<Context = ServiceContext<S>>> std::fmt::Debug for ServiceContext<S
     }
 }
 
-/// The long-lived future that drains a service's inbox whenever a push wakes it.
-pub(super) struct InboxDriver;
-
-impl<S: Service> ActorFuture<S> for InboxDriver {
-    type Output = ();
-
-    fn poll(
-        self: std::pin::Pin<&mut Self>,
-        service: &mut S,
-        ctx: &mut ServiceContext<S>,
-        task: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<()> {
-        if ctx.core.withdrawn {
-            return std::task::Poll::Ready(());
-        }
-        // The actor's task wakes for many reasons (its own futures, its mailbox); only drain
-        // when a push said there is work. The waker parked at the last drain stays valid.
-        if ctx.core.inbox.ready() {
-            drain_and_rewake(service, ctx, task);
-        }
-        std::task::Poll::Pending
-    }
-}
-
 /// Drains the inbox, and wakes the task again if the budget ran out. Kept out of line: the
-/// drain future is polled on every wake-up of its actor, mostly to find nothing to do, and
-/// that check should not pay for the stack frame of the whole delivery path (see
-/// BENCHMARKS.md, "Measured reasons in the code").
+/// task checks the inbox on every wake-up, mostly to find nothing to do, and that check
+/// should not pay for the stack frame of the whole delivery path (see BENCHMARKS.md,
+/// "Measured reasons in the code").
 #[inline(never)]
-fn drain_and_rewake<S: Service>(
+pub(super) fn drain_and_rewake<S: Service>(
     service: &mut S,
     ctx: &mut ServiceContext<S>,
     task: &mut std::task::Context<'_>,
@@ -450,26 +423,5 @@ fn drain_and_rewake<S: Service>(
     if ctx.drain(service, task.waker()) {
         // Budget spent: let the other actors of this arbiter run, then continue.
         task.waker().wake_by_ref();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A service that holds nothing.
-    struct Empty;
-    impl Actor for Empty {
-        type Context = ServiceContext<Self>;
-    }
-
-    #[test]
-    fn an_idle_service_task_fits_tokios_four_line_cell() {
-        // tokio aligns a task's cell to 128 bytes and adds about 120 bytes of its own to the
-        // future; actix's `ContextFut` adds 136 to the context. A context of at most 256
-        // bytes keeps a stateless service's task at 512 bytes, as small as a bare actix
-        // actor's (BENCHMARKS.md, "Registry convergence"). Working state is boxed for that.
-        assert!(std::mem::size_of::<ServiceContext<Empty>>() <= 256);
-        assert!(std::mem::size_of::<ContextFut<Empty, ServiceContext<Empty>>>() <= 392);
     }
 }

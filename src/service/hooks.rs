@@ -4,9 +4,8 @@
 
 use std::marker::PhantomData;
 
-use actix::{AsyncContext, Running};
+use actix::Running;
 
-use super::context::InboxDriver;
 use super::{Service, ServiceContext, ServiceOptions};
 use crate::descriptor::MethodSpec;
 use crate::names::{Audience, GroupName, ServiceName};
@@ -96,7 +95,6 @@ impl<S: Service> ViaNothing<S> for Tag<S> {
 
 /// The actor started: the inbox driver starts, then the `started` hook.
 pub fn started<S: Service>(service: &mut S, ctx: &mut ServiceContext<S>) {
-    ctx.spawn(InboxDriver);
     ctx.guarded(service, "started", |s, c| Service::started(s, c));
 }
 
@@ -105,7 +103,7 @@ pub fn started<S: Service>(service: &mut S, ctx: &mut ServiceContext<S>) {
 pub fn stopping<S: Service>(service: &mut S, ctx: &mut ServiceContext<S>) -> Running {
     ctx.guarded(service, "stopping", |s, c| Service::stopping(s, c));
     if let Some(work) = ctx.core.worked_mut() {
-        work.timers.cancel_everything(&mut ctx.parts);
+        work.timers.cancel_everything(&mut ctx.rt);
     }
     ctx.core.withdraw();
     Running::Stop

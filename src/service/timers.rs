@@ -7,10 +7,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
-use actix::dev::ContextParts;
 use actix::{AsyncContext, SpawnHandle};
 
 use super::context::Working;
+use super::task::Runtime;
 use super::{Service, ServiceContext};
 use crate::schedule::Schedule;
 
@@ -30,11 +30,11 @@ pub(crate) struct Timers {
 impl Timers {
     pub(crate) fn cancel_everything<S: actix::Actor<Context = ServiceContext<S>>>(
         &mut self,
-        parts: &mut ContextParts<S>,
+        rt: &mut Runtime<S>,
     ) {
         self.schedules.clear();
         for (_, handle) in self.pending.drain() {
-            parts.cancel_future(handle);
+            rt.cancel_future(handle);
         }
     }
 }
@@ -61,7 +61,7 @@ impl<S: Service> ServiceContext<S> {
         let key = (kind, name.to_owned());
         let pending = self.core.worked_mut().map(|w| &mut w.timers.pending);
         match pending.and_then(|p| p.remove(&key)) {
-            Some(handle) => self.parts.cancel_future(handle),
+            Some(handle) => self.rt.cancel_future(handle),
             None => false,
         }
     }

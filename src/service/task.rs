@@ -1,0 +1,300 @@
+//! A service's actix task: the future that runs one service, in place of actix's own
+//! `ContextFut`.
+//!
+//! actix's `ContextFut` drives a context's `ContextParts`; both keep their own lists of wait
+//! futures and spawned futures, merged on every poll, and the service's inbox would be one
+//! more spawned future polled through them. This task keeps one list of each in the
+//! [`Runtime`] of the service's context, drains the inbox itself, and otherwise follows
+//! `ContextFut`'s order and lifecycle exactly (actix 0.13):
+//!
+//! 1. on the first poll, `Actor::started`;
+//! 2. wait futures (`ctx.wait`), most recent first: while one is pending nothing else runs;
+//! 3. the actix mailbox (the user's own messages), while nothing waits;
+//! 4. the netsvc inbox, when a push said there is work (see `Inbox::ready`);
+//! 5. spawned futures (`ctx.spawn`, timers), in order; a cancelled one is dropped unpolled;
+//! 6. the state: `ctx.stop()` runs `Actor::stopping` (which may keep the actor running), then
+//!    `Actor::stopped`; a running service stops by itself only once it has been withdrawn
+//!    and nothing else can reach it (no address, no futures).
+//!
+//! Dropped while alive (its System ended), the task stops the service and polls it once, as
+//! `ContextFut` does, so its hooks run and it is withdrawn. A service's task holds only its
+//! context, the service and the mailbox: an idle service's cell is 256 bytes (a test pins
+//! its size).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+
+use actix::dev::Mailbox;
+use actix::{Actor, ActorFuture, ActorState, Addr, Running, SpawnHandle, WeakAddr};
+
+use super::context::{drain_and_rewake, ServiceContext};
+use super::Service;
+
+/// A future spawned on a service's context.
+type Spawned<S> = Pin<Box<dyn ActorFuture<S, Output = ()>>>;
+
+/// The actix side of a service's context: what `ContextParts` holds for an actix `Context`.
+pub(crate) struct Runtime<S: Actor<Context = ServiceContext<S>>> {
+    /// The mailbox's address, without keeping the mailbox connected.
+    addr: WeakAddr<S>,
+    state: State,
+    /// Spawned futures with their handles, in the order spawned.
+    items: Vec<(SpawnHandle, Spawned<S>)>,
+    /// The last handle given out.
+    last: SpawnHandle,
+    /// The future being polled: cancelling it drops it once its poll returns.
+    current: Option<(SpawnHandle, bool)>,
+    /// Wait futures, most recent last; made on first use (rare). Boxed: one word inline
+    /// instead of a `Vec`'s three, in every service's task.
+    #[allow(clippy::box_collection)]
+    wait: Option<Box<Vec<Spawned<S>>>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Running,
+    Stopping,
+    Stopped,
+}
+
+impl<S: Actor<Context = ServiceContext<S>>> Runtime<S> {
+    pub(super) fn new(addr: WeakAddr<S>) -> Self {
+        Runtime {
+            addr,
+            state: State::Running,
+            items: Vec::new(),
+            last: SpawnHandle::default(),
+            current: None,
+            wait: None,
+        }
+    }
+
+    pub(super) fn stop(&mut self) {
+        if self.state == State::Running {
+            self.state = State::Stopping;
+        }
+    }
+
+    pub(super) fn terminate(&mut self) {
+        self.state = State::Stopped;
+    }
+
+    pub(super) fn state(&self) -> ActorState {
+        match self.state {
+            State::Running => ActorState::Running,
+            State::Stopping => ActorState::Stopping,
+            State::Stopped => ActorState::Stopped,
+        }
+    }
+
+    pub(super) fn spawn(&mut self, fut: impl ActorFuture<S, Output = ()> + 'static) -> SpawnHandle {
+        self.last = self.last.next();
+        self.items.push((self.last, Box::pin(fut)));
+        self.last
+    }
+
+    pub(super) fn wait(&mut self, fut: impl ActorFuture<S, Output = ()> + 'static) {
+        self.wait.get_or_insert_default().push(Box::pin(fut));
+    }
+
+    fn waits(&self) -> bool {
+        self.wait.as_ref().is_some_and(|w| !w.is_empty())
+    }
+
+    pub(super) fn waiting(&self) -> bool {
+        self.waits() || self.state != State::Running
+    }
+
+    /// Cancels a spawned future: it is dropped now, or, if it is the one being polled, when
+    /// its poll returns. As with actix, the answer is always `true`.
+    pub(super) fn cancel_future(&mut self, handle: SpawnHandle) -> bool {
+        match &mut self.current {
+            Some((current, cancelled)) if *current == handle => *cancelled = true,
+            _ => self.items.retain(|(h, _)| *h != handle),
+        }
+        true
+    }
+
+    pub(super) fn address(&self) -> Addr<S> {
+        // The task holds the mailbox while its context lives, so the address is always there;
+        // stay total anyway: a closed address fails every send.
+        self.addr.upgrade().unwrap_or_else(|| {
+            let (tx, _) = actix::dev::channel::channel(0);
+            Addr::new(tx)
+        })
+    }
+}
+
+/// The future of one service's actix task.
+pub(super) struct ServiceTask<S: Service> {
+    ctx: ServiceContext<S>,
+    service: S,
+    mailbox: Mailbox<S>,
+    started: bool,
+}
+
+impl<S: Service> ServiceTask<S> {
+    pub(super) fn new(ctx: ServiceContext<S>, service: S, mailbox: Mailbox<S>) -> Self {
+        ServiceTask {
+            ctx,
+            service,
+            mailbox,
+            started: false,
+        }
+    }
+
+    /// Whether anything can still reach the service: it is not withdrawn (its inbox and
+    /// bindings reach it), or its address or futures are alive.
+    fn alive(&self) -> bool {
+        let rt = &self.ctx.rt;
+        rt.state != State::Stopped
+            && (!self.ctx.core.withdrawn
+                || self.mailbox.connected()
+                || !rt.items.is_empty()
+                || rt.waits())
+    }
+
+    fn stopped(&mut self) -> Poll<()> {
+        self.ctx.rt.state = State::Stopped;
+        Actor::stopped(&mut self.service, &mut self.ctx);
+        Poll::Ready(())
+    }
+
+    /// Polls the spawned futures once each (and those they spawn); returns early when one of
+    /// them made the context wait.
+    fn poll_items(&mut self, task: &mut TaskContext<'_>) {
+        let mut i = 0;
+        while i < self.ctx.rt.items.len() && self.ctx.rt.state == State::Running {
+            // Taken out while polled (the last one moves into its place), then put back where
+            // it was if still pending: the order stays the order spawned.
+            let (handle, mut fut) = self.ctx.rt.items.swap_remove(i);
+            self.ctx.rt.current = Some((handle, false));
+            let poll = fut.as_mut().poll(&mut self.service, &mut self.ctx, task);
+            let cancelled = self.ctx.rt.current.take().is_some_and(|(_, c)| c);
+            if poll.is_pending() && !cancelled {
+                self.ctx.rt.items.push((handle, fut));
+                let last = self.ctx.rt.items.len() - 1;
+                self.ctx.rt.items.swap(i, last);
+                i += 1;
+            }
+            if self.ctx.rt.waits() {
+                return;
+            }
+        }
+    }
+}
+
+impl<S: Service> Future for ServiceTask<S> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if !this.started {
+            this.started = true;
+            Actor::started(&mut this.service, &mut this.ctx);
+        }
+        loop {
+            // Wait futures, most recent first; while one is pending nothing else runs.
+            while this.ctx.rt.state == State::Running {
+                let Some(wait) = this.ctx.rt.wait.as_mut() else {
+                    break;
+                };
+                let at = wait.len();
+                let Some(mut fut) = wait.pop() else {
+                    break;
+                };
+                let poll = fut.as_mut().poll(&mut this.service, &mut this.ctx, task);
+                if poll.is_pending() {
+                    // Back in its place, under any wait future it added meanwhile (which
+                    // then runs before it, next time): nothing else runs until it is done.
+                    let wait = this.ctx.rt.wait.get_or_insert_default();
+                    wait.insert((at - 1).min(wait.len()), fut);
+                    return Poll::Pending;
+                }
+            }
+            this.mailbox.poll(&mut this.service, &mut this.ctx, task);
+            if this.ctx.rt.waits() && this.ctx.rt.state == State::Running {
+                continue;
+            }
+            if !this.ctx.core.withdrawn
+                && this.ctx.rt.state == State::Running
+                && this.ctx.core.inbox.ready()
+            {
+                drain_and_rewake(&mut this.service, &mut this.ctx, task);
+                if this.ctx.rt.waits() && this.ctx.rt.state == State::Running {
+                    continue;
+                }
+            }
+            this.poll_items(task);
+            if this.ctx.rt.waits() && this.ctx.rt.state == State::Running {
+                continue;
+            }
+            match this.ctx.rt.state {
+                State::Running => {
+                    if !this.alive()
+                        && Actor::stopping(&mut this.service, &mut this.ctx) == Running::Stop
+                    {
+                        return this.stopped();
+                    }
+                }
+                State::Stopping => {
+                    if Actor::stopping(&mut this.service, &mut this.ctx) == Running::Stop {
+                        return this.stopped();
+                    }
+                    this.ctx.rt.state = State::Running;
+                    continue;
+                }
+                State::Stopped => return this.stopped(),
+            }
+            return Poll::Pending;
+        }
+    }
+}
+
+impl<S: Service> Drop for ServiceTask<S> {
+    fn drop(&mut self) {
+        if self.alive() {
+            self.ctx.rt.stop();
+            let mut task = TaskContext::from_waker(std::task::Waker::noop());
+            let _ = Pin::new(self).poll(&mut task);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::Drain;
+    use crate::payload::Payload;
+    use crate::request::Reply;
+    use crate::service::{Descriptor, ServiceOptions};
+
+    /// A service that holds nothing, as `#[derive(Service)]` would make it.
+    struct Empty;
+    impl Actor for Empty {
+        type Context = ServiceContext<Self>;
+    }
+    impl actix::Handler<Drain> for Empty {
+        type Result = ();
+        fn handle(&mut self, _: Drain, _: &mut Self::Context) {}
+    }
+    impl Descriptor for Empty {
+        fn options() -> ServiceOptions {
+            ServiceOptions::anonymous()
+        }
+        fn dispatch(_: &mut Self, _: &mut ServiceContext<Self>, _: &str, _: Payload) -> Reply {
+            Reply::Suspended
+        }
+    }
+    impl Service for Empty {}
+
+    #[test]
+    fn an_idle_service_task_fits_tokios_two_line_cell() {
+        // tokio aligns a task's cell to 128 bytes and adds about 120 bytes of its own to the
+        // future. A future of at most 136 bytes keeps a stateless service's task at 256
+        // bytes, half a bare actix actor's (BENCHMARKS.md, "Registry convergence"): the
+        // working state and the wait futures are boxed for that.
+        assert!(std::mem::size_of::<ServiceTask<Empty>>() <= 136);
+    }
+}
