@@ -240,3 +240,100 @@ async fn shutdown_holds_delay_arrival_until_released() {
         .await
         .expect("shutdown completes");
 }
+
+/// A service whose `started` hook spawns three futures: the first never completes; the
+/// second cancels the first on its first poll; the third reports that it ran. Then a `wait`
+/// future, which must run before any later message.
+#[derive(Service)]
+struct Spawner {
+    log: UnboundedSender<String>,
+}
+
+/// Tells the log when dropped.
+struct DropLog(UnboundedSender<String>, &'static str);
+
+impl Drop for DropLog {
+    fn drop(&mut self) {
+        let _ = self.0.send(format!("dropped {}", self.1));
+    }
+}
+
+impl Service for Spawner {
+    fn started(&mut self, ctx: &mut ServiceContext<Self>) {
+        use actix::{ActorFutureExt, AsyncContext};
+        let guard = DropLog(self.log.clone(), "first");
+        let first = ctx.spawn(actix::fut::wrap_future(async move {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+        }));
+        ctx.spawn(actix::fut::wrap_future::<_, Self>(async {}).map(
+            move |(), this: &mut Self, ctx: &mut ServiceContext<Self>| {
+                ctx.cancel_future(first);
+                let _ = this.log.send("second cancelled the first".into());
+            },
+        ));
+        ctx.spawn(actix::fut::wrap_future::<_, Self>(async {}).map(
+            |(), this: &mut Self, _: &mut ServiceContext<Self>| {
+                let _ = this.log.send("third ran".into());
+            },
+        ));
+    }
+}
+
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+enum W {
+    /// Makes the context wait 100 ms, then logs.
+    Wait,
+    /// Logs.
+    Ping,
+}
+
+impl actix::Handler<W> for Spawner {
+    type Result = ();
+    fn handle(&mut self, msg: W, ctx: &mut ServiceContext<Self>) {
+        use actix::{ActorFutureExt, AsyncContext};
+        match msg {
+            W::Wait => ctx.wait(
+                actix::fut::wrap_future::<_, Self>(tokio::time::sleep(Duration::from_millis(100)))
+                    .map(|(), this: &mut Self, _: &mut ServiceContext<Self>| {
+                        let _ = this.log.send("waited".into());
+                    }),
+            ),
+            W::Ping => {
+                let _ = self.log.send("ping".into());
+            }
+        }
+    }
+}
+
+/// The next log line, within 5 s.
+async fn next_line(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> Option<String> {
+    tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .ok()
+        .flatten()
+}
+
+#[actix::test]
+async fn spawned_futures_run_in_order_cancel_and_wait_as_with_actix() {
+    let node = Node::new("spawner");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let spawned = node.spawn(Spawner { log: tx });
+    let mut log = Vec::new();
+    for _ in 0..3 {
+        log.push(next_line(&mut rx).await.expect("a log line within 5 s"));
+    }
+    // The third future runs although the one before it cancelled an earlier one while polled.
+    assert!(
+        log.contains(&"second cancelled the first".to_owned()),
+        "{log:?}"
+    );
+    assert!(log.contains(&"third ran".to_owned()), "{log:?}");
+    assert!(log.contains(&"dropped first".to_owned()), "{log:?}");
+    // A wait future holds back the messages after it.
+    spawned.addr.do_send(W::Wait);
+    spawned.addr.do_send(W::Ping);
+    assert_eq!(next_line(&mut rx).await.as_deref(), Some("waited"));
+    assert_eq!(next_line(&mut rx).await.as_deref(), Some("ping"));
+}

@@ -43,12 +43,28 @@ pub(crate) struct Runtime<S: Actor<Context = ServiceContext<S>>> {
     items: Vec<(SpawnHandle, Spawned<S>)>,
     /// The last handle given out.
     last: SpawnHandle,
-    /// The future being polled: cancelling it drops it once its poll returns.
-    current: Option<(SpawnHandle, bool)>,
-    /// Wait futures, most recent last; made on first use (rare). Boxed: one word inline
-    /// instead of a `Vec`'s three, in every service's task.
-    #[allow(clippy::box_collection)]
-    wait: Option<Box<Vec<Spawned<S>>>>,
+    /// Whether the spawned futures are being polled (taken out of `items`): cancellations
+    /// then wait in `rare` until the pass is over.
+    polling: bool,
+    /// Made on first use: most services never wait nor cancel while polling.
+    rare: Option<Box<Rare<S>>>,
+}
+
+/// What a [`Runtime`] seldom needs.
+struct Rare<S: Actor<Context = ServiceContext<S>>> {
+    /// Wait futures, most recent last.
+    wait: Vec<Spawned<S>>,
+    /// Futures cancelled while the spawned futures were being polled.
+    cancelled: Vec<SpawnHandle>,
+}
+
+impl<S: Actor<Context = ServiceContext<S>>> Default for Rare<S> {
+    fn default() -> Self {
+        Rare {
+            wait: Vec::new(),
+            cancelled: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,8 +81,8 @@ impl<S: Actor<Context = ServiceContext<S>>> Runtime<S> {
             state: State::Running,
             items: Vec::new(),
             last: SpawnHandle::default(),
-            current: None,
-            wait: None,
+            polling: false,
+            rare: None,
         }
     }
 
@@ -95,23 +111,35 @@ impl<S: Actor<Context = ServiceContext<S>>> Runtime<S> {
     }
 
     pub(super) fn wait(&mut self, fut: impl ActorFuture<S, Output = ()> + 'static) {
-        self.wait.get_or_insert_default().push(Box::pin(fut));
+        self.rare().wait.push(Box::pin(fut));
+    }
+
+    fn rare(&mut self) -> &mut Rare<S> {
+        self.rare.get_or_insert_default()
     }
 
     fn waits(&self) -> bool {
-        self.wait.as_ref().is_some_and(|w| !w.is_empty())
+        self.rare.as_ref().is_some_and(|r| !r.wait.is_empty())
+    }
+
+    fn is_cancelled(&self, handle: SpawnHandle) -> bool {
+        self.rare
+            .as_ref()
+            .is_some_and(|r| r.cancelled.contains(&handle))
     }
 
     pub(super) fn waiting(&self) -> bool {
         self.waits() || self.state != State::Running
     }
 
-    /// Cancels a spawned future: it is dropped now, or, if it is the one being polled, when
-    /// its poll returns. As with actix, the answer is always `true`.
+    /// Cancels a spawned future: it is dropped now, or, while the spawned futures are being
+    /// polled, unpolled (or right after its poll, if it is the one being polled) and at the
+    /// end of the pass at the latest. As with actix, the answer is always `true`.
     pub(super) fn cancel_future(&mut self, handle: SpawnHandle) -> bool {
-        match &mut self.current {
-            Some((current, cancelled)) if *current == handle => *cancelled = true,
-            _ => self.items.retain(|(h, _)| *h != handle),
+        if self.polling {
+            self.rare().cancelled.push(handle);
+        } else {
+            self.items.retain(|(h, _)| *h != handle);
         }
         true
     }
@@ -161,27 +189,43 @@ impl<S: Service> ServiceTask<S> {
         Poll::Ready(())
     }
 
-    /// Polls the spawned futures once each (and those they spawn); returns early when one of
-    /// them made the context wait.
-    fn poll_items(&mut self, task: &mut TaskContext<'_>) {
+    /// Polls the spawned futures once each, in the order spawned, until one of them makes
+    /// the context wait or stop. Returns whether futures were spawned meanwhile (not polled
+    /// yet: the caller polls again, as `ContextFut` does after its merge).
+    fn poll_items(&mut self, task: &mut TaskContext<'_>) -> bool {
+        // Polled out of the context, so that they can spawn and cancel while polled.
+        let mut items = std::mem::take(&mut self.ctx.rt.items);
+        self.ctx.rt.polling = true;
         let mut i = 0;
-        while i < self.ctx.rt.items.len() && self.ctx.rt.state == State::Running {
-            // Taken out while polled (the last one moves into its place), then put back where
-            // it was if still pending: the order stays the order spawned.
-            let (handle, mut fut) = self.ctx.rt.items.swap_remove(i);
-            self.ctx.rt.current = Some((handle, false));
-            let poll = fut.as_mut().poll(&mut self.service, &mut self.ctx, task);
-            let cancelled = self.ctx.rt.current.take().is_some_and(|(_, c)| c);
-            if poll.is_pending() && !cancelled {
-                self.ctx.rt.items.push((handle, fut));
-                let last = self.ctx.rt.items.len() - 1;
-                self.ctx.rt.items.swap(i, last);
+        while i < items.len() && self.ctx.rt.state == State::Running {
+            if self.ctx.rt.is_cancelled(items[i].0) {
+                drop(items.remove(i));
+                continue;
+            }
+            let poll = items[i]
+                .1
+                .as_mut()
+                .poll(&mut self.service, &mut self.ctx, task);
+            if poll.is_ready() || self.ctx.rt.is_cancelled(items[i].0) {
+                drop(items.remove(i));
+            } else {
                 i += 1;
             }
             if self.ctx.rt.waits() {
-                return;
+                break;
             }
         }
+        self.ctx.rt.polling = false;
+        let spawned = !self.ctx.rt.items.is_empty();
+        items.append(&mut self.ctx.rt.items);
+        self.ctx.rt.items = items;
+        if let Some(rare) = &mut self.ctx.rt.rare {
+            if !rare.cancelled.is_empty() {
+                let cancelled = std::mem::take(&mut rare.cancelled);
+                self.ctx.rt.items.retain(|(h, _)| !cancelled.contains(h));
+            }
+        }
+        spawned
     }
 }
 
@@ -197,18 +241,18 @@ impl<S: Service> Future for ServiceTask<S> {
         loop {
             // Wait futures, most recent first; while one is pending nothing else runs.
             while this.ctx.rt.state == State::Running {
-                let Some(wait) = this.ctx.rt.wait.as_mut() else {
+                let Some(rare) = this.ctx.rt.rare.as_mut() else {
                     break;
                 };
-                let at = wait.len();
-                let Some(mut fut) = wait.pop() else {
+                let at = rare.wait.len();
+                let Some(mut fut) = rare.wait.pop() else {
                     break;
                 };
                 let poll = fut.as_mut().poll(&mut this.service, &mut this.ctx, task);
                 if poll.is_pending() {
                     // Back in its place, under any wait future it added meanwhile (which
                     // then runs before it, next time): nothing else runs until it is done.
-                    let wait = this.ctx.rt.wait.get_or_insert_default();
+                    let wait = &mut this.ctx.rt.rare().wait;
                     wait.insert((at - 1).min(wait.len()), fut);
                     return Poll::Pending;
                 }
@@ -226,8 +270,8 @@ impl<S: Service> Future for ServiceTask<S> {
                     continue;
                 }
             }
-            this.poll_items(task);
-            if this.ctx.rt.waits() && this.ctx.rt.state == State::Running {
+            let spawned = this.poll_items(task);
+            if (spawned || this.ctx.rt.waits()) && this.ctx.rt.state == State::Running {
                 continue;
             }
             match this.ctx.rt.state {
