@@ -193,6 +193,10 @@ impl<S: Service> ServiceTask<S> {
     /// the context wait or stop. Returns whether futures were spawned meanwhile (not polled
     /// yet: the caller polls again, as `ContextFut` does after its merge).
     fn poll_items(&mut self, task: &mut TaskContext<'_>) -> bool {
+        if self.ctx.rt.items.is_empty() {
+            // Most services: nothing spawned.
+            return false;
+        }
         // Polled out of the context, so that they can spawn and cancel while polled.
         let mut items = std::mem::take(&mut self.ctx.rt.items);
         self.ctx.rt.polling = true;
