@@ -93,7 +93,7 @@ impl<S: Service> ViaNothing<S> for Tag<S> {
     }
 }
 
-/// The actor started: the inbox driver starts, then the `started` hook.
+/// The actor started: the `started` hook (the task drains the inbox from its first poll on).
 pub fn started<S: Service>(service: &mut S, ctx: &mut ServiceContext<S>) {
     ctx.guarded(service, "started", |s, c| Service::started(s, c));
 }
@@ -109,7 +109,7 @@ pub fn stopping<S: Service>(service: &mut S, ctx: &mut ServiceContext<S>) -> Run
     Running::Stop
 }
 
-/// A `Drain` message arrived: wakes the inbox driver.
+/// A `Drain` message arrived: wakes the service's task to drain its inbox.
 pub fn drain<S: Service>(_service: &mut S, ctx: &mut ServiceContext<S>) {
     ctx.core.inbox.wake_drainer();
 }
