@@ -22,6 +22,7 @@ mod context;
 mod describe;
 mod groups;
 mod hooks;
+mod mailbox;
 mod reports;
 mod task;
 mod timers;
@@ -34,6 +35,7 @@ pub use hooks::{
     ViaNothing,
 };
 pub use hooks::{drain, started, stopping};
+pub(crate) use mailbox::{address, closed};
 
 use crate::delivery::{Drain, PublisherNotice, RegistryEvent, Report, ShutdownPhase};
 use crate::names::{Audience, GroupName, ServiceName};

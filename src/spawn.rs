@@ -1,7 +1,8 @@
 //! Building a node and spawning services on it: the top of the runtime, where the node
 //! handle (`node.rs`) and the service runtime (`service/`) meet.
 
-use actix::dev::channel;
+use std::marker::PhantomData;
+
 use actix::Addr;
 
 use crate::delivery::{Address, Binding, Delivery, Drain, Inbox, Link};
@@ -20,24 +21,38 @@ use crate::service::{
     drain, started, stopping, Descriptor, Service, ServiceContext, ServiceOptions,
 };
 
-/// A spawned service: its actix address and its binding.
+/// A spawned service: its binding, and its actix address on demand.
 pub struct Spawned<S: Service> {
-    /// The actix address, for the user's own messages.
-    pub addr: Addr<S>,
     /// The service's binding, for requests and subscriptions by agent.
     pub binding: Binding,
+    service: PhantomData<fn() -> S>,
 }
 
 impl<S: Service> Clone for Spawned<S> {
     fn clone(&self) -> Self {
         Spawned {
-            addr: self.addr.clone(),
             binding: self.binding.clone(),
+            service: PhantomData,
         }
     }
 }
 
 impl<S: Service> Spawned<S> {
+    /// The service's actix address, for the user's own messages (its `Handler`s).
+    ///
+    /// The service's actix mailbox is made the first time its address is asked for, here or
+    /// with `ctx.address()`: netsvc's own messages never go through it, and most services
+    /// are never sent one, so an idle service does not pay for it. Every call gives an
+    /// address of the same mailbox, which stays connected while the service lives. Asked for
+    /// once the service is withdrawn, the address is closed: every send fails with
+    /// `MailboxError::Closed`, as with an actor that has stopped.
+    pub fn addr(&self) -> Addr<S> {
+        match self.binding.local_inbox() {
+            Some(inbox) => crate::service::address(inbox),
+            None => crate::service::closed(),
+        }
+    }
+
     /// Asks the service to stop (after what is already in its inbox): left-group notices,
     /// then withdrawn; pending requests to it fail.
     pub fn stop(&self) {
@@ -86,8 +101,6 @@ impl Node {
         options: ServiceOptions,
         agent: AgentId,
     ) -> Spawned<S> {
-        let (tx, rx) = channel::channel::<S>(16);
-        let addr = Addr::new(tx);
         let inbox = Inbox::new(self.config().inbox_capacity);
         let binding = Binding::new(
             options.name,
@@ -104,15 +117,16 @@ impl Node {
             groups: options.groups.clone(),
         });
         ServiceContext::start(
-            rx,
-            addr.downgrade(),
             self.clone(),
             binding.clone(),
             inbox,
             options.groups,
             service,
         );
-        Spawned { addr, binding }
+        Spawned {
+            binding,
+            service: PhantomData,
+        }
     }
 }
 

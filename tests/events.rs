@@ -90,7 +90,7 @@ impl actix::Handler<T> for Clock {
 async fn timers_fire_once_reuse_replaces_and_cancel_works() {
     let node = Node::new("test");
     let (tx, mut log) = probe();
-    let clock = node.spawn(Clock { log: tx }).addr;
+    let clock = node.spawn(Clock { log: tx }).addr();
     clock.send(T::Start("a", 30)).await.unwrap();
     clock.send(T::Start("b", 60)).await.unwrap();
     clock.send(T::Start("a", 90)).await.unwrap(); // replaces the first "a"
@@ -119,7 +119,7 @@ async fn timers_fire_once_reuse_replaces_and_cancel_works() {
 async fn alarms_fire_at_an_absolute_time() {
     let node = Node::new("test");
     let (tx, mut log) = probe();
-    let clock = node.spawn(Clock { log: tx }).addr;
+    let clock = node.spawn(Clock { log: tx }).addr();
     let start = Instant::now();
     clock
         .send(T::Alarm(
@@ -153,7 +153,7 @@ async fn alarms_fire_at_an_absolute_time() {
 async fn recurring_actions_repeat_until_cancelled() {
     let node = Node::new("test");
     let (tx, mut log) = probe();
-    let clock = node.spawn(Clock { log: tx }).addr;
+    let clock = node.spawn(Clock { log: tx }).addr();
     clock.send(T::Every("poll", 20)).await.unwrap();
     assert_eq!(
         log.take(3).await,
@@ -181,7 +181,7 @@ async fn recurring_actions_repeat_until_cancelled() {
 async fn a_panicking_hook_is_logged_and_the_service_keeps_running() {
     let node = Node::new("test");
     let (tx, mut log) = probe();
-    let clock = node.spawn(Clock { log: tx }).addr;
+    let clock = node.spawn(Clock { log: tx }).addr();
     clock.send(T::Start("panic", 1)).await.unwrap();
     assert_eq!(log.next().await, "fired panic");
     clock.send(T::Start("after", 1)).await.unwrap();
@@ -216,7 +216,7 @@ async fn shutdown_runs_pending_then_arrived_then_stops_services() {
         .await
         .expect("shutdown completes");
     assert!(node.services().await.is_empty());
-    assert!(!clock.addr.connected() || node.lookup_agent(clock.binding.agent()).await.is_none());
+    assert!(!clock.addr().connected() || node.lookup_agent(clock.binding.agent()).await.is_none());
 }
 
 #[actix::test]
@@ -226,7 +226,7 @@ async fn shutdown_holds_delay_arrival_until_released() {
         ..NodeConfig::default()
     });
     let (tx, mut log) = probe();
-    let clock = node.spawn(Clock { log: tx }).addr;
+    let clock = node.spawn(Clock { log: tx }).addr();
     clock.send(T::Hold).await.unwrap();
     clock.send(T::Hold).await.unwrap();
     node.schedule_shutdown(None);
@@ -332,8 +332,8 @@ async fn spawned_futures_run_in_order_cancel_and_wait_as_with_actix() {
     assert!(log.contains(&"third ran".to_owned()), "{log:?}");
     assert!(log.contains(&"dropped first".to_owned()), "{log:?}");
     // A wait future holds back the messages after it.
-    spawned.addr.do_send(W::Wait);
-    spawned.addr.do_send(W::Ping);
+    spawned.addr().do_send(W::Wait);
+    spawned.addr().do_send(W::Ping);
     assert_eq!(next_line(&mut rx).await.as_deref(), Some("waited"));
     assert_eq!(next_line(&mut rx).await.as_deref(), Some("ping"));
 }

@@ -417,7 +417,7 @@ async fn reports_cross_a_link_only_for_subscribers_behind_it_once_per_link() {
     wait_for(&client, "chatty").await;
 
     // No subscriber behind the link: nothing crosses.
-    chatty.addr.send(Burst(100)).await.unwrap();
+    chatty.addr().send(Burst(100)).await.unwrap();
     settle().await;
     assert_eq!(server_x.stats().reports_sent, 0);
 
@@ -437,7 +437,7 @@ async fn reports_cross_a_link_only_for_subscribers_behind_it_once_per_link() {
         pattern: "*",
     });
     assert_eq!(log.take(3).await, ["accepted", "accepted", "accepted"]);
-    chatty.addr.send(Burst(10)).await.unwrap();
+    chatty.addr().send(Burst(10)).await.unwrap();
     let lines = log.take_sorted(30).await;
     assert_eq!(lines.iter().filter(|l| l.starts_with("chat* ")).count(), 10);
     assert_eq!(lines.iter().filter(|l| l.starts_with("* ")).count(), 10);
@@ -450,20 +450,20 @@ async fn reports_cross_a_link_only_for_subscribers_behind_it_once_per_link() {
         pattern: "c*",
     });
     assert_eq!(log.next().await, "accepted");
-    chatty.addr.send(Burst(1)).await.unwrap();
+    chatty.addr().send(Burst(1)).await.unwrap();
     assert_eq!(
         log.take_sorted(4).await,
         ["* 0", "c* 0", "chat* 0", "chatter 0"]
     );
     second.stop();
     tokio::time::timeout(Duration::from_secs(5), async {
-        while chatty.addr.send(CountSubscribers).await.unwrap() != 3 {
+        while chatty.addr().send(CountSubscribers).await.unwrap() != 3 {
             settle().await;
         }
     })
     .await
     .expect("the publisher saw the subscriber go");
-    chatty.addr.send(Burst(1)).await.unwrap();
+    chatty.addr().send(Burst(1)).await.unwrap();
     assert_eq!(log.take_sorted(3).await, ["* 0", "c* 0", "chat* 0"]);
     log.silent_for(Duration::from_millis(100)).await;
     assert_eq!(server_x.stats().reports_sent, 12);
@@ -499,7 +499,7 @@ async fn reports_follow_a_subscriber_rerouted_through_another_server() {
         pattern: "chatter",
     });
     assert_eq!(log.next().await, "accepted");
-    chatty.addr.send(Burst(1)).await.unwrap();
+    chatty.addr().send(Burst(1)).await.unwrap();
     assert_eq!(log.next().await, "chatter 0");
     // A second route to the subscriber, through b.
     publisher_x.connect(&b_addr, None).forget();
@@ -510,7 +510,7 @@ async fn reports_follow_a_subscriber_rerouted_through_another_server() {
     // Reports keep arriving (once the routes have moved), and nothing was withdrawn.
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        chatty.addr.send(Burst(1)).await.unwrap();
+        chatty.addr().send(Burst(1)).await.unwrap();
         if let Ok(line) = tokio::time::timeout(Duration::from_millis(50), log.0.recv()).await {
             assert_eq!(line.as_deref(), Some("chatter 0"));
             break;
@@ -520,7 +520,7 @@ async fn reports_follow_a_subscriber_rerouted_through_another_server() {
             "no report after the reroute"
         );
     }
-    assert_eq!(chatty.addr.send(CountSubscribers).await.unwrap(), 1);
+    assert_eq!(chatty.addr().send(CountSubscribers).await.unwrap(), 1);
 }
 
 #[actix::test]

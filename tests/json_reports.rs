@@ -197,7 +197,7 @@ async fn json_and_typed_subscribers_on_one_link(
     );
     // Live ones too: one frame per format crosses the link.
     let frames = frames_for(publisher_x, async {
-        weather.addr.send(Publish(1)).await.unwrap();
+        weather.addr().send(Publish(1)).await.unwrap();
         assert_eq!(
             log.take_sorted(2).await,
             [
@@ -210,7 +210,7 @@ async fn json_and_typed_subscribers_on_one_link(
     assert_eq!(frames, 2, "one report frame per format");
     // Content that is JSON already goes to both in one frame.
     let frames = frames_for(publisher_x, async {
-        weather.addr.send(PublishJson(4)).await.unwrap();
+        weather.addr().send(PublishJson(4)).await.unwrap();
         assert_eq!(
             log.take_sorted(2).await,
             [
@@ -225,7 +225,7 @@ async fn json_and_typed_subscribers_on_one_link(
     typed.stop();
     assert_eq!(weather_log.next().await, "withdrawn weather.* Bincode");
     let frames = frames_for(publisher_x, async {
-        weather.addr.send(Publish(2)).await.unwrap();
+        weather.addr().send(Publish(2)).await.unwrap();
         assert_eq!(
             log.next().await,
             format!("json weather.live Json {}", json(2))
@@ -257,7 +257,7 @@ async fn json_reports_cross_a_hub_in_the_format_each_subscriber_asked_for() {
     json_and_typed_subscribers_on_one_link(&tools, &weather, &mut weather_log, &publisher_x).await;
     // The hub passed on as many report frames as the publisher's node sent it.
     let relayed = frames_for(&hub_x, async {
-        weather.addr.send(Publish(3)).await.unwrap();
+        weather.addr().send(Publish(3)).await.unwrap();
     })
     .await;
     assert_eq!(relayed, 1);
@@ -288,7 +288,7 @@ async fn in_process_a_json_subscriber_gets_the_value_itself() {
             format!("typed weather.now value {}", json(0)),
         ]
     );
-    weather.addr.send(Publish(1)).await.unwrap();
+    weather.addr().send(Publish(1)).await.unwrap();
     assert_eq!(
         log.take_sorted(2).await,
         [
@@ -328,7 +328,7 @@ async fn watch_reports_replays_the_cache_then_streams_and_ends_its_subscription_
     assert_eq!(line(&cached), format!("weather.now value {}", json(0)));
     assert_eq!(cached.publisher().name().as_str(), "weather");
     assert_eq!(cached.pattern().unwrap().as_str(), "weather.*");
-    weather.addr.send(Publish(1)).await.unwrap();
+    weather.addr().send(Publish(1)).await.unwrap();
     assert_eq!(
         line(&next(&mut stream).await),
         format!("weather.live value {}", json(1))
@@ -358,7 +358,7 @@ async fn watch_reports_across_processes_in_json_and_dropped_ends_the_remote_subs
     let cached = next(&mut stream).await;
     assert_eq!(line(&cached), format!("weather.now Json {}", json(0)));
     assert_eq!(cached.publisher().location(), Location::Remote);
-    weather.addr.send(Publish(1)).await.unwrap();
+    weather.addr().send(Publish(1)).await.unwrap();
     assert_eq!(
         line(&next(&mut stream).await),
         format!("weather.live Json {}", json(1))
@@ -377,7 +377,7 @@ async fn watch_reports_across_processes_in_json_and_dropped_ends_the_remote_subs
     // Dropped: the publisher in the other process sees the subscriber go.
     drop(stream);
     assert_eq!(weather_log.next().await, "withdrawn weather.* Json");
-    weather.addr.send(Publish(2)).await.unwrap();
+    weather.addr().send(Publish(2)).await.unwrap();
     weather_log.silent_for(Duration::from_millis(100)).await;
 }
 
@@ -395,7 +395,7 @@ async fn a_slow_watcher_drops_and_counts_what_does_not_fit() {
         .unwrap();
     assert_eq!(weather_log.next().await, "requested weather.live Json");
     for n in 0..10 {
-        weather.addr.send(Publish(n)).await.unwrap();
+        weather.addr().send(Publish(n)).await.unwrap();
     }
     settle().await;
     assert_eq!(stream.dropped(), 6);
@@ -406,7 +406,7 @@ async fn a_slow_watcher_drops_and_counts_what_does_not_fit() {
             format!("weather.live value {}", json(n))
         );
     }
-    weather.addr.send(Publish(10)).await.unwrap();
+    weather.addr().send(Publish(10)).await.unwrap();
     assert_eq!(
         line(&next(&mut stream).await),
         format!("weather.live value {}", json(10))

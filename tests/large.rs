@@ -90,7 +90,7 @@ async fn large_reports_and_calls_cross_a_relay_whole_and_in_order() {
     wait_for(&first, "big-publisher").await;
     wait_for(&second, "big-publisher").await;
     tokio::time::timeout(WAIT, async {
-        while publisher.addr.send(Subscribers).await.unwrap() < 2 {
+        while publisher.addr().send(Subscribers).await.unwrap() < 2 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
@@ -98,19 +98,19 @@ async fn large_reports_and_calls_cross_a_relay_whole_and_in_order() {
     .expect("both subscriptions within WAIT");
 
     let sizes = vec![10, 1 << 20, 100, 64 * 1024, 16 * 1024, 3, 300 * 1024];
-    publisher.addr.send(Publish(sizes.clone())).await.unwrap();
+    publisher.addr().send(Publish(sizes.clone())).await.unwrap();
     assert_eq!(received(&mut rx1, &sizes).await, sizes);
     assert_eq!(received(&mut rx2, &sizes).await, sizes);
 
     second_sub.stop();
     tokio::time::timeout(WAIT, async {
-        while publisher.addr.send(Subscribers).await.unwrap() > 1 {
+        while publisher.addr().send(Subscribers).await.unwrap() > 1 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
     .await
     .expect("the subscription withdrawn within WAIT");
-    publisher.addr.send(Publish(sizes.clone())).await.unwrap();
+    publisher.addr().send(Publish(sizes.clone())).await.unwrap();
     assert_eq!(received(&mut rx1, &sizes).await, sizes);
 
     // A large request and its large response, both relayed by the hub, between small ones.

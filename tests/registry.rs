@@ -77,7 +77,7 @@ impl actix::Handler<W> for Watcher {
 
 fn watcher(node: &Node) -> (actix::Addr<Watcher>, Probe) {
     let (tx, rx) = probe();
-    (node.spawn(Watcher { log: tx }).addr, rx)
+    (node.spawn(Watcher { log: tx }).addr(), rx)
 }
 
 #[actix::test]
@@ -97,9 +97,9 @@ async fn registry_subscription_replays_then_streams_and_withdrawal_leaves_groups
         log.take(2).await,
         ["worker - Available", "worker workers Available"]
     );
-    w2.addr.send(Groups::Join("extra")).await.unwrap();
+    w2.addr().send(Groups::Join("extra")).await.unwrap();
     assert_eq!(log.next().await, "worker extra Available");
-    w2.addr.send(Groups::Leave("workers")).await.unwrap();
+    w2.addr().send(Groups::Leave("workers")).await.unwrap();
     assert_eq!(log.next().await, "worker workers Withdrawn");
 
     w2.stop();
@@ -121,7 +121,7 @@ async fn subscriptions_by_name_see_services_but_no_group_events() {
     let (watch, mut log) = watcher(&node);
     watch.send(W::Name("worker")).await.unwrap();
     assert_eq!(log.next().await, "worker - Available");
-    w.addr.send(Groups::Join("g")).await.unwrap();
+    w.addr().send(Groups::Join("g")).await.unwrap();
     let w2 = node.spawn(Worker);
     assert_eq!(log.next().await, "worker - Available");
     w.stop();
@@ -143,8 +143,8 @@ async fn subscriptions_by_agent_see_its_service_and_group_events_or_an_immediate
         log.take(2).await,
         ["worker - Available", "worker workers Available"]
     );
-    other.addr.send(Groups::Join("g")).await.unwrap();
-    w.addr.send(Groups::Join("g")).await.unwrap();
+    other.addr().send(Groups::Join("g")).await.unwrap();
+    w.addr().send(Groups::Join("g")).await.unwrap();
     assert_eq!(log.next().await, "worker g Available");
     w.stop();
     assert_eq!(
@@ -170,7 +170,7 @@ async fn subscriptions_by_group_replay_members_and_imply_leaving_on_withdrawal()
     assert_eq!(log.next().await, "worker workers Available");
     let w2 = node.spawn(Worker);
     assert_eq!(log.next().await, "worker workers Available");
-    w2.addr.send(Groups::Join("other")).await.unwrap();
+    w2.addr().send(Groups::Join("other")).await.unwrap();
     w1.stop();
     assert_eq!(log.next().await, "worker workers Withdrawn");
     watch.send(W::UnGroup("workers")).await.unwrap();
@@ -188,7 +188,7 @@ async fn lookups_by_name_group_agent_and_all() {
         Worker,
         ServiceOptions::named(ServiceName::new("lonely").unwrap()),
     );
-    w2.addr.send(Groups::Join("night")).await.unwrap();
+    w2.addr().send(Groups::Join("night")).await.unwrap();
 
     let by_name = node.lookup_name("worker").await;
     // Oldest first, and duplicate names have distinct identities.
@@ -310,7 +310,7 @@ async fn anonymous_services_are_never_announced_or_listed() {
     settle().await;
     assert!(node.services().await.is_empty());
     assert!(node.lookup_group("workers").await.is_empty());
-    anon.addr.send(Groups::Join("g")).await.unwrap();
+    anon.addr().send(Groups::Join("g")).await.unwrap();
     anon.stop();
     log.silent_for(Duration::from_millis(100)).await;
     assert_eq!(
@@ -323,9 +323,9 @@ async fn anonymous_services_are_never_announced_or_listed() {
 async fn invalid_group_names_are_refused_and_the_service_keeps_working() {
     let node = Node::new("test");
     let w = node.spawn(Worker);
-    w.addr.send(Groups::Join("")).await.unwrap();
-    w.addr.send(Groups::Join("two words")).await.unwrap();
-    w.addr.send(Groups::Join("fine")).await.unwrap();
+    w.addr().send(Groups::Join("")).await.unwrap();
+    w.addr().send(Groups::Join("two words")).await.unwrap();
+    w.addr().send(Groups::Join("fine")).await.unwrap();
     settle().await;
     let groups: Vec<String> = node
         .groups_of(w.binding.agent())

@@ -136,19 +136,19 @@ fn subscriber(node: &Node) -> (netsvc::Spawned<Subscriber>, Probe) {
 async fn late_subscribers_get_the_cached_report_and_only_the_last_per_subject() {
     let node = Node::new("test");
     let (publ, mut plog) = publisher(&node);
-    publ.addr
+    publ.addr()
         .send(Do::Publish("system.ctime", 1, Lifetime::Forever))
         .await
         .unwrap();
-    publ.addr
+    publ.addr()
         .send(Do::Publish("system.ctime", 2, Lifetime::Forever))
         .await
         .unwrap();
-    publ.addr
+    publ.addr()
         .send(Do::Publish("system.volatile", 3, Lifetime::None))
         .await
         .unwrap();
-    publ.addr
+    publ.addr()
         .send(Do::Publish(
             "system.brief",
             4,
@@ -159,7 +159,7 @@ async fn late_subscribers_get_the_cached_report_and_only_the_last_per_subject() 
     plog.take(4).await;
 
     let (sub, mut slog) = subscriber(&node);
-    sub.addr
+    sub.addr()
         .send(Sub::ByName("publisher", "system.*"))
         .await
         .unwrap();
@@ -176,7 +176,7 @@ async fn late_subscribers_get_the_cached_report_and_only_the_last_per_subject() 
     // After the lifetime, a new subscriber no longer gets the brief one.
     tokio::time::sleep(Duration::from_millis(150)).await;
     let (sub2, mut slog2) = subscriber(&node);
-    sub2.addr
+    sub2.addr()
         .send(Sub::ByName("publisher", "system.*"))
         .await
         .unwrap();
@@ -194,18 +194,24 @@ async fn late_subscribers_get_the_cached_report_and_only_the_last_per_subject() 
 async fn a_repeated_subscription_does_not_resend_cached_reports() {
     let node = Node::new("test");
     let (publ, mut plog) = publisher(&node);
-    publ.addr
+    publ.addr()
         .send(Do::Publish("a", 1, Lifetime::Forever))
         .await
         .unwrap();
     plog.next().await;
     let (sub, mut slog) = subscriber(&node);
-    sub.addr.send(Sub::ByName("publisher", "*")).await.unwrap();
+    sub.addr()
+        .send(Sub::ByName("publisher", "*"))
+        .await
+        .unwrap();
     assert_eq!(
         slog.take(2).await,
         ["publisher Available publisher", "report a * 1"]
     );
-    sub.addr.send(Sub::ByName("publisher", "*")).await.unwrap();
+    sub.addr()
+        .send(Sub::ByName("publisher", "*"))
+        .await
+        .unwrap();
     slog.silent_for(Duration::from_millis(100)).await;
 }
 
@@ -214,21 +220,21 @@ async fn one_delivery_per_matching_pattern_carrying_the_pattern() {
     let node = Node::new("test");
     let (publ, mut plog) = publisher(&node);
     let (sub, mut slog) = subscriber(&node);
-    sub.addr
+    sub.addr()
         .send(Sub::ByName("publisher", "temp.*"))
         .await
         .unwrap();
-    sub.addr
+    sub.addr()
         .send(Sub::ByName("publisher", "temp.?"))
         .await
         .unwrap();
-    sub.addr
+    sub.addr()
         .send(Sub::ByName("publisher", "other"))
         .await
         .unwrap();
     plog.take(3).await;
     slog.next().await; // publisher available
-    publ.addr
+    publ.addr()
         .send(Do::Publish("temp.1", 20, Lifetime::None))
         .await
         .unwrap();
@@ -236,7 +242,7 @@ async fn one_delivery_per_matching_pattern_carrying_the_pattern() {
         slog.take_sorted(2).await,
         ["report temp.1 temp.* 20", "report temp.1 temp.? 20"]
     );
-    publ.addr
+    publ.addr()
         .send(Do::Publish("temp.10", 21, Lifetime::None))
         .await
         .unwrap();
@@ -248,7 +254,10 @@ async fn one_delivery_per_matching_pattern_carrying_the_pattern() {
 async fn subscriptions_by_name_are_sticky_and_cover_every_service_of_that_name() {
     let node = Node::new("test");
     let (sub, mut slog) = subscriber(&node);
-    sub.addr.send(Sub::ByName("publisher", "*")).await.unwrap();
+    sub.addr()
+        .send(Sub::ByName("publisher", "*"))
+        .await
+        .unwrap();
     settle().await;
     // Publishers that appear later, two of the same name, are both subscribed to.
     let (p1, mut l1) = publisher(&node);
@@ -256,18 +265,18 @@ async fn subscriptions_by_name_are_sticky_and_cover_every_service_of_that_name()
     assert_eq!(l1.next().await, "sub Requested * subscriber");
     assert_eq!(l2.next().await, "sub Requested * subscriber");
     slog.take(2).await;
-    p1.addr
+    p1.addr()
         .send(Do::Publish("x", 1, Lifetime::None))
         .await
         .unwrap();
-    p2.addr
+    p2.addr()
         .send(Do::Publish("x", 2, Lifetime::None))
         .await
         .unwrap();
     assert_eq!(slog.take_sorted(2).await, ["report x * 1", "report x * 2"]);
 
     // A publisher that goes away is reported withdrawn; a new one is subscribed to again.
-    p1.addr.send(Do::Stop).await.unwrap();
+    p1.addr().send(Do::Stop).await.unwrap();
     assert_eq!(slog.next().await, "publisher Withdrawn publisher");
     let (_p3, mut l3) = publisher(&node);
     assert_eq!(l3.next().await, "sub Requested * subscriber");
@@ -279,30 +288,30 @@ async fn subscriptions_by_binding_follow_one_agent() {
     let (p1, mut l1) = publisher(&node);
     let (p2, _l2) = publisher(&node);
     let (sub, mut slog) = subscriber(&node);
-    sub.addr
+    sub.addr()
         .send(Sub::ByBinding(p1.binding.clone(), "*"))
         .await
         .unwrap();
     assert_eq!(l1.next().await, "sub Requested * subscriber");
     slog.next().await;
-    p1.addr
+    p1.addr()
         .send(Do::Publish("x", 1, Lifetime::None))
         .await
         .unwrap();
-    p2.addr
+    p2.addr()
         .send(Do::Publish("x", 2, Lifetime::None))
         .await
         .unwrap();
     assert_eq!(slog.next().await, "report x * 1");
     slog.silent_for(Duration::from_millis(100)).await;
 
-    sub.addr
+    sub.addr()
         .send(Sub::IgnoreBinding(p1.binding.clone(), "*"))
         .await
         .unwrap();
     l1.until("sub Withdrawn * subscriber").await;
     assert_eq!(slog.next().await, "publisher Withdrawn publisher");
-    p1.addr
+    p1.addr()
         .send(Do::Publish("x", 3, Lifetime::None))
         .await
         .unwrap();
@@ -314,15 +323,15 @@ async fn ignore_one_pattern_or_all_and_the_publisher_is_told() {
     let node = Node::new("test");
     let (publ, mut plog) = publisher(&node);
     let (sub, mut slog) = subscriber(&node);
-    sub.addr
+    sub.addr()
         .send(Sub::ByName("publisher", "a.*"))
         .await
         .unwrap();
-    sub.addr
+    sub.addr()
         .send(Sub::ByName("publisher", "b.*"))
         .await
         .unwrap();
-    sub.addr
+    sub.addr()
         .send(Sub::ByName("publisher", "c.*"))
         .await
         .unwrap();
@@ -336,23 +345,23 @@ async fn ignore_one_pattern_or_all_and_the_publisher_is_told() {
     );
     assert_eq!(slog.next().await, "publisher Available publisher");
 
-    sub.addr
+    sub.addr()
         .send(Sub::Ignore("publisher", "a.*"))
         .await
         .unwrap();
     assert_eq!(plog.next().await, "sub Withdrawn a.* subscriber");
-    publ.addr
+    publ.addr()
         .send(Do::Publish("a.1", 1, Lifetime::None))
         .await
         .unwrap();
-    publ.addr
+    publ.addr()
         .send(Do::Publish("b.1", 2, Lifetime::None))
         .await
         .unwrap();
     plog.take(2).await;
     assert_eq!(slog.next().await, "report b.1 b.* 2");
 
-    sub.addr.send(Sub::IgnoreAll("publisher")).await.unwrap();
+    sub.addr().send(Sub::IgnoreAll("publisher")).await.unwrap();
     assert_eq!(
         plog.take_sorted(2).await,
         [
@@ -362,7 +371,7 @@ async fn ignore_one_pattern_or_all_and_the_publisher_is_told() {
     );
     // The last withdrawal is acknowledged to the subscriber.
     assert_eq!(slog.next().await, "publisher Withdrawn publisher");
-    publ.addr
+    publ.addr()
         .send(Do::Publish("b.2", 3, Lifetime::None))
         .await
         .unwrap();
@@ -374,8 +383,14 @@ async fn a_subscriber_that_goes_away_is_withdrawn_automatically() {
     let node = Node::new("test");
     let (_publ, mut plog) = publisher(&node);
     let (sub, _slog) = subscriber(&node);
-    sub.addr.send(Sub::ByName("publisher", "x")).await.unwrap();
-    sub.addr.send(Sub::ByName("publisher", "y")).await.unwrap();
+    sub.addr()
+        .send(Sub::ByName("publisher", "x"))
+        .await
+        .unwrap();
+    sub.addr()
+        .send(Sub::ByName("publisher", "y"))
+        .await
+        .unwrap();
     plog.take(2).await;
     sub.stop();
     assert_eq!(
@@ -391,30 +406,30 @@ async fn targeted_reports_reach_one_subscriber_and_are_never_cached() {
     let (s1, mut l1) = subscriber(&node);
     let (s2, mut l2) = subscriber(&node);
     let (s3, mut l3) = subscriber(&node);
-    s1.addr
+    s1.addr()
         .send(Sub::ByName("publisher", "alarm.*"))
         .await
         .unwrap();
-    s2.addr
+    s2.addr()
         .send(Sub::ByName("publisher", "alarm.*"))
         .await
         .unwrap();
     plog.take(2).await;
     l1.next().await;
     l2.next().await;
-    publ.addr
+    publ.addr()
         .send(Do::Targeted(s1.binding.clone(), "alarm.high", 9))
         .await
         .unwrap();
     assert_eq!(l1.next().await, "report alarm.high alarm.* 9 targeted");
     // A subject none of its patterns match still reaches a subscriber, without a pattern.
-    publ.addr
+    publ.addr()
         .send(Do::Targeted(s1.binding.clone(), "status", 1))
         .await
         .unwrap();
     assert_eq!(l1.next().await, "report status - 1 targeted");
     // Nothing for non-subscribers.
-    publ.addr
+    publ.addr()
         .send(Do::Targeted(s3.binding.clone(), "alarm.high", 9))
         .await
         .unwrap();
@@ -422,7 +437,7 @@ async fn targeted_reports_reach_one_subscriber_and_are_never_cached() {
     l3.silent_for(Duration::from_millis(10)).await;
     // Not cached: a late subscriber gets nothing.
     let (s4, mut l4) = subscriber(&node);
-    s4.addr
+    s4.addr()
         .send(Sub::ByName("publisher", "alarm.*"))
         .await
         .unwrap();
@@ -435,12 +450,12 @@ async fn expire_and_purge_cached_reports() {
     let node = Node::new("test");
     let (publ, mut plog) = publisher(&node);
     for (subject, v) in [("sys.a", 1), ("sys.b", 2), ("app.a", 3)] {
-        publ.addr
+        publ.addr()
             .send(Do::Publish(subject, v, Lifetime::Forever))
             .await
             .unwrap();
     }
-    publ.addr
+    publ.addr()
         .send(Do::Publish(
             "brief",
             4,
@@ -448,22 +463,28 @@ async fn expire_and_purge_cached_reports() {
         ))
         .await
         .unwrap();
-    publ.addr
+    publ.addr()
         .send(Do::Expire("sys.*", Duration::ZERO))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
-    publ.addr.send(Do::Purge).await.unwrap();
+    publ.addr().send(Do::Purge).await.unwrap();
     plog.take(6).await;
     let (sub, mut slog) = subscriber(&node);
-    sub.addr.send(Sub::ByName("publisher", "*")).await.unwrap();
+    sub.addr()
+        .send(Sub::ByName("publisher", "*"))
+        .await
+        .unwrap();
     assert_eq!(
         slog.take(2).await,
         ["publisher Available publisher", "report app.a * 3"]
     );
-    publ.addr.send(Do::ExpireAll).await.unwrap();
+    publ.addr().send(Do::ExpireAll).await.unwrap();
     let (sub2, mut slog2) = subscriber(&node);
-    sub2.addr.send(Sub::ByName("publisher", "*")).await.unwrap();
+    sub2.addr()
+        .send(Sub::ByName("publisher", "*"))
+        .await
+        .unwrap();
     assert_eq!(slog2.next().await, "publisher Available publisher");
     slog2.silent_for(Duration::from_millis(100)).await;
 }
@@ -472,13 +493,13 @@ async fn expire_and_purge_cached_reports() {
 async fn a_content_type_mismatch_is_a_clear_error_naming_both_types() {
     let node = Node::new("test");
     let (publ, mut plog) = publisher(&node);
-    publ.addr
+    publ.addr()
         .send(Do::PublishText("greeting", "hello"))
         .await
         .unwrap();
     plog.next().await;
     let (sub, mut slog) = subscriber(&node);
-    sub.addr
+    sub.addr()
         .send(Sub::ByName("publisher", "greeting"))
         .await
         .unwrap();
@@ -499,15 +520,18 @@ async fn invalid_subjects_and_patterns_are_refused_without_harm() {
     let node = Node::new("test");
     let (publ, mut plog) = publisher(&node);
     let (sub, mut slog) = subscriber(&node);
-    sub.addr.send(Sub::ByName("publisher", "")).await.unwrap();
-    sub.addr.send(Sub::ByName("bad name", "*")).await.unwrap();
-    sub.addr.send(Sub::ByName("publisher", "ok")).await.unwrap();
+    sub.addr().send(Sub::ByName("publisher", "")).await.unwrap();
+    sub.addr().send(Sub::ByName("bad name", "*")).await.unwrap();
+    sub.addr()
+        .send(Sub::ByName("publisher", "ok"))
+        .await
+        .unwrap();
     assert_eq!(plog.next().await, "sub Requested ok subscriber");
-    publ.addr
+    publ.addr()
         .send(Do::Publish("bad\nsubject", 1, Lifetime::Forever))
         .await
         .unwrap();
-    publ.addr
+    publ.addr()
         .send(Do::Publish("ok", 2, Lifetime::None))
         .await
         .unwrap();
@@ -580,27 +604,30 @@ async fn publishing_again_on_one_subject_follows_every_subscription_change() {
     let (sub2, mut log2) = subscriber(&node);
     let publish = |value| Do::Publish("s.1", value, Lifetime::None);
 
-    sub1.addr
+    sub1.addr()
         .send(Sub::ByName("publisher", "s.*"))
         .await
         .unwrap();
     plog.until("sub Requested s.* subscriber").await;
     log1.until("publisher Available publisher").await;
-    publ.addr.send(publish(1)).await.unwrap();
+    publ.addr().send(publish(1)).await.unwrap();
     assert_eq!(log1.next().await, "report s.1 s.* 1");
 
     // A second subscriber, then a second pattern of the first.
-    sub2.addr
+    sub2.addr()
         .send(Sub::ByName("publisher", "s.1"))
         .await
         .unwrap();
     plog.until("sub Requested s.1 subscriber").await;
-    publ.addr.send(publish(2)).await.unwrap();
+    publ.addr().send(publish(2)).await.unwrap();
     assert_eq!(log1.next().await, "report s.1 s.* 2");
     log2.until("report s.1 s.1 2").await;
-    sub1.addr.send(Sub::ByName("publisher", "*")).await.unwrap();
+    sub1.addr()
+        .send(Sub::ByName("publisher", "*"))
+        .await
+        .unwrap();
     plog.until("sub Requested * subscriber").await;
-    publ.addr.send(publish(3)).await.unwrap();
+    publ.addr().send(publish(3)).await.unwrap();
     assert_eq!(
         log1.take_sorted(2).await,
         ["report s.1 * 3", "report s.1 s.* 3"]
@@ -608,14 +635,14 @@ async fn publishing_again_on_one_subject_follows_every_subscription_change() {
     assert_eq!(log2.next().await, "report s.1 s.1 3");
 
     // The first withdraws its patterns; the second goes away.
-    sub1.addr.send(Sub::IgnoreAll("publisher")).await.unwrap();
+    sub1.addr().send(Sub::IgnoreAll("publisher")).await.unwrap();
     // Told once the publisher has dropped both patterns.
     assert_eq!(log1.next().await, "publisher Withdrawn publisher");
-    publ.addr.send(publish(4)).await.unwrap();
+    publ.addr().send(publish(4)).await.unwrap();
     assert_eq!(log2.next().await, "report s.1 s.1 4");
     sub2.stop();
     plog.until("sub Withdrawn s.1 subscriber").await;
-    publ.addr.send(publish(5)).await.unwrap();
+    publ.addr().send(publish(5)).await.unwrap();
     plog.until("done").await;
     log1.silent_for(Duration::from_millis(100)).await;
     log2.silent_for(Duration::from_millis(100)).await;
@@ -631,20 +658,20 @@ async fn cycling_over_subjects_follows_every_subscription_change() {
     let (sub2, mut log2) = subscriber(&node);
     let publish = |subject, value| Do::Publish(subject, value, Lifetime::None);
 
-    sub1.addr
+    sub1.addr()
         .send(Sub::ByName("publisher", "a.*"))
         .await
         .unwrap();
     plog.until("sub Requested a.* subscriber").await;
-    sub2.addr
+    sub2.addr()
         .send(Sub::ByName("publisher", "b.*"))
         .await
         .unwrap();
     plog.until("sub Requested b.* subscriber").await;
     for round in 0..3 {
-        publ.addr.send(publish("a.1", round)).await.unwrap();
-        publ.addr.send(publish("b.1", round)).await.unwrap();
-        publ.addr.send(publish("a.2", round)).await.unwrap();
+        publ.addr().send(publish("a.1", round)).await.unwrap();
+        publ.addr().send(publish("b.1", round)).await.unwrap();
+        publ.addr().send(publish("a.2", round)).await.unwrap();
         assert_eq!(
             next_report(&mut log1).await,
             format!("report a.1 a.* {round}")
@@ -659,24 +686,24 @@ async fn cycling_over_subjects_follows_every_subscription_change() {
         );
     }
     // The second also takes `a.*`: the fan-outs of a.1 and a.2, kept aside, are out of date.
-    sub2.addr
+    sub2.addr()
         .send(Sub::ByName("publisher", "a.*"))
         .await
         .unwrap();
     plog.until("sub Requested a.* subscriber").await;
-    publ.addr.send(publish("a.1", 7)).await.unwrap();
-    publ.addr.send(publish("b.1", 7)).await.unwrap();
-    publ.addr.send(publish("a.2", 7)).await.unwrap();
+    publ.addr().send(publish("a.1", 7)).await.unwrap();
+    publ.addr().send(publish("b.1", 7)).await.unwrap();
+    publ.addr().send(publish("a.2", 7)).await.unwrap();
     assert_eq!(next_report(&mut log1).await, "report a.1 a.* 7");
     assert_eq!(next_report(&mut log1).await, "report a.2 a.* 7");
     assert_eq!(next_report(&mut log2).await, "report a.1 a.* 7");
     assert_eq!(next_report(&mut log2).await, "report b.1 b.* 7");
     assert_eq!(next_report(&mut log2).await, "report a.2 a.* 7");
     // The first goes: nothing more for it on any subject.
-    sub1.addr.send(Sub::IgnoreAll("publisher")).await.unwrap();
+    sub1.addr().send(Sub::IgnoreAll("publisher")).await.unwrap();
     plog.until("sub Withdrawn a.* subscriber").await;
-    publ.addr.send(publish("a.2", 8)).await.unwrap();
-    publ.addr.send(publish("a.1", 8)).await.unwrap();
+    publ.addr().send(publish("a.2", 8)).await.unwrap();
+    publ.addr().send(publish("a.1", 8)).await.unwrap();
     assert_eq!(next_report(&mut log2).await, "report a.2 a.* 8");
     assert_eq!(next_report(&mut log2).await, "report a.1 a.* 8");
     plog.until("done").await;
@@ -752,7 +779,7 @@ async fn a_conflated_subscriber_behind_a_burst_ends_with_the_last_value_of_every
     plog.until("sub Requested s.* tally").await;
     plog.until("sub Requested s.* tally").await;
     // 1,000 reports over 10 subjects land at once in inboxes of 16.
-    publ.addr.send(Do::Burst(1000, 10)).await.unwrap();
+    publ.addr().send(Do::Burst(1000, 10)).await.unwrap();
     plog.until("done").await;
 
     let got = drain(&mut conflated).await;
@@ -794,7 +821,7 @@ async fn a_conflated_subscriber_behind_a_burst_ends_with_the_last_value_of_every
     assert!(got.iter().all(|(_, _, skipped)| *skipped == 0));
 
     // Later reports, with room in the inbox, arrive one by one, replacing nothing.
-    publ.addr.send(Do::Burst(3, 10)).await.unwrap();
+    publ.addr().send(Do::Burst(3, 10)).await.unwrap();
     let got = drain(&mut conflated).await;
     let later: Vec<_> = got.iter().map(|(s, v, c)| format!("{s} {v} {c}")).collect();
     assert_eq!(later, ["s.0 0 0", "s.1 1 0", "s.2 2 0"]);
@@ -822,7 +849,7 @@ async fn conflation_works_on_reports_from_another_process_too() {
         conflate: true,
     });
     plog.until("sub Requested s.* tally").await;
-    publ.addr.send(Do::Burst(1000, 10)).await.unwrap();
+    publ.addr().send(Do::Burst(1000, 10)).await.unwrap();
     let got = drain(&mut conflated).await;
     let told: u64 = got.iter().map(|(_, _, skipped)| skipped).sum();
     assert_eq!(told as usize + got.len(), 1000, "{got:?}");

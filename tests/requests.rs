@@ -355,3 +355,83 @@ async fn delayed_responses_resolve_after_downstream_requests_or_fail() {
     assert_eq!(f.code, ErrorCode(77));
     assert_eq!(f.origin, "front");
 }
+
+/// A message of the user's own, through the service's actix address.
+#[derive(actix::Message)]
+#[rtype(result = "u32")]
+struct Echo(u32);
+
+impl actix::Handler<Echo> for Calculator {
+    type Result = u32;
+    fn handle(&mut self, msg: Echo, _ctx: &mut ServiceContext<Self>) -> u32 {
+        msg.0
+    }
+}
+
+/// Makes the service send itself an [`Echo`] through `ctx.address()`.
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+struct EchoSelf(tokio::sync::oneshot::Sender<Result<u32, actix::MailboxError>>);
+
+impl actix::Handler<EchoSelf> for Calculator {
+    type Result = ();
+    fn handle(&mut self, msg: EchoSelf, ctx: &mut ServiceContext<Self>) {
+        let addr = ctx.address();
+        actix::spawn(async move {
+            let _ = msg.0.send(addr.send(Echo(7)).await);
+        });
+    }
+}
+
+#[actix::test]
+async fn the_actix_address_is_made_on_first_use_and_closes_with_the_service() {
+    let node = Node::new("test");
+    let calc = node.spawn(calculator());
+    let client = CalculatorClient::new(node.endpoint(&calc.binding));
+    // Requests never need the actix mailbox.
+    assert_eq!(client.multiply(6, 7).await, Ok(42));
+    // Made on first use, here from another thread; every address reaches the same mailbox.
+    let spawned = calc.clone();
+    let first = std::thread::spawn(move || spawned.addr())
+        .join()
+        .expect("the address is made on any thread");
+    let second = calc.addr();
+    let (a, b) = tokio::join!(first.send(Echo(1)), second.send(Echo(2)));
+    assert_eq!((a, b), (Ok(1), Ok(2)));
+    assert!(first.connected() && second.connected());
+    // And from inside the service.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    calc.addr().send(EchoSelf(tx)).await.expect("delivered");
+    assert_eq!(rx.await.expect("answered"), Ok(7));
+    // Requests still go through the inbox, the mailbox now polled beside it.
+    assert_eq!(client.multiply(3, 5).await, Ok(15));
+    // Withdrawn, the service's mailbox goes: addresses made before and after are closed.
+    calc.stop();
+    tokio::time::timeout(Duration::from_secs(3), async {
+        while node.lookup_agent(calc.binding.agent()).await.is_some() {
+            settle().await;
+        }
+    })
+    .await
+    .expect("the service is withdrawn");
+    assert_eq!(
+        calc.addr().send(Echo(3)).await,
+        Err(actix::MailboxError::Closed)
+    );
+    tokio::time::timeout(Duration::from_secs(3), async {
+        while first.connected() {
+            settle().await;
+        }
+    })
+    .await
+    .expect("the mailbox goes with the service");
+    assert_eq!(first.send(Echo(4)).await, Err(actix::MailboxError::Closed));
+}
+
+#[actix::test]
+async fn a_message_sent_at_once_after_spawning_is_handled() {
+    // The mailbox is made before the service's task first runs: it adopts it then.
+    let node = Node::new("test");
+    let calc = node.spawn(calculator());
+    assert_eq!(calc.addr().send(Echo(9)).await, Ok(9));
+}

@@ -296,7 +296,7 @@ impl Gateway {
             shared: web::Data::new(Shared {
                 router,
                 config,
-                publisher: spawned.addr,
+                publisher: spawned.addr(),
                 home: actix_rt::Arbiter::current(),
                 exchange: std::sync::OnceLock::new(),
             }),

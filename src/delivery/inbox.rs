@@ -21,6 +21,7 @@
 //! order their subjects were first kept aside. At most `capacity` of them are kept aside;
 //! past that they are dropped like any other report. Per subject, order is kept.
 
+use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -80,18 +81,40 @@ struct Aside {
     index: HashMap<(AgentId, Subject, SubjectPattern), usize>,
 }
 
-struct State {
-    queue: VecDeque<Delivery>,
+/// The slot of a service's actix mailbox (see [`Inbox::actix_mailbox`]): the service layer
+/// keeps its typed address and receiver there.
+pub(crate) type MailboxSlot = Option<Box<dyn Any + Send>>;
+
+/// What an inbox seldom needs, made on first use: most services never conflate, never fill
+/// their inbox and are never sent an actix message, and a node may hold a hundred thousand.
+#[derive(Default)]
+struct Rare {
     /// The subscriptions whose reports are conflated rather than dropped when full.
     conflate: Vec<(Publishers, SubjectPattern)>,
-    /// Made when first needed: most services never fill their inbox.
-    aside: Option<Box<Aside>>,
+    aside: Aside,
+    dropped_reports: u64,
+    /// The service's actix mailbox, once its address was asked for.
+    mailbox: MailboxSlot,
+}
+
+struct State {
+    queue: VecDeque<Delivery>,
+    rare: Option<Box<Rare>>,
     /// A wake-up is pending or the drainer is running: pushes need not wake it.
     scheduled: bool,
     closed: bool,
-    dropped_reports: u64,
     /// The service task's waker, parked when the inbox went idle.
     waker: Option<Waker>,
+}
+
+impl State {
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_default()
+    }
+
+    fn conflates_any(&self) -> bool {
+        self.rare.as_ref().is_some_and(|r| !r.conflate.is_empty())
+    }
 }
 
 struct Shared {
@@ -99,6 +122,9 @@ struct Shared {
     /// Mirrors `State::scheduled` for a lock-free "anything to do?" check: the service's task
     /// checks it whenever it wakes, for whatever reason (its mailbox, its futures).
     ready: AtomicBool,
+    /// An actix mailbox was made for the service's task to adopt (see
+    /// [`Inbox::actix_mailbox`]), checked without the lock by a task that has none yet.
+    mailbox_made: AtomicBool,
     capacity: usize,
 }
 
@@ -111,15 +137,14 @@ impl Inbox {
         Inbox(Arc::new(Shared {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
-                conflate: Vec::new(),
-                aside: None,
+                rare: None,
                 scheduled: false,
                 closed: false,
-                dropped_reports: 0,
                 waker: None,
             }),
             // Starts "ready" so that the first poll drains and parks its waker.
             ready: AtomicBool::new(true),
+            mailbox_made: AtomicBool::new(false),
             capacity,
         }))
     }
@@ -159,7 +184,7 @@ impl Inbox {
             for delivery in deliveries {
                 let _ = self.admit(&mut state, delivery);
             }
-            (self.schedule(&mut state), !state.conflate.is_empty())
+            (self.schedule(&mut state), state.conflates_any())
         };
         if let Some(waker) = wake {
             waker.wake();
@@ -183,10 +208,11 @@ impl Inbox {
                 other => other,
             };
             if matches!(delivery, Delivery::Report(_)) {
-                state.dropped_reports += 1;
-                if state.dropped_reports.is_power_of_two() {
+                let rare = state.rare();
+                rare.dropped_reports += 1;
+                if rare.dropped_reports.is_power_of_two() {
                     tracing::warn!(
-                        dropped = state.dropped_reports,
+                        dropped = rare.dropped_reports,
                         capacity = self.0.capacity,
                         "inbox full: dropping reports for a slow subscriber"
                     );
@@ -208,7 +234,7 @@ impl Inbox {
         if !conflating(state, publisher, pattern) {
             return Some(report);
         }
-        let aside = state.aside.get_or_insert_default();
+        let aside = &mut state.rare().aside;
         let key = (
             publisher.agent(),
             report.data.subject.clone(),
@@ -240,12 +266,16 @@ impl Inbox {
     /// Marks the subscription to `publishers` with `pattern` conflated (`on`) or not.
     pub(crate) fn conflate(&self, publishers: Publishers, pattern: SubjectPattern, on: bool) {
         let mut state = self.lock();
+        if state.closed || (!on && state.rare.is_none()) {
+            return;
+        }
+        let conflate = &mut state.rare().conflate;
         let entry = (publishers, pattern);
-        let at = state.conflate.iter().position(|e| *e == entry);
+        let at = conflate.iter().position(|e| *e == entry);
         match (at, on) {
-            (None, true) => state.conflate.push(entry),
+            (None, true) => conflate.push(entry),
             (Some(at), false) => {
-                state.conflate.swap_remove(at);
+                conflate.swap_remove(at);
             }
             _ => {}
         }
@@ -253,7 +283,9 @@ impl Inbox {
 
     /// Ends the conflation of every subscription to `publishers`.
     pub(crate) fn unconflate_all(&self, publishers: &Publishers) {
-        self.lock().conflate.retain(|(from, _)| from != publishers);
+        if let Some(rare) = &mut self.lock().rare {
+            rare.conflate.retain(|(from, _)| from != publishers);
+        }
     }
 
     /// After a push: the drainer's waker to wake, if it was idle and there is work.
@@ -283,15 +315,20 @@ impl Inbox {
         if !state.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
             state.waker = Some(waker.clone());
         }
-        let aside = state.aside.as_ref().is_some_and(|a| !a.reports.is_empty());
+        let aside = state
+            .rare
+            .as_ref()
+            .is_some_and(|r| !r.aside.reports.is_empty());
         if state.queue.is_empty() && !aside {
             return false;
         }
         std::mem::swap(&mut state.queue, batch);
         // What was kept aside comes after everything queued before it.
-        if let Some(aside) = state.aside.as_mut() {
-            aside.index.clear();
-            batch.extend(aside.reports.drain(..).map(Delivery::Report));
+        if aside {
+            if let Some(rare) = state.rare.as_mut() {
+                rare.aside.index.clear();
+                batch.extend(rare.aside.reports.drain(..).map(Delivery::Report));
+            }
         }
         true
     }
@@ -301,12 +338,47 @@ impl Inbox {
         self.0.ready.load(Ordering::Acquire)
     }
 
-    /// Wakes the service's task if it is parked (for the `Drain` message).
+    /// Wakes the service's task if it is parked (for the `Drain` message). The waker stays
+    /// parked: the next push must still find it, whether or not this wake-up drained.
     pub(crate) fn wake_drainer(&self) {
-        let waker = self.lock().waker.take();
+        let waker = self.lock().waker.clone();
         if let Some(waker) = waker {
             waker.wake();
         }
+    }
+
+    /// Runs `make` on the slot of the service's actix mailbox, under the lock; `make` is told
+    /// whether the inbox is closed (the service withdrawn) and returns its answer and whether
+    /// it left a new mailbox in the slot for the service's task to adopt, which the task is
+    /// then told of and woken for. The slot goes when the inbox closes.
+    pub(crate) fn actix_mailbox<R>(
+        &self,
+        make: impl FnOnce(&mut MailboxSlot, bool) -> (R, bool),
+    ) -> R {
+        let (answer, wake) = {
+            let mut state = self.lock();
+            let (answer, made) = if state.closed {
+                make(&mut None, true)
+            } else {
+                make(&mut state.rare().mailbox, false)
+            };
+            let wake = if made {
+                self.0.mailbox_made.store(true, Ordering::Release);
+                state.waker.clone()
+            } else {
+                None
+            };
+            (answer, wake)
+        };
+        if let Some(waker) = wake {
+            waker.wake();
+        }
+        answer
+    }
+
+    /// Whether a mailbox was made for the task to adopt (see [`Inbox::actix_mailbox`]).
+    pub(crate) fn mailbox_made(&self) -> bool {
+        self.0.mailbox_made.load(Ordering::Acquire)
     }
 
     /// Puts back deliveries that were taken but not handled (the actor is stopping).
@@ -323,20 +395,25 @@ impl Inbox {
     /// Closes the inbox: queued and future deliveries are refused and dropped, which fails
     /// pending requests at once.
     pub(crate) fn close(&self) -> VecDeque<Delivery> {
-        let mut state = self.lock();
-        state.closed = true;
-        state.waker = None;
-        state.aside = None;
-        std::mem::take(&mut state.queue)
+        let (queue, rare) = {
+            let mut state = self.lock();
+            state.closed = true;
+            state.waker = None;
+            (std::mem::take(&mut state.queue), state.rare.take())
+        };
+        // Outside the lock: the mailbox's address may wake the task as it goes.
+        drop(rare);
+        queue
     }
 }
 
 /// Whether the subscription to `publisher` with `pattern` is conflated.
 fn conflating(state: &State, publisher: &Binding, pattern: &SubjectPattern) -> bool {
-    state
-        .conflate
-        .iter()
-        .any(|(from, p)| p == pattern && from.includes(publisher))
+    state.rare.as_ref().is_some_and(|r| {
+        r.conflate
+            .iter()
+            .any(|(from, p)| p == pattern && from.includes(publisher))
+    })
 }
 
 #[cfg(test)]
@@ -367,5 +444,40 @@ mod tests {
         drop(inbox.close());
         let _ = inbox.push_all([Delivery::Stop].into_iter());
         assert!(inbox.close().is_empty());
+    }
+
+    /// Counts its wake-ups.
+    struct Count(std::sync::atomic::AtomicUsize);
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_drain_message_leaves_the_waker_parked_for_the_next_push() {
+        let count = Arc::new(Count(Default::default()));
+        let waker = Waker::from(count.clone());
+        let inbox = Inbox::new(4);
+        let mut batch = VecDeque::new();
+        assert!(!inbox.take_batch(&mut batch, &waker));
+        // A `Drain` message wakes the task, which finds nothing to drain and parks nothing.
+        inbox.wake_drainer();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        // The next push must still wake it, or the service would never drain again.
+        inbox.send(Delivery::Stop);
+        assert_eq!(count.0.load(Ordering::SeqCst), 2);
+        assert!(inbox.take_batch(&mut batch, &waker));
+    }
+
+    #[test]
+    fn an_idle_inbox_keeps_what_it_seldom_needs_behind_one_pointer() {
+        // Conflation, reports kept aside, the count of dropped reports and the actix mailbox
+        // are made on first use: a node may hold a hundred thousand idle inboxes.
+        assert!(
+            std::mem::size_of::<Shared>() <= 88,
+            "{}",
+            std::mem::size_of::<Shared>()
+        );
     }
 }

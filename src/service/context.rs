@@ -5,11 +5,9 @@ use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::task::Waker;
 
-use actix::dev::channel::AddressReceiver;
-use actix::dev::{Envelope, Mailbox, ToEnvelope};
+use actix::dev::{Envelope, ToEnvelope};
 use actix::{
-    Actor, ActorContext, ActorFuture, ActorState, Addr, AsyncContext, Handler, Message,
-    SpawnHandle, WeakAddr,
+    Actor, ActorContext, ActorFuture, ActorState, Addr, AsyncContext, Handler, Message, SpawnHandle,
 };
 
 use super::broker::{LazyBroker, Notice};
@@ -90,17 +88,14 @@ const DRAIN_BUDGET: usize = 1024;
 
 impl<S: Service> ServiceContext<S> {
     pub(crate) fn start(
-        rx: AddressReceiver<S>,
-        addr: WeakAddr<S>,
         node: Node,
         binding: Binding,
         inbox: Inbox,
         groups: Vec<GroupName>,
         service: S,
     ) {
-        let mb = Mailbox::new(rx);
         let ctx = ServiceContext {
-            rt: Runtime::new(addr),
+            rt: Runtime::new(),
             core: ServiceState {
                 node,
                 binding,
@@ -110,7 +105,7 @@ impl<S: Service> ServiceContext<S> {
                 withdrawn: false,
             },
         };
-        actix_rt::spawn(ServiceTask::new(ctx, service, mb));
+        actix_rt::spawn(ServiceTask::new(ctx, service));
     }
 
     /// This service's binding.
@@ -386,8 +381,10 @@ impl<S: Actor<Context = Self>> AsyncContext<S> for ServiceContext<S> {
     fn cancel_future(&mut self, handle: SpawnHandle) -> bool {
         self.rt.cancel_future(handle)
     }
+    /// The service's actix address; its mailbox is made on first use (see
+    /// [`Spawned::addr`](crate::Spawned::addr)).
     fn address(&self) -> Addr<S> {
-        self.rt.address()
+        super::address(&self.core.inbox)
     }
 }
 

@@ -9,26 +9,28 @@
 //!
 //! 1. on the first poll, `Actor::started`;
 //! 2. wait futures (`ctx.wait`), most recent first: while one is pending nothing else runs;
-//! 3. the actix mailbox (the user's own messages), while nothing waits;
+//! 3. the actix mailbox (the user's own messages), while nothing waits, once it exists (it is
+//!    made when the service's address is first asked for: see `service/mailbox.rs`);
 //! 4. the netsvc inbox, when a push said there is work (see `Inbox::ready`);
 //! 5. spawned futures (`ctx.spawn`, timers), in order; a cancelled one is dropped unpolled;
 //! 6. the state: `ctx.stop()` runs `Actor::stopping` (which may keep the actor running), then
 //!    `Actor::stopped`; a running service stops by itself only once it has been withdrawn
-//!    and nothing else can reach it (no address, no futures).
+//!    and nothing else can reach it (no connected address, no futures).
 //!
 //! Dropped while alive (its System ended), the task stops the service and polls it once, as
 //! `ContextFut` does, so its hooks run and it is withdrawn. A service's task holds only its
-//! context, the service and the mailbox: an idle service's cell is 256 bytes (a test pins
-//! its size).
+//! context, the service and its mailbox, if any: an idle service's cell is 256 bytes (a test
+//! pins its size).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
 use actix::dev::Mailbox;
-use actix::{Actor, ActorFuture, ActorState, Addr, Running, SpawnHandle, WeakAddr};
+use actix::{Actor, ActorFuture, ActorState, Running, SpawnHandle};
 
 use super::context::{drain_and_rewake, ServiceContext};
+use super::mailbox;
 use super::Service;
 
 /// A future spawned on a service's context.
@@ -36,8 +38,6 @@ type Spawned<S> = Pin<Box<dyn ActorFuture<S, Output = ()>>>;
 
 /// The actix side of a service's context: what `ContextParts` holds for an actix `Context`.
 pub(crate) struct Runtime<S: Actor<Context = ServiceContext<S>>> {
-    /// The mailbox's address, without keeping the mailbox connected.
-    addr: WeakAddr<S>,
     state: State,
     /// Spawned futures with their handles, in the order spawned.
     items: Vec<(SpawnHandle, Spawned<S>)>,
@@ -75,9 +75,8 @@ enum State {
 }
 
 impl<S: Actor<Context = ServiceContext<S>>> Runtime<S> {
-    pub(super) fn new(addr: WeakAddr<S>) -> Self {
+    pub(super) fn new() -> Self {
         Runtime {
-            addr,
             state: State::Running,
             items: Vec::new(),
             last: SpawnHandle::default(),
@@ -143,32 +142,37 @@ impl<S: Actor<Context = ServiceContext<S>>> Runtime<S> {
         }
         true
     }
-
-    pub(super) fn address(&self) -> Addr<S> {
-        // The task holds the mailbox while its context lives, so the address is always there;
-        // stay total anyway: a closed address fails every send.
-        self.addr.upgrade().unwrap_or_else(|| {
-            let (tx, _) = actix::dev::channel::channel(0);
-            Addr::new(tx)
-        })
-    }
 }
 
 /// The future of one service's actix task.
 pub(super) struct ServiceTask<S: Service> {
     ctx: ServiceContext<S>,
     service: S,
-    mailbox: Mailbox<S>,
+    /// Made when the service's address is first asked for.
+    mailbox: Option<Mailbox<S>>,
     started: bool,
 }
 
 impl<S: Service> ServiceTask<S> {
-    pub(super) fn new(ctx: ServiceContext<S>, service: S, mailbox: Mailbox<S>) -> Self {
+    pub(super) fn new(ctx: ServiceContext<S>, service: S) -> Self {
         ServiceTask {
             ctx,
             service,
-            mailbox,
+            mailbox: None,
             started: false,
+        }
+    }
+
+    /// Polls the actix mailbox, adopting it first if it was made since the last poll.
+    fn poll_mailbox(&mut self, task: &mut TaskContext<'_>) {
+        if self.mailbox.is_none() {
+            if !self.ctx.core.inbox.mailbox_made() {
+                return;
+            }
+            self.mailbox = mailbox::adopt(&self.ctx.core.inbox);
+        }
+        if let Some(mailbox) = &mut self.mailbox {
+            mailbox.poll(&mut self.service, &mut self.ctx, task);
         }
     }
 
@@ -178,7 +182,7 @@ impl<S: Service> ServiceTask<S> {
         let rt = &self.ctx.rt;
         rt.state != State::Stopped
             && (!self.ctx.core.withdrawn
-                || self.mailbox.connected()
+                || self.mailbox.as_ref().is_some_and(Mailbox::connected)
                 || !rt.items.is_empty()
                 || rt.waits())
     }
@@ -261,7 +265,7 @@ impl<S: Service> Future for ServiceTask<S> {
                     return Poll::Pending;
                 }
             }
-            this.mailbox.poll(&mut this.service, &mut this.ctx, task);
+            this.poll_mailbox(task);
             if this.ctx.rt.waits() && this.ctx.rt.state == State::Running {
                 continue;
             }

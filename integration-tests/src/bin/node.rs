@@ -472,7 +472,7 @@ async fn main() {
             audience: Audience::parse(audience).expect("a valid audience"),
             groups: Vec::new(),
         };
-        services.push((name.clone(), node.spawn_with(Plain, options).addr));
+        services.push((name.clone(), node.spawn_with(Plain, options).addr()));
     }
     if args.requester {
         requester(&node, std::rc::Rc::new(services));
