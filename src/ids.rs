@@ -108,6 +108,90 @@ pub(crate) type ConversationMap<V> =
 /// and turn the route tables into lists (a hash flood).
 pub(crate) type IdMap<K, V> = std::collections::HashMap<K, V>;
 
+/// A value that carries the agent id it is kept under in an [`AgentTable`].
+pub(crate) trait ByAgent {
+    /// The agent this value is about.
+    fn agent_key(&self) -> AgentId;
+}
+
+/// A hash table of values keyed by the agent id each of them carries (a binding, or an
+/// entry holding one), hashed as an [`IdMap`] is (keyed SipHash, random key per table).
+///
+/// It keeps no copy of the key: an [`IdMap`] of bindings spends 24 bytes a slot, this table
+/// 8; a node holding a hundred thousand services keeps three such tables (routes, announcer,
+/// registry). A lookup compares the ids of the values whose hash tag matches, which reads
+/// through the binding's pointer.
+pub(crate) struct AgentTable<V> {
+    table: hashbrown::HashTable<V>,
+    hasher: std::hash::RandomState,
+}
+
+impl<V> Default for AgentTable<V> {
+    fn default() -> Self {
+        AgentTable {
+            table: hashbrown::HashTable::new(),
+            hasher: std::hash::RandomState::new(),
+        }
+    }
+}
+
+impl<V: ByAgent> AgentTable<V> {
+    fn hash(hasher: &std::hash::RandomState, agent: AgentId) -> u64 {
+        std::hash::BuildHasher::hash_one(hasher, agent)
+    }
+
+    /// The value of `agent`.
+    pub(crate) fn get(&self, agent: &AgentId) -> Option<&V> {
+        let hash = Self::hash(&self.hasher, *agent);
+        self.table.find(hash, |v| v.agent_key() == *agent)
+    }
+
+    /// The value of `agent`, to change (not its agent).
+    pub(crate) fn get_mut(&mut self, agent: &AgentId) -> Option<&mut V> {
+        let hash = Self::hash(&self.hasher, *agent);
+        self.table.find_mut(hash, |v| v.agent_key() == *agent)
+    }
+
+    /// Whether `agent` has a value.
+    pub(crate) fn contains(&self, agent: &AgentId) -> bool {
+        self.get(agent).is_some()
+    }
+
+    /// Keeps `value` under its agent; returns the value it replaced.
+    pub(crate) fn insert(&mut self, value: V) -> Option<V> {
+        let agent = value.agent_key();
+        let hasher = &self.hasher;
+        let hash = Self::hash(hasher, agent);
+        match self.table.entry(
+            hash,
+            |v| v.agent_key() == agent,
+            |v| Self::hash(hasher, v.agent_key()),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(mut slot) => {
+                Some(std::mem::replace(slot.get_mut(), value))
+            }
+            hashbrown::hash_table::Entry::Vacant(slot) => {
+                slot.insert(value);
+                None
+            }
+        }
+    }
+
+    /// Removes the value of `agent`.
+    pub(crate) fn remove(&mut self, agent: &AgentId) -> Option<V> {
+        let hash = Self::hash(&self.hasher, *agent);
+        match self.table.find_entry(hash, |v| v.agent_key() == *agent) {
+            Ok(slot) => Some(slot.remove().0),
+            Err(_) => None,
+        }
+    }
+
+    /// Every value, in no particular order.
+    pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
+        self.table.iter()
+    }
+}
+
 /// Hands out conversation ids, one sequence per node. The ids are a keyed hash (SipHash
 /// with a random key per node) of a counter: no two calls in flight get the same id but with
 /// a negligible chance (about one in 2^64 per pair), and a peer that saw some ids cannot
@@ -177,6 +261,39 @@ impl ConversationIds {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct Named(AgentId, &'static str);
+    impl ByAgent for Named {
+        fn agent_key(&self) -> AgentId {
+            self.0
+        }
+    }
+
+    #[test]
+    fn an_agent_table_keeps_one_value_per_agent_through_growth() {
+        let mut table = AgentTable::default();
+        let agents: Vec<AgentId> = (0..1000).map(|_| AgentId::random()).collect();
+        for &agent in &agents {
+            assert!(table.insert(Named(agent, "first")).is_none());
+        }
+        // Replacing gives back the value replaced; the table still holds one per agent.
+        let replaced = table.insert(Named(agents[7], "second")).map(|v| v.1);
+        assert_eq!(replaced, Some("first"));
+        assert_eq!(table.values().count(), agents.len());
+        assert_eq!(table.get(&agents[7]).map(|v| v.1), Some("second"));
+        if let Some(v) = table.get_mut(&agents[8]) {
+            v.1 = "changed";
+        }
+        assert_eq!(table.get(&agents[8]).map(|v| v.1), Some("changed"));
+        for &agent in &agents[..500] {
+            assert_eq!(table.remove(&agent).map(|v| v.0), Some(agent));
+            assert!(!table.contains(&agent));
+        }
+        assert!(table.remove(&agents[0]).is_none());
+        assert!(!table.contains(&AgentId::random()));
+        assert!(agents[500..].iter().all(|a| table.contains(a)));
+        assert_eq!(table.values().count(), 500);
+    }
 
     /// Agent ids a peer can compute to collide under an unkeyed multiply hash: the same first
     /// 8 bytes and the same low 32 bits of the last 8, so every one lands in the same bucket

@@ -21,11 +21,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use actix::{Actor, Context};
-use smallvec::SmallVec;
 
 use crate::delivery::{Binding, Location};
 use crate::delivery::{Delivery, Inbox, RegistryEvent, Status, Watch, WatchedBy};
-use crate::ids::AgentId;
+use crate::ids::{AgentId, AgentTable, ByAgent};
 use crate::names::{GroupName, GroupSet, ServiceName};
 
 struct Entry {
@@ -33,6 +32,12 @@ struct Entry {
     groups: GroupSet,
     announced: bool,
     seq: u64,
+}
+
+impl ByAgent for Entry {
+    fn agent_key(&self) -> AgentId {
+        self.binding.agent()
+    }
 }
 
 #[derive(Clone)]
@@ -45,7 +50,7 @@ struct Sub {
 /// The registry actor of one node. Reached through [`Node`](crate::Node) and
 /// [`ServiceContext`](crate::ServiceContext); its messages are crate-private.
 pub(crate) struct Registry {
-    agents: HashMap<AgentId, Entry>,
+    agents: AgentTable<Entry>,
     /// The announced entries of `agents` by their binding's current name. Changed only by
     /// `insert`, `remove` and `rebind`, which keep it exactly in step with `agents`.
     by_name: NameIndex,
@@ -66,7 +71,7 @@ impl Actor for Registry {
 impl Registry {
     pub(crate) fn new() -> Self {
         Registry {
-            agents: HashMap::new(),
+            agents: AgentTable::default(),
             by_name: NameIndex::default(),
             groups: HashMap::new(),
             subs: HashMap::new(),
@@ -94,15 +99,22 @@ impl Registry {
     fn insert(&mut self, entry: Entry) {
         self.changed();
         let agent = entry.binding.agent();
+        // The entry it replaces leaves the index first: an agent is listed once.
+        let old = self.agents.remove(&agent);
+        if let Some(old) = &old {
+            self.unindex(old);
+        }
         if entry.announced {
-            self.by_name.add(entry.binding.name(), entry.seq, agent);
+            self.by_name
+                .add(entry.binding.name(), entry.seq, agent, &self.agents);
         }
         if entry.binding.location() == Location::Local {
             self.local += 1;
         }
-        if let Some(old) = self.agents.insert(agent, entry) {
+        self.agents.insert(entry);
+        // Counted out after the new one is counted in: never zero in between.
+        if let Some(old) = old {
             self.local_gone(&old.binding);
-            self.unindex(&old);
         }
     }
 
@@ -123,11 +135,11 @@ impl Registry {
         };
         let renamed = entry.announced && entry.binding.name() != binding.name();
         let now_local = binding.location() == Location::Local;
+        let (seq, name) = (entry.seq, binding.name().clone());
         let old = std::mem::replace(&mut entry.binding, binding);
         if renamed {
-            self.by_name.remove(old.name(), entry.seq);
-            self.by_name
-                .add(entry.binding.name(), entry.seq, old.agent());
+            self.by_name.remove(old.name(), seq, old.agent());
+            self.by_name.add(&name, seq, old.agent(), &self.agents);
         }
         if now_local {
             self.local += 1;
@@ -137,7 +149,8 @@ impl Registry {
 
     fn unindex(&mut self, entry: &Entry) {
         if entry.announced {
-            self.by_name.remove(entry.binding.name(), entry.seq);
+            self.by_name
+                .remove(entry.binding.name(), entry.seq, entry.binding.agent());
         }
     }
 
@@ -157,12 +170,11 @@ impl Registry {
     /// The announced services named `name`, in lookup order (as [`Registry::sorted`] would
     /// order them: local first, then the one known longest), from the index.
     fn named(&self, name: &ServiceName) -> Vec<Binding> {
-        let agents = self.by_name.get(name);
-        let mut local = Vec::with_capacity(agents.len());
+        let mut local = Vec::new();
         let mut remote = Vec::new();
         // The index lists agents in `seq` order: splitting it by location keeps that order.
-        for (_, agent) in agents {
-            let Some(entry) = self.agents.get(agent) else {
+        for agent in self.by_name.get(name) {
+            let Some(entry) = self.agents.get(&agent) else {
                 debug_assert!(false, "the name index lists {agent}, which is not known");
                 continue;
             };
@@ -219,7 +231,9 @@ impl Registry {
             Watch::Group(g) => self.members(g),
         };
         for binding in bindings {
-            let entry = &self.agents[&binding.agent()];
+            let Some(entry) = self.agents.get(&binding.agent()) else {
+                continue;
+            };
             match watch {
                 Watch::Name(_) => send_event(sub, watch, &binding, None, Status::Available),
                 Watch::Group(g) => send_event(sub, watch, &binding, Some(g), Status::Available),
@@ -239,36 +253,89 @@ impl Registry {
 /// back its memory, so the index stays proportional to the services it lists. Names come
 /// from peers: the map keeps the default (keyed) hasher.
 #[derive(Default)]
-struct NameIndex(HashMap<ServiceName, SmallVec<[(u64, AgentId); 1]>>);
+struct NameIndex(HashMap<ServiceName, Named>);
+
+/// The agents of one name in [`NameIndex`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Named {
+    /// The one agent of its name (most names): 24 bytes, the size of an empty list, so a
+    /// slot of the index is 40 bytes.
+    One(AgentId),
+    /// Several, with the `seq` of their entry, oldest first.
+    Many(Vec<(u64, AgentId)>),
+}
 
 impl NameIndex {
-    fn add(&mut self, name: &ServiceName, seq: u64, agent: AgentId) {
-        let agents = self.0.entry(name.clone()).or_default();
-        // A new entry has the highest `seq` so far, so this appends; only a renamed entry
-        // goes in between. (`seq` is unique per entry: `Ok` would be the same entry again.)
-        match agents.binary_search_by_key(&seq, |&(s, _)| s) {
-            Ok(i) => agents[i] = (seq, agent),
-            Err(i) => agents.insert(i, (seq, agent)),
+    /// Indexes `agent` (whose entry has `seq`) under `name`; `agents` tells the `seq` of the
+    /// agent already there, when a name gets its second.
+    fn add(&mut self, name: &ServiceName, seq: u64, agent: AgentId, agents: &AgentTable<Entry>) {
+        let named = match self.0.entry(name.clone()) {
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(Named::One(agent));
+                return;
+            }
+            std::collections::hash_map::Entry::Occupied(slot) => slot.into_mut(),
+        };
+        if let Named::One(first) = *named {
+            if first == agent {
+                return;
+            }
+            let Some(entry) = agents.get(&first) else {
+                debug_assert!(false, "the name index lists {first}, which is not known");
+                *named = Named::One(agent);
+                return;
+            };
+            *named = Named::Many(vec![(entry.seq, first)]);
+        }
+        if let Named::Many(list) = named {
+            // A new entry has the highest `seq` so far, so this appends; only a renamed entry
+            // goes in between. (`seq` is unique per entry: `Ok` would be the same entry again.)
+            match list.binary_search_by_key(&seq, |&(s, _)| s) {
+                Ok(i) => list[i] = (seq, agent),
+                Err(i) => list.insert(i, (seq, agent)),
+            }
         }
     }
 
-    fn remove(&mut self, name: &ServiceName, seq: u64) {
-        let Some(agents) = self.0.get_mut(name) else {
+    /// Removes `agent`, whose entry has `seq`, from under `name`.
+    fn remove(&mut self, name: &ServiceName, seq: u64, agent: AgentId) {
+        let Some(named) = self.0.get_mut(name) else {
             return;
         };
-        if let Ok(i) = agents.binary_search_by_key(&seq, |&(s, _)| s) {
-            agents.remove(i);
-        }
-        if agents.is_empty() {
+        let emptied = match named {
+            Named::One(only) => *only == agent,
+            Named::Many(list) => {
+                if let Ok(i) = list.binary_search_by_key(&seq, |&(s, _)| s) {
+                    list.remove(i);
+                }
+                match list.as_slice() {
+                    [] => true,
+                    [(_, last)] => {
+                        *named = Named::One(*last);
+                        false
+                    }
+                    _ => {
+                        if list.len() * 4 < list.capacity() {
+                            list.shrink_to_fit();
+                        }
+                        false
+                    }
+                }
+            }
+        };
+        if emptied {
             self.0.remove(name);
-        } else if agents.len() * 4 < agents.capacity() {
-            agents.shrink_to_fit();
         }
     }
 
-    /// The agents named `name` with the `seq` of their entry, oldest entry first.
-    fn get(&self, name: &ServiceName) -> &[(u64, AgentId)] {
-        self.0.get(name).map_or(&[], |agents| agents.as_slice())
+    /// The agents named `name`, oldest entry first.
+    fn get(&self, name: &ServiceName) -> impl Iterator<Item = AgentId> + '_ {
+        let (one, many) = match self.0.get(name) {
+            None => (None, &[][..]),
+            Some(Named::One(agent)) => (Some(*agent), &[][..]),
+            Some(Named::Many(list)) => (None, list.as_slice()),
+        };
+        one.into_iter().chain(many.iter().map(|&(_, agent)| agent))
     }
 }
 

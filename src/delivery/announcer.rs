@@ -16,12 +16,12 @@
 //! ([`Announcer::announce_first`]). Nothing is copied per link: a hub with many services and
 //! many slow new links costs a cursor each.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use super::binding::{Binding, Location};
 use super::link::{Link, Side};
-use crate::ids::{AgentId, ProcessId};
+use crate::ids::{AgentId, AgentTable, ByAgent, ProcessId};
 use crate::names::{GroupName, GroupSet};
 use crate::transport::Outbound;
 use crate::wire::{Frame, ServiceInfo};
@@ -31,6 +31,12 @@ struct Known {
     groups: GroupSet,
     /// When the service became known here: its place in [`State::by_seq`].
     seq: u64,
+}
+
+impl ByAgent for Known {
+    fn agent_key(&self) -> AgentId {
+        self.binding.agent()
+    }
 }
 
 struct LinkEntry {
@@ -43,7 +49,7 @@ struct LinkEntry {
 
 #[derive(Default)]
 struct State {
-    known: HashMap<AgentId, Known>,
+    known: AgentTable<Known>,
     /// Known services in the order they became known.
     by_seq: BTreeMap<u64, AgentId>,
     last_seq: u64,
@@ -56,7 +62,7 @@ struct State {
 const REFILL_STEP: usize = 256 * 1024;
 
 /// Announces from `entry`'s cursor while its buffer has room (see [`REFILL_STEP`]).
-fn fill(entry: &mut LinkEntry, known: &HashMap<AgentId, Known>, by_seq: &BTreeMap<u64, AgentId>) {
+fn fill(entry: &mut LinkEntry, known: &AgentTable<Known>, by_seq: &BTreeMap<u64, AgentId>) {
     let Some(mut next) = entry.next else { return };
     let link = &entry.link;
     let out = link.out();
@@ -182,7 +188,7 @@ impl Announcer {
                     .send_frame(&Frame::ServiceWithdrawn { agent });
             }
         }
-        state.known.insert(agent, known);
+        state.known.insert(known);
     }
 
     /// A service is no longer reachable from here.

@@ -7,7 +7,7 @@ use super::inbox::{Inbox, Refused};
 use super::link::Link;
 use super::messages::Delivery;
 use super::outbound;
-use crate::ids::{AgentId, ProcessId};
+use crate::ids::{AgentId, ByAgent, ProcessId};
 use crate::names::{Audience, ServiceName};
 
 /// Where a service lives, seen from this node.
@@ -119,6 +119,12 @@ impl Binding {
     /// Delivers when refusal needs no handling (the service is gone or slow).
     pub(crate) fn send(&self, delivery: Delivery) {
         let _ = self.push(delivery);
+    }
+}
+
+impl ByAgent for Binding {
+    fn agent_key(&self) -> AgentId {
+        self.0.agent
     }
 }
 

@@ -10,7 +10,7 @@ use super::answer::Outcome;
 use super::binding::Binding;
 use super::link::Link;
 use crate::failure::{Failure, Refusal};
-use crate::ids::{AgentId, ConversationId, ConversationMap, IdMap};
+use crate::ids::{AgentId, AgentTable, ConversationId, ConversationMap, IdMap};
 
 struct PendingCall {
     reply: oneshot::Sender<Outcome>,
@@ -56,7 +56,7 @@ pub(crate) struct Routes {
 
 #[derive(Default)]
 struct Table {
-    current: IdMap<AgentId, Binding>,
+    current: AgentTable<Binding>,
     alternates: IdMap<AgentId, Vec<Binding>>,
 }
 
@@ -98,7 +98,7 @@ impl Routes {
         let agent = binding.agent();
         match routes.current.get(&agent) {
             None => {
-                routes.current.insert(agent, binding);
+                routes.current.insert(binding);
                 self.changed();
                 true
             }
@@ -138,7 +138,7 @@ impl Routes {
         if !alternates.is_empty() {
             routes.alternates.insert(agent, alternates);
         }
-        routes.current.insert(agent, next.clone());
+        routes.current.insert(next.clone());
         self.changed();
         RouteRemoved::Rerouted(next)
     }

@@ -125,7 +125,7 @@ impl Handler<Subscribe> for Registry {
         subs.retain(|s| !(s.subscriber == sub.subscriber && s.by == sub.by));
         subs.push(sub.clone());
         if let Watch::Agent(agent) = &msg.watch {
-            if !self.agents.contains_key(agent) {
+            if !self.agents.contains(agent) {
                 // Unknown agent: say so at once, so the subscriber can give up on it.
                 if let Some(binding) = &msg.known {
                     send_event(&sub, &msg.watch, binding, None, Status::Withdrawn);

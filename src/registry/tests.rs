@@ -51,12 +51,12 @@ fn described(bindings: &[Binding]) -> Vec<(AgentId, String, Location)> {
 /// The index, rebuilt from `agents`, must be exactly the one kept (no empty entries).
 fn check_index(registry: &Registry) {
     let mut expected: HashMap<ServiceName, Vec<(u64, AgentId)>> = HashMap::new();
-    for (agent, entry) in &registry.agents {
+    for entry in registry.agents.values() {
         if entry.announced {
             expected
                 .entry(entry.binding.name().clone())
                 .or_default()
-                .push((entry.seq, *agent));
+                .push((entry.seq, entry.binding.agent()));
         }
     }
     for agents in expected.values_mut() {
@@ -65,9 +65,19 @@ fn check_index(registry: &Registry) {
     let kept: HashMap<ServiceName, Vec<(u64, AgentId)>> = registry
         .by_name
         .0
-        .iter()
-        .map(|(name, agents)| (name.clone(), agents.to_vec()))
+        .keys()
+        .map(|name| {
+            let agents = registry.by_name.get(name);
+            let listed = agents.map(|a| (registry.agents.get(&a).map_or(0, |e| e.seq), a));
+            (name.clone(), listed.collect())
+        })
         .collect();
+    // One agent is kept as `One`, never as a list of one.
+    assert!(registry
+        .by_name
+        .0
+        .values()
+        .all(|n| !matches!(n, Named::Many(list) if list.len() < 2)));
     assert_eq!(kept, expected);
 }
 
@@ -209,7 +219,12 @@ fn lookups_by_name_answer_what_a_scan_of_every_agent_answers() {
     check_lookups(&mut registry, &names);
 
     // Nothing is left behind once every service is withdrawn.
-    for agent in registry.agents.keys().copied().collect::<Vec<_>>() {
+    for agent in registry
+        .agents
+        .values()
+        .map(|e| e.binding.agent())
+        .collect::<Vec<_>>()
+    {
         registry.handle(Withdraw(agent), &mut Context::new());
     }
     assert_eq!(check_lookups(&mut registry, &names), 0);
