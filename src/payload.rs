@@ -1,7 +1,8 @@
 //! Type-erased content of reports, request arguments and responses.
 //!
-//! In-process, a [`Payload`] holds the value itself behind an `Arc` and a receiver gets it back
-//! by downcast: nothing is serialized. A payload that arrived from elsewhere holds encoded bytes
+//! In-process, a [`Payload`] holds the value itself behind an `Arc` (or, for `()`, `bool`,
+//! `u32`, `i32`, `u64`, `i64` and `f64`, in the payload itself, which saves an allocation per
+//! message) and a receiver gets it back by downcast: nothing is serialized. A payload that arrived from elsewhere holds encoded bytes
 //! (bincode for typed Rust traffic, JSON for tools) together with the sender's type name, and a
 //! typed receiver decodes it. Every value that can be sent is `Serialize`, so a local value can
 //! always be encoded when it has to leave the process.
@@ -151,7 +152,8 @@ impl<T: Serialize + Send + Sync + 'static> Content for T {
 }
 
 /// Content of a report, request or response: a shared in-process value or encoded bytes.
-/// Cloning is cheap (reference counted).
+/// Cloning is cheap (reference counted; a value of a few small types is kept in place and
+/// copied: see [`Payload::new`]).
 #[derive(Clone)]
 pub struct Payload(Repr);
 
@@ -159,6 +161,9 @@ pub struct Payload(Repr);
 #[derive(Clone)]
 enum Repr {
     Value(Arc<dyn Content>),
+    /// A value of one of a few small types, kept in place of a shared allocation: what
+    /// methods most often answer (nothing, a flag, a count, an id, a measure).
+    Scalar(Scalar),
     /// Behind an `Arc` so that a payload stays small.
     Encoded(Arc<Encoded>),
     /// The bytes `start..start + len` of a buffer shared by many payloads of one format and
@@ -166,17 +171,85 @@ enum Repr {
     Part(Arc<Encoded>, u32, u32),
 }
 
+/// An in-process value kept in the payload itself (see [`Repr::Scalar`]). It behaves as the
+/// same value behind an `Arc` would: same type name, same encodings, same `get` and `take`.
+#[derive(Clone, Copy)]
+enum Scalar {
+    Unit(()),
+    Bool(bool),
+    U32(u32),
+    I32(i32),
+    U64(u64),
+    I64(i64),
+    F64(f64),
+}
+
+impl Scalar {
+    /// A copy of `value` as a scalar, when it is of a scalar type (all of them are `Copy`).
+    /// The checks compare constant type ids: each instance keeps at most one branch.
+    fn of<T: Any>(value: &T) -> Option<Scalar> {
+        let any = value as &dyn Any;
+        if any.is::<()>() {
+            Some(Scalar::Unit(()))
+        } else if let Some(&v) = any.downcast_ref::<bool>() {
+            Some(Scalar::Bool(v))
+        } else if let Some(&v) = any.downcast_ref::<u32>() {
+            Some(Scalar::U32(v))
+        } else if let Some(&v) = any.downcast_ref::<i32>() {
+            Some(Scalar::I32(v))
+        } else if let Some(&v) = any.downcast_ref::<u64>() {
+            Some(Scalar::U64(v))
+        } else if let Some(&v) = any.downcast_ref::<i64>() {
+            Some(Scalar::I64(v))
+        } else {
+            any.downcast_ref::<f64>().map(|&v| Scalar::F64(v))
+        }
+    }
+
+    fn content(&self) -> &dyn Content {
+        match self {
+            Scalar::Unit(v) => v,
+            Scalar::Bool(v) => v,
+            Scalar::U32(v) => v,
+            Scalar::I32(v) => v,
+            Scalar::U64(v) => v,
+            Scalar::I64(v) => v,
+            Scalar::F64(v) => v,
+        }
+    }
+
+    /// The value as a `T`, when it is one.
+    fn take<T: Any>(self) -> Option<T> {
+        fn cast<V: Any, T: Any>(v: V) -> Option<T> {
+            let mut slot = Some(v);
+            (&mut slot as &mut dyn Any)
+                .downcast_mut::<Option<T>>()
+                .and_then(Option::take)
+        }
+        match self {
+            Scalar::Unit(v) => cast(v),
+            Scalar::Bool(v) => cast(v),
+            Scalar::U32(v) => cast(v),
+            Scalar::I32(v) => cast(v),
+            Scalar::U64(v) => cast(v),
+            Scalar::I64(v) => cast(v),
+            Scalar::F64(v) => cast(v),
+        }
+    }
+}
+
 /// A payload seen as either an in-process value or encoded bytes: what they are, and where
 /// they are in `Encoded::bytes`.
 enum View<'a> {
-    Value(&'a Arc<dyn Content>),
+    Value(&'a dyn Content),
     Encoded(&'a Encoded, Range<usize>),
 }
 
 impl Repr {
     fn view(&self) -> View<'_> {
         match self {
-            Repr::Value(v) => View::Value(v),
+            Repr::Value(v) => View::Value(&**v),
+            Repr::Scalar(v) => View::Value(v.content()),
             Repr::Encoded(e) => View::Encoded(e, 0..e.bytes.len()),
             Repr::Part(e, start, len) => {
                 View::Encoded(e, *start as usize..*start as usize + *len as usize)
@@ -192,9 +265,15 @@ struct Encoded {
 }
 
 impl Payload {
-    /// Wraps an in-process value.
+    /// Wraps an in-process value. A value of a few small types (`()`, `bool`, `u32`, `i32`,
+    /// `u64`, `i64`, `f64`) is kept in the payload itself, without an allocation; it behaves
+    /// exactly as one behind the shared pointer would.
+    #[inline]
     pub fn new<T: Content>(value: T) -> Self {
-        Payload(Repr::Value(Arc::new(value)))
+        match Scalar::of(&value) {
+            Some(scalar) => Payload(Repr::Scalar(scalar)),
+            None => Payload(Repr::Value(Arc::new(value))),
+        }
     }
 
     /// Wraps bytes encoded in `format` by a sender whose type was `type_name`.
@@ -214,6 +293,7 @@ impl Payload {
     pub fn type_name(&self) -> &str {
         match &self.0 {
             Repr::Value(v) => v.type_name(),
+            Repr::Scalar(v) => v.content().type_name(),
             Repr::Encoded(e) | Repr::Part(e, ..) => &e.type_name,
         }
     }
@@ -222,6 +302,7 @@ impl Payload {
     pub fn get<T: 'static>(&self) -> Option<&T> {
         match &self.0 {
             Repr::Value(v) => v.as_any().downcast_ref(),
+            Repr::Scalar(v) => v.content().as_any().downcast_ref(),
             Repr::Encoded(_) | Repr::Part(..) => None,
         }
     }
@@ -267,6 +348,10 @@ impl Payload {
                 let arc = any.downcast::<T>().map_err(|_| mismatch())?;
                 Arc::try_unwrap(arc).map_err(|_| mismatch())
             }
+            Repr::Scalar(v) => match v.take::<T>() {
+                Some(t) => Ok(t),
+                None => Payload(Repr::Scalar(v)).decode_other(),
+            },
             encoded => Payload(encoded).decode_other(),
         }
     }
@@ -316,7 +401,7 @@ impl Payload {
     pub fn wire_format(&self) -> Format {
         match &self.0 {
             Repr::Value(v) if v.as_any().is::<serde_json::Value>() => Format::Json,
-            Repr::Value(_) => Format::Bincode,
+            Repr::Value(_) | Repr::Scalar(_) => Format::Bincode,
             Repr::Encoded(e) | Repr::Part(e, ..) => e.format,
         }
     }

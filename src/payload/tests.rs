@@ -92,3 +92,62 @@ fn parts_of_a_shared_buffer_are_payloads_of_their_own_bytes() {
     assert!(!for_name.is_for(Format::Json, &name));
     assert!(!for_name.is_for(Format::Bincode, &"u32".into()));
 }
+
+/// The same value behind the shared pointer, as `Payload::new` kept every value before.
+fn shared<T: Content>(value: T) -> Payload {
+    Payload(Repr::Value(Arc::new(value)))
+}
+
+/// What a payload tells of itself, in every form a user or a link asks for.
+fn seen(p: &Payload) -> (String, Format, Vec<u8>, Vec<u8>, Option<serde_json::Value>) {
+    (
+        p.type_name().to_owned(),
+        p.wire_format(),
+        p.to_bytes(Format::Bincode).unwrap().to_vec(),
+        p.to_bytes(Format::Json).unwrap().to_vec(),
+        p.to_json().ok(),
+    )
+}
+
+fn same_as_shared<T>(value: T)
+where
+    T: Content + serde::de::DeserializeOwned + Clone + PartialEq + std::fmt::Debug,
+{
+    let inline = Payload::new(value.clone());
+    assert!(
+        matches!(inline.0, Repr::Scalar(_)),
+        "{}",
+        inline.type_name()
+    );
+    let arc = shared(value.clone());
+    assert_eq!(seen(&inline), seen(&arc));
+    assert_eq!(inline.get::<T>(), Some(&value));
+    assert_eq!(inline.get::<String>(), None);
+    assert_eq!(inline.decode::<T>(), Ok(value.clone()));
+    assert_eq!(inline.clone().take::<T>(), Ok(value.clone()));
+    assert_eq!(
+        inline.clone().take::<serde_json::Value>(),
+        arc.clone().take::<serde_json::Value>()
+    );
+    // Taken as another type: the same mismatch as a shared value gives.
+    assert_eq!(
+        inline.clone().take::<Vec<String>>(),
+        arc.clone().take::<Vec<String>>()
+    );
+    assert!(inline.take::<Vec<String>>().is_err());
+}
+
+#[test]
+fn scalars_are_kept_in_place_and_behave_as_shared_values() {
+    same_as_shared(());
+    same_as_shared(true);
+    same_as_shared(7u32);
+    same_as_shared(-7i32);
+    same_as_shared(u64::MAX);
+    same_as_shared(i64::MIN);
+    same_as_shared(2.5f64);
+    // Other types, even small ones, are shared as before.
+    assert!(matches!(Payload::new(7u8).0, Repr::Value(_)));
+    assert!(matches!(Payload::new((1u64, 2u64)).0, Repr::Value(_)));
+    assert!(matches!(Payload::new(String::new()).0, Repr::Value(_)));
+}
