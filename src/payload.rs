@@ -2,9 +2,9 @@
 //!
 //! In-process, a [`Payload`] holds the value itself behind an `Arc` (or, for `()`, `bool`,
 //! `u32`, `i32`, `u64`, `i64` and `f64`, in the payload itself, which saves an allocation per
-//! message) and a receiver gets it back by downcast: nothing is serialized. A payload that arrived from elsewhere holds encoded bytes
-//! (bincode for typed Rust traffic, JSON for tools) together with the sender's type name, and a
-//! typed receiver decodes it. Every value that can be sent is `Serialize`, so a local value can
+//! message) and a receiver gets it back by downcast: nothing is serialized. A payload that
+//! arrived from elsewhere holds encoded bytes (bincode for typed Rust traffic, JSON for tools)
+//! together with the sender's type name, and a typed receiver decodes it. Every value that can be sent is `Serialize`, so a local value can
 //! always be encoded when it has to leave the process.
 //!
 //! Type rules: in-process, the receiver must ask for exactly the type that was sent (a
@@ -184,6 +184,21 @@ enum Scalar {
     F64(f64),
 }
 
+/// `$body` with `$v` bound to the value of whichever variant `$scalar` is.
+macro_rules! each_scalar {
+    ($scalar:expr, $v:ident => $body:expr) => {
+        match $scalar {
+            Scalar::Unit($v) => $body,
+            Scalar::Bool($v) => $body,
+            Scalar::U32($v) => $body,
+            Scalar::I32($v) => $body,
+            Scalar::U64($v) => $body,
+            Scalar::I64($v) => $body,
+            Scalar::F64($v) => $body,
+        }
+    };
+}
+
 impl Scalar {
     /// A copy of `value` as a scalar, when it is of a scalar type (all of them are `Copy`).
     /// The checks compare constant type ids: each instance keeps at most one branch.
@@ -207,15 +222,7 @@ impl Scalar {
     }
 
     fn content(&self) -> &dyn Content {
-        match self {
-            Scalar::Unit(v) => v,
-            Scalar::Bool(v) => v,
-            Scalar::U32(v) => v,
-            Scalar::I32(v) => v,
-            Scalar::U64(v) => v,
-            Scalar::I64(v) => v,
-            Scalar::F64(v) => v,
-        }
+        each_scalar!(self, v => v)
     }
 
     /// The value as a `T`, when it is one.
@@ -226,15 +233,7 @@ impl Scalar {
                 .downcast_mut::<Option<T>>()
                 .and_then(Option::take)
         }
-        match self {
-            Scalar::Unit(v) => cast(v),
-            Scalar::Bool(v) => cast(v),
-            Scalar::U32(v) => cast(v),
-            Scalar::I32(v) => cast(v),
-            Scalar::U64(v) => cast(v),
-            Scalar::I64(v) => cast(v),
-            Scalar::F64(v) => cast(v),
-        }
+        each_scalar!(self, v => cast(v))
     }
 }
 

@@ -35,12 +35,11 @@ pub(crate) fn address<S: Actor<Context = ServiceContext<S>>>(inbox: &Inbox) -> A
         if let Some(made) = slot.as_ref().and_then(|b| b.downcast_ref::<Made<S>>()) {
             return (made.addr.clone(), false);
         }
+        if closed {
+            return (self::closed(), false);
+        }
         let (tx, rx) = channel::channel::<S>(CAPACITY);
         let addr = Addr::new(tx);
-        if closed {
-            // Withdrawn: its receiver goes at once, so every send fails.
-            return (addr, false);
-        }
         *slot = Some(Box::new(Made {
             addr: addr.clone(),
             rx: Some(rx),
