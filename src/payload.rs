@@ -227,14 +227,16 @@ impl Scalar {
 
     /// The value as a `T`, when it is one.
     fn take<T: Any>(self) -> Option<T> {
-        fn cast<V: Any, T: Any>(v: V) -> Option<T> {
-            let mut slot = Some(v);
-            (&mut slot as &mut dyn Any)
-                .downcast_mut::<Option<T>>()
-                .and_then(Option::take)
-        }
         each_scalar!(self, v => cast(v))
     }
+}
+
+/// `v` as a `T`, when `V` is `T` (a move, no allocation); `None` otherwise.
+fn cast<V: Any, T: Any>(v: V) -> Option<T> {
+    let mut slot = Some(v);
+    (&mut slot as &mut dyn Any)
+        .downcast_mut::<Option<T>>()
+        .and_then(Option::take)
 }
 
 /// A payload seen as either an in-process value or encoded bytes: what they are, and where
@@ -307,10 +309,44 @@ impl Payload {
     }
 
     /// Returns a `T`: a clone of an in-process value, or the decoded bytes.
+    ///
+    /// Received bytes asked for as [`Bytes`] are not copied: the result shares the buffer
+    /// they arrived in (a report's, a chunk read from a connection). Asked for as a
+    /// `Vec<u8>`, they are copied once, without the zeroed buffer serde's byte path fills
+    /// first. Either way the result is what serde would decode (any sender's byte string:
+    /// `Bytes`, `Vec<u8>`, a `serde_bytes` newtype), and anything serde would refuse goes to
+    /// serde for its error.
     pub fn decode<T: DeserializeOwned + Clone + 'static>(&self) -> Result<T, PayloadError> {
-        match self.get::<T>() {
-            Some(t) => Ok(t.clone()),
-            None => self.decode_other(),
+        if let Some(t) = self.get::<T>() {
+            return Ok(t.clone());
+        }
+        if let Some(t) = self.byte_string::<T>() {
+            return Ok(t);
+        }
+        self.decode_other()
+    }
+
+    /// A `T` that is [`Bytes`] or `Vec<u8>` read straight from bincode bytes that hold
+    /// exactly one byte string (its length, then its bytes); `None` for any other type,
+    /// format or shape, left to serde.
+    fn byte_string<T: 'static>(&self) -> Option<T> {
+        use std::any::TypeId;
+        let is_bytes = TypeId::of::<T>() == TypeId::of::<Bytes>();
+        if !is_bytes && TypeId::of::<T>() != TypeId::of::<Vec<u8>>() {
+            return None;
+        }
+        let View::Encoded(e, range) = self.0.view() else {
+            return None;
+        };
+        if e.format != Format::Bincode {
+            return None;
+        }
+        let skip = byte_string_start(&e.bytes[range.clone()])?;
+        let range = range.start + skip..range.end;
+        if is_bytes {
+            cast(e.bytes.slice(range))
+        } else {
+            cast(e.bytes[range].to_vec())
         }
     }
 
@@ -324,7 +360,8 @@ impl Payload {
 
     /// Turns the payload into a `T` without requiring `T: Clone`: an in-process value is moved
     /// out when this is its only reference (the usual case for request arguments and
-    /// responses), otherwise it is copied through bincode.
+    /// responses), otherwise it is copied through bincode. Received bytes are read as
+    /// [`Payload::decode`] reads them (a [`Bytes`] shares their buffer).
     pub fn take<T: DeserializeOwned + Send + Sync + 'static>(self) -> Result<T, PayloadError> {
         match self.0 {
             Repr::Value(v) => {
@@ -351,7 +388,13 @@ impl Payload {
                 Some(t) => Ok(t),
                 None => Payload(Repr::Scalar(v)).decode_other(),
             },
-            encoded => Payload(encoded).decode_other(),
+            encoded => {
+                let payload = Payload(encoded);
+                match payload.byte_string::<T>() {
+                    Some(t) => Ok(t),
+                    None => payload.decode_other(),
+                }
+            }
         }
     }
 
@@ -443,6 +486,29 @@ impl Payload {
             }),
         }
     }
+}
+
+/// Where the bytes of the byte string that `bytes` holds begin, when `bytes` is exactly one
+/// bincode byte string (a length in its shortest varint form, then that many bytes).
+fn byte_string_start(bytes: &[u8]) -> Option<usize> {
+    let (len, skip) = match *bytes.first()? {
+        n @ 0..=250 => (u64::from(n), 1),
+        251 => (
+            u64::from(u16::from_le_bytes(bytes.get(1..3)?.try_into().ok()?)),
+            3,
+        ),
+        252 => (
+            u64::from(u32::from_le_bytes(bytes.get(1..5)?.try_into().ok()?)),
+            5,
+        ),
+        _ => return None,
+    };
+    let shortest = match skip {
+        1 => true,
+        3 => len >= 251,
+        _ => len > u64::from(u16::MAX),
+    };
+    (shortest && (bytes.len() - skip) as u64 == len).then_some(skip)
 }
 
 fn decode_bytes<T: DeserializeOwned>(

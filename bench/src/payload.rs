@@ -35,10 +35,20 @@ fn raw_seq(body: &[u8]) -> Option<u64> {
     body.get(..SEQ_LEN)?.try_into().ok().map(u64::from_le_bytes)
 }
 
-/// Whether every byte of `body` after its sequence number is the fill byte.
+/// Whether every byte of `body` after its sequence number is the fill byte. Compared eight
+/// bytes at a time: every subscriber of both sides checks every byte it receives, and a
+/// byte-at-a-time loop with an early exit was a tenth of a netsvc subscriber's CPU.
 fn filled(body: &[u8]) -> bool {
-    body.get(SEQ_LEN..)
-        .is_some_and(|rest| rest.iter().all(|&b| b == FILL))
+    const WORD: u64 = u64::from_ne_bytes([FILL; 8]);
+    let Some(rest) = body.get(SEQ_LEN..) else {
+        return false;
+    };
+    let words = rest.chunks_exact(8);
+    let tail = words.remainder();
+    words.fold(0, |diff, w| {
+        diff | (u64::from_ne_bytes(w.try_into().unwrap_or_default()) ^ WORD)
+    }) == 0
+        && tail.iter().all(|&b| b == FILL)
 }
 
 /// The sequence number of a body exactly as [`payload`] made it; `None` for any other body.
@@ -89,5 +99,13 @@ mod tests {
         body[len - 1] = 0;
         assert_eq!(checked_seq_of(&body, len), None, "the last byte is checked");
         assert_eq!(checked_seq_of(&payload_of(3, 1), 8), Some(3));
+        // Every byte after the sequence number, whether in a whole word or the tail.
+        for len in 8..40 {
+            for at in 8..len {
+                let mut body = payload_of(5, len);
+                body[at] ^= 1;
+                assert_eq!(checked_seq_of(&body, len), None, "{len} {at}");
+            }
+        }
     }
 }

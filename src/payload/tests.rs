@@ -151,3 +151,85 @@ fn scalars_are_kept_in_place_and_behave_as_shared_values() {
     assert!(matches!(Payload::new((1u64, 2u64)).0, Repr::Value(_)));
     assert!(matches!(Payload::new(String::new()).0, Repr::Value(_)));
 }
+
+#[test]
+fn byte_strings_are_read_as_serde_reads_them_and_bytes_share_the_buffer() {
+    // What serde makes of each input is the reference: the fast path must agree on every
+    // value and on every refusal.
+    fn agree(bytes: &[u8]) {
+        let p = Payload::encoded(Format::Bincode, bytes.to_vec(), "sender::Type");
+        let serde_vec = p.decode_other::<Vec<u8>>();
+        assert_eq!(p.decode::<Vec<u8>>(), serde_vec, "{bytes:?}");
+        assert_eq!(p.clone().take::<Vec<u8>>(), serde_vec, "{bytes:?}");
+        let serde_bytes = p.decode_other::<Bytes>();
+        assert_eq!(p.decode::<Bytes>(), serde_bytes, "{bytes:?}");
+        assert_eq!(p.clone().take::<Bytes>(), serde_bytes, "{bytes:?}");
+    }
+    /// A newtype written as a byte string, as `serde_bytes` writes one.
+    struct Blob(Vec<u8>);
+    impl serde::Serialize for Blob {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_newtype_struct("Blob", &SerdeBytes(&self.0))
+        }
+    }
+    struct SerdeBytes<'a>(&'a [u8]);
+    impl serde::Serialize for SerdeBytes<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_bytes(self.0)
+        }
+    }
+    for len in [0, 1, 100, 250, 251, 300, 65_535, 65_536, 70_000] {
+        let body: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+        for bytes in [
+            encoded(body.clone(), Format::Bincode),
+            encoded(Bytes::from(body.clone()), Format::Bincode),
+            encoded(Blob(body.clone()), Format::Bincode),
+        ] {
+            let p = Payload::encoded(Format::Bincode, bytes.clone(), "sender::Type");
+            assert_eq!(p.decode::<Bytes>().unwrap(), body);
+            assert_eq!(p.decode::<Vec<u8>>().unwrap(), body);
+            agree(&bytes);
+            // Short by one, one byte too many.
+            agree(&bytes[..bytes.len() - 1]);
+            agree(&[&bytes[..], &[0]].concat());
+        }
+    }
+    // Lengths in a longer form than needed, markers of wider integers, nothing at all.
+    for bytes in [
+        &[251, 3, 0, 1, 2, 3][..],
+        &[252, 1, 0, 0, 0, 9],
+        &[253, 1, 0, 0, 0, 0, 0, 0, 0, 9],
+        &[254, 0],
+        &[255],
+        &[251, 1],
+        &[],
+    ] {
+        agree(bytes);
+    }
+
+    // Bytes received in a shared buffer come out as a slice of it, not a copy.
+    let body = encoded(Bytes::from_static(&[0xa5; 100]), Format::Bincode);
+    let buffer = Bytes::from([&b"head"[..], &body, &b"tail"[..]].concat());
+    let shared = SharedContent::new(Format::Bincode, buffer.clone(), "bytes::Bytes".into());
+    let got = shared
+        .part(&buffer[4..4 + body.len()])
+        .decode::<Bytes>()
+        .unwrap();
+    assert_eq!(got, [0xa5; 100][..]);
+    let inside = buffer.as_ptr() as usize..buffer.as_ptr() as usize + buffer.len();
+    assert!(
+        inside.contains(&(got.as_ptr() as usize)),
+        "a slice of the buffer"
+    );
+
+    // JSON and in-process values go the usual way.
+    let json = Payload::encoded(Format::Json, &b"[1,2,3]"[..], "bytes::Bytes");
+    assert_eq!(json.decode::<Vec<u8>>().unwrap(), vec![1, 2, 3]);
+    assert_eq!(json.decode::<Bytes>().unwrap(), vec![1, 2, 3]);
+    let local = Payload::new(Bytes::from_static(b"abc"));
+    assert_eq!(local.decode::<Bytes>().unwrap(), &b"abc"[..]);
+    assert!(
+        local.decode::<Vec<u8>>().is_err(),
+        "in-process types must match"
+    );
+}

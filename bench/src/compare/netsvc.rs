@@ -295,6 +295,7 @@ mod services {
     use crate::pace::Pace;
     use crate::payload::{checked_seq_of, payload_of};
     use crate::roles::Blob;
+    use bytes::Bytes;
 
     /// Reports the burst publisher publishes in one go before letting its link's writer
     /// (on the same thread) run.
@@ -403,9 +404,9 @@ mod services {
         fn report(&mut self, report: Report, ctx: &mut ServiceContext<Self>) {
             let body_len = self.body_len;
             let seq = report
-                .decode::<Blob>()
+                .decode::<Bytes>()
                 .ok()
-                .and_then(|b| checked_seq_of(&b.0, body_len));
+                .and_then(|b| checked_seq_of(&b, body_len));
             if let Some(count) = self.tally.record(seq) {
                 let client = self
                     .client
@@ -451,9 +452,9 @@ mod services {
 
         fn report(&mut self, report: Report, ctx: &mut ServiceContext<Self>) {
             let seq = report
-                .decode::<Blob>()
+                .decode::<Bytes>()
                 .ok()
-                .and_then(|b| checked_seq_of(&b.0, crate::payload::PAYLOAD_LEN));
+                .and_then(|b| checked_seq_of(&b, crate::payload::PAYLOAD_LEN));
             if let Some(progress) = self.tally.record(report.subject().as_str(), seq) {
                 let client = self
                     .client
@@ -572,7 +573,7 @@ mod services {
                 }
                 return;
             }
-            let body = report.decode::<Blob>().map(|b| b.0).unwrap_or_default();
+            let body = report.decode::<Bytes>().unwrap_or_default();
             self.tally
                 .record(report.subject().as_str(), &body, report.conflated());
             self.last_activity = Instant::now();
