@@ -796,3 +796,60 @@ async fn a_second_route_the_policy_refuses_by_name_does_not_let_a_peer_speak_for
     let forged = forged_tick(publisher, victim);
     only_real_reports_arrive(&mut attacker, &forged, &mut log).await;
 }
+
+/// A report in `publisher`'s name to `victim`, saying `text`.
+fn report_from(publisher: netsvc::AgentId, victim: netsvc::AgentId, text: &str) -> Frame {
+    Frame::Report(ReportFrame {
+        publisher,
+        subject: "tick".into(),
+        content: json(text),
+        targets: vec![ReportTarget {
+            subscriber: victim,
+            pattern: Some("*".into()),
+        }],
+    })
+}
+
+#[actix::test]
+async fn a_publisher_withdrawn_over_a_link_cannot_publish_over_it_even_in_a_stream_routed_alike() {
+    // One agent announced over two links: its route is the first, the second is an
+    // alternate. Withdrawn over the second only, its route stays as it was, yet the second
+    // link no longer speaks for it, however many identical reports it routed before.
+    let (_hub, x, mut log, victim, mut first) = hub_with_publisher_and_victim().await;
+    let (shared, process) = (netsvc::AgentId::random(), ProcessId::random());
+    let info = |agent| {
+        Frame::ServiceAvailable(netsvc::wire::ServiceInfo {
+            agent,
+            name: String::new(),
+            audience: "*".into(),
+            process,
+            groups: vec![],
+        })
+    };
+    first.send(&info(shared)).await;
+    let addr = x.listen("127.0.0.1:0").await.unwrap().to_string();
+    let mut second = RawPeer::connect(&addr, ProcessId::random()).await;
+    second.send(&info(shared)).await;
+    settle().await;
+    for _ in 0..20 {
+        second.send(&report_from(shared, victim, "second")).await;
+    }
+    assert!(
+        got(&mut log, "second", WAIT).await,
+        "an alternate route speaks for it"
+    );
+    second
+        .send(&Frame::ServiceWithdrawn { agent: shared })
+        .await;
+    for _ in 0..10 {
+        second.send(&report_from(shared, victim, "withdrawn")).await;
+    }
+    settle().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+    while let Ok(Some(line)) = tokio::time::timeout_at(deadline, log.0.recv()).await {
+        assert_ne!(line, "withdrawn", "a report over a link its publisher left");
+    }
+    // Over the first link, its route, it still publishes.
+    first.send(&report_from(shared, victim, "first")).await;
+    assert!(got(&mut log, "first", WAIT).await);
+}

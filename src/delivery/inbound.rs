@@ -23,7 +23,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use self::calls::CallRouting;
-use self::reports::{Relay, ReportBatch, ReportRouting, Routed};
+use self::reports::{Decisions, ReportBatch, ReportRouting, Routed};
 use super::answer::{send_answer, Answer, Outcome, Parties};
 use super::binding::Binding;
 use super::interned::Names;
@@ -47,6 +47,8 @@ pub(crate) struct Behind {
     agents: HashSet<AgentId>,
     /// Agents withdrawn over the link lately, the oldest first.
     withdrawn: VecDeque<AgentId>,
+    /// Changes whenever `agents` does (what a routing decision kept for later depends on).
+    version: u64,
 }
 
 /// How many agents withdrawn over a link its answers may still name (see [`Behind`]).
@@ -66,7 +68,14 @@ impl Behind {
 
     /// The peer announced `agent` over the link; returns whether it was new.
     pub(crate) fn insert(&mut self, agent: AgentId) -> bool {
-        self.agents.insert(agent)
+        let new = self.agents.insert(agent);
+        self.version += u64::from(new);
+        new
+    }
+
+    /// A number that changes whenever the agents behind the link do.
+    pub(crate) fn version(&self) -> u64 {
+        self.version
     }
 
     /// `agent` is no longer behind the link; returns whether it was.
@@ -74,6 +83,7 @@ impl Behind {
         if !self.agents.remove(agent) {
             return false;
         }
+        self.version += 1;
         if self.withdrawn.len() >= WITHDRAWN_KEPT {
             self.withdrawn.pop_front();
         }
@@ -105,8 +115,8 @@ pub(crate) struct Inbound {
     names: Names,
     cache: RouteCache,
     batch: ReportBatch,
-    /// Targets per link of the report being routed (kept to reuse its allocation).
-    relay: Relay,
+    /// Where the last distinct report streams went.
+    decisions: Decisions,
     /// Requests from agents not known here received on this connection (for the log).
     unknown_requesters: u64,
     /// Frames refused for a source not behind this link, so far.
@@ -125,7 +135,7 @@ impl Inbound {
             names: Names::new(interned_bytes),
             cache: RouteCache::default(),
             batch: ReportBatch::default(),
-            relay: Relay::default(),
+            decisions: Decisions::default(),
             unknown_requesters: 0,
             forgeries: 0,
             share_chunks: false,
@@ -147,7 +157,7 @@ impl Inbound {
             names: &mut self.names,
             routes: &mut self.cache,
             batch: &mut self.batch,
-            relay: &mut self.relay,
+            decisions: &mut self.decisions,
             chunk,
             share: self.share_chunks,
             shared,
@@ -300,6 +310,7 @@ impl Inbound {
     /// Forgets the routes looked up: an idle connection must not keep closed links alive.
     pub(crate) fn forget_routes(&mut self) {
         self.cache = RouteCache::default();
+        self.decisions = Decisions::default();
     }
 }
 

@@ -9,19 +9,20 @@ use crate::delivery::interned::Names;
 use crate::delivery::link::Link;
 use crate::delivery::messages::{Delivery, Report, ReportData};
 use crate::delivery::{Binding, Inbox, Routes};
+use crate::ids::AgentId;
 use crate::names::SubjectPattern;
 use crate::payload::{Payload, SharedContent};
 use crate::transport::FrameClass;
 use crate::wire::ReportView;
 
-/// What routing a received report needs: the node's routes (and the bridge's cache of
+/// What routing a received report needs: the node's routes (and the bridge's caches of
 /// them), the bridge's name cache, and the chunk the report was read in.
 pub(super) struct ReportRouting<'a> {
     pub(super) net: &'a Routes,
     pub(super) names: &'a mut Names,
     pub(super) routes: &'a mut RouteCache,
     pub(super) batch: &'a mut ReportBatch,
-    pub(super) relay: &'a mut Relay,
+    pub(super) decisions: &'a mut Decisions,
     pub(super) chunk: &'a Bytes,
     /// Whether local deliveries slice their content from `chunk` rather than copy it.
     pub(super) share: bool,
@@ -49,35 +50,87 @@ impl ReportRouting<'_> {
     /// byte (the usual case for an exchange server); otherwise each link gets the received
     /// head with its own targets. Names are validated either way, so a relay never passes on
     /// what its peers would refuse.
+    ///
+    /// Where a report goes depends only on its publisher and its target list: the decision
+    /// is worked out once and kept for the next reports with the same publisher and the same
+    /// target bytes (see [`Decisions`]), while the routes and the agents behind the link stay
+    /// as they were.
     pub(super) fn route(
         &mut self,
         view: &ReportView<'_>,
         frame: &[u8],
         targeted: bool,
     ) -> Result<Routed, String> {
+        let owned;
+        let decision = match self.decisions.find(self.net, self.behind, view) {
+            Some(at) => &self.decisions.kept[at],
+            None => {
+                let Some(decision) = self.decide(view)? else {
+                    return Ok(Routed::Forged);
+                };
+                if decision.targets.len() <= DECISION_TARGET_BYTES {
+                    let at = self.decisions.keep(decision);
+                    &self.decisions.kept[at]
+                } else {
+                    owned = decision;
+                    &owned
+                }
+            }
+        };
+        // Announced here but visible nowhere (refused by the peer's policy): dropped.
+        let Some(decided) = &decision.route else {
+            return Ok(Routed::Delivered(0));
+        };
+        self.names.subject(view.subject)?;
+        self.names.type_name(view.content.type_name)?;
+        let delivered = if decided.local.is_empty() {
+            0
+        } else {
+            let local = LocalDelivery {
+                names: self.names,
+                batch: self.batch,
+                chunk: self.chunk,
+                share: self.share,
+                shared: self.shared,
+            };
+            local.deliver(view, targeted, decided)?
+        };
+        match decided.links.as_slice() {
+            // One link has every target: the frame goes on as received.
+            [(link, indexes)] if indexes.len() == view.targets.len() => {
+                let _ = link.out().send_raw(frame, FrameClass::Report, "Report");
+            }
+            links => {
+                for (link, indexes) in links {
+                    let targets = indexes.iter().map(|&i| view.targets[i]);
+                    let _ = link.out().send_report_head(view, targets);
+                }
+            }
+        }
+        Ok(Routed::Delivered(delivered))
+    }
+
+    /// Works out where a report from `view.publisher` to `view.targets` goes; `None` when
+    /// its publisher is not behind the link it came on (a forgery).
+    fn decide(&mut self, view: &ReportView<'_>) -> Result<Option<Decision>, String> {
         // Only a publisher behind this link may publish on it (usually its route is this very
         // link; an alternate route is found in `behind`). Names are interned only then: a
         // stream of made-up names in a made-up publisher's name costs no memory.
         let from = self.from;
-        let here = match self.routes.lookup(self.net, view.publisher) {
-            Some(p) => {
-                p.link().is_some_and(|l| l.same(from)) || self.behind.contains(&view.publisher)
+        let publisher = match self.routes.lookup(self.net, view.publisher) {
+            Some(p) if p.link().is_some_and(|l| l.same(from)) => p.clone(),
+            Some(p) if self.behind.contains(&view.publisher) => p.clone(),
+            Some(_) => return Ok(None),
+            None if self.behind.contains(&view.publisher) => {
+                return Ok(Some(Decision::new(view, None)));
             }
-            // Announced here but visible nowhere (refused by the peer's policy): dropped.
-            None if self.behind.contains(&view.publisher) => return Ok(Routed::Delivered(0)),
-            None => false,
+            None => return Ok(None),
         };
-        if !here {
-            return Ok(Routed::Forged);
-        }
-        self.names.subject(view.subject)?;
-        self.names.type_name(view.content.type_name)?;
-        // Targets per link, as indexes into `view.targets`: the first link's here (usually
-        // the only one: nothing is moved into a vector for it), any others' in `more`.
-        let mut first: Option<(Link, SmallVec<[usize; 4]>)> = None;
-        let mut more = std::mem::take(&mut self.relay.0);
-        // Local targets, as indexes into `view.targets`, with their patterns.
-        let mut local: SmallVec<[(usize, Option<SubjectPattern>); 1]> = SmallVec::new();
+        let mut decided = Decided {
+            publisher,
+            local: SmallVec::new(),
+            links: SmallVec::new(),
+        };
         for (i, target) in view.targets.iter().enumerate() {
             let pattern = match target.pattern {
                 Some(p) => Some(self.names.pattern(p)?),
@@ -87,53 +140,121 @@ impl ReportRouting<'_> {
                 continue;
             };
             let Some(link) = subscriber.link() else {
-                local.push((i, pattern.cloned()));
+                decided.local.push((subscriber.clone(), pattern.cloned()));
                 continue;
             };
-            match &mut first {
-                Some((l, indexes)) if l.same(link) => indexes.push(i),
-                None => first = Some((link.clone(), smallvec::smallvec![i])),
-                Some(_) => match more.iter_mut().find(|(l, _)| l.same(link)) {
-                    Some((_, indexes)) => indexes.push(i),
-                    None => more.push((link.clone(), smallvec::smallvec![i])),
-                },
+            match decided.links.iter_mut().find(|(l, _)| l.same(link)) {
+                Some((_, indexes)) => indexes.push(i),
+                None => decided.links.push((link.clone(), smallvec::smallvec![i])),
             }
         }
-        let delivered = if local.is_empty() {
-            0
-        } else {
-            self.deliver_locally(view, targeted, &mut local)?
-        };
-        match &first {
-            // One link has every target: the frame goes on as received.
-            Some((link, indexes)) if more.is_empty() && indexes.len() == view.targets.len() => {
-                let _ = link.out().send_raw(frame, FrameClass::Report, "Report");
-            }
-            _ => {
-                for (link, indexes) in first.iter().chain(more.iter()) {
-                    let targets = indexes.iter().map(|&i| view.targets[i]);
-                    let _ = link.out().send_report_head(view, targets);
-                }
-            }
+        Ok(Some(Decision::new(view, Some(decided))))
+    }
+}
+
+/// Where reports from one publisher with one target list go, as [`ReportRouting::decide`]
+/// worked it out.
+pub(super) struct Decision {
+    publisher: AgentId,
+    /// The target list as received ([`ReportView::targets_raw`]).
+    targets: Box<[u8]>,
+    /// `None`: the publisher is announced over the link but visible nowhere (the peer's
+    /// policy refused it), so its reports are dropped.
+    route: Option<Decided>,
+}
+
+impl Decision {
+    fn new(view: &ReportView<'_>, route: Option<Decided>) -> Self {
+        Decision {
+            publisher: view.publisher,
+            targets: view.targets_raw.into(),
+            route,
         }
-        // The links are dropped now rather than held until the next report.
-        more.clear();
-        self.relay.0 = more;
-        Ok(Routed::Delivered(delivered))
+    }
+}
+
+/// The routes of a [`Decision`].
+struct Decided {
+    /// The publisher's binding, which local deliveries carry.
+    publisher: Binding,
+    /// Local subscribers, with the pattern each matched.
+    local: SmallVec<[(Binding, Option<SubjectPattern>); 1]>,
+    /// The links remote targets are behind, with the targets behind each (as indexes into
+    /// the report's targets), in the order first met.
+    links: SmallVec<[(Link, SmallVec<[usize; 4]>); 1]>,
+}
+
+/// The routing decisions a bridge made lately, for the next reports alike: at most
+/// [`DECISIONS`], the oldest replaced first, each for a target list of at most
+/// [`DECISION_TARGET_BYTES`] (what a peer sends is never kept at any size it likes). All are
+/// dropped when the node's routes change (their generation) or the agents behind the link
+/// do, so a decision never outlives what it was made from; and when the bridge forgets its
+/// routes (an idle connection must not keep closed links alive).
+#[derive(Default)]
+pub(super) struct Decisions {
+    generation: u64,
+    behind: u64,
+    kept: Vec<Decision>,
+    /// The entry replaced next once `kept` is full.
+    next: usize,
+}
+
+/// Most routing decisions a bridge keeps: the distinct (publisher, target list) pairs of a
+/// report stream, such as a publisher's subscriber groups over many subjects.
+const DECISIONS: usize = 16;
+/// Longest target list a decision is kept for: about 150 targets.
+const DECISION_TARGET_BYTES: usize = 4096;
+
+impl Decisions {
+    /// The decision kept for reports like `view`, if any; everything kept goes when the
+    /// routes or the agents `behind` the link changed since it was made.
+    fn find(&mut self, net: &Routes, behind: &Behind, view: &ReportView<'_>) -> Option<usize> {
+        let now = (net.generation(), behind.version());
+        if now != (self.generation, self.behind) {
+            self.kept.clear();
+            self.next = 0;
+            (self.generation, self.behind) = now;
+            return None;
+        }
+        self.kept
+            .iter()
+            .position(|d| d.publisher == view.publisher && *d.targets == *view.targets_raw)
     }
 
-    /// Delivers a received report to its local targets, all sharing one copy of its parts (the
-    /// last delivery takes them over rather than cloning them), and returns the size of the
-    /// content. With `share`, the content is a slice of the chunk rather than a copy.
-    fn deliver_locally(
-        &mut self,
+    /// Keeps `decision` (whose target list is at most [`DECISION_TARGET_BYTES`]) in place of
+    /// the oldest once full; its index.
+    fn keep(&mut self, decision: Decision) -> usize {
+        if self.kept.len() < DECISIONS {
+            self.kept.push(decision);
+            return self.kept.len() - 1;
+        }
+        let at = self.next;
+        self.next = (at + 1) % DECISIONS;
+        self.kept[at] = decision;
+        at
+    }
+}
+
+/// What delivering a received report to local services needs.
+struct LocalDelivery<'r, 'a> {
+    names: &'r mut Names,
+    batch: &'r mut ReportBatch,
+    chunk: &'a Bytes,
+    share: bool,
+    shared: &'r mut Option<SharedContent>,
+}
+
+impl LocalDelivery<'_, '_> {
+    /// Delivers a received report to the local targets of `decided`, all sharing one copy of
+    /// its parts (the last delivery takes them over rather than cloning them), and returns
+    /// the size of the content. With `share`, the content is a slice of the chunk rather
+    /// than a copy.
+    fn deliver(
+        self,
         view: &ReportView<'_>,
         targeted: bool,
-        local: &mut SmallVec<[(usize, Option<SubjectPattern>); 1]>,
+        decided: &Decided,
     ) -> Result<usize, String> {
-        let Some(publisher) = self.routes.lookup(self.net, view.publisher).cloned() else {
-            return Ok(0);
-        };
         let (format, type_name) = (
             view.content.format,
             self.names.type_name(view.content.type_name)?,
@@ -154,46 +275,36 @@ impl ReportRouting<'_> {
         };
         let subject = self.names.subject(view.subject)?.clone();
         let data = ReportData {
-            publisher,
+            publisher: decided.publisher.clone(),
             subject,
             content,
             targeted,
         };
         // A conflated report stands for the ones replaced on its way.
         let stands_for = view.conflated.unwrap_or(0);
-        let last = local.pop();
-        for (i, pattern) in local.drain(..) {
-            if let Some(subscriber) = self.routes.lookup(self.net, view.targets[i].subscriber) {
+        if let Some(((last, last_pattern), others)) = decided.local.split_last() {
+            for (subscriber, pattern) in others {
                 self.batch.push(
                     subscriber,
                     Report {
                         data: data.clone(),
-                        pattern,
+                        pattern: pattern.clone(),
                         conflated: stands_for,
                     },
                 );
             }
-        }
-        if let Some((i, pattern)) = last {
-            if let Some(subscriber) = self.routes.lookup(self.net, view.targets[i].subscriber) {
-                self.batch.push(
-                    subscriber,
-                    Report {
-                        data,
-                        pattern,
-                        conflated: stands_for,
-                    },
-                );
-            }
+            self.batch.push(
+                last,
+                Report {
+                    data,
+                    pattern: last_pattern.clone(),
+                    conflated: stands_for,
+                },
+            );
         }
         Ok(view.content.bytes.len().max(1))
     }
 }
-
-/// The subscribers of one report per link beyond the first, as indexes into its targets
-/// (kept between reports for its capacity).
-#[derive(Default)]
-pub(super) struct Relay(Vec<(Link, SmallVec<[usize; 4]>)>);
 
 /// Reports for one local service gathered while a chunk is handled, pushed to its inbox
 /// under one lock. They are pushed before any frame other than a report is handled, and at
@@ -230,5 +341,76 @@ impl ReportBatch {
     /// Whether reports went to a service that conflates a subscription since the last call.
     pub(super) fn take_conflating(&mut self) -> bool {
         std::mem::take(&mut self.conflating)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::payload::Format;
+    use crate::wire::ContentView;
+
+    fn view<'a>(publisher: AgentId, targets_raw: &'a [u8]) -> ReportView<'a> {
+        ReportView {
+            publisher,
+            subject: "s".into(),
+            content: ContentView {
+                format: Format::Bincode,
+                type_name: "t".into(),
+                bytes: &[],
+            },
+            targets: Default::default(),
+            head: &[],
+            targets_raw,
+            conflated: None,
+        }
+    }
+
+    #[test]
+    fn decisions_are_kept_for_the_same_publisher_and_targets_bounded_and_dropped_on_change() {
+        let net = Routes::new();
+        let mut behind = Behind::default();
+        let mut decisions = Decisions::default();
+        let publisher = AgentId::random();
+        let lists: Vec<[u8; 2]> = (0..DECISIONS as u8 + 4).map(|i| [1, i]).collect();
+        for list in &lists {
+            let v = view(publisher, list);
+            assert_eq!(decisions.find(&net, &behind, &v), None);
+            decisions.keep(Decision::new(&v, None));
+        }
+        // The newest DECISIONS are kept, the oldest went first.
+        assert_eq!(decisions.kept.len(), DECISIONS);
+        for (i, list) in lists.iter().enumerate() {
+            let found = decisions.find(&net, &behind, &view(publisher, list));
+            assert_eq!(found.is_some(), i >= 4, "{i}");
+        }
+        // Another publisher with the same targets is another decision.
+        assert_eq!(
+            decisions.find(&net, &behind, &view(AgentId::random(), &lists[10])),
+            None
+        );
+        // A change of the agents behind the link drops them all; so does a change of routes.
+        behind.insert(AgentId::random());
+        assert_eq!(
+            decisions.find(&net, &behind, &view(publisher, &lists[10])),
+            None
+        );
+        assert!(decisions.kept.is_empty());
+        decisions.keep(Decision::new(&view(publisher, &lists[10]), None));
+        assert!(decisions
+            .find(&net, &behind, &view(publisher, &lists[10]))
+            .is_some());
+        let link = crate::delivery::link::tests::link(&net, "", false);
+        assert!(net.insert(Binding::new(
+            crate::names::ServiceName::new("s").unwrap(),
+            AgentId::random(),
+            crate::names::Audience::Everyone,
+            crate::ids::ProcessId::random(),
+            crate::delivery::binding::Address::Remote(link),
+        )));
+        assert_eq!(
+            decisions.find(&net, &behind, &view(publisher, &lists[10])),
+            None
+        );
     }
 }
