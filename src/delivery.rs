@@ -43,7 +43,7 @@ pub(crate) use messages::{Delivery, IncomingRequest, ReportData, WatchedBy};
 pub use messages::{
     PublisherNotice, RegistryEvent, Report, ReportTypeError, ShutdownPhase, Status, Watch,
 };
-pub(crate) use outbound::{send_report, send_report_as};
+pub(crate) use outbound::{send_report, send_report_as, send_value_report};
 pub(crate) use routes::{RouteRemoved, Routes};
 
 use crate::failure::Refusal;

@@ -406,21 +406,9 @@ impl Payload {
         format: Format,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R, PayloadError> {
-        thread_local! {
-            static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
-        }
         match self.0.view() {
             View::Encoded(e, range) if e.format == format => Ok(f(&e.bytes[range])),
-            View::Value(v) => {
-                // Taken out while in use, so a nested call gets a fresh buffer instead of a conflict.
-                let mut scratch = SCRATCH.take();
-                scratch.clear();
-                let result = v.encode_into(format, &mut scratch).map(|()| f(&scratch));
-                if scratch.capacity() <= 64 * 1024 {
-                    SCRATCH.set(scratch);
-                }
-                result
-            }
+            View::Value(v) => with_value_bytes(v, format, f),
             View::Encoded(..) => self.to_bytes(format).map(|b| f(&b)),
         }
     }
@@ -486,6 +474,29 @@ impl Payload {
             }),
         }
     }
+}
+
+/// Calls `f` with `value` encoded in `format` into a per-thread scratch buffer (no
+/// allocation once the buffer has grown): how [`Payload::with_bytes`] encodes an in-process
+/// value, also for a value published with no payload made for it.
+pub(crate) fn with_value_bytes<R>(
+    value: &dyn Content,
+    format: Format,
+    f: impl FnOnce(&[u8]) -> R,
+) -> Result<R, PayloadError> {
+    thread_local! {
+        static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+    }
+    // Taken out while in use, so a nested call gets a fresh buffer instead of a conflict.
+    let mut scratch = SCRATCH.take();
+    scratch.clear();
+    let result = value
+        .encode_into(format, &mut scratch)
+        .map(|()| f(&scratch));
+    if scratch.capacity() <= 64 * 1024 {
+        SCRATCH.set(scratch);
+    }
+    result
 }
 
 /// Where the bytes of the byte string that `bytes` holds begin, when `bytes` is exactly one

@@ -13,8 +13,8 @@ use super::messages::{Delivery, IncomingRequest, ReportData, Status};
 use super::Refused;
 use crate::failure::{Failure, Oversized, Refusal};
 use crate::ids::AgentId;
-use crate::names::clip_name;
-use crate::payload::Format;
+use crate::names::{clip_name, Subject};
+use crate::payload::{Content, Format};
 use crate::transport::{FrameClass, SendError};
 use crate::wire::{
     encode_report, encode_request, ContentView, Frame, PutTargets, ReportRef, RequestView,
@@ -201,25 +201,69 @@ pub(crate) fn send_report_as<'l, T: PutTargets + ?Sized + 'l>(
             type_name: clip_name(data.content.type_name()).into(),
             bytes,
         };
-        for (link, targets) in links {
-            let _ = send_report_frame(
-                link,
-                data.targeted,
-                data.publisher.agent(),
-                data.subject.as_str(),
-                content,
-                targets,
-            );
-        }
+        send_report_frames(
+            &data.publisher,
+            &data.subject,
+            data.targeted,
+            content,
+            links,
+        );
     });
     if let Err(e) = sent {
-        // A remote subscriber can ask for a format some content has no encoding in (JSON of a
-        // map with non-string keys): logged at powers of two, not per report.
-        static UNSENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let unsent = UNSENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        if unsent.is_power_of_two() {
-            tracing::error!(publisher = %data.publisher, subject = %data.subject, unsent, "report not sent to remote subscribers: {e}");
-        }
+        unsent(&data.publisher, &data.subject, e);
+    }
+}
+
+/// [`send_report`] of an in-process value that no [`Payload`](crate::payload::Payload) was
+/// made for: a report just published for remote subscribers only, which has no other use
+/// for the value. Encoded in bincode, as [`Payload::wire_format`](crate::payload::Payload::wire_format)
+/// would have it for any type but `serde_json::Value`.
+pub(crate) fn send_value_report<'l, T: PutTargets + ?Sized + 'l>(
+    publisher: &Binding,
+    subject: &Subject,
+    value: &dyn Content,
+    links: impl Iterator<Item = (&'l Link, &'l T)>,
+) {
+    let sent = crate::payload::with_value_bytes(value, Format::Bincode, |bytes| {
+        let content = ContentView {
+            format: Format::Bincode,
+            type_name: clip_name(value.type_name()).into(),
+            bytes,
+        };
+        send_report_frames(publisher, subject, false, content, links);
+    });
+    if let Err(e) = sent {
+        unsent(publisher, subject, e);
+    }
+}
+
+fn send_report_frames<'l, T: PutTargets + ?Sized + 'l>(
+    publisher: &Binding,
+    subject: &Subject,
+    targeted: bool,
+    content: ContentView<'_>,
+    links: impl Iterator<Item = (&'l Link, &'l T)>,
+) {
+    for (link, targets) in links {
+        let _ = send_report_frame(
+            link,
+            targeted,
+            publisher.agent(),
+            subject.as_str(),
+            content,
+            targets,
+        );
+    }
+}
+
+/// A report whose content could not be encoded for remote subscribers.
+fn unsent(publisher: &Binding, subject: &Subject, e: crate::payload::PayloadError) {
+    // A remote subscriber can ask for a format some content has no encoding in (JSON of a
+    // map with non-string keys): logged at powers of two, not per report.
+    static UNSENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let unsent = UNSENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    if unsent.is_power_of_two() {
+        tracing::error!(publisher = %publisher, subject = %subject, unsent, "report not sent to remote subscribers: {e}");
     }
 }
 

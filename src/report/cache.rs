@@ -30,6 +30,13 @@ pub(crate) struct ReportCache {
 }
 
 impl ReportCache {
+    /// Records a report just published with `Lifetime::None`: the subject's entry goes.
+    pub(crate) fn forget(&mut self, subject: &Subject) {
+        if !self.entries.is_empty() {
+            self.entries.remove(subject.as_str());
+        }
+    }
+
     /// Records a report just published: replaces the subject's entry, or removes it for
     /// `Lifetime::None`. The clock (`now`) is read only for a report that is kept: most
     /// reports are not, and a clock read per publish showed in profiles.
@@ -41,12 +48,7 @@ impl ReportCache {
         now: impl FnOnce() -> Instant,
     ) {
         let (now, expires) = match lifetime {
-            Lifetime::None => {
-                if !self.entries.is_empty() {
-                    self.entries.remove(subject.as_str());
-                }
-                return;
-            }
+            Lifetime::None => return self.forget(subject),
             Lifetime::For(d) => {
                 let now = now();
                 (

@@ -12,9 +12,11 @@
 //! (one frame listing both when the content is JSON already).
 
 use crate::delivery::Routes;
-use crate::delivery::{send_report, send_report_as, Binding, Delivery, Link, Report, ReportData};
-use crate::names::SubjectPattern;
-use crate::payload::Format;
+use crate::delivery::{
+    send_report, send_report_as, send_value_report, Binding, Delivery, Link, Report, ReportData,
+};
+use crate::names::{Subject, SubjectPattern};
+use crate::payload::{Content, Format};
 use crate::wire::{EncodedTargets, Joined, TargetView};
 
 /// The subscribers of one subject, worked out once so that a publisher can keep it and send
@@ -83,6 +85,23 @@ impl ReportFanout {
                 targets.push(target);
                 lists.push((link.clone(), targets));
             }
+        }
+    }
+
+    /// Whether every subscriber added is remote and takes the content in the format it
+    /// travels in: a report for them needs no shared value, only its encoding.
+    pub(crate) fn is_remote_typed_only(&self) -> bool {
+        self.local.is_empty() && self.json.is_empty()
+    }
+
+    /// Sends a report of `value` (not a `serde_json::Value`) in bincode to every subscriber
+    /// added, all of them remote ([`ReportFanout::is_remote_typed_only`]), without a
+    /// payload shared with local ones: the value is encoded straight from where it is.
+    pub(crate) fn send_value(&self, publisher: &Binding, subject: &Subject, value: &dyn Content) {
+        debug_assert!(self.is_remote_typed_only());
+        if !self.remote.is_empty() {
+            let links = self.remote.iter().map(|(link, targets)| (link, targets));
+            send_value_report(publisher, subject, value, links);
         }
     }
 

@@ -41,6 +41,20 @@ impl<S: Service> ServiceContext<S> {
         if broker.last_subject.as_ref() != Some(&subject) {
             broker.last_subject = Some(subject.clone());
         }
+        // A report that is not cached and goes to remote subscribers only needs no payload:
+        // its value is encoded where it is, without being moved behind a shared pointer.
+        // (A `serde_json::Value` travels as JSON: it takes the general way.)
+        let is_json = std::any::TypeId::of::<T>() == std::any::TypeId::of::<serde_json::Value>();
+        if matches!(lifetime, Lifetime::None) && !is_json {
+            broker.cache.forget(&subject);
+            if broker.subscribers.is_empty() {
+                return;
+            }
+            let fanout = current_fanout(broker, self.core.node.routes(), &subject);
+            if fanout.is_remote_typed_only() {
+                return fanout.send_value(&self.core.binding, &subject, &content);
+            }
+        }
         self.publish_payload(subject, Payload::new(content), lifetime);
     }
 
@@ -52,42 +66,7 @@ impl<S: Service> ServiceContext<S> {
         if broker.subscribers.is_empty() {
             return;
         }
-        // Who gets a report on a subject is worked out once and kept while the subscribers
-        // and the node's routes stay the same: the last subject's in `fanout`, the others'
-        // in `fanouts`, so that cycling over many subjects works none out again.
-        let net = self.core.node.routes();
-        if broker
-            .fanout
-            .as_ref()
-            .is_none_or(|(s, f)| *s != subject || !f.is_current(net))
-        {
-            if let Some((last, fanout)) = broker.fanout.take() {
-                if fanout.is_current(net) {
-                    if broker.fanouts.len() >= SUBJECTS_KEPT {
-                        broker.fanouts.clear();
-                    }
-                    broker.fanouts.insert(last, fanout);
-                }
-            }
-            let fanout = match broker.fanouts.remove(&subject) {
-                Some(kept) if kept.is_current(net) => kept,
-                _ => {
-                    let mut fanout = ReportFanout::default();
-                    for entry in broker.subscribers.values() {
-                        for (pattern, format) in entry
-                            .patterns
-                            .iter()
-                            .filter(|(p, _)| p.matches(subject.as_str()))
-                        {
-                            fanout.add(net, &entry.binding, Some(pattern), *format);
-                        }
-                    }
-                    fanout
-                }
-            };
-            broker.fanout = Some((subject.clone(), fanout));
-        }
-        let (_, fanout) = broker.fanout.as_mut().expect("set above");
+        let fanout = current_fanout(broker, self.core.node.routes(), &subject);
         fanout.send(ReportData {
             publisher: self.core.binding.clone(),
             subject,
@@ -403,4 +382,47 @@ fn publishers(target: &Target) -> Publishers {
         Target::Name(name) => Publishers::Named(name.clone()),
         Target::Binding(binding) => Publishers::Agent(binding.agent()),
     }
+}
+
+/// Who gets a report on `subject` now. It is worked out once and kept while the subscribers
+/// and the node's routes stay the same: the last subject's in `fanout`, the others' in
+/// `fanouts`, so that cycling over many subjects works none out again.
+fn current_fanout<'b>(
+    broker: &'b mut super::broker::Broker,
+    net: &crate::delivery::Routes,
+    subject: &Subject,
+) -> &'b mut ReportFanout {
+    if broker
+        .fanout
+        .as_ref()
+        .is_none_or(|(s, f)| *s != *subject || !f.is_current(net))
+    {
+        if let Some((last, fanout)) = broker.fanout.take() {
+            if fanout.is_current(net) {
+                if broker.fanouts.len() >= SUBJECTS_KEPT {
+                    broker.fanouts.clear();
+                }
+                broker.fanouts.insert(last, fanout);
+            }
+        }
+        let fanout = match broker.fanouts.remove(subject) {
+            Some(kept) if kept.is_current(net) => kept,
+            _ => {
+                let mut fanout = ReportFanout::default();
+                for entry in broker.subscribers.values() {
+                    for (pattern, format) in entry
+                        .patterns
+                        .iter()
+                        .filter(|(p, _)| p.matches(subject.as_str()))
+                    {
+                        fanout.add(net, &entry.binding, Some(pattern), *format);
+                    }
+                }
+                fanout
+            }
+        };
+        broker.fanout = Some((subject.clone(), fanout));
+    }
+    let (_, fanout) = broker.fanout.as_mut().expect("set above");
+    fanout
 }
