@@ -299,7 +299,6 @@ impl<'a> Fields<'a> {
         let subject = self.text()?;
         let content = self.content()?;
         let head = &body[..self.at];
-        let targets_at = self.at;
         let count = self.varint()?;
         // Sized once (a target takes at least 18 bytes, so a lying count reserves nothing more).
         let mut targets = TargetList::with_capacity(self.fit(count, MIN_TARGET_LEN));
@@ -322,7 +321,6 @@ impl<'a> Fields<'a> {
                 content,
                 targets,
                 head,
-                targets_raw: &body[targets_at..self.at],
                 conflated: None,
             },
             targeted,

@@ -438,9 +438,6 @@ pub(crate) struct ReportView<'a> {
     /// The frame's body up to its targets (variant index included): what every copy of the
     /// report shares, whatever subscribers it lists.
     pub(crate) head: &'a [u8],
-    /// The frame's target list as received (its count first): two reports with the same
-    /// bytes here (and the same publisher) are routed alike.
-    pub(crate) targets_raw: &'a [u8],
     /// For a [`Frame::ConflatedReport`] (whose head begins with its variant index), how many
     /// reports it replaced; `None` for any other report.
     pub(crate) conflated: Option<u64>,

@@ -62,13 +62,18 @@ impl ReportRouting<'_> {
         targeted: bool,
     ) -> Result<Routed, String> {
         let owned;
-        let decision = match self.decisions.find(self.net, self.behind, view) {
+        let targets = after_head(frame, view.head);
+        let found = targets.and_then(|t| {
+            self.decisions
+                .find(self.net, self.behind, view.publisher, t)
+        });
+        let decision = match found {
             Some(at) => &self.decisions.kept[at],
             None => {
-                let Some(decision) = self.decide(view)? else {
+                let Some(decision) = self.decide(view, targets.unwrap_or_default())? else {
                     return Ok(Routed::Forged);
                 };
-                if decision.targets.len() <= DECISION_TARGET_BYTES {
+                if targets.is_some() && decision.targets.len() <= DECISION_TARGET_BYTES {
                     let at = self.decisions.keep(decision);
                     &self.decisions.kept[at]
                 } else {
@@ -112,7 +117,11 @@ impl ReportRouting<'_> {
 
     /// Works out where a report from `view.publisher` to `view.targets` goes; `None` when
     /// its publisher is not behind the link it came on (a forgery).
-    fn decide(&mut self, view: &ReportView<'_>) -> Result<Option<Decision>, String> {
+    fn decide(
+        &mut self,
+        view: &ReportView<'_>,
+        targets: &[u8],
+    ) -> Result<Option<Decision>, String> {
         // Only a publisher behind this link may publish on it (usually its route is this very
         // link; an alternate route is found in `behind`). Names are interned only then: a
         // stream of made-up names in a made-up publisher's name costs no memory.
@@ -122,7 +131,7 @@ impl ReportRouting<'_> {
             Some(p) if self.behind.contains(&view.publisher) => p.clone(),
             Some(_) => return Ok(None),
             None if self.behind.contains(&view.publisher) => {
-                return Ok(Some(Decision::new(view, None)));
+                return Ok(Some(Decision::new(view.publisher, targets, None)));
             }
             None => return Ok(None),
         };
@@ -148,7 +157,7 @@ impl ReportRouting<'_> {
                 None => decided.links.push((link.clone(), smallvec::smallvec![i])),
             }
         }
-        Ok(Some(Decision::new(view, Some(decided))))
+        Ok(Some(Decision::new(view.publisher, targets, Some(decided))))
     }
 }
 
@@ -164,13 +173,25 @@ pub(super) struct Decision {
 }
 
 impl Decision {
-    fn new(view: &ReportView<'_>, route: Option<Decided>) -> Self {
+    fn new(publisher: AgentId, targets: &[u8], route: Option<Decided>) -> Self {
         Decision {
-            publisher: view.publisher,
-            targets: view.targets_raw.into(),
+            publisher,
+            targets: targets.into(),
             route,
         }
     }
+}
+
+/// What follows a report's head in its frame: the target list as received (its count first;
+/// for a `Frame::ConflatedReport`, the count it stands for after it). Two reports with the
+/// same publisher and the same bytes here are routed alike. `None` if `head` is not a part
+/// of `frame` (it always is): then no decision is kept.
+fn after_head<'f>(frame: &'f [u8], head: &[u8]) -> Option<&'f [u8]> {
+    let start = (head.as_ptr() as usize).wrapping_sub(frame.as_ptr() as usize);
+    if start > frame.len() {
+        return None;
+    }
+    frame.get(start.checked_add(head.len())?..)
 }
 
 /// The routes of a [`Decision`].
@@ -208,7 +229,13 @@ const DECISION_TARGET_BYTES: usize = 4096;
 impl Decisions {
     /// The decision kept for reports like `view`, if any; everything kept goes when the
     /// routes or the agents `behind` the link changed since it was made.
-    fn find(&mut self, net: &Routes, behind: &Behind, view: &ReportView<'_>) -> Option<usize> {
+    fn find(
+        &mut self,
+        net: &Routes,
+        behind: &Behind,
+        publisher: AgentId,
+        targets: &[u8],
+    ) -> Option<usize> {
         let now = (net.generation(), behind.version());
         if now != (self.generation, self.behind) {
             self.kept.clear();
@@ -218,7 +245,7 @@ impl Decisions {
         }
         self.kept
             .iter()
-            .position(|d| d.publisher == view.publisher && *d.targets == *view.targets_raw)
+            .position(|d| d.publisher == publisher && *d.targets == *targets)
     }
 
     /// Keeps `decision` (whose target list is at most [`DECISION_TARGET_BYTES`]) in place of
@@ -347,24 +374,6 @@ impl ReportBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::payload::Format;
-    use crate::wire::ContentView;
-
-    fn view<'a>(publisher: AgentId, targets_raw: &'a [u8]) -> ReportView<'a> {
-        ReportView {
-            publisher,
-            subject: "s".into(),
-            content: ContentView {
-                format: Format::Bincode,
-                type_name: "t".into(),
-                bytes: &[],
-            },
-            targets: Default::default(),
-            head: &[],
-            targets_raw,
-            conflated: None,
-        }
-    }
 
     #[test]
     fn decisions_are_kept_for_the_same_publisher_and_targets_bounded_and_dropped_on_change() {
@@ -374,31 +383,27 @@ mod tests {
         let publisher = AgentId::random();
         let lists: Vec<[u8; 2]> = (0..DECISIONS as u8 + 4).map(|i| [1, i]).collect();
         for list in &lists {
-            let v = view(publisher, list);
-            assert_eq!(decisions.find(&net, &behind, &v), None);
-            decisions.keep(Decision::new(&v, None));
+            assert_eq!(decisions.find(&net, &behind, publisher, list), None);
+            decisions.keep(Decision::new(publisher, list, None));
         }
         // The newest DECISIONS are kept, the oldest went first.
         assert_eq!(decisions.kept.len(), DECISIONS);
         for (i, list) in lists.iter().enumerate() {
-            let found = decisions.find(&net, &behind, &view(publisher, list));
+            let found = decisions.find(&net, &behind, publisher, list);
             assert_eq!(found.is_some(), i >= 4, "{i}");
         }
         // Another publisher with the same targets is another decision.
         assert_eq!(
-            decisions.find(&net, &behind, &view(AgentId::random(), &lists[10])),
+            decisions.find(&net, &behind, AgentId::random(), &lists[10]),
             None
         );
         // A change of the agents behind the link drops them all; so does a change of routes.
         behind.insert(AgentId::random());
-        assert_eq!(
-            decisions.find(&net, &behind, &view(publisher, &lists[10])),
-            None
-        );
+        assert_eq!(decisions.find(&net, &behind, publisher, &lists[10]), None);
         assert!(decisions.kept.is_empty());
-        decisions.keep(Decision::new(&view(publisher, &lists[10]), None));
+        decisions.keep(Decision::new(publisher, &lists[10], None));
         assert!(decisions
-            .find(&net, &behind, &view(publisher, &lists[10]))
+            .find(&net, &behind, publisher, &lists[10])
             .is_some());
         let link = crate::delivery::link::tests::link(&net, "", false);
         assert!(net.insert(Binding::new(
@@ -408,9 +413,6 @@ mod tests {
             crate::ids::ProcessId::random(),
             crate::delivery::binding::Address::Remote(link),
         )));
-        assert_eq!(
-            decisions.find(&net, &behind, &view(publisher, &lists[10])),
-            None
-        );
+        assert_eq!(decisions.find(&net, &behind, publisher, &lists[10]), None);
     }
 }
