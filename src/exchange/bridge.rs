@@ -635,34 +635,42 @@ impl StreamHandler<Result<Bytes, CodecError>> for Bridge {
         while let Some((frame, body, next)) = split_frame(rest) {
             rest = next;
             frames += 1;
-            let result = match (self.state, decode_incoming(body)) {
-                (State::Closing, _) => break,
-                (State::Ready, Ok(Incoming::Report { view, targeted })) => self
+            if self.state == State::Closing {
+                break;
+            }
+            let ready = self.state == State::Ready;
+            // Matched by reference: a report's view (most of the traffic, and larger than
+            // the moves the compiler makes without a call to `memcpy`) is not moved.
+            let decoded = decode_incoming(body);
+            let result = match &decoded {
+                Ok(Incoming::Report { view, targeted }) if ready => self
                     .inbound
                     .report(
                         &chunk,
                         &mut shared,
-                        (&view, frame, targeted),
+                        (view, frame, *targeted),
                         self.announced.behind(),
                     )
                     .map(|delivered| {
                         any_report = true;
                         local_bytes += delivered
                     }),
-                (State::Ready, Ok(Incoming::Request(request))) => {
+                Ok(Incoming::Request(request)) if ready => {
                     self.inbound
-                        .request(&chunk, frame, &request, self.announced.behind())
+                        .request(&chunk, frame, request, self.announced.behind())
                 }
-                (State::Ready, Ok(Incoming::Response(response))) => {
+                Ok(Incoming::Response(response)) if ready => {
                     self.inbound
-                        .response(&chunk, frame, &response, self.announced.behind())
+                        .response(&chunk, frame, response, self.announced.behind())
                 }
-                (_, Ok(Incoming::Other(decoded))) => {
-                    self.inbound.flush();
-                    self.on_frame(ctx, decoded, frame)
-                }
-                (_, Ok(early)) => Err(format!("{} frame before the handshake", early.kind())),
-                (_, Err(e)) => Err(e.to_string()),
+                _ => match decoded {
+                    Ok(Incoming::Other(decoded)) => {
+                        self.inbound.flush();
+                        self.on_frame(ctx, decoded, frame)
+                    }
+                    Ok(early) => Err(format!("{} frame before the handshake", early.kind())),
+                    Err(e) => Err(e.to_string()),
+                },
             };
             if let Err(reason) = result {
                 self.close(ctx, &format!("protocol error: {reason}"), Ending::Error);

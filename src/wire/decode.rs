@@ -57,6 +57,7 @@ impl Incoming<'_> {
 }
 
 /// Decodes one frame's body (without its length prefix). The whole body must be used.
+#[inline(always)]
 pub(crate) fn decode_incoming(body: &[u8]) -> Result<Incoming<'_>, CodecError> {
     let mut fields = Fields { buf: body, at: 1 };
     let (kind, decoded) = match body.first() {
@@ -293,6 +294,7 @@ impl<'a> Fields<'a> {
 const MIN_TARGET_LEN: usize = 18;
 
 impl<'a> Fields<'a> {
+    #[inline]
     fn report(&mut self, targeted: bool) -> Result<Incoming<'a>, String> {
         let body = self.buf;
         let publisher = self.agent()?;
