@@ -86,9 +86,11 @@ impl ReportRouting<'_> {
         let Some(decided) = &decision.route else {
             return Ok(Routed::Delivered(0));
         };
-        self.names.subject(view.subject)?;
-        self.names.type_name(view.content.type_name)?;
+        // Names are validated before anything is sent on (by the local delivery, which
+        // interns them, when there is one).
         let delivered = if decided.local.is_empty() {
+            self.names.subject(view.subject)?;
+            self.names.type_name(view.content.type_name)?;
             0
         } else {
             let local = LocalDelivery {
@@ -282,6 +284,7 @@ impl LocalDelivery<'_, '_> {
         targeted: bool,
         decided: &Decided,
     ) -> Result<usize, String> {
+        let subject = self.names.subject(view.subject)?.clone();
         let (format, type_name) = (
             view.content.format,
             self.names.type_name(view.content.type_name)?,
@@ -300,7 +303,6 @@ impl LocalDelivery<'_, '_> {
                 type_name.clone(),
             )
         };
-        let subject = self.names.subject(view.subject)?.clone();
         let data = ReportData {
             publisher: decided.publisher.clone(),
             subject,
