@@ -167,7 +167,7 @@ impl ReportRouting<'_> {
 /// worked it out.
 pub(super) struct Decision {
     publisher: AgentId,
-    /// The target list as received ([`ReportView::targets_raw`]).
+    /// The target list as received (what [`after_head`] finds in the frame).
     targets: Box<[u8]>,
     /// `None`: the publisher is announced over the link but visible nowhere (the peer's
     /// policy refused it), so its reports are dropped.
