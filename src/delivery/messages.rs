@@ -131,7 +131,9 @@ impl Report {
     /// (a connection whose traffic is mostly for local subscribers hands out slices rather
     /// than copies), so keeping a `Report` can keep that read buffer alive: 256 KiB usually,
     /// up to the largest frame the connection carried. To keep a value for long, keep what
-    /// [`Report::decode`] returns.
+    /// [`Report::decode`] returns, except as a [`bytes::Bytes`]: decoded as one, received
+    /// bytes share that buffer too (see [`Payload::decode`]); take a `Vec<u8>` to keep them
+    /// apart.
     pub fn content(&self) -> &Payload {
         &self.data.content
     }
