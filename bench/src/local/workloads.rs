@@ -50,7 +50,7 @@ pub(crate) const WORKLOADS: &[Workload] = &[
     Workload {
         name: "request_roundtrip_1_in_flight",
         unit: "round_trips/s",
-        goal: Goal::Ratio(0.5),
+        goal: Goal::Ratio(0.75),
         netsvc: roundtrip::netsvc,
         baseline: roundtrip::baseline,
     },
