@@ -54,6 +54,14 @@ impl<S: Service> ServiceContext<S> {
             if fanout.is_remote_typed_only() {
                 return fanout.send_value(&self.core.binding, &subject, &content);
             }
+            // Local or JSON subscribers share the value: sent with the fan-out just found
+            // (the cache entry is already gone), not looked up again.
+            return fanout.send(ReportData {
+                publisher: self.core.binding.clone(),
+                subject,
+                content: Payload::new(content),
+                targeted: false,
+            });
         }
         self.publish_payload(subject, Payload::new(content), lifetime);
     }
