@@ -1,7 +1,7 @@
 //! Names received on one connection, validated once and kept: the subjects, patterns and
 //! type names repeated in every report are checked and allocated once, not per frame.
 
-use std::collections::HashSet;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use crate::names::{Subject, SubjectPattern, MAX_NAME_LEN};
@@ -38,37 +38,27 @@ impl Names {
 /// against the limit with the text, so that many short names are bounded as well as long ones.
 const ENTRY_COST: usize = 64;
 
-/// A name as a key that can be looked up by its received bytes.
-#[derive(Clone, PartialEq, Eq)]
-struct Key<T>(T);
-
-impl<T: AsRef<str>> std::hash::Hash for Key<T> {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.0.as_ref().as_bytes().hash(state)
-    }
-}
-
-impl<T: AsRef<str>> std::borrow::Borrow<[u8]> for Key<T> {
-    fn borrow(&self) -> &[u8] {
-        self.0.as_ref().as_bytes()
-    }
-}
-
+/// One kind of name, kept once each, found by its received bytes.
 struct Interned<T> {
-    map: HashSet<Key<T>>,
-    last: Option<T>,
+    map: hashbrown::HashTable<T>,
+    /// Hashes received bytes. Seeded at random per table: a peer cannot choose names that
+    /// collide (and the table is bounded, as the whole cache is).
+    hasher: foldhash::fast::RandomState,
+    /// Where in `map` the name returned last is: it is checked first, without hashing.
+    last: Option<usize>,
 }
 
 impl<T> Default for Interned<T> {
     fn default() -> Self {
         Interned {
-            map: HashSet::new(),
+            map: hashbrown::HashTable::new(),
+            hasher: foldhash::fast::RandomState::default(),
             last: None,
         }
     }
 }
 
-impl<T: Clone + Eq + AsRef<str>> Interned<T> {
+impl<T: AsRef<str>> Interned<T> {
     /// The name for `text`: checked (length, UTF-8, then `make`) the first time it is seen
     /// only; `bytes` counts what the connection's caches hold, up to `max`.
     fn get(
@@ -78,30 +68,41 @@ impl<T: Clone + Eq + AsRef<str>> Interned<T> {
         make: impl FnOnce(&str) -> Result<T, String>,
     ) -> Result<&T, String> {
         let key = text.0;
-        let hit = self
+        let same = |v: &T| v.as_ref().as_bytes() == key;
+        let at = match self
             .last
-            .as_ref()
-            .is_some_and(|last| last.as_ref().as_bytes() == key);
-        if !hit {
-            let value = match self.map.get(key) {
-                Some(Key(v)) => v.clone(),
-                None => {
-                    if key.len() > MAX_NAME_LEN {
-                        return Err(format!(
-                            "a name of {} bytes (the maximum is {MAX_NAME_LEN})",
-                            key.len()
-                        ));
+            .filter(|&at| self.map.get_bucket(at).is_some_and(same))
+        {
+            Some(at) => at,
+            None => {
+                let hash = self.hasher.hash_one(key);
+                match self.map.find_bucket_index(hash, same) {
+                    Some(at) => at,
+                    None => {
+                        if key.len() > MAX_NAME_LEN {
+                            return Err(format!(
+                                "a name of {} bytes (the maximum is {MAX_NAME_LEN})",
+                                key.len()
+                            ));
+                        }
+                        let s = text.to_str().map_err(|e| text.utf8_error(e))?;
+                        let v = make(s)?;
+                        *bytes += key.len() + ENTRY_COST;
+                        let hasher = &self.hasher;
+                        self.map
+                            .insert_unique(hash, v, |v| hasher.hash_one(v.as_ref().as_bytes()))
+                            .bucket_index()
                     }
-                    let s = text.to_str().map_err(|e| text.utf8_error(e))?;
-                    let v = make(s)?;
-                    *bytes += key.len() + ENTRY_COST;
-                    self.map.insert(Key(v.clone()));
-                    v
                 }
-            };
-            self.last = Some(value);
-        }
-        Ok(self.last.as_ref().expect("set above"))
+            }
+        };
+        self.last = Some(at);
+        Ok(self.map.get_bucket(at).expect("found or inserted above"))
+    }
+
+    fn clear(&mut self) {
+        self.map.clear();
+        self.last = None;
     }
 }
 
@@ -114,9 +115,9 @@ impl Names {
                 max = self.max_bytes,
                 "names cached for this connection at their limit (Limits::interned_bytes); starting over"
             );
-            self.subjects.map.clear();
-            self.patterns.map.clear();
-            self.types.map.clear();
+            self.subjects.clear();
+            self.patterns.clear();
+            self.types.clear();
             self.bytes = 0;
         }
     }
@@ -189,19 +190,19 @@ mod tests {
                 .types
                 .map
                 .iter()
-                .map(|k| cost(k.0.as_ref().len()))
+                .map(|k| cost(k.as_ref().len()))
                 .sum::<usize>()
                 + names
                     .subjects
                     .map
                     .iter()
-                    .map(|k| cost(k.0.as_ref().len()))
+                    .map(|k| cost(k.as_ref().len()))
                     .sum::<usize>()
                 + names
                     .patterns
                     .map
                     .iter()
-                    .map(|k| cost(k.0.as_ref().len()))
+                    .map(|k| cost(k.as_ref().len()))
                     .sum::<usize>();
             assert_eq!(kept, names.bytes, "each name is kept once and counted");
         }
