@@ -19,7 +19,9 @@ use tokio::sync::Notify;
 
 use super::conflation::{Conflation, Offered};
 use crate::ids::AgentId;
-use crate::wire::{encode_frame, encode_report_spliced, CodecError, Frame, ReportView, TargetView};
+use crate::wire::{
+    encode_frame, encode_report_spliced, split_frame, CodecError, Frame, ReportView, TargetView,
+};
 
 /// The bounds of one link's sending side.
 #[derive(Debug, Clone, Copy)]
@@ -268,6 +270,51 @@ impl Outbound {
             buf.extend_from_slice(frame);
             Ok(())
         })
+    }
+
+    /// Queues `count` report frames a relay gathered for this link while it handled one
+    /// chunk (complete frames, headers included, each within [`Outbound::max_frame`]), in
+    /// order and under one lock. Each is treated as [`Outbound::queue`] treats a report:
+    /// those that find the buffer below the limit go in together; the others, kept aside for
+    /// a conflated subscription or dropped, one by one.
+    pub(crate) fn queue_reports(&self, frames: &[u8], count: u64) {
+        let mut out = self.lock();
+        if out.closed {
+            return;
+        }
+        let limit = self.0.limits.outbound;
+        // Each frame goes in if the buffer is below the limit before it: all of them when all
+        // fit; else those before the one that reaches it.
+        let (fitting, fit) = if out.buf.len() + frames.len() <= limit {
+            (frames.len(), count)
+        } else {
+            let room = limit.saturating_sub(out.buf.len());
+            let (mut fitting, mut fit) = (0, 0);
+            while fitting < room {
+                match split_frame(&frames[fitting..]) {
+                    Some((frame, _, _)) => fitting += frame.len(),
+                    None => break,
+                }
+                fit += 1;
+            }
+            (fitting, fit)
+        };
+        let was_empty = out.buf.is_empty();
+        out.buf.extend_from_slice(&frames[..fitting]);
+        out.frames += fit;
+        out.reports += fit;
+        drop(out);
+        if fit > 0 {
+            self.0.sent_since_tick.store(true, Ordering::Relaxed);
+            if was_empty {
+                self.0.wake.notify_one();
+            }
+        }
+        let mut rest = &frames[fitting..];
+        while let Some((frame, _, more)) = split_frame(rest) {
+            let _ = self.send_raw(frame, FrameClass::Report, "Report");
+            rest = more;
+        }
     }
 
     /// Appends one frame with `write` under the outbound limit policy.
@@ -713,6 +760,54 @@ pub(crate) mod tests {
             reports(link.take_queued()),
             [("s.0".into(), 30, vec![agent(2)], 0)]
         );
+    }
+
+    /// The reports of `frames`, encoded back to back as a relay gathers them.
+    fn gathered(frames: &[Frame]) -> (Vec<u8>, u64) {
+        let mut buf = BytesMut::new();
+        for f in frames {
+            encode_frame(f, &mut buf, 4096).unwrap();
+        }
+        (buf.to_vec(), frames.len() as u64)
+    }
+
+    #[test]
+    fn gathered_reports_are_queued_as_one_by_one_would_be() {
+        let frames: Vec<Frame> = (0..20u8)
+            .map(|v| report(&format!("s.{}", v % 2), v, &[(2, "s.*")]))
+            .collect();
+        for conflated in [false, true] {
+            // Room for about three reports: the rest are dropped, or conflated.
+            let (one, all) = (
+                Outbound::new(limits(200, 4096), Arc::default()),
+                Outbound::new(limits(200, 4096), Arc::default()),
+            );
+            if conflated {
+                one.conflate(agent(2), "s.*");
+                all.conflate(agent(2), "s.*");
+            }
+            for f in &frames {
+                let _ = one.send_frame(f);
+            }
+            let (bytes, n) = gathered(&frames);
+            all.queue_reports(&bytes, n);
+            let queued = (one.lock().frames, all.lock().frames);
+            assert_eq!(queued.0, queued.1, "frames queued, conflated {conflated}");
+            assert_eq!(one.written(), all.written(), "conflated {conflated}");
+            let got = reports(all.take_queued());
+            assert_eq!(reports(one.take_queued()), got, "conflated {conflated}");
+            assert!(got.len() >= 3, "{got:?}");
+            assert_eq!(got[..3].iter().map(|r| r.1).collect::<Vec<_>>(), [0, 1, 2]);
+            // With room again, all go in, in order; on a closed link, none.
+            let (bytes, n) = gathered(&frames[..3]);
+            all.queue_reports(&bytes, n);
+            let values: Vec<u8> = reports(all.take_queued()).iter().map(|r| r.1).collect();
+            assert_eq!(values, [0, 1, 2]);
+            all.close();
+            let (bytes, n) = gathered(&frames[..5]);
+            all.queue_reports(&bytes, n);
+            assert!(all.lock().buf.is_empty());
+        }
     }
 
     #[test]

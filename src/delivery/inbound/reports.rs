@@ -1,7 +1,7 @@
 //! Received reports: delivered to local subscribers (gathered per inbox, under one lock per
 //! chunk) and relayed to the links of remote ones.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use smallvec::SmallVec;
 
 use super::{Behind, RouteCache};
@@ -13,7 +13,7 @@ use crate::ids::AgentId;
 use crate::names::SubjectPattern;
 use crate::payload::{Payload, SharedContent};
 use crate::transport::FrameClass;
-use crate::wire::ReportView;
+use crate::wire::{encode_report_spliced, ReportView};
 
 /// What routing a received report needs: the node's routes (and the bridge's caches of
 /// them), the bridge's name cache, and the chunk the report was read in.
@@ -105,12 +105,11 @@ impl ReportRouting<'_> {
         match decided.links.as_slice() {
             // One link has every target: the frame goes on as received.
             [(link, indexes)] if indexes.len() == view.targets.len() => {
-                let _ = link.out().send_raw(frame, FrameClass::Report, "Report");
+                self.batch.relays.raw(link, frame);
             }
             links => {
                 for (link, indexes) in links {
-                    let targets = indexes.iter().map(|&i| view.targets[i]);
-                    let _ = link.out().send_report_head(view, targets);
+                    self.batch.relays.spliced(link, view, indexes);
                 }
             }
         }
@@ -218,6 +217,8 @@ pub(super) struct Decisions {
     generation: u64,
     behind: u64,
     kept: Vec<Decision>,
+    /// The [`Print`] of each decision's target list, at the same index.
+    prints: Vec<Print>,
     /// The entry replaced next once `kept` is full.
     next: usize,
 }
@@ -241,26 +242,65 @@ impl Decisions {
         let now = (net.generation(), behind.version());
         if now != (self.generation, self.behind) {
             self.kept.clear();
+            self.prints.clear();
             self.next = 0;
             (self.generation, self.behind) = now;
             return None;
         }
-        self.kept
-            .iter()
-            .position(|d| d.publisher == publisher && *d.targets == *targets)
+        // The prints, side by side, are checked before any decision is looked at.
+        let print = Print::of(targets);
+        let mut from = 0;
+        while let Some(i) = self.prints[from..].iter().position(|p| *p == print) {
+            let at = from + i;
+            let d = &self.kept[at];
+            if d.publisher == publisher && *d.targets == *targets {
+                return Some(at);
+            }
+            from = at + 1;
+        }
+        None
     }
 
     /// Keeps `decision` (whose target list is at most [`DECISION_TARGET_BYTES`]) in place of
     /// the oldest once full; its index.
     fn keep(&mut self, decision: Decision) -> usize {
+        let print = Print::of(&decision.targets);
         if self.kept.len() < DECISIONS {
             self.kept.push(decision);
+            self.prints.push(print);
             return self.kept.len() - 1;
         }
         let at = self.next;
         self.next = (at + 1) % DECISIONS;
         self.kept[at] = decision;
+        self.prints[at] = print;
         at
+    }
+}
+
+/// A few bytes of a target list, compared before the whole list: its length, and the first
+/// and last eight bytes after its count (of the first subscriber's id, and of the last
+/// target). Two lists of a report stream's subscriber groups differ here already.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Print {
+    len: usize,
+    first: u64,
+    last: u64,
+}
+
+impl Print {
+    fn of(targets: &[u8]) -> Self {
+        fn word(bytes: &[u8]) -> u64 {
+            let mut word = [0; 8];
+            let n = bytes.len().min(8);
+            word[..n].copy_from_slice(&bytes[..n]);
+            u64::from_le_bytes(word)
+        }
+        Print {
+            len: targets.len(),
+            first: word(targets.get(1..).unwrap_or_default()),
+            last: word(&targets[targets.len().saturating_sub(8)..]),
+        }
     }
 }
 
@@ -335,41 +375,205 @@ impl LocalDelivery<'_, '_> {
     }
 }
 
-/// Reports for one local service gathered while a chunk is handled, pushed to its inbox
-/// under one lock. They are pushed before any frame other than a report is handled, and at
-/// the end of the chunk, so every service still sees what one peer sent in the order sent.
-/// Only reports: a refused one is dropped (as `Inbox::push_all` does), which for a request
-/// would lose its answer.
+/// Reports gathered while a chunk is handled: for local services, pushed to each inbox under
+/// one lock, and for other links ([`Relays`]), queued on each under one lock. They are pushed
+/// before any frame other than a report is handled, and at the end of the chunk, so every
+/// service and link still gets what one peer sent in the order sent. Up to
+/// [`BATCH_INBOXES`] services are gathered for at once, so that a stream whose reports go to
+/// several services by turns (their subjects interleaved) still takes one lock per service
+/// per chunk, not one per report. Only reports: a refused one is dropped (as
+/// `Inbox::push_all` does), which for a request would lose its answer.
 #[derive(Default)]
 pub(super) struct ReportBatch {
-    inbox: Option<Inbox>,
-    reports: Vec<Report>,
+    /// The services gathered for, in the order first met, the last pushed to first checked.
+    pending: Vec<(Inbox, Vec<Report>)>,
+    /// The entry of `pending` pushed to last.
+    last: usize,
+    /// Emptied report lists for the next services, so that gathering allocates nothing once
+    /// warm (at most [`BATCH_INBOXES`], each of at most [`SPARE_REPORTS`]).
+    spare: Vec<Vec<Report>>,
     /// Whether an inbox pushed to since [`ReportBatch::take_conflating`] conflates a
     /// subscription.
     conflating: bool,
+    /// The reports for other links.
+    relays: Relays,
 }
+
+/// Most services a [`ReportBatch`] gathers reports for at once; a further one flushes them.
+const BATCH_INBOXES: usize = 16;
+/// Largest emptied report list a [`ReportBatch`] keeps for reuse (a chunk's worth of small
+/// reports); a longer one, from a burst, is freed.
+const SPARE_REPORTS: usize = 1024;
 
 impl ReportBatch {
     fn push(&mut self, to: &Binding, report: Report) {
         let Some(inbox) = to.local_inbox() else {
             return to.send(Delivery::Report(report));
         };
-        if !self.inbox.as_ref().is_some_and(|i| i.same(inbox)) {
-            self.flush();
-            self.inbox = Some(inbox.clone());
-        }
-        self.reports.push(report);
+        let at = match self.pending.get(self.last) {
+            Some((last, _)) if last.same(inbox) => self.last,
+            _ => match self.pending.iter().position(|(i, _)| i.same(inbox)) {
+                Some(at) => at,
+                None => {
+                    if self.pending.len() >= BATCH_INBOXES {
+                        self.flush();
+                    }
+                    let reports = self.spare.pop().unwrap_or_default();
+                    self.pending.push((inbox.clone(), reports));
+                    self.pending.len() - 1
+                }
+            },
+        };
+        self.last = at;
+        self.pending[at].1.push(report);
     }
 
     pub(super) fn flush(&mut self) {
-        if let Some(inbox) = self.inbox.take() {
-            self.conflating |= inbox.push_all(self.reports.drain(..).map(Delivery::Report));
+        for (inbox, mut reports) in self.pending.drain(..) {
+            self.conflating |= inbox.push_all(reports.drain(..).map(Delivery::Report));
+            if reports.capacity() <= SPARE_REPORTS {
+                self.spare.push(reports);
+            }
         }
+        self.last = 0;
+        self.relays.flush();
     }
 
     /// Whether reports went to a service that conflates a subscription since the last call.
     pub(super) fn take_conflating(&mut self) -> bool {
         std::mem::take(&mut self.conflating)
+    }
+}
+
+/// Report frames for other links gathered while a chunk is handled, each link's queued under
+/// one lock ([`crate::transport::Outbound::queue_reports`]) rather than one lock per report:
+/// a relay that sends every report to many links takes each link's lock once per chunk, or
+/// per [`STAGED_BYTES`]. At most [`BATCH_LINKS`] links at once (a further one flushes them).
+/// Frames are gathered in a buffer per link (the copy into it costs less than a lock) when
+/// what they carry as received (the frame, or a spliced report's head) is at most
+/// [`STAGED_FRAME`] bytes; a larger one is queued at once, after what was gathered for its
+/// link, so that its content is copied only into the link's buffer.
+#[derive(Default)]
+pub(super) struct Relays {
+    /// The links gathered for, in the order first met.
+    pending: Vec<Staged>,
+    /// The entry of `pending` added to last (checked first).
+    last: usize,
+    /// Emptied buffers for the next links, at most [`BATCH_LINKS`].
+    spare: Vec<BytesMut>,
+}
+
+/// The frames gathered for one link.
+struct Staged {
+    link: Link,
+    buf: BytesMut,
+    /// Frames in `buf`.
+    frames: u64,
+}
+
+impl Staged {
+    /// Queues the frames on the link, and starts over.
+    fn queue(&mut self) {
+        if self.frames > 0 {
+            self.link.out().queue_reports(&self.buf, self.frames);
+            self.buf.clear();
+            self.frames = 0;
+        }
+    }
+
+    /// Queues the frames once they are [`STAGED_BYTES`]: buffers stay small (in cache, and
+    /// reused rather than allocated per chunk).
+    fn queue_if_full(&mut self) {
+        if self.buf.len() >= STAGED_BYTES {
+            self.queue();
+        }
+    }
+}
+
+/// Most links [`Relays`] gathers frames for at once.
+const BATCH_LINKS: usize = 16;
+/// Largest frame [`Relays`] gathers; a larger one is queued at once.
+const STAGED_FRAME: usize = 4096;
+/// Bytes gathered for one link before they are queued, even within a chunk.
+const STAGED_BYTES: usize = 16 * 1024;
+/// Largest emptied buffer [`Relays`] keeps for reuse.
+const SPARE_STAGED: usize = 64 * 1024;
+
+impl Relays {
+    /// Relays a received report frame to `link` as received.
+    fn raw(&mut self, link: &Link, frame: &[u8]) {
+        let max = link.out().max_frame();
+        if frame.len() > STAGED_FRAME || frame.len().saturating_sub(4) > max {
+            self.flush_link(link);
+            let _ = link.out().send_raw(frame, FrameClass::Report, "Report");
+            return;
+        }
+        let staged = self.staged(link);
+        staged.buf.extend_from_slice(frame);
+        staged.frames += 1;
+        staged.queue_if_full();
+    }
+
+    /// Relays a received report to `link` as its head with the targets at `indexes` (those
+    /// behind the link).
+    fn spliced(&mut self, link: &Link, view: &ReportView<'_>, indexes: &[usize]) {
+        let targets = || indexes.iter().map(|&i| view.targets[i]);
+        if view.head.len() > STAGED_FRAME {
+            self.flush_link(link);
+            let _ = link.out().send_report_head(view, targets());
+            return;
+        }
+        let max = link.out().max_frame();
+        let staged = self.staged(link);
+        match encode_report_spliced(view.head, targets(), view.conflated, &mut staged.buf, max) {
+            Ok(()) => staged.frames += 1,
+            // Too large for this link (nothing was left in the buffer): refused with a log
+            // line, as when sent at once.
+            Err(_) => {
+                let _ = link.out().send_report_head(view, targets());
+            }
+        }
+        staged.queue_if_full();
+    }
+
+    /// The frames gathered for `link`.
+    fn staged(&mut self, link: &Link) -> &mut Staged {
+        let at = match self.pending.get(self.last) {
+            Some(last) if last.link.same(link) => self.last,
+            _ => match self.pending.iter().position(|p| p.link.same(link)) {
+                Some(at) => at,
+                None => {
+                    if self.pending.len() >= BATCH_LINKS {
+                        self.flush();
+                    }
+                    self.pending.push(Staged {
+                        link: link.clone(),
+                        buf: self.spare.pop().unwrap_or_default(),
+                        frames: 0,
+                    });
+                    self.pending.len() - 1
+                }
+            },
+        };
+        self.last = at;
+        &mut self.pending[at]
+    }
+
+    /// Queues what was gathered for `link`, if anything (before a frame queued at once).
+    fn flush_link(&mut self, link: &Link) {
+        if let Some(staged) = self.pending.iter_mut().find(|p| p.link.same(link)) {
+            staged.queue();
+        }
+    }
+
+    fn flush(&mut self) {
+        for mut staged in self.pending.drain(..) {
+            staged.queue();
+            if staged.buf.capacity() <= SPARE_STAGED {
+                self.spare.push(staged.buf);
+            }
+        }
+        self.last = 0;
     }
 }
 
