@@ -39,7 +39,7 @@ pub(crate) use inbound::{Behind, Inbound};
 pub use inbox::Drain;
 pub(crate) use inbox::{Inbox, Publishers, Refused};
 pub(crate) use link::{Link, Peer, Side};
-pub(crate) use messages::{Delivery, IncomingRequest, ReportData, WatchedBy};
+pub(crate) use messages::{Delivery, IncomingRequest, ReportData, ReportHead, WatchedBy};
 pub use messages::{
     PublisherNotice, RegistryEvent, Report, ReportTypeError, ShutdownPhase, Status, Watch,
 };

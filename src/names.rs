@@ -288,6 +288,12 @@ enum Shape {
 }
 
 impl SubjectPattern {
+    /// An identity of this pattern's text: the same for its clones, different from that of
+    /// any other pattern alive (a pattern made again from the same string has another).
+    pub(crate) fn id(&self) -> usize {
+        self.text.as_ptr() as usize
+    }
+
     /// Validates `pattern` and analyses its shape.
     pub fn new(pattern: impl AsRef<str>) -> Result<Self, InvalidName> {
         let text = pattern.as_ref();

@@ -227,19 +227,19 @@ impl Inbox {
     /// Keeps `report` aside if its subscription is conflated and there is room (`None`);
     /// else gives it back, to be dropped.
     fn set_aside(&self, state: &mut State, mut report: Report) -> Option<Report> {
-        let Some(pattern) = &report.pattern else {
+        let head = &report.head;
+        let Some(pattern) = &head.pattern else {
             return Some(report);
         };
-        let publisher = &report.data.publisher;
-        if !conflating(state, publisher, pattern) {
+        if !conflating(state, &head.publisher, pattern) {
             return Some(report);
         }
-        let aside = &mut state.rare().aside;
         let key = (
-            publisher.agent(),
-            report.data.subject.clone(),
+            head.publisher.agent(),
+            head.subject.clone(),
             pattern.clone(),
         );
+        let aside = &mut state.rare().aside;
         if let Some(&at) = aside.index.get(&key) {
             let replaced = &mut aside.reports[at];
             // Saturating: a peer's conflated report may claim any count.

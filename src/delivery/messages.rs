@@ -3,6 +3,7 @@
 //! above (the registry, reports, requests, the service runtime); here is only their shape.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
@@ -63,8 +64,8 @@ pub(crate) enum WatchedBy {
     Broker,
 }
 
-/// What every delivery of one report shares. Not behind its own `Arc`: every field is a
-/// cheap clone already, and a received report then costs one allocation fewer.
+/// What every delivery of one report shares: how a publisher's fan-out, or a relay, is
+/// handed one report.
 #[derive(Clone)]
 pub(crate) struct ReportData {
     pub(crate) publisher: Binding,
@@ -73,14 +74,59 @@ pub(crate) struct ReportData {
     pub(crate) targeted: bool,
 }
 
+/// The part of a delivery that repeats from report to report of one stream: who published
+/// it, on which subject, and the subscriber's pattern it matched. It is made once per
+/// (publisher, subject, pattern) by whoever hands out the stream (a publisher's fan-out, a
+/// connection's routing) and shared by every report of it, so that a delivery costs one
+/// reference count for the three, not three.
+pub(crate) struct ReportHead {
+    pub(crate) publisher: Binding,
+    pub(crate) subject: Subject,
+    pub(crate) pattern: Option<SubjectPattern>,
+}
+
+impl ReportHead {
+    /// A head for reports of `publisher` on `subject`, for a subscriber whose `pattern` they
+    /// matched.
+    pub(crate) fn new(
+        publisher: &Binding,
+        subject: &Subject,
+        pattern: Option<SubjectPattern>,
+    ) -> Arc<Self> {
+        Arc::new(ReportHead {
+            publisher: publisher.clone(),
+            subject: subject.clone(),
+            pattern,
+        })
+    }
+
+    /// Whether this is the head of reports of `publisher` on `subject`.
+    pub(crate) fn is_for(&self, publisher: &Binding, subject: &Subject) -> bool {
+        self.publisher.agent() == publisher.agent() && self.subject == *subject
+    }
+}
+
 /// A report as a subscriber receives it: one delivery per matching subscription pattern.
 #[derive(Clone)]
 pub struct Report {
-    pub(crate) data: ReportData,
-    pub(crate) pattern: Option<SubjectPattern>,
+    pub(crate) head: Arc<ReportHead>,
+    pub(crate) content: Payload,
+    pub(crate) targeted: bool,
     /// Earlier reports on the same subject, publisher and pattern this one replaced in a
     /// full inbox (a conflated subscription's; see [`Report::conflated`]).
     pub(crate) conflated: u64,
+}
+
+impl Report {
+    /// The parts every delivery of this report shares, for sending it on.
+    pub(crate) fn data(&self) -> ReportData {
+        ReportData {
+            publisher: self.head.publisher.clone(),
+            subject: self.head.subject.clone(),
+            content: self.content.clone(),
+            targeted: self.targeted,
+        }
+    }
 }
 
 /// A report whose content is not of the type the subscriber asked for.
@@ -98,23 +144,23 @@ pub struct ReportTypeError {
 impl Report {
     /// The publishing service.
     pub fn publisher(&self) -> &Binding {
-        &self.data.publisher
+        &self.head.publisher
     }
 
     /// The report's subject.
     pub fn subject(&self) -> &Subject {
-        &self.data.subject
+        &self.head.subject
     }
 
     /// The subscription pattern this delivery matched; `None` for a targeted report that
     /// matched none of the subscriber's patterns.
     pub fn pattern(&self) -> Option<&SubjectPattern> {
-        self.pattern.as_ref()
+        self.head.pattern.as_ref()
     }
 
     /// Whether the publisher sent this report to this subscriber only.
     pub fn is_targeted(&self) -> bool {
-        self.data.targeted
+        self.targeted
     }
 
     /// How many earlier reports on this subject (from this publisher, for this pattern) this
@@ -135,15 +181,15 @@ impl Report {
     /// bytes share that buffer too (see [`Payload::decode`]); take a `Vec<u8>` to keep them
     /// apart.
     pub fn content(&self) -> &Payload {
-        &self.data.content
+        &self.content
     }
 
     /// The content as a `T` (a clone in-process, decoded otherwise). A type mismatch is an
     /// error naming the publisher, the subject and both types.
     pub fn decode<T: DeserializeOwned + Clone + 'static>(&self) -> Result<T, ReportTypeError> {
-        self.data.content.decode().map_err(|error| ReportTypeError {
-            publisher: self.data.publisher.to_string(),
-            subject: self.data.subject.to_string(),
+        self.content.decode().map_err(|error| ReportTypeError {
+            publisher: self.head.publisher.to_string(),
+            subject: self.head.subject.to_string(),
             error,
         })
     }
@@ -152,11 +198,11 @@ impl Report {
 impl std::fmt::Debug for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Report")
-            .field("publisher", &self.data.publisher)
-            .field("subject", &self.data.subject)
-            .field("pattern", &self.pattern)
-            .field("content", &self.data.content)
-            .field("targeted", &self.data.targeted)
+            .field("publisher", &self.head.publisher)
+            .field("subject", &self.head.subject)
+            .field("pattern", &self.head.pattern)
+            .field("content", &self.content)
+            .field("targeted", &self.targeted)
             .finish()
     }
 }

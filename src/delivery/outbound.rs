@@ -24,8 +24,8 @@ use crate::wire::{
 pub(crate) fn deliver(link: &Link, target: &Binding, delivery: Delivery) -> Result<(), Refused> {
     let frame = match delivery {
         Delivery::Report(report) => {
-            let targets = [(target.agent(), report.pattern)];
-            send_report(&report.data, std::iter::once((link, &targets[..])));
+            let targets = [(target.agent(), report.head.pattern.clone())];
+            send_report(&report.data(), std::iter::once((link, &targets[..])));
             return Ok(());
         }
         Delivery::Request(request) => return send_request(link, target, request),

@@ -12,11 +12,14 @@
 //! (one frame listing both when the content is JSON already).
 
 use crate::delivery::Routes;
+use std::sync::{Arc, OnceLock};
+
 use crate::delivery::{
     send_report, send_report_as, send_value_report, Binding, Delivery, Link, Report, ReportData,
+    ReportHead,
 };
 use crate::names::{Subject, SubjectPattern};
-use crate::payload::{Content, Format};
+use crate::payload::{Content, Format, Payload};
 use crate::wire::{EncodedTargets, Joined, TargetView};
 
 /// The subscribers of one subject, worked out once so that a publisher can keep it and send
@@ -26,7 +29,7 @@ use crate::wire::{EncodedTargets, Joined, TargetView};
 /// [`ReportFanout::is_current`]).
 #[derive(Default)]
 pub(crate) struct ReportFanout {
-    local: Vec<(Binding, Option<SubjectPattern>)>,
+    local: Vec<LocalSubscriber>,
     /// Remote subscribers that take the content in the format it travels in, per link.
     remote: Vec<(Link, EncodedTargets)>,
     /// Remote subscribers that asked for JSON, per link (empty unless one did).
@@ -34,6 +37,46 @@ pub(crate) struct ReportFanout {
     /// The routes' generation when a remote subscriber was first considered (`None`: none
     /// was, and the fan-out does not depend on routes).
     generation: Option<u64>,
+}
+
+/// An in-process subscriber of a fan-out, with the head of its deliveries, made at the first
+/// report sent to it and shared by the next ones.
+struct LocalSubscriber {
+    binding: Binding,
+    pattern: Option<SubjectPattern>,
+    head: OnceLock<Arc<ReportHead>>,
+}
+
+impl LocalSubscriber {
+    fn new(binding: Binding, pattern: Option<SubjectPattern>) -> Self {
+        LocalSubscriber {
+            binding,
+            pattern,
+            head: OnceLock::new(),
+        }
+    }
+
+    /// Sends it a report of `data`, with `content` (`data`'s, or a clone of it).
+    fn send(&self, data: &ReportData, content: Payload) {
+        let ReportData {
+            publisher, subject, ..
+        } = data;
+        let head = match self.head.get() {
+            Some(head) if head.is_for(publisher, subject) => head.clone(),
+            // A fan-out serves one publisher and one subject; anything else gets its own.
+            Some(_) => ReportHead::new(publisher, subject, self.pattern.clone()),
+            None => self
+                .head
+                .get_or_init(|| ReportHead::new(publisher, subject, self.pattern.clone()))
+                .clone(),
+        };
+        self.binding.send(Delivery::Report(Report {
+            head,
+            content,
+            targeted: data.targeted,
+            conflated: 0,
+        }));
+    }
 }
 
 impl ReportFanout {
@@ -61,14 +104,18 @@ impl ReportFanout {
         format: Format,
     ) {
         if subscriber.link().is_none() {
-            return self.local.push((subscriber.clone(), pattern.cloned()));
+            return self
+                .local
+                .push(LocalSubscriber::new(subscriber.clone(), pattern.cloned()));
         }
         self.generation.get_or_insert_with(|| routes.generation());
         let Some(current) = routes.lookup(subscriber.agent()) else {
             return;
         };
         let Some(link) = current.link() else {
-            return self.local.push((current.clone(), pattern.cloned()));
+            return self
+                .local
+                .push(LocalSubscriber::new(current.clone(), pattern.cloned()));
         };
         let target = TargetView {
             subscriber: current.agent(),
@@ -113,19 +160,13 @@ impl ReportFanout {
             let links = self.remote.iter().map(|(link, targets)| (link, targets));
             send_report(&data, links);
         }
-        if let Some(((last, last_pattern), rest)) = self.local.split_last() {
-            for (subscriber, pattern) in rest {
-                subscriber.send(Delivery::Report(Report {
-                    data: data.clone(),
-                    pattern: pattern.clone(),
-                    conflated: 0,
-                }));
+        if let Some((last, rest)) = self.local.split_last() {
+            for subscriber in rest {
+                subscriber.send(&data, data.content.clone());
             }
-            last.send(Delivery::Report(Report {
-                data,
-                pattern: last_pattern.clone(),
-                conflated: 0,
-            }));
+            let mut data = data;
+            let content = std::mem::replace(&mut data.content, Payload::new(()));
+            last.send(&data, content);
         }
     }
 

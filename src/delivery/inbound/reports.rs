@@ -1,19 +1,22 @@
 //! Received reports: delivered to local subscribers (gathered per inbox, under one lock per
 //! chunk) and relayed to the links of remote ones.
 
+use std::hash::BuildHasher as _;
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
 use smallvec::SmallVec;
 
 use super::{Behind, RouteCache};
 use crate::delivery::interned::Names;
 use crate::delivery::link::Link;
-use crate::delivery::messages::{Delivery, Report, ReportData};
+use crate::delivery::messages::{Delivery, Report, ReportHead};
 use crate::delivery::{Binding, Inbox, Routes};
 use crate::ids::AgentId;
 use crate::names::SubjectPattern;
 use crate::payload::{Payload, SharedContent};
 use crate::transport::FrameClass;
-use crate::wire::{encode_report_spliced, ReportView};
+use crate::wire::{encode_report_spliced, ReportView, Text};
 
 /// What routing a received report needs: the node's routes (and the bridge's caches of
 /// them), the bridge's name cache, and the chunk the report was read in.
@@ -95,6 +98,7 @@ impl ReportRouting<'_> {
         } else {
             let local = LocalDelivery {
                 names: self.names,
+                heads: &mut self.decisions.heads,
                 batch: self.batch,
                 chunk: self.chunk,
                 share: self.share,
@@ -217,6 +221,8 @@ pub(super) struct Decisions {
     generation: u64,
     behind: u64,
     kept: Vec<Decision>,
+    /// The heads of the streams delivered to local services, dropped with the decisions.
+    heads: Heads,
     /// The [`Print`] of each decision's target list, at the same index.
     prints: Vec<Print>,
     /// The entry replaced next once `kept` is full.
@@ -243,6 +249,7 @@ impl Decisions {
         if now != (self.generation, self.behind) {
             self.kept.clear();
             self.prints.clear();
+            self.heads.clear();
             self.next = 0;
             (self.generation, self.behind) = now;
             return None;
@@ -304,9 +311,110 @@ impl Print {
     }
 }
 
+/// The heads of the report streams a connection delivers to local services (see
+/// [`ReportHead`]), one per (publisher, subject, pattern), made at a stream's first report
+/// and shared by the next ones. At most [`MAX_HEADS`]: over that, they start over. They hold
+/// the publisher's binding, so they go with the routing decisions (see [`Decisions`]), never
+/// outliving the routes they were made from.
+///
+/// Each entry holds its hash and a short subject's bytes, so that finding one reads the
+/// table and the one head found (whose count it takes), not the others.
+#[derive(Default)]
+pub(super) struct Heads {
+    table: hashbrown::HashTable<HeadEntry>,
+    /// Seeded at random per table: a peer cannot choose subjects that collide.
+    hasher: foldhash::fast::RandomState,
+    /// Where in `table` the head returned last is: checked first, without hashing.
+    last: Option<usize>,
+}
+
+/// Most report-stream heads a connection keeps (32 bytes each in the table, about 100
+/// behind it, besides the names).
+const MAX_HEADS: usize = 4096;
+
+/// A subject this long or shorter is compared within [`HeadEntry`].
+const INLINE_SUBJECT: usize = 15;
+
+/// A head in [`Heads`], with its hash and a short subject's bytes: most heads that are not
+/// the one looked for are told apart without reading them.
+struct HeadEntry {
+    hash: u64,
+    head: Arc<ReportHead>,
+    /// The subject's length (saturated), and its bytes when at most [`INLINE_SUBJECT`].
+    subject_len: u8,
+    subject: [u8; INLINE_SUBJECT],
+}
+
+impl HeadEntry {
+    fn is(&self, hash: u64, publisher: AgentId, pattern: usize, subject: &[u8]) -> bool {
+        let head = &self.head;
+        self.hash == hash
+            && match subject.len() {
+                n if n <= INLINE_SUBJECT => {
+                    usize::from(self.subject_len) == n && self.subject[..n] == *subject
+                }
+                _ => head.subject.as_str().as_bytes() == subject,
+            }
+            && head.pattern.as_ref().map_or(0, SubjectPattern::id) == pattern
+            && head.publisher.agent() == publisher
+    }
+}
+
+impl Heads {
+    /// The head of reports of `publisher` on the subject spelled `subject`, for a subscriber
+    /// whose `pattern` they matched. A new subject is validated (and interned) by `names`.
+    fn get(
+        &mut self,
+        publisher: &Binding,
+        subject: Text<'_>,
+        pattern: &Option<SubjectPattern>,
+        names: &mut Names,
+    ) -> Result<Arc<ReportHead>, String> {
+        let (agent, text) = (publisher.agent(), subject.0);
+        let pattern_id = pattern.as_ref().map_or(0, SubjectPattern::id);
+        let hash = self.hasher.hash_one((agent, pattern_id, text));
+        let same = |e: &HeadEntry| e.is(hash, agent, pattern_id, text);
+        let found = match self.last.and_then(|at| self.table.get_bucket(at)) {
+            Some(e) if same(e) => self.last,
+            _ => self.table.find_bucket_index(hash, same),
+        };
+        if let Some(at) = found {
+            self.last = Some(at);
+            return Ok(self.table.get_bucket(at).expect("found above").head.clone());
+        }
+        let subject = names.subject(subject)?;
+        if self.table.len() >= MAX_HEADS {
+            self.clear();
+        }
+        let head = ReportHead::new(publisher, subject, pattern.clone());
+        let mut inline = [0; INLINE_SUBJECT];
+        if text.len() <= INLINE_SUBJECT {
+            inline[..text.len()].copy_from_slice(text);
+        }
+        let entry = HeadEntry {
+            hash,
+            head: head.clone(),
+            subject_len: u8::try_from(text.len()).unwrap_or(u8::MAX),
+            subject: inline,
+        };
+        let at = self
+            .table
+            .insert_unique(hash, entry, |e| e.hash)
+            .bucket_index();
+        self.last = Some(at);
+        Ok(head)
+    }
+
+    fn clear(&mut self) {
+        self.table.clear();
+        self.last = None;
+    }
+}
+
 /// What delivering a received report to local services needs.
 struct LocalDelivery<'r, 'a> {
     names: &'r mut Names,
+    heads: &'r mut Heads,
     batch: &'r mut ReportBatch,
     chunk: &'a Bytes,
     share: bool,
@@ -315,16 +423,15 @@ struct LocalDelivery<'r, 'a> {
 
 impl LocalDelivery<'_, '_> {
     /// Delivers a received report to the local targets of `decided`, all sharing one copy of
-    /// its parts (the last delivery takes them over rather than cloning them), and returns
-    /// the size of the content. With `share`, the content is a slice of the chunk rather
-    /// than a copy.
+    /// its content (the last delivery takes it over rather than cloning it), each with the
+    /// head of its stream ([`Heads`]), and returns the size of the content. With `share`,
+    /// the content is a slice of the chunk rather than a copy.
     fn deliver(
         self,
         view: &ReportView<'_>,
         targeted: bool,
         decided: &Decided,
     ) -> Result<usize, String> {
-        let subject = self.names.subject(view.subject)?.clone();
         let (format, type_name) = (
             view.content.format,
             self.names.type_name(view.content.type_name)?,
@@ -343,33 +450,28 @@ impl LocalDelivery<'_, '_> {
                 type_name.clone(),
             )
         };
-        let data = ReportData {
-            publisher: decided.publisher.clone(),
-            subject,
-            content,
-            targeted,
-        };
         // A conflated report stands for the ones replaced on its way.
         let stands_for = view.conflated.unwrap_or(0);
-        if let Some(((last, last_pattern), others)) = decided.local.split_last() {
-            for (subscriber, pattern) in others {
-                self.batch.push(
-                    subscriber,
-                    Report {
-                        data: data.clone(),
-                        pattern: pattern.clone(),
-                        conflated: stands_for,
-                    },
-                );
-            }
+        let mut report = |subscriber: &Binding, pattern: &Option<SubjectPattern>, content| {
+            let head = self
+                .heads
+                .get(&decided.publisher, view.subject, pattern, self.names)?;
             self.batch.push(
-                last,
+                subscriber,
                 Report {
-                    data,
-                    pattern: last_pattern.clone(),
+                    head,
+                    content,
+                    targeted,
                     conflated: stands_for,
                 },
             );
+            Ok::<_, String>(())
+        };
+        if let Some(((last, last_pattern), others)) = decided.local.split_last() {
+            for (subscriber, pattern) in others {
+                report(subscriber, pattern, content.clone())?;
+            }
+            report(last, last_pattern, content)?;
         }
         Ok(view.content.bytes.len().max(1))
     }
@@ -581,6 +683,76 @@ impl Relays {
 mod tests {
     use super::*;
 
+    fn binding(name: &str) -> Binding {
+        Binding::new(
+            crate::names::ServiceName::new(name).unwrap(),
+            AgentId::random(),
+            crate::names::Audience::Everyone,
+            crate::ids::ProcessId::random(),
+            crate::delivery::binding::Address::Remote(crate::delivery::link::tests::link(
+                &Routes::new(),
+                "",
+                false,
+            )),
+        )
+    }
+
+    #[test]
+    fn a_stream_shares_one_head_per_publisher_subject_and_pattern() {
+        let mut heads = Heads::default();
+        let mut names = Names::new(1 << 20);
+        let (a, b) = (binding("a"), binding("b"));
+        let p = Some(SubjectPattern::new("s.*").unwrap());
+        let q = Some(SubjectPattern::new("s.*").unwrap());
+        let long = format!("s.{}", "x".repeat(40));
+        let mut get = |publisher: &Binding, subject: &str, pattern: &Option<SubjectPattern>| {
+            heads
+                .get(publisher, Text(subject.as_bytes()), pattern, &mut names)
+                .unwrap()
+        };
+        for subject in ["s.1", long.as_str()] {
+            let first = get(&a, subject, &p);
+            assert_eq!(
+                (first.publisher.agent(), first.subject.as_str()),
+                (a.agent(), subject)
+            );
+            assert_eq!(first.pattern, p);
+            // The same stream: the same head, after other streams too.
+            assert!(Arc::ptr_eq(&first, &get(&a, subject, &p)));
+            let others = [
+                get(&b, subject, &p),
+                get(&a, "s.2", &p),
+                get(&a, subject, &None),
+                // An equal pattern that is another value (another subscription's) is
+                // another stream: a head is found by its pattern's identity.
+                get(&a, subject, &q),
+                get(&a, &format!("{subject}y"), &p),
+            ];
+            for other in &others {
+                assert!(!Arc::ptr_eq(&first, other));
+            }
+            assert!(Arc::ptr_eq(&first, &get(&a, subject, &p)));
+            assert_eq!(others[1].subject.as_str(), "s.2");
+            assert_eq!(others[0].publisher.agent(), b.agent());
+        }
+        // A subject refused is refused every time; nothing is kept for it.
+        let before = heads.table.len();
+        for _ in 0..2 {
+            assert!(heads
+                .get(&a, Text(b"bad\nsubject"), &p, &mut names)
+                .is_err());
+        }
+        assert_eq!(heads.table.len(), before);
+        // Bounded: past MAX_HEADS it starts over.
+        for i in 0..MAX_HEADS + 10 {
+            let subject = format!("t.{i}");
+            heads
+                .get(&a, Text(subject.as_bytes()), &p, &mut names)
+                .unwrap();
+            assert!(heads.table.len() <= MAX_HEADS);
+        }
+    }
+
     #[test]
     fn decisions_are_kept_for_the_same_publisher_and_targets_bounded_and_dropped_on_change() {
         let net = Routes::new();
@@ -603,10 +775,18 @@ mod tests {
             decisions.find(&net, &behind, AgentId::random(), &lists[10]),
             None
         );
-        // A change of the agents behind the link drops them all; so does a change of routes.
+        // A change of the agents behind the link drops them all, and the heads made with
+        // them; so does a change of routes.
+        let mut names = Names::new(1 << 20);
+        let head = decisions
+            .heads
+            .get(&binding("p"), Text(b"s"), &None, &mut names)
+            .unwrap();
         behind.insert(AgentId::random());
         assert_eq!(decisions.find(&net, &behind, publisher, &lists[10]), None);
         assert!(decisions.kept.is_empty());
+        assert!(decisions.heads.table.is_empty());
+        assert_eq!(Arc::strong_count(&head), 1, "the head is no longer kept");
         decisions.keep(Decision::new(publisher, &lists[10], None));
         assert!(decisions
             .find(&net, &behind, publisher, &lists[10])
