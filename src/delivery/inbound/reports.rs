@@ -109,7 +109,7 @@ impl ReportRouting<'_> {
         match decided.links.as_slice() {
             // One link has every target: the frame goes on as received.
             [(link, indexes)] if indexes.len() == view.targets.len() => {
-                self.batch.relays.raw(link, frame);
+                self.batch.relays.raw(link, frame, self.chunk);
             }
             links => {
                 for (link, indexes) in links {
@@ -551,10 +551,15 @@ impl ReportBatch {
 /// one lock ([`crate::transport::Outbound::queue_reports`]) rather than one lock per report:
 /// a relay that sends every report to many links takes each link's lock once per chunk, or
 /// per [`STAGED_BYTES`]. At most [`BATCH_LINKS`] links at once (a further one flushes them).
-/// Frames are gathered in a buffer per link (the copy into it costs less than a lock) when
-/// what they carry as received (the frame, or a spliced report's head) is at most
-/// [`STAGED_FRAME`] bytes; a larger one is queued at once, after what was gathered for its
-/// link, so that its content is copied only into the link's buffer.
+///
+/// Frames passed on as received are not copied until they are queued: consecutive ones for
+/// a link are one run of the chunk they were read in, copied once, into the link's buffer
+/// (a server relaying a stream to one link copies each chunk once). Spliced frames are
+/// written into a buffer per link (the copy into it costs less than a lock), a run before
+/// them copied there first when short, queued first when long, so the link gets its frames
+/// in order; a spliced report whose received head is over [`STAGED_FRAME`] bytes is queued
+/// at once, after what was gathered for its link, so that its content is copied only into
+/// the link's buffer.
 #[derive(Default)]
 pub(super) struct Relays {
     /// The links gathered for, in the order first met.
@@ -565,26 +570,53 @@ pub(super) struct Relays {
     spare: Vec<BytesMut>,
 }
 
-/// The frames gathered for one link.
+/// The frames gathered for one link: those in `buf`, then those of `run`.
 struct Staged {
     link: Link,
     buf: BytesMut,
     /// Frames in `buf`.
+    frames: u64,
+    run: Option<Run>,
+}
+
+/// Consecutive frames of a chunk, relayed as received: `chunk[start..end]`.
+struct Run {
+    chunk: Bytes,
+    start: usize,
+    end: usize,
     frames: u64,
 }
 
 impl Staged {
     /// Queues the frames on the link, and starts over.
     fn queue(&mut self) {
+        let out = self.link.out();
         if self.frames > 0 {
-            self.link.out().queue_reports(&self.buf, self.frames);
+            out.queue_reports(&self.buf, self.frames);
             self.buf.clear();
             self.frames = 0;
         }
+        if let Some(run) = self.run.take() {
+            out.queue_reports(&run.chunk[run.start..run.end], run.frames);
+        }
     }
 
-    /// Queues the frames once they are [`STAGED_BYTES`]: buffers stay small (in cache, and
-    /// reused rather than allocated per chunk).
+    /// Ends the run, if any, before a frame that is not a part of it: copied into `buf` if
+    /// short, queued (with what is before it) if long.
+    fn end_run(&mut self) {
+        match &self.run {
+            Some(run) if run.end - run.start > STAGED_FRAME => self.queue(),
+            Some(run) => {
+                self.buf.extend_from_slice(&run.chunk[run.start..run.end]);
+                self.frames += run.frames;
+                self.run = None;
+            }
+            None => {}
+        }
+    }
+
+    /// Queues the frames of `buf` once they are [`STAGED_BYTES`]: buffers stay small (in
+    /// cache, and reused rather than allocated per chunk).
     fn queue_if_full(&mut self) {
         if self.buf.len() >= STAGED_BYTES {
             self.queue();
@@ -592,28 +624,47 @@ impl Staged {
     }
 }
 
+/// Largest spliced report head [`Relays`] gathers, and longest run it copies to end it.
+const STAGED_FRAME: usize = 4096;
 /// Most links [`Relays`] gathers frames for at once.
 const BATCH_LINKS: usize = 16;
-/// Largest frame [`Relays`] gathers; a larger one is queued at once.
-const STAGED_FRAME: usize = 4096;
-/// Bytes gathered for one link before they are queued, even within a chunk.
+/// Bytes gathered in one link's buffer before they are queued, even within a chunk.
 const STAGED_BYTES: usize = 16 * 1024;
 /// Largest emptied buffer [`Relays`] keeps for reuse.
 const SPARE_STAGED: usize = 64 * 1024;
 
 impl Relays {
-    /// Relays a received report frame to `link` as received.
-    fn raw(&mut self, link: &Link, frame: &[u8]) {
-        let max = link.out().max_frame();
-        if frame.len() > STAGED_FRAME || frame.len().saturating_sub(4) > max {
-            self.flush_link(link);
+    /// Relays a received report frame, read in `chunk`, to `link` as received.
+    fn raw(&mut self, link: &Link, frame: &[u8], chunk: &Bytes) {
+        if frame.len().saturating_sub(4) > link.out().max_frame() {
+            // Refused, with a log line.
             let _ = link.out().send_raw(frame, FrameClass::Report, "Report");
             return;
         }
+        let start = (frame.as_ptr() as usize).wrapping_sub(chunk.as_ptr() as usize);
+        let end = start.wrapping_add(frame.len());
         let staged = self.staged(link);
-        staged.buf.extend_from_slice(frame);
-        staged.frames += 1;
-        staged.queue_if_full();
+        if let Some(run) = &mut staged.run {
+            if run.chunk.as_ptr() == chunk.as_ptr() && run.end == start {
+                run.end = end;
+                run.frames += 1;
+                return;
+            }
+        }
+        staged.end_run();
+        if start <= end && end <= chunk.len() {
+            staged.run = Some(Run {
+                chunk: chunk.clone(),
+                start,
+                end,
+                frames: 1,
+            });
+        } else {
+            // Not a part of the chunk (it always is): copied.
+            staged.buf.extend_from_slice(frame);
+            staged.frames += 1;
+            staged.queue_if_full();
+        }
     }
 
     /// Relays a received report to `link` as its head with the targets at `indexes` (those
@@ -627,6 +678,7 @@ impl Relays {
         }
         let max = link.out().max_frame();
         let staged = self.staged(link);
+        staged.end_run();
         match encode_report_spliced(view.head, targets(), view.conflated, &mut staged.buf, max) {
             Ok(()) => staged.frames += 1,
             // Too large for this link (nothing was left in the buffer): refused with a log
@@ -652,6 +704,7 @@ impl Relays {
                         link: link.clone(),
                         buf: self.spare.pop().unwrap_or_default(),
                         frames: 0,
+                        run: None,
                     });
                     self.pending.len() - 1
                 }
@@ -695,6 +748,98 @@ mod tests {
                 false,
             )),
         )
+    }
+
+    /// A report frame (header included) of `value` on subject `s`, `size` bytes of content,
+    /// to one subscriber of agent id `to`.
+    fn report_frame(value: u8, size: usize, to: u128) -> Vec<u8> {
+        let frame = crate::wire::Frame::Report(crate::wire::ReportFrame {
+            publisher: AgentId::from_uuid(uuid::Uuid::from_u128(1)),
+            subject: "s".into(),
+            content: crate::wire::WirePayload {
+                format: crate::payload::Format::Bincode,
+                type_name: "t".into(),
+                bytes: Bytes::from(vec![value; size]),
+            },
+            targets: vec![crate::wire::ReportTarget {
+                subscriber: AgentId::from_uuid(uuid::Uuid::from_u128(to)),
+                pattern: None,
+            }],
+        });
+        let mut buf = BytesMut::new();
+        crate::wire::encode_frame(&frame, &mut buf, 1 << 20).unwrap();
+        buf.to_vec()
+    }
+
+    /// (first content byte, subscriber) of each frame queued on `link`.
+    fn queued(link: &Link) -> Vec<(u8, u128)> {
+        link.out()
+            .take_queued()
+            .into_iter()
+            .map(|f| match f {
+                crate::wire::Frame::Report(r) => (
+                    r.content.bytes[0],
+                    r.targets[0].subscriber.as_uuid().as_u128(),
+                ),
+                other => panic!("{} queued", other.kind()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn relayed_frames_reach_each_link_once_and_in_order() {
+        let net = Routes::new();
+        let (a, b) = (
+            crate::delivery::link::tests::link(&net, "", false),
+            crate::delivery::link::tests::link(&net, "", false),
+        );
+        for size in [10, 3000] {
+            // Frames 0..6 of one chunk; the spliced ones are sent to subscriber 9.
+            let frames: Vec<Vec<u8>> = (0..6).map(|v| report_frame(v, size, 7)).collect();
+            let chunk = Bytes::from(frames.concat());
+            let mut at = 0;
+            let parts: Vec<&[u8]> = frames
+                .iter()
+                .map(|f| {
+                    at += f.len();
+                    &chunk[at - f.len()..at]
+                })
+                .collect();
+            fn view(frame: &[u8]) -> ReportView<'_> {
+                match crate::wire::decode_incoming(&frame[4..]).unwrap() {
+                    crate::wire::Incoming::Report { view, .. } => view,
+                    _ => unreachable!(),
+                }
+            }
+            let ninth = [crate::wire::TargetView {
+                subscriber: AgentId::from_uuid(uuid::Uuid::from_u128(9)),
+                pattern: None,
+            }];
+            let mut spliced = view(parts[3]);
+            spliced.targets = smallvec::SmallVec::from_slice(&ninth);
+            let mut relays = Relays::default();
+            // A run of two for `a`, one for `b`, one more for `a` after it (another run), a
+            // spliced report for `a`, the last frame as a copy from elsewhere, then the
+            // frame after the spliced one in the chunk.
+            relays.raw(&a, parts[0], &chunk);
+            relays.raw(&a, parts[1], &chunk);
+            relays.raw(&b, parts[2], &chunk);
+            relays.raw(&a, parts[3], &chunk);
+            relays.spliced(&a, &spliced, &[0]);
+            let elsewhere = parts[5].to_vec();
+            relays.raw(&a, &elsewhere, &chunk);
+            relays.raw(&a, parts[4], &chunk);
+            // Short frames are queued at the flush only; a long run is queued when it ends.
+            assert_eq!(a.out().queued() == 0, size == 10);
+            relays.flush();
+            assert_eq!(
+                queued(&a),
+                [(0, 7), (1, 7), (3, 7), (3, 9), (5, 7), (4, 7)],
+                "content of {size} bytes"
+            );
+            assert_eq!(queued(&b), [(2, 7)]);
+            assert!(relays.pending.is_empty(), "no link is kept past a flush");
+        }
     }
 
     #[test]
