@@ -20,7 +20,8 @@
 //! subscribers or the node's routes change, since a publisher repeats its subjects, whether
 //! one or a thousand.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::BuildHasher as _;
 use std::time::Instant;
 
 use crate::delivery::Binding;
@@ -28,7 +29,7 @@ use crate::delivery::{Delivery, Inbox, WatchedBy};
 use crate::delivery::{PublisherNotice, ReportData};
 use crate::delivery::{RegistryEvent, Status, Watch};
 use crate::ids::{AgentId, IdMap};
-use crate::names::{GroupName, ServiceName, Subject, SubjectPattern};
+use crate::names::{GroupName, IntoName, ServiceName, Subject, SubjectPattern};
 use crate::node::Node;
 use crate::payload::Format;
 use crate::registry::{Subscribe, Unsubscribe};
@@ -63,22 +64,86 @@ pub(crate) struct Broker {
     pub(super) by_agent: IdMap<AgentId, (Binding, Patterns)>,
     pub(super) publishers: IdMap<AgentId, PublisherEntry>,
     pub(super) watches: IdMap<AgentId, usize>,
-    /// The subject of the last report published.
-    pub(super) last_subject: Option<Subject>,
-    /// Subjects published on lately, validated: a publisher that cycles over many subjects
-    /// validates and allocates each once, not per report. At most [`SUBJECTS_KEPT`] (then
-    /// forgotten all at once).
-    pub(super) subjects: HashSet<Subject>,
+    /// The subjects published on lately, with who gets a report on each.
+    pub(super) subjects: Subjects,
     /// The distinct subjects published on lately, for the descriptor; a subject is recorded
     /// when it is first published (or first again once `subjects` forgot it).
     pub(super) published: PublishedSubjects,
-    /// Who gets a report on the last subject published; dropped (with the links it holds)
-    /// whenever `subscribers` may change (see [`Broker::subscribers_mut`]), worked out again
-    /// when the node's routes change.
-    pub(super) fanout: Option<(Subject, ReportFanout)>,
-    /// The same for the other subjects published on lately, at most [`SUBJECTS_KEPT`], so
-    /// that cycling over many subjects does not work every fan-out out again per report.
-    pub(super) fanouts: HashMap<Subject, ReportFanout>,
+}
+
+/// The subjects a publisher published on lately, each validated and allocated once, not per
+/// report, with who gets a report on it: its fan-out, worked out at its first report and kept
+/// until the subscribers change (then all are dropped, with the links they hold, see
+/// [`Broker::subscribers_mut`]) or the node's routes do (then it is worked out again). At most
+/// [`SUBJECTS_KEPT`], then forgotten all at once. Found by their text, the last one found
+/// first, so that a publisher repeating one subject or cycling over a thousand looks each
+/// report's up once.
+#[derive(Default)]
+pub(super) struct Subjects {
+    table: hashbrown::HashTable<Published>,
+    hasher: foldhash::fast::RandomState,
+    /// Where in `table` the subject found last is.
+    last: Option<usize>,
+}
+
+/// A subject published on lately, and who gets a report on it (if worked out yet).
+pub(super) struct Published {
+    pub(super) subject: Subject,
+    pub(super) fanout: Option<ReportFanout>,
+}
+
+impl Subjects {
+    /// Where the subject spelled `text` is, if it was published on lately.
+    pub(super) fn find(&mut self, text: &str) -> Option<usize> {
+        let at = match self.last {
+            Some(at)
+                if self
+                    .table
+                    .get_bucket(at)
+                    .is_some_and(|p| p.subject.as_str() == text) =>
+            {
+                at
+            }
+            _ => {
+                let hash = self.hasher.hash_one(text);
+                self.table
+                    .find_bucket_index(hash, |p| p.subject.as_str() == text)?
+            }
+        };
+        self.last = Some(at);
+        Some(at)
+    }
+
+    /// Keeps `subject`, not kept yet; where it is.
+    pub(super) fn insert(&mut self, subject: Subject) -> usize {
+        if self.table.len() >= SUBJECTS_KEPT {
+            self.table.clear();
+        }
+        let hasher = &self.hasher;
+        let hash = hasher.hash_one(subject.as_str());
+        let published = Published {
+            subject,
+            fanout: None,
+        };
+        let at = self
+            .table
+            .insert_unique(hash, published, |p| hasher.hash_one(p.subject.as_str()))
+            .bucket_index();
+        self.last = Some(at);
+        at
+    }
+
+    /// The subject at `at` (from [`Subjects::find`] or [`Subjects::insert`]).
+    pub(super) fn get(&mut self, at: usize) -> &mut Published {
+        self.table.get_bucket_mut(at).expect("a subject just found")
+    }
+
+    /// Drops every fan-out.
+    fn drop_fanouts(&mut self) {
+        for published in self.table.iter_mut() {
+            published.fanout = None;
+        }
+    }
 }
 
 /// Most subjects a publisher keeps validated, and most fan-outs it keeps.
@@ -124,28 +189,26 @@ impl Broker {
     /// The subscribers, for changing them: the cached fan-out is dropped first, so no change
     /// can leave it out of date.
     pub(super) fn subscribers_mut(&mut self) -> &mut IdMap<AgentId, SubscriberEntry> {
-        self.fanout = None;
-        self.fanouts.clear();
+        self.subjects.drop_fanouts();
         &mut self.subscribers
     }
 
-    /// The subject spelled `text`, if it was published on lately (validated then).
-    pub(super) fn known_subject(&self, text: &str) -> Option<Subject> {
-        if let Some(last) = self.last_subject.as_ref().filter(|l| l.as_str() == text) {
-            return Some(last.clone());
+    /// Where `subject` is in [`Broker::subjects`]: found by its text (`unvalidated`, when
+    /// given as a string: then it is validated only if it is new), or validated and kept,
+    /// and recorded for the descriptor, if new.
+    pub(super) fn subject(
+        &mut self,
+        subject: impl IntoName<Subject>,
+    ) -> Result<usize, crate::names::InvalidName> {
+        if let Some(at) = subject.unvalidated().and_then(|t| self.subjects.find(t)) {
+            return Ok(at);
         }
-        self.subjects.get(text).cloned()
-    }
-
-    /// Keeps `subject` as published on lately (recorded for the descriptor if new).
-    pub(super) fn remember(&mut self, subject: &Subject) {
-        if !self.subjects.contains(subject) {
-            if self.subjects.len() >= SUBJECTS_KEPT {
-                self.subjects.clear();
-            }
-            self.subjects.insert(subject.clone());
-            self.published.record(subject);
+        let subject = subject.into_name()?;
+        if let Some(at) = self.subjects.find(subject.as_str()) {
+            return Ok(at);
         }
+        self.published.record(&subject);
+        Ok(self.subjects.insert(subject))
     }
 
     pub(super) fn watch(&mut self, node: &Node, me: &Binding, inbox: &Inbox, target: &Binding) {
@@ -374,4 +437,39 @@ impl Broker {
 /// Logs an invalid argument of an operation; the operation is not performed.
 pub(super) fn refuse(me: &Binding, op: &str, error: impl std::fmt::Display) {
     tracing::error!(service = %me, "{op}: {error}; nothing done");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_are_found_by_their_text_and_bounded() {
+        let mut subjects = Subjects::default();
+        let a = subjects.insert(Subject::new("a.1").unwrap());
+        let b = subjects.insert(Subject::new("b.1").unwrap());
+        // The last found, and the others, by their text; an unknown one is not.
+        for (text, at) in [("b.1", b), ("a.1", a), ("a.1", a), ("b.1", b)] {
+            assert_eq!(subjects.find(text), Some(at));
+            assert_eq!(subjects.get(at).subject.as_str(), text);
+        }
+        assert_eq!(subjects.find("a.2"), None);
+        assert_eq!(subjects.find("a.1"), Some(a));
+        // A fan-out kept for a subject is dropped with all the others.
+        subjects.get(a).fanout = Some(ReportFanout::default());
+        subjects.get(b).fanout = Some(ReportFanout::default());
+        subjects.drop_fanouts();
+        assert!(subjects.get(a).fanout.is_none() && subjects.get(b).fanout.is_none());
+        // At most SUBJECTS_KEPT: then they start over, and each is still found right.
+        for i in 0..SUBJECTS_KEPT + 10 {
+            let text = format!("s.{i}");
+            let at = subjects.insert(Subject::new(&text).unwrap());
+            assert!(subjects.table.len() <= SUBJECTS_KEPT);
+            assert_eq!(subjects.find(&text), Some(at));
+            assert_eq!(subjects.get(at).subject.as_str(), text);
+        }
+        assert_eq!(subjects.find("a.1"), None);
+        // The two of the start, then SUBJECTS_KEPT + 10 more: 12 since the last start.
+        assert_eq!(subjects.table.len(), 12);
+    }
 }

@@ -3,9 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use super::broker::{refuse, Patterns, SUBJECTS_KEPT};
+use super::broker::{refuse, Patterns, SubscriberEntry};
 use super::{Service, ServiceContext};
 use crate::delivery::{Binding, Delivery, Publishers, ReportData, Watch, WatchedBy};
+use crate::ids::{AgentId, IdMap};
 use crate::names::{IntoName, Subject, SubjectPattern};
 use crate::payload::{Content, Format, Payload};
 use crate::registry::{Subscribe, Unsubscribe};
@@ -27,57 +28,62 @@ impl<S: Service> ServiceContext<S> {
         // validated, or one of those published on lately, instead of validating and
         // allocating it again. Only a new subject is recorded for the descriptor.
         let broker = &mut *self.core.broker;
-        let known = subject.unvalidated().and_then(|t| broker.known_subject(t));
-        let subject = match known {
-            Some(s) => s,
-            None => match subject.into_name() {
-                Ok(s) => {
-                    broker.remember(&s);
-                    s
-                }
-                Err(e) => return refuse(&self.core.binding, "publish_report", e),
-            },
+        let at = match broker.subject(subject) {
+            Ok(at) => at,
+            Err(e) => return refuse(&self.core.binding, "publish_report", e),
         };
-        if broker.last_subject.as_ref() != Some(&subject) {
-            broker.last_subject = Some(subject.clone());
-        }
         // A report that is not cached and goes to remote subscribers only needs no payload:
         // its value is encoded where it is, without being moved behind a shared pointer.
         // (A `serde_json::Value` travels as JSON: it takes the general way.)
         let is_json = std::any::TypeId::of::<T>() == std::any::TypeId::of::<serde_json::Value>();
         if matches!(lifetime, Lifetime::None) && !is_json {
-            broker.cache.forget(&subject);
+            let published = broker.subjects.get(at);
+            broker.cache.forget(&published.subject);
             if broker.subscribers.is_empty() {
                 return;
             }
-            let fanout = current_fanout(broker, self.core.node.routes(), &subject);
+            let net = self.core.node.routes();
+            let fanout = current_fanout(
+                &mut published.fanout,
+                &broker.subscribers,
+                net,
+                &published.subject,
+            );
             if fanout.is_remote_typed_only() {
-                return fanout.send_value(&self.core.binding, &subject, &content);
+                return fanout.send_value(&self.core.binding, &published.subject, &content);
             }
             // Local or JSON subscribers share the value: sent with the fan-out just found
             // (the cache entry is already gone), not looked up again.
             return fanout.send(ReportData {
                 publisher: self.core.binding.clone(),
-                subject,
+                subject: published.subject.clone(),
                 content: Payload::new(content),
                 targeted: false,
             });
         }
-        self.publish_payload(subject, Payload::new(content), lifetime);
+        self.publish_payload(at, Payload::new(content), lifetime);
     }
 
-    fn publish_payload(&mut self, subject: Subject, content: Payload, lifetime: Lifetime) {
+    /// Publishes `content` on the subject at `at` in the broker's subjects.
+    fn publish_payload(&mut self, at: usize, content: Payload, lifetime: Lifetime) {
         let broker = &mut *self.core.broker;
+        let published = broker.subjects.get(at);
         broker
             .cache
-            .post(&subject, &content, lifetime, Instant::now);
+            .post(&published.subject, &content, lifetime, Instant::now);
         if broker.subscribers.is_empty() {
             return;
         }
-        let fanout = current_fanout(broker, self.core.node.routes(), &subject);
+        let net = self.core.node.routes();
+        let fanout = current_fanout(
+            &mut published.fanout,
+            &broker.subscribers,
+            net,
+            &published.subject,
+        );
         fanout.send(ReportData {
             publisher: self.core.binding.clone(),
-            subject,
+            subject: published.subject.clone(),
             content,
             targeted: false,
         });
@@ -392,45 +398,26 @@ fn publishers(target: &Target) -> Publishers {
     }
 }
 
-/// Who gets a report on `subject` now. It is worked out once and kept while the subscribers
-/// and the node's routes stay the same: the last subject's in `fanout`, the others' in
-/// `fanouts`, so that cycling over many subjects works none out again.
+/// Who gets a report on `subject` now, kept in `kept`: worked out once and kept while the
+/// subscribers (the broker drops it when they change) and the node's routes stay the same.
 fn current_fanout<'b>(
-    broker: &'b mut super::broker::Broker,
+    kept: &'b mut Option<ReportFanout>,
+    subscribers: &IdMap<AgentId, SubscriberEntry>,
     net: &crate::delivery::Routes,
     subject: &Subject,
-) -> &'b mut ReportFanout {
-    if broker
-        .fanout
-        .as_ref()
-        .is_none_or(|(s, f)| *s != *subject || !f.is_current(net))
-    {
-        if let Some((last, fanout)) = broker.fanout.take() {
-            if fanout.is_current(net) {
-                if broker.fanouts.len() >= SUBJECTS_KEPT {
-                    broker.fanouts.clear();
-                }
-                broker.fanouts.insert(last, fanout);
+) -> &'b ReportFanout {
+    if !kept.as_ref().is_some_and(|f| f.is_current(net)) {
+        let mut fanout = ReportFanout::default();
+        for entry in subscribers.values() {
+            for (pattern, format) in entry
+                .patterns
+                .iter()
+                .filter(|(p, _)| p.matches(subject.as_str()))
+            {
+                fanout.add(net, &entry.binding, Some(pattern), *format);
             }
         }
-        let fanout = match broker.fanouts.remove(subject) {
-            Some(kept) if kept.is_current(net) => kept,
-            _ => {
-                let mut fanout = ReportFanout::default();
-                for entry in broker.subscribers.values() {
-                    for (pattern, format) in entry
-                        .patterns
-                        .iter()
-                        .filter(|(p, _)| p.matches(subject.as_str()))
-                    {
-                        fanout.add(net, &entry.binding, Some(pattern), *format);
-                    }
-                }
-                fanout
-            }
-        };
-        broker.fanout = Some((subject.clone(), fanout));
+        *kept = Some(fanout);
     }
-    let (_, fanout) = broker.fanout.as_mut().expect("set above");
-    fanout
+    kept.as_ref().expect("set above")
 }
