@@ -41,9 +41,10 @@ const ENTRY_COST: usize = 64;
 /// One kind of name, kept once each, found by its received bytes.
 struct Interned<T> {
     map: hashbrown::HashTable<T>,
-    /// Hashes received bytes. Seeded at random per table: a peer cannot choose names that
-    /// collide (and the table is bounded, as the whole cache is).
-    hasher: foldhash::fast::RandomState,
+    /// Hashes received bytes: keyed SipHash, seeded at random per table, so that a peer
+    /// cannot choose names that collide, even one timing its frames (a faster seeded hash,
+    /// foldhash, does not claim to resist that; the table is bounded as the whole cache is).
+    hasher: std::hash::RandomState,
     /// Where in `map` the name returned last is: it is checked first, without hashing.
     last: Option<usize>,
 }
@@ -52,7 +53,7 @@ impl<T> Default for Interned<T> {
     fn default() -> Self {
         Interned {
             map: hashbrown::HashTable::new(),
-            hasher: foldhash::fast::RandomState::default(),
+            hasher: std::hash::RandomState::new(),
             last: None,
         }
     }

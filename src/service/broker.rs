@@ -81,6 +81,7 @@ pub(crate) struct Broker {
 #[derive(Default)]
 pub(super) struct Subjects {
     table: hashbrown::HashTable<Published>,
+    /// The service's own subjects (not a peer's): a fast seeded hash.
     hasher: foldhash::fast::RandomState,
     /// Where in `table` the subject found last is.
     last: Option<usize>,

@@ -322,8 +322,9 @@ impl Print {
 #[derive(Default)]
 pub(super) struct Heads {
     table: hashbrown::HashTable<HeadEntry>,
-    /// Seeded at random per table: a peer cannot choose subjects that collide.
-    hasher: foldhash::fast::RandomState,
+    /// Keyed SipHash, seeded at random per table: a peer cannot choose subjects that
+    /// collide (see `interned::Names`).
+    hasher: std::hash::RandomState,
     /// Where in `table` the head returned last is: checked first, without hashing.
     last: Option<usize>,
 }
