@@ -194,6 +194,35 @@ impl Broker {
         &mut self.subscribers
     }
 
+    /// Who gets a report on the subject at `at` in [`Broker::subjects`] now, with the
+    /// subject; `None` when the service has no subscribers. It is worked out once and kept
+    /// while the subscribers (a change drops it, see [`Broker::subscribers_mut`]) and the
+    /// node's routes stay the same.
+    pub(super) fn fanout(
+        &mut self,
+        at: usize,
+        net: &crate::delivery::Routes,
+    ) -> Option<(&ReportFanout, &Subject)> {
+        if self.subscribers.is_empty() {
+            return None;
+        }
+        let Published { subject, fanout } = self.subjects.get(at);
+        if !fanout.as_ref().is_some_and(|f| f.is_current(net)) {
+            let mut worked_out = ReportFanout::default();
+            for entry in self.subscribers.values() {
+                for (pattern, format) in entry
+                    .patterns
+                    .iter()
+                    .filter(|(p, _)| p.matches(subject.as_str()))
+                {
+                    worked_out.add(net, &entry.binding, Some(pattern), *format);
+                }
+            }
+            *fanout = Some(worked_out);
+        }
+        Some((fanout.as_ref().expect("set above"), subject))
+    }
+
     /// Where `subject` is in [`Broker::subjects`]: found by its text (`unvalidated`, when
     /// given as a string: then it is validated only if it is new), or validated and kept,
     /// and recorded for the descriptor, if new.

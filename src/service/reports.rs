@@ -3,10 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::broker::{refuse, Patterns, SubscriberEntry};
+use super::broker::{refuse, Patterns};
 use super::{Service, ServiceContext};
 use crate::delivery::{Binding, Delivery, Publishers, ReportData, Watch, WatchedBy};
-use crate::ids::{AgentId, IdMap};
 use crate::names::{IntoName, Subject, SubjectPattern};
 use crate::payload::{Content, Format, Payload};
 use crate::registry::{Subscribe, Unsubscribe};
@@ -37,26 +36,18 @@ impl<S: Service> ServiceContext<S> {
         // (A `serde_json::Value` travels as JSON: it takes the general way.)
         let is_json = std::any::TypeId::of::<T>() == std::any::TypeId::of::<serde_json::Value>();
         if matches!(lifetime, Lifetime::None) && !is_json {
-            let published = broker.subjects.get(at);
-            broker.cache.forget(&published.subject);
-            if broker.subscribers.is_empty() {
+            broker.cache.forget(&broker.subjects.get(at).subject);
+            let Some((fanout, subject)) = broker.fanout(at, self.core.node.routes()) else {
                 return;
-            }
-            let net = self.core.node.routes();
-            let fanout = current_fanout(
-                &mut published.fanout,
-                &broker.subscribers,
-                net,
-                &published.subject,
-            );
+            };
             if fanout.is_remote_typed_only() {
-                return fanout.send_value(&self.core.binding, &published.subject, &content);
+                return fanout.send_value(&self.core.binding, subject, &content);
             }
             // Local or JSON subscribers share the value: sent with the fan-out just found
             // (the cache entry is already gone), not looked up again.
             return fanout.send(ReportData {
                 publisher: self.core.binding.clone(),
-                subject: published.subject.clone(),
+                subject: subject.clone(),
                 content: Payload::new(content),
                 targeted: false,
             });
@@ -67,26 +58,16 @@ impl<S: Service> ServiceContext<S> {
     /// Publishes `content` on the subject at `at` in the broker's subjects.
     fn publish_payload(&mut self, at: usize, content: Payload, lifetime: Lifetime) {
         let broker = &mut *self.core.broker;
-        let published = broker.subjects.get(at);
-        broker
-            .cache
-            .post(&published.subject, &content, lifetime, Instant::now);
-        if broker.subscribers.is_empty() {
-            return;
+        let subject = &broker.subjects.get(at).subject;
+        broker.cache.post(subject, &content, lifetime, Instant::now);
+        if let Some((fanout, subject)) = broker.fanout(at, self.core.node.routes()) {
+            fanout.send(ReportData {
+                publisher: self.core.binding.clone(),
+                subject: subject.clone(),
+                content,
+                targeted: false,
+            });
         }
-        let net = self.core.node.routes();
-        let fanout = current_fanout(
-            &mut published.fanout,
-            &broker.subscribers,
-            net,
-            &published.subject,
-        );
-        fanout.send(ReportData {
-            publisher: self.core.binding.clone(),
-            subject: published.subject.clone(),
-            content,
-            targeted: false,
-        });
     }
 
     /// Sends a report to one subscriber only; never cached. Nothing is sent if `subscriber`
@@ -396,28 +377,4 @@ fn publishers(target: &Target) -> Publishers {
         Target::Name(name) => Publishers::Named(name.clone()),
         Target::Binding(binding) => Publishers::Agent(binding.agent()),
     }
-}
-
-/// Who gets a report on `subject` now, kept in `kept`: worked out once and kept while the
-/// subscribers (the broker drops it when they change) and the node's routes stay the same.
-fn current_fanout<'b>(
-    kept: &'b mut Option<ReportFanout>,
-    subscribers: &IdMap<AgentId, SubscriberEntry>,
-    net: &crate::delivery::Routes,
-    subject: &Subject,
-) -> &'b ReportFanout {
-    if !kept.as_ref().is_some_and(|f| f.is_current(net)) {
-        let mut fanout = ReportFanout::default();
-        for entry in subscribers.values() {
-            for (pattern, format) in entry
-                .patterns
-                .iter()
-                .filter(|(p, _)| p.matches(subject.as_str()))
-            {
-                fanout.add(net, &entry.binding, Some(pattern), *format);
-            }
-        }
-        *kept = Some(fanout);
-    }
-    kept.as_ref().expect("set above")
 }
