@@ -1,5 +1,6 @@
 //! Received reports: delivered to local subscribers (gathered per inbox, under one lock per
-//! chunk) and relayed to the links of remote ones.
+//! chunk, each with its stream's shared head) and relayed to the links of remote ones
+//! (gathered per link, under one lock per chunk).
 
 use std::hash::BuildHasher as _;
 use std::sync::Arc;
