@@ -1,4 +1,5 @@
-//! Identities: agents, processes and conversations, and the maps keyed by them.
+//! Identities: agents, processes and conversations, the maps keyed by them, and the hash
+//! table of recently found values ([`RecentTable`]) that the caches of names build on.
 //!
 //! Agent and process identities are random UUIDs, unique without coordination and stable
 //! across reconnections. Conversation ids are counters, unique within the requesting node.
@@ -189,6 +190,97 @@ impl<V: ByAgent> AgentTable<V> {
     /// Every value, in no particular order.
     pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
         self.table.iter()
+    }
+}
+
+/// A hash table that remembers where the value found last is and checks it first, without
+/// hashing: a stream of frames or reports repeats its keys, one at a time or by turns. Keyed
+/// SipHash with a random key per table by default (for keys a peer sends); a table of a
+/// service's own keys may take a faster hasher. Values are found by a key and a test of the
+/// value; where one is (a slot) stays valid until the next insertion or clearing.
+pub(crate) struct RecentTable<T, S = std::hash::RandomState> {
+    table: hashbrown::HashTable<T>,
+    hasher: S,
+    last: Option<usize>,
+}
+
+impl<T, S: Default> Default for RecentTable<T, S> {
+    fn default() -> Self {
+        RecentTable {
+            table: hashbrown::HashTable::new(),
+            hasher: S::default(),
+            last: None,
+        }
+    }
+}
+
+impl<T, S: std::hash::BuildHasher> RecentTable<T, S> {
+    /// The hash of `key`, as [`RecentTable::find`] computes it.
+    #[inline]
+    pub(crate) fn hash<K: std::hash::Hash + ?Sized>(&self, key: &K) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// Where the value `is` picks is, among those whose key hashes as `key` does: the one
+    /// found last is checked first, and `key` is hashed only if it is not that one.
+    #[inline]
+    pub(crate) fn find<K: std::hash::Hash + ?Sized>(
+        &mut self,
+        key: &K,
+        is: impl Fn(&T) -> bool,
+    ) -> Option<usize> {
+        let at = match self.last {
+            Some(at) if self.table.get_bucket(at).is_some_and(&is) => at,
+            _ => self.table.find_bucket_index(self.hash(key), is)?,
+        };
+        self.last = Some(at);
+        Some(at)
+    }
+
+    /// Keeps `value`, which no value kept is, under `hash`; `rehash` gives the hash of a kept
+    /// value when the table grows. Where it is.
+    pub(crate) fn insert(&mut self, hash: u64, value: T, rehash: impl Fn(&S, &T) -> u64) -> usize {
+        let hasher = &self.hasher;
+        let at = self
+            .table
+            .insert_unique(hash, value, |v| rehash(hasher, v))
+            .bucket_index();
+        self.last = Some(at);
+        at
+    }
+
+    /// The value at `at`, from [`RecentTable::find`] or [`RecentTable::insert`].
+    #[inline]
+    pub(crate) fn get(&self, at: usize) -> &T {
+        self.table.get_bucket(at).expect("a slot just found")
+    }
+
+    /// The value at `at`, to change (not its key).
+    #[inline]
+    pub(crate) fn get_mut(&mut self, at: usize) -> &mut T {
+        self.table.get_bucket_mut(at).expect("a slot just found")
+    }
+
+    /// How many values are kept.
+    pub(crate) fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Every value.
+    #[cfg(test)]
+    pub(crate) fn values(&self) -> impl Iterator<Item = &T> {
+        self.table.iter()
+    }
+
+    /// Every value, to change (not its key).
+    pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.table.iter_mut()
+    }
+
+    /// Forgets every value.
+    pub(crate) fn clear(&mut self) {
+        self.table.clear();
+        self.last = None;
     }
 }
 

@@ -1,9 +1,10 @@
 //! Names received on one connection, validated once and kept: the subjects, patterns and
 //! type names repeated in every report are checked and allocated once, not per frame.
 
-use std::hash::BuildHasher;
+use std::hash::BuildHasher as _;
 use std::sync::Arc;
 
+use crate::ids::RecentTable;
 use crate::names::{Subject, SubjectPattern, MAX_NAME_LEN};
 use crate::wire::Text;
 
@@ -38,24 +39,15 @@ impl Names {
 /// against the limit with the text, so that many short names are bounded as well as long ones.
 const ENTRY_COST: usize = 64;
 
-/// One kind of name, kept once each, found by its received bytes.
-struct Interned<T> {
-    map: hashbrown::HashTable<T>,
-    /// Hashes received bytes: keyed SipHash, seeded at random per table, so that a peer
-    /// cannot choose names that collide, even one timing its frames (a faster seeded hash,
-    /// foldhash, does not claim to resist that; the table is bounded as the whole cache is).
-    hasher: std::hash::RandomState,
-    /// Where in `map` the name returned last is: it is checked first, without hashing.
-    last: Option<usize>,
-}
+/// One kind of name, kept once each, found by its received bytes: keyed SipHash, seeded at
+/// random per table, so that a peer cannot choose names that collide, even one timing its
+/// frames (a faster seeded hash, foldhash, does not claim to resist that); the table is
+/// bounded as the whole cache is. The name returned last is checked first, without hashing.
+struct Interned<T>(RecentTable<T>);
 
 impl<T> Default for Interned<T> {
     fn default() -> Self {
-        Interned {
-            map: hashbrown::HashTable::new(),
-            hasher: std::hash::RandomState::new(),
-            last: None,
-        }
+        Interned(RecentTable::default())
     }
 }
 
@@ -69,41 +61,27 @@ impl<T: AsRef<str>> Interned<T> {
         make: impl FnOnce(&str) -> Result<T, String>,
     ) -> Result<&T, String> {
         let key = text.0;
-        let same = |v: &T| v.as_ref().as_bytes() == key;
-        let at = match self
-            .last
-            .filter(|&at| self.map.get_bucket(at).is_some_and(same))
-        {
+        let table = &mut self.0;
+        let at = match table.find(key, |v| v.as_ref().as_bytes() == key) {
             Some(at) => at,
             None => {
-                let hash = self.hasher.hash_one(key);
-                match self.map.find_bucket_index(hash, same) {
-                    Some(at) => at,
-                    None => {
-                        if key.len() > MAX_NAME_LEN {
-                            return Err(format!(
-                                "a name of {} bytes (the maximum is {MAX_NAME_LEN})",
-                                key.len()
-                            ));
-                        }
-                        let s = text.to_str().map_err(|e| text.utf8_error(e))?;
-                        let v = make(s)?;
-                        *bytes += key.len() + ENTRY_COST;
-                        let hasher = &self.hasher;
-                        self.map
-                            .insert_unique(hash, v, |v| hasher.hash_one(v.as_ref().as_bytes()))
-                            .bucket_index()
-                    }
+                if key.len() > MAX_NAME_LEN {
+                    return Err(format!(
+                        "a name of {} bytes (the maximum is {MAX_NAME_LEN})",
+                        key.len()
+                    ));
                 }
+                let s = text.to_str().map_err(|e| text.utf8_error(e))?;
+                let v = make(s)?;
+                *bytes += key.len() + ENTRY_COST;
+                table.insert(table.hash(key), v, |h, v| h.hash_one(v.as_ref().as_bytes()))
             }
         };
-        self.last = Some(at);
-        Ok(self.map.get_bucket(at).expect("found or inserted above"))
+        Ok(table.get(at))
     }
 
     fn clear(&mut self) {
-        self.map.clear();
-        self.last = None;
+        self.0.clear();
     }
 }
 
@@ -189,20 +167,20 @@ mod tests {
             let cost = |len: usize| len + ENTRY_COST;
             let kept: usize = names
                 .types
-                .map
-                .iter()
+                .0
+                .values()
                 .map(|k| cost(k.as_ref().len()))
                 .sum::<usize>()
                 + names
                     .subjects
-                    .map
-                    .iter()
+                    .0
+                    .values()
                     .map(|k| cost(k.as_ref().len()))
                     .sum::<usize>()
                 + names
                     .patterns
-                    .map
-                    .iter()
+                    .0
+                    .values()
                     .map(|k| cost(k.as_ref().len()))
                     .sum::<usize>();
             assert_eq!(kept, names.bytes, "each name is kept once and counted");

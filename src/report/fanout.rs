@@ -11,9 +11,9 @@
 //! more, in JSON, for all of their links; a link with both kinds gets one frame per format
 //! (one frame listing both when the content is JSON already).
 
-use crate::delivery::Routes;
 use std::sync::{Arc, OnceLock};
 
+use crate::delivery::Routes;
 use crate::delivery::{
     send_report, send_report_as, send_value_report, Binding, Delivery, Link, Report, ReportData,
     ReportHead,
@@ -56,11 +56,8 @@ impl LocalSubscriber {
         }
     }
 
-    /// Sends it a report of `data`, with `content` (`data`'s, or a clone of it).
-    fn send(&self, data: &ReportData, content: Payload) {
-        let ReportData {
-            publisher, subject, ..
-        } = data;
+    /// Sends it a report of `publisher` on `subject` with `content`.
+    fn send(&self, publisher: &Binding, subject: &Subject, content: Payload, targeted: bool) {
         let head = match self.head.get() {
             Some(head) if head.is_for(publisher, subject) => head.clone(),
             // A fan-out serves one publisher and one subject; anything else gets its own.
@@ -73,7 +70,7 @@ impl LocalSubscriber {
         self.binding.send(Delivery::Report(Report {
             head,
             content,
-            targeted: data.targeted,
+            targeted,
             conflated: 0,
         }));
     }
@@ -161,12 +158,16 @@ impl ReportFanout {
             send_report(&data, links);
         }
         if let Some((last, rest)) = self.local.split_last() {
+            let ReportData {
+                publisher,
+                subject,
+                content,
+                targeted,
+            } = data;
             for subscriber in rest {
-                subscriber.send(&data, data.content.clone());
+                subscriber.send(&publisher, &subject, content.clone(), targeted);
             }
-            let mut data = data;
-            let content = std::mem::replace(&mut data.content, Payload::new(()));
-            last.send(&data, content);
+            last.send(&publisher, &subject, content, targeted);
         }
     }
 

@@ -28,7 +28,7 @@ use crate::delivery::Binding;
 use crate::delivery::{Delivery, Inbox, WatchedBy};
 use crate::delivery::{PublisherNotice, ReportData};
 use crate::delivery::{RegistryEvent, Status, Watch};
-use crate::ids::{AgentId, IdMap};
+use crate::ids::{AgentId, IdMap, RecentTable};
 use crate::names::{GroupName, IntoName, ServiceName, Subject, SubjectPattern};
 use crate::node::Node;
 use crate::payload::Format;
@@ -79,13 +79,7 @@ pub(crate) struct Broker {
 /// first, so that a publisher repeating one subject or cycling over a thousand looks each
 /// report's up once.
 #[derive(Default)]
-pub(super) struct Subjects {
-    table: hashbrown::HashTable<Published>,
-    /// The service's own subjects (not a peer's): a fast seeded hash.
-    hasher: foldhash::fast::RandomState,
-    /// Where in `table` the subject found last is.
-    last: Option<usize>,
-}
+pub(super) struct Subjects(RecentTable<Published, foldhash::fast::RandomState>);
 
 /// A subject published on lately, and who gets a report on it (if worked out yet).
 pub(super) struct Published {
@@ -94,54 +88,34 @@ pub(super) struct Published {
 }
 
 impl Subjects {
-    /// Where the subject spelled `text` is, if it was published on lately.
+    /// Where the subject spelled `text` is, if it was published on lately. (The service's
+    /// own subjects, not a peer's: a fast seeded hash.)
     pub(super) fn find(&mut self, text: &str) -> Option<usize> {
-        let at = match self.last {
-            Some(at)
-                if self
-                    .table
-                    .get_bucket(at)
-                    .is_some_and(|p| p.subject.as_str() == text) =>
-            {
-                at
-            }
-            _ => {
-                let hash = self.hasher.hash_one(text);
-                self.table
-                    .find_bucket_index(hash, |p| p.subject.as_str() == text)?
-            }
-        };
-        self.last = Some(at);
-        Some(at)
+        self.0.find(text, |p| p.subject.as_str() == text)
     }
 
     /// Keeps `subject`, not kept yet; where it is.
     pub(super) fn insert(&mut self, subject: Subject) -> usize {
-        if self.table.len() >= SUBJECTS_KEPT {
-            self.table.clear();
+        if self.0.len() >= SUBJECTS_KEPT {
+            self.0.clear();
         }
-        let hasher = &self.hasher;
-        let hash = hasher.hash_one(subject.as_str());
+        let hash = self.0.hash(subject.as_str());
         let published = Published {
             subject,
             fanout: None,
         };
-        let at = self
-            .table
-            .insert_unique(hash, published, |p| hasher.hash_one(p.subject.as_str()))
-            .bucket_index();
-        self.last = Some(at);
-        at
+        self.0
+            .insert(hash, published, |h, p| h.hash_one(p.subject.as_str()))
     }
 
     /// The subject at `at` (from [`Subjects::find`] or [`Subjects::insert`]).
     pub(super) fn get(&mut self, at: usize) -> &mut Published {
-        self.table.get_bucket_mut(at).expect("a subject just found")
+        self.0.get_mut(at)
     }
 
     /// Drops every fan-out.
     fn drop_fanouts(&mut self) {
-        for published in self.table.iter_mut() {
+        for published in self.0.values_mut() {
             published.fanout = None;
         }
     }
@@ -494,12 +468,12 @@ mod tests {
         for i in 0..SUBJECTS_KEPT + 10 {
             let text = format!("s.{i}");
             let at = subjects.insert(Subject::new(&text).unwrap());
-            assert!(subjects.table.len() <= SUBJECTS_KEPT);
+            assert!(subjects.0.len() <= SUBJECTS_KEPT);
             assert_eq!(subjects.find(&text), Some(at));
             assert_eq!(subjects.get(at).subject.as_str(), text);
         }
         assert_eq!(subjects.find("a.1"), None);
         // The two of the start, then SUBJECTS_KEPT + 10 more: 12 since the last start.
-        assert_eq!(subjects.table.len(), 12);
+        assert_eq!(subjects.0.len(), 12);
     }
 }

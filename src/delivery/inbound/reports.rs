@@ -13,7 +13,7 @@ use crate::delivery::interned::Names;
 use crate::delivery::link::Link;
 use crate::delivery::messages::{Delivery, Report, ReportHead};
 use crate::delivery::{Binding, Inbox, Routes};
-use crate::ids::AgentId;
+use crate::ids::{AgentId, RecentTable};
 use crate::names::SubjectPattern;
 use crate::payload::{Payload, SharedContent};
 use crate::transport::FrameClass;
@@ -316,50 +316,58 @@ impl Print {
 /// [`ReportHead`]), one per (publisher, subject, pattern), made at a stream's first report
 /// and shared by the next ones. At most [`MAX_HEADS`]: over that, they start over. They hold
 /// the publisher's binding, so they go with the routing decisions (see [`Decisions`]), never
-/// outliving the routes they were made from.
+/// outliving the routes they were made from. Keyed SipHash, as for the names (see
+/// `interned::Names`): a peer cannot choose subjects that collide.
 ///
-/// Each entry holds its hash and a short subject's bytes, so that finding one reads the
-/// table and the one head found (whose count it takes), not the others.
+/// Each entry holds a short subject's bytes, so that finding one reads the table and the one
+/// head found (whose count it takes), not the others.
 #[derive(Default)]
-pub(super) struct Heads {
-    table: hashbrown::HashTable<HeadEntry>,
-    /// Keyed SipHash, seeded at random per table: a peer cannot choose subjects that
-    /// collide (see `interned::Names`).
-    hasher: std::hash::RandomState,
-    /// Where in `table` the head returned last is: checked first, without hashing.
-    last: Option<usize>,
-}
+pub(super) struct Heads(RecentTable<HeadEntry>);
 
-/// Most report-stream heads a connection keeps (32 bytes each in the table, about 100
+/// Most report-stream heads a connection keeps (24 bytes each in the table, about 100
 /// behind it, besides the names).
 const MAX_HEADS: usize = 4096;
 
 /// A subject this long or shorter is compared within [`HeadEntry`].
 const INLINE_SUBJECT: usize = 15;
 
-/// A head in [`Heads`], with its hash and a short subject's bytes: most heads that are not
-/// the one looked for are told apart without reading them.
+/// A head in [`Heads`], with a short subject's bytes: most heads that are not the one looked
+/// for are told apart without reading them.
 struct HeadEntry {
-    hash: u64,
     head: Arc<ReportHead>,
     /// The subject's length (saturated), and its bytes when at most [`INLINE_SUBJECT`].
     subject_len: u8,
     subject: [u8; INLINE_SUBJECT],
 }
 
+/// What a head is hashed by: its publisher, its pattern's identity (see
+/// `SubjectPattern::id`, 0 for none) and its subject's bytes.
+type HeadKey<'k> = (AgentId, usize, &'k [u8]);
+
 impl HeadEntry {
-    fn is(&self, hash: u64, publisher: AgentId, pattern: usize, subject: &[u8]) -> bool {
+    fn is(&self, (publisher, pattern, subject): HeadKey<'_>) -> bool {
         let head = &self.head;
-        self.hash == hash
-            && match subject.len() {
-                n if n <= INLINE_SUBJECT => {
-                    usize::from(self.subject_len) == n && self.subject[..n] == *subject
-                }
-                _ => head.subject.as_str().as_bytes() == subject,
+        (match subject.len() {
+            n if n <= INLINE_SUBJECT => {
+                usize::from(self.subject_len) == n && self.subject[..n] == *subject
             }
-            && head.pattern.as_ref().map_or(0, SubjectPattern::id) == pattern
+            _ => head.subject.as_str().as_bytes() == subject,
+        }) && pattern_id(&head.pattern) == pattern
             && head.publisher.agent() == publisher
     }
+
+    fn key(&self) -> HeadKey<'_> {
+        let head = &self.head;
+        (
+            head.publisher.agent(),
+            pattern_id(&head.pattern),
+            head.subject.as_str().as_bytes(),
+        )
+    }
+}
+
+fn pattern_id(pattern: &Option<SubjectPattern>) -> usize {
+    pattern.as_ref().map_or(0, SubjectPattern::id)
 }
 
 impl Heads {
@@ -372,21 +380,15 @@ impl Heads {
         pattern: &Option<SubjectPattern>,
         names: &mut Names,
     ) -> Result<Arc<ReportHead>, String> {
-        let (agent, text) = (publisher.agent(), subject.0);
-        let pattern_id = pattern.as_ref().map_or(0, SubjectPattern::id);
-        let hash = self.hasher.hash_one((agent, pattern_id, text));
-        let same = |e: &HeadEntry| e.is(hash, agent, pattern_id, text);
-        let found = match self.last.and_then(|at| self.table.get_bucket(at)) {
-            Some(e) if same(e) => self.last,
-            _ => self.table.find_bucket_index(hash, same),
-        };
-        if let Some(at) = found {
-            self.last = Some(at);
-            return Ok(self.table.get_bucket(at).expect("found above").head.clone());
+        let text = subject.0;
+        let key = (publisher.agent(), pattern_id(pattern), text);
+        let table = &mut self.0;
+        if let Some(at) = table.find(&key, |e| e.is(key)) {
+            return Ok(table.get(at).head.clone());
         }
         let subject = names.subject(subject)?;
-        if self.table.len() >= MAX_HEADS {
-            self.clear();
+        if table.len() >= MAX_HEADS {
+            table.clear();
         }
         let head = ReportHead::new(publisher, subject, pattern.clone());
         let mut inline = [0; INLINE_SUBJECT];
@@ -394,22 +396,16 @@ impl Heads {
             inline[..text.len()].copy_from_slice(text);
         }
         let entry = HeadEntry {
-            hash,
             head: head.clone(),
             subject_len: u8::try_from(text.len()).unwrap_or(u8::MAX),
             subject: inline,
         };
-        let at = self
-            .table
-            .insert_unique(hash, entry, |e| e.hash)
-            .bucket_index();
-        self.last = Some(at);
+        table.insert(table.hash(&key), entry, |h, e| h.hash_one(e.key()));
         Ok(head)
     }
 
     fn clear(&mut self) {
-        self.table.clear();
-        self.last = None;
+        self.0.clear();
     }
 }
 
@@ -883,20 +879,20 @@ mod tests {
             assert_eq!(others[0].publisher.agent(), b.agent());
         }
         // A subject refused is refused every time; nothing is kept for it.
-        let before = heads.table.len();
+        let before = heads.0.len();
         for _ in 0..2 {
             assert!(heads
                 .get(&a, Text(b"bad\nsubject"), &p, &mut names)
                 .is_err());
         }
-        assert_eq!(heads.table.len(), before);
+        assert_eq!(heads.0.len(), before);
         // Bounded: past MAX_HEADS it starts over.
         for i in 0..MAX_HEADS + 10 {
             let subject = format!("t.{i}");
             heads
                 .get(&a, Text(subject.as_bytes()), &p, &mut names)
                 .unwrap();
-            assert!(heads.table.len() <= MAX_HEADS);
+            assert!(heads.0.len() <= MAX_HEADS);
         }
     }
 
@@ -932,7 +928,7 @@ mod tests {
         behind.insert(AgentId::random());
         assert_eq!(decisions.find(&net, &behind, publisher, &lists[10]), None);
         assert!(decisions.kept.is_empty());
-        assert!(decisions.heads.table.is_empty());
+        assert!(decisions.heads.0.len() == 0);
         assert_eq!(Arc::strong_count(&head), 1, "the head is no longer kept");
         decisions.keep(Decision::new(publisher, &lists[10], None));
         assert!(decisions
