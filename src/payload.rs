@@ -162,7 +162,8 @@ pub struct Payload(Repr);
 enum Repr {
     Value(Arc<dyn Content>),
     /// A value of one of a few small types, kept in place of a shared allocation: what
-    /// methods most often answer (nothing, a flag, a count, an id, a measure).
+    /// methods most often answer (nothing, a flag, a count, an id, a measure), and what they
+    /// are most often sent (one or two of those).
     Scalar(Scalar),
     /// Behind an `Arc` so that a payload stays small.
     Encoded(Arc<Encoded>),
@@ -171,10 +172,51 @@ enum Repr {
     Part(Arc<Encoded>, u32, u32),
 }
 
-/// An in-process value kept in the payload itself (see [`Repr::Scalar`]). It behaves as the
-/// same value behind an `Arc` would: same type name, same encodings, same `get` and `take`.
-#[derive(Clone, Copy)]
-enum Scalar {
+/// Declares [`Scalar`], an enum of the given variants, and the three ways it is used.
+macro_rules! scalars {
+    ($($variant:ident($ty:ty),)*) => {
+        /// An in-process value kept in the payload itself (see [`Repr::Scalar`]). It behaves
+        /// as the same value behind an `Arc` would: same type name, same encodings, same
+        /// `get` and `take`.
+        #[derive(Clone, Copy)]
+        enum Scalar {
+            $($variant($ty),)*
+        }
+
+        impl Scalar {
+            /// A copy of `value` as a scalar, when it is of a scalar type (all of them are
+            /// `Copy`). The checks compare constant type ids: each instance keeps at most one
+            /// branch.
+            fn of<T: Any>(value: &T) -> Option<Scalar> {
+                let any = value as &dyn Any;
+                $(
+                    if let Some(&v) = any.downcast_ref::<$ty>() {
+                        return Some(Scalar::$variant(v));
+                    }
+                )*
+                None
+            }
+
+            fn content(&self) -> &dyn Content {
+                match self {
+                    $(Scalar::$variant(v) => v,)*
+                }
+            }
+
+            /// The value as a `T`, when it is one.
+            fn take<T: Any>(self) -> Option<T> {
+                match self {
+                    $(Scalar::$variant(v) => cast(v),)*
+                }
+            }
+        }
+    };
+}
+
+// What methods most often answer (nothing, a flag, a count, an id, a measure), and the
+// argument tuples of methods taking one or two of them (a typed client sends its arguments
+// as a tuple: `add(a, b)` sends `(a, b)`). The largest is two words: a payload stays three.
+scalars! {
     Unit(()),
     Bool(bool),
     U32(u32),
@@ -182,53 +224,50 @@ enum Scalar {
     U64(u64),
     I64(i64),
     F64(f64),
-}
-
-/// `$body` with `$v` bound to the value of whichever variant `$scalar` is.
-macro_rules! each_scalar {
-    ($scalar:expr, $v:ident => $body:expr) => {
-        match $scalar {
-            Scalar::Unit($v) => $body,
-            Scalar::Bool($v) => $body,
-            Scalar::U32($v) => $body,
-            Scalar::I32($v) => $body,
-            Scalar::U64($v) => $body,
-            Scalar::I64($v) => $body,
-            Scalar::F64($v) => $body,
-        }
-    };
-}
-
-impl Scalar {
-    /// A copy of `value` as a scalar, when it is of a scalar type (all of them are `Copy`).
-    /// The checks compare constant type ids: each instance keeps at most one branch.
-    fn of<T: Any>(value: &T) -> Option<Scalar> {
-        let any = value as &dyn Any;
-        if any.is::<()>() {
-            Some(Scalar::Unit(()))
-        } else if let Some(&v) = any.downcast_ref::<bool>() {
-            Some(Scalar::Bool(v))
-        } else if let Some(&v) = any.downcast_ref::<u32>() {
-            Some(Scalar::U32(v))
-        } else if let Some(&v) = any.downcast_ref::<i32>() {
-            Some(Scalar::I32(v))
-        } else if let Some(&v) = any.downcast_ref::<u64>() {
-            Some(Scalar::U64(v))
-        } else if let Some(&v) = any.downcast_ref::<i64>() {
-            Some(Scalar::I64(v))
-        } else {
-            any.downcast_ref::<f64>().map(|&v| Scalar::F64(v))
-        }
-    }
-
-    fn content(&self) -> &dyn Content {
-        each_scalar!(self, v => v)
-    }
-
-    /// The value as a `T`, when it is one.
-    fn take<T: Any>(self) -> Option<T> {
-        each_scalar!(self, v => cast(v))
-    }
+    // The arguments of a method taking one scalar,
+    Bool1((bool,)),
+    U321((u32,)),
+    I321((i32,)),
+    U641((u64,)),
+    I641((i64,)),
+    F641((f64,)),
+    // or two.
+    BoolBool((bool, bool)),
+    BoolU32((bool, u32)),
+    BoolI32((bool, i32)),
+    BoolU64((bool, u64)),
+    BoolI64((bool, i64)),
+    BoolF64((bool, f64)),
+    U32Bool((u32, bool)),
+    U32U32((u32, u32)),
+    U32I32((u32, i32)),
+    U32U64((u32, u64)),
+    U32I64((u32, i64)),
+    U32F64((u32, f64)),
+    I32Bool((i32, bool)),
+    I32U32((i32, u32)),
+    I32I32((i32, i32)),
+    I32U64((i32, u64)),
+    I32I64((i32, i64)),
+    I32F64((i32, f64)),
+    U64Bool((u64, bool)),
+    U64U32((u64, u32)),
+    U64I32((u64, i32)),
+    U64U64((u64, u64)),
+    U64I64((u64, i64)),
+    U64F64((u64, f64)),
+    I64Bool((i64, bool)),
+    I64U32((i64, u32)),
+    I64I32((i64, i32)),
+    I64U64((i64, u64)),
+    I64I64((i64, i64)),
+    I64F64((i64, f64)),
+    F64Bool((f64, bool)),
+    F64U32((f64, u32)),
+    F64I32((f64, i32)),
+    F64U64((f64, u64)),
+    F64I64((f64, i64)),
+    F64F64((f64, f64)),
 }
 
 /// `v` as a `T`, when `V` is `T` (a move, no allocation); `None` otherwise.
@@ -267,8 +306,9 @@ struct Encoded {
 
 impl Payload {
     /// Wraps an in-process value. A value of a few small types (`()`, `bool`, `u32`, `i32`,
-    /// `u64`, `i64`, `f64`) is kept in the payload itself, without an allocation; it behaves
-    /// exactly as one behind the shared pointer would.
+    /// `u64`, `i64`, `f64`, and tuples of one or two of them but `()`, the arguments a typed
+    /// client sends to a method taking one or two) is kept in the payload itself, without an
+    /// allocation; it behaves exactly as one behind the shared pointer would.
     #[inline]
     pub fn new<T: Content>(value: T) -> Self {
         match Scalar::of(&value) {

@@ -146,9 +146,23 @@ fn scalars_are_kept_in_place_and_behave_as_shared_values() {
     same_as_shared(u64::MAX);
     same_as_shared(i64::MIN);
     same_as_shared(2.5f64);
+    // The arguments of methods taking one or two of them.
+    same_as_shared((true,));
+    same_as_shared((-1i64,));
+    same_as_shared((u64::MAX, 1u64));
+    same_as_shared((7u32, -2.5f64));
+    same_as_shared((false, i32::MIN));
+    assert!(matches!(Payload::new((1u64, 2u64)).0, Repr::Scalar(_)));
+    // A pair is not its swapped twin, nor a value of its first type.
+    assert!(matches!(
+        Payload::new((1u64, 2u32)).take::<(u32, u64)>(),
+        Err(PayloadError::TypeMismatch { .. })
+    ));
+    assert_eq!(Payload::new((1u64,)).get::<u64>(), None);
     // Other types, even small ones, are shared as before.
     assert!(matches!(Payload::new(7u8).0, Repr::Value(_)));
-    assert!(matches!(Payload::new((1u64, 2u64)).0, Repr::Value(_)));
+    assert!(matches!(Payload::new((1u8, 2u8)).0, Repr::Value(_)));
+    assert!(matches!(Payload::new((1u64, 2u64, 3u64)).0, Repr::Value(_)));
     assert!(matches!(Payload::new(String::new()).0, Repr::Value(_)));
 }
 
