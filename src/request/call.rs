@@ -153,7 +153,7 @@ impl Endpoint {
                 };
                 match request.send(binding) {
                     Ok(waiting) => State::Waiting(waiting),
-                    Err(failure) => State::Failed(Some(failure)),
+                    Err(failure) => State::Failed(Some(Box::new(failure))),
                 }
             }
             RequestTarget::Name(name) => {
@@ -238,7 +238,7 @@ type Resolving = Pin<Box<dyn Future<Output = Result<Waiting, Failure>> + Send>>;
 enum State {
     Resolving(Resolving),
     Waiting(Waiting),
-    Failed(Option<Failure>),
+    Failed(Option<Box<Failure>>),
 }
 
 /// The outcome of one request, as a future. A request to a binding is sent when the call is
@@ -261,7 +261,7 @@ impl<R> Call<R> {
     pub(crate) fn failed(failure: Failure) -> Self {
         Call {
             conversation: ConversationId(0),
-            state: State::Failed(Some(failure)),
+            state: State::Failed(Some(Box::new(failure))),
             timeout: None,
             measured: None,
             _response: PhantomData,
@@ -291,17 +291,22 @@ impl<R: DeserializeOwned + Send + Sync + 'static> Future for Call<R> {
         loop {
             match &mut this.state {
                 State::Failed(failure) => {
-                    let failure = failure.take().unwrap_or_else(|| {
-                        Failure::netsvc(
-                            ErrorCode::CLIENT_UNKNOWN_ERROR,
-                            "call polled after completion",
-                        )
-                    });
+                    let failure = failure.take().map_or_else(
+                        || {
+                            Failure::netsvc(
+                                ErrorCode::CLIENT_UNKNOWN_ERROR,
+                                "call polled after completion",
+                            )
+                        },
+                        |failure| *failure,
+                    );
                     return done(Err(failure));
                 }
                 State::Resolving(fut) => match fut.as_mut().poll(cx) {
                     Poll::Ready(Ok(waiting)) => this.state = State::Waiting(waiting),
-                    Poll::Ready(Err(failure)) => this.state = State::Failed(Some(failure)),
+                    Poll::Ready(Err(failure)) => {
+                        this.state = State::Failed(Some(Box::new(failure)))
+                    }
                     Poll::Pending => break,
                 },
                 State::Waiting(waiting) => {
