@@ -31,6 +31,9 @@ mod messages;
 mod outbound;
 mod routes;
 
+/// Reports published while `f` runs go to each link under one lock (see
+/// `transport::gathering`): a service's task runs each poll so.
+pub(crate) use crate::transport::gathering as gathering_reports;
 pub(crate) use announcer::{Announcer, GroupChange};
 pub(crate) use answer::{Outcome, ReplyTo};
 pub(crate) use binding::Address;

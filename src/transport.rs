@@ -18,6 +18,6 @@ mod tls;
 pub(crate) use connection::{Connection, Identity};
 #[cfg(test)]
 pub(crate) use outbound::tests as tests_support;
-pub(crate) use outbound::{Counters, FrameClass, LinkLimits, Outbound, SendError};
+pub(crate) use outbound::{gathering, Counters, FrameClass, LinkLimits, Outbound, SendError};
 pub(crate) use reader::{FrameChunks, BATCH};
 pub use tls::{ClientAuth, Tls, TlsError, TlsPem};

@@ -286,7 +286,5 @@ fn send_report_frame<T: PutTargets + ?Sized>(
     };
     let out = link.out();
     let max = out.max_frame();
-    out.queue(FrameClass::Report, "Report", |buf| {
-        encode_report(&report, buf, max)
-    })
+    out.queue_report(|buf| encode_report(&report, buf, max))
 }

@@ -241,7 +241,17 @@ impl<S: Service> Future for ServiceTask<S> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<()> {
+        // What the service publishes in this turn goes to each link under one lock.
         let this = self.get_mut();
+        crate::delivery::gathering_reports(|| this.turn(task))
+    }
+}
+
+impl<S: Service> ServiceTask<S> {
+    /// One poll of the service's task: its wait futures, its mailbox, its inbox, its other
+    /// futures, until nothing is ready.
+    fn turn(&mut self, task: &mut TaskContext<'_>) -> Poll<()> {
+        let this = self;
         if !this.started {
             this.started = true;
             Actor::started(&mut this.service, &mut this.ctx);

@@ -8,7 +8,12 @@
 //! loop fails only when a write makes no progress at all for [`LinkLimits::stall`].
 //! Reports for conflated subscriptions are kept aside rather than dropped (see
 //! [`super::conflation`]).
+//!
+//! Reports published while a service's task runs are gathered per thread before they go in
+//! (see [`gathering`]): a publisher sending a burst takes a link's lock once per 16 KiB of
+//! reports, not once per report, with the per-report policy unchanged.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -165,6 +170,11 @@ impl Outbound {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Buffer> {
+        // Whatever this thread gathered for the link goes in before anything else is done
+        // with it: a frame queued after a report is written after it.
+        if let Some(gathered) = Gathered::take_for(self) {
+            gathered.queue();
+        }
         self.0.out.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -314,6 +324,97 @@ impl Outbound {
         while let Some((frame, _, more)) = split_frame(rest) {
             let _ = self.send_raw(frame, FrameClass::Report, "Report");
             rest = more;
+        }
+    }
+
+    /// Queues one report frame written by `write`, as [`Outbound::queue`] does; while this
+    /// thread is [`gathering`], it is gathered with the reports after it instead, and queued
+    /// with them (under one lock, the policy applied to each as it goes in: see
+    /// [`Outbound::queue_reports`]) at the end, past 16 KiB, when a report goes to another
+    /// link, or before anything else is done with this link on this thread. A gathered
+    /// report's refusal (dropped, the link closed) is not reported; one that cannot be
+    /// encoded is, at once.
+    pub(crate) fn queue_report(
+        &self,
+        write: impl FnOnce(&mut BytesMut) -> Result<(), CodecError>,
+    ) -> Result<(), SendError> {
+        const KIND: &str = "Report";
+        /// What became of the report in this thread's gathering (a byte: what the rare
+        /// cases carry is left beside it, so the usual one moves nothing through memory).
+        enum Step {
+            /// Not gathering (or the thread is ending): to be queued now.
+            Direct,
+            /// Gathered.
+            Gathered,
+            /// Gathered, and the gathering is full.
+            Full,
+            /// Another link's reports were gathered: they go in first.
+            Other,
+            /// It could not be encoded.
+            Failed,
+        }
+        let mut write = Some(write);
+        let (mut other, mut failed) = (None, None);
+        let step = GATHERING
+            .try_with(|g| {
+                let mut g = g.borrow_mut();
+                if g.depth == 0 {
+                    return Step::Direct;
+                }
+                if g.link.as_ref().is_some_and(|l| !l.same(self)) {
+                    other = g.take();
+                    return Step::Other;
+                }
+                let Some(write) = write.take() else {
+                    return Step::Direct;
+                };
+                let start = g.buf.len();
+                match write(&mut g.buf) {
+                    Ok(()) => {
+                        if g.link.is_none() {
+                            g.link = Some(self.clone());
+                        }
+                        g.count += 1;
+                        if g.buf.len() >= GATHERED_BYTES {
+                            Step::Full
+                        } else {
+                            Step::Gathered
+                        }
+                    }
+                    Err(e) => {
+                        g.buf.truncate(start);
+                        failed = Some(e);
+                        Step::Failed
+                    }
+                }
+            })
+            .unwrap_or(Step::Direct);
+        match step {
+            Step::Gathered => Ok(()),
+            Step::Full => {
+                if let Some(gathered) = Gathered::take_for(self) {
+                    gathered.queue();
+                }
+                Ok(())
+            }
+            Step::Direct => match write.take() {
+                Some(write) => self.queue(FrameClass::Report, KIND, write),
+                None => Ok(()),
+            },
+            Step::Other => {
+                if let Some(other) = other.take() {
+                    other.queue();
+                }
+                // Gathered for this link now: no other link's reports are left.
+                match write.take() {
+                    Some(write) => self.queue_report(write),
+                    None => Ok(()),
+                }
+            }
+            Step::Failed => match failed.take() {
+                Some(e) => Err(self.unsendable(KIND, e)),
+                None => Ok(()),
+            },
         }
     }
 
@@ -641,6 +742,111 @@ impl Outbound {
     }
 }
 
+/// Most bytes of reports a thread gathers for a link before queuing them.
+const GATHERED_BYTES: usize = 16 * 1024;
+
+/// The reports this thread gathered for one link (see [`gathering`]).
+#[derive(Default)]
+struct Gathering {
+    /// Nested [`gathering`] scopes open on this thread: reports are gathered while above 0.
+    depth: u32,
+    link: Option<Outbound>,
+    buf: BytesMut,
+    count: u64,
+}
+
+thread_local! {
+    static GATHERING: RefCell<Gathering> = RefCell::new(Gathering::default());
+}
+
+/// Reports taken from this thread's gathering, to be queued on their link.
+struct Gathered {
+    link: Outbound,
+    buf: BytesMut,
+    count: u64,
+}
+
+impl Gathering {
+    /// What is gathered, taken out (leaving the scope open).
+    fn take(&mut self) -> Option<Gathered> {
+        let link = self.link.take()?;
+        Some(Gathered {
+            link,
+            buf: std::mem::take(&mut self.buf),
+            count: std::mem::take(&mut self.count),
+        })
+    }
+}
+
+impl Gathered {
+    /// What this thread gathered for `link`, if anything, taken out.
+    fn take_for(link: &Outbound) -> Option<Gathered> {
+        GATHERING
+            .try_with(|g| {
+                let mut g = g.borrow_mut();
+                match &g.link {
+                    Some(l) if l.same(link) => g.take(),
+                    _ => None,
+                }
+            })
+            .ok()
+            .flatten()
+    }
+
+    /// Queues the reports on their link, and gives the buffer back for the next ones.
+    fn queue(self) {
+        let Gathered {
+            link,
+            mut buf,
+            count,
+        } = self;
+        link.queue_reports(&buf, count);
+        buf.clear();
+        if buf.capacity() <= KEEP_CAPACITY {
+            let _ = GATHERING.try_with(|g| {
+                let mut g = g.borrow_mut();
+                if g.buf.capacity() == 0 {
+                    g.buf = buf;
+                }
+            });
+        }
+    }
+}
+
+/// Runs `f` with this thread gathering the reports it queues (see
+/// [`Outbound::queue_report`]), and queues them when the outermost scope ends (even by a
+/// panic). A service's task runs each poll so: what its handlers publish in one turn goes
+/// to each link under one lock.
+pub(crate) fn gathering<R>(f: impl FnOnce() -> R) -> R {
+    /// Ends a scope when dropped.
+    struct Scope(bool);
+    impl Drop for Scope {
+        fn drop(&mut self) {
+            if !self.0 {
+                return;
+            }
+            let gathered = GATHERING
+                .try_with(|g| {
+                    let mut g = g.borrow_mut();
+                    g.depth -= 1;
+                    if g.depth == 0 {
+                        g.take()
+                    } else {
+                        None
+                    }
+                })
+                .ok()
+                .flatten();
+            if let Some(gathered) = gathered {
+                gathered.queue();
+            }
+        }
+    }
+    let opened = GATHERING.try_with(|g| g.borrow_mut().depth += 1).is_ok();
+    let _scope = Scope(opened);
+    f()
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -808,6 +1014,87 @@ pub(crate) mod tests {
             all.queue_reports(&bytes, n);
             assert!(all.lock().buf.is_empty());
         }
+    }
+
+    /// Queues `frame` (a report) as a publisher does, through [`Outbound::queue_report`].
+    fn publish(link: &Outbound, frame: &Frame) -> Result<(), SendError> {
+        let max = link.max_frame();
+        link.queue_report(|buf| encode_frame(frame, buf, max))
+    }
+
+    #[test]
+    fn reports_gathered_in_a_turn_keep_their_order_and_the_policy() {
+        let frames: Vec<Frame> = (0..20u8)
+            .map(|v| report(&format!("s.{}", v % 2), v, &[(2, "s.*")]))
+            .collect();
+        // Published in one turn or one by one, the same reports are queued, dropped or
+        // conflated (room for about three).
+        for conflated in [false, true] {
+            let (one, turn) = (
+                Outbound::new(limits(200, 4096), Arc::default()),
+                Outbound::new(limits(200, 4096), Arc::default()),
+            );
+            if conflated {
+                one.conflate(agent(2), "s.*");
+                turn.conflate(agent(2), "s.*");
+            }
+            for f in &frames {
+                let _ = publish(&one, f);
+            }
+            gathering(|| {
+                for f in &frames {
+                    assert_eq!(publish(&turn, f), Ok(()));
+                }
+                // Nothing is queued before the turn ends...
+                assert_eq!(turn.0.out.lock().unwrap().frames, 0);
+            });
+            // ...and everything after.
+            assert_eq!(one.written(), turn.written(), "conflated {conflated}");
+            let got = reports(turn.take_queued());
+            assert_eq!(reports(one.take_queued()), got, "conflated {conflated}");
+            assert_eq!(got[..3].iter().map(|r| r.1).collect::<Vec<_>>(), [0, 1, 2]);
+        }
+
+        // A frame queued after gathered reports, another link's report, a full gathering, or
+        // the end of the outermost turn each put the reports in first, in order.
+        let (a, b) = (
+            Outbound::new(limits(1 << 20, 1 << 20), Arc::default()),
+            Outbound::new(limits(1 << 20, 1 << 20), Arc::default()),
+        );
+        gathering(|| {
+            publish(&a, &frames[0]).unwrap();
+            a.send_frame(&Frame::Heartbeat).unwrap();
+            publish(&a, &frames[1]).unwrap();
+            gathering(|| publish(&a, &frames[2]).unwrap());
+            // An inner turn's end is not the end.
+            assert_eq!(a.0.out.lock().unwrap().frames, 2);
+            publish(&b, &frames[3]).unwrap();
+            assert_eq!(a.0.out.lock().unwrap().frames, 4);
+            assert_eq!(b.0.out.lock().unwrap().frames, 0);
+            // Past 16 KiB, what is gathered goes in.
+            let big = report("s.big", 9, &[(2, "s.*")]);
+            let Frame::Report(mut big_report) = big else {
+                unreachable!()
+            };
+            big_report.content.bytes = bytes::Bytes::from(vec![9; GATHERED_BYTES]);
+            publish(&b, &Frame::Report(big_report)).unwrap();
+            assert_eq!(b.0.out.lock().unwrap().frames, 2);
+            publish(&b, &frames[4]).unwrap();
+        });
+        let kinds: Vec<&str> = a.take_queued().iter().map(|f| f.kind()).collect();
+        assert_eq!(kinds, ["Report", "Heartbeat", "Report", "Report"]);
+        let values: Vec<u8> = reports(b.take_queued()).iter().map(|r| r.1).collect();
+        assert_eq!(values, [3, 9, 4]);
+
+        // A report that cannot be encoded is refused at once, and leaves no trace.
+        let small = Outbound::new(limits(1 << 20, 16), Arc::default());
+        gathering(|| {
+            assert_eq!(
+                publish(&small, &frames[0]),
+                Err(SendError::TooLarge { max: 16 })
+            );
+        });
+        assert!(small.take_queued().is_empty());
     }
 
     #[test]
