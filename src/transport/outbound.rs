@@ -13,7 +13,7 @@
 //! (see [`gathering`]): a publisher sending a burst takes a link's lock once per 16 KiB of
 //! reports, not once per report, with the per-report policy unchanged.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -357,10 +357,10 @@ impl Outbound {
         let (mut other, mut failed) = (None, None);
         let step = GATHERING
             .try_with(|g| {
-                let mut g = g.borrow_mut();
-                if g.depth == 0 {
+                if DEPTH.get() == 0 {
                     return Step::Direct;
                 }
+                let mut g = g.borrow_mut();
                 if g.link.as_ref().is_some_and(|l| !l.same(self)) {
                     other = g.take();
                     return Step::Other;
@@ -373,6 +373,7 @@ impl Outbound {
                     Ok(()) => {
                         if g.link.is_none() {
                             g.link = Some(self.clone());
+                            PENDING.set(true);
                         }
                         g.count += 1;
                         if g.buf.len() >= GATHERED_BYTES {
@@ -748,8 +749,6 @@ const GATHERED_BYTES: usize = 16 * 1024;
 /// The reports this thread gathered for one link (see [`gathering`]).
 #[derive(Default)]
 struct Gathering {
-    /// Nested [`gathering`] scopes open on this thread: reports are gathered while above 0.
-    depth: u32,
     link: Option<Outbound>,
     buf: BytesMut,
     count: u64,
@@ -757,6 +756,12 @@ struct Gathering {
 
 thread_local! {
     static GATHERING: RefCell<Gathering> = RefCell::new(Gathering::default());
+    /// Nested [`gathering`] scopes open on this thread: reports are gathered while above 0.
+    /// Kept apart, as is [`PENDING`], in a cell with nothing to drop: what every poll of a
+    /// service's task and every lock of a link check costs a load.
+    static DEPTH: Cell<u32> = const { Cell::new(0) };
+    /// Whether `GATHERING` holds reports.
+    static PENDING: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Reports taken from this thread's gathering, to be queued on their link.
@@ -770,6 +775,7 @@ impl Gathering {
     /// What is gathered, taken out (leaving the scope open).
     fn take(&mut self) -> Option<Gathered> {
         let link = self.link.take()?;
+        PENDING.set(false);
         Some(Gathered {
             link,
             buf: std::mem::take(&mut self.buf),
@@ -781,6 +787,9 @@ impl Gathering {
 impl Gathered {
     /// What this thread gathered for `link`, if anything, taken out.
     fn take_for(link: &Outbound) -> Option<Gathered> {
+        if !PENDING.get() {
+            return None;
+        }
         GATHERING
             .try_with(|g| {
                 let mut g = g.borrow_mut();
@@ -817,33 +826,32 @@ impl Gathered {
 /// [`Outbound::queue_report`]), and queues them when the outermost scope ends (even by a
 /// panic). A service's task runs each poll so: what its handlers publish in one turn goes
 /// to each link under one lock.
+#[inline]
 pub(crate) fn gathering<R>(f: impl FnOnce() -> R) -> R {
     /// Ends a scope when dropped.
-    struct Scope(bool);
+    struct Scope;
     impl Drop for Scope {
+        #[inline]
         fn drop(&mut self) {
-            if !self.0 {
-                return;
-            }
-            let gathered = GATHERING
-                .try_with(|g| {
-                    let mut g = g.borrow_mut();
-                    g.depth -= 1;
-                    if g.depth == 0 {
-                        g.take()
-                    } else {
-                        None
-                    }
-                })
-                .ok()
-                .flatten();
-            if let Some(gathered) = gathered {
-                gathered.queue();
+            let depth = DEPTH.get() - 1;
+            DEPTH.set(depth);
+            if depth == 0 && PENDING.get() {
+                queue_gathered();
             }
         }
     }
-    let opened = GATHERING.try_with(|g| g.borrow_mut().depth += 1).is_ok();
-    let _scope = Scope(opened);
+    /// Queues what the thread gathered (out of line: most turns of most services publish
+    /// nothing to another process).
+    #[cold]
+    #[inline(never)]
+    fn queue_gathered() {
+        let gathered = GATHERING.try_with(|g| g.borrow_mut().take()).ok().flatten();
+        if let Some(gathered) = gathered {
+            gathered.queue();
+        }
+    }
+    DEPTH.set(DEPTH.get() + 1);
+    let _scope = Scope;
     f()
 }
 
