@@ -985,21 +985,33 @@ pub(crate) mod tests {
         (buf.to_vec(), frames.len() as u64)
     }
 
+    /// Twenty reports for subscriber 2, alternating between two subjects.
+    fn twenty_reports() -> Vec<Frame> {
+        (0..20u8)
+            .map(|v| report(&format!("s.{}", v % 2), v, &[(2, "s.*")]))
+            .collect()
+    }
+
+    /// Two links with room for about three of [`twenty_reports`], the subscription
+    /// conflated on both or on neither.
+    fn two_small_links(conflated: bool) -> (Outbound, Outbound) {
+        let links = (
+            Outbound::new(limits(200, 4096), Arc::default()),
+            Outbound::new(limits(200, 4096), Arc::default()),
+        );
+        if conflated {
+            links.0.conflate(agent(2), "s.*");
+            links.1.conflate(agent(2), "s.*");
+        }
+        links
+    }
+
     #[test]
     fn gathered_reports_are_queued_as_one_by_one_would_be() {
-        let frames: Vec<Frame> = (0..20u8)
-            .map(|v| report(&format!("s.{}", v % 2), v, &[(2, "s.*")]))
-            .collect();
+        let frames = twenty_reports();
         for conflated in [false, true] {
             // Room for about three reports: the rest are dropped, or conflated.
-            let (one, all) = (
-                Outbound::new(limits(200, 4096), Arc::default()),
-                Outbound::new(limits(200, 4096), Arc::default()),
-            );
-            if conflated {
-                one.conflate(agent(2), "s.*");
-                all.conflate(agent(2), "s.*");
-            }
+            let (one, all) = two_small_links(conflated);
             for f in &frames {
                 let _ = one.send_frame(f);
             }
@@ -1032,20 +1044,11 @@ pub(crate) mod tests {
 
     #[test]
     fn reports_gathered_in_a_turn_keep_their_order_and_the_policy() {
-        let frames: Vec<Frame> = (0..20u8)
-            .map(|v| report(&format!("s.{}", v % 2), v, &[(2, "s.*")]))
-            .collect();
+        let frames = twenty_reports();
         // Published in one turn or one by one, the same reports are queued, dropped or
         // conflated (room for about three).
         for conflated in [false, true] {
-            let (one, turn) = (
-                Outbound::new(limits(200, 4096), Arc::default()),
-                Outbound::new(limits(200, 4096), Arc::default()),
-            );
-            if conflated {
-                one.conflate(agent(2), "s.*");
-                turn.conflate(agent(2), "s.*");
-            }
+            let (one, turn) = two_small_links(conflated);
             for f in &frames {
                 let _ = publish(&one, f);
             }
