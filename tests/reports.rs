@@ -1,5 +1,6 @@
 //! Reports through the public API: caching, patterns, sticky and per-agent subscriptions,
-//! notices to both sides, targeted reports, expiry, type mismatches.
+//! notices to both sides, targeted reports, expiry, type mismatches, order with calls across
+//! processes.
 
 mod common;
 
@@ -863,5 +864,101 @@ async fn conflation_works_on_reports_from_another_process_too() {
         assert!(values.windows(2).all(|w| w[0] < w[1]), "s.{k}: {values:?}");
         assert_eq!(values.last(), Some(&(990 + k)), "s.{k}: {values:?}");
     }
+    drop((x, client));
+}
+
+/// Publishes on `o.x` and, between its reports, calls the subscriber that subscribed.
+#[derive(Service)]
+#[service(name = "orderly")]
+struct Orderly {
+    subscriber: Option<Binding>,
+    log: UnboundedSender<String>,
+}
+
+impl Service for Orderly {
+    fn subscription(&mut self, n: SubscriptionNotice, _ctx: &mut ServiceContext<Self>) {
+        if n.status == SubscriptionStatus::Requested {
+            self.subscriber = Some(n.subscriber);
+            let _ = self.log.send("subscribed".into());
+        }
+    }
+}
+
+/// Publish 40 reports, call `mark(1)`, 40 more, `mark(2)`, 40 more: all in one handler.
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+struct Interleave;
+
+impl actix::Handler<Interleave> for Orderly {
+    type Result = ();
+    fn handle(&mut self, _: Interleave, ctx: &mut ServiceContext<Self>) {
+        let Some(to) = self.subscriber.clone() else {
+            return;
+        };
+        for i in 0..120u32 {
+            if i > 0 && i % 40 == 0 {
+                let call = ctx.endpoint(&to).call::<_, ()>("mark", (i / 40,));
+                actix::spawn(async move {
+                    let _ = call.await;
+                });
+            }
+            ctx.publish_report("o.x", i, Lifetime::None);
+        }
+    }
+}
+
+/// Logs the reports it gets and the calls of its `mark` method, as they arrive.
+#[derive(Service)]
+#[service(name = "marked")]
+struct Marked {
+    log: UnboundedSender<String>,
+}
+
+impl Service for Marked {
+    fn started(&mut self, ctx: &mut ServiceContext<Self>) {
+        ctx.monitor_reports("orderly", "o.*");
+    }
+    fn report(&mut self, r: Report, _ctx: &mut ServiceContext<Self>) {
+        let _ = self
+            .log
+            .send(format!("report {}", r.decode::<u32>().unwrap()));
+    }
+}
+
+#[netsvc::methods]
+impl Marked {
+    /// Logs `mark {n}`.
+    fn mark(&mut self, n: u32) {
+        let _ = self.log.send(format!("mark {n}"));
+    }
+}
+
+#[actix::test]
+async fn reports_and_calls_from_one_handler_reach_another_process_in_the_order_sent() {
+    // A publisher's reports go to a link gathered per turn of its task; a call made between
+    // them must still arrive after the reports before it and before the ones after it.
+    let hub = Node::new("hub");
+    let x = netsvc::Exchange::new(&hub);
+    let addr = x.listen("127.0.0.1:0").await.unwrap().to_string();
+    let (ptx, mut plog) = probe();
+    let orderly = hub.spawn(Orderly {
+        subscriber: None,
+        log: ptx,
+    });
+    let node = Node::new("marking");
+    let client = netsvc::Exchange::new(&node);
+    client.connect(&addr, None).forget();
+    let (tx, mut log) = probe();
+    node.spawn(Marked { log: tx });
+    plog.until("subscribed").await;
+    orderly.addr().send(Interleave).await.unwrap();
+    let mut expected: Vec<String> = Vec::new();
+    for i in 0..120u32 {
+        if i > 0 && i % 40 == 0 {
+            expected.push(format!("mark {}", i / 40));
+        }
+        expected.push(format!("report {i}"));
+    }
+    assert_eq!(log.take(expected.len()).await, expected);
     drop((x, client));
 }
