@@ -178,11 +178,16 @@ impl Inbox {
     /// reported: only for deliveries whose refusal needs no handling (not requests).
     /// Returns whether the service conflates any subscription (see
     /// `Inbound::chunk_done`: its link is then read ahead of it).
-    pub(crate) fn push_all(&self, deliveries: impl Iterator<Item = Delivery>) -> bool {
+    pub(crate) fn push_all(&self, deliveries: impl ExactSizeIterator<Item = Delivery>) -> bool {
         let (wake, conflates) = {
             let mut state = self.lock();
-            for delivery in deliveries {
-                let _ = self.admit(&mut state, delivery);
+            if !state.closed && state.queue.len() + deliveries.len() <= self.0.capacity {
+                // All of them fit: none is refused, none is kept aside.
+                state.queue.extend(deliveries);
+            } else {
+                for delivery in deliveries {
+                    let _ = self.admit(&mut state, delivery);
+                }
             }
             (self.schedule(&mut state), state.conflates_any())
         };
