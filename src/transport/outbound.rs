@@ -172,7 +172,7 @@ impl Outbound {
     fn lock(&self) -> std::sync::MutexGuard<'_, Buffer> {
         // Whatever this thread gathered for the link goes in before anything else is done
         // with it: a frame queued after a report is written after it.
-        if let Some(gathered) = Gathered::take_for(self) {
+        if let Some(gathered) = Gathered::take_if(|link| link.same(self)) {
             gathered.queue();
         }
         self.0.out.lock().unwrap_or_else(|p| p.into_inner())
@@ -339,84 +339,45 @@ impl Outbound {
         write: impl FnOnce(&mut BytesMut) -> Result<(), CodecError>,
     ) -> Result<(), SendError> {
         const KIND: &str = "Report";
-        /// What became of the report in this thread's gathering (a byte: what the rare
-        /// cases carry is left beside it, so the usual one moves nothing through memory).
-        enum Step {
-            /// Not gathering (or the thread is ending): to be queued now.
-            Direct,
-            /// Gathered.
-            Gathered,
-            /// Gathered, and the gathering is full.
-            Full,
-            /// Another link's reports were gathered: they go in first.
-            Other,
-            /// It could not be encoded.
-            Failed,
+        // Not gathering (or the thread is ending): queued now.
+        if DEPTH.get() == 0 || GATHERING.try_with(|_| ()).is_err() {
+            return self.queue(FrameClass::Report, KIND, write);
         }
-        let mut write = Some(write);
-        let (mut other, mut failed) = (None, None);
-        let step = GATHERING
-            .try_with(|g| {
-                if DEPTH.get() == 0 {
-                    return Step::Direct;
-                }
-                let mut g = g.borrow_mut();
-                if g.link.as_ref().is_some_and(|l| !l.same(self)) {
-                    other = g.take();
-                    return Step::Other;
-                }
-                let Some(write) = write.take() else {
-                    return Step::Direct;
-                };
-                let start = g.buf.len();
-                match write(&mut g.buf) {
-                    Ok(()) => {
-                        if g.link.is_none() {
-                            g.link = Some(self.clone());
-                            PENDING.set(true);
-                        }
-                        g.count += 1;
-                        if g.buf.len() >= GATHERED_BYTES {
-                            Step::Full
-                        } else {
-                            Step::Gathered
-                        }
+        // Another link's reports go in first.
+        if let Some(other) = Gathered::take_if(|link| !link.same(self)) {
+            other.queue();
+        }
+        // The error, if any, is left beside the flag: the usual case moves nothing through
+        // memory.
+        let mut failed = None;
+        let full = GATHERING.with(|g| {
+            let mut g = g.borrow_mut();
+            let start = g.buf.len();
+            match write(&mut g.buf) {
+                Ok(()) => {
+                    if g.link.is_none() {
+                        g.link = Some(self.clone());
+                        PENDING.set(true);
                     }
-                    Err(e) => {
-                        g.buf.truncate(start);
-                        failed = Some(e);
-                        Step::Failed
-                    }
+                    g.count += 1;
+                    g.buf.len() >= GATHERED_BYTES
                 }
-            })
-            .unwrap_or(Step::Direct);
-        match step {
-            Step::Gathered => Ok(()),
-            Step::Full => {
-                if let Some(gathered) = Gathered::take_for(self) {
-                    gathered.queue();
-                }
-                Ok(())
-            }
-            Step::Direct => match write.take() {
-                Some(write) => self.queue(FrameClass::Report, KIND, write),
-                None => Ok(()),
-            },
-            Step::Other => {
-                if let Some(other) = other.take() {
-                    other.queue();
-                }
-                // Gathered for this link now: no other link's reports are left.
-                match write.take() {
-                    Some(write) => self.queue_report(write),
-                    None => Ok(()),
+                Err(e) => {
+                    g.buf.truncate(start);
+                    failed = Some(e);
+                    false
                 }
             }
-            Step::Failed => match failed.take() {
-                Some(e) => Err(self.unsendable(KIND, e)),
-                None => Ok(()),
-            },
+        });
+        if let Some(e) = failed {
+            return Err(self.unsendable(KIND, e));
         }
+        if full {
+            if let Some(gathered) = Gathered::take_if(|link| link.same(self)) {
+                gathered.queue();
+            }
+        }
+        Ok(())
     }
 
     /// Appends one frame with `write` under the outbound limit policy.
@@ -785,8 +746,8 @@ impl Gathering {
 }
 
 impl Gathered {
-    /// What this thread gathered for `link`, if anything, taken out.
-    fn take_for(link: &Outbound) -> Option<Gathered> {
+    /// What this thread gathered, if anything and if its link is one `wanted`, taken out.
+    fn take_if(wanted: impl FnOnce(&Outbound) -> bool) -> Option<Gathered> {
         if !PENDING.get() {
             return None;
         }
@@ -794,7 +755,7 @@ impl Gathered {
             .try_with(|g| {
                 let mut g = g.borrow_mut();
                 match &g.link {
-                    Some(l) if l.same(link) => g.take(),
+                    Some(link) if wanted(link) => g.take(),
                     _ => None,
                 }
             })
