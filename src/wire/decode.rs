@@ -269,7 +269,10 @@ impl<'a> Fields<'a> {
         let bytes = self.bytes()?;
         match <[u8; 16]>::try_from(bytes) {
             Ok(bytes) => Ok(uuid::Uuid::from_bytes(bytes)),
-            Err(_) => Err(not_an_identity(bytes.len())),
+            Err(_) => Err(out_of_line(format_args!(
+                "an identity of {} bytes",
+                bytes.len()
+            ))),
         }
     }
 
@@ -310,12 +313,6 @@ impl<'a> Fields<'a> {
     fn agent(&mut self) -> Result<AgentId, String> {
         self.uuid().map(AgentId::from_uuid)
     }
-}
-
-#[cold]
-#[inline(never)]
-fn not_an_identity(len: usize) -> String {
-    format!("an identity of {len} bytes")
 }
 
 /// An error message, made out of line (see [`Fields`]).
