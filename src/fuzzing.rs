@@ -20,11 +20,12 @@ pub fn check_frame_body(body: &[u8]) {
     let incoming = decode_incoming(body);
     let incoming_ok = incoming.is_ok();
     if let (Err(e), Ok(view)) = (&hand, &incoming) {
-        // By design the borrowing decoder leaves the UTF-8 check of names to the receiver
-        // (see `wire::Text`): that is the only refusal of `decode_frame` it may miss.
+        // By design the borrowing decoder leaves the UTF-8 check of names (see `wire::Text`)
+        // and the reading of a report's target list (see `wire::TargetBytes`) to the
+        // receiver: those are the only refusals of `decode_frame` it may miss.
         assert!(
-            invalid_text(view),
-            "decode_incoming accepted what decode_frame refused ({e}), with valid UTF-8 names"
+            left_to_receiver(view),
+            "decode_incoming accepted what decode_frame refused ({e}), with valid UTF-8 names and targets"
         );
         re_encode_incoming(body);
     }
@@ -55,18 +56,18 @@ pub fn check_frame_body(body: &[u8]) {
     }
 }
 
-/// Whether a frame decoded without copying has a name that is not UTF-8.
-fn invalid_text(view: &Incoming<'_>) -> bool {
+/// Whether a frame decoded without copying has a name that is not UTF-8, or is a report
+/// whose target list does not read.
+fn left_to_receiver(view: &Incoming<'_>) -> bool {
     use crate::wire::Text;
     let bad = |t: &Text<'_>| t.to_str().is_err();
     match view {
         Incoming::Report { view, .. } => {
             bad(&view.subject)
                 || bad(&view.content.type_name)
-                || view
-                    .targets
-                    .iter()
-                    .any(|t| t.pattern.as_ref().is_some_and(bad))
+                || view.targets.read().map_or(true, |targets| {
+                    targets.iter().any(|t| t.pattern.as_ref().is_some_and(bad))
+                })
         }
         Incoming::Request(view) => bad(&view.method) || bad(&view.args.type_name),
         Incoming::Response(view) => bad(&view.content.type_name),
@@ -81,23 +82,30 @@ fn re_encode_incoming(body: &[u8]) {
         encode_report, encode_report_spliced, encode_request, encode_response, ReportRef,
     };
     let mut buf = BytesMut::new();
-    match decode_incoming(body).expect("checked by the caller") {
-        // A conflated report is only ever written from a received one's head.
-        Incoming::Report { view, .. } if view.conflated.is_some() => {
-            let targets = view.targets.iter().copied();
+    let incoming = decode_incoming(body).expect("checked by the caller");
+    if let Incoming::Report { view, targeted } = &incoming {
+        // A target list that does not read is refused by its receiver: nothing to encode.
+        let Ok(targets) = view.targets.read() else {
+            return;
+        };
+        if view.conflated.is_some() {
+            // A conflated report is only ever written from a received one's head.
+            let targets = targets.iter().copied();
             encode_report_spliced(view.head, targets, view.conflated, &mut buf, usize::MAX)
                 .expect("encodes");
-        }
-        Incoming::Report { view, targeted } => {
+        } else {
             let report = ReportRef {
-                targeted,
+                targeted: *targeted,
                 publisher: view.publisher,
                 subject: view.subject,
                 content: view.content,
-                targets: &view.targets[..],
+                targets: &targets[..],
             };
             encode_report(&report, &mut buf, usize::MAX).expect("encodes");
         }
+    }
+    match incoming {
+        Incoming::Report { .. } => {}
         Incoming::Request(view) => encode_request(&view, &mut buf, usize::MAX).expect("encodes"),
         Incoming::Response(view) => encode_response(&view, &mut buf, usize::MAX).expect("encodes"),
         Incoming::Other(_) => return,

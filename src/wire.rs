@@ -53,7 +53,7 @@ pub(crate) use encode::{
     encode_response, encode_targets, EncodedTargets, Joined, PutTargets,
 };
 pub(crate) use frame::{
-    ContentView, ReportRef, ReportView, RequestView, ResponseView, TargetView, Text,
+    ContentView, ReportRef, ReportView, RequestView, ResponseView, TargetList, TargetView, Text,
 };
 
 /// Default cap on one frame's size: 16 MiB.

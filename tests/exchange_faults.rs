@@ -1019,6 +1019,85 @@ async fn a_report_with_an_over_long_type_name_closes_the_connection() {
     healthy.flowing().await;
 }
 
+/// Tells the test the content of each report it gets.
+#[derive(Service)]
+#[service(name = "collector")]
+struct Collector(tokio::sync::mpsc::UnboundedSender<u32>);
+impl Service for Collector {
+    fn report(&mut self, report: Report, _: &mut ServiceContext<Self>) {
+        let _ = self.0.send(report.decode::<u32>().unwrap_or(u32::MAX));
+    }
+}
+
+/// A report's target list is read only when the receiver has not routed the same bytes
+/// before; a list that does not read (a bad option tag, bytes after it) still closes the
+/// connection, after a good report from the same publisher to the same subscriber went
+/// through, and nothing of the bad one is delivered.
+#[actix::test]
+async fn a_report_whose_target_list_does_not_read_closes_the_connection() {
+    let (node, _x, addr) = server(config()).await;
+    let healthy = Healthy::start(&addr).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let collector = node.spawn(Collector(tx)).binding;
+    for (i, fault) in ["option tag", "trailing byte"].into_iter().enumerate() {
+        let mut s = raw(&addr).await;
+        s.write_all(&encode(&hello(PROTOCOL_VERSION)))
+            .await
+            .unwrap();
+        let me = AgentId::random();
+        let name = format!("publisher-{i}");
+        let info = ServiceInfo {
+            agent: me,
+            name: name.clone(),
+            audience: "*".into(),
+            process: ProcessId::random(),
+            groups: vec![],
+        };
+        s.write_all(&encode(&Frame::ServiceAvailable(info)))
+            .await
+            .unwrap();
+        wait_for(&node, &name).await;
+        let report = Frame::TargetedReport(netsvc::wire::ReportFrame {
+            publisher: me,
+            subject: "s".into(),
+            content: WirePayload {
+                format: Format::Bincode,
+                type_name: "u32".into(),
+                bytes: vec![7].into(),
+            },
+            targets: vec![netsvc::wire::ReportTarget {
+                subscriber: collector.agent(),
+                pattern: None,
+            }],
+        });
+        let good = encode(&report);
+        s.write_all(&good).await.unwrap();
+        let got = tokio::time::timeout(WAIT, rx.recv()).await.unwrap();
+        assert_eq!(got, Some(7), "{fault}: the good report is delivered");
+        // The same report with its target list spoiled: the pattern's option tag (the last
+        // byte) made 9, or a byte after the list.
+        let mut bad = good.clone();
+        match fault {
+            "option tag" => *bad.last_mut().unwrap() = 9,
+            _ => {
+                bad.push(0);
+                let len = (bad.len() - 4) as u32;
+                bad[..4].copy_from_slice(&len.to_be_bytes());
+            }
+        }
+        s.write_all(&bad).await.unwrap();
+        assert!(
+            closed_within(&mut s, WAIT).await.is_some(),
+            "{fault}: the connection is closed"
+        );
+        assert!(
+            rx.try_recv().is_err(),
+            "{fault}: nothing of it is delivered"
+        );
+    }
+    healthy.flowing().await;
+}
+
 #[actix::test]
 async fn announcements_of_ids_chosen_to_collide_do_not_freeze_the_server() {
     // Ids with the same first 8 bytes and the same low half of the last 8: they all collide

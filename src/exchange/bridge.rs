@@ -666,7 +666,7 @@ impl StreamHandler<Result<Bytes, CodecError>> for Bridge {
                 _ => match decoded {
                     Ok(Incoming::Other(decoded)) => {
                         self.inbound.flush();
-                        self.on_frame(ctx, decoded, frame)
+                        self.on_frame(ctx, *decoded, frame)
                     }
                     Ok(early) => Err(format!("{} frame before the handshake", early.kind())),
                     Err(e) => Err(e.to_string()),

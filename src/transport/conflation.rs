@@ -137,18 +137,15 @@ impl Conflation {
             } => view,
             _ => return Ok(None),
         };
-        let conflated: Vec<TargetView<'_>> = view
-            .targets
-            .iter()
-            .filter(|t| self.conflates(t))
-            .copied()
-            .collect();
+        let all = view.targets.read().map_err(CodecError::Malformed)?;
+        let conflated: Vec<TargetView<'_>> =
+            all.iter().filter(|t| self.conflates(t)).copied().collect();
         if conflated.is_empty() {
             return Ok(None);
         }
         let mut offered = Offered {
             aside: None,
-            dropped: conflated.len() < view.targets.len(),
+            dropped: conflated.len() < all.len(),
         };
         let targets = encode_targets(conflated.into_iter());
         // The head without its variant index: publisher, subject, content.

@@ -11,9 +11,9 @@
 
 use super::frame::{
     frame_kind, ContentView, Frame, Hello, ReportFrame, ReportTarget, ReportView, RequestFrame,
-    RequestView, ResponseView, ServiceInfo, TargetList, TargetView, Text, WireFailure, WirePayload,
-    CALL_VARIANTS, CONFLATED_REPORT_VARIANT, REPORT_VARIANT, REQUEST_VARIANT, RESPONSE_VARIANT,
-    TARGETED_REPORT_VARIANT,
+    RequestView, ResponseView, ServiceInfo, TargetBytes, TargetList, TargetView, Text, WireFailure,
+    WirePayload, CALL_VARIANTS, CONFLATED_REPORT_VARIANT, REPORT_VARIANT, REQUEST_VARIANT,
+    RESPONSE_VARIANT, TARGETED_REPORT_VARIANT,
 };
 use super::CodecError;
 use crate::ids::{AgentId, ProcessId};
@@ -33,8 +33,9 @@ pub(crate) enum Incoming<'a> {
     Request(RequestView<'a>),
     /// `Frame::Response`.
     Response(ResponseView<'a>),
-    /// Any other frame.
-    Other(Frame),
+    /// Any other frame, boxed: a report's view, moved with every report, stays small enough
+    /// to be moved without a call to `memcpy`.
+    Other(Box<Frame>),
 }
 
 impl Incoming<'_> {
@@ -68,7 +69,7 @@ pub(crate) fn decode_incoming(body: &[u8]) -> Result<Incoming<'_>, CodecError> {
         Some(&CONFLATED_REPORT_VARIANT) => fields.conflated_report(),
         Some(&REQUEST_VARIANT) => fields.request().map(Incoming::Request),
         Some(&RESPONSE_VARIANT) => fields.response().map(Incoming::Response),
-        Some(&variant) => fields.other(variant).map(Incoming::Other),
+        Some(&variant) => fields.other(variant).map(|f| Incoming::Other(Box::new(f))),
         None => return Err(CodecError::Malformed("empty frame".to_owned())),
     };
     let malformed =
@@ -88,7 +89,7 @@ pub(crate) fn decode_incoming(body: &[u8]) -> Result<Incoming<'_>, CodecError> {
 pub(crate) fn decode_frame(body: &[u8]) -> Result<Frame, CodecError> {
     Ok(match decode_incoming(body)? {
         Incoming::Report { view, targeted } => {
-            let report = owned_report(&view).map_err(|e| malformed_in("Report", e))?;
+            let report = owned_report(&view).map_err(|e| malformed_in(frame_kind(body[0]), e))?;
             match (targeted, view.conflated) {
                 (true, _) => Frame::TargetedReport(report),
                 (false, None) => Frame::Report(report),
@@ -109,7 +110,7 @@ pub(crate) fn decode_frame(body: &[u8]) -> Result<Frame, CodecError> {
             content: owned_payload(view.content).map_err(|e| malformed_in("Response", e))?,
             responder: view.responder,
         },
-        Incoming::Other(frame) => frame,
+        Incoming::Other(frame) => *frame,
     })
 }
 
@@ -138,6 +139,7 @@ fn owned_report(view: &ReportView<'_>) -> Result<ReportFrame, String> {
         content: owned_payload(view.content)?,
         targets: view
             .targets
+            .read()?
             .iter()
             .map(|t| {
                 Ok(ReportTarget {
@@ -325,14 +327,69 @@ fn out_of_line(message: std::fmt::Arguments<'_>) -> String {
 /// The smallest encoded target: an agent (length and 16 bytes) and the `None` tag.
 const MIN_TARGET_LEN: usize = 18;
 
+impl<'a> TargetBytes<'a> {
+    /// The targets, read and checked as the rest of a frame is (the list must end where the
+    /// bytes do); the error says what is wrong with them.
+    pub(crate) fn read(&self) -> Result<TargetList<'a>, String> {
+        let mut fields = Fields { buf: self.0, at: 0 };
+        let targets = fields.targets()?;
+        match self.0.len() - fields.at {
+            0 => Ok(targets),
+            extra => Err(format!("{extra} trailing bytes")),
+        }
+    }
+}
+
 impl<'a> Fields<'a> {
     #[inline]
+    /// A report; the rest of the body is its target list, left unread ([`TargetBytes`]).
     fn report(&mut self, targeted: bool) -> Result<Incoming<'a>, String> {
         let body = self.buf;
         let publisher = self.agent()?;
         let subject = self.text()?;
         let content = self.content()?;
         let head = &body[..self.at];
+        let targets = TargetBytes(&body[self.at..]);
+        self.at = body.len();
+        Ok(Incoming::Report {
+            view: ReportView {
+                publisher,
+                subject,
+                content,
+                targets,
+                head,
+                conflated: None,
+            },
+            targeted,
+        })
+    }
+
+    /// A `Frame::ConflatedReport`: a report's fields, then the count it stands for (so its
+    /// targets are read here, to find where they end).
+    fn conflated_report(&mut self) -> Result<Incoming<'a>, String> {
+        let body = self.buf;
+        let publisher = self.agent()?;
+        let subject = self.text()?;
+        let content = self.content()?;
+        let head = &body[..self.at];
+        let start = self.at;
+        self.targets()?;
+        let targets = TargetBytes(&body[start..self.at]);
+        Ok(Incoming::Report {
+            view: ReportView {
+                publisher,
+                subject,
+                content,
+                targets,
+                head,
+                conflated: Some(self.varint()?),
+            },
+            targeted: false,
+        })
+    }
+
+    /// A target list: its count, then each target.
+    fn targets(&mut self) -> Result<TargetList<'a>, String> {
         let count = self.varint()?;
         // Sized once (a target takes at least 18 bytes, so a lying count reserves nothing more).
         let mut targets = TargetList::with_capacity(self.fit(count, MIN_TARGET_LEN));
@@ -348,26 +405,7 @@ impl<'a> Fields<'a> {
                 pattern,
             });
         }
-        Ok(Incoming::Report {
-            view: ReportView {
-                publisher,
-                subject,
-                content,
-                targets,
-                head,
-                conflated: None,
-            },
-            targeted,
-        })
-    }
-
-    /// A `Frame::ConflatedReport`: a report's fields, then the count it stands for.
-    fn conflated_report(&mut self) -> Result<Incoming<'a>, String> {
-        let mut report = self.report(false)?;
-        if let Incoming::Report { view, .. } = &mut report {
-            view.conflated = Some(self.varint()?);
-        }
-        Ok(report)
+        Ok(targets)
     }
 
     fn request(&mut self) -> Result<RequestView<'a>, String> {
@@ -541,17 +579,24 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("unknown content format 2"));
-        // A report body cut short, or followed by extra bytes, is malformed.
+        // A report body cut short, or followed by extra bytes, is malformed: refused by
+        // `decode_incoming` when the fault is before the target list, by reading the list
+        // (as its receiver does) when it is in it, and by `decode_frame` either way.
+        fn report_error(body: &[u8]) -> Option<String> {
+            match decode_incoming(body) {
+                Err(CodecError::Malformed(e)) => Some(e),
+                Ok(Incoming::Report { view, .. }) => view.targets.read().err(),
+                _ => None,
+            }
+        }
         let bytes = encoded(&samples()[8]);
         let body = &bytes[HEADER..];
-        assert!(matches!(
-            decode_incoming(&body[..body.len() - 2]),
-            Err(CodecError::Malformed(_))
-        ));
+        assert!(report_error(&body[..body.len() - 2]).is_some());
         let mut long = body.to_vec();
         long.push(0);
-        let err = decode_incoming(&long).unwrap_err();
-        assert!(err.to_string().contains("trailing"), "{err}");
+        let err = report_error(&long).unwrap();
+        assert!(err.contains("1 trailing bytes"), "{err}");
+        assert!(decode_frame(&long).is_err());
         // An empty body is no frame at all.
         assert!(matches!(
             decode_incoming(&[]),
@@ -560,8 +605,9 @@ mod tests {
         // Every prefix of a report body is malformed, never a panic; so is a bad format, option
         // tag, identity length or integer marker.
         for cut in 1..body.len() {
+            assert!(report_error(&body[..cut]).is_some(), "cut at {cut}");
             assert!(
-                matches!(decode_incoming(&body[..cut]), Err(CodecError::Malformed(_))),
+                matches!(decode_frame(&body[..cut]), Err(CodecError::Malformed(_))),
                 "cut at {cut}"
             );
         }
@@ -576,7 +622,9 @@ mod tests {
         ] {
             let mut bad = body.to_vec();
             bad[at] = value;
-            let err = decode_incoming(&bad).unwrap_err().to_string();
+            let err = report_error(&bad).unwrap();
+            assert!(err.contains(message), "{err}");
+            let err = decode_frame(&bad).unwrap_err().to_string();
             assert!(err.contains(message), "{err}");
         }
     }

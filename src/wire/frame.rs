@@ -434,7 +434,9 @@ pub(crate) struct ReportView<'a> {
     pub(crate) publisher: AgentId,
     pub(crate) subject: Text<'a>,
     pub(crate) content: ContentView<'a>,
-    pub(crate) targets: TargetList<'a>,
+    /// Read only where needed: a relay or a subscriber that routed the same target bytes
+    /// before does not read them again.
+    pub(crate) targets: TargetBytes<'a>,
     /// The frame's body up to its targets (variant index included): what every copy of the
     /// report shares, whatever subscribers it lists.
     pub(crate) head: &'a [u8],
@@ -463,9 +465,16 @@ pub(crate) struct ResponseView<'a> {
     pub(crate) responder: AgentId,
 }
 
-/// The targets of a received report; one (the usual number behind a link to a client) is kept
-/// without allocating, and the view stays small to move.
+/// The targets of a received report, read; one (the usual number behind a link to a client)
+/// is kept without allocating.
 pub(crate) type TargetList<'a> = smallvec::SmallVec<[TargetView<'a>; 1]>;
+
+/// The target list of a received report as it was received (its count, then each target),
+/// not yet read: [`TargetBytes::read`] reads and checks it. A report's view stays small to
+/// move, and a receiver that already routed the same bytes (a stream's next report) skips
+/// reading them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TargetBytes<'a>(pub(crate) &'a [u8]);
 
 /// Something that names one subscriber of a report and the pattern it matched.
 pub(crate) trait TargetItem {

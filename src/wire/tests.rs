@@ -287,7 +287,7 @@ fn reports_decode_without_copying_and_other_frames_as_frames() {
                     !matches!(frame, Frame::Request(_) | Frame::Response { .. }),
                     "decoded by serde"
                 );
-                assert_eq!(&decoded, &frame)
+                assert_eq!(&*decoded, &frame)
             }
             (_, other) => panic!("{} decoded as another frame", other.kind()),
         };
@@ -310,14 +310,15 @@ fn check_report_view(view: &ReportView<'_>, targeted: bool, owned: &ReportFrame,
             pattern: t.pattern.as_deref().map(Text::from),
         })
         .collect();
-    assert_eq!(&view.targets[..], &targets[..]);
+    let read = view.targets.read().unwrap();
+    assert_eq!(&read[..], &targets[..]);
     // Re-encoded from the view, it is the same frame.
     let again = ReportRef {
         targeted,
         publisher: view.publisher,
         subject: view.subject,
         content: view.content,
-        targets: &view.targets[..],
+        targets: &read[..],
     };
     let mut buf = BytesMut::new();
     encode_frame(&again, &mut buf, DEFAULT_MAX_FRAME).unwrap();
@@ -330,7 +331,7 @@ fn check_report_view(view: &ReportView<'_>, targeted: bool, owned: &ReportFrame,
     let mut spliced = BytesMut::new();
     encode_report_spliced(
         view.head,
-        view.targets.iter().copied(),
+        read.iter().copied(),
         None,
         &mut spliced,
         DEFAULT_MAX_FRAME,
@@ -356,7 +357,7 @@ fn check_report_view(view: &ReportView<'_>, targeted: bool, owned: &ReportFrame,
     assert_eq!(spliced.to_vec(), encoded(&fewer));
     // Kept aside by a link for conflated subscribers, it becomes the serde encoding of a
     // conflated report.
-    let targets = encode_targets(view.targets.iter().copied());
+    let targets = encode_targets(read.iter().copied());
     let mut kept = BytesMut::new();
     encode_conflated(&view.head[1..], &targets, 7, &mut kept, DEFAULT_MAX_FRAME).unwrap();
     if !targeted {
@@ -379,9 +380,10 @@ fn check_conflated_view(view: &ReportView<'_>, owned: &ReportFrame, conflated: u
             owned.content.view()
         )
     );
-    assert_eq!(view.targets.len(), owned.targets.len());
+    let read = view.targets.read().unwrap();
+    assert_eq!(read.len(), owned.targets.len());
     let mut spliced = BytesMut::new();
-    let targets = view.targets.iter().copied();
+    let targets = read.iter().copied();
     encode_report_spliced(
         view.head,
         targets,

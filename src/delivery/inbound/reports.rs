@@ -17,7 +17,7 @@ use crate::ids::{AgentId, RecentTable};
 use crate::names::SubjectPattern;
 use crate::payload::{Payload, SharedContent};
 use crate::transport::FrameClass;
-use crate::wire::{encode_report_spliced, ReportView, Text};
+use crate::wire::{encode_report_spliced, ReportView, TargetList, Text};
 
 /// What routing a received report needs: the node's routes (and the bridge's caches of
 /// them), the bridge's name cache, and the chunk the report was read in.
@@ -71,10 +71,14 @@ impl ReportRouting<'_> {
             self.decisions
                 .find(self.net, self.behind, view.publisher, t)
         });
+        // The target list is read only when no decision was made for the same bytes (which
+        // were read then).
+        let mut list = None;
         let decision = match found {
             Some(at) => &self.decisions.kept[at],
             None => {
-                let Some(decision) = self.decide(view, targets.unwrap_or_default())? else {
+                let read = list.insert(read_targets(view, targeted)?);
+                let Some(decision) = self.decide(view, read, targets.unwrap_or_default())? else {
                     return Ok(Routed::Forged);
                 };
                 if targets.is_some() && decision.targets.len() <= DECISION_TARGET_BYTES {
@@ -109,12 +113,17 @@ impl ReportRouting<'_> {
         };
         match decided.links.as_slice() {
             // One link has every target: the frame goes on as received.
-            [(link, indexes)] if indexes.len() == view.targets.len() => {
+            [(link, indexes)] if indexes.len() == decided.targets => {
                 self.batch.relays.raw(link, frame, self.chunk);
             }
+            [] => {}
             links => {
+                let list = match list {
+                    Some(list) => list,
+                    None => read_targets(view, targeted)?,
+                };
                 for (link, indexes) in links {
-                    self.batch.relays.spliced(link, view, indexes);
+                    self.batch.relays.spliced(link, view, &list, indexes);
                 }
             }
         }
@@ -126,6 +135,7 @@ impl ReportRouting<'_> {
     fn decide(
         &mut self,
         view: &ReportView<'_>,
+        list: &TargetList<'_>,
         targets: &[u8],
     ) -> Result<Option<Decision>, String> {
         // Only a publisher behind this link may publish on it (usually its route is this very
@@ -145,8 +155,9 @@ impl ReportRouting<'_> {
             publisher,
             local: SmallVec::new(),
             links: SmallVec::new(),
+            targets: list.len(),
         };
-        for (i, target) in view.targets.iter().enumerate() {
+        for (i, target) in list.iter().enumerate() {
             let pattern = match target.pattern {
                 Some(p) => Some(self.names.pattern(p)?),
                 None => None,
@@ -209,6 +220,21 @@ struct Decided {
     /// The links remote targets are behind, with the targets behind each (as indexes into
     /// the report's targets), in the order first met.
     links: SmallVec<[(Link, SmallVec<[usize; 4]>); 1]>,
+    /// How many targets the report lists.
+    targets: usize,
+}
+
+/// The target list of a received report, read; an error names the frame as a decoding
+/// error would.
+fn read_targets<'a>(view: &ReportView<'a>, targeted: bool) -> Result<TargetList<'a>, String> {
+    view.targets.read().map_err(|e| {
+        let kind = match (targeted, view.conflated) {
+            (true, _) => "TargetedReport",
+            (false, None) => "Report",
+            (false, Some(_)) => "ConflatedReport",
+        };
+        format!("{kind} frame: {e}")
+    })
 }
 
 /// The routing decisions a bridge made lately, for the next reports alike: at most
@@ -670,8 +696,14 @@ impl Relays {
 
     /// Relays a received report to `link` as its head with the targets at `indexes` (those
     /// behind the link).
-    fn spliced(&mut self, link: &Link, view: &ReportView<'_>, indexes: &[usize]) {
-        let targets = || indexes.iter().map(|&i| view.targets[i]);
+    fn spliced(
+        &mut self,
+        link: &Link,
+        view: &ReportView<'_>,
+        list: &TargetList<'_>,
+        indexes: &[usize],
+    ) {
+        let targets = || indexes.iter().map(|&i| list[i]);
         if view.head.len() > STAGED_FRAME {
             self.flush_link(link);
             let _ = link.out().send_report_head(view, targets());
@@ -816,8 +848,8 @@ mod tests {
                 subscriber: AgentId::from_uuid(uuid::Uuid::from_u128(9)),
                 pattern: None,
             }];
-            let mut spliced = view(parts[3]);
-            spliced.targets = smallvec::SmallVec::from_slice(&ninth);
+            let spliced = view(parts[3]);
+            let ninth = TargetList::from_slice(&ninth);
             let mut relays = Relays::default();
             // A run of two for `a`, one for `b`, one more for `a` after it (another run), a
             // spliced report for `a`, the last frame as a copy from elsewhere, then the
@@ -826,7 +858,7 @@ mod tests {
             relays.raw(&a, parts[1], &chunk);
             relays.raw(&b, parts[2], &chunk);
             relays.raw(&a, parts[3], &chunk);
-            relays.spliced(&a, &spliced, &[0]);
+            relays.spliced(&a, &spliced, &ninth, &[0]);
             let elsewhere = parts[5].to_vec();
             relays.raw(&a, &elsewhere, &chunk);
             relays.raw(&a, parts[4], &chunk);
