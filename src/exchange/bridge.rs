@@ -170,6 +170,9 @@ impl Bridge {
             let cap = chunks.cap();
             ctx.add_stream(chunks);
             let out = link.out().clone();
+            if let Some(direct) = probe.as_ref().and_then(|p| p.try_clone().ok()) {
+                out.write_directly(direct);
+            }
             let addr = ctx.address();
             let slot = slot.map(|slot| Rc::new(RefCell::new(slot)));
             let writer_slot = slot.clone();

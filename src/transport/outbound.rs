@@ -12,6 +12,10 @@
 //! Reports published while a service's task runs are gathered per thread before they go in
 //! (see [`gathering`]): a publisher sending a burst takes a link's lock once per 16 KiB of
 //! reports, not once per report, with the per-report policy unchanged.
+//!
+//! A relay's batch of reports that finds nothing queued or being written before it is
+//! written to a plaintext socket by the relaying thread itself ([`Outbound::relay_reports`]):
+//! copied once, into the socket, instead of into the buffer and then into the socket.
 
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -90,6 +94,9 @@ struct Buffer {
     closed: bool,
     /// Closed because the peer did not read: the writer fails rather than flush.
     overflowed: bool,
+    /// The writer holds bytes taken from `buf` that it may not have written yet: nothing may
+    /// be written to the socket past them.
+    writing: bool,
     /// Frames and report frames in `buf`, added to the exchange's counters when written (one
     /// shared-counter update per write rather than per frame).
     frames: u64,
@@ -117,6 +124,8 @@ struct Shared {
     on_drained: OnceLock<DrainedHook>,
     /// Whether `on_drained` has frames waiting for this link.
     has_backlog: AtomicBool,
+    /// A handle on the plaintext socket for [`Outbound::relay_reports`]'s direct writes.
+    direct: OnceLock<std::net::TcpStream>,
 }
 
 /// A written buffer larger than this is not kept for reuse (after a burst to a slow peer).
@@ -138,6 +147,7 @@ impl Outbound {
                 buf: BytesMut::with_capacity(64 * 1024),
                 closed: false,
                 overflowed: false,
+                writing: false,
                 frames: 0,
                 reports: 0,
                 conflation: Conflation::default(),
@@ -150,7 +160,15 @@ impl Outbound {
             sent_since_tick: AtomicBool::new(false),
             on_drained: OnceLock::new(),
             has_backlog: AtomicBool::new(false),
+            direct: OnceLock::new(),
         }))
+    }
+
+    /// Gives the link a second handle on its (plaintext) socket: relayed batches of reports
+    /// found with nothing queued before them are written with it at once (see
+    /// [`Outbound::relay_reports`]).
+    pub(crate) fn write_directly(&self, socket: std::net::TcpStream) {
+        let _ = self.0.direct.set(socket);
     }
 
     /// What this link has written so far: frames and bytes handed to the socket, and reports
@@ -288,6 +306,16 @@ impl Outbound {
     /// those that find the buffer below the limit go in together; the others, kept aside for
     /// a conflated subscription or dropped, one by one.
     pub(crate) fn queue_reports(&self, frames: &[u8], count: u64) {
+        self.queue_reports_or_write(frames, count, false)
+    }
+
+    /// [`Outbound::queue_reports`] for a relay: a batch found with nothing before it is
+    /// written to the socket at once (see [`Outbound::write_now`]).
+    pub(crate) fn relay_reports(&self, frames: &[u8], count: u64) {
+        self.queue_reports_or_write(frames, count, true)
+    }
+
+    fn queue_reports_or_write(&self, frames: &[u8], count: u64, now: bool) {
         let mut out = self.lock();
         if out.closed {
             return;
@@ -310,13 +338,20 @@ impl Outbound {
             (fitting, fit)
         };
         let was_empty = out.buf.is_empty();
-        out.buf.extend_from_slice(&frames[..fitting]);
-        out.frames += fit;
-        out.reports += fit;
+        let direct = if now && was_empty && fit == count {
+            self.write_now(&out, frames, count)
+        } else {
+            0
+        };
+        if direct < frames.len() {
+            out.buf.extend_from_slice(&frames[direct..fitting]);
+            out.frames += fit;
+            out.reports += fit;
+        }
         drop(out);
         if fit > 0 {
             self.0.sent_since_tick.store(true, Ordering::Relaxed);
-            if was_empty {
+            if was_empty && direct < frames.len() {
                 self.0.wake.notify_one();
             }
         }
@@ -325,6 +360,39 @@ impl Outbound {
             let _ = self.send_raw(frame, FrameClass::Report, "Report");
             rest = more;
         }
+    }
+
+    /// Writes `frames` to the socket at once, from this thread, when the link has a handle
+    /// for it ([`Outbound::write_directly`]), they are at least [`DIRECT_BYTES`], and
+    /// nothing is queued or being written before them; returns how many bytes were written
+    /// (the rest, if any, is for the writer). A relay passing a chunk's reports on so copies
+    /// them once, into the socket, rather than into the buffer first and then into the
+    /// socket; the write is the one the writer would have made after the chunk. `out` is
+    /// the link's buffer, locked, and empty; it stays locked during the write, so that
+    /// nothing is queued behind bytes not yet written.
+    fn write_now(&self, out: &Buffer, frames: &[u8], count: u64) -> usize {
+        use std::io::Write;
+        if frames.len() < DIRECT_BYTES || out.writing || out.conflation.pending() {
+            return 0;
+        }
+        let Some(mut socket) = self.0.direct.get() else {
+            return 0;
+        };
+        // Would block, or failed: the writer writes them, and meets any failure itself.
+        let Ok(n) = socket.write(frames) else {
+            return 0;
+        };
+        let len = n as u64;
+        let counters = &self.0.counters;
+        counters.bytes_written.fetch_add(len, Ordering::Relaxed);
+        self.0.bytes_written.fetch_add(len, Ordering::Relaxed);
+        if n == frames.len() {
+            // All of them; otherwise they are counted with the rest when it is written.
+            counters.frames_sent.fetch_add(count, Ordering::Relaxed);
+            counters.reports_sent.fetch_add(count, Ordering::Relaxed);
+            self.0.frames_written.fetch_add(count, Ordering::Relaxed);
+        }
+        n
     }
 
     /// Queues one report frame written by `write`, as [`Outbound::queue`] does; while this
@@ -557,6 +625,8 @@ impl Outbound {
             out.frames += kept;
             out.reports += kept;
         }
+        // Until its next turn, nothing is written past what it took.
+        out.writing = !chunk.is_empty();
         (
             out.closed,
             out.overflowed,
@@ -703,6 +773,10 @@ impl Outbound {
         Ok(())
     }
 }
+
+/// Fewest bytes of reports [`Outbound::queue_reports`] writes to the socket at once (fewer
+/// wait for the writer, with whatever else is queued after them).
+const DIRECT_BYTES: usize = 16 * 1024;
 
 /// Most bytes of reports a thread gathers for a link before queuing them.
 const GATHERED_BYTES: usize = 16 * 1024;
@@ -934,6 +1008,166 @@ pub(crate) mod tests {
         assert_eq!(
             reports(link.take_queued()),
             [("s.0".into(), 30, vec![agent(2)], 0)]
+        );
+    }
+
+    /// `n` reports on subjects `b<batch>.<i>`, encoded back to back as a relay gathers them.
+    fn batch(batch: usize, n: usize) -> (Vec<u8>, u64) {
+        let frames: Vec<Frame> = (0..n)
+            .map(|i| report(&format!("b{batch}.{i}"), 0, &[(2, "b.*")]))
+            .collect();
+        gathered(&frames)
+    }
+
+    /// A peer reading a socket as far as it is told ([`Peer::read_to`]), from a thread.
+    struct Peer {
+        target: Arc<AtomicU64>,
+        read: Arc<AtomicU64>,
+        thread: std::thread::JoinHandle<Vec<u8>>,
+    }
+
+    impl Peer {
+        fn start(mut socket: std::net::TcpStream) -> Peer {
+            use std::io::Read;
+            let (target, read) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+            let (t, r) = (target.clone(), read.clone());
+            let thread = std::thread::spawn(move || {
+                let mut all = Vec::new();
+                let mut chunk = [0; 4096];
+                loop {
+                    let want = t.load(Ordering::Acquire).saturating_sub(all.len() as u64);
+                    if want == 0 {
+                        std::thread::sleep(Duration::from_millis(1));
+                        continue;
+                    }
+                    let n = want.min(chunk.len() as u64) as usize;
+                    match socket.read(&mut chunk[..n]).unwrap() {
+                        0 => return all,
+                        n => all.extend_from_slice(&chunk[..n]),
+                    }
+                    r.store(all.len() as u64, Ordering::Release);
+                }
+            });
+            Peer {
+                target,
+                read,
+                thread,
+            }
+        }
+
+        /// Reads until `bytes` were read in all, and waits for it (blocking this thread: a
+        /// task of the caller's runtime does not run meanwhile).
+        fn read_to(&self, bytes: u64) {
+            self.target.store(bytes, Ordering::Release);
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while self.read.load(Ordering::Acquire) < bytes {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the peer got too little"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+
+    /// Relayed batches found with nothing queued or being written before them are written to
+    /// the socket by the relaying thread itself, at once. Frames queued before and after
+    /// them, a batch the socket takes only part of, and a batch relayed while the writer holds
+    /// bytes it has not written (which waits, although the socket has room) still reach the
+    /// peer in order, each counted once.
+    #[tokio::test]
+    async fn relayed_batches_are_written_at_once_and_in_order() {
+        // A send buffer of a fixed size, far below the largest batch.
+        let listening = tokio::net::TcpSocket::new_v4().unwrap();
+        listening.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = listening.listen(1).unwrap();
+        let connecting = tokio::net::TcpSocket::new_v4().unwrap();
+        connecting.set_send_buffer_size(64 * 1024).unwrap();
+        let socket = connecting
+            .connect(listener.local_addr().unwrap())
+            .await
+            .unwrap()
+            .into_std()
+            .unwrap();
+        let peer = listener.accept().await.unwrap().0.into_std().unwrap();
+        peer.set_nonblocking(false).unwrap();
+        let peer = Peer::start(peer);
+        let link = Outbound::new(limits(64 << 20, 1 << 20), Arc::default());
+        link.write_directly(socket.try_clone().unwrap());
+        let sink = tokio::net::TcpStream::from_std(socket).unwrap();
+        let writer = tokio::spawn({
+            let link = link.clone();
+            async move { link.write_loop(sink, None).await }
+        });
+        let bytes = |link: &Outbound| link.written().bytes;
+        let settle = || async {
+            for _ in 0..20 {
+                tokio::task::yield_now().await;
+            }
+        };
+        // Behind a queued frame: queued too, for the writer.
+        let (first, n1) = batch(1, 300);
+        link.send_frame(&Frame::Heartbeat).unwrap();
+        link.relay_reports(&first, n1);
+        assert_eq!(bytes(&link), 0, "nothing written before the writer's turn");
+        let mut total = first.len() as u64 + 5;
+        while bytes(&link) < total {
+            tokio::task::yield_now().await;
+        }
+        peer.read_to(total);
+        // The writer has nothing left: the next batch goes to the socket at once, before
+        // this task lets the writer run.
+        settle().await;
+        let (second, n2) = batch(2, 300);
+        link.relay_reports(&second, n2);
+        total += second.len() as u64;
+        assert_eq!(bytes(&link), total, "written at once");
+        peer.read_to(total);
+        // Far larger than the socket takes while the peer does not read: written in part at
+        // once; the writer takes the rest, and waits for room.
+        let (third, n3) = batch(3, 20_000);
+        link.relay_reports(&third, n3);
+        let direct = bytes(&link) - total;
+        assert!(
+            0 < direct && direct < third.len() as u64,
+            "{direct} of {} bytes written at once",
+            third.len()
+        );
+        settle().await;
+        assert_eq!(link.queued(), 0, "the writer took the rest");
+        // The peer makes room; the writer has not run since. A batch now waits behind the
+        // bytes the writer holds.
+        peer.read_to(total + direct / 2);
+        std::thread::sleep(Duration::from_millis(20));
+        let before = bytes(&link);
+        let (fourth, n4) = batch(4, 300);
+        link.relay_reports(&fourth, n4);
+        assert_eq!(bytes(&link), before, "not written past the writer's bytes");
+        link.send_frame(&Frame::Heartbeat).unwrap();
+        link.close();
+        peer.target.store(u64::MAX, Ordering::Release);
+        writer.await.unwrap().unwrap();
+        let all = peer.thread.join().unwrap();
+        let mut seen = Vec::new();
+        let mut rest = &all[..];
+        while let Some((_, body, more)) = split_frame(rest) {
+            seen.push(match crate::wire::decode_frame(body).unwrap() {
+                Frame::Report(r) => r.subject,
+                other => other.kind().to_owned(),
+            });
+            rest = more;
+        }
+        assert!(rest.is_empty());
+        let mut expected = vec!["Heartbeat".to_owned()];
+        for (b, n) in [(1, n1), (2, n2), (3, n3), (4, n4)] {
+            expected.extend((0..n).map(|i| format!("b{b}.{i}")));
+        }
+        expected.push("Heartbeat".to_owned());
+        assert!(seen == expected, "{} frames, in another order", seen.len());
+        let written = link.written();
+        assert_eq!(
+            (written.frames, written.bytes),
+            (n1 + n2 + n3 + n4 + 2, all.len() as u64)
         );
     }
 

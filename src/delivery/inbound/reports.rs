@@ -619,12 +619,12 @@ impl Staged {
     fn queue(&mut self) {
         let out = self.link.out();
         if self.frames > 0 {
-            out.queue_reports(&self.buf, self.frames);
+            out.relay_reports(&self.buf, self.frames);
             self.buf.clear();
             self.frames = 0;
         }
         if let Some(run) = self.run.take() {
-            out.queue_reports(&run.chunk[run.start..run.end], run.frames);
+            out.relay_reports(&run.chunk[run.start..run.end], run.frames);
         }
     }
 
