@@ -174,18 +174,24 @@ impl Inbox {
     }
 
     /// Appends deliveries under one lock (what a bridge received for this service in one
-    /// chunk), with the same refusal policy as [`Inbox::push`] for each. Refusals are not
-    /// reported: only for deliveries whose refusal needs no handling (not requests).
-    /// Returns whether the service conflates any subscription (see
+    /// chunk), taken from `deliveries` (left empty, with room), with the same refusal policy
+    /// as [`Inbox::push`] for each. Refusals are not reported: only for deliveries whose
+    /// refusal needs no handling (not requests). Into an empty inbox they all fit, they go
+    /// as they are: the list becomes the queue, and the queue's emptied buffer the list (no
+    /// delivery is moved). Returns whether the service conflates any subscription (see
     /// `Inbound::chunk_done`: its link is then read ahead of it).
-    pub(crate) fn push_all(&self, deliveries: impl ExactSizeIterator<Item = Delivery>) -> bool {
+    pub(crate) fn push_all(&self, deliveries: &mut Vec<Delivery>) -> bool {
         let (wake, conflates) = {
             let mut state = self.lock();
-            if !state.closed && state.queue.len() + deliveries.len() <= self.0.capacity {
+            let fit = state.queue.len() + deliveries.len() <= self.0.capacity;
+            if !state.closed && fit && state.queue.is_empty() {
+                let queue = VecDeque::from(std::mem::take(deliveries));
+                *deliveries = Vec::from(std::mem::replace(&mut state.queue, queue));
+            } else if !state.closed && fit {
                 // All of them fit: none is refused, none is kept aside.
-                state.queue.extend(deliveries);
+                state.queue.extend(deliveries.drain(..));
             } else {
-                for delivery in deliveries {
+                for delivery in deliveries.drain(..) {
                     let _ = self.admit(&mut state, delivery);
                 }
             }
@@ -434,8 +440,10 @@ mod tests {
         assert!(!inbox.take_batch(&mut batch, Waker::noop()));
         assert!(!inbox.ready());
         // Only reports and requests are refused when full: control deliveries always get in.
-        let _ = inbox
-            .push_all([Delivery::Shutdown(ShutdownPhase::Pending), Delivery::Stop].into_iter());
+        let _ = inbox.push_all(&mut vec![
+            Delivery::Shutdown(ShutdownPhase::Pending),
+            Delivery::Stop,
+        ]);
         assert!(inbox.ready());
         assert!(inbox.take_batch(&mut batch, Waker::noop()));
         assert!(matches!(
@@ -447,8 +455,42 @@ mod tests {
         ));
         // A closed inbox takes nothing.
         drop(inbox.close());
-        let _ = inbox.push_all([Delivery::Stop].into_iter());
+        let _ = inbox.push_all(&mut vec![Delivery::Stop]);
         assert!(inbox.close().is_empty());
+    }
+
+    #[test]
+    fn a_batch_into_an_empty_inbox_becomes_its_queue_and_one_behind_others_follows_them() {
+        let inbox = Inbox::new(10);
+        let mut batch = VecDeque::new();
+        assert!(!inbox.take_batch(&mut batch, Waker::noop()));
+        let mut list = Vec::with_capacity(4);
+        list.extend([Delivery::Shutdown(ShutdownPhase::Pending), Delivery::Stop]);
+        let buffer = list.as_ptr();
+        let _ = inbox.push_all(&mut list);
+        assert!(list.is_empty());
+        assert!(inbox.take_batch(&mut batch, Waker::noop()));
+        // The very buffer: nothing was moved.
+        assert_eq!(batch.as_slices().0.as_ptr(), buffer);
+        assert!(matches!(
+            (batch.pop_front(), batch.pop_front()),
+            (
+                Some(Delivery::Shutdown(ShutdownPhase::Pending)),
+                Some(Delivery::Stop)
+            )
+        ));
+        // Behind what is queued, a list is appended, in order.
+        let _ = inbox.push_all(&mut vec![Delivery::Stop]);
+        let _ = inbox.push_all(&mut vec![Delivery::Shutdown(ShutdownPhase::Pending)]);
+        assert!(inbox.take_batch(&mut batch, Waker::noop()));
+        assert!(matches!(
+            (batch.pop_front(), batch.pop_front(), batch.pop_front()),
+            (
+                Some(Delivery::Stop),
+                Some(Delivery::Shutdown(ShutdownPhase::Pending)),
+                None
+            )
+        ));
     }
 
     /// Counts its wake-ups.

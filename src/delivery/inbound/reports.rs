@@ -515,12 +515,12 @@ impl LocalDelivery<'_, '_> {
 #[derive(Default)]
 pub(super) struct ReportBatch {
     /// The services gathered for, in the order first met, the last pushed to first checked.
-    pending: Vec<(Inbox, Vec<Report>)>,
+    pending: Vec<(Inbox, Vec<Delivery>)>,
     /// The entry of `pending` pushed to last.
     last: usize,
     /// Emptied report lists for the next services, so that gathering allocates nothing once
     /// warm (at most [`BATCH_INBOXES`], each of at most [`SPARE_REPORTS`]).
-    spare: Vec<Vec<Report>>,
+    spare: Vec<Vec<Delivery>>,
     /// Whether an inbox pushed to since [`ReportBatch::take_conflating`] conflates a
     /// subscription.
     conflating: bool,
@@ -554,12 +554,12 @@ impl ReportBatch {
             },
         };
         self.last = at;
-        self.pending[at].1.push(report);
+        self.pending[at].1.push(Delivery::Report(report));
     }
 
     pub(super) fn flush(&mut self) {
         for (inbox, mut reports) in self.pending.drain(..) {
-            self.conflating |= inbox.push_all(reports.drain(..).map(Delivery::Report));
+            self.conflating |= inbox.push_all(&mut reports);
             if reports.capacity() <= SPARE_REPORTS {
                 self.spare.push(reports);
             }
