@@ -103,9 +103,9 @@ async fn raw(addr: &str) -> TcpStream {
     TcpStream::connect(addr).await.unwrap()
 }
 
-/// A raw connection that completed its handshake, announced an anonymous subscriber and
-/// subscribed it to everything the server's `chatty` publishes.
-async fn raw_subscriber_of_chatty(node: &Node, addr: &str) -> TcpStream {
+/// A raw connection that completed its handshake and announced a service of this name
+/// (empty: anonymous); the service's agent.
+async fn raw_service(addr: &str, name: &str) -> (TcpStream, AgentId) {
     let mut s = raw(addr).await;
     s.write_all(&encode(&hello(PROTOCOL_VERSION)))
         .await
@@ -113,7 +113,7 @@ async fn raw_subscriber_of_chatty(node: &Node, addr: &str) -> TcpStream {
     let me = AgentId::random();
     let info = ServiceInfo {
         agent: me,
-        name: String::new(),
+        name: name.into(),
         audience: "*".into(),
         process: ProcessId::random(),
         groups: vec![],
@@ -121,6 +121,13 @@ async fn raw_subscriber_of_chatty(node: &Node, addr: &str) -> TcpStream {
     s.write_all(&encode(&Frame::ServiceAvailable(info)))
         .await
         .unwrap();
+    (s, me)
+}
+
+/// A raw connection that completed its handshake, announced an anonymous subscriber and
+/// subscribed it to everything the server's `chatty` publishes.
+async fn raw_subscriber_of_chatty(node: &Node, addr: &str) -> TcpStream {
+    let (mut s, me) = raw_service(addr, "").await;
     let chatty = wait_for(node, "chatty").await;
     let subscribe = Frame::SubscriptionRequested {
         publisher: chatty.agent(),
@@ -985,21 +992,7 @@ async fn a_report_with_an_over_long_type_name_closes_the_connection() {
     let (node, _x, addr) = server(config()).await;
     let healthy = Healthy::start(&addr).await;
     let chatty = node.spawn(Chatty).binding;
-    let mut s = raw(&addr).await;
-    s.write_all(&encode(&hello(PROTOCOL_VERSION)))
-        .await
-        .unwrap();
-    let me = AgentId::random();
-    let info = ServiceInfo {
-        agent: me,
-        name: "publisher".into(),
-        audience: "*".into(),
-        process: ProcessId::random(),
-        groups: vec![],
-    };
-    s.write_all(&encode(&Frame::ServiceAvailable(info)))
-        .await
-        .unwrap();
+    let (mut s, me) = raw_service(&addr, "publisher").await;
     wait_for(&node, "publisher").await;
     let report = Frame::TargetedReport(netsvc::wire::ReportFrame {
         publisher: me,
@@ -1040,22 +1033,8 @@ async fn a_report_whose_target_list_does_not_read_closes_the_connection() {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let collector = node.spawn(Collector(tx)).binding;
     for (i, fault) in ["option tag", "trailing byte"].into_iter().enumerate() {
-        let mut s = raw(&addr).await;
-        s.write_all(&encode(&hello(PROTOCOL_VERSION)))
-            .await
-            .unwrap();
-        let me = AgentId::random();
         let name = format!("publisher-{i}");
-        let info = ServiceInfo {
-            agent: me,
-            name: name.clone(),
-            audience: "*".into(),
-            process: ProcessId::random(),
-            groups: vec![],
-        };
-        s.write_all(&encode(&Frame::ServiceAvailable(info)))
-            .await
-            .unwrap();
+        let (mut s, me) = raw_service(&addr, &name).await;
         wait_for(&node, &name).await;
         let report = Frame::TargetedReport(netsvc::wire::ReportFrame {
             publisher: me,

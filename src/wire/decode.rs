@@ -64,9 +64,9 @@ pub(crate) fn decode_incoming(body: &[u8]) -> Result<Incoming<'_>, CodecError> {
     // No kind is carried along with the result (a report's view is larger than the moves the
     // compiler makes without a call to `memcpy`): errors name it from the variant.
     let decoded = match body.first() {
-        Some(&REPORT_VARIANT) => fields.report(false),
-        Some(&TARGETED_REPORT_VARIANT) => fields.report(true),
-        Some(&CONFLATED_REPORT_VARIANT) => fields.conflated_report(),
+        Some(&REPORT_VARIANT) => fields.report(false, false),
+        Some(&TARGETED_REPORT_VARIANT) => fields.report(true, false),
+        Some(&CONFLATED_REPORT_VARIANT) => fields.report(false, true),
         Some(&REQUEST_VARIANT) => fields.request().map(Incoming::Request),
         Some(&RESPONSE_VARIANT) => fields.response().map(Incoming::Response),
         Some(&variant) => fields.other(variant).map(|f| Incoming::Other(Box::new(f))),
@@ -341,40 +341,26 @@ impl<'a> TargetBytes<'a> {
 }
 
 impl<'a> Fields<'a> {
+    /// A report, or with `conflated` a `Frame::ConflatedReport` (a report's fields, then the
+    /// count it stands for). The target list is left unread ([`TargetBytes`]): it is the
+    /// rest of the body, except that a conflated report's is read here, to find the count
+    /// after it.
     #[inline]
-    /// A report; the rest of the body is its target list, left unread ([`TargetBytes`]).
-    fn report(&mut self, targeted: bool) -> Result<Incoming<'a>, String> {
-        let body = self.buf;
-        let publisher = self.agent()?;
-        let subject = self.text()?;
-        let content = self.content()?;
-        let head = &body[..self.at];
-        let targets = TargetBytes(&body[self.at..]);
-        self.at = body.len();
-        Ok(Incoming::Report {
-            view: ReportView {
-                publisher,
-                subject,
-                content,
-                targets,
-                head,
-                conflated: None,
-            },
-            targeted,
-        })
-    }
-
-    /// A `Frame::ConflatedReport`: a report's fields, then the count it stands for (so its
-    /// targets are read here, to find where they end).
-    fn conflated_report(&mut self) -> Result<Incoming<'a>, String> {
+    fn report(&mut self, targeted: bool, conflated: bool) -> Result<Incoming<'a>, String> {
         let body = self.buf;
         let publisher = self.agent()?;
         let subject = self.text()?;
         let content = self.content()?;
         let head = &body[..self.at];
         let start = self.at;
-        self.targets()?;
-        let targets = TargetBytes(&body[start..self.at]);
+        let (targets, conflated) = if conflated {
+            self.targets()?;
+            let targets = TargetBytes(&body[start..self.at]);
+            (targets, Some(self.varint()?))
+        } else {
+            self.at = body.len();
+            (TargetBytes(&body[start..]), None)
+        };
         Ok(Incoming::Report {
             view: ReportView {
                 publisher,
@@ -382,9 +368,9 @@ impl<'a> Fields<'a> {
                 content,
                 targets,
                 head,
-                conflated: Some(self.varint()?),
+                conflated,
             },
-            targeted: false,
+            targeted,
         })
     }
 

@@ -581,7 +581,9 @@ impl ReportBatch {
 ///
 /// Frames passed on as received are not copied until they are queued: consecutive ones for
 /// a link are one run of the chunk they were read in, copied once, into the link's buffer
-/// (a server relaying a stream to one link copies each chunk once). Spliced frames are
+/// or, when nothing waits before them there, straight into its socket
+/// ([`Outbound::relay_reports`](crate::transport::Outbound::relay_reports)): a server
+/// relaying a stream to one link copies each chunk once. Spliced frames are
 /// written into a buffer per link (the copy into it costs less than a lock), a run before
 /// them copied there first when short, queued first when long, so the link gets its frames
 /// in order; a spliced report whose received head is over [`STAGED_FRAME`] bytes is queued
