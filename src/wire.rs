@@ -16,7 +16,9 @@
 //!   frame over the cap and leaves nothing of it behind.
 //! - A body is used whole, and every length inside it is checked against the bytes left
 //!   before anything is allocated for it: a peer cannot make a reader allocate for what it
-//!   merely announces.
+//!   merely announces. A received report's target list is read, with the same checks, when
+//!   its receiver first needs it: a relay or subscriber that routed the same bytes before
+//!   does not read them again.
 //! - Integers are read in their shortest form only, so a decoded frame encodes back to the
 //!   same bytes.
 //!
