@@ -122,6 +122,7 @@ fn put_frame(
     finish_frame(buf, start, max, Ok(0))
 }
 
+#[inline(always)]
 fn put_format(buf: &mut BytesMut, format: Format) {
     put_varint(
         buf,
@@ -133,6 +134,7 @@ fn put_format(buf: &mut BytesMut, format: Format) {
 }
 
 /// A [`WirePayload`](super::WirePayload).
+#[inline(always)]
 fn put_content(buf: &mut BytesMut, content: ContentView<'_>) {
     put_format(buf, content.format);
     put_bytes(buf, content.type_name.0);
@@ -236,6 +238,10 @@ pub(crate) fn encode_targets<'t>(
 }
 
 /// bincode's varint (see `decode::Fields::varint`).
+// The field writers are always inlined into the frame encoders: a writer called out of line
+// keeps the buffer in memory, and reads its length back after every byte it writes (see
+// BENCHMARKS.md, "Measured reasons in the code").
+#[inline(always)]
 fn put_varint(buf: &mut BytesMut, n: u64) {
     if n < 251 {
         buf.put_u8(n as u8);
@@ -251,15 +257,18 @@ fn put_varint(buf: &mut BytesMut, n: u64) {
     }
 }
 
+#[inline(always)]
 fn put_bytes(buf: &mut BytesMut, bytes: &[u8]) {
     put_varint(buf, bytes.len() as u64);
     buf.extend_from_slice(bytes);
 }
 
+#[inline(always)]
 fn put_agent(buf: &mut BytesMut, agent: AgentId) {
     put_bytes(buf, agent.as_uuid().as_bytes());
 }
 
+#[inline(always)]
 fn put_targets<'t>(buf: &mut BytesMut, targets: impl ExactSizeIterator<Item = TargetView<'t>>) {
     put_varint(buf, targets.len() as u64);
     for target in targets {
@@ -267,6 +276,7 @@ fn put_targets<'t>(buf: &mut BytesMut, targets: impl ExactSizeIterator<Item = Ta
     }
 }
 
+#[inline(always)]
 fn put_target(buf: &mut BytesMut, target: TargetView<'_>) {
     put_agent(buf, target.subscriber);
     match target.pattern {
