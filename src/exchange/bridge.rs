@@ -170,14 +170,14 @@ impl Bridge {
             let cap = chunks.cap();
             ctx.add_stream(chunks);
             let out = link.out().clone();
-            if let Some(direct) = probe.as_ref().and_then(|p| p.try_clone().ok()) {
-                out.write_directly(direct);
+            if let Some(probe) = probe {
+                out.write_directly(probe);
             }
             let addr = ctx.address();
             let slot = slot.map(|slot| Rc::new(RefCell::new(slot)));
             let writer_slot = slot.clone();
             actix::spawn(async move {
-                let result = out.write_loop(writer, probe).await;
+                let result = out.write_loop(writer).await;
                 addr.do_send(WriterDone(result.err()));
                 drop(writer_slot);
             });

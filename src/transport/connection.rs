@@ -23,8 +23,9 @@ const TLS_HANDSHAKE: u8 = 0x16;
 pub(crate) struct Connection {
     pub(crate) reader: Box<dyn AsyncRead + Unpin>,
     pub(crate) writer: Box<dyn AsyncWrite + Unpin>,
-    /// A second handle on a plaintext socket, for the writer's progress probe (none under
-    /// TLS: bytes written to the socket directly would bypass it).
+    /// A second handle on a plaintext socket, for the writer's progress probe and a relay's
+    /// direct writes (`Outbound::write_directly`; none under TLS: bytes written to the
+    /// socket directly would bypass it).
     pub(crate) probe: Option<std::net::TcpStream>,
     pub(crate) peer_addr: SocketAddr,
     pub(crate) local_addr: SocketAddr,

@@ -124,7 +124,8 @@ struct Shared {
     on_drained: OnceLock<DrainedHook>,
     /// Whether `on_drained` has frames waiting for this link.
     has_backlog: AtomicBool,
-    /// A handle on the plaintext socket for [`Outbound::relay_reports`]'s direct writes.
+    /// A second handle on the plaintext socket ([`Outbound::write_directly`]): the writer's
+    /// progress probe, and [`Outbound::relay_reports`]'s direct writes.
     direct: OnceLock<std::net::TcpStream>,
 }
 
@@ -164,9 +165,10 @@ impl Outbound {
         }))
     }
 
-    /// Gives the link a second handle on its (plaintext) socket: relayed batches of reports
-    /// found with nothing queued before them are written with it at once (see
-    /// [`Outbound::relay_reports`]).
+    /// Gives the link a second handle on its (plaintext) socket, written to without waiting
+    /// for the socket to be reported writable: by the writer when a write has waited a while
+    /// (see [`Outbound::write_loop`]), and for relayed batches of reports found with nothing
+    /// queued before them (see [`Outbound::relay_reports`]).
     pub(crate) fn write_directly(&self, socket: std::net::TcpStream) {
         let _ = self.0.direct.set(socket);
     }
@@ -382,17 +384,25 @@ impl Outbound {
         let Ok(n) = socket.write(frames) else {
             return 0;
         };
-        let len = n as u64;
-        let counters = &self.0.counters;
-        counters.bytes_written.fetch_add(len, Ordering::Relaxed);
-        self.0.bytes_written.fetch_add(len, Ordering::Relaxed);
-        if n == frames.len() {
-            // All of them; otherwise they are counted with the rest when it is written.
-            counters.frames_sent.fetch_add(count, Ordering::Relaxed);
-            counters.reports_sent.fetch_add(count, Ordering::Relaxed);
-            self.0.frames_written.fetch_add(count, Ordering::Relaxed);
-        }
+        // All of them, or counted with the rest when it is written.
+        let sent = if n == frames.len() { count } else { 0 };
+        self.count_written(sent, sent, n);
         n
+    }
+
+    /// Adds what was written to this link's and the exchange's counters.
+    fn count_written(&self, frames: u64, reports: u64, bytes: usize) {
+        let counters = &self.0.counters;
+        if frames > 0 {
+            counters.frames_sent.fetch_add(frames, Ordering::Relaxed);
+            counters.reports_sent.fetch_add(reports, Ordering::Relaxed);
+            self.0.frames_written.fetch_add(frames, Ordering::Relaxed);
+        }
+        if bytes > 0 {
+            let bytes = bytes as u64;
+            counters.bytes_written.fetch_add(bytes, Ordering::Relaxed);
+            self.0.bytes_written.fetch_add(bytes, Ordering::Relaxed);
+        }
     }
 
     /// Queues one report frame written by `write`, as [`Outbound::queue`] does; while this
@@ -653,15 +663,15 @@ impl Outbound {
     /// A write that makes no progress for the stall limit means the peer stopped reading: the
     /// link fails (memory stays bounded by the outbound limit meanwhile).
     ///
-    /// `probe` is a second handle on the same socket, written to directly (without waiting for
-    /// the socket to be reported writable) when a write has waited a while: the kernel reports
-    /// a full socket writable again only once a third of its buffer has drained, which for a
-    /// peer reading slowly can take far longer than the stall limit although it reads all
-    /// along; a direct write finds any space its reading has made.
+    /// The link's second handle on a plaintext socket ([`Outbound::write_directly`]) is
+    /// written to directly (without waiting for the socket to be reported writable) when a
+    /// write has waited a while: the kernel reports a full socket writable again only once a
+    /// third of its buffer has drained, which for a peer reading slowly can take far longer
+    /// than the stall limit although it reads all along; a direct write finds any space its
+    /// reading has made.
     pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
         &self,
         mut sink: W,
-        mut probe: Option<std::net::TcpStream>,
     ) -> std::io::Result<()> {
         // Two buffers take turns: frames are queued into one while the other is written, and
         // the written one keeps its capacity (no allocation, no fresh pages per write).
@@ -680,12 +690,7 @@ impl Outbound {
                     "peer is not reading: outbound buffer over its limit",
                 ));
             }
-            if frames > 0 {
-                let counters = &self.0.counters;
-                counters.frames_sent.fetch_add(frames, Ordering::Relaxed);
-                counters.reports_sent.fetch_add(reports, Ordering::Relaxed);
-                self.0.frames_written.fetch_add(frames, Ordering::Relaxed);
-            }
+            self.count_written(frames, reports, 0);
             if !chunk.is_empty() {
                 let stall = self.0.limits.stall;
                 let written = match flush_by
@@ -693,7 +698,7 @@ impl Outbound {
                 {
                     Some(deadline) => {
                         flush_by = Some(deadline);
-                        let write = self.write_all(&mut sink, probe.as_mut(), &chunk);
+                        let write = self.write_all(&mut sink, &chunk);
                         tokio::time::timeout_at(deadline, write)
                             .await
                             .unwrap_or_else(|_| {
@@ -703,18 +708,13 @@ impl Outbound {
                                 ))
                             })
                     }
-                    None => self.write_all(&mut sink, probe.as_mut(), &chunk).await,
+                    None => self.write_all(&mut sink, &chunk).await,
                 };
                 if let Err(e) = written {
                     self.discard();
                     return Err(e);
                 }
-                let len = chunk.len() as u64;
-                self.0
-                    .counters
-                    .bytes_written
-                    .fetch_add(len, Ordering::Relaxed);
-                self.0.bytes_written.fetch_add(len, Ordering::Relaxed);
+                self.count_written(0, 0, chunk.len());
                 if self.has_backlog() {
                     if let Some(hook) = self.0.on_drained.get() {
                         hook(self);
@@ -735,10 +735,10 @@ impl Outbound {
     async fn write_all<W: AsyncWrite + Unpin>(
         &self,
         sink: &mut W,
-        mut probe: Option<&mut std::net::TcpStream>,
         mut bytes: &[u8],
     ) -> std::io::Result<()> {
         use std::io::Write;
+        let probe = self.0.direct.get();
         let limit = self.0.limits.stall;
         let step = (limit / 8).max(Duration::from_millis(1));
         // Time without progress, counted per attempt and at most two steps each: a stall of
@@ -751,7 +751,7 @@ impl Outbound {
                 Ok(Ok(n)) => n,
                 Ok(Err(e)) => return Err(e),
                 // Not reported writable for a while: try the socket directly.
-                Err(_) => match probe.as_mut().map(|p| p.write(bytes)) {
+                Err(_) => match probe.map(|mut p| p.write(bytes)) {
                     Some(Ok(n)) => n,
                     Some(Err(e)) if e.kind() != std::io::ErrorKind::WouldBlock => return Err(e),
                     _ => 0,
@@ -1097,7 +1097,7 @@ pub(crate) mod tests {
         let sink = tokio::net::TcpStream::from_std(socket).unwrap();
         let writer = tokio::spawn({
             let link = link.clone();
-            async move { link.write_loop(sink, None).await }
+            async move { link.write_loop(sink).await }
         });
         let bytes = |link: &Outbound| link.written().bytes;
         let settle = || async {
