@@ -82,30 +82,28 @@ fn re_encode_incoming(body: &[u8]) {
         encode_report, encode_report_spliced, encode_request, encode_response, ReportRef,
     };
     let mut buf = BytesMut::new();
-    let incoming = decode_incoming(body).expect("checked by the caller");
-    if let Incoming::Report { view, targeted } = &incoming {
-        // A target list that does not read is refused by its receiver: nothing to encode.
-        let Ok(targets) = view.targets.read() else {
-            return;
-        };
-        if view.conflated.is_some() {
-            // A conflated report is only ever written from a received one's head.
-            let targets = targets.iter().copied();
-            encode_report_spliced(view.head, targets, view.conflated, &mut buf, usize::MAX)
-                .expect("encodes");
-        } else {
-            let report = ReportRef {
-                targeted: *targeted,
-                publisher: view.publisher,
-                subject: view.subject,
-                content: view.content,
-                targets: &targets[..],
+    match decode_incoming(body).expect("checked by the caller") {
+        Incoming::Report { view, targeted } => {
+            // A target list that does not read is refused by its receiver: nothing to encode.
+            let Ok(targets) = view.targets.read() else {
+                return;
             };
-            encode_report(&report, &mut buf, usize::MAX).expect("encodes");
+            if view.conflated.is_some() {
+                // A conflated report is only ever written from a received one's head.
+                let targets = targets.iter().copied();
+                encode_report_spliced(view.head, targets, view.conflated, &mut buf, usize::MAX)
+                    .expect("encodes");
+            } else {
+                let report = ReportRef {
+                    targeted,
+                    publisher: view.publisher,
+                    subject: view.subject,
+                    content: view.content,
+                    targets: &targets[..],
+                };
+                encode_report(&report, &mut buf, usize::MAX).expect("encodes");
+            }
         }
-    }
-    match incoming {
-        Incoming::Report { .. } => {}
         Incoming::Request(view) => encode_request(&view, &mut buf, usize::MAX).expect("encodes"),
         Incoming::Response(view) => encode_response(&view, &mut buf, usize::MAX).expect("encodes"),
         Incoming::Other(_) => return,

@@ -42,14 +42,7 @@ impl Incoming<'_> {
     /// The frame's variant name, for messages.
     pub(crate) fn kind(&self) -> &'static str {
         match self {
-            Incoming::Report {
-                view,
-                targeted: false,
-            } if view.conflated.is_some() => "ConflatedReport",
-            Incoming::Report {
-                targeted: false, ..
-            } => "Report",
-            Incoming::Report { targeted: true, .. } => "TargetedReport",
+            Incoming::Report { view, .. } => view.kind(),
             Incoming::Request(_) => "Request",
             Incoming::Response(_) => "Response",
             Incoming::Other(frame) => frame.kind(),

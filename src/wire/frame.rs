@@ -445,6 +445,14 @@ pub(crate) struct ReportView<'a> {
     pub(crate) conflated: Option<u64>,
 }
 
+impl ReportView<'_> {
+    /// The frame's variant name (`Report`, `TargetedReport` or `ConflatedReport`), for
+    /// messages: read from the head, which begins with the variant index.
+    pub(crate) fn kind(&self) -> &'static str {
+        self.head.first().map_or("Report", |&v| frame_kind(v))
+    }
+}
+
 /// A received request frame decoded without copying (see [`RequestFrame`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RequestView<'a> {

@@ -77,7 +77,7 @@ impl ReportRouting<'_> {
         let decision = match found {
             Some(at) => &self.decisions.kept[at],
             None => {
-                let read = list.insert(read_targets(view, targeted)?);
+                let read = list.insert(read_targets(view)?);
                 let Some(decision) = self.decide(view, read, targets.unwrap_or_default())? else {
                     return Ok(Routed::Forged);
                 };
@@ -120,7 +120,7 @@ impl ReportRouting<'_> {
             links => {
                 let list = match list {
                     Some(list) => list,
-                    None => read_targets(view, targeted)?,
+                    None => read_targets(view)?,
                 };
                 for (link, indexes) in links {
                     self.batch.relays.spliced(link, view, &list, indexes);
@@ -226,15 +226,10 @@ struct Decided {
 
 /// The target list of a received report, read; an error names the frame as a decoding
 /// error would.
-fn read_targets<'a>(view: &ReportView<'a>, targeted: bool) -> Result<TargetList<'a>, String> {
-    view.targets.read().map_err(|e| {
-        let kind = match (targeted, view.conflated) {
-            (true, _) => "TargetedReport",
-            (false, None) => "Report",
-            (false, Some(_)) => "ConflatedReport",
-        };
-        format!("{kind} frame: {e}")
-    })
+fn read_targets<'a>(view: &ReportView<'a>) -> Result<TargetList<'a>, String> {
+    view.targets
+        .read()
+        .map_err(|e| format!("{} frame: {e}", view.kind()))
 }
 
 /// The routing decisions a bridge made lately, for the next reports alike: at most
