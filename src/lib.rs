@@ -160,6 +160,7 @@ pub use request::{
 pub use schedule::{CronSchedule, Schedule};
 pub use service::{Service, ServiceContext, ServiceOptions};
 pub use spawn::Spawned;
+pub use transport::{spin_when_idle, SpinError};
 pub use watch::{RegistryStream, ReportStream};
 
 /// The usual imports: `use netsvc::prelude::*;`.

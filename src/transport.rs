@@ -8,14 +8,19 @@
 //! frame is for is the slow-consumer policy's: a full buffer keeps reports aside, rather
 //! than drop them, for the (subscriber, pattern) pairs the delivery layer marked conflated
 //! (`conflation`).
+//!
+//! A thread may also be asked to spin rather than sleep for a while after each read or write
+//! on its connections ([`spin_when_idle`]): latency for CPU, off unless asked for (`idle`).
 
 mod conflation;
 mod connection;
+mod idle;
 mod outbound;
 mod reader;
 mod tls;
 
 pub(crate) use connection::{Connection, Identity};
+pub use idle::{spin_when_idle, SpinError};
 #[cfg(test)]
 pub(crate) use outbound::tests as tests_support;
 pub(crate) use outbound::{gathering, Counters, FrameClass, LinkLimits, Outbound, SendError};

@@ -802,3 +802,66 @@ async fn an_answer_follows_its_requester_to_another_route_while_the_call_is_serv
         .unwrap();
     assert_eq!(answered, Ok(600), "the answer took the route left");
 }
+
+/// CPU time this thread has used, in clock ticks (user and system; 1/100 s on Linux).
+fn thread_cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+    // The fields after the command name (in parentheses): utime and stime are the 12th and
+    // 13th of them.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[actix::test]
+async fn a_thread_spinning_when_idle_answers_calls_and_sleeps_once_the_window_passed() {
+    // Both nodes run on this thread: every read and write spins it for the window. No
+    // heartbeats while the test looks (each would open the window again).
+    netsvc::spin_when_idle(Duration::from_millis(400)).unwrap();
+    let config = || ExchangeConfig {
+        heartbeat: Duration::from_secs(20),
+        dead_after: Duration::from_secs(60),
+        ..ExchangeConfig::default()
+    };
+    let server = Node::new("server");
+    let server_x = Exchange::with_config(&server, config()).unwrap();
+    let addr = server_x.listen("127.0.0.1:0").await.unwrap();
+    server.spawn(Calculator);
+    let client = Node::new("client");
+    let client_x = Exchange::with_config(&client, config()).unwrap();
+    let mut events = client_x.connections();
+    client_x
+        .connect(&addr.to_string(), Some(Duration::from_millis(100)))
+        .forget();
+    active(&mut events).await;
+    let calc = wait_for(&client, "calculator").await;
+    let c = CalculatorClient::new(client.endpoint(&calc));
+    for i in 0..200 {
+        assert_eq!(c.multiply(i, 3).await, Ok(i * 3));
+    }
+    // Within the window after the last call the thread spins: it spends CPU while this test
+    // sleeps (a tick is 10 ms; about 30 of the 300 ms when it has a CPU to itself).
+    let before = thread_cpu_ticks();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let spent = thread_cpu_ticks() - before;
+    assert!(
+        spent >= 10,
+        "{spent} ticks of CPU within the window: it did not spin"
+    );
+    // Past the window it sleeps, and spends nothing.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = thread_cpu_ticks();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let spent = thread_cpu_ticks() - before;
+    assert!(
+        spent <= 5,
+        "{spent} ticks of CPU past the window: it did not stop spinning"
+    );
+    // Turned off, calls go on as ever.
+    netsvc::spin_when_idle(Duration::ZERO).unwrap();
+    assert_eq!(c.multiply(7, 6).await, Ok(42));
+}

@@ -384,6 +384,7 @@ impl Outbound {
         let Ok(n) = socket.write(frames) else {
             return 0;
         };
+        super::idle::io_done();
         // All of them, or counted with the rest when it is written.
         let sent = if n == frames.len() { count } else { 0 };
         self.count_written(sent, sent, n);
@@ -758,6 +759,7 @@ impl Outbound {
                 },
             };
             if written > 0 {
+                super::idle::io_done();
                 bytes = &bytes[written..];
                 stalled = Duration::ZERO;
             } else {

@@ -134,7 +134,7 @@ impl<R: AsyncRead + Unpin> futures_core::Stream for FrameChunks<R> {
                         "connection closed in the middle of a frame ({partial} bytes of it received)"
                     )))));
                 }
-                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Ok(_)) => super::idle::io_done(),
                 Poll::Ready(Err(e)) => {
                     this.done = true;
                     return Poll::Ready(Some(Err(CodecError::Io(e))));
