@@ -350,6 +350,6 @@ pub(crate) fn run_role(args: &RoleArgs) -> ExitCode {
     crate::roles::main(|| match args.system {
         System::Netsvc => actix::System::new().block_on(netsvc::role(args)),
         System::Nats => roles::on_tokio(nats::role(args)),
-        System::Raw => roles::on_tokio(raw::role(args)),
+        System::Raw => roles::on_tokio_spinning(raw::role(args), args.spin),
     })
 }

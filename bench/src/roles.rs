@@ -82,11 +82,32 @@ pub(crate) fn result<T: Serialize>(value: &T) -> Result<(), String> {
 pub(crate) fn on_tokio(
     role: impl std::future::Future<Output = Result<(), String>>,
 ) -> Result<(), String> {
+    on_tokio_spinning(role, false)
+}
+
+/// [`on_tokio`], the runtime never sleeping if `spin`: a task yields over and over (the
+/// CPU to other processes, then the runtime to its I/O, polled with a zero timeout while a
+/// task is ready), as netsvc's `spin_when_idle` does within its window. The raw relay's
+/// processes do this in the `_spin` workloads, all the time: the limit with spinning.
+pub(crate) fn on_tokio_spinning(
+    role: impl std::future::Future<Output = Result<(), String>>,
+    spin: bool,
+) -> Result<(), String> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot build a tokio runtime: {e}"))?
-        .block_on(role)
+        .block_on(async {
+            if spin {
+                tokio::spawn(async {
+                    loop {
+                        std::thread::yield_now();
+                        tokio::task::yield_now().await;
+                    }
+                });
+            }
+            role.await
+        })
 }
 
 /// The netsvc payload type of every body of `payload.rs`: one byte string.

@@ -30,6 +30,8 @@ fn quick_compare_runs_every_workload_on_both_sides() {
         "reports_payload_1m",
         "request_reply_fanin",
         "burst_unpaced",
+        "request_reply_1_in_flight_spin",
+        "request_reply_64_in_flight_spin",
         "request_reply_64_in_flight_tls",
         "reports_1_to_1_tls",
     ] {

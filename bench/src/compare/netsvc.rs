@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 
 use super::measure::{self, BurstTally, Tally};
 use super::protocol::{
-    BurstPublished, PublishOutcome, RoleArgs, RoleKind, ServerStats, ROLE_LIMIT,
+    BurstPublished, PublishOutcome, RoleArgs, RoleKind, ServerStats, ROLE_LIMIT, SPIN_WINDOW,
 };
 use super::subjects::{self, SubjectTally};
 use crate::mesh::{find, join, probe};
@@ -55,6 +55,9 @@ fn tls(args: &RoleArgs, which: Certificate) -> Result<Option<netsvc::Tls>, Strin
 
 /// Runs one netsvc role.
 pub(crate) async fn role(args: &RoleArgs) -> Result<(), String> {
+    if args.spin {
+        netsvc::spin_when_idle(SPIN_WINDOW).map_err(|e| e.to_string())?;
+    }
     match args.kind {
         RoleKind::Exchange => exchange_server(args).await,
         RoleKind::Relay => Err("the relay is a role of the raw side".to_owned()),

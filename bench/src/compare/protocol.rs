@@ -177,7 +177,14 @@ pub(crate) struct RoleArgs {
     /// Conflate the subscription (netsvc burst subscriber).
     #[arg(long, action = clap::ArgAction::Set, default_value_t = false)]
     pub(crate) conflate: bool,
+    /// Spin when idle instead of sleeping (the `_spin` workloads): netsvc's
+    /// `spin_when_idle(SPIN_WINDOW)`; the raw relay's processes spin all the time.
+    #[arg(long, action = clap::ArgAction::Set, default_value_t = false)]
+    pub(crate) spin: bool,
 }
+
+/// How long a netsvc process of a `_spin` workload spins after each read or write.
+pub(crate) const SPIN_WINDOW: std::time::Duration = std::time::Duration::from_micros(50);
 
 impl RoleArgs {
     /// The subjects the publisher publishes on, report `r` on the `r % len`-th.

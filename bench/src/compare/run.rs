@@ -196,7 +196,12 @@ fn processes(
     } else {
         None
     };
-    let side = Side { plan, system, tls };
+    let side = Side {
+        plan,
+        system,
+        tls,
+        spin: workload.spin && system != System::Nats,
+    };
     let max_payload = matches!(workload.shape, Shape::Payload { .. }).then_some(NATS_MAX_PAYLOAD);
     let (mut server, addr) = server(&side, max_payload)?;
     match workload.shape {
@@ -268,6 +273,8 @@ struct Side<'a> {
     plan: &'a Plan,
     system: System,
     tls: Option<&'a Path>,
+    /// Whether its processes spin when idle (NATS's do not: see `Workload::spin`).
+    spin: bool,
 }
 
 /// A CA and a server certificate for 127.0.0.1, made for the TLS workloads of one
@@ -463,10 +470,12 @@ fn role(side: &Side<'_>, kind: &str, name: &str, options: &[(&str, &str)]) -> Re
     let system = side.system;
     let tls = side.tls.map(|dir| dir.display().to_string());
     let tls = tls.as_deref().map(|dir| ("--tls-dir", dir));
+    let spin = side.spin.then_some(("--spin", "true"));
     let args = ["role", kind, "--system", system.arg()].into_iter().chain(
         options
             .iter()
             .chain(&tls)
+            .chain(&spin)
             .flat_map(|&(option, value)| [option, value]),
     );
     Proc::start_role(

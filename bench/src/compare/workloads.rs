@@ -95,6 +95,11 @@ pub(crate) struct Workload {
     pub(crate) goal: Goal,
     /// Whether every link is TLS (both sides, on the same certificates).
     pub(crate) tls: bool,
+    /// Whether netsvc's processes spin when idle (`netsvc::spin_when_idle`, for
+    /// [`SPIN_WINDOW`](super::protocol::SPIN_WINDOW) after each read or write) instead of
+    /// sleeping, and the raw relay's all the time. NATS's run as shipped: nats-server's Go
+    /// runtime spins before it sleeps by itself; its client has no such setting.
+    pub(crate) spin: bool,
     /// Whether the raw TCP relay (`raw.rs`, the physical limit) runs it too: plaintext
     /// workloads with one peer on each side of the relay.
     pub(crate) limit: bool,
@@ -109,6 +114,7 @@ pub(crate) const WORKLOADS: &[Workload] = &[
         // Issue 14 (was 0.75); it also asks p99 <= 0.75x NATS (BENCHMARKS.md's table).
         goal: Goal::LatencyAtMost(0.6),
         tls: false,
+        spin: false,
         limit: true,
     },
     Workload {
@@ -118,6 +124,7 @@ pub(crate) const WORKLOADS: &[Workload] = &[
         // Issue 14 (was 2.0); it also asks >= 0.6x the raw relay (the /limit column).
         goal: Goal::RateAtLeast(3.0),
         tls: false,
+        spin: false,
         limit: true,
     },
     Workload {
@@ -127,6 +134,7 @@ pub(crate) const WORKLOADS: &[Workload] = &[
         // Issue 14 (was 1.5); it also asks >= 0.35x the raw relay (the /limit column).
         goal: Goal::RateAtLeast(3.0),
         tls: false,
+        spin: false,
         limit: true,
     },
     Workload {
@@ -136,6 +144,7 @@ pub(crate) const WORKLOADS: &[Workload] = &[
         // Issue 14 (was 1.2).
         goal: Goal::RateAtLeast(2.0),
         tls: false,
+        spin: false,
         limit: false,
     },
     // Issue 14: many subscribers behind each link and many subjects, where caches of one
@@ -150,6 +159,7 @@ pub(crate) const WORKLOADS: &[Workload] = &[
         },
         goal: Goal::RateAtLeast(2.0),
         tls: false,
+        spin: false,
         limit: false,
     },
     // Issue 14: large bodies, 1 publisher to 1 subscriber; the figure is bytes/s (msg/s
@@ -160,6 +170,7 @@ pub(crate) const WORKLOADS: &[Workload] = &[
         shape: Shape::Payload { body: 1 << 10 },
         goal: Goal::RateAtLeast(1.5),
         tls: false,
+        spin: false,
         limit: true,
     },
     Workload {
@@ -168,6 +179,7 @@ pub(crate) const WORKLOADS: &[Workload] = &[
         shape: Shape::Payload { body: 64 << 10 },
         goal: Goal::RateAtLeast(1.5),
         tls: false,
+        spin: false,
         limit: true,
     },
     Workload {
@@ -176,6 +188,7 @@ pub(crate) const WORKLOADS: &[Workload] = &[
         shape: Shape::Payload { body: 1 << 20 },
         goal: Goal::RateAtLeast(1.5),
         tls: false,
+        spin: false,
         limit: true,
     },
     // Issue 14: many requesters, one responder.
@@ -188,6 +201,7 @@ pub(crate) const WORKLOADS: &[Workload] = &[
         },
         goal: Goal::RateAtLeast(2.0),
         tls: false,
+        spin: false,
         limit: false,
     },
     // Issue 14: the slow-consumer policy under an unpaced burst. The third column is netsvc
@@ -198,7 +212,28 @@ pub(crate) const WORKLOADS: &[Workload] = &[
         shape: Shape::Burst { subjects: 100 },
         goal: Goal::Record,
         tls: false,
+        spin: false,
         limit: false,
+    },
+    // The request rows again, netsvc spinning when idle (`spin_when_idle`, opt-in: CPU for
+    // latency), the raw relay spinning all the time, NATS as shipped. Same targets.
+    Workload {
+        name: "request_reply_1_in_flight_spin",
+        unit: "us_p50",
+        shape: Shape::RequestReply { in_flight: 1 },
+        goal: Goal::LatencyAtMost(0.6),
+        tls: false,
+        spin: true,
+        limit: true,
+    },
+    Workload {
+        name: "request_reply_64_in_flight_spin",
+        unit: "round_trips/s",
+        shape: Shape::RequestReply { in_flight: 64 },
+        goal: Goal::RateAtLeast(3.0),
+        tls: false,
+        spin: true,
+        limit: true,
     },
     // Over TLS: ahead of NATS over TLS (issue 11); against netsvc's own plaintext rows the
     // table shows the ratio too (target: at least 0.7).
@@ -208,6 +243,7 @@ pub(crate) const WORKLOADS: &[Workload] = &[
         shape: Shape::RequestReply { in_flight: 64 },
         goal: Goal::RateAtLeast(1.0),
         tls: true,
+        spin: false,
         limit: false,
     },
     Workload {
@@ -216,6 +252,7 @@ pub(crate) const WORKLOADS: &[Workload] = &[
         shape: Shape::Reports { subscribers: 1 },
         goal: Goal::RateAtLeast(1.0),
         tls: true,
+        spin: false,
         limit: false,
     },
 ];
