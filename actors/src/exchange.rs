@@ -43,6 +43,10 @@ pub(crate) struct ExchangeArgs {
     /// service names each may announce, whether it may relay, and how much it may hold.
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
+    /// Poll the connections instead of sleeping for this many microseconds after each read
+    /// or write: lower latency for CPU (`netsvc::spin_when_idle`); 0, the default, sleeps.
+    #[arg(long, value_name = "MICROSECONDS", default_value_t = 0)]
+    spin_us: u64,
 }
 
 /// Runs an exchange server until Ctrl-C.
@@ -93,6 +97,10 @@ pub(crate) async fn run(args: ExchangeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(e) = netsvc::spin_when_idle(Duration::from_micros(args.spin_us)) {
+        eprintln!("netsvc exchange: {e}");
+        return ExitCode::from(2);
+    }
     let node = Node::new("exchange");
     node.monitor_signals();
     let config = ExchangeConfig {

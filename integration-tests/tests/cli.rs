@@ -110,7 +110,12 @@ struct Mesh {
 }
 
 fn mesh() -> Mesh {
-    let mut exchange = Process::start(&netsvc(), &["exchange", "--listen", "127.0.0.1:0"]);
+    // The hub spins when idle (50 µs after each read or write): every command-line test
+    // goes through a spinning exchange server.
+    let mut exchange = Process::start(
+        &netsvc(),
+        &["exchange", "--listen", "127.0.0.1:0", "--spin-us", "50"],
+    );
     let line = exchange.expect_line("exchange listening on", WAIT);
     let addr = listening_addr(&line);
     let calculator = Process::start(&example("calculator"), &["--connect", &addr, "--serve"]);
