@@ -140,12 +140,12 @@ async fn services_reports_and_requests_cross_a_connection() {
     settle().await;
 }
 
-#[actix::test]
-async fn calls_over_the_frame_size_limit_fail_clearly_and_the_link_stays_up() {
-    let config = || ExchangeConfig {
-        max_frame: 4096,
-        ..ExchangeConfig::default()
-    };
+/// A server node serving the calculator and a client node connected to it, both with
+/// `config`: the client's calculator, and the exchanges (server's first) and nodes that keep
+/// them up.
+async fn calculator_link(
+    config: impl Fn() -> ExchangeConfig,
+) -> (CalculatorClient, [Exchange; 2], [Node; 2]) {
     let server = Node::new("server");
     let server_x = Exchange::with_config(&server, config()).unwrap();
     let addr = server_x.listen("127.0.0.1:0").await.unwrap();
@@ -156,6 +156,16 @@ async fn calls_over_the_frame_size_limit_fail_clearly_and_the_link_stays_up() {
     client_x.connect(&addr.to_string(), None).forget();
     active(&mut events).await;
     let c = CalculatorClient::new(client.endpoint(&wait_for(&client, "calculator").await));
+    (c, [server_x, client_x], [server, client])
+}
+
+#[actix::test]
+async fn calls_over_the_frame_size_limit_fail_clearly_and_the_link_stays_up() {
+    let (c, [server_x, _client_x], _nodes) = calculator_link(|| ExchangeConfig {
+        max_frame: 4096,
+        ..ExchangeConfig::default()
+    })
+    .await;
 
     let f = c.repeat("x".repeat(10_000), 1).await.unwrap_err();
     assert_eq!(f.code, ErrorCode::CLIENT_REQUEST_ENCODING_ERROR);
@@ -822,24 +832,12 @@ async fn a_thread_spinning_when_idle_answers_calls_and_sleeps_once_the_window_pa
     // Both nodes run on this thread: every read and write spins it for the window. No
     // heartbeats while the test looks (each would open the window again).
     netsvc::spin_when_idle(Duration::from_millis(400)).unwrap();
-    let config = || ExchangeConfig {
+    let (c, _exchanges, _nodes) = calculator_link(|| ExchangeConfig {
         heartbeat: Duration::from_secs(20),
         dead_after: Duration::from_secs(60),
         ..ExchangeConfig::default()
-    };
-    let server = Node::new("server");
-    let server_x = Exchange::with_config(&server, config()).unwrap();
-    let addr = server_x.listen("127.0.0.1:0").await.unwrap();
-    server.spawn(Calculator);
-    let client = Node::new("client");
-    let client_x = Exchange::with_config(&client, config()).unwrap();
-    let mut events = client_x.connections();
-    client_x
-        .connect(&addr.to_string(), Some(Duration::from_millis(100)))
-        .forget();
-    active(&mut events).await;
-    let calc = wait_for(&client, "calculator").await;
-    let c = CalculatorClient::new(client.endpoint(&calc));
+    })
+    .await;
     for i in 0..200 {
         assert_eq!(c.multiply(i, 3).await, Ok(i * 3));
     }
