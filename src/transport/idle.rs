@@ -13,9 +13,10 @@
 //! How: a task of the thread's own runtime yields over and over while the window is open.
 //! A runtime with a task ready never blocks: between two polls of that task it asks the
 //! operating system for I/O readiness with a zero timeout, so the sockets are polled as
-//! often as the task yields. Between two yields the task also yields the CPU to any other
+//! often as the task yields. Every few turns the task also yields the CPU to any other
 //! process waiting for it (`sched_yield`), so a spinning thread delays no one who shares its
-//! CPU. When the window closes the task sleeps until the next read.
+//! CPU for more than a few microseconds. When the window closes the task sleeps until the
+//! next read or write.
 
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
@@ -95,6 +96,16 @@ pub(crate) fn io_done() {
     });
 }
 
+/// Every how many turns of spinning the task gives the CPU to other processes
+/// (`sched_yield`). Every turn made two spinning processes on one CPU switch back and forth
+/// at every turn; never yielding made a spinning process keep the CPU from one with work
+/// for a whole time slice (see BENCHMARKS.md, "Spinning when idle").
+const YIELD_EVERY: u32 = 4;
+
+/// Every how many turns the clock is read for the end of the window (a turn is about a
+/// microsecond; reading the clock is a good part of one on a virtual machine).
+const CLOCK_EVERY: u32 = 8;
+
 /// The spinning task: asleep until a read, then spinning until a window passes with none.
 async fn spin() {
     let mut seen = IDLE.with(|idle| idle.reads.get());
@@ -117,21 +128,26 @@ async fn spin() {
             break;
         }
         let mut until = None;
+        let mut turn = 0u32;
         loop {
+            turn = turn.wrapping_add(1);
             let (reads, window) = IDLE.with(|idle| (idle.reads.get(), idle.window.get()));
             if window.is_zero() {
                 break;
             }
-            let now = Instant::now();
             if reads != seen || until.is_none() {
                 seen = reads;
-                until = Some(now + window);
-            } else if until.is_some_and(|until| now >= until) {
+                until = Some(Instant::now() + window);
+            } else if turn.is_multiple_of(CLOCK_EVERY)
+                && until.is_some_and(|until| Instant::now() >= until)
+            {
                 break;
             }
-            // Other processes on this CPU first, then this runtime's I/O (polled with a zero
-            // timeout because this task is ready again at once).
-            std::thread::yield_now();
+            // Now and then other processes on this CPU first; then this runtime's I/O (polled
+            // with a zero timeout because this task is ready again at once).
+            if turn.is_multiple_of(YIELD_EVERY) {
+                std::thread::yield_now();
+            }
             tokio::task::yield_now().await;
         }
         if IDLE.with(|idle| idle.window.get().is_zero()) {
