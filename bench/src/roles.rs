@@ -87,8 +87,10 @@ pub(crate) fn on_tokio(
 
 /// [`on_tokio`], the runtime never sleeping if `spin`: a task yields over and over (the
 /// CPU to other processes, then the runtime to its I/O, polled with a zero timeout while a
-/// task is ready), as netsvc's `spin_when_idle` does within its window. The raw relay's
-/// processes do this in the `_spin` workloads, all the time: the limit with spinning.
+/// task is ready), as netsvc's `spin_when_idle` does within its window, though giving up the
+/// CPU every turn where netsvc does every fourth (BENCHMARKS.md's relay figures were taken
+/// so). The raw relay's processes do this in the `_spin` workloads, all the time: the limit
+/// with spinning.
 pub(crate) fn on_tokio_spinning(
     role: impl std::future::Future<Output = Result<(), String>>,
     spin: bool,

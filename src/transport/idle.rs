@@ -1,14 +1,15 @@
-//! Spinning when idle: a thread that has just read from a connection polls its sockets for a
-//! while instead of going to sleep, so that the next frame (an answer, the next request) is
-//! taken the moment it arrives rather than after the operating system wakes the thread.
+//! Spinning when idle: a thread that has just read from or written to a connection polls its
+//! sockets for a while instead of going to sleep, so that the next frame (an answer, the
+//! next request) is taken the moment it arrives rather than after the operating system wakes
+//! the thread.
 //!
 //! Waking a sleeping thread is the largest part of a round trip's latency on a virtual
 //! machine: the CPU the thread slept on halts, and getting it back is an exit to the
 //! hypervisor and an interrupt, some 10–30 µs per hop (see BENCHMARKS.md, "Spinning when
 //! idle"). A thread that spins is awake when the data comes. The price is CPU: the thread
-//! burns its CPU for up to the window after each read, whether or not more comes. So it is
-//! off unless asked for ([`spin_when_idle`]), per thread, and it never spins longer than
-//! the window after the last read.
+//! burns its CPU for up to the window after each read or write, whether or not more comes.
+//! So it is off unless asked for ([`spin_when_idle`]), per thread, and it never spins longer
+//! than the window after the last read or write.
 //!
 //! How: a task of the thread's own runtime yields over and over while the window is open.
 //! A runtime with a task ready never blocks: between two polls of that task it asks the
@@ -26,13 +27,13 @@ use std::time::{Duration, Instant};
 /// This thread's spinning state.
 #[derive(Default)]
 struct Idle {
-    /// How long to spin after a read; zero: not at all.
+    /// How long to spin after a read or write; zero: not at all.
     window: Cell<Duration>,
     /// Reads and writes made on this thread while spinning was on.
-    reads: Cell<u64>,
+    io_count: Cell<u64>,
     /// Whether the spinning task exists.
     running: Cell<bool>,
-    /// The spinning task's waker while it sleeps, for the next read.
+    /// The spinning task's waker while it sleeps, for the next read or write.
     waker: RefCell<Option<Waker>>,
 }
 
@@ -48,15 +49,15 @@ pub enum SpinError {
     NoRuntime,
 }
 
-/// Makes this thread poll its connections for `window` after each read instead of sleeping
-/// (a busy poll); `Duration::ZERO` turns it off again.
+/// Makes this thread poll its connections for `window` after each read or write instead of
+/// sleeping (a busy poll); `Duration::ZERO` turns it off again.
 ///
 /// This trades CPU for latency: a request answered over an exchange server is taken by each
 /// thread on the way as soon as it arrives, without the operating system's wake-up (the
 /// largest part of a round trip on a virtual machine), at the cost of up to `window` of CPU
-/// after every read. Use it on threads that serve latency-sensitive traffic, with a window
-/// about the round trip you expect (tens of microseconds); leave it off where CPU matters
-/// more. It applies to the connections of the calling thread (an actix `System`'s thread
+/// after every read or write. Use it on threads that serve latency-sensitive traffic, with a
+/// window about the round trip you expect (tens of microseconds); leave it off where CPU
+/// matters more. It applies to the connections of the calling thread (an actix `System`'s thread
 /// or an `Arbiter`'s), and must be called on one: elsewhere it returns
 /// [`SpinError::NoRuntime`].
 ///
@@ -75,7 +76,7 @@ pub fn spin_when_idle(window: Duration) -> Result<(), SpinError> {
         if let Some(waker) = idle.waker.borrow_mut().take() {
             waker.wake();
         }
-        !window.is_zero() && !idle.running.replace(!window.is_zero())
+        !window.is_zero() && !idle.running.replace(true)
     });
     if start {
         actix_rt::spawn(spin());
@@ -88,7 +89,7 @@ pub fn spin_when_idle(window: Duration) -> Result<(), SpinError> {
 pub(crate) fn io_done() {
     IDLE.with(|idle| {
         if !idle.window.get().is_zero() {
-            idle.reads.set(idle.reads.get().wrapping_add(1));
+            idle.io_count.set(idle.io_count.get().wrapping_add(1));
             if let Some(waker) = idle.waker.borrow_mut().take() {
                 waker.wake();
             }
@@ -106,17 +107,18 @@ const YIELD_EVERY: u32 = 4;
 /// microsecond; reading the clock is a good part of one on a virtual machine).
 const CLOCK_EVERY: u32 = 8;
 
-/// The spinning task: asleep until a read, then spinning until a window passes with none.
+/// The spinning task: asleep until a read or write, then spinning until a window passes
+/// with none.
 async fn spin() {
-    let mut seen = IDLE.with(|idle| idle.reads.get());
+    let mut seen = IDLE.with(|idle| idle.io_count.get());
     loop {
-        // Asleep until a read (or until spinning is turned off).
+        // Asleep until a read or write (or until spinning is turned off).
         let on = poll_fn(|cx| {
             IDLE.with(|idle| {
                 if idle.window.get().is_zero() {
                     return Poll::Ready(false);
                 }
-                if idle.reads.get() != seen {
+                if idle.io_count.get() != seen {
                     return Poll::Ready(true);
                 }
                 *idle.waker.borrow_mut() = Some(cx.waker().clone());
@@ -131,12 +133,12 @@ async fn spin() {
         let mut turn = 0u32;
         loop {
             turn = turn.wrapping_add(1);
-            let (reads, window) = IDLE.with(|idle| (idle.reads.get(), idle.window.get()));
+            let (count, window) = IDLE.with(|idle| (idle.io_count.get(), idle.window.get()));
             if window.is_zero() {
                 break;
             }
-            if reads != seen || until.is_none() {
-                seen = reads;
+            if count != seen || until.is_none() {
+                seen = count;
                 until = Some(Instant::now() + window);
             } else if turn.is_multiple_of(CLOCK_EVERY)
                 && until.is_some_and(|until| Instant::now() >= until)
@@ -189,8 +191,8 @@ mod tests {
         tokio::task::yield_now().await;
         assert!(!IDLE.with(|idle| idle.running.get()));
         // Reads while off count nothing.
-        let reads = IDLE.with(|idle| idle.reads.get());
+        let reads = IDLE.with(|idle| idle.io_count.get());
         io_done();
-        assert_eq!(IDLE.with(|idle| idle.reads.get()), reads);
+        assert_eq!(IDLE.with(|idle| idle.io_count.get()), reads);
     }
 }
