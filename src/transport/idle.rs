@@ -5,8 +5,8 @@
 //!
 //! Waking a sleeping thread is the largest part of a round trip's latency on a virtual
 //! machine: the CPU the thread slept on halts, and getting it back is an exit to the
-//! hypervisor and an interrupt, some 10–30 µs per hop (see BENCHMARKS.md, "Spinning when
-//! idle"). A thread that spins is awake when the data comes. The price is CPU: the thread
+//! hypervisor and an interrupt, for every hop (see BENCHMARKS.md, "Spinning when idle", for
+//! what it costs). A thread that spins is awake when the data comes. The price is CPU: the thread
 //! burns its CPU for up to the window after each read or write, whether or not more comes.
 //! So it is off unless asked for ([`spin_when_idle`]), per thread, and it never spins longer
 //! than the window after the last read or write.
@@ -103,8 +103,8 @@ pub(crate) fn io_done() {
 /// for a whole time slice (see BENCHMARKS.md, "Spinning when idle").
 const YIELD_EVERY: u32 = 4;
 
-/// Every how many turns the clock is read for the end of the window (a turn is about a
-/// microsecond; reading the clock is a good part of one on a virtual machine).
+/// Every how many turns the clock is read for the end of the window (a turn is short, and
+/// reading the clock a good part of one on a virtual machine).
 const CLOCK_EVERY: u32 = 8;
 
 /// The spinning task: asleep until a read or write, then spinning until a window passes
