@@ -25,7 +25,6 @@ use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 /// This thread's spinning state.
-#[derive(Default)]
 struct Idle {
     /// How long to spin after a read or write; zero: not at all.
     window: Cell<Duration>,
@@ -38,7 +37,15 @@ struct Idle {
 }
 
 thread_local! {
-    static IDLE: Idle = Idle::default();
+    /// Made without a lazy start: every read and write checks it.
+    static IDLE: Idle = const {
+        Idle {
+            window: Cell::new(Duration::ZERO),
+            io_count: Cell::new(0),
+            running: Cell::new(false),
+            waker: RefCell::new(None),
+        }
+    };
 }
 
 /// Whether `spin_when_idle` could not start.
