@@ -91,6 +91,12 @@ pub fn spin_when_idle(window: Duration) -> Result<(), SpinError> {
     Ok(())
 }
 
+/// Whether this thread spins when idle.
+#[inline]
+pub(crate) fn spinning() -> bool {
+    IDLE.with(|idle| !idle.window.get().is_zero())
+}
+
 /// A connection of this thread was read or written (called by the reader and the writer).
 #[inline]
 pub(crate) fn io_done() {
