@@ -6,10 +6,10 @@
 //! Waking a sleeping thread is the largest part of a round trip's latency on a virtual
 //! machine: the CPU the thread slept on halts, and getting it back is an exit to the
 //! hypervisor and an interrupt, for every hop (see BENCHMARKS.md, "Spinning when idle", for
-//! what it costs). A thread that spins is awake when the data comes. The price is CPU: the thread
-//! burns its CPU for up to the window after each read or write, whether or not more comes.
-//! So it is off unless asked for ([`spin_when_idle`]), per thread, and it never spins longer
-//! than the window after the last read or write.
+//! what it costs). A thread that spins is awake when the data comes. The price is CPU: the
+//! thread burns its CPU for up to the window after each read or write, whether or not more
+//! comes. So it is off unless asked for ([`spin_when_idle`]), per thread, and it never spins
+//! longer than the window after the last read or write.
 //!
 //! How: a task of the thread's own runtime yields over and over while the window is open.
 //! A runtime with a task ready never blocks: between two polls of that task it asks the
@@ -64,8 +64,8 @@ pub enum SpinError {
 /// largest part of a round trip on a virtual machine), at the cost of up to `window` of CPU
 /// after every read or write. Use it on threads that serve latency-sensitive traffic, with a
 /// window about the round trip you expect (tens of microseconds); leave it off where CPU
-/// matters more. It applies to the connections of the calling thread (an actix `System`'s thread
-/// or an `Arbiter`'s), and must be called on one: elsewhere it returns
+/// matters more. It applies to the connections of the calling thread (an actix `System`'s
+/// thread or an `Arbiter`'s), and must be called on one: elsewhere it returns
 /// [`SpinError::NoRuntime`].
 ///
 /// ```
@@ -124,9 +124,10 @@ const CLOCK_EVERY: u32 = 8;
 /// with none.
 async fn spin() {
     let mut seen = IDLE.with(|idle| idle.io_count.get());
-    loop {
-        // Asleep until a read or write (or until spinning is turned off).
-        let on = poll_fn(|cx| {
+    // Ends when spinning is turned off (a zero window), asleep or spinning.
+    'on: loop {
+        // Asleep until a read or write.
+        let woken = poll_fn(|cx| {
             IDLE.with(|idle| {
                 if idle.window.get().is_zero() {
                     return Poll::Ready(false);
@@ -139,34 +140,30 @@ async fn spin() {
             })
         })
         .await;
-        if !on {
+        if !woken {
             break;
         }
-        let mut until = None;
+        // Spinning until a window passes with no read or write.
+        let mut until = Instant::now();
         let mut turn = 0u32;
         loop {
-            turn = turn.wrapping_add(1);
             let (count, window) = IDLE.with(|idle| (idle.io_count.get(), idle.window.get()));
             if window.is_zero() {
-                break;
+                break 'on;
             }
-            if count != seen || until.is_none() {
+            if count != seen || turn == 0 {
                 seen = count;
-                until = Some(Instant::now() + window);
-            } else if turn.is_multiple_of(CLOCK_EVERY)
-                && until.is_some_and(|until| Instant::now() >= until)
-            {
+                until = Instant::now() + window;
+            } else if turn.is_multiple_of(CLOCK_EVERY) && Instant::now() >= until {
                 break;
             }
+            turn = turn.wrapping_add(1);
             // Now and then other processes on this CPU first; then this runtime's I/O (polled
             // with a zero timeout because this task is ready again at once).
             if turn.is_multiple_of(YIELD_EVERY) {
                 std::thread::yield_now();
             }
             tokio::task::yield_now().await;
-        }
-        if IDLE.with(|idle| idle.window.get().is_zero()) {
-            break;
         }
     }
     IDLE.with(|idle| idle.running.set(false));
@@ -185,10 +182,10 @@ mod tests {
     }
 
     #[actix_rt::test]
-    async fn it_spins_after_a_read_and_sleeps_after_the_window() {
+    async fn it_spins_after_io_and_sleeps_after_the_window() {
         spin_when_idle(Duration::from_millis(20)).unwrap();
         tokio::task::yield_now().await;
-        // Asleep: its waker is parked for the next read.
+        // Asleep: its waker is parked for the next read or write.
         assert!(IDLE.with(|idle| idle.waker.borrow().is_some()));
         io_done();
         assert!(IDLE.with(|idle| idle.waker.borrow().is_none()));
@@ -196,16 +193,16 @@ mod tests {
         // by no more than the spin's own yields, and the waker stays unparked.
         tokio::time::sleep(Duration::from_millis(5)).await;
         assert!(IDLE.with(|idle| idle.waker.borrow().is_none()));
-        // The window passed without reads: asleep again.
+        // The window passed without reads or writes: asleep again.
         tokio::time::sleep(Duration::from_millis(40)).await;
         assert!(IDLE.with(|idle| idle.waker.borrow().is_some()));
         spin_when_idle(Duration::ZERO).unwrap();
         tokio::task::yield_now().await;
         tokio::task::yield_now().await;
         assert!(!IDLE.with(|idle| idle.running.get()));
-        // Reads while off count nothing.
-        let reads = IDLE.with(|idle| idle.io_count.get());
+        // I/O while off counts nothing.
+        let count = IDLE.with(|idle| idle.io_count.get());
         io_done();
-        assert_eq!(IDLE.with(|idle| idle.io_count.get()), reads);
+        assert_eq!(IDLE.with(|idle| idle.io_count.get()), count);
     }
 }
