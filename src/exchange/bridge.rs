@@ -168,6 +168,7 @@ impl Bridge {
             let chunks = FrameChunks::new(reader, first_cap);
             let pause = chunks.pause_flag();
             let cap = chunks.cap();
+            let heard = chunks.heard();
             ctx.add_stream(chunks);
             let out = link.out().clone();
             if let Some(probe) = probe {
@@ -192,7 +193,7 @@ impl Bridge {
                 peer_addr,
                 local_addr,
                 state: State::Handshaking,
-                silence: Silence::new(Instant::now()),
+                silence: Silence::new(Instant::now(), heard),
                 announced: Announced::default(),
                 closed: Some(closed_tx),
                 close_reason: None,
@@ -552,7 +553,7 @@ impl Bridge {
             // the runtime's next turn of its timers, which polls the sockets first (and this
             // actor polls its reader before its timers).
             ctx.run_later(VERDICT_AFTER, move |bridge, ctx| {
-                let silent = bridge.silence.counted;
+                let silent = bridge.silence.counted();
                 if bridge.state == State::Ready && silent > dead_after {
                     let reason = format!("peer silent for {:.1} s", silent.as_secs_f64());
                     bridge.close(ctx, &reason, Ending::Error);
@@ -614,7 +615,6 @@ impl Actor for Bridge {
 impl StreamHandler<Result<Bytes, CodecError>> for Bridge {
     /// One chunk of complete frames (see [`FrameChunks`]).
     fn handle(&mut self, chunk: Result<Bytes, CodecError>, ctx: &mut Context<Self>) {
-        self.silence.heard(Instant::now());
         let chunk = match chunk {
             Ok(chunk) => chunk,
             // The socket failed (a reset when the peer died): a lost connection, not bad input.

@@ -13,6 +13,7 @@ use std::cell::Cell;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncRead;
@@ -50,6 +51,9 @@ pub(crate) struct FrameChunks<R> {
     /// reused (a subscriber spends less CPU per report: see BENCHMARKS.md). A relay delivers
     /// nothing locally and goes on reading.
     pause: Rc<Cell<bool>>,
+    /// When a read last took bytes from the peer: one clock read per read, however many
+    /// chunks it holds (the bridge's silence count reads it; see `exchange/silence.rs`).
+    heard: Rc<Cell<Instant>>,
 }
 
 impl<R> FrameChunks<R> {
@@ -60,6 +64,7 @@ impl<R> FrameChunks<R> {
             max: Rc::new(Cell::new(max)),
             done: false,
             pause: Rc::default(),
+            heard: Rc::new(Cell::new(Instant::now())),
         }
     }
 
@@ -72,6 +77,11 @@ impl<R> FrameChunks<R> {
     /// The flag that makes the stream yield before its next chunk (see `pause`).
     pub(crate) fn pause_flag(&self) -> Rc<Cell<bool>> {
         self.pause.clone()
+    }
+
+    /// When a read last took bytes from the peer (the stream's creation until then), shared.
+    pub(crate) fn heard(&self) -> Rc<Cell<Instant>> {
+        self.heard.clone()
     }
 
     /// Splits off the complete frames at the front of the buffer, if any.
@@ -150,7 +160,10 @@ impl<R: AsyncRead + Unpin> futures_core::Stream for FrameChunks<R> {
                         "connection closed in the middle of a frame ({partial} bytes of it received)"
                     )))));
                 }
-                Poll::Ready(Ok(_)) => super::idle::io_done(),
+                Poll::Ready(Ok(_)) => {
+                    this.heard.set(Instant::now());
+                    super::idle::io_done();
+                }
                 Poll::Ready(Err(e)) => {
                     this.done = true;
                     return Poll::Ready(Some(Err(CodecError::Io(e))));
@@ -181,6 +194,25 @@ mod tests {
         let second = chunks.next().await.unwrap().unwrap();
         assert_eq!(&second[..], &bytes[16..]);
         assert!(chunks.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_read_stamps_when_the_peer_was_heard_once_for_all_its_chunks() {
+        let bytes = [frame(&[11, 0]), frame(&[11, 1])].concat();
+        let (mut tx, rx) = tokio::io::duplex(4096);
+        let mut chunks = FrameChunks::new(rx, 1024);
+        let heard = chunks.heard();
+        let created = heard.get();
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        use tokio::io::AsyncWriteExt;
+        tx.write_all(&bytes).await.unwrap();
+        let sent = std::time::Instant::now();
+        assert_eq!(&chunks.next().await.unwrap().unwrap()[..], &bytes[..6]);
+        let read = heard.get();
+        assert!(read >= sent && read > created, "the read is stamped");
+        // The second chunk was in the same read: no new stamp.
+        assert_eq!(&chunks.next().await.unwrap().unwrap()[..], &bytes[6..]);
+        assert_eq!(heard.get(), read);
     }
 
     #[actix_rt::test]
