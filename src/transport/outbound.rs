@@ -18,8 +18,10 @@
 //! copied once, into the socket, instead of into the buffer and then into the socket.
 
 use std::cell::{Cell, RefCell};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -746,30 +748,42 @@ impl Outbound {
         // this process (a stop, a busy host) is not blamed on the peer.
         let mut stalled = Duration::ZERO;
         while !bytes.is_empty() {
-            let attempt = tokio::time::Instant::now();
-            let written = match tokio::time::timeout(step, sink.write(bytes)).await {
-                Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
-                Ok(Ok(n)) => n,
-                Ok(Err(e)) => return Err(e),
-                // Not reported writable for a while: try the socket directly.
-                Err(_) => match probe.map(|mut p| p.write(bytes)) {
-                    Some(Ok(n)) => n,
-                    Some(Err(e)) if e.kind() != std::io::ErrorKind::WouldBlock => return Err(e),
-                    _ => 0,
-                },
+            // First without the clock (and its timer): a socket with room takes the bytes at
+            // once, and only a write that waits is timed.
+            let now =
+                std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *sink).poll_write(cx, bytes)));
+            let written = match now.await {
+                Poll::Ready(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Poll::Ready(written) => written?,
+                Poll::Pending => {
+                    let attempt = tokio::time::Instant::now();
+                    let written = match tokio::time::timeout(step, sink.write(bytes)).await {
+                        Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+                        Ok(written) => written?,
+                        // Not reported writable for a while: try the socket directly.
+                        Err(_) => match probe.map(|mut p| p.write(bytes)) {
+                            Some(Ok(n)) => n,
+                            Some(Err(e)) if e.kind() != std::io::ErrorKind::WouldBlock => {
+                                return Err(e)
+                            }
+                            _ => 0,
+                        },
+                    };
+                    if written == 0 {
+                        stalled += attempt.elapsed().min(step * 2);
+                    }
+                    written
+                }
             };
             if written > 0 {
                 super::idle::io_done();
                 bytes = &bytes[written..];
                 stalled = Duration::ZERO;
-            } else {
-                stalled += attempt.elapsed().min(step * 2);
-                if stalled >= limit {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        format!("peer stopped reading: no write progress for {limit:?}"),
-                    ));
-                }
+            } else if stalled >= limit {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("peer stopped reading: no write progress for {limit:?}"),
+                ));
             }
         }
         Ok(())
