@@ -193,7 +193,7 @@ impl Bridge {
                 peer_addr,
                 local_addr,
                 state: State::Handshaking,
-                silence: Silence::new(Instant::now(), heard),
+                silence: Silence::new(heard),
                 announced: Announced::default(),
                 closed: Some(closed_tx),
                 close_reason: None,

@@ -28,11 +28,11 @@ pub(crate) struct Silence {
 }
 
 impl Silence {
-    /// Counts from `now`, the peer's reads stamped in `heard`.
-    pub(crate) fn new(now: Instant, heard: Rc<Cell<Instant>>) -> Self {
+    /// Counts from the stamp in `heard`, where the peer's reads are stamped.
+    pub(crate) fn new(heard: Rc<Cell<Instant>>) -> Self {
         Silence {
             counted: Duration::ZERO,
-            from: now,
+            from: heard.get(),
             heard,
         }
     }
@@ -68,7 +68,7 @@ mod tests {
         let (beat, start) = (Duration::from_millis(500), Instant::now());
         let at = |ms: u64| start + Duration::from_millis(ms);
         let heard = Rc::new(Cell::new(start));
-        let mut silence = Silence::new(start, heard.clone());
+        let mut silence = Silence::new(heard.clone());
         // Ticks on time: silence is wall time since the peer was last heard.
         assert_eq!(silence.tick(at(500), beat), Duration::from_millis(500));
         heard.set(at(700));

@@ -750,9 +750,9 @@ impl Outbound {
         while !bytes.is_empty() {
             // First without the clock (and its timer): a socket with room takes the bytes at
             // once, and only a write that waits is timed.
-            let now =
+            let at_once =
                 std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *sink).poll_write(cx, bytes)));
-            let written = match now.await {
+            let written = match at_once.await {
                 Poll::Ready(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
                 Poll::Ready(written) => written?,
                 Poll::Pending => {
