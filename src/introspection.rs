@@ -120,6 +120,9 @@ pub struct SubscriptionInfo {
     pub pattern: String,
     /// The format the subscriber gets reports in across processes.
     pub format: Format,
+    /// Whether the subscriber asked for its reports to be conflated rather than dropped when
+    /// it falls behind ([`ServiceContext::conflate_reports`](crate::ServiceContext::conflate_reports)).
+    pub conflated: bool,
 }
 
 impl NodeInfo {
@@ -140,8 +143,7 @@ impl SubscriptionInfo {
     pub(crate) fn new(
         publisher: (AgentId, String),
         subscriber: (AgentId, String, ProcessId),
-        pattern: String,
-        format: Format,
+        (pattern, format, conflated): (String, Format, bool),
     ) -> Self {
         SubscriptionInfo {
             publisher: publisher.0,
@@ -151,6 +153,7 @@ impl SubscriptionInfo {
             subscriber_process: subscriber.2,
             pattern,
             format,
+            conflated,
         }
     }
 }

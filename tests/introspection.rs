@@ -26,7 +26,7 @@ impl Calculator {
 struct Publisher;
 impl Service for Publisher {}
 
-/// Subscribes to the publisher's `system.*`.
+/// Subscribes to the publisher's `system.*`, and to its `alarm.?` conflated.
 #[derive(Service)]
 #[service(name = "listener")]
 struct Listener;
@@ -34,6 +34,23 @@ impl Service for Listener {
     fn started(&mut self, ctx: &mut ServiceContext<Self>) {
         ctx.monitor_reports("publisher", "system.*");
         ctx.monitor_reports("publisher", "alarm.?");
+        ctx.conflate_reports("publisher", "alarm.?");
+    }
+}
+
+/// Subscribes to the publisher's `alarm.*` from the publisher's own process, conflated
+/// once the publisher has taken the subscription.
+#[derive(Service)]
+#[service(name = "local-listener")]
+struct LocalListener;
+impl Service for LocalListener {
+    fn started(&mut self, ctx: &mut ServiceContext<Self>) {
+        ctx.monitor_reports("publisher", "alarm.*");
+    }
+    fn publisher(&mut self, notice: PublisherNotice, ctx: &mut ServiceContext<Self>) {
+        if notice.status == Status::Available {
+            ctx.conflate_reports("publisher", "alarm.*");
+        }
     }
 }
 
@@ -168,11 +185,17 @@ async fn a_node_tells_who_subscribes_to_its_services() {
     let (_hub, server, tool, _exchanges) = mesh().await;
     let publisher = server.spawn(Publisher);
     let listener = tool.spawn(Listener);
+    let local = server.spawn(LocalListener);
     let deadline = tokio::time::Instant::now() + WAIT;
     let info = loop {
-        // The server's node agent is known once its announcement came through the hub.
+        // The server's node agent is known once its announcement came through the hub; the
+        // local listener's conflation is asked for after its subscription was taken.
         let info = tool.introspect(server.process()).await;
-        if let Some(info) = info.as_ref().ok().filter(|i| i.subscriptions.len() >= 2) {
+        let complete = |i: &&NodeInfo| {
+            i.subscriptions.len() >= 3
+                && i.subscriptions.iter().filter(|s| s.conflated).count() >= 2
+        };
+        if let Some(info) = info.as_ref().ok().filter(complete) {
             break info.clone();
         }
         assert!(tokio::time::Instant::now() < deadline, "{info:?}");
@@ -189,17 +212,24 @@ async fn a_node_tells_who_subscribes_to_its_services() {
                 s.subscriber_name.as_str(),
                 s.subscriber_process,
                 s.pattern.as_str(),
+                s.conflated,
             )
         })
         .collect();
-    let (p, l) = (publisher.binding.agent(), listener.binding.agent());
-    assert_eq!(
-        seen,
-        vec![
-            (p, "publisher", l, "listener", tool.process(), "alarm.?"),
-            (p, "publisher", l, "listener", tool.process(), "system.*"),
-        ]
+    let (p, l, o) = (
+        publisher.binding.agent(),
+        listener.binding.agent(),
+        local.binding.agent(),
     );
+    let (far, near) = (tool.process(), server.process());
+    let mut expected = vec![
+        (p, "publisher", l, "listener", far, "alarm.?", true),
+        (p, "publisher", l, "listener", far, "system.*", false),
+        (p, "publisher", o, "local-listener", near, "alarm.*", true),
+    ];
+    // Sorted by subscriber agent, then pattern, as the node lists them.
+    expected.sort_by(|a, b| (a.2, a.5).cmp(&(b.2, b.5)));
+    assert_eq!(seen, expected);
     // The subscriber's own node has none (nobody subscribes to the listener).
     assert!(tool
         .introspect(tool.process())

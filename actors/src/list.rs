@@ -26,7 +26,8 @@ enum What {
     Groups(Common),
     /// The nodes, each link of each on a line with its counters.
     Nodes(Common),
-    /// Who subscribes to which publisher, with which pattern and format.
+    /// Who subscribes to which publisher, with which pattern and format, and whether
+    /// conflated.
     Subscriptions(Common),
 }
 
@@ -290,6 +291,7 @@ async fn subscriptions(args: Common) -> Result<(), CliError> {
         "SUBSCRIBER NODE",
         "PATTERN",
         "FORMAT",
+        "CONFLATED",
     ]);
     for info in places.nodes.iter().filter(|n| n.process != me) {
         for s in &info.subscriptions {
@@ -314,6 +316,7 @@ async fn subscriptions(args: Common) -> Result<(), CliError> {
                     "subscriber_node": places.node(s.subscriber_process),
                     "pattern": s.pattern,
                     "format": format!("{:?}", s.format).to_lowercase(),
+                    "conflated": s.conflated,
                 }));
             } else {
                 table.row(vec![
@@ -323,6 +326,7 @@ async fn subscriptions(args: Common) -> Result<(), CliError> {
                     places.node(s.subscriber_process).to_owned(),
                     s.pattern.clone(),
                     format!("{:?}", s.format).to_lowercase(),
+                    if s.conflated { "yes" } else { "no" }.to_owned(),
                 ]);
             }
         }

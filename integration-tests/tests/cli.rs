@@ -557,6 +557,20 @@ fn describe_lists_methods_and_subjects_and_list_subscriptions_who_listens() {
     assert_eq!(rows[0]["subscriber_node"], "subscriber");
     assert_eq!(rows[0]["pattern"], "system.*");
     assert_eq!(rows[0]["format"], "bincode");
+    assert_eq!(rows[0]["conflated"], false);
+    let out = mesh.cli(&["list", "subscriptions"], WAIT);
+    assert!(out.status.success(), "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(
+        lines[0].trim_end().ends_with("FORMAT   CONFLATED"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        lines[1].trim_end().ends_with("bincode  no"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]

@@ -48,6 +48,8 @@ pub(super) type Patterns = BTreeMap<SubjectPattern, Format>;
 pub(super) struct SubscriberEntry {
     pub(super) binding: Binding,
     pub(super) patterns: Vec<(SubjectPattern, Format)>,
+    /// Those of its patterns it asked to be conflated (usually none), for introspection.
+    pub(super) conflated: Vec<SubjectPattern>,
 }
 
 pub(super) struct PublisherEntry {
@@ -267,8 +269,9 @@ impl Broker {
     }
 
     /// Brings the subscriptions sent to one publisher in line with what is desired.
-    /// A subscription to a publisher in another process says whether it is conflated
-    /// (`inbox` knows), so that the links on the way conflate its reports too.
+    /// A subscription says whether it is conflated (`inbox` knows): to a publisher in
+    /// another process, so that the links on the way conflate its reports too; to any, so
+    /// that the publisher lists it as conflated.
     pub(super) fn sync_publisher(&mut self, me: &Binding, inbox: &Inbox, publisher: &Binding) {
         let desired = self.desired(publisher);
         let agent = publisher.agent();
@@ -289,7 +292,7 @@ impl Broker {
                     subscriber: me.clone(),
                     pattern: p.clone(),
                     format,
-                    conflated: publisher.link().is_some() && inbox.conflates(publisher, p),
+                    conflated: inbox.conflates(publisher, p),
                 });
             }
         }
@@ -358,7 +361,7 @@ impl Broker {
         me: &Binding,
         inbox: &Inbox,
         subscriber: Binding,
-        (pattern, format): (SubjectPattern, Format),
+        (pattern, format, conflated): (SubjectPattern, Format, bool),
     ) -> Vec<Notice> {
         let agent = subscriber.agent();
         let first = !self.subscribers.contains_key(&agent);
@@ -368,7 +371,14 @@ impl Broker {
             .or_insert_with(|| SubscriberEntry {
                 binding: subscriber.clone(),
                 patterns: Vec::new(),
+                conflated: Vec::new(),
             });
+        // The latest request says whether it is conflated (a subscriber asks again when it
+        // starts conflating a pattern it already has).
+        entry.conflated.retain(|p| *p != pattern);
+        if conflated {
+            entry.conflated.push(pattern.clone());
+        }
         if let Some((_, was)) = entry.patterns.iter_mut().find(|(p, _)| *p == pattern) {
             // Asked for again, perhaps in another format: what comes next comes in that one.
             *was = format;
@@ -419,6 +429,7 @@ impl Broker {
             return Vec::new();
         };
         let (_, format) = entry.patterns.remove(at);
+        entry.conflated.retain(|p| *p != pattern);
         let subscriber = entry.binding.clone();
         if entry.patterns.is_empty() {
             self.subscribers_mut().remove(&agent);

@@ -176,14 +176,14 @@ impl<S: Service> ServiceContext<S> {
                 subscriber,
                 pattern,
                 format,
-                conflated: _,
+                conflated,
             } => {
                 let notices = self.core.broker.on_subscription_requested(
                     &self.core.node,
                     &self.core.binding,
                     &self.core.inbox,
                     subscriber,
-                    (pattern, format),
+                    (pattern, format, conflated),
                 );
                 self.notify_hooks(service, notices);
             }

@@ -52,11 +52,11 @@ impl ServiceState {
                 let subscriber = (b.agent(), b.name().as_str().to_owned(), b.process());
                 let publisher = publisher.clone();
                 entry.patterns.iter().map(move |(pattern, format)| {
+                    let conflated = entry.conflated.contains(pattern);
                     SubscriptionInfo::new(
                         publisher.clone(),
                         subscriber.clone(),
-                        pattern.as_str().to_owned(),
-                        *format,
+                        (pattern.as_str().to_owned(), *format, conflated),
                     )
                 })
             })

@@ -258,7 +258,9 @@ impl<S: Service> ServiceContext<S> {
     /// keeps aside is bounded by its outbound limit again; past that (more subjects than
     /// fit), reports are dropped (`netsvc-bench compare`'s `burst_unpaced` row measures
     /// both). Ending the subscription ([`ignore_reports`](ServiceContext::ignore_reports))
-    /// ends it.
+    /// ends it. The publisher's node lists the subscription as conflated
+    /// ([`SubscriptionInfo::conflated`](crate::SubscriptionInfo::conflated), the `CONFLATED`
+    /// column of `netsvc list subscriptions`).
     pub fn conflate_reports(
         &mut self,
         target: impl IntoTarget,
@@ -271,11 +273,11 @@ impl<S: Service> ServiceContext<S> {
         let core = &mut self.core;
         let from = publishers(&target);
         core.inbox.conflate(from.clone(), pattern.clone(), true);
-        // Publishers in other processes already asked are asked again, conflated, so that
-        // the links on the way conflate too (a publisher takes it as the same subscription).
+        // Publishers already asked are asked again, conflated, so that the links on the way
+        // conflate too and the publisher lists it so (it takes it as the same subscription).
         for publisher in core.broker.publishers.values() {
             let binding = &publisher.binding;
-            if binding.link().is_none() || !from.includes(binding) {
+            if !from.includes(binding) {
                 continue;
             }
             if let Some(&format) = publisher.patterns.get(&pattern) {
