@@ -47,9 +47,9 @@ pub(super) type Patterns = BTreeMap<SubjectPattern, Format>;
 
 pub(super) struct SubscriberEntry {
     pub(super) binding: Binding,
-    pub(super) patterns: Vec<(SubjectPattern, Format)>,
-    /// Those of its patterns it asked to be conflated (usually none), for introspection.
-    pub(super) conflated: Vec<SubjectPattern>,
+    /// Each pattern, the format it was asked in, and whether it asked to be conflated (for
+    /// introspection: the links on the way and the subscriber's inbox do the conflating).
+    pub(super) patterns: Vec<(SubjectPattern, Format, bool)>,
 }
 
 pub(super) struct PublisherEntry {
@@ -186,10 +186,10 @@ impl Broker {
         if !fanout.as_ref().is_some_and(|f| f.is_current(net)) {
             let mut worked_out = ReportFanout::default();
             for entry in self.subscribers.values() {
-                for (pattern, format) in entry
+                for (pattern, format, _) in entry
                     .patterns
                     .iter()
-                    .filter(|(p, _)| p.matches(subject.as_str()))
+                    .filter(|(p, ..)| p.matches(subject.as_str()))
                 {
                     worked_out.add(net, &entry.binding, Some(pattern), *format);
                 }
@@ -341,7 +341,7 @@ impl Broker {
                 }
                 if let Some(subscriber) = self.subscribers_mut().remove(&agent) {
                     self.unwatch(node, me, agent);
-                    for (pattern, format) in subscriber.patterns {
+                    for (pattern, format, _) in subscriber.patterns {
                         notices.push(Notice::Subscription(SubscriptionNotice {
                             subscriber: subscriber.binding.clone(),
                             pattern,
@@ -371,20 +371,16 @@ impl Broker {
             .or_insert_with(|| SubscriberEntry {
                 binding: subscriber.clone(),
                 patterns: Vec::new(),
-                conflated: Vec::new(),
             });
-        // The latest request says whether it is conflated (a subscriber asks again when it
-        // starts conflating a pattern it already has).
-        entry.conflated.retain(|p| *p != pattern);
-        if conflated {
-            entry.conflated.push(pattern.clone());
-        }
-        if let Some((_, was)) = entry.patterns.iter_mut().find(|(p, _)| *p == pattern) {
-            // Asked for again, perhaps in another format: what comes next comes in that one.
-            *was = format;
+        if let Some((_, was, was_conflated)) =
+            entry.patterns.iter_mut().find(|(p, ..)| *p == pattern)
+        {
+            // Asked for again, perhaps in another format, or conflated now: what comes next
+            // comes in that one.
+            (*was, *was_conflated) = (format, conflated);
             return Vec::new();
         }
-        entry.patterns.push((pattern.clone(), format));
+        entry.patterns.push((pattern.clone(), format, conflated));
         if first {
             self.watch(node, me, inbox, &subscriber);
             subscriber.send(Delivery::Publisher(PublisherNotice {
@@ -425,11 +421,10 @@ impl Broker {
         let Some(entry) = self.subscribers_mut().get_mut(&agent) else {
             return Vec::new();
         };
-        let Some(at) = entry.patterns.iter().position(|(p, _)| *p == pattern) else {
+        let Some(at) = entry.patterns.iter().position(|(p, ..)| *p == pattern) else {
             return Vec::new();
         };
-        let (_, format) = entry.patterns.remove(at);
-        entry.conflated.retain(|p| *p != pattern);
+        let (_, format, _) = entry.patterns.remove(at);
         let subscriber = entry.binding.clone();
         if entry.patterns.is_empty() {
             self.subscribers_mut().remove(&agent);

@@ -51,14 +51,16 @@ impl ServiceState {
                 let b = &entry.binding;
                 let subscriber = (b.agent(), b.name().as_str().to_owned(), b.process());
                 let publisher = publisher.clone();
-                entry.patterns.iter().map(move |(pattern, format)| {
-                    let conflated = entry.conflated.contains(pattern);
-                    SubscriptionInfo::new(
-                        publisher.clone(),
-                        subscriber.clone(),
-                        (pattern.as_str().to_owned(), *format, conflated),
-                    )
-                })
+                entry
+                    .patterns
+                    .iter()
+                    .map(move |(pattern, format, conflated)| {
+                        SubscriptionInfo::new(
+                            publisher.clone(),
+                            subscriber.clone(),
+                            (pattern.as_str().to_owned(), *format, *conflated),
+                        )
+                    })
             })
             .collect();
         all.sort_by(|a, b| (a.subscriber, &a.pattern).cmp(&(b.subscriber, &b.pattern)));
@@ -100,7 +102,7 @@ impl Broker {
                         entry
                             .patterns
                             .iter()
-                            .any(|(p, _)| p.matches(subject.as_str()))
+                            .any(|(p, ..)| p.matches(subject.as_str()))
                     })
                     .count();
                 SubjectInfo::new(subject.clone(), cached, subscribers)

@@ -89,17 +89,17 @@ impl<S: Service> ServiceContext<S> {
         };
         let net = self.core.node.routes();
         let mut fanout = ReportFanout::default();
-        for (pattern, format) in entry
+        for (pattern, format, _) in entry
             .patterns
             .iter()
-            .filter(|(p, _)| p.matches(subject.as_str()))
+            .filter(|(p, ..)| p.matches(subject.as_str()))
         {
             fanout.add(net, &entry.binding, Some(pattern), *format);
         }
         if fanout.is_empty() {
             // No pattern matched: JSON if the subscriber asked for JSON anywhere (a typed
             // subscriber decodes it too).
-            let format = match entry.patterns.iter().any(|(_, f)| *f == Format::Json) {
+            let format = match entry.patterns.iter().any(|(_, f, _)| *f == Format::Json) {
                 true => Format::Json,
                 false => Format::Bincode,
             };
@@ -140,7 +140,7 @@ impl<S: Service> ServiceContext<S> {
             .subscribers
             .values()
             .map(|e| {
-                let patterns = e.patterns.iter().map(|(p, _)| p.clone()).collect();
+                let patterns = e.patterns.iter().map(|(p, ..)| p.clone()).collect();
                 (e.binding.clone(), patterns)
             })
             .collect()
