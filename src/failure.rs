@@ -94,9 +94,20 @@ pub const NETSVC_ORIGIN: &str = "netsvc";
 
 /// A request that failed: a code, a description, who produced it (`"netsvc"` for the
 /// framework, the service name for application failures) and free-form details.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[error("request failed ({code}): {description}")]
-pub struct Failure {
+///
+/// The fields are those of [`FailureInfo`], read and written through `Deref`
+/// (`failure.code`, `failure.description`). They sit behind one box, so that a
+/// `Result<T, Failure>` is no wider than `T` and a pointer: every call returns one, and the
+/// success of a call should not move a failure's hundred bytes through each future that
+/// passes it on. A failure is the rare case; its one allocation is paid there.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(transparent)]
+#[error("request failed ({}): {}", .0.code, .0.description)]
+pub struct Failure(Box<FailureInfo>);
+
+/// What a [`Failure`] says; a failure derefs to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureInfo {
     /// The numeric code.
     pub code: ErrorCode,
     /// Short human-readable description.
@@ -109,25 +120,52 @@ pub struct Failure {
     pub conversation: Option<ConversationId>,
 }
 
+impl std::ops::Deref for Failure {
+    type Target = FailureInfo;
+    fn deref(&self) -> &FailureInfo {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Failure {
+    fn deref_mut(&mut self) -> &mut FailureInfo {
+        &mut self.0
+    }
+}
+
+impl fmt::Debug for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl From<FailureInfo> for Failure {
+    fn from(info: FailureInfo) -> Failure {
+        Failure(Box::new(info))
+    }
+}
+
 impl Failure {
     /// An application failure; its origin is filled in with the service name when it is
     /// returned from a method.
     pub fn new(code: ErrorCode, description: impl Into<String>) -> Self {
-        Failure {
+        Failure::from(FailureInfo {
             code,
             description: description.into(),
             origin: String::new(),
             details: String::new(),
             conversation: None,
-        }
+        })
     }
 
     /// A failure produced by netsvc itself.
     pub(crate) fn netsvc(code: ErrorCode, description: impl Into<String>) -> Self {
-        Failure {
-            origin: NETSVC_ORIGIN.to_owned(),
-            ..Failure::new(code, description)
-        }
+        Failure::new(code, description).with_origin(NETSVC_ORIGIN)
+    }
+
+    /// What it says, unboxed.
+    pub fn into_info(self) -> FailureInfo {
+        *self.0
     }
 
     /// The same failure with `details`.
@@ -374,5 +412,29 @@ mod tests {
             f.to_string(),
             "request failed (47 CLIENT_REQUEST_TIMEOUT): slow"
         );
+    }
+
+    #[test]
+    fn a_failure_is_one_pointer_and_reads_as_its_fields() {
+        assert_eq!(std::mem::size_of::<Failure>(), std::mem::size_of::<usize>());
+        // What every call returns is no wider than its answer and a pointer.
+        assert_eq!(
+            std::mem::size_of::<Result<u64, Failure>>(),
+            2 * std::mem::size_of::<usize>()
+        );
+        let mut f = Failure::new(ErrorCode(100), "out of range");
+        f.details = "at 7".into();
+        assert_eq!((f.code, f.details.as_str()), (ErrorCode(100), "at 7"));
+        // The same encodings as the fields themselves, in JSON and bincode.
+        let json = serde_json::to_value(&f).unwrap();
+        assert_eq!(json["description"], "out of range");
+        assert_eq!(serde_json::from_value::<Failure>(json).unwrap(), f.clone());
+        let info = f.clone().into_info();
+        let config = bincode::config::standard();
+        assert_eq!(
+            bincode::serde::encode_to_vec(&f, config).unwrap(),
+            bincode::serde::encode_to_vec(&info, config).unwrap()
+        );
+        assert_eq!(Failure::from(info), f);
     }
 }

@@ -139,7 +139,7 @@ pub use exchange::{
     DEFAULT_DEAD_AFTER, DEFAULT_HANDSHAKE_FRAME, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HEARTBEAT,
     DEFAULT_OUTBOUND_LIMIT, MIN_SECRET_LEN,
 };
-pub use failure::{ErrorCode, Failure, NETSVC_ORIGIN};
+pub use failure::{ErrorCode, Failure, FailureInfo, NETSVC_ORIGIN};
 pub use ids::{AgentId, ConversationId, ProcessId};
 pub use introspection::{
     node_agent_of, LinkInfo, LinkSide, NodeInfo, ServiceSummary, SubscriptionInfo,

@@ -179,6 +179,7 @@ macro_rules! scalars {
         /// as the same value behind an `Arc` would: same type name, same encodings, same
         /// `get` and `take`.
         #[derive(Clone, Copy)]
+        #[repr(u64)]
         enum Scalar {
             $($variant($ty),)*
         }
@@ -336,6 +337,17 @@ impl Payload {
             Repr::Value(v) => v.type_name(),
             Repr::Scalar(v) => v.content().type_name(),
             Repr::Encoded(e) | Repr::Part(e, ..) => &e.type_name,
+        }
+    }
+
+    /// A copy of the value when it is a scalar of type `T` (see [`Repr::Scalar`]): the
+    /// usual arguments and answers of a typed call in this process, taken without the
+    /// dynamic type checks of [`Payload::get`] or the error type of [`Payload::take`].
+    #[inline]
+    pub(crate) fn scalar<T: Any>(&self) -> Option<T> {
+        match &self.0 {
+            Repr::Scalar(v) => v.take::<T>(),
+            _ => None,
         }
     }
 

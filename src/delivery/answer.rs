@@ -23,17 +23,16 @@ use tokio::sync::oneshot;
 use super::binding::Binding;
 use super::link::Link;
 use super::routes::Routes;
-use crate::failure::{ErrorCode, Failure, Oversized, Refusal};
+use crate::failure::{ErrorCode, Failure, FailureInfo, Oversized, Refusal};
 use crate::ids::AgentId;
 use crate::names::clip_name;
 use crate::payload::{Format, Payload};
 use crate::transport::{FrameClass, Outbound, SendError};
 use crate::wire::{encode_response, ContentView, Frame, ResponseView, WireFailure};
 
-/// The outcome of a request as it travels back to its requester. The failure is boxed: an
-/// outcome is moved several times per call, and a response should move a few words, not
-/// the dozen of a `Failure`.
-pub(crate) type Outcome = Result<Payload, Box<Failure>>;
+/// The outcome of a request as it travels back to its requester: three words, as a
+/// payload is (a `Failure` is one boxed pointer).
+pub(crate) type Outcome = Result<Payload, Failure>;
 
 /// Where a reply goes.
 pub(crate) enum ReplyTo {
@@ -67,10 +66,7 @@ impl ReplyTo {
                 let Some(link) = requester.link() else {
                     return tracing::debug!(%requester, "answer for a local requester sent as remote; dropped");
                 };
-                let answer = Answer::Outcome {
-                    outcome: outcome.map_err(|f| *f),
-                    format,
-                };
+                let answer = Answer::Outcome { outcome, format };
                 let parties = Parties {
                     conversation,
                     requester: requester.agent(),
@@ -83,7 +79,7 @@ impl ReplyTo {
 
     /// Answers with a failure, as `responder` (see [`ReplyTo::send`]).
     pub(crate) fn fail(self, responder: AgentId, failure: Failure) {
-        self.send(responder, Err(Box::new(failure)))
+        self.send(responder, Err(failure))
     }
 }
 
@@ -245,6 +241,7 @@ fn send_failure(out: &Outbound, parties: Parties, failure: WireFailure) -> Resul
 impl WireFailure {
     /// A failure as it crosses a link.
     pub(crate) fn from_failure(f: Failure) -> Self {
+        let f = f.into_info();
         WireFailure {
             code: f.code.0,
             description: f.description,
@@ -274,13 +271,13 @@ impl WireFailure {
 
     /// The failure a received frame carries.
     pub(crate) fn into_failure(self) -> Failure {
-        Failure {
+        Failure::from(FailureInfo {
             code: ErrorCode(self.code),
             description: self.description,
             origin: self.origin,
             details: self.details,
             conversation: None,
-        }
+        })
     }
 }
 

@@ -104,6 +104,7 @@ impl Binding {
     }
 
     /// Delivers to the service: into its inbox, or across its link.
+    #[inline]
     pub(crate) fn push(&self, delivery: Delivery) -> Result<(), Refused> {
         match &self.0.address {
             Address::Local(inbox) => inbox.push(delivery),

@@ -463,7 +463,7 @@ fn route(
                 Some(r) if r.link().is_none() => {
                     let id = ConversationId(conversation);
                     let failure = failure.into_failure().with_conversation(id);
-                    return Ok(complete(net, parties, Err(Box::new(failure))));
+                    return Ok(complete(net, parties, Err(failure)));
                 }
                 // Relayed towards the requester, by its route.
                 Some(_) => send_answer(net, parties, None, Answer::RelayedFailure(raw, &failure)),

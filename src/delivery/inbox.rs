@@ -156,6 +156,7 @@ impl Inbox {
     }
 
     /// Appends a delivery, waking the actor if the inbox was idle.
+    #[inline]
     pub(crate) fn push(&self, delivery: Delivery) -> Result<(), Refused> {
         let (admitted, wake) = {
             let mut state = self.lock();
@@ -204,6 +205,9 @@ impl Inbox {
     }
 
     /// Queues one delivery unless the inbox is closed, or full for a report or request.
+    /// Inlined into [`Inbox::push`], so that a delivery is moved once, into the queue; a
+    /// full inbox is handled out of line.
+    #[inline]
     fn admit(&self, state: &mut State, delivery: Delivery) -> Result<(), Refused> {
         if state.closed {
             return Err(Refused::Closed);
@@ -211,28 +215,36 @@ impl Inbox {
         if state.queue.len() >= self.0.capacity
             && matches!(delivery, Delivery::Report(_) | Delivery::Request(_))
         {
-            let delivery = match delivery {
-                Delivery::Report(report) => match self.set_aside(state, report) {
-                    None => return Ok(()),
-                    Some(report) => Delivery::Report(report),
-                },
-                other => other,
-            };
-            if matches!(delivery, Delivery::Report(_)) {
-                let rare = state.rare();
-                rare.dropped_reports += 1;
-                if rare.dropped_reports.is_power_of_two() {
-                    tracing::warn!(
-                        dropped = rare.dropped_reports,
-                        capacity = self.0.capacity,
-                        "inbox full: dropping reports for a slow subscriber"
-                    );
-                }
-            }
-            return Err(Refused::Full);
+            return self.refuse_full(state, delivery);
         }
         state.queue.push_back(delivery);
         Ok(())
+    }
+
+    /// A report or request for a full inbox: a report of a conflated subscription is set
+    /// aside, anything else is refused (and a dropped report counted).
+    #[cold]
+    #[inline(never)]
+    fn refuse_full(&self, state: &mut State, delivery: Delivery) -> Result<(), Refused> {
+        let delivery = match delivery {
+            Delivery::Report(report) => match self.set_aside(state, report) {
+                None => return Ok(()),
+                Some(report) => Delivery::Report(report),
+            },
+            other => other,
+        };
+        if matches!(delivery, Delivery::Report(_)) {
+            let rare = state.rare();
+            rare.dropped_reports += 1;
+            if rare.dropped_reports.is_power_of_two() {
+                tracing::warn!(
+                    dropped = rare.dropped_reports,
+                    capacity = self.0.capacity,
+                    "inbox full: dropping reports for a slow subscriber"
+                );
+            }
+        }
+        Err(Refused::Full)
     }
 
     /// Keeps `report` aside if its subscription is conflated and there is room (`None`);

@@ -170,7 +170,7 @@ pub(crate) fn send_request(
     };
     let failure = Failure::from(refusal);
     match relayed {
-        None => link.routes().complete(conversation, Err(Box::new(failure))),
+        None => link.routes().complete(conversation, Err(failure)),
         Some(reply) => reply.fail(target.agent(), failure),
     }
     Ok(())

@@ -235,7 +235,7 @@ impl Routes {
         };
         for (conversation, p) in failed {
             let failure = Failure::from(refusal()).with_conversation(conversation);
-            let _ = p.reply.send(Err(Box::new(failure)));
+            let _ = p.reply.send(Err(failure));
         }
     }
 }

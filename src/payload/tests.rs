@@ -247,3 +247,19 @@ fn byte_strings_are_read_as_serde_reads_them_and_bytes_share_the_buffer() {
         "in-process types must match"
     );
 }
+
+#[test]
+fn a_scalar_is_copied_out_only_as_its_own_type() {
+    let pair = Payload::new((3u64, 4u64));
+    assert_eq!(pair.scalar::<(u64, u64)>(), Some((3, 4)));
+    // The payload still holds it: a copy was taken.
+    assert_eq!(pair.get::<(u64, u64)>(), Some(&(3, 4)));
+    assert_eq!(pair.scalar::<(u64, i64)>(), None);
+    assert_eq!(pair.scalar::<u64>(), None);
+    // Values behind the shared pointer and encoded bytes are not scalars, even of the type.
+    assert_eq!(shared(5u64).scalar::<u64>(), None);
+    let bytes = Payload::encoded(Format::Bincode, encoded(5u64, Format::Bincode), "u64");
+    assert_eq!(bytes.scalar::<u64>(), None);
+    assert_eq!(bytes.decode::<u64>().unwrap(), 5);
+    assert_eq!(Payload::new(String::from("x")).scalar::<u64>(), None);
+}

@@ -141,20 +141,13 @@ impl Endpoint {
         let timeout = self
             .timeout
             .map(|limit| (limit, Box::pin(tokio::time::sleep(limit))));
+        let watch = (timeout.is_some() || measured.is_some())
+            .then(|| Box::new(Watch { timeout, measured }));
         let state = match &self.target {
             // The usual, fast case: the request is sent now, nothing is boxed but the timer.
             RequestTarget::Binding(binding) => {
-                let request = Outgoing {
-                    conversation,
-                    method,
-                    args,
-                    sender: self.sender.clone(),
-                    reply_format,
-                };
-                match request.send(binding) {
-                    Ok(waiting) => State::Waiting(waiting),
-                    Err(failure) => State::Failed(Some(Box::new(failure))),
-                }
+                let sender = self.sender.clone();
+                send(binding, conversation, method, args, sender, reply_format)
             }
             RequestTarget::Name(name) => {
                 let (registry, name) = (self.calls.registry.clone(), name.clone());
@@ -169,10 +162,10 @@ impl Endpoint {
                     let found = registry.send(Lookup::Name(name.clone())).await;
                     match found.unwrap_or_default().into_iter().next() {
                         Some(binding) => request.send(&binding),
-                        None => Err(Failure::netsvc(
+                        None => State::Failed(Some(Failure::netsvc(
                             ErrorCode::CLIENT_SERVICE_UNAVAILABLE,
                             format!("no service named {name:?}"),
-                        )),
+                        ))),
                     }
                 }))
             }
@@ -180,8 +173,7 @@ impl Endpoint {
         Call {
             conversation,
             state,
-            timeout,
-            measured,
+            watch,
             _response: PhantomData,
         }
     }
@@ -205,7 +197,7 @@ struct Waiting {
 }
 
 impl Outgoing {
-    fn send(self, target: &Binding) -> Result<Waiting, Failure> {
+    fn send(self, target: &Binding) -> State {
         let Outgoing {
             conversation,
             method,
@@ -213,32 +205,48 @@ impl Outgoing {
             sender,
             reply_format,
         } = self;
-        let (tx, rx) = oneshot::channel();
-        let request = IncomingRequest {
-            conversation,
-            method: method.clone(),
-            args,
-            sender,
-            reply: ReplyTo::Local(tx),
-            reply_format,
-        };
-        match target.push(Delivery::Request(request)) {
-            Ok(()) => Ok(Waiting {
-                rx,
-                target: target.agent(),
-                method,
-            }),
-            Err(refused) => Err(refusal(target, refused).into()),
-        }
+        send(target, conversation, method, args, sender, reply_format)
     }
 }
 
-type Resolving = Pin<Box<dyn Future<Output = Result<Waiting, Failure>> + Send>>;
+/// Sends a request to `target`: the call is then waiting, or failed. Takes the request's
+/// parts rather than a struct of them, and returns the call's state, so that each is moved
+/// once: the parts into the delivery, the state into the call.
+#[inline]
+fn send(
+    target: &Binding,
+    conversation: ConversationId,
+    method: Cow<'static, str>,
+    args: Payload,
+    sender: Binding,
+    reply_format: Format,
+) -> State {
+    let (tx, rx) = oneshot::channel();
+    let request = IncomingRequest {
+        conversation,
+        method: method.clone(),
+        args,
+        sender,
+        reply: ReplyTo::Local(tx),
+        reply_format,
+    };
+    match target.push(Delivery::Request(request)) {
+        Ok(()) => State::Waiting(Waiting {
+            rx,
+            target: target.agent(),
+            method,
+        }),
+        Err(refused) => State::Failed(Some(refusal(target, refused).into())),
+    }
+}
+
+/// Resolving a name, then sending: ends waiting or failed.
+type Resolving = Pin<Box<dyn Future<Output = State> + Send>>;
 
 enum State {
     Resolving(Resolving),
     Waiting(Waiting),
-    Failed(Option<Box<Failure>>),
+    Failed(Option<Failure>),
 }
 
 /// The outcome of one request, as a future. A request to a binding is sent when the call is
@@ -248,10 +256,18 @@ enum State {
 pub struct Call<R> {
     conversation: ConversationId,
     state: State,
+    /// Set for a call with a timeout or while per-call metrics are on; boxed, so that a
+    /// call without either is small to move (it is moved into whatever awaits it).
+    watch: Option<Box<Watch>>,
+    _response: PhantomData<fn() -> R>,
+}
+
+/// What watches a call besides its outcome.
+struct Watch {
+    /// The limit and its timer.
     timeout: Option<(Duration, Pin<Box<tokio::time::Sleep>>)>,
     /// Set while per-call metrics are on.
     measured: Option<Measured>,
-    _response: PhantomData<fn() -> R>,
 }
 
 impl<R> Call<R> {
@@ -261,9 +277,8 @@ impl<R> Call<R> {
     pub(crate) fn failed(failure: Failure) -> Self {
         Call {
             conversation: ConversationId(0),
-            state: State::Failed(Some(Box::new(failure))),
-            timeout: None,
-            measured: None,
+            state: State::Failed(Some(failure)),
+            watch: None,
             _response: PhantomData,
         }
     }
@@ -280,10 +295,9 @@ impl<R: DeserializeOwned + Send + Sync + 'static> Future for Call<R> {
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let conversation = this.conversation;
-        let measured = &mut this.measured;
-        let mut done = |r: Result<R, Failure>| {
+        let done = |watch: &mut Option<Box<Watch>>, r: Result<R, Failure>| {
             let r = r.map_err(|f| f.with_conversation(conversation));
-            if let Some(measured) = measured.take() {
+            if let Some(measured) = watch.as_mut().and_then(|w| w.measured.take()) {
                 measured.finish(&r);
             }
             Poll::Ready(r)
@@ -291,22 +305,16 @@ impl<R: DeserializeOwned + Send + Sync + 'static> Future for Call<R> {
         loop {
             match &mut this.state {
                 State::Failed(failure) => {
-                    let failure = failure.take().map_or_else(
-                        || {
-                            Failure::netsvc(
-                                ErrorCode::CLIENT_UNKNOWN_ERROR,
-                                "call polled after completion",
-                            )
-                        },
-                        |failure| *failure,
-                    );
-                    return done(Err(failure));
+                    let failure = failure.take().unwrap_or_else(|| {
+                        Failure::netsvc(
+                            ErrorCode::CLIENT_UNKNOWN_ERROR,
+                            "call polled after completion",
+                        )
+                    });
+                    return done(&mut this.watch, Err(failure));
                 }
                 State::Resolving(fut) => match fut.as_mut().poll(cx) {
-                    Poll::Ready(Ok(waiting)) => this.state = State::Waiting(waiting),
-                    Poll::Ready(Err(failure)) => {
-                        this.state = State::Failed(Some(Box::new(failure)))
-                    }
+                    Poll::Ready(state) => this.state = state,
                     Poll::Pending => break,
                 },
                 State::Waiting(waiting) => {
@@ -316,24 +324,28 @@ impl<R: DeserializeOwned + Send + Sync + 'static> Future for Call<R> {
                     };
                     let (target, method) = (&waiting.target, &waiting.method);
                     let result = match outcome {
-                        Ok(Ok(payload)) => payload.take::<R>().map_err(|e| {
-                            Failure::netsvc(
-                                ErrorCode::CLIENT_RESPONSE_DECODING_ERROR,
-                                format!("response of agent {target} to {method}: {e}"),
-                            )
-                        }),
-                        Ok(Err(failure)) => Err(*failure),
+                        Ok(Ok(payload)) => match payload.scalar::<R>() {
+                            Some(r) => Ok(r),
+                            None => payload.take::<R>().map_err(|e| {
+                                Failure::netsvc(
+                                    ErrorCode::CLIENT_RESPONSE_DECODING_ERROR,
+                                    format!("response of agent {target} to {method}: {e}"),
+                                )
+                            }),
+                        },
+                        Ok(Err(failure)) => Err(failure),
                         Err(_) => Err(Failure::netsvc(
                             ErrorCode::SERVER_APPLICATION_ERROR,
                             format!("agent {target} was withdrawn before responding to {method}"),
                         )),
                     };
                     this.state = State::Failed(None);
-                    return done(result);
+                    return done(&mut this.watch, result);
                 }
             }
         }
-        if let Some((limit, sleep)) = &mut this.timeout {
+        let timeout = this.watch.as_mut().and_then(|w| w.timeout.as_mut());
+        if let Some(&mut (limit, ref mut sleep)) = timeout {
             if sleep.as_mut().poll(cx).is_ready() {
                 let what = match &this.state {
                     State::Waiting(w) => {
@@ -345,10 +357,10 @@ impl<R: DeserializeOwned + Send + Sync + 'static> Future for Call<R> {
                     _ => format!("no response within {limit:?}"),
                 };
                 this.state = State::Failed(None);
-                return done(Err(Failure::netsvc(
-                    ErrorCode::CLIENT_REQUEST_TIMEOUT,
-                    what,
-                )));
+                return done(
+                    &mut this.watch,
+                    Err(Failure::netsvc(ErrorCode::CLIENT_REQUEST_TIMEOUT, what)),
+                );
             }
         }
         Poll::Pending
@@ -358,5 +370,17 @@ impl<R: DeserializeOwned + Send + Sync + 'static> Future for Call<R> {
 impl<R> std::fmt::Debug for Call<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Call({})", self.conversation)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_without_timeout_or_metrics_is_small_to_move() {
+        // It is moved into whatever awaits it, once per call: its state and its id, with
+        // a timeout and metrics behind one pointer.
+        assert!(std::mem::size_of::<Call<u64>>() <= 8 * std::mem::size_of::<usize>());
     }
 }

@@ -20,7 +20,7 @@ pub enum Reply {
 impl Reply {
     /// Answer now with `failure`.
     pub fn failure(failure: Failure) -> Self {
-        Reply::Now(Err(Box::new(failure)))
+        Reply::Now(Err(failure))
     }
 }
 
@@ -42,7 +42,7 @@ impl<T: Content> IntoReply for Plain<T> {
 
 impl<T: Content, E: Into<Failure>> IntoReply for Result<T, E> {
     fn into_reply(self) -> Reply {
-        Reply::Now(self.map(Payload::new).map_err(|e| Box::new(e.into())))
+        Reply::Now(self.map(Payload::new).map_err(Into::into))
     }
 }
 
@@ -61,6 +61,9 @@ pub fn decode_args<A: DeserializeOwned + Send + Sync + 'static>(
     method: &str,
 ) -> Result<A, Failure> {
     // The usual case, a typed client in this process: the tuple itself, moved out.
+    if let Some(args) = args.scalar::<A>() {
+        return Ok(args);
+    }
     if args.get::<A>().is_some() {
         return args.take::<A>().map_err(|e| {
             Failure::netsvc(

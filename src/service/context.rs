@@ -257,13 +257,17 @@ impl<S: Service> ServiceContext<S> {
             reply,
             ..
         } = request;
-        let info = RequestInfo {
-            conversation,
-            method,
-            sender,
-        };
-        let method = info.method.clone();
-        self.core.work().current = Some((info, Some(reply)));
+        let name = method.clone();
+        // Built where it is kept, not moved there whole.
+        self.core.work().current = Some((
+            RequestInfo {
+                conversation,
+                method,
+                sender,
+            },
+            Some(reply),
+        ));
+        let method = name;
         let result = catch_unwind(AssertUnwindSafe(|| {
             S::dispatch(service, self, &method, args)
         }));
@@ -273,10 +277,10 @@ impl<S: Service> ServiceContext<S> {
             Ok(Reply::Suspended) => {
                 if reply.is_some() {
                     // Returned `Delayed` without having suspended this request.
-                    Err(Box::new(Failure::netsvc(
+                    Err(Failure::netsvc(
                         ErrorCode::SERVER_APPLICATION_ERROR,
                         format!("{method} returned Delayed without suspending its response"),
-                    )))
+                    ))
                 } else {
                     return;
                 }
@@ -284,13 +288,11 @@ impl<S: Service> ServiceContext<S> {
             Err(panic) => {
                 let message = panic_message(&panic);
                 tracing::error!(service = %self.core.binding, method = %method, "panic in method: {message}");
-                Err(Box::new(
-                    Failure::netsvc(
-                        ErrorCode::SERVER_APPLICATION_ERROR,
-                        format!("{method} panicked"),
-                    )
-                    .with_details(message),
-                ))
+                Err(Failure::netsvc(
+                    ErrorCode::SERVER_APPLICATION_ERROR,
+                    format!("{method} panicked"),
+                )
+                .with_details(message))
             }
         };
         if let Err(failure) = &mut outcome {
