@@ -58,7 +58,7 @@
 //!
 //! | layer | modules | what |
 //! |---|---|---|
-//! | L0 values | `names`, `ids`, `payload`, `failure`, `schedule`, `descriptor`, `introspection`, `error` | [`ServiceName`], [`SubjectPattern`], [`AgentId`], [`Payload`], [`Failure`] and [`ErrorCode`] (with the one table of netsvc's own failures), [`Schedule`], [`ServiceDescriptor`], [`NodeInfo`], [`Error`] |
+//! | L0 values | `names`, `ids`, `payload`, `failure`, `schedule`, `descriptor`, `introspection`, `error` | [`ServiceName`], [`SubjectPattern`], [`AgentId`], [`Payload`], [`Failure`] (what it says: [`FailureInfo`]) and [`ErrorCode`] (with the one table of netsvc's own failures), [`Schedule`], [`ServiceDescriptor`], [`NodeInfo`], [`Error`] |
 //! | L1 | [`wire`] | frames ↔ bytes, pure |
 //! | L2 | `transport` | a link's outbound buffer and write loop, the chunked reader, plaintext or TLS connections ([`Tls`]): bytes, no meaning |
 //! | L3 | `delivery` | who gets a message and how: [`Binding`], inboxes, routes and pending calls, announcements per link, deliveries ↔ frames, the one path of every answer |
