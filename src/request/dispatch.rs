@@ -60,7 +60,8 @@ pub fn decode_args<A: DeserializeOwned + Send + Sync + 'static>(
     arity: usize,
     method: &str,
 ) -> Result<A, Failure> {
-    // The usual case, a typed client in this process: the tuple itself, moved out.
+    // The usual case, a typed client in this process: a tuple of scalars copied out, or
+    // the tuple itself moved out.
     if let Some(args) = args.scalar::<A>() {
         return Ok(args);
     }
