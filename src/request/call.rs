@@ -141,26 +141,21 @@ impl Endpoint {
         let timeout = self
             .timeout
             .map(|limit| (limit, Box::pin(tokio::time::sleep(limit))));
+        let sender = self.sender.clone();
         let state = match &self.target {
             // The usual, fast case: the request is sent now, nothing is boxed but the timer
             // (and the metrics' start, while they are on).
             RequestTarget::Binding(binding) => {
-                let sender = self.sender.clone();
                 send(binding, conversation, method, args, sender, reply_format)
             }
             RequestTarget::Name(name) => {
                 let (registry, name) = (self.calls.registry.clone(), name.clone());
-                let request = Outgoing {
-                    conversation,
-                    method,
-                    args,
-                    sender: self.sender.clone(),
-                    reply_format,
-                };
                 State::Resolving(Box::pin(async move {
                     let found = registry.send(Lookup::Name(name.clone())).await;
                     match found.unwrap_or_default().into_iter().next() {
-                        Some(binding) => request.send(&binding),
+                        Some(binding) => {
+                            send(&binding, conversation, method, args, sender, reply_format)
+                        }
                         None => State::Failed(Some(Failure::netsvc(
                             ErrorCode::CLIENT_SERVICE_UNAVAILABLE,
                             format!("no service named {name:?}"),
@@ -179,15 +174,6 @@ impl Endpoint {
     }
 }
 
-/// A request about to be sent.
-struct Outgoing {
-    conversation: ConversationId,
-    method: Cow<'static, str>,
-    args: Payload,
-    sender: Binding,
-    reply_format: Format,
-}
-
 /// A request sent, waiting for its outcome.
 struct Waiting {
     rx: oneshot::Receiver<Outcome>,
@@ -196,22 +182,9 @@ struct Waiting {
     method: Cow<'static, str>,
 }
 
-impl Outgoing {
-    fn send(self, target: &Binding) -> State {
-        let Outgoing {
-            conversation,
-            method,
-            args,
-            sender,
-            reply_format,
-        } = self;
-        send(target, conversation, method, args, sender, reply_format)
-    }
-}
-
 /// Sends a request to `target`: the call is then waiting, or failed. Takes the request's
-/// parts rather than a struct of them, and returns the call's state, so that each is moved
-/// once: the parts into the delivery, the state into the call.
+/// parts and returns the call's state, so that each is moved once: the parts into the
+/// delivery, the state into the call.
 #[inline]
 fn send(
     target: &Binding,

@@ -257,17 +257,15 @@ impl<S: Service> ServiceContext<S> {
             reply,
             ..
         } = request;
-        let name = method.clone();
         // Built where it is kept, not moved there whole.
         self.core.work().current = Some((
             RequestInfo {
                 conversation,
-                method,
+                method: method.clone(),
                 sender,
             },
             Some(reply),
         ));
-        let method = name;
         let result = catch_unwind(AssertUnwindSafe(|| {
             S::dispatch(service, self, &method, args)
         }));
